@@ -1,0 +1,88 @@
+"""The FastAPI app factory: data plane, control plane, health, metrics, dashboard."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+import yarnit
+from yarnit.core.errors import YarnitError
+from yarnit.registry import ModelRegistry
+from yarnit.serving import ModelRuntime
+from yarnit.storage import Workspace
+
+from . import control, dataplane
+from .auth import token_middleware
+from .dashboard import render_dashboard
+from .errors import yarnit_error_handler
+from .metrics import ApiMetrics
+
+log = logging.getLogger("yarnit.api")
+
+
+def create_app(workspace: Workspace, *, refresh_s: float = 1.0) -> FastAPI:
+    """Build the HTTP app over an open workspace."""
+    app = FastAPI(
+        title="yarnit",
+        version=yarnit.__version__,
+        description="Reliable ML in production: data plane (v1, OIP v2), control plane (/api), metrics.",
+    )
+    app.state.workspace = workspace
+    app.state.runtime = ModelRuntime(ModelRegistry(workspace), workspace.clock, refresh_s=refresh_s)
+    app.state.metrics = ApiMetrics()
+    if workspace.settings.api_token is None:
+        log.warning("YARNIT_API_TOKEN is not set: control-plane writes are accepted only from loopback.")
+    app.add_exception_handler(YarnitError, yarnit_error_handler)
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        template = getattr(route, "path", "unmatched")
+        metrics: ApiMetrics = app.state.metrics
+        metrics.requests.labels(request.method, template, str(response.status_code)).inc()
+        metrics.latency.labels(request.method, template).observe(time.perf_counter() - started)
+        return response
+
+    # Added last so it runs first: nothing reaches a write route without passing it.
+    app.middleware("http")(token_middleware(workspace.settings.api_token))
+
+    @app.get("/v2/health/live", tags=["health"])
+    def live() -> dict[str, bool]:
+        return {"live": True}
+
+    @app.get("/v2/health/ready", tags=["health"])
+    def ready(response: Response) -> dict[str, object]:
+        try:
+            with workspace.metadata.begin() as conn:
+                conn.execute(text("SELECT 1"))
+        except YarnitError as exc:
+            response.status_code = 503
+            return {"ready": False, "reason": str(exc)}
+        return {"ready": True, "models": app.state.runtime.ready()}
+
+    @app.get("/v2", tags=["health"])
+    def server_metadata() -> dict[str, object]:
+        return {"name": "yarnit", "version": yarnit.__version__, "extensions": []}
+
+    @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
+    def metrics() -> Response:
+        return Response(generate_latest(app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/", response_class=HTMLResponse, tags=["dashboard"])
+    def dashboard() -> HTMLResponse:
+        return HTMLResponse(render_dashboard(ModelRegistry(workspace)))
+
+    app.include_router(dataplane.router)
+    app.include_router(control.router)
+    return app
+
+
+__all__ = ["create_app"]

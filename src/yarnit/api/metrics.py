@@ -1,0 +1,34 @@
+"""Prometheus metrics of one app instance (own registry, so several apps can live in one process)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+@dataclass
+class ApiMetrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        self.requests = Counter(
+            "yarnit_http_requests_total", "HTTP requests by route template and status code",
+            ["method", "route", "status"], registry=self.registry,
+        )
+        self.latency = Histogram(
+            "yarnit_http_request_duration_seconds", "HTTP request latency by route template",
+            ["method", "route"], registry=self.registry,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+        )
+        self.predictions = Counter(
+            "yarnit_predictions_total", "Instances scored, by model, version and answering path",
+            ["model", "version", "served_by"], registry=self.registry,
+        )
+        self.model_version = Gauge(
+            "yarnit_model_version_serving", "Version currently served per model and alias",
+            ["model", "alias"], registry=self.registry,
+        )
+
+
+__all__ = ["ApiMetrics"]

@@ -1,0 +1,57 @@
+"""Running the app with uvicorn: in the foreground (``yarnit serve``) or in a background thread."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from types import TracebackType
+
+import uvicorn
+from fastapi import FastAPI
+
+from yarnit.core.errors import Unavailable
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free on ``host`` right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+class BackgroundServer:
+    """uvicorn serving ``app`` on a loopback port in a daemon thread (demo, tests)."""
+
+    def __init__(self, app: FastAPI, *, host: str = "127.0.0.1", port: int | None = None) -> None:
+        self.host = host
+        self.port = port or free_port(host)
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host=host, port=self.port, log_level="warning", access_log=False, lifespan="off")
+        )
+        self.thread = threading.Thread(target=self.server.run, name="yarnit-server", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def __enter__(self) -> BackgroundServer:
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise Unavailable(f"The HTTP server did not start on {self.url} within 15 s; is the port taken?")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def serve_forever(app: FastAPI, host: str, port: int) -> None:
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+
+
+__all__ = ["BackgroundServer", "free_port", "serve_forever"]

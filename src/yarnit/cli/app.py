@@ -1,0 +1,147 @@
+"""The ``yarnit`` command: ``yarnit <noun> <verb>``, plus ``init``, ``serve`` and ``demo``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+import yarnit
+from yarnit.core.errors import YarnitError
+from yarnit.core.settings import load_settings
+from yarnit.data import Datasets
+
+from . import models
+from .common import JSON_OPTION, cli_errors, console, emit, workspace
+
+app = typer.Typer(
+    name="yarnit",
+    help="Reliable machine learning in production, run the way SRE runs services.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(models.app, name="models")
+data_app = typer.Typer(help="Dataset versions.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+def _add_world() -> None:
+    try:
+        from . import world
+    except ImportError:  # the world simulator is optional at import time of the CLI
+        return
+    app.add_typer(world.app, name="world")
+
+
+_add_world()
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"yarnit {yarnit.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """yarnit: datasets, features, training, registry, serving, monitoring and incidents in one system."""
+
+
+@app.command()
+@cli_errors
+def init(as_json: bool = JSON_OPTION) -> None:
+    """Create (or upgrade) the workspace at YARNIT_HOME."""
+    with workspace() as ws:
+        info = {"home": str(ws.home), "metadata": ws.metadata.safe_url(), "schema_revision":
+                ws.metadata.current_revision(), "recovered_temp_files": len(ws.recovered)}
+    emit(info, as_json, lambda: console.print(
+        f"workspace ready at {info['home']} (metadata {info['metadata']}, schema {info['schema_revision']})"))
+
+
+@app.command()
+@cli_errors
+def serve(host: str = typer.Option("127.0.0.1", help="Interface to bind."),
+          port: int = typer.Option(8080, min=1, max=65535, help="TCP port.")) -> None:
+    """Serve the data plane, control plane, metrics and dashboard over HTTP."""
+    from yarnit.api import create_app
+    from yarnit.api.server import serve_forever
+
+    ws = workspace()
+    if ws.settings.api_token is None and host not in ("127.0.0.1", "::1", "localhost"):
+        console.print("[yellow]warning:[/] YARNIT_API_TOKEN is not set; control-plane writes are refused "
+                      "from anywhere but loopback.")
+    serve_forever(create_app(ws), host, port)
+
+
+@app.command()
+@cli_errors
+def demo(days: int = typer.Option(3, min=2, max=60, help="Simulated days of YarnIt traffic."),
+         seed: int = typer.Option(0, help="Seed of the simulated world."),
+         sessions_per_day: int = typer.Option(1500, min=50, max=100_000, help="Shopper sessions per day."),
+         as_json: bool = JSON_OPTION) -> None:
+    """Run the end-to-end path: world → dataset → model → registry → HTTP prediction."""
+    from yarnit.demo import run_demo
+
+    with workspace() as ws:
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                      disable=as_json, transient=False) as progress:
+            task = progress.add_task("starting", total=None)
+
+            def step(message: str) -> None:
+                progress.console.print(f"  {message}")
+                progress.update(task, description=message)
+
+            result = run_demo(ws, days=days, seed=seed, sessions_per_day=sessions_per_day, progress=step)
+            progress.update(task, description="done")
+
+    def human() -> None:
+        table = Table(title="yarnit demo", show_header=False)
+        rows: list[tuple[str, Any]] = [
+            ("dataset version", f"{result.dataset_version} ({result.rows:,} impressions)"),
+            ("model version", result.model_ref),
+            ("AUC, time-ordered holdout", f"{result.auc_holdout:.4f}"),
+            ("AUC of the ground-truth oracle", f"{result.auc_oracle:.4f}"),
+            ("served prediction", f"{result.served_prediction:.4f} by ctr v{result.served_by_version} "
+                                  f"({result.served_by}) via {result.server_url}/v1/models/ctr:predict"),
+            ("requests sent", str(result.requests_sent)),
+        ]
+        for key, value in rows:
+            table.add_row(key, str(value))
+        console.print(table)
+
+    emit(result.as_dict(), as_json, human)
+
+
+@data_app.command("list")
+@cli_errors
+def data_list(as_json: bool = JSON_OPTION) -> None:
+    """List dataset versions."""
+    with workspace() as ws:
+        versions = Datasets(ws).list()
+    rows = [{"ref": d.ref, "id": d.id, "rows": d.row_count, "sha256": d.content_sha256,
+             "created_at": d.created_at.isoformat(), "source": d.source} for d in versions]
+
+    def human() -> None:
+        table = Table("dataset", "rows", "sha256", "created", "source")
+        for r in rows:
+            table.add_row(r["ref"], f"{r['rows']:,}", r["sha256"][:12], r["created_at"], r["source"])
+        console.print(table)
+
+    emit(rows, as_json, human)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        load_settings()
+    except YarnitError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(1) from None
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,94 @@
+"""``yarnit models …``: list, show, promote, roll back, history."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from yarnit.registry import ModelRegistry
+
+from .common import JSON_OPTION, cli_errors, console, emit, workspace
+
+app = typer.Typer(help="Models, versions and aliases in the registry.", no_args_is_help=True)
+
+
+@app.command("list")
+@cli_errors
+def list_models(as_json: bool = JSON_OPTION) -> None:
+    """List models with their version count and aliases."""
+    with workspace() as ws:
+        rows = ModelRegistry(ws).list_models()
+
+    def human() -> None:
+        table = Table("model", "versions", "latest", "aliases")
+        for r in rows:
+            aliases = ", ".join(f"{a}→v{v}" for a, v in sorted(r["aliases"].items()))
+            table.add_row(r["name"], str(r["n_versions"]), f"v{r['latest_version']}", aliases)
+        console.print(table)
+
+    emit(rows, as_json, human)
+
+
+@app.command("show")
+@cli_errors
+def show(name: str, as_json: bool = JSON_OPTION) -> None:
+    """Show a model's versions, metrics and aliases."""
+    with workspace() as ws:
+        registry = ModelRegistry(ws)
+        versions = registry.versions(name)
+        aliases = registry.aliases(name)
+    data = {"name": name, "aliases": aliases, "versions": [v.to_dict() for v in versions]}
+
+    def human() -> None:
+        table = Table("version", "created", "sha256", "auc (holdout)", "aliases", "tainted")
+        for v in versions:
+            on = ", ".join(a for a, n in aliases.items() if n == v.version)
+            auc = v.metrics.get("auc_holdout")
+            table.add_row(f"v{v.version}", v.created_at.isoformat(timespec="seconds"), v.artifact_sha256[:12],
+                          "" if auc is None else f"{auc:.4f}", on, "yes" if v.tainted else "")
+        console.print(table)
+
+    emit(data, as_json, human)
+
+
+@app.command("promote")
+@cli_errors
+def promote(name: str, version: int, alias: str = typer.Option("production", help="Alias to move."),
+            reason: str = typer.Option("", help="Why (kept in the audit history)."),
+            as_json: bool = JSON_OPTION) -> None:
+    """Point an alias (default: production) at a version."""
+    with workspace() as ws:
+        event = ModelRegistry(ws).promote(name, version, alias=alias, reason=reason)
+    emit(event.to_dict(), as_json, lambda: console.print(
+        f"{name}: {alias} v{event.from_version} → v{event.to_version}"))
+
+
+@app.command("rollback")
+@cli_errors
+def rollback(name: str, alias: str = typer.Option("production", help="Alias to roll back."),
+             reason: str = typer.Option("", help="Why (kept in the audit history)."),
+             as_json: bool = JSON_OPTION) -> None:
+    """Move an alias back to the version it pointed at before (one atomic step)."""
+    with workspace() as ws:
+        event = ModelRegistry(ws).roll_back(name, alias=alias, reason=reason)
+    emit(event.to_dict(), as_json, lambda: console.print(
+        f"{name}: {alias} rolled back v{event.from_version} → v{event.to_version}"))
+
+
+@app.command("history")
+@cli_errors
+def history(name: str, as_json: bool = JSON_OPTION) -> None:
+    """Every alias move of a model, oldest first (who, when, why)."""
+    with workspace() as ws:
+        registry = ModelRegistry(ws)
+        registry.versions(name)
+        events = registry.history(name)
+
+    def human() -> None:
+        table = Table("at", "alias", "from", "to", "action", "actor", "reason")
+        for e in events:
+            table.add_row(e.at.isoformat(timespec="seconds"), e.alias, str(e.from_version or ""),
+                          str(e.to_version or ""), e.action, e.actor, e.reason)
+        console.print(table)
+
+    emit([e.to_dict() for e in events], as_json, human)

@@ -1,0 +1,24 @@
+"""Model registry: versions with safe artifacts, audited aliases, one-step rollback."""
+
+from .errors import AliasNotFound, ModelNotFound, ModelVersionNotFound, NothingToRollBackTo, TaintedVersion
+from .formats import Predictor, dump_sklearn, load_predictor
+from .lightgbm_format import dump_lightgbm
+from .models import STANDARD_ALIASES, AliasEvent, ArtifactFormat, ModelVersion
+from .service import ModelRegistry
+
+__all__ = [
+    "STANDARD_ALIASES",
+    "AliasEvent",
+    "AliasNotFound",
+    "ArtifactFormat",
+    "ModelNotFound",
+    "ModelRegistry",
+    "ModelVersion",
+    "ModelVersionNotFound",
+    "NothingToRollBackTo",
+    "Predictor",
+    "TaintedVersion",
+    "dump_lightgbm",
+    "dump_sklearn",
+    "load_predictor",
+]

@@ -1,0 +1,307 @@
+"""ModelRegistry: register versions, move aliases (audited), roll back in one step.
+
+Every alias move is one transaction that updates the pointer and appends an
+audit event, so "which version was in production on day D" and "roll back"
+are answered from the same history (the gap MLflow users report in mlflow#2169).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, RowMapping, and_, func, insert, select, update
+
+from yarnit.core.errors import InvalidInput
+from yarnit.core.ids import check_name, new_id
+from yarnit.storage import Workspace
+from yarnit.storage.schema import alias_events, aliases, lineage_edges, model_versions, models
+
+from .errors import (
+    AliasNotFound,
+    ModelNotFound,
+    ModelVersionNotFound,
+    NothingToRollBackTo,
+    TaintedVersion,
+)
+from .formats import Predictor, load_predictor
+from .models import STANDARD_ALIASES, AliasEvent, ArtifactFormat, ModelVersion
+
+
+def _to_version(row: RowMapping) -> ModelVersion:
+    return ModelVersion(
+        id=row["id"],
+        model_name=row["model_name"],
+        version=row["version"],
+        artifact_sha256=row["artifact_sha256"],
+        artifact_format=ArtifactFormat(row["artifact_format"]),
+        created_at=row["created_at"],
+        signature=row["signature"] or {},
+        metrics=row["metrics"] or {},
+        params=row["params"] or {},
+        dataset_version_ids=tuple(row["dataset_version_ids"] or ()),
+        run_id=row["run_id"],
+        code_version=row["code_version"],
+        seed=row["seed"],
+        tainted=bool(row["tainted"]),
+        taint_reason=row["taint_reason"],
+    )
+
+
+def check_alias(alias: str) -> str:
+    if not isinstance(alias, str) or not alias.isidentifier() or not alias.islower() or len(alias) > 32:
+        raise InvalidInput(
+            f"Alias {alias!r} is not valid: use a short lowercase word such as "
+            f"{', '.join(STANDARD_ALIASES)}."
+        )
+    return alias
+
+
+class ModelRegistry:
+    """Models, their versions and aliases, stored in the workspace's metadata store."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self.ws = workspace
+
+    # -- versions ----------------------------------------------------------
+    def register(
+        self,
+        model_name: str,
+        artifact: bytes,
+        artifact_format: ArtifactFormat,
+        *,
+        signature: dict[str, Any] | None = None,
+        metrics: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        dataset_version_ids: Sequence[str] = (),
+        run_id: str | None = None,
+        code_version: str | None = None,
+        seed: int | None = None,
+        description: str = "",
+    ) -> ModelVersion:
+        """Store the artifact (content-addressed) and record a new version of ``model_name``.
+
+        The artifact is written before the row, so a crash in between leaves
+        at most an unreferenced blob, never a row pointing at missing bytes.
+        """
+        check_name("Model", model_name)
+        fmt = ArtifactFormat(artifact_format)
+        load_predictor(artifact, fmt)  # a version that cannot load is never registered
+        ref = self.ws.artifacts.put_bytes(artifact)
+        now = self.ws.clock.now()
+        with self.ws.metadata.begin() as conn:
+            if conn.execute(select(models.c.name).where(models.c.name == model_name)).first() is None:
+                conn.execute(insert(models).values(name=model_name, description=description, created_at=now))
+            self._lock_model(conn, model_name)
+            number = (
+                conn.execute(
+                    select(func.max(model_versions.c.version)).where(model_versions.c.model_name == model_name)
+                ).scalar()
+                or 0
+            ) + 1
+            version_id = new_id("mv", self.ws.clock)
+            conn.execute(
+                insert(model_versions).values(
+                    id=version_id,
+                    model_name=model_name,
+                    version=number,
+                    artifact_sha256=ref.sha256,
+                    artifact_format=fmt.value,
+                    signature=signature or {},
+                    metrics=metrics or {},
+                    params=params or {},
+                    dataset_version_ids=list(dataset_version_ids),
+                    run_id=run_id,
+                    code_version=code_version,
+                    seed=seed,
+                    created_at=now,
+                    tainted=False,
+                )
+            )
+            for dataset_id in dataset_version_ids:
+                conn.execute(
+                    insert(lineage_edges).values(
+                        src_kind="dataset_version",
+                        src_id=dataset_id,
+                        dst_kind="model_version",
+                        dst_id=version_id,
+                        relation="trained_on",
+                        created_at=now,
+                    )
+                )
+        return self.get(model_name, number)
+
+    def _lock_model(self, conn: Connection, model_name: str) -> None:
+        # Serialise writers of one model: a row lock on PostgreSQL; SQLite's
+        # write transaction already serialises (BEGIN takes the lock on first write).
+        if conn.dialect.name == "postgresql":
+            conn.execute(select(models.c.name).where(models.c.name == model_name).with_for_update())
+
+    def get(self, model_name: str, version: int) -> ModelVersion:
+        with self.ws.metadata.begin() as conn:
+            row = conn.execute(
+                select(model_versions).where(
+                    and_(model_versions.c.model_name == model_name, model_versions.c.version == version)
+                )
+            ).mappings().first()
+        if row is None:
+            if not self.exists(model_name):
+                raise ModelNotFound(model_name)
+            raise ModelVersionNotFound(model_name, version)
+        return _to_version(row)
+
+    def exists(self, model_name: str) -> bool:
+        with self.ws.metadata.begin() as conn:
+            return conn.execute(select(models.c.name).where(models.c.name == model_name)).first() is not None
+
+    def versions(self, model_name: str) -> list[ModelVersion]:
+        with self.ws.metadata.begin() as conn:
+            rows = conn.execute(
+                select(model_versions)
+                .where(model_versions.c.model_name == model_name)
+                .order_by(model_versions.c.version)
+            ).mappings().all()
+        if not rows and not self.exists(model_name):
+            raise ModelNotFound(model_name)
+        return [_to_version(r) for r in rows]
+
+    def list_models(self) -> list[dict[str, Any]]:
+        with self.ws.metadata.begin() as conn:
+            rows = conn.execute(
+                select(
+                    models.c.name,
+                    models.c.description,
+                    models.c.created_at,
+                    func.count(model_versions.c.id).label("n_versions"),
+                    func.max(model_versions.c.version).label("latest_version"),
+                )
+                .select_from(models.outerjoin(model_versions, model_versions.c.model_name == models.c.name))
+                .group_by(models.c.name, models.c.description, models.c.created_at)
+                .order_by(models.c.name)
+            ).mappings().all()
+            alias_rows = conn.execute(select(aliases)).mappings().all()
+        by_model: dict[str, dict[str, int]] = {}
+        for a in alias_rows:
+            by_model.setdefault(a["model_name"], {})[a["alias"]] = a["version"]
+        return [dict(r) | {"aliases": by_model.get(r["name"], {})} for r in rows]
+
+    def taint(self, model_name: str, version: int, reason: str) -> ModelVersion:
+        """Mark a version as built from data that must not be used (blocks promotion)."""
+        self.get(model_name, version)
+        with self.ws.metadata.begin() as conn:
+            conn.execute(
+                update(model_versions)
+                .where(and_(model_versions.c.model_name == model_name, model_versions.c.version == version))
+                .values(tainted=True, taint_reason=reason)
+            )
+        return self.get(model_name, version)
+
+    # -- aliases -----------------------------------------------------------
+    def aliases(self, model_name: str) -> dict[str, int]:
+        with self.ws.metadata.begin() as conn:
+            rows = conn.execute(select(aliases).where(aliases.c.model_name == model_name)).mappings().all()
+        return {r["alias"]: r["version"] for r in rows}
+
+    def resolve(self, model_name: str, alias: str) -> ModelVersion:
+        """The version an alias points at now."""
+        with self.ws.metadata.begin() as conn:
+            number = conn.execute(
+                select(aliases.c.version).where(and_(aliases.c.model_name == model_name, aliases.c.alias == alias))
+            ).scalar()
+        if number is None:
+            if not self.exists(model_name):
+                raise ModelNotFound(model_name)
+            raise AliasNotFound(model_name, alias)
+        return self.get(model_name, number)
+
+    def set_alias(
+        self, model_name: str, alias: str, version: int, *, actor: str = "cli", reason: str = "", action: str = "set"
+    ) -> AliasEvent:
+        """Point ``alias`` at ``version`` (one transaction: pointer + audit event)."""
+        check_alias(alias)
+        target = self.get(model_name, version)
+        if target.tainted:
+            raise TaintedVersion(target.ref, target.taint_reason)
+        now = self.ws.clock.now()
+        with self.ws.metadata.begin() as conn:
+            self._lock_model(conn, model_name)
+            current = conn.execute(
+                select(aliases.c.version).where(and_(aliases.c.model_name == model_name, aliases.c.alias == alias))
+            ).scalar()
+            if current is None:
+                conn.execute(
+                    insert(aliases).values(model_name=model_name, alias=alias, version=version, updated_at=now)
+                )
+            else:
+                conn.execute(
+                    update(aliases)
+                    .where(and_(aliases.c.model_name == model_name, aliases.c.alias == alias))
+                    .values(version=version, updated_at=now)
+                )
+            event = AliasEvent(model_name, alias, current, version, action, actor, reason, now)
+            conn.execute(insert(alias_events).values(**event.__dict__))
+        return event
+
+    def promote(self, model_name: str, version: int, *, alias: str = "production", actor: str = "cli",
+                reason: str = "") -> AliasEvent:
+        """Point ``alias`` (default ``production``) at ``version``."""
+        return self.set_alias(model_name, alias, version, actor=actor, reason=reason, action="promote")
+
+    def roll_back(self, model_name: str, *, alias: str = "production", actor: str = "cli",
+                  reason: str = "") -> AliasEvent:
+        """Move ``alias`` back to the version it pointed at before its current one.
+
+        The alias history is replayed as a stack (a move pushes, a rollback pops
+        back to its target), so repeated rollbacks keep going back in time and
+        never "roll back" forward. Tainted versions are skipped.
+        """
+        current = self.resolve(model_name, alias).version
+        stack: list[int] = []
+        for event in self.history(model_name, alias):
+            if event.to_version is None:
+                continue
+            if event.action == "rollback":
+                while stack and stack[-1] != event.to_version:
+                    stack.pop()
+                if not stack:
+                    stack.append(event.to_version)
+            else:
+                stack.append(event.to_version)
+        for number in reversed(stack[:-1]):
+            if number == current:
+                continue
+            candidate = self.get(model_name, number)
+            if not candidate.tainted:
+                return self.set_alias(model_name, alias, number, actor=actor,
+                                      reason=reason or f"roll back from v{current}", action="rollback")
+        raise NothingToRollBackTo(model_name, alias)
+
+    def history(self, model_name: str, alias: str | None = None) -> list[AliasEvent]:
+        """Every audited alias move of ``model_name``, oldest first."""
+        query = select(alias_events).where(alias_events.c.model_name == model_name)
+        if alias is not None:
+            query = query.where(alias_events.c.alias == alias)
+        with self.ws.metadata.begin() as conn:
+            rows = conn.execute(query.order_by(alias_events.c.id)).mappings().all()
+        return [
+            AliasEvent(r["model_name"], r["alias"], r["from_version"], r["to_version"], r["action"], r["actor"],
+                       r["reason"], r["at"])
+            for r in rows
+        ]
+
+    def version_at(self, model_name: str, alias: str, when: Any) -> int | None:
+        """Which version ``alias`` pointed at, at time ``when`` (None if unset then)."""
+        result = None
+        for event in self.history(model_name, alias):
+            if event.at <= when:
+                result = event.to_version
+        return result
+
+    # -- loading -----------------------------------------------------------
+    def load(self, version: ModelVersion) -> Predictor:
+        """Load a version's artifact, verifying its sha256 first."""
+        data = self.ws.artifacts.get_bytes(version.artifact_sha256)
+        return load_predictor(data, version.artifact_format)
+
+
+__all__ = ["ModelRegistry", "check_alias"]

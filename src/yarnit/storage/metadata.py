@@ -1,0 +1,159 @@
+"""The metadata store: one SQLAlchemy engine over SQLite (default) or PostgreSQL.
+
+Domains (data, registry, training …) keep their records here through the
+tables in :mod:`yarnit.storage.schema`. The schema is created and upgraded by
+Alembic migrations shipped in the package; a workspace written by a newer
+yarnit is refused with :class:`~yarnit.core.WorkspaceTooNew` instead of being
+silently misread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool
+
+from alembic import command
+from yarnit.core.errors import ConfigError, MissingDependency, Unavailable, WorkspaceTooNew
+
+_MIGRATIONS = Path(__file__).parent / "migrations"
+SUPPORTED_SCHEMES = ("sqlite", "postgresql+psycopg")
+
+
+def _alembic_config(connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    """The newest schema revision this yarnit knows."""
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN IMMEDIATE itself (below):
+    # a deferred transaction that reads and then writes can fail with
+    # "database is locked" when another writer got in between.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.close()
+
+
+def create_metadata_engine(url: str) -> Engine:
+    """An engine for ``url`` with yarnit's settings (WAL, foreign keys, busy timeout on SQLite)."""
+    scheme = url.split(":", 1)[0]
+    if scheme == "postgresql":
+        url = "postgresql+psycopg" + url[len("postgresql") :]
+        scheme = "postgresql+psycopg"
+    if scheme == "sqlite":
+        path = url.removeprefix("sqlite:///")
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        return engine
+    if scheme == "postgresql+psycopg":
+        try:
+            import psycopg  # noqa: F401
+        except ImportError as exc:  # pragma: no cover - psycopg is a core dependency
+            raise MissingDependency("PostgreSQL metadata needs psycopg: pip install 'psycopg[binary]'") from exc
+        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    raise ConfigError(
+        f"No metadata store for URL scheme {scheme!r}. Supported: sqlite:///path/yarnit.db, "
+        "postgresql+psycopg://user@host:5432/db."
+    )
+
+
+class MetadataStore:
+    """Holds the engine; domains run their statements in :meth:`begin` transactions."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = create_metadata_engine(url)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def current_revision(self) -> str | None:
+        """The schema revision stored in the database (None if never migrated)."""
+        with self._connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+
+    def migrate(self) -> str:
+        """Bring the schema to this yarnit's head revision; refuse a newer database."""
+        known = {s.revision for s in ScriptDirectory.from_config(_alembic_config()).walk_revisions()}
+        current = self.current_revision()
+        if current is not None and current not in known:
+            raise WorkspaceTooNew(
+                f"The metadata store at {self.safe_url()} has schema revision {current!r}, which this "
+                f"yarnit does not know (newest known: {head_revision()!r}). It was written by a newer "
+                "yarnit: upgrade yarnit (pip install -U yarnit) rather than risk misreading it."
+            )
+        head = head_revision()
+        if current != head:
+            with self.engine.begin() as connection:
+                command.upgrade(_alembic_config(connection), "head")
+        return head
+
+    @contextlib.contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A connection inside one transaction: committed on success, rolled back on error."""
+        try:
+            with self.engine.begin() as connection:
+                yield connection
+        except OperationalError as exc:
+            raise Unavailable(
+                f"The metadata store at {self.safe_url()} did not answer: {exc.orig}. "
+                "Check that the database is running and YARNIT_DB_URL is right."
+            ) from exc
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[Connection]:
+        try:
+            with self.engine.connect() as connection:
+                yield connection
+        except OperationalError as exc:
+            raise Unavailable(
+                f"The metadata store at {self.safe_url()} did not answer: {exc.orig}. "
+                "Check that the database is running and YARNIT_DB_URL is right."
+            ) from exc
+
+    def table_names(self) -> list[str]:
+        with self._connect() as connection:
+            return sorted(inspect(connection).get_table_names())
+
+    def integrity_check(self) -> str:
+        """SQLite's ``PRAGMA integrity_check`` ('ok' when sound); 'ok' on PostgreSQL."""
+        if self.dialect != "sqlite":
+            return "ok"
+        with self._connect() as connection:
+            return str(connection.exec_driver_sql("PRAGMA integrity_check").scalar())
+
+    def safe_url(self) -> str:
+        """The URL without any password, for messages."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+__all__ = ["MetadataStore", "create_metadata_engine", "head_revision"]

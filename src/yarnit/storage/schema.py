@@ -1,0 +1,200 @@
+"""The metadata store's tables (SQLAlchemy Core), shared by every domain.
+
+Migrations in ``migrations/versions`` create exactly these tables; a test
+compares a migrated database with this module so the two never drift apart.
+Timestamps are stored as timezone-aware UTC; JSON columns hold small documents
+(schemas, statistics summaries, metrics), never bulk data.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as UTC and always read back timezone-aware (SQLite forgets zones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value.isoformat()!r} given; yarnit stores aware UTC times")
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+SHA = String(64)
+TS = UtcDateTime()
+
+dataset_versions = Table(
+    "dataset_versions",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(63), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("content_sha256", SHA, nullable=False),
+    Column("artifact_sha256", SHA, nullable=False),
+    Column("row_count", BigInteger, nullable=False),
+    Column("schema", JSON, nullable=False),
+    Column("statistics", JSON, nullable=True),
+    Column("source", Text, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("parents", JSON, nullable=False),
+    Column("run_id", String(40), nullable=True),
+    Column("retention_class", String(63), nullable=True),
+    Column("pii_columns", JSON, nullable=False),
+    Column("subject_column", String(128), nullable=True),
+    Column("subjects_sha256", SHA, nullable=True),
+    Column("status", String(16), nullable=False, server_default="active"),
+    UniqueConstraint("name", "version", name="uq_dataset_versions_name_version"),
+    UniqueConstraint("name", "content_sha256", name="uq_dataset_versions_name_content"),
+)
+
+models = Table(
+    "models",
+    metadata,
+    Column("name", String(63), primary_key=True),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("owner", String(128), nullable=False, server_default=""),
+    Column("created_at", TS, nullable=False),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("model_name", String(63), ForeignKey("models.name"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("artifact_sha256", SHA, nullable=False),
+    Column("artifact_format", String(32), nullable=False),
+    Column("signature", JSON, nullable=False),
+    Column("metrics", JSON, nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("dataset_version_ids", JSON, nullable=False),
+    Column("run_id", String(40), nullable=True),
+    Column("code_version", String(64), nullable=True),
+    Column("seed", Integer, nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("tainted", Boolean, nullable=False, server_default="0"),
+    Column("taint_reason", Text, nullable=True),
+    UniqueConstraint("model_name", "version", name="uq_model_versions_name_version"),
+)
+
+aliases = Table(
+    "aliases",
+    metadata,
+    Column("model_name", String(63), primary_key=True),
+    Column("alias", String(32), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    ForeignKeyConstraint(
+        ["model_name", "version"],
+        ["model_versions.model_name", "model_versions.version"],
+        name="fk_aliases_model_version",
+    ),
+)
+
+alias_events = Table(
+    "alias_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_name", String(63), nullable=False),
+    Column("alias", String(32), nullable=False),
+    Column("from_version", Integer, nullable=True),
+    Column("to_version", Integer, nullable=True),
+    Column("action", String(16), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("reason", Text, nullable=False, server_default=""),
+    Column("at", TS, nullable=False),
+    Index("ix_alias_events_model_alias", "model_name", "alias"),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("pipeline", String(63), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("started_at", TS, nullable=False),
+    Column("ended_at", TS, nullable=True),
+    Column("params", JSON, nullable=False),
+    Column("metrics", JSON, nullable=False),
+    Column("code_version", String(64), nullable=True),
+    Index("ix_runs_pipeline", "pipeline"),
+)
+
+lineage_edges = Table(
+    "lineage_edges",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("src_kind", String(32), nullable=False),
+    Column("src_id", String(128), nullable=False),
+    Column("dst_kind", String(32), nullable=False),
+    Column("dst_id", String(128), nullable=False),
+    Column("relation", String(32), nullable=False),
+    Column("created_at", TS, nullable=False),
+    UniqueConstraint("src_kind", "src_id", "dst_kind", "dst_id", "relation", name="uq_lineage_edges_edge"),
+    Index("ix_lineage_edges_src", "src_kind", "src_id"),
+    Index("ix_lineage_edges_dst", "dst_kind", "dst_id"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", TS, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("subject", String(256), nullable=False),
+    Column("detail", JSON, nullable=False),
+)
+
+__all__ = [
+    "UtcDateTime",
+    "alias_events",
+    "aliases",
+    "audit_log",
+    "dataset_versions",
+    "lineage_edges",
+    "metadata",
+    "model_versions",
+    "models",
+    "runs",
+]
