@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, PlainTextResponse
+from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
@@ -24,6 +26,23 @@ from .errors import yarnit_error_handler
 from .metrics import ApiMetrics
 
 log = logging.getLogger("yarnit.api")
+
+
+def iter_api_routes(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:
+    """Every APIRoute, including those inside included routers (newer FastAPI nests them).
+
+    Used by the auth inventory test: a route that this walk misses could not be
+    proven to need the token, so the test also cross-checks the OpenAPI schema.
+    """
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+            continue
+        nested = getattr(route, "original_router", None) or getattr(route, "router", None)
+        if nested is not None and hasattr(nested, "routes"):
+            yield from iter_api_routes(nested.routes)
+        elif hasattr(route, "routes"):
+            yield from iter_api_routes(route.routes)
 
 
 def create_app(workspace: Workspace, *, refresh_s: float = 1.0) -> FastAPI:
@@ -85,4 +104,4 @@ def create_app(workspace: Workspace, *, refresh_s: float = 1.0) -> FastAPI:
     return app
 
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "iter_api_routes"]

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, RowMapping, and_, func, insert, select, updat
 
 from yarnit.core.errors import InvalidInput
 from yarnit.core.ids import check_name, new_id
-from yarnit.storage import Workspace
+from yarnit.storage import Workspace, insert_ignore
 from yarnit.storage.schema import alias_events, aliases, lineage_edges, model_versions, models
 
 from .errors import (
@@ -90,8 +90,8 @@ class ModelRegistry:
         ref = self.ws.artifacts.put_bytes(artifact)
         now = self.ws.clock.now()
         with self.ws.metadata.begin() as conn:
-            if conn.execute(select(models.c.name).where(models.c.name == model_name)).first() is None:
-                conn.execute(insert(models).values(name=model_name, description=description, created_at=now))
+            conn.execute(insert_ignore(conn, models).values(name=model_name, description=description,
+                                                            created_at=now))
             self._lock_model(conn, model_name)
             number = (
                 conn.execute(

@@ -1,7 +1,7 @@
 """Storage: the metadata store (SQLite or PostgreSQL), the artifact store, the workspace."""
 
 from .artifacts import ArtifactCorrupted, ArtifactNotFound, ArtifactRef, LocalArtifactStore
-from .metadata import MetadataStore, create_metadata_engine, head_revision
+from .metadata import MetadataStore, create_metadata_engine, head_revision, insert_ignore
 from .workspace import Workspace, open_workspace
 
 __all__ = [
@@ -13,5 +13,6 @@ __all__ = [
     "Workspace",
     "create_metadata_engine",
     "head_revision",
+    "insert_ignore",
     "open_workspace",
 ]

@@ -17,7 +17,7 @@ from typing import Any
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, Insert, Table, create_engine, event, inspect
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
@@ -82,6 +82,17 @@ def create_metadata_engine(url: str) -> Engine:
     )
 
 
+def insert_ignore(conn: Connection, table: Table) -> Insert:
+    """An INSERT that does nothing when the row's key already exists (SQLite and PostgreSQL)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table).on_conflict_do_nothing()
+
+
 class MetadataStore:
     """Holds the engine; domains run their statements in :meth:`begin` transactions."""
 
@@ -121,10 +132,7 @@ class MetadataStore:
             with self.engine.begin() as connection:
                 yield connection
         except OperationalError as exc:
-            raise Unavailable(
-                f"The metadata store at {self.safe_url()} did not answer: {exc.orig}. "
-                "Check that the database is running and YARNIT_DB_URL is right."
-            ) from exc
+            raise self._unavailable(exc) from exc
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[Connection]:
@@ -132,10 +140,14 @@ class MetadataStore:
             with self.engine.connect() as connection:
                 yield connection
         except OperationalError as exc:
-            raise Unavailable(
-                f"The metadata store at {self.safe_url()} did not answer: {exc.orig}. "
-                "Check that the database is running and YARNIT_DB_URL is right."
-            ) from exc
+            raise self._unavailable(exc) from exc
+
+    def _unavailable(self, exc: OperationalError) -> Unavailable:
+        reason = " ".join(str(exc.orig).split())
+        return Unavailable(
+            f"The metadata store at {self.safe_url()} did not answer ({reason}). "
+            "Check that the database is running and YARNIT_DB_URL is right."
+        )
 
     def table_names(self) -> list[str]:
         with self._connect() as connection:
@@ -156,4 +168,4 @@ class MetadataStore:
         self.engine.dispose()
 
 
-__all__ = ["MetadataStore", "create_metadata_engine", "head_revision"]
+__all__ = ["MetadataStore", "create_metadata_engine", "head_revision", "insert_ignore"]

@@ -1,0 +1,85 @@
+"""The CLI: version, init, --json, one-line errors with non-zero exit."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from testsupport import register_ctr
+from typer.testing import CliRunner
+
+import yarnit
+from yarnit.cli.app import app
+from yarnit.core import Settings
+from yarnit.storage import open_workspace
+
+runner = CliRunner()
+
+
+def env_for(home: Path, **extra: str) -> dict[str, str]:
+    return {"YARNIT_HOME": str(home), **extra}
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.strip() == f"yarnit {yarnit.__version__}"
+
+
+def test_init_creates_the_workspace_and_reports_json(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["init", "--json"], env=env_for(tmp_path / "ws"))
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.stdout)
+    assert info["home"] == str(tmp_path / "ws") and info["schema_revision"] == "0001"
+    assert (tmp_path / "ws" / "yarnit.db").exists() and (tmp_path / "ws" / "artifacts").is_dir()
+
+
+def test_models_commands_promote_and_roll_back(tmp_path: Path) -> None:
+    ws = open_workspace(Settings.for_home(tmp_path / "ws"))
+    register_ctr(ws)
+    ws.close()
+    env = env_for(tmp_path / "ws")
+    listed = json.loads(runner.invoke(app, ["models", "list", "--json"], env=env).stdout)
+    assert listed[0]["name"] == "ctr" and listed[0]["aliases"] == {"production": 1}
+    promoted = runner.invoke(app, ["models", "promote", "ctr", "2", "--reason", "better", "--json"], env=env)
+    assert promoted.exit_code == 0 and json.loads(promoted.stdout)["to_version"] == 2
+    rolled = runner.invoke(app, ["models", "rollback", "ctr", "--json"], env=env)
+    assert json.loads(rolled.stdout)["to_version"] == 1
+    history = json.loads(runner.invoke(app, ["models", "history", "ctr", "--json"], env=env).stdout)
+    assert [h["action"] for h in history] == ["promote", "promote", "rollback"]
+    shown = json.loads(runner.invoke(app, ["models", "show", "ctr", "--json"], env=env).stdout)
+    assert [v["version"] for v in shown["versions"]] == [1, 2]
+
+
+def test_user_errors_print_one_line_and_exit_1(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["models", "show", "nope"], env=env_for(tmp_path / "ws"))
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: There is no model named 'nope'. List models with: yarnit models list"]
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [("YARNIT_DB_URL", "oracle://db", "has scheme 'oracle'"), ("YARNIT_API_TOKEN", "abc", "at least 16")],
+)
+def test_bad_environment_fails_fast_with_one_line(tmp_path: Path, variable: str, value: str, expected: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("YARNIT_")}
+    env.update(env_for(tmp_path / "ws", **{variable: value}))
+    proc = subprocess.run([sys.executable, "-m", "yarnit", "init"], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0] and lines[0].startswith("error: ")
+
+
+def test_workspace_from_a_newer_yarnit_is_a_clear_error(tmp_path: Path) -> None:
+    ws = open_workspace(Settings.for_home(tmp_path / "ws"))
+    with ws.metadata.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = 'ffff'")
+    ws.close()
+    result = runner.invoke(app, ["init"], env=env_for(tmp_path / "ws"))
+    assert result.exit_code == 1 and "written by a newer yarnit" in result.stderr

@@ -1,0 +1,70 @@
+"""The metadata store's contract, run on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timezone
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import insert, select, text
+
+from yarnit.core import Settings, SimulatedClock, WorkspaceTooNew
+from yarnit.storage import MetadataStore, Workspace, head_revision, open_workspace
+from yarnit.storage.schema import audit_log, metadata
+
+
+def test_migrations_create_exactly_the_declared_schema(ws: Workspace) -> None:
+    with ws.metadata.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": False}), metadata)
+    assert diff == []
+    assert ws.metadata.current_revision() == head_revision()
+
+
+def test_migrate_is_idempotent(ws: Workspace) -> None:
+    before = ws.metadata.table_names()
+    assert ws.metadata.migrate() == head_revision()
+    assert ws.metadata.table_names() == before
+
+
+def test_timestamps_come_back_timezone_aware_utc(ws: Workspace, clock: SimulatedClock) -> None:
+    with ws.metadata.begin() as conn:
+        conn.execute(insert(audit_log).values(at=clock.now(), actor="t", action="a", subject="s", detail={"k": 1}))
+    with ws.metadata.begin() as conn:
+        row = conn.execute(select(audit_log)).mappings().one()
+    assert row["at"] == clock.now() and row["at"].tzinfo is not None
+    assert row["at"].utcoffset() == timezone.utc.utcoffset(None)
+    assert row["detail"] == {"k": 1}
+
+
+def test_failed_transaction_leaves_nothing(ws: Workspace, clock: SimulatedClock) -> None:
+    with pytest.raises(RuntimeError), ws.metadata.begin() as conn:
+        conn.execute(insert(audit_log).values(at=clock.now(), actor="t", action="a", subject="s", detail={}))
+        raise RuntimeError("crash mid-transaction")
+    with ws.metadata.begin() as conn:
+        assert conn.execute(select(audit_log)).first() is None
+
+
+def test_workspace_from_a_newer_yarnit_is_refused_with_the_fix(ws: Workspace) -> None:
+    with ws.metadata.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    store = MetadataStore(ws.settings.db_url)
+    with pytest.raises(WorkspaceTooNew, match="revision '9999'.*newer yarnit: upgrade yarnit"):
+        store.migrate()
+    store.close()
+
+
+def test_sqlite_store_runs_in_wal_with_foreign_keys(sqlite_ws: Workspace) -> None:
+    with sqlite_ws.metadata.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+    assert sqlite_ws.metadata.integrity_check() == "ok"
+
+
+def test_unreachable_database_says_what_to_check(tmp_path, clock) -> None:  # type: ignore[no-untyped-def]
+    from yarnit.core import Unavailable
+
+    settings = Settings.for_home(tmp_path, db_url="postgresql+psycopg://nobody@127.0.0.1:1/none")
+    with pytest.raises(Unavailable, match="did not answer.*YARNIT_DB_URL"):
+        open_workspace(settings, clock)
