@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 import yarnit
 from yarnit.cli.app import app
 from yarnit.core import Settings
-from yarnit.storage import open_workspace
+from yarnit.storage import head_revision, open_workspace
 
 runner = CliRunner()
 
@@ -33,7 +33,7 @@ def test_init_creates_the_workspace_and_reports_json(tmp_path: Path) -> None:
     result = runner.invoke(app, ["init", "--json"], env=env_for(tmp_path / "ws"))
     assert result.exit_code == 0, result.output
     info = json.loads(result.stdout)
-    assert info["home"] == str(tmp_path / "ws") and info["schema_revision"] == "0001"
+    assert info["home"] == str(tmp_path / "ws") and info["schema_revision"] == head_revision()
     assert (tmp_path / "ws" / "yarnit.db").exists() and (tmp_path / "ws" / "artifacts").is_dir()
 
 

@@ -36,11 +36,14 @@ def _alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
+def head_revisions() -> tuple[str, ...]:
+    """The newest schema revisions this yarnit knows (one per branch; domains may branch)."""
+    return tuple(sorted(ScriptDirectory.from_config(_alembic_config()).get_heads()))
+
+
 def head_revision() -> str:
-    """The newest schema revision this yarnit knows."""
-    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
-    assert head is not None
-    return head
+    """The schema revision(s) this yarnit upgrades to, joined by '+' when branches exist."""
+    return "+".join(head_revisions())
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -104,26 +107,30 @@ class MetadataStore:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
-    def current_revision(self) -> str | None:
-        """The schema revision stored in the database (None if never migrated)."""
+    def current_revisions(self) -> tuple[str, ...]:
+        """The schema revisions stored in the database (empty if never migrated)."""
         with self._connect() as connection:
-            return MigrationContext.configure(connection).get_current_revision()
+            return tuple(sorted(MigrationContext.configure(connection).get_current_heads()))
+
+    def current_revision(self) -> str | None:
+        """The stored schema revision(s), joined by '+' (None if never migrated)."""
+        return "+".join(self.current_revisions()) or None
 
     def migrate(self) -> str:
-        """Bring the schema to this yarnit's head revision; refuse a newer database."""
+        """Bring the schema to this yarnit's head revisions; refuse a newer database."""
         known = {s.revision for s in ScriptDirectory.from_config(_alembic_config()).walk_revisions()}
-        current = self.current_revision()
-        if current is not None and current not in known:
+        current = self.current_revisions()
+        unknown = [r for r in current if r not in known]
+        if unknown:
             raise WorkspaceTooNew(
-                f"The metadata store at {self.safe_url()} has schema revision {current!r}, which this "
+                f"The metadata store at {self.safe_url()} has schema revision {unknown[0]!r}, which this "
                 f"yarnit does not know (newest known: {head_revision()!r}). It was written by a newer "
                 "yarnit: upgrade yarnit (pip install -U yarnit) rather than risk misreading it."
             )
-        head = head_revision()
-        if current != head:
+        if current != head_revisions():
             with self.engine.begin() as connection:
-                command.upgrade(_alembic_config(connection), "head")
-        return head
+                command.upgrade(_alembic_config(connection), "heads")
+        return head_revision()
 
     @contextlib.contextmanager
     def begin(self) -> Iterator[Connection]:

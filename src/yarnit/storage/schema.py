@@ -83,6 +83,14 @@ dataset_versions = Table(
     Column("subject_column", String(128), nullable=True),
     Column("subjects_sha256", SHA, nullable=True),
     Column("status", String(16), nullable=False, server_default="active"),
+    # Added in 0002 (data management): the curated schema version applied at ingest,
+    # the number of distinct data subjects, the privacy treatment of PII columns,
+    # and what replaced this version (after `forget`) and when its status changed.
+    Column("schema_id", String(40), nullable=True),
+    Column("subject_count", BigInteger, nullable=True),
+    Column("privacy", JSON, nullable=True),
+    Column("superseded_by", String(40), nullable=True),
+    Column("status_changed_at", TS, nullable=True),
     UniqueConstraint("name", "version", name="uq_dataset_versions_name_version"),
     UniqueConstraint("name", "content_sha256", name="uq_dataset_versions_name_content"),
 )
@@ -175,6 +183,69 @@ lineage_edges = Table(
     Index("ix_lineage_edges_dst", "dst_kind", "dst_id"),
 )
 
+dataset_schemas = Table(
+    "dataset_schemas",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(63), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("content_sha256", SHA, nullable=False),
+    Column("document", JSON, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("created_at", TS, nullable=False),
+    UniqueConstraint("name", "version", name="uq_dataset_schemas_name_version"),
+    UniqueConstraint("name", "content_sha256", name="uq_dataset_schemas_name_content"),
+)
+
+artifact_purges = Table(
+    "artifact_purges",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("artifact_sha256", SHA, nullable=False),
+    Column("reason", String(32), nullable=False),
+    Column("request_id", String(40), nullable=True),
+    Column("scheduled_at", TS, nullable=False),
+    Column("purge_after", TS, nullable=False),
+    Column("purged_at", TS, nullable=True),
+    Column("outcome", String(32), nullable=True),
+    Index("ix_artifact_purges_due", "purged_at", "purge_after"),
+)
+
+deletion_receipts = Table(
+    "deletion_receipts",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("subject_hash", SHA, nullable=False),
+    Column("requested_at", TS, nullable=False),
+    Column("due_by", TS, nullable=False),
+    Column("purge_after", TS, nullable=False),
+    Column("completed_at", TS, nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("detail", JSON, nullable=False),
+    Index("ix_deletion_receipts_subject", "subject_hash"),
+)
+
+lineage_taints = Table(
+    "lineage_taints",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("node_kind", String(32), nullable=False),
+    Column("node_id", String(128), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("request_id", String(40), nullable=True),
+    Column("created_at", TS, nullable=False),
+    Index("ix_lineage_taints_node", "node_kind", "node_id"),
+)
+
+retention_policies = Table(
+    "retention_policies",
+    metadata,
+    Column("class_name", String(63), primary_key=True),
+    Column("max_age_days", Integer, nullable=False),
+    Column("grace_days", Integer, nullable=False, server_default="0"),
+    Column("updated_at", TS, nullable=False),
+)
+
 audit_log = Table(
     "audit_log",
     metadata,
@@ -190,11 +261,16 @@ __all__ = [
     "UtcDateTime",
     "alias_events",
     "aliases",
+    "artifact_purges",
     "audit_log",
+    "dataset_schemas",
     "dataset_versions",
+    "deletion_receipts",
     "lineage_edges",
+    "lineage_taints",
     "metadata",
     "model_versions",
     "models",
+    "retention_policies",
     "runs",
 ]
