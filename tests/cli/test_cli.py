@@ -79,7 +79,7 @@ def test_bad_environment_fails_fast_with_one_line(tmp_path: Path, variable: str,
 def test_workspace_from_a_newer_yarnit_is_a_clear_error(tmp_path: Path) -> None:
     ws = open_workspace(Settings.for_home(tmp_path / "ws"))
     with ws.metadata.begin() as conn:
-        conn.exec_driver_sql("UPDATE alembic_version SET version_num = 'ffff'")
+        conn.exec_driver_sql("INSERT INTO alembic_version (version_num) VALUES ('ffff')")
     ws.close()
     result = runner.invoke(app, ["init"], env=env_for(tmp_path / "ws"))
     assert result.exit_code == 1 and "written by a newer yarnit" in result.stderr

@@ -47,7 +47,7 @@ def test_failed_transaction_leaves_nothing(ws: Workspace, clock: SimulatedClock)
 
 def test_workspace_from_a_newer_yarnit_is_refused_with_the_fix(ws: Workspace) -> None:
     with ws.metadata.begin() as conn:
-        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+        conn.execute(text("INSERT INTO alembic_version (version_num) VALUES ('9999')"))
     store = MetadataStore(ws.settings.db_url)
     with pytest.raises(WorkspaceTooNew, match="revision '9999'.*newer yarnit: upgrade yarnit"):
         store.migrate()

@@ -100,11 +100,16 @@ def demo(days: int = typer.Option(3, min=2, max=60, help="Simulated days of Yarn
 
     def human() -> None:
         table = Table(title="yarnit demo", show_header=False)
+        def auc(value: float | None) -> str:
+            return "n/a" if value is None else f"{value:.4f}"
+
         rows: list[tuple[str, Any]] = [
-            ("dataset version", f"{result.dataset_version} ({result.rows:,} impressions)"),
-            ("model version", result.model_ref),
-            ("AUC, time-ordered holdout", f"{result.auc_holdout:.4f}"),
-            ("AUC of the ground-truth oracle", f"{result.auc_oracle:.4f}"),
+            ("pipeline run", f"{result.run_id} ({result.cached_steps} steps from cache)"),
+            ("dataset version", result.dataset_version),
+            ("model version", f"{result.model_ref} ({'blessed' if result.blessed else 'NOT blessed'})"),
+            ("AUC, time-ordered holdout", auc(result.auc_holdout)),
+            ("AUC of the popularity baseline", auc(result.auc_popularity)),
+            ("AUC of the ground-truth oracle", auc(result.auc_oracle)),
             ("served prediction", f"{result.served_prediction:.4f} by ctr v{result.served_by_version} "
                                   f"({result.served_by}) via {result.server_url}/v1/models/ctr:predict"),
             ("requests sent", str(result.requests_sent)),

@@ -1,5 +1,7 @@
-"""YarnIt's models. Today: the click prediction model; the recommenders land with their issue."""
+"""YarnIt's models. Today: the click prediction pipeline; the recommenders land with their issue."""
 
-from .ctr import RAW_INPUTS, TRANSFORM, CtrTrainingResult, time_split, train_ctr
+from .ctr import DEFAULTS, RAW_INPUTS, TRANSFORM, BlockingAnomalies, ctr_pipeline
+from .pipelines import BUILTIN_PIPELINES, builtin_pipeline
 
-__all__ = ["RAW_INPUTS", "TRANSFORM", "CtrTrainingResult", "time_split", "train_ctr"]
+__all__ = ["BUILTIN_PIPELINES", "DEFAULTS", "RAW_INPUTS", "TRANSFORM", "BlockingAnomalies", "builtin_pipeline",
+           "ctr_pipeline"]

@@ -1,25 +1,39 @@
-"""The Yarn Product Click Prediction Model: a logistic regression over request-time features.
+"""The Yarn Product Click Prediction Model as a training pipeline (``yarnit pipeline run yarnit-ctr``).
 
-Trained on the impression log with a time-ordered holdout (the last day is
-never seen in training, so no future leaks into the past). ``position`` is a
-training feature and is fixed to 1 at serving, which removes position bias
-from the scores.
+select → validate → build training set → train → evaluate → gate → register
+
+* select: simulate the YarnIt world (or take a recorded dataset) and record
+  the impression log as a dataset version. The ground-truth click
+  probabilities go to a separate dataset, used for scoring and never as
+  features.
+* validate: check the log before training, including label sanity (ch. 15,
+  case 5: a test set whose positive rate is implausible is rejected).
+* build: compute ``ctr_features_v1`` over the whole log with its vectorized
+  twin, and split by day. The last day is the holdout, so no future leaks
+  into training.
+* train: run the configured trainer (logistic, hist_gbm or lightgbm), warm
+  started from production when asked.
+* evaluate: AUC, log loss, Brier score and bias on the named holdout,
+  compared with a popularity baseline and the ground-truth oracle.
+* gate: bless or refuse, giving every reason.
+* register: record the version with its lineage; promote it if it is blessed
+  and promotion is enabled.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.feature_extraction import DictVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
-from sklearn.pipeline import Pipeline
+from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
 from yarnit.core.errors import InvalidInput
-from yarnit.features import apply_transform
+from yarnit.data import Datasets
+from yarnit.features.request_time_frame import ctr_features_v1_frame
+from yarnit.registry import AliasNotFound, ModelNotFound, ModelRegistry, load_predictor
+from yarnit.training import Pipeline, RunStore, Step, StepContext, TrainedModel, ValueKind
+from yarnit.training.trainers import make_trainer
 
 TRANSFORM = "ctr_features_v1"
 LABEL = "clicked"
@@ -29,58 +43,286 @@ RAW_INPUTS = {
     "price_usd": "double", "discount": "double", "user_price_sensitivity": "double", "hour": "int",
     "day_of_week": "int", "query": "string",
 }
+REQUIRED = (*RAW_INPUTS, "position", "day", "product_id", "impression_id", LABEL)
+
+DEFAULTS: dict[str, Any] = {
+    "model": "ctr",
+    "dataset": "yarnit-impressions",
+    "source": "world",  # or "dataset": train on an existing version of `dataset`
+    "days": 3,
+    "world_seed": 0,
+    "sessions_per_day": 1500,
+    "dataset_version": None,  # with source=dataset: a version number, or None for the newest
+    "holdout_days": 1,
+    "trainer": "logistic",
+    "trainer_params": {},
+    "warm_start": False,
+    "positive_rate_band": [0.005, 0.5],
+    "min_auc": 0.6,
+    "min_lift_over_popularity": 0.0,
+    "max_regression_vs_production": 0.01,
+    "promote": True,
+    "probe_rows": 64,
+}
 
 
-@dataclass(frozen=True)
-class CtrTrainingResult:
-    estimator: Pipeline
-    metrics: dict[str, Any]
-    params: dict[str, Any]
-    signature: dict[str, Any]
+class BlockingAnomalies(InvalidInput):
+    """Validation found problems that make training on this data wrong."""
 
 
-def time_split(frame: pd.DataFrame, holdout_days: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split by day: the last ``holdout_days`` days are the holdout."""
+def _native(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    return value
+
+
+# --- steps -------------------------------------------------------------------
+def select(ctx: StepContext) -> dict[str, Any]:
+    cfg = ctx.config
+    datasets = Datasets(ctx.workspace)
+    if cfg["source"] == "dataset":
+        version = datasets.get(cfg["dataset"], cfg.get("dataset_version"))
+        ctx.count_rows(version.row_count)
+        return {"dataset": {"id": version.id, "ref": version.ref}, "truth": {"id": None}}
+    if cfg["source"] != "world":
+        raise InvalidInput(f"source={cfg['source']!r} is not valid; use 'world' or 'dataset'.")
+    from yarnit.world import World, WorldConfig
+
+    world = World(WorldConfig(seed=int(cfg["world_seed"]), sessions_per_day=int(cfg["sessions_per_day"])))
+    logs, truths = [], []
+    for partition in world.run(int(cfg["days"])):
+        logs.append(partition.impressions)
+        truths.append(partition.truth[["impression_id", "p_click"]])
+        ctx.log(f"world day {partition.impressions['day'].iloc[0]}: {len(partition.impressions)} impressions")
+    log = pd.concat(logs, ignore_index=True)
+    source = f"yarnit world seed={cfg['world_seed']} days={cfg['days']} sessions/day={cfg['sessions_per_day']}"
+    version = datasets.ingest_frame(cfg["dataset"], log, source=source, run_id=ctx.run_id,
+                                    retention_class="events", pii_columns=["user_id"])
+    truth = datasets.ingest_frame(f"{cfg['dataset']}-truth", pd.concat(truths, ignore_index=True),
+                                  source=f"ground truth of {version.ref} (scoring only)", parents=[version.id],
+                                  run_id=ctx.run_id)
+    ctx.count_rows(len(log))
+    return {"dataset": {"id": version.id, "ref": version.ref}, "truth": {"id": truth.id, "ref": truth.ref}}
+
+
+def _read(ctx: StepContext, ref: dict[str, Any]) -> pd.DataFrame:
+    datasets = Datasets(ctx.workspace)
+    for version in datasets.list():
+        if version.id == ref["id"]:
+            return datasets.read(version)
+    raise InvalidInput(f"Dataset version {ref.get('ref', ref['id'])} is gone (purged?); rerun select.")
+
+
+def validate(ctx: StepContext, dataset: dict[str, Any]) -> dict[str, Any]:
+    frame = _read(ctx, dataset)
+    anomalies: list[dict[str, Any]] = []
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    if missing:
+        anomalies.append({"severity": "blocking", "column": ",".join(missing), "kind": "missing_columns",
+                          "evidence": f"columns {missing} are absent",
+                          "fix": "Produce the impression log with the YarnIt schema (see yarnit world generate)."})
+    if frame.empty:
+        anomalies.append({"severity": "blocking", "column": "*", "kind": "empty", "evidence": "0 rows",
+                          "fix": "Check the upstream export; training on nothing is the ch. 7 failure."})
+    if LABEL in frame.columns and not frame.empty:
+        nulls = int(frame[LABEL].isna().sum())
+        if nulls:
+            anomalies.append({"severity": "blocking", "column": LABEL, "kind": "missing_labels",
+                              "evidence": f"{nulls} rows without a label", "fix": "Wait for the label join."})
+        low, high = ctx.config["positive_rate_band"]
+        by_day = frame.groupby("day")[LABEL].mean() if "day" in frame.columns else pd.Series(dtype=float)
+        for day, rate in by_day.items():
+            if not low <= rate <= high:
+                anomalies.append({
+                    "severity": "blocking", "column": LABEL, "kind": "label_rate", "day": str(day),
+                    "evidence": f"positive rate {rate:.4f} on {day} is outside the expected band [{low}, {high}]",
+                    "fix": "Labels look incomplete (a click-log outage?) or corrupted; fix the label source and "
+                           "rerun, or widen positive_rate_band if this is real.",
+                })
+    blocking = [a for a in anomalies if a["severity"] == "blocking"]
+    report = {"rows": len(frame), "anomalies": anomalies, "blocking": len(blocking)}
+    ctx.count_rows(len(frame))
+    if blocking:
+        raise BlockingAnomalies(
+            f"Validation of {dataset.get('ref')} found {len(blocking)} blocking anomalies; first: "
+            f"{blocking[0]['evidence']}. {blocking[0]['fix']}"
+        )
+    return {"report": report}
+
+
+def build_training_set(ctx: StepContext, dataset: dict[str, Any]) -> dict[str, Any]:
+    frame = _read(ctx, dataset)
     days = sorted(frame["day"].unique())
+    holdout_days = int(ctx.config["holdout_days"])
     if len(days) <= holdout_days:
         raise InvalidInput(
-            f"A time-ordered holdout needs more than {holdout_days} day(s) of data; got {len(days)}. "
-            "Generate more days (e.g. --days 3)."
+            f"A time-ordered holdout of {holdout_days} day(s) needs more days of data; got {len(days)}. "
+            "Generate more days (days=3 or more)."
         )
     cut = days[-holdout_days]
-    return frame[frame["day"] < cut], frame[frame["day"] >= cut]
+    features = ctr_features_v1_frame(frame)
+    keep = frame[["impression_id", "product_id", "day", LABEL]].reset_index(drop=True)
+    table = pd.concat([features.reset_index(drop=True), keep], axis=1)
+    is_holdout = (frame["day"] >= cut).to_numpy()
+    probe_rows = frame.loc[is_holdout, list(RAW_INPUTS)].head(int(ctx.config["probe_rows"]))
+    probe = [{k: _native(v) for k, v in row.items()} for row in probe_rows.to_dict("records")]
+    ctx.count_rows(len(frame))
+    return {"train": table[~is_holdout].reset_index(drop=True), "holdout": table[is_holdout].reset_index(drop=True),
+            "probe": {"instances": probe, "distribution": f"time-ordered holdout from {cut}"}}
 
 
-def train_ctr(frame: pd.DataFrame, *, seed: int = 0, c: float = 1.0) -> CtrTrainingResult:
-    """Fit the click model on all days but the last; report AUC on the last day."""
-    missing = [c for c in (*RAW_INPUTS, "position", "day", LABEL) if c not in frame.columns]
-    if missing:
-        raise InvalidInput(f"The click log lacks columns {missing}; it must come from the YarnIt impression log.")
-    train, holdout = time_split(frame)
-    if train[LABEL].nunique() < 2:
-        raise InvalidInput(
-            f"The training days hold only one label value ({train[LABEL].iloc[0]!r}); a click model needs "
-            "both clicks and non-clicks. Check the click log (a click-processing outage?)."
-        )
-    columns = [*RAW_INPUTS, "position"]
-    x_train = apply_transform(TRANSFORM, train[columns].to_dict("records"))
-    x_hold = apply_transform(TRANSFORM, holdout[columns].to_dict("records"))
-    params = {"C": c, "max_iter": 1000, "solver": "lbfgs", "random_state": seed}
-    estimator = Pipeline([("vectorize", DictVectorizer(sparse=True, sort=True)),
-                          ("model", LogisticRegression(**params))])
-    estimator.fit(x_train, train[LABEL].to_numpy())
-    scores = estimator.predict_proba(x_hold)[:, 1]
-    y_hold = holdout[LABEL].to_numpy()
-    metrics: dict[str, Any] = {
-        "auc_holdout": float(roc_auc_score(y_hold, scores)) if len(np.unique(y_hold)) == 2 else None,
-        "n_train": len(train),
-        "n_holdout": len(holdout),
-        "ctr_holdout": float(y_hold.mean()),
-        "mean_prediction_holdout": float(scores.mean()),
-        "holdout_distribution": f"time-ordered holdout: day {holdout['day'].min()}",
+FEATURE_EXCLUDE = ("impression_id", "product_id", "day", LABEL)
+
+
+def _features(table: pd.DataFrame) -> pd.DataFrame:
+    return table.drop(columns=list(FEATURE_EXCLUDE))
+
+
+def _production(ctx: StepContext) -> Any:
+    try:
+        return ModelRegistry(ctx.workspace).resolve(ctx.config["model"], "production")
+    except (ModelNotFound, AliasNotFound):
+        return None
+
+
+def train(ctx: StepContext, train: pd.DataFrame, probe: dict[str, Any]) -> dict[str, Any]:
+    trainer = make_trainer(ctx.config["trainer"], **ctx.config["trainer_params"])
+    init = None
+    production = _production(ctx) if ctx.config["warm_start"] else None
+    if production is not None and production.params.get("trainer") == trainer.name:
+        artifact = ctx.workspace.artifacts.get_bytes(production.artifact_sha256)
+        init = TrainedModel(artifact, production.artifact_format, trainer.name, params=production.params)
+        ctx.log(f"warm start from {production.ref}")
+    model = trainer.fit(_features(train), train[LABEL].to_numpy(), seed=ctx.seed, init=init,
+                        dask_client=ctx.dask_client)
+    ctx.count_rows(len(train))
+    ctx.metric("training_rows_per_s", model.training.get("rows_per_s"))
+    return {"model": TrainedModel(
+        artifact=model.artifact, artifact_format=model.artifact_format, trainer=model.trainer,
+        params=model.params | {"trainer": model.trainer},
+        signature={"inputs": RAW_INPUTS, "output": "click probability", "transform": TRANSFORM},
+        training=model.training, probe=probe["instances"])}
+
+
+def _score(predictor: Any, table: pd.DataFrame) -> np.ndarray:
+    return np.asarray(predictor.predict_proba(_features(table).to_dict("records")), dtype=float)
+
+
+def _auc(y: np.ndarray, scores: np.ndarray) -> float | None:
+    return float(roc_auc_score(y, scores)) if len(np.unique(y)) == 2 else None
+
+
+def evaluate(ctx: StepContext, model: TrainedModel, train: pd.DataFrame, holdout: pd.DataFrame,
+             truth: dict[str, Any]) -> dict[str, Any]:
+    predictor = load_predictor(model.artifact, model.artifact_format)
+    scores = _score(predictor, holdout)
+    y = holdout[LABEL].to_numpy()
+    clipped = np.clip(scores, 1e-7, 1 - 1e-7)
+    popularity = train.groupby("product_id")[LABEL].mean()
+    baseline = holdout["product_id"].map(popularity).fillna(float(train[LABEL].mean())).to_numpy()
+    report: dict[str, Any] = {
+        "distribution": f"time-ordered holdout: {holdout['day'].min()} to {holdout['day'].max()} "
+                        f"({len(holdout)} impressions)",
+        "auc": _auc(y, scores), "log_loss": float(log_loss(y, clipped, labels=[0, 1])),
+        "brier": float(brier_score_loss(y, scores)), "mean_prediction": float(scores.mean()),
+        "ctr": float(y.mean()), "bias": float(scores.mean() - y.mean()), "prediction_std": float(scores.std()),
+        "auc_popularity": _auc(y, baseline), "n": len(y),
     }
-    signature = {"inputs": RAW_INPUTS, "output": "click probability", "transform": TRANSFORM}
-    return CtrTrainingResult(estimator, metrics, params, signature)
+    if truth.get("id"):
+        truth_frame = _read(ctx, truth)
+        p = holdout[["impression_id"]].merge(truth_frame, on="impression_id", how="left")["p_click"].to_numpy()
+        report["auc_oracle"] = _auc(y, p) if not np.isnan(p).any() else None
+    production = _production(ctx)
+    if production is not None and production.signature.get("transform") == TRANSFORM:
+        prod_predictor = ModelRegistry(ctx.workspace).load(production)
+        report["auc_production"] = _auc(y, _score(prod_predictor, holdout))
+        report["production_version"] = production.version
+    for key in ("auc", "auc_popularity", "auc_oracle", "auc_production"):
+        if report.get(key) is not None:
+            ctx.metric(f"{key}_holdout", report[key])
+    ctx.count_rows(len(holdout))
+    return {"report": report}
 
 
-__all__ = ["LABEL", "RAW_INPUTS", "TRANSFORM", "CtrTrainingResult", "time_split", "train_ctr"]
+def gate(ctx: StepContext, report: dict[str, Any]) -> dict[str, Any]:
+    cfg = ctx.config
+    reasons: list[str] = []
+    auc = report.get("auc")
+    if auc is None:
+        reasons.append(f"AUC is undefined on {report['distribution']}: the holdout has one label value only.")
+    else:
+        if auc < cfg["min_auc"]:
+            reasons.append(f"auc {auc:.4f} < min_auc {cfg['min_auc']} on {report['distribution']}.")
+        pop = report.get("auc_popularity")
+        if pop is not None and auc < pop + cfg["min_lift_over_popularity"]:
+            reasons.append(f"auc {auc:.4f} does not beat the popularity baseline {pop:.4f} "
+                           f"+ {cfg['min_lift_over_popularity']}: a simpler model is better.")
+        prod = report.get("auc_production")
+        if prod is not None and auc < prod - cfg["max_regression_vs_production"]:
+            reasons.append(f"auc {auc:.4f} < production v{report['production_version']} {prod:.4f} - "
+                           f"{cfg['max_regression_vs_production']}: retrain, or raise max_regression_vs_production "
+                           "if the drop is intended.")
+    blessed = not reasons
+    ctx.metric("blessed", blessed)
+    return {"verdict": {"blessed": blessed, "reasons": reasons}}
+
+
+def register(ctx: StepContext, model: TrainedModel, report: dict[str, Any], verdict: dict[str, Any],
+             dataset: dict[str, Any]) -> dict[str, Any]:
+    from yarnit.core.hashing import sha256_bytes
+    from yarnit.registry import ArtifactFormat
+
+    registry = ModelRegistry(ctx.workspace)
+    name = ctx.config["model"]
+    sha = sha256_bytes(model.artifact)
+    # Identical bytes are the same model: reuse the version (a cached rerun, or a resume after a crash
+    # between registering and recording this step) instead of registering a duplicate.
+    existing = [v for v in (registry.versions(name) if registry.exists(name) else []) if v.artifact_sha256 == sha]
+    metrics = {k: v for k, v in report.items() if isinstance(v, int | float | str | type(None))}
+    metrics |= {"auc_holdout": report.get("auc"), "blessed": verdict["blessed"], "gate_reasons": verdict["reasons"],
+                "training": model.training}
+    if existing:
+        version = existing[-1]
+    else:
+        version = registry.register(
+            name, model.artifact, ArtifactFormat(model.artifact_format), signature=model.signature | {
+                "probe": model.probe}, metrics=metrics, params=model.params, dataset_version_ids=[dataset["id"]],
+            run_id=ctx.run_id, code_version=RunStore(ctx.workspace).get(ctx.run_id).code_version, seed=ctx.seed, description="Yarn Product Click Prediction Model")
+    promoted = False
+    if verdict["blessed"] and ctx.config["promote"]:
+        if registry.aliases(name).get("production") != version.version:
+            registry.promote(name, version.version, actor=f"pipeline:{ctx.run_id}",
+                             reason=f"blessed by gate: auc {report.get('auc')}")
+        promoted = True
+    ctx.metric("model_version", version.version)
+    return {"model_version": {"model": name, "version": version.version, "id": version.id, "promoted": promoted}}
+
+
+def ctr_pipeline() -> Pipeline:
+    """The click model's pipeline with its default configuration."""
+    return Pipeline(
+        "yarnit-ctr",
+        [
+            Step("select", select, outputs={"dataset": ValueKind.REF, "truth": ValueKind.REF}, retries=2),
+            Step("validate", validate, inputs={"dataset": "select.dataset"}, outputs={"report": ValueKind.REPORT}),
+            Step("build", build_training_set, inputs={"dataset": "select.dataset"},
+                 outputs={"train": ValueKind.TABLE, "holdout": ValueKind.TABLE, "probe": ValueKind.REPORT}),
+            Step("train", train, inputs={"train": "build.train", "probe": "build.probe"},
+                 outputs={"model": ValueKind.MODEL}),
+            Step("evaluate", evaluate, inputs={"model": "train.model", "train": "build.train",
+                                              "holdout": "build.holdout", "truth": "select.truth"},
+                 outputs={"report": ValueKind.REPORT}, cacheable=False),
+            Step("gate", gate, inputs={"report": "evaluate.report"}, outputs={"verdict": ValueKind.REPORT},
+                 cacheable=False),
+            Step("register", register, inputs={"model": "train.model", "report": "evaluate.report",
+                                              "verdict": "gate.verdict", "dataset": "select.dataset"},
+                 outputs={"model_version": ValueKind.REF}, cacheable=False),
+        ],
+        config=DEFAULTS,
+        description="Yarn Product Click Prediction Model: world → dataset → features → model → gate → registry",
+    )
+
+
+__all__ = ["DEFAULTS", "LABEL", "RAW_INPUTS", "TRANSFORM", "BlockingAnomalies", "ctr_pipeline"]

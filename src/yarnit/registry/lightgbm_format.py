@@ -1,7 +1,14 @@
-"""LightGBM models in LightGBM's own text format (parsed by LightGBM, never unpickled)."""
+"""LightGBM models in LightGBM's own text format (parsed by LightGBM, never unpickled).
+
+Text features are stored as category codes. The model text carries the
+category lists (``pandas_categorical``) and marks which features are
+categorical (``feature_infos``), so a dict instance can be encoded at serving
+exactly as training encoded its frame.
+"""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -9,12 +16,31 @@ import numpy as np
 from yarnit.core.errors import InvalidInput, UnsafeArtifact
 
 
-class LightgbmPredictor:
-    """A LightGBM booster taking dicts of numeric features by name."""
+def lightgbm_safe(name: str) -> str:
+    """LightGBM refuses some JSON characters in feature names; training and serving both replace them."""
+    return "".join("_" if c in '",:[]{}' else c for c in name)
 
-    def __init__(self, booster: Any) -> None:
+
+def _categorical_flags(model_text: str, n_features: int) -> list[bool]:
+    for line in model_text.splitlines():
+        if line.startswith("feature_infos="):
+            infos = line.split("=", 1)[1].split(" ")
+            return [not (info.startswith("[") or info == "none") for info in infos]
+    return [False] * n_features
+
+
+class LightgbmPredictor:
+    """A LightGBM booster scoring dicts: numbers by feature name, text via the stored category lists."""
+
+    def __init__(self, booster: Any, model_text: str) -> None:
         self.booster = booster
         self.feature_names: list[str] = list(booster.feature_name())
+        flags = _categorical_flags(model_text, len(self.feature_names))
+        lists = list(booster.pandas_categorical or [])
+        self.categories: dict[int, dict[str, int]] = {}
+        for index, is_categorical in enumerate(flags):
+            if is_categorical and lists:
+                self.categories[index] = {value: code for code, value in enumerate(lists.pop(0))}
 
     @classmethod
     def from_bytes(cls, data: bytes) -> LightgbmPredictor:
@@ -25,27 +51,36 @@ class LightgbmPredictor:
                 "An artifact declared as 'lightgbm-text' must be a LightGBM text model (starting with 'tree'); "
                 "these bytes are not. Save the booster with booster.model_to_string()."
             )
-        return cls(lightgbm.Booster(model_str=data.decode("utf-8")))
+        text = data.decode("utf-8")
+        return cls(lightgbm.Booster(model_str=text), text)
 
-    def predict_proba(self, instances: list[dict[str, Any]]) -> np.ndarray:
+    def encode(self, instances: list[dict[str, Any]]) -> np.ndarray:
         matrix = np.full((len(instances), len(self.feature_names)), np.nan)
         for row, instance in enumerate(instances):
+            values = {lightgbm_safe(str(k)): v for k, v in instance.items()}
             for col, name in enumerate(self.feature_names):
-                value = instance.get(name)
+                value = values.get(name)
                 if value is None:
                     continue
-                if isinstance(value, bool) or not isinstance(value, int | float):
+                lookup = self.categories.get(col)
+                if lookup is not None:
+                    code = lookup.get(str(value))
+                    matrix[row, col] = np.nan if code is None else code
+                elif isinstance(value, bool) or not isinstance(value, int | float):
                     raise InvalidInput(
-                        f"Feature {name!r} must be a number for this LightGBM model; got {value!r}. "
-                        "Encode categories as numbers before scoring."
+                        f"Feature {name!r} must be a number for this LightGBM model; got {value!r}."
                     )
-                matrix[row, col] = float(value)
-        return np.asarray(self.booster.predict(matrix))
+                elif math.isfinite(value):
+                    matrix[row, col] = float(value)
+        return matrix
+
+    def predict_proba(self, instances: list[dict[str, Any]]) -> np.ndarray:
+        return np.asarray(self.booster.predict(self.encode(instances)))
 
 
 def dump_lightgbm(booster: Any) -> bytes:
-    """A booster's text model, as bytes."""
+    """A booster's text model (with its category lists), as bytes."""
     return str(booster.model_to_string()).encode("utf-8")
 
 
-__all__ = ["LightgbmPredictor", "dump_lightgbm"]
+__all__ = ["LightgbmPredictor", "dump_lightgbm", "lightgbm_safe"]

@@ -1,5 +1,26 @@
-"""Training: run records (the pipeline runner, trainers and reproducibility land with their issue)."""
+"""Training: pipelines of typed steps, a runner that caches, retries and resumes, run records, trainers."""
 
-from .runs import Run, RunStore, detect_code_version
+from .pipeline import Pipeline, PipelineDefinitionError, Step
+from .runner import PipelineRunner, RunResult, StepContext, StepFailed, StepTimedOut, TransientStepError
+from .runs import Run, RunStore, StepRecord, detect_code_version, environment
+from .values import TrainedModel, ValueKind, load_value
 
-__all__ = ["Run", "RunStore", "detect_code_version"]
+__all__ = [
+    "Pipeline",
+    "PipelineDefinitionError",
+    "PipelineRunner",
+    "Run",
+    "RunResult",
+    "RunStore",
+    "Step",
+    "StepContext",
+    "StepFailed",
+    "StepRecord",
+    "StepTimedOut",
+    "TrainedModel",
+    "TransientStepError",
+    "ValueKind",
+    "detect_code_version",
+    "environment",
+    "load_value",
+]

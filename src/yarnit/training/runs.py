@@ -1,31 +1,69 @@
-"""Run records: what a training job was asked to do, what it produced, and how it ended."""
+"""Run and step records: what a pipeline run was asked to do, what each step did, how it ended."""
 
 from __future__ import annotations
 
+import importlib.metadata
+import os
+import platform
+import socket
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import and_, delete, insert, select, update
 
 from yarnit.core.errors import NotFound
 from yarnit.core.ids import check_name, new_id
 from yarnit.storage import Workspace
-from yarnit.storage.schema import runs
+from yarnit.storage.schema import run_steps, runs
+
+TRACKED_PACKAGES = ("yarnit", "numpy", "pandas", "pyarrow", "scikit-learn", "lightgbm", "skops", "duckdb",
+                    "scipy", "dask", "distributed")
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    step: str
+    state: str  # pending | running | succeeded | cached | failed | interrupted
+    attempts: int
+    cache_key: str | None
+    inputs: dict[str, Any]
+    outputs: dict[str, Any] | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    wall_s: float | None
+    cpu_s: float | None
+    peak_rss_mb: float | None
+    rows: int | None
+    rows_per_s: float | None
+    error: str | None
+    logs: list[str]
 
 
 @dataclass(frozen=True)
 class Run:
     id: str
     pipeline: str
-    state: str
+    state: str  # running | succeeded | failed
     started_at: datetime
     ended_at: datetime | None
     params: dict[str, Any]
     metrics: dict[str, Any]
     code_version: str | None
+    source: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None
+    environment: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    reproduces: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dict(self.__dict__)
+        data["started_at"] = self.started_at.isoformat()
+        data["ended_at"] = self.ended_at.isoformat() if self.ended_at else None
+        return data
 
 
 def detect_code_version(path: Path | None = None) -> str | None:
@@ -41,25 +79,56 @@ def detect_code_version(path: Path | None = None) -> str | None:
     return f"{commit[:40]}{'+dirty' if dirty else ''}"[:64]
 
 
+def environment() -> dict[str, Any]:
+    """Python, platform and package versions of this process (recorded with every run)."""
+    packages = {}
+    for name in TRACKED_PACKAGES:
+        try:
+            packages[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            packages[name] = None
+    return {"python": platform.python_version(), "platform": platform.platform(), "packages": packages,
+            "host": socket.gethostname(), "pid": os.getpid()}
+
+
+def _run(row: Any) -> Run:
+    return Run(
+        id=row["id"], pipeline=row["pipeline"], state=row["state"], started_at=row["started_at"],
+        ended_at=row["ended_at"], params=row["params"] or {}, metrics=row["metrics"] or {},
+        code_version=row["code_version"], source=row["source"], config=row["config"] or {}, seed=row["seed"],
+        environment=row["environment"] or {}, error=row["error"], reproduces=row["reproduces"],
+    )
+
+
 class RunStore:
-    """Start and finish runs in the metadata store."""
+    """Runs and their steps in the metadata store."""
 
     def __init__(self, workspace: Workspace) -> None:
         self.ws = workspace
 
-    def start(self, pipeline: str, params: dict[str, Any], *, code_version: str | None = None) -> Run:
+    def start(self, pipeline: str, params: dict[str, Any], *, code_version: str | None = None,
+              source: str | None = None, seed: int | None = None, reproduces: str | None = None) -> Run:
         check_name("Pipeline", pipeline)
         run_id = new_id("run", self.ws.clock)
         with self.ws.metadata.begin() as conn:
             conn.execute(insert(runs).values(
                 id=run_id, pipeline=pipeline, state="running", started_at=self.ws.clock.now(), ended_at=None,
-                params=params, metrics={}, code_version=code_version))
+                params=params, metrics={}, code_version=code_version, source=source, config=params, seed=seed,
+                environment=environment(), error=None, reproduces=reproduces))
         return self.get(run_id)
 
-    def finish(self, run_id: str, state: str, metrics: dict[str, Any] | None = None) -> Run:
+    def reopen(self, run_id: str) -> Run:
+        """Mark a run as running again (resume), recording this process as its owner."""
         with self.ws.metadata.begin() as conn:
             conn.execute(update(runs).where(runs.c.id == run_id).values(
-                state=state, ended_at=self.ws.clock.now(), metrics=metrics or {}))
+                state="running", ended_at=None, error=None, environment=environment()))
+        return self.get(run_id)
+
+    def finish(self, run_id: str, state: str, metrics: dict[str, Any] | None = None,
+               error: str | None = None) -> Run:
+        with self.ws.metadata.begin() as conn:
+            conn.execute(update(runs).where(runs.c.id == run_id).values(
+                state=state, ended_at=self.ws.clock.now(), metrics=metrics or {}, error=error))
         return self.get(run_id)
 
     def get(self, run_id: str) -> Run:
@@ -67,7 +136,42 @@ class RunStore:
             row = conn.execute(select(runs).where(runs.c.id == run_id)).mappings().first()
         if row is None:
             raise NotFound(f"There is no run {run_id!r}. List runs with: yarnit runs list")
-        return Run(**dict(row))
+        return _run(row)
+
+    def list(self, pipeline: str | None = None, limit: int = 50) -> list[Run]:
+        query = select(runs).order_by(runs.c.started_at.desc(), runs.c.id.desc()).limit(limit)
+        if pipeline is not None:
+            query = query.where(runs.c.pipeline == pipeline)
+        with self.ws.metadata.begin() as conn:
+            return [_run(r) for r in conn.execute(query).mappings().all()]
+
+    # -- steps -------------------------------------------------------------
+    def steps(self, run_id: str) -> list[StepRecord]:
+        with self.ws.metadata.begin() as conn:
+            rows = conn.execute(select(run_steps).where(run_steps.c.run_id == run_id)
+                                .order_by(run_steps.c.started_at)).mappings().all()
+        return [StepRecord(**{k: v for k, v in r.items() if k != "run_id"}) for r in rows]
+
+    def step(self, run_id: str, step: str) -> StepRecord | None:
+        for record in self.steps(run_id):
+            if record.step == step:
+                return record
+        return None
+
+    def step_started(self, run_id: str, step: str, *, attempts: int, cache_key: str | None,
+                     inputs: dict[str, Any]) -> None:
+        with self.ws.metadata.begin() as conn:
+            conn.execute(delete(run_steps).where(and_(run_steps.c.run_id == run_id, run_steps.c.step == step)))
+            conn.execute(insert(run_steps).values(
+                run_id=run_id, step=step, state="running", attempts=attempts, cache_key=cache_key, inputs=inputs,
+                outputs=None, started_at=self.ws.clock.now(), ended_at=None, logs=[]))
+
+    def step_finished(self, run_id: str, step: str, *, state: str, outputs: dict[str, Any] | None = None,
+                      error: str | None = None, logs: list[str] | None = None, **measures: Any) -> None:
+        with self.ws.metadata.begin() as conn:
+            conn.execute(update(run_steps).where(and_(run_steps.c.run_id == run_id, run_steps.c.step == step))
+                         .values(state=state, outputs=outputs, error=error, logs=(logs or [])[-200:],
+                                 ended_at=self.ws.clock.now(), **measures))
 
 
-__all__ = ["Run", "RunStore", "detect_code_version"]
+__all__ = ["Run", "RunStore", "StepRecord", "detect_code_version", "environment"]

@@ -1,0 +1,25 @@
+"""Built-in pipelines, by name (``yarnit pipeline run yarnit-ctr``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from yarnit.core.errors import InvalidInput
+from yarnit.training import Pipeline
+
+from .ctr import ctr_pipeline
+
+BUILTIN_PIPELINES: dict[str, Callable[[], Pipeline]] = {"yarnit-ctr": ctr_pipeline}
+
+
+def builtin_pipeline(name: str) -> Pipeline:
+    try:
+        return BUILTIN_PIPELINES[name]()
+    except KeyError:
+        raise InvalidInput(
+            f"No built-in pipeline named {name!r}; built-ins: {', '.join(BUILTIN_PIPELINES)}. "
+            "Or pass a Python file that defines `pipeline`."
+        ) from None
+
+
+__all__ = ["BUILTIN_PIPELINES", "builtin_pipeline"]

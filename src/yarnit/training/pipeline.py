@@ -1,0 +1,133 @@
+"""Pipelines: DAGs of steps with typed inputs and outputs, defined in Python.
+
+Example:
+    >>> def make(ctx):
+    ...     return {"n": {"value": ctx.config["n"]}}
+    >>> def double(ctx, n):
+    ...     return {"twice": {"value": 2 * n["value"]}}
+    >>> p = Pipeline("demo", [
+    ...     Step("make", make, outputs={"n": ValueKind.REF}, config={"n": 21}),
+    ...     Step("double", double, inputs={"n": "make.n"}, outputs={"twice": ValueKind.REF}),
+    ... ])
+    >>> [s.name for s in p.order()]
+    ['make', 'double']
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from yarnit.core.errors import InvalidInput
+from yarnit.core.ids import check_name
+
+from .values import ValueKind
+
+StepFn = Callable[..., dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step: ``fn(ctx, **inputs) -> {output name: value}``.
+
+    ``inputs`` maps a parameter of ``fn`` to ``"<step>.<output>"``. ``config``
+    holds the step's own settings (merged over the run's config keys of the
+    same name). Transient failures (:class:`TransientStepError`, connection
+    errors) are retried ``retries`` times with exponential backoff.
+    """
+
+    name: str
+    fn: StepFn
+    outputs: Mapping[str, ValueKind]
+    inputs: Mapping[str, str] = field(default_factory=dict)
+    config: Mapping[str, Any] = field(default_factory=dict)
+    retries: int = 0
+    backoff_s: float = 0.5
+    timeout_s: float | None = None
+    cacheable: bool = True
+    version: str = ""  # bump to invalidate caches when behaviour changes outside fn's source
+
+    def code_version(self) -> str:
+        """sha256 of the step function's source (and ``version``): changes invalidate the cache."""
+        try:
+            source = inspect.getsource(self.fn)
+        except (OSError, TypeError):
+            source = f"{self.fn.__module__}.{getattr(self.fn, '__qualname__', repr(self.fn))}"
+        return hashlib.sha256(f"{source}\n{self.version}".encode()).hexdigest()
+
+
+class PipelineDefinitionError(InvalidInput):
+    """The pipeline's graph is wrong: a cycle, a missing input, a duplicate or unknown step."""
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    name: str
+    steps: Sequence[Step]
+    config: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    def step(self, name: str) -> Step:
+        for s in self.steps:
+            if s.name == name:
+                return s
+        raise PipelineDefinitionError(
+            f"Pipeline {self.name!r} has no step {name!r}; its steps are: {', '.join(s.name for s in self.steps)}."
+        )
+
+    def order(self) -> list[Step]:
+        """The steps in an order that respects every input (raises on a broken graph)."""
+        check_name("Pipeline", self.name)
+        by_name: dict[str, Step] = {}
+        for s in self.steps:
+            check_name("Step", s.name)
+            if s.name in by_name:
+                raise PipelineDefinitionError(f"Pipeline {self.name!r} defines step {s.name!r} twice; rename one.")
+            if not s.outputs:
+                raise PipelineDefinitionError(f"Step {s.name!r} declares no outputs; declare what it produces.")
+            by_name[s.name] = s
+        deps: dict[str, set[str]] = {}
+        for s in self.steps:
+            params = inspect.signature(s.fn).parameters
+            deps[s.name] = set()
+            for param, source in s.inputs.items():
+                if param not in params and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+                    raise PipelineDefinitionError(
+                        f"Step {s.name!r} maps input {param!r}, but {s.fn.__name__}() has no such parameter."
+                    )
+                producer, _, output = source.partition(".")
+                if producer not in by_name:
+                    raise PipelineDefinitionError(
+                        f"Step {s.name!r} takes {param!r} from unknown step {producer!r}; known steps: "
+                        f"{', '.join(by_name)}."
+                    )
+                if output not in by_name[producer].outputs:
+                    raise PipelineDefinitionError(
+                        f"Step {s.name!r} takes {param!r} from {source!r}, but {producer!r} produces only: "
+                        f"{', '.join(by_name[producer].outputs)}."
+                    )
+                deps[s.name].add(producer)
+        ordered: list[Step] = []
+        state: dict[str, str] = {}
+
+        def visit(name: str, path: list[str]) -> None:
+            if state.get(name) == "done":
+                return
+            if state.get(name) == "visiting":
+                cycle = " → ".join([*path[path.index(name):], name])
+                raise PipelineDefinitionError(f"Pipeline {self.name!r} has a cycle: {cycle}. Remove one edge.")
+            state[name] = "visiting"
+            for dep in sorted(deps[name]):
+                visit(dep, [*path, name])
+            state[name] = "done"
+            ordered.append(by_name[name])
+
+        for s in self.steps:
+            visit(s.name, [])
+        return ordered
+
+
+__all__ = ["Pipeline", "PipelineDefinitionError", "Step", "StepFn"]

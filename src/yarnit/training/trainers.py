@@ -1,0 +1,212 @@
+"""Trainers behind one small protocol: scikit-learn (logistic regression, histogram GBM) and LightGBM.
+
+Each trainer takes a feature frame (text and numeric columns, the output of a
+request-time transform), labels and a seed, and returns a
+:class:`TrainedModel` whose artifact serving can load without unpickling:
+
+* ``logistic``: the frame is one-hot encoded to a sparse matrix
+  (:mod:`.encoding`) and the artifact is a skops
+  ``Pipeline(DictVectorizer, LogisticRegression)`` that scores dicts. Warm
+  start reuses the previous version's coefficients for features still in the
+  vocabulary.
+* ``hist_gbm``: HistGradientBoostingClassifier on the dense one-hot matrix.
+  This suits data that fits in memory densely; use LightGBM at scale.
+* ``lightgbm``: text columns become category codes and the artifact is
+  LightGBM's text model, which carries its category lists. Warm start
+  continues boosting from the previous booster. With a Dask client, training
+  runs distributed (``DaskLGBMClassifier``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline as SkPipeline
+
+from yarnit.core.errors import InvalidInput
+from yarnit.registry import ArtifactFormat, dump_lightgbm, dump_sklearn, load_predictor
+from yarnit.registry.lightgbm_format import lightgbm_safe
+
+from .encoding import encode_frame, fit_vectorizer
+from .values import TrainedModel
+
+
+class Trainer(Protocol):
+    name: str
+
+    def fit(self, features: pd.DataFrame, labels: np.ndarray, *, seed: int, init: TrainedModel | None = None,
+            dask_client: Any = None) -> TrainedModel: ...
+
+
+def _check(features: pd.DataFrame, labels: np.ndarray) -> np.ndarray:
+    y = np.asarray(labels).astype(int)
+    if len(features) != len(y):
+        raise InvalidInput(f"{len(features)} feature rows but {len(y)} labels; they must match.")
+    if len(np.unique(y)) < 2:
+        raise InvalidInput(
+            f"All {len(y)} training labels are {int(y[0]) if len(y) else 'missing'}; a click model needs both "
+            "clicks and non-clicks. Check the label source (a click-processing outage?)."
+        )
+    return y
+
+
+def _training_info(rows: int, started: float, **extra: Any) -> dict[str, Any]:
+    seconds = time.perf_counter() - started
+    return {"rows": rows, "seconds": seconds, "rows_per_s": rows / seconds if seconds > 0 else None, **extra}
+
+
+class LogisticTrainer:
+    name = "logistic"
+
+    def __init__(self, *, c: float = 1.0, max_iter: int = 200, min_count: int = 1) -> None:
+        self.c, self.max_iter, self.min_count = c, max_iter, min_count
+
+    def fit(self, features: pd.DataFrame, labels: np.ndarray, *, seed: int, init: TrainedModel | None = None,
+            dask_client: Any = None) -> TrainedModel:
+        started = time.perf_counter()
+        y = _check(features, labels)
+        vectorizer = fit_vectorizer(features, min_count=self.min_count)
+        x = encode_frame(vectorizer, features)
+        params = {"C": self.c, "max_iter": self.max_iter, "solver": "lbfgs", "random_state": seed, "tol": 1e-6}
+        model = LogisticRegression(**params)
+        warm = False
+        if init is not None and init.trainer == self.name:
+            previous = load_predictor(init.artifact, init.artifact_format).estimator  # type: ignore[attr-defined]
+            old = dict(zip(previous.named_steps["vectorize"].feature_names_,
+                           previous.named_steps["model"].coef_[0], strict=True))
+            model.set_params(warm_start=True)
+            model.coef_ = np.array([[old.get(n, 0.0) for n in vectorizer.feature_names_]])
+            model.intercept_ = previous.named_steps["model"].intercept_.copy()
+            model.classes_ = np.array([0, 1])
+            warm = True
+        model.fit(x, y)
+        pipeline = SkPipeline([("vectorize", vectorizer), ("model", model)])
+        return TrainedModel(
+            artifact=dump_sklearn(pipeline), artifact_format=ArtifactFormat.SKOPS, trainer=self.name,
+            params=params | {"min_count": self.min_count, "n_features": len(vectorizer.feature_names_)},
+            training=_training_info(len(y), started, warm_start=warm, iterations=int(model.n_iter_[0])),
+        )
+
+
+class HistGbmTrainer:
+    name = "hist_gbm"
+
+    def __init__(self, *, max_iter: int = 100, learning_rate: float = 0.1, max_leaf_nodes: int = 31) -> None:
+        self.params = {"max_iter": max_iter, "learning_rate": learning_rate, "max_leaf_nodes": max_leaf_nodes}
+
+    def fit(self, features: pd.DataFrame, labels: np.ndarray, *, seed: int, init: TrainedModel | None = None,
+            dask_client: Any = None) -> TrainedModel:
+        from sklearn.feature_extraction import DictVectorizer
+
+        started = time.perf_counter()
+        y = _check(features, labels)
+        vectorizer = fit_vectorizer(features)
+        dense = DictVectorizer(sparse=False, sort=True)
+        dense.feature_names_, dense.vocabulary_ = vectorizer.feature_names_, vectorizer.vocabulary_
+        x = encode_frame(vectorizer, features).toarray().astype(np.float32)
+        model = HistGradientBoostingClassifier(**self.params, random_state=seed, early_stopping=False)
+        model.fit(x, y)
+        pipeline = SkPipeline([("vectorize", dense), ("model", model)])
+        return TrainedModel(
+            artifact=dump_sklearn(pipeline), artifact_format=ArtifactFormat.SKOPS, trainer=self.name,
+            params=dict(self.params), training=_training_info(len(y), started, warm_start=False),
+        )
+
+
+class LightgbmTrainer:
+    name = "lightgbm"
+
+    def __init__(self, *, num_boost_round: int = 100, learning_rate: float = 0.1, num_leaves: int = 31,
+                 min_data_in_leaf: int = 50) -> None:
+        self.num_boost_round = num_boost_round
+        self.params = {"objective": "binary", "learning_rate": learning_rate, "num_leaves": num_leaves,
+                       "min_data_in_leaf": min_data_in_leaf, "verbose": -1, "deterministic": True,
+                       "force_row_wise": True, "num_threads": 2}
+
+    def encode(self, features: pd.DataFrame,
+               categories: dict[str, list[str]] | None = None) -> tuple[np.ndarray, list[str], dict[str, list[str]]]:
+        """Numeric matrix with text columns as category codes (−1 → NaN for unseen values)."""
+        text_columns = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
+        if categories is None:
+            categories = {c: sorted(features[c].astype(str).unique().tolist()) for c in text_columns}
+        matrix = np.empty((len(features), len(features.columns)), dtype=np.float64)
+        for i, column in enumerate(features.columns):
+            if column in categories:
+                codes = pd.Categorical(features[column].astype(str), categories=categories[column]).codes
+                matrix[:, i] = np.where(codes < 0, np.nan, codes)
+            else:
+                matrix[:, i] = features[column].to_numpy(dtype=float)
+        return matrix, [lightgbm_safe(str(c)) for c in features.columns], categories
+
+    def fit(self, features: pd.DataFrame, labels: np.ndarray, *, seed: int, init: TrainedModel | None = None,
+            dask_client: Any = None) -> TrainedModel:
+        import lightgbm
+
+        started = time.perf_counter()
+        y = _check(features, labels)
+        init_booster = None
+        categories = None
+        if init is not None and init.trainer == self.name:
+            init_booster = lightgbm.Booster(model_str=init.artifact.decode())
+            previous = dict(zip(init.params.get("categorical_columns", []), init_booster.pandas_categorical or [],
+                                strict=False))
+            if list(init.params.get("columns", [])) == [str(c) for c in features.columns]:
+                categories = previous
+            else:
+                init_booster = None  # the feature set changed: a cold start is the only honest option
+        x, names, categories = self.encode(features, categories)
+        categorical = [c for c in features.columns if c in categories]
+        cat_index = [list(features.columns).index(c) for c in categorical]
+        params = self.params | {"seed": seed}
+        if dask_client is not None:
+            booster = self._fit_dask(dask_client, x, y, names, cat_index, params)
+        else:
+            dataset = lightgbm.Dataset(x, y, feature_name=names, categorical_feature=cat_index, free_raw_data=True)
+            booster = lightgbm.train(params, dataset, num_boost_round=self.num_boost_round, init_model=init_booster,
+                                     keep_training_booster=False)
+        booster.pandas_categorical = [categories[c] for c in categorical]
+        return TrainedModel(
+            artifact=dump_lightgbm(booster), artifact_format=ArtifactFormat.LIGHTGBM_TEXT, trainer=self.name,
+            params=params | {"num_boost_round": self.num_boost_round, "categorical_columns": categorical,
+                             "columns": [str(c) for c in features.columns]},
+            training=_training_info(len(y), started, warm_start=init_booster is not None,
+                                    distributed=dask_client is not None),
+        )
+
+    def _fit_dask(self, client: Any, x: np.ndarray, y: np.ndarray, names: list[str], cat_index: list[int],
+                  params: dict[str, Any]) -> Any:
+        import dask.array as da
+        import lightgbm
+
+        workers = max(1, len(client.scheduler_info()["workers"]))
+        chunk = max(1, -(-len(y) // workers))
+        dx = da.from_array(x, chunks=(chunk, x.shape[1]))
+        dy = da.from_array(y, chunks=chunk)
+        dask_params = {k: v for k, v in params.items() if k not in ("objective", "num_threads", "force_row_wise")}
+        model = lightgbm.DaskLGBMClassifier(client=client, n_estimators=self.num_boost_round, num_threads=1,
+                                            **dask_params)
+        model.fit(dx, dy, feature_name=names, categorical_feature=cat_index)
+        return model.booster_
+
+
+TRAINERS: dict[str, type] = {"logistic": LogisticTrainer, "hist_gbm": HistGbmTrainer, "lightgbm": LightgbmTrainer}
+
+
+def make_trainer(name: str, **params: Any) -> Trainer:
+    try:
+        cls = TRAINERS[name]
+    except KeyError:
+        raise InvalidInput(f"Unknown trainer {name!r}; valid trainers: {', '.join(TRAINERS)}.") from None
+    try:
+        trainer: Trainer = cls(**params)
+    except TypeError as exc:
+        raise InvalidInput(f"Trainer {name!r} does not accept these parameters: {exc}.") from None
+    return trainer
+
+
+__all__ = ["TRAINERS", "HistGbmTrainer", "LightgbmTrainer", "LogisticTrainer", "Trainer", "make_trainer"]
