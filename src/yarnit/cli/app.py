@@ -13,7 +13,7 @@ from yarnit.core.errors import YarnitError
 from yarnit.core.settings import load_settings
 from yarnit.data import Datasets
 
-from . import models
+from . import models, pipelines
 from .common import JSON_OPTION, cli_errors, console, emit, workspace
 
 app = typer.Typer(
@@ -23,6 +23,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(models.app, name="models")
+app.add_typer(pipelines.pipeline_app, name="pipeline")
+app.add_typer(pipelines.runs_app, name="runs")
 data_app = typer.Typer(help="Dataset versions.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 

@@ -52,6 +52,7 @@ DEFAULTS: dict[str, Any] = {
     "days": 3,
     "world_seed": 0,
     "sessions_per_day": 1500,
+    "faults": [],  # world fault specs, e.g. ["click_log_outage@2"] (see: yarnit world faults)
     "dataset_version": None,  # with source=dataset: a version number, or None for the newest
     "holdout_days": 1,
     "trainer": "logistic",
@@ -88,16 +89,19 @@ def select(ctx: StepContext) -> dict[str, Any]:
         return {"dataset": {"id": version.id, "ref": version.ref}, "truth": {"id": None}}
     if cfg["source"] != "world":
         raise InvalidInput(f"source={cfg['source']!r} is not valid; use 'world' or 'dataset'.")
-    from yarnit.world import World, WorldConfig
+    from yarnit.world import World, WorldConfig, parse_fault
 
-    world = World(WorldConfig(seed=int(cfg["world_seed"]), sessions_per_day=int(cfg["sessions_per_day"])))
+    base = WorldConfig(seed=int(cfg["world_seed"]), sessions_per_day=int(cfg["sessions_per_day"]))
+    faults = tuple(parse_fault(spec, start=base.start) for spec in cfg["faults"])
+    world = World(WorldConfig(seed=base.seed, sessions_per_day=base.sessions_per_day, faults=faults))
     logs, truths = [], []
     for partition in world.run(int(cfg["days"])):
         logs.append(partition.impressions)
         truths.append(partition.truth[["impression_id", "p_click"]])
         ctx.log(f"world day {partition.impressions['day'].iloc[0]}: {len(partition.impressions)} impressions")
     log = pd.concat(logs, ignore_index=True)
-    source = f"yarnit world seed={cfg['world_seed']} days={cfg['days']} sessions/day={cfg['sessions_per_day']}"
+    source = (f"yarnit world seed={cfg['world_seed']} days={cfg['days']} sessions/day={cfg['sessions_per_day']}"
+              + (f" faults={','.join(cfg['faults'])}" if cfg["faults"] else ""))
     version = datasets.ingest_frame(cfg["dataset"], log, source=source, run_id=ctx.run_id,
                                     retention_class="events", pii_columns=["user_id"])
     truth = datasets.ingest_frame(f"{cfg['dataset']}-truth", pd.concat(truths, ignore_index=True),
@@ -305,7 +309,8 @@ def ctr_pipeline() -> Pipeline:
     return Pipeline(
         "yarnit-ctr",
         [
-            Step("select", select, outputs={"dataset": ValueKind.REF, "truth": ValueKind.REF}, retries=2),
+            Step("select", select, outputs={"dataset": ValueKind.REF, "truth": ValueKind.REF}, retries=2,
+                 reuse_in_reproduction=True),
             Step("validate", validate, inputs={"dataset": "select.dataset"}, outputs={"report": ValueKind.REPORT}),
             Step("build", build_training_set, inputs={"dataset": "select.dataset"},
                  outputs={"train": ValueKind.TABLE, "holdout": ValueKind.TABLE, "probe": ValueKind.REPORT}),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import gzip
 import io
 import zipfile
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -71,11 +72,52 @@ class SklearnPredictor:
         return np.asarray(self.estimator.predict_proba(instances))[:, 1]
 
 
+def _deterministic_zip(data: bytes) -> bytes:
+    """Re-pack a skops zip so that equal models give equal bytes (target 16).
+
+    skops names array files and objects after ``id()`` (memory addresses) and
+    stamps the zip with the current time; renumber both in order of
+    appearance in ``schema.json`` and fix the timestamps.
+    """
+    import json
+
+    with zipfile.ZipFile(io.BytesIO(data)) as source:
+        schema = json.loads(source.read("schema.json"))
+        renames: dict[str, str] = {}
+        ids: dict[int, int] = {}
+
+        def walk(node: Any) -> Any:
+            if isinstance(node, dict):
+                out = {}
+                for key, value in node.items():
+                    if key == "file" and isinstance(value, str) and value in source.namelist():
+                        value = renames.setdefault(value, f"{len(renames):06d}{Path(value).suffix}")
+                    elif key == "__id__" and isinstance(value, int):
+                        value = ids.setdefault(value, len(ids) + 1)  # object identity, renumbered in order
+                    out[key] = walk(value)
+                return out
+            if isinstance(node, list):
+                return [walk(v) for v in node]
+            return node
+
+        fixed_schema = walk(schema)
+        files = {"schema.json": json.dumps(fixed_schema, sort_keys=True).encode()}
+        files |= {new: source.read(old) for old, new in renames.items()}
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for name in sorted(files):
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            target.writestr(info, files[name])
+    return out.getvalue()
+
+
 def dump_sklearn(estimator: Any) -> bytes:
-    """Serialize a fitted scikit-learn estimator with skops."""
+    """Serialize a fitted scikit-learn estimator with skops (byte-stable for equal models)."""
     import skops.io as sio
 
-    data: bytes = sio.dumps(estimator)
+    data = _deterministic_zip(sio.dumps(estimator))
     _check_trusted(data)
     return data
 

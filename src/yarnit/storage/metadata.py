@@ -153,7 +153,8 @@ class MetadataStore:
         reason = " ".join(str(exc.orig).split())
         return Unavailable(
             f"The metadata store at {self.safe_url()} did not answer ({reason}). "
-            "Check that the database is running and YARNIT_DB_URL is right."
+            "Check that the database is running, YARNIT_DB_URL is right and the workspace is migrated "
+            "(yarnit init)."
         )
 
     def table_names(self) -> list[str]:

@@ -49,6 +49,7 @@ class Step:
     timeout_s: float | None = None
     cacheable: bool = True
     version: str = ""  # bump to invalidate caches when behaviour changes outside fn's source
+    reuse_in_reproduction: bool = False  # data selection: a reproduction reuses the recorded data versions
 
     def code_version(self) -> str:
         """sha256 of the step function's source (and ``version``): changes invalidate the cache."""
@@ -128,6 +129,23 @@ class Pipeline:
         for s in self.steps:
             visit(s.name, [])
         return ordered
+
+    def ancestors(self, names: set[str]) -> set[str]:
+        """``names`` and every step they depend on, directly or not."""
+        by_name = {s.name: s for s in self.steps}
+        todo, seen = list(names), set()
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            todo.extend(src.split(".")[0] for src in by_name[name].inputs.values())
+        return seen
+
+    def subset(self, names: set[str]) -> Pipeline:
+        """The pipeline restricted to ``names`` and their ancestors (same name, same config)."""
+        keep = self.ancestors(names)
+        return Pipeline(self.name, [s for s in self.steps if s.name in keep], self.config, self.description)
 
 
 __all__ = ["Pipeline", "PipelineDefinitionError", "Step", "StepFn"]

@@ -45,7 +45,8 @@ class TransientStepError(YarnitError):
 class StepFailed(YarnitError):
     def __init__(self, run_id: str, step: str, attempts: int, cause: BaseException) -> None:
         super().__init__(
-            f"Step {step!r} of run {run_id} failed after {attempts} attempt(s): {type(cause).__name__}: {cause}. "
+            f"Step {step!r} of run {run_id} failed after {attempts} attempt(s): {type(cause).__name__}: "
+            f"{str(cause).rstrip('.')}. "
             f"Fix the cause, then resume from this step with: yarnit runs resume {run_id}"
         )
         self.run_id, self.step, self.attempts, self.cause = run_id, step, attempts, cause
@@ -151,12 +152,20 @@ class PipelineRunner:
 
     def run(self, pipeline: Pipeline, *, config: Mapping[str, Any] | None = None, seed: int = 0,
             source: str | None = None, force: bool = False, progress: Progress | None = None,
-            reproduces: str | None = None) -> RunResult:
-        """Start a new run of ``pipeline`` and execute it."""
+            reproduces: str | None = None, reuse: Mapping[str, dict[str, Any]] | None = None) -> RunResult:
+        """Start a new run of ``pipeline`` and execute it.
+
+        ``force`` ignores the step cache; ``reuse`` hands recorded outputs to
+        the named steps instead of running them (reproduction pins data).
+        """
         pipeline.order()  # refuse a broken graph before recording anything
         overrides = dict(config or {})
         run = self.runs.start(pipeline.name, overrides, code_version=detect_code_version(),
                               source=source or f"python:{pipeline.name}", seed=seed, reproduces=reproduces)
+        for step, outputs in (reuse or {}).items():
+            self.runs.step_started(run.id, step, attempts=0, cache_key=None, inputs={})
+            self.runs.step_finished(run.id, step, state="cached", outputs=outputs,
+                                    logs=[f"outputs reused from run {reproduces} (reproduction)"])
         return self._execute(run, pipeline, force=force, progress=progress)
 
     def resume(self, run_id: str, pipeline: Pipeline, *, progress: Progress | None = None) -> RunResult:

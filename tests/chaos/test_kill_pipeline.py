@@ -1,0 +1,97 @@
+"""kill -9 of `yarnit pipeline run` at random points, then `yarnit runs resume` (issue 6)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from yarnit.core import Settings
+from yarnit.registry import ModelRegistry
+from yarnit.storage import open_workspace
+from yarnit.training import RunStore
+
+PIPELINE = '''
+import time
+import numpy as np
+import pandas as pd
+from yarnit.training import Pipeline, Step, ValueKind
+from yarnit.training.trainers import make_trainer
+from yarnit.registry import ModelRegistry
+
+def make(ctx):
+    time.sleep(0.3)
+    rng = np.random.default_rng(ctx.seed)
+    x = rng.normal(size=2000)
+    return {"table": pd.DataFrame({"x": x, "fiber": np.where(x > 0, "merino", "acrylic"),
+                                   "y": (x + rng.normal(size=2000) > 0).astype(int)})}
+
+def prepare(ctx, table):
+    time.sleep(0.3)
+    return {"table": table.assign(x2=table["x"] ** 2)}
+
+def fit(ctx, table):
+    time.sleep(0.3)
+    return {"model": make_trainer("logistic").fit(table[["x", "x2", "fiber"]], table["y"].to_numpy(), seed=ctx.seed)}
+
+def register(ctx, model):
+    time.sleep(0.2)
+    registry = ModelRegistry(ctx.workspace)
+    from yarnit.core import sha256_bytes
+    same = [v for v in (registry.versions("toy") if registry.exists("toy") else [])
+            if v.artifact_sha256 == sha256_bytes(model.artifact)]
+    version = same[-1] if same else registry.register("toy", model.artifact, model.artifact_format, run_id=ctx.run_id)
+    time.sleep(0.2)
+    return {"ref": {"version": version.version}}
+
+pipeline = Pipeline("toy", [
+    Step("make", make, outputs={"table": ValueKind.TABLE}),
+    Step("prepare", prepare, inputs={"table": "make.table"}, outputs={"table": ValueKind.TABLE}),
+    Step("fit", fit, inputs={"table": "prepare.table"}, outputs={"model": ValueKind.MODEL}),
+    Step("register", register, inputs={"model": "fit.model"}, outputs={"ref": ValueKind.REF}, cacheable=False),
+])
+'''
+
+
+def _yarnit(home: Path, *args: str) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("YARNIT_")} | {"YARNIT_HOME": str(home)}
+    return subprocess.Popen([sys.executable, "-m", "yarnit", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+
+
+@pytest.mark.slow
+def test_killed_runs_resume_to_the_same_result_without_duplicate_versions(tmp_path: Path) -> None:
+    spec = tmp_path / "toy.py"
+    spec.write_text(PIPELINE)
+    home = tmp_path / "ws"
+    rng = random.Random(0)
+    killed_in = []
+    for _ in range(6):
+        proc = _yarnit(home, "pipeline", "run", str(spec), "--force", "--json")
+        time.sleep(rng.uniform(1.0, 3.5))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        ws = open_workspace(Settings.for_home(home))
+        assert ws.metadata.integrity_check() == "ok"
+        runs = RunStore(ws).list("toy")
+        latest = runs[0]
+        killed_in.append(next((s.step for s in RunStore(ws).steps(latest.id) if s.state == "running"), latest.state))
+        ws.close()
+        if latest.state != "succeeded":
+            resumed = _yarnit(home, "runs", "resume", latest.id, "--json")
+            out, err = resumed.communicate(timeout=120)
+            assert resumed.returncode == 0, err.decode()
+            assert json.loads(out)["state"] == "succeeded"
+    ws = open_workspace(Settings.for_home(home))
+    assert [r.state for r in RunStore(ws).list("toy")] == ["succeeded"] * 6
+    assert [v.version for v in ModelRegistry(ws).versions("toy")] == [1]
+    ws.artifacts.verify(ModelRegistry(ws).get("toy", 1).artifact_sha256)
+    ws.close()
+    assert len(set(killed_in)) >= 2, f"kills all landed in one place: {killed_in}"
