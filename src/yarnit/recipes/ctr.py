@@ -1,6 +1,6 @@
 """The Yarn Product Click Prediction Model as a training pipeline (``yarnit pipeline run yarnit-ctr``).
 
-select → validate → build training set → train → evaluate → gate → register
+select → validate → split → train → evaluate → gate → register
 
 * select: simulate the YarnIt world (or take a recorded dataset) and record
   the impression log as a dataset version. The ground-truth click
@@ -8,11 +8,12 @@ select → validate → build training set → train → evaluate → gate → r
   features.
 * validate: check the log before training, including label sanity (ch. 15,
   case 5: a test set whose positive rate is implausible is rejected).
-* build: compute ``ctr_features_v1`` over the whole log with its vectorized
-  twin, and split by day. The last day is the holdout, so no future leaks
-  into training.
-* train: run the configured trainer (logistic, hist_gbm or lightgbm), warm
-  started from production when asked.
+* split: the last day is the holdout, so no future leaks into training. A
+  probe of raw holdout requests travels with the model (golden requests).
+* train: compute ``ctr_features_v1`` on the training days with its vectorized
+  twin and run the configured trainer (logistic, hist_gbm or lightgbm), warm
+  started from production when asked. Features are recomputed from the
+  dataset, not stored, which is cheaper than writing and reading them back.
 * evaluate: AUC, log loss, Brier score and bias on the named holdout,
   compared with a popularity baseline and the ground-truth oracle.
 * gate: bless or refuse, giving every reason.
@@ -26,6 +27,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
 from yarnit.core.errors import InvalidInput
@@ -97,8 +100,8 @@ def select(ctx: StepContext) -> dict[str, Any]:
     logs, truths = [], []
     for partition in world.run(int(cfg["days"])):
         logs.append(partition.impressions)
-        truths.append(partition.truth[["impression_id", "p_click"]])
-        ctx.log(f"world day {partition.impressions['day'].iloc[0]}: {len(partition.impressions)} impressions")
+        truths.append(partition.truth[["impression_id", "p_click"]].assign(day=partition.day))
+        ctx.log(f"world day {partition.day}: {len(partition.impressions)} impressions")
     log = pd.concat(logs, ignore_index=True)
     source = (f"yarnit world seed={cfg['world_seed']} days={cfg['days']} sessions/day={cfg['sessions_per_day']}"
               + (f" faults={','.join(cfg['faults'])}" if cfg["faults"] else ""))
@@ -111,33 +114,49 @@ def select(ctx: StepContext) -> dict[str, Any]:
     return {"dataset": {"id": version.id, "ref": version.ref}, "truth": {"id": truth.id, "ref": truth.ref}}
 
 
-def _read(ctx: StepContext, ref: dict[str, Any]) -> pd.DataFrame:
+def _path(ctx: StepContext, ref: dict[str, Any]) -> Any:
     datasets = Datasets(ctx.workspace)
     for version in datasets.list():
         if version.id == ref["id"]:
-            return datasets.read(version)
+            return ctx.workspace.artifacts.verify(version.artifact_sha256)
     raise InvalidInput(f"Dataset version {ref.get('ref', ref['id'])} is gone (purged?); rerun select.")
 
 
+def _read(ctx: StepContext, ref: dict[str, Any], columns: list[str] | None = None,
+          filters: list[tuple[str, str, Any]] | None = None) -> pd.DataFrame:
+    """Columns of a verified dataset version; text columns come back dictionary-encoded (categorical)."""
+    path = _path(ctx, ref)
+    schema = pq.read_schema(path)
+    wanted = columns or schema.names
+    missing = [c for c in wanted if c not in schema.names]
+    if missing:
+        raise BlockingAnomalies(
+            f"Dataset {ref.get('ref')} lacks columns {missing}; it must follow the YarnIt impression schema."
+        )
+    text = [c for c in wanted if pa.types.is_string(schema.field(c).type) or pa.types.is_large_string(
+        schema.field(c).type)]
+    return pq.read_table(path, columns=wanted, filters=filters, read_dictionary=text).to_pandas()
+
+
 def validate(ctx: StepContext, dataset: dict[str, Any]) -> dict[str, Any]:
-    frame = _read(ctx, dataset)
+    schema = pq.read_schema(_path(ctx, dataset))
     anomalies: list[dict[str, Any]] = []
-    missing = [c for c in REQUIRED if c not in frame.columns]
+    missing = [c for c in REQUIRED if c not in schema.names]
     if missing:
         anomalies.append({"severity": "blocking", "column": ",".join(missing), "kind": "missing_columns",
                           "evidence": f"columns {missing} are absent",
                           "fix": "Produce the impression log with the YarnIt schema (see yarnit world generate)."})
+    frame = _read(ctx, dataset, [c for c in ("day", LABEL) if c in schema.names])
     if frame.empty:
         anomalies.append({"severity": "blocking", "column": "*", "kind": "empty", "evidence": "0 rows",
                           "fix": "Check the upstream export; training on nothing is the ch. 7 failure."})
-    if LABEL in frame.columns and not frame.empty:
+    if LABEL in frame.columns and "day" in frame.columns and not frame.empty:
         nulls = int(frame[LABEL].isna().sum())
         if nulls:
             anomalies.append({"severity": "blocking", "column": LABEL, "kind": "missing_labels",
                               "evidence": f"{nulls} rows without a label", "fix": "Wait for the label join."})
         low, high = ctx.config["positive_rate_band"]
-        by_day = frame.groupby("day")[LABEL].mean() if "day" in frame.columns else pd.Series(dtype=float)
-        for day, rate in by_day.items():
+        for day, rate in frame.groupby("day")[LABEL].mean().items():
             if not low <= rate <= high:
                 anomalies.append({
                     "severity": "blocking", "column": LABEL, "kind": "label_rate", "day": str(day),
@@ -156,9 +175,9 @@ def validate(ctx: StepContext, dataset: dict[str, Any]) -> dict[str, Any]:
     return {"report": report}
 
 
-def build_training_set(ctx: StepContext, dataset: dict[str, Any]) -> dict[str, Any]:
-    frame = _read(ctx, dataset)
-    days = sorted(frame["day"].unique())
+def split(ctx: StepContext, dataset: dict[str, Any]) -> dict[str, Any]:
+    """Choose the time-ordered holdout (the last ``holdout_days`` days) and a probe of raw requests."""
+    days = sorted(_read(ctx, dataset, ["day"])["day"].unique())
     holdout_days = int(ctx.config["holdout_days"])
     if len(days) <= holdout_days:
         raise InvalidInput(
@@ -166,22 +185,20 @@ def build_training_set(ctx: StepContext, dataset: dict[str, Any]) -> dict[str, A
             "Generate more days (days=3 or more)."
         )
     cut = days[-holdout_days]
-    features = ctr_features_v1_frame(frame)
-    keep = frame[["impression_id", "product_id", "day", LABEL]].reset_index(drop=True)
-    table = pd.concat([features.reset_index(drop=True), keep], axis=1)
-    is_holdout = (frame["day"] >= cut).to_numpy()
-    probe_rows = frame.loc[is_holdout, list(RAW_INPUTS)].head(int(ctx.config["probe_rows"]))
+    probe_rows = _read(ctx, dataset, [*RAW_INPUTS], filters=[("day", ">=", cut)]).head(int(ctx.config["probe_rows"]))
     probe = [{k: _native(v) for k, v in row.items()} for row in probe_rows.to_dict("records")]
-    ctx.count_rows(len(frame))
-    return {"train": table[~is_holdout].reset_index(drop=True), "holdout": table[is_holdout].reset_index(drop=True),
-            "probe": {"instances": probe, "distribution": f"time-ordered holdout from {cut}"}}
+    return {"split": {"holdout_from": str(cut), "train_days": [str(d) for d in days[:-holdout_days]],
+                      "holdout_days": [str(d) for d in days[-holdout_days:]], "probe": probe,
+                      "distribution": f"time-ordered holdout from {cut}"}}
 
 
-FEATURE_EXCLUDE = ("impression_id", "product_id", "day", LABEL)
-
-
-def _features(table: pd.DataFrame) -> pd.DataFrame:
-    return table.drop(columns=list(FEATURE_EXCLUDE))
+def _features(ctx: StepContext, dataset: dict[str, Any], split_: dict[str, Any], part: str,
+              extra: tuple[str, ...] = ()) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Features (``ctr_features_v1``, vectorized) and the kept columns of the train or holdout part."""
+    cut = pd.Timestamp(split_["holdout_from"]).date()
+    op = "<" if part == "train" else ">="
+    frame = _read(ctx, dataset, [*RAW_INPUTS, "position", LABEL, *extra], filters=[("day", op, cut)])
+    return ctr_features_v1_frame(frame), frame[[LABEL, *extra]]
 
 
 def _production(ctx: StepContext) -> Any:
@@ -191,62 +208,68 @@ def _production(ctx: StepContext) -> Any:
         return None
 
 
-def train(ctx: StepContext, train: pd.DataFrame, probe: dict[str, Any]) -> dict[str, Any]:
+def train(ctx: StepContext, dataset: dict[str, Any], split: dict[str, Any]) -> dict[str, Any]:
     trainer = make_trainer(ctx.config["trainer"], **ctx.config["trainer_params"])
+    features, kept = _features(ctx, dataset, split, "train")
     init = None
     production = _production(ctx) if ctx.config["warm_start"] else None
     if production is not None and production.params.get("trainer") == trainer.name:
         artifact = ctx.workspace.artifacts.get_bytes(production.artifact_sha256)
         init = TrainedModel(artifact, production.artifact_format, trainer.name, params=production.params)
         ctx.log(f"warm start from {production.ref}")
-    model = trainer.fit(_features(train), train[LABEL].to_numpy(), seed=ctx.seed, init=init,
-                        dask_client=ctx.dask_client)
-    ctx.count_rows(len(train))
+    model = trainer.fit(features, kept[LABEL].to_numpy(), seed=ctx.seed, init=init, dask_client=ctx.dask_client)
+    ctx.count_rows(len(features))
     ctx.metric("training_rows_per_s", model.training.get("rows_per_s"))
     return {"model": TrainedModel(
         artifact=model.artifact, artifact_format=model.artifact_format, trainer=model.trainer,
         params=model.params | {"trainer": model.trainer},
         signature={"inputs": RAW_INPUTS, "output": "click probability", "transform": TRANSFORM},
-        training=model.training, probe=probe["instances"])}
+        training=model.training, probe=split["probe"])}
 
 
-def _score(predictor: Any, table: pd.DataFrame) -> np.ndarray:
-    return np.asarray(predictor.predict_proba(_features(table).to_dict("records")), dtype=float)
+def _score(predictor: Any, features: pd.DataFrame) -> np.ndarray:
+    records = features.astype({c: object for c in features.columns if features[c].dtype == "category"})
+    return np.asarray(predictor.predict_proba(records.to_dict("records")), dtype=float)
 
 
 def _auc(y: np.ndarray, scores: np.ndarray) -> float | None:
     return float(roc_auc_score(y, scores)) if len(np.unique(y)) == 2 else None
 
 
-def evaluate(ctx: StepContext, model: TrainedModel, train: pd.DataFrame, holdout: pd.DataFrame,
+def evaluate(ctx: StepContext, model: TrainedModel, dataset: dict[str, Any], split: dict[str, Any],
              truth: dict[str, Any]) -> dict[str, Any]:
+    """Score the holdout through the serving path (the predictor on transformed dicts)."""
     predictor = load_predictor(model.artifact, model.artifact_format)
-    scores = _score(predictor, holdout)
-    y = holdout[LABEL].to_numpy()
+    features, kept = _features(ctx, dataset, split, "holdout", ("product_id", "impression_id"))
+    scores = _score(predictor, features)
+    y = kept[LABEL].to_numpy()
     clipped = np.clip(scores, 1e-7, 1 - 1e-7)
-    popularity = train.groupby("product_id")[LABEL].mean()
-    baseline = holdout["product_id"].map(popularity).fillna(float(train[LABEL].mean())).to_numpy()
+    cut = pd.Timestamp(split["holdout_from"]).date()
+    history = _read(ctx, dataset, ["product_id", LABEL], filters=[("day", "<", cut)])
+    popularity = history.groupby("product_id", observed=True)[LABEL].mean()
+    baseline = kept["product_id"].astype(object).map(popularity).astype(float).fillna(
+        float(history[LABEL].mean())).to_numpy()
     report: dict[str, Any] = {
-        "distribution": f"time-ordered holdout: {holdout['day'].min()} to {holdout['day'].max()} "
-                        f"({len(holdout)} impressions)",
+        "distribution": f"time-ordered holdout: {split['holdout_days'][0]} to {split['holdout_days'][-1]} "
+                        f"({len(y)} impressions)",
         "auc": _auc(y, scores), "log_loss": float(log_loss(y, clipped, labels=[0, 1])),
         "brier": float(brier_score_loss(y, scores)), "mean_prediction": float(scores.mean()),
         "ctr": float(y.mean()), "bias": float(scores.mean() - y.mean()), "prediction_std": float(scores.std()),
         "auc_popularity": _auc(y, baseline), "n": len(y),
     }
     if truth.get("id"):
-        truth_frame = _read(ctx, truth)
-        p = holdout[["impression_id"]].merge(truth_frame, on="impression_id", how="left")["p_click"].to_numpy()
-        report["auc_oracle"] = _auc(y, p) if not np.isnan(p).any() else None
+        truth_frame = _read(ctx, truth, ["impression_id", "p_click"], filters=[("day", ">=", cut)])
+        p = kept[["impression_id"]].astype(object).merge(truth_frame, on="impression_id", how="left")["p_click"]
+        report["auc_oracle"] = _auc(y, p.to_numpy()) if not p.isna().any() else None
     production = _production(ctx)
     if production is not None and production.signature.get("transform") == TRANSFORM:
         prod_predictor = ModelRegistry(ctx.workspace).load(production)
-        report["auc_production"] = _auc(y, _score(prod_predictor, holdout))
+        report["auc_production"] = _auc(y, _score(prod_predictor, features))
         report["production_version"] = production.version
     for key in ("auc", "auc_popularity", "auc_oracle", "auc_production"):
         if report.get(key) is not None:
             ctx.metric(f"{key}_holdout", report[key])
-    ctx.count_rows(len(holdout))
+    ctx.count_rows(len(y))
     return {"report": report}
 
 
@@ -312,12 +335,11 @@ def ctr_pipeline() -> Pipeline:
             Step("select", select, outputs={"dataset": ValueKind.REF, "truth": ValueKind.REF}, retries=2,
                  reuse_in_reproduction=True),
             Step("validate", validate, inputs={"dataset": "select.dataset"}, outputs={"report": ValueKind.REPORT}),
-            Step("build", build_training_set, inputs={"dataset": "select.dataset"},
-                 outputs={"train": ValueKind.TABLE, "holdout": ValueKind.TABLE, "probe": ValueKind.REPORT}),
-            Step("train", train, inputs={"train": "build.train", "probe": "build.probe"},
+            Step("split", split, inputs={"dataset": "select.dataset"}, outputs={"split": ValueKind.REPORT}),
+            Step("train", train, inputs={"dataset": "select.dataset", "split": "split.split"},
                  outputs={"model": ValueKind.MODEL}),
-            Step("evaluate", evaluate, inputs={"model": "train.model", "train": "build.train",
-                                              "holdout": "build.holdout", "truth": "select.truth"},
+            Step("evaluate", evaluate, inputs={"model": "train.model", "dataset": "select.dataset",
+                                              "split": "split.split", "truth": "select.truth"},
                  outputs={"report": ValueKind.REPORT}, cacheable=False),
             Step("gate", gate, inputs={"report": "evaluate.report"}, outputs={"verdict": ValueKind.REPORT},
                  cacheable=False),

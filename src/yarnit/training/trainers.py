@@ -32,7 +32,7 @@ from yarnit.core.errors import InvalidInput
 from yarnit.registry import ArtifactFormat, dump_lightgbm, dump_sklearn, load_predictor
 from yarnit.registry.lightgbm_format import lightgbm_safe
 
-from .encoding import encode_frame, fit_vectorizer
+from .encoding import encode_frame, fit_vectorizer, text_codes
 from .values import TrainedModel
 
 
@@ -63,8 +63,8 @@ def _training_info(rows: int, started: float, **extra: Any) -> dict[str, Any]:
 class LogisticTrainer:
     name = "logistic"
 
-    def __init__(self, *, c: float = 1.0, max_iter: int = 200, min_count: int = 1) -> None:
-        self.c, self.max_iter, self.min_count = c, max_iter, min_count
+    def __init__(self, *, c: float = 1.0, max_iter: int = 100, tol: float = 1e-4, min_count: int = 1) -> None:
+        self.c, self.max_iter, self.tol, self.min_count = c, max_iter, tol, min_count
 
     def fit(self, features: pd.DataFrame, labels: np.ndarray, *, seed: int, init: TrainedModel | None = None,
             dask_client: Any = None) -> TrainedModel:
@@ -72,7 +72,7 @@ class LogisticTrainer:
         y = _check(features, labels)
         vectorizer = fit_vectorizer(features, min_count=self.min_count)
         x = encode_frame(vectorizer, features)
-        params = {"C": self.c, "max_iter": self.max_iter, "solver": "lbfgs", "random_state": seed, "tol": 1e-6}
+        params = {"C": self.c, "max_iter": self.max_iter, "solver": "lbfgs", "random_state": seed, "tol": self.tol}
         model = LogisticRegression(**params)
         warm = False
         if init is not None and init.trainer == self.name:
@@ -133,12 +133,19 @@ class LightgbmTrainer:
         """Numeric matrix with text columns as category codes (−1 → NaN for unseen values)."""
         text_columns = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
         if categories is None:
-            categories = {c: sorted(features[c].astype(str).unique().tolist()) for c in text_columns}
+            categories = {}
+            for c in text_columns:
+                codes, texts = text_codes(features[c])
+                present = np.unique(codes[codes >= 0])
+                categories[c] = sorted(texts[i] for i in present)
         matrix = np.empty((len(features), len(features.columns)), dtype=np.float64)
         for i, column in enumerate(features.columns):
             if column in categories:
-                codes = pd.Categorical(features[column].astype(str), categories=categories[column]).codes
-                matrix[:, i] = np.where(codes < 0, np.nan, codes)
+                codes, texts = text_codes(features[column])
+                position = {t: k for k, t in enumerate(categories[column])}
+                lookup = np.array([position.get(t, -1) for t in texts] + [-1], dtype=np.float64)
+                mapped = lookup[codes]
+                matrix[:, i] = np.where(mapped < 0, np.nan, mapped)
             else:
                 matrix[:, i] = features[column].to_numpy(dtype=float)
         return matrix, [lightgbm_safe(str(c)) for c in features.columns], categories
