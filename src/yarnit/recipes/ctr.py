@@ -33,10 +33,12 @@ from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
 from yarnit.core.errors import InvalidInput
 from yarnit.data import Datasets
-from yarnit.features.request_time_frame import ctr_features_v1_frame
+from yarnit.features.request_time_frame import FRAME_TRANSFORMS
 from yarnit.registry import AliasNotFound, ModelNotFound, ModelRegistry, load_predictor
 from yarnit.training import Pipeline, RunStore, Step, StepContext, TrainedModel, ValueKind
 from yarnit.training.trainers import make_trainer
+
+from .affinity import add_user_affinity
 
 TRANSFORM = "ctr_features_v1"
 LABEL = "clicked"
@@ -58,6 +60,7 @@ DEFAULTS: dict[str, Any] = {
     "faults": [],  # world fault specs, e.g. ["click_log_outage@2"] (see: yarnit world faults)
     "dataset_version": None,  # with source=dataset: a version number, or None for the newest
     "holdout_days": 1,
+    "transform": TRANSFORM,  # or "ctr_features_v2" (adds product appeal, shopper tastes, query-name match)
     "trainer": "logistic",
     "trainer_params": {},
     "warm_start": False,
@@ -185,20 +188,36 @@ def split(ctx: StepContext, dataset: dict[str, Any]) -> dict[str, Any]:
             "Generate more days (days=3 or more)."
         )
     cut = days[-holdout_days]
-    probe_rows = _read(ctx, dataset, [*RAW_INPUTS], filters=[("day", ">=", cut)]).head(int(ctx.config["probe_rows"]))
+    probe_rows = _read(ctx, dataset, [*RAW_INPUTS, "product_id", "product_name", "product_clicks_7d"],
+                       filters=[("day", ">=", cut)]).head(int(ctx.config["probe_rows"]))
     probe = [{k: _native(v) for k, v in row.items()} for row in probe_rows.to_dict("records")]
     return {"split": {"holdout_from": str(cut), "train_days": [str(d) for d in days[:-holdout_days]],
                       "holdout_days": [str(d) for d in days[-holdout_days:]], "probe": probe,
                       "distribution": f"time-ordered holdout from {cut}"}}
 
 
+V2_INPUTS = {"user_id": "string", "product_id": "string", "product_name": "string", "product_clicks_7d": "int"}
+
+
 def _features(ctx: StepContext, dataset: dict[str, Any], split_: dict[str, Any], part: str,
-              extra: tuple[str, ...] = ()) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Features (``ctr_features_v1``, vectorized) and the kept columns of the train or holdout part."""
+              extra: tuple[str, ...] = (), transform: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Features (the transform's vectorized form) and the kept columns of the train or holdout part.
+
+    ``ctr_features_v2`` needs each shopper's click history, so it reads every day and adds the
+    point-in-time affinities (clicks strictly before each impression's day) before cutting the part.
+    """
+    name = transform or ctx.config.get("transform", TRANSFORM)
+    if name not in FRAME_TRANSFORMS:
+        raise InvalidInput(f"transform={name!r} is not valid; known: {', '.join(FRAME_TRANSFORMS)}.")
     cut = pd.Timestamp(split_["holdout_from"]).date()
-    op = "<" if part == "train" else ">="
-    frame = _read(ctx, dataset, [*RAW_INPUTS, "position", LABEL, *extra], filters=[("day", op, cut)])
-    return ctr_features_v1_frame(frame), frame[[LABEL, *extra]]
+    columns = list(dict.fromkeys([*RAW_INPUTS, "position", LABEL, *extra]))
+    if name == "ctr_features_v2":
+        frame = _read(ctx, dataset, list(dict.fromkeys([*columns, *V2_INPUTS, "day"])))
+        frame = add_user_affinity(frame)
+        frame = frame[(frame["day"] < cut) if part == "train" else (frame["day"] >= cut)].reset_index(drop=True)
+    else:
+        frame = _read(ctx, dataset, columns, filters=[("day", "<" if part == "train" else ">=", cut)])
+    return FRAME_TRANSFORMS[name](frame), frame[list(dict.fromkeys([LABEL, *extra]))]
 
 
 def _production(ctx: StepContext) -> Any:
@@ -223,7 +242,8 @@ def train(ctx: StepContext, dataset: dict[str, Any], split: dict[str, Any]) -> d
     return {"model": TrainedModel(
         artifact=model.artifact, artifact_format=model.artifact_format, trainer=model.trainer,
         params=model.params | {"trainer": model.trainer},
-        signature={"inputs": RAW_INPUTS, "output": "click probability", "transform": TRANSFORM},
+        signature={"inputs": RAW_INPUTS | (V2_INPUTS if ctx.config["transform"] == "ctr_features_v2" else {}),
+                   "output": "click probability", "transform": ctx.config["transform"]},
         training=model.training, probe=split["probe"])}
 
 

@@ -24,6 +24,8 @@ from yarnit.features.request_time_frame import FRAME_TRANSFORMS
 from yarnit.registry import ModelRegistry, ModelVersion, load_predictor
 from yarnit.training.encoding import encode_frame
 
+from .affinity import AffinityHistory
+
 
 class ClickModelRanker:
     """A world ranker backed by a registered click model version."""
@@ -42,6 +44,13 @@ class ClickModelRanker:
         self.predictor = load_predictor(artifact, version.artifact_format)
         self.model_version = version.ref
         self.exploration_rate = exploration_rate
+        # ctr_features_v2 needs each shopper's click history: kept here and fed by observe()
+        self.history = AffinityHistory() if transform == "ctr_features_v2" else None
+
+    def observe(self, impressions: pd.DataFrame) -> None:
+        """Learn from a day the ranker served (the click history behind shopper affinities)."""
+        if self.history is not None:
+            self.history.observe(impressions)
 
     @classmethod
     def from_registry(cls, registry: ModelRegistry, model: str, alias: str = "production",
@@ -50,6 +59,8 @@ class ClickModelRanker:
         return cls(version, registry.ws.artifacts.get_bytes(version.artifact_sha256), **options)
 
     def score_frame(self, candidates: pd.DataFrame) -> np.ndarray:
+        if self.history is not None:
+            candidates = self.history.annotate(candidates)
         features = self.transform(candidates.assign(position=1))
         estimator = getattr(self.predictor, "estimator", None)
         if estimator is not None and hasattr(estimator, "named_steps") and "vectorize" in estimator.named_steps:
@@ -93,6 +104,8 @@ def closed_loop_ctr(rankers: Mapping[str, Any], *, days: int = 7, seed: int = 1,
             clicks += int(log["clicked"].sum())
             purchases += int(log["purchased"].sum())
             versions.update(log["model_version"].unique())
+            if hasattr(ranker, "observe"):
+                ranker.observe(log)
         results.append(LoopResult(name, impressions, clicks, clicks / max(1, impressions), purchases,
                                   tuple(sorted(versions))))
     return results
