@@ -94,3 +94,21 @@ def test_control_plane_reads_are_open(client: httpx.Client) -> None:
     detail = client.get("/api/models/ctr").json()
     assert [v["version"] for v in detail["versions"]] == [1, 2]
     assert client.get("/api/models/none").status_code == 404
+
+
+def test_runs_are_readable_over_the_control_plane(token_ws: Workspace) -> None:
+    from fastapi.testclient import TestClient
+
+    from yarnit.training import Pipeline, PipelineRunner, Step, ValueKind
+
+    def one(ctx: object) -> dict[str, object]:
+        return {"ref": {"n": 1}}
+
+    run = PipelineRunner(token_ws).run(Pipeline("tiny", [Step("one", one, outputs={"ref": ValueKind.REF})]))
+    client = TestClient(create_app(token_ws))
+    listed = client.get("/api/runs", params={"pipeline": "tiny"}).json()
+    assert [r["id"] for r in listed] == [run.id]
+    detail = client.get(f"/api/runs/{run.id}").json()
+    assert detail["state"] == "succeeded" and detail["steps"][0]["outputs"]["ref"]["value"] == {"n": 1}
+    assert client.get("/api/runs/run_00000000000000000000000000").status_code == 404
+    assert client.get("/api/runs/../../etc").status_code == 404

@@ -75,12 +75,16 @@ def test_killed_runs_resume_to_the_same_result_without_duplicate_versions(tmp_pa
     killed_in = []
     for _ in range(6):
         proc = _yarnit(home, "pipeline", "run", str(spec), "--force", "--json")
-        time.sleep(rng.uniform(1.0, 3.5))
+        time.sleep(rng.uniform(1.5, 4.5))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         ws = open_workspace(Settings.for_home(home))
         assert ws.metadata.integrity_check() == "ok"
         runs = RunStore(ws).list("toy")
+        if not runs:  # killed before the run was recorded: nothing to resume, nothing half-done
+            killed_in.append("before start")
+            ws.close()
+            continue
         latest = runs[0]
         killed_in.append(next((s.step for s in RunStore(ws).steps(latest.id) if s.state == "running"), latest.state))
         ws.close()
@@ -89,8 +93,12 @@ def test_killed_runs_resume_to_the_same_result_without_duplicate_versions(tmp_pa
             out, err = resumed.communicate(timeout=120)
             assert resumed.returncode == 0, err.decode()
             assert json.loads(out)["state"] == "succeeded"
+    final = _yarnit(home, "pipeline", "run", str(spec), "--json")
+    out, err = final.communicate(timeout=120)
+    assert final.returncode == 0, err.decode()
     ws = open_workspace(Settings.for_home(home))
-    assert [r.state for r in RunStore(ws).list("toy")] == ["succeeded"] * 6
+    states = [r.state for r in RunStore(ws).list("toy")]
+    assert set(states) == {"succeeded"}
     assert [v.version for v in ModelRegistry(ws).versions("toy")] == [1]
     ws.artifacts.verify(ModelRegistry(ws).get("toy", 1).artifact_sha256)
     ws.close()

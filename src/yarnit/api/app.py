@@ -16,7 +16,7 @@ from sqlalchemy import text
 import yarnit
 from yarnit.core.errors import YarnitError
 from yarnit.registry import ModelRegistry
-from yarnit.serving import ModelRuntime
+from yarnit.serving import ServingOptions
 from yarnit.storage import Workspace
 
 from . import control, dataplane
@@ -45,15 +45,14 @@ def iter_api_routes(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:
             yield from iter_api_routes(route.routes)
 
 
-def create_app(workspace: Workspace, *, refresh_s: float = 1.0) -> FastAPI:
-    """Build the HTTP app over an open workspace."""
+def create_app(workspace: Workspace, *, refresh_s: float = 0.25, serving: ServingOptions | None = None) -> FastAPI:
+    """Build the HTTP app over an open workspace (``serving``: data-plane options, see yarnit.serving)."""
     app = FastAPI(
         title="yarnit",
         version=yarnit.__version__,
         description="Reliable ML in production: data plane (v1, OIP v2), control plane (/api), metrics.",
     )
     app.state.workspace = workspace
-    app.state.runtime = ModelRuntime(ModelRegistry(workspace), workspace.clock, refresh_s=refresh_s)
     app.state.metrics = ApiMetrics()
     if workspace.settings.api_token is None:
         log.warning("YARNIT_API_TOKEN is not set: control-plane writes are accepted only from loopback.")
@@ -99,8 +98,9 @@ def create_app(workspace: Workspace, *, refresh_s: float = 1.0) -> FastAPI:
     def dashboard() -> HTMLResponse:
         return HTMLResponse(render_dashboard(ModelRegistry(workspace)))
 
-    app.include_router(dataplane.router)
     app.include_router(control.router)
+    # Last: the data plane's fast path must be the outermost middleware (serving issue #9).
+    dataplane.install(app, workspace, options=serving, refresh_s=refresh_s)
     return app
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from yarnit.data import Datasets
 from yarnit.registry import ModelRegistry
+from yarnit.training import RunStore
 
 router = APIRouter(prefix="/api", tags=["control plane"])
 
@@ -18,6 +19,13 @@ AliasName = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
 
 def _registry(request: Request) -> ModelRegistry:
     return ModelRegistry(request.app.state.workspace)
+
+
+def _refresh(request: Request, name: str) -> None:
+    """Make this server switch at once; other replicas follow at their next alias poll."""
+    runtime = getattr(request.app.state, "runtime", None)
+    if runtime is not None:
+        runtime.refresh(name)
 
 
 @router.get("/models")
@@ -56,13 +64,34 @@ class Rollback(BaseModel):
 def move_alias(name: ModelName, alias: AliasName, body: AliasMove, request: Request) -> dict[str, Any]:
     event = _registry(request).set_alias(name, alias, body.version, actor="api", reason=body.reason,
                                          action="promote")
+    _refresh(request, name)
     return event.to_dict()
 
 
 @router.post("/models/{name}/rollback")
 def roll_back(name: ModelName, body: Rollback, request: Request) -> dict[str, Any]:
     event = _registry(request).roll_back(name, alias=body.alias, actor="api", reason=body.reason)
+    _refresh(request, name)
     return event.to_dict()
+
+
+@router.get("/runs")
+def list_runs(request: Request, pipeline: str | None = None, limit: int = Query(50, ge=1, le=1000)
+              ) -> list[dict[str, Any]]:
+    return [r.to_dict() for r in RunStore(request.app.state.workspace).list(pipeline, limit)]
+
+
+@router.get("/runs/{run_id}")
+def show_run(run_id: Annotated[str, Path(pattern=r"^run_[0-9a-z]{26}$")], request: Request) -> dict[str, Any]:
+    store = RunStore(request.app.state.workspace)
+    run = store.get(run_id)
+    steps = []
+    for s in store.steps(run_id):
+        step = dict(s.__dict__)
+        step["started_at"] = s.started_at.isoformat() if s.started_at else None
+        step["ended_at"] = s.ended_at.isoformat() if s.ended_at else None
+        steps.append(step)
+    return run.to_dict() | {"steps": steps}
 
 
 @router.get("/datasets")

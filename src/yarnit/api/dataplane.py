@@ -1,130 +1,622 @@
-"""Data plane: the v1 protocol and the Open Inference Protocol v2 (predict only)."""
+"""Data plane: the v1 protocol and the Open Inference Protocol v2, on a fast raw-ASGI path.
+
+``POST /v1/models/{name}:predict`` (``{"instances": [...]}``) and
+``POST /v2/models/{name}/infer`` (OIP v2 tensors) are answered by
+:class:`DataPlaneMiddleware`, a plain ASGI layer in front of the FastAPI
+stack: no pydantic models, no per-request dependency injection, JSON parsed
+and written with orjson. The same two routes are declared on the FastAPI
+router too, with their full request and response schemas, so they appear in
+``/openapi.json`` (and in the auth inventory); those declarations delegate to
+the very same handler, so there is one implementation.
+
+Every answer names the model, the version and the path that produced it
+(``served_by``: model | previous | fallback), in the body and in
+``x-yarnit-*`` headers. Bad input is a 4xx with a reason, never a 5xx:
+malformed JSON, wrong shapes or types, NaN/inf and unknown fields are 422, an
+unknown model 404, a body over the limit 413, and a request shed by
+admission control 503 with ``Retry-After``. Every request, whatever its
+outcome, is written to the prediction log.
+
+:func:`install` wires the serving stack into an app (see ``api/app.py``).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import logging
+import re
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Path, Request
-from pydantic import BaseModel, ConfigDict, Field
+import orjson
+from fastapi import APIRouter, FastAPI, Path, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from yarnit.core.errors import InvalidInput
-from yarnit.serving import MAX_INSTANCES, ModelRuntime
+from yarnit.core.errors import InvalidInput, NotFound, YarnitError
+from yarnit.serving import (
+    MAX_INSTANCES,
+    InferenceService,
+    Overloaded,
+    Prediction,
+    RequestTooLarge,
+    ServingCollector,
+    ServingOptions,
+    validate_instances,
+)
+from yarnit.serving.onlinefeatures import FeatureSource
 
+from .errors import status_for
+
+if TYPE_CHECKING:
+    from yarnit.storage import Workspace
+
+    from .metrics import ApiMetrics
+
+log = logging.getLogger("yarnit.api.dataplane")
+
+NAME_PATTERN = r"^[a-z][a-z0-9_.-]{0,62}$"
+_NAME = re.compile(NAME_PATTERN)
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+V1_TEMPLATE = "/v1/models/{name}:predict"
+V2_TEMPLATE = "/v2/models/{name}/infer"
+OIP_DATATYPES = ("BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32",
+                 "FP64", "BYTES")
+_INT_TYPES = frozenset(t for t in OIP_DATATYPES if "INT" in t)
+_FLOAT_TYPES = frozenset(("FP16", "FP32", "FP64"))
+_JSON = (b"content-type", b"application/json")
+_MAX_FLOAT = 1.7976931348623157e308
+
+# -- OpenAPI: the documented contract of the two POST routes ------------------------------------------
+_SCALAR: dict[str, Any] = {"anyOf": [
+    {"type": "string", "maxLength": 10_000},
+    {"type": "number", "minimum": -_MAX_FLOAT, "maximum": _MAX_FLOAT},
+    {"type": "boolean"},
+    {"type": "null"},
+]}
+_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["error", "detail"],
+    "properties": {"error": {"type": "string"}, "detail": {"type": "string"}, "request_id": {"type": "string"}},
+}
+_V1_REQUEST: dict[str, Any] = {
+    "type": "object", "additionalProperties": False, "required": ["instances"],
+    "properties": {
+        "instances": {"type": "array", "minItems": 1, "maxItems": MAX_INSTANCES,
+                      "items": {"type": "object", "additionalProperties": _SCALAR},
+                      "description": "One object of raw feature values per instance; null means missing."},
+        "key": {"type": "string", "maxLength": 256,
+                "description": "Routing key (e.g. a user id) for the sticky canary split; by default the "
+                               "first instance's user_id. Logged only as a keyed hash."},
+    },
+}
+_SERVED_BY = {"type": "string", "enum": ["model", "previous", "fallback"]}
+_V1_RESPONSE: dict[str, Any] = {
+    "type": "object", "required": ["predictions", "model_name", "model_version", "served_by", "request_id"],
+    "properties": {
+        "predictions": {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1}},
+        "model_name": {"type": "string"}, "model_version": {"type": "integer", "minimum": 0},
+        "served_by": _SERVED_BY, "alias": {"type": "string"}, "request_id": {"type": "string"},
+        "reason": {"type": "string"},
+    },
+}
+_TENSOR_DATA: dict[str, Any] = {"type": "array", "items": {"anyOf": [
+    {"type": "string", "maxLength": 10_000},
+    {"type": "number", "minimum": -_MAX_FLOAT, "maximum": _MAX_FLOAT},
+    {"type": "boolean"},
+    {"type": "array"},
+]}}
+_V2_REQUEST: dict[str, Any] = {
+    "type": "object", "additionalProperties": False, "required": ["inputs"],
+    "properties": {
+        "id": {"type": "string", "maxLength": 256},
+        "parameters": {"type": "object", "properties": {"key": {"type": "string", "maxLength": 256}}},
+        "inputs": {"type": "array", "minItems": 1, "maxItems": 1024, "items": {
+            "type": "object", "additionalProperties": False, "required": ["name", "shape", "datatype", "data"],
+            "properties": {
+                "name": {"type": "string", "minLength": 1, "maxLength": 128},
+                "shape": {"type": "array", "minItems": 1, "maxItems": 2,
+                          "items": {"type": "integer", "minimum": 0, "maximum": MAX_INSTANCES}},
+                "datatype": {"type": "string", "enum": list(OIP_DATATYPES)},
+                "data": _TENSOR_DATA,
+                "parameters": {"type": "object"},
+            }}},
+        "outputs": {"type": "array", "maxItems": 1, "items": {
+            "type": "object", "required": ["name"],
+            "properties": {"name": {"type": "string", "enum": ["probability"]}, "parameters": {"type": "object"}}}},
+    },
+    "description": "Each input tensor is one feature column of shape [N] or [N, 1]; or one tensor of shape "
+                   "[N, F] whose columns are the model's declared inputs in order (GET /v2/models/{name}).",
+}
+_V2_RESPONSE: dict[str, Any] = {
+    "type": "object", "required": ["model_name", "model_version", "outputs", "parameters"],
+    "properties": {
+        "model_name": {"type": "string"}, "model_version": {"type": "string"}, "id": {"type": "string"},
+        "parameters": {"type": "object", "required": ["served_by", "request_id"],
+                       "properties": {"served_by": _SERVED_BY, "alias": {"type": "string"},
+                                      "request_id": {"type": "string"}, "reason": {"type": "string"}}},
+        "outputs": {"type": "array", "items": {
+            "type": "object", "required": ["name", "shape", "datatype", "data"],
+            "properties": {"name": {"type": "string"}, "shape": {"type": "array", "items": {"type": "integer"}},
+                           "datatype": {"type": "string"},
+                           "data": {"type": "array", "items": {"type": "number"}}}}},
+    },
+}
+_ANSWER_HEADERS = {
+    "x-request-id": {"schema": {"type": "string"}, "description": "The request id (also in the prediction log)"},
+    "x-yarnit-model-version": {"schema": {"type": "string"}, "description": "Version that answered (0: heuristic)"},
+    "x-yarnit-served-by": {"schema": _SERVED_BY, "description": "Which path answered"},
+}
+
+
+def _error_response(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": _ERROR_SCHEMA}}}
+    if headers:
+        out["headers"] = headers
+    return out
+
+
+def _responses(ok_schema: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
+    return {
+        200: {"description": "Scores, with the model, version and path that answered", "headers": _ANSWER_HEADERS,
+              "content": {"application/json": {"schema": ok_schema}}},
+        404: _error_response("No such model, or it has no production version"),
+        413: _error_response("The body is over the size limit"),
+        422: _error_response("Malformed JSON, wrong shape or type, NaN/inf, unknown field"),
+        503: _error_response("Shed by admission control (queue full or deadline passed in the queue)",
+                             {"Retry-After": {"schema": {"type": "string"}, "description": "Seconds to wait"}}),
+    }
+
+
+_HEADER_PARAMS = [
+    {"name": "x-request-id", "in": "header", "required": False,
+     "schema": {"type": "string", "pattern": _REQUEST_ID.pattern},
+     "description": "Your request id (else the server makes one)"},
+    {"name": "x-yarnit-deadline-ms", "in": "header", "required": False,
+     "schema": {"type": "string", "pattern": r"^[1-9][0-9]{0,5}$"},
+     "description": "A tighter deadline for this request, in whole ms (capped at the server's)"},
+]
+
+
+def _openapi_extra(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}},
+            "parameters": _HEADER_PARAMS}
+
+
+# -- request parsing ---------------------------------------------------------------------------------
+def _loads(body: bytes) -> Any:
+    if not body:
+        raise InvalidInput("The request body is empty; send a JSON object.")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"The request body is not valid JSON ({exc}). NaN and Infinity are not JSON; "
+                           "send finite numbers.") from None
+
+
+def _check_keys(obj: dict[str, Any], allowed: frozenset[str], where: str) -> None:
+    unknown = [k for k in obj if k not in allowed]
+    if unknown:
+        raise InvalidInput(f"Unknown field(s) {sorted(unknown)} in {where}; allowed: {sorted(allowed)}.")
+
+
+def _optional_key(value: Any, where: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > 256:
+        raise InvalidInput(f"{where} must be a string of at most 256 characters.")
+    return value
+
+
+_V1_KEYS = frozenset(("instances", "key"))
+_V2_KEYS = frozenset(("id", "parameters", "inputs", "outputs"))
+_TENSOR_KEYS = frozenset(("name", "shape", "datatype", "data", "parameters"))
+
+
+def parse_v1(payload: Any, max_instances: int) -> tuple[list[dict[str, Any]], str | None]:
+    if not isinstance(payload, dict):
+        raise InvalidInput('The body must be a JSON object: {"instances": [{...}, ...]}.')
+    _check_keys(payload, _V1_KEYS, "the request")
+    if "instances" not in payload:
+        raise InvalidInput('The body has no "instances"; send {"instances": [{"feature": value, ...}]}.')
+    return validate_instances(payload["instances"], max_instances), _optional_key(payload.get("key"), "'key'")
+
+
+def _flatten(data: list[Any]) -> list[Any]:
+    if not any(isinstance(v, list) for v in data):
+        return data
+    out: list[Any] = []
+    stack = [iter(data)]
+    while stack:
+        for value in stack[-1]:
+            if isinstance(value, list):
+                stack.append(iter(value))
+                break
+            out.append(value)
+        else:
+            stack.pop()
+    return out
+
+
+def _check_tensor_values(name: str, datatype: str, data: list[Any]) -> None:
+    for value in data:
+        kind = type(value)
+        if datatype == "BYTES":
+            ok = kind is str
+        elif datatype == "BOOL":
+            ok = kind is bool
+        elif datatype in _INT_TYPES:
+            ok = kind is int
+        else:
+            ok = kind is int or (kind is float and value == value and abs(value) != float("inf"))
+        if not ok:
+            raise InvalidInput(f"Input {name!r} is declared {datatype} but holds {value!r}; "
+                               f"BYTES holds strings, BOOL booleans, INT* integers, FP* finite numbers.")
+
+
+def parse_v2(payload: Any, columns_of: Any, max_instances: int) -> tuple[list[dict[str, Any]], str | None,
+                                                                          str | None]:
+    """(instances, routing key, request id echo) from an OIP v2 infer body."""
+    if not isinstance(payload, dict):
+        raise InvalidInput('The body must be a JSON object: {"inputs": [{"name", "shape", "datatype", "data"}]}.')
+    _check_keys(payload, _V2_KEYS, "the request")
+    request_id = payload.get("id")
+    if request_id is not None and (not isinstance(request_id, str) or len(request_id) > 256):
+        raise InvalidInput("'id' must be a string of at most 256 characters.")
+    parameters = payload.get("parameters")
+    if parameters is not None and not isinstance(parameters, dict):
+        raise InvalidInput("'parameters' must be an object.")
+    key = _optional_key((parameters or {}).get("key"), "parameters.key")
+    outputs = payload.get("outputs")
+    if outputs is not None:
+        if not isinstance(outputs, list) or len(outputs) > 1 or any(
+                not isinstance(o, dict) or o.get("name") != "probability" for o in outputs):
+            raise InvalidInput("'outputs' may only ask for [{\"name\": \"probability\"}], the one output.")
+    inputs = payload.get("inputs")
+    if not isinstance(inputs, list) or not inputs:
+        raise InvalidInput("'inputs' must be a non-empty list of tensors {name, shape, datatype, data}.")
+    if len(inputs) > 1024:
+        raise InvalidInput(f"'inputs' has {len(inputs)} tensors; at most 1024.")
+    tensors: list[tuple[str, list[int], list[Any]]] = []
+    for index, tensor in enumerate(inputs):
+        if not isinstance(tensor, dict):
+            raise InvalidInput(f"inputs[{index}] must be an object {{name, shape, datatype, data}}.")
+        _check_keys(tensor, _TENSOR_KEYS, f"inputs[{index}]")
+        name, shape, datatype, data = (tensor.get(k) for k in ("name", "shape", "datatype", "data"))
+        if not isinstance(name, str) or not 0 < len(name) <= 128:
+            raise InvalidInput(f"inputs[{index}].name must be a non-empty string (≤ 128 characters).")
+        if not isinstance(shape, list) or not 1 <= len(shape) <= 2 or any(
+                type(d) is not int or d < 0 for d in shape):
+            raise InvalidInput(f"Input {name!r} has shape {shape!r}; use [N] or [N, F] with non-negative integers.")
+        if datatype not in OIP_DATATYPES:
+            raise InvalidInput(f"Input {name!r} has datatype {datatype!r}; valid: {', '.join(OIP_DATATYPES)}.")
+        if not isinstance(data, list):
+            raise InvalidInput(f"Input {name!r} needs 'data' as a list of values.")
+        flat = _flatten(data)
+        expected = shape[0] * (shape[1] if len(shape) == 2 else 1)
+        if len(flat) != expected:
+            raise InvalidInput(f"Input {name!r} has shape {shape} but {len(flat)} values; expected {expected}.")
+        _check_tensor_values(name, datatype, flat)
+        tensors.append((name, shape, flat))
+    rows = tensors[0][1][0]
+    if rows > max_instances:
+        raise InvalidInput(f"{rows} rows in one request; at most {max_instances}. Split the batch.")
+    if len(tensors) == 1 and len(tensors[0][1]) == 2 and tensors[0][1][1] != 1:
+        name, shape, flat = tensors[0]
+        columns = columns_of()
+        if len(columns) != shape[1]:
+            raise InvalidInput(f"Input {name!r} has {shape[1]} columns but the model declares {len(columns)} "
+                               f"inputs ({', '.join(columns) or 'none'}); send one tensor per feature instead.")
+        width = shape[1]
+        instances = [dict(zip(columns, flat[r * width:(r + 1) * width], strict=True)) for r in range(rows)]
+    else:
+        for name, shape, _flat in tensors:
+            if shape[0] != rows or (len(shape) == 2 and shape[1] != 1):
+                raise InvalidInput(f"Input {name!r} has shape {shape}; with one tensor per feature every input "
+                                   f"must be one column of shape [{rows}] or [{rows}, 1].")
+        instances = [{name: flat[r] for name, _shape, flat in tensors} for r in range(rows)]
+    return validate_instances(instances, max_instances), key, request_id
+
+
+# -- the raw ASGI handler -------------------------------------------------------------------------------
+class DataPlaneMiddleware:
+    """Answers the data-plane POSTs itself; passes everything else to the wrapped app."""
+
+    def __init__(self, app: ASGIApp, service: InferenceService, metrics: ApiMetrics | None = None) -> None:
+        self.app = app
+        self.service = service
+        self.metrics = metrics
+        self._http_children: dict[tuple[str, str], Any] = {}
+        self._latency_children: dict[str, Any] = {}
+        self._prediction_children: dict[tuple[str, str, str], Any] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path: str = scope["path"]
+            if path.endswith(":predict") and path.startswith("/v1/models/"):
+                await self.handle("v1", path[11:-8], scope, receive, send)
+                return
+            if path.endswith("/infer") and path.startswith("/v2/models/"):
+                await self.handle("v2", path[11:-6], scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    async def handle(self, protocol: str, name: str, scope: Scope, receive: Receive, send: Send) -> None:
+        service = self.service
+        clock = service.clock
+        started = clock.monotonic()
+        request_id: str | None = None
+        deadline_s: float | None = None
+        length = -1
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        status = 200
+        error: str | None = None
+        prediction: Prediction | None = None
+        instances: list[dict[str, Any]] | None = None
+        key: str | None = None
+        extra_headers: list[tuple[bytes, bytes]] = []
+        try:
+            for header, value in headers:
+                if header == b"content-length":
+                    length = int(value) if value.isdigit() else -1
+                elif header == b"x-request-id":
+                    request_id = value.decode("latin-1")
+                    if not _REQUEST_ID.match(request_id):
+                        request_id = None
+                        raise InvalidInput("x-request-id must be 1-64 characters of A-Z a-z 0-9 . _ : -")
+                elif header == b"x-yarnit-deadline-ms":
+                    deadline_s = _deadline(value, service.options.deadline_ms)
+            if request_id is None:
+                request_id = service.new_request_id()
+            if "/versions/" in name:
+                raise NotFound("Versioned inference (/v2/models/{name}/versions/{v}/infer) is not served: yarnit "
+                               "answers with the version its aliases route to (see x-yarnit-model-version). "
+                               "POST /v2/models/{name}/infer instead.")
+            if not _NAME.match(name):
+                raise NotFound(f"There is no model named {name[:80]!r}: model names are 1-63 lowercase letters, "
+                               "digits, '_', '.' or '-'. List models with: yarnit models list")
+            ticket = service.admission.enter(deadline_s)
+            try:
+                body = await _read_body(receive, length, service.options.max_body_bytes)
+                await service.admission.acquire(ticket)
+                payload = _loads(body)
+                max_instances = service.options.max_instances
+                echo_id: str | None = None
+                if protocol == "v1":
+                    instances, key = parse_v1(payload, max_instances)
+                else:
+                    instances, key, echo_id = parse_v2(payload, lambda: _columns(service, name), max_instances)
+                prediction = service.predict(name, instances, key=key, request_id=request_id,
+                                             deadline_at_s=ticket.entered_s + ticket.deadline_s)
+            finally:
+                service.admission.leave(ticket)
+            body_out = _answer_v1(prediction) if protocol == "v1" else _answer_v2(prediction, echo_id)
+            extra_headers = [(b"x-yarnit-model-version", str(prediction.model_version).encode()),
+                             (b"x-yarnit-served-by", prediction.served_by.encode())]
+        except Overloaded as exc:
+            status, error = 503, exc.reason
+            extra_headers = [(b"retry-after", str(exc.retry_after_s).encode())]
+            body_out = _error_body(exc, request_id)
+        except YarnitError as exc:
+            status = 413 if isinstance(exc, RequestTooLarge) else status_for(exc)
+            error = type(exc).__name__
+            if status == 503:
+                extra_headers = [(b"retry-after", str(service.options.retry_after_s).encode())]
+            body_out = _error_body(exc, request_id)
+        except Exception as exc:  # a bug: answer 500 with no internals, keep the trace in the server log
+            log.exception("data-plane request %s failed", request_id)
+            status, error = 500, type(exc).__name__
+            body_out = orjson.dumps({"error": "InternalError", "detail": "The server failed to answer this "
+                                     "request; it has been logged with its request id.", "request_id": request_id})
+        response_headers = [_JSON, (b"content-length", str(len(body_out)).encode()),
+                            (b"x-request-id", (request_id or "").encode()), *extra_headers]
+        try:
+            await send({"type": "http.response.start", "status": status, "headers": response_headers})
+            await send({"type": "http.response.body", "body": body_out})
+        finally:
+            latency = clock.monotonic() - started
+            service.record(request_id=request_id or "", protocol=protocol, model=name, status=status,
+                           latency_s=latency, prediction=prediction, instances=instances, error=error, key=key)
+            if self.metrics is not None:
+                self._observe(protocol, name, status, latency, prediction)
+
+    def _observe(self, protocol: str, name: str, status: int, latency: float, prediction: Prediction | None) -> None:
+        metrics = self.metrics
+        assert metrics is not None
+        template = V1_TEMPLATE if protocol == "v1" else V2_TEMPLATE
+        child = self._http_children.get((template, str(status)))
+        if child is None:
+            child = self._http_children[(template, str(status))] = metrics.requests.labels("POST", template,
+                                                                                           str(status))
+        child.inc()
+        timer = self._latency_children.get(template)
+        if timer is None:
+            timer = self._latency_children[template] = metrics.latency.labels("POST", template)
+        timer.observe(latency)
+        if prediction is not None:
+            label = (name, str(prediction.model_version), prediction.served_by)
+            counter = self._prediction_children.get(label)
+            if counter is None:
+                counter = self._prediction_children[label] = metrics.predictions.labels(*label)
+            counter.inc(len(prediction.values))
+
+
+def _deadline(value: bytes, cap_ms: float) -> float:
+    if not (value.isdigit() and 0 < len(value) <= 6 and value[:1] != b"0"):
+        raise InvalidInput(f"x-yarnit-deadline-ms must be a whole number of milliseconds in [1, 999999]; got "
+                           f"{value[:20].decode('latin-1')!r}.")
+    return min(float(value), cap_ms) / 1000.0
+
+
+async def _read_body(receive: Receive, length: int, limit: int) -> bytes:
+    if length > limit:
+        raise RequestTooLarge(length, limit)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise InvalidInput("The client disconnected before sending the whole body.")
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise RequestTooLarge(size, limit)
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _columns(service: InferenceService, name: str) -> list[str]:
+    state = service.runtime.state(name)
+    loaded = state.production or state.previous or state.fallback
+    inputs = loaded.version.signature.get("inputs", {}) if loaded is not None else {}
+    return list(inputs) if isinstance(inputs, dict) else []
+
+
+def _answer_v1(p: Prediction) -> bytes:
+    body: dict[str, Any] = {"predictions": p.values, "model_name": p.model_name, "model_version": p.model_version,
+                            "served_by": p.served_by, "alias": p.alias, "request_id": p.request_id}
+    if p.reason is not None:
+        body["reason"] = p.reason
+    return orjson.dumps(body)
+
+
+def _answer_v2(p: Prediction, echo_id: str | None) -> bytes:
+    parameters: dict[str, Any] = {"served_by": p.served_by, "alias": p.alias, "request_id": p.request_id}
+    if p.reason is not None:
+        parameters["reason"] = p.reason
+    return orjson.dumps({
+        "model_name": p.model_name, "model_version": str(p.model_version), "id": echo_id or p.request_id,
+        "parameters": parameters,
+        "outputs": [{"name": "probability", "shape": [len(p.values)], "datatype": "FP64", "data": p.values}],
+    })
+
+
+def _error_body(exc: YarnitError, request_id: str | None) -> bytes:
+    body: dict[str, Any] = {"error": type(exc).__name__, "detail": str(exc)}
+    if request_id is not None:
+        body["request_id"] = request_id
+    return orjson.dumps(body)
+
+
+# -- the FastAPI side: documentation, metadata and readiness -----------------------------------------
 router = APIRouter(tags=["data plane"])
-
-Scalar = str | float | int | bool | None
-ModelName = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_.-]{0,62}$", description="Model name")]
+ModelName = Path(pattern=NAME_PATTERN, description="Model name", max_length=63)
 
 
-class V1PredictRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    instances: list[dict[str, Scalar]] = Field(min_length=1, max_length=MAX_INSTANCES)
+class _Delegate(Response):
+    """Hands the raw ASGI call to the data-plane handler (used when the middleware is not in front)."""
+
+    def __init__(self, plane: DataPlaneMiddleware, protocol: str, name: str) -> None:
+        super().__init__()
+        self.plane, self.protocol, self.name = plane, protocol, name
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.plane.handle(self.protocol, self.name, scope, receive, send)
 
 
-class V1PredictResponse(BaseModel):
-    predictions: list[float]
-    model_name: str
-    model_version: int
-    served_by: str
+def _plane(request: Request) -> DataPlaneMiddleware:
+    plane = getattr(request.app.state, "dataplane", None)
+    if plane is None:
+        plane = DataPlaneMiddleware(request.app, request.app.state.serving, getattr(request.app.state, "metrics",
+                                                                                     None))
+        request.app.state.dataplane = plane
+    return plane
 
 
-class V2Tensor(BaseModel):
-    name: str = Field(min_length=1, max_length=128)
-    shape: list[int] = Field(min_length=1, max_length=2)
-    datatype: str
-    data: list[Scalar]
+@router.post(V1_TEMPLATE, response_model=None, responses=_responses(_V1_RESPONSE),
+             openapi_extra=_openapi_extra(_V1_REQUEST), summary="v1 predict")
+async def v1_predict(request: Request, name: str = ModelName) -> Response:
+    """Score ``instances`` (feature dicts) with the version routed to (production, or canary for its share)."""
+    return _Delegate(_plane(request), "v1", name)
 
 
-class V2InferRequest(BaseModel):
-    id: str | None = None
-    inputs: list[V2Tensor] = Field(min_length=1, max_length=1024)
+@router.post(V2_TEMPLATE, response_model=None, responses=_responses(_V2_RESPONSE),
+             openapi_extra=_openapi_extra(_V2_REQUEST), summary="Open Inference Protocol v2 infer")
+async def v2_infer(request: Request, name: str = ModelName) -> Response:
+    """Open Inference Protocol v2: one input tensor per feature column (or one [N, F] tensor)."""
+    return _Delegate(_plane(request), "v2", name)
 
 
-class V2OutputTensor(BaseModel):
-    name: str
-    shape: list[int]
-    datatype: str
-    data: list[float]
+_METADATA_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: _error_response("No such model, or it has no production version"),
+    503: _error_response("The registry cannot be read now"),
+}
 
 
-class V2InferResponse(BaseModel):
-    model_name: str
-    model_version: str
-    id: str | None = None
-    outputs: list[V2OutputTensor]
-    parameters: dict[str, Any] = {}
+def _service(request: Request) -> InferenceService:
+    service: InferenceService = request.app.state.serving
+    return service
 
 
-def _runtime(request: Request) -> ModelRuntime:
-    runtime: ModelRuntime = request.app.state.runtime
-    return runtime
-
-
-def _count(request: Request, model: str, version: int, served_by: str, n: int) -> None:
-    request.app.state.metrics.predictions.labels(model, str(version), served_by).inc(n)
-    request.app.state.metrics.model_version.labels(model, "production").set(version)
-
-
-@router.post("/v1/models/{name}:predict", response_model=V1PredictResponse)
-def v1_predict(name: ModelName, body: V1PredictRequest, request: Request) -> V1PredictResponse:
-    """Score ``instances`` (a list of feature dicts) with the production version of ``name``."""
-    prediction = _runtime(request).predict(name, body.instances)
-    _count(request, name, prediction.model_version, prediction.served_by, len(prediction.values))
-    return V1PredictResponse(
-        predictions=prediction.values,
-        model_name=prediction.model_name,
-        model_version=prediction.model_version,
-        served_by=prediction.served_by,
-    )
-
-
-def _columns_to_instances(inputs: list[V2Tensor]) -> list[dict[str, Scalar]]:
-    rows = inputs[0].shape[0]
-    for tensor in inputs:
-        if tensor.shape[0] != rows or len(tensor.data) != rows or (len(tensor.shape) == 2 and tensor.shape[1] != 1):
-            raise InvalidInput(
-                f"Input {tensor.name!r} has shape {tensor.shape} and {len(tensor.data)} values; every input must "
-                f"be one column of shape [{rows}] or [{rows}, 1] with that many values."
-            )
-        if rows > MAX_INSTANCES:
-            raise InvalidInput(f"{rows} rows in one request; at most {MAX_INSTANCES}. Split the batch.")
-    return [{t.name: t.data[i] for t in inputs} for i in range(rows)]
-
-
-@router.post("/v2/models/{name}/infer", response_model=V2InferResponse)
-def v2_infer(name: ModelName, body: V2InferRequest, request: Request) -> V2InferResponse:
-    """Open Inference Protocol v2: each input tensor is one feature column."""
-    instances = _columns_to_instances(body.inputs)
-    prediction = _runtime(request).predict(name, instances)
-    _count(request, name, prediction.model_version, prediction.served_by, len(prediction.values))
-    return V2InferResponse(
-        model_name=name,
-        model_version=str(prediction.model_version),
-        id=body.id,
-        outputs=[V2OutputTensor(name="probability", shape=[len(prediction.values)], datatype="FP64",
-                                data=prediction.values)],
-        parameters={"served_by": prediction.served_by},
-    )
-
-
-@router.get("/v2/models/{name}")
-def v2_model_metadata(name: ModelName, request: Request) -> dict[str, Any]:
-    loaded = _runtime(request).current(name)
+@router.get("/v2/models/{name}", responses=_METADATA_RESPONSES, summary="OIP v2 model metadata")
+def v2_model_metadata(request: Request, name: str = ModelName) -> dict[str, Any]:
+    state = _service(request).runtime.state(name)
+    loaded = state.production or state.previous or state.fallback
+    if loaded is None:
+        raise NotFound(f"Model {name!r} has no loadable version behind production; see: yarnit models show {name}")
     signature = loaded.version.signature
+    inputs = signature.get("inputs", {}) if isinstance(signature.get("inputs"), dict) else {}
+    versions = sorted({str(m.version.version) for m in (state.production, state.canary, state.shadow,
+                                                        state.previous, state.fallback) if m is not None}, key=int)
     return {
         "name": name,
-        "versions": [str(loaded.version.version)],
-        "platform": loaded.version.artifact_format.value,
-        "inputs": [{"name": f, "datatype": "BYTES" if t == "string" else "FP64", "shape": [-1]}
-                   for f, t in signature.get("inputs", {}).items()],
+        "versions": versions,
+        "platform": f"yarnit-{loaded.version.artifact_format.value}",
+        "inputs": [{"name": f, "datatype": "BYTES" if t == "string" else "BOOL" if t == "bool" else "FP64",
+                    "shape": [-1]} for f, t in inputs.items()],
         "outputs": [{"name": "probability", "datatype": "FP64", "shape": [-1]}],
     }
 
 
-@router.get("/v2/models/{name}/ready")
-def v2_model_ready(name: ModelName, request: Request) -> dict[str, Any]:
-    loaded = _runtime(request).current(name)
-    return {"name": name, "ready": True, "version": str(loaded.version.version)}
+@router.get("/v2/models/{name}/ready", responses=_METADATA_RESPONSES, summary="OIP v2 model readiness")
+def v2_model_ready(request: Request, name: str = ModelName) -> Response:
+    state = _service(request).runtime.state(name)
+    if state.production is None:
+        return JSONResponse({"name": name, "ready": False, "version": ""}, status_code=503,
+                            headers={"Retry-After": "1"})
+    return JSONResponse({"name": name, "ready": True, "version": str(state.production.version.version)})
 
 
-__all__ = ["router"]
+# -- wiring ----------------------------------------------------------------------------------------------
+def install(app: FastAPI, workspace: Workspace, *, options: ServingOptions | None = None,
+            refresh_s: float | None = None, feature_source: FeatureSource | None = None) -> InferenceService:
+    """Put the serving stack into ``app``: routes, the fast path, metrics, shutdown flush.
+
+    Call it after every other ``app.middleware(...)``: the fast path must be
+    the outermost layer (data-plane requests need no token and are counted
+    by the handler itself).
+    """
+    opts = options or ServingOptions()
+    if refresh_s is not None:
+        opts = replace(opts, refresh_s=refresh_s)
+    service = InferenceService.for_workspace(workspace, opts, feature_source=feature_source)
+    app.state.serving = service
+    app.state.runtime = service.runtime
+    metrics: ApiMetrics | None = getattr(app.state, "metrics", None)
+    if metrics is not None:
+        metrics.registry.register(ServingCollector(service))
+
+        def set_version_gauge(event: Any) -> None:
+            if event.outcome == "swapped" and event.to_version is not None:
+                metrics.model_version.labels(event.model, event.alias).set(event.to_version)
+
+        service.runtime.listeners.append(set_version_gauge)
+    app.include_router(router)
+    app.add_middleware(DataPlaneMiddleware, service=service, metrics=metrics)
+    app.router.on_shutdown.append(service.close)
+    return service
+
+
+def asgi_entry(app: FastAPI) -> ASGIApp:
+    """What to hand the ASGI server: the data plane's fast path in front of the whole app.
+
+    Inside the app the same middleware already answers the data plane; in
+    front of it, requests also skip FastAPI's own per-request work (its
+    telemetry check and middleware plumbing), which matters at 10k req/s.
+    Lifespan events and every other route pass straight through.
+    """
+    return DataPlaneMiddleware(app, app.state.serving, getattr(app.state, "metrics", None))
+
+
+__all__ = ["DataPlaneMiddleware", "asgi_entry", "install", "parse_v1", "parse_v2", "router"]

@@ -24,6 +24,7 @@ class BackgroundServer:
     """uvicorn serving ``app`` on a loopback port in a daemon thread (demo, tests)."""
 
     def __init__(self, app: FastAPI, *, host: str = "127.0.0.1", port: int | None = None) -> None:
+        self.app = app
         self.host = host
         self.port = port or free_port(host)
         self.server = uvicorn.Server(
@@ -48,6 +49,9 @@ class BackgroundServer:
                  tb: TracebackType | None) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+        serving = getattr(self.app.state, "serving", None)
+        if serving is not None:  # lifespan is off here, so flush the prediction log ourselves
+            serving.close()
 
 
 def serve_forever(app: FastAPI, host: str, port: int) -> None:

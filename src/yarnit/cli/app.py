@@ -14,6 +14,7 @@ from yarnit.core.settings import load_settings
 from yarnit.data import Datasets
 
 from . import models, pipelines
+from .serving import predict_batch
 from .common import JSON_OPTION, cli_errors, console, emit, workspace
 
 app = typer.Typer(
@@ -25,6 +26,7 @@ app = typer.Typer(
 app.add_typer(models.app, name="models")
 app.add_typer(pipelines.pipeline_app, name="pipeline")
 app.add_typer(pipelines.runs_app, name="runs")
+app.command("predict-batch")(predict_batch)
 data_app = typer.Typer(help="Dataset versions.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
@@ -70,13 +72,14 @@ def serve(host: str = typer.Option("127.0.0.1", help="Interface to bind."),
           port: int = typer.Option(8080, min=1, max=65535, help="TCP port.")) -> None:
     """Serve the data plane, control plane, metrics and dashboard over HTTP."""
     from yarnit.api import create_app
+    from yarnit.api.dataplane import asgi_entry
     from yarnit.api.server import serve_forever
 
     ws = workspace()
     if ws.settings.api_token is None and host not in ("127.0.0.1", "::1", "localhost"):
         console.print("[yellow]warning:[/] YARNIT_API_TOKEN is not set; control-plane writes are refused "
                       "from anywhere but loopback.")
-    serve_forever(create_app(ws), host, port)
+    serve_forever(asgi_entry(create_app(ws)), host, port)
 
 
 @app.command()

@@ -1,0 +1,18 @@
+"""yarnit's server as `yarnit serve` runs it, built from YARNIT_HOME: prediction log and metrics on.
+
+The prediction cache is off (BENCH_CACHE=1 turns it on) so that no system answers repeated bodies from memory.
+"""
+
+import os
+
+from yarnit.api import create_app
+from yarnit.api.dataplane import asgi_entry
+from yarnit.core import load_settings
+from yarnit.serving import ServingOptions
+from yarnit.storage import open_workspace
+
+
+def app():
+    options = ServingOptions(cache_entries=10_000 if os.environ.get("BENCH_CACHE") == "1" else 0,
+                             max_in_flight=int(os.environ.get("BENCH_MAX_IN_FLIGHT", "32")))
+    return asgi_entry(create_app(open_workspace(load_settings()), serving=options))

@@ -1,0 +1,53 @@
+"""Serving errors; each maps onto a family of :mod:`yarnit.core.errors`.
+
+::
+
+    Unavailable
+     └── Overloaded          shed by admission control (503 + Retry-After)
+    InvalidInput
+     └── RequestTooLarge     body over the size limit (413)
+    Conflict
+     └── VersionRejected     a new version failed validation; the old one keeps serving
+"""
+
+from __future__ import annotations
+
+from yarnit.core.errors import Conflict, InvalidInput, Unavailable
+
+
+class Overloaded(Unavailable):
+    """The server is at its concurrency limit or the request's deadline passed in the queue."""
+
+    def __init__(self, reason: str, retry_after_s: int) -> None:
+        what = {
+            "concurrency": "the server is at its limit of requests in flight",
+            "deadline": "the request waited in the queue past its deadline",
+            "closed": "the server is shutting down",
+        }.get(reason, reason)
+        super().__init__(f"Request shed: {what}. Retry after {retry_after_s} s, or lower the request rate.")
+        self.reason, self.retry_after_s = reason, retry_after_s
+
+
+class RequestTooLarge(InvalidInput):
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            f"The request body is {size:,} bytes or more; the limit is {limit:,} bytes. Split the batch into "
+            "smaller requests (or raise max_body_bytes in the serving options)."
+        )
+        self.size, self.limit = size, limit
+
+
+
+
+class VersionRejected(Conflict):
+    """A model version failed its load-time validation and was not swapped in."""
+
+    def __init__(self, ref: str, reason: str) -> None:
+        super().__init__(
+            f"Model version {ref} was not swapped in: {reason}. The version that was serving keeps serving; "
+            "fix the model (or its golden requests in the signature) and register a new version."
+        )
+        self.ref, self.reason = ref, reason
+
+
+__all__ = ["Overloaded", "RequestTooLarge", "VersionRejected"]

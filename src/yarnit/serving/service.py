@@ -1,0 +1,426 @@
+"""InferenceService: one request from instances to an answer that names who answered.
+
+It puts the serving parts together in the order a request meets them:
+routing (sticky canary split) → online features (missing/stale policy) →
+prediction cache → the model (compiled fast path) → the fallback chain
+(previous version, ``fallback`` alias, heuristic) → shadow scoring in the
+background → metrics and the prediction log. Admission control (the bounded
+queue and the fast 503) sits in front, in the protocol layer, because it is
+about the event loop that receives requests.
+
+Every :class:`Prediction` says which model and version answered and by which
+path: ``model`` (the version the request was routed to), ``previous`` (the
+previous production version, or production when a canary failed) or
+``fallback`` (the ``fallback`` alias or the heuristic table).
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import logging
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from yarnit.core.clock import Clock
+from yarnit.core.errors import InvalidInput
+from yarnit.registry import ModelRegistry
+from yarnit.storage import Workspace
+
+from .admission import AdmissionController, AdmissionLimits
+from .cache import PredictionCache, instance_key
+from .onlinefeatures import FeatureSource, OnlineFeatures
+from .predlog import LogPolicy, PredictionLog
+from .router import Router, ShadowScorer
+from .runtime import BreakerSettings, LoadedModel, ModelRuntime, ModelState
+
+log = logging.getLogger("yarnit.serving")
+
+LATENCY_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+SERVED_BY = ("model", "previous", "fallback")
+
+
+@dataclass(frozen=True)
+class ServingOptions:
+    """Keyword-only knobs of the data plane, with production defaults."""
+
+    refresh_s: float = 0.25  # how often aliases are re-read (0: on every request; tests)
+    compile: bool = True  # ONNX fast path for linear and tree models
+    max_in_flight: int = 64  # admitted requests; more are shed with 503
+    deadline_ms: float = 500.0  # per-request budget (a client may ask for less)
+    retry_after_s: int = 1
+    max_body_bytes: int = 16 << 20  # over it: 413
+    max_instances: int = 10_000
+    cache_entries: int = 10_000  # 0 disables the prediction cache
+    shadow_queue: int = 1_000
+    log_dir: Path | None = None  # default: $YARNIT_HOME/prediction_log
+    log_queue: int = 100_000
+    log_flush_interval_s: float = 0.05
+    log_fsync: bool = True
+    log_instances: bool = True
+    key_field: str | None = "user_id"  # instance field used as routing key when no key is sent
+    breaker_failures: int = 3
+    breaker_cooldown_s: float = 5.0
+
+
+@dataclass
+class Prediction:
+    """Scores plus who produced them (book ch. 8: every response carries the model version)."""
+
+    values: list[float]
+    model_name: str
+    model_version: int  # 0 when the heuristic answered
+    served_by: str  # "model" | "previous" | "fallback"
+    alias: str  # "production" | "canary" | "previous" | "fallback" | "heuristic"
+    request_id: str
+    reason: str | None = None  # why a fallback answered: error, timeout, circuit_open, not_loaded, no_model
+    cache_hits: int = 0
+    feature_defaults: dict[str, int] = field(default_factory=dict)
+    answered_by: LoadedModel | None = field(default=None, repr=False)
+
+
+class ModelOutputInvalid(RuntimeError):
+    """A model returned scores that are not finite probabilities (a model fault, not a client one)."""
+
+
+class _Histogram:
+    __slots__ = ("counts", "total", "count")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(LATENCY_BUCKETS_S) + 1)
+        self.total = 0.0
+        self.count = 0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(LATENCY_BUCKETS_S, value)] += 1
+        self.total += value
+        self.count += 1
+
+
+class ServingStats:
+    """Plain counters updated on the request path; exported at scrape time by ServingCollector."""
+
+    def __init__(self) -> None:
+        self.requests: dict[tuple[str, str, str, str, str], int] = {}
+        self.latency: dict[tuple[str, str], _Histogram] = {}
+        self.shed: dict[tuple[str, str], int] = {}
+        self.fallbacks: dict[tuple[str, str, str], int] = {}
+        self.cache_hits: dict[tuple[str, str], int] = {}
+        self.cache_misses: dict[tuple[str, str], int] = {}
+        self.instances: dict[tuple[str, str, str], int] = {}
+        self.shadow: dict[tuple[str, str, str], int] = {}
+
+    @staticmethod
+    def bump(table: dict[Any, int], key: Any, n: int = 1) -> None:
+        table[key] = table.get(key, 0) + n
+
+    def observe_latency(self, model: str, version: str, seconds: float) -> None:
+        histogram = self.latency.get((model, version))
+        if histogram is None:
+            histogram = self.latency[(model, version)] = _Histogram()
+        histogram.observe(seconds)
+
+
+def validate_instances(instances: Any, max_instances: int) -> list[dict[str, Any]]:
+    """Check the v1 ``instances`` value and return clean rows (``null`` values dropped = missing).
+
+    Values must be strings, booleans or finite numbers; anything else is the
+    client's error (422), never a 500.
+    """
+    if not isinstance(instances, list):
+        raise InvalidInput(f"'instances' must be a list of objects; got {type(instances).__name__}. "
+                           'Send {"instances": [{"feature": value, ...}]}.')
+    if not instances:
+        raise InvalidInput('\'instances\' is empty; send at least one instance, e.g. {"instances": [{...}]}.')
+    if len(instances) > max_instances:
+        raise InvalidInput(f"'instances' has {len(instances)} items; at most {max_instances} per request. "
+                           "Split the batch.")
+    rows: list[dict[str, Any]] = []
+    for index, instance in enumerate(instances):
+        if not isinstance(instance, dict):
+            raise InvalidInput(f"instances[{index}] must be an object of feature values; got "
+                               f"{type(instance).__name__}.")
+        row: dict[str, Any] = {}
+        for key, value in instance.items():
+            if value is None:
+                continue
+            kind = type(value)
+            if kind is float:
+                if not math.isfinite(value):
+                    raise InvalidInput(f"instances[{index}].{key} is {value}; values must be finite numbers.")
+            elif kind is int:
+                if not -(2**63) <= value < 2**63:
+                    raise InvalidInput(f"instances[{index}].{key} is an integer too large to score "
+                                       f"({str(value)[:30]}…); send it as a float or a string.")
+            elif kind is not str and kind is not bool:
+                raise InvalidInput(f"instances[{index}].{key} is a {kind.__name__}; feature values must be "
+                                   "strings, numbers, booleans or null.")
+            row[key] = value
+        rows.append(row)
+    return rows
+
+
+class InferenceService:
+    """Scores requests for any registered model; see the module docstring for the path a request takes."""
+
+    def __init__(self, runtime: ModelRuntime, clock: Clock, *, options: ServingOptions | None = None,
+                 prediction_log: PredictionLog | None = None, router: Router | None = None,
+                 feature_source: FeatureSource | None = None) -> None:
+        self.runtime = runtime
+        self.clock = clock
+        self.options = options or ServingOptions()
+        self.log = prediction_log
+        self.router = router or Router()
+        self.features = OnlineFeatures(feature_source, clock)
+        self.cache = PredictionCache(self.options.cache_entries)
+        self.shadow = ShadowScorer(max_queue=self.options.shadow_queue)
+        self.admission = AdmissionController(clock, AdmissionLimits(
+            max_in_flight=self.options.max_in_flight, deadline_s=self.options.deadline_ms / 1000.0,
+            retry_after_s=self.options.retry_after_s))
+        self.stats = ServingStats()
+        self._ids = itertools.count(1)
+        self._id_prefix = f"req_{os.getpid():x}{os.urandom(3).hex()}_"
+        self.closed = False
+
+    @classmethod
+    def for_workspace(cls, workspace: Workspace, options: ServingOptions | None = None, *,
+                      feature_source: FeatureSource | None = None) -> InferenceService:
+        """A service over ``workspace``: its registry, clock, HMAC key and prediction-log directory."""
+        opts = options or ServingOptions()
+        runtime = ModelRuntime(ModelRegistry(workspace), workspace.clock, refresh_s=opts.refresh_s,
+                               compile=opts.compile,
+                               breaker=BreakerSettings(opts.breaker_failures, opts.breaker_cooldown_s))
+        key = workspace.settings.hmac_key
+        policy = LogPolicy(hmac_key=key.encode("utf-8") if key else None, log_instances=opts.log_instances)
+        prediction_log = PredictionLog(opts.log_dir or workspace.home / "prediction_log", workspace.clock,
+                                       policy=policy, max_queue=opts.log_queue,
+                                       flush_interval_s=opts.log_flush_interval_s, fsync=opts.log_fsync)
+        return cls(runtime, workspace.clock, options=opts, prediction_log=prediction_log,
+                   feature_source=feature_source)
+
+    # -- ids and keys -----------------------------------------------------------------
+    def new_request_id(self) -> str:
+        return f"{self._id_prefix}{next(self._ids):x}"
+
+    def routing_key(self, key: str | None, instances: Sequence[Mapping[str, Any]]) -> str | None:
+        if key is not None:
+            return key
+        field_name = self.options.key_field
+        if field_name and instances:
+            value = instances[0].get(field_name)
+            if value is not None:
+                return str(value)
+        return None
+
+    # -- scoring ---------------------------------------------------------------------
+    def predict(self, model: str, instances: list[dict[str, Any]], *, key: str | None = None,
+                request_id: str | None = None, deadline_at_s: float | None = None) -> Prediction:
+        """Score validated ``instances`` with the version routed to, falling back down the chain.
+
+        Raises NotFound for an unknown model and InvalidInput for instances the
+        model rejects as the client's error; every other failure is answered by
+        the next link of the chain, down to the heuristic, which always answers.
+        """
+        request_id = request_id or self.new_request_id()
+        before = self.clock.monotonic()
+        state = self.runtime.state(model)
+        if deadline_at_s is not None:
+            deadline_at_s += self.clock.monotonic() - before  # a cold load is not charged to the request
+        routing_key = self.routing_key(key, instances)
+        alias = self.router.choose(model, routing_key, has_canary=state.canary is not None)
+        reason: str | None = None
+        if (state.canary if alias == "canary" else state.production) is None:
+            reason = "not_loaded"  # the routed version failed to load or validate
+        for loaded, served_by, label in self._chain(state, alias):
+            if not loaded.breaker.allows():
+                reason = reason or "circuit_open"
+                continue
+            if deadline_at_s is not None and self.clock.monotonic() >= deadline_at_s:
+                reason = reason or "timeout"
+                break
+            try:
+                values, hits, defaults = self._score(model, loaded, instances)
+            except InvalidInput:
+                raise  # the client's instances are wrong for this model: a 4xx, not a model fault
+            except Exception as exc:
+                loaded.breaker.record_failure()
+                reason = reason or "error"
+                log.warning("%s failed for request %s: %s: %s", loaded.version.ref, request_id,
+                            type(exc).__name__, exc)
+                continue
+            if deadline_at_s is not None and self.clock.monotonic() > deadline_at_s:
+                # Late: the client asked for an answer by the deadline, and there is no
+                # budget left for another model, so the heuristic answers this one and the
+                # breaker steers the next requests away from the slow version.
+                loaded.breaker.record_failure()
+                reason = "timeout"
+                break
+            loaded.breaker.record_success()
+            prediction = Prediction(values, model, loaded.version.version, served_by, label, request_id,
+                                    reason if served_by != "model" else None, hits, defaults, loaded)
+            self._shadow(state, prediction, instances, routing_key)
+            return prediction
+        values = state.heuristic.predict(instances)
+        prediction = Prediction(values, model, 0, "fallback", "heuristic", request_id, reason or "no_model")
+        self._shadow(state, prediction, instances, routing_key)
+        return prediction
+
+    @staticmethod
+    def _chain(state: ModelState, alias: str) -> list[tuple[LoadedModel, str, str]]:
+        chain: list[tuple[LoadedModel | None, str, str]] = []
+        if alias == "canary":
+            chain.append((state.canary, "model", "canary"))
+            chain.append((state.production, "previous", "production"))
+        else:
+            chain.append((state.production, "model", "production"))
+        chain.append((state.previous, "previous", "previous"))
+        chain.append((state.fallback, "fallback", "fallback"))
+        seen: set[int] = set()
+        out: list[tuple[LoadedModel, str, str]] = []
+        for loaded, served_by, label in chain:
+            if loaded is not None and id(loaded) not in seen:
+                seen.add(id(loaded))
+                out.append((loaded, served_by, label))
+        return out
+
+    def _score(self, model: str, loaded: LoadedModel,
+               instances: list[dict[str, Any]]) -> tuple[list[float], int, dict[str, int]]:
+        defaults: dict[str, int] = {}
+        rows = instances
+        if loaded.features:
+            rows, report = self.features.enrich(model, loaded.features, instances)
+            for (feature, _reason), n in report.defaults.items():
+                defaults[feature] = defaults.get(feature, 0) + n
+        if not self.cache.enabled:
+            values = self._checked(loaded, loaded.score(rows))
+            return values, 0, defaults
+        version_id = loaded.version.id
+        keys = [instance_key(version_id, r) for r in rows]
+        out: list[float | None] = [self.cache.get(k) if k is not None else None for k in keys]
+        missing = [i for i, v in enumerate(out) if v is None]
+        hits = len(rows) - len(missing)
+        if missing:
+            scored = self._checked(loaded, loaded.score([rows[i] for i in missing]))
+            for i, value in zip(missing, scored, strict=True):
+                out[i] = value
+                k = keys[i]
+                if k is not None:
+                    self.cache.put(k, value)
+        label = (model, str(loaded.version.version))
+        if hits:
+            ServingStats.bump(self.stats.cache_hits, label, hits)
+        if missing:
+            ServingStats.bump(self.stats.cache_misses, label, len(missing))
+        return out, hits, defaults  # type: ignore[return-value]
+
+    @staticmethod
+    def _checked(loaded: LoadedModel, scores: np.ndarray) -> list[float]:
+        if scores.ndim != 1:
+            raise ModelOutputInvalid(f"{loaded.version.ref} returned scores of shape {scores.shape}")
+        values: list[float] = scores.tolist()
+        # NaN fails both comparisons. For a few values a Python loop beats numpy's per-call overhead.
+        ok = all(0.0 <= v <= 1.0 for v in values) if len(values) <= 64 else \
+            bool(np.all((scores >= 0.0) & (scores <= 1.0)))
+        if not ok:
+            raise ModelOutputInvalid(f"{loaded.version.ref} returned scores that are not probabilities")
+        return values
+
+    def _shadow(self, state: ModelState, prediction: Prediction, instances: list[dict[str, Any]],
+                routing_key: str | None) -> None:
+        shadow = state.shadow
+        if shadow is None or shadow is prediction.answered_by or not self.router.policy(state.model).shadow:
+            return
+        model = state.model
+
+        def job() -> None:
+            started = self.clock.monotonic()
+            status, values, error = 200, None, None
+            try:
+                values, _hits, _defaults = self._score_uncached(model, shadow, instances)
+                outcome = "scored"
+            except Exception as exc:
+                status, error, outcome = 500, f"{type(exc).__name__}: {exc}", "error"
+            ServingStats.bump(self.stats.shadow, (model, str(shadow.version.version), outcome))
+            if self.log is not None:
+                self.log.append({
+                    "request_id": prediction.request_id, "time": self.clock.now(), "role": "shadow",
+                    "model": model, "version": shadow.version.version, "alias": "shadow", "served_by": "shadow",
+                    "status": status, "latency_ms": (self.clock.monotonic() - started) * 1000.0,
+                    "instances": instances, "pii": sorted(shadow.pii), "predictions": values, "error": error,
+                    "key": routing_key, "primary_version": prediction.model_version,
+                })
+
+        if not self.shadow.submit(job):
+            ServingStats.bump(self.stats.shadow, (model, str(shadow.version.version), "dropped"))
+
+    def _score_uncached(self, model: str, loaded: LoadedModel,
+                        instances: list[dict[str, Any]]) -> tuple[list[float], int, dict[str, int]]:
+        rows = instances
+        if loaded.features:
+            rows, _report = self.features.enrich(model, loaded.features, instances)
+        return self._checked(loaded, loaded.score(rows)), 0, {}
+
+    # -- accounting -------------------------------------------------------------------
+    def record(self, *, request_id: str, protocol: str, model: str, status: int, latency_s: float,
+               prediction: Prediction | None = None, instances: list[dict[str, Any]] | None = None,
+               error: str | None = None, key: str | None = None) -> None:
+        """Count the request and write it to the prediction log (every outcome, not only 200s)."""
+        stats = self.stats
+        if prediction is not None:
+            version = str(prediction.model_version)
+            served_by, alias = prediction.served_by, prediction.alias
+            ServingStats.bump(stats.instances, (model, version, served_by), len(prediction.values))
+            if served_by != "model":
+                ServingStats.bump(stats.fallbacks, (model, served_by, prediction.reason or "unknown"))
+        else:
+            version, served_by, alias = "", "none", ""
+        ServingStats.bump(stats.requests, (model, version, alias, served_by, str(status)))
+        stats.observe_latency(model, version, latency_s)
+        if status == 503 and prediction is None:
+            ServingStats.bump(stats.shed, (model, error or "overloaded"))
+        if self.log is None:
+            return
+        record: dict[str, Any] = {
+            "request_id": request_id, "time": self.clock.now(), "role": "primary", "protocol": protocol,
+            "model": model, "status": status, "latency_ms": latency_s * 1000.0, "key": key,
+        }
+        if prediction is not None:
+            answered = prediction.answered_by
+            record.update(version=prediction.model_version, alias=prediction.alias, served_by=served_by,
+                          reason=prediction.reason, predictions=prediction.values,
+                          feature_defaults=prediction.feature_defaults or None,
+                          pii=sorted(answered.pii) if answered is not None else ())
+        if instances is not None:
+            record["instances"] = instances
+        if error is not None:
+            record["error"] = error
+        self.log.append(record)
+
+    def close(self) -> None:
+        """Stop background work and flush the prediction log (call on shutdown)."""
+        if self.closed:
+            return
+        self.closed = True
+        self.admission.closed = True
+        self.runtime.close()
+        self.shadow.close()
+        if self.log is not None:
+            self.log.close()
+
+
+__all__ = [
+    "LATENCY_BUCKETS_S",
+    "SERVED_BY",
+    "InferenceService",
+    "ModelOutputInvalid",
+    "Prediction",
+    "ServingOptions",
+    "ServingStats",
+    "validate_instances",
+]
