@@ -20,6 +20,7 @@ from yarnit.serving import ServingOptions
 from yarnit.storage import Workspace
 
 from . import control, dataplane
+from . import features as features_api
 from .auth import token_middleware
 from .dashboard import render_dashboard
 from .errors import yarnit_error_handler
@@ -43,6 +44,17 @@ def iter_api_routes(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:
             yield from iter_api_routes(nested.routes)
         elif hasattr(route, "routes"):
             yield from iter_api_routes(route.routes)
+
+
+def _export_feature_freshness(app: FastAPI, workspace: Workspace) -> None:
+    """Export each feature view's freshness (age of its newest online value) as a metric and SLI."""
+    from yarnit.features import FeatureRegistry, FreshnessCollector, open_online_store
+
+    def views() -> list[object]:
+        return [v.view for v in FeatureRegistry(workspace).list()]
+
+    online = open_online_store(workspace.settings.online_store_url)
+    app.state.metrics.registry.register(FreshnessCollector(views, online, workspace.clock))
 
 
 def create_app(workspace: Workspace, *, refresh_s: float = 0.25, serving: ServingOptions | None = None) -> FastAPI:
@@ -99,6 +111,8 @@ def create_app(workspace: Workspace, *, refresh_s: float = 0.25, serving: Servin
         return HTMLResponse(render_dashboard(ModelRegistry(workspace)))
 
     app.include_router(control.router)
+    app.include_router(features_api.router)
+    _export_feature_freshness(app, workspace)
     # Last: the data plane's fast path must be the outermost middleware (serving issue #9).
     dataplane.install(app, workspace, options=serving, refresh_s=refresh_s)
     return app

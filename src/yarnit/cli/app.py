@@ -13,7 +13,7 @@ from yarnit.core.errors import YarnitError
 from yarnit.core.settings import load_settings
 from yarnit.data import Datasets
 
-from . import models, pipelines
+from . import features, models, pipelines
 from .serving import predict_batch
 from .common import JSON_OPTION, cli_errors, console, emit, workspace
 
@@ -26,6 +26,7 @@ app = typer.Typer(
 app.add_typer(models.app, name="models")
 app.add_typer(pipelines.pipeline_app, name="pipeline")
 app.add_typer(pipelines.runs_app, name="runs")
+app.add_typer(features.app, name="features")
 app.command("predict-batch")(predict_batch)
 data_app = typer.Typer(help="Dataset versions.", no_args_is_help=True)
 app.add_typer(data_app, name="data")

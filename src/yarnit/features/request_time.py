@@ -10,6 +10,7 @@ changing what a transform computes means adding ``..._v2``, never editing v1.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -31,17 +32,49 @@ def price_bucket(price_usd: float | None) -> int:
     return 1 + int(price_usd // 5.0)
 
 
-def query_tokens(query: str | None) -> set[str]:
-    return {t for t in (query or "").lower().replace(",", " ").split() if t}
+def query_tokens(query: Any) -> set[str]:
+    """Lowercase tokens of a search query (empty for browsing, None or NaN)."""
+    if not isinstance(query, str):
+        return set()
+    return {t for t in query.lower().replace(",", " ").split() if t}
+
+
+def _text(value: Any) -> str:
+    """A categorical value as text; missing (None or NaN) becomes ''."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value)
 
 
 def _query_match(tokens: set[str], value: Any) -> int:
-    return int(value is not None and str(value).lower() in tokens)
+    text = _text(value)
+    return int(text != "" and text.lower() in tokens)
 
 
 # Raw attributes that pass through unchanged (categorical or numeric).
 CTR_CATEGORICAL = ("country", "language", "device", "product_type", "fiber", "weight_class", "color", "brand")
 CTR_NUMERIC = ("discount", "user_price_sensitivity")
+
+
+def _number(value: Any) -> float | None:
+    """A real number (Python or numpy, not bool) as float; None otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    return float(value)
+
+
+def _flag(value: Any, default: bool) -> float:
+    """1.0/0.0 for a boolean-like value (bool, numpy bool, 0/1); ``default`` when missing or NaN."""
+    if value is None:
+        return float(default)
+    if hasattr(value, "dtype") and value.dtype == bool:  # numpy bool scalar
+        return float(bool(value))
+    if isinstance(value, bool):
+        return float(value)
+    number = _number(value)
+    if number is None or math.isnan(number):
+        return float(default)
+    return float(number != 0.0)
 
 
 def ctr_features_v1(record: Record) -> Record:
@@ -52,29 +85,27 @@ def ctr_features_v1(record: Record) -> Record:
     """
     out: Record = {}
     for name in CTR_CATEGORICAL:
-        value = record.get(name)
-        out[name] = "" if value is None else str(value)
+        out[name] = _text(record.get(name))
     for name in CTR_NUMERIC:
-        value = record.get(name)
-        out[name] = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
-    price = record.get("price_usd")
-    price_f = float(price) if isinstance(price, int | float) and not isinstance(price, bool) else None
+        number = _number(record.get(name))
+        out[name] = 0.0 if number is None or math.isnan(number) else number
+    price_f = _number(record.get("price_usd"))
     out["price_bucket"] = str(price_bucket(price_f))
-    out["log_price_usd"] = math.log1p(price_f) if price_f is not None and price_f > 0 else 0.0
-    out["is_partner"] = float(bool(record.get("is_partner")))
-    out["in_stock"] = float(record.get("in_stock", True) is not False)
-    hour = record.get("hour")
-    out["hour_block"] = str(int(hour) // 4) if isinstance(hour, int | float) and not isinstance(hour, bool) else ""
-    dow = record.get("day_of_week")
-    out["day_of_week"] = str(int(dow)) if isinstance(dow, int | float) and not isinstance(dow, bool) else ""
+    out["log_price_usd"] = math.log1p(price_f) if price_f is not None and math.isfinite(price_f) and price_f > 0 else 0.0
+    out["is_partner"] = _flag(record.get("is_partner"), default=False)
+    out["in_stock"] = _flag(record.get("in_stock"), default=True)
+    hour = _number(record.get("hour"))
+    out["hour_block"] = str(int(hour) // 4) if hour is not None and math.isfinite(hour) else ""
+    dow = _number(record.get("day_of_week"))
+    out["day_of_week"] = str(int(dow)) if dow is not None and math.isfinite(dow) else ""
     tokens = query_tokens(record.get("query"))
     out["has_query"] = float(bool(tokens))
     out["query_match_fiber"] = float(_query_match(tokens, record.get("fiber")))
     out["query_match_weight"] = float(_query_match(tokens, record.get("weight_class")))
     out["query_match_color"] = float(_query_match(tokens, record.get("color")))
     out["query_match_type"] = float(_query_match(tokens, record.get("product_type")))
-    position = record.get("position")
-    out["position"] = str(int(position)) if isinstance(position, int | float) and not isinstance(position, bool) else "1"
+    position = _number(record.get("position"))
+    out["position"] = str(int(position)) if position is not None and math.isfinite(position) else "1"
     out["country_x_fiber"] = f"{out['country']}|{out['fiber']}"
     out["sensitivity_x_bucket"] = out["user_price_sensitivity"] * float(out["price_bucket"])
     return out

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
@@ -85,12 +86,14 @@ dataset_versions = Table(
     Column("status", String(16), nullable=False, server_default="active"),
     # Added in 0002 (data management): the curated schema version applied at ingest,
     # the number of distinct data subjects, the privacy treatment of PII columns,
-    # and what replaced this version (after `forget`) and when its status changed.
+    # what replaced this version (after `forget`) and when its status changed, and the time
+    # retention counts from (a rewrite keeps its original's, so forgetting never extends retention).
     Column("schema_id", String(40), nullable=True),
     Column("subject_count", BigInteger, nullable=True),
     Column("privacy", JSON, nullable=True),
     Column("superseded_by", String(40), nullable=True),
     Column("status_changed_at", TS, nullable=True),
+    Column("retain_from", TS, nullable=True),
     UniqueConstraint("name", "version", name="uq_dataset_versions_name_version"),
     UniqueConstraint("name", "content_sha256", name="uq_dataset_versions_name_content"),
 )
@@ -165,6 +168,13 @@ runs = Table(
     Column("params", JSON, nullable=False),
     Column("metrics", JSON, nullable=False),
     Column("code_version", String(64), nullable=True),
+    # added by 0004 (training pipelines)
+    Column("source", Text, nullable=True),
+    Column("config", JSON, nullable=True),
+    Column("seed", Integer, nullable=True),
+    Column("environment", JSON, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("reproduces", String(40), nullable=True),
     Index("ix_runs_pipeline", "pipeline"),
 )
 
@@ -257,7 +267,91 @@ audit_log = Table(
     Column("detail", JSON, nullable=False),
 )
 
+# --- training (0004) ---
+
+run_steps = Table(
+    "run_steps",
+    metadata,
+    Column("run_id", String(40), ForeignKey("runs.id"), primary_key=True),
+    Column("step", String(63), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("cache_key", SHA, nullable=True),
+    Column("inputs", JSON, nullable=False),
+    Column("outputs", JSON, nullable=True),
+    Column("started_at", TS, nullable=True),
+    Column("ended_at", TS, nullable=True),
+    Column("wall_s", Float, nullable=True),
+    Column("cpu_s", Float, nullable=True),
+    Column("peak_rss_mb", Float, nullable=True),
+    Column("rows", BigInteger, nullable=True),
+    Column("rows_per_s", Float, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("logs", JSON, nullable=False),
+)
+
+step_cache = Table(
+    "step_cache",
+    metadata,
+    Column("cache_key", SHA, primary_key=True),
+    Column("pipeline", String(63), nullable=False),
+    Column("step", String(63), nullable=False),
+    Column("outputs", JSON, nullable=False),
+    Column("run_id", String(40), nullable=False),
+    Column("created_at", TS, nullable=False),
+)
+
+# --- evaluation (0006) ---
+# One row per evaluation of a model (a pipeline candidate or a registered version), named by the sha256
+# of the artifact it evaluated; the full report is a canonical-JSON artifact. Every metric value is also a
+# row keyed by (subject, distribution, slice, metric): the distribution is required (book CH5-R6).
+
+evaluations = Table(
+    "evaluations",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("model_name", String(63), nullable=False),
+    Column("model_version", Integer, nullable=True),
+    Column("model_version_id", String(40), nullable=True),
+    Column("artifact_sha256", SHA, nullable=False),
+    Column("run_id", String(40), nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("primary_distribution", String(128), nullable=False),
+    Column("distributions", JSON, nullable=False),
+    Column("dataset_version_ids", JSON, nullable=False),
+    Column("report_sha256", SHA, nullable=False),
+    Column("summary", JSON, nullable=False),
+    Column("compared_with", JSON, nullable=True),
+    Column("validity_passed", Boolean, nullable=True),
+    Column("blessed", Boolean, nullable=True),
+    Column("verdict", JSON, nullable=True),
+    Column("gated_at", TS, nullable=True),
+    Index("ix_evaluations_model", "model_name", "created_at"),
+    Index("ix_evaluations_artifact", "artifact_sha256"),
+)
+
+evaluation_metrics = Table(
+    "evaluation_metrics",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("evaluation_id", String(40), ForeignKey("evaluations.id"), nullable=False),
+    Column("subject", String(64), nullable=False),
+    Column("distribution", String(128), nullable=False),
+    Column("slice", String(256), nullable=False, server_default=""),
+    Column("metric", String(64), nullable=False),
+    Column("value", Float, nullable=True),
+    Column("ci_low", Float, nullable=True),
+    Column("ci_high", Float, nullable=True),
+    Column("n", BigInteger, nullable=True),
+    Column("positives", BigInteger, nullable=True),
+    Column("undefined", Text, nullable=True),
+    Index("ix_evaluation_metrics_evaluation", "evaluation_id"),
+    Index("ix_evaluation_metrics_metric", "metric", "distribution"),
+)
+
 __all__ = [
+    "run_steps",
+    "step_cache",
     "UtcDateTime",
     "alias_events",
     "aliases",
@@ -273,4 +367,57 @@ __all__ = [
     "models",
     "retention_policies",
     "runs",
+    "evaluation_metrics",
+    "evaluations",
 ]
+
+# --- features ---
+# Feature view definitions (one row per version; a changed definition is a new
+# row, never an update), the models that consume them, and materialization runs.
+# Created by migration 0003 (branch off 0001).
+
+feature_views = Table(
+    "feature_views",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(63), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("definition", JSON, nullable=False),
+    Column("owner", String(128), nullable=False, server_default=""),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("created_at", TS, nullable=False),
+    UniqueConstraint("name", "number", name="uq_feature_views_name_number"),
+    UniqueConstraint("name", "version", name="uq_feature_views_name_version"),
+)
+
+feature_consumers = Table(
+    "feature_consumers",
+    metadata,
+    Column("view_name", String(63), primary_key=True),
+    Column("consumer", String(128), primary_key=True),
+    Column("kind", String(32), nullable=False, server_default="model"),
+    Column("features", JSON, nullable=False),
+    Column("registered_at", TS, nullable=False),
+)
+
+feature_materializations = Table(
+    "feature_materializations",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("view_name", String(63), nullable=False),
+    Column("view_version", String(64), nullable=False),
+    Column("mode", String(16), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("store", String(256), nullable=False),
+    Column("window_start", TS, nullable=True),
+    Column("window_end", TS, nullable=False),
+    Column("rows_offered", BigInteger, nullable=True),
+    Column("rows_written", BigInteger, nullable=True),
+    Column("started_at", TS, nullable=False),
+    Column("ended_at", TS, nullable=True),
+    Column("error", Text, nullable=True),
+    Index("ix_feature_materializations_view", "view_name", "started_at"),
+)
+
+__all__ += ["feature_consumers", "feature_materializations", "feature_views"]

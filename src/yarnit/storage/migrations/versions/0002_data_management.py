@@ -1,7 +1,7 @@
 """Data management: schema versions, purge queue, deletion receipts, taints, retention policies.
 
 Also adds nullable manifest columns to dataset_versions (schema_id, subject_count,
-privacy, superseded_by, status_changed_at).
+privacy, superseded_by, status_changed_at, retain_from).
 
 Revision ID: 0002
 Revises: 0001
@@ -23,6 +23,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("privacy", sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column("superseded_by", sa.String(length=40), nullable=True))
         batch_op.add_column(sa.Column("status_changed_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("retain_from", sa.DateTime(timezone=True), nullable=True))
 
     op.create_table(
         "dataset_schemas",
@@ -103,6 +104,7 @@ def downgrade() -> None:
     op.drop_table("artifact_purges")
     op.drop_table("dataset_schemas")
     with op.batch_alter_table("dataset_versions", schema=None) as batch_op:
+        batch_op.drop_column("retain_from")
         batch_op.drop_column("status_changed_at")
         batch_op.drop_column("superseded_by")
         batch_op.drop_column("privacy")
