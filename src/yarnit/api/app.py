@@ -19,7 +19,7 @@ from yarnit.registry import ModelRegistry
 from yarnit.serving import ServingOptions
 from yarnit.storage import Workspace
 
-from . import control, dataplane
+from . import control, dataplane, datasets
 from . import features as features_api
 from .auth import token_middleware
 from .dashboard import render_dashboard
@@ -111,6 +111,7 @@ def create_app(workspace: Workspace, *, refresh_s: float = 0.25, serving: Servin
         return HTMLResponse(render_dashboard(ModelRegistry(workspace)))
 
     app.include_router(control.router)
+    app.include_router(datasets.router)
     app.include_router(features_api.router)
     _export_feature_freshness(app, workspace)
     # Last: the data plane's fast path must be the outermost middleware (serving issue #9).

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from yarnit.data import Datasets
 from yarnit.registry import ModelRegistry
 from yarnit.training import RunStore
 
@@ -92,15 +91,6 @@ def show_run(run_id: Annotated[str, Path(pattern=r"^run_[0-9a-z]{26}$")], reques
         step["ended_at"] = s.ended_at.isoformat() if s.ended_at else None
         steps.append(step)
     return run.to_dict() | {"steps": steps}
-
-
-@router.get("/datasets")
-def list_datasets(request: Request) -> list[dict[str, Any]]:
-    return [
-        {"id": d.id, "name": d.name, "version": d.version, "row_count": d.row_count,
-         "content_sha256": d.content_sha256, "created_at": d.created_at.isoformat(), "source": d.source}
-        for d in Datasets(request.app.state.workspace).list()
-    ]
 
 
 __all__ = ["router"]

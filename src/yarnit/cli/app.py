@@ -11,9 +11,8 @@ from rich.table import Table
 import yarnit
 from yarnit.core.errors import YarnitError
 from yarnit.core.settings import load_settings
-from yarnit.data import Datasets
 
-from . import features, models, pipelines
+from . import data, features, lineage, models, pipelines
 from .serving import predict_batch
 from .common import JSON_OPTION, cli_errors, console, emit, workspace
 
@@ -28,8 +27,8 @@ app.add_typer(pipelines.pipeline_app, name="pipeline")
 app.add_typer(pipelines.runs_app, name="runs")
 app.add_typer(features.app, name="features")
 app.command("predict-batch")(predict_batch)
-data_app = typer.Typer(help="Dataset versions.", no_args_is_help=True)
-app.add_typer(data_app, name="data")
+app.add_typer(data.app, name="data")
+app.add_typer(lineage.app, name="lineage")
 
 
 def _add_world() -> None:
@@ -125,24 +124,6 @@ def demo(days: int = typer.Option(3, min=2, max=60, help="Simulated days of Yarn
         console.print(table)
 
     emit(result.as_dict(), as_json, human)
-
-
-@data_app.command("list")
-@cli_errors
-def data_list(as_json: bool = JSON_OPTION) -> None:
-    """List dataset versions."""
-    with workspace() as ws:
-        versions = Datasets(ws).list()
-    rows = [{"ref": d.ref, "id": d.id, "rows": d.row_count, "sha256": d.content_sha256,
-             "created_at": d.created_at.isoformat(), "source": d.source} for d in versions]
-
-    def human() -> None:
-        table = Table("dataset", "rows", "sha256", "created", "source")
-        for r in rows:
-            table.add_row(r["ref"], f"{r['rows']:,}", r["sha256"][:12], r["created_at"], r["source"])
-        console.print(table)
-
-    emit(rows, as_json, human)
 
 
 def main() -> None:
