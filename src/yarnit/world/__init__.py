@@ -26,6 +26,7 @@ from .rankers import (
 )
 from .scenarios import FAULTS, FaultKind
 from .served import CANDIDATE_COLUMNS, IMPRESSION_COLUMNS
+from .traffic import HttpRanker, TrafficRequest, serve_traffic
 from .world import World
 from .writer import read_table, write_world
 
@@ -36,9 +37,11 @@ __all__ = [
     "DayPartition",
     "Fault",
     "FaultKind",
+    "HttpRanker",
     "RankBatch",
     "RankRequest",
     "Ranker",
+    "TrafficRequest",
     "World",
     "WorldConfig",
     "describe_faults",
@@ -47,6 +50,7 @@ __all__ = [
     "popularity_ranker",
     "random_ranker",
     "read_table",
+    "serve_traffic",
     "with_exploration",
     "write_world",
 ]
