@@ -19,7 +19,7 @@ from yarnit.registry import ModelRegistry
 from yarnit.serving import ServingOptions
 from yarnit.storage import Workspace
 
-from . import control, dataplane, datasets
+from . import control, dataplane, datasets, evaluations
 from . import features as features_api
 from .auth import token_middleware
 from .dashboard import render_dashboard
@@ -112,6 +112,7 @@ def create_app(workspace: Workspace, *, refresh_s: float = 0.25, serving: Servin
 
     app.include_router(control.router)
     app.include_router(datasets.router)
+    app.include_router(evaluations.router)
     app.include_router(features_api.router)
     _export_feature_freshness(app, workspace)
     # Last: the data plane's fast path must be the outermost middleware (serving issue #9).

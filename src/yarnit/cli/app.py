@@ -12,7 +12,7 @@ import yarnit
 from yarnit.core.errors import YarnitError
 from yarnit.core.settings import load_settings
 
-from . import data, features, lineage, models, pipelines
+from . import data, evaluation, features, lineage, models, pipelines
 from .serving import predict_batch
 from .common import JSON_OPTION, cli_errors, console, emit, workspace
 
@@ -26,6 +26,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(pipelines.pipeline_app, name="pipeline")
 app.add_typer(pipelines.runs_app, name="runs")
 app.add_typer(features.app, name="features")
+app.add_typer(evaluation.app, name="eval")
 app.command("predict-batch")(predict_batch)
 app.add_typer(data.app, name="data")
 app.add_typer(lineage.app, name="lineage")

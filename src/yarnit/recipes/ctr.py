@@ -14,9 +14,13 @@ select → validate → split → train → evaluate → gate → register
   twin and run the configured trainer (logistic, hist_gbm or lightgbm), warm
   started from production when asked. Features are recomputed from the
   dataset, not stored, which is cheaper than writing and reading them back.
-* evaluate: AUC, log loss, Brier score and bias on the named holdout,
-  compared with a popularity baseline and the ground-truth oracle.
-* gate: bless or refuse, giving every reason.
+* evaluate: yarnit.evaluation on named distributions (time-ordered holdout with
+  slices, fairness, ranking and calibration; stress sets; the golden set),
+  against production, the popularity baseline and the ground-truth oracle,
+  with bootstrap intervals; the validity check loads the candidate in the
+  serving runtime in a separate process. The report is stored with lineage.
+* gate: bless or refuse with the standard and configured gates, giving every
+  reason.
 * register: record the version with its lineage; promote it if it is blessed
   and promotion is enabled.
 """
@@ -29,7 +33,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
 from yarnit.core.errors import InvalidInput
 from yarnit.data import Datasets
@@ -70,6 +73,39 @@ DEFAULTS: dict[str, Any] = {
     "max_regression_vs_production": 0.01,
     "promote": True,
     "probe_rows": 64,
+    # evaluate and gate (yarnit.evaluation); the scalar keys above feed the standard gates
+    "slices": ["country", "language", "device", "product_type", "is_partner"],
+    "fairness_groups": ["language"],  # fairness by site language (a proxy for nationality)
+    "fairness_threshold": 0.1,  # a product counts as "selected" when its predicted CTR is at least this
+    "ranking_k": 5,  # precision/recall/NDCG@k over each session's slate
+    "bootstrap_resamples": 1000,
+    "golden_rows": 2000,
+    "new_product_days": 30,
+    "validity": {"max_memory_mb": 1024, "max_latency_ms": 50, "min_prediction_std": 0.001, "tolerance": 1e-6},
+    "gates": [
+        {"name": "auc_per_slice_vs_production", "kind": "change", "metric": "auc", "slice": "*",
+         "max_regression": 0.02, "significant": True, "min_rows": 200, "min_positives": 10},
+        {"name": "log_loss_vs_production", "kind": "change", "metric": "log_loss", "max_regression": 0.005,
+         "significant": True},
+        {"name": "golden_auc_vs_production", "kind": "change", "metric": "auc", "distribution": "golden",
+         "max_regression": 0.02, "significant": True, "required": False},
+        {"name": "slice_coverage", "kind": "coverage", "slice": "*", "min_share": 0.02, "min_ratio": 0.5},
+    ],
+    "card": {
+        "owner": "YarnIt search and discovery team",
+        "description": "Yarn Product Click Prediction Model: the probability that a shopper clicks a product "
+                       "shown on a search or browse page.",
+        "intended_use": "Order YarnIt products on search and browse pages by predicted click probability.",
+        "out_of_scope": "Pricing, stock or credit decisions; anything about a shopper beyond ranking products.",
+        "use_case": "Ranks products for one shopper's page; it decides order, never whether a product is "
+                    "available to anyone.",
+        "data_consent": "Impressions and clicks of yarnit.ai shoppers under the store's terms; user_id is PII, "
+                        "never a feature, and deletion requests are honoured (yarnit data forget).",
+        "training_intervention": "None: no re-weighting or fairness constraint. Position is a training feature "
+                                 "to absorb position bias and is fixed to 1 at serving.",
+        "user_recourse": "Every product stays reachable through search and category browsing whatever its "
+                         "score; complaints reach the store's support team.",
+    },
 }
 
 
@@ -252,68 +288,224 @@ def _score(predictor: Any, features: pd.DataFrame) -> np.ndarray:
     return np.asarray(predictor.predict_proba(records.to_dict("records")), dtype=float)
 
 
-def _auc(y: np.ndarray, scores: np.ndarray) -> float | None:
-    return float(roc_auc_score(y, scores)) if len(np.unique(y)) == 2 else None
+# --- evaluate and gate: yarnit.evaluation ------------------------------------------------------------
+def _slice_columns(cfg: dict[str, Any]) -> list[str]:
+    return list(dict.fromkeys(s.partition("=")[0] for s in [*cfg["slices"], *cfg["fairness_groups"]]))
+
+
+def _expected_on_probe(predictor: Any, transform: str, probe: list[dict[str, Any]]) -> np.ndarray | None:
+    """Training-time predictions for the probe requests (the vectorized transform), for the skew check."""
+    if not probe or transform not in FRAME_TRANSFORMS:
+        return None
+    try:
+        return _score(predictor, FRAME_TRANSFORMS[transform](pd.DataFrame(probe)))
+    except (KeyError, ValueError):  # a transform that needs more than the request (e.g. shopper history)
+        return None
+
+
+def _golden(ctx: StepContext, dataset: dict[str, Any], cut: Any, columns: list[str], model: TrainedModel,
+            models: dict[str, Any], popular: Any) -> Any:
+    """The model's golden set (built once from a holdout sample, then fixed) with every subject's scores.
+
+    Returns (distribution, labels, predictions, note), or a sentence saying why it was not evaluated.
+    """
+    from yarnit.evaluation import GoldenSets, golden_distribution
+
+    transform = model.signature.get("transform", TRANSFORM)
+    if transform not in FRAME_TRANSFORMS or not set(model.signature.get("inputs", {})) <= set(RAW_INPUTS):
+        return f"no golden-set evaluation: transform {transform!r} needs more than the raw request columns"
+    cfg = ctx.config
+    wanted = [c for c in dict.fromkeys([*RAW_INPUTS, "position", LABEL, "product_id", *columns]) if c != "session_id"]
+
+    def build() -> pd.DataFrame:
+        raw = _read(ctx, dataset, wanted, filters=[("day", ">=", cut)])
+        sample = raw.sample(n=min(int(cfg["golden_rows"]), len(raw)), random_state=0).reset_index(drop=True)
+        return sample.astype({c: object for c in sample.columns if sample[c].dtype == "category"})
+
+    golden_sets = GoldenSets(ctx.workspace)
+    golden = golden_sets.ensure(cfg["model"], build, source=f"golden sample of the holdout of {dataset.get('ref')} "
+                                f"from {cut} (seed 0)", parents=[dataset["id"]], run_id=ctx.run_id,
+                                retention_class="events")
+    frame = golden_sets.read(golden)
+    needed = [*RAW_INPUTS, LABEL, "product_id"]
+    if any(c not in frame.columns for c in needed):
+        return (f"golden set {golden.ref} lacks columns {[c for c in needed if c not in frame.columns]}; it was not "
+                "evaluated (delete it to have it rebuilt)")
+    predictions = {"candidate": _score(models["candidate"], FRAME_TRANSFORMS[transform](frame)),
+                   "popularity": popular(frame["product_id"])}
+    production = models.get("production")
+    if production is not None and production.signature.get("transform") in FRAME_TRANSFORMS:
+        predictions["production"] = _score(ModelRegistry(ctx.workspace).load(production),
+                                           FRAME_TRANSFORMS[production.signature["transform"]](frame))
+    distribution = golden_distribution(golden.ref, rows=golden.rows, dataset_version_id=golden.dataset_id,
+                                       note=golden.note)
+    return distribution, frame[LABEL].to_numpy(), predictions, golden.note
 
 
 def evaluate(ctx: StepContext, model: TrainedModel, dataset: dict[str, Any], split: dict[str, Any],
              truth: dict[str, Any]) -> dict[str, Any]:
-    """Score the holdout through the serving path (the predictor on transformed dicts)."""
+    """Evaluate the candidate with yarnit.evaluation and validity-check it; store the report with lineage.
+
+    Distributions: the time-ordered holdout (primary, with slices, fairness,
+    ranking by session and calibration), each holdout day when there are
+    several, stress sets (cold-start and new products) and the model's golden
+    set. Subjects: the candidate, production (paired differences), the
+    popularity baseline and the ground-truth oracle. The serving-runtime
+    validity check runs in a separate process meanwhile.
+    """
+    from yarnit.core.hashing import sha256_bytes
+    from yarnit.evaluation import (
+        Bootstrap, Candidate, EvaluationStore, ReportBuilder, ValidityBudget, ValidityProbe, check_validity,
+        progressive_day, stress, time_ordered_holdout, training_coverage,
+    )
+
+    cfg, ws = ctx.config, ctx.workspace
+    sha = sha256_bytes(model.artifact)
+    transform = model.signature.get("transform", TRANSFORM)
+    candidate = Candidate(cfg["model"], sha, model.artifact_format.value, model.signature | {"probe": model.probe})
+    budget = ValidityBudget.from_config(cfg["validity"])
+    probe = ValidityProbe(ws, candidate, model.probe, budget)  # loads in the serving runtime while we compute
+    columns = _slice_columns(cfg)
+    available = set(pq.read_schema(_path(ctx, dataset)).names)
+    optional = [c for c in ("session_id", "product_age_days") if c in available]  # ranking groups, new products
+    extra = tuple(dict.fromkeys(["product_id", "impression_id", *optional, "day", *columns]))
+    features, kept = _features(ctx, dataset, split, "holdout", extra, transform=transform)
     predictor = load_predictor(model.artifact, model.artifact_format)
-    features, kept = _features(ctx, dataset, split, "holdout", ("product_id", "impression_id"))
-    scores = _score(predictor, features)
     y = kept[LABEL].to_numpy()
-    clipped = np.clip(scores, 1e-7, 1 - 1e-7)
     cut = pd.Timestamp(split["holdout_from"]).date()
-    history = _read(ctx, dataset, ["product_id", LABEL], filters=[("day", "<", cut)])
+    history = _read(ctx, dataset, ["product_id", LABEL, *columns], filters=[("day", "<", cut)])
     popularity = history.groupby("product_id", observed=True)[LABEL].mean()
-    baseline = kept["product_id"].astype(object).map(popularity).astype(float).fillna(
-        float(history[LABEL].mean())).to_numpy()
-    report: dict[str, Any] = {
-        "distribution": f"time-ordered holdout: {split['holdout_days'][0]} to {split['holdout_days'][-1]} "
-                        f"({len(y)} impressions)",
-        "auc": _auc(y, scores), "log_loss": float(log_loss(y, clipped, labels=[0, 1])),
-        "brier": float(brier_score_loss(y, scores)), "mean_prediction": float(scores.mean()),
-        "ctr": float(y.mean()), "bias": float(scores.mean() - y.mean()), "prediction_std": float(scores.std()),
-        "auc_popularity": _auc(y, baseline), "n": len(y),
-    }
+    overall_rate = float(history[LABEL].mean())
+
+    def popular(products: pd.Series) -> np.ndarray:
+        return products.astype(object).map(popularity).astype(float).fillna(overall_rate).to_numpy()
+
+    predictions: dict[str, np.ndarray] = {"candidate": _score(predictor, features),
+                                          "popularity": popular(kept["product_id"])}
+    notes: list[str] = []
     if truth.get("id"):
         truth_frame = _read(ctx, truth, ["impression_id", "p_click"], filters=[("day", ">=", cut)])
         p = kept[["impression_id"]].astype(object).merge(truth_frame, on="impression_id", how="left")["p_click"]
-        report["auc_oracle"] = _auc(y, p.to_numpy()) if not p.isna().any() else None
+        if not p.isna().any():
+            predictions["oracle"] = p.to_numpy(dtype=float)
+    registry = ModelRegistry(ws)
     production = _production(ctx)
-    if production is not None and production.signature.get("transform") == TRANSFORM:
-        prod_predictor = ModelRegistry(ctx.workspace).load(production)
-        report["auc_production"] = _auc(y, _score(prod_predictor, features))
-        report["production_version"] = production.version
+    compared = None
+    if production is not None:
+        prod_transform = production.signature.get("transform")
+        if prod_transform in FRAME_TRANSFORMS:
+            prod_features = features if prod_transform == transform else \
+                _features(ctx, dataset, split, "holdout", (), transform=prod_transform)[0]
+            predictions["production"] = _score(registry.load(production), prod_features)
+            compared = {"alias": "production", "version": production.version, "id": production.id}
+        else:
+            notes.append(f"production {production.ref} uses transform {prod_transform!r}, which cannot be "
+                         "recomputed here: it was not compared")
+    days = split["holdout_days"]
+    holdout = time_ordered_holdout(days[0], days[-1], rows=len(y), unit="impressions",
+                                   dataset_version_ids=[dataset["id"]])
+    boot = Bootstrap(resamples=int(cfg["bootstrap_resamples"]), seed=int(ctx.seed))
+    builder = ReportBuilder(cfg["model"], {"artifact_sha256": sha, "format": model.artifact_format.value,
+                                           "trainer": model.trainer, "transform": transform},
+                            bootstrap=boot, run_id=ctx.run_id, compared_with=compared,
+                            dataset_version_ids=[dataset["id"]])
+    for note in notes:
+        builder.note(note)
+    builder.add(holdout, y, predictions, frame=kept, slices=cfg["slices"], fairness=cfg["fairness_groups"],
+                fairness_threshold=float(cfg["fairness_threshold"]),
+                ranking_group="session_id" if "session_id" in kept.columns else None, k=int(cfg["ranking_k"]),
+                calibration=True)
+    main_subjects = {k: v for k, v in predictions.items() if k != "oracle"}
+    if len(days) > 1:
+        day_of = kept["day"].astype(str).to_numpy()
+        for day in days:
+            mask = day_of == str(day)
+            builder.add(progressive_day(str(day), rows=int(mask.sum()), trained_before=str(cut),
+                                        dataset_version_ids=[dataset["id"]]),
+                        y[mask], {k: v[mask] for k, v in main_subjects.items()})
+    seen = kept["product_id"].astype(object).isin(set(history["product_id"].astype(object)))
+    stress_sets = [("cold_start", ~seen.to_numpy(), "cold-start products: holdout impressions of products with no "
+                                                    "impression in the training days")]
+    if "product_age_days" in kept.columns:
+        new = pd.to_numeric(kept["product_age_days"], errors="coerce").to_numpy() < float(cfg["new_product_days"])
+        stress_sets.append(("new_products", new, f"new products: holdout impressions of products listed less than "
+                                                 f"{cfg['new_product_days']} days ago"))
+    for name, mask, text in stress_sets:
+        builder.add(stress(name, f"{text} ({int(mask.sum())} impressions)", rows=int(mask.sum()),
+                           dataset_version_ids=[dataset["id"]]),
+                    y[mask], {k: v[mask] for k, v in main_subjects.items()})
+    golden = _golden(ctx, dataset, cut, [*optional, *columns], model,
+                     {"candidate": predictor, "production": production}, popular)
+    if isinstance(golden, str):
+        builder.note(golden)
+    else:
+        distribution, golden_y, golden_predictions, golden_note = golden
+        builder.add(distribution, golden_y, golden_predictions)
+        builder.note(golden_note)
+    builder.section("coverage", training_coverage(history, kept, [c.partition("=")[0] for c in cfg["slices"]],
+                                                  distribution=holdout.name))
+    validity = check_validity(ws, candidate, probe=probe, reference_scores=predictions["candidate"],
+                              expected=_expected_on_probe(predictor, transform, model.probe))
+    builder.section("validity", validity.to_dict())
+    builder.section("card", dict(cfg["card"]))
+    evaluation = builder.build()
+    stored = EvaluationStore(ws).add(evaluation)
+
+    def value(metric: str, subject: str = "candidate") -> float | None:
+        return evaluation.value(metric, subject=subject)
+
+    report: dict[str, Any] = {
+        "distribution": holdout.description, "auc": value("auc"), "log_loss": value("log_loss"),
+        "brier": value("brier"), "mean_prediction": value("mean_prediction"), "ctr": value("positive_rate"),
+        "bias": value("bias"), "prediction_std": value("prediction_std"), "auc_popularity": value("auc", "popularity"),
+        "n": len(y), "evaluation_id": stored.id, "validity_passed": validity.passed,
+        "evaluation": evaluation.to_dict(),
+    }
+    if "oracle" in predictions:
+        report["auc_oracle"] = value("auc", "oracle")
+    if compared is not None:
+        report["auc_production"] = value("auc", "production")
+        report["production_version"] = compared["version"]
     for key in ("auc", "auc_popularity", "auc_oracle", "auc_production"):
         if report.get(key) is not None:
             ctx.metric(f"{key}_holdout", report[key])
+    ctx.log(f"evaluation {stored.id}: {len(evaluation.metrics)} values on {len(evaluation.distributions)} "
+            f"distributions; validity {'passed' if validity.passed else 'FAILED'}")
     ctx.count_rows(len(y))
     return {"report": report}
 
 
+def _gates(cfg: dict[str, Any]) -> list[Any]:
+    """The standard gates from the scalar config keys, then the configured ``gates`` list."""
+    from yarnit.evaluation import Gate, GateConfigError, gates_from_config, standard_gates
+
+    band = cfg["positive_rate_band"]
+    gates = standard_gates(metric="auc", min_value=cfg["min_auc"], baseline="popularity",
+                           min_lift=float(cfg["min_lift_over_popularity"]),
+                           max_regression=float(cfg["max_regression_vs_production"]), positive_rate_band=band)
+    gates.append(Gate("golden_label_sanity", "label_rate", distribution="golden", band=(band[0], band[1]),
+                      required=False))
+    gates += gates_from_config(cfg["gates"])
+    names = [g.name for g in gates]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise GateConfigError(f"Gate names {duplicates} are used twice (the standard ctr gates are: "
+                              f"{', '.join(names[:6])}); rename the configured ones.")
+    return gates
+
+
 def gate(ctx: StepContext, report: dict[str, Any]) -> dict[str, Any]:
-    cfg = ctx.config
-    reasons: list[str] = []
-    auc = report.get("auc")
-    if auc is None:
-        reasons.append(f"AUC is undefined on {report['distribution']}: the holdout has one label value only.")
-    else:
-        if auc < cfg["min_auc"]:
-            reasons.append(f"auc {auc:.4f} < min_auc {cfg['min_auc']} on {report['distribution']}.")
-        pop = report.get("auc_popularity")
-        if pop is not None and auc < pop + cfg["min_lift_over_popularity"]:
-            reasons.append(f"auc {auc:.4f} does not beat the popularity baseline {pop:.4f} "
-                           f"+ {cfg['min_lift_over_popularity']}: a simpler model is better.")
-        prod = report.get("auc_production")
-        if prod is not None and auc < prod - cfg["max_regression_vs_production"]:
-            reasons.append(f"auc {auc:.4f} < production v{report['production_version']} {prod:.4f} - "
-                           f"{cfg['max_regression_vs_production']}: retrain, or raise max_regression_vs_production "
-                           "if the drop is intended.")
-    blessed = not reasons
-    ctx.metric("blessed", blessed)
-    return {"verdict": {"blessed": blessed, "reasons": reasons}}
+    """Bless or refuse with yarnit.evaluation's gates; every reason is a sentence. The verdict is stored too."""
+    from yarnit.evaluation import EvaluationReport, EvaluationStore, judge
+
+    evaluation = EvaluationReport.from_dict(report.get("evaluation") or {})  # no distribution: refused
+    verdict = judge(evaluation, _gates(ctx.config))
+    if report.get("evaluation_id"):
+        EvaluationStore(ctx.workspace).record_verdict(report["evaluation_id"], verdict)
+    ctx.metric("blessed", verdict.blessed)
+    for reason in verdict.reasons:
+        ctx.log(f"gate: {reason}")
+    return {"verdict": verdict.to_dict() | {"evaluation_id": report.get("evaluation_id")}}
 
 
 def register(ctx: StepContext, model: TrainedModel, report: dict[str, Any], verdict: dict[str, Any],
