@@ -1,6 +1,6 @@
 """The Yarn Product Click Prediction Model as a training pipeline (``yarnit pipeline run yarnit-ctr``).
 
-select → validate → split → train → evaluate → gate → register
+select → validate → split → train → (baseline) → evaluate → gate → register
 
 * select: simulate the YarnIt world (or take a recorded dataset) and record
   the impression log as a dataset version. The ground-truth click
@@ -14,6 +14,9 @@ select → validate → split → train → evaluate → gate → register
   twin and run the configured trainer (logistic, hist_gbm or lightgbm), warm
   started from production when asked. Features are recomputed from the
   dataset, not stored, which is cheaper than writing and reading them back.
+* baseline: which version holds ``production`` now (never cached; it keys
+  evaluate's cache, so an unchanged pipeline reuses its evaluation until
+  production moves).
 * evaluate: yarnit.evaluation on named distributions (time-ordered holdout with
   slices, fairness, ranking and calibration; stress sets; the golden set),
   against production, the popularity baseline and the ground-truth oracle,
@@ -342,8 +345,16 @@ def _golden(ctx: StepContext, dataset: dict[str, Any], cut: Any, columns: list[s
     return distribution, frame[LABEL].to_numpy(), predictions, golden.note
 
 
+def baseline(ctx: StepContext) -> dict[str, Any]:
+    """Which version holds ``production`` now. Never cached, and cheap: it feeds evaluate's cache key, so an
+    unchanged pipeline reuses its evaluation until production moves."""
+    production = _production(ctx)
+    return {"production": {"model": ctx.config["model"], "version": None if production is None else
+                           production.version, "id": None if production is None else production.id}}
+
+
 def evaluate(ctx: StepContext, model: TrainedModel, dataset: dict[str, Any], split: dict[str, Any],
-             truth: dict[str, Any]) -> dict[str, Any]:
+             truth: dict[str, Any], baseline: dict[str, Any] | None = None) -> dict[str, Any]:
     """Evaluate the candidate with yarnit.evaluation and validity-check it; store the report with lineage.
 
     Distributions: the time-ordered holdout (primary, with slices, fairness,
@@ -550,9 +561,11 @@ def ctr_pipeline() -> Pipeline:
             Step("split", split, inputs={"dataset": "select.dataset"}, outputs={"split": ValueKind.REPORT}),
             Step("train", train, inputs={"dataset": "select.dataset", "split": "split.split"},
                  outputs={"model": ValueKind.MODEL}),
+            Step("baseline", baseline, outputs={"production": ValueKind.REF}, cacheable=False),
             Step("evaluate", evaluate, inputs={"model": "train.model", "dataset": "select.dataset",
-                                              "split": "split.split", "truth": "select.truth"},
-                 outputs={"report": ValueKind.REPORT}, cacheable=False),
+                                              "split": "split.split", "truth": "select.truth",
+                                              "baseline": "baseline.production"},
+                 outputs={"report": ValueKind.REPORT}),
             Step("gate", gate, inputs={"report": "evaluate.report"}, outputs={"verdict": ValueKind.REPORT},
                  cacheable=False),
             Step("register", register, inputs={"model": "train.model", "report": "evaluate.report",
