@@ -345,12 +345,17 @@ def _golden(ctx: StepContext, dataset: dict[str, Any], cut: Any, columns: list[s
     return distribution, frame[LABEL].to_numpy(), predictions, golden.note
 
 
-def baseline(ctx: StepContext) -> dict[str, Any]:
-    """Which version holds ``production`` now. Never cached, and cheap: it feeds evaluate's cache key, so an
-    unchanged pipeline reuses its evaluation until production moves."""
+def baseline(ctx: StepContext, model: TrainedModel) -> dict[str, Any]:
+    """Which other version holds ``production`` now. Never cached, and cheap: it feeds evaluate's cache key,
+    so an unchanged pipeline reuses its evaluation until production moves to a different model. When
+    production already holds these very bytes (this pipeline promoted them), comparing the candidate with
+    itself adds nothing, so it counts as no baseline."""
+    from yarnit.core.hashing import sha256_bytes
+
     production = _production(ctx)
-    return {"production": {"model": ctx.config["model"], "version": None if production is None else
-                           production.version, "id": None if production is None else production.id}}
+    if production is None or production.artifact_sha256 == sha256_bytes(model.artifact):
+        return {"production": {"model": ctx.config["model"], "version": None, "id": None}}
+    return {"production": {"model": ctx.config["model"], "version": production.version, "id": production.id}}
 
 
 def evaluate(ctx: StepContext, model: TrainedModel, dataset: dict[str, Any], split: dict[str, Any],
@@ -400,7 +405,10 @@ def evaluate(ctx: StepContext, model: TrainedModel, dataset: dict[str, Any], spl
         if not p.isna().any():
             predictions["oracle"] = p.to_numpy(dtype=float)
     registry = ModelRegistry(ws)
-    production = _production(ctx)
+    if baseline is None:
+        production = _production(ctx)
+    else:  # the version the baseline step resolved (and that keys this step's cache)
+        production = registry.get(baseline["model"], baseline["version"]) if baseline.get("version") else None
     compared = None
     if production is not None:
         prod_transform = production.signature.get("transform")
@@ -561,7 +569,8 @@ def ctr_pipeline() -> Pipeline:
             Step("split", split, inputs={"dataset": "select.dataset"}, outputs={"split": ValueKind.REPORT}),
             Step("train", train, inputs={"dataset": "select.dataset", "split": "split.split"},
                  outputs={"model": ValueKind.MODEL}),
-            Step("baseline", baseline, outputs={"production": ValueKind.REF}, cacheable=False),
+            Step("baseline", baseline, inputs={"model": "train.model"}, outputs={"production": ValueKind.REF},
+                 cacheable=False),
             Step("evaluate", evaluate, inputs={"model": "train.model", "dataset": "select.dataset",
                                               "split": "split.split", "truth": "select.truth",
                                               "baseline": "baseline.production"},
