@@ -24,15 +24,12 @@ from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline as SkPipeline
 
 from yarnit.core.errors import InvalidInput
 from yarnit.registry import ArtifactFormat, dump_lightgbm, dump_sklearn, load_predictor
 from yarnit.registry.lightgbm_format import lightgbm_safe
 
-from .encoding import encode_frame, fit_vectorizer, text_codes
+from .encoding import encode_frame, fit_vectorizer, text_codes  # sklearn itself is imported when training
 from .values import TrainedModel
 
 
@@ -68,6 +65,9 @@ class LogisticTrainer:
 
     def fit(self, features: pd.DataFrame, labels: np.ndarray, *, seed: int, init: TrainedModel | None = None,
             dask_client: Any = None) -> TrainedModel:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import Pipeline as SkPipeline
+
         started = time.perf_counter()
         y = _check(features, labels)
         vectorizer = fit_vectorizer(features, min_count=self.min_count)
@@ -101,7 +101,9 @@ class HistGbmTrainer:
 
     def fit(self, features: pd.DataFrame, labels: np.ndarray, *, seed: int, init: TrainedModel | None = None,
             dask_client: Any = None) -> TrainedModel:
+        from sklearn.ensemble import HistGradientBoostingClassifier
         from sklearn.feature_extraction import DictVectorizer
+        from sklearn.pipeline import Pipeline as SkPipeline
 
         started = time.perf_counter()
         y = _check(features, labels)
