@@ -21,7 +21,7 @@ Usage::
 
     python benchmarks/bench_data.py [--rows 1000000] [--reps 3] [--skip-gx]
 
-Writes ``benchmarks/results/data.json`` and ``docs/benchmarks-data.md``.
+Writes ``benchmarks/results/data.json`` and ``benchmarks/results/data.md`` (a section for docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -295,7 +295,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=3, help="Timed calls per child process.")
     parser.add_argument("--skip-gx", action="store_true", help="Leave Great Expectations out.")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "data.json")
-    parser.add_argument("--md", type=Path, default=ROOT / "docs" / "benchmarks-data.md")
+    parser.add_argument("--md", type=Path, default=ROOT / "benchmarks" / "results" / "data.md")
     parser.add_argument("--parts", default="validation,profile,ingest",
                         help="Comma-separated parts to (re)run; the others are kept from the previous --out file.")
     args = parser.parse_args()

@@ -221,7 +221,7 @@ def main() -> None:
               f"Load average (1 min) on the shared machine: {load_start:.1f} at start, {load_end:.1f} at end "
               f"({os.cpu_count()} cores)" + ("; other sessions were running, so absolute times are inflated." if busy
                                              else "."), ""]
-    doc = ROOT / "docs" / "benchmarks-evaluation.md"
+    doc = ROOT / "benchmarks" / "results" / "evaluation.md"
     doc.write_text("\n".join(lines))
     print(f"wrote {out} and {doc}")
 

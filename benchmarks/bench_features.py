@@ -26,7 +26,7 @@ Usage::
 
     python benchmarks/bench_features.py [--reps 3] [--skip-feast] [--skip-redis]
 
-Writes ``benchmarks/results/features.json`` and ``docs/benchmarks-features.md``.
+Writes ``benchmarks/results/features.json`` and ``benchmarks/results/features.md`` (a section for docs/benchmarks.md).
 Redis: ``YARNIT_BENCH_REDIS_URL`` (default ``redis://127.0.0.1:6379/0``), keys
 under a unique prefix, deleted afterwards.
 """
@@ -344,7 +344,7 @@ def main() -> None:
     parser.add_argument("--skip-feast", action="store_true")
     parser.add_argument("--skip-redis", action="store_true")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "features.json")
-    parser.add_argument("--md", type=Path, default=ROOT / "docs" / "benchmarks-features.md")
+    parser.add_argument("--md", type=Path, default=ROOT / "benchmarks" / "results" / "features.md")
     args = parser.parse_args()
 
     started = time.perf_counter()

@@ -27,7 +27,7 @@ Usage::
 
     python benchmarks/bench_serving.py [--reps 3] [--duration 6] [--skip-mlflow]
 
-Writes ``benchmarks/results/serving.json`` and ``docs/benchmarks-serving.md``.
+Writes ``benchmarks/results/serving.json`` and ``benchmarks/results/serving.md`` (a section for docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -314,7 +314,7 @@ def main() -> None:
     }, args)
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "serving.json").write_text(json.dumps(report, indent=2))
-    (ROOT / "docs" / "benchmarks-serving.md").write_text(markdown(report))
+    (ROOT / "benchmarks" / "results" / "serving.md").write_text(markdown(report))
     print(markdown(report))
 
 
