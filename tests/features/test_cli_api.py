@@ -105,12 +105,8 @@ def test_cli_errors_are_one_line_with_the_valid_choices(home: Path) -> None:
 
 def _client(ws: Workspace) -> TestClient:
     from yarnit.api import create_app
-    from yarnit.api.features import router
 
-    app = create_app(ws)
-    if not any(getattr(r, "path", "").startswith("/api/features") for r in app.routes):
-        app.include_router(router)
-    return TestClient(app)
+    return TestClient(create_app(ws))
 
 
 def test_api_lists_shows_and_reads_online_values_with_status_and_age(home: Path) -> None:
