@@ -4,7 +4,7 @@ from .errors import AliasNotFound, ModelNotFound, ModelVersionNotFound, NothingT
 from .formats import Predictor, dump_sklearn, load_predictor
 from .lightgbm_format import dump_lightgbm
 from .models import STANDARD_ALIASES, AliasEvent, ArtifactFormat, ModelVersion
-from .service import ModelRegistry
+from .service import ModelRegistry, rollback_candidates
 
 __all__ = [
     "STANDARD_ALIASES",
@@ -21,4 +21,5 @@ __all__ = [
     "dump_lightgbm",
     "dump_sklearn",
     "load_predictor",
+    "rollback_candidates",
 ]

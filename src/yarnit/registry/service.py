@@ -48,6 +48,26 @@ def _to_version(row: RowMapping) -> ModelVersion:
     )
 
 
+def rollback_candidates(history: Sequence[AliasEvent], current: int) -> list[int]:
+    """Versions a rollback of an alias may go to, best first (the alias history replayed as a stack).
+
+    A move pushes its target; a rollback pops back to its target. So repeated
+    rollbacks keep going back in time and never "roll back" forward.
+    """
+    stack: list[int] = []
+    for event in history:
+        if event.to_version is None:
+            continue
+        if event.action == "rollback":
+            while stack and stack[-1] != event.to_version:
+                stack.pop()
+            if not stack:
+                stack.append(event.to_version)
+        else:
+            stack.append(event.to_version)
+    return [number for number in reversed(stack[:-1]) if number != current]
+
+
 def check_alias(alias: str) -> str:
     if not isinstance(alias, str) or not alias.isidentifier() or not alias.islower() or len(alias) > 32:
         raise InvalidInput(
@@ -256,20 +276,7 @@ class ModelRegistry:
         never "roll back" forward. Tainted versions are skipped.
         """
         current = self.resolve(model_name, alias).version
-        stack: list[int] = []
-        for event in self.history(model_name, alias):
-            if event.to_version is None:
-                continue
-            if event.action == "rollback":
-                while stack and stack[-1] != event.to_version:
-                    stack.pop()
-                if not stack:
-                    stack.append(event.to_version)
-            else:
-                stack.append(event.to_version)
-        for number in reversed(stack[:-1]):
-            if number == current:
-                continue
+        for number in rollback_candidates(self.history(model_name, alias), current):
             candidate = self.get(model_name, number)
             if not candidate.tainted:
                 return self.set_alias(model_name, alias, number, actor=actor,
@@ -304,4 +311,4 @@ class ModelRegistry:
         return load_predictor(data, version.artifact_format)
 
 
-__all__ = ["ModelRegistry", "check_alias"]
+__all__ = ["ModelRegistry", "check_alias", "rollback_candidates"]

@@ -38,7 +38,7 @@ import numpy as np
 from yarnit.core.clock import Clock
 from yarnit.core.errors import NotFound, YarnitError
 from yarnit.features import get_transform
-from yarnit.registry import AliasEvent, ModelRegistry, ModelVersion, Predictor
+from yarnit.registry import AliasEvent, ModelRegistry, ModelVersion, Predictor, rollback_candidates
 
 from .compiled import CompileResult, compile_predictor
 from .errors import VersionRejected
@@ -116,21 +116,8 @@ class SwapEvent:
 
 def rollback_target(history: Sequence[AliasEvent], current: int) -> int | None:
     """The version a rollback of an alias would go to (the registry's stack semantics)."""
-    stack: list[int] = []
-    for event in history:
-        if event.to_version is None:
-            continue
-        if event.action == "rollback":
-            while stack and stack[-1] != event.to_version:
-                stack.pop()
-            if not stack:
-                stack.append(event.to_version)
-        else:
-            stack.append(event.to_version)
-    for number in reversed(stack[:-1]):
-        if number != current:
-            return number
-    return None
+    candidates = rollback_candidates(history, current)
+    return candidates[0] if candidates else None
 
 
 class ModelRuntime:
