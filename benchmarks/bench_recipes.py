@@ -1,0 +1,83 @@
+"""YarnIt's models against the world's ground truth (issue 8).
+
+1. Train the click model (``yarnit-ctr``) on N warm-up days of world data, for each feature transform.
+2. Report AUC on the next-day holdout next to the ground-truth oracle's and the popularity baseline's.
+3. Close the loop: run 7 fresh days (another seed, the same shoppers for every arm) with the popularity
+   ranker and with the click model as ranker (ε = 0.05 exploration, learning shopper history as it serves),
+   and compare CTR.
+4. Score the five ch. 12 recommenders offline on the day after their training window.
+
+Usage: .venv/bin/python benchmarks/bench_recipes.py [--days 7] [--sessions 5000] [--loop-days 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--sessions", type=int, default=5000)
+    parser.add_argument("--loop-days", type=int, default=7)
+    parser.add_argument("--loop-sessions", type=int, default=2000)
+    args = parser.parse_args()
+
+    from yarnit.core import Settings
+    from yarnit.recipes import ctr_pipeline
+    from yarnit.recipes.ranking import ClickModelRanker, closed_loop_ctr
+    from yarnit.recipes.recommenders import evaluate_recommenders, interactions_from_world
+    from yarnit.registry import ModelRegistry
+    from yarnit.storage import open_workspace
+    from yarnit.training import PipelineRunner
+    from yarnit.world import World, WorldConfig, popularity_ranker
+
+    work = ROOT / "benchmarks" / ".work" / "recipes"
+    shutil.rmtree(work, ignore_errors=True)
+    ws = open_workspace(Settings.for_home(work))
+    results: dict = {"days": args.days, "sessions_per_day": args.sessions, "click_model": {}}
+    rankers: dict = {"popularity": popularity_ranker}
+    for transform in ("ctr_features_v1", "ctr_features_v2"):
+        started = time.perf_counter()
+        run = PipelineRunner(ws).run(ctr_pipeline(), config={
+            "days": args.days, "sessions_per_day": args.sessions, "transform": transform, "promote": False,
+            "trainer_params": {"max_iter": 300}})
+        report = run.value("evaluate", "report")
+        version = ModelRegistry(ws).get("ctr", run.value("register", "model_version")["version"])
+        results["click_model"][transform] = {
+            "auc": report["auc"], "auc_oracle": report.get("auc_oracle"), "auc_popularity": report.get("auc_popularity"),
+            "gap_to_oracle": report.get("auc_oracle", 0) - report["auc"],
+            "lift_over_popularity": report["auc"] - report.get("auc_popularity", 0), "seconds": time.perf_counter() - started,
+            "model": version.ref}
+        print(transform, json.dumps(results["click_model"][transform]), flush=True)
+        rankers[transform] = ClickModelRanker(version, ws.artifacts.get_bytes(version.artifact_sha256))
+    loop = closed_loop_ctr(rankers, days=args.loop_days, seed=1, sessions_per_day=args.loop_sessions)
+    base = next(r for r in loop if r.ranker == "popularity").ctr
+    results["closed_loop"] = [{"ranker": r.ranker, "ctr": r.ctr, "lift_vs_popularity": r.ctr / base - 1,
+                               "clicks": r.clicks, "impressions": r.impressions, "purchases": r.purchases}
+                              for r in loop]
+    for r in results["closed_loop"]:
+        print("loop", json.dumps(r), flush=True)
+    parts = list(World(WorldConfig(seed=0, sessions_per_day=args.sessions)).run(args.days + 1))
+    interactions, catalog = interactions_from_world(parts)
+    last = parts[-1].day
+    scores = evaluate_recommenders(interactions[interactions["day"] < last], interactions[interactions["day"] == last],
+                                   catalog, k=10)
+    results["recommenders"] = [s.__dict__ for s in scores]
+    for s in scores:
+        print("recommender", json.dumps(s.__dict__), flush=True)
+    results["command"] = (f".venv/bin/python benchmarks/bench_recipes.py --days {args.days} --sessions {args.sessions} "
+                          f"--loop-days {args.loop_days} --loop-sessions {args.loop_sessions}")
+    out = ROOT / "benchmarks" / "results" / "recipes.json"
+    out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
