@@ -140,3 +140,29 @@ def test_the_features_router_is_read_only() -> None:
     methods = {m for route in router.routes for m in getattr(route, "methods", set())}
     assert methods <= {"GET", "HEAD"} and len(router.routes) == 4
 
+
+
+def test_forget_erases_the_subject_from_the_feature_store_offline_and_online(home: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from yarnit.cli.data import app as data_app
+    from yarnit.features import FeatureStore
+
+    _run(home, "backfill", "--definitions", str(home.parent / "defs.py"))
+    _run(home, "materialize")
+    result = runner.invoke(data_app, ["forget", "--subject", "u1", "--json"], env={"YARNIT_HOME": str(home)})
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["erased"]["feature-store"] == 3  # 2 offline rows + 1 online row
+    offline_files = list((home / "features" / "offline").rglob("*.parquet"))
+    assert offline_files, "the scan found no offline files: it would prove nothing"
+    for path in offline_files:
+        table = pq.read_table(path)
+        if "user_id" in table.column_names:
+            assert "u1" not in table.column("user_id").to_pylist(), path
+    ws = open_workspace(Settings.for_home(home), SimulatedClock(utc(2026, 1, 5)))
+    try:
+        with FeatureStore(ws) as store:
+            rows = store.read_online("user_clicks", ["u1", "u2"])
+            assert [r.status.value for r in rows] == ["missing", "present"]
+    finally:
+        ws.close()

@@ -226,3 +226,17 @@ def test_get_returns_values_by_reference_across_views(online: OnlineStore, user_
     assert got[0]["user_activity:clicks_7d"].status is FeatureStatus.PRESENT
     assert got[0]["product_stats:f2"].status is FeatureStatus.STALE  # 4 days old, TTL 2 days
     assert got[0]["product_stats:f2"].value is None
+
+
+def test_delete_removes_only_the_named_entities(online: OnlineStore, user_view: FeatureView,
+                                                clock: SimulatedClock) -> None:
+    from yarnit.features import table_name
+
+    rows = user_rows(("u1", "2026-01-05T06:00Z", 12, 0.25, "ES", True),
+                     ("u2", "2026-01-05T08:30Z", 3, 0.5, "NO", False))
+    write_online(user_view, online, [rows], clock=clock, full=True)
+    assert online.delete(table_name(user_view), ["u1", "nobody"]) == 1
+    assert online.delete(table_name(user_view), []) == 0
+    got = _reader(online, clock, user_view).read("user_activity", ["u1", "u2"])
+    assert [r.status for r in got] == [FeatureStatus.MISSING, FeatureStatus.PRESENT]
+    assert online.delete("never_written@0000000000000000", ["u1"]) == 0

@@ -282,10 +282,14 @@ def forget(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Remove a data subject from every dataset version, taint downstream models, write a receipt."""
+    from yarnit.features import FeatureStore
+    from yarnit.features.erasure import FeatureStoreEraser
+
     subject_id = _read_subject(subject)
-    with workspace() as ws:
-        receipt = Deletions(ws).forget(subject_id, grace=timedelta(days=parse_duration_days(grace)),
-                                       dry_run=dry_run)
+    with workspace() as ws, FeatureStore(ws) as features:
+        # the feature store holds per-subject rows too (offline Parquet and online entities)
+        receipt = Deletions(ws, erasers=[FeatureStoreEraser(features)]).forget(
+            subject_id, grace=timedelta(days=parse_duration_days(grace)), dry_run=dry_run)
     data = receipt.to_dict()
 
     def human() -> None:

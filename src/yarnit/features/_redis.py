@@ -204,6 +204,14 @@ class RedisOnlineStore:
         return WriteSummary(rows_offered=offered, rows_written=written, rows_total=int(rows),
                             newest_event_us=newest, watermark_us=mark)
 
+    def delete(self, table: str, keys: Sequence[StorageKey]) -> int:
+        if not keys:
+            return 0
+        try:
+            return int(self._client.hdel(self._key(table), *keys))
+        except redis.RedisError as exc:
+            raise self._unavailable(exc) from exc
+
     def drop(self, table: str) -> None:
         try:
             self._client.unlink(self._key(table), f"{self.prefix}meta:{table}")

@@ -226,6 +226,24 @@ class SqliteOnlineStore:
         return WriteSummary(rows_offered=offered, rows_written=written, rows_total=int(rows),
                             newest_event_us=newest, watermark_us=mark)
 
+    def delete(self, table: str, keys: Sequence[StorageKey]) -> int:
+        if not keys:
+            return 0
+        conn = self._open()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            marks = ",".join("?" * len(keys))
+            cursor = conn.execute(f"DELETE FROM {_data_table(table)} WHERE k IN ({marks})", list(keys))
+            conn.execute("COMMIT")
+            return int(cursor.rowcount)
+        except sqlite3.OperationalError as exc:
+            conn.execute("ROLLBACK") if conn.in_transaction else None
+            if "no such table" in str(exc):
+                return 0
+            raise self._unavailable(exc) from exc
+        finally:
+            conn.close()
+
     def drop(self, table: str) -> None:
         conn = self._open()
         try:

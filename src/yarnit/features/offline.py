@@ -217,6 +217,39 @@ class OfflineStore:
         atomic_write_bytes(self._manifest_path(view), json.dumps(manifest, sort_keys=True).encode())
         return OfflineWrite(view.name, view.version, tuple(written), table.num_rows, tuple(removed))
 
+    def erase(self, view: FeatureView, column: str, value: Any) -> int:
+        """Rewrite every day file of ``view`` without the rows whose ``column`` equals ``value``.
+
+        Used by deletion requests (``yarnit data forget``). Each rewritten day is atomic and recorded
+        in the write sequence. Returns the number of rows removed.
+        """
+        import pyarrow.compute as pc
+
+        removed = 0
+        changed: list[str] = []
+        with self._locked(view):
+            for path in self.files(view):
+                table = pq.read_table(path)
+                if column not in table.column_names:
+                    continue
+                keep = pc.invert(pc.fill_null(pc.equal(table.column(column), pa.scalar(value)), False))
+                kept = table.filter(keep)
+                if kept.num_rows == table.num_rows:
+                    continue
+                removed += table.num_rows - kept.num_rows
+                if kept.num_rows:
+                    _write_parquet(path, kept)
+                else:
+                    path.unlink()
+                changed.append(path.name[5:15])
+            if changed:
+                manifest = self._read_manifest(view)
+                manifest["seq"] = int(manifest["seq"]) + 1
+                for day in changed:
+                    manifest["days"][day] = manifest["seq"]
+                atomic_write_bytes(self._manifest_path(view), json.dumps(manifest, sort_keys=True).encode())
+        return removed
+
     # --- reading -------------------------------------------------------------------------------
     def files(self, view: FeatureView, *, after_us: int | None = None, until_us: int | None = None) -> list[Path]:
         """The day files of ``view`` that can hold event times in ``(after_us, until_us]``."""

@@ -208,6 +208,10 @@ class OnlineStore(Protocol):
 
     def drop(self, table: str) -> None: ...
 
+    def delete(self, table: str, keys: Sequence[StorageKey]) -> int:
+        """Remove these entities' rows (deletion requests); return how many existed."""
+        ...
+
     def close(self) -> None: ...
 
 
