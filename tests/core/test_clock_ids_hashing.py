@@ -2,7 +2,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from yarnit.core import InvalidInput, SimulatedClock, check_name, new_id, sha256_bytes, sha256_json, utc
+from yarnit.core import InvalidInput, SimulatedClock, SystemClock, check_name, new_id, sha256_bytes, sha256_json, utc
+from yarnit.core.clock import now_us_of
 
 
 def test_simulated_clock_moves_only_when_told() -> None:
@@ -21,6 +22,27 @@ def test_simulated_clock_refuses_to_go_backwards_or_naive_times() -> None:
         clock.advance(-1)
     with pytest.raises(InvalidInput, match="timezone-aware"):
         SimulatedClock(datetime(2026, 1, 1))
+
+
+def test_now_us_agrees_with_now_on_both_clocks() -> None:
+    clock = SimulatedClock(utc(2026, 1, 1))
+    epoch = datetime(1970, 1, 1, tzinfo=utc(2026, 1, 1).tzinfo)
+    for step in (timedelta(0), timedelta(microseconds=7), timedelta(days=3, seconds=1)):
+        clock.advance(step)
+        assert clock.now_us() == (clock.now() - epoch) // timedelta(microseconds=1)
+    clock.set(utc(2027, 6, 1))
+    assert now_us_of(clock)() == (utc(2027, 6, 1) - epoch) // timedelta(microseconds=1)
+    system = SystemClock()
+    before = (system.now() - epoch) // timedelta(microseconds=1)
+    reading = system.now_us()
+    after = (system.now() - epoch) // timedelta(microseconds=1)
+    assert before <= reading <= after
+
+    class DatetimeOnlyClock:
+        def now(self) -> datetime:
+            return utc(2026, 2, 1)
+
+    assert now_us_of(DatetimeOnlyClock())() == (utc(2026, 2, 1) - epoch) // timedelta(microseconds=1)
 
 
 def test_ids_sort_by_creation_time() -> None:

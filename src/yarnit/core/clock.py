@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 from .errors import InvalidInput
@@ -39,6 +40,10 @@ class SystemClock:
     def now(self) -> datetime:
         return datetime.now(timezone.utc)
 
+    def now_us(self) -> int:
+        """Microseconds since the Unix epoch (no datetime built: for hot paths)."""
+        return time.time_ns() // 1000
+
     def monotonic(self) -> float:
         return time.monotonic()
 
@@ -53,12 +58,17 @@ class SimulatedClock:
                 "Pass e.g. datetime(2026, 1, 1, tzinfo=timezone.utc)."
             )
         self._now = start.astimezone(timezone.utc)
+        self._now_us = _epoch_us(self._now)
         self._origin = self._now
         self._lock = threading.Lock()
 
     def now(self) -> datetime:
         with self._lock:
             return self._now
+
+    def now_us(self) -> int:
+        """Microseconds since the Unix epoch (no datetime built: for hot paths)."""
+        return self._now_us  # one attribute read: atomic, set together with _now under the lock
 
     def monotonic(self) -> float:
         with self._lock:
@@ -71,6 +81,7 @@ class SimulatedClock:
             raise InvalidInput(f"A clock cannot go backwards; got advance({step}). Use a positive delta.")
         with self._lock:
             self._now += step
+            self._now_us = _epoch_us(self._now)
 
     def set(self, when: datetime) -> None:
         """Jump to ``when``, which must not be earlier than now."""
@@ -83,6 +94,22 @@ class SimulatedClock:
                     f"A clock cannot go backwards: now {self._now.isoformat()}, asked {target.isoformat()}."
                 )
             self._now = target
+            self._now_us = _epoch_us(target)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _epoch_us(when: datetime) -> int:
+    return (when - _EPOCH) // timedelta(microseconds=1)
+
+
+def now_us_of(clock: Clock) -> Callable[[], int]:
+    """A fast "microseconds since the epoch" reader for ``clock`` (its ``now_us`` when it has one)."""
+    fast = getattr(clock, "now_us", None)
+    if callable(fast):
+        return fast  # type: ignore[no-any-return]
+    return lambda: _epoch_us(clock.now())
 
 
 def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
@@ -90,4 +117,4 @@ def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> date
     return datetime(year, month, day, hour, minute, tzinfo=timezone.utc)
 
 
-__all__ = ["Clock", "SimulatedClock", "SystemClock", "utc"]
+__all__ = ["Clock", "SimulatedClock", "SystemClock", "now_us_of", "utc"]

@@ -97,6 +97,11 @@ class SqliteOnlineStore:
                 self._connections.append(conn)
         return conn
 
+    def _cursor(self) -> sqlite3.Cursor:
+        cursor = self._conn().cursor()
+        self._local.cursor = cursor
+        return cursor
+
     def _unavailable(self, exc: BaseException) -> Unavailable:
         return Unavailable(
             f"The online store {self.url} did not answer ({exc}). Check the file's permissions and free disk "
@@ -108,9 +113,10 @@ class SqliteOnlineStore:
         sql = self._sql_one.get(table)
         if sql is None:
             sql = self._sql_one[table] = f"SELECT payload FROM {_data_table(table)} WHERE k = ?"
-        conn = getattr(self._local, "conn", None) or self._conn()
+        # One cursor per thread, reused: the hot path of single-entity reads allocates no cursor.
+        cursor = getattr(self._local, "cursor", None) or self._cursor()
         try:
-            row = conn.execute(sql, (key,)).fetchone()
+            row = cursor.execute(sql, (key,)).fetchone()
         except sqlite3.OperationalError as exc:
             if "no such table" in str(exc):
                 return None

@@ -413,28 +413,32 @@ class OfflineStore:
                     value = f"CASE WHEN e.{_TS} - {alias}.{t_col} <= {ttl} THEN {value} END"
                 selects.append(f"{value} AS {_q(out)}")
         n = table.num_rows
-        columns[_ROW] = pa.array(np.arange(n, dtype=np.int64))
-        columns[_TS] = ts.cast(pa.int64())
-        entity = pa.table(columns)
-        keep = ", ".join(f"e.{_q(c)}" for c in table.column_names)
-        sql = f"SELECT {', '.join([keep, *selects, f'e.{_ROW}'])} FROM entity_rows e {' '.join(joins)}"
+        # DuckDB returns only the row number and the features: the entity rows' own columns (keys,
+        # timestamps, labels …) are already in order in ``table`` and are put back beside them.
+        key_columns = {f.name for view, _ in requests for f in view.entities}
+        entity = pa.table({_ROW: pa.array(np.arange(n, dtype=np.int64)), _TS: ts.cast(pa.int64()),
+                           **{name: columns[name] for name in key_columns}})
+        sql = f"SELECT {', '.join([f'e.{_ROW}', *selects])} FROM entity_rows e {' '.join(joins)}"
         con = self.connect()
         try:
             con.register("entity_rows", entity)
-            result = con.sql(sql).to_arrow_table()
+            found = con.sql(sql).to_arrow_table()
         finally:
             con.close()
-        # Put the rows back in the order given: an O(n) scatter of row numbers and one Arrow take,
-        # cheaper than an ORDER BY over every output column.
-        rows = result.column(_ROW).to_numpy()
+        # Put the rows back in the order given: an O(n) scatter of row numbers and one Arrow take of
+        # the feature columns, cheaper than an ORDER BY over every output column.
+        rows = found.column(_ROW).to_numpy()
         if len(rows) != n:  # pragma: no cover - an ASOF LEFT JOIN yields exactly one row per entity row
             raise AssertionError(f"point-in-time join returned {len(rows)} rows for {n} entity rows")
-        result = result.drop_columns([_ROW])
-        if n < 2 or bool(np.all(rows[1:] > rows[:-1])):
-            return result
-        order = np.empty(n, dtype=np.int64)
-        order[rows] = np.arange(n, dtype=np.int64)
-        return result.take(pa.array(order))
+        found = found.drop_columns([_ROW])
+        if n >= 2 and not bool(np.all(rows[1:] > rows[:-1])):
+            order = np.empty(n, dtype=np.int64)
+            order[rows] = np.arange(n, dtype=np.int64)
+            found = found.take(pa.array(order))
+        result = table
+        for name in found.column_names:
+            result = result.append_column(name, found.column(name))
+        return result
 
 
 def _out_name(view: FeatureView, name: str, full_names: bool, taken: set[str]) -> str:

@@ -42,7 +42,7 @@ from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from yarnit.core.clock import Clock
+from yarnit.core.clock import Clock, now_us_of
 from yarnit.core.errors import ConfigError, InvalidInput, MissingDependency
 
 from ._codec import EncodedChunk, StorageKey, ViewCodec
@@ -270,6 +270,8 @@ class OnlineFeatures:
                  log: ServingLog | None = None) -> None:
         self.store = store
         self.clock = clock
+        self._clock_us = now_us_of(clock)
+        self._get = store.get
         self.log = log
         self._readers: dict[str, _ViewReader] = {v.name: _ViewReader(v) for v in views}
 
@@ -284,15 +286,27 @@ class OnlineFeatures:
             raise UnknownFeature(view, self._readers, kind="feature view") from None
 
     def _now_us(self) -> int:
-        return (self.clock.now() - EPOCH) // ONE_US
+        return self._clock_us()
 
     def read_one(self, view: str, key: Any) -> OnlineRow:
         """One entity's values of ``view``."""
         r = self._readers.get(view) or self._reader(view)
         skey = r.storage_key(key)
-        blob = self.store.get(r.table, skey)
-        now_us = (self.clock.now() - EPOCH) // ONE_US
-        row = self._row(r, skey, blob, now_us)
+        blob = self._get(r.table, skey)
+        now_us = self._clock_us()
+        if r.single:  # the hot path, inlined: one decode, one dict, one row
+            if blob is None:
+                row = OnlineRow(r.view.name, skey, MISSING, None, None, r.nulls.copy())
+            else:
+                event_us, values = r.decode(blob)
+                age_us = now_us - event_us
+                ttl = r.ttl_us
+                if ttl is not None and age_us > ttl:
+                    row = OnlineRow(r.view.name, skey, STALE, event_us, age_us, r.nulls.copy())
+                else:
+                    row = OnlineRow(r.view.name, skey, PRESENT, event_us, age_us, dict(zip(r.names, values)))
+        else:
+            row = self._row(r, skey, blob, now_us)
         if self.log is not None:
             self.log.record(r.view, [row], now_us)
         return row
@@ -310,7 +324,7 @@ class OnlineFeatures:
         encode = r.storage_key
         skeys = [encode(k) for k in keys]
         blobs = self.store.get_many(r.table, skeys)
-        now_us = (self.clock.now() - EPOCH) // ONE_US
+        now_us = self._clock_us()
         if r.single:
             # The hot loop of batch reads, inlined (one decode and one dict per row).
             name, names, decode, ttl, nulls = r.view.name, r.names, r.decode, r.ttl_us, r.nulls
