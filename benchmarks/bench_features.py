@@ -135,6 +135,7 @@ elif task == "online":
     n, rng = spec["n_entities"], random.Random(spec["seed"])
     keys = [rng.randrange(spec["key_space"]) for _ in range(spec["calls"] + spec["warmup"])]
     one = reader.read_one
+    out["warmed_bytes"] = reader.warm()  # as a serving process does at start-up (maps the SQLite pages)
     for k in keys[:spec["warmup"]]:
         one("stats", k)
     lat = []
