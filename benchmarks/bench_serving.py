@@ -28,6 +28,15 @@ Usage::
     python benchmarks/bench_serving.py [--reps 3] [--duration 6] [--skip-mlflow]
 
 Writes ``benchmarks/results/serving.json`` and ``benchmarks/results/serving.md`` (a section for docs/benchmarks.md).
+
+``--offload-sweep`` runs instead an in-process measurement, pinned to core 0,
+of where scoring on the event loop stops paying (``admission.INLINE_BUDGET_MS``):
+for batches of 1 to 1024 rows, the median time one ``predict`` holds the loop
+for the compiled logistic model and a compiled 100-tree LightGBM model, the
+median cost of the same call through the scoring pool (thread hop, GIL hand-over
+and loop wake-up included), and the row threshold the data plane derives for
+each model from its per-row cost timed at load. Writes
+``benchmarks/results/serving_offload.json``.
 """
 
 from __future__ import annotations
@@ -240,13 +249,106 @@ def wrk(port: int, path: str, lua: Path, duration: int, connections: int = 8) ->
     return {"rps": rps, "p50_ms": ms("50"), "p99_ms": ms("99"), "non_2xx": int(non2xx.group(1)) if non2xx else 0}
 
 
+# -- where inline scoring stops paying -----------------------------------------------------------------
+SWEEP_ROWS = (1, 4, 16, 32, 64, 128, 256, 512, 1024)
+LOOP_BUDGET_MS = 1.0  # admission.INLINE_BUDGET_MS: half the single-row p99 target (2 ms)
+
+
+def offload_sweep() -> dict[str, Any]:
+    """Median ms per predict, inline vs through the scoring pool, by batch size (see the module docstring)."""
+    import asyncio
+
+    import uvloop
+
+    from yarnit.core import Settings
+    from yarnit.registry import ArtifactFormat, ModelRegistry
+    from yarnit.serving import InferenceService, ModelRuntime, ServingOptions
+    from yarnit.serving.admission import ScoringPool
+    from yarnit.storage import open_workspace
+    from yarnit.training.trainers import LightgbmTrainer
+
+    global WORK
+    WORK = HERE / ".work" / "serving-offload"  # apart from the main run's files, which may be in use
+    os.sched_setaffinity(0, {0})
+    data = make_data()
+    frame = data["frame"]
+    home = make_yarnit_model(frame)
+    booster = LightgbmTrainer(num_boost_round=100).fit(frame[CATEGORICAL + NUMERIC], frame["clicked"].to_numpy(),
+                                                       seed=0)
+    records = frame[CATEGORICAL + NUMERIC].to_dict("records")
+    out: dict[str, Any] = {"rows": list(SWEEP_ROWS), "budget_ms": LOOP_BUDGET_MS, "models": {}}
+    with open_workspace(Settings.for_home(home)) as ws:
+        registry = ModelRegistry(ws)
+        if "gbm" not in [m["name"] for m in registry.list_models()]:
+            registry.register("gbm", booster.artifact, ArtifactFormat.LIGHTGBM_TEXT,
+                              signature={"inputs": {c: "string" for c in CATEGORICAL} | {c: "double" for c in NUMERIC}})
+            registry.promote("gbm", 1)
+        runtime = ModelRuntime(registry, ws.clock, refresh_s=3600)
+        service = InferenceService(runtime, ws.clock, options=ServingOptions(cache_entries=0, refresh_s=3600))
+        pool = ScoringPool(threads=4)
+
+        def timed_inline(model: str, rows: list[dict[str, Any]], reps: int) -> float:
+            times = []
+            for _ in range(reps):
+                t = time.perf_counter_ns()
+                service.predict(model, rows)
+                times.append(time.perf_counter_ns() - t)
+            return statistics.median(times) / 1e6
+
+        async def timed_offloaded(model: str, rows: list[dict[str, Any]], reps: int) -> float:
+            times = []
+            for _ in range(reps):
+                t = time.perf_counter_ns()
+                await pool.run(lambda: service.predict(model, rows), 10.0)
+                times.append(time.perf_counter_ns() - t)
+            return statistics.median(times) / 1e6
+
+        async def hop(reps: int = 2000) -> float:
+            times = []
+            for _ in range(reps):
+                t = time.perf_counter_ns()
+                await pool.run(lambda: None, 10.0)
+                times.append(time.perf_counter_ns() - t)
+            return statistics.median(times) / 1e3
+
+        loop = uvloop.new_event_loop()
+        out["hop_us"] = loop.run_until_complete(hop())
+        for model in ("ctr", "gbm"):
+            loaded = runtime.current(model)
+            series: dict[str, list[float]] = {"inline_ms": [], "offloaded_ms": []}
+            for n in SWEEP_ROWS:
+                rows = records[:n]
+                reps = max(20, 2000 // n)
+                timed_inline(model, rows, 5)
+                series["inline_ms"].append(timed_inline(model, rows, reps))
+                series["offloaded_ms"].append(loop.run_until_complete(timed_offloaded(model, rows, reps)))
+            within = [n for n, ms in zip(SWEEP_ROWS, series["inline_ms"], strict=True) if ms <= LOOP_BUDGET_MS]
+            out["models"][model] = series | {
+                "path": loaded.path, "max_rows_within_budget": max(within or [0]),
+                "row_cost_us_at_load": loaded.compile.row_cost_s * 1e6,
+                "inline_rows_derived": int(LOOP_BUDGET_MS / 1000 / loaded.compile.row_cost_s)}
+            print(model, loaded.path, json.dumps(series), flush=True)
+        loop.close()
+        pool.close()
+        service.close()
+    out["command"] = "python benchmarks/bench_serving.py --offload-sweep"
+    out["load_average_at_end"] = os.getloadavg()
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / "serving_offload.json").write_text(json.dumps(out, indent=2))
+    return out
+
+
 # -- the run ---------------------------------------------------------------------------------------------
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--duration", type=int, default=6)
     parser.add_argument("--skip-mlflow", action="store_true")
+    parser.add_argument("--offload-sweep", action="store_true", help="only measure where inline scoring stops paying")
     args = parser.parse_args()
+    if args.offload_sweep:
+        print(json.dumps(offload_sweep(), indent=2))
+        return
     ensure_wrk()
     WORK.mkdir(parents=True, exist_ok=True)
     fastapi_venv = ensure_venv("fastapi")

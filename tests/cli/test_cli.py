@@ -83,3 +83,29 @@ def test_workspace_from_a_newer_yarnit_is_a_clear_error(tmp_path: Path) -> None:
     ws.close()
     result = runner.invoke(app, ["init"], env=env_for(tmp_path / "ws"))
     assert result.exit_code == 1 and "written by a newer yarnit" in result.stderr
+
+
+def test_models_traffic_sets_the_canary_share_audited_and_kept_for_every_process(tmp_path: Path) -> None:
+    ws = open_workspace(Settings.for_home(tmp_path / "ws"))
+    register_ctr(ws)
+    ws.close()
+    env = env_for(tmp_path / "ws")
+    shown = json.loads(runner.invoke(app, ["models", "traffic", "ctr", "--json"], env=env).stdout)
+    assert shown["policy"] == {"canary_percent": 0.0, "shadow": True} and shown["history"] == []
+    changed = runner.invoke(app, ["models", "traffic", "ctr", "--canary-percent", "12.5", "--no-shadow",
+                                  "--reason", "try v2", "--json"], env=env)
+    assert changed.exit_code == 0, changed.output
+    body = json.loads(changed.stdout)
+    assert body["policy"] == {"canary_percent": 12.5, "shadow": False}
+    assert (body["changed"]["actor"], body["changed"]["reason"]) == ("cli", "try v2")
+    # another process (a server worker) reads the same policy from the workspace database
+    from yarnit.serving.router import TrafficPolicyStore
+    ws = open_workspace(Settings.for_home(tmp_path / "ws"))
+    try:
+        assert TrafficPolicyStore(ws).get("ctr").canary_percent == 12.5
+    finally:
+        ws.close()
+    bad = runner.invoke(app, ["models", "traffic", "ctr", "--canary-percent", "150"], env=env)
+    assert bad.exit_code == 1 and "canary_percent must be within [0, 100]; got 150" in bad.output
+    unknown = runner.invoke(app, ["models", "traffic", "nope"], env=env)
+    assert unknown.exit_code == 1 and "nope" in unknown.output

@@ -7,7 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from yarnit.core.errors import InvalidInput
 from yarnit.registry import ModelRegistry
+from yarnit.serving.router import TrafficPolicyStore
 from yarnit.training import RunStore
 
 router = APIRouter(prefix="/api", tags=["control plane"])
@@ -72,6 +74,42 @@ def roll_back(name: ModelName, body: Rollback, request: Request) -> dict[str, An
     event = _registry(request).roll_back(name, alias=body.alias, actor="api", reason=body.reason)
     _refresh(request, name)
     return event.to_dict()
+
+
+class TrafficUpdate(BaseModel):
+    """A new traffic policy; a field left out keeps its current value."""
+
+    model_config = ConfigDict(extra="forbid")
+    canary_percent: float | None = Field(default=None, ge=0, le=100, allow_inf_nan=False,
+                                         description="Share of routing keys sent to the canary alias, in %")
+    shadow: bool | None = Field(default=None, description="Whether the shadow alias scores a copy of requests")
+    reason: str = Field(default="", max_length=1000)
+
+
+def _traffic(store: TrafficPolicyStore, name: str) -> dict[str, Any]:
+    return {"name": name, "policy": store.get(name).as_dict(),
+            "history": [e.to_dict() for e in store.history(name)]}
+
+
+@router.get("/models/{name}/traffic")
+def show_traffic(name: ModelName, request: Request) -> dict[str, Any]:
+    """The model's traffic policy (canary %, shadow on/off) and every audited change of it."""
+    _registry(request).versions(name)  # 404 for an unknown model
+    return _traffic(TrafficPolicyStore(request.app.state.workspace), name)
+
+
+@router.put("/models/{name}/traffic")
+def set_traffic(name: ModelName, body: TrafficUpdate, request: Request) -> dict[str, Any]:
+    """Change the model's traffic policy: stored, audited (who, when, old → new), read by every server process."""
+    if body.canary_percent is None and body.shadow is None:
+        raise InvalidInput('Nothing to change: send "canary_percent" (0-100) and/or "shadow" (true/false).')
+    store = TrafficPolicyStore(request.app.state.workspace)
+    event = store.set(name, canary_percent=body.canary_percent, shadow=body.shadow, actor="api",
+                      reason=body.reason)
+    serving = getattr(request.app.state, "serving", None)
+    if serving is not None:  # this server applies it now; the others at their next policy poll
+        serving.router.refresh()
+    return _traffic(store, name) | {"event": event.to_dict()}
 
 
 @router.get("/runs")

@@ -23,6 +23,7 @@ outcome, is written to the prediction log.
 from __future__ import annotations
 
 import logging
+import math
 import re
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,7 @@ from yarnit.serving import (
     ServingOptions,
     validate_instances,
 )
+from yarnit.serving.admission import ScoringTimeout, scores_inline
 from yarnit.serving.onlinefeatures import FeatureSource
 
 from .errors import status_for
@@ -58,6 +60,7 @@ NAME_PATTERN = r"^[a-z][a-z0-9_.-]{0,62}$"
 _NAME = re.compile(NAME_PATTERN)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 V1_TEMPLATE = "/v1/models/{name}:predict"
+UNKNOWN_MODEL = "_unknown"  # the metrics label of requests for a model that is not served
 V2_TEMPLATE = "/v2/models/{name}/infer"
 OIP_DATATYPES = ("BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32",
                  "FP64", "BYTES")
@@ -77,22 +80,47 @@ _ERROR_SCHEMA: dict[str, Any] = {
     "type": "object", "required": ["error", "detail"],
     "properties": {"error": {"type": "string"}, "detail": {"type": "string"}, "request_id": {"type": "string"}},
 }
+_CANDIDATES: dict[str, Any] = {
+    "type": "array", "maxItems": 1000,
+    "items": {"anyOf": [{"type": "string", "maxLength": 10_000},
+                        {"type": "object", "required": ["product_id"], "additionalProperties": _SCALAR,
+                         "properties": {"product_id": {"type": "string", "maxLength": 10_000}}}]},
+    "description": "Ranking models only (e.g. yarnit-ranker): the page's candidates to re-rank, as product ids "
+                   "or objects of live product values; without them the model generates its own.",
+}
 _V1_REQUEST: dict[str, Any] = {
     "type": "object", "additionalProperties": False, "required": ["instances"],
     "properties": {
         "instances": {"type": "array", "minItems": 1, "maxItems": MAX_INSTANCES,
-                      "items": {"type": "object", "additionalProperties": _SCALAR},
-                      "description": "One object of raw feature values per instance; null means missing."},
+                      "items": {"type": "object", "additionalProperties": _SCALAR,
+                                "properties": {"candidates": _CANDIDATES}},
+                      "description": "One object of raw feature values per instance; null means missing. "
+                                     "A ranking model takes user_id, query, country, device, k and optional "
+                                     "candidates."},
         "key": {"type": "string", "maxLength": 256,
                 "description": "Routing key (e.g. a user id) for the sticky canary split; by default the "
                                "first instance's user_id. Logged only as a keyed hash."},
     },
 }
 _SERVED_BY = {"type": "string", "enum": ["model", "previous", "fallback"]}
+_SLATE: dict[str, Any] = {
+    "type": "object", "required": ["items", "scores", "propensities", "explored"],
+    "description": "A ranking model's answer for one instance: the slate, best first.",
+    "properties": {
+        "items": {"type": "array", "items": {"type": "string"}, "description": "Product ids shown, in order"},
+        "scores": {"type": "array", "items": {"type": "number"}, "description": "The model's score of each item"},
+        "propensities": {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+                         "description": "Probability that the ranking policy shows this item at this position"},
+        "explored": {"type": "boolean", "description": "Whether this slate is a random exploration slate"},
+        "eligible": {"type": "integer", "minimum": 0, "description": "Candidates left after the business rules"},
+    },
+}
 _V1_RESPONSE: dict[str, Any] = {
     "type": "object", "required": ["predictions", "model_name", "model_version", "served_by", "request_id"],
     "properties": {
-        "predictions": {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1}},
+        "predictions": {"type": "array", "items": {"anyOf": [{"type": "number", "minimum": 0, "maximum": 1},
+                                                             _SLATE]},
+                        "description": "One probability per instance; a slate per instance for a ranking model"},
         "model_name": {"type": "string"}, "model_version": {"type": "integer", "minimum": 0},
         "served_by": _SERVED_BY, "alias": {"type": "string"}, "request_id": {"type": "string"},
         "reason": {"type": "string"},
@@ -137,8 +165,12 @@ _V2_RESPONSE: dict[str, Any] = {
             "type": "object", "required": ["name", "shape", "datatype", "data"],
             "properties": {"name": {"type": "string"}, "shape": {"type": "array", "items": {"type": "integer"}},
                            "datatype": {"type": "string"},
-                           "data": {"type": "array", "items": {"type": "number"}}}}},
+                           "data": {"type": "array", "items": {"anyOf": [{"type": "number"}, {"type": "string"},
+                                                                         {"type": "boolean"}]}}}}},
     },
+    "description": "One output 'probability' [N] (FP64); for a ranking model: 'items' [N, K] (BYTES, padded "
+                   "with ''), 'scores' and 'propensities' [N, K] (FP64, padded with 0), 'explored' [N] (BOOL) "
+                   "and 'length' [N] (INT64, the real items of each row).",
 }
 _ANSWER_HEADERS = {
     "x-request-id": {"schema": {"type": "string"}, "description": "The request id (also in the prediction log)"},
@@ -384,8 +416,15 @@ class DataPlaneMiddleware:
                     instances, key = parse_v1(payload, max_instances)
                 else:
                     instances, key, echo_id = parse_v2(payload, lambda: _columns(service, name), max_instances)
-                prediction = service.predict(name, instances, key=key, request_id=request_id,
-                                             deadline_at_s=ticket.entered_s + ticket.deadline_s)
+                deadline_at_s = ticket.entered_s + ticket.deadline_s
+                admission = service.admission
+                if scores_inline(service.runtime.states().get(name), service.router.policy(name).canary_percent,
+                                 len(instances), admission.limits.inline_budget_ms / 1000.0):
+                    prediction = service.predict(name, instances, key=key, request_id=request_id,
+                                                 deadline_at_s=deadline_at_s)
+                else:  # slow to score: off the loop, so health checks, 503s and other models keep answering
+                    admission.release_gate(ticket)
+                    prediction = await _offloaded(service, name, instances, key, request_id, deadline_at_s)
             finally:
                 service.admission.leave(ticket)
             body_out = _answer_v1(prediction) if protocol == "v1" else _answer_v2(prediction, echo_id)
@@ -413,6 +452,11 @@ class DataPlaneMiddleware:
             await send({"type": "http.response.body", "body": body_out})
         finally:
             latency = clock.monotonic() - started
+            # Metrics are labelled by model: a name that is not served (a typo, a scanner) is counted under
+            # one label, or every distinct name would add series and memory for good (the log record keeps
+            # the requested name in its error field).
+            if prediction is None and name not in service.runtime.states():
+                name, error = UNKNOWN_MODEL, f"{error}: {name[:80]}"
             service.record(request_id=request_id or "", protocol=protocol, model=name, status=status,
                            latency_s=latency, prediction=prediction, instances=instances, error=error, key=key)
             if self.metrics is not None:
@@ -437,6 +481,19 @@ class DataPlaneMiddleware:
             if counter is None:
                 counter = self._prediction_children[label] = metrics.predictions.labels(*label)
             counter.inc(len(prediction.values))
+
+
+async def _offloaded(service: InferenceService, name: str, instances: list[dict[str, Any]], key: str | None,
+                     request_id: str, deadline_at_s: float) -> Prediction:
+    """``service.predict`` on the scoring pool; past the deadline, the fallback answers (and is counted)."""
+    try:
+        return await service.admission.pool.run(
+            lambda: service.predict(name, instances, key=key, request_id=request_id, deadline_at_s=deadline_at_s),
+            deadline_at_s - service.clock.monotonic())
+    except ScoringTimeout:
+        # The thread cannot be stopped; its late answer is dropped. A deadline already passed makes the
+        # service skip every model and answer with the heuristic, reason "timeout" (counted as a fallback).
+        return service.predict(name, instances, key=key, request_id=request_id, deadline_at_s=-math.inf)
 
 
 def _deadline(value: bytes, cap_ms: float) -> float:
@@ -485,11 +542,31 @@ def _answer_v2(p: Prediction, echo_id: str | None) -> bytes:
     parameters: dict[str, Any] = {"served_by": p.served_by, "alias": p.alias, "request_id": p.request_id}
     if p.reason is not None:
         parameters["reason"] = p.reason
+    outputs = _slate_tensors(p.values) if p.kind == "ranking" else \
+        [{"name": "probability", "shape": [len(p.values)], "datatype": "FP64", "data": p.values}]
     return orjson.dumps({
         "model_name": p.model_name, "model_version": str(p.model_version), "id": echo_id or p.request_id,
-        "parameters": parameters,
-        "outputs": [{"name": "probability", "shape": [len(p.values)], "datatype": "FP64", "data": p.values}],
+        "parameters": parameters, "outputs": outputs,
     })
+
+
+def _slate_tensors(slates: list[Any]) -> list[dict[str, Any]]:
+    """Slates as OIP v2 tensors: rows padded to the longest slate ('' and 0), with each row's length."""
+    n = len(slates)
+    width = max((len(s["items"]) for s in slates), default=0)
+    items: list[str] = []
+    scores: list[float] = []
+    propensities: list[float] = []
+    for slate in slates:
+        pad = width - len(slate["items"])
+        items += [*slate["items"], *([""] * pad)]
+        scores += [*slate["scores"], *([0.0] * pad)]
+        propensities += [*slate["propensities"], *([0.0] * pad)]
+    return [{"name": "items", "shape": [n, width], "datatype": "BYTES", "data": items},
+            {"name": "scores", "shape": [n, width], "datatype": "FP64", "data": scores},
+            {"name": "propensities", "shape": [n, width], "datatype": "FP64", "data": propensities},
+            {"name": "explored", "shape": [n], "datatype": "BOOL", "data": [bool(s["explored"]) for s in slates]},
+            {"name": "length", "shape": [n], "datatype": "INT64", "data": [len(s["items"]) for s in slates]}]
 
 
 def _error_body(exc: YarnitError, request_id: str | None) -> bytes:

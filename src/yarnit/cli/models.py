@@ -1,4 +1,4 @@
-"""``yarnit models …``: list, show, promote, roll back, history."""
+"""``yarnit models …``: list, show, promote, roll back, history, traffic policy."""
 
 from __future__ import annotations
 
@@ -92,3 +92,44 @@ def history(name: str, as_json: bool = JSON_OPTION) -> None:
         console.print(table)
 
     emit([e.to_dict() for e in events], as_json, human)
+
+
+@app.command("traffic")
+@cli_errors
+def traffic(name: str,
+            canary_percent: float = typer.Option(None, "--canary-percent",
+                                                 help="Share of routing keys sent to the canary alias (0-100)."),
+            shadow: bool = typer.Option(None, "--shadow/--no-shadow", help="Score the shadow alias in the background."),
+            reason: str = typer.Option("", help="Why (kept in the audit history)."),
+            as_json: bool = JSON_OPTION) -> None:
+    """Show a model's traffic policy (canary %, shadow) and its history; with options, change it (audited).
+
+    Every serving process re-reads the policy within its refresh interval, so all
+    workers agree and a restart keeps it.
+    """
+    from yarnit.serving.router import TrafficPolicyStore
+
+    with workspace() as ws:
+        store = TrafficPolicyStore(ws)
+        event = None
+        if canary_percent is not None or shadow is not None:
+            event = store.set(name, canary_percent=canary_percent, shadow=shadow, actor="cli", reason=reason)
+        else:
+            ModelRegistry(ws).versions(name)  # an unknown model is an error, not a default policy
+        policy = store.get(name)
+        events = store.history(name)
+    data = {"model": name, "policy": policy.as_dict(), "changed": event.to_dict() if event else None,
+            "history": [e.to_dict() for e in events]}
+
+    def human() -> None:
+        console.print(f"{name}: canary {policy.canary_percent:g}% · shadow {'on' if policy.shadow else 'off'}")
+        if events:
+            table = Table("at", "canary %", "shadow", "actor", "reason")
+            for e in events:
+                before = "" if e.from_canary_percent is None else f"{e.from_canary_percent:g} → "
+                shadow_before = "" if e.from_shadow is None else f"{'on' if e.from_shadow else 'off'} → "
+                table.add_row(e.at.isoformat(timespec="seconds"), f"{before}{e.to_canary_percent:g}",
+                              f"{shadow_before}{'on' if e.to_shadow else 'off'}", e.actor, e.reason)
+            console.print(table)
+
+    emit(data, as_json, human)

@@ -1,4 +1,4 @@
-"""Built-in pipelines, by name (``yarnit pipeline run yarnit-ctr``)."""
+"""Built-in pipelines, by name (``yarnit pipeline run yarnit-ctr``, ``yarnit-recs``, ``yarnit-ranker``)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,14 @@ from yarnit.core.errors import InvalidInput
 from yarnit.training import Pipeline
 
 from .ctr import ctr_pipeline
+from .ranker import ranker_pipeline
+from .recs_pipeline import recs_pipeline
 
-BUILTIN_PIPELINES: dict[str, Callable[[], Pipeline]] = {"yarnit-ctr": ctr_pipeline}
+BUILTIN_PIPELINES: dict[str, Callable[[], Pipeline]] = {
+    "yarnit-ctr": ctr_pipeline,  # the click model
+    "yarnit-recs": recs_pipeline,  # the five recommenders, in one artifact
+    "yarnit-ranker": ranker_pipeline,  # production click model + recommenders + rules, served as yarnit-ranker
+}
 
 
 def builtin_pipeline(name: str) -> Pipeline:

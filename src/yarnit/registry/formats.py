@@ -4,6 +4,11 @@
   type outside :data:`TRUSTED_SKOPS_PREFIXES` is refused before loading.
 * LightGBM → its own text model format (parsed, not executed).
 * ONNX → loaded by ONNX Runtime.
+* Composite models (``yarnit-recs-npz``, ``yarnit-ranker``) → a zip of named
+  members written with fixed timestamps: a JSON manifest, numpy ``.npy``
+  arrays read with ``allow_pickle=False`` (so no object arrays), and the
+  safe artifacts of the models they pin, each checked against the sha256
+  its manifest records.
 
 Bytes that look like a pickle (also gzip- or zip-wrapped) are refused with
 :class:`~yarnit.core.UnsafeArtifact`, whatever format they claim.
@@ -12,14 +17,17 @@ Bytes that look like a pickle (also gzip- or zip-wrapped) are refused with
 from __future__ import annotations
 
 import gzip
+import importlib
 import io
+import json
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from yarnit.core.errors import InvalidInput, UnsafeArtifact
+from yarnit.core.errors import IntegrityError, InvalidInput, UnsafeArtifact
 
 from .models import ArtifactFormat
 
@@ -158,14 +166,122 @@ def load_predictor(data: bytes, artifact_format: ArtifactFormat | str) -> Predic
         from .lightgbm_format import LightgbmPredictor
 
         return LightgbmPredictor.from_bytes(data)
+    if fmt in _COMPOSITE_LOADERS:
+        module, name = _COMPOSITE_LOADERS[fmt]
+        loader: Any = getattr(importlib.import_module(module), name)
+        return loader.from_bytes(data)  # type: ignore[no-any-return]
     raise InvalidInput(f"Artifact format {fmt.value!r} is not servable yet; use skops or lightgbm-text.")
 
 
+# -- composite models: bundles of named members ------------------------------------------------------
+# Their loaders live in yarnit.recipes, the layer that composes models, and are found through this fixed
+# table, never through a name read from the artifact. (Exit: a plugin registry, once a model family
+# outside yarnit needs a composite format.)
+_COMPOSITE_LOADERS: dict[ArtifactFormat, tuple[str, str]] = {
+    ArtifactFormat.RECS_NPZ: ("yarnit.recipes.recommenders", "RecommenderSet"),
+    ArtifactFormat.RANKER: ("yarnit.recipes.ranker", "RankingModel"),
+}
+MANIFEST = "manifest.json"
+_MAX_MEMBERS = 1024
+
+
+def dump_bundle(members: Mapping[str, bytes]) -> bytes:
+    """A zip of ``members`` (name → bytes), sorted, with fixed timestamps: equal content, equal bytes."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for name in sorted(members):
+            if name.endswith((".pkl", ".pickle", ".joblib")) or "/" in name or name.startswith("."):
+                raise InvalidInput(f"Bundle member name {name!r} is not allowed; use plain names such as "
+                                   "'manifest.json' or 'items.npy'.")
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            target.writestr(info, members[name])
+    return out.getvalue()
+
+
+def read_bundle(data: bytes, claimed: str) -> dict[str, bytes]:
+    """The members of a bundle written by :func:`dump_bundle` (pickles refused, manifest required)."""
+    refuse_pickle(data, claimed)
+    if data[:2] != b"PK":
+        raise UnsafeArtifact(f"An artifact declared as {claimed!r} must be a yarnit bundle (a zip archive); these "
+                             "bytes are not. Build it with yarnit.")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = archive.namelist()
+            if len(names) > _MAX_MEMBERS:
+                raise UnsafeArtifact(f"The {claimed!r} bundle has {len(names)} members; at most {_MAX_MEMBERS}.")
+            members = {name: archive.read(name) for name in names}
+    except zipfile.BadZipFile as exc:
+        raise UnsafeArtifact(f"The {claimed!r} bundle is not a readable zip archive ({exc}).") from None
+    if MANIFEST not in members:
+        raise InvalidInput(f"The {claimed!r} bundle has no {MANIFEST}; members: {', '.join(sorted(members))}.")
+    return members
+
+
+def bundle_manifest(members: Mapping[str, bytes], claimed: str) -> dict[str, Any]:
+    """The bundle's manifest, after checking every member it pins (``"members": {name: sha256}``)."""
+    from yarnit.core.hashing import sha256_bytes
+
+    try:
+        manifest = json.loads(members[MANIFEST])
+    except (KeyError, ValueError) as exc:
+        raise InvalidInput(f"The {claimed!r} bundle's {MANIFEST} is not valid JSON ({exc}).") from None
+    if not isinstance(manifest, dict):
+        raise InvalidInput(f"The {claimed!r} bundle's {MANIFEST} must be a JSON object.")
+    pinned = manifest.get("members") or {}
+    for name, sha in pinned.items():
+        if name not in members:
+            raise IntegrityError(f"The {claimed!r} bundle pins member {name!r}, which it does not contain.")
+        got = sha256_bytes(members[name])
+        if got != sha:
+            raise IntegrityError(f"The {claimed!r} bundle's member {name!r} has sha256 {got[:12]}…, but its "
+                                 f"manifest pins {str(sha)[:12]}…: the bundle was altered. Rebuild it with yarnit.")
+    return manifest
+
+
+def dump_arrays(arrays: Mapping[str, np.ndarray]) -> bytes:
+    """numpy arrays as a byte-stable ``.npz`` (no object arrays: strings must be fixed-width unicode)."""
+    members = {}
+    for name, array in arrays.items():
+        value = np.asarray(array)
+        if value.dtype.hasobject:
+            raise InvalidInput(f"Array {name!r} has dtype object, which needs pickle; store strings with "
+                               "array.astype(str).")
+        buffer = io.BytesIO()
+        np.lib.format.write_array(buffer, value, allow_pickle=False)
+        members[f"{name}.npy"] = buffer.getvalue()
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for member in sorted(members):
+            info = zipfile.ZipInfo(member, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            target.writestr(info, members[member])
+    return out.getvalue()
+
+
+def load_arrays(data: bytes) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` written by :func:`dump_arrays`, read with ``allow_pickle=False``."""
+    refuse_pickle(data, "npz")
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            return {name: npz[name] for name in npz.files}
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise UnsafeArtifact(f"Refusing arrays that numpy cannot read without pickle: {exc}") from None
+
+
 __all__ = [
+    "MANIFEST",
     "TRUSTED_SKOPS_PREFIXES",
     "Predictor",
     "SklearnPredictor",
+    "bundle_manifest",
+    "dump_arrays",
+    "dump_bundle",
     "dump_sklearn",
+    "load_arrays",
     "load_predictor",
+    "read_bundle",
     "refuse_pickle",
 ]

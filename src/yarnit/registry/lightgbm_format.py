@@ -16,9 +16,12 @@ import numpy as np
 from yarnit.core.errors import InvalidInput, UnsafeArtifact
 
 
+_UNSAFE = str.maketrans({c: "_" for c in '",:[]{}'})
+
+
 def lightgbm_safe(name: str) -> str:
     """LightGBM refuses some JSON characters in feature names; training and serving both replace them."""
-    return "".join("_" if c in '",:[]{}' else c for c in name)
+    return name.translate(_UNSAFE)
 
 
 def _categorical_flags(model_text: str, n_features: int) -> list[bool]:
@@ -41,6 +44,7 @@ class LightgbmPredictor:
         for index, is_categorical in enumerate(flags):
             if is_categorical and lists:
                 self.categories[index] = {value: code for code, value in enumerate(lists.pop(0))}
+        self.columns: dict[str, int] = {name: col for col, name in enumerate(self.feature_names)}
 
     @classmethod
     def from_bytes(cls, data: bytes) -> LightgbmPredictor:
@@ -55,24 +59,38 @@ class LightgbmPredictor:
         return cls(lightgbm.Booster(model_str=text), text)
 
     def encode(self, instances: list[dict[str, Any]]) -> np.ndarray:
-        matrix = np.full((len(instances), len(self.feature_names)), np.nan)
-        for row, instance in enumerate(instances):
-            values = {lightgbm_safe(str(k)): v for k, v in instance.items()}
-            for col, name in enumerate(self.feature_names):
-                value = values.get(name)
+        """The float64 matrix LightGBM scores: numbers as given, text as its category code, NaN when missing.
+
+        Both the native booster and the compiled ONNX path score this matrix, so
+        they always see the same codes. (A Python list per row turned into one
+        array at the end: much cheaper than item assignment into numpy.)
+        """
+        width, columns, categories, nan = len(self.feature_names), self.columns, self.categories, math.nan
+        out: list[list[float]] = []
+        for instance in instances:
+            row = [nan] * width
+            for key, value in instance.items():
+                col = columns.get(key)
+                if col is None:
+                    col = columns.get(lightgbm_safe(str(key)))
+                    if col is None:
+                        continue
                 if value is None:
+                    row[col] = nan
                     continue
-                lookup = self.categories.get(col)
+                lookup = categories.get(col)
                 if lookup is not None:
-                    code = lookup.get(str(value))
-                    matrix[row, col] = np.nan if code is None else code
+                    code = lookup.get(value if type(value) is str else str(value))
+                    row[col] = nan if code is None else code
                 elif isinstance(value, bool) or not isinstance(value, int | float):
                     raise InvalidInput(
-                        f"Feature {name!r} must be a number for this LightGBM model; got {value!r}."
+                        f"Feature {self.feature_names[col]!r} must be a number for this LightGBM model; "
+                        f"got {value!r}."
                     )
-                elif math.isfinite(value):
-                    matrix[row, col] = float(value)
-        return matrix
+                else:
+                    row[col] = float(value) if math.isfinite(value) else nan
+            out.append(row)
+        return np.array(out, dtype=np.float64) if out else np.empty((0, width), dtype=np.float64)
 
     def predict_proba(self, instances: list[dict[str, Any]]) -> np.ndarray:
         return np.asarray(self.booster.predict(self.encode(instances)))

@@ -14,6 +14,8 @@ class ArtifactFormat(str, Enum):
     SKOPS = "skops"  # scikit-learn estimators, loaded with an explicit trusted-type list
     LIGHTGBM_TEXT = "lightgbm-text"  # LightGBM's own text model format
     ONNX = "onnx"
+    RECS_NPZ = "yarnit-recs-npz"  # recommenders: numpy arrays (no pickles) + a JSON manifest, in one zip
+    RANKER = "yarnit-ranker"  # a ranking bundle: pinned click model + recommenders + rules, in one zip
 
 
 STANDARD_ALIASES = ("production", "canary", "shadow", "fallback", "staging")

@@ -1,17 +1,32 @@
-"""Admission control: bounded concurrency, a per-request deadline, and a fast 503 when full.
+"""Admission control: bounded concurrency, a per-request deadline, a fast 503 when full, and where to score.
 
-The data plane scores on the event loop (one request at a time per process: a
-CPU-bound model gains nothing from threads under the GIL). Requests that
-arrive while one is being scored queue at a FIFO gate; the gate is handed on
-one request per loop iteration, so the loop polls its sockets between two
-scorings and a request that arrives to a full queue is answered 503 within
-about one scoring time, instead of waiting behind the whole queue (latency
-that grows without bound is how an overloaded server fails everyone).
+Small requests for compiled models are scored on the event loop (one at a time
+per process: a few µs of ONNX Runtime gain nothing from a thread hop). They
+queue at a FIFO gate; the gate is handed on one request per loop iteration, so
+the loop polls its sockets between two scorings and a request that arrives to
+a full queue is answered 503 within about one scoring time, instead of waiting
+behind the whole queue (latency that grows without bound is how an overloaded
+server fails everyone).
 
-* ``max_in_flight``: admitted requests (scoring + waiting at the gate). Over
-  it, a request is shed at once with ``Retry-After``.
+A request that would hold the loop for long goes to a :class:`ScoringPool`
+instead: a model with no compiled path (native LightGBM or scikit-learn, a
+ranking model), one that reads online features (I/O), a model not loaded yet,
+or a batch that would hold the loop for more than ``inline_budget_ms`` at
+the model's per-row cost timed at load (see :func:`scores_inline`).
+The loop stays free meanwhile, so health checks, 503s and other models keep
+answering while a slow model scores.
+
+* ``max_in_flight``: admitted requests (scoring inline or in the pool, plus
+  those waiting at the gate). Over it, a request is shed at once with
+  ``Retry-After``.
 * ``deadline_s``: a request still waiting at the gate after its deadline is
-  shed rather than scored for a client that has likely given up.
+  shed rather than scored for a client that has likely given up; an
+  offloaded request not scored by its deadline is answered by the fallback
+  (the data plane does this) and counted in ``ScoringPool.timeouts``.
+* ``offload_threads``: the pool's threads. A call that timed out keeps its
+  thread until the model returns (Python cannot stop a thread), so a model
+  that hangs costs at most this many threads; requests that then find no
+  free thread get the fallback at their deadline.
 
 Time is read from the injected clock, so tests drive deadlines exactly.
 """
@@ -19,12 +34,27 @@ Time is read from the injected clock, so tests drive deadlines exactly.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import queue
+import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
 
 from yarnit.core.clock import Clock
 
 from .errors import Overloaded
+
+if TYPE_CHECKING:
+    from .runtime import LoadedModel, ModelState
+
+T = TypeVar("T")
+
+# How long one request may hold the event loop: half the single-row p99 target (2 ms). Measured with
+# benchmarks/bench_serving.py --offload-sweep: a trip through the scoring pool costs ~80 µs, under 10% of
+# a request that scores for 1 ms or more; below that, the hop costs more than the loop time it frees.
+INLINE_BUDGET_MS = 1.0
 
 
 @dataclass(frozen=True)
@@ -34,6 +64,8 @@ class AdmissionLimits:
     max_in_flight: int = 64
     deadline_s: float = 0.5
     retry_after_s: int = 1
+    offload_threads: int = 4
+    inline_budget_ms: float = INLINE_BUDGET_MS
 
 
 class Ticket:
@@ -60,6 +92,7 @@ class AdmissionController:
         self.shed_concurrency = 0
         self.shed_deadline = 0
         self.closed = False
+        self.pool = ScoringPool(self.limits.offload_threads)
         self._gate_held = False
         self._waiters: deque[asyncio.Future[None]] = deque()
 
@@ -108,6 +141,15 @@ class AdmissionController:
             except RuntimeError:  # no loop (synchronous use): hand on directly
                 self._pass_gate()
 
+    def release_gate(self, ticket: Ticket) -> None:
+        """Hand the gate on before the request is answered (its scoring moved to the pool)."""
+        if ticket.holds_gate:
+            ticket.holds_gate = False
+            try:
+                asyncio.get_running_loop().call_soon(self._pass_gate)
+            except RuntimeError:
+                self._pass_gate()
+
     def _release_gate(self, ticket: Ticket) -> None:
         ticket.holds_gate = False
         self._pass_gate()
@@ -131,4 +173,140 @@ class AdmissionController:
         return len(self._waiters)
 
 
-__all__ = ["AdmissionController", "AdmissionLimits", "Ticket"]
+def scores_inline(state: ModelState | None, canary_percent: float, n_rows: int, budget_s: float) -> bool:
+    """Whether a request may be scored on the event loop.
+
+    Yes when every version likely to answer it is compiled, reads no online
+    features, and scores ``n_rows`` rows within ``budget_s`` at the per-row
+    cost timed when it was loaded (so a 1,000-tree model gets a smaller row
+    threshold than a logistic regression). A model not loaded yet is not
+    (loading it reads the registry and the artifact).
+    """
+    if state is None:
+        return False
+    first = state.production if state.production is not None else state.previous
+    candidates: list[LoadedModel | None] = [first]
+    if canary_percent > 0.0:
+        candidates.append(state.canary)
+    # NaN (cost unknown) fails the comparison: such a model is offloaded.
+    return all(m.compile.compiled is not None and not m.features and n_rows * m.compile.row_cost_s <= budget_s
+               for m in candidates if m is not None)
+
+
+class ScoringTimeout(TimeoutError):
+    """An offloaded call was not done by its deadline (it may still be running; its answer is discarded)."""
+
+
+class ScoringPool:
+    """A few daemon threads that score requests off the event loop, each call bounded by a deadline.
+
+    Threads are daemons, so a model that never returns cannot keep the process
+    from exiting. Slots are handed over in FIFO order, on the loop thread.
+    """
+
+    def __init__(self, threads: int = 4) -> None:
+        self.threads = max(1, threads)
+        self.busy = 0  # slots held by a running call (a timed-out call holds its slot until it returns)
+        self.offloaded = 0
+        self.timeouts = 0
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], object], concurrent.futures.Future[object]] | None] = \
+            queue.SimpleQueue()
+        self._workers: list[threading.Thread] = []
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    async def run(self, fn: Callable[[], T], timeout_s: float) -> T:
+        """``fn()`` on a pool thread; :class:`ScoringTimeout` if it has not returned within ``timeout_s``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        await self._take_slot(loop, timeout_s)
+        self.offloaded += 1
+        job: concurrent.futures.Future[T] = concurrent.futures.Future()
+        job.add_done_callback(lambda _job: _call_soon(loop, self._free_slot))
+        if len(self._workers) < self.threads:
+            self._start_worker()
+        self._jobs.put((fn, job))  # type: ignore[arg-type]
+        answer = asyncio.wrap_future(job, loop=loop)
+        answer.add_done_callback(_retrieve)  # a late failure must not log "exception never retrieved"
+        try:
+            # shield: a timeout abandons the answer, it does not cancel the job (a running thread cannot be).
+            return await asyncio.wait_for(asyncio.shield(answer), max(0.0, deadline - loop.time()))
+        except TimeoutError:
+            self.timeouts += 1
+            raise ScoringTimeout(f"scoring took longer than {timeout_s * 1000:.0f} ms") from None
+
+    async def _take_slot(self, loop: asyncio.AbstractEventLoop, timeout_s: float) -> None:
+        if self.busy < self.threads and not self._waiters:
+            self.busy += 1
+            return
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._waiters.append(waiter)
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), max(0.0, timeout_s))
+        except (TimeoutError, asyncio.CancelledError) as exc:
+            if waiter.done() and not waiter.cancelled():
+                self._free_slot()  # handed a slot just as we gave up: pass it on
+            else:
+                waiter.cancel()
+                self._remove(waiter)
+            if isinstance(exc, TimeoutError):
+                self.timeouts += 1
+                raise ScoringTimeout(f"no scoring thread was free within {timeout_s * 1000:.0f} ms") from None
+            raise
+
+    def _free_slot(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the slot goes straight to the oldest waiter
+                return
+        self.busy -= 1
+
+    def _remove(self, waiter: asyncio.Future[None]) -> None:
+        try:
+            self._waiters.remove(waiter)
+        except ValueError:
+            pass
+
+    def _start_worker(self) -> None:
+        thread = threading.Thread(target=self._work, name=f"yarnit-score-{len(self._workers)}", daemon=True)
+        self._workers.append(thread)
+        thread.start()
+
+    def _work(self) -> None:
+        while True:
+            item = self._jobs.get()
+            if item is None:
+                return
+            fn, job = item
+            if not job.set_running_or_notify_cancel():
+                continue
+            try:
+                job.set_result(fn())
+            except BaseException as exc:  # handed to the awaiting request, which answers for it
+                job.set_exception(exc)
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
+
+    def close(self) -> None:
+        """Let idle threads exit (a thread still scoring finishes its call first)."""
+        for _ in self._workers:
+            self._jobs.put(None)
+        self._workers = []
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[[], None]) -> None:
+    try:
+        loop.call_soon_threadsafe(fn)
+    except RuntimeError:  # the loop is closed (shutdown): nobody is waiting for the slot any more
+        pass
+
+
+def _retrieve(future: asyncio.Future[object]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+__all__ = ["INLINE_BUDGET_MS", "AdmissionController", "AdmissionLimits", "ScoringPool", "ScoringTimeout", "Ticket",
+           "scores_inline"]

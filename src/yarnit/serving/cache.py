@@ -2,9 +2,9 @@
 
 Keys are (model version id, the instance after online-feature enrichment), so a
 hot swap or a changed online feature never returns a stale score. Least
-recently used entries are evicted beyond ``max_entries``. Not thread-safe by
-design: the data plane scores on one event-loop thread; batch and shadow
-scoring do not use it.
+recently used entries are evicted beyond ``max_entries``. A lock guards it:
+the data plane scores small requests on the event loop and slow ones on its
+scoring threads (``admission.ScoringPool``), and both use the cache.
 
 Example:
     >>> cache = PredictionCache(max_entries=2)
@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Any
@@ -38,6 +39,7 @@ class PredictionCache:
     def __init__(self, max_entries: int = 10_000) -> None:
         self.max_entries = max_entries
         self._data: OrderedDict[Hashable, float] = OrderedDict()
+        self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
@@ -46,24 +48,27 @@ class PredictionCache:
         return self.max_entries > 0
 
     def get(self, key: Hashable) -> float | None:
-        value = self._data.get(key)
-        if value is None:
-            self.misses += 1
-            return None
-        self._data.move_to_end(key)
-        self.hits += 1
-        return value
+        with self._lock:
+            value = self._data.get(key)
+            if value is None:
+                self.misses += 1
+                return None
+            self._data.move_to_end(key)
+            self.hits += 1
+            return value
 
     def put(self, key: Hashable, value: float) -> None:
         if self.max_entries <= 0:
             return
-        self._data[key] = value
-        self._data.move_to_end(key)
-        while len(self._data) > self.max_entries:
-            self._data.popitem(last=False)
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.max_entries:
+                self._data.popitem(last=False)
 
     def clear(self) -> None:
-        self._data.clear()
+        with self._lock:
+            self._data.clear()
 
     def __len__(self) -> int:
         return len(self._data)

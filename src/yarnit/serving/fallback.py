@@ -7,7 +7,10 @@ The chain for one request (see :class:`~yarnit.serving.service.InferenceService`
    canary request the production version;
 3. the version behind the ``fallback`` alias, if any;
 4. a :class:`HeuristicFallback`: a small table of priors (popular items,
-   base rates) that always answers instantly.
+   base rates) that always answers instantly. For a ranking model it is the
+   universal fallback of ch. 12, popular items: the request's candidates in
+   popularity order (out-of-stock ones left out), or the top of the popular
+   list when the request brings none.
 
 A model attempt counts as failed when it raises, returns non-finite or
 out-of-range scores, or finishes after the request's deadline (its late
@@ -44,6 +47,44 @@ class HeuristicFallback:
     table: Mapping[str, float] = field(default_factory=dict)
     default: float = 0.0
     source: str = "constant"
+    popular: tuple[str, ...] = ()  # ranking models: item ids, most popular first
+
+    @property
+    def ranking(self) -> bool:
+        """Whether this heuristic answers slates (a ranking model's) rather than probabilities."""
+        return self.source == "signature.ranking"
+
+    def rank(self, instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Popular items for each instance: its candidates by popularity, else the top ``k`` of the list.
+
+        Example:
+            >>> heuristic = HeuristicFallback(popular=("p3", "p1", "p2"), source="signature.ranking")
+            >>> heuristic.rank([{"k": 2}, {"k": 5, "candidates": ["p2", {"product_id": "p1", "in_stock": False},
+            ...                                                    "p9", "p3"]}])[1]["items"]
+            ['p3', 'p2', 'p9']
+        """
+        order = {item: i for i, item in enumerate(self.popular)}
+        slates = []
+        for instance in instances:
+            k = instance.get("k", 10)
+            k = int(k) if isinstance(k, int | float) and not isinstance(k, bool) and 1 <= k <= 1000 else 10
+            candidates = instance.get("candidates")
+            if isinstance(candidates, list):
+                ids = []
+                for c in candidates:
+                    if isinstance(c, str):
+                        ids.append(c)
+                    elif isinstance(c, Mapping) and isinstance(c.get("product_id"), str) \
+                            and c.get("in_stock") is not False:
+                        ids.append(c["product_id"])
+                unknown = len(order)
+                items = sorted(dict.fromkeys(ids), key=lambda i: order.get(i, unknown))[:k]
+            else:
+                items = list(self.popular[:k])
+            n = len(items)
+            slates.append({"items": items, "scores": [1.0 - j / max(n, 1) for j in range(n)],
+                           "propensities": [1.0] * n, "explored": False, "eligible": n})
+        return slates
 
     def predict(self, instances: list[dict[str, Any]]) -> list[float]:
         if self.key is None or not self.table:
@@ -54,6 +95,9 @@ class HeuristicFallback:
     @classmethod
     def for_version(cls, signature: Mapping[str, Any], metrics: Mapping[str, Any]) -> HeuristicFallback:
         spec = signature.get("fallback")
+        if (isinstance(spec, Mapping) and spec.get("kind") == "ranking") or signature.get("output") == "ranking":
+            popular = spec.get("popular") if isinstance(spec, Mapping) else None
+            return cls(popular=tuple(str(p) for p in popular or ()), source="signature.ranking")
         if isinstance(spec, Mapping):
             table = {str(k): float(v) for k, v in (spec.get("table") or {}).items()}
             return cls(key=spec.get("key"), table=table, default=float(spec.get("default", 0.0)),

@@ -14,10 +14,11 @@ Register it on the app's registry: ``registry.register(ServingCollector(service)
 | ``yarnit_serving_cache_hits_total`` / ``_misses_total`` | model, version |
 | ``yarnit_serving_model_age_seconds`` | model, alias, version |
 | ``yarnit_serving_model_version`` | model, alias |
-| ``yarnit_serving_model_info`` | model, alias, version, path (linear-onnx, tree-onnx, native) |
+| ``yarnit_serving_model_info`` | model, alias, version, path (linear-onnx, tree-onnx, lightgbm-onnx, native) |
 | ``yarnit_serving_breaker_open`` | model, alias, version |
 | ``yarnit_serving_swaps_total`` | model, alias, outcome |
 | ``yarnit_serving_in_flight``, ``yarnit_serving_queue_waiting`` | |
+| ``yarnit_serving_offloaded_total``, ``yarnit_serving_offload_timeouts_total``, ``yarnit_serving_pool_busy`` | |
 | ``yarnit_serving_online_feature_defaults_total`` | model, feature, reason |
 | ``yarnit_serving_shadow_total`` | model, version, outcome |
 | ``yarnit_prediction_log_records_total`` | state (enqueued, flushed, dropped, lost) |
@@ -88,6 +89,19 @@ class ServingCollector(Collector):
         waiting = GaugeMetricFamily("yarnit_serving_queue_waiting", "Admitted requests waiting for their turn")
         waiting.add_metric([], admission.waiting)
         yield waiting
+        pool = service.admission.pool
+        offloaded = CounterMetricFamily("yarnit_serving_offloaded", "Requests scored on the scoring pool (off the "
+                                        "event loop): slow or uncompiled models and large batches")
+        offloaded.add_metric([], pool.offloaded)
+        yield offloaded
+        timeouts = CounterMetricFamily("yarnit_serving_offload_timeouts", "Offloaded scorings abandoned at their "
+                                       "deadline (the fallback answered)")
+        timeouts.add_metric([], pool.timeouts)
+        yield timeouts
+        busy = GaugeMetricFamily("yarnit_serving_pool_busy", "Scoring-pool threads holding a call (a timed-out "
+                                 "call holds its thread until it returns)")
+        busy.add_metric([], pool.busy)
+        yield busy
         if service.log is not None:
             s = service.log.stats()
             records = CounterMetricFamily("yarnit_prediction_log_records",

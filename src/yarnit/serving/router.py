@@ -1,9 +1,16 @@
-"""Traffic: a sticky canary split by a hash of the request key, and shadow scoring in the background.
+"""Traffic: a sticky canary split by a hash of the request key, shadow scoring, and the persisted policy.
 
 * :class:`Router` sends ``canary_percent`` % of *keys* (a user, a session) to
   the ``canary`` alias: the same key always lands on the same side while the
   percentage holds, and raising the percentage only moves keys from
   production to canary (buckets below the threshold stay below it).
+* :class:`TrafficPolicyStore` keeps each model's :class:`TrafficPolicy`
+  (canary %, shadow on/off) in the workspace database, and appends an audit
+  event (who, when, old → new) in the same transaction as each change, like
+  alias moves. A router built over a store re-reads every policy every
+  ``refresh_s`` seconds on a background thread, so every server process (and
+  a restarted one) agrees on the split; the process that took the change
+  applies it at once.
 * :class:`ShadowScorer` scores a copy of the request with the ``shadow``
   version on a background thread. Its output goes to the prediction log
   only: it is never returned and the response never waits for it. When the
@@ -23,13 +30,22 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-from yarnit.core.errors import InvalidInput
+from sqlalchemy import insert, select, update
+
+from yarnit.core.errors import InvalidInput, YarnitError
+from yarnit.registry import ModelNotFound
+from yarnit.storage.schema import models, traffic_policies, traffic_policy_events
+
+if TYPE_CHECKING:
+    from yarnit.storage import Workspace
 
 log = logging.getLogger("yarnit.serving.router")
 
@@ -47,6 +63,87 @@ class TrafficPolicy:
         if not 0.0 <= self.canary_percent <= 100.0:
             raise InvalidInput(f"canary_percent must be within [0, 100]; got {self.canary_percent}.")
 
+    def as_dict(self) -> dict[str, Any]:
+        return {"canary_percent": self.canary_percent, "shadow": self.shadow}
+
+
+@dataclass(frozen=True)
+class TrafficPolicyEvent:
+    """One audited change of a model's traffic policy (``from_*`` are None for its first policy)."""
+
+    model_name: str
+    from_canary_percent: float | None
+    to_canary_percent: float
+    from_shadow: bool | None
+    to_shadow: bool
+    actor: str
+    reason: str
+    at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__) | {"at": self.at.isoformat()}
+
+
+class TrafficPolicyStore:
+    """Traffic policies per model in the workspace database; each change is audited in the same transaction."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self.ws = workspace
+
+    def all(self) -> dict[str, TrafficPolicy]:
+        """Every stored policy, by model (models without one use the default: no canary, shadow on)."""
+        with self.ws.metadata.begin() as conn:
+            rows = conn.execute(select(traffic_policies)).mappings().all()
+        return {r["model_name"]: TrafficPolicy(float(r["canary_percent"]), bool(r["shadow"])) for r in rows}
+
+    def get(self, model_name: str) -> TrafficPolicy:
+        with self.ws.metadata.begin() as conn:
+            row = conn.execute(select(traffic_policies).where(traffic_policies.c.model_name == model_name)
+                               ).mappings().first()
+        return _DEFAULT if row is None else TrafficPolicy(float(row["canary_percent"]), bool(row["shadow"]))
+
+    def set(self, model_name: str, *, canary_percent: float | None = None, shadow: bool | None = None,
+            actor: str, reason: str = "") -> TrafficPolicyEvent:
+        """Change ``model_name``'s policy and append the audit event, in one transaction.
+
+        A value left ``None`` keeps its current one; the merge happens inside
+        the transaction, so two concurrent partial changes cannot undo each other.
+        """
+        if canary_percent is not None and not math.isfinite(canary_percent):
+            raise InvalidInput(f"canary_percent must be a finite number in [0, 100]; got {canary_percent}.")
+        now = self.ws.clock.now()
+        with self.ws.metadata.begin() as conn:
+            # The model row, locked on PostgreSQL so that two writers of one model serialise (SQLite's write
+            # transaction already does): the audit's "from" values are then exactly what was replaced.
+            found = conn.execute(select(models.c.name).where(models.c.name == model_name).with_for_update()).first()
+            if found is None:
+                raise ModelNotFound(model_name)
+            row = conn.execute(select(traffic_policies).where(traffic_policies.c.model_name == model_name)
+                               ).mappings().first()
+            old = _DEFAULT if row is None else TrafficPolicy(float(row["canary_percent"]), bool(row["shadow"]))
+            new = TrafficPolicy(old.canary_percent if canary_percent is None else float(canary_percent),
+                                old.shadow if shadow is None else bool(shadow))
+            values = {"canary_percent": new.canary_percent, "shadow": new.shadow, "updated_at": now,
+                      "updated_by": actor}
+            if row is None:
+                conn.execute(insert(traffic_policies).values(model_name=model_name, **values))
+            else:
+                conn.execute(update(traffic_policies).where(traffic_policies.c.model_name == model_name)
+                             .values(**values))
+            event = TrafficPolicyEvent(model_name, None if row is None else old.canary_percent, new.canary_percent,
+                                       None if row is None else old.shadow, new.shadow, actor, reason, now)
+            conn.execute(insert(traffic_policy_events).values(**event.__dict__))
+        return event
+
+    def history(self, model_name: str) -> list[TrafficPolicyEvent]:
+        """Every audited change of ``model_name``'s policy, oldest first."""
+        with self.ws.metadata.begin() as conn:
+            rows = conn.execute(select(traffic_policy_events).where(traffic_policy_events.c.model_name == model_name)
+                                .order_by(traffic_policy_events.c.id)).mappings().all()
+        return [TrafficPolicyEvent(r["model_name"], r["from_canary_percent"], r["to_canary_percent"],
+                                   None if r["from_shadow"] is None else bool(r["from_shadow"]), bool(r["to_shadow"]),
+                                   r["actor"], r["reason"], r["at"]) for r in rows]
+
 
 def bucket(model: str, key: str) -> int:
     """The key's bucket in [0, 10000): a keyed hash, so one key's buckets differ across models."""
@@ -55,16 +152,75 @@ def bucket(model: str, key: str) -> int:
 
 
 class Router:
-    """Chooses the alias (``production`` or ``canary``) that answers a request."""
+    """Chooses the alias (``production`` or ``canary``) that answers a request.
 
-    def __init__(self) -> None:
+    Without a store the policies live in this object only (tests, one-off
+    services). With a :class:`TrafficPolicyStore` they are read from the
+    database on first use and re-read every ``refresh_s`` seconds by a
+    background thread (on every call when ``refresh_s`` is 0); the request
+    path only ever reads a dict.
+    """
+
+    def __init__(self, store: TrafficPolicyStore | None = None, *, refresh_s: float = 0.25) -> None:
+        self.store = store
+        self.refresh_s = refresh_s
         self._policies: dict[str, TrafficPolicy] = {}
+        self._loaded = False
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self._lock = threading.Lock()
 
-    def set_policy(self, model: str, policy: TrafficPolicy) -> None:
-        self._policies[model] = policy
+    def set_policy(self, model: str, policy: TrafficPolicy, *, actor: str = "api",
+                   reason: str = "") -> TrafficPolicyEvent | None:
+        """Change ``model``'s policy: persisted and audited when there is a store (returns the event)."""
+        if self.store is None:
+            self._policies = self._policies | {model: policy}
+            return None
+        event = self.store.set(model, canary_percent=policy.canary_percent, shadow=policy.shadow, actor=actor,
+                               reason=reason)
+        self.refresh()
+        return event
 
     def policy(self, model: str) -> TrafficPolicy:
+        if self.store is not None and (not self._loaded or self.refresh_s <= 0):
+            self._first_load()
         return self._policies.get(model, _DEFAULT)
+
+    def refresh(self) -> None:
+        """Re-read every policy from the store now (a failed read keeps the policies already known)."""
+        if self.store is None:
+            return
+        try:
+            policies = self.store.all()
+        except YarnitError as exc:  # the database being down must not stop serving
+            log.warning("traffic policies not re-read; keeping the %d known: %s", len(self._policies), exc)
+            return
+        self._policies = policies  # one reference assignment: readers see the old or the new dict
+        self._loaded = True
+
+    def _first_load(self) -> None:
+        with self._lock:
+            if self._loaded and self.refresh_s > 0:
+                return
+            self.refresh()
+            # Even if the read failed: serve the defaults (no canary) and let the watcher retry, rather
+            # than retrying on every request.
+            self._loaded = True
+            if self.refresh_s > 0 and self._watcher is None and not self._stop.is_set():
+                self._watcher = threading.Thread(target=self._watch, name="yarnit-traffic-watch", daemon=True)
+                self._watcher.start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.refresh_s):
+            self.refresh()
+
+    def close(self) -> None:
+        """Stop the refresh thread."""
+        self._stop.set()
+        watcher = self._watcher
+        if watcher is not None:
+            watcher.join(timeout=5.0)
+            self._watcher = None
 
     def choose(self, model: str, key: str | None, *, has_canary: bool) -> str:
         if not has_canary:
@@ -146,4 +302,5 @@ class ShadowScorer:
         self._thread = None
 
 
-__all__ = ["BUCKETS", "Router", "ShadowScorer", "TrafficPolicy", "bucket"]
+__all__ = ["BUCKETS", "Router", "ShadowScorer", "TrafficPolicy", "TrafficPolicyEvent", "TrafficPolicyStore",
+           "bucket"]

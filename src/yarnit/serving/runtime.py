@@ -20,6 +20,14 @@ Golden requests come from the version's signature: ``"golden": [{"instance":
 ``golden_tolerance``, default 1e-6). Every version is also probed with a row
 built from its declared inputs and with an empty row: scores must be finite
 and within [0, 1].
+
+A *ranking* model (signature ``"output": "ranking"``, e.g. ``yarnit-ranker``)
+answers one slate per instance instead of a probability. It is loaded without
+a request-time transform or compilation, and validated on its golden requests
+(``{"instance": {...}, "items": [...]}``, ranked without exploration so the
+answer is deterministic) and the same probe rows: every slate must be well
+formed (distinct string items, at most ``k``, finite scores, propensities in
+(0, 1]) and, where the signature records them, the golden items must match.
 """
 
 from __future__ import annotations
@@ -48,6 +56,7 @@ from .onlinefeatures import FeatureSpec
 log = logging.getLogger("yarnit.serving.runtime")
 
 MAX_INSTANCES = 10_000
+_MAX_MISSING = 1024  # remembered unknown model names (answered 404 without a registry read)
 SERVED_ALIASES = ("production", "canary", "shadow", "fallback")
 _EXAMPLE_VALUES = {"string": "", "str": "", "double": 0.0, "float": 0.0, "int": 0, "integer": 0, "bool": False,
                    "boolean": False}
@@ -77,6 +86,16 @@ class LoadedModel:
         """Probabilities for ``instances`` (request-time transform applied first, as in training)."""
         rows = [self.transform(i) for i in instances] if self.transform is not None else instances
         return np.asarray(self.predictor.predict_proba(rows), dtype=np.float64)
+
+    @property
+    def is_ranking(self) -> bool:
+        """A ranking model answers slates (``rank``), not probabilities."""
+        return self.version.signature.get("output") == "ranking"
+
+    def rank(self, instances: list[dict[str, Any]], *, explore: bool = True) -> list[dict[str, Any]]:
+        """One slate per instance (ranking models only)."""
+        slates: list[dict[str, Any]] = self.predictor.rank(instances, explore=explore)  # type: ignore[attr-defined]
+        return slates
 
     @property
     def path(self) -> str:
@@ -185,11 +204,13 @@ class ModelRuntime:
             missing = self._missing.get(model)
             if missing is not None and self.refresh_s > 0 and \
                     self.clock.monotonic() - missing[0] < max(self.refresh_s, 1.0):
-                raise missing[1]
+                raise missing[1].with_traceback(None)  # a fresh traceback each time, not one that grows
             try:
                 self.refresh(model)
             except NotFound as exc:
-                self._missing[model] = (self.clock.monotonic(), exc)
+                if len(self._missing) >= _MAX_MISSING:  # names are client input: never let them grow memory
+                    self._missing.clear()
+                self._missing[model] = (self.clock.monotonic(), exc.with_traceback(None))
                 raise
             self._missing.pop(model, None)
             self._start_watcher()
@@ -308,6 +329,8 @@ class ModelRuntime:
         native = self.registry.load(version)  # verifies the artifact's sha256
         if self.wrap_predictor is not None:
             native = self.wrap_predictor(version, native)
+        if version.signature.get("output") == "ranking":
+            return self._load_ranking(version, native)
         transform_name = version.signature.get("transform")
         transform = get_transform(transform_name) if transform_name else None
         features = FeatureSpec.from_signature(version.signature)
@@ -324,6 +347,19 @@ class ModelRuntime:
         loaded = LoadedModel(version, compiled.compiled or native, native, self.clock.now(), transform, features,
                              frozenset(str(p) for p in version.signature.get("pii", []) or []), compiled, breaker)
         _validate(loaded, golden, probes, float(version.signature.get("golden_tolerance", 1e-6)))
+        return loaded
+
+    def _load_ranking(self, version: ModelVersion, native: Predictor) -> LoadedModel:
+        """A ranking model: no transform, no compilation; its golden slates must come out right."""
+        if not callable(getattr(native, "rank", None)):
+            raise VersionRejected(version.ref, "its signature says output 'ranking', but its artifact cannot rank "
+                                               f"({type(native).__name__} has no rank())")
+        breaker = CircuitBreaker(self.clock, failures_to_open=self.breaker.failures_to_open,
+                                 cooldown_s=self.breaker.cooldown_s)
+        loaded = LoadedModel(version, native, native, self.clock.now(), None, (),
+                             frozenset(str(p) for p in version.signature.get("pii", []) or []),
+                             CompileResult(None, "native", "ranking models are not compiled"), breaker)
+        _validate_ranking(loaded)
         return loaded
 
     def _forget_unused(self) -> None:
@@ -412,6 +448,50 @@ def _validate(loaded: LoadedModel, golden: list[tuple[dict[str, Any], float | No
             )
 
 
+def check_slates(ref: str, instances: Sequence[Mapping[str, Any]], slates: Any) -> list[dict[str, Any]]:
+    """``slates`` if it is one well-formed slate per instance, else :class:`VersionRejected` saying what is wrong."""
+    if not isinstance(slates, list) or len(slates) != len(instances):
+        raise VersionRejected(ref, f"{len(instances)} requests gave {len(slates) if isinstance(slates, list) else 0} "
+                                   "slates, not one each")
+    for instance, slate in zip(instances, slates, strict=True):
+        items = slate.get("items") if isinstance(slate, Mapping) else None
+        scores = slate.get("scores") if isinstance(slate, Mapping) else None
+        propensities = slate.get("propensities") if isinstance(slate, Mapping) else None
+        k = instance.get("k", 10)
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items) \
+                or len(set(items)) != len(items) or (isinstance(k, int) and len(items) > k):
+            raise VersionRejected(ref, f"slate items must be at most k distinct strings; got {items!r}"[:300])
+        if not isinstance(scores, list) or len(scores) != len(items) or not all(
+                isinstance(v, float | int) and math.isfinite(v) for v in scores):
+            raise VersionRejected(ref, f"slate scores must be one finite number per item; got {scores!r}"[:300])
+        if not isinstance(propensities, list) or len(propensities) != len(items) or not all(
+                isinstance(v, float | int) and 0.0 < v <= 1.0 for v in propensities):
+            raise VersionRejected(ref, f"slate propensities must be in (0, 1], one per item; got "
+                                       f"{propensities!r}"[:300])
+        if not isinstance(slate.get("explored"), bool):
+            raise VersionRejected(ref, "each slate must say whether it was explored (a boolean)")
+    return slates
+
+
+def _validate_ranking(loaded: LoadedModel) -> None:
+    ref = loaded.version.ref
+    golden = [(dict(g["instance"]), g.get("items")) for g in loaded.version.signature.get("golden", []) or []
+              if isinstance(g, Mapping) and isinstance(g.get("instance"), Mapping)]
+    inputs = loaded.version.signature.get("inputs", {}) or {}
+    probe = {name: _EXAMPLE_VALUES.get(str(kind), "") for name, kind in inputs.items() if name != "k"} \
+        if isinstance(inputs, Mapping) else {}
+    instances = [g[0] for g in golden] + [probe, {}]
+    try:
+        slates = loaded.rank([dict(i) for i in instances], explore=False)
+    except Exception as exc:
+        raise VersionRejected(ref, f"ranking a golden request raised {type(exc).__name__}: {exc}") from exc
+    check_slates(ref, instances, slates)
+    for (instance, expected), slate in zip(golden, slates, strict=False):
+        if expected is not None and list(slate["items"]) != list(expected):
+            raise VersionRejected(ref, f"golden request {instance!r} ranked {slate['items'][:5]}…, expected "
+                                       f"{list(expected)[:5]}…"[:400])
+
+
 __all__ = [
     "MAX_INSTANCES",
     "SERVED_ALIASES",
@@ -420,6 +500,7 @@ __all__ = [
     "ModelRuntime",
     "ModelState",
     "SwapEvent",
+    "check_slates",
     "example_rows",
     "rollback_target",
 ]

@@ -35,10 +35,11 @@ from yarnit.storage import Workspace
 
 from .admission import AdmissionController, AdmissionLimits
 from .cache import PredictionCache, instance_key
+from .errors import VersionRejected
 from .onlinefeatures import FeatureSource, OnlineFeatures
 from .predlog import LogPolicy, PredictionLog
-from .router import Router, ShadowScorer
-from .runtime import BreakerSettings, LoadedModel, ModelRuntime, ModelState
+from .router import Router, ShadowScorer, TrafficPolicyStore
+from .runtime import BreakerSettings, LoadedModel, ModelRuntime, ModelState, check_slates
 
 log = logging.getLogger("yarnit.serving")
 
@@ -83,6 +84,7 @@ class Prediction:
     cache_hits: int = 0
     feature_defaults: dict[str, int] = field(default_factory=dict)
     answered_by: LoadedModel | None = field(default=None, repr=False)
+    kind: str = "probability"  # "ranking": ``values`` holds one slate per instance (items, scores, propensities)
 
 
 class ModelOutputInvalid(RuntimeError):
@@ -158,12 +160,42 @@ def validate_instances(instances: Any, max_instances: int) -> list[dict[str, Any
                 if not -(2**63) <= value < 2**63:
                     raise InvalidInput(f"instances[{index}].{key} is an integer too large to score "
                                        f"({str(value)[:30]}…); send it as a float or a string.")
+            elif kind is list and key == "candidates":
+                value = _candidates(value, index)
             elif kind is not str and kind is not bool:
                 raise InvalidInput(f"instances[{index}].{key} is a {kind.__name__}; feature values must be "
                                    "strings, numbers, booleans or null.")
             row[key] = value
         rows.append(row)
     return rows
+
+
+MAX_CANDIDATES = 1000
+
+
+def _without_candidates(instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Instances for a probability model: ``candidates`` (for ranking models) is ignored like any unused field."""
+    if not any("candidates" in i for i in instances):
+        return instances
+    return [{k: v for k, v in i.items() if k != "candidates"} for i in instances]
+
+
+def _candidates(values: list[Any], index: int) -> list[Any]:
+    """A ranking request's ``candidates``: product ids, or flat objects of product values (with product_id)."""
+    if len(values) > MAX_CANDIDATES:
+        raise InvalidInput(f"instances[{index}].candidates has {len(values)} items; at most {MAX_CANDIDATES}.")
+    out: list[Any] = []
+    for j, candidate in enumerate(values):
+        if type(candidate) is dict:
+            if not isinstance(candidate.get("product_id"), str):
+                raise InvalidInput(f"instances[{index}].candidates[{j}] needs a string product_id.")
+            out.append(validate_instances([candidate], 1)[0])
+        elif type(candidate) is str:
+            out.append(candidate)
+        else:
+            raise InvalidInput(f"instances[{index}].candidates[{j}] is a {type(candidate).__name__}; send product "
+                               "ids or objects such as {\"product_id\": \"p000042\", \"in_stock\": true}.")
+    return out
 
 
 class InferenceService:
@@ -201,7 +233,9 @@ class InferenceService:
         prediction_log = PredictionLog(opts.log_dir or workspace.home / "prediction_log", workspace.clock,
                                        policy=policy, max_queue=opts.log_queue,
                                        flush_interval_s=opts.log_flush_interval_s, fsync=opts.log_fsync)
-        return cls(runtime, workspace.clock, options=opts, prediction_log=prediction_log,
+        # The traffic policy lives in the database, so every worker process (and a restart) agrees on it.
+        router = Router(TrafficPolicyStore(workspace), refresh_s=opts.refresh_s)
+        return cls(runtime, workspace.clock, options=opts, prediction_log=prediction_log, router=router,
                    feature_source=feature_source)
 
     # -- ids and keys -----------------------------------------------------------------
@@ -245,7 +279,10 @@ class InferenceService:
                 reason = reason or "timeout"
                 break
             try:
-                values, hits, defaults = self._score(model, loaded, instances)
+                if loaded.is_ranking:  # slates: no probability check, no prediction cache
+                    values, hits, defaults = self._ranked(loaded, instances), 0, {}
+                else:
+                    values, hits, defaults = self._score(model, loaded, instances)
             except InvalidInput:
                 raise  # the client's instances are wrong for this model: a 4xx, not a model fault
             except Exception as exc:
@@ -263,11 +300,17 @@ class InferenceService:
                 break
             loaded.breaker.record_success()
             prediction = Prediction(values, model, loaded.version.version, served_by, label, request_id,
-                                    reason if served_by != "model" else None, hits, defaults, loaded)
+                                    reason if served_by != "model" else None, hits, defaults, loaded,
+                                    "ranking" if loaded.is_ranking else "probability")
             self._shadow(state, prediction, instances, routing_key)
             return prediction
-        values = state.heuristic.predict(instances)
-        prediction = Prediction(values, model, 0, "fallback", "heuristic", request_id, reason or "no_model")
+        if state.heuristic.ranking:  # a ranking model's universal fallback: popular items
+            slates: list[Any] = state.heuristic.rank(instances)
+            prediction = Prediction(slates, model, 0, "fallback", "heuristic", request_id, reason or "no_model",
+                                    kind="ranking")
+        else:
+            values = state.heuristic.predict(instances)
+            prediction = Prediction(values, model, 0, "fallback", "heuristic", request_id, reason or "no_model")
         self._shadow(state, prediction, instances, routing_key)
         return prediction
 
@@ -289,8 +332,16 @@ class InferenceService:
                 out.append((loaded, served_by, label))
         return out
 
+    @staticmethod
+    def _ranked(loaded: LoadedModel, instances: list[dict[str, Any]]) -> list[Any]:
+        try:
+            return check_slates(loaded.version.ref, instances, loaded.rank(instances))
+        except VersionRejected as exc:  # a malformed answer is a model fault: the chain answers instead
+            raise ModelOutputInvalid(exc.reason) from None
+
     def _score(self, model: str, loaded: LoadedModel,
                instances: list[dict[str, Any]]) -> tuple[list[float], int, dict[str, int]]:
+        instances = _without_candidates(instances)
         defaults: dict[str, int] = {}
         rows = instances
         if loaded.features:
@@ -361,9 +412,11 @@ class InferenceService:
 
     def _score_uncached(self, model: str, loaded: LoadedModel,
                         instances: list[dict[str, Any]]) -> tuple[list[float], int, dict[str, int]]:
-        rows = instances
+        if loaded.is_ranking:
+            return self._ranked(loaded, instances), 0, {}
+        rows = _without_candidates(instances)
         if loaded.features:
-            rows, _report = self.features.enrich(model, loaded.features, instances)
+            rows, _report = self.features.enrich(model, loaded.features, rows)
         return self._checked(loaded, loaded.score(rows)), 0, {}
 
     # -- accounting -------------------------------------------------------------------
@@ -409,7 +462,9 @@ class InferenceService:
         self.closed = True
         self.admission.closed = True
         self.runtime.close()
+        self.router.close()
         self.shadow.close()
+        self.admission.pool.close()
         if self.log is not None:
             self.log.close()
 

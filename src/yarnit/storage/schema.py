@@ -421,3 +421,34 @@ feature_materializations = Table(
 )
 
 __all__ += ["feature_consumers", "feature_materializations", "feature_views"]
+
+# --- serving (0007) ---
+# The traffic policy of each served model (canary share, shadow on/off), read by every server process, and
+# the audit trail of its changes (who, when, old → new), like alias_events for aliases.
+
+traffic_policies = Table(
+    "traffic_policies",
+    metadata,
+    Column("model_name", String(63), ForeignKey("models.name"), primary_key=True),
+    Column("canary_percent", Float, nullable=False),
+    Column("shadow", Boolean, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Column("updated_by", String(128), nullable=False),
+)
+
+traffic_policy_events = Table(
+    "traffic_policy_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_name", String(63), nullable=False),
+    Column("from_canary_percent", Float, nullable=True),
+    Column("to_canary_percent", Float, nullable=False),
+    Column("from_shadow", Boolean, nullable=True),
+    Column("to_shadow", Boolean, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("reason", Text, nullable=False, server_default=""),
+    Column("at", TS, nullable=False),
+    Index("ix_traffic_policy_events_model", "model_name"),
+)
+
+__all__ += ["traffic_policies", "traffic_policy_events"]

@@ -7,6 +7,11 @@
 * :class:`HttpRanker` is a world ranker that asks a running yarnit server to
   score candidates. With it, ``World(config, ranker=HttpRanker(url))`` lets a
   deployed model decide what shoppers see, through the real HTTP path.
+* :class:`RankerServiceRanker` asks a served *ranking* model (``yarnit-ranker``)
+  for whole slates instead: each page's candidates go out with the shopper's
+  context, the slate comes back with its propensities and the version that
+  ranked it, and :meth:`SlateRanker.annotate` writes both onto each logged
+  impression (CH10-R1), even when the version changes within a day.
 
 This module talks to the data plane only over HTTP (httpx); it imports
 nothing from the platform.
@@ -14,8 +19,9 @@ nothing from the platform.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +31,9 @@ import pandas as pd
 from yarnit.core.errors import InvalidInput, Unavailable
 
 from .config import WorldConfig
+from .partition import DayPartition
 from .rankers import RankBatch, popularity_ranker
+from .served import PRODUCT_COLUMNS
 
 
 def _json_ready(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -113,4 +121,150 @@ class HttpRanker:
         self.client.close()
 
 
-__all__ = ["HttpRanker", "TrafficRequest", "serve_traffic"]
+#: What a slate request carries about the shopper and the page; the candidates carry the product columns.
+SLATE_REQUEST_FIELDS = ("user_id", "query", "country", "language", "device", "hour", "day_of_week",
+                        "user_price_sensitivity")
+SLATE_PRODUCT_FIELDS = tuple(c for c in PRODUCT_COLUMNS if c != "price_local")
+#: (instances) -> (one slate per instance, the version that answered, e.g. "yarnit-ranker:v3")
+SlateSource = Callable[[list[dict[str, Any]]], tuple[list[dict[str, Any]], str]]
+
+
+class SlateRanker:
+    """A world ranker that asks a ranking model for slates and remembers who ranked what.
+
+    For each page it sends ``{user_id, query, country, …, k, candidates}`` and
+    turns the slate into scores the world orders by (the slate first, in its
+    order; the rest after it, out-of-stock products last). The world does not
+    explore on top (``exploration_rate`` 0): the ranking model does, and the
+    propensities it answers replace the world's in :meth:`annotate`, with the
+    version that ranked each page.
+    """
+
+    exploration_rate = 0.0
+
+    def __init__(self, source: SlateSource, *, slate_size: int = 10, chunk: int = 256, name: str = "ranker") -> None:
+        self.source = source
+        self.slate_size = slate_size
+        self.chunk = chunk
+        self.model_version = name
+        self.served_versions: set[str] = set()
+        self.explored = 0
+        self.pages = 0
+        self._served: list[pd.DataFrame] = []
+
+    def rank_batch(self, batch: RankBatch) -> np.ndarray:
+        frame = batch.candidates
+        n, size = batch.n_requests, batch.n_candidates
+        products = _json_ready(frame[list(SLATE_PRODUCT_FIELDS)])
+        requests = _json_ready(frame[list(SLATE_REQUEST_FIELDS)].iloc[::size])
+        sessions = frame["session_id"].astype(str).to_numpy()[::size]
+        ids = frame["product_id"].astype(str).to_numpy().reshape(n, size)
+        in_stock = frame["in_stock"].to_numpy(dtype=bool).reshape(n, size)
+        scores = np.where(in_stock, 0.0, -1.0)
+        rows: list[tuple[str, str, str, float, int]] = []
+        for start in range(0, n, self.chunk):
+            stop = min(start + self.chunk, n)
+            instances = [{**requests[i], "k": self.slate_size, "candidates": products[i * size:(i + 1) * size]}
+                         for i in range(start, stop)]
+            slates, version = self.source(instances)
+            if len(slates) != len(instances):
+                raise InvalidInput(f"The ranker returned {len(slates)} slates for {len(instances)} pages.")
+            self.served_versions.add(version)
+            self.model_version = version
+            for i, slate in zip(range(start, stop), slates, strict=True):
+                position = {p: j for j, p in enumerate(ids[i])}
+                items = slate["items"]
+                for rank, (item, propensity) in enumerate(zip(items, slate["propensities"], strict=True)):
+                    j = position.get(item)
+                    if j is None:
+                        raise InvalidInput(f"The ranker answered {item!r}, which is not a candidate of page "
+                                           f"{sessions[i]}.")
+                    scores[i, j] = 2.0 + len(items) - rank
+                    rows.append((sessions[i], item, version, float(propensity), int(bool(slate["explored"]))))
+                self.pages += 1
+                self.explored += int(bool(slate["explored"]))
+        self._served.append(pd.DataFrame(rows, columns=["session_id", "product_id", "served_version",
+                                                        "served_propensity", "explored"]))
+        return scores.ravel()
+
+    def annotate(self, day: DayPartition) -> DayPartition:
+        """``day`` with each impression's model version and propensity as the ranking model answered them.
+
+        Impressions the slate did not cover (the world filling a short slate)
+        keep the world's propensity; they still carry the version whose slate
+        left them to the filler.
+        """
+        served = pd.concat(self._served, ignore_index=True) if self._served else pd.DataFrame(
+            columns=["session_id", "product_id", "served_version", "served_propensity", "explored"])
+        self._served = []
+        served = served.drop_duplicates(["session_id", "product_id"], keep="last")
+        by_session = served.drop_duplicates("session_id", keep="last").set_index("session_id")["served_version"]
+
+        def versions(table: pd.DataFrame) -> pd.DataFrame:
+            out = table.copy()
+            version = out["session_id"].astype(object).map(by_session)
+            out["model_version"] = version.where(version.notna(), out["model_version"].astype(object)).astype(str)
+            return out
+
+        impressions = versions(day.impressions)
+        keys = impressions[["session_id", "product_id"]].astype(object)
+        merged = keys.merge(served.astype({"session_id": object, "product_id": object}), how="left",
+                            on=["session_id", "product_id"])
+        propensity = merged["served_propensity"].to_numpy(dtype=float)
+        impressions["propensity"] = np.where(np.isnan(propensity), impressions["propensity"].to_numpy(), propensity)
+        return dataclasses.replace(day, impressions=impressions, clicks=versions(day.clicks),
+                                   sessions=versions(day.sessions))
+
+
+class RankerServiceRanker(SlateRanker):
+    """Slates from ``POST {base_url}/v1/models/{model}:predict`` (a served ranking model, e.g. yarnit-ranker).
+
+    ``chunk`` pages go in one request: small enough that a request stays well inside the data plane's
+    deadline (a request past it is answered by the fallback, popular items).
+
+    Example (a running server)::
+
+        ranker = RankerServiceRanker("http://127.0.0.1:8000")
+        for day in World(WorldConfig(seed=1), ranker=ranker).run(2):
+            day = ranker.annotate(day)  # model_version and propensity of every impression
+    """
+
+    def __init__(self, base_url: str, model: str = "yarnit-ranker", *, slate_size: int = 10, chunk: int = 32,
+                 timeout_s: float = 30.0) -> None:
+        import httpx
+
+        super().__init__(self._post, slate_size=slate_size, chunk=chunk, name=f"{model}@http")
+        self.model = model
+        self.url = f"/v1/models/{model}:predict"
+        self.client = httpx.Client(base_url=base_url, timeout=timeout_s)
+        self.served_by: dict[str, int] = {}
+
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
+        """Block until the model is loaded and validated (``GET /v2/models/{model}/ready``), so the first
+        pages are not answered by the fallback while a cold server loads it."""
+        import time
+
+        deadline = time.monotonic() + timeout_s
+        while True:
+            response = self.client.get(f"/v2/models/{self.model}/ready")
+            if response.status_code == 200 and response.json().get("ready"):
+                return
+            if time.monotonic() > deadline:
+                raise Unavailable(f"{self.model} is not ready after {timeout_s:g} s: {response.text[:200]}")
+            time.sleep(0.1)
+
+    def _post(self, instances: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
+        response = self.client.post(self.url, json={"instances": instances})
+        if response.status_code != 200:
+            raise Unavailable(f"The data plane answered {response.status_code} at {self.url}: {response.text[:200]}")
+        body = response.json()
+        version = int(body["model_version"])
+        self.served_by[body["served_by"]] = self.served_by.get(body["served_by"], 0) + 1
+        return body["predictions"], f"{self.model}:v{version}" if version else f"{self.model}:heuristic"
+
+    def close(self) -> None:
+        self.client.close()
+
+
+__all__ = ["SLATE_PRODUCT_FIELDS", "SLATE_REQUEST_FIELDS", "HttpRanker", "RankerServiceRanker", "SlateRanker",
+           "TrafficRequest", "serve_traffic"]

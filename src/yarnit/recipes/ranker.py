@@ -1,0 +1,497 @@
+"""The ranking service as one registered model, ``yarnit-ranker`` (book ch. 3, 10 and 12).
+
+For one page a shopper asks for, a :class:`RankingModel`:
+
+1. takes the page's candidates when the request brings them (search pages
+   come with retrieved candidates: it re-ranks them), or generates its own
+   from the recommenders (home and browse pages): the top of each blessed
+   recommender for this shopper, merged;
+2. drops what is out of stock (the request's live ``in_stock`` wins over the
+   bundle's catalog snapshot);
+3. scores the rest with the production click model (``ClickModelRanker``:
+   the features of training, vectorized, ``position`` fixed to 1);
+4. fills the top-k greedily by score, at most ``max_per_value`` products per
+   ``diversity_attribute`` value (fiber by default) as long as products of
+   other values can fill the page; when they cannot (a search for one
+   fiber), the best of the rest fill it rather than leaving places empty;
+5. with probability ``exploration_rate`` shows instead k eligible products in
+   a uniformly random order (ε-greedy, CH10-R1). Every shown item carries its
+   propensity, the probability that this policy puts it at that position:
+   ``(1 - ε) · [it is the greedy item there] + ε / n_eligible``, the same
+   formula the world uses for its own exploration.
+
+The artifact (``yarnit-ranker``) is one bundle: a manifest with the rules, the
+request defaults and the lineage; the click model's artifact bytes and the
+recommender set's artifact bytes, each pinned by name, version and sha256.
+So a ranker version never changes under anyone's feet: retraining the click
+model makes a new ranker version, and rolling back the ranker rolls back
+both parts at once.
+
+:func:`ranker_pipeline` packages and checks it (``yarnit pipeline run
+yarnit-ranker``): resolve the production click model and recommenders →
+package → check (golden slates, the rules, latency, and a short closed loop
+against popularity) → register, and promote when it passes.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from yarnit.core.errors import InvalidInput
+from yarnit.core.hashing import sha256_bytes
+from yarnit.registry import ArtifactFormat, ModelRegistry, ModelVersion
+from yarnit.training import Pipeline, RunStore, Step, StepContext, TrainedModel, ValueKind
+
+from .recommenders import CATALOG_FIELDS, RecommenderSet, _k_of
+
+SCHEMA = "yarnit-ranker/v1"
+CLICK_MEMBER, RECS_MEMBER = "click_model.bin", "recs.bin"
+#: Request fields a ranking instance may carry (besides ``k`` and ``candidates``).
+REQUEST_FIELDS = {"user_id": "string", "query": "string", "country": "string", "language": "string",
+                  "device": "string", "hour": "int", "day_of_week": "int", "user_price_sensitivity": "double"}
+PRODUCT_FIELDS = CATALOG_FIELDS
+MAX_K = 100
+_FRAME_ROWS = 600  # from this many candidate rows on, the vectorized click-model path is faster
+
+RULES: dict[str, Any] = {
+    "drop_out_of_stock": True,
+    "diversity_attribute": "fiber",
+    "max_per_value": 4,  # at most this many products per diversity value in the top-k (greedy slates)
+    "exploration_rate": 0.05,
+    # candidate generation when a request brings none: how many from each recommender (blessed ones only)
+    "generate": {"collaborative": 30, "browsing": 20, "cross_sell": 10, "content": 20, "popular": 40},
+}
+REQUEST_DEFAULTS: dict[str, Any] = {"query": "", "country": "US", "device": "desktop",
+                                    "user_price_sensitivity": 1.0}
+
+
+class RankingModel:
+    """A loaded ``yarnit-ranker`` bundle: ``rank(instances)`` answers one slate per instance."""
+
+    kind = "ranking"
+
+    def __init__(self, manifest: Mapping[str, Any], click: Any, recs: RecommenderSet, *, seed: int = 0) -> None:
+        self.manifest = dict(manifest)
+        self.rules = dict(manifest["rules"])
+        self.defaults = dict(manifest.get("defaults") or {})
+        self.language_by_country: dict[str, str] = dict(self.defaults.pop("language_by_country", {}) or {})
+        self.click = click
+        self.recs = recs
+        self.serving = [n for n in manifest["recs"].get("serving", []) if n in recs.models] or ["popular"]
+        catalog = recs.catalog.reset_index(drop=True)
+        self.catalog = catalog
+        self.row_of = {str(p): i for i, p in enumerate(catalog["product_id"])}
+        self.catalog_records = catalog.to_dict("records")
+        self.exploration_rate = float(self.rules.get("exploration_rate", 0.0))
+        self._rng = np.random.default_rng(seed)
+        self._lock = threading.Lock()
+
+    # -- the artifact ------------------------------------------------------------------------------
+    @staticmethod
+    def build(click_version: ModelVersion, click_bytes: bytes, recs_version: ModelVersion, recs_bytes: bytes, *,
+              rules: Mapping[str, Any] | None = None, defaults: Mapping[str, Any] | None = None) -> bytes:
+        """The bundle's bytes: the two artifacts pinned by name, version and sha256, plus rules and defaults."""
+        from yarnit.registry.formats import MANIFEST, dump_bundle
+
+        for version, data in ((click_version, click_bytes), (recs_version, recs_bytes)):
+            if sha256_bytes(data) != version.artifact_sha256:
+                raise InvalidInput(f"The bytes given for {version.ref} are not its artifact (sha256 differs); read "
+                                   "them from the registry.")
+        merged = {**RULES, **dict(rules or {})}
+        rate = merged["exploration_rate"]
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0.0 <= float(rate) <= 1.0:
+            raise InvalidInput(f"exploration_rate must be in [0, 1]; got {rate!r}.")
+        if not isinstance(merged["max_per_value"], int) or merged["max_per_value"] < 1:
+            raise InvalidInput(f"max_per_value must be a whole number >= 1; got {merged['max_per_value']!r}.")
+        if merged["diversity_attribute"] not in PRODUCT_FIELDS:
+            raise InvalidInput(f"diversity_attribute {merged['diversity_attribute']!r} is not a product field; "
+                               f"use one of {', '.join(PRODUCT_FIELDS)}.")
+        signature = click_version.signature
+        manifest = {
+            "schema": SCHEMA,
+            "click_model": {"name": click_version.model_name, "version": click_version.version,
+                            "id": click_version.id, "sha256": click_version.artifact_sha256,
+                            "format": click_version.artifact_format.value,
+                            "created_at": click_version.created_at.isoformat(),
+                            "transform": signature.get("transform"), "inputs": signature.get("inputs", {})},
+            "recs": {"name": recs_version.model_name, "version": recs_version.version, "id": recs_version.id,
+                     "sha256": recs_version.artifact_sha256,
+                     "serving": list(recs_version.signature.get("serving") or ["popular"])},
+            "rules": merged,
+            "defaults": {**REQUEST_DEFAULTS, "language_by_country": _language_by_country(), **dict(defaults or {})},
+            "members": {CLICK_MEMBER: click_version.artifact_sha256, RECS_MEMBER: recs_version.artifact_sha256},
+        }
+        return dump_bundle({MANIFEST: json.dumps(manifest, sort_keys=True).encode(), CLICK_MEMBER: click_bytes,
+                            RECS_MEMBER: recs_bytes})
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, seed: int = 0) -> RankingModel:
+        """Load a bundle; every member is checked against the sha256 its manifest pins."""
+        from yarnit.registry.formats import bundle_manifest, read_bundle
+
+        from .ranking import ClickModelRanker
+
+        members = read_bundle(data, ArtifactFormat.RANKER.value)
+        manifest = bundle_manifest(members, ArtifactFormat.RANKER.value)
+        if manifest.get("schema") != SCHEMA:
+            raise InvalidInput(f"Not a {SCHEMA} bundle (schema {manifest.get('schema')!r}); build it with "
+                               "RankingModel.build.")
+        pinned = manifest["click_model"]
+        version = ModelVersion(id=pinned["id"], model_name=pinned["name"], version=int(pinned["version"]),
+                               artifact_sha256=pinned["sha256"], artifact_format=ArtifactFormat(pinned["format"]),
+                               created_at=datetime.fromisoformat(pinned["created_at"]),
+                               signature={"transform": pinned["transform"], "inputs": pinned["inputs"]})
+        click = ClickModelRanker(version, members[CLICK_MEMBER], exploration_rate=0.0)
+        recs = RecommenderSet.from_bytes(members[RECS_MEMBER])
+        return cls(manifest, click, recs, seed=seed)
+
+    def predict_proba(self, instances: list[dict[str, Any]]) -> np.ndarray:
+        raise InvalidInput("yarnit-ranker answers slates, not probabilities; call rank() (signature output "
+                           "'ranking').")
+
+    @property
+    def lineage(self) -> dict[str, Any]:
+        return {"click_model": {k: self.manifest["click_model"][k] for k in ("name", "version", "sha256")},
+                "recs": {k: self.manifest["recs"][k] for k in ("name", "version", "sha256", "serving")}}
+
+    # -- ranking -----------------------------------------------------------------------------------
+    def _request(self, instance: Mapping[str, Any]) -> dict[str, Any]:
+        request = {name: instance.get(name, self.defaults.get(name)) for name in REQUEST_FIELDS}
+        if request.get("language") is None:
+            request["language"] = self.language_by_country.get(str(request.get("country")), "en")
+        return request
+
+    def _products(self, instance: Mapping[str, Any], user: str | None) -> list[dict[str, Any]]:
+        """Product rows of the instance's candidates (given, or generated from the recommenders)."""
+        given = instance.get("candidates")
+        if given is None:
+            ids: dict[str, None] = {}
+            for name in self.serving:
+                n = int(self.rules["generate"].get(name, 0))
+                if n > 0:
+                    ids.update(dict.fromkeys(self.recs.models[name].recommend([user or ""], n)[user or ""]))
+            return [self.catalog_records[self.row_of[i]] for i in ids if i in self.row_of]
+        if not isinstance(given, list):
+            raise InvalidInput("'candidates' must be a list of product ids or of product objects.")
+        rows: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for index, candidate in enumerate(given):
+            if isinstance(candidate, str):
+                product, live = candidate, {}
+            elif isinstance(candidate, Mapping) and isinstance(candidate.get("product_id"), str):
+                product, live = candidate["product_id"], {k: v for k, v in candidate.items() if k in PRODUCT_FIELDS}
+            else:
+                raise InvalidInput(f"candidates[{index}] must be a product id or an object with a string "
+                                   "product_id.")
+            if product in seen:
+                continue
+            seen.add(product)
+            row = self.row_of.get(product)
+            if row is None and not live.keys() - {"product_id"}:
+                continue  # an id the bundle has never seen, with nothing to score it on
+            base = self.catalog_records[row] if row is not None else dict.fromkeys(PRODUCT_FIELDS)
+            rows.append({**base, **live, "product_id": product})
+        return rows
+
+    def rank(self, instances: Sequence[Mapping[str, Any]], *, explore: bool = True) -> list[dict[str, Any]]:
+        """One slate per instance: ``{"items", "scores", "propensities", "explored", "eligible"}``."""
+        plans = []
+        rows: list[dict[str, Any]] = []  # every candidate of every instance: one frame, one scoring call
+        for instance in instances:
+            k = _k_of(instance, limit=MAX_K)
+            request = self._request(instance)
+            user = None if request.get("user_id") is None else str(request["user_id"])
+            products = self._products(instance, user)
+            if self.rules.get("drop_out_of_stock", True):
+                products = [p for p in products if p.get("in_stock") is not False and p.get("in_stock") != 0]
+            plans.append((k, len(products)))
+            rows.extend({**p, **request} for p in products)
+        scores = np.empty(0)
+        if rows:
+            scores = self._click_scores(rows)
+            ids = np.asarray([str(r["product_id"]) for r in rows], dtype=object)
+            attribute = np.asarray([str(r.get(self.rules["diversity_attribute"])) for r in rows], dtype=object)
+        slates = []
+        start = 0
+        for k, n in plans:
+            if n == 0:
+                slates.append({"items": [], "scores": [], "propensities": [], "explored": False, "eligible": 0})
+                continue
+            part = slice(start, start + n)
+            start += n
+            slates.append(self._slate(ids[part], scores[part], attribute[part], k, explore))
+        return slates
+
+    def _click_scores(self, rows: list[dict[str, Any]]) -> np.ndarray:
+        """Click probabilities of ``rows``, ``position`` fixed to 1, with the click model's own transform.
+
+        A page or a few (the data plane's case) go through the per-record transform, the one the data
+        plane serves the click model with; big batches through ``ClickModelRanker.score_frame``, its
+        vectorized twin (the two are tested equal), whose fixed cost only pays off on many rows.
+        """
+        transform = self._record_transform
+        if transform is not None and len(rows) < _FRAME_ROWS:
+            features = [transform({**row, "position": 1}) for row in rows]
+            return np.asarray(self.click.predictor.predict_proba(features), dtype=float)
+        return np.asarray(self.click.score_frame(pd.DataFrame.from_records(rows)), dtype=float)
+
+    @property
+    def _record_transform(self) -> Any:
+        if getattr(self.click, "history", None) is not None:  # needs the shopper history the frame path keeps
+            return None
+        from yarnit.features import get_transform
+
+        return get_transform(self.manifest["click_model"]["transform"])
+
+    def _slate(self, ids: np.ndarray, scores: np.ndarray, attribute: np.ndarray, k: int,
+               explore: bool) -> dict[str, Any]:
+        n = len(ids)
+        limit = int(self.rules["max_per_value"])
+        greedy: list[int] = []
+        skipped: list[int] = []
+        counts: dict[str, int] = {}
+        for i in np.argsort(-scores, kind="stable"):
+            value = attribute[i]
+            if counts.get(value, 0) < limit:
+                greedy.append(int(i))
+                counts[value] = counts.get(value, 0) + 1
+                if len(greedy) == k:
+                    break
+            else:
+                skipped.append(int(i))
+        # The cap holds while other values can fill the page; when they cannot (a search for one fiber),
+        # the best of the rest fill it rather than leaving places empty.
+        greedy += skipped[: k - len(greedy)]
+        rate = self.exploration_rate if explore else 0.0
+        explored = False
+        chosen = greedy
+        if rate > 0.0:
+            with self._lock:
+                explored = bool(self._rng.random() < rate)
+                if explored:
+                    chosen = [int(i) for i in self._rng.permutation(n)[:k]]
+        propensities = [(1.0 - rate) * (j < len(greedy) and greedy[j] == i) + rate / n for j, i in enumerate(chosen)]
+        return {"items": [str(ids[i]) for i in chosen], "scores": [float(scores[i]) for i in chosen],
+                "propensities": [float(p) for p in propensities], "explored": explored, "eligible": n}
+
+
+def _language_by_country() -> dict[str, str]:
+    from yarnit.world import vocab
+
+    return {c.code: c.language for c in vocab.COUNTRIES}
+
+
+# --- the pipeline ---------------------------------------------------------------------------------------
+DEFAULTS: dict[str, Any] = {
+    "model": "yarnit-ranker",
+    "click_model": "ctr",
+    "recs_model": "yarnit-recs",
+    "alias": "production",  # which version of each part to package
+    "rules": {},  # overrides of RULES, e.g. {"exploration_rate": 0.1, "max_per_value": 3}
+    "defaults": {},  # overrides of REQUEST_DEFAULTS
+    "k": 10,
+    "golden_users": 6,
+    "max_latency_ms": 50.0,  # per page of 30 candidates, p95 over the check's requests
+    "loop_days": 1,  # a short in-process closed loop against popularity (0: skip)
+    "loop_sessions": 400,
+    "loop_seed": 11,
+    "min_ctr_ratio_vs_popularity": 0.8,  # the loop's CTR must be at least this share of popularity's
+    "promote": True,
+}
+
+
+def resolve(ctx: StepContext) -> dict[str, Any]:
+    """Which click model and recommender versions hold the alias now (never cached: it keys package)."""
+    from yarnit.registry import AliasNotFound, ModelNotFound
+
+    registry = ModelRegistry(ctx.workspace)
+    out = {}
+    for key, pipeline in (("click_model", "yarnit-ctr"), ("recs_model", "yarnit-recs")):
+        name = ctx.config[key]
+        try:
+            version = registry.resolve(name, ctx.config["alias"])
+        except (ModelNotFound, AliasNotFound):
+            raise InvalidInput(f"The ranker needs a {name!r} version behind {ctx.config['alias']!r}; train one "
+                               f"first: yarnit pipeline run {pipeline}") from None
+        out[key] = {"name": name, "version": version.version, "id": version.id, "sha256": version.artifact_sha256}
+    return {"parts": out}
+
+
+def package(ctx: StepContext, parts: dict[str, Any]) -> dict[str, Any]:
+    cfg = ctx.config
+    registry = ModelRegistry(ctx.workspace)
+    click = registry.get(parts["click_model"]["name"], parts["click_model"]["version"])
+    recs = registry.get(parts["recs_model"]["name"], parts["recs_model"]["version"])
+    artifacts = ctx.workspace.artifacts
+    started = time.perf_counter()
+    data = RankingModel.build(click, artifacts.get_bytes(click.artifact_sha256), recs,
+                              artifacts.get_bytes(recs.artifact_sha256), rules=cfg["rules"], defaults=cfg["defaults"])
+    model = RankingModel.from_bytes(data)
+    k = int(cfg["k"])
+    users = [g["instance"]["user_id"] for g in recs.signature.get("golden", [])][: int(cfg["golden_users"])]
+    some = model.catalog["product_id"].astype(str).tolist()[:30]
+    probe: list[dict[str, Any]] = [{"user_id": u, "k": k} for u in users]
+    probe.append({"user_id": users[0] if users else "u-unknown", "query": "merino yarn", "k": k, "candidates": some})
+    golden = [{"instance": p, "items": s["items"]} for p, s in zip(probe, model.rank(probe, explore=False),
+                                                                   strict=True)]
+    signature = {
+        "output": "ranking", "inputs": {**REQUEST_FIELDS, "k": "int"}, "pii": ["user_id"],
+        "golden": golden, "lineage": model.lineage, "rules": model.rules,
+        "exploration_rate": model.exploration_rate,
+        "fallback": {"kind": "ranking", "popular": model.recs.popular(200)},
+    }
+    ctx.log(f"packaged {click.ref} + {recs.ref} ({len(data)} bytes) in {time.perf_counter() - started:.2f} s")
+    return {"model": TrainedModel(artifact=data, artifact_format=ArtifactFormat.RANKER, trainer="ranker",
+                                  params={"rules": model.rules, "click_model": click.ref, "recs": recs.ref},
+                                  signature=signature, training={"bytes": len(data)}, probe=probe)}
+
+
+def _page_requests(model: RankingModel, n: int, k: int, seed: int) -> list[dict[str, Any]]:
+    """Pages of 30 catalog candidates, a third of them out of stock (live), for the rule checks."""
+    rng = np.random.default_rng(seed)
+    records = model.catalog_records
+    users = list(model.recs.models["popular"].users[:50]) or ["u-unknown"]
+    pages = []
+    for i in range(n):
+        picked = rng.choice(len(records), size=min(30, len(records)), replace=False)
+        candidates = [{**records[j], "in_stock": bool(rng.random() > 0.33)} for j in picked]
+        pages.append({"user_id": str(users[i % len(users)]), "query": "", "k": k, "candidates":
+                      [{c: v for c, v in row.items() if c in PRODUCT_FIELDS} for row in candidates]})
+    return pages
+
+
+def diversity_holds(candidates: Sequence[Mapping[str, Any]], items: Sequence[str], attribute: str,
+                    limit: int) -> bool:
+    """The diversity rule: a value holds more than ``limit`` places only when nothing else could fill the page."""
+    value = {c["product_id"]: str(c.get(attribute)) for c in candidates}
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[value[item]] = counts.get(value[item], 0) + 1
+    over = any(n > limit for n in counts.values())
+    others = [c for c in candidates if c["product_id"] not in items and c.get("in_stock") is not False
+              and counts.get(value[c["product_id"]], 0) < limit]
+    return not over or not others
+
+
+def check(ctx: StepContext, model: TrainedModel) -> dict[str, Any]:
+    """Golden slates, the rules, latency and a short closed loop against popularity; the verdict names every miss."""
+    cfg = ctx.config
+    ranker = RankingModel.from_bytes(model.artifact, seed=int(ctx.seed))
+    reasons: list[str] = []
+    k = int(cfg["k"])
+    pages = _page_requests(ranker, 60, k, int(ctx.seed))
+    latencies = []
+    slates = []
+    for page in pages:
+        started = time.perf_counter()
+        slates.extend(ranker.rank([page]))
+        latencies.append((time.perf_counter() - started) * 1000.0)
+    p95 = float(np.percentile(latencies, 95))
+    limit = int(ranker.rules["max_per_value"])
+    attribute = ranker.rules["diversity_attribute"]
+    for page, slate in zip(pages, slates, strict=True):
+        stock = {c["product_id"]: c["in_stock"] for c in page["candidates"]}
+        shown_out = [i for i in slate["items"] if stock.get(i) is False]
+        if shown_out:
+            reasons.append(f"out-of-stock products shown: {shown_out[:3]}")
+        if len(set(slate["items"])) != len(slate["items"]) or len(slate["items"]) > k:
+            reasons.append(f"malformed slate: {slate['items']}")
+        if not slate["explored"] and not diversity_holds(page["candidates"], slate["items"], attribute, limit):
+            reasons.append(f"diversity rule broken: more than {limit} products share one {attribute} while "
+                           "others could fill the page")
+        if not all(0.0 < p <= 1.0 for p in slate["propensities"]) or not all(0.0 <= s <= 1.0 for s in slate["scores"]):
+            reasons.append("propensities or scores outside their range")
+    if p95 > float(cfg["max_latency_ms"]):
+        reasons.append(f"latency p95 {p95:.1f} ms per page > max_latency_ms {cfg['max_latency_ms']}")
+    report: dict[str, Any] = {"pages": len(pages), "latency_p95_ms": p95,
+                              "explored_share": float(np.mean([s["explored"] for s in slates]))}
+    if int(cfg["loop_days"]) > 0:
+        from yarnit.world import World, WorldConfig, popularity_ranker
+        from yarnit.world.traffic import SlateRanker
+
+        config = WorldConfig(seed=int(cfg["loop_seed"]), sessions_per_day=int(cfg["loop_sessions"]))
+        served = SlateRanker(lambda instances: (ranker.rank(instances), f"{cfg['model']}:candidate"))
+        loop = {}
+        for name, world_ranker in (("ranker", served), ("popularity", popularity_ranker)):
+            impressions = clicks = 0
+            for day in World(config, ranker=world_ranker).run(int(cfg["loop_days"])):
+                impressions += len(day.impressions)
+                clicks += int(day.impressions["clicked"].sum())
+            loop[name] = clicks / max(1, impressions)
+        report["closed_loop_ctr"] = loop
+        ratio = loop["ranker"] / max(loop["popularity"], 1e-9)
+        report["ctr_ratio_vs_popularity"] = ratio
+        ctx.metric("closed_loop_ctr", loop["ranker"])
+        if ratio < float(cfg["min_ctr_ratio_vs_popularity"]):
+            reasons.append(f"closed-loop CTR {loop['ranker']:.4f} is {ratio:.2f}x popularity's "
+                           f"{loop['popularity']:.4f} (< min_ctr_ratio_vs_popularity "
+                           f"{cfg['min_ctr_ratio_vs_popularity']}): serve the fallback until the ranker beats it")
+    if getattr(ranker.click, "history", None) is not None:
+        report["notes"] = [f"the click model uses {ranker.manifest['click_model']['transform']}, which reads each "
+                           "shopper's click history; the served ranker keeps none, so those features are 0 at "
+                           "serving (train/serve skew): prefer a click model on ctr_features_v1 here"]
+        ctx.log(f"note: {report['notes'][0]}")
+    reasons = list(dict.fromkeys(reasons))
+    blessed = not reasons
+    ctx.metric("blessed", blessed)
+    for reason in reasons:
+        ctx.log(f"gate: {reason}")
+    return {"verdict": {"blessed": blessed, "reasons": reasons or ["every check passed"], **report}}
+
+
+def register(ctx: StepContext, model: TrainedModel, verdict: dict[str, Any], parts: dict[str, Any]) -> dict[str, Any]:
+    registry = ModelRegistry(ctx.workspace)
+    name = ctx.config["model"]
+    sha = sha256_bytes(model.artifact)
+    existing = [v for v in (registry.versions(name) if registry.exists(name) else []) if v.artifact_sha256 == sha]
+    if existing:
+        version = existing[-1]
+    else:
+        datasets: list[str] = []
+        for part in parts.values():
+            datasets += list(registry.get(part["name"], part["version"]).dataset_version_ids)
+        version = registry.register(
+            name, model.artifact, ArtifactFormat.RANKER, signature=model.signature,
+            metrics={k: v for k, v in verdict.items()}, params=model.params,
+            dataset_version_ids=list(dict.fromkeys(datasets)), run_id=ctx.run_id,
+            code_version=RunStore(ctx.workspace).get(ctx.run_id).code_version, seed=ctx.seed,
+            description="YarnIt ranking service: candidates → click model → business rules → top-k, ε-greedy")
+    promoted = False
+    if verdict["blessed"] and ctx.config["promote"]:
+        if registry.aliases(name).get("production") != version.version:
+            registry.promote(name, version.version, actor=f"pipeline:{ctx.run_id}",
+                             reason="ranker checks passed; parts: " + ", ".join(
+                                 f"{p['name']}:v{p['version']}" for p in parts.values()))
+        promoted = True
+    ctx.metric("model_version", version.version)
+    return {"model_version": {"model": name, "version": version.version, "id": version.id, "promoted": promoted}}
+
+
+def ranker_pipeline() -> Pipeline:
+    """The ranking service's pipeline: pin the production parts, package, check, register."""
+    return Pipeline(
+        "yarnit-ranker",
+        [
+            Step("resolve", resolve, outputs={"parts": ValueKind.REF}, cacheable=False,
+                 reuse_in_reproduction=True),  # a reproduction packages the very parts the original pinned
+            Step("package", package, inputs={"parts": "resolve.parts"}, outputs={"model": ValueKind.MODEL}),
+            Step("check", check, inputs={"model": "package.model"}, outputs={"verdict": ValueKind.REPORT}),
+            Step("register", register, inputs={"model": "package.model", "verdict": "check.verdict",
+                                               "parts": "resolve.parts"},
+                 outputs={"model_version": ValueKind.REF}, cacheable=False),
+        ],
+        config=DEFAULTS,
+        description="YarnIt ranking service: production click model + recommenders + rules → one pinned bundle "
+                    "→ checks → registry",
+    )
+
+
+__all__ = ["DEFAULTS", "REQUEST_FIELDS", "RULES", "RankingModel", "diversity_holds", "ranker_pipeline"]

@@ -1,0 +1,201 @@
+"""A slow model scores on the scoring pool, so the event loop keeps answering health checks, 503s and fast models."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from sklearn.feature_extraction import DictVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+
+from yarnit.api import create_app
+from yarnit.api.server import BackgroundServer
+from yarnit.registry import ArtifactFormat, ModelRegistry, ModelVersion, Predictor, dump_sklearn
+from yarnit.serving import ServingOptions
+from yarnit.serving.admission import ScoringPool, ScoringTimeout, scores_inline
+from yarnit.storage import Workspace
+
+ROW = {"fiber": "merino", "price": 12.0}
+ACRYLIC = {"fiber": "acrylic", "price": 3.0}
+SLOW_S = 0.3
+
+
+class SlowPredictor:
+    """Sleeps before answering (the GIL is free meanwhile, as in a C library call or an I/O wait)."""
+
+    def __init__(self, native: Predictor, delay_s: float) -> None:
+        self.native, self.delay_s = native, delay_s
+
+    def predict_proba(self, instances: list[dict[str, Any]]) -> np.ndarray:
+        time.sleep(self.delay_s)
+        return self.native.predict_proba(instances)
+
+
+def _slow_wrap(version: ModelVersion, native: Predictor) -> Predictor:
+    return SlowPredictor(native, SLOW_S) if version.model_name == "slow" else native
+
+
+@pytest.fixture
+def served(token_ws: Workspace) -> Iterator[tuple[str, Any]]:
+    """A server with 'ctr' (compiled, inline) and 'slow' (the same model, scoring for 300 ms)."""
+    registry = ModelRegistry(token_ws)
+    model = Pipeline([("vec", DictVectorizer()), ("lr", LogisticRegression())]).fit([ROW, ACRYLIC] * 10, [1, 0] * 10)
+    registry.register("slow", dump_sklearn(model), ArtifactFormat.SKOPS,
+                      signature={"inputs": {"fiber": "string", "price": "double"},
+                                 "fallback": {"key": "fiber", "table": {"merino": 0.25}, "default": 0.05}})
+    registry.promote("slow", 1)
+    app = create_app(token_ws, serving=ServingOptions(max_in_flight=2, cache_entries=0, log_fsync=False,
+                                                      deadline_ms=2000))
+    app.state.serving.runtime.wrap_predictor = _slow_wrap  # the fault-injection seam, before anything loads
+    with BackgroundServer(app) as server:
+        with httpx.Client(base_url=server.url, timeout=10) as http:  # load both models before timing anything
+            assert http.post("/v1/models/ctr:predict", json={"instances": [ROW]}).status_code == 200
+            assert http.post("/v1/models/slow:predict", json={"instances": [ROW]}).status_code == 200
+        yield server.url, app
+    app.state.serving.close()
+
+
+def _in_background(fn: Any) -> threading.Thread:
+    thread = threading.Thread(target=fn, daemon=True)
+    thread.start()
+    return thread
+
+
+def _timed(http: httpx.Client, method: str, path: str, **kwargs: Any) -> tuple[httpx.Response, float]:
+    started = time.perf_counter()
+    response = http.request(method, path, **kwargs)
+    return response, time.perf_counter() - started
+
+
+def test_health_fast_models_and_503s_answer_while_a_slow_model_scores(served) -> None:
+    url, app = served
+    slow_answers: list[httpx.Response] = []
+
+    def slow_request() -> None:
+        with httpx.Client(base_url=url, timeout=10) as http:
+            slow_answers.append(http.post("/v1/models/slow:predict", json={"instances": [ROW]}))
+
+    threads = [_in_background(slow_request) for _ in range(2)]  # fills max_in_flight=2
+    pool = app.state.serving.admission.pool
+    deadline = time.monotonic() + 5
+    while pool.busy < 2 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert pool.busy == 2, "both slow requests should be scoring on the pool"
+    with httpx.Client(base_url=url, timeout=10) as http:
+        health, health_s = _timed(http, "GET", "/v2/health/live")
+        shed, shed_s = _timed(http, "POST", "/v1/models/ctr:predict", json={"instances": [ROW]})
+        assert pool.busy == 2, "the slow model was still scoring while the loop answered"
+    for thread in threads:
+        thread.join(timeout=10)
+    assert health.status_code == 200 and health_s < 0.05, health_s
+    assert shed.status_code == 503 and shed.headers["retry-after"] == "1" and shed_s < 0.05, shed_s
+    assert [r.status_code for r in slow_answers] == [200, 200]
+    assert all(r.json()["served_by"] == "model" for r in slow_answers)
+
+
+def test_a_compiled_model_answers_while_a_slow_one_scores(served) -> None:
+    url, app = served
+    done = threading.Event()
+
+    def slow_request() -> None:
+        with httpx.Client(base_url=url, timeout=10) as http:
+            http.post("/v1/models/slow:predict", json={"instances": [ROW]})
+        done.set()
+
+    thread = _in_background(slow_request)
+    time.sleep(0.05)
+    with httpx.Client(base_url=url, timeout=10) as http:
+        fast, fast_s = _timed(http, "POST", "/v1/models/ctr:predict", json={"instances": [ROW]})
+    assert not done.is_set(), "the slow request should still be scoring"
+    thread.join(timeout=10)
+    assert fast.status_code == 200 and fast.json()["served_by"] == "model" and fast_s < 0.05, fast_s
+
+
+def test_an_offloaded_request_past_its_deadline_gets_the_fallback_and_is_counted(served) -> None:
+    url, app = served
+    service = app.state.serving
+    with httpx.Client(base_url=url, timeout=10) as http:
+        response, elapsed = _timed(http, "POST", "/v1/models/slow:predict", json={"instances": [ROW]},
+                                   headers={"x-yarnit-deadline-ms": "100"})
+    body = response.json()
+    assert response.status_code == 200 and elapsed < SLOW_S, elapsed
+    assert (body["served_by"], body["reason"], body["model_version"]) == ("fallback", "timeout", 0)
+    assert body["predictions"] == [0.25]  # the heuristic table of the signature
+    assert service.admission.pool.timeouts == 1
+    assert service.stats.fallbacks[("slow", "fallback", "timeout")] == 1
+
+
+def test_small_compiled_requests_stay_inline_and_big_or_native_ones_are_offloaded(served) -> None:
+    url, app = served
+    service = app.state.serving
+    pool = service.admission.pool
+    cost = service.runtime.current("ctr").compile.row_cost_s
+    limit = int(service.admission.limits.inline_budget_ms / 1000 / cost)  # rows that fit the loop budget
+    assert 1 < limit < 10_000
+    with httpx.Client(base_url=url, timeout=10) as http:
+        before = pool.offloaded
+        assert http.post("/v1/models/ctr:predict", json={"instances": [ROW] * limit}).status_code == 200
+        assert pool.offloaded == before, "a compiled model's small batch is scored inline"
+        assert http.post("/v1/models/ctr:predict", json={"instances": [ROW] * (limit + 1)}).status_code == 200
+        assert pool.offloaded == before + 1, "a batch over the loop budget goes to the pool"
+        assert http.post("/v2/models/slow/infer", json={"inputs": [
+            {"name": "fiber", "shape": [1], "datatype": "BYTES", "data": ["merino"]},
+            {"name": "price", "shape": [1], "datatype": "FP64", "data": [12.0]}]}).status_code == 200
+        assert pool.offloaded == before + 2, "a model without a compiled path goes to the pool"
+
+
+def test_scores_inline_needs_every_likely_answering_version_compiled(served) -> None:
+    _url, app = served
+    runtime = app.state.serving.runtime
+    ctr, slow = runtime.state("ctr"), runtime.state("slow")
+    assert ctr.production.path == "linear-onnx" and slow.production.path == "native"
+    cost = ctr.production.compile.row_cost_s
+    assert 0 < cost < 1e-3, "the per-row cost is timed when the version is compiled"
+    assert scores_inline(ctr, 0.0, 100, 100 * cost) and not scores_inline(ctr, 0.0, 101, 100 * cost)
+    assert not scores_inline(slow, 0.0, 1, 1.0)
+    assert not scores_inline(None, 0.0, 1, 1.0), "a model not loaded yet loads off the loop"
+    mixed = type(ctr)(ctr.model, ctr.production, canary=slow.production)
+    assert scores_inline(mixed, 0.0, 1, 1.0) and not scores_inline(mixed, 5.0, 1, 1.0)
+
+
+def test_the_pool_is_bounded_and_a_call_waiting_for_a_thread_times_out() -> None:
+    release = threading.Event()
+
+    async def scenario() -> tuple[list[str], ScoringPool]:
+        pool = ScoringPool(threads=1)
+        outcomes: list[str] = []
+        stuck = asyncio.ensure_future(pool.run(lambda: release.wait(5) and "late", 0.05))
+        with pytest.raises(ScoringTimeout, match="longer than 50 ms"):
+            await stuck
+        assert pool.busy == 1, "a timed-out call keeps its thread until it returns"
+        with pytest.raises(ScoringTimeout, match="no scoring thread was free"):
+            await pool.run(lambda: "never runs", 0.05)
+        waiting = asyncio.ensure_future(pool.run(lambda: "ran", 5.0))
+        await asyncio.sleep(0.02)
+        assert pool.waiting == 1
+        release.set()  # the stuck call returns; its thread goes to the waiting call
+        outcomes.append(await waiting)
+        await asyncio.sleep(0.02)
+        return outcomes, pool
+
+    outcomes, pool = asyncio.run(scenario())
+    assert outcomes == ["ran"] and pool.busy == 0 and pool.timeouts == 2 and pool.offloaded == 2
+    pool.close()
+
+
+def test_requests_for_models_that_are_not_served_share_one_metrics_label(served) -> None:
+    url, app = served
+    service = app.state.serving
+    with httpx.Client(base_url=url, timeout=10) as http:
+        for i in range(50):  # a scanner trying names: memory and series must not grow per name
+            assert http.post(f"/v1/models/nope{i}:predict", json={"instances": [ROW]}).status_code == 404
+    labels = {key[0] for key in service.stats.requests}
+    assert labels == {"ctr", "slow", "_unknown"}
+    assert service.stats.requests[("_unknown", "", "", "none", "404")] == 50
