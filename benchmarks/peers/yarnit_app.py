@@ -15,4 +15,6 @@ from yarnit.storage import open_workspace
 def app():
     options = ServingOptions(cache_entries=10_000 if os.environ.get("BENCH_CACHE") == "1" else 0,
                              max_in_flight=int(os.environ.get("BENCH_MAX_IN_FLIGHT", "32")))
-    return asgi_entry(create_app(open_workspace(load_settings()), serving=options))
+    served = create_app(open_workspace(load_settings()), serving=options)
+    served.state.serving.runtime.preload()  # as `yarnit serve` does before taking traffic
+    return asgi_entry(served)

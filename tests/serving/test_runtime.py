@@ -92,6 +92,17 @@ def test_unknown_models_and_models_without_production_are_not_found(ctr_ws: Work
         service.predict("idle", ONE)
 
 
+def test_preload_loads_every_production_model_before_traffic_and_skips_the_rest(ctr_ws: Workspace) -> None:
+    ModelRegistry(ctr_ws).register("idle", dump_sklearn(fit_ctr(1.0)), ArtifactFormat.SKOPS, signature=SIGNATURE)
+    runtime = ModelRuntime(ModelRegistry(ctr_ws), ctr_ws.clock, refresh_s=60)
+    try:
+        assert runtime.states() == {}
+        assert runtime.preload() == {"ctr": "v1 (linear-onnx)"}
+        assert set(runtime.states()) == {"ctr"}  # "idle" has no production version: nothing to load
+    finally:
+        runtime.close()
+
+
 def test_the_watcher_picks_up_an_alias_move(ctr_ws: Workspace) -> None:
     runtime = ModelRuntime(ModelRegistry(ctr_ws), ctr_ws.clock, refresh_s=0.02)
     try:

@@ -80,7 +80,11 @@ def serve(host: str = typer.Option("127.0.0.1", help="Interface to bind."),
     if ws.settings.api_token is None and host not in ("127.0.0.1", "::1", "localhost"):
         console.print("[yellow]warning:[/] YARNIT_API_TOKEN is not set; control-plane writes are refused "
                       "from anywhere but loopback.")
-    serve_forever(asgi_entry(create_app(ws)), host, port)
+    app_ = create_app(ws)
+    # Load every production model before taking traffic, so no first request pays (or times out on) a load.
+    for name, outcome in app_.state.serving.runtime.preload().items():
+        console.print(f"serving {name}: {outcome}")
+    serve_forever(asgi_entry(app_), host, port)
 
 
 @app.command()

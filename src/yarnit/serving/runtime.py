@@ -172,6 +172,29 @@ class ModelRuntime:
             return state
         return self._ensure(model)
 
+    def preload(self) -> dict[str, str]:
+        """Load every model that has a production version, before the server takes traffic.
+
+        Without it the first request of each model pays the load (a ranker bundle
+        takes seconds), and when that request is scored off the event loop its
+        deadline runs out and the fallback answers. Returns ``{model: outcome}``;
+        a model that fails to load is reported and served by its fallback chain.
+        """
+        outcomes: dict[str, str] = {}
+        for row in self.registry.list_models():
+            name = row["name"]
+            if "production" not in row["aliases"]:
+                continue
+            try:
+                state = self.state(name)
+            except YarnitError as exc:
+                outcomes[name] = f"failed: {exc}"
+                log.warning("preloading %s failed: %s", name, exc)
+                continue
+            loaded = state.production
+            outcomes[name] = f"v{loaded.version.version} ({loaded.path})" if loaded is not None else "not loaded"
+        return outcomes
+
     def current(self, model: str, alias: str = "production") -> LoadedModel:
         """The loaded version behind ``alias`` (raises NotFound-family errors when there is none)."""
         loaded = self.state(model).loaded(alias)
