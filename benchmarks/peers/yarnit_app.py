@@ -7,6 +7,7 @@ import os
 
 from yarnit.api import create_app
 from yarnit.api.dataplane import asgi_entry
+from yarnit.api.server import prepare_for_traffic
 from yarnit.core import load_settings
 from yarnit.serving import ServingOptions
 from yarnit.storage import open_workspace
@@ -16,5 +17,5 @@ def app():
     options = ServingOptions(cache_entries=10_000 if os.environ.get("BENCH_CACHE") == "1" else 0,
                              max_in_flight=int(os.environ.get("BENCH_MAX_IN_FLIGHT", "32")))
     served = create_app(open_workspace(load_settings()), serving=options)
-    served.state.serving.runtime.preload()  # as `yarnit serve` does before taking traffic
+    prepare_for_traffic(served)  # as `yarnit serve` does: preload models, gc.freeze()
     return asgi_entry(served)

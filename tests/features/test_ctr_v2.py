@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pandas as pd
+from testsupport import transform_mismatches
 
 from yarnit.features import TRANSFORMS, ctr_features_v2
 from yarnit.features.ctr_v2 import ctr_features_v2_frame
@@ -33,17 +34,7 @@ def _fixture(n: int = 10_000, seed: int = 0) -> pd.DataFrame:
 
 
 def test_frame_and_record_paths_agree_on_10000_rows() -> None:
-    frame = _fixture()
-    vectorized = ctr_features_v2_frame(frame).to_dict("records")
-    bad = []
-    for i, record in enumerate(frame.to_dict("records")):
-        expected, got = ctr_features_v2(record), vectorized[i]
-        assert list(got) == list(expected)
-        for key, value in expected.items():
-            same = math.isclose(got[key], value, abs_tol=1e-9) if isinstance(value, float) else got[key] == value
-            if not same:
-                bad.append((i, key, got[key], value))
-    assert bad == []
+    assert transform_mismatches(_fixture(), ctr_features_v2, ctr_features_v2_frame) == []
 
 
 def test_v2_is_registered_for_both_paths_and_extends_v1() -> None:

@@ -112,3 +112,21 @@ def test_what_cannot_be_compiled_stays_native_with_a_reason() -> None:
                              lightgbm.Dataset(matrix, labels, feature_name=["price", "discount"]), 5)
     result = compile_predictor(LightgbmPredictor.from_bytes(dump_lightgbm(booster)), rows)
     assert result.compiled is None and result.kind == "native" and "zero_as_missing" in result.reason
+
+
+def test_small_batches_of_a_linear_model_skip_the_graph_and_still_agree_with_native() -> None:
+    from yarnit.serving.compiled import SMALL_BATCH_ROWS
+
+    rows = _rows(200, seed=3)
+    native = SklearnPredictor(fit_ctr(1.0))
+    result = compile_predictor(native, rows)
+    assert result.kind == "linear-onnx" and result.max_abs_diff <= 1e-6
+    compiled = result.compiled
+    small, large = rows[:SMALL_BATCH_ROWS], rows[:SMALL_BATCH_ROWS + 1]
+    for batch in (small, large, [rows[0]]):  # the per-row route, the graph, one row
+        assert np.max(np.abs(compiled.predict_proba(batch) - native.predict_proba(batch))) <= 1e-6
+    # unseen values and absurd numbers: no overflow, a probability in [0, 1], equal to native
+    odd = [{"country": "nowhere", "price": 1e300}, {"price": -1e300}, {}]
+    scores = compiled.predict_proba(odd)
+    assert np.all((scores >= 0) & (scores <= 1))
+    assert np.max(np.abs(scores - native.predict_proba(odd))) <= 1e-6

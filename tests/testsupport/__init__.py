@@ -23,3 +23,23 @@ def register_ctr(ws: Workspace, versions: int = 2) -> None:
     registry.promote("ctr", 1)
 
 
+
+
+def transform_mismatches(frame, record_fn, frame_fn) -> list[tuple]:  # type: ignore[no-untyped-def]
+    """Where a transform's vectorized (training) and per-record (serving) forms disagree (target 15).
+
+    Returns ``(row, feature, frame value, record value)`` for every difference
+    (floats compared to 1e-9); also asserts both forms produce the same columns in the same order.
+    """
+    import math
+
+    vectorized = frame_fn(frame).to_dict("records")
+    bad = []
+    for i, record in enumerate(frame.to_dict("records")):
+        expected, got = record_fn(record), vectorized[i]
+        assert list(got) == list(expected)
+        for key, value in expected.items():
+            same = math.isclose(got[key], value, abs_tol=1e-9) if isinstance(value, float) else got[key] == value
+            if not same:
+                bad.append((i, key, got[key], value))
+    return bad

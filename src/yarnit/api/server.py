@@ -54,8 +54,26 @@ class BackgroundServer:
             serving.close()
 
 
+def prepare_for_traffic(app: FastAPI) -> dict[str, str]:
+    """What a server process does once before it takes traffic; returns ``{model: load outcome}``.
+
+    * Load every production model (a first request must not pay, or time out
+      on, a model load).
+    * Move everything allocated so far (libraries, models) out of the garbage
+      collector's reach with ``gc.freeze()``: the collector then scans only
+      what requests allocate, so its full passes no longer walk every
+      library object while the server is under load.
+    """
+    import gc
+
+    outcomes: dict[str, str] = app.state.serving.runtime.preload()
+    gc.collect()
+    gc.freeze()
+    return outcomes
+
+
 def serve_forever(app: FastAPI, host: str, port: int) -> None:
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
 
 
-__all__ = ["BackgroundServer", "free_port", "serve_forever"]
+__all__ = ["BackgroundServer", "free_port", "prepare_for_traffic", "serve_forever"]

@@ -74,15 +74,14 @@ def serve(host: str = typer.Option("127.0.0.1", help="Interface to bind."),
     """Serve the data plane, control plane, metrics and dashboard over HTTP."""
     from yarnit.api import create_app
     from yarnit.api.dataplane import asgi_entry
-    from yarnit.api.server import serve_forever
+    from yarnit.api.server import prepare_for_traffic, serve_forever
 
     ws = workspace()
     if ws.settings.api_token is None and host not in ("127.0.0.1", "::1", "localhost"):
         console.print("[yellow]warning:[/] YARNIT_API_TOKEN is not set; control-plane writes are refused "
                       "from anywhere but loopback.")
     app_ = create_app(ws)
-    # Load every production model before taking traffic, so no first request pays (or times out on) a load.
-    for name, outcome in app_.state.serving.runtime.preload().items():
+    for name, outcome in prepare_for_traffic(app_).items():  # preload models, freeze start-up objects for the GC
         console.print(f"serving {name}: {outcome}")
     serve_forever(asgi_entry(app_), host, port)
 

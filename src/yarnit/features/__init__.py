@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from .request_time import TRANSFORMS, apply_transform, ctr_features_v1, get_transform, price_bucket
 from .ctr_v2 import ctr_features_v2  # also registers ctr_features_v2 in TRANSFORMS  # noqa: I001
+from .ctr_v3 import ctr_features_v3  # also registers ctr_features_v3 in TRANSFORMS  # noqa: I001
 
 from .definitions import (
     FEATURE_DTYPES,
@@ -62,6 +63,7 @@ __all__ = [
     "KEY_DTYPES",
     "TRANSFORMS",
     "ctr_features_v2",
+    "ctr_features_v3",
     "Consumer",
     "DuplicateFeatureView",
     "EntityKeyError",

@@ -44,7 +44,8 @@ from yarnit.registry import AliasNotFound, ModelNotFound, ModelRegistry, load_pr
 from yarnit.training import Pipeline, RunStore, Step, StepContext, TrainedModel, ValueKind
 from yarnit.training.trainers import make_trainer
 
-from .affinity import add_user_affinity
+from .affinity import HISTORY_TRANSFORMS, add_user_affinity
+from .common import promote_and_report
 
 TRANSFORM = "ctr_features_v1"
 LABEL = "clicked"
@@ -66,7 +67,8 @@ DEFAULTS: dict[str, Any] = {
     "faults": [],  # world fault specs, e.g. ["click_log_outage@2"] (see: yarnit world faults)
     "dataset_version": None,  # with source=dataset: a version number, or None for the newest
     "holdout_days": 1,
-    "transform": TRANSFORM,  # or "ctr_features_v2" (adds product appeal, shopper tastes, query-name match)
+    "transform": TRANSFORM,  # or "ctr_features_v2" (adds product appeal, shopper tastes, query-name match), or
+    # "ctr_features_v3" (adds local hour, query-type mismatch, price per product type, smoothed shopper history)
     "trainer": "logistic",
     "trainer_params": {},
     "warm_start": False,
@@ -242,16 +244,18 @@ def _features(ctx: StepContext, dataset: dict[str, Any], split_: dict[str, Any],
               extra: tuple[str, ...] = (), transform: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Features (the transform's vectorized form) and the kept columns of the train or holdout part.
 
-    ``ctr_features_v2`` needs each shopper's click history, so it reads every day and adds the
-    point-in-time affinities (clicks strictly before each impression's day) before cutting the part.
+    ``ctr_features_v2`` and ``v3`` need each shopper's click history, so they read every day and add the
+    point-in-time history (the days whose log had closed before each impression) before cutting the part.
     """
     name = transform or ctx.config.get("transform", TRANSFORM)
     if name not in FRAME_TRANSFORMS:
         raise InvalidInput(f"transform={name!r} is not valid; known: {', '.join(FRAME_TRANSFORMS)}.")
     cut = pd.Timestamp(split_["holdout_from"]).date()
     columns = list(dict.fromkeys([*RAW_INPUTS, "position", LABEL, *extra]))
-    if name == "ctr_features_v2":
-        frame = _read(ctx, dataset, list(dict.fromkeys([*columns, *V2_INPUTS, "day"])))
+    if name in HISTORY_TRANSFORMS:
+        wanted = [*columns, *V2_INPUTS, "day", *(["event_time"] if "event_time" in pq.read_schema(
+            _path(ctx, dataset)).names else [])]
+        frame = _read(ctx, dataset, list(dict.fromkeys(wanted)))
         frame = add_user_affinity(frame)
         frame = frame[(frame["day"] < cut) if part == "train" else (frame["day"] >= cut)].reset_index(drop=True)
     else:
@@ -281,7 +285,7 @@ def train(ctx: StepContext, dataset: dict[str, Any], split: dict[str, Any]) -> d
     return {"model": TrainedModel(
         artifact=model.artifact, artifact_format=model.artifact_format, trainer=model.trainer,
         params=model.params | {"trainer": model.trainer},
-        signature={"inputs": RAW_INPUTS | (V2_INPUTS if ctx.config["transform"] == "ctr_features_v2" else {}),
+        signature={"inputs": RAW_INPUTS | (V2_INPUTS if ctx.config["transform"] in HISTORY_TRANSFORMS else {}),
                    "output": "click probability", "transform": ctx.config["transform"]},
         training=model.training, probe=split["probe"])}
 
@@ -548,14 +552,7 @@ def register(ctx: StepContext, model: TrainedModel, report: dict[str, Any], verd
             name, model.artifact, ArtifactFormat(model.artifact_format), signature=model.signature | {
                 "probe": model.probe}, metrics=metrics, params=model.params, dataset_version_ids=[dataset["id"]],
             run_id=ctx.run_id, code_version=RunStore(ctx.workspace).get(ctx.run_id).code_version, seed=ctx.seed, description="Yarn Product Click Prediction Model")
-    promoted = False
-    if verdict["blessed"] and ctx.config["promote"]:
-        if registry.aliases(name).get("production") != version.version:
-            registry.promote(name, version.version, actor=f"pipeline:{ctx.run_id}",
-                             reason=f"blessed by gate: auc {report.get('auc')}")
-        promoted = True
-    ctx.metric("model_version", version.version)
-    return {"model_version": {"model": name, "version": version.version, "id": version.id, "promoted": promoted}}
+    return promote_and_report(ctx, registry, version, verdict, f"blessed by gate: auc {report.get('auc')}")
 
 
 def ctr_pipeline() -> Pipeline:

@@ -50,6 +50,7 @@ from yarnit.core.hashing import sha256_bytes
 from yarnit.registry import ArtifactFormat, ModelRegistry, ModelVersion
 from yarnit.training import Pipeline, RunStore, Step, StepContext, TrainedModel, ValueKind
 
+from .common import promote_and_report
 from .recommenders import CATALOG_FIELDS, RecommenderSet, _k_of
 
 SCHEMA = "yarnit-ranker/v1"
@@ -464,15 +465,8 @@ def register(ctx: StepContext, model: TrainedModel, verdict: dict[str, Any], par
             dataset_version_ids=list(dict.fromkeys(datasets)), run_id=ctx.run_id,
             code_version=RunStore(ctx.workspace).get(ctx.run_id).code_version, seed=ctx.seed,
             description="YarnIt ranking service: candidates → click model → business rules → top-k, ε-greedy")
-    promoted = False
-    if verdict["blessed"] and ctx.config["promote"]:
-        if registry.aliases(name).get("production") != version.version:
-            registry.promote(name, version.version, actor=f"pipeline:{ctx.run_id}",
-                             reason="ranker checks passed; parts: " + ", ".join(
-                                 f"{p['name']}:v{p['version']}" for p in parts.values()))
-        promoted = True
-    ctx.metric("model_version", version.version)
-    return {"model_version": {"model": name, "version": version.version, "id": version.id, "promoted": promoted}}
+    return promote_and_report(ctx, registry, version, verdict, "ranker checks passed; parts: " + ", ".join(
+        f"{p['name']}:v{p['version']}" for p in parts.values()))
 
 
 def ranker_pipeline() -> Pipeline:

@@ -1,10 +1,12 @@
 """Ranking with the click model in the world's closed loop (ch. 3 and 10 feedback loops).
 
 :class:`ClickModelRanker` scores every candidate of a batch of pages with a
-registered click model. It computes the features with the same
-``ctr_features_v1`` definition used in training (vectorized), sets
-``position`` to 1 so that position bias does not leak into the order, and
-shows a small share of sessions in a random order (ε-greedy exploration).
+registered click model. It computes the features with the transform named
+in the model's signature, vectorized as in training (for ``ctr_features_v2``
+and ``v3`` after adding the shopper and product history it has observed,
+point-in-time as in training), sets ``position`` to 1 so that position bias
+does not leak into the order, and shows a small share of sessions in a
+random order (ε-greedy exploration).
 The world logs the propensities of those sessions together with the model
 version. :func:`closed_loop_ctr` runs the world under several rankers with
 the same seed and compares the CTRs they get.
@@ -24,7 +26,7 @@ from yarnit.features.request_time_frame import FRAME_TRANSFORMS
 from yarnit.registry import ModelRegistry, ModelVersion, load_predictor
 from yarnit.training.encoding import encode_frame
 
-from .affinity import AffinityHistory
+from .affinity import HISTORY_TRANSFORMS, AffinityHistory
 
 
 class ClickModelRanker:
@@ -44,11 +46,11 @@ class ClickModelRanker:
         self.predictor = load_predictor(artifact, version.artifact_format)
         self.model_version = version.ref
         self.exploration_rate = exploration_rate
-        # ctr_features_v2 needs each shopper's click history: kept here and fed by observe()
-        self.history = AffinityHistory() if transform == "ctr_features_v2" else None
+        # ctr_features_v2 and v3 need each shopper's click history: kept here and fed by observe()
+        self.history = AffinityHistory() if transform in HISTORY_TRANSFORMS else None
 
     def observe(self, impressions: pd.DataFrame) -> None:
-        """Learn from a day the ranker served (the click history behind shopper affinities)."""
+        """Learn from a closed day's log (the shopper and product history behind v2/v3 features)."""
         if self.history is not None:
             self.history.observe(impressions)
 
@@ -88,24 +90,36 @@ class LoopResult:
     model_versions: tuple[str, ...]
 
 
-def closed_loop_ctr(rankers: Mapping[str, Any], *, days: int = 7, seed: int = 1,
-                    sessions_per_day: int = 2000) -> list[LoopResult]:
-    """Run the world for ``days`` under each ranker (same seed, same shoppers) and measure what they get."""
-    from yarnit.world import World, WorldConfig
+def closed_loop_ctr(rankers: Mapping[str, Any], *, days: int = 7, seed: int = 1, sessions_per_day: int = 2000,
+                    warmup_days: int = 0, warmup_ranker: Any = None) -> list[LoopResult]:
+    """Run the world for ``days`` under each ranker (same seed, same shoppers) and measure what they get.
 
+    With ``warmup_days``, the world first runs that many days under ``warmup_ranker`` (default: popularity,
+    the policy that logged the training data), every ranker observes those logs, and only the days after
+    them count: the model is deployed on the store it was trained on, and knows its shoppers' history.
+    """
+    from yarnit.world import World, WorldConfig, popularity_ranker
+
+    if warmup_days < 0:
+        raise InvalidInput(f"warmup_days must be 0 or more; got {warmup_days}.")
     results = []
     for name, ranker in rankers.items():
-        world = World(WorldConfig(seed=seed, sessions_per_day=sessions_per_day), ranker=ranker)
+        world = World(WorldConfig(seed=seed, sessions_per_day=sessions_per_day),
+                      ranker=(warmup_ranker or popularity_ranker) if warmup_days else ranker)
         impressions = clicks = purchases = 0
         versions: set[str] = set()
-        for day in world.run(days):
+        for index, day in enumerate(world.run(warmup_days + days)):
             log = day.impressions
+            if hasattr(ranker, "observe"):
+                ranker.observe(log)
+            if index + 1 == warmup_days:
+                world.ranker = ranker  # read when the next day starts
+            if index < warmup_days:
+                continue
             impressions += len(log)
             clicks += int(log["clicked"].sum())
             purchases += int(log["purchased"].sum())
             versions.update(log["model_version"].unique())
-            if hasattr(ranker, "observe"):
-                ranker.observe(log)
         results.append(LoopResult(name, impressions, clicks, clicks / max(1, impressions), purchases,
                                   tuple(sorted(versions))))
     return results

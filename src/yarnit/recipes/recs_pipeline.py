@@ -36,6 +36,7 @@ from yarnit.data import Datasets
 from yarnit.registry import ArtifactFormat, ModelRegistry
 from yarnit.training import Pipeline, RunStore, Step, StepContext, TrainedModel, ValueKind
 
+from .common import promote_and_report
 from .recommenders import CATALOG_FIELDS, RECOMMENDERS, RecommenderSet, score_recommenders
 
 METRICS = ("precision_at_k", "recall_at_k", "ndcg_at_k", "coverage", "novelty")
@@ -276,14 +277,8 @@ def register(ctx: StepContext, model: TrainedModel, report: dict[str, Any], verd
             dataset_version_ids=[interactions["id"], catalog["id"]], run_id=ctx.run_id,
             code_version=RunStore(ctx.workspace).get(ctx.run_id).code_version, seed=ctx.seed,
             description="YarnIt recommenders (popular, browsing, cross-sell, content, collaborative)")
-    promoted = False
-    if verdict["blessed"] and ctx.config["promote"]:
-        if registry.aliases(name).get("production") != version.version:
-            registry.promote(name, version.version, actor=f"pipeline:{ctx.run_id}",
-                             reason=f"blessed by gate: {verdict['reasons'][0] if verdict['reasons'] else ''}")
-        promoted = True
-    ctx.metric("model_version", version.version)
-    return {"model_version": {"model": name, "version": version.version, "id": version.id, "promoted": promoted}}
+    return promote_and_report(ctx, registry, version, verdict,
+                              f"blessed by gate: {verdict['reasons'][0] if verdict['reasons'] else ''}")
 
 
 def recs_pipeline() -> Pipeline:
