@@ -231,6 +231,8 @@ def test_serving_by_name_answers_slates_with_the_version(ws: Workspace, server: 
     assert outputs["items"]["shape"] == [2, 3] and outputs["items"]["datatype"] == "BYTES"
     assert outputs["propensities"]["datatype"] == "FP64" and outputs["length"]["data"] == [3, 3]
     assert v2.json()["model_version"] == str(version)
+    metadata = httpx.get(f"{running.url}/v2/models/{RANKER}", timeout=30).json()  # declares what infer answers
+    assert {o["name"]: o["datatype"] for o in metadata["outputs"]} == {o["name"]: o["datatype"] for o in outputs.values()}
     # a probability model ignores candidates, like any field it does not use (the v1 schema is shared)
     plain = httpx.post(f"{running.url}/v1/models/ctr:predict", timeout=30,
                        json={"instances": [{"country": "US", "candidates": ["p000001"]}, {"country": "US"}]})

@@ -642,8 +642,19 @@ def v2_model_metadata(request: Request, name: str = ModelName) -> dict[str, Any]
         "platform": f"yarnit-{loaded.version.artifact_format.value}",
         "inputs": [{"name": f, "datatype": "BYTES" if t == "string" else "BOOL" if t == "bool" else "FP64",
                     "shape": [-1]} for f, t in inputs.items()],
-        "outputs": [{"name": "probability", "datatype": "FP64", "shape": [-1]}],
+        "outputs": _RANKING_OUTPUTS if signature.get("output") == "ranking" else
+        [{"name": "probability", "datatype": "FP64", "shape": [-1]}],
     }
+
+
+# What a ranking model answers over OIP v2 (see _slate_tensors): K is the longest slate of the batch.
+_RANKING_OUTPUTS = [
+    {"name": "items", "datatype": "BYTES", "shape": [-1, -1]},
+    {"name": "scores", "datatype": "FP64", "shape": [-1, -1]},
+    {"name": "propensities", "datatype": "FP64", "shape": [-1, -1]},
+    {"name": "explored", "datatype": "BOOL", "shape": [-1]},
+    {"name": "length", "datatype": "INT64", "shape": [-1]},
+]
 
 
 @router.get("/v2/models/{name}/ready", responses=_METADATA_RESPONSES, summary="OIP v2 model readiness")
