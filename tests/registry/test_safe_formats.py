@@ -70,3 +70,13 @@ def test_lightgbm_text_models_load_and_score(tmp_path: Path) -> None:
 def test_unknown_format_lists_valid_ones() -> None:
     with pytest.raises(InvalidInput, match="Unknown artifact format 'pickle'; valid formats: skops"):
         load_predictor(b"x", "pickle")
+
+
+def test_bundles_that_unpack_too_large_are_refused_before_they_are_read(monkeypatch) -> None:
+    from yarnit.registry import formats
+
+    bundle = formats.dump_bundle({"manifest.json": b"{}", "items.npy": b"\0" * 100_000})
+    assert set(formats.read_bundle(bundle, "yarnit-recs-npz")) == {"manifest.json", "items.npy"}
+    monkeypatch.setattr(formats, "_MAX_UNPACKED_BYTES", 50_000)  # the 100 kB of zeros compress to ~100 bytes
+    with pytest.raises(formats.UnsafeArtifact, match="unpacks to 100,002 bytes"):
+        formats.read_bundle(bundle, "yarnit-recs-npz")

@@ -111,13 +111,18 @@ def _deterministic_zip(data: bytes) -> bytes:
         fixed_schema = walk(schema)
         files = {"schema.json": json.dumps(fixed_schema, sort_keys=True).encode()}
         files |= {new: source.read(old) for old, new in renames.items()}
+    return stable_zip(files)
+
+
+def stable_zip(members: Mapping[str, bytes]) -> bytes:
+    """A zip of ``members`` sorted by name, with fixed timestamps and modes: equal content, equal bytes."""
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
-        for name in sorted(files):
+        for name in sorted(members):
             info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
-            target.writestr(info, files[name])
+            target.writestr(info, members[name])
     return out.getvalue()
 
 
@@ -183,21 +188,16 @@ _COMPOSITE_LOADERS: dict[ArtifactFormat, tuple[str, str]] = {
 }
 MANIFEST = "manifest.json"
 _MAX_MEMBERS = 1024
+_MAX_UNPACKED_BYTES = 4 << 30
 
 
 def dump_bundle(members: Mapping[str, bytes]) -> bytes:
     """A zip of ``members`` (name → bytes), sorted, with fixed timestamps: equal content, equal bytes."""
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
-        for name in sorted(members):
-            if name.endswith((".pkl", ".pickle", ".joblib")) or "/" in name or name.startswith("."):
-                raise InvalidInput(f"Bundle member name {name!r} is not allowed; use plain names such as "
-                                   "'manifest.json' or 'items.npy'.")
-            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            target.writestr(info, members[name])
-    return out.getvalue()
+    for name in members:
+        if name.endswith((".pkl", ".pickle", ".joblib")) or "/" in name or name.startswith("."):
+            raise InvalidInput(f"Bundle member name {name!r} is not allowed; use plain names such as "
+                               "'manifest.json' or 'items.npy'.")
+    return stable_zip(members)
 
 
 def read_bundle(data: bytes, claimed: str) -> dict[str, bytes]:
@@ -211,6 +211,10 @@ def read_bundle(data: bytes, claimed: str) -> dict[str, bytes]:
             names = archive.namelist()
             if len(names) > _MAX_MEMBERS:
                 raise UnsafeArtifact(f"The {claimed!r} bundle has {len(names)} members; at most {_MAX_MEMBERS}.")
+            unpacked = sum(info.file_size for info in archive.infolist())
+            if unpacked > _MAX_UNPACKED_BYTES:  # a zip bomb, or a model far larger than any yarnit writes
+                raise UnsafeArtifact(f"The {claimed!r} bundle unpacks to {unpacked:,} bytes; at most "
+                                     f"{_MAX_UNPACKED_BYTES:,}.")
             members = {name: archive.read(name) for name in names}
     except zipfile.BadZipFile as exc:
         raise UnsafeArtifact(f"The {claimed!r} bundle is not a readable zip archive ({exc}).") from None
@@ -251,14 +255,7 @@ def dump_arrays(arrays: Mapping[str, np.ndarray]) -> bytes:
         buffer = io.BytesIO()
         np.lib.format.write_array(buffer, value, allow_pickle=False)
         members[f"{name}.npy"] = buffer.getvalue()
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
-        for member in sorted(members):
-            info = zipfile.ZipInfo(member, date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            target.writestr(info, members[member])
-    return out.getvalue()
+    return stable_zip(members)
 
 
 def load_arrays(data: bytes) -> dict[str, np.ndarray]:
