@@ -35,6 +35,8 @@ def main() -> None:
     parser.add_argument("--loop-days", type=int, default=7)
     parser.add_argument("--loop-sessions", type=int, default=2000)
     parser.add_argument("--exploration", type=float, default=0.05)
+    parser.add_argument("--world-seed", type=int, default=0,
+                        help="Seed of the training world; the fresh loop uses this seed + 1.")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "recipes.json")
     args = parser.parse_args()
 
@@ -50,12 +52,14 @@ def main() -> None:
     work = ROOT / "benchmarks" / ".work" / "recipes"
     shutil.rmtree(work, ignore_errors=True)
     ws = open_workspace(Settings.for_home(work))
-    results: dict = {"days": args.days, "sessions_per_day": args.sessions, "click_model": {}}
+    results: dict = {"days": args.days, "sessions_per_day": args.sessions, "world_seed": args.world_seed,
+                     "click_model": {}}
     versions: dict = {}
     for transform in TRANSFORMS:
         started = time.perf_counter()
         run = PipelineRunner(ws).run(ctr_pipeline(), config={
-            "days": args.days, "sessions_per_day": args.sessions, "transform": transform, "promote": False,
+            "days": args.days, "sessions_per_day": args.sessions, "world_seed": args.world_seed,
+            "transform": transform, "promote": False,
             "trainer_params": {"max_iter": 300}})
         report = run.value("evaluate", "report")
         version = ModelRegistry(ws).get("ctr", run.value("register", "model_version")["version"])
@@ -73,9 +77,9 @@ def main() -> None:
             t: ClickModelRanker(v, ws.artifacts.get_bytes(v.artifact_sha256), exploration_rate=args.exploration)
             for t, v in versions.items()}
 
-    loops = {"closed_loop": closed_loop_ctr(rankers(), days=args.loop_days, seed=1,
+    loops = {"closed_loop": closed_loop_ctr(rankers(), days=args.loop_days, seed=args.world_seed + 1,
                                             sessions_per_day=args.loop_sessions),
-             "closed_loop_warm": closed_loop_ctr(rankers(), days=args.loop_days, seed=0,
+             "closed_loop_warm": closed_loop_ctr(rankers(), days=args.loop_days, seed=args.world_seed,
                                                  sessions_per_day=args.loop_sessions, warmup_days=args.days)}
     for key, loop in loops.items():
         base = next(r for r in loop if r.ranker == "popularity").ctr
@@ -87,7 +91,7 @@ def main() -> None:
             print(key.replace("closed_", ""), json.dumps(r), flush=True)
     results["targets"] = _targets(results)
     print("targets", json.dumps(results["targets"]), flush=True)
-    parts = list(World(WorldConfig(seed=0, sessions_per_day=args.sessions)).run(args.days + 1))
+    parts = list(World(WorldConfig(seed=args.world_seed, sessions_per_day=args.sessions)).run(args.days + 1))
     interactions, catalog = interactions_from_world(parts)
     last = parts[-1].day
     scores = evaluate_recommenders(interactions[interactions["day"] < last], interactions[interactions["day"] == last],
@@ -97,7 +101,9 @@ def main() -> None:
         print("recommender", json.dumps(s.__dict__), flush=True)
     results["command"] = (f".venv/bin/python benchmarks/bench_recipes.py --days {args.days} --sessions {args.sessions} "
                           f"--loop-days {args.loop_days} --loop-sessions {args.loop_sessions} "
-                          f"--exploration {args.exploration}")
+                          f"--exploration {args.exploration}"
+                          + (f" --world-seed {args.world_seed}" if args.world_seed else "")
+                          + (f" --out {args.out}" if args.out.name != "recipes.json" else ""))
     args.out.write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(f"wrote {args.out}")
 
