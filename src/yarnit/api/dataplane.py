@@ -418,7 +418,7 @@ class DataPlaneMiddleware:
                     instances, key, echo_id = parse_v2(payload, lambda: _columns(service, name), max_instances)
                 deadline_at_s = ticket.entered_s + ticket.deadline_s
                 admission = service.admission
-                if scores_inline(service.runtime.states().get(name), service.router.policy(name).canary_percent,
+                if scores_inline(service.runtime.loaded_state(name), service.router.policy(name).canary_percent,
                                  len(instances), admission.limits.inline_budget_ms / 1000.0):
                     prediction = service.predict(name, instances, key=key, request_id=request_id,
                                                  deadline_at_s=deadline_at_s)
@@ -455,7 +455,7 @@ class DataPlaneMiddleware:
             # Metrics are labelled by model: a name that is not served (a typo, a scanner) is counted under
             # one label, or every distinct name would add series and memory for good (the log record keeps
             # the requested name in its error field).
-            if prediction is None and name not in service.runtime.states():
+            if prediction is None and service.runtime.loaded_state(name) is None:
                 name, error = UNKNOWN_MODEL, f"{error}: {name[:80]}"
             service.record(request_id=request_id or "", protocol=protocol, model=name, status=status,
                            latency_s=latency, prediction=prediction, instances=instances, error=error, key=key)

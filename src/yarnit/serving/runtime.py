@@ -218,6 +218,10 @@ class ModelRuntime:
     def states(self) -> dict[str, ModelState]:
         return dict(self._states)
 
+    def loaded_state(self, model: str) -> ModelState | None:
+        """The state of ``model`` if it is loaded, else None; no copy and no I/O (for the request path)."""
+        return self._states.get(model)
+
     # -- loading and swapping -----------------------------------------------------------
     def _ensure(self, model: str) -> ModelState:
         with self._lock:
