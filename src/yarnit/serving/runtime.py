@@ -383,7 +383,8 @@ class ModelRuntime:
                                                f"({type(native).__name__} has no rank())")
         breaker = CircuitBreaker(self.clock, failures_to_open=self.breaker.failures_to_open,
                                  cooldown_s=self.breaker.cooldown_s)
-        loaded = LoadedModel(version, native, native, self.clock.now(), None, (),
+        features = FeatureSpec.from_signature(version.signature)  # e.g. the shopper history it reads online
+        loaded = LoadedModel(version, native, native, self.clock.now(), None, features,
                              frozenset(str(p) for p in version.signature.get("pii", []) or []),
                              CompileResult(None, "native", "ranking models are not compiled"), breaker)
         _validate_ranking(loaded)

@@ -280,7 +280,7 @@ class InferenceService:
                 break
             try:
                 if loaded.is_ranking:  # slates: no probability check, no prediction cache
-                    values, hits, defaults = self._ranked(loaded, instances), 0, {}
+                    values, hits, defaults = self._ranked(model, loaded, instances)
                 else:
                     values, hits, defaults = self._score(model, loaded, instances)
             except InvalidInput:
@@ -332,10 +332,17 @@ class InferenceService:
                 out.append((loaded, served_by, label))
         return out
 
-    @staticmethod
-    def _ranked(loaded: LoadedModel, instances: list[dict[str, Any]]) -> list[Any]:
+    def _ranked(self, model: str, loaded: LoadedModel,
+                instances: list[dict[str, Any]]) -> tuple[list[Any], int, dict[str, int]]:
+        """Slates for ``instances``, after the online features the ranker declares (e.g. shopper history)."""
+        defaults: dict[str, int] = {}
+        rows = instances
+        if loaded.features:
+            rows, report = self.features.enrich(model, loaded.features, instances)
+            for (feature, _reason), n in report.defaults.items():
+                defaults[feature] = defaults.get(feature, 0) + n
         try:
-            return check_slates(loaded.version.ref, instances, loaded.rank(instances))
+            return check_slates(loaded.version.ref, instances, loaded.rank(rows)), 0, defaults
         except VersionRejected as exc:  # a malformed answer is a model fault: the chain answers instead
             raise ModelOutputInvalid(exc.reason) from None
 
@@ -413,7 +420,7 @@ class InferenceService:
     def _score_uncached(self, model: str, loaded: LoadedModel,
                         instances: list[dict[str, Any]]) -> tuple[list[float], int, dict[str, int]]:
         if loaded.is_ranking:
-            return self._ranked(loaded, instances), 0, {}
+            return self._ranked(model, loaded, instances)
         rows = _without_candidates(instances)
         if loaded.features:
             rows, _report = self.features.enrich(model, loaded.features, rows)
