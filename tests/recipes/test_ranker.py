@@ -164,14 +164,21 @@ def test_explored_slates_carry_their_propensities(ranker: RankingModel) -> None:
     slates = ranker.rank(pages)
     explored = [s for s in slates if s["explored"]]
     assert 0 < len(explored) < len(slates) * 3 * rate  # a small slice, not every slate
-    for slate in slates:
+    top = ranker.explore_below
+    assert top == 3
+    greedy_of = {id(page): s["items"] for page, s in zip(pages, ranker.rank(pages, explore=False), strict=True)}
+    for page, slate in zip(pages, slates, strict=True):
         n = slate["eligible"]
-        greedy_p = (1 - rate) + rate / n
-        assert all(0 < p < 1 for p in slate["propensities"])
+        greedy_p = (1 - rate) + rate / (n - top)
+        props = slate["propensities"]
+        # the top places always show the greedy items: shown with certainty
+        assert slate["items"][:top] == greedy_of[id(page)][:top] and props[:top] == [1.0] * top
+        assert all(0 < p < 1 for p in props[top:])
         if not slate["explored"]:
-            assert slate["propensities"] == pytest.approx([greedy_p] * len(slate["items"]))
-        else:  # a random slate: an item is either where greedy would put it, or there by exploration alone
-            assert all(p == pytest.approx(rate / n) or p == pytest.approx(greedy_p) for p in slate["propensities"])
+            assert props[top:] == pytest.approx([greedy_p] * (len(props) - top))
+        else:  # below the top, an item is either where greedy would put it, or there by exploration alone
+            assert all(p == pytest.approx(rate / (n - top)) or p == pytest.approx(greedy_p) for p in props[top:])
+            assert slate["items"][top:] != greedy_of[id(page)][top:]
     greedy = ranker.rank(pages[:50], explore=False)  # golden checks rank without exploring: deterministic
     assert greedy == ranker.rank(pages[:50], explore=False) and not any(s["explored"] for s in greedy)
 
@@ -296,7 +303,9 @@ def test_two_days_of_the_world_ranked_over_http_log_the_rankers_version(ws: Work
         log = day.impressions
         assert len(log) > 0 and set(log["model_version"]) == {f"{RANKER}:v{version}"}
         assert set(day.clicks["model_version"]) <= {f"{RANKER}:v{version}"}
-        assert log["propensity"].between(0, 1, inclusive="right").all() and (log["propensity"] < 1).all()
+        assert log["propensity"].between(0, 1, inclusive="right").all()
+        # certain only in the top places, which exploration never touches
+        assert (log.loc[log["position"] > 3, "propensity"] < 1).all()
         shown_out = log[~log["in_stock"].astype(bool)]
         assert len(shown_out) <= len(log) * 0.01  # only where a page had fewer than 10 products in stock
     assert ranker.explored > 0 and ranker.pages == sum(len(d.sessions) for d in days)

@@ -15,8 +15,10 @@ from sqlalchemy import text
 
 import yarnit
 from yarnit.core.errors import YarnitError
+from yarnit.features import FeatureStore
 from yarnit.registry import ModelRegistry
 from yarnit.serving import ServingOptions
+from yarnit.serving.featurestore import FeatureStoreSource
 from yarnit.storage import Workspace
 
 from . import control, dataplane, datasets, evaluations
@@ -115,8 +117,12 @@ def create_app(workspace: Workspace, *, refresh_s: float = 0.25, serving: Servin
     app.include_router(evaluations.router)
     app.include_router(features_api.router)
     _export_feature_freshness(app, workspace)
+    # Models read their declared online features (e.g. the ranker's shopper history) from the feature store.
+    app.state.feature_store = FeatureStore(workspace)
+    app.router.on_shutdown.append(app.state.feature_store.close)
     # Last: the data plane's fast path must be the outermost middleware (serving issue #9).
-    dataplane.install(app, workspace, options=serving, refresh_s=refresh_s)
+    dataplane.install(app, workspace, options=serving, refresh_s=refresh_s,
+                      feature_source=FeatureStoreSource(app.state.feature_store))
     return app
 
 

@@ -26,8 +26,7 @@ import pandas as pd
 
 from .request_time import _number, _text, ctr_features_v1, query_tokens
 from .request_time_frame import _as_number, _categorical, _pairs, _text_codes, ctr_features_v1_frame
-
-AFFINITIES = ("fiber", "weight_class", "color")
+from .shopper_history import AFFINITIES, with_history
 
 
 def _name_match(query: Any, name: Any) -> float:
@@ -43,6 +42,7 @@ def _finite(value: Any) -> float:
 
 
 def ctr_features_v2(record: dict[str, Any]) -> dict[str, Any]:
+    record = with_history(record)  # a served request may carry the shopper_history view's row instead
     out = ctr_features_v1(record)
     out["product_id"] = _text(record.get("product_id"))
     out["query_name_match"] = _name_match(record.get("query"), record.get("product_name"))

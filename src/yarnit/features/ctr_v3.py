@@ -20,8 +20,10 @@ carries the products' appeal instead. It adds:
   log-lift of their click rate on it over their overall rate (both rates are
   shrunk towards :data:`PRIOR_CTR` by :data:`PRIOR_IMPRESSIONS` impressions).
 
-The caller supplies the counts, point-in-time (``yarnit.recipes.affinity``);
-missing counts are a new shopper.
+The caller supplies the counts, point-in-time (``yarnit.recipes.affinity``),
+or at serving the ``shopper_history`` view's row, which the dict version
+decodes (``yarnit.features.shopper_history``); missing counts are a new
+shopper.
 
 The dict version serves single requests and the frame version trains; a test
 checks on a fixture that both give the same values (RELIABILITY.md target 15).
@@ -38,6 +40,7 @@ import pandas as pd
 from .ctr_v2 import AFFINITIES, _finite, _finite_column, ctr_features_v2, ctr_features_v2_frame
 from .request_time import _number, query_tokens
 from .request_time_frame import _as_number, _categorical, _column, _pairs, _text_codes
+from .shopper_history import with_history
 
 PRODUCT_TYPES = ("yarn", "needles", "hook", "notion")
 #: Hours from UTC of the countries YarnIt ships to (no daylight saving in the simulated winter).
@@ -84,6 +87,7 @@ def _lift(clicks: float, impressions: float, rate: float) -> float:
 
 
 def ctr_features_v3(record: dict[str, Any]) -> dict[str, Any]:
+    record = with_history(record)  # a served request may carry the shopper_history view's row instead
     out = ctr_features_v2(record)
     del out["product_id"]
     out["position_x_device"] = f"{out['position']}|{out['device']}"

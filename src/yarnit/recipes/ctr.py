@@ -40,6 +40,7 @@ import pyarrow.parquet as pq
 from yarnit.core.errors import InvalidInput
 from yarnit.data import Datasets
 from yarnit.features.request_time_frame import FRAME_TRANSFORMS
+from yarnit.features.shopper_history import history_features
 from yarnit.registry import AliasNotFound, ModelNotFound, ModelRegistry, load_predictor
 from yarnit.training import Pipeline, RunStore, Step, StepContext, TrainedModel, ValueKind
 from yarnit.training.trainers import make_trainer
@@ -282,11 +283,15 @@ def train(ctx: StepContext, dataset: dict[str, Any], split: dict[str, Any]) -> d
     model = trainer.fit(features, kept[LABEL].to_numpy(), seed=ctx.seed, init=init, dask_client=ctx.dask_client)
     ctx.count_rows(len(features))
     ctx.metric("training_rows_per_s", model.training.get("rows_per_s"))
+    signature: dict[str, Any] = {"inputs": RAW_INPUTS, "output": "click probability",
+                                 "transform": ctx.config["transform"]}
+    if ctx.config["transform"] in HISTORY_TRANSFORMS:
+        # served: the data plane reads the shopper's row of the shopper_history view (recipes/history.py)
+        signature["inputs"] = RAW_INPUTS | V2_INPUTS
+        signature["online_features"] = history_features()
     return {"model": TrainedModel(
         artifact=model.artifact, artifact_format=model.artifact_format, trainer=model.trainer,
-        params=model.params | {"trainer": model.trainer},
-        signature={"inputs": RAW_INPUTS | (V2_INPUTS if ctx.config["transform"] in HISTORY_TRANSFORMS else {}),
-                   "output": "click probability", "transform": ctx.config["transform"]},
+        params=model.params | {"trainer": model.trainer}, signature=signature,
         training=model.training, probe=split["probe"])}
 
 

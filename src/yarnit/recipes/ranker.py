@@ -14,11 +14,15 @@ For one page a shopper asks for, a :class:`RankingModel`:
    ``diversity_attribute`` value (fiber by default) as long as products of
    other values can fill the page; when they cannot (a search for one
    fiber), the best of the rest fill it rather than leaving places empty;
-5. with probability ``exploration_rate`` shows instead k eligible products in
-   a uniformly random order (ε-greedy, CH10-R1). Every shown item carries its
+5. with probability ``exploration_rate`` keeps the greedy items in the top
+   ``explore_below`` places and fills the rest of the page with the other
+   eligible products in a uniformly random order (ε-greedy below the top,
+   CH10-R1: every eligible product gets shown and logged, while the places
+   that draw most clicks stay greedy). Every shown item carries its
    propensity, the probability that this policy puts it at that position:
-   ``(1 - ε) · [it is the greedy item there] + ε / n_eligible``, the same
-   formula the world uses for its own exploration.
+   1 in the protected places, else ``(1 - ε) · [it is the greedy item
+   there] + ε / (n_eligible - protected)``; with ``explore_below`` 0 this is
+   the formula the world uses for its own exploration.
 
 The artifact (``yarnit-ranker``) is one bundle: a manifest with the rules, the
 request defaults and the lineage; the click model's artifact bytes and the
@@ -47,10 +51,14 @@ import pandas as pd
 
 from yarnit.core.errors import InvalidInput
 from yarnit.core.hashing import sha256_bytes
+from yarnit.features import get_transform
+from yarnit.features.shopper_history import ShopperHistory, history_features
 from yarnit.registry import ArtifactFormat, ModelRegistry, ModelVersion
 from yarnit.training import Pipeline, RunStore, Step, StepContext, TrainedModel, ValueKind
 
+from .affinity import HISTORY_TRANSFORMS
 from .common import promote_and_report
+from .history import LoopHistory
 from .recommenders import CATALOG_FIELDS, RecommenderSet, _k_of
 
 SCHEMA = "yarnit-ranker/v1"
@@ -67,6 +75,9 @@ RULES: dict[str, Any] = {
     "diversity_attribute": "fiber",
     "max_per_value": 4,  # at most this many products per diversity value in the top-k (greedy slates)
     "exploration_rate": 0.05,
+    # explored pages keep the greedy items in this many top places and randomize the rest: the data on
+    # every eligible product that exploration is for, at a fraction of a random page's cost in clicks
+    "explore_below": 3,
     # candidate generation when a request brings none: how many from each recommender (blessed ones only)
     "generate": {"collaborative": 30, "browsing": 20, "cross_sell": 10, "content": 20, "popular": 40},
 }
@@ -92,6 +103,11 @@ class RankingModel:
         self.row_of = {str(p): i for i, p in enumerate(catalog["product_id"])}
         self.catalog_records = catalog.to_dict("records")
         self.exploration_rate = float(self.rules.get("exploration_rate", 0.0))
+        self.explore_below = int(self.rules.get("explore_below", 0))
+        # ctr_features_v2/v3 read the shopper's history: serving enriches each request with the
+        # shopper_history view's online row (declared in the signature), never from the bundle
+        self.needs_history = manifest["click_model"].get("transform") in HISTORY_TRANSFORMS
+        self._transform = get_transform(manifest["click_model"]["transform"])
         self._rng = np.random.default_rng(seed)
         self._lock = threading.Lock()
 
@@ -110,6 +126,10 @@ class RankingModel:
         rate = merged["exploration_rate"]
         if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0.0 <= float(rate) <= 1.0:
             raise InvalidInput(f"exploration_rate must be in [0, 1]; got {rate!r}.")
+        below = merged["explore_below"]
+        if isinstance(below, bool) or not isinstance(below, int) or below < 0:
+            raise InvalidInput(f"explore_below must be a whole number >= 0 (top places never explored); got "
+                               f"{below!r}.")
         if not isinstance(merged["max_per_value"], int) or merged["max_per_value"] < 1:
             raise InvalidInput(f"max_per_value must be a whole number >= 1; got {merged['max_per_value']!r}.")
         if merged["diversity_attribute"] not in PRODUCT_FIELDS:
@@ -151,6 +171,7 @@ class RankingModel:
                                created_at=datetime.fromisoformat(pinned["created_at"]),
                                signature={"transform": pinned["transform"], "inputs": pinned["inputs"]})
         click = ClickModelRanker(version, members[CLICK_MEMBER], exploration_rate=0.0)
+        click.history = None  # the history comes with each request (ShopperHistory), not from an in-memory log
         recs = RecommenderSet.from_bytes(members[RECS_MEMBER])
         return cls(manifest, click, recs, seed=seed)
 
@@ -214,7 +235,11 @@ class RankingModel:
             if self.rules.get("drop_out_of_stock", True):
                 products = [p for p in products if p.get("in_stock") is not False and p.get("in_stock") != 0]
             plans.append((k, len(products)))
-            rows.extend({**p, **request} for p in products)
+            if self.needs_history:
+                history = ShopperHistory.of(instance)
+                rows.extend({**p, **request, **history.columns(p)} for p in products)
+            else:
+                rows.extend({**p, **request} for p in products)
         scores = np.empty(0)
         if rows:
             scores = self._click_scores(rows)
@@ -238,19 +263,12 @@ class RankingModel:
         plane serves the click model with; big batches through ``ClickModelRanker.score_frame``, its
         vectorized twin (the two are tested equal), whose fixed cost only pays off on many rows.
         """
-        transform = self._record_transform
-        if transform is not None and len(rows) < _FRAME_ROWS:
+        transform = self._transform
+        if len(rows) < _FRAME_ROWS:
             features = [transform({**row, "position": 1}) for row in rows]
             return np.asarray(self.click.predictor.predict_proba(features), dtype=float)
         return np.asarray(self.click.score_frame(pd.DataFrame.from_records(rows)), dtype=float)
 
-    @property
-    def _record_transform(self) -> Any:
-        if getattr(self.click, "history", None) is not None:  # needs the shopper history the frame path keeps
-            return None
-        from yarnit.features import get_transform
-
-        return get_transform(self.manifest["click_model"]["transform"])
 
     def _slate(self, ids: np.ndarray, scores: np.ndarray, attribute: np.ndarray, k: int,
                explore: bool) -> dict[str, Any]:
@@ -272,14 +290,19 @@ class RankingModel:
         # the best of the rest fill it rather than leaving places empty.
         greedy += skipped[: k - len(greedy)]
         rate = self.exploration_rate if explore else 0.0
+        protect = min(self.explore_below, len(greedy))  # the top places always show the greedy items
+        pool = n - protect  # an explored page fills the other places from these, uniformly at random
         explored = False
         chosen = greedy
-        if rate > 0.0:
+        if rate > 0.0 and pool > 0:
             with self._lock:
                 explored = bool(self._rng.random() < rate)
                 if explored:
-                    chosen = [int(i) for i in self._rng.permutation(n)[:k]]
-        propensities = [(1.0 - rate) * (j < len(greedy) and greedy[j] == i) + rate / n for j, i in enumerate(chosen)]
+                    top = set(greedy[:protect])
+                    rest = np.array([i for i in range(n) if i not in top], dtype=np.int64)
+                    chosen = greedy[:protect] + [int(i) for i in rest[self._rng.permutation(pool)[: k - protect]]]
+        propensities = [1.0 if j < protect else (1.0 - rate) * (j < len(greedy) and greedy[j] == i) + rate / pool
+                        for j, i in enumerate(chosen)]
         return {"items": [str(ids[i]) for i in chosen], "scores": [float(scores[i]) for i in chosen],
                 "propensities": [float(p) for p in propensities], "explored": explored, "eligible": n}
 
@@ -349,6 +372,8 @@ def package(ctx: StepContext, parts: dict[str, Any]) -> dict[str, Any]:
         "exploration_rate": model.exploration_rate,
         "fallback": {"kind": "ranking", "popular": model.recs.popular(200)},
     }
+    if model.needs_history:  # the data plane reads these from the shopper_history view before ranking
+        signature["online_features"] = history_features()
     ctx.log(f"packaged {click.ref} + {recs.ref} ({len(data)} bytes) in {time.perf_counter() - started:.2f} s")
     return {"model": TrainedModel(artifact=data, artifact_format=ArtifactFormat.RANKER, trainer="ranker",
                                   params={"rules": model.rules, "click_model": click.ref, "recs": recs.ref},
@@ -419,11 +444,15 @@ def check(ctx: StepContext, model: TrainedModel) -> dict[str, Any]:
         from yarnit.world.traffic import SlateRanker
 
         config = WorldConfig(seed=int(cfg["loop_seed"]), sessions_per_day=int(cfg["loop_sessions"]))
-        served = SlateRanker(lambda instances: (ranker.rank(instances), f"{cfg['model']}:candidate"))
+        history = LoopHistory(ctx.workspace.clock)
+        served = SlateRanker(lambda instances: (ranker.rank(history.enrich(ranker, instances)),
+                                                f"{cfg['model']}:candidate"))
         loop = {}
         for name, world_ranker in (("ranker", served), ("popularity", popularity_ranker)):
             impressions = clicks = 0
             for day in World(config, ranker=world_ranker).run(int(cfg["loop_days"])):
+                if world_ranker is served:
+                    history.observe(day.impressions)  # what the nightly materialization would serve next
                 impressions += len(day.impressions)
                 clicks += int(day.impressions["clicked"].sum())
             loop[name] = clicks / max(1, impressions)
@@ -435,11 +464,6 @@ def check(ctx: StepContext, model: TrainedModel) -> dict[str, Any]:
             reasons.append(f"closed-loop CTR {loop['ranker']:.4f} is {ratio:.2f}x popularity's "
                            f"{loop['popularity']:.4f} (< min_ctr_ratio_vs_popularity "
                            f"{cfg['min_ctr_ratio_vs_popularity']}): serve the fallback until the ranker beats it")
-    if getattr(ranker.click, "history", None) is not None:
-        report["notes"] = [f"the click model uses {ranker.manifest['click_model']['transform']}, which reads each "
-                           "shopper's click history; the served ranker keeps none, so those features are 0 at "
-                           "serving (train/serve skew): prefer a click model on ctr_features_v1 here"]
-        ctx.log(f"note: {report['notes'][0]}")
     reasons = list(dict.fromkeys(reasons))
     blessed = not reasons
     ctx.metric("blessed", blessed)
