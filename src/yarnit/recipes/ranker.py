@@ -73,7 +73,7 @@ _FRAME_ROWS = 600  # from this many candidate rows on, the vectorized click-mode
 RULES: dict[str, Any] = {
     "drop_out_of_stock": True,
     "diversity_attribute": "fiber",
-    "max_per_value": 4,  # at most this many products per diversity value in the top-k (greedy slates)
+    "max_per_value": 5,  # at most this many products per diversity value in the top-k (half a page of 10)
     "exploration_rate": 0.05,
     # explored pages keep the greedy items in this many top places and randomize the rest: the data on
     # every eligible product that exploration is for, at a fraction of a random page's cost in clicks
