@@ -32,5 +32,5 @@ def test_a_model_served_over_http_ranks_the_world(sqlite_ws: Workspace) -> None:
         finally:
             ranker.close()
     assert ranker.served_versions == {1}
-    assert set(day.impressions["model_version"]) == {"ctr@http"}
+    assert set(day.impressions["model_version"]) == {"ctr:v1"}  # the version that answered, not a label
     assert len(day.impressions) > 0

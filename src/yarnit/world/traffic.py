@@ -99,7 +99,8 @@ class HttpRanker:
         self.url = f"/v1/models/{model}:predict"
         self.client = httpx.Client(base_url=base_url, timeout=timeout_s)
         self.chunk = chunk
-        self.model_version = f"{model}@http"
+        self.model = model
+        self.model_version = f"{model}@http"  # until the first answer says which version served
         self.served_versions: set[int] = set()
 
     def rank_batch(self, batch: RankBatch) -> np.ndarray:
@@ -111,7 +112,10 @@ class HttpRanker:
                 raise Unavailable(f"The data plane answered {response.status_code} at {self.url}: "
                                   f"{response.text[:200]}")
             body = response.json()
-            self.served_versions.add(int(body["model_version"]))
+            version = int(body["model_version"])
+            self.served_versions.add(version)
+            # the impressions of this batch are logged with the version that scored them (0: the heuristic)
+            self.model_version = f"{self.model}:v{version}" if version else f"{self.model}:heuristic"
             scores.extend(body["predictions"])
         if len(scores) != len(instances):
             raise InvalidInput(f"The data plane returned {len(scores)} scores for {len(instances)} candidates.")
