@@ -10,13 +10,13 @@ Layout (little-endian, no padding)::
 Encoding is vectorised over an Arrow batch (numpy structured array + Arrow
 string concatenation), so materialising a million rows costs a few hundred
 milliseconds; decoding one blob is one ``struct.unpack`` (plus a slice per
-string feature). Floats round-trip bit for bit.
+string feature) and one dict display. Floats round-trip bit for bit.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,7 +72,7 @@ class ViewCodec:
         )
         assert self.np_dtype.itemsize == self.fixed_size
         self.string_slots = tuple(i for i, f in enumerate(view.features) if f.dtype == "string")
-        self.decode: Callable[[bytes], tuple[int, Sequence[Any]]] = self._make_decoder()
+        self.decode: Callable[[bytes], tuple[int, dict[str, Any]]] = self._make_decoder()
         self.key_types = tuple(int if f.dtype == "int64" else str for f in view.entities)
         self.storage_key: Callable[[Any], StorageKey] = self._make_key_encoder()
 
@@ -178,46 +178,39 @@ class ViewCodec:
             payloads = fixed.view(f"V{self.fixed_size}").tolist()
         return EncodedChunk(self.storage_keys_of(batch), event_us.tolist(), payloads)
 
-    def _make_decoder(self) -> Callable[[bytes], tuple[int, Sequence[Any]]]:
-        unpack_from = self.struct.unpack_from
+    def _make_decoder(self) -> Callable[[bytes], tuple[int, dict[str, Any]]]:
+        """A function ``blob -> (event_us, {feature: value})``, generated for this view's layout.
+
+        The value dict is built by one dict display with the feature names as
+        constants (generated code, as ``collections.namedtuple`` does), about
+        twice as fast as ``dict(zip(names, values))``; online reads build one per row.
+        """
         words = self.n_mask_words
         start = 1 + words
+        names = self.names
         strings = self.string_slots
-        fixed = self.fixed_size
-        n = len(self.names)
-
-        def apply_mask(values: list[Any], mask: int) -> None:
-            for i in range(n):
-                if mask >> i & 1:
-                    values[i] = None
-
-        if not strings and words == 1:
-            def decode_numeric(blob: bytes) -> tuple[int, Sequence[Any]]:
-                v = unpack_from(blob)
-                if v[1]:
-                    values = list(v[2:])
-                    apply_mask(values, v[1])
-                    return v[0], values
-                return v[0], v[2:]
-
-            return decode_numeric
-
-        def decode_general(blob: bytes) -> tuple[int, Sequence[Any]]:
-            v = unpack_from(blob)
-            values = list(v[start:])
-            offset = fixed
-            for i in strings:
-                size = values[i]
-                values[i] = blob[offset:offset + size].decode("utf-8")
-                offset += size
-            mask = 0
-            for w in range(words):
-                mask |= v[1 + w] << (64 * w)
-            if mask:
-                apply_mask(values, mask)
-            return v[0], values
-
-        return decode_general
+        lines = ["def decode(blob):", "    v = unpack_from(blob)"]
+        if strings:
+            lines += ["    values = list(v)", "    end = fixed"]
+            for i in strings:  # each string's bytes follow the previous one's; its slot holds the length
+                slot = start + i
+                lines += [f"    begin, end = end, end + v[{slot}]",
+                          f"    values[{slot}] = blob[begin:end].decode('utf-8')"]
+        else:
+            lines.append("    values = v")
+        display = ", ".join(f"{name!r}: values[{start + i}]" for i, name in enumerate(names))
+        lines.append(f"    out = {{{display}}}")
+        mask = " | ".join(f"v[{1 + w}] << {64 * w}" if w else "v[1]" for w in range(words))
+        lines.append(f"    mask = {mask}")
+        lines.append("    if mask:")
+        lines.append("        for i, name in enumerate(names):")
+        lines.append("            if mask >> i & 1:")
+        lines.append("                out[name] = None")
+        lines.append("    return v[0], out")
+        namespace: dict[str, Any] = {"unpack_from": self.struct.unpack_from, "fixed": self.fixed_size,
+                                     "names": names}
+        exec("\n".join(lines), namespace)  # noqa: S102 - generated from validated feature names (repr'd)
+        return namespace["decode"]  # type: ignore[no-any-return]
 
     @staticmethod
     def event_us_of(blob: bytes) -> int:

@@ -5,10 +5,12 @@
   (entity, event time) is unique within a view version: a later row in the
   same write wins, so the offline and online paths can never pick different
   duplicates.
-* :meth:`OfflineStore.point_in_time_join` builds training sets with DuckDB
-  ``ASOF LEFT JOIN``: for every entity row, the newest value stamped at or
-  before the row's timestamp, and null when there is none or it is older than
-  the view's TTL. Every entity row comes back, in the order given.
+* :meth:`OfflineStore.point_in_time_join` builds training sets: for every
+  entity row, the newest value stamped at or before the row's timestamp, and
+  null when there is none or it is older than the view's TTL. Every entity row
+  comes back, in the order given. A view that fits the memory budget is joined
+  in memory (a sort and a vectorised binary search per entity, in numpy); a
+  larger one by a DuckDB ``ASOF LEFT JOIN``, which can spill to disk.
 * :meth:`OfflineStore.latest` streams the newest row per entity in a time
   window, the input of materialization.
 """
@@ -19,6 +21,7 @@ import contextlib
 import fcntl
 import io
 import json
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -35,6 +38,7 @@ from yarnit.core.atomic import atomic_write_bytes
 from yarnit.core.errors import InvalidInput
 
 from .definitions import (
+    ARROW_TYPES,
     EVENT_TIME_TYPE,
     FeatureView,
     SourceData,
@@ -104,12 +108,22 @@ def _day_start_us(day: date) -> int:
 
 
 class OfflineStore:
-    """Feature rows in Parquet under ``root/<view>/<version>/date=YYYY-MM-DD.parquet``."""
+    """Feature rows in Parquet under ``root/<view>/<version>/date=YYYY-MM-DD.parquet``.
 
-    def __init__(self, root: str | Path, *, memory_limit: str = "512MB", threads: int | None = None) -> None:
+    Args:
+        root: the directory of the day files.
+        memory_limit: DuckDB's memory limit (it spills to ``root/.duckdb`` beyond it).
+        threads: DuckDB's threads (default: one per core).
+        in_memory_join_limit: the largest estimated footprint of a point-in-time join done in memory
+            with numpy (default: ``memory_limit``); a join over more data is left to DuckDB.
+    """
+
+    def __init__(self, root: str | Path, *, memory_limit: str = "512MB", threads: int | None = None,
+                 in_memory_join_limit: str | None = None) -> None:
         self.root = Path(root)
         self.memory_limit = memory_limit
         self.threads = threads
+        self.in_memory_join_limit = in_memory_join_limit
 
     def connect(self) -> Any:
         return duckdb_connection(memory_limit=self.memory_limit, threads=self.threads, temp_dir=self.root / ".duckdb")
@@ -386,39 +400,64 @@ class OfflineStore:
                     )
                 columns[f.name] = cast_key_column(
                     table.column(f.name), f.dtype, f"Entity key column {f.name!r} (for view {view.name!r})")
+        # Name every output column before reading any data, so that a clash fails fast.
         out_names = set(table.column_names)
-        selects: list[str] = []
-        joins: list[str] = []
-        for i, (view, names) in enumerate(requests):
+        plan: list[tuple[FeatureView, list[str], list[str]]] = []
+        for view, names in requests:
             for name in names:
                 view.feature(name)
-            alias = f"f{i}"
-            files = self.files(view)
-            if not files:
-                for name in names:
-                    out = _out_name(view, name, full_names, out_names)
-                    dtype = _DUCK_TYPES[view.feature(name).dtype]
-                    selects.append(f"CAST(NULL AS {dtype}) AS {_q(out)}")
+            plan.append((view, list(names), [_out_name(view, name, full_names, out_names) for name in names]))
+        ts_us = ts.cast(pa.int64()).to_numpy()
+        result = table
+        for view, names, outs in plan:
+            if not names:
                 continue
-            t_col = f"__t{i}"
-            keys = [f"{_q(k)}" for k in view.entity_names]
-            inner = ", ".join([*keys, f"epoch_us({_q(view.timestamp)}) AS {t_col}", *(_q(n) for n in names)])
-            on = " AND ".join([f"e.{k} = {alias}.{k}" for k in keys] + [f"e.{_TS} >= {alias}.{t_col}"])
-            joins.append(f"ASOF LEFT JOIN (SELECT {inner} FROM {self._scan(view, files)}) {alias} ON {on}")
-            ttl = view.ttl_us
-            for name in names:
-                out = _out_name(view, name, full_names, out_names)
-                value = f"{alias}.{_q(name)}"
-                if ttl is not None:
-                    value = f"CASE WHEN e.{_TS} - {alias}.{t_col} <= {ttl} THEN {value} END"
-                selects.append(f"{value} AS {_q(out)}")
-        n = table.num_rows
-        # DuckDB returns only the row number and the features: the entity rows' own columns (keys,
-        # timestamps, labels …) are already in order in ``table`` and are put back beside them.
-        key_columns = {f.name for view, _ in requests for f in view.entities}
-        entity = pa.table({_ROW: pa.array(np.arange(n, dtype=np.int64)), _TS: ts.cast(pa.int64()),
-                           **{name: columns[name] for name in key_columns}})
-        sql = f"SELECT {', '.join([f'e.{_ROW}', *selects])} FROM entity_rows e {' '.join(joins)}"
+            found = self._join_view(view, names, [columns[k] for k in view.entity_names], ts_us)
+            for out, column in zip(outs, found.columns, strict=True):
+                result = result.append_column(out, column)
+        return result
+
+    def _join_view(self, view: FeatureView, names: list[str], keys: list[Any], ts_us: np.ndarray) -> pa.Table:
+        """The features ``names`` of ``view`` as of each entity row, in entity-row order (null where none).
+
+        A view whose rows fit in the store's memory budget is joined in memory
+        (:func:`_asof_in_memory`); a larger one by DuckDB, which can spill to disk.
+        """
+        paths = self.files(view)
+        columns = [*view.entity_names, view.timestamp, *names]
+        with contextlib.ExitStack() as stack:
+            files = [stack.enter_context(pq.ParquetFile(path)) for path in paths]
+            view_rows = sum(f.metadata.num_rows for f in files)
+            if not view_rows:
+                return pa.table({name: pa.nulls(len(ts_us), ARROW_TYPES[view.feature(name).dtype]) for name in names})
+            view_bytes = sum(_column_bytes(f.metadata, columns) for f in files)
+            if self.in_memory_join_limit is None:
+                limit = _parse_bytes(self.memory_limit, "memory_limit")
+            else:
+                limit = _parse_bytes(self.in_memory_join_limit, "in_memory_join_limit")
+            if _in_memory_bytes(view_bytes, view_rows, len(ts_us)) <= limit:
+                data = pa.concat_tables([f.read(columns=columns) for f in files])
+                return _asof_in_memory(view, names, data, keys, ts_us)
+        return self._asof_duckdb(view, names, paths, keys, ts_us)
+
+    def _asof_duckdb(self, view: FeatureView, names: list[str], paths: Sequence[Path], keys: list[Any],
+                     ts_us: np.ndarray) -> pa.Table:
+        """:meth:`_join_view` with a DuckDB ``ASOF LEFT JOIN`` (bounded memory, spills to ``root/.duckdb``)."""
+        quoted = [_q(k) for k in view.entity_names]
+        inner = ", ".join([*quoted, f"epoch_us({_q(view.timestamp)}) AS {_TS}", *(_q(n) for n in names)])
+        on = " AND ".join([f"e.{k} = f.{k}" for k in quoted] + [f"e.{_TS} >= f.{_TS}"])
+        selects = []
+        for name in names:
+            value = f"f.{_q(name)}"
+            if view.ttl_us is not None:
+                value = f"CASE WHEN e.{_TS} - f.{_TS} <= {view.ttl_us} THEN {value} END"
+            selects.append(f"{value} AS {_q(name)}")
+        n = len(ts_us)
+        # DuckDB returns only the row number and the features; the caller puts them beside the entity rows.
+        entity = pa.table({_ROW: pa.array(np.arange(n, dtype=np.int64)), _TS: pa.array(ts_us),
+                           **dict(zip(view.entity_names, keys, strict=True))})
+        sql = (f"SELECT e.{_ROW}, {', '.join(selects)} FROM entity_rows e "
+               f"ASOF LEFT JOIN (SELECT {inner} FROM {self._scan(view, paths)}) f ON {on}")
         con = self.connect()
         try:
             con.register("entity_rows", entity)
@@ -435,10 +474,7 @@ class OfflineStore:
             order = np.empty(n, dtype=np.int64)
             order[rows] = np.arange(n, dtype=np.int64)
             found = found.take(pa.array(order))
-        result = table
-        for name in found.column_names:
-            result = result.append_column(name, found.column(name))
-        return result
+        return found
 
 
 def _out_name(view: FeatureView, name: str, full_names: bool, taken: set[str]) -> str:
@@ -450,6 +486,156 @@ def _out_name(view: FeatureView, name: str, full_names: bool, taken: set[str]) -
         )
     taken.add(out)
     return out
+
+
+def _asof_in_memory(view: FeatureView, names: list[str], data: pa.Table, keys: list[Any],
+                    ts_us: np.ndarray) -> pa.Table:
+    """The as-of join of :meth:`OfflineStore._join_view` over the view's rows held in memory.
+
+    The feature rows are sorted by (entity, event time), so each entity's rows
+    form one contiguous group whose times ascend. Each entity row then finds
+    its group by the entity's dense code and binary-searches the group for the
+    last time at or before its own: all entity rows at once, in numpy, with as
+    many passes as the largest group needs (log2 of its size). Probing one small
+    group instead of the whole sorted table stays within a few cache lines, about
+    twice as fast as ``np.searchsorted`` over a combined (entity, time) key.
+    The passes reuse their work arrays: in a VM, touching fresh memory for the
+    first time costs more than the arithmetic.
+    """
+    view_codes, entity_codes, n_codes = _key_codes([data.column(k) for k in view.entity_names], keys)
+    times = data.column(view.timestamp).cast(pa.int64()).to_numpy()
+    first = int(times.min())
+    span = int(times.max()) - first + 1
+    if n_codes * span < 2**62:  # (code, time) packed into one int64: a single sort, fast on presorted runs
+        packed = view_codes.astype(np.int64)
+        packed *= span
+        packed += times
+        packed -= first
+        order = np.argsort(packed, kind="stable")
+        del packed
+    else:
+        order = np.lexsort((times, view_codes))
+    n_rows = len(order)
+    # The sorted times, plus a sentinel so that probing the empty group at the end stays in bounds.
+    sorted_times = np.empty(n_rows + 1, dtype=np.int64)
+    np.take(times, order, out=sorted_times[:n_rows])
+    sorted_times[n_rows] = np.iinfo(np.int64).max
+    # Group c holds sorted rows [starts[c], starts[c + 1]); entities without feature rows get the
+    # extra, empty group n_codes.
+    starts = np.zeros(n_codes + 2, dtype=np.int64)
+    np.cumsum(np.bincount(view_codes, minlength=n_codes + 1), out=starts[1:])
+    code = entity_codes
+    code[code < 0] = n_codes
+    group_start = starts[code]
+    code += 1
+    length = starts[code]
+    length -= group_start
+    base = group_start.copy()
+    # Branch-free binary search for the first row stamped after the entity row: it stays within
+    # [base, base + length]. A row whose length is already 0 or 1 keeps its base (half is 0), so
+    # every row can run every pass.
+    half, probe, probed = code, np.empty_like(base), np.empty_like(base)
+    at_or_before = np.empty(len(base), dtype=bool)
+    for _ in range(max(int(length.max(initial=0)) - 1, 0).bit_length()):
+        np.right_shift(length, 1, out=half)
+        np.add(base, half, out=probe)
+        np.take(sorted_times, probe, out=probed)
+        np.less_equal(probed, ts_us, out=at_or_before)
+        np.copyto(base, probe, where=at_or_before)
+        length -= half
+    np.take(sorted_times, base, out=probed)
+    np.less_equal(probed, ts_us, out=at_or_before)
+    at_or_before &= length > 0
+    base += at_or_before  # now the first position stamped after the row; the match is just before it
+    matched = base > group_start
+    base -= 1
+    if view.ttl_us is not None:
+        np.take(sorted_times, base, out=probed)
+        np.subtract(ts_us, probed, out=probed)
+        matched &= probed <= view.ttl_us
+    base[~matched] = 0
+    rows = pa.array(np.take(order, base, out=probe))
+    # Gather with plain indices (an Arrow take with null indices is several times slower), then mark
+    # the unmatched rows null through the validity bitmap.
+    found = pa.array(matched).buffers()[1]
+    return pa.table({name: _mask(data.column(name).take(rows), found) for name in names})
+
+
+def _mask(column: pa.ChunkedArray, valid: pa.Buffer) -> pa.Array:
+    """``column`` as one flat array with the rows whose bit is clear in ``valid`` made null."""
+    array = column.combine_chunks()
+    own = array.buffers()[0]
+    if own is not None:
+        size = (len(array) + 7) // 8
+        valid = pa.py_buffer(np.frombuffer(own, np.uint8, size) & np.frombuffer(valid, np.uint8, size))
+    return pa.Array.from_buffers(array.type, len(array), [valid, *array.buffers()[1:]])
+
+
+def _key_codes(view_keys: Sequence[pa.ChunkedArray], entity_keys: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, int]:
+    """Dense codes of the feature rows' entities, the same codes for the entity rows, and the number of codes.
+
+    An entity row whose key has no feature rows (or is null) gets -1.
+
+    A composite key is coded one column at a time: the pair (codes so far,
+    codes of the next column) is coded again, so the numbers stay below the row count.
+    """
+    view_codes, entity_codes, count = _column_codes(view_keys[0], entity_keys[0])
+    for view_column, entity_column in zip(view_keys[1:], entity_keys[1:], strict=True):
+        column_codes, column_entity, width = _column_codes(view_column, entity_column)
+        view_pairs = view_codes * width + column_codes
+        entity_pairs = np.where((entity_codes >= 0) & (column_entity >= 0), entity_codes * width + column_entity, -1)
+        view_codes, entity_codes, count = _column_codes(pa.array(view_pairs), pa.array(entity_pairs))
+    return view_codes, entity_codes, count
+
+
+def _column_codes(view_column: Any, entity_column: Any) -> tuple[np.ndarray, np.ndarray, int]:
+    """:func:`_key_codes` of one key column (never null in the view; nulls among entity rows get -1)."""
+    if pa.types.is_integer(view_column.type):
+        values = np.asarray(view_column.to_numpy(), dtype=np.int64)
+        low, high = int(values.min()), int(values.max())
+        if high - low < 2 * len(values):
+            # Dense integers, as ids usually are: the offset from the smallest is the code, no hashing.
+            raw = np.asarray(entity_column.fill_null(low).to_numpy(), dtype=np.int64)
+            entity = raw - low
+            entity[(raw < low) | (raw > high)] = -1
+            if entity_column.null_count:
+                entity[np.asarray(entity_column.is_null().to_numpy(), dtype=bool)] = -1
+            return values - low, entity, high - low + 1
+    encoded = pc.dictionary_encode(view_column.combine_chunks() if isinstance(view_column, pa.ChunkedArray)
+                                   else view_column)
+    found = pc.index_in(entity_column, value_set=encoded.dictionary).fill_null(-1)
+    return (encoded.indices.to_numpy().astype(np.int64), found.to_numpy().astype(np.int64),
+            len(encoded.dictionary))
+
+
+def _column_bytes(metadata: pq.FileMetaData, columns: Sequence[str]) -> int:
+    """The uncompressed size of ``columns`` in a Parquet file (about their size in memory)."""
+    wanted = set(columns)
+    total = 0
+    for g in range(metadata.num_row_groups):
+        group = metadata.row_group(g)
+        for c in range(group.num_columns):
+            chunk = group.column(c)
+            if chunk.path_in_schema in wanted:
+                total += chunk.total_uncompressed_size
+    return total
+
+
+def _in_memory_bytes(view_bytes: int, view_rows: int, entity_rows: int) -> int:
+    """Peak memory of an in-memory join, roughly: the view's columns, the gathered output and the work arrays."""
+    return view_bytes + view_bytes * entity_rows // view_rows + 48 * (view_rows + entity_rows)
+
+
+_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
+          "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+
+
+def _parse_bytes(size: str, what: str) -> int:
+    """Bytes in a DuckDB-style size such as ``'512MB'`` or ``'1GiB'``."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(size))
+    if match is None or match.group(2).lower() not in _UNITS:
+        raise InvalidInput(f"{what} {size!r} is not a size; use a number and a unit such as '512MB' or '2GiB'.")
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
 
 
 def _entity_table(rows: pd.DataFrame | pa.Table) -> pa.Table:
@@ -483,8 +669,14 @@ def _dedupe(table: pa.Table, keys: list[str]) -> pa.Table:
 
 
 def _write_parquet(path: Path, table: pa.Table) -> None:
+    # LZ4 with plain-encoded numbers and times: a point-in-time join reads every row of a view, and
+    # these files read about 4x faster than zstd with dictionaries (1M rows x 12 columns: ~70 ms
+    # against ~300 ms), write ~4x faster, and were even smaller on random floats (89 MB against
+    # 104 MB; dictionaries of unique floats only cost space). Strings keep dictionaries: their
+    # values repeat.
+    strings = [f.name for f in table.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
     sink = io.BytesIO()
-    pq.write_table(table, sink, compression="zstd", write_statistics=True)
+    pq.write_table(table, sink, compression="lz4", use_dictionary=strings, write_statistics=True)
     atomic_write_bytes(path, sink.getvalue())
 
 

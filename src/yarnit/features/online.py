@@ -242,17 +242,16 @@ def open_online_store(url: str, **options: Any) -> OnlineStore:
 
 
 class _ViewReader:
-    __slots__ = ("view", "codec", "table", "names", "ttl_us", "storage_key", "decode", "nulls", "single")
+    __slots__ = ("view", "codec", "table", "ttl_us", "storage_key", "decode", "nulls", "single")
 
     def __init__(self, view: FeatureView) -> None:
         self.view = view
         self.codec = ViewCodec(view)
         self.table = table_name(view)
-        self.names = view.feature_names
         self.ttl_us = view.ttl_us
         self.storage_key = self.codec.storage_key
         self.decode = self.codec.decode
-        self.nulls = dict.fromkeys(self.names)
+        self.nulls = dict.fromkeys(view.feature_names)
         self.single = len(view.entities) == 1
 
 
@@ -316,7 +315,7 @@ class OnlineFeatures:
                 if ttl is not None and age_us > ttl:
                     row = OnlineRow(r.view.name, skey, STALE, event_us, age_us, r.nulls.copy())
                 else:
-                    row = OnlineRow(r.view.name, skey, PRESENT, event_us, age_us, dict(zip(r.names, values)))
+                    row = OnlineRow(r.view.name, skey, PRESENT, event_us, age_us, values)
         else:
             row = self._row(r, skey, blob, now_us)
         if self.log is not None:
@@ -338,8 +337,8 @@ class OnlineFeatures:
         blobs = self.store.get_many(r.table, skeys)
         now_us = self._clock_us()
         if r.single:
-            # The hot loop of batch reads, inlined (one decode and one dict per row).
-            name, names, decode, ttl, nulls = r.view.name, r.names, r.decode, r.ttl_us, r.nulls
+            # The hot loop of batch reads, inlined (one decode, which builds the values dict, per row).
+            name, decode, ttl, nulls = r.view.name, r.decode, r.ttl_us, r.nulls
             rows = []
             append = rows.append
             for k, b in zip(skeys, blobs, strict=True):
@@ -351,7 +350,7 @@ class OnlineFeatures:
                 if ttl is not None and age_us > ttl:
                     append(OnlineRow(name, k, STALE, event_us, age_us, nulls.copy()))
                 else:
-                    append(OnlineRow(name, k, PRESENT, event_us, age_us, dict(zip(names, values))))
+                    append(OnlineRow(name, k, PRESENT, event_us, age_us, values))
         else:
             row = self._row
             rows = [row(r, k, b, now_us) for k, b in zip(skeys, blobs, strict=True)]
@@ -369,7 +368,7 @@ class OnlineFeatures:
         age_us = now_us - event_us
         if r.ttl_us is not None and age_us > r.ttl_us:
             return OnlineRow(r.view.name, key, STALE, event_us, age_us, r.nulls.copy())
-        return OnlineRow(r.view.name, key, PRESENT, event_us, age_us, dict(zip(r.names, values)))
+        return OnlineRow(r.view.name, key, PRESENT, event_us, age_us, values)
 
     def get(self, features: Sequence[str], entities: Sequence[Mapping[str, Any]]) -> list[dict[str, FeatureValue]]:
         """Feature values by reference (``view:feature`` or ``view`` for all) for each entity row.
