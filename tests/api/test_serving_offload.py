@@ -18,7 +18,7 @@ from sklearn.pipeline import Pipeline
 from yarnit.api import create_app
 from yarnit.api.server import BackgroundServer
 from yarnit.registry import ArtifactFormat, ModelRegistry, ModelVersion, Predictor, dump_sklearn
-from yarnit.serving import ServingOptions
+from yarnit.serving import ServingOptions, scan_prediction_log
 from yarnit.serving.admission import ScoringPool, ScoringTimeout, scores_inline
 from yarnit.storage import Workspace
 
@@ -98,6 +98,42 @@ def test_health_fast_models_and_503s_answer_while_a_slow_model_scores(served) ->
     assert shed.status_code == 503 and shed.headers["retry-after"] == "1" and shed_s < 0.05, shed_s
     assert [r.status_code for r in slow_answers] == [200, 200]
     assert all(r.json()["served_by"] == "model" for r in slow_answers)
+
+
+def test_a_shed_request_is_answered_before_its_body_is_read_and_still_logged_and_counted(served) -> None:
+    url, app = served
+    service = app.state.serving
+    threads = [_in_background(lambda: httpx.post(f"{url}/v1/models/slow:predict", json={"instances": [ROW]},
+                                                 timeout=10)) for _ in range(2)]  # fills max_in_flight=2
+    deadline = time.monotonic() + 5
+    while service.admission.pool.busy < 2 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    with httpx.Client(base_url=url, timeout=10) as http:
+        # Not JSON at all: a 503, not a 422, because a shed request's body is never parsed.
+        v1 = http.post("/v1/models/ctr:predict", content=b"{not json", headers={"x-request-id": "shed-v1"})
+        v2 = http.post("/v2/models/ctr/infer", json={"inputs": []}, headers={"x-request-id": "shed-v2"})
+        assert service.admission.pool.busy == 2, "both slow requests were still in flight"
+    for thread in threads:
+        thread.join(timeout=10)
+    for response, request_id in ((v1, "shed-v1"), (v2, "shed-v2")):
+        assert response.status_code == 503 and response.headers["retry-after"] == "1"
+        assert response.headers["x-request-id"] == request_id
+        assert response.json() == {
+            "error": "Overloaded", "request_id": request_id,
+            "detail": "Request shed: the server is at its limit of requests in flight. Retry after 1 s, or lower "
+                      "the request rate."}
+    assert service.log.flush()
+    records = {r["request_id"]: r for r in scan_prediction_log(service.log.directory).records}
+    for protocol in ("v1", "v2"):
+        record = records[f"shed-{protocol}"]
+        assert (record["protocol"], record["model"], record["status"], record["error"]) == \
+            (protocol, "ctr", 503, "concurrency")
+        assert "instances" not in record and "predictions" not in record
+    assert service.stats.shed[("ctr", "concurrency")] == 2
+    metrics = httpx.get(f"{url}/metrics").text
+    assert 'yarnit_serving_shed_total{model="ctr",reason="concurrency"} 2.0' in metrics
+    for template in ("/v1/models/{name}:predict", "/v2/models/{name}/infer"):
+        assert f'yarnit_http_requests_total{{method="POST",route="{template}",status="503"}} 1.0' in metrics
 
 
 def test_a_compiled_model_answers_while_a_slow_one_scores(served) -> None:

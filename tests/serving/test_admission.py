@@ -42,6 +42,40 @@ def test_turns_are_taken_in_arrival_order_one_per_loop_iteration(clock: Simulate
     assert admission.in_flight == 0 and admission.waiting == 0
 
 
+def test_one_request_scores_per_loop_iteration_and_the_next_one_at_the_very_next(clock: SimulatedClock) -> None:
+    admission = AdmissionController(clock, AdmissionLimits(max_in_flight=20))
+    iteration = 0
+    turns: list[int] = []
+
+    async def request() -> None:
+        ticket = admission.enter()
+        try:
+            await admission.acquire(ticket)
+            turns.append(iteration)
+        finally:
+            admission.leave(ticket)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+
+        def tick() -> None:  # counts the loop's iterations
+            nonlocal iteration
+            iteration += 1
+            loop.call_soon(tick)
+
+        loop.call_soon(tick)
+        await asyncio.sleep(0)
+        for _ in range(3):  # back to back from one task, as requests pipelined on one connection
+            await request()
+        await asyncio.gather(*(request() for _ in range(5)))  # a burst that arrives in one iteration
+
+    asyncio.run(main())
+    # The loop polls its sockets between two turns (so newcomers are shed in time), and wastes no
+    # iteration either: each turn starts at the iteration after the previous one.
+    assert [b - a for a, b in zip(turns, turns[1:])] == [1] * 7
+    assert admission.in_flight == 0 and admission.waiting == 0
+
+
 def test_newcomers_meet_the_limit_while_others_wait(clock: SimulatedClock) -> None:
     admission = AdmissionController(clock, AdmissionLimits(max_in_flight=3))
     outcomes: list[str] = []

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -225,6 +226,8 @@ def _loads(body: bytes) -> Any:
 
 
 def _check_keys(obj: dict[str, Any], allowed: frozenset[str], where: str) -> None:
+    if obj.keys() <= allowed:
+        return
     unknown = [k for k in obj if k not in allowed]
     if unknown:
         raise InvalidInput(f"Unknown field(s) {sorted(unknown)} in {where}; allowed: {sorted(allowed)}.")
@@ -241,6 +244,10 @@ def _optional_key(value: Any, where: str) -> str | None:
 _V1_KEYS = frozenset(("instances", "key"))
 _V2_KEYS = frozenset(("id", "parameters", "inputs", "outputs"))
 _TENSOR_KEYS = frozenset(("name", "shape", "datatype", "data", "parameters"))
+# The Python types each OIP datatype may hold (bool is not an int here, as in _check_tensor_values).
+_KINDS = {t: frozenset((str,)) if t == "BYTES" else frozenset((bool,)) if t == "BOOL" else
+          frozenset((int,)) if t in _INT_TYPES else frozenset((int, float)) for t in OIP_DATATYPES}
+_INT64 = (-(2**63), 2**63 - 1)
 
 
 def parse_v1(payload: Any, max_instances: int) -> tuple[list[dict[str, Any]], str | None]:
@@ -284,6 +291,49 @@ def _check_tensor_values(name: str, datatype: str, data: list[Any]) -> None:
                                f"BYTES holds strings, BOOL booleans, INT* integers, FP* finite numbers.")
 
 
+def _feature_columns(inputs: list[Any], max_instances: int) -> list[dict[str, Any]] | None:
+    """The usual v2 body, cheaply: one tensor [N] or [N, 1] per feature, every value valid.
+
+    Checks whole tensors with C loops (``set(map(type, data))``), not value
+    by value, and yields the same instances as the full path of
+    :func:`parse_v2`. Any other body, including every invalid one, gives
+    None: the full path then checks it and says what is wrong.
+    """
+    names: list[str] = []
+    columns: list[list[Any]] = []
+    rows = -1
+    for tensor in inputs:
+        if type(tensor) is not dict:
+            return None
+        name, shape, datatype, data = (tensor.get("name"), tensor.get("shape"), tensor.get("datatype"),
+                                       tensor.get("data"))
+        # The four fields are there (their types are checked next), so any other key but parameters is unknown.
+        if type(name) is not str or type(shape) is not list or type(datatype) is not str or type(data) is not list \
+                or len(tensor) != 4 + ("parameters" in tensor) or not 0 < len(name) <= 128:
+            return None
+        n = len(data)
+        if not (0 < n <= max_instances and (rows == n or rows < 0) and shape and type(shape[0]) is int
+                and shape[0] == n and (len(shape) == 1 or (len(shape) == 2 and type(shape[1]) is int
+                                                           and shape[1] == 1))):
+            return None
+        rows = n
+        allowed = _KINDS.get(datatype)
+        kinds = {type(data[0])} if n == 1 else set(map(type, data))
+        if allowed is None or not kinds <= allowed:
+            return None
+        if int in kinds:
+            ints = data if float not in kinds else [v for v in data if type(v) is int]
+            if min(ints) < _INT64[0] or max(ints) > _INT64[1]:
+                return None
+        if float in kinds and not all(map(math.isfinite, data)):
+            return None
+        names.append(name)
+        columns.append(data)
+    if rows == 1:
+        return [dict(zip(names, [c[0] for c in columns], strict=True))]
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+
+
 def parse_v2(payload: Any, columns_of: Any, max_instances: int) -> tuple[list[dict[str, Any]], str | None,
                                                                           str | None]:
     """(instances, routing key, request id echo) from an OIP v2 infer body."""
@@ -307,6 +357,9 @@ def parse_v2(payload: Any, columns_of: Any, max_instances: int) -> tuple[list[di
         raise InvalidInput("'inputs' must be a non-empty list of tensors {name, shape, datatype, data}.")
     if len(inputs) > 1024:
         raise InvalidInput(f"'inputs' has {len(inputs)} tensors; at most 1024.")
+    instances = _feature_columns(inputs, max_instances)
+    if instances is not None:
+        return instances, key, request_id
     tensors: list[tuple[str, list[int], list[Any]]] = []
     for index, tensor in enumerate(inputs):
         if not isinstance(tensor, dict):
@@ -356,9 +409,9 @@ class DataPlaneMiddleware:
         self.app = app
         self.service = service
         self.metrics = metrics
-        self._http_children: dict[tuple[str, str], Any] = {}
-        self._latency_children: dict[str, Any] = {}
-        self._prediction_children: dict[tuple[str, str, str], Any] = {}
+        self._http_children: dict[tuple[str, int], tuple[Any, Any]] = {}
+        self._prediction_children: dict[tuple[str, int, str], Any] = {}
+        self._shed_answers: dict[tuple[str, int], tuple[bytes, tuple[tuple[bytes, bytes], ...]]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
@@ -384,7 +437,7 @@ class DataPlaneMiddleware:
         prediction: Prediction | None = None
         instances: list[dict[str, Any]] | None = None
         key: str | None = None
-        extra_headers: list[tuple[bytes, bytes]] = []
+        extra_headers: Sequence[tuple[bytes, bytes]] = ()
         try:
             for header, value in headers:
                 if header == b"content-length":
@@ -405,40 +458,46 @@ class DataPlaneMiddleware:
             if not _NAME.match(name):
                 raise NotFound(f"There is no model named {name[:80]!r}: model names are 1-63 lowercase letters, "
                                "digits, '_', '.' or '-'. List models with: yarnit models list")
-            ticket = service.admission.enter(deadline_s)
-            try:
-                body = await _read_body(receive, length, service.options.max_body_bytes)
-                await service.admission.acquire(ticket)
-                payload = _loads(body)
-                max_instances = service.options.max_instances
-                echo_id: str | None = None
-                if protocol == "v1":
-                    instances, key = parse_v1(payload, max_instances)
-                else:
-                    instances, key, echo_id = parse_v2(payload, lambda: _columns(service, name), max_instances)
-                deadline_at_s = ticket.entered_s + ticket.deadline_s
-                admission = service.admission
-                if scores_inline(service.runtime.loaded_state(name), service.router.policy(name).canary_percent,
-                                 len(instances), admission.limits.inline_budget_ms / 1000.0):
-                    prediction = service.predict(name, instances, key=key, request_id=request_id,
-                                                 deadline_at_s=deadline_at_s)
-                else:  # slow to score: off the loop, so health checks, 503s and other models keep answering
-                    admission.release_gate(ticket)
-                    prediction = await _offloaded(service, name, instances, key, request_id, deadline_at_s)
-            finally:
-                service.admission.leave(ticket)
-            body_out = _answer_v1(prediction) if protocol == "v1" else _answer_v2(prediction, echo_id)
-            extra_headers = [(b"x-yarnit-model-version", str(prediction.model_version).encode()),
-                             (b"x-yarnit-served-by", prediction.served_by.encode())]
-        except Overloaded as exc:
+            admission = service.admission
+            ticket = admission.try_enter(deadline_s)
+            if ticket is None:
+                # Shed before the body is read or parsed, with an answer encoded once (shedding must stay
+                # cheap when the server is over its capacity). Still logged and counted below.
+                status, error = 503, "closed" if admission.closed else "concurrency"
+                body_out, extra_headers = self._shed_answer(error, admission.limits.retry_after_s, request_id)
+            else:
+                try:
+                    body = await _read_body(receive, length, service.options.max_body_bytes)
+                    await admission.acquire(ticket)
+                    payload = _loads(body)
+                    max_instances = service.options.max_instances
+                    echo_id: str | None = None
+                    if protocol == "v1":
+                        instances, key = parse_v1(payload, max_instances)
+                    else:
+                        instances, key, echo_id = parse_v2(payload, lambda: _columns(service, name), max_instances)
+                    deadline_at_s = ticket.entered_s + ticket.deadline_s
+                    if scores_inline(service.runtime.loaded_state(name), service.router.policy(name).canary_percent,
+                                     len(instances), admission.limits.inline_budget_ms / 1000.0):
+                        prediction = service.predict(name, instances, key=key, request_id=request_id,
+                                                     deadline_at_s=deadline_at_s)
+                    else:  # slow to score: off the loop, so health checks, 503s and other models keep answering
+                        admission.release_gate(ticket)
+                        prediction = await _offloaded(service, name, instances, key, request_id, deadline_at_s)
+                finally:
+                    admission.leave(ticket)
+                body_out = _answer_v1(prediction) if protocol == "v1" else _answer_v2(prediction, echo_id)
+                extra_headers = ((b"x-yarnit-model-version", str(prediction.model_version).encode()),
+                                 (b"x-yarnit-served-by", prediction.served_by.encode()))
+        except Overloaded as exc:  # its deadline passed while it waited for its turn
             status, error = 503, exc.reason
-            extra_headers = [(b"retry-after", str(exc.retry_after_s).encode())]
+            extra_headers = ((b"retry-after", str(exc.retry_after_s).encode()),)
             body_out = _error_body(exc, request_id)
         except YarnitError as exc:
             status = 413 if isinstance(exc, RequestTooLarge) else status_for(exc)
             error = type(exc).__name__
             if status == 503:
-                extra_headers = [(b"retry-after", str(service.options.retry_after_s).encode())]
+                extra_headers = ((b"retry-after", str(service.options.retry_after_s).encode()),)
             body_out = _error_body(exc, request_id)
         except Exception as exc:  # a bug: answer 500 with no internals, keep the trace in the server log
             log.exception("data-plane request %s failed", request_id)
@@ -462,24 +521,36 @@ class DataPlaneMiddleware:
             if self.metrics is not None:
                 self._observe(protocol, name, status, latency, prediction)
 
+    def _shed_answer(self, reason: str, retry_after_s: int,
+                     request_id: str) -> tuple[bytes, tuple[tuple[bytes, bytes], ...]]:
+        """The 503 body and headers of a shed request: what ``_error_body(Overloaded(...))`` gives, byte for byte."""
+        answer = self._shed_answers.get((reason, retry_after_s))
+        if answer is None:
+            whole = _error_body(Overloaded(reason, retry_after_s), "")
+            prefix = whole[:whole.rindex(b'"request_id":') + len(b'"request_id":')]
+            answer = self._shed_answers[(reason, retry_after_s)] = (
+                prefix, ((b"retry-after", str(retry_after_s).encode()),))
+        prefix, headers = answer
+        return prefix + orjson.dumps(request_id) + b"}", headers
+
     def _observe(self, protocol: str, name: str, status: int, latency: float, prediction: Prediction | None) -> None:
+        """The request's HTTP series and ``yarnit_predictions_total``, through label children made once."""
         metrics = self.metrics
         assert metrics is not None
-        template = V1_TEMPLATE if protocol == "v1" else V2_TEMPLATE
-        child = self._http_children.get((template, str(status)))
-        if child is None:
-            child = self._http_children[(template, str(status))] = metrics.requests.labels("POST", template,
-                                                                                           str(status))
-        child.inc()
-        timer = self._latency_children.get(template)
-        if timer is None:
-            timer = self._latency_children[template] = metrics.latency.labels("POST", template)
+        children = self._http_children.get((protocol, status))
+        if children is None:
+            template = V1_TEMPLATE if protocol == "v1" else V2_TEMPLATE
+            children = self._http_children[(protocol, status)] = (
+                metrics.requests.labels("POST", template, str(status)), metrics.latency.labels("POST", template))
+        requests, timer = children
+        requests.inc()
         timer.observe(latency)
         if prediction is not None:
-            label = (name, str(prediction.model_version), prediction.served_by)
+            label = (name, prediction.model_version, prediction.served_by)
             counter = self._prediction_children.get(label)
             if counter is None:
-                counter = self._prediction_children[label] = metrics.predictions.labels(*label)
+                counter = self._prediction_children[label] = metrics.predictions.labels(
+                    name, str(prediction.model_version), prediction.served_by)
             counter.inc(len(prediction.values))
 
 

@@ -37,8 +37,9 @@ import asyncio
 import concurrent.futures
 import queue
 import threading
+import types
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
@@ -94,15 +95,28 @@ class AdmissionController:
         self.closed = False
         self.pool = ScoringPool(self.limits.offload_threads)
         self._gate_held = False
+        self._cooling = False  # the gate was handed back in this loop iteration (see _hand_on)
         self._waiters: deque[asyncio.Future[None]] = deque()
 
     def enter(self, deadline_s: float | None = None) -> Ticket:
         """Admit a request or raise :class:`Overloaded` (no waiting, no I/O)."""
+        ticket = self.try_enter(deadline_s)
+        if ticket is None:
+            raise Overloaded("closed" if self.closed else "concurrency", self.limits.retry_after_s)
+        return ticket
+
+    def try_enter(self, deadline_s: float | None = None) -> Ticket | None:
+        """Admit a request, or count it as shed and return None: :meth:`enter` without an exception.
+
+        The reason of a shed is "closed" while :attr:`closed`, else "concurrency".
+        The data plane calls this one: a shed must stay cheap when the server
+        is over capacity, and raising costs about a µs.
+        """
         if self.closed:
-            raise Overloaded("closed", self.limits.retry_after_s)
+            return None
         if self.in_flight >= self.limits.max_in_flight:
             self.shed_concurrency += 1
-            raise Overloaded("concurrency", self.limits.retry_after_s)
+            return None
         self.in_flight += 1
         return Ticket(self.clock.monotonic(), self.limits.deadline_s if deadline_s is None else deadline_s)
 
@@ -110,7 +124,22 @@ class AdmissionController:
         """Wait for this request's turn to score; shed it if its deadline passed while waiting."""
         if not self._gate_held and not self._waiters:
             self._gate_held = ticket.holds_gate = True
-            return
+            if not self._cooling:
+                return
+            # The gate was handed back earlier in this loop iteration: take it, but start at the next one.
+            try:
+                await _next_iteration()
+            except asyncio.CancelledError:
+                self._release_gate(ticket)
+                raise
+        else:
+            await self._wait_turn(ticket)
+        if ticket.remaining_s(self.clock.monotonic()) < 0:
+            self.shed_deadline += 1
+            self._release_gate(ticket)
+            raise Overloaded("deadline", self.limits.retry_after_s)
+
+    async def _wait_turn(self, ticket: Ticket) -> None:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
@@ -123,44 +152,54 @@ class AdmissionController:
                 self._remove(waiter)
             raise
         ticket.holds_gate = True
-        if ticket.remaining_s(self.clock.monotonic()) < 0:
-            self.shed_deadline += 1
-            self._release_gate(ticket)
-            raise Overloaded("deadline", self.limits.retry_after_s)
 
     def leave(self, ticket: Ticket) -> None:
         """The request is answered: free its slot and hand the gate on (next loop iteration)."""
         self.in_flight -= 1
         if ticket.holds_gate:
-            ticket.holds_gate = False
-            # Handing the gate on in the *next* iteration lets the loop poll its
-            # sockets first, so newcomers meet the limit (and a fast 503) now,
-            # not after the whole queue has been scored.
-            try:
-                asyncio.get_running_loop().call_soon(self._pass_gate)
-            except RuntimeError:  # no loop (synchronous use): hand on directly
-                self._pass_gate()
+            self._hand_on(ticket)
 
     def release_gate(self, ticket: Ticket) -> None:
         """Hand the gate on before the request is answered (its scoring moved to the pool)."""
         if ticket.holds_gate:
-            ticket.holds_gate = False
+            self._hand_on(ticket)
+
+    def _hand_on(self, ticket: Ticket) -> None:
+        """Hand the gate to the next request, whose turn starts at the *next* loop iteration.
+
+        Starting it one iteration later lets the loop poll its sockets first, so
+        newcomers meet the limit (and a fast 503) now, not after the whole
+        queue has been scored. A woken waiter resumes at the next iteration by
+        itself. With nobody waiting, the gate is free but "cooling" until the
+        next iteration: a request that takes it meanwhile yields once before
+        it scores (a plain yield: a queued future would cost one iteration more).
+        """
+        ticket.holds_gate = False
+        if self._wake_oldest():
+            return
+        self._gate_held = False
+        if not self._cooling:
             try:
-                asyncio.get_running_loop().call_soon(self._pass_gate)
-            except RuntimeError:
-                self._pass_gate()
+                asyncio.get_running_loop().call_soon(self._cool_down)
+            except RuntimeError:  # no loop (synchronous use): nothing to wait for
+                return
+            self._cooling = True
+
+    def _cool_down(self) -> None:
+        self._cooling = False
 
     def _release_gate(self, ticket: Ticket) -> None:
         ticket.holds_gate = False
-        self._pass_gate()
+        if not self._wake_oldest():
+            self._gate_held = False
 
-    def _pass_gate(self) -> None:
+    def _wake_oldest(self) -> bool:
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
-                waiter.set_result(None)
-                return
-        self._gate_held = False
+                waiter.set_result(None)  # it resumes at the next loop iteration
+                return True
+        return False
 
     def _remove(self, waiter: asyncio.Future[None]) -> None:
         try:
@@ -294,6 +333,12 @@ class ScoringPool:
         for _ in self._workers:
             self._jobs.put(None)
         self._workers = []
+
+
+@types.coroutine
+def _next_iteration() -> Generator[None, None, None]:
+    """Suspend the running task until the loop's next iteration (what ``asyncio.sleep(0)`` does)."""
+    yield
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[[], None]) -> None:

@@ -216,6 +216,8 @@ class InferenceService:
             max_in_flight=self.options.max_in_flight, deadline_s=self.options.deadline_ms / 1000.0,
             retry_after_s=self.options.retry_after_s))
         self.stats = ServingStats()
+        self._chains: dict[str, tuple[ModelState, list[tuple[LoadedModel, str, str]],
+                                      list[tuple[LoadedModel, str, str]]]] = {}
         self._ids = itertools.count(1)
         self._id_prefix = f"req_{os.getpid():x}{os.urandom(3).hex()}_"
         self.closed = False
@@ -271,7 +273,7 @@ class InferenceService:
         reason: str | None = None
         if (state.canary if alias == "canary" else state.production) is None:
             reason = "not_loaded"  # the routed version failed to load or validate
-        for loaded, served_by, label in self._chain(state, alias):
+        for loaded, served_by, label in self._chain_of(state, alias):
             if not loaded.breaker.allows():
                 reason = reason or "circuit_open"
                 continue
@@ -313,6 +315,17 @@ class InferenceService:
             prediction = Prediction(values, model, 0, "fallback", "heuristic", request_id, reason or "no_model")
         self._shadow(state, prediction, instances, routing_key)
         return prediction
+
+    def _chain_of(self, state: ModelState, alias: str) -> list[tuple[LoadedModel, str, str]]:
+        """:meth:`_chain`, built once per state (a state is swapped as a whole, never changed in place).
+
+        One entry per model, replaced when its state is, so no swapped-out model stays referenced for long.
+        """
+        cached = self._chains.get(state.model)
+        if cached is None or cached[0] is not state:
+            cached = self._chains[state.model] = (state, self._chain(state, "production"),
+                                                   self._chain(state, "canary"))
+        return cached[2] if alias == "canary" else cached[1]
 
     @staticmethod
     def _chain(state: ModelState, alias: str) -> list[tuple[LoadedModel, str, str]]:
