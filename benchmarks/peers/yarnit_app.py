@@ -14,8 +14,11 @@ from yarnit.storage import open_workspace
 
 
 def app():
+    delay = os.environ.get("BENCH_MAX_QUEUE_DELAY_MS")  # unset: the serving default; "none": no delay limit
     options = ServingOptions(cache_entries=10_000 if os.environ.get("BENCH_CACHE") == "1" else 0,
-                             max_in_flight=int(os.environ.get("BENCH_MAX_IN_FLIGHT", "32")))
+                             max_in_flight=int(os.environ.get("BENCH_MAX_IN_FLIGHT", "32")),
+                             **({} if delay is None else
+                                {"max_queue_delay_ms": None if delay == "none" else float(delay)}))
     served = create_app(open_workspace(load_settings()), serving=options)
     prepare_for_traffic(served)  # as `yarnit serve` does: preload models, gc.freeze()
     return asgi_entry(served)

@@ -166,3 +166,44 @@ def test_a_closed_controller_sheds_everything(clock: SimulatedClock) -> None:
     admission.closed = True
     with pytest.raises(Overloaded, match="shutting down"):
         admission.enter()
+
+
+def test_a_request_that_would_wait_past_the_queue_delay_limit_is_shed(clock: SimulatedClock) -> None:
+    admission = AdmissionController(clock, AdmissionLimits(max_in_flight=100, max_queue_delay_ms=5.0))
+
+    async def main() -> None:
+        first = admission.enter()
+        await admission.acquire(first)  # holds the gate
+        queued = [admission.enter() for _ in range(4)]
+        turns = [asyncio.ensure_future(admission.acquire(t)) for t in queued]
+        await asyncio.sleep(0)
+        holder = first
+        for turn, ticket in zip(turns[:2], queued[:2], strict=True):  # each turn takes 2 ms
+            clock.advance(0.002)
+            admission.leave(holder)
+            await turn
+            holder = ticket
+        assert admission.waiting == 2
+        # 2 waiting × 2 ms a turn = 4 ms: within the limit, admitted
+        late = admission.try_enter()
+        assert late is not None
+        turns.append(asyncio.ensure_future(admission.acquire(late)))
+        queued.append(late)
+        await asyncio.sleep(0)
+        # 3 waiting × 2 ms = 6 ms > 5 ms: shed at once, even though far below max_in_flight
+        assert admission.try_enter() is None
+        assert admission.shed_reason == "queue" and admission.shed_queue_delay == 1 and admission.shed_concurrency == 0
+        with pytest.raises(Overloaded, match="queue-delay limit"):
+            admission.enter()
+        for turn, ticket in zip(turns[2:], queued[2:], strict=True):
+            admission.leave(holder)
+            await turn
+            holder = ticket
+        admission.leave(holder)
+        assert admission.in_flight == 0 and admission.waiting == 0
+        # an idle gate forgets the queue: the next request is admitted and scores at once
+        fresh = admission.enter()
+        await admission.acquire(fresh)
+        admission.leave(fresh)
+
+    asyncio.run(main())

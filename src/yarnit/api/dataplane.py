@@ -463,7 +463,7 @@ class DataPlaneMiddleware:
             if ticket is None:
                 # Shed before the body is read or parsed, with an answer encoded once (shedding must stay
                 # cheap when the server is over its capacity). Still logged and counted below.
-                status, error = 503, "closed" if admission.closed else "concurrency"
+                status, error = 503, admission.shed_reason
                 body_out, extra_headers = self._shed_answer(error, admission.limits.retry_after_s, request_id)
             else:
                 try:

@@ -21,6 +21,7 @@ class Overloaded(Unavailable):
     def __init__(self, reason: str, retry_after_s: int) -> None:
         what = {
             "concurrency": "the server is at its limit of requests in flight",
+            "queue": "the requests already waiting would hold this one past the queue-delay limit",
             "deadline": "the request waited in the queue past its deadline",
             "closed": "the server is shutting down",
         }.get(reason, reason)

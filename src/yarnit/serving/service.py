@@ -54,6 +54,7 @@ class ServingOptions:
     refresh_s: float = 0.25  # how often aliases are re-read (0: on every request; tests)
     compile: bool = True  # ONNX fast path for linear and tree models
     max_in_flight: int = 64  # admitted requests; more are shed with 503
+    max_queue_delay_ms: float | None = 5.0  # shed when those waiting would hold a new request longer
     deadline_ms: float = 500.0  # per-request budget (a client may ask for less)
     retry_after_s: int = 1
     max_body_bytes: int = 16 << 20  # over it: 413
@@ -213,7 +214,8 @@ class InferenceService:
         self.cache = PredictionCache(self.options.cache_entries)
         self.shadow = ShadowScorer(max_queue=self.options.shadow_queue)
         self.admission = AdmissionController(clock, AdmissionLimits(
-            max_in_flight=self.options.max_in_flight, deadline_s=self.options.deadline_ms / 1000.0,
+            max_in_flight=self.options.max_in_flight, max_queue_delay_ms=self.options.max_queue_delay_ms,
+            deadline_s=self.options.deadline_ms / 1000.0,
             retry_after_s=self.options.retry_after_s))
         self.stats = ServingStats()
         self._chains: dict[str, tuple[ModelState, list[tuple[LoadedModel, str, str]],
