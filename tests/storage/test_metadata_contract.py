@@ -68,3 +68,23 @@ def test_unreachable_database_says_what_to_check(tmp_path, clock) -> None:  # ty
     settings = Settings.for_home(tmp_path, db_url="postgresql+psycopg://nobody@127.0.0.1:1/none")
     with pytest.raises(Unavailable, match="did not answer.*YARNIT_DB_URL"):
         open_workspace(settings, clock)
+
+
+def test_the_change_token_moves_only_when_something_is_committed(ws: Workspace, clock: SimulatedClock) -> None:
+    store = ws.metadata
+    first = store.change_token()
+    if store.dialect != "sqlite":
+        assert first is None  # PostgreSQL cannot tell cheaply: serving's watchers re-read every time
+        return
+    assert first is not None and store.change_token() == first  # reads change nothing
+    with store.begin() as conn:
+        conn.execute(select(audit_log)).all()
+    assert store.change_token() == first
+    with store.begin() as conn:
+        conn.execute(insert(audit_log).values(at=clock.now(), actor="t", action="a", subject="s", detail={}))
+    second = store.change_token()
+    assert second is not None and second != first
+    with pytest.raises(RuntimeError), store.begin() as conn:  # a rolled-back write commits nothing
+        conn.execute(insert(audit_log).values(at=clock.now(), actor="t", action="a", subject="s", detail={}))
+        raise RuntimeError("crash mid-transaction")
+    assert store.change_token() == second

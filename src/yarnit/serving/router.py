@@ -186,17 +186,18 @@ class Router:
             self._first_load()
         return self._policies.get(model, _DEFAULT)
 
-    def refresh(self) -> None:
-        """Re-read every policy from the store now (a failed read keeps the policies already known)."""
+    def refresh(self) -> bool:
+        """Re-read every policy from the store now; False if the read failed (the known policies stay)."""
         if self.store is None:
-            return
+            return True
         try:
             policies = self.store.all()
         except YarnitError as exc:  # the database being down must not stop serving
             log.warning("traffic policies not re-read; keeping the %d known: %s", len(self._policies), exc)
-            return
+            return False
         self._policies = policies  # one reference assignment: readers see the old or the new dict
         self._loaded = True
+        return True
 
     def _first_load(self) -> None:
         with self._lock:
@@ -211,8 +212,14 @@ class Router:
                 self._watcher.start()
 
     def _watch(self) -> None:
+        metadata = self.store.ws.metadata if self.store is not None else None
+        seen: int | None = None
         while not self._stop.wait(self.refresh_s):
-            self.refresh()
+            token = metadata.change_token() if metadata is not None else None
+            if token is not None and token == seen:
+                continue  # nothing committed since the last read (see MetadataStore.change_token)
+            if self.refresh():
+                seen = token
 
     def close(self) -> None:
         """Stop the refresh thread."""

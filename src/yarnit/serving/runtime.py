@@ -422,9 +422,15 @@ class ModelRuntime:
         self._watcher.start()
 
     def _watch(self) -> None:
+        metadata = self.registry.ws.metadata
+        seen: int | None = None
         while not self._stop.wait(self.refresh_s):
+            token = metadata.change_token()
+            if token is not None and token == seen:
+                continue  # nothing was committed since the last read: the aliases cannot have moved
             try:
                 self.refresh()
+                seen = token
             except Exception as exc:  # the registry being down must not stop serving what is loaded
                 log.warning("alias refresh failed; serving what is loaded: %s", exc)
 

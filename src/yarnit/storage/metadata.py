@@ -10,6 +10,8 @@ silently misread.
 from __future__ import annotations
 
 import contextlib
+import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -102,6 +104,8 @@ class MetadataStore:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = create_metadata_engine(url)
+        self._token_lock = threading.Lock()
+        self._token_conn: sqlite3.Connection | None = None
 
     @property
     def dialect(self) -> str:
@@ -172,7 +176,30 @@ class MetadataStore:
         """The URL without any password, for messages."""
         return self.engine.url.render_as_string(hide_password=True)
 
+    def change_token(self) -> int | None:
+        """A number that changes whenever another connection commits to the database, or None when the
+        backend cannot tell cheaply (callers then re-read what they watch).
+
+        On SQLite it is ``PRAGMA data_version`` on a private connection: a few µs, where re-reading the
+        aliases through SQLAlchemy holds the GIL for most of a millisecond. Serving's watchers poll it
+        four times a second and re-read only when it moved, so the event loop is not stalled for nothing.
+        """
+        database = self.engine.url.database
+        if self.dialect != "sqlite" or not database or database == ":memory:":
+            return None
+        try:
+            with self._token_lock:
+                if self._token_conn is None:
+                    self._token_conn = sqlite3.connect(database, check_same_thread=False)
+                return int(self._token_conn.execute("PRAGMA data_version").fetchone()[0])
+        except sqlite3.Error:
+            return None  # cannot tell: the caller re-reads
+
     def close(self) -> None:
+        with self._token_lock:
+            if self._token_conn is not None:
+                self._token_conn.close()
+                self._token_conn = None
         self.engine.dispose()
 
 
