@@ -17,6 +17,8 @@ def app():
     delay = os.environ.get("BENCH_MAX_QUEUE_DELAY_MS")  # unset: the serving default; "none": no delay limit
     options = ServingOptions(cache_entries=10_000 if os.environ.get("BENCH_CACHE") == "1" else 0,
                              max_in_flight=int(os.environ.get("BENCH_MAX_IN_FLIGHT", "32")),
+                             log_flush_interval_s=float(os.environ.get("BENCH_LOG_FLUSH_S", "0.05")),
+                             log_fsync=os.environ.get("BENCH_LOG_FSYNC", "1") == "1",
                              **({} if delay is None else
                                 {"max_queue_delay_ms": None if delay == "none" else float(delay)}))
     served = create_app(open_workspace(load_settings()), serving=options)

@@ -207,3 +207,33 @@ def test_a_request_that_would_wait_past_the_queue_delay_limit_is_shed(clock: Sim
         admission.leave(fresh)
 
     asyncio.run(main())
+
+
+def test_one_stalled_turn_does_not_shed_a_short_queue(clock: SimulatedClock) -> None:
+    admission = AdmissionController(clock, AdmissionLimits(max_in_flight=100, max_queue_delay_ms=5.0))
+
+    async def main() -> None:
+        holder = admission.enter()
+        await admission.acquire(holder)
+        queued = [admission.enter() for _ in range(16)]
+        turns = [asyncio.ensure_future(admission.acquire(t)) for t in queued]
+        await asyncio.sleep(0)
+        for i, step_s in enumerate([0.0001] * 5 + [0.003]):  # five quick turns, then one 3 ms stall
+            clock.advance(step_s)
+            admission.leave(holder)
+            await turns[i]
+            holder = queued[i]
+        assert admission.waiting == 10
+        # 10 waiting: a raw moving average after the stall (0.68 ms a turn) would estimate 6.8 ms and shed
+        late = admission.try_enter()
+        assert late is not None and admission.shed_queue_delay == 0
+        turns.append(asyncio.ensure_future(admission.acquire(late)))
+        queued.append(late)
+        for i in range(6, len(turns)):
+            admission.leave(holder)
+            await turns[i]
+            holder = queued[i]
+        admission.leave(holder)
+        assert admission.in_flight == 0
+
+    asyncio.run(main())
