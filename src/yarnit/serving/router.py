@@ -42,6 +42,7 @@ from sqlalchemy import insert, select, update
 
 from yarnit.core.errors import InvalidInput, YarnitError
 from yarnit.registry import ModelNotFound
+from yarnit.storage import poll_changes
 from yarnit.storage.schema import models, traffic_policies, traffic_policy_events
 
 if TYPE_CHECKING:
@@ -212,14 +213,8 @@ class Router:
                 self._watcher.start()
 
     def _watch(self) -> None:
-        metadata = self.store.ws.metadata if self.store is not None else None
-        seen: int | None = None
-        while not self._stop.wait(self.refresh_s):
-            token = metadata.change_token() if metadata is not None else None
-            if token is not None and token == seen:
-                continue  # nothing committed since the last read (see MetadataStore.change_token)
-            if self.refresh():
-                seen = token
+        poll_changes(self.store.ws.metadata if self.store is not None else None, self._stop, self.refresh_s,
+                     self.refresh)
 
     def close(self) -> None:
         """Stop the refresh thread."""

@@ -47,6 +47,7 @@ from yarnit.core.clock import Clock
 from yarnit.core.errors import NotFound, YarnitError
 from yarnit.features import get_transform
 from yarnit.registry import AliasEvent, ModelRegistry, ModelVersion, Predictor, rollback_candidates
+from yarnit.storage import poll_changes
 
 from .compiled import CompileResult, compile_predictor
 from .errors import VersionRejected
@@ -422,17 +423,16 @@ class ModelRuntime:
         self._watcher.start()
 
     def _watch(self) -> None:
-        metadata = self.registry.ws.metadata
-        seen: int | None = None
-        while not self._stop.wait(self.refresh_s):
-            token = metadata.change_token()
-            if token is not None and token == seen:
-                continue  # nothing was committed since the last read: the aliases cannot have moved
+        def reread() -> bool:
             try:
                 self.refresh()
-                seen = token
             except Exception as exc:  # the registry being down must not stop serving what is loaded
                 log.warning("alias refresh failed; serving what is loaded: %s", exc)
+                return False
+            return True
+
+        # re-read only when something was committed: the aliases cannot have moved otherwise
+        poll_changes(self.registry.ws.metadata, self._stop, self.refresh_s, reread)
 
     def close(self) -> None:
         """Stop the watcher thread (loaded versions keep answering)."""

@@ -347,15 +347,21 @@ class InferenceService:
                 out.append((loaded, served_by, label))
         return out
 
+    def _enriched(self, model: str, loaded: LoadedModel,
+                  instances: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, int]]:
+        """``instances`` with the online features ``loaded`` declares, and how many defaults each feature took."""
+        defaults: dict[str, int] = {}
+        if not loaded.features:
+            return instances, defaults
+        rows, report = self.features.enrich(model, loaded.features, instances)
+        for (feature, _reason), n in report.defaults.items():
+            defaults[feature] = defaults.get(feature, 0) + n
+        return rows, defaults
+
     def _ranked(self, model: str, loaded: LoadedModel,
                 instances: list[dict[str, Any]]) -> tuple[list[Any], int, dict[str, int]]:
         """Slates for ``instances``, after the online features the ranker declares (e.g. shopper history)."""
-        defaults: dict[str, int] = {}
-        rows = instances
-        if loaded.features:
-            rows, report = self.features.enrich(model, loaded.features, instances)
-            for (feature, _reason), n in report.defaults.items():
-                defaults[feature] = defaults.get(feature, 0) + n
+        rows, defaults = self._enriched(model, loaded, instances)
         try:
             return check_slates(loaded.version.ref, instances, loaded.rank(rows)), 0, defaults
         except VersionRejected as exc:  # a malformed answer is a model fault: the chain answers instead
@@ -363,13 +369,7 @@ class InferenceService:
 
     def _score(self, model: str, loaded: LoadedModel,
                instances: list[dict[str, Any]]) -> tuple[list[float], int, dict[str, int]]:
-        instances = _without_candidates(instances)
-        defaults: dict[str, int] = {}
-        rows = instances
-        if loaded.features:
-            rows, report = self.features.enrich(model, loaded.features, instances)
-            for (feature, _reason), n in report.defaults.items():
-                defaults[feature] = defaults.get(feature, 0) + n
+        rows, defaults = self._enriched(model, loaded, _without_candidates(instances))
         if not self.cache.enabled:
             values = self._checked(loaded, loaded.score(rows))
             return values, 0, defaults

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -203,4 +203,20 @@ class MetadataStore:
         self.engine.dispose()
 
 
-__all__ = ["MetadataStore", "create_metadata_engine", "head_revision", "insert_ignore"]
+def poll_changes(metadata: MetadataStore | None, stop: threading.Event, interval_s: float,
+                 reread: Callable[[], bool]) -> None:
+    """Call ``reread`` every ``interval_s`` until ``stop`` is set, skipping the rounds in which nothing was
+    committed to ``metadata`` since the last successful re-read (:meth:`MetadataStore.change_token`).
+
+    ``reread`` returns False when it failed, so the next round tries again whatever the token says.
+    """
+    seen: int | None = None
+    while not stop.wait(interval_s):
+        token = metadata.change_token() if metadata is not None else None
+        if token is not None and token == seen:
+            continue
+        if reread():
+            seen = token
+
+
+__all__ = ["MetadataStore", "create_metadata_engine", "head_revision", "insert_ignore", "poll_changes"]
