@@ -269,7 +269,6 @@ class RankingModel:
             return np.asarray(self.click.predictor.predict_proba(features), dtype=float)
         return np.asarray(self.click.score_frame(pd.DataFrame.from_records(rows)), dtype=float)
 
-
     def _slate(self, ids: np.ndarray, scores: np.ndarray, attribute: np.ndarray, k: int,
                explore: bool) -> dict[str, Any]:
         n = len(ids)
