@@ -87,10 +87,10 @@ def test_a_new_shopper_or_a_damaged_value_is_served_as_no_history() -> None:
     assert damaged["user_impressions_fiber"] == damaged["user_clicks_color"] == damaged["user_impressions_weight_class"] == 0.0
 
 
-@pytest.mark.parametrize("empty", [pd.DataFrame(columns=["user_id", "day", "clicked", "fiber", "weight_class",
-                                                         "color"])])
-def test_an_empty_log_has_no_rows(empty: pd.DataFrame) -> None:
-    assert history_rows(empty).empty
+def test_an_empty_log_has_no_rows() -> None:
+    empty = pd.DataFrame(columns=["user_id", "day", "clicked", "fiber", "weight_class", "color"])
+    rows = history_rows(empty)
+    assert rows.empty and list(rows.columns) == ["user_id", "event_time", *FEATURES]
 
 
 def test_served_requests_carrying_the_view_row_get_the_training_features() -> None:

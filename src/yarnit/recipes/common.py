@@ -1,11 +1,25 @@
-"""What every recipe's ``register`` step ends with: promote a blessed version, report the version."""
+"""What every recipe's ``register`` step shares: reuse a version with the same bytes, promote a blessed one."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from yarnit.core.hashing import sha256_bytes
 from yarnit.registry import ModelRegistry, ModelVersion
 from yarnit.training import StepContext
+
+
+def registered_version(registry: ModelRegistry, name: str, artifact: bytes) -> ModelVersion | None:
+    """The newest version of ``name`` with exactly these artifact bytes, if any.
+
+    Identical bytes are the same model: a cached rerun, or a resume after a crash between registering
+    and recording the step, reuses that version instead of registering a duplicate.
+    """
+    if not registry.exists(name):
+        return None
+    sha = sha256_bytes(artifact)
+    same = [v for v in registry.versions(name) if v.artifact_sha256 == sha]
+    return same[-1] if same else None
 
 
 def promote_and_report(ctx: StepContext, registry: ModelRegistry, version: ModelVersion,
@@ -25,4 +39,4 @@ def promote_and_report(ctx: StepContext, registry: ModelRegistry, version: Model
     return {"model_version": {"model": name, "version": version.version, "id": version.id, "promoted": promoted}}
 
 
-__all__ = ["promote_and_report"]
+__all__ = ["promote_and_report", "registered_version"]

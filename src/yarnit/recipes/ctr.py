@@ -46,7 +46,7 @@ from yarnit.training import Pipeline, RunStore, Step, StepContext, TrainedModel,
 from yarnit.training.trainers import make_trainer
 
 from .affinity import HISTORY_TRANSFORMS, add_user_affinity
-from .common import promote_and_report
+from .common import promote_and_report, registered_version
 
 TRANSFORM = "ctr_features_v1"
 LABEL = "clicked"
@@ -538,21 +538,15 @@ def gate(ctx: StepContext, report: dict[str, Any]) -> dict[str, Any]:
 
 def register(ctx: StepContext, model: TrainedModel, report: dict[str, Any], verdict: dict[str, Any],
              dataset: dict[str, Any]) -> dict[str, Any]:
-    from yarnit.core.hashing import sha256_bytes
     from yarnit.registry import ArtifactFormat
 
     registry = ModelRegistry(ctx.workspace)
     name = ctx.config["model"]
-    sha = sha256_bytes(model.artifact)
-    # Identical bytes are the same model: reuse the version (a cached rerun, or a resume after a crash
-    # between registering and recording this step) instead of registering a duplicate.
-    existing = [v for v in (registry.versions(name) if registry.exists(name) else []) if v.artifact_sha256 == sha]
+    version = registered_version(registry, name, model.artifact)
     metrics = {k: v for k, v in report.items() if isinstance(v, int | float | str | type(None))}
     metrics |= {"auc_holdout": report.get("auc"), "blessed": verdict["blessed"], "gate_reasons": verdict["reasons"],
                 "training": model.training}
-    if existing:
-        version = existing[-1]
-    else:
+    if version is None:
         version = registry.register(
             name, model.artifact, ArtifactFormat(model.artifact_format), signature=model.signature | {
                 "probe": model.probe}, metrics=metrics, params=model.params, dataset_version_ids=[dataset["id"]],

@@ -153,10 +153,8 @@ class LoopHistory:
         rows = history_rows(pd.concat(self._logs, ignore_index=True))
         self.source.table = {("user_id", user): values for user, values in latest_by_user(rows).items()}
 
-    def enrich(self, ranker: Any, instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """``instances`` with the history features when ``ranker`` reads them (else unchanged)."""
-        if not getattr(ranker, "needs_history", False):
-            return instances
+    def enrich(self, instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``instances`` with each shopper's history features (the defaults for a shopper not seen yet)."""
         rows, _report = self.online.enrich("yarnit-ranker", self.specs, instances)
         return rows
 

@@ -57,7 +57,7 @@ from yarnit.registry import ArtifactFormat, ModelRegistry, ModelVersion
 from yarnit.training import Pipeline, RunStore, Step, StepContext, TrainedModel, ValueKind
 
 from .affinity import HISTORY_TRANSFORMS
-from .common import promote_and_report
+from .common import promote_and_report, registered_version
 from .history import LoopHistory
 from .recommenders import CATALOG_FIELDS, RecommenderSet, _k_of
 
@@ -443,14 +443,18 @@ def check(ctx: StepContext, model: TrainedModel) -> dict[str, Any]:
         from yarnit.world.traffic import SlateRanker
 
         config = WorldConfig(seed=int(cfg["loop_seed"]), sessions_per_day=int(cfg["loop_sessions"]))
-        history = LoopHistory(ctx.workspace.clock)
-        served = SlateRanker(lambda instances: (ranker.rank(history.enrich(ranker, instances)),
-                                                f"{cfg['model']}:candidate"))
+        history = LoopHistory(ctx.workspace.clock) if ranker.needs_history else None
+
+        def slates(instances: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
+            rows = history.enrich(instances) if history is not None else instances
+            return ranker.rank(rows), f"{cfg['model']}:candidate"
+
+        served = SlateRanker(slates)
         loop = {}
         for name, world_ranker in (("ranker", served), ("popularity", popularity_ranker)):
             impressions = clicks = 0
             for day in World(config, ranker=world_ranker).run(int(cfg["loop_days"])):
-                if world_ranker is served:
+                if history is not None and world_ranker is served:
                     history.observe(day.impressions)  # what the nightly materialization would serve next
                 impressions += len(day.impressions)
                 clicks += int(day.impressions["clicked"].sum())
@@ -474,11 +478,8 @@ def check(ctx: StepContext, model: TrainedModel) -> dict[str, Any]:
 def register(ctx: StepContext, model: TrainedModel, verdict: dict[str, Any], parts: dict[str, Any]) -> dict[str, Any]:
     registry = ModelRegistry(ctx.workspace)
     name = ctx.config["model"]
-    sha = sha256_bytes(model.artifact)
-    existing = [v for v in (registry.versions(name) if registry.exists(name) else []) if v.artifact_sha256 == sha]
-    if existing:
-        version = existing[-1]
-    else:
+    version = registered_version(registry, name, model.artifact)
+    if version is None:
         datasets: list[str] = []
         for part in parts.values():
             datasets += list(registry.get(part["name"], part["version"]).dataset_version_ids)

@@ -36,7 +36,7 @@ from yarnit.data import Datasets
 from yarnit.registry import ArtifactFormat, ModelRegistry
 from yarnit.training import Pipeline, RunStore, Step, StepContext, TrainedModel, ValueKind
 
-from .common import promote_and_report
+from .common import promote_and_report, registered_version
 from .recommenders import CATALOG_FIELDS, RECOMMENDERS, RecommenderSet, score_recommenders
 
 METRICS = ("precision_at_k", "recall_at_k", "ndcg_at_k", "coverage", "novelty")
@@ -258,16 +258,10 @@ def gate(ctx: StepContext, report: dict[str, Any]) -> dict[str, Any]:
 
 def register(ctx: StepContext, model: TrainedModel, report: dict[str, Any], verdict: dict[str, Any],
              interactions: dict[str, Any], catalog: dict[str, Any]) -> dict[str, Any]:
-    from yarnit.core.hashing import sha256_bytes
-
     registry = ModelRegistry(ctx.workspace)
     name = ctx.config["model"]
-    sha = sha256_bytes(model.artifact)
-    # identical bytes are the same model (a cached rerun, a resume): reuse the version
-    existing = [v for v in (registry.versions(name) if registry.exists(name) else []) if v.artifact_sha256 == sha]
-    if existing:
-        version = existing[-1]
-    else:
+    version = registered_version(registry, name, model.artifact)
+    if version is None:
         signature = model.signature | {"serving": verdict["serving"], "best": verdict["best"]}
         metrics = {"k": report["k"], "scores": report["scores"], "blessed": verdict["blessed"],
                    "gate_reasons": verdict["reasons"], "evaluation_id": report.get("evaluation_id"),

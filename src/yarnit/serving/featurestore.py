@@ -47,12 +47,14 @@ class FeatureStoreSource:
                 return
             reader = self.store.reader()
             views: dict[tuple[str, str], list[str]] = {}
-            self._int_keyed = {v.name: v.entities[0].dtype == "int64" for v in reader.views if len(v.entities) == 1}
+            int_keyed: dict[str, bool] = {}
             for view in reader.views:
-                if len(view.entities) == 1:
+                if len(view.entities) == 1:  # serving looks features up by one entity key
+                    int_keyed[view.name] = view.entities[0].dtype == "int64"
                     for feature in view.feature_names:
                         views.setdefault((view.entity_names[0], feature), []).append(view.name)
-            self._reader, self._views, self._loaded_at = reader, views, time.monotonic()
+            self._reader, self._views, self._int_keyed = reader, views, int_keyed
+            self._loaded_at = time.monotonic()
 
     def _plan(self, entity: str, features: Sequence[str]) -> dict[str, list[str]]:
         """Which view serves each feature: ``{view: [feature, ...]}``."""

@@ -42,7 +42,7 @@ from sqlalchemy import insert, select, update
 
 from yarnit.core.errors import InvalidInput, YarnitError
 from yarnit.registry import ModelNotFound
-from yarnit.storage import poll_changes
+from yarnit.storage import ChangeWatcher
 from yarnit.storage.schema import models, traffic_policies, traffic_policy_events
 
 if TYPE_CHECKING:
@@ -167,8 +167,8 @@ class Router:
         self.refresh_s = refresh_s
         self._policies: dict[str, TrafficPolicy] = {}
         self._loaded = False
-        self._stop = threading.Event()
-        self._watcher: threading.Thread | None = None
+        self._watcher = ChangeWatcher("yarnit-traffic-watch", store.ws.metadata if store is not None else None,
+                                      refresh_s, self.refresh)
         self._lock = threading.Lock()
 
     def set_policy(self, model: str, policy: TrafficPolicy, *, actor: str = "api",
@@ -208,21 +208,11 @@ class Router:
             # Even if the read failed: serve the defaults (no canary) and let the watcher retry, rather
             # than retrying on every request.
             self._loaded = True
-            if self.refresh_s > 0 and self._watcher is None and not self._stop.is_set():
-                self._watcher = threading.Thread(target=self._watch, name="yarnit-traffic-watch", daemon=True)
-                self._watcher.start()
-
-    def _watch(self) -> None:
-        poll_changes(self.store.ws.metadata if self.store is not None else None, self._stop, self.refresh_s,
-                     self.refresh)
+            self._watcher.start()
 
     def close(self) -> None:
         """Stop the refresh thread."""
-        self._stop.set()
-        watcher = self._watcher
-        if watcher is not None:
-            watcher.join(timeout=5.0)
-            self._watcher = None
+        self._watcher.close()
 
     def choose(self, model: str, key: str | None, *, has_canary: bool) -> str:
         if not has_canary:

@@ -47,7 +47,7 @@ from yarnit.core.clock import Clock
 from yarnit.core.errors import NotFound, YarnitError
 from yarnit.features import get_transform
 from yarnit.registry import AliasEvent, ModelRegistry, ModelVersion, Predictor, rollback_candidates
-from yarnit.storage import poll_changes
+from yarnit.storage import ChangeWatcher
 
 from .compiled import CompileResult, compile_predictor
 from .errors import VersionRejected
@@ -162,8 +162,8 @@ class ModelRuntime:
         self._rejected: dict[tuple[str, int], str] = {}
         self._missing: dict[str, tuple[float, YarnitError]] = {}
         self._lock = threading.RLock()
-        self._stop = threading.Event()
-        self._watcher: threading.Thread | None = None
+        # re-reads the aliases only when something was committed: they cannot have moved otherwise
+        self._watcher = ChangeWatcher("yarnit-runtime-watch", registry.ws.metadata, refresh_s, self._reread)
 
     # -- the request path ---------------------------------------------------------------
     def state(self, model: str) -> ModelState:
@@ -241,7 +241,7 @@ class ModelRuntime:
                 self._missing[model] = (self.clock.monotonic(), exc.with_traceback(None))
                 raise
             self._missing.pop(model, None)
-            self._start_watcher()
+            self._watcher.start()
             return self._states[model]
 
     def refresh(self, model: str | None = None) -> list[SwapEvent]:
@@ -416,31 +416,17 @@ class ModelRuntime:
                 log.exception("alert hook failed")
 
     # -- the watcher -------------------------------------------------------------------
-    def _start_watcher(self) -> None:
-        if self.refresh_s <= 0 or self._watcher is not None or self._stop.is_set():
-            return
-        self._watcher = threading.Thread(target=self._watch, name="yarnit-runtime-watch", daemon=True)
-        self._watcher.start()
-
-    def _watch(self) -> None:
-        def reread() -> bool:
-            try:
-                self.refresh()
-            except Exception as exc:  # the registry being down must not stop serving what is loaded
-                log.warning("alias refresh failed; serving what is loaded: %s", exc)
-                return False
-            return True
-
-        # re-read only when something was committed: the aliases cannot have moved otherwise
-        poll_changes(self.registry.ws.metadata, self._stop, self.refresh_s, reread)
+    def _reread(self) -> bool:
+        try:
+            self.refresh()
+        except Exception as exc:  # the registry being down must not stop serving what is loaded
+            log.warning("alias refresh failed; serving what is loaded: %s", exc)
+            return False
+        return True
 
     def close(self) -> None:
         """Stop the watcher thread (loaded versions keep answering)."""
-        self._stop.set()
-        watcher = self._watcher
-        if watcher is not None:
-            watcher.join(timeout=5.0)
-            self._watcher = None
+        self._watcher.close()
 
 
 def _golden(signature: Mapping[str, Any]) -> list[tuple[dict[str, Any], float | None]]:

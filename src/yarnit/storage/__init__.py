@@ -1,13 +1,14 @@
 """Storage: the metadata store (SQLite or PostgreSQL), the artifact store, the workspace."""
 
 from .artifacts import ArtifactCorrupted, ArtifactNotFound, ArtifactRef, LocalArtifactStore
-from .metadata import MetadataStore, create_metadata_engine, head_revision, insert_ignore, poll_changes
+from .metadata import ChangeWatcher, MetadataStore, create_metadata_engine, head_revision, insert_ignore
 from .workspace import Workspace, open_workspace
 
 __all__ = [
     "ArtifactCorrupted",
     "ArtifactNotFound",
     "ArtifactRef",
+    "ChangeWatcher",
     "LocalArtifactStore",
     "MetadataStore",
     "Workspace",
@@ -15,5 +16,4 @@ __all__ = [
     "head_revision",
     "insert_ignore",
     "open_workspace",
-    "poll_changes",
 ]

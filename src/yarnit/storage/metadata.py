@@ -203,20 +203,47 @@ class MetadataStore:
         self.engine.dispose()
 
 
-def poll_changes(metadata: MetadataStore | None, stop: threading.Event, interval_s: float,
-                 reread: Callable[[], bool]) -> None:
-    """Call ``reread`` every ``interval_s`` until ``stop`` is set, skipping the rounds in which nothing was
+class ChangeWatcher:
+    """A daemon thread that calls ``reread`` every ``interval_s``, skipping the rounds in which nothing was
     committed to ``metadata`` since the last successful re-read (:meth:`MetadataStore.change_token`).
 
     ``reread`` returns False when it failed, so the next round tries again whatever the token says.
+    :meth:`start` is idempotent and does nothing when ``interval_s`` is 0 or after :meth:`close`.
     """
-    seen: int | None = None
-    while not stop.wait(interval_s):
-        token = metadata.change_token() if metadata is not None else None
-        if token is not None and token == seen:
-            continue
-        if reread():
-            seen = token
+
+    def __init__(self, name: str, metadata: MetadataStore | None, interval_s: float,
+                 reread: Callable[[], bool]) -> None:
+        self.name = name
+        self.metadata = metadata
+        self.interval_s = interval_s
+        self.reread = reread
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        with self._lock:
+            if self.interval_s <= 0 or self._thread is not None or self._stop.is_set():
+                return
+            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        seen: int | None = None
+        while not self._stop.wait(self.interval_s):
+            token = self.metadata.change_token() if self.metadata is not None else None
+            if token is not None and token == seen:
+                continue
+            if self.reread():
+                seen = token
+
+    def close(self) -> None:
+        """Stop the thread (waits up to 5 s for a re-read in progress)."""
+        self._stop.set()
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout=5.0)
 
 
-__all__ = ["MetadataStore", "create_metadata_engine", "head_revision", "insert_ignore", "poll_changes"]
+__all__ = ["ChangeWatcher", "MetadataStore", "create_metadata_engine", "head_revision", "insert_ignore"]
