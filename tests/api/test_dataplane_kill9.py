@@ -23,8 +23,9 @@ from yarnit.core import Settings
 from yarnit.storage import open_workspace
 from yarnit.api import create_app
 from yarnit.api.dataplane import asgi_entry
+from yarnit.api.fastlane import DataPlaneProtocol
 app = create_app(open_workspace(Settings.for_home(sys.argv[1])))
-uvicorn.run(asgi_entry(app), host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
+uvicorn.run(asgi_entry(app), host="127.0.0.1", port=int(sys.argv[2]), log_level="warning", http=DataPlaneProtocol)
 """
 
 

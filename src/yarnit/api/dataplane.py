@@ -45,7 +45,7 @@ from yarnit.serving import (
     ServingOptions,
     validate_instances,
 )
-from yarnit.serving.admission import ScoringTimeout, scores_inline
+from yarnit.serving.admission import ScoringTimeout, Ticket, scores_inline
 from yarnit.serving.onlinefeatures import FeatureSource
 
 from .errors import status_for
@@ -69,6 +69,15 @@ _INT_TYPES = frozenset(t for t in OIP_DATATYPES if "INT" in t)
 _FLOAT_TYPES = frozenset(("FP16", "FP32", "FP64"))
 _JSON = (b"content-type", b"application/json")
 _MAX_FLOAT = 1.7976931348623157e308
+
+def route_of(path: str) -> tuple[str, str] | None:
+    """``(protocol, model name)`` when ``path`` is a data-plane POST route, else None."""
+    if path.endswith(":predict") and path.startswith("/v1/models/"):
+        return "v1", path[11:-8]
+    if path.endswith("/infer") and path.startswith("/v2/models/"):
+        return "v2", path[11:-6]
+    return None
+
 
 # -- OpenAPI: the documented contract of the two POST routes ------------------------------------------
 _SCALAR: dict[str, Any] = {"anyOf": [
@@ -401,56 +410,114 @@ def parse_v2(payload: Any, columns_of: Any, max_instances: int) -> tuple[list[di
     return validate_instances(instances, max_instances), key, request_id
 
 
-# -- the raw ASGI handler -------------------------------------------------------------------------------
+# -- the handler: one exchange per request, driven by the ASGI path or by the HTTP fast lane --------------
+class Exchange:
+    """One data-plane request, from its headers to its answer.
+
+    :meth:`DataPlaneMiddleware.begin` opens it from the headers and may
+    answer it at once (shed, a bad header, an unknown name, a body over the
+    limit); :meth:`~DataPlaneMiddleware.finish_now` (on the spot) or
+    :meth:`~DataPlaneMiddleware.finish` (waiting for its turn, or on the
+    scoring pool) scores it; :meth:`~DataPlaneMiddleware.complete` logs and
+    counts it once the answer is sent.
+    """
+
+    __slots__ = ("protocol", "name", "started", "request_id", "deadline_s", "length", "status", "error",
+                 "prediction", "instances", "key", "echo_id", "ticket", "body", "headers")
+
+    def __init__(self, protocol: str, name: str, started: float) -> None:
+        self.protocol, self.name, self.started = protocol, name, started
+        self.request_id: str | None = None
+        self.deadline_s: float | None = None
+        self.length = -1  # Content-Length, -1 when absent
+        self.status = 200
+        self.error: str | None = None
+        self.prediction: Prediction | None = None
+        self.instances: list[dict[str, Any]] | None = None
+        self.key: str | None = None
+        self.echo_id: str | None = None
+        self.ticket: Ticket | None = None  # held from admission until scored
+        self.body: bytes | None = None  # the answer's body, once answered
+        self.headers: Sequence[tuple[bytes, bytes]] = ()  # the answer's own headers (besides type and length)
+
+    @property
+    def answered(self) -> bool:
+        return self.body is not None
+
+
 class DataPlaneMiddleware:
-    """Answers the data-plane POSTs itself; passes everything else to the wrapped app."""
+    """Answers the data-plane POSTs itself; passes everything else to the wrapped app.
+
+    The HTTP fast lane (:mod:`yarnit.api.fastlane`) drives the same
+    :class:`Exchange` steps straight from the HTTP parser, without an ASGI
+    task per request.
+    """
 
     def __init__(self, app: ASGIApp, service: InferenceService, metrics: ApiMetrics | None = None) -> None:
         self.app = app
         self.service = service
         self.metrics = metrics
+        self.turns: Any = None  # the fast lane's record of the event loop's turns (see fastlane.LoopTurns)
         self._http_children: dict[tuple[str, int], tuple[Any, Any]] = {}
         self._prediction_children: dict[tuple[str, int, str], Any] = {}
         self._shed_answers: dict[tuple[str, int], tuple[bytes, tuple[tuple[bytes, bytes], ...]]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
-            path: str = scope["path"]
-            if path.endswith(":predict") and path.startswith("/v1/models/"):
-                await self.handle("v1", path[11:-8], scope, receive, send)
-                return
-            if path.endswith("/infer") and path.startswith("/v2/models/"):
-                await self.handle("v2", path[11:-6], scope, receive, send)
+            route = route_of(scope["path"])
+            if route is not None:
+                await self.handle(route[0], route[1], scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
     async def handle(self, protocol: str, name: str, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI path: read the body, wait for the turn to score, answer, log."""
+        ex = self.begin(protocol, name, scope["headers"])
+        try:
+            if not ex.answered:
+                try:
+                    body = await _read_body(receive, self.service.options.max_body_bytes)
+                except Exception as exc:
+                    self.fail(ex, exc)
+                else:
+                    await self.finish(ex, body)
+        finally:
+            self._leave(ex)  # cancelled while reading the body: free its slot
+        assert ex.body is not None
+        try:
+            await send({"type": "http.response.start", "status": ex.status, "headers": [
+                _JSON, (b"content-length", str(len(ex.body)).encode()), (b"x-request-id", (ex.request_id or
+                                                                                           "").encode()),
+                *ex.headers]})
+            await send({"type": "http.response.body", "body": ex.body})
+        finally:
+            self.complete(ex)
+
+    def begin(self, protocol: str, name: str, headers: Sequence[tuple[bytes, bytes]],
+              waited_s: float | None = None) -> Exchange:
+        """Open an exchange from the request line and headers; admit it, or answer it at once.
+
+        ``waited_s`` is how long the request may have waited before the
+        server read it (the fast lane's estimate), for admission's
+        queue-delay limit.
+        """
         service = self.service
-        clock = service.clock
-        started = clock.monotonic()
-        request_id: str | None = None
-        deadline_s: float | None = None
-        length = -1
-        headers: list[tuple[bytes, bytes]] = scope["headers"]
-        status = 200
-        error: str | None = None
-        prediction: Prediction | None = None
-        instances: list[dict[str, Any]] | None = None
-        key: str | None = None
-        extra_headers: Sequence[tuple[bytes, bytes]] = ()
+        ex = Exchange(protocol, name, service.clock.monotonic())
         try:
             for header, value in headers:
                 if header == b"content-length":
-                    length = int(value) if value.isdigit() else -1
+                    ex.length = int(value) if value.isdigit() else -1
                 elif header == b"x-request-id":
                     request_id = value.decode("latin-1")
                     if not _REQUEST_ID.match(request_id):
-                        request_id = None
                         raise InvalidInput("x-request-id must be 1-64 characters of A-Z a-z 0-9 . _ : -")
+                    ex.request_id = request_id
                 elif header == b"x-yarnit-deadline-ms":
-                    deadline_s = _deadline(value, service.options.deadline_ms)
-            if request_id is None:
-                request_id = service.new_request_id()
+                    ex.deadline_s = _deadline(value, service.options.deadline_ms)
+            if ex.request_id is None:
+                ex.request_id = service.new_request_id()
+            if ex.length > service.options.max_body_bytes:
+                raise RequestTooLarge(ex.length, service.options.max_body_bytes)
             if "/versions/" in name:
                 raise NotFound("Versioned inference (/v2/models/{name}/versions/{v}/infer) is not served: yarnit "
                                "answers with the version its aliases route to (see x-yarnit-model-version). "
@@ -459,67 +526,136 @@ class DataPlaneMiddleware:
                 raise NotFound(f"There is no model named {name[:80]!r}: model names are 1-63 lowercase letters, "
                                "digits, '_', '.' or '-'. List models with: yarnit models list")
             admission = service.admission
-            ticket = admission.try_enter(deadline_s)
+            ticket = admission.try_enter(ex.deadline_s, waited_s)
             if ticket is None:
                 # Shed before the body is read or parsed, with an answer encoded once (shedding must stay
-                # cheap when the server is over its capacity). Still logged and counted below.
-                status, error = 503, admission.shed_reason
-                body_out, extra_headers = self._shed_answer(error, admission.limits.retry_after_s, request_id)
+                # cheap when the server is over its capacity). Still logged and counted.
+                ex.status, ex.error = 503, admission.shed_reason
+                ex.body, ex.headers = self._shed_answer(ex.error, admission.limits.retry_after_s, ex.request_id)
             else:
-                try:
-                    body = await _read_body(receive, length, service.options.max_body_bytes)
-                    await admission.acquire(ticket)
-                    payload = _loads(body)
-                    max_instances = service.options.max_instances
-                    echo_id: str | None = None
-                    if protocol == "v1":
-                        instances, key = parse_v1(payload, max_instances)
-                    else:
-                        instances, key, echo_id = parse_v2(payload, lambda: _columns(service, name), max_instances)
-                    deadline_at_s = ticket.entered_s + ticket.deadline_s
-                    if scores_inline(service.runtime.loaded_state(name), service.router.policy(name).canary_percent,
-                                     len(instances), admission.limits.inline_budget_ms / 1000.0):
-                        prediction = service.predict(name, instances, key=key, request_id=request_id,
-                                                     deadline_at_s=deadline_at_s)
-                    else:  # slow to score: off the loop, so health checks, 503s and other models keep answering
-                        admission.release_gate(ticket)
-                        prediction = await _offloaded(service, name, instances, key, request_id, deadline_at_s)
-                finally:
-                    admission.leave(ticket)
-                body_out = _answer_v1(prediction) if protocol == "v1" else _answer_v2(prediction, echo_id)
-                extra_headers = ((b"x-yarnit-model-version", str(prediction.model_version).encode()),
-                                 (b"x-yarnit-served-by", prediction.served_by.encode()))
-        except Overloaded as exc:  # its deadline passed while it waited for its turn
-            status, error = 503, exc.reason
-            extra_headers = ((b"retry-after", str(exc.retry_after_s).encode()),)
-            body_out = _error_body(exc, request_id)
-        except YarnitError as exc:
-            status = 413 if isinstance(exc, RequestTooLarge) else status_for(exc)
-            error = type(exc).__name__
-            if status == 503:
-                extra_headers = ((b"retry-after", str(service.options.retry_after_s).encode()),)
-            body_out = _error_body(exc, request_id)
-        except Exception as exc:  # a bug: answer 500 with no internals, keep the trace in the server log
-            log.exception("data-plane request %s failed", request_id)
-            status, error = 500, type(exc).__name__
-            body_out = orjson.dumps({"error": "InternalError", "detail": "The server failed to answer this "
-                                     "request; it has been logged with its request id.", "request_id": request_id})
-        response_headers = [_JSON, (b"content-length", str(len(body_out)).encode()),
-                            (b"x-request-id", (request_id or "").encode()), *extra_headers]
+                ex.ticket = ticket
+        except Exception as exc:
+            self.fail(ex, exc)
+        return ex
+
+    def finish_now(self, ex: Exchange, body: bytes) -> bool:
+        """Parse and score ``ex`` right here, if it can be: True when it is answered.
+
+        It can when nobody waits for the scoring gate (FIFO: a newcomer does
+        not overtake a waiting request) and the model scores this many rows
+        inline (:func:`scores_inline`). Otherwise :meth:`finish` takes over,
+        with the body already parsed. Bad input is answered here.
+        """
+        admission = self.service.admission
         try:
-            await send({"type": "http.response.start", "status": status, "headers": response_headers})
-            await send({"type": "http.response.body", "body": body_out})
-        finally:
-            latency = clock.monotonic() - started
-            # Metrics are labelled by model: a name that is not served (a typo, a scanner) is counted under
-            # one label, or every distinct name would add series and memory for good (the log record keeps
-            # the requested name in its error field).
-            if prediction is None and service.runtime.loaded_state(name) is None:
-                name, error = UNKNOWN_MODEL, f"{error}: {name[:80]}"
-            service.record(request_id=request_id or "", protocol=protocol, model=name, status=status,
-                           latency_s=latency, prediction=prediction, instances=instances, error=error, key=key)
-            if self.metrics is not None:
-                self._observe(protocol, name, status, latency, prediction)
+            self._parse(ex, body)
+            if not (admission.gate_free and self._inline(ex)):
+                return False
+            self._predict(ex)
+            self._leave(ex)
+            self._answer(ex)
+        except Exception as exc:
+            self.fail(ex, exc)
+        return True
+
+    async def finish(self, ex: Exchange, body: bytes) -> None:
+        """Score ``ex`` on the event loop's terms: wait for the gate's turn, or go to the scoring pool."""
+        service = self.service
+        admission = service.admission
+        ticket = ex.ticket
+        assert ticket is not None
+        try:
+            try:
+                if ex.instances is None:  # parse in turn: parsing is scoring work too
+                    await admission.acquire(ticket)
+                    self._parse(ex, body)
+                    inline = self._inline(ex)
+                else:
+                    inline = self._inline(ex)
+                    if inline:
+                        await admission.acquire(ticket)
+                if inline:
+                    self._predict(ex)
+                else:  # slow to score: off the loop, so health checks, 503s and other models keep answering
+                    admission.release_gate(ticket)
+                    assert ex.instances is not None and ex.request_id is not None
+                    ex.prediction = await _offloaded(service, ex.name, ex.instances, ex.key, ex.request_id,
+                                                     ticket.entered_s + ticket.deadline_s)
+            finally:
+                self._leave(ex)
+            self._answer(ex)
+        except Exception as exc:
+            self.fail(ex, exc)
+
+    def fail(self, ex: Exchange, exc: BaseException) -> None:
+        """Answer ``ex`` with the error ``exc`` (4xx/503 with a reason; 500 for a bug) and free its slot."""
+        self._leave(ex)
+        ex.prediction = None
+        if isinstance(exc, Overloaded):  # its deadline passed while it waited for its turn
+            ex.status, ex.error = 503, exc.reason
+            ex.headers = ((b"retry-after", str(exc.retry_after_s).encode()),)
+            ex.body = _error_body(exc, ex.request_id)
+        elif isinstance(exc, YarnitError):
+            ex.status = 413 if isinstance(exc, RequestTooLarge) else status_for(exc)
+            ex.error = type(exc).__name__
+            ex.headers = ((b"retry-after", str(self.service.options.retry_after_s).encode()),) \
+                if ex.status == 503 else ()
+            ex.body = _error_body(exc, ex.request_id)
+        else:  # a bug: answer 500 with no internals, keep the trace in the server log
+            log.error("data-plane request %s failed", ex.request_id, exc_info=exc)
+            ex.status, ex.error, ex.headers = 500, type(exc).__name__, ()
+            ex.body = orjson.dumps({"error": "InternalError", "detail": "The server failed to answer this "
+                                    "request; it has been logged with its request id.",
+                                    "request_id": ex.request_id})
+
+    def complete(self, ex: Exchange) -> None:
+        """The answer is sent (or the client is gone): count it and write it to the prediction log."""
+        service = self.service
+        latency = service.clock.monotonic() - ex.started
+        name, error = ex.name, ex.error
+        # Metrics are labelled by model: a name that is not served (a typo, a scanner) is counted under
+        # one label, or every distinct name would add series and memory for good (the log record keeps
+        # the requested name in its error field).
+        if ex.prediction is None and service.runtime.loaded_state(name) is None:
+            name, error = UNKNOWN_MODEL, f"{error}: {name[:80]}"
+        service.record(request_id=ex.request_id or "", protocol=ex.protocol, model=name, status=ex.status,
+                       latency_s=latency, prediction=ex.prediction, instances=ex.instances, error=error,
+                       key=ex.key)
+        if self.metrics is not None:
+            self._observe(ex.protocol, name, ex.status, latency, ex.prediction)
+
+    def _leave(self, ex: Exchange) -> None:
+        if ex.ticket is not None:
+            self.service.admission.leave(ex.ticket)
+            ex.ticket = None
+
+    def _parse(self, ex: Exchange, body: bytes) -> None:
+        payload = _loads(body)
+        service = self.service
+        max_instances = service.options.max_instances
+        if ex.protocol == "v1":
+            ex.instances, ex.key = parse_v1(payload, max_instances)
+        else:
+            ex.instances, ex.key, ex.echo_id = parse_v2(payload, lambda: _columns(service, ex.name), max_instances)
+
+    def _inline(self, ex: Exchange) -> bool:
+        service = self.service
+        assert ex.instances is not None
+        return scores_inline(service.runtime.loaded_state(ex.name), service.router.policy(ex.name).canary_percent,
+                             len(ex.instances), service.admission.limits.inline_budget_ms / 1000.0)
+
+    def _predict(self, ex: Exchange) -> None:
+        ticket = ex.ticket
+        assert ticket is not None and ex.instances is not None
+        ex.prediction = self.service.predict(ex.name, ex.instances, key=ex.key, request_id=ex.request_id,
+                                             deadline_at_s=ticket.entered_s + ticket.deadline_s)
+
+    def _answer(self, ex: Exchange) -> None:
+        p = ex.prediction
+        assert p is not None
+        ex.body = _answer_v1(p) if ex.protocol == "v1" else _answer_v2(p, ex.echo_id)
+        ex.headers = ((b"x-yarnit-model-version", str(p.model_version).encode()),
+                      (b"x-yarnit-served-by", p.served_by.encode()))
 
     def _shed_answer(self, reason: str, retry_after_s: int,
                      request_id: str) -> tuple[bytes, tuple[tuple[bytes, bytes], ...]]:
@@ -574,9 +710,7 @@ def _deadline(value: bytes, cap_ms: float) -> float:
     return min(float(value), cap_ms) / 1000.0
 
 
-async def _read_body(receive: Receive, length: int, limit: int) -> bytes:
-    if length > limit:
-        raise RequestTooLarge(length, limit)
+async def _read_body(receive: Receive, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -778,4 +912,4 @@ def asgi_entry(app: FastAPI) -> ASGIApp:
     return DataPlaneMiddleware(app, app.state.serving, getattr(app.state, "metrics", None))
 
 
-__all__ = ["DataPlaneMiddleware", "asgi_entry", "install", "parse_v1", "parse_v2", "router"]
+__all__ = ["DataPlaneMiddleware", "Exchange", "asgi_entry", "install", "parse_v1", "parse_v2", "route_of", "router"]

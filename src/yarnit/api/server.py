@@ -9,8 +9,11 @@ from types import TracebackType
 
 import uvicorn
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from yarnit.core.errors import Unavailable
+
+from .fastlane import DataPlaneProtocol
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -20,15 +23,25 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def _entry(app: FastAPI) -> ASGIApp:
+    """What uvicorn serves: the data plane's handler in front of ``app`` when it serves models."""
+    if getattr(app.state, "serving", None) is None:
+        return app
+    from .dataplane import asgi_entry
+
+    return asgi_entry(app)
+
+
 class BackgroundServer:
-    """uvicorn serving ``app`` on a loopback port in a daemon thread (demo, tests)."""
+    """uvicorn serving ``app`` on a loopback port in a daemon thread (demo, tests), with the HTTP fast lane."""
 
     def __init__(self, app: FastAPI, *, host: str = "127.0.0.1", port: int | None = None) -> None:
         self.app = app
         self.host = host
         self.port = port or free_port(host)
         self.server = uvicorn.Server(
-            uvicorn.Config(app, host=host, port=self.port, log_level="warning", access_log=False, lifespan="off")
+            uvicorn.Config(_entry(app), host=host, port=self.port, log_level="warning", access_log=False,
+                           lifespan="off", http=DataPlaneProtocol)
         )
         self.thread = threading.Thread(target=self.server.run, name="yarnit-server", daemon=True)
 
@@ -72,8 +85,9 @@ def prepare_for_traffic(app: FastAPI) -> dict[str, str]:
     return outcomes
 
 
-def serve_forever(app: FastAPI, host: str, port: int) -> None:
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+def serve_forever(app: ASGIApp, host: str, port: int) -> None:
+    """``yarnit serve``: uvicorn in the foreground, with the data plane's HTTP fast lane."""
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False, http=DataPlaneProtocol)
 
 
 __all__ = ["BackgroundServer", "free_port", "prepare_for_traffic", "serve_forever"]

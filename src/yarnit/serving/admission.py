@@ -120,11 +120,14 @@ class AdmissionController:
             raise Overloaded(self.shed_reason, self.limits.retry_after_s)
         return ticket
 
-    def try_enter(self, deadline_s: float | None = None) -> Ticket | None:
+    def try_enter(self, deadline_s: float | None = None, waited_s: float | None = None) -> Ticket | None:
         """Admit a request, or count it as shed and return None: :meth:`enter` without an exception.
 
         The reason of a shed (:attr:`shed_reason`) is "closed" while :attr:`closed`, "concurrency" at
-        ``max_in_flight``, "queue" past ``max_queue_delay_ms``.
+        ``max_in_flight``, "queue" past ``max_queue_delay_ms``: either the
+        requests waiting at the gate would hold it longer, or ``waited_s``
+        (how long it may already have waited before the server read it, when
+        the caller knows) is over the limit.
         The data plane calls this one: a shed must stay cheap when the server
         is over capacity, and raising costs about a µs.
         """
@@ -136,7 +139,8 @@ class AdmissionController:
             self.shed_reason = "concurrency"
             return None
         waiting = len(self._waiters)
-        if waiting and self._max_delay_s is not None and waiting * self._turn_s > self._max_delay_s:
+        if self._max_delay_s is not None and (waiting * self._turn_s > self._max_delay_s or (
+                waited_s is not None and waited_s > self._max_delay_s)):
             self.shed_queue_delay += 1
             self.shed_reason = "queue"
             return None
@@ -251,6 +255,11 @@ class AdmissionController:
     @property
     def waiting(self) -> int:
         return len(self._waiters)
+
+    @property
+    def gate_free(self) -> bool:
+        """Nobody holds the gate or waits for it: a request may score right now without taking a turn."""
+        return not self._gate_held and not self._waiters
 
 
 def scores_inline(state: ModelState | None, canary_percent: float, n_rows: int, budget_s: float) -> bool:

@@ -1,0 +1,235 @@
+"""The HTTP fast lane (yarnit.api.fastlane) over raw sockets: what it takes, what it hands to ASGI, and HTTP/1.1."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from yarnit.api import create_app
+from yarnit.api.dataplane import DataPlaneMiddleware
+from yarnit.api.fastlane import LoopTurns, fast_route
+from yarnit.api.server import BackgroundServer
+from yarnit.serving import ServingOptions, scan_prediction_log
+from yarnit.storage import Workspace
+
+OPTIONS = ServingOptions(max_body_bytes=4096, log_flush_interval_s=0.01, log_fsync=False)
+BODY = json.dumps({"instances": [{"fiber": "merino", "price": 12.0}]}).encode()
+
+
+def _request(path: str, body: bytes = BODY, *, headers: str = "", version: str = "1.1") -> bytes:
+    return (f"POST {path} HTTP/{version}\r\nHost: t\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n{headers}\r\n").encode() + body
+
+
+def _read_answer(sock: socket.socket, buffer: bytearray) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP/1.1 answer from ``sock`` (Content-Length framed); leftover bytes stay in ``buffer``."""
+    while b"\r\n\r\n" not in buffer:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"closed before a full answer; got {bytes(buffer)!r}")
+        buffer += chunk
+    head, _, rest = bytes(buffer).partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
+    length = int(headers["content-length"])
+    while len(rest) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed mid-body")
+        rest += chunk
+    buffer[:] = rest[length:]
+    return status, headers, rest[:length]
+
+
+def _chunked(*parts: bytes) -> bytes:
+    """A chunked v1 request of ``parts`` (no terminating chunk: add ``0\\r\\n\\r\\n`` to end it)."""
+    return b"POST /v1/models/ctr:predict HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n" + b"".join(
+        b"%x\r\n" % len(part) + part + b"\r\n" for part in parts)
+
+
+def _closed(sock: socket.socket) -> bool:
+    sock.settimeout(5)
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+@pytest.fixture
+def server(token_ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[BackgroundServer, list[str]]]:
+    """A real server whose ASGI data-plane path records what it was given (the lane must not need it)."""
+    through_asgi: list[str] = []
+    original = DataPlaneMiddleware.handle
+
+    async def recording(self, protocol, name, scope, receive, send):  # type: ignore[no-untyped-def]
+        through_asgi.append(dict(scope["headers"]).get(b"x-request-id", scope["path"].encode()).decode())
+        await original(self, protocol, name, scope, receive, send)
+
+    monkeypatch.setattr(DataPlaneMiddleware, "handle", recording)
+    app = create_app(token_ws, refresh_s=0.0, serving=OPTIONS)
+    try:
+        with BackgroundServer(app) as running:
+            yield running, through_asgi
+    finally:
+        app.state.serving.close()
+
+
+def _connect(running: BackgroundServer) -> socket.socket:
+    sock = socket.create_connection((running.host, running.port), timeout=10)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def test_fast_route_takes_only_plain_data_plane_paths() -> None:
+    assert fast_route(b"/v1/models/ctr:predict") == ("v1", "ctr")
+    assert fast_route(b"/v2/models/ctr/infer") == ("v2", "ctr")
+    assert fast_route(b"/v1/models/ctr:predict?x=1") is None  # a query string: the ASGI path parses it
+    assert fast_route(b"/v1/models/c%74r:predict") is None  # escapes: the ASGI path unquotes them
+    assert fast_route(b"/v2/models/ctr") is None and fast_route(b"/healthz") is None
+
+
+def test_keep_alive_requests_are_answered_by_the_lane_with_every_header(server) -> None:
+    running, through_asgi = server
+    with _connect(running) as sock:
+        buffer = bytearray()
+        for i in range(3):
+            sock.sendall(_request("/v1/models/ctr:predict", headers=f"x-request-id: fl-{i}\r\n"))
+            status, headers, body = _read_answer(sock, buffer)
+            assert status == 200, body
+            answer = json.loads(body)
+            assert answer["request_id"] == f"fl-{i}" and answer["model_version"] == 1
+            assert headers["x-request-id"] == f"fl-{i}" and headers["x-yarnit-served-by"] == "model"
+            assert headers["content-type"] == "application/json" and "date" in headers
+        v2 = json.dumps({"inputs": [{"name": "fiber", "shape": [1], "datatype": "BYTES", "data": ["merino"]},
+                                    {"name": "price", "shape": [1], "datatype": "FP64", "data": [3.0]}]}).encode()
+        sock.sendall(_request("/v2/models/ctr/infer", v2))
+        status, headers, body = _read_answer(sock, buffer)
+        assert status == 200 and json.loads(body)["outputs"][0]["shape"] == [1]
+    assert through_asgi == []  # every one of them answered from the parser, none through ASGI
+
+
+def test_pipelined_requests_are_answered_in_order_across_lane_and_asgi(server) -> None:
+    running, through_asgi = server
+    with _connect(running) as sock:
+        sock.sendall(_request("/v1/models/ctr:predict", headers="x-request-id: p-1\r\n")
+                     + b"GET /v2/health/live HTTP/1.1\r\nHost: t\r\n\r\n"
+                     + _request("/v1/models/ctr:predict?trace=1", headers="x-request-id: p-3\r\n")
+                     + _request("/v1/models/nope:predict", headers="x-request-id: p-4\r\n"))
+        buffer = bytearray()
+        answers = [_read_answer(sock, buffer) for _ in range(4)]
+    assert [a[0] for a in answers] == [200, 200, 200, 404]
+    assert json.loads(answers[0][2])["request_id"] == "p-1"
+    assert json.loads(answers[2][2])["request_id"] == "p-3"
+    assert answers[3][1]["x-request-id"] == "p-4" and "nope" in json.loads(answers[3][2])["detail"]
+    # The first is the lane's; the ones read while the GET was in flight queue behind it on uvicorn's ASGI path.
+    assert "p-1" not in through_asgi and "p-3" in through_asgi
+
+
+def test_bad_input_is_a_4xx_and_the_connection_stays_usable(server) -> None:
+    running, _through_asgi = server
+    with _connect(running) as sock:
+        buffer = bytearray()
+        for body, status, fragment in [(b'{"instances": [{"price": NaN}]}', 422, "not valid JSON"),
+                                       (b"", 422, "empty"),
+                                       (b'{"instances": [], "extra": 1}', 422, "Unknown field")]:
+            sock.sendall(_request("/v1/models/ctr:predict", body))
+            got, _headers, answer = _read_answer(sock, buffer)
+            assert got == status and fragment in json.loads(answer)["detail"]
+        sock.sendall(_request("/v1/models/ctr:predict", headers="x-request-id: bad id!\r\n"))
+        got, _headers, answer = _read_answer(sock, buffer)
+        assert got == 422 and "x-request-id" in json.loads(answer)["detail"]
+        sock.sendall(_request("/v1/models/ctr:predict"))
+        assert _read_answer(sock, buffer)[0] == 200
+
+
+@pytest.mark.parametrize(("request_bytes", "status"), [
+    # Only the headers are sent: the answer must not wait for a body it will never read.
+    (b"POST /v1/models/ctr:predict HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n", 413),
+    (_chunked(b"x" * 3000, b"x" * 3000), 413),  # no length declared: refused once it grows over the limit
+    (_request("/v1/models/ctr:predict", version="1.0"), 200),  # HTTP/1.0: one request per connection
+], ids=["declared-too-large", "chunked-too-large", "http-1.0"])
+def test_answers_that_end_the_connection(server, request_bytes: bytes, status: int) -> None:
+    running, _through_asgi = server
+    with _connect(running) as sock:
+        sock.sendall(request_bytes)
+        got, headers, body = _read_answer(sock, bytearray())
+        assert got == status and headers["connection"] == "close"
+        if status == 413:
+            assert "4,096 bytes" in json.loads(body)["detail"]
+        assert _closed(sock)
+
+
+def test_a_chunked_body_within_the_limit_is_scored(server) -> None:
+    running, through_asgi = server
+    with _connect(running) as sock:
+        half = len(BODY) // 2
+        sock.sendall(_chunked(BODY[:half], BODY[half:]) + b"0\r\n\r\n")
+        assert _read_answer(sock, bytearray())[0] == 200
+    assert through_asgi == []
+
+
+def test_expect_100_continue_goes_through_asgi_and_works(server) -> None:
+    running, through_asgi = server
+    with _connect(running) as sock:
+        sock.sendall(_request("/v1/models/ctr:predict", headers="Expect: 100-continue\r\n")[:-len(BODY)])
+        buffer = bytearray()
+        while b"\r\n\r\n" not in buffer:
+            buffer += sock.recv(4096)
+        assert bytes(buffer).startswith(b"HTTP/1.1 100")
+        del buffer[:bytes(buffer).index(b"\r\n\r\n") + 4]
+        sock.sendall(BODY)
+        assert _read_answer(sock, buffer)[0] == 200
+    assert through_asgi == ["/v1/models/ctr:predict"]  # the path: the request sent no x-request-id
+
+
+def test_a_client_that_leaves_mid_body_frees_its_slot_and_is_logged(server) -> None:
+    running, _through_asgi = server
+    serving = running.app.state.serving
+    with _connect(running) as sock:
+        sock.sendall(_request("/v1/models/ctr:predict", headers="x-request-id: gone-1\r\n")[:-5])
+        time.sleep(0.2)
+    deadline = time.monotonic() + 5
+    while serving.admission.in_flight and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert serving.admission.in_flight == 0
+    serving.log.flush()
+    records = [r for r in scan_prediction_log(serving.log.directory).records if r["request_id"] == "gone-1"]
+    assert len(records) == 1 and records[0]["status"] == 422 and records[0]["error"].startswith("InvalidInput")
+
+
+def test_the_waited_estimate_reaches_admission(server, monkeypatch: pytest.MonkeyPatch) -> None:
+    running, _through_asgi = server
+    monkeypatch.setattr(LoopTurns, "waited", lambda self, now, since_answer: 10.0)
+    with _connect(running) as sock:
+        sock.sendall(_request("/v1/models/ctr:predict"))
+        status, headers, body = _read_answer(sock, bytearray())
+    assert status == 503 and headers["retry-after"] == "1"
+    assert "queue-delay limit" in json.loads(body)["detail"]
+    assert running.app.state.serving.admission.in_flight == 0
+
+
+def test_loop_turns_bound_the_wait_by_the_previous_turn_and_the_last_answer() -> None:
+    now = [100.0]
+
+    async def scenario() -> list[float]:
+        turns = LoopTurns(asyncio.get_running_loop(), lambda: now[0])
+        seen = [turns.waited(now[0], since_answer=5.0)]  # first turn: nothing before it
+        now[0] += 0.004  # this turn ran for 4 ms
+        seen.append(turns.waited(now[0], since_answer=5.0))
+        await asyncio.sleep(0)  # the turn ends
+        await asyncio.sleep(0)
+        now[0] += 0.001  # the next turn starts 1 ms later
+        seen.append(turns.waited(now[0], since_answer=5.0))  # at most the previous turn's length
+        now[0] += 0.002
+        seen.append(turns.waited(now[0], since_answer=5.0))  # plus how far into this turn
+        seen.append(turns.waited(now[0], since_answer=0.0005))  # the last answer on the connection is closer
+        return seen
+
+    seen = asyncio.run(scenario())
+    assert seen == pytest.approx([0.0, 0.004, 0.004, 0.006, 0.0005])
