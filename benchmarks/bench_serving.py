@@ -227,10 +227,13 @@ class Server:
                 self.proc.wait()
 
 
+YARNIT_HTTP = "yarnit.api.fastlane:DataPlaneProtocol"  # what `yarnit serve` runs: httptools + the fast lane
+
+
 def uvicorn_cmd(python: Path | str, target: str, port: int, app_dir: Path, *, factory: bool = False,
-                workers: int = 1) -> list[str]:
+                workers: int = 1, http: str = "httptools") -> list[str]:
     cmd = [str(python), "-m", "uvicorn", target, "--app-dir", str(app_dir), "--host", "127.0.0.1", "--port",
-           str(port), "--http", "httptools", "--loop", "uvloop", "--log-level", "warning", "--no-access-log",
+           str(port), "--http", http, "--loop", "uvloop", "--log-level", "warning", "--no-access-log",
            "--workers", str(workers)]
     return cmd + (["--factory"] if factory else [])
 
@@ -366,7 +369,8 @@ def main() -> None:
 
     def systems() -> list[tuple[str, Server]]:
         out = [
-            ("yarnit", Server("yarnit", uvicorn_cmd(PY, "yarnit_app:app", p := free_port(), PEERS, factory=True),
+            ("yarnit", Server("yarnit", uvicorn_cmd(PY, "yarnit_app:app", p := free_port(), PEERS, factory=True,
+                                                        http=YARNIT_HTTP),
                               yarnit_env, p, "/v1/models/ctr:predict")),
             ("fastapi", Server("fastapi", uvicorn_cmd(fastapi_venv / "bin" / "python", "fastapi_sklearn:app",
                                                       q := free_port(), PEERS), fastapi_env, q,
@@ -400,7 +404,8 @@ def main() -> None:
                     result[name]["overload"] = json.loads(load)
                     result[name]["rss_mib_after"] = server.rss_mib()
             print(f"rep {rep + 1} {name}: {json.dumps(result[name])}", flush=True)
-        two = Server("yarnit-2w", uvicorn_cmd(PY, "yarnit_app:app", w := free_port(), PEERS, factory=True, workers=2),
+        two = Server("yarnit-2w", uvicorn_cmd(PY, "yarnit_app:app", w := free_port(), PEERS, factory=True, workers=2,
+                                            http=YARNIT_HTTP),
                      yarnit_env, w, "/v1/models/ctr:predict", cores="0,1")
         with two:
             wrk(two.port, two.path, single_lua, 1)

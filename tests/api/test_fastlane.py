@@ -6,15 +6,18 @@ import asyncio
 import json
 import socket
 import time
+from dataclasses import replace
 from collections.abc import Iterator
 
 import pytest
 
 from yarnit.api import create_app
 from yarnit.api.dataplane import DataPlaneMiddleware
-from yarnit.api.fastlane import LoopTurns, fast_route
+from yarnit.api.fastlane import LaneLoop, fast_route
 from yarnit.api.server import BackgroundServer
+from yarnit.core import SimulatedClock
 from yarnit.serving import ServingOptions, scan_prediction_log
+from yarnit.serving.admission import AdmissionController
 from yarnit.storage import Workspace
 
 OPTIONS = ServingOptions(max_body_bytes=4096, log_flush_interval_s=0.01, log_fsync=False)
@@ -203,9 +206,9 @@ def test_a_client_that_leaves_mid_body_frees_its_slot_and_is_logged(server) -> N
     assert len(records) == 1 and records[0]["status"] == 422 and records[0]["error"].startswith("InvalidInput")
 
 
-def test_the_waited_estimate_reaches_admission(server, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_lanes_wait_estimate_reaches_admission(server, monkeypatch: pytest.MonkeyPatch) -> None:
     running, _through_asgi = server
-    monkeypatch.setattr(LoopTurns, "waited", lambda self, now, since_answer: 10.0)
+    monkeypatch.setattr(LaneLoop, "wait_s", lambda self: 10.0)
     with _connect(running) as sock:
         sock.sendall(_request("/v1/models/ctr:predict"))
         status, headers, body = _read_answer(sock, bytearray())
@@ -214,22 +217,51 @@ def test_the_waited_estimate_reaches_admission(server, monkeypatch: pytest.Monke
     assert running.app.state.serving.admission.in_flight == 0
 
 
-def test_loop_turns_bound_the_wait_by_the_previous_turn_and_the_last_answer() -> None:
-    now = [100.0]
 
-    async def scenario() -> list[float]:
-        turns = LoopTurns(asyncio.get_running_loop(), lambda: now[0])
-        seen = [turns.waited(now[0], since_answer=5.0)]  # first turn: nothing before it
-        now[0] += 0.004  # this turn ran for 4 ms
-        seen.append(turns.waited(now[0], since_answer=5.0))
-        await asyncio.sleep(0)  # the turn ends
-        await asyncio.sleep(0)
-        now[0] += 0.001  # the next turn starts 1 ms later
-        seen.append(turns.waited(now[0], since_answer=5.0))  # at most the previous turn's length
-        now[0] += 0.002
-        seen.append(turns.waited(now[0], since_answer=5.0))  # plus how far into this turn
-        seen.append(turns.waited(now[0], since_answer=0.0005))  # the last answer on the connection is closer
-        return seen
 
-    seen = asyncio.run(scenario())
-    assert seen == pytest.approx([0.0, 0.004, 0.004, 0.006, 0.0005])
+@pytest.fixture
+def deferring(token_ws: Workspace) -> Iterator[BackgroundServer]:
+    """A server whose turns have no scoring budget: every request waits in the lane's FIFO for its turn."""
+    app = create_app(token_ws, refresh_s=0.0, serving=replace(OPTIONS, turn_budget_ms=0.0))
+    try:
+        with BackgroundServer(app) as running:
+            yield running
+    finally:
+        app.state.serving.close()
+
+
+def test_requests_that_wait_in_the_fifo_are_answered_in_order(deferring: BackgroundServer) -> None:
+    socks = [_connect(deferring) for _ in range(4)]
+    try:
+        for round_ in range(3):
+            for i, sock in enumerate(socks):  # four connections' requests read in one turn, mostly
+                sock.sendall(_request("/v1/models/ctr:predict", headers=f"x-request-id: f-{round_}-{i}\r\n"))
+            for i, sock in enumerate(socks):
+                status, headers, body = _read_answer(sock, bytearray())
+                assert status == 200 and json.loads(body)["request_id"] == f"f-{round_}-{i}"
+        # Pipelined behind a request in the FIFO: uvicorn's path queues them, answers keep their order.
+        socks[0].sendall(b"".join(_request("/v1/models/ctr:predict", headers=f"x-request-id: q-{i}\r\n")
+                                  for i in range(3)) + b"GET /v2/health/live HTTP/1.1\r\nHost: t\r\n\r\n")
+        buffer = bytearray()
+        answers = [_read_answer(socks[0], buffer) for _ in range(4)]
+        assert [json.loads(a[2])["request_id"] for a in answers[:3]] == ["q-0", "q-1", "q-2"]
+        assert answers[3][0] == 200
+    finally:
+        for sock in socks:
+            sock.close()
+    lane = deferring.server.config.app.lane  # the data-plane handler uvicorn serves holds the lane
+    assert isinstance(lane, LaneLoop) and lane.deferrals >= 8 and not lane.deferred  # they did wait in it
+    assert deferring.app.state.serving.admission.in_flight == 0
+
+
+def test_the_fifo_wait_is_its_length_times_the_recent_cost(clock: SimulatedClock) -> None:
+    async def scenario() -> tuple[float, float, bool]:
+        lane = LaneLoop(asyncio.get_running_loop(), AdmissionController(clock), clock.monotonic, 0.00025, 0.001)
+        empty = lane.wait_s()
+        lane.cost_s = 0.0001
+        lane.deferred.extend([(None, None)] * 3)  # type: ignore[list-item]
+        return empty, lane.wait_s(), lane.may_score_now()
+
+    empty, three, may = asyncio.run(scenario())
+    assert empty == 0.0 and three == pytest.approx(0.0003)
+    assert not may  # nobody overtakes the FIFO

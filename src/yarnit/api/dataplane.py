@@ -416,10 +416,12 @@ class Exchange:
 
     :meth:`DataPlaneMiddleware.begin` opens it from the headers and may
     answer it at once (shed, a bad header, an unknown name, a body over the
-    limit); :meth:`~DataPlaneMiddleware.finish_now` (on the spot) or
-    :meth:`~DataPlaneMiddleware.finish` (waiting for its turn, or on the
-    scoring pool) scores it; :meth:`~DataPlaneMiddleware.complete` logs and
-    counts it once the answer is sent.
+    limit). The ASGI path then runs :meth:`~DataPlaneMiddleware.finish`
+    (wait for the gate's turn, or go to the scoring pool); the HTTP fast
+    lane runs :meth:`~DataPlaneMiddleware.parse` and
+    :meth:`~DataPlaneMiddleware.score` on its own schedule (or ``finish``
+    for the pool). :meth:`~DataPlaneMiddleware.complete` logs and counts it
+    once the answer is sent.
     """
 
     __slots__ = ("protocol", "name", "started", "request_id", "deadline_s", "length", "status", "error",
@@ -457,7 +459,7 @@ class DataPlaneMiddleware:
         self.app = app
         self.service = service
         self.metrics = metrics
-        self.turns: Any = None  # the fast lane's record of the event loop's turns (see fastlane.LoopTurns)
+        self.lane: Any = None  # the HTTP fast lane's per-loop state (fastlane.LaneLoop), made by the lane
         self._http_children: dict[tuple[str, int], tuple[Any, Any]] = {}
         self._prediction_children: dict[tuple[str, int, str], Any] = {}
         self._shed_answers: dict[tuple[str, int], tuple[bytes, tuple[tuple[bytes, bytes], ...]]] = {}
@@ -494,12 +496,11 @@ class DataPlaneMiddleware:
             self.complete(ex)
 
     def begin(self, protocol: str, name: str, headers: Sequence[tuple[bytes, bytes]],
-              waited_s: float | None = None) -> Exchange:
+              wait_s: float | None = None) -> Exchange:
         """Open an exchange from the request line and headers; admit it, or answer it at once.
 
-        ``waited_s`` is how long the request may have waited before the
-        server read it (the fast lane's estimate), for admission's
-        queue-delay limit.
+        ``wait_s`` is how long it would wait for its turn to score (the fast
+        lane's FIFO), for admission's queue-delay limit.
         """
         service = self.service
         ex = Exchange(protocol, name, service.clock.monotonic())
@@ -526,7 +527,7 @@ class DataPlaneMiddleware:
                 raise NotFound(f"There is no model named {name[:80]!r}: model names are 1-63 lowercase letters, "
                                "digits, '_', '.' or '-'. List models with: yarnit models list")
             admission = service.admission
-            ticket = admission.try_enter(ex.deadline_s, waited_s)
+            ticket = admission.try_enter(ex.deadline_s, wait_s)
             if ticket is None:
                 # Shed before the body is read or parsed, with an answer encoded once (shedding must stay
                 # cheap when the server is over its capacity). Still logged and counted.
@@ -538,25 +539,36 @@ class DataPlaneMiddleware:
             self.fail(ex, exc)
         return ex
 
-    def finish_now(self, ex: Exchange, body: bytes) -> bool:
-        """Parse and score ``ex`` right here, if it can be: True when it is answered.
-
-        It can when nobody waits for the scoring gate (FIFO: a newcomer does
-        not overtake a waiting request) and the model scores this many rows
-        inline (:func:`scores_inline`). Otherwise :meth:`finish` takes over,
-        with the body already parsed. Bad input is answered here.
-        """
-        admission = self.service.admission
+    def parse(self, ex: Exchange, body: bytes) -> bool:
+        """Parse the body into ``ex``'s instances; False when that answered it (bad input is a 4xx)."""
         try:
             self._parse(ex, body)
-            if not (admission.gate_free and self._inline(ex)):
-                return False
+        except Exception as exc:
+            self.fail(ex, exc)
+            return False
+        return True
+
+    def inline(self, ex: Exchange) -> bool:
+        """Whether ``ex`` (parsed) scores on the event loop (:func:`scores_inline`), else on the scoring pool."""
+        service = self.service
+        assert ex.instances is not None
+        return scores_inline(service.runtime.loaded_state(ex.name), service.router.policy(ex.name).canary_percent,
+                             len(ex.instances), service.admission.limits.inline_budget_ms / 1000.0)
+
+    def score(self, ex: Exchange, *, waited: bool = False) -> None:
+        """Score a parsed, admitted, inline ``ex`` right here and answer it (errors become its answer).
+
+        ``waited``: it waited for its turn, so it is shed instead if its
+        deadline passed meanwhile (as :meth:`AdmissionController.acquire` does).
+        """
+        try:
+            if waited:
+                self.service.admission.check_deadline(ex.ticket)  # type: ignore[arg-type]
             self._predict(ex)
             self._leave(ex)
             self._answer(ex)
         except Exception as exc:
             self.fail(ex, exc)
-        return True
 
     async def finish(self, ex: Exchange, body: bytes) -> None:
         """Score ``ex`` on the event loop's terms: wait for the gate's turn, or go to the scoring pool."""
@@ -569,9 +581,9 @@ class DataPlaneMiddleware:
                 if ex.instances is None:  # parse in turn: parsing is scoring work too
                     await admission.acquire(ticket)
                     self._parse(ex, body)
-                    inline = self._inline(ex)
+                    inline = self.inline(ex)
                 else:
-                    inline = self._inline(ex)
+                    inline = self.inline(ex)
                     if inline:
                         await admission.acquire(ticket)
                 if inline:
@@ -637,12 +649,6 @@ class DataPlaneMiddleware:
             ex.instances, ex.key = parse_v1(payload, max_instances)
         else:
             ex.instances, ex.key, ex.echo_id = parse_v2(payload, lambda: _columns(service, ex.name), max_instances)
-
-    def _inline(self, ex: Exchange) -> bool:
-        service = self.service
-        assert ex.instances is not None
-        return scores_inline(service.runtime.loaded_state(ex.name), service.router.policy(ex.name).canary_percent,
-                             len(ex.instances), service.admission.limits.inline_budget_ms / 1000.0)
 
     def _predict(self, ex: Exchange) -> None:
         ticket = ex.ticket

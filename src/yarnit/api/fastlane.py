@@ -8,34 +8,32 @@ and an admitted request waits one more loop turn for the scoring gate. Here
 drives the data plane's :class:`~yarnit.api.dataplane.Exchange` steps:
 
 * headers complete: :meth:`~yarnit.api.dataplane.DataPlaneMiddleware.begin`
-  (admit or shed; a body over the limit is answered 413 at once and the
+  admits or sheds it (a body over the limit is answered 413 at once and the
   connection closed, so a huge body is never read);
-* message complete: :meth:`~yarnit.api.dataplane.DataPlaneMiddleware.finish_now`
-  parses and scores on the spot when nobody waits for the scoring gate and
-  the model scores inline; the answer is written to the socket directly;
-* otherwise (the gate is busy, the model scores on the pool) a task runs
-  :meth:`~yarnit.api.dataplane.DataPlaneMiddleware.finish` and the connection
-  counts as busy, so a pipelined request behind it waits its turn as uvicorn
-  would make it.
+* message complete: :meth:`~yarnit.api.dataplane.DataPlaneMiddleware.parse`,
+  then :meth:`~yarnit.api.dataplane.DataPlaneMiddleware.score` on the spot
+  while the turn's scoring budget lasts, else in the lane's FIFO
+  (:class:`LaneLoop`); the answer is written to the socket directly;
+* a model that scores on the pool: a task runs
+  :meth:`~yarnit.api.dataplane.DataPlaneMiddleware.finish`.
 
-Everything else (other routes and methods, ``Expect: 100-continue``, a query
-string or escapes in the path, a pipelined request behind a busy one, a
-client that does not read its answers) takes uvicorn's own ASGI path,
-where the same data-plane handler answers: one implementation, two drivers.
+While a request waits (FIFO or pool) its connection counts as busy, so a
+pipelined request behind it waits its turn on uvicorn's path, as uvicorn
+would make it. Everything else (other routes and methods, ``Expect:
+100-continue``, a query string or escapes in the path, a client that does
+not read its answers) takes uvicorn's own ASGI path, where the same
+data-plane handler answers: one implementation, two drivers.
 
-**How long did a request wait before the server read it?** With requests
-answered on the spot there is no queue in the server: under overload the
-queue is in the kernel's socket buffers, out of admission's sight. The lane
-estimates each request's wait (:class:`LoopTurns`) and admission sheds it
-when the estimate is over ``max_queue_delay_ms`` (reason ``queue``). Two
-bounds, the smaller one wins:
-
-* a client sends its next request on a keep-alive connection only after it
-  has read the previous answer (no pipelining here), so the request is at
-  most as old as the time since that answer was written;
-* a request read in this loop turn was not there when the previous turn
-  read the sockets, so it is at most as old as the previous turn's length
-  plus how far into this turn the loop is.
+**Why a FIFO, not scoring everything on the spot.** Scoring every request as
+it is read makes a loop turn as long as all the ready requests' scoring; a
+request that arrives meanwhile waits in the kernel's socket buffer, where
+admission cannot see it, and under overload it is shed only after it has
+waited. With a budget per turn, every turn reads (and admits or sheds)
+everything that is ready before it scores much: a shed request gets its 503
+within about a turn, and the queue of admitted requests is the FIFO, whose
+length times the recent cost of a request is the wait a newcomer would
+have; admission sheds it at once when that is over ``max_queue_delay_ms``,
+or when ``max_in_flight`` requests are already admitted.
 
 uvicorn's internals are used here (``HttpToolsProtocol``, its per-request
 ``cycle`` and ``pipeline``, ``server_state.default_headers``): the tests in
@@ -47,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -56,6 +55,7 @@ from uvicorn.server import ServerState
 
 from yarnit.core.errors import InvalidInput
 from yarnit.serving import RequestTooLarge
+from yarnit.serving.admission import AdmissionController
 
 from .dataplane import DataPlaneMiddleware, Exchange
 
@@ -85,27 +85,78 @@ def find_plane(app: Any) -> DataPlaneMiddleware | None:
     return None
 
 
-class LoopTurns:
-    """When the event loop's turns that read data-plane requests began and ended (see the module docstring)."""
+class LaneLoop:
+    """The fast lane's state on one event loop: the scoring budget of a turn, and the FIFO of deferred requests.
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, monotonic: Callable[[], float]) -> None:
+    A *turn* is one pass of the loop over the sockets that are ready. The
+    lane scores the requests it reads in a turn on the spot until they have
+    taken ``turn_budget_ms``; later ones wait in a FIFO, which is scored
+    between two polls in slices of the same budget. So every turn reads, and
+    admits or sheds, everything that arrived before it scores much: a shed
+    request is answered within about a turn, whatever the queue of admitted
+    ones, and the queue that builds under overload is this FIFO, where
+    admission sees it, not the kernel's socket buffers, where it cannot.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, admission: AdmissionController,
+                 monotonic: Callable[[], float], budget_s: float, cost_cap_s: float) -> None:
         self.loop = loop
+        self.admission = admission
         self.monotonic = monotonic
+        self.budget_s = budget_s
+        self.cost_cap_s = cost_cap_s  # a sample over this is a stall, not a request's cost
         self.in_turn = False
-        self.started = -math.inf
-        self.previous_s = 0.0  # length of the previous turn
+        self.spent_s = 0.0  # scoring time taken by requests read in this turn
+        self.deferred: deque[tuple[DataPlaneProtocol, Exchange]] = deque()
+        self.cost_s = 0.0  # moving average of one deferred request's time (score, answer, log)
+        self.deferrals = 0  # requests that waited in the FIFO, since start
+        self._running = False  # a slice of the FIFO is scheduled
 
-    def waited(self, now: float, since_answer: float) -> float:
-        """An upper bound on how long a request read now waited, or ``since_answer`` if that is smaller."""
+    def wait_s(self) -> float:
+        """How long a request admitted now would wait for its turn: the FIFO ahead, at its recent cost each.
+
+        Also starts the turn's budget on the first request a turn reads.
+        """
         if not self.in_turn:
             self.in_turn = True
-            self.started = now
+            self.spent_s = 0.0
             self.loop.call_soon(self._end)  # runs once this turn's I/O callbacks are done
-        return min(since_answer, self.previous_s + (now - self.started))
+        return len(self.deferred) * self.cost_s
 
     def _end(self) -> None:
         self.in_turn = False
-        self.previous_s = self.monotonic() - self.started
+
+    def may_score_now(self) -> bool:
+        """Nobody is queued ahead (FIFO, nor at the ASGI path's gate) and this turn's budget is not spent."""
+        return not self.deferred and self.spent_s < self.budget_s and self.admission.gate_free
+
+    def defer(self, connection: DataPlaneProtocol, ex: Exchange) -> None:
+        self.deferred.append((connection, ex))
+        self.deferrals += 1
+        if not self._running:
+            self._running = True
+            self.loop.call_soon(self._slice)
+
+    def _slice(self) -> None:
+        """Score deferred requests, oldest first, for one budget (at least one), then let the loop poll."""
+        deferred = self.deferred
+        started = now = self.monotonic()
+        while deferred:
+            connection, ex = deferred.popleft()
+            if connection.waiting is not ex:
+                continue  # its client left; connection_lost logged it
+            connection.score_deferred(ex)
+            end = self.monotonic()
+            sample, cost = min(end - now, self.cost_cap_s), self.cost_s
+            # As at the gate: one stall (a GC pass) counts for at most 4x the average.
+            self.cost_s = sample if cost == 0.0 else cost + 0.2 * (min(sample, 4.0 * cost) - cost)
+            now = end
+            if now - started >= self.budget_s:
+                break
+        if deferred:
+            self.loop.call_soon(self._slice)
+        else:
+            self._running = False
 
 
 class _Busy:
@@ -138,37 +189,34 @@ class DataPlaneProtocol(HttpToolsProtocol):
                  _loop: asyncio.AbstractEventLoop | None = None) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self.plane = find_plane(self.app) if not self.root_path else None
-        self.exchange: Exchange | None = None  # the request being read (a task owns one that finishes later)
+        self.exchange: Exchange | None = None  # the request the parser is reading
+        self.waiting: Exchange | None = None  # a request of this connection waiting in the lane's FIFO
+        self.busy: _Busy | None = None  # stands in for uvicorn's cycle while the exchange is not answered
         self.dropping = False  # the rest of this request's body is read and dropped (answered 413 and closing)
         self.chunks: list[bytes] = []
         self.size = 0
         self.keep_alive = True
-        self.answered_at = -math.inf
-        self.turns: LoopTurns | None = None
         self._head_source: object = None
         self._head = b""
         if self.plane is not None:
             service = self.plane.service
             self.monotonic = service.clock.monotonic
             self.limit = service.options.max_body_bytes
-            turns = self.plane.turns
-            if turns is None or turns.loop is not self.loop:
-                turns = self.plane.turns = LoopTurns(self.loop, self.monotonic)
-            self.turns = turns
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        if self.plane is not None:
-            self.answered_at = self.monotonic()  # a new connection's first request is no older than it
+            lane = self.plane.lane
+            if not isinstance(lane, LaneLoop) or lane.loop is not self.loop:
+                lane = self.plane.lane = LaneLoop(self.loop, service.admission, self.monotonic,
+                                                  service.options.turn_budget_ms / 1000.0,
+                                                  service.admission.limits.inline_budget_ms / 1000.0)
+            self.lane: LaneLoop = lane
 
     def connection_lost(self, exc: Exception | None) -> None:
-        ex = self.exchange
-        if ex is not None:  # the client left mid-request: free its slot, log it, answer nobody
-            self.exchange = None
-            assert self.plane is not None
-            if not ex.answered:
-                self.plane.fail(ex, InvalidInput("The client disconnected before sending the whole body."))
-            self.plane.complete(ex)
+        for ex in (self.exchange, self.waiting):
+            if ex is not None:  # the client left mid-request: free its slot, log it, answer nobody
+                assert self.plane is not None
+                if not ex.answered:
+                    self.plane.fail(ex, InvalidInput("The client disconnected before its request was answered."))
+                self.plane.complete(ex)
+        self.exchange = self.waiting = None
         super().connection_lost(exc)
 
     # -- parser callbacks ------------------------------------------------------------------------------
@@ -179,13 +227,10 @@ class DataPlaneProtocol(HttpToolsProtocol):
                 and not self.parser.should_upgrade():
             route = fast_route(self.url)
             if route is not None:
-                assert self.turns is not None
-                now = self.monotonic()
                 self.keep_alive = self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
                 self.chunks.clear()
                 self.size = 0
-                ex = self.exchange = plane.begin(route[0], route[1], self.headers,
-                                                 self.turns.waited(now, now - self.answered_at))
+                ex = self.exchange = plane.begin(route[0], route[1], self.headers, self.lane.wait_s())
                 if ex.status == 413:  # the declared body is over the limit: answer now, never read it
                     self._refuse(ex)
                 return
@@ -216,42 +261,69 @@ class DataPlaneProtocol(HttpToolsProtocol):
             else:
                 super().on_message_complete()
             return
+        plane = self.plane
+        assert plane is not None
+        self.exchange = None
         if not ex.answered:
-            plane = self.plane
-            assert plane is not None
             body = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
             self.chunks.clear()
-            if not plane.finish_now(ex, body):
-                self.exchange = None  # the task owns it now
-                busy = self.cycle = _Busy(self.keep_alive)  # type: ignore[assignment]
-                task = self.loop.create_task(self._finish(ex, body, busy))
-                task.add_done_callback(self.tasks.discard)
-                self.tasks.add(task)
-                return
+            if plane.parse(ex, body):
+                if not plane.inline(ex):  # the scoring pool: a task waits for it
+                    busy = self._make_busy()
+                    task = self.loop.create_task(self._offload(ex, busy))
+                    task.add_done_callback(self.tasks.discard)
+                    self.tasks.add(task)
+                    return
+                lane = self.lane
+                if not lane.may_score_now():
+                    self.waiting = ex
+                    self._make_busy()
+                    lane.defer(self, ex)
+                    return
+                started = self.monotonic()
+                plane.score(ex)
+                lane.spent_s += self.monotonic() - started
         self._respond(ex)
 
-    async def _finish(self, ex: Exchange, body: bytes, busy: _Busy) -> None:
+    def _make_busy(self) -> _Busy:
+        """Mark the connection busy (uvicorn queues a pipelined request behind it) until the answer is written."""
+        busy = self.busy = self.cycle = _Busy(self.keep_alive)  # type: ignore[assignment]
+        return busy
+
+    def score_deferred(self, ex: Exchange) -> None:
+        """Its turn in the FIFO (:meth:`LaneLoop._slice`): score it and answer."""
+        assert self.plane is not None
+        self.waiting = None
+        self.plane.score(ex, waited=True)
+        self._respond(ex)
+
+    async def _offload(self, ex: Exchange, busy: _Busy) -> None:
         plane = self.plane
         assert plane is not None
         try:
-            await plane.finish(ex, body)
+            await plane.finish(ex, b"")  # parsed already: finish goes straight to the pool
         finally:
-            busy.response_complete = True
             if busy.disconnected:  # the client is gone: nothing to write; log it still
+                busy.response_complete = True
+                self.busy = None
                 if ex.answered:
                     plane.complete(ex)
             elif ex.answered:
-                self._respond(ex, close=not busy.keep_alive)
+                self._respond(ex)
 
     # -- the answer ------------------------------------------------------------------------------------
     def _refuse(self, ex: Exchange) -> None:
         """Answer a body over the limit at once and close: the rest of it is never worth reading."""
+        self.exchange = None
         self._respond(ex, close=True)
         self.dropping = True
 
     def _respond(self, ex: Exchange, close: bool = False) -> None:
         """Write ``ex``'s answer, log it, and make the connection ready for its next request."""
-        self.exchange = None
+        busy, self.busy = self.busy, None
+        if busy is not None:
+            busy.response_complete = True
+            close = close or not busy.keep_alive  # uvicorn's shutdown asked to close once answered
         body = ex.body
         assert body is not None
         close = close or not self.keep_alive
@@ -266,7 +338,6 @@ class DataPlaneProtocol(HttpToolsProtocol):
         try:
             self.plane.complete(ex)
         finally:
-            self.answered_at = self.monotonic()
             if close:
                 self.transport.close()
             self.on_response_complete()
@@ -280,4 +351,4 @@ class DataPlaneProtocol(HttpToolsProtocol):
         return self._head
 
 
-__all__ = ["DataPlaneProtocol", "LoopTurns", "fast_route", "find_plane"]
+__all__ = ["DataPlaneProtocol", "LaneLoop", "fast_route", "find_plane"]

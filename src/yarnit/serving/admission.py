@@ -120,14 +120,14 @@ class AdmissionController:
             raise Overloaded(self.shed_reason, self.limits.retry_after_s)
         return ticket
 
-    def try_enter(self, deadline_s: float | None = None, waited_s: float | None = None) -> Ticket | None:
+    def try_enter(self, deadline_s: float | None = None, wait_s: float | None = None) -> Ticket | None:
         """Admit a request, or count it as shed and return None: :meth:`enter` without an exception.
 
         The reason of a shed (:attr:`shed_reason`) is "closed" while :attr:`closed`, "concurrency" at
-        ``max_in_flight``, "queue" past ``max_queue_delay_ms``: either the
-        requests waiting at the gate would hold it longer, or ``waited_s``
-        (how long it may already have waited before the server read it, when
-        the caller knows) is over the limit.
+        ``max_in_flight``, "queue" past ``max_queue_delay_ms``: the requests
+        waiting at the gate would hold it longer, or ``wait_s`` (the caller's
+        own queue's estimate of its wait, e.g. the HTTP fast lane's FIFO)
+        is over the limit.
         The data plane calls this one: a shed must stay cheap when the server
         is over capacity, and raising costs about a µs.
         """
@@ -140,7 +140,7 @@ class AdmissionController:
             return None
         waiting = len(self._waiters)
         if self._max_delay_s is not None and (waiting * self._turn_s > self._max_delay_s or (
-                waited_s is not None and waited_s > self._max_delay_s)):
+                wait_s is not None and wait_s > self._max_delay_s)):
             self.shed_queue_delay += 1
             self.shed_reason = "queue"
             return None
@@ -162,9 +162,16 @@ class AdmissionController:
                 raise
         else:
             await self._wait_turn(ticket)
+        try:
+            self.check_deadline(ticket)
+        except Overloaded:
+            self._release_gate(ticket)
+            raise
+
+    def check_deadline(self, ticket: Ticket) -> None:
+        """Shed (count, raise :class:`Overloaded`) a request whose deadline passed while it waited."""
         if ticket.remaining_s(self.clock.monotonic()) < 0:
             self.shed_deadline += 1
-            self._release_gate(ticket)
             raise Overloaded("deadline", self.limits.retry_after_s)
 
     async def _wait_turn(self, ticket: Ticket) -> None:
