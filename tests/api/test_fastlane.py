@@ -265,3 +265,48 @@ def test_the_fifo_wait_is_its_length_times_the_recent_cost(clock: SimulatedClock
     empty, three, may = asyncio.run(scenario())
     assert empty == 0.0 and three == pytest.approx(0.0003)
     assert not may  # nobody overtakes the FIFO
+
+
+def _metrics(running: BackgroundServer) -> str:
+    with _connect(running) as sock:
+        sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
+        status, _headers, body = _read_answer(sock, bytearray())
+    assert status == 200
+    return body.decode()
+
+
+def test_data_plane_counts_reach_prometheus_at_each_scrape_once(server) -> None:
+    running, _through_asgi = server
+    route = 'method="POST",route="/v1/models/{name}:predict"'
+    with _connect(running) as sock:
+        buffer = bytearray()
+        for sent, expected in ((3, 3), (2, 5)):  # the second scrape adds only what came since the first
+            for _ in range(sent):
+                sock.sendall(_request("/v1/models/ctr:predict"))
+                assert _read_answer(sock, buffer)[0] == 200
+            text = _metrics(running)
+            assert f'yarnit_http_requests_total{{{route},status="200"}} {expected}.0' in text
+            assert f"yarnit_http_request_duration_seconds_count{{{route}}} {expected}.0" in text
+            assert f'yarnit_http_request_duration_seconds_bucket{{le="+Inf",{route}}} {expected}.0' in text
+            assert f'yarnit_predictions_total{{model="ctr",served_by="model",version="1"}} {expected}.0' in text
+
+
+def test_idle_keep_alive_connections_are_closed_after_the_timeout(token_ws: Workspace) -> None:
+    app = create_app(token_ws, refresh_s=0.0, serving=OPTIONS)
+    try:
+        with BackgroundServer(app, timeout_keep_alive=1) as running, _connect(running) as idle, \
+                _connect(running) as busy:
+            buffer = bytearray()
+            idle.sendall(_request("/v1/models/ctr:predict"))
+            assert _read_answer(idle, buffer)[0] == 200
+            started = time.monotonic()
+            while time.monotonic() - started < 1.6:  # the other connection keeps talking: it stays open
+                busy.sendall(_request("/v1/models/ctr:predict"))
+                assert _read_answer(busy, bytearray())[0] == 200
+                time.sleep(0.2)
+            idle.settimeout(3)
+            assert idle.recv(1) == b""  # closed by the server's sweep, within a second of the timeout
+            busy.sendall(_request("/v1/models/ctr:predict"))
+            assert _read_answer(busy, bytearray())[0] == 200
+    finally:
+        app.state.serving.close()

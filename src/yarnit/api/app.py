@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 import yarnit
@@ -105,8 +105,9 @@ def create_app(workspace: Workspace, *, refresh_s: float = 0.25, serving: Servin
         return {"name": "yarnit", "version": yarnit.__version__, "extensions": []}
 
     @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
-    def metrics() -> Response:
-        return Response(generate_latest(app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    async def metrics() -> Response:
+        # On the event loop (async), so the data plane's counts are added without a race with requests.
+        return Response(app.state.metrics.scrape(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/", response_class=HTMLResponse, tags=["dashboard"])
     def dashboard() -> HTMLResponse:

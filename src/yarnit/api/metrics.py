@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 
 @dataclass
 class ApiMetrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    #: run on the event loop before each scrape: request paths that count in plain numbers add them here
+    before_scrape: list[Callable[[], None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.requests = Counter(
@@ -29,6 +32,12 @@ class ApiMetrics:
             "yarnit_model_version_serving", "Version currently served per model and alias",
             ["model", "alias"], registry=self.registry,
         )
+
+    def scrape(self) -> bytes:
+        """The registry in Prometheus's text format, after the ``before_scrape`` hooks."""
+        for hook in self.before_scrape:
+            hook()
+        return generate_latest(self.registry)
 
 
 __all__ = ["ApiMetrics"]

@@ -35,13 +35,14 @@ def _entry(app: FastAPI) -> ASGIApp:
 class BackgroundServer:
     """uvicorn serving ``app`` on a loopback port in a daemon thread (demo, tests), with the HTTP fast lane."""
 
-    def __init__(self, app: FastAPI, *, host: str = "127.0.0.1", port: int | None = None) -> None:
+    def __init__(self, app: FastAPI, *, host: str = "127.0.0.1", port: int | None = None,
+                 timeout_keep_alive: int = 5) -> None:
         self.app = app
         self.host = host
         self.port = port or free_port(host)
         self.server = uvicorn.Server(
             uvicorn.Config(_entry(app), host=host, port=self.port, log_level="warning", access_log=False,
-                           lifespan="off", http=DataPlaneProtocol)
+                           lifespan="off", http=DataPlaneProtocol, timeout_keep_alive=timeout_keep_alive)
         )
         self.thread = threading.Thread(target=self.server.run, name="yarnit-server", daemon=True)
 
