@@ -9,7 +9,7 @@ prediction cache holds):
 1. the server runs alone on core 0 (``taskset -c 0``); wrk on core 1 measures
    its closed-loop single-row throughput at concurrency 8 for 5 s: the
    *sustainable* rate on this machine, in this run;
-2. the open-loop generator (``serving_loadgen.py``, core 1) then offers
+2. the open-loop generator (``loadgen/openloop.c``, core 1) then offers
    ``--load`` × that rate (default 1.0) for ``--minutes`` (default 10);
 3. every ``--sample-s`` seconds (default 10) the server's RSS is read with
    psutil (the process and its children), and ``/metrics`` is scraped for
@@ -48,12 +48,14 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_serving  # noqa: E402  (a script beside this one)
+import loadgen  # noqa: E402
 from bench_serving import (  # noqa: E402
     CATEGORICAL,
     HERE,
     NUMERIC,
     PEERS,
     PY,
+    YARNIT_HTTP,
     ROOT,
     Server,
     ensure_wrk,
@@ -138,7 +140,7 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("YARNIT_")} | {
         "YARNIT_HOME": str(home), "PYTHONPATH": str(ROOT / "src"), "BENCH_CACHE": "1"}
     port = free_port()
-    server = Server("yarnit-soak", uvicorn_cmd(PY, "yarnit_app:app", port, PEERS, factory=True), env, port,
+    server = Server("yarnit-soak", uvicorn_cmd(PY, "yarnit_app:app", port, PEERS, factory=True, http=YARNIT_HTTP), env, port,
                     "/v1/models/ctr:predict")
     samples: list[dict[str, Any]] = []
     with server:
@@ -154,7 +156,7 @@ def main() -> None:
         duration_s = args.minutes * 60 + args.warmup_s
         print(f"soak: {rate:.0f} req/s offered for {duration_s:.0f} s "
               f"(sustainable {sustainable['rps'] if sustainable else 'not measured'})", flush=True)
-        load = subprocess.Popen(["taskset", "-c", "1", PY, str(HERE / "serving_loadgen.py"), "127.0.0.1", str(port),
+        load = subprocess.Popen(["taskset", "-c", "1", str(loadgen.build()), "127.0.0.1", str(port),
                                  server.path, str(rate), str(duration_s), str(bodies),
                                  str(args.connections)], stdout=subprocess.PIPE, text=True)
         out: dict[str, str] = {}
@@ -172,7 +174,7 @@ def main() -> None:
             time.sleep(0.2)
         reader.join(timeout=60)
         after = rss_mib(pid)
-    loadgen = json.loads(out.get("stdout") or "{}")
+    generated = json.loads(out.get("stdout") or "{}")
     counted = [s for s in samples if s["t_s"] >= args.warmup_s]
     points = [((s["t_s"] - args.warmup_s) / 60, s["rss_mib"]) for s in counted]
     half = [p for p in points if p[0] >= args.minutes / 2]
@@ -182,14 +184,14 @@ def main() -> None:
         "versions": {"python": platform.python_version(), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
                      "onnxruntime": version_of(PY, "onnxruntime"), "uvicorn": version_of(PY, "uvicorn")},
         "setup": "yarnit server (yarnit_app:app: prediction log fsynced, metrics on, prediction cache on, "
-                 "max_in_flight 32) on core 0; open-loop serving_loadgen.py on core 1; single-row bodies",
+                 "max_in_flight 32, HTTP fast lane) on core 0; open-loop loadgen/openloop.c on core 1; single-row bodies",
         "sustainable": sustainable, "offered_rps": rate, "minutes": args.minutes, "warmup_s": args.warmup_s,
         "rss_mib": {"before_load": round(before, 2), "start": rss[0] if rss else None,
                     "end": rss[-1] if rss else None, "max": max(rss) if rss else None,
                     "after_load": round(after, 2)},
         "slope_mib_per_min": {"whole": slope(points), "second_half": slope(half)},
         "flat_criterion_mib_per_min": args.flat_mib_per_min,
-        "loadgen": loadgen,
+        "loadgen": generated,
         "samples": samples,
         "load_average_at_end": os.getloadavg(),
     }

@@ -19,7 +19,7 @@ def app():
                              max_in_flight=int(os.environ.get("BENCH_MAX_IN_FLIGHT", "32")),
                              log_flush_interval_s=float(os.environ.get("BENCH_LOG_FLUSH_S", "0.05")),
                              log_fsync=os.environ.get("BENCH_LOG_FSYNC", "1") == "1",
-                             turn_budget_ms=float(os.environ.get("BENCH_TURN_BUDGET_MS", "0.25")),
+                             **({} if os.environ.get("BENCH_TURN_BUDGET_MS") is None else {"turn_budget_ms": float(os.environ["BENCH_TURN_BUDGET_MS"])}),
                              **({} if delay is None else
                                 {"max_queue_delay_ms": None if delay == "none" else float(delay)}))
     served = create_app(open_workspace(load_settings()), serving=options)

@@ -13,11 +13,11 @@ import pytest
 
 from yarnit.api import create_app
 from yarnit.api.dataplane import DataPlaneMiddleware
-from yarnit.api.fastlane import LaneLoop, fast_route
+from yarnit.api.fastlane import STANDING_S, LaneLoop, fast_route
 from yarnit.api.server import BackgroundServer
 from yarnit.core import SimulatedClock
 from yarnit.serving import ServingOptions, scan_prediction_log
-from yarnit.serving.admission import AdmissionController
+from yarnit.serving.admission import AdmissionController, AdmissionLimits
 from yarnit.storage import Workspace
 
 OPTIONS = ServingOptions(max_body_bytes=4096, log_flush_interval_s=0.01, log_fsync=False)
@@ -254,17 +254,29 @@ def test_requests_that_wait_in_the_fifo_are_answered_in_order(deferring: Backgro
     assert deferring.app.state.serving.admission.in_flight == 0
 
 
-def test_the_fifo_wait_is_its_length_times_the_recent_cost(clock: SimulatedClock) -> None:
-    async def scenario() -> tuple[float, float, bool]:
-        lane = LaneLoop(asyncio.get_running_loop(), AdmissionController(clock), clock.monotonic, 0.00025, 0.001)
-        empty = lane.wait_s()
-        lane.cost_s = 0.0001
-        lane.deferred.extend([(None, None)] * 3)  # type: ignore[list-item]
-        return empty, lane.wait_s(), lane.may_score_now()
+def test_the_fifo_wait_is_the_age_of_its_oldest_request_once_the_queue_stands(clock: SimulatedClock) -> None:
+    async def scenario() -> list[float]:
+        admission = AdmissionController(clock, AdmissionLimits(max_queue_delay_ms=5.0))
+        lane = LaneLoop(asyncio.get_running_loop(), admission, clock.monotonic, 0.0001)
+        seen = [lane.wait_s()]  # empty
+        lane.deferred.append((None, None, clock.monotonic()))  # type: ignore[arg-type]
+        clock.advance(0.002)
+        lane.deferred.append((None, None, clock.monotonic()))  # type: ignore[arg-type]
+        clock.advance(0.001)
+        seen.append(lane.wait_s())  # the oldest has waited 3 ms
+        clock.advance(0.007)
+        seen.append(lane.wait_s())  # 10 ms: over the target, but only just now: reported at the target
+        clock.advance(STANDING_S)
+        seen.append(lane.wait_s())  # over it for a whole interval: a standing queue, reported as it is
+        lane.deferred.popleft()
+        seen.append(lane.wait_s())  # the next oldest is younger, under the target: the episode ends
+        return seen
 
-    empty, three, may = asyncio.run(scenario())
-    assert empty == 0.0 and three == pytest.approx(0.0003)
-    assert not may  # nobody overtakes the FIFO
+    seen = asyncio.run(scenario())
+    assert seen == pytest.approx([0.0, 0.003, 0.005, 0.110, 0.108])
+    admission = AdmissionController(clock, AdmissionLimits(max_queue_delay_ms=5.0))
+    assert admission.try_enter(wait_s=0.004) is not None
+    assert admission.try_enter(wait_s=0.006) is None and admission.shed_reason == "queue"
 
 
 def _metrics(running: BackgroundServer) -> str:

@@ -30,10 +30,10 @@ request that arrives meanwhile waits in the kernel's socket buffer, where
 admission cannot see it, and under overload it is shed only after it has
 waited. With a budget per turn, every turn reads (and admits or sheds)
 everything that is ready before it scores much: a shed request gets its 503
-within about a turn, and the queue of admitted requests is the FIFO, whose
-length times the recent cost of a request is the wait a newcomer would
-have; admission sheds it at once when that is over ``max_queue_delay_ms``,
-or when ``max_in_flight`` requests are already admitted.
+within about a turn, and the queue of admitted requests is the FIFO, where
+admission sees it. A newcomer is shed at once when the oldest request in
+the FIFO has waited longer than ``max_queue_delay_ms`` (it would wait about
+as long), or when ``max_in_flight`` requests are already admitted.
 
 uvicorn's internals are used here (``HttpToolsProtocol``, its per-request
 ``cycle`` and ``pipeline``, ``server_state.default_headers``): the tests in
@@ -59,6 +59,7 @@ from yarnit.serving.admission import AdmissionController
 
 from .dataplane import DataPlaneMiddleware, Exchange
 
+STANDING_S = 0.1  # CoDel's interval: a queue over the delay target for this long is a standing queue
 _V1_PREFIX, _V1_SUFFIX = b"/v1/models/", b":predict"
 _V2_PREFIX, _V2_SUFFIX = b"/v2/models/", b"/infer"
 
@@ -99,29 +100,49 @@ class LaneLoop:
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, admission: AdmissionController,
-                 monotonic: Callable[[], float], budget_s: float, cost_cap_s: float) -> None:
+                 monotonic: Callable[[], float], budget_s: float) -> None:
         self.loop = loop
         self.admission = admission
         self.monotonic = monotonic
         self.budget_s = budget_s
-        self.cost_cap_s = cost_cap_s  # a sample over this is a stall, not a request's cost
+        delay_ms = admission.limits.max_queue_delay_ms
+        self.target_s = math.inf if delay_ms is None else delay_ms / 1000.0
+        self.above_since: float | None = None  # since when the oldest request's wait has been over the target
         self.in_turn = False
         self.spent_s = 0.0  # scoring time taken by requests read in this turn
-        self.deferred: deque[tuple[DataPlaneProtocol, Exchange]] = deque()
-        self.cost_s = 0.0  # moving average of one deferred request's time (score, answer, log)
+        self.deferred: deque[tuple[DataPlaneProtocol, Exchange, float]] = deque()  # (..., when it was deferred)
         self.deferrals = 0  # requests that waited in the FIFO, since start
         self._running = False  # a slice of the FIFO is scheduled
 
     def wait_s(self) -> float:
-        """How long a request admitted now would wait for its turn: the FIFO ahead, at its recent cost each.
+        """How long a request admitted now would wait in the FIFO, for admission's ``max_queue_delay_ms``.
 
-        Also starts the turn's budget on the first request a turn reads.
+        The age of the oldest request in the FIFO: a measurement, not a
+        model, so requests of any size count for what they really cost, and
+        a newcomer would wait about as long. As in CoDel, only a *standing*
+        queue counts: while the age has been over the target for less than
+        ``STANDING_S`` it is reported at the target, so a burst or one slow
+        turn (at 8 concurrent 100-row batches the FIFO holds ~3 ms of work)
+        sheds nobody, and a queue that stays long sheds newcomers until it
+        drains. Also starts the turn's budget on the first request a turn
+        reads.
         """
         if not self.in_turn:
             self.in_turn = True
             self.spent_s = 0.0
             self.loop.call_soon(self._end)  # runs once this turn's I/O callbacks are done
-        return len(self.deferred) * self.cost_s
+        deferred = self.deferred
+        if not deferred:
+            self.above_since = None
+            return 0.0
+        now = self.monotonic()
+        age = now - deferred[0][2]
+        if age <= self.target_s:
+            self.above_since = None
+            return age
+        if self.above_since is None:
+            self.above_since = now
+        return age if now - self.above_since >= STANDING_S else self.target_s
 
     def _end(self) -> None:
         self.in_turn = False
@@ -144,7 +165,7 @@ class LaneLoop:
         return not self.deferred and self.spent_s < self.budget_s and self.admission.gate_free
 
     def defer(self, connection: DataPlaneProtocol, ex: Exchange) -> None:
-        self.deferred.append((connection, ex))
+        self.deferred.append((connection, ex, self.monotonic()))
         self.deferrals += 1
         if not self._running:
             self._running = True
@@ -153,40 +174,45 @@ class LaneLoop:
     def _slice(self) -> None:
         """Score deferred requests, oldest first, for one budget (at least one), then let the loop poll."""
         deferred = self.deferred
-        started = now = self.monotonic()
-        while deferred:
-            connection, ex = deferred.popleft()
-            if connection.waiting is not ex:
-                continue  # its client left; connection_lost logged it
-            connection.score_deferred(ex)
-            end = self.monotonic()
-            sample, cost = min(end - now, self.cost_cap_s), self.cost_s
-            # As at the gate: one stall (a GC pass) counts for at most 4x the average.
-            self.cost_s = sample if cost == 0.0 else cost + 0.2 * (min(sample, 4.0 * cost) - cost)
-            now = end
-            if now - started >= self.budget_s:
-                break
-        if deferred:
-            self.loop.call_soon(self._slice)
-        else:
-            self._running = False
+        started = self.monotonic()
+        try:
+            while deferred:
+                connection, ex, _since = deferred.popleft()
+                if connection.waiting is not ex:
+                    continue  # its client left; connection_lost logged it
+                connection.score_deferred(ex)
+                if self.monotonic() - started >= self.budget_s:
+                    break
+        finally:  # even if an answer failed to go out, the rest of the FIFO keeps its turn
+            if deferred:
+                self.loop.call_soon(self._slice)
+            else:
+                self._running = False
+
+
+class _Unread:
+    """uvicorn sets a cycle's ``message_event`` when the connection is lost; nobody reads a body here."""
+
+    @staticmethod
+    def set() -> None:
+        return None
 
 
 class _Busy:
-    """Stands in for uvicorn's request cycle while an exchange finishes in a task.
+    """Stands in for uvicorn's request cycle while an exchange waits (the lane's FIFO, or the scoring pool).
 
     uvicorn reads ``self.cycle`` to queue pipelined requests behind it
     (``response_complete``), to stop keep-alive at shutdown (``keep_alive``)
     and to signal a lost connection (``disconnected``, ``message_event``).
     """
 
-    __slots__ = ("response_complete", "keep_alive", "disconnected", "message_event")
+    __slots__ = ("response_complete", "keep_alive", "disconnected")
+    message_event = _Unread()
 
     def __init__(self, keep_alive: bool) -> None:
         self.response_complete = False
         self.keep_alive = keep_alive
         self.disconnected = False
-        self.message_event = asyncio.Event()
 
 
 class DataPlaneProtocol(HttpToolsProtocol):
@@ -219,8 +245,7 @@ class DataPlaneProtocol(HttpToolsProtocol):
             lane = self.plane.lane
             if not isinstance(lane, LaneLoop) or lane.loop is not self.loop:
                 lane = self.plane.lane = LaneLoop(self.loop, service.admission, self.monotonic,
-                                                  service.options.turn_budget_ms / 1000.0,
-                                                  service.admission.limits.inline_budget_ms / 1000.0)
+                                                  service.options.turn_budget_ms / 1000.0)
                 lane.sweep(self.connections, self.timeout_keep_alive)
             self.lane: LaneLoop = lane
 

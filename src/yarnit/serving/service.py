@@ -55,7 +55,7 @@ class ServingOptions:
     compile: bool = True  # ONNX fast path for linear and tree models
     max_in_flight: int = 64  # admitted requests; more are shed with 503
     max_queue_delay_ms: float | None = 5.0  # shed when those waiting would hold a new request longer
-    turn_budget_ms: float = 0.25  # HTTP fast lane: scoring per loop turn before the rest waits for the next
+    turn_budget_ms: float = 0.1  # HTTP fast lane: scoring per loop turn before the rest waits for the next
     deadline_ms: float = 500.0  # per-request budget (a client may ask for less)
     retry_after_s: int = 1
     max_body_bytes: int = 16 << 20  # over it: 413
