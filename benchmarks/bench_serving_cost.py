@@ -1,10 +1,16 @@
-"""What one data-plane request costs in yarnit's own code, without the HTTP stack (in-process).
+"""What one data-plane request costs in yarnit's own code, without the socket (in-process).
 
-Drives the ASGI entry point (`asgi_entry`, as `yarnit serve` mounts it) with pre-built scopes, so the
-figures exclude uvicorn, httptools and the socket: an admitted single-row request (v1, and the same row
-as OIP v2 tensors), and a request shed by admission control (503), each with metrics on and off. Uses
-the serving benchmark's workspace (run `benchmarks/bench_serving.py` first) and one of its single-row
-bodies.
+Two drivers, as in the server:
+
+* the HTTP fast lane (``DataPlaneProtocol``, what ``yarnit serve`` runs): raw request bytes are fed to
+  ``data_received`` of eight protocol instances in turn, one request per loop turn, answers written to
+  an in-memory transport. The figure includes httptools' parsing and uvicorn's protocol code, not
+  the kernel's socket work;
+* the ASGI handler (``asgi_entry``) with pre-built scopes, which excludes uvicorn and httptools too.
+
+For each: an admitted single-row request (v1; for ASGI also the same row as OIP v2 tensors) and a
+request shed by admission control (503), with metrics on (and, for ASGI, off). Uses the serving
+benchmark's workspace (run ``benchmarks/bench_serving.py`` first) and its single-row bodies.
 
 Two figures per request: wall time on the event loop, and CPU time of the whole process (every thread,
 user and system). The prediction log is flushed before the clock stops, so the log writer's work for
@@ -91,14 +97,60 @@ def main() -> None:
             service.admission.in_flight = 0
         return cost, statuses[-1]
 
+    async def fast_lane(shed: bool, n: int) -> tuple[tuple[float, float], int]:
+        """Per-request cost through DataPlaneProtocol (see the module docstring)."""
+        from uvicorn.config import Config
+        from uvicorn.server import ServerState
+
+        from yarnit.api.fastlane import DataPlaneProtocol
+
+        config = Config(entry, http=DataPlaneProtocol, log_level="warning")
+        config.load()
+        state = ServerState()
+        sinks = [_Sink() for _ in range(8)]
+        protocols = []
+        for sink in sinks:
+            protocol = DataPlaneProtocol(config, state, {})
+            protocol.connection_made(sink)  # type: ignore[arg-type]
+            protocols.append(protocol)
+        service.admission.in_flight = 10**9 if shed else 0
+        try:
+            async def run(count: int) -> None:
+                for i in range(count):
+                    protocols[i % 8].data_received(raw[i % len(raw)])
+                    await asyncio.sleep(0)  # one request per loop turn: the lane scores it on the spot
+
+            await run(400)
+            assert service.log.flush()
+            started, started_cpu = time.perf_counter(), time.process_time()
+            await run(n)
+            assert service.log.flush()
+            cost = ((time.perf_counter() - started) / n * 1e6, (time.process_time() - started_cpu) / n * 1e6)
+        finally:
+            service.admission.in_flight = 0
+            for protocol in protocols:
+                protocol.connection_lost(None)
+        return cost, int(sinks[0].last[9:12])
+
+    raw = [b"POST /v1/models/ctr:predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+           b"Content-Length: %d\r\n\r\n%s" % (len(b), b)
+           for b in (line.strip() for line in (WORK / "single.txt").read_bytes().splitlines()) if b]
+
     scenarios = [(protocol, shed, metrics_on) for protocol in ("v1", "v2") for shed in (False, True)
                  for metrics_on in (True, False) if protocol == "v1" or not shed]
     results: dict[str, dict[str, list[float]]] = {}
     for _ in range(args.reps):
+        for shed in (False, True):
+            (wall, cpu), status = asyncio.run(fast_lane(shed, args.n))
+            assert status == (503 if shed else 200), status
+            label = f"fast lane: {'shed 503' if shed else 'admitted 200'}, metrics on"
+            results.setdefault(label, {"wall": [], "cpu": []})
+            results[label]["wall"].append(wall)
+            results[label]["cpu"].append(cpu)
         for protocol, shed, metrics_on in scenarios:
             (wall, cpu), status = asyncio.run(scenario(protocol, shed, metrics_on))
             assert status == (503 if shed else 200), status
-            label = (f"{'shed 503' if shed else 'admitted 200'}, metrics {'on' if metrics_on else 'off'}"
+            label = (f"ASGI: {'shed 503' if shed else 'admitted 200'}, metrics {'on' if metrics_on else 'off'}"
                      + (", OIP v2" if protocol == "v2" else ""))
             results.setdefault(label, {"wall": [], "cpu": []})
             results[label]["wall"].append(wall)
@@ -114,11 +166,36 @@ def main() -> None:
               "load_average_at_end": list(os.getloadavg())}
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "serving_cost.json").write_text(json.dumps(report, indent=2))
-    print(f"{'':36s} {'wall µs, median (min–max)':>28s}   {'CPU µs, median (min–max)':>28s}")
+    print(f"{'':44s} {'wall µs, median (min–max)':>28s}   {'CPU µs, median (min–max)':>28s}")
     for label, wall in report["us_per_request"].items():
         cpu = report["cpu_us_per_request"][label]
-        print(f"{label:36s} {wall['median']:7.1f} ({wall['min']:6.1f}–{wall['max']:6.1f})      "
+        print(f"{label:44s} {wall['median']:7.1f} ({wall['min']:6.1f}–{wall['max']:6.1f})      "
               f"{cpu['median']:7.1f} ({cpu['min']:6.1f}–{cpu['max']:6.1f})")
+
+
+class _Sink:
+    """Stands in for the socket's transport: keeps the last answer written, counts nothing else."""
+
+    def __init__(self) -> None:
+        self.last = b""
+
+    def write(self, data: bytes) -> None:
+        self.last = data
+
+    def close(self) -> None:
+        return None
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"sockname": ("127.0.0.1", 8080), "peername": ("127.0.0.1", 50000)}.get(name, default)
+
+    def pause_reading(self) -> None:
+        return None
+
+    def resume_reading(self) -> None:
+        return None
 
 
 if __name__ == "__main__":

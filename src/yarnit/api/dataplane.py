@@ -1,13 +1,17 @@
-"""Data plane: the v1 protocol and the Open Inference Protocol v2, on a fast raw-ASGI path.
+"""Data plane: the v1 protocol and the Open Inference Protocol v2, without a framework on the request path.
 
 ``POST /v1/models/{name}:predict`` (``{"instances": [...]}``) and
 ``POST /v2/models/{name}/infer`` (OIP v2 tensors) are answered by
-:class:`DataPlaneMiddleware`, a plain ASGI layer in front of the FastAPI
-stack: no pydantic models, no per-request dependency injection, JSON parsed
-and written with orjson. The same two routes are declared on the FastAPI
-router too, with their full request and response schemas, so they appear in
-``/openapi.json`` (and in the auth inventory); those declarations delegate to
-the very same handler, so there is one implementation.
+:class:`DataPlaneMiddleware`: no pydantic models, no per-request dependency
+injection, JSON parsed and written with orjson. It works on one
+:class:`Exchange` per request, in steps that two drivers run: the HTTP fast
+lane (:mod:`yarnit.api.fastlane`, straight from uvicorn's parser; what
+``yarnit serve`` runs) and a plain ASGI layer in front of the FastAPI stack
+(for what the lane hands over, and for other ASGI servers). The same two
+routes are declared on the FastAPI router too, with their full request and
+response schemas, so they appear in ``/openapi.json`` (and in the auth
+inventory); those declarations delegate to the very same handler, so there
+is one implementation.
 
 Every answer names the model, the version and the path that produced it
 (``served_by``: model | previous | fallback), in the body and in
@@ -70,6 +74,7 @@ _INT_TYPES = frozenset(t for t in OIP_DATATYPES if "INT" in t)
 _FLOAT_TYPES = frozenset(("FP16", "FP32", "FP64"))
 _JSON = (b"content-type", b"application/json")
 _MAX_FLOAT = 1.7976931348623157e308
+
 
 def route_of(path: str) -> tuple[str, str] | None:
     """``(protocol, model name)`` when ``path`` is a data-plane POST route, else None."""
