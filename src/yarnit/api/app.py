@@ -9,9 +9,10 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from fastapi.routing import APIRoute
-from starlette.routing import BaseRoute
-from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
+from starlette.routing import BaseRoute
 
 import yarnit
 from yarnit.core.errors import YarnitError
@@ -106,8 +107,11 @@ def create_app(workspace: Workspace, *, refresh_s: float = 0.25, serving: Servin
 
     @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
     async def metrics() -> Response:
-        # On the event loop (async), so the data plane's counts are added without a race with requests.
-        return Response(app.state.metrics.scrape(), media_type=CONTENT_TYPE_LATEST)
+        api_metrics: ApiMetrics = app.state.metrics
+        api_metrics.flush()  # on the event loop, where the data plane counts: no race with its requests
+        # Collectors may read the database or Redis (feature freshness): off the loop, in a worker thread.
+        body = await run_in_threadpool(generate_latest, api_metrics.registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/", response_class=HTMLResponse, tags=["dashboard"])
     def dashboard() -> HTMLResponse:

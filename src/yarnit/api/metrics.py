@@ -33,10 +33,14 @@ class ApiMetrics:
             ["model", "alias"], registry=self.registry,
         )
 
-    def scrape(self) -> bytes:
-        """The registry in Prometheus's text format, after the ``before_scrape`` hooks."""
+    def flush(self) -> None:
+        """Run the ``before_scrape`` hooks (on the event loop: the counts they add are kept there)."""
         for hook in self.before_scrape:
             hook()
+
+    def scrape(self) -> bytes:
+        """The registry in Prometheus's text format, after :meth:`flush`."""
+        self.flush()
         return generate_latest(self.registry)
 
 
