@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 @dataclass
@@ -37,11 +37,6 @@ class ApiMetrics:
         """Run the ``before_scrape`` hooks (on the event loop: the counts they add are kept there)."""
         for hook in self.before_scrape:
             hook()
-
-    def scrape(self) -> bytes:
-        """The registry in Prometheus's text format, after :meth:`flush`."""
-        self.flush()
-        return generate_latest(self.registry)
 
 
 __all__ = ["ApiMetrics"]

@@ -13,6 +13,7 @@ from starlette.types import ASGIApp
 
 from yarnit.core.errors import Unavailable
 
+from .dataplane import asgi_entry
 from .fastlane import DataPlaneProtocol
 
 
@@ -25,11 +26,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def _entry(app: FastAPI) -> ASGIApp:
     """What uvicorn serves: the data plane's handler in front of ``app`` when it serves models."""
-    if getattr(app.state, "serving", None) is None:
-        return app
-    from .dataplane import asgi_entry
-
-    return asgi_entry(app)
+    return app if getattr(app.state, "serving", None) is None else asgi_entry(app)
 
 
 class BackgroundServer:
