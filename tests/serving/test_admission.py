@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 
 from yarnit.core import SimulatedClock
 from yarnit.serving import AdmissionController, AdmissionLimits, Overloaded
+
+
+async def _take_turn(admission: AdmissionController, on_turn: Callable[[], None]) -> None:
+    """One request: admitted, waits for its turn at the gate, calls ``on_turn`` there, leaves."""
+    ticket = admission.enter()
+    try:
+        await admission.acquire(ticket)
+        on_turn()
+    finally:
+        admission.leave(ticket)
 
 
 def test_requests_over_the_limit_are_shed_at_once(clock: SimulatedClock) -> None:
@@ -26,16 +37,8 @@ def test_turns_are_taken_in_arrival_order_one_per_loop_iteration(clock: Simulate
     admission = AdmissionController(clock, AdmissionLimits(max_in_flight=10))
     order: list[int] = []
 
-    async def request(i: int) -> None:
-        ticket = admission.enter()
-        try:
-            await admission.acquire(ticket)
-            order.append(i)
-        finally:
-            admission.leave(ticket)
-
     async def main() -> None:
-        await asyncio.gather(*(request(i) for i in range(6)))
+        await asyncio.gather(*(_take_turn(admission, lambda i=i: order.append(i)) for i in range(6)))
 
     asyncio.run(main())
     assert order == list(range(6))
@@ -47,13 +50,8 @@ def test_one_request_scores_per_loop_iteration_and_the_next_one_at_the_very_next
     iteration = 0
     turns: list[int] = []
 
-    async def request() -> None:
-        ticket = admission.enter()
-        try:
-            await admission.acquire(ticket)
-            turns.append(iteration)
-        finally:
-            admission.leave(ticket)
+    def request() -> Awaitable[None]:
+        return _take_turn(admission, lambda: turns.append(iteration))
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
