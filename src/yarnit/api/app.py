@@ -18,7 +18,7 @@ import yarnit
 from yarnit.core.errors import YarnitError
 from yarnit.features import FeatureStore
 from yarnit.registry import ModelRegistry
-from yarnit.serving import ServingOptions
+from yarnit.serving import InferenceService, ServingOptions
 from yarnit.serving.featurestore import FeatureStoreSource
 from yarnit.storage import Workspace
 
@@ -93,13 +93,22 @@ def create_app(workspace: Workspace, *, refresh_s: float = 0.25, serving: Servin
 
     @app.get("/v2/health/ready", tags=["health"])
     def ready(response: Response) -> dict[str, object]:
+        """Ready when the metadata store answers and every served model's production version is loaded,
+        warmed and is the version the registry names (a replica stuck on an older one is not ready)."""
         try:
             with workspace.metadata.begin() as conn:
                 conn.execute(text("SELECT 1"))
         except YarnitError as exc:
             response.status_code = 503
+            response.headers["Retry-After"] = "1"
             return {"ready": False, "reason": str(exc)}
-        return {"ready": True, "models": app.state.runtime.ready()}
+        runtime = app.state.runtime
+        problems = runtime.readiness()
+        if problems:
+            response.status_code = 503
+            response.headers["Retry-After"] = "1"
+            return {"ready": False, "reason": "; ".join(problems.values()), "models": runtime.ready()}
+        return {"ready": True, "models": runtime.ready()}
 
     @app.get("/v2", tags=["health"])
     def server_metadata() -> dict[str, object]:
@@ -126,9 +135,18 @@ def create_app(workspace: Workspace, *, refresh_s: float = 0.25, serving: Servin
     app.state.feature_store = FeatureStore(workspace)
     app.router.on_shutdown.append(app.state.feature_store.close)
     # Last: the data plane's fast path must be the outermost middleware (serving issue #9).
-    dataplane.install(app, workspace, options=serving, refresh_s=refresh_s,
-                      feature_source=FeatureStoreSource(app.state.feature_store))
+    service = dataplane.install(app, workspace, options=serving, refresh_s=refresh_s,
+                                feature_source=FeatureStoreSource(app.state.feature_store))
+    # Every production model is loaded and warmed before the app takes its first request: at the ASGI
+    # server's startup, or in BackgroundServer / prepare_for_traffic (which run without lifespan events).
+    app.router.on_startup.append(lambda: _preload(service))
     return app
+
+
+def _preload(service: InferenceService) -> None:
+    for name, outcome in service.runtime.preload().items():
+        log.info("model %s: %s", name, outcome)
+    service.runtime.watch()
 
 
 __all__ = ["create_app", "iter_api_routes"]

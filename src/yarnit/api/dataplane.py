@@ -476,6 +476,11 @@ class _Tally:
 async def _offloaded(service: InferenceService, name: str, instances: list[dict[str, Any]], key: str | None,
                      request_id: str, deadline_at_s: float) -> Prediction:
     """``service.predict`` on the scoring pool; past the deadline, the fallback answers (and is counted)."""
+    loading = service.load_pending(name)
+    if loading is not None:  # loading and warming a version is not charged to the request's deadline
+        started = service.clock.monotonic()
+        await service.admission.pool.run(loading, service.options.load_timeout_s)
+        deadline_at_s += service.clock.monotonic() - started
     try:
         return await service.admission.pool.run(
             lambda: service.predict(name, instances, key=key, request_id=request_id, deadline_at_s=deadline_at_s),
@@ -591,10 +596,13 @@ def v2_model_metadata(request: Request, name: str = ModelName) -> dict[str, Any]
 
 @router.get("/v2/models/{name}/ready", responses=_METADATA_RESPONSES, summary="OIP v2 model readiness")
 def v2_model_ready(request: Request, name: str = ModelName) -> Response:
-    state = _service(request).runtime.state(name)
-    if state.production is None:
-        return JSONResponse({"name": name, "ready": False, "version": ""}, status_code=503,
-                            headers={"Retry-After": "1"})
+    runtime = _service(request).runtime
+    state = runtime.state(name)
+    ready, why = runtime.serves_production(name)
+    if not ready:  # not loaded, or stuck on another version than the registry names
+        return JSONResponse({"name": name, "ready": False, "reason": why,
+                             "version": str(state.production.version.version) if state.production else ""},
+                            status_code=503, headers={"Retry-After": "1"})
     return JSONResponse({"name": name, "ready": True, "version": str(state.production.version.version)})
 
 

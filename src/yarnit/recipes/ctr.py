@@ -273,7 +273,7 @@ def _production(ctx: StepContext) -> Any:
 
 def train(ctx: StepContext, dataset: dict[str, Any], split: dict[str, Any]) -> dict[str, Any]:
     trainer = make_trainer(ctx.config["trainer"], **ctx.config["trainer_params"])
-    features, kept = _features(ctx, dataset, split, "train")
+    features, kept = _features(ctx, dataset, split, "train", extra=(FALLBACK_SLICE,))
     init = None
     production = _production(ctx) if ctx.config["warm_start"] else None
     if production is not None and production.params.get("trainer") == trainer.name:
@@ -284,7 +284,8 @@ def train(ctx: StepContext, dataset: dict[str, Any], split: dict[str, Any]) -> d
     ctx.count_rows(len(features))
     ctx.metric("training_rows_per_s", model.training.get("rows_per_s"))
     signature: dict[str, Any] = {"inputs": RAW_INPUTS, "output": "click probability",
-                                 "transform": ctx.config["transform"]}
+                                 "transform": ctx.config["transform"],
+                                 "fallback": training_base_rates(kept[LABEL], kept[FALLBACK_SLICE])}
     if ctx.config["transform"] in HISTORY_TRANSFORMS:
         # served: the data plane reads the shopper's row of the shopper_history view (recipes/history.py)
         signature["inputs"] = RAW_INPUTS | V2_INPUTS
@@ -293,6 +294,24 @@ def train(ctx: StepContext, dataset: dict[str, Any], split: dict[str, Any]) -> d
         artifact=model.artifact, artifact_format=model.artifact_format, trainer=model.trainer,
         params=model.params | {"trainer": model.trainer}, signature=signature,
         training=model.training, probe=split["probe"])}
+
+
+FALLBACK_SLICE = "product_type"  # the serving fallback's prior is the training click rate per product type
+MIN_SLICE_ROWS = 100  # a smaller slice takes the overall base rate
+
+
+def training_base_rates(labels: pd.Series, slices: pd.Series) -> dict[str, Any]:
+    """The model's declared serving fallback: its training base rate per slice, and overall as the default.
+
+    Example:
+        >>> spec = training_base_rates(pd.Series([1, 0, 0, 0] * 50), pd.Series(["yarn", "yarn", "kit", "kit"] * 50))
+        >>> spec["table"], spec["default"]
+        ({'kit': 0.0, 'yarn': 0.5}, 0.25)
+    """
+    rates = labels.astype(float).groupby(slices.astype(str)).agg(["mean", "size"])
+    table = {str(k): float(row["mean"]) for k, row in rates.iterrows() if row["size"] >= MIN_SLICE_ROWS}
+    return {"key": str(slices.name), "table": dict(sorted(table.items())), "default": float(labels.mean()),
+            "source": "training base rate", "rows": len(labels)}
 
 
 def _score(predictor: Any, features: pd.DataFrame) -> np.ndarray:
