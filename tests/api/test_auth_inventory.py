@@ -51,7 +51,7 @@ def test_the_right_token_is_accepted(token_ws: Workspace) -> None:
     assert response.status_code == 200, response.text
     assert response.json()["to_version"] == 2
     history = client.get("/api/models/ctr/history").json()
-    assert history[-1]["actor"] == "api" and history[-1]["reason"] == "try v2"
+    assert history[-1]["actor"] == "token:admin" and history[-1]["reason"] == "try v2"
 
 
 def test_without_a_configured_token_writes_come_only_from_loopback(sqlite_ws: Workspace) -> None:

@@ -267,6 +267,25 @@ class FeatureView:
         return conform(self, result)
 
 
+def restricted_cause(view: FeatureView, exc: FeatureComputeError,
+                     restricted: Mapping[str, tuple[str, Mapping[str, Any]]]) -> YarnitError:
+    """The error to raise when ``view`` failed on sources read as their compliant view (book CH4-R3).
+
+    ``restricted`` maps each source to (dataset version ref, its restrictions). A definition that names a
+    restricted column, which the compliant view does not hold, fails inside user code with a KeyError or a
+    DuckDB binder error naming it: say that the column is restricted and which compliant column to read.
+    Any other failure is returned unchanged.
+    """
+    from yarnit.data.restricted import RestrictedColumn
+
+    cause = f"{exc.__cause__ or exc}"
+    for ref, restrictions in restricted.values():
+        named = [c for c in restrictions if re.search(rf"(?<![A-Za-z0-9_]){re.escape(c)}(?![A-Za-z0-9_])", cause)]
+        if named:
+            return RestrictedColumn(named, f"{ref} (read by feature view {view.name!r})", restrictions)
+    return exc
+
+
 def _where(fn: Callable[..., Any]) -> str:
     code = getattr(fn, "__code__", None)
     if code is None:
