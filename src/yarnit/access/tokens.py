@@ -41,7 +41,7 @@ import hmac
 import os
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -124,10 +124,10 @@ def check_roles(roles: Iterable[str]) -> tuple[str, ...]:
     return given
 
 
-def cli_actor() -> str:
+def cli_actor(getuser: Callable[[], str] = getpass.getuser) -> str:
     """``user:<name>`` of the operating-system user running the CLI (``user:uid-N`` if it has no name)."""
     try:
-        name = getpass.getuser()
+        name = getuser()
     except (OSError, KeyError, ImportError):  # no LOGNAME/USER and no passwd entry (containers)
         name = ""
     name = _UNSAFE.sub("_", name)[:100]

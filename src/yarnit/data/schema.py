@@ -543,7 +543,7 @@ class _Parser:
                                                      "column (use 'map' for other types).")
             items = self.sequence(fields["bucket"][1], f"{what} restricted.bucket")
             bounds = tuple(self.number(i, f"each boundary of {what} restricted.bucket") for i in items)
-            if not bounds or any(b >= a for b, a in zip(bounds[1:], bounds, strict=False)):
+            if not bounds or any(nxt <= prev for prev, nxt in zip(bounds, bounds[1:], strict=False)):
                 raise self.fail(fields["bucket"][1], f"{what} restricted.bucket must be increasing boundaries, "
                                                      f"e.g. [18, 25, 35, 50, 65]; got {list(bounds)}.")
             return ColumnRestriction(output=output, bucket=bounds)

@@ -278,11 +278,16 @@ def restricted_cause(view: FeatureView, exc: FeatureComputeError,
     """
     from yarnit.data.restricted import RestrictedColumn
 
-    cause = f"{exc.__cause__ or exc}"
-    for ref, restrictions in restricted.values():
-        named = [c for c in restrictions if re.search(rf"(?<![A-Za-z0-9_]){re.escape(c)}(?![A-Za-z0-9_])", cause)]
-        if named:
-            return RestrictedColumn(named, f"{ref} (read by feature view {view.name!r})", restrictions)
+    def naming(text: str, restrictions: Mapping[str, Any]) -> list[str]:
+        return [c for c in restrictions if re.search(rf"(?<![A-Za-z0-9_]){re.escape(c)}(?![A-Za-z0-9_])", text)]
+
+    # The error names the column (KeyError 'age', DuckDB's binder error), or else the definition's code does
+    # (pandas' rename() skips a missing column silently, so the error names only what was not produced).
+    for text in (f"{exc.__cause__ or exc}", view.code):
+        for ref, restrictions in restricted.values():
+            named = naming(text, restrictions)
+            if named:
+                return RestrictedColumn(named, f"{ref} (read by feature view {view.name!r})", restrictions)
     return exc
 
 
