@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import BaseRoute
 
 import yarnit
+from yarnit.access import Tokens
 from yarnit.core.errors import YarnitError
 from yarnit.features import FeatureStore
 from yarnit.registry import ModelRegistry
@@ -22,7 +23,7 @@ from yarnit.serving import InferenceService, ServingOptions
 from yarnit.serving.featurestore import FeatureStoreSource
 from yarnit.storage import Workspace
 
-from . import control, dataplane, datasets, evaluations
+from . import access, control, dataplane, datasets, evaluations
 from . import features as features_api
 from .auth import token_middleware
 from .dashboard import render_dashboard
@@ -69,8 +70,8 @@ def create_app(workspace: Workspace, *, refresh_s: float = 0.25, serving: Servin
     )
     app.state.workspace = workspace
     app.state.metrics = ApiMetrics()
-    if workspace.settings.api_token is None:
-        log.warning("YARNIT_API_TOKEN is not set: control-plane writes are accepted only from loopback.")
+    if workspace.settings.api_token is None and not Tokens(workspace).any_issued():
+        log.warning("No YARNIT_API_TOKEN and no named token: control-plane writes are accepted only from loopback.")
     app.add_exception_handler(YarnitError, yarnit_error_handler)
 
     @app.middleware("http")
@@ -85,7 +86,7 @@ def create_app(workspace: Workspace, *, refresh_s: float = 0.25, serving: Servin
         return response
 
     # Added last so it runs first: nothing reaches a write route without passing it.
-    app.middleware("http")(token_middleware(workspace.settings.api_token))
+    app.middleware("http")(token_middleware(Tokens(workspace)))
 
     @app.get("/v2/health/live", tags=["health"])
     def live() -> dict[str, bool]:
@@ -128,6 +129,7 @@ def create_app(workspace: Workspace, *, refresh_s: float = 0.25, serving: Servin
 
     app.include_router(control.router)
     app.include_router(datasets.router)
+    app.include_router(access.router)
     app.include_router(evaluations.router)
     app.include_router(features_api.router)
     _export_feature_freshness(app, workspace)

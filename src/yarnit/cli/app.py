@@ -12,7 +12,7 @@ import yarnit
 from yarnit.core.errors import YarnitError
 from yarnit.core.settings import load_settings
 
-from . import data, evaluation, features, lineage, models, pipelines
+from . import data, evaluation, features, lineage, models, pipelines, tokens
 from .serving import predict_batch
 from .common import JSON_OPTION, cli_errors, console, emit, workspace
 
@@ -30,6 +30,8 @@ app.add_typer(evaluation.app, name="eval")
 app.command("predict-batch")(predict_batch)
 app.add_typer(data.app, name="data")
 app.add_typer(lineage.app, name="lineage")
+app.add_typer(tokens.app, name="tokens")
+app.add_typer(tokens.access_app, name="access")
 
 
 def _add_world() -> None:

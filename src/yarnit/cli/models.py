@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
+from yarnit.access import cli_actor
 from yarnit.registry import ModelRegistry
 
 from .common import JSON_OPTION, cli_errors, console, emit, workspace
@@ -58,7 +59,7 @@ def promote(name: str, version: int, alias: str = typer.Option("production", hel
             as_json: bool = JSON_OPTION) -> None:
     """Point an alias (default: production) at a version."""
     with workspace() as ws:
-        event = ModelRegistry(ws).promote(name, version, alias=alias, reason=reason)
+        event = ModelRegistry(ws).promote(name, version, alias=alias, reason=reason, actor=cli_actor())
     emit(event.to_dict(), as_json, lambda: console.print(
         f"{name}: {alias} v{event.from_version} → v{event.to_version}"))
 
@@ -70,7 +71,7 @@ def rollback(name: str, alias: str = typer.Option("production", help="Alias to r
              as_json: bool = JSON_OPTION) -> None:
     """Move an alias back to the version it pointed at before (one atomic step)."""
     with workspace() as ws:
-        event = ModelRegistry(ws).roll_back(name, alias=alias, reason=reason)
+        event = ModelRegistry(ws).roll_back(name, alias=alias, reason=reason, actor=cli_actor())
     emit(event.to_dict(), as_json, lambda: console.print(
         f"{name}: {alias} rolled back v{event.from_version} → v{event.to_version}"))
 
@@ -113,7 +114,7 @@ def traffic(name: str,
         store = TrafficPolicyStore(ws)
         event = None
         if canary_percent is not None or shadow is not None:
-            event = store.set(name, canary_percent=canary_percent, shadow=shadow, actor="cli", reason=reason)
+            event = store.set(name, canary_percent=canary_percent, shadow=shadow, actor=cli_actor(), reason=reason)
         else:
             ModelRegistry(ws).versions(name)  # an unknown model is an error, not a default policy
         policy = store.get(name)

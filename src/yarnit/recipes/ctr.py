@@ -39,6 +39,7 @@ import pyarrow.parquet as pq
 
 from yarnit.core.errors import InvalidInput
 from yarnit.data import Datasets
+from yarnit.data.restricted import columns_to_read, compliant_table, restrictions_of
 from yarnit.features.request_time_frame import FRAME_TRANSFORMS
 from yarnit.features.shopper_history import history_features
 from yarnit.registry import AliasNotFound, ModelNotFound, ModelRegistry, load_predictor
@@ -171,6 +172,11 @@ def _read(ctx: StepContext, ref: dict[str, Any], columns: list[str] | None = Non
           filters: list[tuple[str, str, Any]] | None = None) -> pd.DataFrame:
     """Columns of a verified dataset version; text columns come back dictionary-encoded (categorical)."""
     path = _path(ctx, ref)
+    restrictions = restrictions_of(ctx.workspace, Datasets(ctx.workspace).get_by_id(ref["id"]))
+    if restrictions:  # a training frame sees restricted columns only through their compliant transform (CH4-R3)
+        stored = columns_to_read(columns, restrictions, where=str(ref.get("ref", ref["id"])))
+        table = pq.read_table(path, columns=stored, filters=filters)
+        return compliant_table(table, restrictions, requested=columns).to_pandas()
     schema = pq.read_schema(path)
     wanted = columns or schema.names
     missing = [c for c in wanted if c not in schema.names]

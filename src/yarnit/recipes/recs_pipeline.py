@@ -33,6 +33,7 @@ import pandas as pd
 
 from yarnit.core.errors import InvalidInput
 from yarnit.data import Datasets
+from yarnit.data.restricted import read_compliant
 from yarnit.registry import ArtifactFormat, ModelRegistry
 from yarnit.training import Pipeline, RunStore, Step, StepContext, TrainedModel, ValueKind
 
@@ -70,7 +71,7 @@ def select(ctx: StepContext) -> dict[str, Any]:
     cfg = ctx.config
     datasets = Datasets(ctx.workspace)
     if cfg["source"] == "dataset":
-        log = datasets.read(datasets.get(cfg["dataset"], cfg.get("dataset_version")))
+        log = read_compliant(ctx.workspace, datasets.get(cfg["dataset"], cfg.get("dataset_version"))).to_pandas()
         interactions, catalog = _from_impressions(log)
         source = f"interactions of {cfg['dataset']}"
     elif cfg["source"] == "world":
@@ -115,7 +116,7 @@ def _from_impressions(log: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def _load(ctx: StepContext, ref: dict[str, Any]) -> pd.DataFrame:
     datasets = Datasets(ctx.workspace)
-    frame = datasets.read(datasets.get_by_id(ref["id"]))
+    frame = read_compliant(ctx.workspace, datasets.get_by_id(ref["id"])).to_pandas()
     for column in ("user_id", "product_id", "session_id", "kind", "product_name", "product_type", "fiber",
                    "weight_class", "color", "brand"):
         if column in frame.columns:
