@@ -30,12 +30,13 @@ select → validate → split → train → (baseline) → evaluate → gate →
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from annotated_types import Len
 
 from yarnit.core.errors import InvalidInput
 from yarnit.data import Datasets
@@ -43,8 +44,8 @@ from yarnit.data.restricted import columns_to_read, compliant_table, restriction
 from yarnit.features.request_time_frame import FRAME_TRANSFORMS
 from yarnit.features.shopper_history import history_features
 from yarnit.registry import AliasNotFound, ModelNotFound, ModelRegistry, load_predictor
-from yarnit.training import Pipeline, RunStore, Step, StepContext, TrainedModel, ValueKind
-from yarnit.training.trainers import make_trainer
+from yarnit.training import Param, Pipeline, RunStore, Step, StepContext, TrainedModel, ValueKind
+from yarnit.training.trainers import TRAINERS, check_dask_trainer, make_trainer
 
 from .affinity import HISTORY_TRANSFORMS, add_user_affinity
 from .common import promote_and_report, registered_version
@@ -75,6 +76,7 @@ DEFAULTS: dict[str, Any] = {
     "trainer_params": {},
     "warm_start": False,
     "positive_rate_band": [0.005, 0.5],
+    "validation": {},  # overrides of the curated schema's thresholds (see PARAMS)
     "min_auc": 0.6,
     "min_lift_over_popularity": 0.0,
     "max_regression_vs_production": 0.01,
@@ -114,6 +116,41 @@ DEFAULTS: dict[str, Any] = {
                          "score; complaints reach the store's support team.",
     },
 }
+
+
+PARAMS = (
+    Param("model", str, "registered model name"),
+    Param("dataset", str, "dataset name of the impression log"),
+    Param("source", str, "where the data comes from", choices=("world", "dataset")),
+    Param("days", int, "days of world data (the last holdout_days are the holdout)", ge=1, le=3660),
+    Param("world_seed", int, "seed of the simulated world", ge=0),
+    Param("sessions_per_day", int, "world sessions per day", ge=1, le=10_000_000),
+    Param("faults", list[str], "world fault specs NAME@DAY[:HOURS][,k=v] (see: yarnit world faults)"),
+    Param("dataset_version", int | None, "with source=dataset: a version number, or null for the newest", ge=1),
+    Param("holdout_days", int, "days held out for evaluation", ge=1),
+    Param("transform", str, "feature transform", choices=tuple(FRAME_TRANSFORMS)),
+    Param("trainer", str, "trainer", choices=tuple(TRAINERS)),
+    Param("trainer_params", dict[str, Any], "keyword arguments of the trainer"),
+    Param("warm_start", bool, "continue from production's model when the trainer matches"),
+    Param("positive_rate_band", Annotated[list[float], Len(2, 2)], "[low, high] plausible click rate"),
+    Param("validation", dict[str, Any], "overrides of the curated impression schema's thresholds "
+          "(drift_threshold, slice_max_drop, slice_min_rows, volume_max_drop, price_usd_max)"),
+    Param("min_auc", float, "gate: least holdout AUC", ge=0, le=1),
+    Param("min_lift_over_popularity", float, "gate: least AUC lift over the popularity baseline"),
+    Param("max_regression_vs_production", float, "gate: largest AUC drop vs production", ge=0),
+    Param("promote", bool, "promote a blessed model to production"),
+    Param("probe_rows", int, "raw holdout requests kept with the model", ge=0),
+    Param("slices", list[str], "evaluation slices (column or column=value)"),
+    Param("fairness_groups", list[str], "columns whose groups are compared for fairness"),
+    Param("fairness_threshold", float, "predicted CTR at which a product counts as selected", ge=0, le=1),
+    Param("ranking_k", int, "k of precision/recall/NDCG@k", ge=1),
+    Param("bootstrap_resamples", int, "bootstrap resamples of the intervals", ge=0),
+    Param("golden_rows", int, "rows of the golden set", ge=1),
+    Param("new_product_days", int, "a product listed less than this many days ago is new", ge=0),
+    Param("validity", dict[str, Any], "budget of the serving-runtime validity check"),
+    Param("gates", list[dict[str, Any]], "configured gates (yarnit.evaluation)"),
+    Param("card", dict[str, Any], "model card fields"),
+)
 
 
 class BlockingAnomalies(InvalidInput):
@@ -318,6 +355,11 @@ def training_base_rates(labels: pd.Series, slices: pd.Series) -> dict[str, Any]:
     table = {str(k): float(row["mean"]) for k, row in rates.iterrows() if row["size"] >= MIN_SLICE_ROWS}
     return {"key": str(slices.name), "table": dict(sorted(table.items())), "default": float(labels.mean()),
             "source": "training base rate", "rows": len(labels)}
+
+
+def _train_on_dask(config: Any) -> None:
+    """train runs on Dask only with a trainer that can (refused before the run otherwise)."""
+    check_dask_trainer(config["trainer"])
 
 
 def _score(predictor: Any, features: pd.DataFrame) -> np.ndarray:
@@ -589,7 +631,7 @@ def ctr_pipeline() -> Pipeline:
             Step("validate", validate, inputs={"dataset": "select.dataset"}, outputs={"report": ValueKind.REPORT}),
             Step("split", split, inputs={"dataset": "select.dataset"}, outputs={"split": ValueKind.REPORT}),
             Step("train", train, inputs={"dataset": "select.dataset", "split": "split.split"},
-                 outputs={"model": ValueKind.MODEL}),
+                 outputs={"model": ValueKind.MODEL}, dask=_train_on_dask),
             Step("baseline", baseline, inputs={"model": "train.model"}, outputs={"production": ValueKind.REF},
                  cacheable=False),
             Step("evaluate", evaluate, inputs={"model": "train.model", "dataset": "select.dataset",
@@ -603,6 +645,7 @@ def ctr_pipeline() -> Pipeline:
                  outputs={"model_version": ValueKind.REF}, cacheable=False),
         ],
         config=DEFAULTS,
+        params=PARAMS,
         description="Yarn Product Click Prediction Model: world → dataset → features → model → gate → registry",
     )
 

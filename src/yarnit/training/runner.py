@@ -31,6 +31,7 @@ from yarnit.core.hashing import sha256_json
 from yarnit.storage import Workspace, insert_ignore
 from yarnit.storage.schema import step_cache
 
+from .params import check_config
 from .pipeline import Pipeline, Step
 from .runs import Run, RunStore, StepRecord, detect_code_version
 from .values import entry_available, load_value, store_value
@@ -117,6 +118,20 @@ def merged_config(pipeline: Pipeline, step: Step, overrides: Mapping[str, Any]) 
     return config
 
 
+def check_run(pipeline: Pipeline, config: Mapping[str, Any] | None, *, dask: bool = False) -> dict[str, Any]:
+    """Refuse a run before anything is recorded or started: a broken graph, an unknown parameter or a bad
+    value, or Dask that no step of this configuration can use. Returns the checked overrides."""
+    pipeline.order()
+    checked = check_config(pipeline, config or {})
+    if dask:
+        users = [s for s in pipeline.steps if s.dask is not None]
+        if not users:
+            raise InvalidInput(f"Pipeline {pipeline.name!r} has no step that can run on Dask; run it without --dask.")
+        for step in users:
+            step.dask(merged_config(pipeline, step, checked))
+    return checked
+
+
 def _call(fn: Callable[[], dict[str, Any]], step: str, timeout_s: float | None) -> dict[str, Any]:
     if timeout_s is None:
         return fn()
@@ -158,8 +173,7 @@ class PipelineRunner:
         ``force`` ignores the step cache; ``reuse`` hands recorded outputs to
         the named steps instead of running them (reproduction pins data).
         """
-        pipeline.order()  # refuse a broken graph before recording anything
-        overrides = dict(config or {})
+        overrides = check_run(pipeline, config, dask=self.dask_client is not None)  # before recording anything
         run = self.runs.start(pipeline.name, overrides, code_version=detect_code_version(),
                               source=source or f"python:{pipeline.name}", seed=seed, reproduces=reproduces)
         for step, outputs in (reuse or {}).items():
@@ -179,6 +193,7 @@ class PipelineRunner:
         if run.state == "running" and isinstance(owner, int) and owner != os.getpid() and pid_alive(owner) \
                 and run.environment.get("host") == socket.gethostname():
             raise Conflict(f"Run {run_id} is still running in process {owner}; wait for it or stop it first.")
+        check_run(pipeline, run.config, dask=self.dask_client is not None)
         run = self.runs.reopen(run_id)
         return self._execute(run, pipeline, force=False, progress=progress)
 
@@ -210,9 +225,12 @@ class PipelineRunner:
                   force: bool, metrics: dict[str, Any], progress: Progress | None) -> dict[str, Any]:
         config = merged_config(pipeline, step, run.config)
         inputs = {param: entries[src.split(".")[0]][src.split(".", 1)[1]] for param, src in step.inputs.items()}
+        client = self.dask_client if step.dask is not None else None
+        # the backend is part of the key where it can change the outputs (a model trained on Dask differs)
+        backend = {"backend": "dask"} if client is not None else {}
         key = sha256_json({"pipeline": pipeline.name, "step": step.name, "code": step.code_version(),
                            "config": config, "seed": seed,
-                           "inputs": {p: e["sha256"] for p, e in sorted(inputs.items())}})
+                           "inputs": {p: e["sha256"] for p, e in sorted(inputs.items())}} | backend)
         if step.cacheable and not force:
             cached = self._cached(key)
             if cached is not None:
@@ -228,7 +246,7 @@ class PipelineRunner:
             self.runs.step_started(run.id, step.name, attempts=attempts, cache_key=key, inputs=inputs)
             if progress:
                 progress(step.name, "running" if attempts == 1 else f"retry {attempts - 1}")
-            ctx = StepContext(self.ws, run.id, pipeline.name, step.name, config, seed, self.dask_client)
+            ctx = StepContext(self.ws, run.id, pipeline.name, step.name, config, seed, client)
             wall0, cpu0 = time.perf_counter(), time.process_time()
             try:
                 values = _call(lambda: self._invoke(step, ctx, inputs), step.name, step.timeout_s)
@@ -289,5 +307,5 @@ class PipelineRunner:
         return outputs
 
 
-__all__ = ["PipelineRunner", "RunResult", "StepContext", "StepFailed", "StepTimedOut", "TransientStepError",
+__all__ = ["PipelineRunner", "check_run", "RunResult", "StepContext", "StepFailed", "StepTimedOut", "TransientStepError",
            "merged_config"]

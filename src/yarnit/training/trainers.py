@@ -35,6 +35,7 @@ from .values import TrainedModel
 
 class Trainer(Protocol):
     name: str
+    supports_dask: bool  # fit() trains distributed when given a Dask client
 
     def fit(self, features: pd.DataFrame, labels: np.ndarray, *, seed: int, init: TrainedModel | None = None,
             dask_client: Any = None) -> TrainedModel: ...
@@ -59,6 +60,7 @@ def _training_info(rows: int, started: float, **extra: Any) -> dict[str, Any]:
 
 class LogisticTrainer:
     name = "logistic"
+    supports_dask = False
 
     def __init__(self, *, c: float = 1.0, max_iter: int = 100, tol: float = 1e-4, min_count: int = 1) -> None:
         self.c, self.max_iter, self.tol, self.min_count = c, max_iter, tol, min_count
@@ -95,6 +97,7 @@ class LogisticTrainer:
 
 class HistGbmTrainer:
     name = "hist_gbm"
+    supports_dask = False
 
     def __init__(self, *, max_iter: int = 100, learning_rate: float = 0.1, max_leaf_nodes: int = 31) -> None:
         self.params = {"max_iter": max_iter, "learning_rate": learning_rate, "max_leaf_nodes": max_leaf_nodes}
@@ -122,6 +125,7 @@ class HistGbmTrainer:
 
 class LightgbmTrainer:
     name = "lightgbm"
+    supports_dask = True
 
     def __init__(self, *, num_boost_round: int = 100, learning_rate: float = 0.1, num_leaves: int = 31,
                  min_data_in_leaf: int = 50) -> None:
@@ -206,6 +210,23 @@ class LightgbmTrainer:
 TRAINERS: dict[str, type] = {"logistic": LogisticTrainer, "hist_gbm": HistGbmTrainer, "lightgbm": LightgbmTrainer}
 
 
+def dask_trainers() -> list[str]:
+    """The trainers that train distributed when given a Dask client."""
+    return [name for name, cls in TRAINERS.items() if getattr(cls, "supports_dask", False)]
+
+
+def check_dask_trainer(name: str) -> None:
+    """Refuse Dask for a trainer that would ignore it (a cluster doing nothing is a silent lie)."""
+    if name in TRAINERS and name not in dask_trainers():
+        raise InvalidInput(
+            f"Trainer {name!r} cannot use Dask: it would train on one machine while a cluster sits idle. "
+            f"Trainers that can use Dask: {', '.join(dask_trainers())} (e.g. --set trainer=lightgbm), "
+            "or run without --dask."
+        )
+    if name not in TRAINERS:
+        make_trainer(name)  # raises with the list of valid trainers
+
+
 def make_trainer(name: str, **params: Any) -> Trainer:
     try:
         cls = TRAINERS[name]
@@ -218,4 +239,4 @@ def make_trainer(name: str, **params: Any) -> Trainer:
     return trainer
 
 
-__all__ = ["TRAINERS", "HistGbmTrainer", "LightgbmTrainer", "LogisticTrainer", "Trainer", "make_trainer"]
+__all__ = ["TRAINERS", "check_dask_trainer", "dask_trainers", "HistGbmTrainer", "LightgbmTrainer", "LogisticTrainer", "Trainer", "make_trainer"]
