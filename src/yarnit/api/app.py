@@ -137,8 +137,10 @@ def create_app(workspace: Workspace, *, refresh_s: float = 0.25, serving: Servin
     app.state.feature_store = FeatureStore(workspace)
     app.router.on_shutdown.append(app.state.feature_store.close)
     # Last: the data plane's fast path must be the outermost middleware (serving issue #9).
-    service = dataplane.install(app, workspace, options=serving, refresh_s=refresh_s,
-                                feature_source=FeatureStoreSource(app.state.feature_store))
+    # The source samples the feature rows it serves into the skew log (yarnit features skew).
+    source = FeatureStoreSource(app.state.feature_store,
+                                log_sample_rate=(serving or ServingOptions()).feature_log_sample_rate)
+    service = dataplane.install(app, workspace, options=serving, refresh_s=refresh_s, feature_source=source)
     # Every production model is loaded and warmed before the app takes its first request: at the ASGI
     # server's startup, or in BackgroundServer / prepare_for_traffic (which run without lifespan events).
     app.router.on_startup.append(lambda: _preload(service))

@@ -124,6 +124,7 @@ def demo(days: int = typer.Option(3, min=2, max=60, help="Simulated days of Yarn
             ("served prediction", f"{result.served_prediction:.4f} by ctr v{result.served_by_version} "
                                   f"({result.served_by}) via {result.server_url}/v1/models/ctr:predict"),
             ("requests sent", str(result.requests_sent)),
+            ("answered by", ", ".join(f"{who}: {n}" for who, n in result.answered_by.items())),
         ]
         for key, value in rows:
             table.add_row(key, str(value))

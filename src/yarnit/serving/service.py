@@ -522,6 +522,9 @@ class InferenceService:
         self.admission.pool.close()
         if self.log is not None:
             self.log.close()
+        close_source = getattr(self.features.source, "close", None)
+        if close_source is not None:  # e.g. the feature store source writes its sampled skew log
+            close_source()
 
 
 __all__ = [
