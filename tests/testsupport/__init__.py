@@ -12,14 +12,19 @@ from yarnit.storage import Workspace
 TOKEN = "test-token-0123456789abcdef"
 
 
-def register_ctr(ws: Workspace, versions: int = 2) -> None:
+def register_ctr(ws: Workspace, versions: int = 2, *, blessed: bool = True) -> None:
+    """ctr v1 (production) … vN; with ``blessed``, each has a blessed evaluation, so operators may promote it."""
+    from .blessing import record_verdict
+
     registry = ModelRegistry(ws)
     rows = [{"fiber": "merino", "price": 12.0}, {"fiber": "acrylic", "price": 3.0}] * 10
     for i in range(versions):
         model = Pipeline([("vec", DictVectorizer()), ("lr", LogisticRegression(C=10.0 ** -i))])
         model.fit(rows, [1, 0] * 10)
-        registry.register("ctr", dump_sklearn(model), ArtifactFormat.SKOPS,
-                          signature={"inputs": {"fiber": "string", "price": "double"}})
+        version = registry.register("ctr", dump_sklearn(model), ArtifactFormat.SKOPS,
+                                    signature={"inputs": {"fiber": "string", "price": "double"}})
+        if blessed:
+            record_verdict(ws, "ctr", version.version)
     registry.promote("ctr", 1)
 
 

@@ -55,6 +55,8 @@ class AliasMove(BaseModel):
     model_config = ConfigDict(extra="forbid")
     version: int = Field(ge=1)
     reason: str = Field(default="", max_length=1000)
+    force: bool = Field(default=False, description="Move production/canary without a blessed evaluation; needs a "
+                                                   "reason and is audited as force-promote")
 
 
 class Rollback(BaseModel):
@@ -65,8 +67,9 @@ class Rollback(BaseModel):
 
 @router.post("/models/{name}/aliases/{alias}")
 def move_alias(name: ModelName, alias: AliasName, body: AliasMove, request: Request) -> dict[str, Any]:
-    event = _registry(request).set_alias(name, alias, body.version, actor=actor_of(request), reason=body.reason,
-                                         action="promote")
+    # 409 when the version is not blessed (production/canary) or its artifact could not serve; nothing moves
+    event = _registry(request).promote(name, body.version, alias=alias, actor=actor_of(request),
+                                       reason=body.reason, require_blessing=True, force=body.force)
     _refresh(request, name)
     return event.to_dict()
 
