@@ -26,7 +26,8 @@ from . import control, dataplane, datasets, evaluations
 from . import features as features_api
 from .auth import token_middleware
 from .dashboard import render_dashboard
-from .errors import yarnit_error_handler
+from .errors import install_error_handlers
+from .limits import BodySizeLimit
 from .metrics import ApiMetrics
 
 log = logging.getLogger("yarnit.api")
@@ -71,7 +72,7 @@ def create_app(workspace: Workspace, *, refresh_s: float = 0.25, serving: Servin
     app.state.metrics = ApiMetrics()
     if workspace.settings.api_token is None:
         log.warning("YARNIT_API_TOKEN is not set: control-plane writes are accepted only from loopback.")
-    app.add_exception_handler(YarnitError, yarnit_error_handler)
+    install_error_handlers(app)
 
     @app.middleware("http")
     async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -86,6 +87,7 @@ def create_app(workspace: Workspace, *, refresh_s: float = 0.25, serving: Servin
 
     # Added last so it runs first: nothing reaches a write route without passing it.
     app.middleware("http")(token_middleware(workspace.settings.api_token))
+    app.add_middleware(BodySizeLimit)  # /api bodies: 413 over 1 MiB, before they are read
 
     @app.get("/v2/health/live", tags=["health"])
     def live() -> dict[str, bool]:

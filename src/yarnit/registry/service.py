@@ -13,7 +13,8 @@ from typing import Any
 from sqlalchemy import Connection, RowMapping, and_, func, insert, select, update
 
 from yarnit.core.errors import InvalidInput
-from yarnit.core.ids import check_name, new_id
+from yarnit.core.ids import check_name, check_version, new_id
+from yarnit.core.text import check_plain_text
 from yarnit.storage import Workspace, insert_ignore
 from yarnit.storage.schema import alias_events, aliases, lineage_edges, model_versions, models
 
@@ -158,6 +159,7 @@ class ModelRegistry:
             conn.execute(select(models.c.name).where(models.c.name == model_name).with_for_update())
 
     def get(self, model_name: str, version: int) -> ModelVersion:
+        check_version("Model", model_name, version)  # a 20-digit number is a clear error, not a DB overflow
         with self.ws.metadata.begin() as conn:
             row = conn.execute(
                 select(model_versions).where(
@@ -239,6 +241,7 @@ class ModelRegistry:
     ) -> AliasEvent:
         """Point ``alias`` at ``version`` (one transaction: pointer + audit event)."""
         check_alias(alias)
+        check_plain_text("reason", reason)  # printed later on operators' terminals: no escape sequences
         target = self.get(model_name, version)
         if target.tainted:
             raise TaintedVersion(target.ref, target.taint_reason)
