@@ -110,3 +110,86 @@ def test_models_traffic_sets_the_canary_share_audited_and_kept_for_every_process
     assert bad.exit_code == 1 and "canary_percent must be within [0, 100]; got 150" in bad.output
     unknown = runner.invoke(app, ["models", "traffic", "nope"], env=env)
     assert unknown.exit_code == 1 and "nope" in unknown.output
+
+
+def _one_error_line(result) -> str:  # type: ignore[no-untyped-def]
+    """The single 'error: …' line a failed command printed (and that it printed nothing else on stderr)."""
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 1 and len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+@pytest.fixture
+def ctr_home(tmp_path: Path) -> Path:
+    ws = open_workspace(Settings.for_home(tmp_path / "ws"))
+    register_ctr(ws)
+    import pandas as pd
+
+    from yarnit.data import Datasets
+    Datasets(ws).ingest_frame("okname", pd.DataFrame({"x": [1, 2]}), source="test")
+    ws.close()
+    return tmp_path / "ws"
+
+
+@pytest.mark.parametrize("args", [
+    ["data", "show", "okname:v99999999999999999999"],
+    ["models", "promote", "ctr", "99999999999999999999"],
+    ["lineage", "show", "okname:v99999999999999999999"],
+    ["lineage", "show", "model:ctr:v99999999999999999999"],
+])
+def test_a_version_past_64_bits_is_a_one_line_error(ctr_home: Path, args: list[str]) -> None:
+    line = _one_error_line(runner.invoke(app, args, env=env_for(ctr_home)))
+    assert "versions are whole numbers from 1 to 2147483647" in line and "99999999999999999999" in line
+
+
+def test_predict_batch_of_a_non_parquet_file_is_a_one_line_error(ctr_home: Path, tmp_path: Path) -> None:
+    csv = tmp_path / "t.csv"
+    csv.write_text("fiber,price\nmerino,3\n")
+    env = env_for(ctr_home)
+    line = _one_error_line(runner.invoke(app, ["predict-batch", "ctr", str(csv), str(tmp_path / "o.parquet")], env=env))
+    assert "is not a readable Parquet file" in line
+    line = _one_error_line(runner.invoke(app, ["predict-batch", "../../x", str(csv), str(tmp_path / "o.parquet")],
+                                         env=env))
+    assert "no model named '../../x'" in line
+
+
+def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(ctr_home: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from yarnit.registry import ModelRegistry
+
+    def broken(*_args, **_kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("disk on fire\nsecond line")
+
+    monkeypatch.setattr(ModelRegistry, "list_models", broken)
+    line = _one_error_line(runner.invoke(app, ["models", "list"], env=env_for(ctr_home)))
+    assert line.startswith("error: unexpected RuntimeError: disk on fire second line") and "--debug" in line
+    debug = runner.invoke(app, ["--debug", "models", "list"], env=env_for(ctr_home))
+    assert isinstance(debug.exception, RuntimeError)
+
+
+def test_a_reason_with_an_escape_sequence_is_refused(ctr_home: Path) -> None:
+    env = env_for(ctr_home)
+    line = _one_error_line(runner.invoke(app, ["models", "promote", "ctr", "2", "--reason", "ok\x1b[2J"], env=env))
+    assert "control character \\x1b at position 2" in line
+    line = _one_error_line(runner.invoke(app, ["models", "traffic", "ctr", "--canary-percent", "5", "--reason",
+                                               "\x1b]0;pwned\x07"], env=env))
+    assert "control character" in line
+    history = json.loads(runner.invoke(app, ["models", "history", "ctr", "--json"], env=env).stdout)
+    assert [h["to_version"] for h in history] == [1]  # nothing was written
+
+
+def test_history_shows_control_characters_already_stored_as_escapes(ctr_home: Path) -> None:
+    from sqlalchemy import update
+
+    from yarnit.storage.schema import alias_events
+
+    ws = open_workspace(Settings.for_home(ctr_home))
+    with ws.metadata.begin() as conn:  # a row written before input was checked
+        conn.execute(update(alias_events).values(reason="evil\x1b]0;pwned\x07\x1b[2J\x9b1m"))
+    ws.close()
+    result = runner.invoke(app, ["models", "history", "ctr"], env={**env_for(ctr_home), "COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "\x1b]" not in result.output and "\x07" not in result.output and "\x9b" not in result.output
+    assert "\\x1b]0;pwned\\x07\\x1b[2J\\x9b1m" in result.output
+    as_json = runner.invoke(app, ["models", "history", "ctr", "--json"], env=env_for(ctr_home)).stdout
+    assert "\x1b" not in as_json and json.loads(as_json)[0]["reason"].startswith("evil\x1b]")

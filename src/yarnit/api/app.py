@@ -27,7 +27,8 @@ from . import access, control, dataplane, datasets, evaluations
 from . import features as features_api
 from .auth import token_middleware
 from .dashboard import render_dashboard
-from .errors import yarnit_error_handler
+from .errors import install_error_handlers
+from .limits import BodySizeLimit
 from .metrics import ApiMetrics
 
 log = logging.getLogger("yarnit.api")
@@ -72,7 +73,7 @@ def create_app(workspace: Workspace, *, refresh_s: float = 0.25, serving: Servin
     app.state.metrics = ApiMetrics()
     if workspace.settings.api_token is None and not Tokens(workspace).any_issued():
         log.warning("No YARNIT_API_TOKEN and no named token: control-plane writes are accepted only from loopback.")
-    app.add_exception_handler(YarnitError, yarnit_error_handler)
+    install_error_handlers(app)
 
     @app.middleware("http")
     async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -87,6 +88,7 @@ def create_app(workspace: Workspace, *, refresh_s: float = 0.25, serving: Servin
 
     # Added last so it runs first: nothing reaches a write route without passing it.
     app.middleware("http")(token_middleware(Tokens(workspace)))
+    app.add_middleware(BodySizeLimit)  # /api bodies: 413 over 1 MiB, before they are read
 
     @app.get("/v2/health/live", tags=["health"])
     def live() -> dict[str, bool]:

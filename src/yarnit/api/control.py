@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from yarnit.core.errors import InvalidInput
+from yarnit.core.ids import MAX_VERSION
 from yarnit.registry import ModelRegistry
 from yarnit.serving.router import TrafficPolicyStore
 from yarnit.training import RunStore
@@ -18,6 +19,12 @@ router = APIRouter(prefix="/api", tags=["control plane"])
 
 ModelName = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_.-]{0,62}$")]
 AliasName = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+# Body fields: bounded integers (a 2**70 version is a 422, not a database overflow) and one line of plain text
+# (no escape sequences in the audit history: yarnit.core.text).
+VersionNumber = Annotated[int, Field(ge=1, le=MAX_VERSION)]
+PLAIN_TEXT = r"^[^\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]*$"
+Reason = Annotated[str, Field(default="", max_length=1000, pattern=PLAIN_TEXT,
+                              description="Why (kept in the audit history): one line, no control characters")]
 
 
 def _registry(request: Request) -> ModelRegistry:
@@ -53,8 +60,8 @@ def alias_history(name: ModelName, request: Request) -> list[dict[str, Any]]:
 
 class AliasMove(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    version: int = Field(ge=1)
-    reason: str = Field(default="", max_length=1000)
+    version: VersionNumber
+    reason: Reason = ""
     force: bool = Field(default=False, description="Move production/canary without a blessed evaluation; needs a "
                                                    "reason and is audited as force-promote")
 
@@ -62,7 +69,7 @@ class AliasMove(BaseModel):
 class Rollback(BaseModel):
     model_config = ConfigDict(extra="forbid")
     alias: str = Field(default="production", pattern=r"^[a-z][a-z0-9_]{0,31}$")
-    reason: str = Field(default="", max_length=1000)
+    reason: Reason = ""
 
 
 @router.post("/models/{name}/aliases/{alias}")
@@ -88,7 +95,7 @@ class TrafficUpdate(BaseModel):
     canary_percent: float | None = Field(default=None, ge=0, le=100, allow_inf_nan=False,
                                          description="Share of routing keys sent to the canary alias, in %")
     shadow: bool | None = Field(default=None, description="Whether the shadow alias scores a copy of requests")
-    reason: str = Field(default="", max_length=1000)
+    reason: Reason = ""
 
 
 def _traffic(store: TrafficPolicyStore, name: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from yarnit.core.settings import load_settings
 
 from . import data, evaluation, features, lineage, models, pipelines, tokens
 from .serving import predict_batch
-from .common import JSON_OPTION, cli_errors, console, emit, workspace
+from .common import JSON_OPTION, cli_errors, console, emit, fail, options, workspace
 
 app = typer.Typer(
     name="yarnit",
@@ -54,8 +54,10 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    debug: bool = typer.Option(False, "--debug", help="Show the traceback of an unexpected error."),
 ) -> None:
     """yarnit: datasets, features, training, registry, serving, monitoring and incidents in one system."""
+    options.debug = debug
 
 
 @app.command()
@@ -138,8 +140,7 @@ def main() -> None:
     try:
         load_settings()
     except YarnitError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise SystemExit(1) from None
+        raise SystemExit(fail(str(exc)).exit_code) from None
     app()
 
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -33,6 +34,14 @@ def _dask_client(scheduler: str | None) -> Iterator[Any]:
         yield client
 
 
+def _row_count(path: Path) -> int:
+    """Rows in ``path`` for the progress bar; 0 when it is not a readable Parquet file (scoring then says why)."""
+    try:
+        return pq.ParquetFile(path).metadata.num_rows if path.is_file() else 0
+    except (pa.ArrowInvalid, OSError):
+        return 0
+
+
 @cli_errors
 def predict_batch(
     model: str = typer.Argument(..., help="Model name, e.g. ctr."),
@@ -46,7 +55,7 @@ def predict_batch(
 ) -> None:
     """Score every row of INPUT with MODEL's version behind --alias and write OUTPUT (streamed)."""
     with workspace() as ws:
-        total = pq.ParquetFile(input).metadata.num_rows if input.is_file() else 0
+        total = _row_count(input)
         registry = ModelRegistry(ws)
         with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console, disable=as_json, transient=True) as progress:

@@ -32,6 +32,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, and_, insert, select
 
 from yarnit.core.errors import InvalidInput, NotFound
+from yarnit.core.ids import parse_versioned_ref
 from yarnit.storage import Workspace
 from yarnit.storage.schema import dataset_versions, lineage_edges, lineage_taints, model_versions
 
@@ -170,13 +171,12 @@ class Lineage:
         return self._describe([Node("dataset_version", version.id)])[0]
 
     def _model_node(self, text: str) -> Node:
-        name, _, number = text.partition(":")
-        number = number.removeprefix("v")
-        if not number.isdigit():
-            raise InvalidInput(f"Model reference {text!r} needs a version: model:NAME:vN.")
+        name, number = parse_versioned_ref("Model", text, usage="use model:NAME:vN (e.g. model:ctr:v3).")
+        if number is None:
+            raise InvalidInput(f"Model reference {text[:80]!r} needs a version: model:NAME:vN.")
         with self.ws.metadata.begin() as conn:
             row = conn.execute(select(model_versions.c.id).where(and_(
-                model_versions.c.model_name == name, model_versions.c.version == int(number)))).first()
+                model_versions.c.model_name == name, model_versions.c.version == number))).first()
         if row is None:
             raise NotFound(f"Model {name!r} has no version {number}. See versions with: yarnit models show {name}")
         return self._describe([Node("model_version", row[0])])[0]

@@ -33,7 +33,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -50,7 +49,7 @@ from sqlalchemy import Connection, and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 
 from yarnit.core.errors import Conflict, InvalidInput
-from yarnit.core.ids import check_name, new_id
+from yarnit.core.ids import check_name, check_version, new_id, parse_versioned_ref
 from yarnit.storage import LocalArtifactStore, Workspace
 from yarnit.storage.schema import dataset_versions, lineage_edges
 
@@ -66,7 +65,6 @@ ROW_GROUP_ROWS = 1 << 20
 COMPRESSION = "zstd"
 ACTIVE = "active"
 STATUSES = ("active", "forgotten", "expired", "purged")
-_REF = re.compile(r"^(?P<name>[a-z][a-z0-9_.-]{0,62})(?::v?(?P<version>\d+))?$")
 
 
 @dataclass(frozen=True)
@@ -493,6 +491,8 @@ class Datasets:
     def get(self, name: str, version: int | None = None) -> DatasetVersion:
         """A version of ``name``; with ``version`` None, the newest active one."""
         query = select(dataset_versions).where(dataset_versions.c.name == name)
+        if version is not None:
+            check_version("Dataset", name, version)
         if version is None:
             query = query.order_by((dataset_versions.c.status == ACTIVE).desc(),
                                    dataset_versions.c.version.desc()).limit(1)
@@ -516,13 +516,9 @@ class Datasets:
         text = ref.strip()
         if text.startswith("ds_"):
             return self.get_by_id(text)
-        text = text.removeprefix("dataset:")
-        match = _REF.match(text)
-        if match is None:
-            raise InvalidInput(f"{ref!r} is not a dataset reference; use NAME, NAME:vN or a version id (ds_…). "
-                               "List datasets with: yarnit data list")
-        version = match.group("version")
-        return self.get(match.group("name"), None if version is None else int(version))
+        name, version = parse_versioned_ref("Dataset", text.removeprefix("dataset:"), usage=(
+            "use NAME, NAME:vN or a version id (ds_…). List datasets with: yarnit data list"))
+        return self.get(name, version)
 
     def list(self, name: str | None = None, *, include_inactive: bool = True) -> list[DatasetVersion]:
         query = select(dataset_versions).order_by(dataset_versions.c.name, dataset_versions.c.version)

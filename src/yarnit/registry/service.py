@@ -21,7 +21,8 @@ from sqlalchemy import Connection, RowMapping, and_, func, insert, select, updat
 
 from yarnit.core.errors import IntegrityError, InvalidInput
 from yarnit.core.hashing import sha256_bytes
-from yarnit.core.ids import check_name, new_id
+from yarnit.core.ids import check_name, check_version, new_id
+from yarnit.core.text import check_plain_text
 from yarnit.storage import ArtifactNotFound, Workspace, insert_ignore
 from yarnit.storage.schema import alias_events, aliases, evaluations, lineage_edges, model_versions, models
 
@@ -173,6 +174,7 @@ class ModelRegistry:
             conn.execute(select(models.c.name).where(models.c.name == model_name).with_for_update())
 
     def get(self, model_name: str, version: int) -> ModelVersion:
+        check_version("Model", model_name, version)  # a 20-digit number is a clear error, not a DB overflow
         with self.ws.metadata.begin() as conn:
             row = conn.execute(
                 select(model_versions).where(
@@ -254,6 +256,7 @@ class ModelRegistry:
     ) -> AliasEvent:
         """Point ``alias`` at ``version`` (one transaction: pointer + audit event), if that version can serve."""
         check_alias(alias)
+        check_plain_text("reason", reason)  # printed later on operators' terminals: no escape sequences
         target = self.get(model_name, version)
         if target.tainted:
             raise TaintedVersion(target.ref, target.taint_reason)

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import insert, select, update
 
 from yarnit.core.errors import InvalidInput, YarnitError
+from yarnit.core.text import check_plain_text
 from yarnit.registry import ModelNotFound
 from yarnit.storage import ChangeWatcher
 from yarnit.storage.schema import models, traffic_policies, traffic_policy_events
@@ -112,6 +113,7 @@ class TrafficPolicyStore:
         """
         if canary_percent is not None and not math.isfinite(canary_percent):
             raise InvalidInput(f"canary_percent must be a finite number in [0, 100]; got {canary_percent}.")
+        check_plain_text("reason", reason)  # printed later on operators' terminals: no escape sequences
         now = self.ws.clock.now()
         with self.ws.metadata.begin() as conn:
             # The model row, locked on PostgreSQL so that two writers of one model serialise (SQLite's write

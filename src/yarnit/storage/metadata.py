@@ -24,7 +24,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
 from alembic import command
-from yarnit.core.errors import ConfigError, MissingDependency, Unavailable, WorkspaceTooNew
+from yarnit.core.errors import ConfigError, InvalidInput, MissingDependency, Unavailable, WorkspaceTooNew
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 SUPPORTED_SCHEMES = ("sqlite", "postgresql+psycopg")
@@ -98,6 +98,36 @@ def insert_ignore(conn: Connection, table: Table) -> Insert:
     return sqlite_insert(table).on_conflict_do_nothing()
 
 
+# What the operator should do, by what SQLite or PostgreSQL said. "Check that the database is running" is the
+# advice for a server that did not answer; a read-only or full file needs different hands.
+_ADVICE: tuple[tuple[str, str], ...] = (
+    ("readonly", "The database file is read-only for this process: give the user running yarnit write access to "
+                 "the file and to its directory (SQLite writes -wal and -shm files beside it), or point "
+                 "YARNIT_HOME at a writable workspace."),
+    ("unable to open", "The database file cannot be opened: check that its directory exists and is readable and "
+                       "writable by the user running yarnit, and that YARNIT_HOME is right."),
+    ("locked", "Another process held the write lock past the 30 s busy timeout: retry, and look for a stuck "
+               "yarnit process on this workspace."),
+    ("disk is full", "The disk holding the workspace is full: free space, then retry."),
+    ("disk i/o error", "The operating system reported an I/O error on the database file: check the disk and "
+                       "the file system (dmesg), then run: yarnit init."),
+)
+
+
+_SERVER_ADVICE = ("Check that the database is running, YARNIT_DB_URL is right and the workspace is migrated "
+                  "(yarnit init).")
+
+
+def _advice(dialect: str, reason: str) -> str | None:
+    """The advice for a SQLite file problem named in ``reason``; None for a server that did not answer."""
+    lowered = reason.lower()
+    if dialect == "sqlite":
+        for marker, advice in _ADVICE:
+            if marker in lowered:
+                return advice
+    return None
+
+
 class MetadataStore:
     """Holds the engine; domains run their statements in :meth:`begin` transactions."""
 
@@ -144,6 +174,9 @@ class MetadataStore:
                 yield connection
         except OperationalError as exc:
             raise self._unavailable(exc) from exc
+        except OverflowError as exc:  # sqlite3 binding an int past 64 bits; domains check their numbers first
+            raise InvalidInput(f"A number in this request is too large to store ({exc}). Use whole numbers "
+                               "below 2**63; versions are at most 2147483647.") from exc
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[Connection]:
@@ -155,11 +188,10 @@ class MetadataStore:
 
     def _unavailable(self, exc: OperationalError) -> Unavailable:
         reason = " ".join(str(exc.orig).split())
-        return Unavailable(
-            f"The metadata store at {self.safe_url()} did not answer ({reason}). "
-            "Check that the database is running, YARNIT_DB_URL is right and the workspace is migrated "
-            "(yarnit init)."
-        )
+        advice = _advice(self.dialect, reason)
+        what = "did not answer" if advice is None else "refused the operation"
+        return Unavailable(f"The metadata store at {self.safe_url()} {what} ({reason}). "
+                           f"{advice or _SERVER_ADVICE}")
 
     def table_names(self) -> list[str]:
         with self._connect() as connection:
