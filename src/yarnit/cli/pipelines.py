@@ -141,14 +141,15 @@ def list_pipelines(as_json: bool = JSON_OPTION) -> None:
 @cli_errors
 def list_runs(pipeline: str = typer.Option(None, help="Only runs of this pipeline."),
               limit: int = typer.Option(20, min=1, max=1000), as_json: bool = JSON_OPTION) -> None:
-    """Recent runs, newest first."""
+    """Recent runs, newest first; a run whose process died shows as interrupted, with its resume command."""
     with workspace() as ws:
         runs = RunStore(ws).list(pipeline, limit)
 
     def human() -> None:
-        table = Table("run", "pipeline", "state", "started", "error")
+        table = Table("run", "pipeline", "state", "started", "error", "next")
         for r in runs:
-            table.add_row(r.id, r.pipeline, r.state, r.started_at.isoformat(timespec="seconds"), (r.error or "")[:60])
+            table.add_row(r.id, r.pipeline, r.state, r.started_at.isoformat(timespec="seconds"), (r.error or "")[:60],
+                          r.resume_command or "")
         console.print(table)
 
     emit([r.to_dict() for r in runs], as_json, human)
@@ -168,6 +169,9 @@ def show_run(run_id: str, as_json: bool = JSON_OPTION) -> None:
         console.print(f"run {run_.id} of {run_.pipeline}: {run_.state} (seed {run_.seed}, code {run_.code_version})")
         if run_.error:
             console.print(f"error: {run_.error}")
+        if run_.state == "interrupted":
+            console.print(f"no heartbeat since {run_.heartbeat_at} (lease {run_.lease_s} s): its process died. "
+                          f"Resume it with: {run_.resume_command}")
         console.print(f"metrics: {json.dumps(run_.metrics, default=str)}")
         _step_table(steps)
 

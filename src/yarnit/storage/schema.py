@@ -175,6 +175,9 @@ runs = Table(
     Column("environment", JSON, nullable=True),
     Column("error", Text, nullable=True),
     Column("reproduces", String(40), nullable=True),
+    # added by 0010 (run leases): the runner renews heartbeat_at while the run is alive
+    Column("heartbeat_at", TS, nullable=True),
+    Column("lease_s", Float, nullable=True),
     Index("ix_runs_pipeline", "pipeline"),
 )
 

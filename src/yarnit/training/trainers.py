@@ -27,7 +27,7 @@ import pandas as pd
 
 from yarnit.core.errors import InvalidInput
 from yarnit.registry import ArtifactFormat, dump_lightgbm, dump_sklearn, load_predictor
-from yarnit.registry.lightgbm_format import lightgbm_safe
+from yarnit.registry.lightgbm_format import lightgbm_safe, unused_features
 
 from .encoding import encode_frame, fit_vectorizer, text_codes  # sklearn itself is imported when training
 from .values import TrainedModel
@@ -182,7 +182,11 @@ class LightgbmTrainer:
             dataset = lightgbm.Dataset(x, y, feature_name=names, categorical_feature=cat_index, free_raw_data=True)
             booster = lightgbm.train(params, dataset, num_boost_round=self.num_boost_round, init_model=init_booster,
                                      keep_training_booster=False)
-        booster.pandas_categorical = [categories[c] for c in categorical]
+        # Serving pairs the category lists with the features the model text marks categorical, in order; a
+        # categorical column LightGBM dropped (one value only: feature_infos=none) must not take a list.
+        unused = unused_features(booster.model_to_string())
+        booster.pandas_categorical = [categories[c] for c, i in zip(categorical, cat_index, strict=True)
+                                      if i not in unused]
         return TrainedModel(
             artifact=dump_lightgbm(booster), artifact_format=ArtifactFormat.LIGHTGBM_TEXT, trainer=self.name,
             params=params | {"num_boost_round": self.num_boost_round, "categorical_columns": categorical,
@@ -198,8 +202,12 @@ class LightgbmTrainer:
 
         workers = max(1, len(client.scheduler_info()["workers"]))
         chunk = max(1, -(-len(y) // workers))
-        dx = da.from_array(x, chunks=(chunk, x.shape[1]))
-        dy = da.from_array(y, chunks=chunk)
+        # Rows arrive ordered by day, and LightGBM on Dask builds each feature's bins from one worker's
+        # partition: a partition holding a single day makes day_of_week constant there, LightGBM drops the
+        # feature and the model cannot serve. A seeded shuffle makes every partition a sample of all rows.
+        order = np.random.default_rng(int(params["seed"])).permutation(len(y))
+        dx = da.from_array(x[order], chunks=(chunk, x.shape[1]))
+        dy = da.from_array(y[order], chunks=chunk)
         dask_params = {k: v for k, v in params.items() if k not in ("objective", "num_threads", "force_row_wise")}
         model = lightgbm.DaskLGBMClassifier(client=client, n_estimators=self.num_boost_round, num_threads=1,
                                             **dask_params)
