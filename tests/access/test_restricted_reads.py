@@ -153,3 +153,22 @@ def test_compliant_bucket_keeps_nulls_and_labels_half_open_ranges() -> None:
 
     r = ColumnRestriction(output="b", bucket=(18.0, 25.0))
     assert apply_restriction(pa.array([18, 24, 25, None, -1]), r).to_pylist() == ["18-25", "18-25", "25+", None, "<18"]
+
+
+def test_recipe_training_frames_see_restricted_columns_only_through_their_compliant_transform(
+        sqlite_ws: Workspace) -> None:
+    import importlib
+    from types import SimpleNamespace
+
+    ctr = importlib.import_module("yarnit.recipes.ctr")
+    recs = importlib.import_module("yarnit.recipes.recs_pipeline")
+
+    version = ingest_shoppers(sqlite_ws)
+    ctx = SimpleNamespace(workspace=sqlite_ws)  # the steps' readers use only the context's workspace
+    ref = {"id": version.id, "ref": version.ref}
+    frame = ctr._read(ctx, ref)  # type: ignore[arg-type]
+    assert "age" not in frame.columns and frame["age_band"].tolist() == ["<18", "25-35", "35-50", "65+"]
+    assert ctr._read(ctx, ref, ["clicked", "region"])["region"].tolist() == ["EU", "NA", "other", "EU"]  # type: ignore[arg-type]
+    with pytest.raises(RestrictedColumn, match="shoppers:v1"):
+        ctr._read(ctx, ref, ["clicked", "age"])  # type: ignore[arg-type]
+    assert "age" not in recs._load(ctx, ref).columns  # type: ignore[arg-type]

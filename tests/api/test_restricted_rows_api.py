@@ -67,3 +67,6 @@ def test_rows_of_an_unknown_dataset_or_bad_paging_are_client_errors(token_ws: Wo
     ingest_shoppers(token_ws)
     assert client.get(ROWS, params={"limit": 0}).status_code == 422
     assert client.get(ROWS, params={"raw": "clicked", "purpose": "x"}).status_code == 422
+    unknown = client.get(ROWS, params={"column": ["clicked", "nope"]})
+    assert unknown.status_code == 422 and "no column(s) ['nope']" in unknown.json()["detail"]
+    assert client.get(ROWS, params={"offset": 10**6}).json()["rows"] == []

@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from yarnit.core.errors import Forbidden
+from yarnit.core.errors import Forbidden, InvalidInput
 from yarnit.storage import Workspace
 
 from .schema import ColumnRestriction
@@ -84,6 +84,11 @@ def read_compliant(ws: Workspace, version: DatasetVersion, *, columns: Sequence[
     ``raw`` is for :class:`yarnit.access.RestrictedReads` only, which checks the role and audits first.
     """
     restrictions = restrictions_of(ws, version)
+    if columns is not None:
+        known = [*(c for c in version.schema if c not in restrictions or c in raw), *compliant_outputs(restrictions)]
+        unknown = [c for c in columns if c not in known and c not in restrictions]
+        if unknown:
+            raise InvalidInput(f"{version.ref} has no column(s) {unknown}; readable columns: {', '.join(known)}.")
     stored = columns_to_read(columns, restrictions, where=version.ref, raw=raw)
     table = Datasets(ws).read_table(version, columns=stored)
     return compliant_table(table, restrictions, raw=raw, requested=columns)
