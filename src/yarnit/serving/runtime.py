@@ -163,6 +163,12 @@ class ModelState:
     def loaded(self, alias: str) -> LoadedModel | None:
         return getattr(self, alias) if alias in (*SERVED_ALIASES, "previous") else None
 
+    def behind(self, alias: str) -> bool:
+        """Whether ``alias`` is served by an older version than the registry names (the named one failed to load)."""
+        loaded = self.loaded(alias)
+        number = self.intended.get(alias)
+        return loaded is not None and number is not None and loaded.version.version != number
+
 
 @dataclass(frozen=True)
 class SwapEvent:

@@ -289,8 +289,9 @@ class InferenceService:
         routing_key = self.routing_key(key, instances)
         alias = self.router.choose(model, routing_key, has_canary=state.canary is not None)
         reason: str | None = None
-        if (state.canary if alias == "canary" else state.production) is None:
-            reason = "not_loaded"  # the routed version failed to load or validate
+        routed = state.canary if alias == "canary" else state.production
+        if routed is None or state.behind(alias):
+            reason = "not_loaded"  # the routed version failed to load or validate (an older one may stand in)
         for loaded, served_by, label in self._chain_of(state, alias):
             if not loaded.breaker.allows():
                 reason = reason or "circuit_open"
@@ -365,11 +366,12 @@ class InferenceService:
     @staticmethod
     def _chain(state: ModelState, alias: str) -> list[tuple[LoadedModel, str, str]]:
         chain: list[tuple[LoadedModel | None, str, str]] = []
+        # A version standing in for one its alias names but that could not load answers as "previous".
         if alias == "canary":
-            chain.append((state.canary, "model", "canary"))
+            chain.append((state.canary, "previous" if state.behind("canary") else "model", "canary"))
             chain.append((state.production, "previous", "production"))
         else:
-            chain.append((state.production, "model", "production"))
+            chain.append((state.production, "previous" if state.behind("production") else "model", "production"))
         chain.append((state.previous, "previous", "previous"))
         chain.append((state.fallback, "fallback", "fallback"))
         seen: set[int] = set()
