@@ -172,3 +172,12 @@ def test_recipe_training_frames_see_restricted_columns_only_through_their_compli
     with pytest.raises(RestrictedColumn, match="shoppers:v1"):
         ctr._read(ctx, ref, ["clicked", "age"])  # type: ignore[arg-type]
     assert "age" not in recs._load(ctx, ref).columns  # type: ignore[arg-type]
+
+
+def test_the_statistics_of_a_restricted_column_hold_no_raw_values(sqlite_ws: Workspace) -> None:
+    version = ingest_shoppers(sqlite_ws)
+    stats = version.stats()
+    assert stats is not None
+    age = stats.columns["age"]
+    assert (age.min, age.max, age.quantiles, age.top_k, age.value_counts) == (None, None, None, [], None)
+    assert stats.columns["clicked"].count == 4  # unrestricted columns keep their profile
