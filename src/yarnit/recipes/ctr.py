@@ -6,8 +6,11 @@ select → validate → split → train → (baseline) → evaluate → gate →
   the impression log as a dataset version. The ground-truth click
   probabilities go to a separate dataset, used for scoring and never as
   features.
-* validate: check the log before training, including label sanity (ch. 15,
-  case 5: a test set whose positive rate is implausible is rejected).
+* validate: check each day of the log before training against the curated
+  schema (types, ranges, domains; :mod:`.impressions_schema`) and an average
+  day of the previous training data (volume, per-slice volume: biased loss,
+  ch. 7; distribution change: an upstream unit change, ch. 3), plus label
+  sanity (ch. 15, case 5: an implausible positive rate is rejected).
 * split: the last day is the holdout, so no future leaks into training. A
   probe of raw holdout requests travels with the model (golden requests).
 * train: compute ``ctr_features_v1`` on the training days with its vectorized
@@ -49,6 +52,7 @@ from yarnit.training.trainers import TRAINERS, check_dask_trainer, make_trainer
 
 from .affinity import HISTORY_TRANSFORMS, add_user_affinity
 from .common import promote_and_report, registered_version
+from .impressions_schema import ValidationOverrides
 
 TRANSFORM = "ctr_features_v1"
 LABEL = "clicked"
@@ -133,8 +137,8 @@ PARAMS = (
     Param("trainer_params", dict[str, Any], "keyword arguments of the trainer"),
     Param("warm_start", bool, "continue from production's model when the trainer matches"),
     Param("positive_rate_band", Annotated[list[float], Len(2, 2)], "[low, high] plausible click rate"),
-    Param("validation", dict[str, Any], "overrides of the curated impression schema's thresholds "
-          "(drift_threshold, slice_max_drop, slice_min_rows, volume_max_drop, price_usd_max)"),
+    Param("validation", ValidationOverrides, "thresholds of the curated impression schema to relax "
+          "(volume_max_drop, slice_max_drop, slice_min_rows, drift_threshold, slices)"),
     Param("min_auc", float, "gate: least holdout AUC", ge=0, le=1),
     Param("min_lift_over_popularity", float, "gate: least AUC lift over the popularity baseline"),
     Param("max_regression_vs_production", float, "gate: largest AUC drop vs production", ge=0),
@@ -226,23 +230,88 @@ def _read(ctx: StepContext, ref: dict[str, Any], columns: list[str] | None = Non
     return pq.read_table(path, columns=wanted, filters=filters, read_dictionary=text).to_pandas()
 
 
+def _previous_training_data(ctx: StepContext, dataset: dict[str, Any]) -> Any:
+    """The dataset version the newest succeeded run of this pipeline trained on (same dataset name), or None."""
+    store, datasets = RunStore(ctx.workspace), Datasets(ctx.workspace)
+    by_id = {v.id: v for v in datasets.list(ctx.config["dataset"])}
+    for run in store.list(ctx.pipeline, limit=200):
+        if run.state != "succeeded" or run.id == ctx.run_id:
+            continue
+        record = store.step(run.id, "select")
+        entry = (record.outputs or {}).get("dataset") if record is not None else None
+        previous = by_id.get((entry or {}).get("value", {}).get("id"))
+        if previous is not None and previous.active:
+            return previous
+    return None
+
+
+def _average_day(stats: Any, days: int) -> Any:
+    """Statistics of an average day of the previous training data: row and slice counts divided by the
+    number of days (frequencies and quantiles are per row already)."""
+    from yarnit.data.statistics import DatasetStatistics
+
+    return DatasetStatistics(row_count=round(stats.row_count / days), columns=stats.columns,
+                             slices={s: {v: round(c / days) for v, c in counts.items()}
+                                     for s, counts in stats.slices.items()})
+
+
+def _median_day(daily: list[Any]) -> Any:
+    """Without previous training data: the median day of this dataset's row and slice counts (one bad day
+    among three cannot move it). It has no column profiles, so distributions are not compared."""
+    from yarnit.data.statistics import DatasetStatistics
+
+    values = {(s, v) for d in daily for s, counts in d.slices.items() for v in counts}
+    slices: dict[str, dict[str, int]] = {}
+    for s, v in sorted(values):
+        slices.setdefault(s, {})[v] = int(np.median([d.slices.get(s, {}).get(v, 0) for d in daily]))
+    return DatasetStatistics(row_count=int(np.median([d.row_count for d in daily])), columns={}, slices=slices)
+
+
+def _anomaly(a: Any, day: str | None) -> dict[str, Any]:
+    return {"severity": "blocking" if a.blocking else "warning", "kind": a.kind, "column": a.column, "day": day,
+            "evidence": a.message, "details": a.evidence, "fix": a.suggested_fix}
+
+
 def validate(ctx: StepContext, dataset: dict[str, Any]) -> dict[str, Any]:
-    schema = pq.read_schema(_path(ctx, dataset))
+    """Check each day of the log against the curated schema (types, ranges, domains, missing values) and
+    against an average day of the previous training data (volume, per-slice volume, distribution change),
+    plus label sanity per day. Never cached: the previous training data moves as runs succeed."""
+    import pyarrow.compute as pc
+
+    from yarnit.data.statistics import profile
+    from yarnit.data.validation import validate as check
+
+    from .impressions_schema import DAILY_COLUMNS, impressions_schema  # noqa: PLC0415 - with the step
+
+    schema = impressions_schema(ctx.config["validation"])
+    table = pq.read_table(_path(ctx, dataset))
+    previous = _previous_training_data(ctx, dataset)
     anomalies: list[dict[str, Any]] = []
-    missing = [c for c in REQUIRED if c not in schema.names]
-    if missing:
-        anomalies.append({"severity": "blocking", "column": ",".join(missing), "kind": "missing_columns",
-                          "evidence": f"columns {missing} are absent",
-                          "fix": "Produce the impression log with the YarnIt schema (see yarnit world generate)."})
-    frame = _read(ctx, dataset, [c for c in ("day", LABEL) if c in schema.names])
-    if frame.empty:
-        anomalies.append({"severity": "blocking", "column": "*", "kind": "empty", "evidence": "0 rows",
-                          "fix": "Check the upstream export; training on nothing is the ch. 7 failure."})
-    if LABEL in frame.columns and "day" in frame.columns and not frame.empty:
-        nulls = int(frame[LABEL].isna().sum())
-        if nulls:
-            anomalies.append({"severity": "blocking", "column": LABEL, "kind": "missing_labels",
-                              "evidence": f"{nulls} rows without a label", "fix": "Wait for the label join."})
+    has_days = "day" in table.column_names and table.num_rows > 0
+    if has_days:
+        day_type = table.schema.field("day").type
+        parts = {str(day): table.filter(pc.equal(table.column("day"), pa.scalar(day, day_type)))
+                 for day in sorted(pc.unique(table.column("day")).to_pylist())}
+        daily = {day: profile(part, slices=schema.slices) for day, part in parts.items()}
+        if previous is not None:
+            reference_table = pq.read_table(ctx.workspace.artifacts.verify(previous.artifact_sha256))
+            days = len(pc.unique(reference_table.column("day"))) if "day" in reference_table.column_names else 1
+            reference = _average_day(profile(reference_table, slices=schema.slices), max(1, days))
+            baseline = f"an average day of the previous training data {previous.ref}"
+        else:
+            reference = _median_day(list(daily.values()))
+            baseline = (f"the median day of {dataset.get('ref')} (no previous training data: volumes only, "
+                        "distributions not compared)")
+        for day, part in parts.items():
+            report = check(part, schema, previous=reference, statistics=daily[day],
+                           target=f"{dataset.get('ref')} day {day}", baseline=baseline)
+            anomalies += [_anomaly(a, day) for a in report.anomalies
+                          if a.blocking or not (a.kind == "distribution_change" and a.column in DAILY_COLUMNS)]
+    else:
+        baseline = "none (the data has no days)"
+        anomalies += [_anomaly(a, None) for a in check(table, schema, target=str(dataset.get("ref"))).anomalies]
+    if LABEL in table.column_names and has_days:
+        frame = table.select(["day", LABEL]).to_pandas()
         low, high = ctx.config["positive_rate_band"]
         for day, rate in frame.groupby("day")[LABEL].mean().items():
             if not low <= rate <= high:
@@ -253,14 +322,19 @@ def validate(ctx: StepContext, dataset: dict[str, Any]) -> dict[str, Any]:
                            "rerun, or widen positive_rate_band if this is real.",
                 })
     blocking = [a for a in anomalies if a["severity"] == "blocking"]
-    report = {"rows": len(frame), "anomalies": anomalies, "blocking": len(blocking)}
-    ctx.count_rows(len(frame))
+    report_ = {"rows": table.num_rows, "anomalies": anomalies, "blocking": len(blocking), "baseline": baseline,
+               "schema": schema.dataset}
+    ctx.count_rows(table.num_rows)
+    for a in blocking[:20]:
+        ctx.log(f"blocking {a['kind']} in {a['column'] or 'the data'} on {a['day']}: {a['evidence']}")
     if blocking:
+        named = "; ".join(f"{a['kind']}" + (f" in {a['column']!r}" if a["column"] else "")
+                          + (f" on {a['day']}" if a["day"] else "") + f": {a['evidence']}" for a in blocking[:3])
         raise BlockingAnomalies(
-            f"Validation of {dataset.get('ref')} found {len(blocking)} blocking anomalies; first: "
-            f"{blocking[0]['evidence']}. {blocking[0]['fix']}"
+            f"Validation of {dataset.get('ref')} against the curated impression schema and {baseline} found "
+            f"{len(blocking)} blocking anomalies: {named}. {blocking[0]['fix']}"
         )
-    return {"report": report}
+    return {"report": report_}
 
 
 def split(ctx: StepContext, dataset: dict[str, Any]) -> dict[str, Any]:
@@ -628,7 +702,8 @@ def ctr_pipeline() -> Pipeline:
         [
             Step("select", select, outputs={"dataset": ValueKind.REF, "truth": ValueKind.REF}, retries=2,
                  reuse_in_reproduction=True),
-            Step("validate", validate, inputs={"dataset": "select.dataset"}, outputs={"report": ValueKind.REPORT}),
+            Step("validate", validate, inputs={"dataset": "select.dataset"}, outputs={"report": ValueKind.REPORT},
+                 cacheable=False),
             Step("split", split, inputs={"dataset": "select.dataset"}, outputs={"split": ValueKind.REPORT}),
             Step("train", train, inputs={"dataset": "select.dataset", "split": "split.split"},
                  outputs={"model": ValueKind.MODEL}, dask=_train_on_dask),

@@ -32,6 +32,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter, ValidationError
+from typing_extensions import is_typeddict
 
 from yarnit.core.errors import InvalidInput
 
@@ -99,6 +100,8 @@ def describe(annotation: Any) -> str:
     """An annotation in words: ``list[str]`` → ``a list of text``, ``int | None`` → ``an integer or null``."""
     if annotation in _WORDS:
         return _WORDS[annotation]
+    if is_typeddict(annotation):
+        return f"a mapping with some of the keys {', '.join(typing.get_type_hints(annotation))}"
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if origin is typing.Annotated:
         return describe(args[0])
