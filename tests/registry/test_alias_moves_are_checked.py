@@ -175,7 +175,7 @@ def test_http_promotion_needs_a_blessing_or_force_with_a_reason(home: Path, cloc
     forced = client.post("/api/models/ctr/aliases/production", json={"version": 2, "force": True,
                                                                      "reason": "rollout by hand"}, headers=AUTH)
     assert forced.status_code == 200, forced.text
-    assert forced.json()["action"] == "force-promote" and forced.json()["actor"] == "api"
+    assert forced.json()["action"] == "force-promote" and forced.json()["actor"] == "token:admin"
     with pytest.raises(NotBlessed):
         ModelRegistry(ws).promote("ctr", 1, alias="canary", require_blessing=True)
     ws.close()

@@ -166,8 +166,8 @@ def test_a_rejected_version_is_retried_with_backoff_and_at_once_when_the_aliases
     path = ctr_ws.artifacts.path_for(registry.get("ctr", 3).artifact_sha256)
     good = path.read_bytes()
     path.chmod(0o644)
+    registry.promote("ctr", 3)  # verified when it moved; the disk fails before this server loads it
     path.write_bytes(b"lost in a disk failure")
-    registry.promote("ctr", 3)
     assert [e.outcome for e in runtime.refresh("ctr")] == ["rejected"]
     assert service.predict("ctr", ONE).model_version == 2  # the old version keeps serving
     assert [(u.alias, u.version, u.attempts) for u in runtime.unservable()] == [("production", 3, 1)]
@@ -196,8 +196,8 @@ def test_an_alias_move_retries_a_rejected_version_without_waiting_for_the_backof
     path = ctr_ws.artifacts.path_for(registry.get("ctr", 2).artifact_sha256)
     good = path.read_bytes()
     path.chmod(0o644)
+    registry.promote("ctr", 2)  # verified when it moved; truncated before this server loads it
     path.write_bytes(b"truncated")
-    registry.promote("ctr", 2)
     assert [e.outcome for e in runtime.refresh("ctr")] == ["rejected"]
     path.write_bytes(good)
     registry.set_alias("ctr", "shadow", 1)  # any move of the model's aliases: try again now

@@ -114,7 +114,7 @@ def test_the_control_api_sets_the_policy_with_the_token_and_other_servers_follow
             assert response.status_code == 200, response.text
             body = response.json()
             assert body["policy"] == {"canary_percent": 100.0, "shadow": True}
-            assert body["event"]["actor"] == "api" and body["event"]["reason"] == "all in"
+            assert body["event"]["actor"] == "token:admin" and body["event"]["reason"] == "all in"
             assert body["event"]["from_canary_percent"] is None and body["event"]["to_canary_percent"] == 100.0
             instances = {"instances": [{"fiber": "merino", "price": 12.0}], "key": "user-7"}
             assert a.post("/v1/models/ctr:predict", json=instances).json()["alias"] == "canary"

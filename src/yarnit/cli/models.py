@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from yarnit.access import cli_actor
 from yarnit.registry import ModelRegistry
@@ -111,7 +111,8 @@ def history(name: str, as_json: bool = JSON_OPTION) -> None:
         events = registry.history(name)
 
     def human() -> None:
-        table = Table("at", "alias", "from", "to", "action", "actor", "reason")
+        table = Table("at", "alias", "from", "to", Column("action", no_wrap=True), Column("actor", no_wrap=True),
+                      "reason")  # the reason wraps; an action or actor cut in two is misread
         for e in events:
             table.add_row(e.at.isoformat(timespec="seconds"), e.alias, str(e.from_version or ""),
                           str(e.to_version or ""), e.action, e.actor, e.reason)
