@@ -3,7 +3,7 @@
 from .errors import AliasNotFound, ModelNotFound, ModelVersionNotFound, NothingToRollBackTo, TaintedVersion
 from .formats import Predictor, dump_sklearn, load_predictor
 from .lightgbm_format import dump_lightgbm
-from .models import STANDARD_ALIASES, AliasEvent, ArtifactFormat, ModelVersion
+from .models import STANDARD_ALIASES, AliasEvent, ArtifactFormat, FeaturePolicy, InputSignature, ModelVersion
 from .service import ModelRegistry, rollback_candidates
 
 __all__ = [
@@ -11,6 +11,8 @@ __all__ = [
     "AliasEvent",
     "AliasNotFound",
     "ArtifactFormat",
+    "FeaturePolicy",
+    "InputSignature",
     "ModelNotFound",
     "ModelRegistry",
     "ModelVersion",
