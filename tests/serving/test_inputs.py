@@ -25,9 +25,9 @@ def _frame() -> pd.DataFrame:
 def test_policy_from_training_follows_what_training_saw() -> None:
     policy = policy_from_training(_frame(), TYPES, fixed={"position": 1})
     assert policy["price"] == {"type": "double", "missing": "reject", "out_of_range": "reject", "min": 0.0,
-                               "max": 100.0, "default": 26.5}
+                               "max": 51.0 + 10 * 49.0, "default": 26.5}  # ten training spans past the values
     assert policy["hour"] == {"type": "int", "missing": "reject", "out_of_range": "reject", "min": 0.0,
-                              "max": 23.0, "default": 11}  # few values: exactly the range seen
+                              "max": 23.0 + 10 * 23.0, "default": 11}
     assert policy["query"]["missing"] == "allow"
     assert (policy["coupon"]["missing"], policy["coupon"]["out_of_range"]) == ("impute", "impute")
     assert policy["partner"] == {"type": "bool", "missing": "reject", "out_of_range": "reject", "default": False}
@@ -38,12 +38,12 @@ def test_conform_rejects_imputes_and_fixes_as_declared() -> None:
     contract = Contract.of({"input_policy": policy_from_training(_frame(), TYPES, fixed={"position": 1})})
     imputed: dict[tuple[str, str], int] = {}
     row = {"price": 10.0, "hour": 9.0, "partner": True, "position": 7}
-    rows = conform(contract, [row, row | {"coupon": 5.0}], imputed)
+    rows = conform(contract, [row, row | {"coupon": 50.0}], imputed)
     assert rows[0] == rows[1] == row | {"position": 1, "coupon": 0.2}  # coupon: missing, then out of range
     assert imputed == {("coupon", "missing"): 1, ("coupon", "out_of_range"): 1}
     assert row["position"] == 7  # the caller's rows are never changed in place
     for bad, field in (({"price": "10"}, "price"), ({"hour": 9.5}, "hour"), ({"partner": 1}, "partner"),
-                       ({"price": -1.0}, "price"), ({"hour": 24}, "hour")):
+                       ({"price": -1.0}, "price"), ({"hour": 254}, "hour")):
         with pytest.raises(InputRejected) as caught:
             conform(contract, [row, row | bad], first_row=100)
         assert (caught.value.row, caught.value.field) == (101, field)

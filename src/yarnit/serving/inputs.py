@@ -23,9 +23,11 @@ recipe gets a contract without writing one:
 * a feature never missing in training rejects a missing value (the model never
   saw one); one missing in under 1 % of rows imputes its default; one missing
   more often allows it (missing is a value the model learned, e.g. no query);
-* numbers get a range: integer features with few values (hour, day of week)
-  exactly what training saw; others up to one training span beyond it, and
-  never below 0 when training never was (a negative price is not a price);
+* numbers get a range: up to ten training spans beyond what training saw,
+  and never below 0 when training never was (a negative price is not a
+  price). Not the training range itself: three days of training data hold
+  two days of the week, and the third must still be served (a value between
+  the two is drift, for monitoring to see, not a client error);
 * out of range: rejected for a feature training always had, imputed for one it
   sometimes lacked (the model copes with not knowing it);
 * the default is the median (numbers) or the most frequent value.
@@ -42,7 +44,7 @@ from yarnit.core.errors import InvalidInput
 from yarnit.registry import FeaturePolicy, InputSignature
 
 RARELY_MISSING = 0.01  # missing in fewer training rows than this: imputed, else allowed
-FEW_VALUES = 100  # integer features with at most this many distinct values keep their exact training range
+SPANS = 10.0  # how far past the training values (in training spans) a number is still accepted
 
 
 class InputRejected(InvalidInput):
@@ -238,11 +240,8 @@ def policy_from_training(frame: Any, types: Mapping[str, str], *,
             values = values[values.map(math.isfinite)]
             if len(values):
                 lo, hi = float(values.min()), float(values.max())
-                if kind == "int" and values.nunique() <= FEW_VALUES:
-                    low, high = lo, hi
-                else:
-                    span = hi - lo
-                    low, high = (0.0 if lo >= 0.0 else lo - span), hi + span
+                span = (hi - lo) or abs(hi) or 1.0
+                low, high = (0.0 if lo >= 0.0 else lo - SPANS * span), hi + SPANS * span
                 median = float(values.median())
                 default = int(round(median)) if kind == "int" else median
         elif len(present):
