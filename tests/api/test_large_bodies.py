@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,6 +33,17 @@ def served(token_ws: Workspace) -> Iterator[tuple[httpx.Client, Any]]:
         app.state.serving.close()
 
 
+def _logged(app: Any, ws: Workspace, request_id: str) -> dict[str, Any]:
+    """The request's log record, once written (it is logged just after the answer is sent)."""
+    for _ in range(100):
+        app.state.serving.log.flush()
+        found = [r for r in scan_prediction_log(ws.home / "prediction_log").records if r["request_id"] == request_id]
+        if found:
+            return found[0]
+        time.sleep(0.1)
+    raise AssertionError(f"{request_id} was never logged")
+
+
 def _big_v2(rows: int) -> bytes:
     body = orjson.dumps({"inputs": [
         {"name": "fiber", "shape": [rows], "datatype": "BYTES", "data": ["merino", "acrylic"] * (rows // 2)},
@@ -42,12 +54,12 @@ def _big_v2(rows: int) -> bytes:
 
 @pytest.mark.parametrize("path", ["/v2/models/ctr/infer", "/v2/models/ctr/infer?via=asgi"])
 def test_the_loop_answers_health_checks_while_a_big_body_is_parsed(served, monkeypatch: pytest.MonkeyPatch,
-                                                                   path: str) -> None:
+                                                                   path: str, token_ws: Workspace) -> None:
     """The parse of a big body is held until a health check has been answered: only a free loop answers it.
 
     (A query string sends the request through the ASGI path instead of the HTTP fast lane.)
     """
-    http, _app = served
+    http, app = served
     started, answered = threading.Event(), threading.Event()
     held: list[bool] = []
     original = dataplane.loads
@@ -61,8 +73,9 @@ def test_the_loop_answers_health_checks_while_a_big_body_is_parsed(served, monke
     monkeypatch.setattr(dataplane, "loads", held_loads)
     big: list[httpx.Response] = []
     url = str(http.base_url).rstrip("/") + path
+    body = _big_v2(ROWS)
     sender = threading.Thread(target=lambda: big.append(httpx.post(
-        url, content=_big_v2(ROWS), headers={"content-type": "application/json"}, timeout=60)))
+        url, content=body, headers={"content-type": "application/json"}, timeout=60)))
     sender.start()
     try:
         assert started.wait(timeout=30), "the big body was never parsed"
@@ -74,6 +87,8 @@ def test_the_loop_answers_health_checks_while_a_big_body_is_parsed(served, monke
         sender.join(timeout=60)
     assert held == [True], "the health check waited for the big body's parse: it ran on the event loop"
     assert big[0].status_code == 200 and big[0].json()["outputs"][0]["shape"] == [ROWS], big[0].text
+    logged = _logged(app, token_ws, big[0].json()["parameters"]["request_id"])
+    assert logged["instances"] == {"rows": ROWS, "sha256": hashlib.sha256(body).hexdigest(), "of": "request body"}
 
 
 def test_a_request_past_the_row_limit_is_logged_as_its_row_count_and_digest(served, token_ws: Workspace) -> None:
@@ -82,10 +97,9 @@ def test_a_request_past_the_row_limit_is_logged_as_its_row_count_and_digest(serv
     big = http.post("/v1/models/ctr:predict", json={"instances": rows})
     small = http.post("/v1/models/ctr:predict", json={"instances": rows[:2]})
     assert big.status_code == small.status_code == 200
-    app.state.serving.log.flush()
-    records = {r["request_id"]: r for r in scan_prediction_log(token_ws.home / "prediction_log").records}
-    logged = records[big.json()["request_id"]]
-    assert logged["instances"] == {"rows": len(rows), "sha256": hashlib.sha256(orjson.dumps(rows)).hexdigest()}
+    logged = _logged(app, token_ws, big.json()["request_id"])
+    assert logged["instances"] == {"rows": len(rows), "sha256": hashlib.sha256(orjson.dumps(rows)).hexdigest(),
+                                   "of": "rows"}
     assert logged["predictions"] == {"rows": len(rows), "sha256": hashlib.sha256(
-        orjson.dumps(big.json()["predictions"])).hexdigest()}
-    assert records[small.json()["request_id"]]["instances"] == rows[:2]
+        orjson.dumps(big.json()["predictions"])).hexdigest(), "of": "rows"}
+    assert _logged(app, token_ws, small.json()["request_id"])["instances"] == rows[:2]

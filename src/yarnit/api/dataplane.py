@@ -29,6 +29,7 @@ two wire formats (decoding, encoding, their JSON Schemas) are in
 from __future__ import annotations
 
 import bisect
+import hashlib
 import logging
 import math
 import re
@@ -52,6 +53,7 @@ from yarnit.serving import (
 )
 from yarnit.serving.admission import ScoringTimeout, Ticket, scores_inline
 from yarnit.serving.onlinefeatures import FeatureSource
+from yarnit.serving.predlog import MAX_LOGGED_ROWS
 
 from .codecs import (
     ERROR_SCHEMA,
@@ -156,7 +158,7 @@ class Exchange:
     """
 
     __slots__ = ("protocol", "name", "started", "request_id", "deadline_s", "length", "status", "error",
-                 "prediction", "instances", "key", "echo_id", "ticket", "body", "headers")
+                 "prediction", "instances", "key", "echo_id", "ticket", "body", "headers", "logged")
 
     def __init__(self, protocol: str, name: str, started: float) -> None:
         self.protocol, self.name, self.started = protocol, name, started
@@ -172,6 +174,7 @@ class Exchange:
         self.ticket: Ticket | None = None  # held from admission until scored
         self.body: bytes | None = None  # the answer's body, once answered
         self.headers: Sequence[tuple[bytes, bytes]] = ()  # the answer's own headers (besides type and length)
+        self.logged: dict[str, Any] | None = None  # what the log keeps of a big request instead of its instances
 
     @property
     def answered(self) -> bool:
@@ -368,8 +371,8 @@ class DataPlaneMiddleware:
         if ex.prediction is None and service.runtime.loaded_state(name) is None:
             name, error = UNKNOWN_MODEL, f"{error}: {name[:80]}"
         service.record(request_id=ex.request_id or "", protocol=ex.protocol, model=name, status=ex.status,
-                       latency_s=latency, prediction=ex.prediction, instances=ex.instances, error=error,
-                       key=ex.key)
+                       latency_s=latency, prediction=ex.prediction, error=error, key=ex.key,
+                       instances=ex.logged or ex.instances)  # type: ignore[arg-type]  # a big one: its summary
         if self.metrics is not None:
             self._observe(ex.protocol, name, ex.status, latency, ex.prediction)
 
@@ -404,12 +407,18 @@ class DataPlaneMiddleware:
         service = self.service
         ticket = ex.ticket
         assert ticket is not None
+
+        def decode() -> tuple[tuple[list[dict[str, Any]], str | None, str | None], str]:
+            # hashlib lets go of the GIL on big buffers: the digest costs the loop nothing
+            return self._decode(ex.protocol, ex.name, body), hashlib.sha256(body).hexdigest()
+
         try:
-            ex.instances, ex.key, ex.echo_id = await service.admission.pool.run(
-                lambda: self._decode(ex.protocol, ex.name, body),
-                ticket.entered_s + ticket.deadline_s - service.clock.monotonic())
+            (ex.instances, ex.key, ex.echo_id), digest = await service.admission.pool.run(
+                decode, ticket.entered_s + ticket.deadline_s - service.clock.monotonic())
         except ScoringTimeout:
             raise Overloaded("deadline", service.admission.limits.retry_after_s) from None
+        if len(ex.instances) > MAX_LOGGED_ROWS:  # the log keeps the row count and the body's digest
+            ex.logged = {"rows": len(ex.instances), "sha256": digest, "of": "request body"}
 
     def _predict(self, ex: Exchange) -> None:
         ticket = ex.ticket
