@@ -18,7 +18,13 @@ BODIES = [
     [_tensor("fiber", "BYTES", ["merino"]), _tensor("price", "FP64", [12.0])],
     [_tensor("fiber", "BYTES", ["merino", "acrylic"], [2, 1]), _tensor("price", "FP32", [12, 3.5], [2, 1])],
     [_tensor("n", "INT64", [2**63 - 1, -(2**63)]), _tensor("gift", "BOOL", [True, False])],
-    [_tensor("a", "FP64", [1.0]), _tensor("a", "FP64", [2.0])],  # a repeated name: the last one wins
+    [_tensor("a", "FP64", [1.0]), _tensor("a", "FP64", [2.0])],  # a repeated name: refused
+    [_tensor("n", "UINT8", [100000])],  # outside what the datatype holds: refused
+    [_tensor("n", "UINT64", [-5])],
+    [_tensor("n", "INT8", [127, -128]), _tensor("m", "UINT16", [65535, 0])],  # at the limits: fine
+    [_tensor("x", "FP16", [1e300])],
+    [_tensor("x", "FP32", [3.4e38, -1e300])],
+    [_tensor("x", "FP64", [-1e19, 1e300])],
     [_tensor("n", "INT64", [2**63])],  # too large to score
     [_tensor("n", "FP64", [1.5, 2**64])],
     [_tensor("gift", "INT8", [True])],  # a bool is not an integer

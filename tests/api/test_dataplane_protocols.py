@@ -6,10 +6,13 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from sklearn.feature_extraction import DictVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
 
 from yarnit.api import create_app
 from yarnit.api.server import BackgroundServer
-from yarnit.registry import ModelRegistry
+from yarnit.registry import ArtifactFormat, ModelRegistry, dump_sklearn
 from yarnit.serving import ServingOptions, scan_prediction_log
 from yarnit.storage import Workspace
 
@@ -27,7 +30,8 @@ def served(token_ws: Workspace) -> Iterator[tuple[httpx.Client, object]]:
 
 
 def test_every_answer_names_model_version_and_path_in_body_and_headers(served) -> None:
-    http, _app = served
+    http, app = served
+    app.state.serving.runtime.preload()  # as `yarnit serve` does: a cold load can eat the first request's deadline
     response = http.post("/v1/models/ctr:predict", json={"instances": [{"fiber": "merino", "price": 12.0}]},
                          headers={"x-request-id": "client-req-1"})
     assert response.status_code == 200, response.text
@@ -38,8 +42,15 @@ def test_every_answer_names_model_version_and_path_in_body_and_headers(served) -
     assert response.headers["x-request-id"] == "client-req-1"
 
 
-def test_oip_v2_accepts_one_tensor_per_feature_or_one_matrix(served) -> None:
-    http, _app = served
+def test_oip_v2_accepts_one_tensor_per_feature_or_one_matrix(served, token_ws: Workspace) -> None:
+    http, app = served
+    numeric = Pipeline([("vec", DictVectorizer()), ("lr", LogisticRegression())]).fit(
+        [{"price": 12.0, "discount": 0.1}, {"price": 3.0, "discount": 0.0}] * 5, [1, 0] * 5)
+    registry = ModelRegistry(token_ws)
+    registry.register("numeric", dump_sklearn(numeric), ArtifactFormat.SKOPS,
+                      signature={"inputs": {"price": "double", "discount": "double"}})
+    registry.promote("numeric", 1)
+    app.state.serving.runtime.preload()
     by_column = http.post("/v2/models/ctr/infer", json={"inputs": [
         {"name": "fiber", "shape": [2], "datatype": "BYTES", "data": ["merino", "acrylic"]},
         {"name": "price", "shape": [2, 1], "datatype": "FP64", "data": [[12.0], [3.0]]}]})
@@ -47,10 +58,15 @@ def test_oip_v2_accepts_one_tensor_per_feature_or_one_matrix(served) -> None:
     out = by_column.json()
     assert out["model_version"] == "1" and out["parameters"]["served_by"] == "model"
     assert out["outputs"][0]["name"] == "probability" and out["outputs"][0]["shape"] == [2]
-    matrix = http.post("/v2/models/ctr/infer", json={"id": "m1", "inputs": [
-        {"name": "input-0", "shape": [2, 2], "datatype": "BYTES", "data": ["merino", "12", "acrylic", "3"]}]})
+    matrix = http.post("/v2/models/numeric/infer", json={"id": "m1", "inputs": [
+        {"name": "input-0", "shape": [2, 2], "datatype": "FP64", "data": [12.0, 0.1, 3.0, 0.0]}]})
     assert matrix.status_code == 200, matrix.text
-    assert matrix.json()["id"] == "m1"
+    assert matrix.json()["id"] == "m1" and matrix.json()["outputs"][0]["shape"] == [2]
+    # A BYTES matrix cannot carry numbers: the model's signature types each column (one tensor per feature does)
+    strings = http.post("/v2/models/ctr/infer", json={"inputs": [
+        {"name": "input-0", "shape": [2, 2], "datatype": "BYTES", "data": ["merino", "12", "acrylic", "3"]}]})
+    assert strings.status_code == 422 and strings.json() | {"detail": "", "request_id": ""} == {
+        "error": "InputRejected", "detail": "", "request_id": "", "row": 0, "field": "price", "expected": "double"}
     meta = http.get("/v2/models/ctr").json()
     assert [i["name"] for i in meta["inputs"]] == ["fiber", "price"] and meta["versions"] == ["1"]
     assert http.get("/v2/models/ctr/ready").json() == {"name": "ctr", "ready": True, "version": "1"}

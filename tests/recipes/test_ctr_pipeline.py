@@ -12,6 +12,7 @@ from yarnit.core import Settings, SimulatedClock, utc
 from yarnit.recipes.ctr import REQUIRED
 from yarnit.recipes.impressions_schema import impressions_schema
 from yarnit.registry import ModelRegistry
+from yarnit.serving.inputs import Contract, conform
 from yarnit.storage import Workspace, open_workspace
 from yarnit.training import PipelineRunner, RunResult, RunStore, StepFailed
 from yarnit.training.reproduce import reproduce
@@ -34,6 +35,12 @@ def test_the_pipeline_trains_a_blessed_model_better_than_popularity(sqlite_ws: W
     assert version.run_id == result.id and version.signature["transform"] == "ctr_features_v1"
     assert version.dataset_version_ids == (result.value("select", "dataset")["id"],)
     assert version.params["trainer"] == "logistic" and len(version.signature["probe"]) == 64
+    # the input contract chosen from the training rows: every probe (holdout) request meets it
+    policy = version.signature["input_policy"]
+    assert policy["position"]["fixed"] == 1 and policy["price_usd"]["missing"] == "reject"
+    assert policy["price_usd"]["min"] == 0.0 and policy["hour"]["min"] == 0.0
+    rows = conform(Contract.of(version.signature), version.signature["probe"])
+    assert {r["position"] for r in rows} == {1}
     # a second run is served from the cache and does not register a duplicate
     again = PipelineRunner(sqlite_ws).run(ctr_pipeline(), config=SMALL)
     assert {s.step: s.state for s in again.steps}["train"] == "cached"

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from yarnit.core.errors import InvalidInput, YarnitError
-from yarnit.serving import MAX_INSTANCES, Prediction, validate_instances
+from yarnit.serving import MAX_INSTANCES, InputRejected, Prediction, validate_instances
 
 OIP_DATATYPES = ("BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32",
                  "FP64", "BYTES")
@@ -37,7 +37,10 @@ _SCALAR: dict[str, Any] = {"anyOf": [
 ]}
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object", "required": ["error", "detail"],
-    "properties": {"error": {"type": "string"}, "detail": {"type": "string"}, "request_id": {"type": "string"}},
+    "properties": {"error": {"type": "string"}, "detail": {"type": "string"}, "request_id": {"type": "string"},
+                   "row": {"type": "integer", "minimum": 0, "description": "Input contract: the offending row"},
+                   "field": {"type": "string", "description": "Input contract: the offending field"},
+                   "expected": {"type": "string", "description": "Input contract: the field's declared type"}},
 }
 _CANDIDATES: dict[str, Any] = {
     "type": "array", "maxItems": 1000,
@@ -167,6 +170,14 @@ _TENSOR_KEYS = frozenset(("name", "shape", "datatype", "data", "parameters"))
 _KINDS = {t: frozenset((str,)) if t == "BYTES" else frozenset((bool,)) if t == "BOOL" else
           frozenset((int,)) if t in _INT_TYPES else frozenset((int, float)) for t in OIP_DATATYPES}
 _INT64 = (-(2**63), 2**63 - 1)
+# What each numeric OIP datatype can hold: a value outside it was not produced by a tensor of that type, so the
+# client's encoder is broken (UINT8 100000, UINT64 -5, FP16 1e300). Integers past INT64 are refused later anyway.
+_FP16_MAX, _FP32_MAX = 65504.0, 3.4028234663852886e38
+_LIMITS: dict[str, tuple[float, float]] = {
+    "UINT8": (0, 2**8 - 1), "UINT16": (0, 2**16 - 1), "UINT32": (0, 2**32 - 1), "UINT64": (0, 2**64 - 1),
+    "INT8": (-(2**7), 2**7 - 1), "INT16": (-(2**15), 2**15 - 1), "INT32": (-(2**31), 2**31 - 1), "INT64": _INT64,
+    "FP16": (-_FP16_MAX, _FP16_MAX), "FP32": (-_FP32_MAX, _FP32_MAX), "FP64": (-_MAX_FLOAT, _MAX_FLOAT),
+}
 
 
 def parse_v1(payload: Any, max_instances: int) -> tuple[list[dict[str, Any]], str | None]:
@@ -208,6 +219,12 @@ def _check_tensor_values(name: str, datatype: str, data: list[Any]) -> None:
         if not ok:
             raise InvalidInput(f"Input {name!r} is declared {datatype} but holds {value!r}; "
                                f"BYTES holds strings, BOOL booleans, INT* integers, FP* finite numbers.")
+    limits = _LIMITS.get(datatype)
+    if limits is not None and data and (min(data) < limits[0] or max(data) > limits[1]):
+        row, value = next((i, v) for i, v in enumerate(data) if not limits[0] <= v <= limits[1])
+        raise InvalidInput(f"Input {name!r} is declared {datatype} but holds {value!r} (value {row}); {datatype} "
+                           f"holds values in [{limits[0]:g}, {limits[1]:g}]. Declare the datatype that holds your "
+                           "values.")
 
 
 def _feature_columns(inputs: list[Any], max_instances: int) -> list[dict[str, Any]] | None:
@@ -240,14 +257,19 @@ def _feature_columns(inputs: list[Any], max_instances: int) -> list[dict[str, An
         kinds = {type(data[0])} if n == 1 else set(map(type, data))
         if allowed is None or not kinds <= allowed:
             return None
+        if float in kinds and not all(map(math.isfinite, data)):
+            return None
+        limits = _LIMITS.get(datatype)
+        if limits is not None and (min(data) < limits[0] or max(data) > limits[1]):
+            return None
         if int in kinds:
             ints = data if float not in kinds else [v for v in data if type(v) is int]
             if min(ints) < _INT64[0] or max(ints) > _INT64[1]:
                 return None
-        if float in kinds and not all(map(math.isfinite, data)):
-            return None
         names.append(name)
         columns.append(data)
+    if len(set(names)) != len(names):
+        return None
     if rows == 1:
         return [dict(zip(names, [c[0] for c in columns], strict=True))]
     return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
@@ -299,6 +321,8 @@ def parse_v2(payload: Any, columns_of: Any, max_instances: int) -> tuple[list[di
         if len(flat) != expected:
             raise InvalidInput(f"Input {name!r} has shape {shape} but {len(flat)} values; expected {expected}.")
         _check_tensor_values(name, datatype, flat)
+        if any(name == seen for seen, _shape, _flat in tensors):
+            raise InvalidInput(f"Input {name!r} appears twice in 'inputs'; send each feature once.")
         tensors.append((name, shape, flat))
     rows = tensors[0][1][0]
     if rows > max_instances:
@@ -318,7 +342,6 @@ def parse_v2(payload: Any, columns_of: Any, max_instances: int) -> tuple[list[di
                                    f"must be one column of shape [{rows}] or [{rows}, 1].")
         instances = [{name: flat[r] for name, _shape, flat in tensors} for r in range(rows)]
     return validate_instances(instances, max_instances), key, request_id
-
 
 
 # -- answers ---------------------------------------------------------------------------------------------
@@ -362,7 +385,10 @@ def _slate_tensors(slates: list[Any]) -> list[dict[str, Any]]:
 
 
 def error_body(exc: YarnitError, request_id: str | None) -> bytes:
+    """An error answer; a row that breaks the input contract also names its row, field and expected type."""
     body: dict[str, Any] = {"error": type(exc).__name__, "detail": str(exc)}
+    if isinstance(exc, InputRejected):
+        body.update(row=exc.row, field=exc.field, expected=exc.expected)
     if request_id is not None:
         body["request_id"] = request_id
     return orjson.dumps(body)

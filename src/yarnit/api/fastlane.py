@@ -325,12 +325,12 @@ class DataPlaneProtocol(HttpToolsProtocol):
         if not ex.answered:
             body = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
             self.chunks.clear()
+            if not plane.parses_inline(body):  # a big body: parsed (and scored) on the scoring pool
+                self._start_offload(ex, body)
+                return
             if plane.parse(ex, body):
                 if not plane.inline(ex):  # the scoring pool: a task waits for it
-                    busy = self._make_busy()
-                    task = self.loop.create_task(self._offload(ex, busy))
-                    task.add_done_callback(self.tasks.discard)
-                    self.tasks.add(task)
+                    self._start_offload(ex, b"")
                     return
                 lane = self.lane
                 if not lane.may_score_now():
@@ -355,11 +355,17 @@ class DataPlaneProtocol(HttpToolsProtocol):
         self.plane.score(ex, waited=True)
         self._respond(ex)
 
-    async def _offload(self, ex: Exchange, busy: _Busy) -> None:
+    def _start_offload(self, ex: Exchange, body: bytes) -> None:
+        busy = self._make_busy()
+        task = self.loop.create_task(self._offload(ex, busy, body))
+        task.add_done_callback(self.tasks.discard)
+        self.tasks.add(task)
+
+    async def _offload(self, ex: Exchange, busy: _Busy, body: bytes) -> None:
         plane = self.plane
         assert plane is not None
         try:
-            await plane.finish(ex, b"")  # parsed already: finish goes straight to the pool
+            await plane.finish(ex, body)  # parsed already (body b""), or a big body finish parses on the pool
         finally:
             if busy.disconnected:  # the client is gone: nothing to write; log it still
                 busy.response_complete = True

@@ -80,8 +80,10 @@ def _flag(value: Any, default: bool) -> float:
 def ctr_features_v1(record: Record) -> Record:
     """Features of one impression for the click model.
 
-    ``position`` is a training feature (to absorb position bias); at serving it
-    is absent and set to 1, so scores compare items as if shown first.
+    ``position`` is a training feature (to absorb position bias). A model's
+    signature fixes it to 1 for every scoring path (``input_policy``, applied by
+    ``serving/inputs.py`` online and in batch), so scores compare items as if
+    shown first; absent from a record, it is 1 here too.
     """
     out: Record = {}
     for name in CTR_CATEGORICAL:

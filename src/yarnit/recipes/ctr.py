@@ -47,6 +47,7 @@ from yarnit.data.restricted import columns_to_read, compliant_table, restriction
 from yarnit.features.request_time_frame import FRAME_TRANSFORMS
 from yarnit.features.shopper_history import history_features
 from yarnit.registry import AliasNotFound, ModelNotFound, ModelRegistry, load_predictor
+from yarnit.serving.inputs import policy_from_training
 from yarnit.training import Param, Pipeline, RunStore, Step, StepContext, TrainedModel, ValueKind
 from yarnit.training.trainers import TRAINERS, check_dask_trainer, make_trainer
 
@@ -63,6 +64,7 @@ RAW_INPUTS = {
     "day_of_week": "int", "query": "string",
 }
 REQUIRED = (*RAW_INPUTS, "position", "day", "product_id", "impression_id", LABEL)
+SERVING_FIXED = {"position": 1}  # training features every scoring path sets to a constant (see the model card)
 
 DEFAULTS: dict[str, Any] = {
     "model": "ctr",
@@ -115,7 +117,7 @@ DEFAULTS: dict[str, Any] = {
         "data_consent": "Impressions and clicks of yarnit.ai shoppers under the store's terms; user_id is PII, "
                         "never a feature, and deletion requests are honoured (yarnit data forget).",
         "training_intervention": "None: no re-weighting or fairness constraint. Position is a training feature "
-                                 "to absorb position bias and is fixed to 1 at serving.",
+                                 "to absorb position bias and is fixed to 1 when scoring, online and in batch.",
         "user_recourse": "Every product stays reachable through search and category browsing whatever its "
                          "score; complaints reach the store's support team.",
     },
@@ -390,7 +392,8 @@ def _production(ctx: StepContext) -> Any:
 
 def train(ctx: StepContext, dataset: dict[str, Any], split: dict[str, Any]) -> dict[str, Any]:
     trainer = make_trainer(ctx.config["trainer"], **ctx.config["trainer_params"])
-    features, kept = _features(ctx, dataset, split, "train", extra=(FALLBACK_SLICE,))
+    inputs = RAW_INPUTS | V2_INPUTS if ctx.config["transform"] in HISTORY_TRANSFORMS else RAW_INPUTS
+    features, kept = _features(ctx, dataset, split, "train", extra=tuple(dict.fromkeys([*inputs, FALLBACK_SLICE])))
     init = None
     production = _production(ctx) if ctx.config["warm_start"] else None
     if production is not None and production.params.get("trainer") == trainer.name:
@@ -400,12 +403,14 @@ def train(ctx: StepContext, dataset: dict[str, Any], split: dict[str, Any]) -> d
     model = trainer.fit(features, kept[LABEL].to_numpy(), seed=ctx.seed, init=init, dask_client=ctx.dask_client)
     ctx.count_rows(len(features))
     ctx.metric("training_rows_per_s", model.training.get("rows_per_s"))
-    signature: dict[str, Any] = {"inputs": RAW_INPUTS, "output": "click probability",
+    # The input contract (serving/inputs.py) is chosen from the training rows; position is fixed to 1 on every
+    # scoring path (online and predict-batch), so items are compared as if each were shown first.
+    signature: dict[str, Any] = {"inputs": inputs, "output": "click probability",
                                  "transform": ctx.config["transform"],
+                                 "input_policy": policy_from_training(kept, inputs, fixed=SERVING_FIXED),
                                  "fallback": training_base_rates(kept[LABEL], kept[FALLBACK_SLICE])}
     if ctx.config["transform"] in HISTORY_TRANSFORMS:
         # served: the data plane reads the shopper's row of the shopper_history view (recipes/history.py)
-        signature["inputs"] = RAW_INPUTS | V2_INPUTS
         signature["online_features"] = history_features()
     return {"model": TrainedModel(
         artifact=model.artifact, artifact_format=model.artifact_format, trainer=model.trainer,

@@ -53,7 +53,7 @@ from yarnit.core.errors import InvalidInput
 from yarnit.core.hashing import sha256_bytes
 from yarnit.features import get_transform
 from yarnit.features.shopper_history import ShopperHistory, history_features
-from yarnit.registry import ArtifactFormat, ModelRegistry, ModelVersion
+from yarnit.registry import ArtifactFormat, FeaturePolicy, InputSignature, ModelRegistry, ModelVersion
 from yarnit.training import Param, Pipeline, RunStore, Step, StepContext, TrainedModel, ValueKind
 
 from .affinity import HISTORY_TRANSFORMS
@@ -364,6 +364,25 @@ def resolve(ctx: StepContext) -> dict[str, Any]:
     return {"parts": out}
 
 
+def request_policy(click_signature: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The ranker's input contract: its request fields, typed, with the click model's training ranges.
+
+    Every field may be missing (the bundle fills its own request defaults, and
+    a shopper without a query is browsing); a number outside the range the
+    click model was trained on is refused or imputed as the click model's own
+    contract says, and ``k`` must be in [1, MAX_K].
+    """
+    click = InputSignature.of(click_signature).features
+    out: dict[str, dict[str, Any]] = {}
+    for name, kind in REQUEST_FIELDS.items():
+        known = click.get(name)
+        policy = FeaturePolicy(name, kind) if known is None or known.type != kind else \
+            FeaturePolicy(name, kind, known.min, known.max, known.default, "allow", known.out_of_range)
+        out[name] = policy.to_dict()
+    out["k"] = FeaturePolicy("k", "int", 1, MAX_K).to_dict()
+    return out
+
+
 def package(ctx: StepContext, parts: dict[str, Any]) -> dict[str, Any]:
     cfg = ctx.config
     registry = ModelRegistry(ctx.workspace)
@@ -383,6 +402,7 @@ def package(ctx: StepContext, parts: dict[str, Any]) -> dict[str, Any]:
                                                                    strict=True)]
     signature = {
         "output": "ranking", "inputs": {**REQUEST_FIELDS, "k": "int"}, "pii": ["user_id"],
+        "input_policy": request_policy(click.signature),
         "golden": golden, "lineage": model.lineage, "rules": model.rules,
         "exploration_rate": model.exploration_rate,
         "fallback": {"kind": "ranking", "popular": model.recs.popular(200)},

@@ -11,7 +11,7 @@ from .errors import (
 )
 from .formats import Predictor, dump_sklearn, load_predictor
 from .lightgbm_format import dump_lightgbm
-from .models import STANDARD_ALIASES, AliasEvent, ArtifactFormat, ModelVersion
+from .models import STANDARD_ALIASES, AliasEvent, ArtifactFormat, FeaturePolicy, InputSignature, ModelVersion
 from .service import GATED_ALIASES, ModelRegistry, rollback_candidates
 
 __all__ = [
@@ -20,6 +20,8 @@ __all__ = [
     "AliasEvent",
     "AliasNotFound",
     "ArtifactFormat",
+    "FeaturePolicy",
+    "InputSignature",
     "ModelNotFound",
     "ModelRegistry",
     "ModelVersion",

@@ -6,6 +6,7 @@ from .cache import PredictionCache
 from .compiled import CompileResult, compile_predictor
 from .errors import Overloaded, RequestTooLarge, VersionRejected
 from .fallback import CircuitBreaker, HeuristicFallback
+from .inputs import InputGuard, InputRejected
 from .metrics import ServingCollector
 from .onlinefeatures import FeatureSource, FeatureSpec, FeatureStatus, FeatureValue, OnlineFeatures, StaticFeatureSource
 from .predlog import LogPolicy, PredictionLog, read_prediction_log, scan_prediction_log
@@ -25,6 +26,8 @@ __all__ = [
     "FeatureValue",
     "HeuristicFallback",
     "InferenceService",
+    "InputGuard",
+    "InputRejected",
     "LoadedModel",
     "LogPolicy",
     "ModelRuntime",

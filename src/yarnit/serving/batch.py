@@ -3,6 +3,9 @@
 The input is streamed in chunks (``chunk_rows`` at a time locally, one
 Parquet row group per task on Dask), so memory stays flat however large the
 file. Each chunk goes through exactly the serving path: the version's
+input contract declared in its signature (types, ranges, imputation, and
+fixed values such as ``position``: :mod:`yarnit.serving.inputs`, the same call
+the data plane makes, so a row scores the same on both paths), the
 request-time transform, then the compiled ONNX predictor when it passed its
 check against the native model (else the native one). The output is written
 beside its final name and renamed into place when complete, so a crash never
@@ -35,6 +38,7 @@ from yarnit.features import get_transform
 from yarnit.registry import ModelRegistry, load_predictor
 
 from .compiled import compile_predictor
+from .inputs import Contract, Counts, conform
 from .onlinefeatures import FeatureSpec
 from .runtime import example_rows
 
@@ -66,6 +70,7 @@ class BatchResult:
     seconds: float
     mode: str  # "local" or "dask"
     path: str  # scoring path: linear-onnx, tree-onnx or native
+    imputed: dict[str, int]  # "feature:reason" -> values imputed per the input contract
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -79,6 +84,7 @@ class _Scorer:
         native = load_predictor(blob.data, blob.artifact_format)
         name = blob.signature.get("transform")
         self.transform = get_transform(name) if name else None
+        self.contract = Contract.of(blob.signature)
         self.predictor = native
         self.path = "native"
         if blob.compile:
@@ -88,8 +94,10 @@ class _Scorer:
             if result.compiled is not None:
                 self.predictor, self.path = result.compiled, result.kind
 
-    def score_table(self, table: pa.Table) -> pa.Table:
+    def score_table(self, table: pa.Table, first_row: int = 0, imputed: Counts | None = None) -> pa.Table:
+        """``table`` with its prediction column; ``first_row`` numbers rows in errors (the file's offset)."""
         rows = [{k: v for k, v in row.items() if v is not None} for row in table.to_pylist()]
+        rows = conform(self.contract, rows, imputed, first_row)
         if self.transform is not None:
             rows = [self.transform(r) for r in rows]
         values = np.asarray(self.predictor.predict_proba(rows), dtype=np.float64) if rows else np.zeros(0)
@@ -106,10 +114,12 @@ def _scorer_for(blob: ModelBlob) -> _Scorer:
     return scorer
 
 
-def score_row_group(path: str, row_group: int, blob: ModelBlob) -> pa.Table:
-    """One Dask task: read a row group, score it, return it with its prediction column."""
-    table = pq.ParquetFile(path).read_row_group(row_group)
-    return _scorer_for(blob).score_table(table)
+def score_row_group(path: str, row_group: int, blob: ModelBlob) -> tuple[pa.Table, Counts]:
+    """One Dask task: read a row group, score it, return it with its prediction column (and imputations)."""
+    parquet = pq.ParquetFile(path)
+    first_row = sum(parquet.metadata.row_group(i).num_rows for i in range(row_group))
+    imputed: Counts = {}
+    return _scorer_for(blob).score_table(parquet.read_row_group(row_group), first_row, imputed), imputed
 
 
 def _output_schema(schema: pa.Schema, blob: ModelBlob, path: str) -> pa.Schema:
@@ -142,13 +152,14 @@ def predict_batch(registry: ModelRegistry, model: str, input_path: str | Path, o
     target.parent.mkdir(parents=True, exist_ok=True)
     temp = target.parent / f".tmp-{target.name}.{os.getpid()}.{os.urandom(4).hex()}"
     rows = chunks = 0
+    imputed: Counts = {}
     local = _Scorer(blob) if client is None else None
     path = local.path if local is not None else _remote_path(client, blob)
     schema = _output_schema(parquet.schema_arrow, blob, path)
     try:
         with pq.ParquetWriter(temp, schema) as writer:
-            parts = _local_parts(parquet, local, chunk_rows) if local is not None else \
-                _dask_parts(client, str(source), parquet.metadata.num_row_groups, blob)
+            parts = _local_parts(parquet, local, chunk_rows, imputed) if local is not None else \
+                _dask_parts(client, str(source), parquet.metadata.num_row_groups, blob, imputed)
             for table in parts:
                 writer.write_table(table.replace_schema_metadata(schema.metadata))
                 rows += table.num_rows
@@ -166,19 +177,22 @@ def predict_batch(registry: ModelRegistry, model: str, input_path: str | Path, o
     finally:
         temp.unlink(missing_ok=True)
     return BatchResult(model, version.version, alias, rows, chunks, str(target), time.monotonic() - started,
-                       "local" if client is None else "dask", path)
+                       "local" if client is None else "dask", path,
+                       {f"{feature}:{reason}": n for (feature, reason), n in sorted(imputed.items())})
 
 
-def _local_parts(parquet: pq.ParquetFile, scorer: _Scorer, chunk_rows: int) -> Iterator[pa.Table]:
+def _local_parts(parquet: pq.ParquetFile, scorer: _Scorer, chunk_rows: int, imputed: Counts) -> Iterator[pa.Table]:
+    first_row = 0
     for batch in parquet.iter_batches(batch_size=chunk_rows):
-        yield scorer.score_table(pa.Table.from_batches([batch]))
+        yield scorer.score_table(pa.Table.from_batches([batch]), first_row, imputed)
+        first_row += batch.num_rows
 
 
 def _remote_path(client: Any, blob: ModelBlob) -> str:
     return str(client.submit(lambda b: _scorer_for(b).path, blob, pure=False).result())
 
 
-def _dask_parts(client: Any, path: str, row_groups: int, blob: ModelBlob) -> Iterator[pa.Table]:
+def _dask_parts(client: Any, path: str, row_groups: int, blob: ModelBlob, imputed: Counts) -> Iterator[pa.Table]:
     [shared] = client.scatter([blob], broadcast=True)
     workers = max(1, len(client.scheduler_info().get("workers", {})))
     window: deque[Any] = deque()
@@ -187,7 +201,10 @@ def _dask_parts(client: Any, path: str, row_groups: int, blob: ModelBlob) -> Ite
         while next_group < row_groups and len(window) < 2 * workers:
             window.append(client.submit(score_row_group, path, next_group, shared, pure=False))
             next_group += 1
-        yield window.popleft().result()
+        table, counts = window.popleft().result()
+        for key, n in counts.items():
+            imputed[key] = imputed.get(key, 0) + n
+        yield table
 
 
 __all__ = ["PREDICTION", "BatchResult", "ModelBlob", "predict_batch", "score_row_group"]

@@ -21,6 +21,7 @@ Register it on the app's registry: ``registry.register(ServingCollector(service)
 | ``yarnit_serving_in_flight``, ``yarnit_serving_queue_waiting`` | |
 | ``yarnit_serving_offloaded_total``, ``yarnit_serving_offload_timeouts_total``, ``yarnit_serving_pool_busy`` | |
 | ``yarnit_serving_online_feature_defaults_total`` | model, feature, reason |
+| ``yarnit_serving_input_imputations_total`` | model, feature, reason (missing, out_of_range) |
 | ``yarnit_serving_shadow_total`` | model, version, outcome |
 | ``yarnit_prediction_log_records_total`` | state (enqueued, flushed, dropped, lost) |
 | ``yarnit_prediction_log_flushed_seq``, ``yarnit_prediction_log_queue_depth`` | |
@@ -82,6 +83,10 @@ class ServingCollector(Collector):
         yield _counter("yarnit_serving_online_feature_defaults",
                        "Online feature values replaced by their default (missing, stale, error)",
                        ["model", "feature", "reason"], service.features.defaults_total)
+        yield _counter("yarnit_serving_input_imputations",
+                       "Request values replaced by the training default their model's signature declares "
+                       "(reason: missing, out_of_range)",
+                       ["model", "feature", "reason"], service.inputs.imputed_total)
         yield from self._models()
         admission = service.admission
         in_flight = GaugeMetricFamily("yarnit_serving_in_flight", "Admitted requests not yet answered")

@@ -36,6 +36,7 @@ from yarnit.storage import Workspace
 from .admission import AdmissionController, AdmissionLimits
 from .cache import PredictionCache, instance_key
 from .errors import NoAnswer, VersionRejected
+from .inputs import InputGuard
 from .onlinefeatures import FeatureSource, OnlineFeatures
 from .predlog import LogPolicy, PredictionLog
 from .router import Router, ShadowScorer, TrafficPolicyStore
@@ -221,6 +222,7 @@ class InferenceService:
             deadline_s=self.options.deadline_ms / 1000.0,
             retry_after_s=self.options.retry_after_s))
         self.stats = ServingStats()
+        self.inputs = InputGuard()
         self._chains: dict[str, tuple[ModelState, list[tuple[LoadedModel, str, str]],
                                       list[tuple[LoadedModel, str, str]]]] = {}
         self._ids = itertools.count(1)
@@ -292,7 +294,11 @@ class InferenceService:
         routed = state.canary if alias == "canary" else state.production
         if routed is None or state.behind(alias):
             reason = "not_loaded"  # the routed version failed to load or validate (an older one may stand in)
-        for loaded, served_by, label in self._chain_of(state, alias):
+        chain = self._chain_of(state, alias)
+        checked_by = routed or (chain[0][0] if chain else None)
+        if checked_by is not None:  # the routed version's input contract (serving/inputs.py; rejects are 422)
+            instances = self.inputs.conform(model, checked_by.version.id, checked_by.version.signature, instances)
+        for loaded, served_by, label in chain:
             if not loaded.breaker.allows():
                 reason = reason or "circuit_open"
                 continue
