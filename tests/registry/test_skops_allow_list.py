@@ -220,3 +220,24 @@ def test_pickle_bytes_inside_a_zip_named_like_skops_are_still_refused(tmp_path: 
     with pytest.raises(UnsafeArtifact, match="not a readable skops archive"):
         load_predictor(out.getvalue(), ArtifactFormat.SKOPS)
     assert not canary.exists()
+
+
+def test_a_ranker_bundle_whose_click_model_is_crafted_is_refused_and_never_runs(artifact: bytes,
+                                                                                tmp_path: Path) -> None:
+    from yarnit.core.hashing import sha256_bytes
+    from yarnit.recipes.ranker import CLICK_MEMBER, RECS_MEMBER, SCHEMA
+    from yarnit.registry.formats import MANIFEST, dump_bundle
+
+    canary = tmp_path / "pwned"
+    click = crafted(artifact, payloads(canary)["builtins.exec"])
+    recs = b"unused: the click model is loaded first"
+    manifest = {"schema": SCHEMA, "members": {CLICK_MEMBER: sha256_bytes(click), RECS_MEMBER: sha256_bytes(recs)},
+                "click_model": {"name": "ctr", "version": 1, "id": "mv_1", "sha256": sha256_bytes(click),
+                                "format": "skops", "created_at": "2026-01-05T00:00:00+00:00",
+                                "transform": "ctr_features_v1", "inputs": {}},
+                "recs": {"name": "recs", "version": 1, "id": "mv_2", "sha256": sha256_bytes(recs), "serving": []},
+                "rules": {}, "defaults": {}}
+    bundle = dump_bundle({MANIFEST: json.dumps(manifest).encode(), CLICK_MEMBER: click, RECS_MEMBER: recs})
+    with pytest.raises(UnsafeArtifact, match="Refusing a skops artifact before loading it: node 'builtins.exec'"):
+        load_predictor(bundle, ArtifactFormat.RANKER)
+    assert not canary.exists()
