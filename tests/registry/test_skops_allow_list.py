@@ -128,7 +128,7 @@ def test_every_payload_of_the_corpus_runs_code_when_skops_trusts_what_it_reports
         artifact: bytes, tmp_path: Path) -> None:
     # The control: without yarnit's list, trusting skops' own report runs each payload. A corpus that could not
     # run anything would make the refusals below meaningless.
-    for i, (name, payload) in enumerate(payloads(tmp_path / "unused").items()):
+    for i, name in enumerate(payloads(tmp_path / "unused")):
         canary = tmp_path / f"control-{i}"
         data = crafted(artifact, payloads(canary)[name])
         try:
@@ -180,11 +180,13 @@ def test_serve_preload_refuses_a_planted_crafted_model_and_never_runs_it(sqlite_
     names = {f"m{i}": name for i, name in enumerate(files)}
     for model, name in names.items():
         _plant(sqlite_ws, model, files[name])
-    outcomes = ModelRuntime(ModelRegistry(sqlite_ws), sqlite_ws.clock, refresh_s=0.0).preload()
-    assert set(outcomes) == set(names)
-    for model, outcome in outcomes.items():
-        assert "Refusing a skops artifact before loading it" in outcome or "not loaded" in outcome, (names[model],
-                                                                                                    outcome)
+    runtime = ModelRuntime(ModelRegistry(sqlite_ws), sqlite_ws.clock, refresh_s=0.0)
+    outcomes = runtime.preload()
+    assert outcomes == {model: "not loaded" for model in names}
+    rejected = {e.model: e.reason for e in runtime.swaps if e.outcome == "rejected"}
+    assert set(rejected) == set(names)
+    for model, reason in rejected.items():
+        assert "Refusing a skops artifact before loading it" in reason, (names[model], reason)
     assert not canary.exists()
 
 
@@ -195,7 +197,7 @@ def test_the_list_is_exact_and_names_no_callable_builtin() -> None:
         assert dangerous not in SKOPS_TRUSTED_TYPES
 
 
-def test_both_trainers_artifacts_pass_the_audit_and_load(rows: list[dict[str, object]]) -> None:
+def test_both_trainers_artifacts_pass_the_audit_and_load() -> None:
     from yarnit.training.trainers import HistGbmTrainer, LogisticTrainer
 
     rng = np.random.default_rng(0)
