@@ -179,3 +179,23 @@ def test_http_promotion_needs_a_blessing_or_force_with_a_reason(home: Path, cloc
     with pytest.raises(NotBlessed):
         ModelRegistry(ws).promote("ctr", 1, alias="canary", require_blessing=True)
     ws.close()
+
+
+def test_the_checks_hold_on_every_metadata_backend(ws: Workspace, artifact: bytes, other_artifact: bytes) -> None:
+    from yarnit.registry import ArtifactFormat
+
+    registry = ModelRegistry(ws)
+    v1 = registry.register("ctr", artifact, ArtifactFormat.SKOPS)
+    v2 = registry.register("ctr", other_artifact, ArtifactFormat.SKOPS)
+    registry.promote("ctr", 1)
+    with pytest.raises(NotBlessed, match="no gate verdict has been recorded"):
+        registry.promote("ctr", 2, require_blessing=True)
+    record_verdict(ws, "ctr", 2, blessed=False)
+    assert "did not bless it" in str(registry.blessing_problem(v2))
+    event = registry.promote("ctr", 2, require_blessing=True, force=True, reason="incident 12")
+    assert (event.action, event.from_version, event.to_version) == ("force-promote", 1, 2)
+    assert registry.history("ctr")[-1].reason.startswith("incident 12 [forced: its newest gate verdict")
+    ws.artifacts.delete(v1.artifact_sha256)
+    with pytest.raises(UnservableVersion, match="at v1: .* is missing from the artifact store"):
+        registry.roll_back("ctr")
+    assert registry.aliases("ctr") == {"production": 2} and len(registry.history("ctr")) == 2

@@ -128,7 +128,7 @@ def test_every_payload_of_the_corpus_runs_code_when_skops_trusts_what_it_reports
         artifact: bytes, tmp_path: Path) -> None:
     # The control: without yarnit's list, trusting skops' own report runs each payload. A corpus that could not
     # run anything would make the refusals below meaningless.
-    for i, (name, payload) in enumerate(payloads(tmp_path / "unused").items()):
+    for i, name in enumerate(payloads(tmp_path / "unused")):
         canary = tmp_path / f"control-{i}"
         data = crafted(artifact, payloads(canary)[name])
         try:
@@ -180,11 +180,13 @@ def test_serve_preload_refuses_a_planted_crafted_model_and_never_runs_it(sqlite_
     names = {f"m{i}": name for i, name in enumerate(files)}
     for model, name in names.items():
         _plant(sqlite_ws, model, files[name])
-    outcomes = ModelRuntime(ModelRegistry(sqlite_ws), sqlite_ws.clock, refresh_s=0.0).preload()
-    assert set(outcomes) == set(names)
-    for model, outcome in outcomes.items():
-        assert "Refusing a skops artifact before loading it" in outcome or "not loaded" in outcome, (names[model],
-                                                                                                    outcome)
+    runtime = ModelRuntime(ModelRegistry(sqlite_ws), sqlite_ws.clock, refresh_s=0.0)
+    outcomes = runtime.preload()
+    assert outcomes == {model: "not loaded" for model in names}
+    rejected = {e.model: e.reason for e in runtime.swaps if e.outcome == "rejected"}
+    assert set(rejected) == set(names)
+    for model, reason in rejected.items():
+        assert "Refusing a skops artifact before loading it" in reason, (names[model], reason)
     assert not canary.exists()
 
 
@@ -195,7 +197,7 @@ def test_the_list_is_exact_and_names_no_callable_builtin() -> None:
         assert dangerous not in SKOPS_TRUSTED_TYPES
 
 
-def test_both_trainers_artifacts_pass_the_audit_and_load(rows: list[dict[str, object]]) -> None:
+def test_both_trainers_artifacts_pass_the_audit_and_load() -> None:
     from yarnit.training.trainers import HistGbmTrainer, LogisticTrainer
 
     rng = np.random.default_rng(0)
@@ -219,4 +221,25 @@ def test_pickle_bytes_inside_a_zip_named_like_skops_are_still_refused(tmp_path: 
         archive.writestr("schema.json", pickle.dumps(Boom(str(canary))))
     with pytest.raises(UnsafeArtifact, match="not a readable skops archive"):
         load_predictor(out.getvalue(), ArtifactFormat.SKOPS)
+    assert not canary.exists()
+
+
+def test_a_ranker_bundle_whose_click_model_is_crafted_is_refused_and_never_runs(artifact: bytes,
+                                                                                tmp_path: Path) -> None:
+    from yarnit.core.hashing import sha256_bytes
+    from yarnit.recipes.ranker import CLICK_MEMBER, RECS_MEMBER, SCHEMA
+    from yarnit.registry.formats import MANIFEST, dump_bundle
+
+    canary = tmp_path / "pwned"
+    click = crafted(artifact, payloads(canary)["builtins.exec"])
+    recs = b"unused: the click model is loaded first"
+    manifest = {"schema": SCHEMA, "members": {CLICK_MEMBER: sha256_bytes(click), RECS_MEMBER: sha256_bytes(recs)},
+                "click_model": {"name": "ctr", "version": 1, "id": "mv_1", "sha256": sha256_bytes(click),
+                                "format": "skops", "created_at": "2026-01-05T00:00:00+00:00",
+                                "transform": "ctr_features_v1", "inputs": {}},
+                "recs": {"name": "recs", "version": 1, "id": "mv_2", "sha256": sha256_bytes(recs), "serving": []},
+                "rules": {}, "defaults": {}}
+    bundle = dump_bundle({MANIFEST: json.dumps(manifest).encode(), CLICK_MEMBER: click, RECS_MEMBER: recs})
+    with pytest.raises(UnsafeArtifact, match="Refusing a skops artifact before loading it: node 'builtins.exec'"):
+        load_predictor(bundle, ArtifactFormat.RANKER)
     assert not canary.exists()

@@ -91,6 +91,8 @@ def _show_result(result: Any, as_json: bool) -> None:
     def human() -> None:
         console.print(f"run {result.run.id}: {result.run.state}")
         _step_table(result.steps)
+        if result.run.metrics.get("summary"):  # what the register step did: registered, blessed, promoted, moved
+            console.print(result.run.metrics["summary"])
 
     emit(data, as_json, human)
 

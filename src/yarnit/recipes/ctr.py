@@ -52,7 +52,7 @@ from yarnit.training import Param, Pipeline, RunStore, Step, StepContext, Traine
 from yarnit.training.trainers import TRAINERS, check_dask_trainer, make_trainer
 
 from .affinity import HISTORY_TRANSFORMS, add_user_affinity
-from .common import promote_and_report, registered_version
+from .common import HoldoutComparison, promote_and_report, registered_version
 from .impressions_schema import ValidationOverrides
 
 TRANSFORM = "ctr_features_v1"
@@ -697,7 +697,11 @@ def register(ctx: StepContext, model: TrainedModel, report: dict[str, Any], verd
             name, model.artifact, ArtifactFormat(model.artifact_format), signature=model.signature | {
                 "probe": model.probe}, metrics=metrics, params=model.params, dataset_version_ids=[dataset["id"]],
             run_id=ctx.run_id, code_version=RunStore(ctx.workspace).get(ctx.run_id).code_version, seed=ctx.seed, description="Yarn Product Click Prediction Model")
-    return promote_and_report(ctx, registry, version, verdict, f"blessed by gate: auc {report.get('auc')}")
+    # production moves only to a model at least as good on this run's holdout, compared with today's production
+    comparison = HoldoutComparison("auc", report.get("auc"), report.get("auc_production"),
+                                   report.get("production_version"), report.get("distribution") or "the holdout")
+    return promote_and_report(ctx, registry, version, verdict, f"blessed by gate: auc {report.get('auc')}",
+                              comparison=comparison)
 
 
 def ctr_pipeline() -> Pipeline:
