@@ -65,7 +65,11 @@ def test_forget_rewrites_taints_receipts_and_purges(
     assert receipt.detail["tainted_nodes"] == ["materialization:mat_1"]
     assert receipt.detail["rebuilt_datasets"] == ["clicks:v3", "clicks:v4", "golden:v2"]
     assert receipt.detail["erased"] == {"online-store": 3}
-    assert receipt.status == "pending_purge" and receipt.due_by - receipt.requested_at == timedelta(days=30)
+    assert receipt.status == "partial" and receipt.due_by - receipt.requested_at == timedelta(days=30)
+    # partial, and it says why: the old files wait for the grace period
+    waiting = receipt.detail["remaining"]
+    assert {r["where"].split(" ")[3] for r in waiting} == found and {r["kind"] for r in waiting} == {"purge"}
+    assert all("grace period" in r["why"] for r in waiting)
     assert receipt.purge_after == ws.clock.now() + timedelta(days=3)
 
     # The rewritten versions hold everyone but the subject; the old ones can no longer be read.
@@ -117,8 +121,12 @@ def test_forget_is_idempotent_and_refuses_reingest_of_forgotten_content(
     first = deletions.forget("u001", grace=timedelta(0))
     second = deletions.forget("u001", grace=timedelta(0))
     assert len(first.detail["rewritten"]) == 1 and second.detail["rewritten"] == []
-    with pytest.raises(DatasetUnavailable, match="clicks:v1 was rewritten"):
-        datasets.ingest_frame("clicks", frame, source="day1 again", subject="user_id")
+    # The same export again: the subject's rows are suppressed, which gives exactly the rewritten version.
+    again = datasets.ingest_frame("clicks", frame, source="day1 again", subject="user_id")
+    assert again.ref == first.detail["rewritten"][0]["to"]
+    with pytest.raises(DatasetUnavailable, match="clicks:v1 was purged.*Use clicks:v2 instead"):
+        datasets.ingest_frame("clicks", frame, source="day1 again", no_subject="test: no subject column, so "
+                              "nothing can be suppressed")
 
 
 def test_subject_hashed_at_ingest_is_still_found_and_removed(
@@ -137,7 +145,7 @@ def test_subject_hashed_at_ingest_is_still_found_and_removed(
 def test_forget_reports_datasets_it_cannot_see_into_and_rejects_bad_input(sqlite_ws: Workspace) -> None:
     Datasets(sqlite_ws).ingest_frame("no-subject", pd.DataFrame({"user": ["a"]}), source="t")
     receipt = Deletions(sqlite_ws).forget("a")
-    assert receipt.detail["unchecked_datasets"] == ["no-subject:v1"] and receipt.status == "completed"
+    assert receipt.detail["no_personal_data"] == ["no-subject:v1"] and receipt.status == "completed"
     with pytest.raises(InvalidInput, match="0 to 30 days"):
         Deletions(sqlite_ws).forget("a", grace=timedelta(days=45))
     with pytest.raises(InvalidInput, match="non-empty string"):

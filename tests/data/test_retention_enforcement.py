@@ -23,12 +23,15 @@ def test_versions_expire_by_class_and_purge_after_grace(
     retention.set_policy("golden", "1y")
     old = datasets.ingest_frame("clicks", make_clicks(50, seed=1), source="a", retention_class="events",
                                 subject="user_id")
-    golden = datasets.ingest_frame("golden", make_clicks(50, seed=2), source="b", retention_class="golden")
-    odd = datasets.ingest_frame("misc", make_clicks(5, seed=3), source="c", retention_class="mystery")
+    golden = datasets.ingest_frame("golden", make_clicks(50, seed=2), source="b", retention_class="golden",
+                                   subject="user_id")
+    odd = datasets.ingest_frame("misc", make_clicks(5, seed=3), source="c", retention_class="mystery",
+                                subject="user_id")
     model = ModelRegistry(ws).register("ctr", dump_sklearn(LogisticRegression().fit([[0.0], [1.0]], [0, 1])),
                                        ArtifactFormat.SKOPS, dataset_version_ids=[old.id])
     ws.clock.advance(timedelta(days=20))
-    fresh = datasets.ingest_frame("clicks", make_clicks(50, seed=4), source="d", retention_class="events")
+    fresh = datasets.ingest_frame("clicks", make_clicks(50, seed=4), source="d", retention_class="events",
+                                  subject="user_id")
     ws.clock.advance(timedelta(days=11))
 
     preview = retention.enforce(dry_run=True)
