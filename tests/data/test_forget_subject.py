@@ -342,3 +342,55 @@ def test_a_default_grace_receipt_is_partial_and_names_the_files_waiting_for_purg
     for blank in ("", "   "):
         refused = _invoke(env, "data", "forget", "--subject", "-", stdin=blank + "\n")
         assert refused.exit_code == 1 and "empty or only whitespace" in refused.output
+
+
+# --- issue 16, item 2: a forgotten subject who reappears; composite keys ------------------------------------
+def test_a_forgotten_subject_who_reappears_in_a_later_ingest_is_dropped_and_counted(
+        keyed_ws: Workspace, make_clicks: Callable[..., pd.DataFrame]) -> None:
+    from yarnit.data import hmac_hex, workspace_key
+
+    datasets = Datasets(keyed_ws)
+    datasets.ingest_frame("clicks", make_clicks(200, seed=1), source="day1", subject="user_id")
+    receipt = Deletions(keyed_ws).forget("u007", grace=timedelta(0))
+    later = make_clicks(300, seed=9)
+    comeback = int((later["user_id"] == "u007").sum())
+    assert comeback > 0, "the later export must bring the subject back, or the test proves nothing"
+    v = datasets.ingest_frame("clicks", later, source="day2", subject="user_id")
+    assert v.suppressed_rows == comeback and v.row_count == len(later) - comeback
+    assert v.to_dict()["suppressed_rows"] == comeback
+    assert "u007" not in set(datasets.read(v)["user_id"]) and Deletions(keyed_ws).find("u007") == []
+    # also when the subject column is hashed at ingest
+    hashed = DatasetSchema.from_yaml("subject: user_id\ncolumns:\n  user_id: {type: string, pii: hash}\n"
+                                     "  price: {type: float64}\n")
+    h = datasets.ingest_frame("hashed", later[["user_id", "price"]], source="t", schema=hashed)
+    assert h.suppressed_rows == comeback and Deletions(keyed_ws).find("u007") == []
+    # the list holds keyed hashes, never the id
+    from yarnit.storage.schema import subject_suppressions
+
+    with keyed_ws.metadata.begin() as conn:
+        rows = [dict(r) for r in conn.execute(subject_suppressions.select()).mappings().all()]
+    assert [(r["subject_hmac"], r["receipt_id"]) for r in rows] == [
+        (hmac_hex(workspace_key(keyed_ws), "u007"), receipt.id)]
+    assert "u007" not in json.dumps(rows, default=str)
+
+
+def test_forget_erases_views_with_composite_keys_offline_and_online(sqlite_ws: Workspace) -> None:
+    from yarnit.features import FeatureStore, feature_view
+    from yarnit.features.erasure import FeatureStoreEraser
+
+    @feature_view(entities={"product_id": "int64", "user_id": "string"}, features={"clicks": "int64"},
+                  ttl=timedelta(days=3650))
+    def user_product_clicks() -> None: ...
+
+    rows = pd.DataFrame({"product_id": [1, 2, 1, 3], "user_id": ["u1", "u1", "u2", "u3"], "clicks": [1, 2, 3, 4],
+                         "event_time": pd.to_datetime(["2026-01-01"] * 4, utc=True)})
+    with FeatureStore(sqlite_ws) as store:
+        store.write_offline(user_product_clicks, rows)
+        store.materialize("user_product_clicks")
+        report = FeatureStoreEraser(store).erase("u1")
+        assert report.removed == 4 and report.remaining == []  # 2 offline rows, 2 online entities
+        assert any("online store" in s for s in report.searched)
+        left = store.offline.read(user_product_clicks).to_pandas()
+        assert sorted(left["user_id"]) == ["u2", "u3"]
+        online = store.read_online("user_product_clicks", [(1, "u1"), (2, "u1"), (1, "u2"), (3, "u3")])
+        assert [r.status.value for r in online] == ["missing", "missing", "present", "present"]
