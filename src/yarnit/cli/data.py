@@ -292,17 +292,10 @@ def forget(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Remove a data subject from every dataset version, taint downstream models, write a receipt."""
-    from yarnit.features import FeatureStore
-    from yarnit.features.erasure import FeatureStoreEraser
-    from yarnit.serving.erasure import PredictionLogEraser
-
     subject_id = _read_subject(subject)
-    with workspace() as ws, FeatureStore(ws) as features:
-        deletions = Deletions(ws)
-        # the feature store (offline, every online store) and the prediction log hold per-subject data too
-        deletions.erasers = (FeatureStoreEraser(features, subject_columns=deletions.subject_columns()),
-                             PredictionLogEraser(ws))
-        receipt = deletions.forget(subject_id, grace=timedelta(days=parse_duration_days(grace)), dry_run=dry_run)
+    with workspace() as ws:
+        # by default forget also erases the feature store (offline, every online store) and the prediction log
+        receipt = Deletions(ws).forget(subject_id, grace=timedelta(days=parse_duration_days(grace)), dry_run=dry_run)
     data = receipt.to_dict()
 
     def human() -> None:

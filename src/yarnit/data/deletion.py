@@ -39,7 +39,8 @@ inside it. Nothing here logs or stores the raw subject id.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -131,9 +132,23 @@ def _receipt(row: Any) -> DeletionReceipt:
 class Deletions:
     """Find, forget and prove the deletion of a data subject across the workspace."""
 
-    def __init__(self, workspace: Workspace, *, erasers: Sequence[SubjectEraser] = ()) -> None:
+    def __init__(self, workspace: Workspace, *, erasers: Sequence[SubjectEraser] | None = None) -> None:
+        """``erasers`` default to the workspace's feature store and prediction log (pass ``()`` for none)."""
         self.ws = workspace
-        self.erasers = tuple(erasers)
+        self.erasers = None if erasers is None else tuple(erasers)
+
+    @contextlib.contextmanager
+    def _erasers(self) -> Iterator[tuple[SubjectEraser, ...]]:
+        if self.erasers is not None:
+            yield self.erasers
+            return
+        # Imported here: the feature store and serving build on this package, not the other way round.
+        from yarnit.features import FeatureStore
+        from yarnit.features.erasure import FeatureStoreEraser
+        from yarnit.serving.erasure import PredictionLogEraser
+
+        with FeatureStore(self.ws) as features:
+            yield (FeatureStoreEraser(features, subject_columns=self.subject_columns()), PredictionLogEraser(self.ws))
 
     # -- finding -----------------------------------------------------------
     def find(self, subject_id: str) -> list[DatasetVersion]:
@@ -247,13 +262,14 @@ class Deletions:
         searched: list[str] = []
         remaining: list[dict[str, Any]] = []
         erased: dict[str, int] = {}
-        for eraser in self.erasers:
-            result = eraser.erase(subject_id)
-            if isinstance(result, int):
-                result = ErasureReport(eraser.name, removed=result, searched=[eraser.name])
-            erased[eraser.name] = int(result.removed)
-            searched += result.searched
-            remaining += result.remaining
+        with self._erasers() as erasers:
+            for eraser in erasers:
+                result = eraser.erase(subject_id)
+                if isinstance(result, int):
+                    result = ErasureReport(eraser.name, removed=result, searched=[eraser.name])
+                erased[eraser.name] = int(result.removed)
+                searched += result.searched
+                remaining += result.remaining
         queue.purge_due()  # a zero grace period purges the old files now
         searched_data, not_personal, left = self._verify(subject_id, receipt.id)
         detail |= {

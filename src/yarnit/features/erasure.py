@@ -19,6 +19,7 @@ not recorded), so the deletion receipt never claims more than was done.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -70,6 +71,9 @@ class FeatureStoreEraser:
         stores: list[tuple[str, OnlineStore, bool]] = [(current, self.store.online, False)]
         for url in online_store_urls(self.store.ws):
             if url == current:
+                continue
+            if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+                report.searched.append(f"online store {url} (its file no longer exists)")
                 continue
             if "***" in url:
                 report.remaining.append({
