@@ -33,7 +33,7 @@ from yarnit.data.deletion import ErasureReport
 from ._codec import ViewCodec
 from .definitions import FeatureView
 from .online import OnlineStore, open_online_store, table_name
-from .online_targets import online_store_urls
+from .online_targets import online_store_urls, recorded_form
 from .store import FeatureStore
 
 
@@ -67,7 +67,7 @@ class FeatureStoreEraser:
 
     def _stores(self, report: ErasureReport) -> list[tuple[str, OnlineStore, bool]]:
         """(shown URL, store, opened here) for the current store and every store ever materialized into."""
-        current = redact_url(self.store.online_url)
+        current = recorded_form(self.store.online_url) or redact_url(self.store.online_url)
         stores: list[tuple[str, OnlineStore, bool]] = [(current, self.store.online, False)]
         for url in online_store_urls(self.store.ws):
             if url == current:

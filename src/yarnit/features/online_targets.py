@@ -11,6 +11,8 @@ before this table existed.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy import insert, select, update
 
 from yarnit.core.settings import redact_url
@@ -18,9 +20,22 @@ from yarnit.storage import Workspace
 from yarnit.storage.schema import feature_materializations, online_store_targets
 
 
+def recorded_form(url: str) -> str | None:
+    """How a store's URL is recorded: password redacted, a SQLite path made absolute (so a run from another
+    directory finds the same file); None for an in-memory store, which keeps nothing."""
+    if url.startswith("sqlite:"):
+        path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url.removeprefix("sqlite://")
+        if path in ("", ":memory:"):
+            return None
+        url = f"sqlite:///{Path(path).absolute()}"
+    return redact_url(url)[:512]
+
+
 def record_online_store(ws: Workspace, url: str) -> None:
     """Remember that feature rows were written to the online store at ``url``."""
-    shown, now = redact_url(url)[:512], ws.clock.now()
+    shown, now = recorded_form(url), ws.clock.now()
+    if shown is None:
+        return
     with ws.metadata.begin() as conn:
         changed = conn.execute(update(online_store_targets).where(online_store_targets.c.url == shown)
                                .values(last_used_at=now)).rowcount
@@ -37,4 +52,4 @@ def online_store_urls(ws: Workspace) -> list[str]:
     return list(dict.fromkeys([*recorded, *sorted(r for r in runs if r)]))
 
 
-__all__ = ["online_store_urls", "record_online_store"]
+__all__ = ["online_store_urls", "record_online_store", "recorded_form"]

@@ -12,12 +12,11 @@ import json
 from datetime import date, datetime, timedelta, timezone
 
 from yarnit.core.atomic import atomic_write_bytes
-from yarnit.core.settings import redact_url
 
 from ._codec import ViewCodec
 from .definitions import FeatureView
 from .online import table_name, to_us
-from .online_targets import online_store_urls
+from .online_targets import online_store_urls, recorded_form
 from .store import FeatureStore
 
 
@@ -60,7 +59,7 @@ class FeatureStoreRetention:
         return items
 
     def _online(self, view: FeatureView, older_than: datetime, dry_run: bool) -> list[str]:
-        if redact_url(self.store.online_url) not in online_store_urls(self.store.ws):
+        if recorded_form(self.store.online_url) not in online_store_urls(self.store.ws):
             return []  # never materialized into: do not even open (a SQLite store would create its file)
         online, table = self.store.online, table_name(view)
         if table not in online.tables():
