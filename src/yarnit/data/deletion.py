@@ -271,7 +271,7 @@ class Deletions:
                 searched += result.searched
                 remaining += result.remaining
         queue.purge_due()  # a zero grace period purges the old files now
-        searched_data, not_personal, left = self._verify(subject_id, receipt.id)
+        searched_data, not_personal, left = self._verify(subject_id)
         detail |= {
             "rewritten": rewritten, "scheduled_purges": purges,
             "tainted_models": tainted_models, "tainted_nodes": tainted_nodes, "to_retrain": tainted_models,
@@ -290,7 +290,7 @@ class Deletions:
                         "scheduled_purges": len(purges)}))
         return self.receipt(receipt.id)
 
-    def _verify(self, subject_id: str, request_id: str) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+    def _verify(self, subject_id: str) -> tuple[list[str], list[str], list[dict[str, Any]]]:
         """Look again after the rewrite: (places searched, versions without personal data, what remains)."""
         searched: list[str] = []
         not_personal: list[str] = []
