@@ -131,7 +131,8 @@ def show(ref: str = typer.Argument(..., help="NAME, NAME:vN or a version id."), 
     def human() -> None:
         table = Table(title=f"dataset {version.ref}", show_header=False)
         for key in ("id", "status", "row_count", "content_sha256", "source", "created_at", "retain_from",
-                    "retention_class", "subject_column", "subject_count", "pii_columns", "parents", "replaced_by"):
+                    "retention_class", "subject_column", "no_subject", "subject_count", "suppressed_rows",
+                    "pii_columns", "parents", "replaced_by"):
             table.add_row(key, str(data.get(key)))
         console.print(table)
         columns = Table("column", "type")
