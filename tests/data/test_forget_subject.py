@@ -137,6 +137,7 @@ def test_forget_is_idempotent_and_refuses_reingest_of_forgotten_content(
     # The same export again: the subject's rows are suppressed, which gives exactly the rewritten version.
     again = datasets.ingest_frame("clicks", frame, source="day1 again", subject="user_id")
     assert again.ref == first.detail["rewritten"][0]["to"]
+    assert again.suppressed_rows == first.detail["rewritten"][0]["rows_removed"] > 0
     with pytest.raises(DatasetUnavailable, match="clicks:v1 was purged.*Use clicks:v2 instead"):
         datasets.ingest_frame("clicks", frame, source="day1 again", no_subject="test: no subject column, so "
                               "nothing can be suppressed")

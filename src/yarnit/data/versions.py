@@ -37,7 +37,7 @@ import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -444,7 +444,7 @@ class Datasets:
         private = set(privacy.get("pii", {})) | ({subject_column} if subject_column else set())
         stats = written.statistics.redact(private).to_dict() if written.statistics is not None else None
         column_types = {f.name: yarnit_type(f.type) for f in written.schema}
-        return self._record(
+        version = self._record(
             name=name, content=content, rows=written.rows, column_types=column_types, statistics=stats,
             source=source, parents=parent_ids, run_id=run_id,
             retention_class=retention_class or (schema.retention if schema is not None else None),
@@ -452,6 +452,10 @@ class Datasets:
             subjects_sha256=subjects_sha,
             subject_count=None if written.subjects is None else len(written.subjects),
             schema_id=schema_id, privacy=privacy, relation=relation, retain_from=retain_from)
+        if version.suppressed_rows != written.suppressed:
+            # The same content was recorded before: the result still counts what this ingest dropped.
+            version = replace(version, privacy={**version.privacy, "suppressed_rows": written.suppressed})
+        return version
 
     def _write_staging(self, batches: Iterable[pa.RecordBatch | pa.Table], *, schema: DatasetSchema | None,
                        policy: dict[str, str], key: bytes | None, slices: Sequence[str], subject_column: str | None,

@@ -271,7 +271,8 @@ class PredictionLog:
         self.segments += 1
         path = self.directory / f"seg-{self._run}-{self.segments:06d}.log"
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-        fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # "being written": erase and prune leave it alone
+        with contextlib.suppress(OSError):  # a filesystem without flock must not cost records
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # "being written": erase and prune leave it alone
         self._segment_bytes = 0
         if self.fsync:
             dir_fd = os.open(self.directory, os.O_RDONLY)
