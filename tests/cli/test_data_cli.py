@@ -97,9 +97,11 @@ def test_data_commands_end_to_end(env: dict[str, str], tmp_path: Path) -> None:
     assert "u3" not in json.dumps(receipt)  # the id never appears in the receipt
     receipts = json.loads(run(env, "data", "receipts", "--json"))
     assert receipts[0]["id"] == receipt["id"]
-    retention = json.loads(run(env, "data", "enforce-retention", "--set", "events=400d:7d", "--json"))
+    run(env, "data", "retention", "set", "events", "400d", "--grace", "7d", "--yes")
+    retention = json.loads(run(env, "data", "enforce-retention", "--json"))
     assert retention["policies"]["events"]["max_age_days"] == 400 and retention["expired"] == []
-    assert len(retention["purge"]["purged"]) >= 2  # grace 0d: the forgotten files go now
+    assert receipt["status"] == "completed" and receipt["remaining"] == []  # grace 0d: the old files went at once
+    assert [v["status"] for v in json.loads(run(env, "data", "list", "--json"))][:2] == ["purged", "purged"]
 
     inferred = run(env, "data", "infer-schema", "clicks")
     assert "price:" in inferred and "type: float64" in inferred

@@ -28,7 +28,7 @@ CHILD = textwrap.dedent("""
         print("chunk", progress.rows, flush=True)
         time.sleep(0.05)
     batches = read_batches(sys.argv[1], block_bytes=16_384, progress=tick)
-    Datasets(ws).ingest_batches("clicks", batches, source=sys.argv[1], chunk_rows=2_000)
+    Datasets(ws).ingest_batches("clicks", batches, source=sys.argv[1], chunk_rows=2_000, subject="user_id")
     print("done", flush=True)
 """)
 
@@ -57,7 +57,7 @@ def test_sigkill_mid_ingest_leaves_no_version_and_no_temp_files(
         assert not list(staging.glob("ingest-*"))
         datasets = Datasets(reopened)
         assert datasets.list() == []
-        version = datasets.ingest_file("clicks", path)
+        version = datasets.ingest_file("clicks", path, subject="user_id")
         assert version.ref == "clicks:v1" and version.row_count == 20_000
         assert reopened.artifacts.verify(version.artifact_sha256)
     finally:
@@ -91,7 +91,7 @@ def _race(settings: Settings, clock: object, jobs: list[Callable[[Datasets], str
 def test_racing_ingests_of_different_data_get_distinct_consecutive_versions(
         ws: Workspace, make_clicks: Callable[..., pd.DataFrame]) -> None:
     frames = [make_clicks(200, seed=s) for s in range(4)]
-    jobs = [lambda d, f=f: d.ingest_frame("clicks", f, source="race").ref for f in frames]
+    jobs = [lambda d, f=f: d.ingest_frame("clicks", f, source="race", subject="user_id").ref for f in frames]
     refs = _race(ws.settings, ws.clock, jobs)
     assert sorted(refs) == ["clicks:v1", "clicks:v2", "clicks:v3", "clicks:v4"]
     versions = Datasets(ws).list("clicks")
@@ -101,6 +101,6 @@ def test_racing_ingests_of_different_data_get_distinct_consecutive_versions(
 def test_racing_ingests_of_identical_data_share_one_version(
         ws: Workspace, make_clicks: Callable[..., pd.DataFrame]) -> None:
     frame = make_clicks(300)
-    refs = _race(ws.settings, ws.clock, [lambda d: d.ingest_frame("clicks", frame, source="race").ref] * 4)
+    refs = _race(ws.settings, ws.clock, [lambda d: d.ingest_frame("clicks", frame, source="race", subject="user_id").ref] * 4)
     assert refs == ["clicks:v1"] * 4
     assert [v.ref for v in Datasets(ws).list()] == ["clicks:v1"]

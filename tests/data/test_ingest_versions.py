@@ -40,7 +40,7 @@ def test_every_format_gives_the_same_content_and_the_same_version(
         ws: Workspace, tmp_path: Path, make_clicks: Callable[..., pd.DataFrame]) -> None:
     frame = make_clicks(300).drop(columns=["email"])
     schema = DatasetSchema.from_yaml(
-        "columns:\n  event_id: {type: int64}\n  user_id: {type: string}\n  country: {type: string}\n"
+        "subject: user_id\ncolumns:\n  event_id: {type: int64}\n  user_id: {type: string}\n  country: {type: string}\n"
         "  device: {type: string}\n  price: {type: float64}\n  position: {type: int64}\n  clicked: {type: bool}\n")
     datasets = Datasets(ws)
     refs = {fmt: datasets.ingest_file("clicks", path, schema=schema).ref
@@ -57,14 +57,14 @@ def test_manifest_records_everything_the_issue_lists(
     hashed = DatasetSchema.from_yaml(schema.to_yaml().replace("user_id: {type: string, nullable: false}",
                                                               "user_id: {type: string, nullable: false, pii: hash}"))
     datasets = Datasets(keyed_ws)
-    parent = datasets.ingest_frame("raw-clicks", make_clicks(50), source="raw")
+    parent = datasets.ingest_frame("raw-clicks", make_clicks(50), source="raw", subject="user_id")
     frame = make_clicks(200)
     v = datasets.ingest_frame("clicks", frame, source="s3://bucket/clicks/2026-01-05", schema=hashed,
                               parents=[parent.ref], run_id="run_01")
     assert v.ref == "clicks:v1" and v.row_count == 200 and len(v.content_sha256) == 64
     assert "email" not in v.schema and v.pii_columns == ("user_id",)
     assert v.privacy == {"pii": {"email": "drop", "user_id": "hash"}, "subject_column": "user_id",
-                         "subject_encoding": "hmac"}
+                         "subject_encoding": "hmac", "personal_columns": ["user_id"], "suppressed_rows": 0}
     assert v.retention_class == "events" and v.parents == (parent.id,) and v.run_id == "run_01"
     assert v.created_at == keyed_ws.clock.now()
     assert v.schema_id == Schemas(keyed_ws).get("clicks").id
@@ -89,8 +89,8 @@ def test_streaming_in_small_chunks_reports_progress_and_matches_one_shot(
     from yarnit.data import read_batches
 
     batches = read_batches(path, block_bytes=4096, progress=seen.append)
-    chunked = datasets.ingest_batches("a", batches, source=str(path), chunk_rows=1000)
-    whole = datasets.ingest_frame("b", datasets.read_table(chunked), source="x")
+    chunked = datasets.ingest_batches("a", batches, source=str(path), chunk_rows=1000, subject="user_id")
+    whole = datasets.ingest_frame("b", datasets.read_table(chunked), source="x", subject="user_id")
     assert len(seen) > 10 and seen[-1].rows == 5000 and seen[-1].bytes_read == path.stat().st_size
     assert chunked.row_count == 5000
     stats_a, stats_b = chunked.stats(), whole.stats()
@@ -188,8 +188,9 @@ def test_canonical_parquet_is_stored_byte_for_byte_unless_pii_must_change(
     datasets = Datasets(keyed_ws)
     v = datasets.ingest_file("prices", path, subject="user_id")
     assert keyed_ws.artifacts.get_bytes(v.artifact_sha256) == path.read_bytes()
-    assert datasets.ingest_file("prices", path).id == v.id and v.subject_count == 2
-    hashed = DatasetSchema.from_yaml("columns:\n  user_id: {type: string, pii: hash}\n  price: {type: float64}\n")
+    assert datasets.ingest_file("prices", path, subject="user_id").id == v.id and v.subject_count == 2
+    hashed = DatasetSchema.from_yaml("subject: user_id\ncolumns:\n  user_id: {type: string, pii: hash}\n"
+                                     "  price: {type: float64}\n")
     h = datasets.ingest_file("prices-hashed", path, schema=hashed)
     assert keyed_ws.artifacts.get_bytes(h.artifact_sha256) != path.read_bytes()
     assert "u1" not in set(datasets.read(h)["user_id"])

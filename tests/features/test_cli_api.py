@@ -44,7 +44,8 @@ def home(tmp_path: Path) -> Iterator[Path]:
     datasets = Datasets(ws)
     datasets.ingest_frame("activity", pd.DataFrame({
         "user_id": ["u1", "u2", "u1"], "clicks": [1, 2, 3], "ctr": [0.1, 0.2, 0.3],
-        "event_time": pd.to_datetime(["2026-01-01", "2026-01-02", "2026-01-03"], utc=True)}), source="test")
+        "event_time": pd.to_datetime(["2026-01-01", "2026-01-02", "2026-01-03"], utc=True)}), source="test",
+        subject="user_id")
     datasets.ingest_frame("views", pd.DataFrame({
         "country": ["ES", "NO"], "product_id": [7, 7], "views": [10, 20],
         "event_time": pd.to_datetime(["2026-01-01", "2026-01-02"], utc=True)}), source="test")

@@ -242,6 +242,20 @@ def test_delete_removes_only_the_named_entities(online: OnlineStore, user_view: 
     assert online.delete("never_written@0000000000000000", ["u1"]) == 0
 
 
+def test_keys_lists_every_stored_entity_including_composite_ones(online: OnlineStore, composite_view: FeatureView,
+                                                                 clock: SimulatedClock) -> None:
+    from yarnit.features import table_name
+    from yarnit.features._codec import ViewCodec
+
+    rows = pd.DataFrame({"country": ["ES", "NO", "ES"], "product_id": [7, 7, 8], "views": [3, 4, 5],
+                         "event_time": [pd.Timestamp("2026-01-01", tz="UTC")] * 3})
+    write_online(composite_view, online, [rows], clock=clock, full=True)
+    codec = ViewCodec(composite_view)
+    assert sorted(codec.key_values(k) for k in online.keys(table_name(composite_view))) == [
+        ("ES", 7), ("ES", 8), ("NO", 7)]
+    assert list(online.keys("never_written@0000000000000000")) == []
+
+
 def test_read_one_agrees_with_batch_reads_for_present_stale_and_missing(
         online: OnlineStore, user_view: FeatureView, clock: SimulatedClock) -> None:
     rows = user_rows(("fresh", "2026-01-05T08:00Z", 4, 0.5, "ES", True),

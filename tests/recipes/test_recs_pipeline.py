@@ -99,7 +99,8 @@ def test_it_also_trains_on_a_recorded_impression_log(ws: Workspace) -> None:
 
     days = list(World(WorldConfig(seed=4, sessions_per_day=300, n_users=600)).run(3))
     log = pd.concat([d.impressions for d in days], ignore_index=True)
-    Datasets(ws).ingest_frame("impressions-for-recs", log, source="world seed=4", pii_columns=["user_id"])
+    Datasets(ws).ingest_frame("impressions-for-recs", log, source="world seed=4", pii_columns=["user_id"],
+                              subject="user_id")
     result = PipelineRunner(ws).run(builtin_pipeline("yarnit-recs"), config={
         **SMALL, "source": "dataset", "dataset": "impressions-for-recs", "model": "recs-from-log"})
     version = ModelRegistry(ws).get("recs-from-log", result.value("register", "model_version")["version"])

@@ -1,4 +1,5 @@
-"""``yarnit data …``: ingest, list, show, stats, validate, infer-schema, forget, receipts, enforce-retention."""
+"""``yarnit data …``: ingest, list, show, stats, validate, infer-schema, forget, receipts, enforce-retention,
+retention show|set."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from yarnit.data import (
     DatasetSchema,
     Deletions,
     Retention,
+    RetentionPolicy,
+    RetentionReport,
     Schemas,
     ValidationReport,
     infer_schema,
@@ -26,6 +29,7 @@ from yarnit.data import (
     validate,
 )
 from yarnit.data import Progress as ReadProgress
+from yarnit.data.retention import policy as retention_policy
 from yarnit.data.versions import DatasetVersion
 from yarnit.storage import Workspace
 
@@ -63,6 +67,8 @@ def ingest(
     source: str | None = typer.Option(None, help="Where the data came from (default: the path)."),
     retention: str | None = typer.Option(None, help="Retention class (e.g. events)."),
     subject: str | None = typer.Option(None, help="Column that identifies the data subject (e.g. user_id)."),
+    no_subject: str | None = typer.Option(None, "--no-subject", help="Why data with personal columns has no "
+                                                                      "subject column (required then)."),
     parent: list[str] = typer.Option([], "--parent", help="Dataset version this one derives from (repeatable)."),
     run: str | None = typer.Option(None, "--run", help="Id of the run that produced the data."),
     delimiter: str | None = typer.Option(None, help="CSV field delimiter (default ',' or tab for .tsv)."),
@@ -78,10 +84,11 @@ def ingest(
 
         version = Datasets(ws).ingest_file(name, path, fmt=fmt, source=source, parents=parent, run_id=run,
                                            retention_class=retention, schema=schema, subject=subject,
-                                           delimiter=delimiter, progress=tick)
+                                           delimiter=delimiter, progress=tick, no_subject=no_subject)
     emit(version.to_dict(), as_json, lambda: console.print(
         f"{version.ref}: {version.row_count:,} rows, sha256 {version.content_sha256[:12]}…"
-        + (f", {version.subject_count:,} data subjects" if version.subject_count is not None else "")))
+        + (f", {version.subject_count:,} data subjects" if version.subject_count is not None else "")
+        + (f"; {version.suppressed_rows:,} rows of forgotten subjects dropped" if version.suppressed_rows else "")))
 
 
 @app.command("list")
@@ -124,7 +131,8 @@ def show(ref: str = typer.Argument(..., help="NAME, NAME:vN or a version id."), 
     def human() -> None:
         table = Table(title=f"dataset {version.ref}", show_header=False)
         for key in ("id", "status", "row_count", "content_sha256", "source", "created_at", "retain_from",
-                    "retention_class", "subject_column", "subject_count", "pii_columns", "parents", "replaced_by"):
+                    "retention_class", "subject_column", "no_subject", "subject_count", "suppressed_rows",
+                    "pii_columns", "parents", "replaced_by"):
             table.add_row(key, str(data.get(key)))
         console.print(table)
         columns = Table("column", "type")
@@ -268,7 +276,10 @@ def infer_schema_command(
 
 def _read_subject(subject: str) -> str:
     if subject == "-":
-        return sys.stdin.readline().strip()
+        subject = sys.stdin.readline().strip()
+    if not subject.strip():
+        raise InvalidInput("The subject id is empty or only whitespace; pass the value of the dataset's subject "
+                           "column (e.g. a user id) with --subject ID, or on stdin with --subject -.")
     return subject
 
 
@@ -282,14 +293,10 @@ def forget(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Remove a data subject from every dataset version, taint downstream models, write a receipt."""
-    from yarnit.features import FeatureStore
-    from yarnit.features.erasure import FeatureStoreEraser
-
     subject_id = _read_subject(subject)
-    with workspace() as ws, FeatureStore(ws) as features:
-        # the feature store holds per-subject rows too (offline Parquet and online entities)
-        receipt = Deletions(ws, erasers=[FeatureStoreEraser(features)]).forget(
-            subject_id, grace=timedelta(days=parse_duration_days(grace)), dry_run=dry_run)
+    with workspace() as ws:
+        # by default forget also erases the feature store (offline, every online store) and the prediction log
+        receipt = Deletions(ws).forget(subject_id, grace=timedelta(days=parse_duration_days(grace)), dry_run=dry_run)
     data = receipt.to_dict()
 
     def human() -> None:
@@ -304,8 +311,12 @@ def forget(
                       f"files); due by {receipt.due_by.isoformat()}")
         for m in data.get("tainted_models", []):
             console.print(f"  tainted model {m}: retrain it")
-        if data.get("unchecked_datasets"):
-            console.print(f"  [yellow]not checked[/] (no subject column): {', '.join(data['unchecked_datasets'])}")
+        console.print(f"  searched {len(data.get('searched', []))} places (--json lists them); "
+                      f"{data.get('monitoring_summaries', '')}")
+        if data.get("no_personal_data"):
+            console.print(f"  no personal data in: {', '.join(data['no_personal_data'])}")
+        for r in data.get("remaining", []):
+            console.print(f"  [yellow]remains[/]: {r['where']}: {r['why']}")
 
     emit(data, as_json, human)
 
@@ -327,39 +338,120 @@ def receipts(as_json: bool = JSON_OPTION) -> None:
     emit(items, as_json, human)
 
 
+def _retention(ws: Workspace, features: Any) -> Retention:
+    """Retention over dataset versions, the feature store and the prediction log."""
+    from yarnit.features.retention import FeatureStoreRetention
+    from yarnit.serving.erasure import PredictionLogRetention
+
+    return Retention(ws, targets=[FeatureStoreRetention(features), PredictionLogRetention(ws)])
+
+
+def _render_retention(report: RetentionReport, dry_run: bool) -> None:
+    verb = "would expire" if dry_run else "expired"
+    console.print(f"{verb}: {', '.join(report.expired) or 'no dataset versions'}")
+    for name, items in report.targets.items():
+        console.print(f"{verb} in {name}: {', '.join(items) or 'nothing'}")
+    if report.no_longer_reproducible:
+        console.print(f"models trained on expired data (no longer reproducible): "
+                      f"{', '.join(report.no_longer_reproducible)}")
+    if report.unknown_classes:
+        console.print(f"[yellow]no policy for classes[/]: {report.unknown_classes} (set one with: yarnit data "
+                      "retention set CLASS AGE)")
+    if report.purge is not None:
+        console.print(f"purged {len(report.purge.purged)} files; {report.purge.pending} still waiting for "
+                      "their grace period")
+
+
+def _what_if(items: list[str]) -> dict[str, RetentionPolicy]:
+    out = {}
+    for item in items:
+        class_name, sep, spec = item.partition("=")
+        if not sep:
+            raise InvalidInput(f"--set {item!r} is not CLASS=AGE[:GRACE]; e.g. --set events=400d:7d")
+        age, _, grace = spec.partition(":")
+        out[class_name.strip()] = retention_policy(class_name.strip(), age, grace=grace or 0)
+    return out
+
+
 @app.command("enforce-retention")
 @cli_errors
 def enforce_retention(
-    set_policy: list[str] = typer.Option([], "--set", help="CLASS=AGE[:GRACE], e.g. events=400d:7d (repeatable)."),
+    set_policy: list[str] = typer.Option([], "--set", help="With --dry-run: a what-if policy CLASS=AGE[:GRACE] "
+                                                           "(never stored; change one with: data retention set)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Report what would expire; change nothing."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Expire versions older than their retention class allows and purge files whose grace has passed."""
-    with workspace() as ws:
-        retention = Retention(ws)
-        for item in set_policy:
-            class_name, sep, spec = item.partition("=")
-            if not sep:
-                raise InvalidInput(f"--set {item!r} is not CLASS=AGE[:GRACE]; e.g. --set events=400d:7d")
-            age, _, grace = spec.partition(":")
-            retention.set_policy(class_name.strip(), age, grace=grace or 0)
-        report = retention.enforce(dry_run=dry_run)
-        policies = {k: v.to_dict() for k, v in retention.policies().items()}
+    """Expire data older than its retention class allows and purge files whose grace has passed."""
+    from yarnit.features import FeatureStore
+
+    overrides = _what_if(set_policy)
+    if overrides and not dry_run:
+        raise InvalidInput("--set is a what-if for --dry-run and is never stored. Change a policy with: yarnit data "
+                           "retention set CLASS AGE [--grace G] (it shows what the policy would expire and asks "
+                           "first), then run enforce-retention.")
+    with workspace() as ws, FeatureStore(ws) as features:
+        retention = _retention(ws, features)
+        report = retention.enforce(dry_run=dry_run, overrides=overrides)
+        policies = {k: v.to_dict() for k, v in (retention.effective_policies() | overrides).items()}
     data = report.to_dict() | {"policies": policies}
+    emit(data, as_json, lambda: _render_retention(report, dry_run))
+
+
+retention_app = typer.Typer(help="Retention policies: show them (with the world's defaults), set one.",
+                            no_args_is_help=True)
+app.add_typer(retention_app, name="retention")
+
+
+@retention_app.command("show")
+@cli_errors
+def retention_show(as_json: bool = JSON_OPTION) -> None:
+    """List retention policies: those set, and the defaults of the world's classes."""
+    with workspace() as ws:
+        policies = Retention(ws).effective_policies()
+    rows = [p.to_dict() for p in policies.values()]
 
     def human() -> None:
-        verb = "would expire" if dry_run else "expired"
-        console.print(f"{verb}: {', '.join(report.expired) or 'nothing'}")
-        if report.no_longer_reproducible:
-            console.print(f"models trained on expired data (no longer reproducible): "
-                          f"{', '.join(report.no_longer_reproducible)}")
-        if report.unknown_classes:
-            console.print(f"[yellow]no policy for classes[/]: {report.unknown_classes} (set one with --set)")
-        if report.purge is not None:
-            console.print(f"purged {len(report.purge.purged)} files; {report.purge.pending} still waiting for "
-                          "their grace period")
+        table = Table("class", "max age (days)", "grace (days)", "source", "updated")
+        for r in rows:
+            table.add_row(r["class"], str(r["max_age_days"]), str(r["grace_days"]), r["source"],
+                          r["updated_at"] or "")
+        console.print(table)
 
-    emit(data, as_json, human)
+    emit(rows, as_json, human)
+
+
+@retention_app.command("set")
+@cli_errors
+def retention_set(
+    class_name: str = typer.Argument(..., metavar="CLASS", help="Retention class (e.g. events, features, "
+                                                                "prediction_log)."),
+    max_age: str = typer.Argument(..., metavar="AGE", help="Maximum age, e.g. 400d, 8w, 1y."),
+    grace: str = typer.Option("0d", help="Wait this long before purging expired files."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Store it without asking."),
+    actor: str = typer.Option("cli", help="Who makes the change (recorded in the audit log)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Change a retention policy: shows what it would expire, asks, stores it and audits the change."""
+    from yarnit.features import FeatureStore
+
+    new = retention_policy(class_name, max_age, grace=grace)
+    with workspace() as ws, FeatureStore(ws) as features:
+        retention = _retention(ws, features)
+        before = retention.effective_policies().get(class_name)
+        preview = retention.preview(new)
+        would = [*preview.expired, *(item for items in preview.targets.values() for item in items)]
+        if not as_json:
+            old = "none" if before is None else f"{before.max_age_days}d (grace {before.grace_days}d, {before.source})"
+            console.print(f"{class_name}: {old} → {new.max_age_days}d (grace {new.grace_days}d)")
+            _render_retention(preview, dry_run=True)
+        if not yes and (as_json or not typer.confirm("Store this policy?", default=False)):
+            raise InvalidInput(f"Retention policy for {class_name!r} not stored: confirm it, or pass --yes to store "
+                               "it without asking (needed with --json).")
+        stored = retention.set_policy(class_name, max_age, grace=grace, actor=actor, would_expire=would)
+    data = stored.to_dict() | {"would_expire": would}
+    emit(data, as_json, lambda: console.print(
+        f"stored: {class_name} {stored.max_age_days}d (grace {stored.grace_days}d); it applies at the next "
+        "yarnit data enforce-retention"))
 
 
 __all__ = ["app"]

@@ -8,7 +8,7 @@ The services: :class:`Datasets`, :class:`Schemas`, :class:`Lineage`,
 :class:`Deletions` (``forget``), :class:`Retention` and :class:`PurgeQueue`.
 """
 
-from .deletion import DeletionReceipt, Deletions, Finding, SubjectEraser
+from .deletion import DeletionReceipt, Deletions, ErasureReport, Finding, SubjectEraser
 from .errors import (
     DatasetNotFound,
     DatasetUnavailable,
@@ -21,7 +21,14 @@ from .ingest import FORMATS, Progress, detect_format, read_batches
 from .lineage import Edge, Lineage, LineageGraph, Node
 from .privacy import apply_pii_policy, hmac_column, hmac_hex, subject_hash, workspace_key
 from .purge import PurgeQueue, PurgeReport
-from .retention import Retention, RetentionPolicy, RetentionReport, parse_duration_days
+from .retention import (
+    DEFAULT_POLICIES,
+    Retention,
+    RetentionPolicy,
+    RetentionReport,
+    RetentionTarget,
+    parse_duration_days,
+)
 from .schema import ColumnSchema, DatasetSchema, LabelSpec, infer_schema
 from .schema_registry import Schemas, SchemaVersion
 from .statistics import ColumnStatistics, DatasetStatistics, merge_statistics, profile
@@ -29,6 +36,7 @@ from .validation import Anomaly, Severity, ValidationReport, validate
 from .versions import DatasetVersion, Datasets, table_to_parquet_bytes
 
 __all__ = [
+    "DEFAULT_POLICIES",
     "FORMATS",
     "Anomaly",
     "ColumnSchema",
@@ -42,6 +50,7 @@ __all__ = [
     "DeletionReceipt",
     "Deletions",
     "Edge",
+    "ErasureReport",
     "Finding",
     "IngestError",
     "LabelSpec",
@@ -54,6 +63,7 @@ __all__ = [
     "Retention",
     "RetentionPolicy",
     "RetentionReport",
+    "RetentionTarget",
     "SchemaError",
     "SchemaNotFound",
     "SchemaVersion",

@@ -12,10 +12,24 @@
    in the registry (which blocks their promotion) and listed for retraining;
    other derived nodes (feature materializations, derived datasets,
    deployments) are tainted in the lineage graph;
-4. calls the registered erasers (e.g. an online feature store) for the subject;
-5. writes a deletion receipt that names what was rewritten, queued for purge,
-   tainted and must be retrained. The receipt holds a keyed hash of the subject
+4. calls the registered erasers for the subject (the feature store, offline and
+   every online store ever materialized into; the prediction log);
+5. adds the subject to the suppression list (a keyed hash), so a later ingest
+   that brings the subject back drops those rows;
+6. purges what is due, then looks again and writes a deletion receipt that
+   names what was searched, rewritten, queued for purge, tainted and must be
+   retrained, and what remains with the reason. It is ``completed`` only when
+   every place was searched and the subject is gone from all of them
+   (including the bytes of old versions, which wait for the grace period);
+   otherwise it is ``partial``. The receipt holds a keyed hash of the subject
    id (HMAC with the workspace key), never the id itself.
+
+What is searched: every dataset version through its subject list; a version
+that holds personal data but declares no subject column (``--no-subject``,
+or one ingested before subject columns were required) by a full scan of its
+Parquet; versions with no personal data are listed as such. Monitoring keeps
+no per-subject summaries yet (issue 17): the receipt says so rather than
+claiming them searched.
 
 The request is resumable: a crash part-way leaves an ``in_progress`` receipt
 that the next ``forget`` of the same subject continues. Its due date is 30 days
@@ -25,7 +39,8 @@ inside it. Nothing here logs or stores the raw subject id.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -44,7 +59,7 @@ from yarnit.storage import Workspace
 from yarnit.storage.schema import audit_log, deletion_receipts, model_versions
 
 from .lineage import Lineage, Node
-from .privacy import hmac_hex, subject_hash, subject_mask, workspace_key
+from .privacy import hmac_hex, subject_hash, subject_mask, suppress, workspace_key
 from .purge import PurgeQueue
 from .versions import Datasets, DatasetVersion
 
@@ -52,14 +67,27 @@ SLA = timedelta(days=30)
 DEFAULT_GRACE = timedelta(days=7)
 
 
+@dataclass
+class ErasureReport:
+    """What an eraser did: records removed, places searched, and what remains (``{"where", "why"}``)."""
+
+    name: str
+    removed: int = 0
+    searched: list[str] = field(default_factory=list)
+    remaining: list[dict[str, str]] = field(default_factory=list)
+
+
 class SubjectEraser(Protocol):
     """Something outside dataset versions that holds per-subject data (e.g. an online store)."""
 
     name: str
 
-    def erase(self, subject_id: str) -> int:
-        """Delete the subject's data; return how many records were removed."""
+    def erase(self, subject_id: str) -> ErasureReport | int:
+        """Delete the subject's data; report what was searched and what remains (or just a count)."""
         ...
+
+
+MONITORING_NOTE = "monitoring keeps no per-subject summaries yet (issue 17): nothing to search"
 
 
 @dataclass(frozen=True)
@@ -104,9 +132,23 @@ def _receipt(row: Any) -> DeletionReceipt:
 class Deletions:
     """Find, forget and prove the deletion of a data subject across the workspace."""
 
-    def __init__(self, workspace: Workspace, *, erasers: Sequence[SubjectEraser] = ()) -> None:
+    def __init__(self, workspace: Workspace, *, erasers: Sequence[SubjectEraser] | None = None) -> None:
+        """``erasers`` default to the workspace's feature store and prediction log (pass ``()`` for none)."""
         self.ws = workspace
-        self.erasers = tuple(erasers)
+        self.erasers = None if erasers is None else tuple(erasers)
+
+    @contextlib.contextmanager
+    def _erasers(self) -> Iterator[tuple[SubjectEraser, ...]]:
+        if self.erasers is not None:
+            yield self.erasers
+            return
+        # Imported here: the feature store and serving build on this package, not the other way round.
+        from yarnit.features import FeatureStore
+        from yarnit.features.erasure import FeatureStoreEraser
+        from yarnit.serving.erasure import PredictionLogEraser
+
+        with FeatureStore(self.ws) as features:
+            yield (FeatureStoreEraser(features, subject_columns=self.subject_columns()), PredictionLogEraser(self.ws))
 
     # -- finding -----------------------------------------------------------
     def find(self, subject_id: str) -> list[DatasetVersion]:
@@ -134,8 +176,36 @@ class Deletions:
         return sorted(found, key=lambda v: (v.name, v.version))
 
     def unchecked(self) -> list[DatasetVersion]:
-        """Active versions with no declared subject column: ``forget`` cannot see inside them."""
-        return [v for v in Datasets(self.ws).list(include_inactive=False) if v.subject_column is None]
+        """Active versions with personal data but no subject column: ``forget`` scans them in full."""
+        return [v for v in Datasets(self.ws).list(include_inactive=False)
+                if v.subject_column is None and v.personal_columns]
+
+    def subject_columns(self) -> list[str]:
+        """``user_id`` and every subject column a dataset declares (the keys feature views are erased by)."""
+        declared = {v.subject_column for v in Datasets(self.ws).list() if v.subject_column}
+        return sorted(declared | {"user_id"})
+
+    def _stored_holders(self, subject_id: str) -> list[DatasetVersion]:
+        """Versions of any status whose data file is still stored and whose subject list holds the subject."""
+        key = workspace_key(self.ws)
+        needles = {subject_id, hmac_hex(key, subject_id)}
+        out = []
+        for v in Datasets(self.ws).list():
+            if not v.subjects_sha256 or not self.ws.artifacts.path_for(v.artifact_sha256).is_file():
+                continue
+            path = self.ws.artifacts.path_for(v.subjects_sha256)
+            if not path.is_file():
+                continue
+            subjects = pq.read_table(path).column("subject")
+            text = subjects if pa.types.is_string(subjects.type) else pc.cast(subjects, pa.string())
+            if pc.any(pc.is_in(text, value_set=pa.array(sorted(needles)))).as_py():
+                out.append(v)
+        return out
+
+    def _scan_version(self, version: DatasetVersion, subject_id: str) -> int:
+        """Rows of ``version`` that hold the subject in any text or integer column (a full scan)."""
+        path = self.ws.artifacts.path_for(version.artifact_sha256)
+        return sum(f.rows for f in _scan_file(path, version.artifact_sha256, subject_id, workspace_key(self.ws)))
 
     # -- forgetting ----------------------------------------------------------
     def forget(self, subject_id: str, *, grace: timedelta = DEFAULT_GRACE, actor: str = "cli",
@@ -154,7 +224,7 @@ class Deletions:
                                    detail={"would_rewrite": [v.ref for v in affected],
                                            "would_taint": self._downstream_models(affected),
                                            "unchecked_datasets": [v.ref for v in self.unchecked()]})
-        receipt = self._open_receipt(hashed, now, grace)
+        receipt = self._open_receipt(hashed, now, grace, subject_id)
         datasets = Datasets(self.ws)
         queue = PurgeQueue(self.ws)
         key = workspace_key(self.ws)
@@ -189,24 +259,71 @@ class Deletions:
         old_ids = [r["from_id"] for r in rewritten]
         new_ids = {r["to_id"] for r in rewritten}
         tainted_models, tainted_nodes = self._taint_downstream(old_ids, new_ids, receipt.id)
-        erased = {e.name: int(e.erase(subject_id)) for e in self.erasers}
+        searched: list[str] = []
+        remaining: list[dict[str, Any]] = []
+        erased: dict[str, int] = {}
+        with self._erasers() as erasers:
+            for eraser in erasers:
+                result = eraser.erase(subject_id)
+                if isinstance(result, int):
+                    result = ErasureReport(eraser.name, removed=result, searched=[eraser.name])
+                erased[eraser.name] = int(result.removed)
+                searched += result.searched
+                remaining += result.remaining
+        queue.purge_due()  # a zero grace period purges the old files now
+        searched_data, not_personal, left = self._verify(subject_id)
         detail |= {
             "rewritten": rewritten, "scheduled_purges": purges,
             "tainted_models": tainted_models, "tainted_nodes": tainted_nodes, "to_retrain": tainted_models,
             "rebuilt_datasets": sorted({r["to"] for r in rewritten}), "erased": erased,
             "unchecked_datasets": [v.ref for v in self.unchecked()],
+            "searched": searched_data + searched, "no_personal_data": not_personal,
+            "monitoring_summaries": MONITORING_NOTE, "remaining": left + remaining,
         }
-        status = "pending_purge" if purges else "completed"
+        status = "partial" if detail["remaining"] else "completed"
         with self.ws.metadata.begin() as conn:
             conn.execute(update(deletion_receipts).where(deletion_receipts.c.id == receipt.id).values(
-                detail=detail, status=status, completed_at=None if purges else self.ws.clock.now()))
+                detail=detail, status=status, completed_at=None if status == "partial" else self.ws.clock.now()))
             conn.execute(insert(audit_log).values(
                 at=self.ws.clock.now(), actor=actor, action="data.forget", subject=receipt.id,
                 detail={"subject_hash": hashed, "rewritten": len(rewritten), "tainted_models": len(tainted_models),
                         "scheduled_purges": len(purges)}))
         return self.receipt(receipt.id)
 
-    def _open_receipt(self, hashed: str, now: datetime, grace: timedelta) -> DeletionReceipt:
+    def _verify(self, subject_id: str) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+        """Look again after the rewrite: (places searched, versions without personal data, what remains)."""
+        searched: list[str] = []
+        not_personal: list[str] = []
+        remaining: list[dict[str, Any]] = []
+        versions = Datasets(self.ws).list()
+        for v in versions:
+            if not v.active:
+                continue
+            if v.subject_column is not None:
+                searched.append(f"dataset {v.ref} (subject column {v.subject_column})")
+            elif not v.personal_columns:
+                not_personal.append(v.ref)
+            else:
+                rows = self._scan_version(v, subject_id)
+                searched.append(f"dataset {v.ref} (no subject column: full scan)")
+                if rows:
+                    why = v.no_subject or "ingested before subject columns were declared"
+                    remaining.append({"where": f"dataset {v.ref}", "why": (
+                        f"{rows} rows hold the subject but the version names no subject column ({why}); ingest "
+                        "it again with --subject COLUMN so forget can rewrite it")})
+        pending = {row["artifact_sha256"]: row["purge_after"] for row in PurgeQueue(self.ws).pending()}
+        for v in self._stored_holders(subject_id):
+            if v.active:
+                remaining.append({"where": f"dataset {v.ref}", "why": "still holds the subject after the rewrite"})
+            else:
+                after = pending.get(v.artifact_sha256)
+                remaining.append({"where": f"file of dataset {v.ref} ({v.status}, no longer readable)",
+                                  "why": ("purged after the grace period, at " + after.isoformat()) if after
+                                  else "not queued for purge", "kind": "purge" if after else "file",
+                                  "sha256": v.artifact_sha256})
+        return searched, not_personal, remaining
+
+    def _open_receipt(self, hashed: str, now: datetime, grace: timedelta, subject_id: str) -> DeletionReceipt:
         with self.ws.metadata.begin() as conn:
             row = conn.execute(select(deletion_receipts).where(and_(
                 deletion_receipts.c.subject_hash == hashed, deletion_receipts.c.status == "in_progress"))
@@ -217,6 +334,8 @@ class Deletions:
             conn.execute(insert(deletion_receipts).values(
                 id=receipt_id, subject_hash=hashed, requested_at=now, due_by=now + SLA, purge_after=now + grace,
                 completed_at=None, status="in_progress", detail={}))
+            # From now on every ingest drops the subject's rows, also while this request runs.
+            suppress(conn, self.ws, subject_id, receipt_id=receipt_id)
         return self.receipt(receipt_id)
 
     def _downstream_models(self, versions: Sequence[DatasetVersion]) -> list[str]:
@@ -281,23 +400,31 @@ class Deletions:
         """Look for the subject in every column of every stored Parquet artifact (slow; for audits and tests)."""
         _check_subject(subject_id)
         key = workspace_key(self.ws)
-        needles = pa.array([subject_id, hmac_hex(key, subject_id)])
         findings: list[Finding] = []
         for sha in self.ws.artifacts.iter_shas():
-            path = self.ws.artifacts.path_for(sha)
-            if not _is_parquet(path):
-                continue
-            table = pq.read_table(path)
-            for name in table.column_names:
-                values = table.column(name)
-                if not (pa.types.is_string(values.type) or pa.types.is_integer(values.type)
-                        or pa.types.is_large_string(values.type)):
-                    continue
-                text = values if pa.types.is_string(values.type) else pc.cast(values, pa.string())
-                rows = int(pc.sum(pc.is_in(text, value_set=needles)).as_py() or 0)
-                if rows:
-                    findings.append(Finding(sha, name, rows))
+            findings += _scan_file(self.ws.artifacts.path_for(sha), sha, subject_id, key)
         return findings
+
+
+def _scan_file(path: Path, sha: str, subject_id: str, key: bytes) -> list[Finding]:
+    """The subject's rows (raw id or keyed hash) in each text or integer column of a Parquet file."""
+    if not _is_parquet(path):
+        return []
+    needles = pa.array([subject_id, hmac_hex(key, subject_id)])
+    table = pq.read_table(path)
+    findings = []
+    for name in table.column_names:
+        values = table.column(name)
+        if pa.types.is_dictionary(values.type):
+            values = pc.cast(values, values.type.value_type)
+        if not (pa.types.is_string(values.type) or pa.types.is_integer(values.type)
+                or pa.types.is_large_string(values.type)):
+            continue
+        text = values if pa.types.is_string(values.type) else pc.cast(values, pa.string())
+        rows = int(pc.sum(pc.fill_null(pc.is_in(text, value_set=needles), False)).as_py() or 0)
+        if rows:
+            findings.append(Finding(sha, name, rows))
+    return findings
 
 
 def _is_parquet(path: Path) -> bool:
@@ -314,4 +441,5 @@ def _check_subject(subject_id: str) -> None:
                            "dataset's subject column, e.g. a user id).")
 
 
-__all__ = ["DEFAULT_GRACE", "SLA", "DeletionReceipt", "Deletions", "Finding", "SubjectEraser"]
+__all__ = ["DEFAULT_GRACE", "MONITORING_NOTE", "SLA", "DeletionReceipt", "Deletions", "ErasureReport", "Finding",
+           "SubjectEraser"]

@@ -11,6 +11,10 @@ The key comes from ``Settings.hmac_key`` (``YARNIT_HMAC_KEY``). When it is not
 set, a random key is created once per workspace in ``$YARNIT_HOME/hmac.key``
 (mode 0600) so hashes stay stable across runs of that workspace.
 
+The suppression list holds the keyed hash of every forgotten subject (never
+the id): :func:`suppression_mask` finds their rows in a new batch so ingest
+can drop them, whether the batch stores the subject raw or already hashed.
+
 Example:
     >>> import pyarrow as pa
     >>> t = pa.table({"user_id": ["u1", "u2"], "price": [1.0, 2.0]})
@@ -31,9 +35,12 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sqlalchemy import Connection, insert, select
+
 from yarnit.core.atomic import atomic_create_chunks
 from yarnit.core.errors import ConfigError
 from yarnit.storage import Workspace
+from yarnit.storage.schema import subject_suppressions
 
 from .errors import SchemaError
 
@@ -119,11 +126,41 @@ def subject_mask(values: pa.ChunkedArray | pa.Array, subject_id: str, encoding: 
     return pc.fill_null(mask, False)
 
 
+def suppress(conn: Connection, ws: Workspace, subject_id: str, *, receipt_id: str) -> None:
+    """Add a forgotten subject to the suppression list (its keyed hash), inside the caller's transaction."""
+    hashed = hmac_hex(workspace_key(ws), subject_id)
+    exists = conn.execute(select(subject_suppressions.c.subject_hmac)
+                          .where(subject_suppressions.c.subject_hmac == hashed)).first()
+    if exists is None:
+        conn.execute(insert(subject_suppressions).values(subject_hmac=hashed, receipt_id=receipt_id,
+                                                         added_at=ws.clock.now()))
+
+
+def suppressed_hashes(ws: Workspace) -> pa.Array:
+    """The keyed hashes of every forgotten subject (empty when nobody was forgotten)."""
+    with ws.metadata.begin() as conn:
+        rows = conn.execute(select(subject_suppressions.c.subject_hmac)).all()
+    return pa.array(sorted(r[0] for r in rows), pa.string())
+
+
+def suppression_mask(values: pa.ChunkedArray | pa.Array, hashes: pa.Array, encoding: str,
+                     key: bytes) -> pa.ChunkedArray | pa.Array:
+    """True where a subject column holds a suppressed subject (``encoding``: raw, or hmac when hashed at ingest)."""
+    if len(values) == 0 or len(hashes) == 0:
+        return pa.array([False] * len(values), pa.bool_())
+    hashed = values if encoding == "hmac" else hmac_column(values, key)
+    text = hashed if pa.types.is_string(hashed.type) else pc.cast(hashed, pa.string())
+    return pc.fill_null(pc.is_in(text, value_set=hashes), False)
+
+
 __all__ = [
     "apply_pii_policy",
     "hmac_column",
     "hmac_hex",
     "subject_hash",
     "subject_mask",
+    "suppress",
+    "suppressed_hashes",
+    "suppression_mask",
     "workspace_key",
 ]

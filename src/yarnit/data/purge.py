@@ -5,7 +5,8 @@ artifacts for purge ``grace`` later (time to notice a mistaken request while
 the data is no longer readable through yarnit). :meth:`PurgeQueue.purge_due`
 deletes what is due, but never an artifact that an active dataset version or a
 model version still references (content addressing means identical bytes are
-shared). When every purge of a deletion request is done, its receipt is closed.
+shared). When every purge of a deletion request is done and nothing else
+remains, its receipt is closed (``completed``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,21 @@ class PurgeReport:
         return {"purged": self.purged, "still_referenced": self.still_referenced,
                 "already_gone": self.already_gone, "pending": self.pending,
                 "receipts_completed": self.receipts_completed}
+
+
+def _close_receipt(conn: Connection, request_id: str, now: datetime) -> bool:
+    """Every file of a deletion request is purged: drop those waits from its receipt; close it if nothing else
+    remains (a receipt still naming other remains, e.g. an unreachable store, stays ``partial``)."""
+    row = conn.execute(select(deletion_receipts.c.status, deletion_receipts.c.detail).where(and_(
+        deletion_receipts.c.id == request_id, deletion_receipts.c.completed_at.is_(None)))).first()
+    if row is None or row[0] != "partial":
+        return False  # unknown, already closed, or still in progress (forget finishes it)
+    detail = dict(row[1] or {})
+    detail["remaining"] = [r for r in detail.get("remaining", []) if r.get("kind") != "purge"]
+    done = not detail["remaining"]
+    conn.execute(update(deletion_receipts).where(deletion_receipts.c.id == request_id).values(
+        detail=detail, status="completed" if done else "partial", completed_at=now if done else None))
+    return done
 
 
 class PurgeQueue:
@@ -96,12 +112,8 @@ class PurgeQueue:
             for request_id in sorted(requests):
                 left = conn.execute(select(artifact_purges.c.id).where(and_(
                     artifact_purges.c.request_id == request_id, artifact_purges.c.purged_at.is_(None)))).first()
-                if left is None:
-                    changed = conn.execute(update(deletion_receipts).where(and_(
-                        deletion_receipts.c.id == request_id, deletion_receipts.c.completed_at.is_(None)))
-                        .values(status="completed", completed_at=now)).rowcount
-                    if changed:
-                        report.receipts_completed.append(request_id)
+                if left is None and _close_receipt(conn, request_id, now):
+                    report.receipts_completed.append(request_id)
             pending = conn.execute(select(artifact_purges.c.id).where(artifact_purges.c.purged_at.is_(None))).all()
         return PurgeReport(purged=report.purged, still_referenced=report.still_referenced,
                            already_gone=report.already_gone, pending=len(pending),

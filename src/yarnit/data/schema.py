@@ -76,7 +76,7 @@ NUMERIC_TYPES = {t for t in TYPES if t.startswith(("int", "uint", "float"))}
 COLUMN_KEYS = ("type", "nullable", "min", "max", "domain", "unique", "pii", "environments", "description",
                "max_missing", "drift_threshold", "restricted")
 RESTRICTED_KEYS = ("bucket", "map", "as", "other")
-TOP_KEYS = ("dataset", "description", "columns", "subject", "slices", "label", "volume", "slice_volume",
+TOP_KEYS = ("dataset", "description", "columns", "subject", "no_subject", "slices", "label", "volume", "slice_volume",
             "drift", "environments", "allow_extra_columns", "retention")
 LABEL_KEYS = ("column", "positive_rate")
 VOLUME_KEYS = ("max_drop", "max_growth")
@@ -84,6 +84,16 @@ SLICE_VOLUME_KEYS = ("max_drop", "min_rows")
 DRIFT_KEYS = ("threshold",)
 DEFAULT_ENVIRONMENTS = ("training", "serving")
 _OUTPUT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+# Column names that identify a person wherever they appear. A dataset holding one of them (or a column tagged
+# ``pii``) holds personal data, so it must declare its subject column, or say why it has none (``no_subject``).
+PERSONAL_IDENTIFIERS = frozenset({"user_id", "customer_id", "shopper_id", "account_id", "subject_id", "email",
+                                  "phone", "ip", "ip_address", "session_id", "device_id", "full_name"})
+
+
+def personal_columns(columns: Sequence[str], pii: Mapping[str, str] = {}) -> list[str]:  # noqa: B006 - read only
+    """The columns that make a dataset personal data: known identifiers and PII-tagged columns it keeps."""
+    kept_pii = {c for c, action in pii.items() if action != "drop"}
+    return [c for c in columns if c in PERSONAL_IDENTIFIERS or c in kept_pii]
 
 
 def yarnit_type(arrow_type: pa.DataType) -> str:
@@ -223,6 +233,7 @@ class DatasetSchema:
     dataset: str | None = None
     description: str = ""
     subject: str | None = None
+    no_subject: str | None = None  # why a dataset with personal data has no subject column
     slices: tuple[str, ...] = ()
     label: LabelSpec | None = None
     volume_max_drop: float = 0.5
@@ -256,6 +267,8 @@ class DatasetSchema:
             out["description"] = self.description
         if self.subject:
             out["subject"] = self.subject
+        if self.no_subject:
+            out["no_subject"] = self.no_subject
         if self.retention:
             out["retention"] = self.retention
         if self.slices:
@@ -337,7 +350,7 @@ class _Parser:
             raise self.fail(columns_node, "'columns' is empty; declare at least one column.")
         parsed = {name: self.column(name, value) for name, (_k, value) in columns.items()}
         kwargs: dict[str, Any] = {"columns": parsed, "source": self.path or ""}
-        for key in ("dataset", "description", "subject", "retention"):
+        for key in ("dataset", "description", "subject", "no_subject", "retention"):
             if key in top:
                 kwargs[key] = self.string(top[key][1], key)
         if "allow_extra_columns" in top:
@@ -352,6 +365,9 @@ class _Parser:
                 self.known_column(node, s, parsed, "slices")
         if "subject" in kwargs:
             self.known_column(top["subject"][1], kwargs["subject"], parsed, "subject")
+            if "no_subject" in kwargs:
+                raise self.fail(top["no_subject"][0], "declares both 'subject' and 'no_subject'; keep 'subject' if "
+                                                      "a column identifies the person, else 'no_subject: REASON'.")
         if "label" in top:
             kwargs["label"] = self.label(top["label"][1], parsed)
         if "volume" in top:
@@ -606,6 +622,7 @@ def with_columns(schema: DatasetSchema, **columns: ColumnSchema) -> DatasetSchem
 
 __all__ = [
     "DEFAULT_ENVIRONMENTS",
+    "PERSONAL_IDENTIFIERS",
     "PII_ACTIONS",
     "TYPES",
     "ColumnRestriction",
@@ -614,6 +631,7 @@ __all__ = [
     "LabelSpec",
     "compatible",
     "infer_schema",
+    "personal_columns",
     "type_family",
     "with_columns",
     "yarnit_type",

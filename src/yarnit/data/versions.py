@@ -36,7 +36,7 @@ import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -56,8 +56,8 @@ from yarnit.storage.schema import dataset_versions, lineage_edges
 from .conform import conform_table
 from .errors import DatasetNotFound, DatasetUnavailable, IngestError
 from .ingest import ProgressCallback, detect_format, read_batches
-from .privacy import apply_pii_policy, workspace_key
-from .schema import DatasetSchema, yarnit_type
+from .privacy import apply_pii_policy, suppressed_hashes, suppression_mask, workspace_key
+from .schema import DatasetSchema, personal_columns, yarnit_type
 from .schema_registry import Schemas
 from .statistics import DatasetStatistics, merge_statistics, profile
 
@@ -65,6 +65,8 @@ ROW_GROUP_ROWS = 1 << 20
 COMPRESSION = "zstd"
 ACTIVE = "active"
 STATUSES = ("active", "forgotten", "expired", "purged")
+SUBJECT_KEY = b"yarnit.subject"  # Parquet metadata: the column that identifies the data subject
+NO_SUBJECT_KEY = b"yarnit.no_subject"  # Parquet metadata: why a file of personal data has no such column
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,24 @@ class DatasetVersion:
     def active(self) -> bool:
         return self.status == ACTIVE
 
+    @property
+    def suppressed_rows(self) -> int:
+        """Rows of forgotten subjects dropped at ingest (the suppression list)."""
+        return int(self.privacy.get("suppressed_rows", 0))
+
+    @property
+    def no_subject(self) -> str | None:
+        """Why this version has no subject column although it holds personal data (declared at ingest)."""
+        return self.privacy.get("no_subject")
+
+    @property
+    def personal_columns(self) -> list[str]:
+        """Columns that make this version personal data (identifiers, kept PII)."""
+        recorded = self.privacy.get("personal_columns")
+        if recorded is not None:
+            return list(recorded)
+        return personal_columns(list(self.schema), {c: "keep" for c in self.pii_columns})
+
     def stats(self) -> DatasetStatistics | None:
         """The statistics profile recorded at ingest (None for versions made before profiles existed)."""
         return DatasetStatistics.from_dict(self.statistics)
@@ -120,6 +140,7 @@ class DatasetVersion:
             "superseded_by": self.superseded_by,
             "status_changed_at": None if self.status_changed_at is None else self.status_changed_at.isoformat(),
             "retain_from": (self.retain_from or self.created_at).isoformat(),
+            "suppressed_rows": self.suppressed_rows, "no_subject": self.no_subject,
         }
         if with_statistics:
             out["statistics"] = self.statistics
@@ -236,6 +257,7 @@ class _Written:
     schema: pa.Schema | None
     statistics: DatasetStatistics | None
     subjects: pa.Array | None
+    suppressed: int = 0
 
 
 class Datasets:
@@ -258,6 +280,7 @@ class Datasets:
         schema: DatasetSchema | None = None,
         subject: str | None = None,
         allow_empty: bool = False,
+        no_subject: str | None = None,
     ) -> DatasetVersion:
         """Record a pandas or Arrow table as a version of ``name`` (or return the identical existing one)."""
         table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
@@ -265,7 +288,7 @@ class Datasets:
             raise InvalidInput(f"Dataset {name!r} from {source!r} has no columns; nothing to ingest.")
         return self.ingest_batches(name, [table], source=source, parents=parents, run_id=run_id,
                                    retention_class=retention_class, pii_columns=pii_columns, schema=schema,
-                                   subject=subject, allow_empty=allow_empty, where=source)
+                                   subject=subject, allow_empty=allow_empty, where=source, no_subject=no_subject)
 
     def ingest_file(
         self,
@@ -283,14 +306,24 @@ class Datasets:
         delimiter: str | None = None,
         progress: ProgressCallback | None = None,
         allow_empty: bool = False,
+        no_subject: str | None = None,
     ) -> DatasetVersion:
-        """Stream a CSV, Parquet, JSON Lines or Arrow file into a version of ``name``."""
+        """Stream a CSV, Parquet, JSON Lines or Arrow file into a version of ``name``.
+
+        A Parquet file written by yarnit (the world's tables) declares its subject column in its metadata;
+        it is used when neither ``subject``, ``no_subject`` nor the schema says otherwise.
+        """
         check_name("Dataset", name)
+        is_parquet = detect_format(path, fmt) == "parquet"
+        if is_parquet and subject is None and no_subject is None and (schema is None or not (
+                schema.subject or schema.no_subject)):
+            subject, no_subject = declared_subject(path)
         batches = read_batches(path, fmt, schema=schema, delimiter=delimiter, progress=progress)
-        as_is = Path(path) if detect_format(path, fmt) == "parquet" and _canonical_parquet(path, schema) else None
+        as_is = Path(path) if is_parquet and _canonical_parquet(path, schema) else None
         return self.ingest_batches(name, batches, source=source or str(path), parents=parents, run_id=run_id,
                                    retention_class=retention_class, pii_columns=pii_columns, schema=schema,
-                                   subject=subject, allow_empty=allow_empty, where=str(path), store_as_is=as_is)
+                                   subject=subject, allow_empty=allow_empty, where=str(path), store_as_is=as_is,
+                                   no_subject=no_subject)
 
     def ingest_batches(
         self,
@@ -313,6 +346,7 @@ class Datasets:
         privacy: dict[str, Any] | None = None,
         retain_from: datetime | None = None,
         store_as_is: Path | None = None,
+        no_subject: str | None = None,
     ) -> DatasetVersion:
         """Stream batches into a new version; the core that every ingest path uses.
 
@@ -323,19 +357,35 @@ class Datasets:
         ``schema_id``, ``privacy`` and ``retain_from`` carry a rewritten version's
         manifest over from its original (``forget``): PII is already treated and
         retention keeps counting from the original ingest.
+
+        A dataset holding personal data (an identifier column such as
+        ``user_id``, or a kept PII column) must name its ``subject`` column, or
+        give ``no_subject``: the reason it has none. Rows of subjects on the
+        suppression list (forgotten before) are dropped and counted
+        (``suppressed_rows``).
         """
         check_name("Dataset", name)
         parent_ids = [self.resolve(p).id for p in parents]
         if schema is not None:
             schema_id = Schemas(self.ws).register(schema.dataset or name, schema, source=schema.source).id
         subject_column = subject or (schema.subject if schema is not None else None)
+        no_subject = no_subject if no_subject is not None else (schema.no_subject if schema is not None else None)
+        if no_subject is not None and not no_subject.strip():
+            raise InvalidInput(f"--no-subject for dataset {name!r} needs a reason (e.g. 'aggregates over at least "
+                               "50 shoppers'), got an empty one.")
+        if subject_column is not None and no_subject is not None:
+            raise InvalidInput(f"Dataset {name!r} names subject column {subject_column!r} and also says it has no "
+                               "subject column; pass one of --subject and --no-subject.")
         policy: dict[str, str] = dict(schema.pii_columns) if schema is not None else {}
         for column in pii_columns:
             policy.setdefault(column, "keep")
-        key = workspace_key(self.ws) if "hash" in policy.values() else None
+        encoding = (privacy or {}).get("subject_encoding") or (
+            "hmac" if policy.get(subject_column or "") == "hash" else "raw")
+        hashes = suppressed_hashes(self.ws) if subject_column is not None else pa.array([], pa.string())
+        key = workspace_key(self.ws) if "hash" in policy.values() or len(hashes) else None
         slices = tuple(schema.slices) if schema is not None else ()
-        if any(action in ("drop", "hash") for action in policy.values()):
-            store_as_is = None  # the stored bytes must not hold the raw PII
+        if any(action in ("drop", "hash") for action in policy.values()) or len(hashes):
+            store_as_is = None  # the stored bytes must not hold the raw PII, nor rows of forgotten subjects
         copy: Future[str] | None = None
         copier = ThreadPoolExecutor(1) if store_as_is is not None else None
         if copier is not None and store_as_is is not None:
@@ -346,7 +396,8 @@ class Datasets:
         try:
             written = self._write_staging(batches, schema=schema, policy=policy, key=key, slices=slices,
                                           subject_column=subject_column, where=where, environment=environment,
-                                          chunk_rows=chunk_rows, write=store_as_is is None)
+                                          chunk_rows=chunk_rows, write=store_as_is is None,
+                                          suppressed=(hashes, encoding))
         except BaseException:
             if copier is not None and copy is not None:
                 copier.shutdown(wait=True)
@@ -363,6 +414,12 @@ class Datasets:
             if subject_column is not None and subject_column not in written.schema.names:
                 raise InvalidInput(f"Subject column {subject_column!r} is not in dataset {name!r}; its columns are "
                                    f"{written.schema.names}. Name the column that identifies the person.")
+            personal = personal_columns(written.schema.names, policy)
+            if personal and subject_column is None and no_subject is None:
+                raise InvalidInput(
+                    f"Dataset {name!r} holds personal data (columns {personal}) but names no subject column, so a "
+                    "deletion request could not find a person's rows in it. Pass --subject COLUMN (e.g. "
+                    "--subject user_id), or --no-subject 'REASON' if no column identifies the person.")
             if copy is not None:
                 content = _publish(self.ws.artifacts, copied, copy.result())
             else:
@@ -377,13 +434,16 @@ class Datasets:
             subjects_sha = self.ws.artifacts.put_bytes(table_to_parquet_bytes(
                 pa.table({"subject": written.subjects}))).sha256
         if privacy is None:
-            privacy = {"pii": policy, "subject_column": subject_column,
-                       "subject_encoding": "hmac" if policy.get(subject_column or "") == "hash" else "raw"}
+            privacy = {"pii": policy, "subject_column": subject_column, "subject_encoding": encoding,
+                       "personal_columns": personal}
+            if no_subject is not None:
+                privacy["no_subject"] = no_subject.strip()
+        privacy = {**privacy, "suppressed_rows": written.suppressed}
         private = set(privacy.get("pii", {})) | ({subject_column} if subject_column else set())
         private |= set(schema.restricted_columns) if schema is not None else set()  # no raw values (CH4-R3)
         stats = written.statistics.redact(private).to_dict() if written.statistics is not None else None
         column_types = {f.name: yarnit_type(f.type) for f in written.schema}
-        return self._record(
+        version = self._record(
             name=name, content=content, rows=written.rows, column_types=column_types, statistics=stats,
             source=source, parents=parent_ids, run_id=run_id,
             retention_class=retention_class or (schema.retention if schema is not None else None),
@@ -391,10 +451,15 @@ class Datasets:
             subjects_sha256=subjects_sha,
             subject_count=None if written.subjects is None else len(written.subjects),
             schema_id=schema_id, privacy=privacy, relation=relation, retain_from=retain_from)
+        if version.suppressed_rows != written.suppressed:
+            # The same content was recorded before: the result still counts what this ingest dropped.
+            version = replace(version, privacy={**version.privacy, "suppressed_rows": written.suppressed})
+        return version
 
     def _write_staging(self, batches: Iterable[pa.RecordBatch | pa.Table], *, schema: DatasetSchema | None,
                        policy: dict[str, str], key: bytes | None, slices: Sequence[str], subject_column: str | None,
-                       where: str, environment: str, chunk_rows: int, write: bool = True) -> _Written:
+                       where: str, environment: str, chunk_rows: int, write: bool = True,
+                       suppressed: tuple[pa.Array, str] | None = None) -> _Written:
         staging = self.ws.artifacts.root / "staging"
         staging.mkdir(parents=True, exist_ok=True, mode=0o755)
         # The name carries our pid: LocalArtifactStore.recover() removes it if we are killed.
@@ -404,11 +469,20 @@ class Datasets:
         rows = 0
         profiles: list[Future[DatasetStatistics]] = []
         subjects: list[pa.Array] = []
+        dropped = 0
+        hashes, encoding = suppressed if suppressed is not None else (pa.array([], pa.string()), "raw")
         try:
             with ThreadPoolExecutor(1) as pool:
                 for chunk in _rechunk(batches, chunk_rows):
                     table = conform_table(chunk, schema, environment=environment, where=where, row_offset=rows)
                     table = apply_pii_policy(table, policy, key=key).replace_schema_metadata(None)
+                    if len(hashes) and subject_column in table.column_names:
+                        assert key is not None
+                        gone = suppression_mask(table.column(subject_column), hashes, encoding, key)
+                        n_gone = int(pc.sum(gone).as_py() or 0)
+                        if n_gone:
+                            table = table.filter(pc.invert(gone))
+                            dropped += n_gone
                     if out_schema is None:
                         out_schema = table.schema
                         if write:
@@ -428,7 +502,7 @@ class Datasets:
                         writer.write_table(table, row_group_size=chunk_rows)
                     rows += table.num_rows
                 if out_schema is None:
-                    return _Written(path, 0, None, None, None)
+                    return _Written(path, 0, None, None, None, dropped)
                 if writer is not None:
                     writer.close()
                     writer = None
@@ -444,7 +518,7 @@ class Datasets:
                 pa.chunked_array([], type=out_schema.field(subject_column).type)
             distinct = pc.drop_null(pc.unique(values.combine_chunks()))
             unique = pc.take(distinct, pc.sort_indices(distinct))
-        return _Written(path, rows, out_schema, stats, unique)
+        return _Written(path, rows, out_schema, stats, unique, dropped)
 
     def _record(self, *, name: str, content: str, rows: int, column_types: dict[str, str],
                 statistics: dict[str, Any] | None, source: str, parents: Sequence[str], run_id: str | None,
@@ -585,6 +659,17 @@ class Datasets:
         if superseded_by is not None:
             values["superseded_by"] = superseded_by
         conn.execute(update(dataset_versions).where(dataset_versions.c.id == version_id).values(**values))
+
+
+def declared_subject(path: str | Path) -> tuple[str | None, str | None]:
+    """(subject column, no-subject reason) a yarnit-written Parquet file declares in its metadata."""
+    try:
+        metadata = pq.read_schema(path).metadata or {}
+    except (pa.ArrowInvalid, OSError):
+        return None, None  # read_batches reports the problem with the file name
+    subject = metadata.get(SUBJECT_KEY)
+    reason = metadata.get(NO_SUBJECT_KEY)
+    return (None if subject is None else subject.decode()), (None if reason is None else reason.decode())
 
 
 def _edge(conn: Connection, src_kind: str, src_id: str, dst_kind: str, dst_id: str, relation: str,

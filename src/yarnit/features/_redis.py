@@ -19,7 +19,7 @@ Keys (``prefix`` defaults to ``yarnit:``; set it with ``redis://…/0?prefix=mya
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -211,6 +211,13 @@ class RedisOnlineStore:
             return int(self._client.hdel(self._key(table), *keys))
         except redis.RedisError as exc:
             raise self._unavailable(exc) from exc
+
+    def keys(self, table: str) -> Iterator[StorageKey]:
+        try:
+            found = [k.decode() for k, _ in self._client.hscan_iter(self._key(table), count=1000)]
+        except redis.RedisError as exc:
+            raise self._unavailable(exc) from exc
+        return iter(found)
 
     def drop(self, table: str) -> None:
         try:

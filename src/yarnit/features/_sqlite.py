@@ -14,7 +14,7 @@ import itertools
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -280,6 +280,15 @@ class SqliteOnlineStore:
             raise self._unavailable(exc) from exc
         finally:
             conn.close()
+
+    def keys(self, table: str) -> Iterator[StorageKey]:
+        try:
+            rows = self._conn().execute(f"SELECT k FROM {_data_table(table)}").fetchall()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return iter(())
+            raise self._unavailable(exc) from exc
+        return (r[0] for r in rows)
 
     def drop(self, table: str) -> None:
         conn = self._open()

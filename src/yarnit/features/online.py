@@ -36,7 +36,7 @@ Example:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from enum import Enum
@@ -210,6 +210,10 @@ class OnlineStore(Protocol):
 
     def delete(self, table: str, keys: Sequence[StorageKey]) -> int:
         """Remove these entities' rows (deletion requests); return how many existed."""
+        ...
+
+    def keys(self, table: str) -> Iterator[StorageKey]:
+        """Every entity key stored in ``table`` (for deletion requests on composite keys; a full scan)."""
         ...
 
     def close(self) -> None: ...

@@ -49,6 +49,7 @@ from .freshness import Freshness, view_freshness
 from .materialize import MaterializationResult, Progress, materialize
 from .offline import OfflineStore, OfflineWrite, backfill
 from .online import OnlineFeatures, OnlineRow, OnlineStore, open_online_store, parse_refs
+from .online_targets import record_online_store
 from .registry import FeatureRegistry, ViewVersion
 from .skew import ServingLog, SkewReport, skew_report
 
@@ -185,6 +186,7 @@ class FeatureStore:
             raise NaiveTimestamp(f"Materialization end {window_end.isoformat()!r}")
         run_id = self.registry.start_run(resolved, mode="full" if full else "incremental",
                                          store=redact_url(self.online_url), window_end=window_end)
+        record_online_store(self.ws, self.online_url)  # forget must reach this store even after a switch
         try:
             result = materialize(resolved, self.offline, self.online, clock=self.clock, full=full, end=window_end,
                                  chunk_rows=chunk_rows, progress=progress)

@@ -189,16 +189,17 @@ def select(ctx: StepContext) -> dict[str, Any]:
     logs, truths = [], []
     for partition in world.run(int(cfg["days"])):
         logs.append(partition.impressions)
-        truths.append(partition.truth[["impression_id", "p_click"]].assign(day=partition.day))
+        # user_id travels with the truth so a deletion request finds the subject's rows here too
+        truths.append(partition.truth[["impression_id", "user_id", "p_click"]].assign(day=partition.day))
         ctx.log(f"world day {partition.day}: {len(partition.impressions)} impressions")
     log = pd.concat(logs, ignore_index=True)
     source = (f"yarnit world seed={cfg['world_seed']} days={cfg['days']} sessions/day={cfg['sessions_per_day']}"
               + (f" faults={','.join(cfg['faults'])}" if cfg["faults"] else ""))
     version = datasets.ingest_frame(cfg["dataset"], log, source=source, run_id=ctx.run_id,
-                                    retention_class="events", pii_columns=["user_id"])
+                                    retention_class="events", pii_columns=["user_id"], subject="user_id")
     truth = datasets.ingest_frame(f"{cfg['dataset']}-truth", pd.concat(truths, ignore_index=True),
                                   source=f"ground truth of {version.ref} (scoring only)", parents=[version.id],
-                                  run_id=ctx.run_id)
+                                  run_id=ctx.run_id, retention_class="events", subject="user_id")
     ctx.count_rows(len(log))
     return {"dataset": {"id": version.id, "ref": version.ref}, "truth": {"id": truth.id, "ref": truth.ref}}
 

@@ -114,7 +114,7 @@ def select(ctx: StepContext) -> dict[str, Any]:
     else:
         raise InvalidInput(f"source={cfg['source']!r} is not valid; use 'world' or 'dataset'.")
     version = datasets.ingest_frame(cfg["interactions_dataset"], interactions, source=source, run_id=ctx.run_id,
-                                    retention_class="events", pii_columns=["user_id"])
+                                    retention_class="events", pii_columns=["user_id"], subject="user_id")
     products = datasets.ingest_frame(cfg["catalog_dataset"], catalog[list(CATALOG_FIELDS)].reset_index(drop=True),
                                      source=f"catalog beside {version.ref}", run_id=ctx.run_id)
     ctx.count_rows(len(interactions))

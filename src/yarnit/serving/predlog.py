@@ -26,6 +26,10 @@ How it stays cheap and durable:
 * Segment files (``seg-<run>-<n>.log``) are append-only; each line is
   ``<crc32 hex> <json>``, so a line torn by a crash is detected and skipped
   by :func:`scan_prediction_log`.
+* A writer holds an exclusive ``flock`` on the segment it appends to, so
+  :func:`erase_from_prediction_log` (deletion requests) and
+  :func:`prune_prediction_log` (retention) rewrite or remove only segments
+  that no live process is writing; a lock dies with its process.
 * Personal data: fields named in the policy (``user_id``, ``email`` … and a
   version's ``signature["pii"]``) are written as a keyed HMAC-SHA256 when a
   key is configured (``YARNIT_HMAC_KEY``), and dropped otherwise.
@@ -34,6 +38,8 @@ How it stays cheap and durable:
 from __future__ import annotations
 
 import atexit
+import contextlib
+import fcntl
 import hashlib
 import hmac
 import itertools
@@ -45,11 +51,13 @@ import zlib
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from yarnit.core.atomic import atomic_write_bytes
 from yarnit.core.clock import Clock
 from yarnit.core.ids import new_id
 
@@ -280,6 +288,8 @@ class PredictionLog:
         self.segments += 1
         path = self.directory / f"seg-{self._run}-{self.segments:06d}.log"
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        with contextlib.suppress(OSError):  # a filesystem without flock must not cost records
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # "being written": erase and prune leave it alone
         self._segment_bytes = 0
         if self.fsync:
             dir_fd = os.open(self.directory, os.O_RDONLY)
@@ -353,12 +363,145 @@ def read_prediction_log(directory: str | Path) -> Iterator[dict[str, Any]]:
     yield from scan_prediction_log(directory).records
 
 
+@dataclass
+class LogErasure:
+    """What :func:`erase_from_prediction_log` did: segments searched and rewritten, records removed, and the
+    live segments (being written by a running server) that still hold matching records."""
+
+    segments_searched: int = 0
+    segments_rewritten: int = 0
+    records_removed: int = 0
+    live_segments_with_matches: list[str] = field(default_factory=list)
+
+
+def _holds(value: Any, needles: frozenset[str]) -> bool:
+    if isinstance(value, str):
+        return value in needles
+    if isinstance(value, dict):
+        return any(_holds(v, needles) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds(v, needles) for v in value)
+    return False
+
+
+@contextlib.contextmanager
+def _idle_segment(path: Path) -> Iterator[int | None]:
+    """An fd of ``path`` locked against writers, or None when a live writer holds it."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield None
+            return
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def erase_from_prediction_log(directory: str | Path, needles: Iterable[str]) -> LogErasure:
+    """Remove every record holding one of ``needles`` (a subject's id and its keyed hashes) from the log.
+
+    Every segment is searched (any string value of a record, at any depth). A segment no process is
+    writing is rewritten without the matching records (atomically: a new file renamed over the old);
+    a segment a running server still appends to is left alone and named in ``live_segments_with_matches``.
+    Lines torn by a crash that contain a needle are dropped too.
+    """
+    wanted = frozenset(n for n in needles if n)
+    raw = [n.encode() for n in wanted]
+    report = LogErasure()
+    base = Path(directory)
+    if not base.is_dir() or not wanted:
+        return report
+    for segment in sorted(base.glob("seg-*.log")):
+        report.segments_searched += 1
+        with _idle_segment(segment) as fd:
+            data = segment.read_bytes()
+            if not any(n in data for n in raw):
+                continue
+            kept: list[bytes] = []
+            removed = 0
+            *complete, tail = data.split(b"\n")
+            for line in complete:
+                record = _parse_line(line)
+                hit = _holds(record, wanted) if record is not None else any(n in line for n in raw)
+                if hit:
+                    removed += 1
+                else:
+                    kept.append(line + b"\n")
+            if tail and any(n in tail for n in raw):
+                removed += 1
+            elif tail:
+                kept.append(tail)
+            if not removed:
+                continue
+            if fd is None:
+                report.live_segments_with_matches.append(segment.name)
+                continue
+            atomic_write_bytes(segment, b"".join(kept), mode=0o640)  # temp file, fsync, rename, fsync dir
+            report.segments_rewritten += 1
+            report.records_removed += removed
+    return report
+
+
+@dataclass
+class LogPrune:
+    """What :func:`prune_prediction_log` did."""
+
+    segments_removed: list[str] = field(default_factory=list)
+    bytes_removed: int = 0
+    live_segments_kept: int = 0
+
+
+def _newest_time(data: bytes) -> datetime | None:
+    newest: datetime | None = None
+    for line in data.split(b"\n"):
+        record = _parse_line(line)
+        if record is None or not isinstance(record.get("time"), str):
+            continue
+        try:
+            when = datetime.fromisoformat(record["time"])
+        except ValueError:
+            continue
+        newest = when if newest is None or when > newest else newest
+    return newest
+
+
+def prune_prediction_log(directory: str | Path, *, older_than: datetime, dry_run: bool = False) -> LogPrune:
+    """Delete every segment whose newest record is older than ``older_than`` (retention), unless it is live.
+
+    A segment with no readable time is kept. ``dry_run`` only reports what would go.
+    """
+    report = LogPrune()
+    base = Path(directory)
+    if not base.is_dir():
+        return report
+    for segment in sorted(base.glob("seg-*.log")):
+        with _idle_segment(segment) as fd:
+            if fd is None:
+                report.live_segments_kept += 1
+                continue
+            data = segment.read_bytes()
+            newest = _newest_time(data)
+            if newest is None or newest >= older_than:
+                continue
+            report.segments_removed.append(segment.name)
+            report.bytes_removed += len(data)
+            if not dry_run:
+                segment.unlink()
+    return report
+
+
 __all__ = [
     "DEFAULT_PII_FIELDS",
+    "LogErasure",
     "LogPolicy",
+    "LogPrune",
     "LogScan",
     "LogStats",
     "PredictionLog",
+    "erase_from_prediction_log",
+    "prune_prediction_log",
     "read_prediction_log",
     "scan_prediction_log",
 ]

@@ -490,3 +490,27 @@ restricted_reads = Table(
 )
 
 __all__ += ["access_tokens", "restricted_reads"]
+
+# --- privacy (0008) ---
+# The suppression list: keyed hashes (HMAC-SHA256 with the workspace key, never raw ids) of forgotten data
+# subjects, applied at every ingest so a subject who reappears in a later export stays forgotten. And every
+# online store a feature view was ever materialized into (URL with any password redacted), so ``forget``
+# also reaches a store the workspace has since switched away from.
+
+subject_suppressions = Table(
+    "subject_suppressions",
+    metadata,
+    Column("subject_hmac", String(64), primary_key=True),
+    Column("receipt_id", String(40), nullable=False),
+    Column("added_at", TS, nullable=False),
+)
+
+online_store_targets = Table(
+    "online_store_targets",
+    metadata,
+    Column("url", String(512), primary_key=True),
+    Column("first_used_at", TS, nullable=False),
+    Column("last_used_at", TS, nullable=False),
+)
+
+__all__ += ["online_store_targets", "subject_suppressions"]

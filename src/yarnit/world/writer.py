@@ -11,7 +11,10 @@ Layout of ``OUT``::
 The ``day`` column lives in the directory name (Hive partitioning), not in the
 files, so ``pandas.read_parquet(OUT / "impressions")`` and DuckDB's
 ``read_parquet(..., hive_partitioning=true)`` both work; :func:`read_table`
-returns it as dates. The same seed and config give byte-identical files: the
+returns it as dates. Each file declares in its Parquet metadata the column
+that identifies the data subject (``yarnit.subject``: ``user_id``), or why
+it has none (``yarnit.no_subject``), so ``yarnit data ingest`` of a world
+file records a dataset that ``yarnit data forget`` can search. The same seed and config give byte-identical files: the
 writer options are fixed and nothing records the real clock. The world is
 written into a temporary directory beside ``OUT`` and renamed at the end, so an
 error never leaves a partial ``OUT``.
@@ -41,6 +44,12 @@ from .world import World
 
 FORMAT = "yarnit-world/1"
 COLUMNS_KEY = b"yarnit.world.columns"
+# Read by yarnit.data.versions.declared_subject (the keys are spelled out so the world imports no platform code).
+SUBJECT_KEY, NO_SUBJECT_KEY = b"yarnit.subject", b"yarnit.no_subject"
+NO_SUBJECT = {
+    "catalog": "product catalog: no personal data",
+    "labels": "keyed by impression_id and purchase_id; the shopper is in the impressions and purchases tables",
+}
 PARQUET_OPTIONS: dict[str, Any] = {
     "compression": "zstd",
     "compression_level": 3,
@@ -71,6 +80,10 @@ def write_partition(root: Path, partition: DayPartition) -> dict[str, int]:
         table = pa.Table.from_pandas(frame.drop(columns=["day"], errors="ignore"), preserve_index=False)
         # the day lives in the path; the metadata keeps the frame's column order to restore it
         metadata = {COLUMNS_KEY: json.dumps(list(frame.columns)).encode()}
+        if "user_id" in frame.columns:
+            metadata[SUBJECT_KEY] = b"user_id"
+        else:
+            metadata[NO_SUBJECT_KEY] = NO_SUBJECT.get(name, "no column identifies a shopper").encode()
         pq.write_table(table.replace_schema_metadata(metadata), directory / "part-0.parquet", **PARQUET_OPTIONS)
         counts[name] = len(frame)
     return counts
