@@ -609,7 +609,7 @@ WARM_UP_ROWS = 64
 
 def warm_up_rows(signature: Mapping[str, Any], features: Sequence[FeatureSpec]) -> list[dict[str, Any]]:
     """The rows a version's first inference runs on: its probe instances (nulls dropped, as a request's are),
-    each declared online feature at its default; the neutral example rows when it has no probe."""
+    each declared online feature at its default; the validation's example rows when it has no probe."""
     rows = []
     for probe in (signature.get("probe") or [])[:WARM_UP_ROWS]:
         if isinstance(probe, Mapping):
@@ -617,7 +617,18 @@ def warm_up_rows(signature: Mapping[str, Any], features: Sequence[FeatureSpec]) 
             for spec in features:
                 row.setdefault(spec.name, spec.default)
             rows.append(row)
-    return rows or example_rows(signature, features)
+    if rows:
+        return rows
+    return ranking_example_rows(signature) if signature.get("output") == "ranking" else \
+        example_rows(signature, features)
+
+
+def ranking_example_rows(signature: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A ranking model's probe rows: every declared input but ``k`` at a neutral value, and an empty one."""
+    inputs = signature.get("inputs", {}) or {}
+    probe = {name: _EXAMPLE_VALUES.get(str(kind), "") for name, kind in inputs.items() if name != "k"} \
+        if isinstance(inputs, Mapping) else {}
+    return [probe, {}]
 
 
 def _validate(loaded: LoadedModel, golden: list[tuple[dict[str, Any], float | None]],
@@ -669,10 +680,7 @@ def _validate_ranking(loaded: LoadedModel) -> None:
     ref = loaded.version.ref
     golden = [(dict(g["instance"]), g.get("items")) for g in loaded.version.signature.get("golden", []) or []
               if isinstance(g, Mapping) and isinstance(g.get("instance"), Mapping)]
-    inputs = loaded.version.signature.get("inputs", {}) or {}
-    probe = {name: _EXAMPLE_VALUES.get(str(kind), "") for name, kind in inputs.items() if name != "k"} \
-        if isinstance(inputs, Mapping) else {}
-    instances = [g[0] for g in golden] + [probe, {}]
+    instances = [g[0] for g in golden] + ranking_example_rows(loaded.version.signature)
     try:
         slates = loaded.rank([dict(i) for i in instances], explore=False)
     except Exception as exc:
