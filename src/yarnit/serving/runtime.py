@@ -159,15 +159,20 @@ class ModelState:
     fallback: LoadedModel | None = None
     intended: Mapping[str, int] = field(default_factory=dict)  # alias → version the registry names
     heuristic: HeuristicFallback = field(default_factory=HeuristicFallback)
+    # aliases served by another version than the registry names (the named one failed to load)
+    stand_ins: frozenset[str] = field(init=False, default=frozenset())
+
+    def __post_init__(self) -> None:
+        stand_ins = frozenset(alias for alias in SERVED_ALIASES if (loaded := self.loaded(alias)) is not None
+                              and self.intended.get(alias, loaded.version.version) != loaded.version.version)
+        object.__setattr__(self, "stand_ins", stand_ins)  # computed once per state, read per request
 
     def loaded(self, alias: str) -> LoadedModel | None:
         return getattr(self, alias) if alias in (*SERVED_ALIASES, "previous") else None
 
     def behind(self, alias: str) -> bool:
         """Whether ``alias`` is served by an older version than the registry names (the named one failed to load)."""
-        loaded = self.loaded(alias)
-        number = self.intended.get(alias)
-        return loaded is not None and number is not None and loaded.version.version != number
+        return alias in self.stand_ins
 
 
 @dataclass(frozen=True)
@@ -317,7 +322,9 @@ class ModelRuntime:
     def readiness(self) -> dict[str, str]:
         """``{model: why not}`` for every loaded model whose production is not served by its own version."""
         problems = {}
-        for name in list(self._states):
+        for name, state in list(self._states.items()):
+            if "production" not in state.intended:  # not served any more: nothing to be ready for
+                continue
             ok, why = self.serves_production(name)
             if not ok:
                 problems[name] = why
