@@ -302,7 +302,8 @@ class ModelRuntime:
         return out
 
     def serves_production(self, model: str) -> tuple[bool, str]:
-        """Whether ``model``'s production alias is served by its own version, loaded and warmed; else why not."""
+        """Whether ``model``'s production alias is served by its own version, loaded and warmed; else why not
+        (in words safe to send to clients)."""
         state = self._states.get(model)
         if state is None:
             return False, f"{model} is not loaded"
@@ -313,7 +314,9 @@ class ModelRuntime:
         if loaded is None or loaded.version.version != number:
             found = self._rejected.get((model, number))
             serving = f"v{loaded.version.version} serves instead" if loaded is not None else "nothing serves it"
-            why = f": {found.reason}" if found is not None else ""
+            # Said to clients: the reason itself (which may name server paths) stays in the alerts and the log.
+            why = f": it failed to load or validate {found.attempts} time(s); the server's alerts say why" \
+                if found is not None else ""
             return False, f"{model} production v{number} cannot be served ({serving}){why}"
         if loaded.warm_up is None:
             return False, f"{model} v{number} is not warmed up yet"
