@@ -621,7 +621,8 @@ def warm_up_rows(signature: Mapping[str, Any], features: Sequence[FeatureSpec]) 
     """The rows a version's first inference runs on: its probe instances (nulls dropped, as a request's are),
     each declared online feature at its default; the validation's example rows when it has no probe."""
     rows = []
-    for probe in (signature.get("probe") or [])[:WARM_UP_ROWS]:
+    probes = signature.get("probe")
+    for probe in (probes if isinstance(probes, list) else [])[:WARM_UP_ROWS]:
         if isinstance(probe, Mapping):
             row = {str(k): v for k, v in probe.items() if v is not None}
             for spec in features:
