@@ -148,6 +148,7 @@ def test_readiness_is_503_while_production_cannot_be_served_by_its_own_version(t
     ready = client.get("/v2/health/ready")
     assert ready.status_code == 503 and ready.headers["retry-after"] == "1"
     assert "ctr production v2 cannot be served (v1 serves instead)" in ready.json()["reason"]
+    assert str(token_ws.home) not in ready.text, "no server paths in what clients read"
     model_ready = client.get("/v2/models/ctr/ready")
     assert model_ready.status_code == 503 and model_ready.json()["ready"] is False
     assert 'yarnit_serving_alias_unservable{alias="production",model="ctr",version="2"} 1.0' in \

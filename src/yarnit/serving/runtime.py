@@ -159,15 +159,20 @@ class ModelState:
     fallback: LoadedModel | None = None
     intended: Mapping[str, int] = field(default_factory=dict)  # alias → version the registry names
     heuristic: HeuristicFallback = field(default_factory=HeuristicFallback)
+    # aliases served by another version than the registry names (the named one failed to load)
+    stand_ins: frozenset[str] = field(init=False, default=frozenset())
+
+    def __post_init__(self) -> None:
+        stand_ins = frozenset(alias for alias in SERVED_ALIASES if (loaded := self.loaded(alias)) is not None
+                              and self.intended.get(alias, loaded.version.version) != loaded.version.version)
+        object.__setattr__(self, "stand_ins", stand_ins)  # computed once per state, read per request
 
     def loaded(self, alias: str) -> LoadedModel | None:
         return getattr(self, alias) if alias in (*SERVED_ALIASES, "previous") else None
 
     def behind(self, alias: str) -> bool:
         """Whether ``alias`` is served by an older version than the registry names (the named one failed to load)."""
-        loaded = self.loaded(alias)
-        number = self.intended.get(alias)
-        return loaded is not None and number is not None and loaded.version.version != number
+        return alias in self.stand_ins
 
 
 @dataclass(frozen=True)
@@ -297,7 +302,8 @@ class ModelRuntime:
         return out
 
     def serves_production(self, model: str) -> tuple[bool, str]:
-        """Whether ``model``'s production alias is served by its own version, loaded and warmed; else why not."""
+        """Whether ``model``'s production alias is served by its own version, loaded and warmed; else why not
+        (in words safe to send to clients)."""
         state = self._states.get(model)
         if state is None:
             return False, f"{model} is not loaded"
@@ -308,7 +314,9 @@ class ModelRuntime:
         if loaded is None or loaded.version.version != number:
             found = self._rejected.get((model, number))
             serving = f"v{loaded.version.version} serves instead" if loaded is not None else "nothing serves it"
-            why = f": {found.reason}" if found is not None else ""
+            # Said to clients: the reason itself (which may name server paths) stays in the alerts and the log.
+            why = f": it failed to load or validate {found.attempts} time(s); the server's alerts say why" \
+                if found is not None else ""
             return False, f"{model} production v{number} cannot be served ({serving}){why}"
         if loaded.warm_up is None:
             return False, f"{model} v{number} is not warmed up yet"
@@ -317,7 +325,9 @@ class ModelRuntime:
     def readiness(self) -> dict[str, str]:
         """``{model: why not}`` for every loaded model whose production is not served by its own version."""
         problems = {}
-        for name in list(self._states):
+        for name, state in list(self._states.items()):
+            if "production" not in state.intended:  # not served any more: nothing to be ready for
+                continue
             ok, why = self.serves_production(name)
             if not ok:
                 problems[name] = why
@@ -609,15 +619,27 @@ WARM_UP_ROWS = 64
 
 def warm_up_rows(signature: Mapping[str, Any], features: Sequence[FeatureSpec]) -> list[dict[str, Any]]:
     """The rows a version's first inference runs on: its probe instances (nulls dropped, as a request's are),
-    each declared online feature at its default; the neutral example rows when it has no probe."""
+    each declared online feature at its default; the validation's example rows when it has no probe."""
     rows = []
-    for probe in (signature.get("probe") or [])[:WARM_UP_ROWS]:
+    probes = signature.get("probe")
+    for probe in (probes if isinstance(probes, list) else [])[:WARM_UP_ROWS]:
         if isinstance(probe, Mapping):
             row = {str(k): v for k, v in probe.items() if v is not None}
             for spec in features:
                 row.setdefault(spec.name, spec.default)
             rows.append(row)
-    return rows or example_rows(signature, features)
+    if rows:
+        return rows
+    return ranking_example_rows(signature) if signature.get("output") == "ranking" else \
+        example_rows(signature, features)
+
+
+def ranking_example_rows(signature: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A ranking model's probe rows: every declared input but ``k`` at a neutral value, and an empty one."""
+    inputs = signature.get("inputs", {}) or {}
+    probe = {name: _EXAMPLE_VALUES.get(str(kind), "") for name, kind in inputs.items() if name != "k"} \
+        if isinstance(inputs, Mapping) else {}
+    return [probe, {}]
 
 
 def _validate(loaded: LoadedModel, golden: list[tuple[dict[str, Any], float | None]],
@@ -669,10 +691,7 @@ def _validate_ranking(loaded: LoadedModel) -> None:
     ref = loaded.version.ref
     golden = [(dict(g["instance"]), g.get("items")) for g in loaded.version.signature.get("golden", []) or []
               if isinstance(g, Mapping) and isinstance(g.get("instance"), Mapping)]
-    inputs = loaded.version.signature.get("inputs", {}) or {}
-    probe = {name: _EXAMPLE_VALUES.get(str(kind), "") for name, kind in inputs.items() if name != "k"} \
-        if isinstance(inputs, Mapping) else {}
-    instances = [g[0] for g in golden] + [probe, {}]
+    instances = [g[0] for g in golden] + ranking_example_rows(loaded.version.signature)
     try:
         slates = loaded.rank([dict(i) for i in instances], explore=False)
     except Exception as exc:
