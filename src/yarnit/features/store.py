@@ -107,10 +107,13 @@ class FeatureStore:
     # --- offline -------------------------------------------------------------------------------
     def sources_for(self, view: FeatureView) -> dict[str, pd.DataFrame]:
         """The newest dataset version of each source of ``view``, read from the workspace."""
-        from yarnit.data import Datasets
+        from yarnit.data import Datasets, Lineage
 
         datasets = Datasets(self.ws)
-        return {name: datasets.read(datasets.get(name)) for name in view.sources}
+        versions = {name: datasets.get(name) for name in view.sources}
+        self.apply([view])  # lineage names the recorded view version
+        Lineage(self.ws).record_feature_sources(view.name, view.version, [v.id for v in versions.values()])
+        return {name: datasets.read(v) for name, v in versions.items()}
 
     def backfill(self, view: FeatureView, *, sources: Mapping[str, SourceData] | None = None,
                  start: datetime | None = None, end: datetime | None = None,
@@ -170,6 +173,9 @@ class FeatureStore:
             raise
         self.registry.finish_run(run_id, state="succeeded", mode=result.mode, window_start=result.window_start,
                                  rows_offered=result.rows_offered, rows_written=result.rows_written)
+        from yarnit.data import Lineage  # local, like sources_for: features do not import data at load time
+
+        Lineage(self.ws).record_materialization(resolved.name, resolved.version, run_id)
         return result
 
     def reader(self, names: Sequence[str] | None = None, *, log: ServingLog | None = None) -> OnlineFeatures:
