@@ -4,7 +4,11 @@ The ``yarnit-ctr`` pipeline runs these steps: simulate the world → record the
 dataset version → validate → features → train → evaluate on the
 time-ordered holdout → gate → register the model (skops artifact, sha256,
 lineage) → promote it to ``production``. The demo then starts the HTTP server
-on a loopback port and sends real ``POST /v1/models/ctr:predict`` requests.
+on a loopback port (which loads and warms the production version before it
+takes traffic) and sends real ``POST /v1/models/ctr:predict`` requests. It
+reports how many requests each version answered, and fails when the model it
+trained answered none of them: a demo that "works" on the fallback proves
+nothing.
 
 Each step is recorded and cached. A rerun does no work, and a run killed
 with ``kill -9`` at any point is resumed, or re-run, cleanly.
@@ -48,6 +52,8 @@ class DemoResult:
     served_by: str
     server_url: str
     requests_sent: int
+    answered_by: dict[str, int]  # "ctr:v1" (or "heuristic", or "HTTP 503") → requests it answered
+
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -77,21 +83,53 @@ def run_demo(ws: Workspace, *, days: int = 3, seed: int = 0, sessions_per_day: i
     with BackgroundServer(create_app(ws)) as server:
         progress(f"serving on {server.url}")
         with httpx.Client(base_url=server.url, timeout=10) as client:
-            answers = []
+            answers: list[dict[str, Any]] = []
+            answered_by: dict[str, int] = {}
             for example in examples:
                 response = client.post(f"/v1/models/{MODEL}:predict", json={"instances": [example]})
-                if response.status_code != 200:
-                    raise Unavailable(f"The server answered {response.status_code}: {response.text[:300]}")
-                answers.append(response.json())
-    first = answers[0]
+                if response.status_code == 200:
+                    answers.append(response.json())
+                who = answered_by_label(response.status_code, answers[-1] if response.status_code == 200 else None)
+                answered_by[who] = answered_by.get(who, 0) + 1
+    progress("answered by: " + ", ".join(f"{who} {n}" for who, n in answered_by.items()))
+    require_answers_from(version.ref, answered_by)
+    first = next(a for a in answers if f"{MODEL}:v{a['model_version']}" == version.ref and a["served_by"] == "model")
     return DemoResult(
         run_id=result.id, cached_steps=sum(1 for s in result.steps if s.state == "cached"),
         dataset_version=dataset["ref"], model_version=version.version, model_ref=version.ref,
         blessed=verdict["blessed"], auc_holdout=report["auc"], auc_oracle=report.get("auc_oracle"),
         auc_popularity=report.get("auc_popularity"), ctr_holdout=report["ctr"],
         served_prediction=first["predictions"][0], served_by_version=first["model_version"],
-        served_by=first["served_by"], server_url=server.url, requests_sent=len(answers),
+        served_by=first["served_by"], server_url=server.url, requests_sent=len(examples), answered_by=answered_by,
     )
 
 
-__all__ = ["DemoResult", "run_demo"]
+def require_answers_from(ref: str, answered_by: dict[str, int]) -> None:
+    """Raise :class:`Unavailable` unless version ``ref`` answered at least one request itself."""
+    if answered_by.get(ref, 0) == 0:
+        total = sum(answered_by.values())
+        raise Unavailable(f"The model the demo trained, {ref}, answered none of its {total} requests (answered by: "
+                          f"{answered_by}). Check `yarnit models show {ref.split(':')[0]}` (was it promoted?) and the "
+                          "server log for why it was not served.")
+
+
+def answered_by_label(status: int, answer: dict[str, Any] | None) -> str:
+    """Who answered one request: ``ctr:v1`` for a model version, ``heuristic``, or ``HTTP 503`` for an error.
+
+    Example:
+        >>> answered_by_label(200, {"model_name": "ctr", "model_version": 1, "served_by": "model"})
+        'ctr:v1'
+        >>> answered_by_label(200, {"model_name": "ctr", "model_version": 0, "served_by": "fallback"})
+        'heuristic'
+        >>> answered_by_label(503, None)
+        'HTTP 503'
+    """
+    if answer is None:
+        return f"HTTP {status}"
+    if answer["model_version"] == 0:
+        return "heuristic"
+    label = f"{answer['model_name']}:v{answer['model_version']}"
+    return label if answer["served_by"] == "model" else f"{label} ({answer['served_by']})"
+
+
+__all__ = ["DemoResult", "answered_by_label", "require_answers_from", "run_demo"]

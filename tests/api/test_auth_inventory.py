@@ -51,7 +51,7 @@ def test_the_right_token_is_accepted(token_ws: Workspace) -> None:
     assert response.status_code == 200, response.text
     assert response.json()["to_version"] == 2
     history = client.get("/api/models/ctr/history").json()
-    assert history[-1]["actor"] == "api" and history[-1]["reason"] == "try v2"
+    assert history[-1]["actor"] == "token:admin" and history[-1]["reason"] == "try v2"
 
 
 def test_without_a_configured_token_writes_come_only_from_loopback(sqlite_ws: Workspace) -> None:
@@ -62,3 +62,68 @@ def test_without_a_configured_token_writes_come_only_from_loopback(sqlite_ws: Wo
     local = TestClient(app, client=("127.0.0.1", 5000))
     response = local.post("/api/models/ctr/aliases/production", json={"version": 2})
     assert response.status_code == 200, response.text
+
+
+# --- named tokens (issue 16 item 6): who wrote is recorded, a revoked token is refused at once ---
+
+def test_a_named_token_write_is_recorded_as_token_name(token_ws: Workspace) -> None:
+    from yarnit.access import Tokens
+
+    _, secret = Tokens(token_ws).issue("release-bot", ["write"], actor="user:ops")
+    client = TestClient(create_app(token_ws))
+    response = client.post("/api/models/ctr/aliases/canary", json={"version": 2, "reason": "canary v2"},
+                           headers={"Authorization": f"Bearer {secret}"})
+    assert response.status_code == 200, response.text
+    traffic = client.put("/api/models/ctr/traffic", json={"canary_percent": 5},
+                         headers={"Authorization": f"Bearer {secret}"})
+    assert traffic.status_code == 200, traffic.text
+    assert client.get("/api/models/ctr/history").json()[-1]["actor"] == "token:release-bot"
+    assert traffic.json()["event"]["actor"] == "token:release-bot"
+
+
+def test_a_token_without_the_write_role_cannot_write(token_ws: Workspace) -> None:
+    from yarnit.access import Tokens
+
+    _, secret = Tokens(token_ws).issue("analyst", ["read-restricted"], actor="user:ops")
+    client = TestClient(create_app(token_ws))
+    response = client.post("/api/models/ctr/rollback", json={}, headers={"Authorization": f"Bearer {secret}"})
+    assert response.status_code == 403 and "token:analyst lacks the 'write' role" in response.json()["detail"]
+
+
+def test_once_a_token_is_issued_loopback_writes_need_one_too(sqlite_ws: Workspace) -> None:
+    from yarnit.access import Tokens
+
+    register_ctr(sqlite_ws)
+    Tokens(sqlite_ws).issue("ops", ["write"], actor="user:ops")
+    local = TestClient(create_app(sqlite_ws), client=("127.0.0.1", 5000))
+    assert local.post("/api/models/ctr/aliases/production", json={"version": 2}).status_code == 401
+
+
+def test_a_loopback_write_without_tokens_is_recorded_as_loopback(sqlite_ws: Workspace) -> None:
+    register_ctr(sqlite_ws)
+    local = TestClient(create_app(sqlite_ws), client=("127.0.0.1", 5000))
+    assert local.post("/api/models/ctr/aliases/production", json={"version": 2}).status_code == 200
+    assert local.get("/api/models/ctr/history").json()[-1]["actor"] == "loopback:anonymous"
+
+
+def test_a_revoked_token_is_refused_by_the_next_request_over_real_http(token_ws: Workspace) -> None:
+    import httpx
+
+    from yarnit.access import Tokens
+    from yarnit.api.server import BackgroundServer
+
+    tokens = Tokens(token_ws)
+    _, secret = tokens.issue("deployer", ["write"], actor="user:ops")
+    auth = {"Authorization": f"Bearer {secret}"}
+    with BackgroundServer(create_app(token_ws, refresh_s=0.0)) as server, \
+            httpx.Client(base_url=server.url, timeout=10) as http:
+        first = http.post("/api/models/ctr/aliases/canary", json={"version": 2}, headers=auth)
+        assert first.status_code == 200, first.text
+        tokens.revoke("deployer", actor="user:ops")
+        refused = http.post("/api/models/ctr/aliases/canary", json={"version": 1}, headers=auth)
+        assert refused.status_code == 401, refused.text
+        assert "revoked" in refused.json()["detail"]
+        reads_with_it = http.get("/api/models/ctr", headers=auth)
+        assert reads_with_it.status_code == 401  # a read that sends a bad token is refused, not served anonymously
+    assert [e["to_version"] for e in TestClient(create_app(token_ws)).get("/api/models/ctr/history").json()
+            if e["alias"] == "canary"] == [2]

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from yarnit.api import dataplane
+from yarnit.api import codecs
 from yarnit.core.errors import InvalidInput
 
 
@@ -40,10 +40,10 @@ BODIES = [
 def test_the_fast_path_gives_what_the_full_path_gives(inputs: list[Any], monkeypatch: pytest.MonkeyPatch) -> None:
     def parse() -> object:
         try:
-            return dataplane.parse_v2({"inputs": inputs}, lambda: ["price", "discount"], 3)
+            return codecs.parse_v2({"inputs": inputs}, lambda: ["price", "discount"], 3)
         except InvalidInput as exc:
             return f"422: {exc}"
 
     fast = parse()
-    monkeypatch.setattr(dataplane, "_feature_columns", lambda inputs, max_instances: None)
+    monkeypatch.setattr(codecs, "_feature_columns", lambda inputs, max_instances: None)
     assert fast == parse()

@@ -9,6 +9,8 @@ import pytest
 
 from yarnit.api import create_app
 from yarnit.api.server import BackgroundServer
+from yarnit.registry import ModelRegistry, ModelVersion, Predictor
+from yarnit.serving import ServingOptions
 from yarnit.storage import Workspace
 
 from testsupport import TOKEN
@@ -112,3 +114,48 @@ def test_runs_are_readable_over_the_control_plane(token_ws: Workspace) -> None:
     assert detail["state"] == "succeeded" and detail["steps"][0]["outputs"]["ref"]["value"] == {"n": 1}
     assert client.get("/api/runs/run_00000000000000000000000000").status_code == 404
     assert client.get("/api/runs/../../etc").status_code == 404
+
+
+def test_a_fresh_server_has_loaded_and_warmed_production_before_its_first_request(token_ws: Workspace) -> None:
+    loads: list[int] = []
+
+    def counting(version: ModelVersion, native: Predictor) -> Predictor:
+        loads.append(version.version)
+        return native
+
+    app = create_app(token_ws, serving=ServingOptions(deadline_ms=60_000, log_fsync=False))
+    app.state.serving.runtime.wrap_predictor = counting
+    assert app.state.serving.runtime.loaded_state("ctr") is None  # nothing loads while the app is built
+    with BackgroundServer(app) as server, httpx.Client(base_url=server.url, timeout=60) as http:
+        state = app.state.serving.runtime.loaded_state("ctr")
+        assert state is not None and state.production.version.version == 1 and loads == [1]
+        assert state.production.warm_up is not None and state.production.warm_up.rows > 0
+        assert http.get("/v2/health/ready").json()["ready"] is True
+        body = http.post("/v1/models/ctr:predict", json={"instances": [{"fiber": "merino"}]}).json()
+        assert (body["served_by"], body["model_version"]) == ("model", 1)
+        assert loads == [1], "the first request found its version loaded: nothing loaded on the request path"
+
+
+def test_readiness_is_503_while_production_cannot_be_served_by_its_own_version(token_ws: Workspace,
+                                                                                client: httpx.Client) -> None:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    assert client.get("/v2/health/ready").status_code == 200
+    path = token_ws.artifacts.path_for(ModelRegistry(token_ws).get("ctr", 2).artifact_sha256)
+    good = path.read_bytes()
+    path.chmod(0o644)
+    path.write_bytes(b"not the artifact")
+    assert client.post("/api/models/ctr/aliases/production", json={"version": 2}, headers=headers).status_code == 200
+    assert client.post("/v1/models/ctr:predict", json={"instances": [{"fiber": "x"}]}).json()["model_version"] == 1
+    ready = client.get("/v2/health/ready")
+    assert ready.status_code == 503 and ready.headers["retry-after"] == "1"
+    assert "ctr production v2 cannot be served (v1 serves instead)" in ready.json()["reason"]
+    model_ready = client.get("/v2/models/ctr/ready")
+    assert model_ready.status_code == 503 and model_ready.json()["ready"] is False
+    assert 'yarnit_serving_alias_unservable{alias="production",model="ctr",version="2"} 1.0' in \
+        client.get("/metrics").text
+    path.write_bytes(good)  # restored: the next try after the backoff serves it
+    token_ws.clock.advance(1.0)
+    assert client.post("/v1/models/ctr:predict", json={"instances": [{"fiber": "x"}]}).json()["model_version"] == 2
+    assert client.get("/v2/health/ready").status_code == 200
+    assert client.get("/v2/models/ctr/ready").json() == {"name": "ctr", "ready": True, "version": "2"}
+    assert "yarnit_serving_alias_unservable{" not in client.get("/metrics").text

@@ -121,3 +121,68 @@ def test_killed_runs_resume_to_the_same_result_without_duplicate_versions(tmp_pa
     ws.artifacts.verify(ModelRegistry(ws).get("toy", 1).artifact_sha256)
     ws.close()
     assert len(set(killed_in) - {"before start"}) >= 2, f"kills did not land in different steps: {killed_in}"
+
+
+HANGING = '''
+import time
+from pathlib import Path
+from yarnit.training import Pipeline, Step, ValueKind
+
+MARKER = Path(__file__).with_name("hang")
+
+def first(ctx):
+    return {"report": {"n": 1}}
+
+def second(ctx, report):
+    while MARKER.exists():  # stands for a long training step; the test kills the process here
+        time.sleep(0.05)
+    return {"report": {"n": report["n"] + 1}}
+
+pipeline = Pipeline("hangs", [
+    Step("first", first, outputs={"report": ValueKind.REPORT}),
+    Step("second", second, inputs={"report": "first.report"}, outputs={"report": ValueKind.REPORT}),
+])
+'''
+
+
+def test_a_killed_run_reads_as_interrupted_once_its_lease_expires_and_resumes(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from yarnit.core.clock import SimulatedClock
+
+    spec = tmp_path / "hangs.py"
+    spec.write_text(HANGING)
+    (tmp_path / "hang").touch()
+    home = tmp_path / "ws"
+    proc = _yarnit(home, "pipeline", "run", str(spec), "--json")
+    deadline = time.monotonic() + 120
+    run_id = None
+    while run_id is None and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+        if _run_count(home):
+            ws = open_workspace(Settings.for_home(home))
+            runs = RunStore(ws).list("hangs")
+            if runs and any(s.step == "second" and s.state == "running" for s in RunStore(ws).steps(runs[0].id)):
+                run_id = runs[0].id
+            ws.close()
+    assert run_id is not None, proc.stderr.read().decode() if proc.poll() is not None else "the step never started"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    ws = open_workspace(Settings.for_home(home))
+    recorded = RunStore(ws).get(run_id)
+    ws.close()
+    assert recorded.heartbeat_at is not None and recorded.lease_s
+    lease = timedelta(seconds=recorded.lease_s)
+    # nothing renews the lease now: the run reads as running until the lease runs out, then as interrupted
+    for offset, expected in ((lease - timedelta(seconds=1), "running"), (lease + timedelta(seconds=1), "interrupted")):
+        ws = open_workspace(Settings.for_home(home), SimulatedClock(recorded.heartbeat_at + offset))
+        run = RunStore(ws).get(run_id)
+        assert run.state == expected
+        assert [r.state for r in RunStore(ws).list("hangs")] == [expected]
+        ws.close()
+    assert run.resume_command == f"yarnit runs resume {run_id}"
+    (tmp_path / "hang").unlink()
+    resumed = _yarnit(home, "runs", "resume", run_id, "--json")
+    out, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, err.decode()
+    assert json.loads(out)["state"] == "succeeded" and json.loads(out)["id"] == run_id

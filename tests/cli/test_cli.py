@@ -13,6 +13,7 @@ from testsupport import register_ctr
 from typer.testing import CliRunner
 
 import yarnit
+from yarnit.access import cli_actor
 from yarnit.cli.app import app
 from yarnit.core import Settings
 from yarnit.storage import head_revision, open_workspace
@@ -97,7 +98,7 @@ def test_models_traffic_sets_the_canary_share_audited_and_kept_for_every_process
     assert changed.exit_code == 0, changed.output
     body = json.loads(changed.stdout)
     assert body["policy"] == {"canary_percent": 12.5, "shadow": False}
-    assert (body["changed"]["actor"], body["changed"]["reason"]) == ("cli", "try v2")
+    assert (body["changed"]["actor"], body["changed"]["reason"]) == (cli_actor(), "try v2")
     # another process (a server worker) reads the same policy from the workspace database
     from yarnit.serving.router import TrafficPolicyStore
     ws = open_workspace(Settings.for_home(tmp_path / "ws"))

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from yarnit.core.errors import Unavailable
+from yarnit.demo import require_answers_from
+
 ARGS = ["demo", "--days", "2", "--sessions-per-day", "300", "--json"]
 
 
@@ -32,8 +35,16 @@ def test_demo_serves_a_prediction_from_the_model_it_trained(tmp_path: Path) -> N
     assert result["model_ref"] == "ctr:v1" and result["served_by_version"] == 1 and result["served_by"] == "model"
     assert 0.0 < result["served_prediction"] < 1.0  # type: ignore[operator]
     assert result["auc_holdout"] > 0.6 and result["requests_sent"] == 20  # type: ignore[operator]
+    assert result["answered_by"] == {"ctr:v1": 20}, "every request answered by the model it trained, none by fallback"
     again = _demo(tmp_path / "ws")
     assert again["model_ref"] == "ctr:v1" and again["cached_steps"] == 5  # all but baseline, gate, register
+
+
+def test_the_demo_fails_when_the_model_it_trained_answered_none() -> None:
+    require_answers_from("ctr:v2", {"ctr:v2": 1, "heuristic": 19})
+    with pytest.raises(Unavailable, match=r"ctr:v2, answered none of its 20 requests \(answered by: "
+                                          r"\{'heuristic': 12, 'ctr:v1': 5, 'HTTP 503': 3\}\)"):
+        require_answers_from("ctr:v2", {"heuristic": 12, "ctr:v1": 5, "HTTP 503": 3})
 
 
 @pytest.mark.slow

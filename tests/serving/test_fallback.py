@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-import pytest
-from serving.helpers import Faults, expected_scores
+import threading
+from typing import Any
 
+import httpx
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from serving.helpers import Faults, expected_scores, fit_ctr, make_service
+
+from yarnit.api import create_app
+from yarnit.api.server import BackgroundServer
 from yarnit.core import InvalidInput
-from yarnit.registry import ModelRegistry
-from yarnit.serving import HeuristicFallback
+from yarnit.data import Datasets
+from yarnit.recipes import ctr_pipeline
+from yarnit.registry import ArtifactFormat, ModelRegistry, ModelVersion, Predictor, dump_sklearn
+from yarnit.serving import HeuristicFallback, ServingOptions
+from yarnit.serving.errors import NoAnswer
 from yarnit.storage import Workspace
+from yarnit.training import PipelineRunner
 
 ONE = [{"fiber": "merino", "price": 12.0}]
 
@@ -118,4 +130,114 @@ def test_a_version_that_cannot_load_leaves_the_heuristic_answering(ctr_ws: Works
 def test_heuristic_falls_back_to_the_holdout_base_rate_without_a_table() -> None:
     heuristic = HeuristicFallback.for_version({}, {"ctr_holdout": 0.042})
     assert heuristic.predict([{}, {"a": 1}]) == [0.042, 0.042]
-    assert HeuristicFallback.for_version({}, {}).predict([{}]) == [0.0]
+    # what the yarnit-ctr pipeline records on versions without a fallback in their signature
+    assert HeuristicFallback.for_version({}, {"ctr": 0.031, "auc": 0.7}).predict([{}]) == [0.031]
+
+
+def test_a_version_without_any_prior_has_no_heuristic_and_gets_a_503_not_zeros(
+        sqlite_ws: Workspace, faults: Faults) -> None:
+    assert not HeuristicFallback.for_version({}, {}).available
+    assert not HeuristicFallback.for_version({"fallback": {"default": "high"}}, {"ctr": 7.0}).available
+    registry = ModelRegistry(sqlite_ws)
+    registry.register("bare", dump_sklearn(fit_ctr(1.0)), ArtifactFormat.SKOPS,
+                      signature={"inputs": {"fiber": "string", "price": "double"}}, metrics={"auc": 0.8})
+    registry.promote("bare", 1)
+    service = make_service(sqlite_ws, faults, cache_entries=0)
+    try:
+        assert service.predict("bare", ONE).served_by == "model"
+        faults.raising.add(1)
+        with pytest.raises(NoAnswer, match="'bare' could not answer: every loaded version failed.*declares no "
+                                           "fallback prior") as caught:
+            service.predict("bare", ONE)
+        assert caught.value.reason == "error"
+    finally:
+        service.close()
+
+
+def test_a_batch_past_its_deadline_with_a_constant_fallback_gets_503_not_a_column_of_constants(
+        sqlite_ws: Workspace, faults: Faults, clock) -> None:
+    registry = ModelRegistry(sqlite_ws)
+    registry.register("flat", dump_sklearn(fit_ctr(1.0)), ArtifactFormat.SKOPS,
+                      signature={"inputs": {"fiber": "string", "price": "double"}}, metrics={"ctr": 0.04})
+    registry.promote("flat", 1)
+    service = make_service(sqlite_ws, faults, compile=False, cache_entries=0)
+    try:
+        service.predict("flat", ONE)
+        faults.slow_s[1] = 0.2
+        with pytest.raises(NoAnswer, match="no version scored the request within its deadline.*one constant") as caught:
+            service.predict("flat", ONE * 10_000, deadline_at_s=clock.monotonic() + 0.1)
+        assert caught.value.reason == "timeout"
+        # the same constant still answers a version that fails outright (a declared prior, not a timeout)
+        faults.slow_s.clear()
+        faults.raising.add(1)
+        assert service.predict("flat", ONE).values == [0.04]
+    finally:
+        service.close()
+
+
+def test_a_deadline_miss_over_http_is_a_503_with_retry_after(sqlite_ws: Workspace) -> None:
+    registry = ModelRegistry(sqlite_ws)
+    registry.register("flat", dump_sklearn(fit_ctr(1.0)), ArtifactFormat.SKOPS,
+                      signature={"inputs": {"fiber": "string", "price": "double"}}, metrics={"ctr": 0.04})
+    registry.promote("flat", 1)
+    stuck = _Stuck()
+    app = create_app(sqlite_ws, serving=ServingOptions(log_fsync=False, cache_entries=0, compile=False))
+    app.state.serving.runtime.wrap_predictor = stuck.wrap  # before the server loads and warms the model
+    try:
+        with BackgroundServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as http:
+            stuck.armed.set()  # from now on scoring blocks: this batch cannot be scored in time on any machine
+            response = http.post("/v1/models/flat:predict", json={"instances": ONE * 10_000},
+                                 headers={"x-yarnit-deadline-ms": "50"})
+            stuck.release.set()
+    finally:
+        stuck.release.set()
+    assert response.status_code == 503 and response.headers["retry-after"] == "1", response.text
+    assert response.json()["error"] == "NoAnswer" and "within its deadline" in response.json()["detail"]
+
+
+class _Stuck:
+    """Blocks scoring once armed, until released (wrap_predictor seam)."""
+
+    def __init__(self) -> None:
+        self.armed, self.release = threading.Event(), threading.Event()
+
+    def wrap(self, version: ModelVersion, native: Predictor) -> Predictor:
+        return _StuckPredictor(self, native)
+
+
+class _StuckPredictor:
+    def __init__(self, stuck: _Stuck, native: Predictor) -> None:
+        self.stuck, self.native = stuck, native
+
+    def predict_proba(self, instances: list[dict[str, Any]]) -> np.ndarray:
+        if self.stuck.armed.is_set():
+            self.stuck.release.wait(30)
+        return np.asarray(self.native.predict_proba(instances), dtype=float)
+
+
+def test_the_pipeline_models_fallback_answers_its_training_base_rate_per_product_type(sqlite_ws: Workspace,
+                                                                                       faults: Faults) -> None:
+    result = PipelineRunner(sqlite_ws).run(ctr_pipeline(), config={"days": 2, "sessions_per_day": 300})
+    registered = result.value("register", "model_version")["version"]
+    # The training base rate, recomputed from the dataset version the pipeline trained on (its train days).
+    split = result.value("split", "split")
+    version = next(v for v in Datasets(sqlite_ws).list() if v.id == result.value("select", "dataset")["id"])
+    frame = pq.read_table(sqlite_ws.artifacts.verify(version.artifact_sha256),
+                          columns=["day", "product_type", "clicked"]).to_pandas()
+    train = frame[frame["day"].astype(str).isin(split["train_days"])]
+    assert 0 < len(train) < len(frame)
+    rates = train.groupby(train["product_type"].astype(str), observed=True)["clicked"].agg(["mean", "size"])
+    big = rates[rates["size"] >= 100]
+    small_or_unknown = "no-such-type"
+    assert len(big) >= 2
+    instances = [{"product_type": t} for t in big.index] + [{"product_type": small_or_unknown}]
+    want = [float(r) for r in big["mean"]] + [float(train["clicked"].mean())]
+    faults.raising.add(registered)  # the version fails: only its heuristic can answer
+    service = make_service(sqlite_ws, faults)
+    try:
+        prediction = service.predict("ctr", instances)
+    finally:
+        service.close()
+    assert (prediction.served_by, prediction.alias, prediction.reason) == ("fallback", "heuristic", "not_loaded")
+    assert prediction.values == pytest.approx(want, abs=1e-12)
+    assert len(set(prediction.values)) > 1  # per product type, not one constant

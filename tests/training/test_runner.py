@@ -51,7 +51,7 @@ def make_pipeline(**step_options: Any) -> Pipeline:
         Step("total", total, inputs={"table": "load.table"}, outputs={"report": ValueKind.REPORT},
              **step_options),
         Step("publish", publish, inputs={"report": "total.report"}, outputs={"ref": ValueKind.REF}),
-    ], config={"n": 10})
+    ], config={"n": 10, "fail_total": False, "factor": 1})
 
 
 @pytest.fixture(autouse=True)

@@ -15,14 +15,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import BaseRoute
 
 import yarnit
+from yarnit.access import Tokens
 from yarnit.core.errors import YarnitError
 from yarnit.features import FeatureStore
 from yarnit.registry import ModelRegistry
-from yarnit.serving import ServingOptions
+from yarnit.serving import InferenceService, ServingOptions
 from yarnit.serving.featurestore import FeatureStoreSource
 from yarnit.storage import Workspace
 
-from . import control, dataplane, datasets, evaluations
+from . import access, control, dataplane, datasets, evaluations
 from . import features as features_api
 from .auth import token_middleware
 from .dashboard import render_dashboard
@@ -70,8 +71,8 @@ def create_app(workspace: Workspace, *, refresh_s: float = 0.25, serving: Servin
     )
     app.state.workspace = workspace
     app.state.metrics = ApiMetrics()
-    if workspace.settings.api_token is None:
-        log.warning("YARNIT_API_TOKEN is not set: control-plane writes are accepted only from loopback.")
+    if workspace.settings.api_token is None and not Tokens(workspace).any_issued():
+        log.warning("No YARNIT_API_TOKEN and no named token: control-plane writes are accepted only from loopback.")
     install_error_handlers(app)
 
     @app.middleware("http")
@@ -86,7 +87,7 @@ def create_app(workspace: Workspace, *, refresh_s: float = 0.25, serving: Servin
         return response
 
     # Added last so it runs first: nothing reaches a write route without passing it.
-    app.middleware("http")(token_middleware(workspace.settings.api_token))
+    app.middleware("http")(token_middleware(Tokens(workspace)))
     app.add_middleware(BodySizeLimit)  # /api bodies: 413 over 1 MiB, before they are read
 
     @app.get("/v2/health/live", tags=["health"])
@@ -95,13 +96,22 @@ def create_app(workspace: Workspace, *, refresh_s: float = 0.25, serving: Servin
 
     @app.get("/v2/health/ready", tags=["health"])
     def ready(response: Response) -> dict[str, object]:
+        """Ready when the metadata store answers and every served model's production version is loaded,
+        warmed and is the version the registry names (a replica stuck on an older one is not ready)."""
         try:
             with workspace.metadata.begin() as conn:
                 conn.execute(text("SELECT 1"))
         except YarnitError as exc:
             response.status_code = 503
+            response.headers["Retry-After"] = "1"
             return {"ready": False, "reason": str(exc)}
-        return {"ready": True, "models": app.state.runtime.ready()}
+        runtime = app.state.runtime
+        problems = runtime.readiness()
+        if problems:
+            response.status_code = 503
+            response.headers["Retry-After"] = "1"
+            return {"ready": False, "reason": "; ".join(problems.values()), "models": runtime.ready()}
+        return {"ready": True, "models": runtime.ready()}
 
     @app.get("/v2", tags=["health"])
     def server_metadata() -> dict[str, object]:
@@ -121,6 +131,7 @@ def create_app(workspace: Workspace, *, refresh_s: float = 0.25, serving: Servin
 
     app.include_router(control.router)
     app.include_router(datasets.router)
+    app.include_router(access.router)
     app.include_router(evaluations.router)
     app.include_router(features_api.router)
     _export_feature_freshness(app, workspace)
@@ -128,9 +139,20 @@ def create_app(workspace: Workspace, *, refresh_s: float = 0.25, serving: Servin
     app.state.feature_store = FeatureStore(workspace)
     app.router.on_shutdown.append(app.state.feature_store.close)
     # Last: the data plane's fast path must be the outermost middleware (serving issue #9).
-    dataplane.install(app, workspace, options=serving, refresh_s=refresh_s,
-                      feature_source=FeatureStoreSource(app.state.feature_store))
+    # The source samples the feature rows it serves into the skew log (yarnit features skew).
+    source = FeatureStoreSource(app.state.feature_store,
+                                log_sample_rate=(serving or ServingOptions()).feature_log_sample_rate)
+    service = dataplane.install(app, workspace, options=serving, refresh_s=refresh_s, feature_source=source)
+    # Every production model is loaded and warmed before the app takes its first request: at the ASGI
+    # server's startup, or in BackgroundServer / prepare_for_traffic (which run without lifespan events).
+    app.router.on_startup.append(lambda: _preload(service))
     return app
+
+
+def _preload(service: InferenceService) -> None:
+    for name, outcome in service.runtime.preload().items():
+        log.info("model %s: %s", name, outcome)
+    service.runtime.watch()
 
 
 __all__ = ["create_app", "iter_api_routes"]

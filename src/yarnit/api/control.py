@@ -13,6 +13,8 @@ from yarnit.registry import ModelRegistry
 from yarnit.serving.router import TrafficPolicyStore
 from yarnit.training import RunStore
 
+from .auth import actor_of
+
 router = APIRouter(prefix="/api", tags=["control plane"])
 
 ModelName = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_.-]{0,62}$")]
@@ -60,6 +62,8 @@ class AliasMove(BaseModel):
     model_config = ConfigDict(extra="forbid")
     version: VersionNumber
     reason: Reason = ""
+    force: bool = Field(default=False, description="Move production/canary without a blessed evaluation; needs a "
+                                                   "reason and is audited as force-promote")
 
 
 class Rollback(BaseModel):
@@ -70,15 +74,16 @@ class Rollback(BaseModel):
 
 @router.post("/models/{name}/aliases/{alias}")
 def move_alias(name: ModelName, alias: AliasName, body: AliasMove, request: Request) -> dict[str, Any]:
-    event = _registry(request).set_alias(name, alias, body.version, actor="api", reason=body.reason,
-                                         action="promote")
+    # 409 when the version is not blessed (production/canary) or its artifact could not serve; nothing moves
+    event = _registry(request).promote(name, body.version, alias=alias, actor=actor_of(request),
+                                       reason=body.reason, require_blessing=True, force=body.force)
     _refresh(request, name)
     return event.to_dict()
 
 
 @router.post("/models/{name}/rollback")
 def roll_back(name: ModelName, body: Rollback, request: Request) -> dict[str, Any]:
-    event = _registry(request).roll_back(name, alias=body.alias, actor="api", reason=body.reason)
+    event = _registry(request).roll_back(name, alias=body.alias, actor=actor_of(request), reason=body.reason)
     _refresh(request, name)
     return event.to_dict()
 
@@ -111,7 +116,7 @@ def set_traffic(name: ModelName, body: TrafficUpdate, request: Request) -> dict[
     if body.canary_percent is None and body.shadow is None:
         raise InvalidInput('Nothing to change: send "canary_percent" (0-100) and/or "shadow" (true/false).')
     store = TrafficPolicyStore(request.app.state.workspace)
-    event = store.set(name, canary_percent=body.canary_percent, shadow=body.shadow, actor="api",
+    event = store.set(name, canary_percent=body.canary_percent, shadow=body.shadow, actor=actor_of(request),
                       reason=body.reason)
     serving = getattr(request.app.state, "serving", None)
     if serving is not None:  # this server applies it now; the others at their next policy poll

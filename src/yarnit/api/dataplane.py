@@ -21,7 +21,9 @@ unknown model 404, a body over the limit 413, and a request shed by
 admission control 503 with ``Retry-After``. Every request, whatever its
 outcome, is written to the prediction log.
 
-:func:`install` wires the serving stack into an app (see ``api/app.py``).
+:func:`install` wires the serving stack into an app (see ``api/app.py``). The
+two wire formats (decoding, encoding, their JSON Schemas) are in
+:mod:`yarnit.api.codecs`.
 """
 
 from __future__ import annotations
@@ -41,18 +43,31 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from yarnit.core.errors import InvalidInput, NotFound, YarnitError
 from yarnit.serving import (
-    MAX_INSTANCES,
     InferenceService,
     Overloaded,
     Prediction,
     RequestTooLarge,
     ServingCollector,
     ServingOptions,
-    validate_instances,
 )
 from yarnit.serving.admission import ScoringTimeout, Ticket, scores_inline
 from yarnit.serving.onlinefeatures import FeatureSource
 
+from .codecs import (
+    ERROR_SCHEMA,
+    RANKING_OUTPUTS,
+    SERVED_BY,
+    V1_REQUEST,
+    V1_RESPONSE,
+    V2_REQUEST,
+    V2_RESPONSE,
+    encode_v1,
+    encode_v2,
+    error_body,
+    loads,
+    parse_v1,
+    parse_v2,
+)
 from .errors import status_for
 
 if TYPE_CHECKING:
@@ -68,12 +83,7 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 V1_TEMPLATE = "/v1/models/{name}:predict"
 UNKNOWN_MODEL = "_unknown"  # the metrics label of requests for a model that is not served
 V2_TEMPLATE = "/v2/models/{name}/infer"
-OIP_DATATYPES = ("BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32",
-                 "FP64", "BYTES")
-_INT_TYPES = frozenset(t for t in OIP_DATATYPES if "INT" in t)
-_FLOAT_TYPES = frozenset(("FP16", "FP32", "FP64"))
 _JSON = (b"content-type", b"application/json")
-_MAX_FLOAT = 1.7976931348623157e308
 
 
 def route_of(path: str) -> tuple[str, str] | None:
@@ -85,118 +95,16 @@ def route_of(path: str) -> tuple[str, str] | None:
     return None
 
 
-# -- OpenAPI: the documented contract of the two POST routes ------------------------------------------
-_SCALAR: dict[str, Any] = {"anyOf": [
-    {"type": "string", "maxLength": 10_000},
-    {"type": "number", "minimum": -_MAX_FLOAT, "maximum": _MAX_FLOAT},
-    {"type": "boolean"},
-    {"type": "null"},
-]}
-_ERROR_SCHEMA: dict[str, Any] = {
-    "type": "object", "required": ["error", "detail"],
-    "properties": {"error": {"type": "string"}, "detail": {"type": "string"}, "request_id": {"type": "string"}},
-}
-_CANDIDATES: dict[str, Any] = {
-    "type": "array", "maxItems": 1000,
-    "items": {"anyOf": [{"type": "string", "maxLength": 10_000},
-                        {"type": "object", "required": ["product_id"], "additionalProperties": _SCALAR,
-                         "properties": {"product_id": {"type": "string", "maxLength": 10_000}}}]},
-    "description": "Ranking models only (e.g. yarnit-ranker): the page's candidates to re-rank, as product ids "
-                   "or objects of live product values; without them the model generates its own.",
-}
-_V1_REQUEST: dict[str, Any] = {
-    "type": "object", "additionalProperties": False, "required": ["instances"],
-    "properties": {
-        "instances": {"type": "array", "minItems": 1, "maxItems": MAX_INSTANCES,
-                      "items": {"type": "object", "additionalProperties": _SCALAR,
-                                "properties": {"candidates": _CANDIDATES}},
-                      "description": "One object of raw feature values per instance; null means missing. "
-                                     "A ranking model takes user_id, query, country, device, k and optional "
-                                     "candidates."},
-        "key": {"type": "string", "maxLength": 256,
-                "description": "Routing key (e.g. a user id) for the sticky canary split; by default the "
-                               "first instance's user_id. Logged only as a keyed hash."},
-    },
-}
-_SERVED_BY = {"type": "string", "enum": ["model", "previous", "fallback"]}
-_SLATE: dict[str, Any] = {
-    "type": "object", "required": ["items", "scores", "propensities", "explored"],
-    "description": "A ranking model's answer for one instance: the slate, best first.",
-    "properties": {
-        "items": {"type": "array", "items": {"type": "string"}, "description": "Product ids shown, in order"},
-        "scores": {"type": "array", "items": {"type": "number"}, "description": "The model's score of each item"},
-        "propensities": {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
-                         "description": "Probability that the ranking policy shows this item at this position"},
-        "explored": {"type": "boolean", "description": "Whether this slate is a random exploration slate"},
-        "eligible": {"type": "integer", "minimum": 0, "description": "Candidates left after the business rules"},
-    },
-}
-_V1_RESPONSE: dict[str, Any] = {
-    "type": "object", "required": ["predictions", "model_name", "model_version", "served_by", "request_id"],
-    "properties": {
-        "predictions": {"type": "array", "items": {"anyOf": [{"type": "number", "minimum": 0, "maximum": 1},
-                                                             _SLATE]},
-                        "description": "One probability per instance; a slate per instance for a ranking model"},
-        "model_name": {"type": "string"}, "model_version": {"type": "integer", "minimum": 0},
-        "served_by": _SERVED_BY, "alias": {"type": "string"}, "request_id": {"type": "string"},
-        "reason": {"type": "string"},
-    },
-}
-_TENSOR_DATA: dict[str, Any] = {"type": "array", "items": {"anyOf": [
-    {"type": "string", "maxLength": 10_000},
-    {"type": "number", "minimum": -_MAX_FLOAT, "maximum": _MAX_FLOAT},
-    {"type": "boolean"},
-    {"type": "array"},
-]}}
-_V2_REQUEST: dict[str, Any] = {
-    "type": "object", "additionalProperties": False, "required": ["inputs"],
-    "properties": {
-        "id": {"type": "string", "maxLength": 256},
-        "parameters": {"type": "object", "properties": {"key": {"type": "string", "maxLength": 256}}},
-        "inputs": {"type": "array", "minItems": 1, "maxItems": 1024, "items": {
-            "type": "object", "additionalProperties": False, "required": ["name", "shape", "datatype", "data"],
-            "properties": {
-                "name": {"type": "string", "minLength": 1, "maxLength": 128},
-                "shape": {"type": "array", "minItems": 1, "maxItems": 2,
-                          "items": {"type": "integer", "minimum": 0, "maximum": MAX_INSTANCES}},
-                "datatype": {"type": "string", "enum": list(OIP_DATATYPES)},
-                "data": _TENSOR_DATA,
-                "parameters": {"type": "object"},
-            }}},
-        "outputs": {"type": "array", "maxItems": 1, "items": {
-            "type": "object", "required": ["name"],
-            "properties": {"name": {"type": "string", "enum": ["probability"]}, "parameters": {"type": "object"}}}},
-    },
-    "description": "Each input tensor is one feature column of shape [N] or [N, 1]; or one tensor of shape "
-                   "[N, F] whose columns are the model's declared inputs in order (GET /v2/models/{name}).",
-}
-_V2_RESPONSE: dict[str, Any] = {
-    "type": "object", "required": ["model_name", "model_version", "outputs", "parameters"],
-    "properties": {
-        "model_name": {"type": "string"}, "model_version": {"type": "string"}, "id": {"type": "string"},
-        "parameters": {"type": "object", "required": ["served_by", "request_id"],
-                       "properties": {"served_by": _SERVED_BY, "alias": {"type": "string"},
-                                      "request_id": {"type": "string"}, "reason": {"type": "string"}}},
-        "outputs": {"type": "array", "items": {
-            "type": "object", "required": ["name", "shape", "datatype", "data"],
-            "properties": {"name": {"type": "string"}, "shape": {"type": "array", "items": {"type": "integer"}},
-                           "datatype": {"type": "string"},
-                           "data": {"type": "array", "items": {"anyOf": [{"type": "number"}, {"type": "string"},
-                                                                         {"type": "boolean"}]}}}}},
-    },
-    "description": "One output 'probability' [N] (FP64); for a ranking model: 'items' [N, K] (BYTES, padded "
-                   "with ''), 'scores' and 'propensities' [N, K] (FP64, padded with 0), 'explored' [N] (BOOL) "
-                   "and 'length' [N] (INT64, the real items of each row).",
-}
+# -- OpenAPI: the routes' responses and headers (the bodies' schemas are in codecs) -------------------------
 _ANSWER_HEADERS = {
     "x-request-id": {"schema": {"type": "string"}, "description": "The request id (also in the prediction log)"},
     "x-yarnit-model-version": {"schema": {"type": "string"}, "description": "Version that answered (0: heuristic)"},
-    "x-yarnit-served-by": {"schema": _SERVED_BY, "description": "Which path answered"},
+    "x-yarnit-served-by": {"schema": SERVED_BY, "description": "Which path answered"},
 }
 
 
 def _error_response(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": _ERROR_SCHEMA}}}
+    out: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": ERROR_SCHEMA}}}
     if headers:
         out["headers"] = headers
     return out
@@ -227,193 +135,6 @@ _HEADER_PARAMS = [
 def _openapi_extra(schema: dict[str, Any]) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}},
             "parameters": _HEADER_PARAMS}
-
-
-# -- request parsing ---------------------------------------------------------------------------------
-def _loads(body: bytes) -> Any:
-    if not body:
-        raise InvalidInput("The request body is empty; send a JSON object.")
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"The request body is not valid JSON ({exc}). NaN and Infinity are not JSON; "
-                           "send finite numbers.") from None
-
-
-def _check_keys(obj: dict[str, Any], allowed: frozenset[str], where: str) -> None:
-    if obj.keys() <= allowed:
-        return
-    unknown = [k for k in obj if k not in allowed]
-    if unknown:
-        raise InvalidInput(f"Unknown field(s) {sorted(unknown)} in {where}; allowed: {sorted(allowed)}.")
-
-
-def _optional_key(value: Any, where: str) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or len(value) > 256:
-        raise InvalidInput(f"{where} must be a string of at most 256 characters.")
-    return value
-
-
-_V1_KEYS = frozenset(("instances", "key"))
-_V2_KEYS = frozenset(("id", "parameters", "inputs", "outputs"))
-_TENSOR_KEYS = frozenset(("name", "shape", "datatype", "data", "parameters"))
-# The Python types each OIP datatype may hold (bool is not an int here, as in _check_tensor_values).
-_KINDS = {t: frozenset((str,)) if t == "BYTES" else frozenset((bool,)) if t == "BOOL" else
-          frozenset((int,)) if t in _INT_TYPES else frozenset((int, float)) for t in OIP_DATATYPES}
-_INT64 = (-(2**63), 2**63 - 1)
-
-
-def parse_v1(payload: Any, max_instances: int) -> tuple[list[dict[str, Any]], str | None]:
-    if not isinstance(payload, dict):
-        raise InvalidInput('The body must be a JSON object: {"instances": [{...}, ...]}.')
-    _check_keys(payload, _V1_KEYS, "the request")
-    if "instances" not in payload:
-        raise InvalidInput('The body has no "instances"; send {"instances": [{"feature": value, ...}]}.')
-    return validate_instances(payload["instances"], max_instances), _optional_key(payload.get("key"), "'key'")
-
-
-def _flatten(data: list[Any]) -> list[Any]:
-    if not any(isinstance(v, list) for v in data):
-        return data
-    out: list[Any] = []
-    stack = [iter(data)]
-    while stack:
-        for value in stack[-1]:
-            if isinstance(value, list):
-                stack.append(iter(value))
-                break
-            out.append(value)
-        else:
-            stack.pop()
-    return out
-
-
-def _check_tensor_values(name: str, datatype: str, data: list[Any]) -> None:
-    for value in data:
-        kind = type(value)
-        if datatype == "BYTES":
-            ok = kind is str
-        elif datatype == "BOOL":
-            ok = kind is bool
-        elif datatype in _INT_TYPES:
-            ok = kind is int
-        else:
-            ok = kind is int or (kind is float and value == value and abs(value) != float("inf"))
-        if not ok:
-            raise InvalidInput(f"Input {name!r} is declared {datatype} but holds {value!r}; "
-                               f"BYTES holds strings, BOOL booleans, INT* integers, FP* finite numbers.")
-
-
-def _feature_columns(inputs: list[Any], max_instances: int) -> list[dict[str, Any]] | None:
-    """The usual v2 body, cheaply: one tensor [N] or [N, 1] per feature, every value valid.
-
-    Checks whole tensors with C loops (``set(map(type, data))``), not value
-    by value, and yields the same instances as the full path of
-    :func:`parse_v2`. Any other body, including every invalid one, gives
-    None: the full path then checks it and says what is wrong.
-    """
-    names: list[str] = []
-    columns: list[list[Any]] = []
-    rows = -1
-    for tensor in inputs:
-        if type(tensor) is not dict:
-            return None
-        name, shape, datatype, data = (tensor.get("name"), tensor.get("shape"), tensor.get("datatype"),
-                                       tensor.get("data"))
-        # The four fields are there (their types are checked next), so any other key but parameters is unknown.
-        if type(name) is not str or type(shape) is not list or type(datatype) is not str or type(data) is not list \
-                or len(tensor) != 4 + ("parameters" in tensor) or not 0 < len(name) <= 128:
-            return None
-        n = len(data)
-        if not (0 < n <= max_instances and (rows == n or rows < 0) and shape and type(shape[0]) is int
-                and shape[0] == n and (len(shape) == 1 or (len(shape) == 2 and type(shape[1]) is int
-                                                           and shape[1] == 1))):
-            return None
-        rows = n
-        allowed = _KINDS.get(datatype)
-        kinds = {type(data[0])} if n == 1 else set(map(type, data))
-        if allowed is None or not kinds <= allowed:
-            return None
-        if int in kinds:
-            ints = data if float not in kinds else [v for v in data if type(v) is int]
-            if min(ints) < _INT64[0] or max(ints) > _INT64[1]:
-                return None
-        if float in kinds and not all(map(math.isfinite, data)):
-            return None
-        names.append(name)
-        columns.append(data)
-    if rows == 1:
-        return [dict(zip(names, [c[0] for c in columns], strict=True))]
-    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
-
-
-def parse_v2(payload: Any, columns_of: Any, max_instances: int) -> tuple[list[dict[str, Any]], str | None,
-                                                                          str | None]:
-    """(instances, routing key, request id echo) from an OIP v2 infer body."""
-    if not isinstance(payload, dict):
-        raise InvalidInput('The body must be a JSON object: {"inputs": [{"name", "shape", "datatype", "data"}]}.')
-    _check_keys(payload, _V2_KEYS, "the request")
-    request_id = payload.get("id")
-    if request_id is not None and (not isinstance(request_id, str) or len(request_id) > 256):
-        raise InvalidInput("'id' must be a string of at most 256 characters.")
-    parameters = payload.get("parameters")
-    if parameters is not None and not isinstance(parameters, dict):
-        raise InvalidInput("'parameters' must be an object.")
-    key = _optional_key((parameters or {}).get("key"), "parameters.key")
-    outputs = payload.get("outputs")
-    if outputs is not None:
-        if not isinstance(outputs, list) or len(outputs) > 1 or any(
-                not isinstance(o, dict) or o.get("name") != "probability" for o in outputs):
-            raise InvalidInput("'outputs' may only ask for [{\"name\": \"probability\"}], the one output.")
-    inputs = payload.get("inputs")
-    if not isinstance(inputs, list) or not inputs:
-        raise InvalidInput("'inputs' must be a non-empty list of tensors {name, shape, datatype, data}.")
-    if len(inputs) > 1024:
-        raise InvalidInput(f"'inputs' has {len(inputs)} tensors; at most 1024.")
-    instances = _feature_columns(inputs, max_instances)
-    if instances is not None:
-        return instances, key, request_id
-    tensors: list[tuple[str, list[int], list[Any]]] = []
-    for index, tensor in enumerate(inputs):
-        if not isinstance(tensor, dict):
-            raise InvalidInput(f"inputs[{index}] must be an object {{name, shape, datatype, data}}.")
-        _check_keys(tensor, _TENSOR_KEYS, f"inputs[{index}]")
-        name, shape, datatype, data = (tensor.get(k) for k in ("name", "shape", "datatype", "data"))
-        if not isinstance(name, str) or not 0 < len(name) <= 128:
-            raise InvalidInput(f"inputs[{index}].name must be a non-empty string (≤ 128 characters).")
-        if not isinstance(shape, list) or not 1 <= len(shape) <= 2 or any(
-                type(d) is not int or d < 0 for d in shape):
-            raise InvalidInput(f"Input {name!r} has shape {shape!r}; use [N] or [N, F] with non-negative integers.")
-        if datatype not in OIP_DATATYPES:
-            raise InvalidInput(f"Input {name!r} has datatype {datatype!r}; valid: {', '.join(OIP_DATATYPES)}.")
-        if not isinstance(data, list):
-            raise InvalidInput(f"Input {name!r} needs 'data' as a list of values.")
-        flat = _flatten(data)
-        expected = shape[0] * (shape[1] if len(shape) == 2 else 1)
-        if len(flat) != expected:
-            raise InvalidInput(f"Input {name!r} has shape {shape} but {len(flat)} values; expected {expected}.")
-        _check_tensor_values(name, datatype, flat)
-        tensors.append((name, shape, flat))
-    rows = tensors[0][1][0]
-    if rows > max_instances:
-        raise InvalidInput(f"{rows} rows in one request; at most {max_instances}. Split the batch.")
-    if len(tensors) == 1 and len(tensors[0][1]) == 2 and tensors[0][1][1] != 1:
-        name, shape, flat = tensors[0]
-        columns = columns_of()
-        if len(columns) != shape[1]:
-            raise InvalidInput(f"Input {name!r} has {shape[1]} columns but the model declares {len(columns)} "
-                               f"inputs ({', '.join(columns) or 'none'}); send one tensor per feature instead.")
-        width = shape[1]
-        instances = [dict(zip(columns, flat[r * width:(r + 1) * width], strict=True)) for r in range(rows)]
-    else:
-        for name, shape, _flat in tensors:
-            if shape[0] != rows or (len(shape) == 2 and shape[1] != 1):
-                raise InvalidInput(f"Input {name!r} has shape {shape}; with one tensor per feature every input "
-                                   f"must be one column of shape [{rows}] or [{rows}, 1].")
-        instances = [{name: flat[r] for name, _shape, flat in tensors} for r in range(rows)]
-    return validate_instances(instances, max_instances), key, request_id
 
 
 # -- the handler: one exchange per request, driven by the ASGI path or by the HTTP fast lane --------------
@@ -613,13 +334,13 @@ class DataPlaneMiddleware:
         if isinstance(exc, Overloaded):  # its deadline passed while it waited for its turn
             ex.status, ex.error = 503, exc.reason
             ex.headers = ((b"retry-after", str(exc.retry_after_s).encode()),)
-            ex.body = _error_body(exc, ex.request_id)
+            ex.body = error_body(exc, ex.request_id)
         elif isinstance(exc, YarnitError):
             ex.status = 413 if isinstance(exc, RequestTooLarge) else status_for(exc)
             ex.error = type(exc).__name__
             ex.headers = ((b"retry-after", str(self.service.options.retry_after_s).encode()),) \
                 if ex.status == 503 else ()
-            ex.body = _error_body(exc, ex.request_id)
+            ex.body = error_body(exc, ex.request_id)
         else:  # a bug: answer 500 with no internals, keep the trace in the server log
             log.error("data-plane request %s failed", ex.request_id, exc_info=exc)
             ex.status, ex.error, ex.headers = 500, type(exc).__name__, ()
@@ -649,7 +370,7 @@ class DataPlaneMiddleware:
             ex.ticket = None
 
     def _parse(self, ex: Exchange, body: bytes) -> None:
-        payload = _loads(body)
+        payload = loads(body)
         service = self.service
         max_instances = service.options.max_instances
         if ex.protocol == "v1":
@@ -666,16 +387,16 @@ class DataPlaneMiddleware:
     def _answer(self, ex: Exchange) -> None:
         p = ex.prediction
         assert p is not None
-        ex.body = _answer_v1(p) if ex.protocol == "v1" else _answer_v2(p, ex.echo_id)
+        ex.body = encode_v1(p) if ex.protocol == "v1" else encode_v2(p, ex.echo_id)
         ex.headers = ((b"x-yarnit-model-version", str(p.model_version).encode()),
                       (b"x-yarnit-served-by", p.served_by.encode()))
 
     def _shed_answer(self, reason: str, retry_after_s: int,
                      request_id: str) -> tuple[bytes, tuple[tuple[bytes, bytes], ...]]:
-        """The 503 body and headers of a shed request: what ``_error_body(Overloaded(...))`` gives, byte for byte."""
+        """The 503 body and headers of a shed request: what ``error_body(Overloaded(...))`` gives, byte for byte."""
         answer = self._shed_answers.get((reason, retry_after_s))
         if answer is None:
-            whole = _error_body(Overloaded(reason, retry_after_s), "")
+            whole = error_body(Overloaded(reason, retry_after_s), "")
             prefix = whole[:whole.rindex(b'"request_id":') + len(b'"request_id":')]
             answer = self._shed_answers[(reason, retry_after_s)] = (
                 prefix, ((b"retry-after", str(retry_after_s).encode()),))
@@ -755,6 +476,11 @@ class _Tally:
 async def _offloaded(service: InferenceService, name: str, instances: list[dict[str, Any]], key: str | None,
                      request_id: str, deadline_at_s: float) -> Prediction:
     """``service.predict`` on the scoring pool; past the deadline, the fallback answers (and is counted)."""
+    loading = service.load_pending(name)
+    if loading is not None:  # loading and warming a version is not charged to the request's deadline
+        started = service.clock.monotonic()
+        await service.admission.pool.run(loading, service.options.load_timeout_s)
+        deadline_at_s += service.clock.monotonic() - started
     try:
         return await service.admission.pool.run(
             lambda: service.predict(name, instances, key=key, request_id=request_id, deadline_at_s=deadline_at_s),
@@ -797,52 +523,6 @@ def _columns(service: InferenceService, name: str) -> list[str]:
     return list(inputs) if isinstance(inputs, dict) else []
 
 
-def _answer_v1(p: Prediction) -> bytes:
-    body: dict[str, Any] = {"predictions": p.values, "model_name": p.model_name, "model_version": p.model_version,
-                            "served_by": p.served_by, "alias": p.alias, "request_id": p.request_id}
-    if p.reason is not None:
-        body["reason"] = p.reason
-    return orjson.dumps(body)
-
-
-def _answer_v2(p: Prediction, echo_id: str | None) -> bytes:
-    parameters: dict[str, Any] = {"served_by": p.served_by, "alias": p.alias, "request_id": p.request_id}
-    if p.reason is not None:
-        parameters["reason"] = p.reason
-    outputs = _slate_tensors(p.values) if p.kind == "ranking" else \
-        [{"name": "probability", "shape": [len(p.values)], "datatype": "FP64", "data": p.values}]
-    return orjson.dumps({
-        "model_name": p.model_name, "model_version": str(p.model_version), "id": echo_id or p.request_id,
-        "parameters": parameters, "outputs": outputs,
-    })
-
-
-def _slate_tensors(slates: list[Any]) -> list[dict[str, Any]]:
-    """Slates as OIP v2 tensors: rows padded to the longest slate ('' and 0), with each row's length."""
-    n = len(slates)
-    width = max((len(s["items"]) for s in slates), default=0)
-    items: list[str] = []
-    scores: list[float] = []
-    propensities: list[float] = []
-    for slate in slates:
-        pad = width - len(slate["items"])
-        items += [*slate["items"], *([""] * pad)]
-        scores += [*slate["scores"], *([0.0] * pad)]
-        propensities += [*slate["propensities"], *([0.0] * pad)]
-    return [{"name": "items", "shape": [n, width], "datatype": "BYTES", "data": items},
-            {"name": "scores", "shape": [n, width], "datatype": "FP64", "data": scores},
-            {"name": "propensities", "shape": [n, width], "datatype": "FP64", "data": propensities},
-            {"name": "explored", "shape": [n], "datatype": "BOOL", "data": [bool(s["explored"]) for s in slates]},
-            {"name": "length", "shape": [n], "datatype": "INT64", "data": [len(s["items"]) for s in slates]}]
-
-
-def _error_body(exc: YarnitError, request_id: str | None) -> bytes:
-    body: dict[str, Any] = {"error": type(exc).__name__, "detail": str(exc)}
-    if request_id is not None:
-        body["request_id"] = request_id
-    return orjson.dumps(body)
-
-
 # -- the FastAPI side: documentation, metadata and readiness -----------------------------------------
 router = APIRouter(tags=["data plane"])
 ModelName = Path(pattern=NAME_PATTERN, description="Model name", max_length=63)
@@ -868,15 +548,15 @@ def _plane(request: Request) -> DataPlaneMiddleware:
     return plane
 
 
-@router.post(V1_TEMPLATE, response_model=None, responses=_responses(_V1_RESPONSE),
-             openapi_extra=_openapi_extra(_V1_REQUEST), summary="v1 predict")
+@router.post(V1_TEMPLATE, response_model=None, responses=_responses(V1_RESPONSE),
+             openapi_extra=_openapi_extra(V1_REQUEST), summary="v1 predict")
 async def v1_predict(request: Request, name: str = ModelName) -> Response:
     """Score ``instances`` (feature dicts) with the version routed to (production, or canary for its share)."""
     return _Delegate(_plane(request), "v1", name)
 
 
-@router.post(V2_TEMPLATE, response_model=None, responses=_responses(_V2_RESPONSE),
-             openapi_extra=_openapi_extra(_V2_REQUEST), summary="Open Inference Protocol v2 infer")
+@router.post(V2_TEMPLATE, response_model=None, responses=_responses(V2_RESPONSE),
+             openapi_extra=_openapi_extra(V2_REQUEST), summary="Open Inference Protocol v2 infer")
 async def v2_infer(request: Request, name: str = ModelName) -> Response:
     """Open Inference Protocol v2: one input tensor per feature column (or one [N, F] tensor)."""
     return _Delegate(_plane(request), "v2", name)
@@ -909,27 +589,20 @@ def v2_model_metadata(request: Request, name: str = ModelName) -> dict[str, Any]
         "platform": f"yarnit-{loaded.version.artifact_format.value}",
         "inputs": [{"name": f, "datatype": "BYTES" if t == "string" else "BOOL" if t == "bool" else "FP64",
                     "shape": [-1]} for f, t in inputs.items()],
-        "outputs": _RANKING_OUTPUTS if signature.get("output") == "ranking" else
+        "outputs": RANKING_OUTPUTS if signature.get("output") == "ranking" else
         [{"name": "probability", "datatype": "FP64", "shape": [-1]}],
     }
 
 
-# What a ranking model answers over OIP v2 (see _slate_tensors): K is the longest slate of the batch.
-_RANKING_OUTPUTS = [
-    {"name": "items", "datatype": "BYTES", "shape": [-1, -1]},
-    {"name": "scores", "datatype": "FP64", "shape": [-1, -1]},
-    {"name": "propensities", "datatype": "FP64", "shape": [-1, -1]},
-    {"name": "explored", "datatype": "BOOL", "shape": [-1]},
-    {"name": "length", "datatype": "INT64", "shape": [-1]},
-]
-
-
 @router.get("/v2/models/{name}/ready", responses=_METADATA_RESPONSES, summary="OIP v2 model readiness")
 def v2_model_ready(request: Request, name: str = ModelName) -> Response:
-    state = _service(request).runtime.state(name)
-    if state.production is None:
-        return JSONResponse({"name": name, "ready": False, "version": ""}, status_code=503,
-                            headers={"Retry-After": "1"})
+    runtime = _service(request).runtime
+    state = runtime.state(name)
+    ready, why = runtime.serves_production(name)
+    if not ready:  # not loaded, or stuck on another version than the registry names
+        return JSONResponse({"name": name, "ready": False, "reason": why,
+                             "version": str(state.production.version.version) if state.production else ""},
+                            status_code=503, headers={"Retry-After": "1"})
     return JSONResponse({"name": name, "ready": True, "version": str(state.production.version.version)})
 
 
@@ -974,4 +647,4 @@ def asgi_entry(app: FastAPI) -> ASGIApp:
     return DataPlaneMiddleware(app, app.state.serving, getattr(app.state, "metrics", None))
 
 
-__all__ = ["DataPlaneMiddleware", "Exchange", "asgi_entry", "install", "parse_v1", "parse_v2", "route_of", "router"]
+__all__ = ["DataPlaneMiddleware", "Exchange", "asgi_entry", "install", "route_of", "router"]

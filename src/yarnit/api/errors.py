@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse
 
 from yarnit.core.errors import (
     Conflict,
+    Forbidden,
     IntegrityError,
     InvalidInput,
     NotFound,
@@ -41,6 +42,7 @@ ERROR_STATUS: dict[type[YarnitError], int] = {
     NotFound: 404,
     Conflict: 409,
     Unauthorized: 401,
+    Forbidden: 403,
     Unavailable: 503,
     IntegrityError: 500,
     UnsafeArtifact: 500,

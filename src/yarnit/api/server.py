@@ -48,6 +48,10 @@ class BackgroundServer:
         return f"http://{self.host}:{self.port}"
 
     def __enter__(self) -> BackgroundServer:
+        serving = getattr(self.app.state, "serving", None)
+        if serving is not None:  # lifespan is off here: load and warm every production model before traffic
+            serving.runtime.preload()
+            serving.runtime.watch()
         self.thread.start()
         deadline = time.monotonic() + 15
         while not self.server.started:
@@ -68,8 +72,8 @@ class BackgroundServer:
 def prepare_for_traffic(app: FastAPI) -> dict[str, str]:
     """What a server process does once before it takes traffic; returns ``{model: load outcome}``.
 
-    * Load every production model (a first request must not pay, or time out
-      on, a model load).
+    * Load and warm every production model (a first request must not pay, or
+      time out on, a model load), and start the runtime's alias watcher.
     * Move everything allocated so far (libraries, models) out of the garbage
       collector's reach with ``gc.freeze()``: the collector then scans only
       what requests allocate, so its full passes no longer walk every
@@ -77,7 +81,9 @@ def prepare_for_traffic(app: FastAPI) -> dict[str, str]:
     """
     import gc
 
-    outcomes: dict[str, str] = app.state.serving.runtime.preload()
+    runtime = app.state.serving.runtime
+    outcomes: dict[str, str] = runtime.preload()
+    runtime.watch()
     gc.collect()
     gc.freeze()
     return outcomes

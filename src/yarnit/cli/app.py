@@ -12,7 +12,7 @@ import yarnit
 from yarnit.core.errors import YarnitError
 from yarnit.core.settings import load_settings
 
-from . import data, evaluation, features, lineage, models, pipelines
+from . import data, evaluation, features, lineage, models, pipelines, tokens
 from .serving import predict_batch
 from .common import JSON_OPTION, cli_errors, console, emit, fail, options, workspace
 
@@ -30,6 +30,8 @@ app.add_typer(evaluation.app, name="eval")
 app.command("predict-batch")(predict_batch)
 app.add_typer(data.app, name="data")
 app.add_typer(lineage.app, name="lineage")
+app.add_typer(tokens.app, name="tokens")
+app.add_typer(tokens.access_app, name="access")
 
 
 def _add_world() -> None:
@@ -124,6 +126,7 @@ def demo(days: int = typer.Option(3, min=2, max=60, help="Simulated days of Yarn
             ("served prediction", f"{result.served_prediction:.4f} by ctr v{result.served_by_version} "
                                   f"({result.served_by}) via {result.server_url}/v1/models/ctr:predict"),
             ("requests sent", str(result.requests_sent)),
+            ("answered by", ", ".join(f"{who}: {n}" for who, n in result.answered_by.items())),
         ]
         for key, value in rows:
             table.add_row(key, str(value))

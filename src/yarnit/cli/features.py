@@ -217,7 +217,8 @@ def skew(
     max_mismatch_rate: float = typer.Option(0.0, min=0.0, max=0.99, help="Mismatch rate above which a feature "
                                                                           "is reported as skewed."),
     tolerance: float = typer.Option(1e-9, min=0.0, help="Largest float difference counted as equal."),
-    fail_on_skew: bool = typer.Option(False, "--fail-on-skew", help="Exit with code 2 when any feature is skewed."),
+    fail_on_skew: bool = typer.Option(False, "--fail-on-skew", help="Exit with code 2 when any feature is skewed, "
+                                                                   "and 3 when there is no logged data to compare."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Compare logged serving values with the offline recomputation, feature by feature."""
@@ -228,17 +229,23 @@ def skew(
 
     def human() -> None:
         console.print(f"{report.view} ({report.version}): {report.rows:,} logged rows, served status "
-                      f"{report.served_status or '-'}")
+                      f"{report.served_status or '-'}: {report.status.upper()}")
+        if report.status == "no data":
+            console.print("No served rows of this view were logged in the window, so nothing was compared. "
+                          "The data plane samples the rows it reads (ServingOptions.feature_log_sample_rate); "
+                          "serve a model that reads this view, or widen --since/--until.")
         table = Table("feature", "mismatch rate", "mismatches", "served unavailable", "distance", "skewed")
         for f in report.features:
             distance = "-" if f.distance is None else f"{f.distance:.4f} ({f.distance_kind})"
             table.add_row(f.feature, f"{f.mismatch_rate:.2%}", str(f.mismatches), str(f.served_unavailable),
-                          distance, "SKEWED" if f.skewed else "ok")
+                          distance, f.status.upper() if f.status != "ok" else "ok")
         console.print(table)
 
     emit(report.to_dict(), as_json, human)
     if fail_on_skew and report.skewed:
         raise typer.Exit(2)
+    if fail_on_skew and report.status == "no data":
+        raise typer.Exit(3)
 
 
 __all__ = ["app"]

@@ -1,10 +1,13 @@
-"""``yarnit models …``: list, show, promote, roll back, history, traffic policy."""
+"""``yarnit models …``: list, show, promote, roll back, restore, history, traffic policy."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 from rich.table import Table
 
+from yarnit.access import cli_actor
 from yarnit.registry import ModelRegistry
 
 from .common import JSON_OPTION, cli_errors, console, emit, workspace
@@ -55,12 +58,20 @@ def show(name: str, as_json: bool = JSON_OPTION) -> None:
 @cli_errors
 def promote(name: str, version: int, alias: str = typer.Option("production", help="Alias to move."),
             reason: str = typer.Option("", help="Why (kept in the audit history)."),
+            force: bool = typer.Option(False, "--force", help="Promote to production/canary without a blessed "
+                                       "evaluation (needs --reason; audited as force-promote)."),
             as_json: bool = JSON_OPTION) -> None:
-    """Point an alias (default: production) at a version."""
+    """Point an alias (default: production) at a version.
+
+    production and canary need a blessed, validity-checked evaluation of the version (yarnit eval run, then
+    yarnit eval gate) unless --force --reason is given. The artifact is verified and loaded first.
+    """
     with workspace() as ws:
-        event = ModelRegistry(ws).promote(name, version, alias=alias, reason=reason)
+        event = ModelRegistry(ws).promote(name, version, alias=alias, reason=reason, require_blessing=True,
+                                          force=force, actor=cli_actor())
     emit(event.to_dict(), as_json, lambda: console.print(
-        f"{name}: {alias} v{event.from_version} → v{event.to_version}"))
+        f"{name}: {alias} v{event.from_version} → v{event.to_version}"
+        + (" (forced; audited)" if event.action == "force-promote" else "")))
 
 
 @app.command("rollback")
@@ -70,9 +81,24 @@ def rollback(name: str, alias: str = typer.Option("production", help="Alias to r
              as_json: bool = JSON_OPTION) -> None:
     """Move an alias back to the version it pointed at before (one atomic step)."""
     with workspace() as ws:
-        event = ModelRegistry(ws).roll_back(name, alias=alias, reason=reason)
+        event = ModelRegistry(ws).roll_back(name, alias=alias, reason=reason, actor=cli_actor())
     emit(event.to_dict(), as_json, lambda: console.print(
         f"{name}: {alias} rolled back v{event.from_version} → v{event.to_version}"))
+
+
+@app.command("restore")
+@cli_errors
+def restore(name: str, version: int,
+            file: Path = typer.Option(..., "--file", exists=True, dir_okay=False, readable=True,
+                                      help="A copy of the version's artifact (it must hash to the recorded sha256)."),
+            as_json: bool = JSON_OPTION) -> None:
+    """Put back a version's missing or corrupted artifact from a copy of the same bytes (checked, then loaded)."""
+    data = file.read_bytes()
+    with workspace() as ws:
+        target = ModelRegistry(ws).restore_artifact(name, version, data)
+    emit({"model": name, "version": version, "artifact_sha256": target.artifact_sha256, "restored": True},
+         as_json, lambda: console.print(f"{name} v{version}: artifact sha256:{target.artifact_sha256[:12]}… "
+                                        "restored and verified"))
 
 
 @app.command("history")
@@ -113,7 +139,7 @@ def traffic(name: str,
         store = TrafficPolicyStore(ws)
         event = None
         if canary_percent is not None or shadow is not None:
-            event = store.set(name, canary_percent=canary_percent, shadow=shadow, actor="cli", reason=reason)
+            event = store.set(name, canary_percent=canary_percent, shadow=shadow, actor=cli_actor(), reason=reason)
         else:
             ModelRegistry(ws).versions(name)  # an unknown model is an error, not a default policy
         policy = store.get(name)

@@ -18,6 +18,7 @@ from yarnit.recipes import BUILTIN_PIPELINES, builtin_pipeline
 from yarnit.storage import Workspace
 from yarnit.training import Pipeline, PipelineRunner, RunStore
 from yarnit.training.dask import dask_client
+from yarnit.training.runner import check_run
 from yarnit.training.reproduce import reproduce
 
 from .common import JSON_OPTION, cli_errors, console, emit, workspace
@@ -63,7 +64,7 @@ def parse_settings(values: list[str]) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def _runner(ws: Workspace, use_dask: bool) -> Iterator[PipelineRunner]:
-    if not use_dask and not ws.settings.dask_scheduler:
+    if not use_dask:  # YARNIT_DASK_SCHEDULER says where Dask runs; --dask says whether
         yield PipelineRunner(ws)
         return
     with dask_client(ws.settings.dask_scheduler) as client:
@@ -116,11 +117,12 @@ def run(spec: str = typer.Argument(..., help="Built-in pipeline name or a Python
         set_: list[str] = typer.Option([], "--set", help="Config override key=value (step.key for one step)."),
         seed: int = typer.Option(0, help="Seed of the run."),
         force: bool = typer.Option(False, help="Ignore the step cache."),
-        dask: bool = typer.Option(False, "--dask", help="Train on Dask (YARNIT_DASK_SCHEDULER or a local cluster)."),
+        dask: bool = typer.Option(False, "--dask", help="Train on Dask (YARNIT_DASK_SCHEDULER or a local cluster); "
+                                  "only steps that can use it, e.g. trainer=lightgbm."),
         as_json: bool = JSON_OPTION) -> None:
     """Run a pipeline; unchanged steps come from the cache."""
     pipeline, source = resolve(spec)
-    config = parse_settings(set_)
+    config = check_run(pipeline, parse_settings(set_), dask=dask)  # refused before a cluster starts
     with workspace() as ws, _runner(ws, dask) as runner, _progress(not as_json) as progress:
         result = runner.run(pipeline, config=config, seed=seed, source=source, force=force, progress=progress)
     _show_result(result, as_json)
@@ -139,14 +141,15 @@ def list_pipelines(as_json: bool = JSON_OPTION) -> None:
 @cli_errors
 def list_runs(pipeline: str = typer.Option(None, help="Only runs of this pipeline."),
               limit: int = typer.Option(20, min=1, max=1000), as_json: bool = JSON_OPTION) -> None:
-    """Recent runs, newest first."""
+    """Recent runs, newest first; a run whose process died shows as interrupted, with its resume command."""
     with workspace() as ws:
         runs = RunStore(ws).list(pipeline, limit)
 
     def human() -> None:
-        table = Table("run", "pipeline", "state", "started", "error")
+        table = Table("run", "pipeline", "state", "started", "error", "next")
         for r in runs:
-            table.add_row(r.id, r.pipeline, r.state, r.started_at.isoformat(timespec="seconds"), (r.error or "")[:60])
+            table.add_row(r.id, r.pipeline, r.state, r.started_at.isoformat(timespec="seconds"), (r.error or "")[:60],
+                          r.resume_command or "")
         console.print(table)
 
     emit([r.to_dict() for r in runs], as_json, human)
@@ -166,6 +169,9 @@ def show_run(run_id: str, as_json: bool = JSON_OPTION) -> None:
         console.print(f"run {run_.id} of {run_.pipeline}: {run_.state} (seed {run_.seed}, code {run_.code_version})")
         if run_.error:
             console.print(f"error: {run_.error}")
+        if run_.state == "interrupted":
+            console.print(f"no heartbeat since {run_.heartbeat_at} (lease {run_.lease_s} s): its process died. "
+                          f"Resume it with: {run_.resume_command}")
         console.print(f"metrics: {json.dumps(run_.metrics, default=str)}")
         _step_table(steps)
 
@@ -177,8 +183,9 @@ def show_run(run_id: str, as_json: bool = JSON_OPTION) -> None:
 def resume(run_id: str, dask: bool = typer.Option(False, "--dask"), as_json: bool = JSON_OPTION) -> None:
     """Continue a failed or killed run from its first unfinished step."""
     with workspace() as ws:
-        source = RunStore(ws).get(run_id).source or ""
-        pipeline, _ = resolve(source)
+        recorded = RunStore(ws).get(run_id)
+        pipeline, _ = resolve(recorded.source or "")
+        check_run(pipeline, recorded.config, dask=dask)
         with _runner(ws, dask) as runner, _progress(not as_json) as progress:
             result = runner.resume(run_id, pipeline, progress=progress)
     _show_result(result, as_json)

@@ -5,6 +5,7 @@ from .clock import Clock, SimulatedClock, SystemClock, utc
 from .errors import (
     ConfigError,
     Conflict,
+    Forbidden,
     IntegrityError,
     InvalidInput,
     MissingDependency,
@@ -24,6 +25,7 @@ __all__ = [
     "Clock",
     "ConfigError",
     "Conflict",
+    "Forbidden",
     "IntegrityError",
     "InvalidInput",
     "MissingDependency",

@@ -11,6 +11,7 @@
      │    └── WorkspaceTooNew            the workspace was written by a newer yarnit
      ├── IntegrityError                  stored bytes do not match their hash
      ├── Unauthorized                    a control-plane write lacks a valid token
+     ├── Forbidden                       the caller is known but lacks the role (e.g. a raw restricted read)
      ├── UnsafeArtifact                  an artifact format could run code on load
      ├── MissingDependency (ImportError) an optional package is not installed
      └── Unavailable                     a backend (database, Redis, model) cannot answer now
@@ -59,6 +60,10 @@ class Unauthorized(YarnitError):
     """A control-plane write arrived without a valid bearer token."""
 
 
+class Forbidden(YarnitError):
+    """The caller is identified but lacks the role the operation needs (a raw read of a restricted column)."""
+
+
 class UnsafeArtifact(YarnitError):
     """An artifact is in a format that can execute code when loaded (pickle & co)."""
 
@@ -74,6 +79,7 @@ class Unavailable(YarnitError):
 __all__ = [
     "Conflict",
     "ConfigError",
+    "Forbidden",
     "IntegrityError",
     "InvalidInput",
     "MissingDependency",

@@ -15,6 +15,14 @@ drift thresholds. Example (``schema.yaml``)::
       country: {type: string, domain: [DE, FR, US]}
       price:   {type: float64, min: 0, max: 500}
       clicked: {type: bool, environments: [training]}
+      age:     {type: int64, restricted: {bucket: [18, 25, 35, 50, 65], as: age_band}}
+
+A ``restricted`` column (book CH4-R3) reaches feature views and training frames
+only through its declared compliant transform, written to a new column (``as``):
+``bucket`` (half-open numeric ranges) or ``map`` (value → group, others →
+``other``); ``restricted: true`` declares no transform, so the column is readable
+only raw, with a token carrying the ``read-restricted`` role, and audited (see
+:mod:`yarnit.access`).
 
 A typo is an error that names the file, the line and the closest valid key,
 never a silently ignored setting.
@@ -28,6 +36,7 @@ Example:
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -65,7 +74,8 @@ TYPES: dict[str, pa.DataType] = {
 NUMERIC_TYPES = {t for t in TYPES if t.startswith(("int", "uint", "float"))}
 
 COLUMN_KEYS = ("type", "nullable", "min", "max", "domain", "unique", "pii", "environments", "description",
-               "max_missing", "drift_threshold")
+               "max_missing", "drift_threshold", "restricted")
+RESTRICTED_KEYS = ("bucket", "map", "as", "other")
 TOP_KEYS = ("dataset", "description", "columns", "subject", "slices", "label", "volume", "slice_volume",
             "drift", "environments", "allow_extra_columns", "retention")
 LABEL_KEYS = ("column", "positive_rate")
@@ -73,6 +83,7 @@ VOLUME_KEYS = ("max_drop", "max_growth")
 SLICE_VOLUME_KEYS = ("max_drop", "min_rows")
 DRIFT_KEYS = ("threshold",)
 DEFAULT_ENVIRONMENTS = ("training", "serving")
+_OUTPUT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
 def yarnit_type(arrow_type: pa.DataType) -> str:
@@ -121,6 +132,38 @@ def compatible(declared: str, actual: str) -> bool:
 
 
 @dataclass(frozen=True)
+class ColumnRestriction:
+    """A restricted column's declared compliant transform (none: raw reads only, with the role).
+
+    ``bucket`` boundaries make half-open ranges labelled ``<18``, ``18-25`` … ``65+``;
+    ``mapping`` sends each listed value to its group and any other value to ``other``.
+    The output is a new string column ``output``; the raw column is never overwritten (CH2-R4).
+    """
+
+    output: str | None = None
+    bucket: tuple[float, ...] | None = None
+    mapping: tuple[tuple[str, str], ...] | None = None
+    other: str = "other"
+
+    @property
+    def transform(self) -> str | None:
+        return "bucket" if self.bucket is not None else "map" if self.mapping is not None else None
+
+    def to_dict(self) -> dict[str, Any] | bool:
+        if self.output is None:
+            return True
+        out: dict[str, Any] = {}
+        if self.bucket is not None:
+            out["bucket"] = list(self.bucket)
+        if self.mapping is not None:
+            out["map"] = dict(self.mapping)
+            if self.other != "other":
+                out["other"] = self.other
+        out["as"] = self.output
+        return out
+
+
+@dataclass(frozen=True)
 class ColumnSchema:
     """What one column must look like."""
 
@@ -135,6 +178,7 @@ class ColumnSchema:
     description: str = ""
     max_missing: float | None = None
     drift_threshold: float | None = None
+    restricted: ColumnRestriction | None = None
 
     @property
     def arrow_type(self) -> pa.DataType:
@@ -160,6 +204,8 @@ class ColumnSchema:
             out["environments"] = list(self.environments)
         if self.description:
             out["description"] = self.description
+        if self.restricted is not None:
+            out["restricted"] = self.restricted.to_dict()
         return out
 
 
@@ -193,6 +239,10 @@ class DatasetSchema:
     @property
     def pii_columns(self) -> dict[str, str]:
         return {name: c.pii for name, c in self.columns.items() if c.pii is not None}
+
+    @property
+    def restricted_columns(self) -> dict[str, ColumnRestriction]:
+        return {name: c.restricted for name, c in self.columns.items() if c.restricted is not None}
 
     def arrow_schema(self, environment: str | None = None) -> pa.Schema:
         return pa.schema([pa.field(n, c.arrow_type, nullable=c.nullable) for n, c in self.columns.items()
@@ -328,6 +378,15 @@ class _Parser:
                     raise self.fail(node, f"column {name!r} lists unknown environments {unknown}; "
                                           f"known environments are {sorted(envs)} (declare more under "
                                           "'environments:').")
+            if col.restricted is not None and col.restricted.output is not None:
+                output = col.restricted.output
+                others = [n for n, c in parsed.items() if n != name and c.restricted is not None
+                          and c.restricted.output == output]
+                if output in parsed or others:
+                    raise self.fail(node, f"column {name!r} writes its compliant transform to {output!r}, which is "
+                                          f"already {'a declared column' if output in parsed else 'used by ' + others[0]}"
+                                          "; pick a new name for 'as' (e.g. "
+                                          f"'{name}_band').")
         return DatasetSchema(**kwargs)
 
     # -- node helpers ------------------------------------------------------
@@ -454,10 +513,47 @@ class _Parser:
             kwargs["max_missing"] = self.fraction(fields["max_missing"][1], f"{what} max_missing")
         if "drift_threshold" in fields:
             kwargs["drift_threshold"] = self.fraction(fields["drift_threshold"][1], f"{what} drift_threshold")
+        if "restricted" in fields:
+            kwargs["restricted"] = self.restriction(fields["restricted"][1], what, type_name)
         if kwargs.get("pii") == "hash" and type_name != "string":
             raise self.fail(fields["pii"][1], f"{what} has pii: hash, which stores a hex string; declare "
                                               "'type: string' for it.")
         return ColumnSchema(**kwargs)
+
+    def restriction(self, node: yaml.Node, what: str, type_name: str) -> ColumnRestriction | None:
+        if isinstance(node, yaml.ScalarNode):
+            if self.boolean(node, f"{what} restricted"):
+                return ColumnRestriction()
+            return None
+        fields = self.mapping(node, f"{what} restricted", RESTRICTED_KEYS)
+        if ("bucket" in fields) == ("map" in fields):
+            raise self.fail(node, f"{what} restricted needs exactly one compliant transform: 'bucket: [boundaries]' "
+                                  "or 'map: {value: group}', plus 'as: NEW_COLUMN' (or 'restricted: true' for raw "
+                                  "reads only).")
+        if "as" not in fields:
+            raise self.fail(node, f"{what} restricted needs 'as: NEW_COLUMN', the column its compliant transform "
+                                  "is written to (the raw column is never overwritten).")
+        output = self.string(fields["as"][1], f"{what} restricted.as")
+        if not _OUTPUT.match(output):
+            raise self.fail(fields["as"][1], f"{what} restricted.as {output!r} is not a column name; use letters, "
+                                             "digits and '_' (e.g. 'age_band').")
+        if "bucket" in fields:
+            if type_name not in NUMERIC_TYPES:
+                raise self.fail(fields["bucket"][0], f"{what} has type {type_name!r}; 'bucket' needs a numeric "
+                                                     "column (use 'map' for other types).")
+            items = self.sequence(fields["bucket"][1], f"{what} restricted.bucket")
+            bounds = tuple(self.number(i, f"each boundary of {what} restricted.bucket") for i in items)
+            if not bounds or any(nxt <= prev for prev, nxt in zip(bounds, bounds[1:], strict=False)):
+                raise self.fail(fields["bucket"][1], f"{what} restricted.bucket must be increasing boundaries, "
+                                                     f"e.g. [18, 25, 35, 50, 65]; got {list(bounds)}.")
+            return ColumnRestriction(output=output, bucket=bounds)
+        groups = self.mapping(fields["map"][1], f"{what} restricted.map", None)
+        if not groups:
+            raise self.fail(fields["map"][1], f"{what} restricted.map is empty; list value: group pairs.")
+        mapping = tuple((key, str(self.scalar(value, f"each group of {what} restricted.map")))
+                        for key, (_k, value) in groups.items())
+        other = self.string(fields["other"][1], f"{what} restricted.other") if "other" in fields else "other"
+        return ColumnRestriction(output=output, mapping=mapping, other=other)
 
     def label(self, node: yaml.Node, columns: Mapping[str, ColumnSchema]) -> LabelSpec:
         fields = self.mapping(node, "label", LABEL_KEYS)
@@ -512,6 +608,7 @@ __all__ = [
     "DEFAULT_ENVIRONMENTS",
     "PII_ACTIONS",
     "TYPES",
+    "ColumnRestriction",
     "ColumnSchema",
     "DatasetSchema",
     "LabelSpec",

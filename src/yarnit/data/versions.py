@@ -380,6 +380,7 @@ class Datasets:
             privacy = {"pii": policy, "subject_column": subject_column,
                        "subject_encoding": "hmac" if policy.get(subject_column or "") == "hash" else "raw"}
         private = set(privacy.get("pii", {})) | ({subject_column} if subject_column else set())
+        private |= set(schema.restricted_columns) if schema is not None else set()  # no raw values (CH4-R3)
         stats = written.statistics.redact(private).to_dict() if written.statistics is not None else None
         column_types = {f.name: yarnit_type(f.type) for f in written.schema}
         return self._record(

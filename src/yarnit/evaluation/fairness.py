@@ -34,16 +34,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from yarnit.core.errors import InvalidInput
+from yarnit.storage import Workspace
 
 from .bootstrap import Bootstrap, percentile_interval, poisson_counts
 from .metrics import check_binary
 from .report import MetricValue
+
+if TYPE_CHECKING:
+    from yarnit.access import Principal
+    from yarnit.data import DatasetVersion
 
 
 @dataclass(frozen=True)
@@ -204,4 +209,25 @@ def fairness_metrics(results: Sequence[FairnessResult]) -> list[MetricValue]:
     return [m for r in results for m in r.metrics()]
 
 
-__all__ = ["FairnessResult", "GroupRates", "fairness_metrics", "group_fairness"]
+def read_evaluation_frame(ws: Workspace, dataset: DatasetVersion, columns: Sequence[str], *,
+                          fairness: Sequence[str] = (), principal: Principal | None = None,
+                          purpose: str = "") -> pd.DataFrame:
+    """The evaluation's rows of ``dataset``: restricted columns through their compliant transform, except
+    restricted fairness columns, which are read raw through the audited path (book CH4-R3).
+
+    A raw fairness read needs ``principal``: a named token with the ``read-restricted`` role; the read is
+    recorded (who, columns, dataset version, ``purpose``, when) before any value is read. Without it, name the
+    compliant column instead (``--fairness age_band``).
+    """
+    from yarnit.access import RestrictedReads
+    from yarnit.data.restricted import read_compliant, restrictions_of
+
+    restricted = set(restrictions_of(ws, dataset))
+    raw = [c for c in dict.fromkeys(fairness) if c in restricted]
+    if raw and principal is not None:
+        return RestrictedReads(ws).read_dataset(dataset, columns=columns, raw=raw, principal=principal,
+                                                purpose=purpose or "fairness evaluation").to_pandas()
+    return read_compliant(ws, dataset, columns=columns).to_pandas()
+
+
+__all__ = ["FairnessResult", "GroupRates", "fairness_metrics", "group_fairness", "read_evaluation_frame"]

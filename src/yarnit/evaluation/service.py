@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from yarnit.access import Principal
 from yarnit.core.errors import InvalidInput
+from yarnit.data.restricted import compliant_outputs, restrictions_of
 from yarnit.registry import AliasNotFound, ModelNotFound, ModelRegistry, ModelVersion
 from yarnit.storage import Workspace
 
@@ -25,7 +27,7 @@ from .cards import CardInfo, ModelCard
 from .distributions import Distribution, time_ordered_holdout
 from .errors import UnknownSliceColumn
 from .evaluator import evaluate_binary, evaluate_ranking, paired_deltas
-from .fairness import group_fairness
+from .fairness import group_fairness, read_evaluation_frame
 from .report import EvaluationReport, MetricValue
 from .slices import Slices
 from .store import EvaluationStore, StoredEvaluation
@@ -157,6 +159,7 @@ class EvaluationRequest:
     budget: ValidityBudget = ValidityBudget()
     bootstrap: Bootstrap = Bootstrap()
     max_rows: int = 2_000_000
+    principal: Principal | None = None  # a token with 'read-restricted' lets fairness read restricted columns raw
 
 
 def _resolve(registry: ModelRegistry, request: EvaluationRequest) -> ModelVersion:
@@ -221,7 +224,7 @@ def evaluate_version(ws: Workspace, request: EvaluationRequest) -> tuple[StoredE
         dataset = datasets.get_by_id(version.dataset_version_ids[0])
     else:
         raise InvalidInput(f"{version.ref} records no dataset; name one with --dataset NAME[:vN].")
-    available = list(dataset.schema)
+    available = [*dataset.schema, *compliant_outputs(restrictions_of(ws, dataset))]
     inputs = list((version.signature.get("inputs") or {}).keys())
     wanted = list(dict.fromkeys([*inputs, "position", request.label, "day", *request.slices,
                                  *request.fairness, *([request.ranking_group] if request.ranking_group else [])]))
@@ -232,7 +235,9 @@ def evaluate_version(ws: Workspace, request: EvaluationRequest) -> tuple[StoredE
     missing = [c for c in [*(s.partition("=")[0] for s in request.slices), *request.fairness] if c not in available]
     if missing:
         raise UnknownSliceColumn(missing[0], available)
-    frame = datasets.read_table(dataset, columns=[c for c in dict.fromkeys(wanted) if c in available]).to_pandas()
+    frame = read_evaluation_frame(ws, dataset, [c for c in dict.fromkeys(wanted) if c in available],
+                                  fairness=request.fairness, principal=request.principal,
+                                  purpose=f"fairness evaluation of {version.ref} on {dataset.ref}")
     since = request.since or _split_from_run(ws, version.run_id)
     if since and "day" in frame.columns:
         day = pd.to_datetime(frame["day"].astype(str)).dt.date

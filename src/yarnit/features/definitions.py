@@ -267,6 +267,30 @@ class FeatureView:
         return conform(self, result)
 
 
+def restricted_cause(view: FeatureView, exc: FeatureComputeError,
+                     restricted: Mapping[str, tuple[str, Mapping[str, Any]]]) -> YarnitError:
+    """The error to raise when ``view`` failed on sources read as their compliant view (book CH4-R3).
+
+    ``restricted`` maps each source to (dataset version ref, its restrictions). A definition that names a
+    restricted column, which the compliant view does not hold, fails inside user code with a KeyError or a
+    DuckDB binder error naming it: say that the column is restricted and which compliant column to read.
+    Any other failure is returned unchanged.
+    """
+    from yarnit.data.restricted import RestrictedColumn
+
+    def naming(text: str, restrictions: Mapping[str, Any]) -> list[str]:
+        return [c for c in restrictions if re.search(rf"(?<![A-Za-z0-9_]){re.escape(c)}(?![A-Za-z0-9_])", text)]
+
+    # The error names the column (KeyError 'age', DuckDB's binder error), or else the definition's code does
+    # (pandas' rename() skips a missing column silently, so the error names only what was not produced).
+    for text in (f"{exc.__cause__ or exc}", view.code):
+        for ref, restrictions in restricted.values():
+            named = naming(text, restrictions)
+            if named:
+                return RestrictedColumn(named, f"{ref} (read by feature view {view.name!r})", restrictions)
+    return exc
+
+
 def _where(fn: Callable[..., Any]) -> str:
     code = getattr(fn, "__code__", None)
     if code is None:

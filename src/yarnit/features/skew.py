@@ -1,14 +1,17 @@
 """Training-serving skew: log what serving used, recompute it offline, compare feature by feature.
 
-The serving path attaches a :class:`ServingLog` to its
-:class:`~yarnit.features.OnlineFeatures`; a sample of the rows it serves
-(entity, request time, status, values) is appended to Parquet files.
+The data plane attaches a :class:`ServingLog` to the
+:class:`~yarnit.features.OnlineFeatures` it reads through
+(``serving/featurestore.py``); a sample of the rows it serves (entity,
+request time, status, values) is appended to Parquet files, at the latest
+``flush_interval_s`` after it was served and when the server stops.
 :func:`skew_report` recomputes the same features offline — a point-in-time
 join at each logged request time — and reports, per feature, how often the
 served value differs from the offline one (floats within ``tolerance``) and
 how far apart the two distributions are. A served value withheld as
 ``stale``/``missing`` counts as a mismatch when the offline path has a value:
-the model did not get what training would have given it.
+the model did not get what training would have given it. With no logged rows
+the report's status is ``no data``, never ``ok``: nothing was compared.
 
 Example:
     >>> import numpy as np
@@ -56,14 +59,19 @@ class ServingLog:
         sample_rate: fraction of served rows kept (0 < rate ≤ 1).
         seed: seed of the sampler, so a run is reproducible.
         flush_rows: rows buffered per view before a file is written.
+        flush_interval_s: a buffer is also written once its oldest row is this old (by the served
+            rows' own clock), so a quiet server's sample reaches the disk too.
     """
 
-    def __init__(self, root: str | Path, *, sample_rate: float = 0.01, seed: int = 0, flush_rows: int = 10_000) -> None:
+    def __init__(self, root: str | Path, *, sample_rate: float = 0.01, seed: int = 0, flush_rows: int = 10_000,
+                 flush_interval_s: float = 60.0) -> None:
         if not 0 < sample_rate <= 1:
             raise InvalidInput(f"sample_rate must be in (0, 1], got {sample_rate!r} (e.g. 0.01 logs 1% of rows).")
         self.root = Path(root)
         self.sample_rate = sample_rate
         self.flush_rows = flush_rows
+        self.flush_interval_us = int(flush_interval_s * 1_000_000)
+        self._oldest_us: int | None = None  # request time of the oldest buffered row
         self._random = random.Random(seed).random
         self._lock = threading.Lock()
         self._buffers: dict[str, tuple[FeatureView, list[tuple[OnlineRow, int]]]] = {}
@@ -80,7 +88,9 @@ class ServingLog:
                 return
             entry = self._buffers.setdefault(view.ref, (view, []))
             entry[1].extend(kept)
-            full = len(entry[1]) >= self.flush_rows
+            if self._oldest_us is None:
+                self._oldest_us = now_us
+            full = len(entry[1]) >= self.flush_rows or now_us - self._oldest_us >= self.flush_interval_us
         if full:
             self.flush()
 
@@ -89,6 +99,7 @@ class ServingLog:
         with self._lock:
             pending = [(v, rows) for v, rows in self._buffers.values() if rows]
             self._buffers = {}
+            self._oldest_us = None
         written = []
         for view, rows in pending:
             table = _log_table(view, rows)
@@ -166,8 +177,13 @@ class FeatureSkew:
     def mismatch_rate(self) -> float:
         return self.mismatches / self.compared if self.compared else 0.0
 
+    @property
+    def status(self) -> str:
+        """``skewed``, ``ok``, or ``no data`` when no served value was compared (never an all-clear)."""
+        return "no data" if self.compared == 0 else "skewed" if self.skewed else "ok"
+
     def to_dict(self) -> dict[str, Any]:
-        return {"feature": self.feature, "dtype": self.dtype, "compared": self.compared,
+        return {"feature": self.feature, "status": self.status, "dtype": self.dtype, "compared": self.compared,
                 "mismatches": self.mismatches, "mismatch_rate": self.mismatch_rate,
                 "served_unavailable": self.served_unavailable, "distance": self.distance,
                 "distance_kind": self.distance_kind, "skewed": self.skewed, "examples": list(self.examples)}
@@ -193,6 +209,11 @@ class SkewReport:
     def skewed(self) -> bool:
         return any(f.skewed for f in self.features)
 
+    @property
+    def status(self) -> str:
+        """``skewed``, ``ok``, or ``no data`` when serving logged no rows of the view in the window."""
+        return "no data" if self.rows == 0 else "skewed" if self.skewed else "ok"
+
     def feature(self, name: str) -> FeatureSkew:
         for f in self.features:
             if f.feature == name:
@@ -201,7 +222,7 @@ class SkewReport:
                            f"{[f.feature for f in self.features]}.")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"view": self.view, "version": self.version, "rows": self.rows,
+        return {"view": self.view, "version": self.version, "status": self.status, "rows": self.rows,
                 "max_mismatch_rate": self.max_mismatch_rate, "tolerance": self.tolerance,
                 "skewed": self.skewed, "skewed_features": self.skewed_features,
                 "served_status": self.served_status, "features": [f.to_dict() for f in self.features]}

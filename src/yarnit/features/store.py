@@ -43,8 +43,8 @@ from yarnit.core.errors import InvalidInput
 from yarnit.core.settings import redact_url
 from yarnit.storage import Workspace
 
-from .definitions import FeatureView, SourceData
-from .errors import NaiveTimestamp
+from .definitions import FeatureView, SourceData, restricted_cause
+from .errors import FeatureComputeError, NaiveTimestamp
 from .freshness import Freshness, view_freshness
 from .materialize import MaterializationResult, Progress, materialize
 from .offline import OfflineStore, OfflineWrite, backfill
@@ -106,22 +106,45 @@ class FeatureStore:
 
     # --- offline -------------------------------------------------------------------------------
     def sources_for(self, view: FeatureView) -> dict[str, pd.DataFrame]:
-        """The newest dataset version of each source of ``view``, read from the workspace."""
+        """The newest dataset version of each source of ``view``, as its compliant view (book CH4-R3): a
+        restricted column is replaced by its declared compliant transform's output (``age`` → ``age_band``)."""
+        return self._compliant_sources(view)[0]
+
+    def _compliant_sources(self, view: FeatureView) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
         from yarnit.data import Datasets, Lineage
+        from yarnit.data.restricted import compliant_table, restrictions_of
 
         datasets = Datasets(self.ws)
-        versions = {name: datasets.get(name) for name in view.sources}
+        frames, restricted, used = {}, {}, []
+        for name in view.sources:
+            version = datasets.get(name)
+            restrictions = restrictions_of(self.ws, version)
+            restricted[name] = (version.ref, restrictions)
+            frames[name] = compliant_table(datasets.read_table(version), restrictions).to_pandas()
+            used.append(version.id)
         self.apply([view])  # lineage names the recorded view version
-        Lineage(self.ws).record_feature_sources(view.name, view.version, [v.id for v in versions.values()])
-        return {name: datasets.read(v) for name, v in versions.items()}
+        Lineage(self.ws).record_feature_sources(view.name, view.version, used)
+        return frames, restricted
 
     def backfill(self, view: FeatureView, *, sources: Mapping[str, SourceData] | None = None,
                  start: datetime | None = None, end: datetime | None = None,
                  progress: Progress | None = None) -> OfflineWrite:
-        """Register ``view`` and compute it over ``sources`` (default: workspace datasets) into the offline store."""
+        """Register ``view`` and compute it over ``sources`` (default: workspace datasets) into the offline store.
+
+        Workspace datasets are read as their compliant view; a definition that reads a restricted column raw
+        fails with :class:`~yarnit.data.restricted.RestrictedColumn`, naming the compliant column to use.
+        """
         self.apply([view])
-        data = dict(sources) if sources is not None else self.sources_for(view)
-        return backfill(view, data, self.offline, start=start, end=end, progress=progress)
+        if sources is not None:
+            return backfill(view, dict(sources), self.offline, start=start, end=end, progress=progress)
+        frames, restricted = self._compliant_sources(view)
+        try:
+            return backfill(view, dict(frames), self.offline, start=start, end=end, progress=progress)
+        except FeatureComputeError as exc:
+            error = restricted_cause(view, exc, restricted)
+            if error is exc:
+                raise
+            raise error from exc
 
     def write_offline(self, view: FeatureView, rows: SourceData) -> OfflineWrite:
         """Register ``view`` and store precomputed rows of it (replacing the days they cover)."""

@@ -6,8 +6,11 @@ select → validate → split → train → (baseline) → evaluate → gate →
   the impression log as a dataset version. The ground-truth click
   probabilities go to a separate dataset, used for scoring and never as
   features.
-* validate: check the log before training, including label sanity (ch. 15,
-  case 5: a test set whose positive rate is implausible is rejected).
+* validate: check each day of the log before training against the curated
+  schema (types, ranges, domains; :mod:`.impressions_schema`) and an average
+  day of the previous training data (volume, per-slice volume: biased loss,
+  ch. 7; distribution change: an upstream unit change, ch. 3), plus label
+  sanity (ch. 15, case 5: an implausible positive rate is rejected).
 * split: the last day is the holdout, so no future leaks into training. A
   probe of raw holdout requests travels with the model (golden requests).
 * train: compute ``ctr_features_v1`` on the training days with its vectorized
@@ -30,23 +33,26 @@ select → validate → split → train → (baseline) → evaluate → gate →
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from annotated_types import Len
 
 from yarnit.core.errors import InvalidInput
 from yarnit.data import Datasets
+from yarnit.data.restricted import columns_to_read, compliant_table, restrictions_of
 from yarnit.features.request_time_frame import FRAME_TRANSFORMS
 from yarnit.features.shopper_history import history_features
 from yarnit.registry import AliasNotFound, ModelNotFound, ModelRegistry, load_predictor
-from yarnit.training import Pipeline, RunStore, Step, StepContext, TrainedModel, ValueKind
-from yarnit.training.trainers import make_trainer
+from yarnit.training import Param, Pipeline, RunStore, Step, StepContext, TrainedModel, ValueKind
+from yarnit.training.trainers import TRAINERS, check_dask_trainer, make_trainer
 
 from .affinity import HISTORY_TRANSFORMS, add_user_affinity
 from .common import promote_and_report, registered_version
+from .impressions_schema import ValidationOverrides
 
 TRANSFORM = "ctr_features_v1"
 LABEL = "clicked"
@@ -74,6 +80,7 @@ DEFAULTS: dict[str, Any] = {
     "trainer_params": {},
     "warm_start": False,
     "positive_rate_band": [0.005, 0.5],
+    "validation": {},  # overrides of the curated schema's thresholds (see PARAMS)
     "min_auc": 0.6,
     "min_lift_over_popularity": 0.0,
     "max_regression_vs_production": 0.01,
@@ -113,6 +120,41 @@ DEFAULTS: dict[str, Any] = {
                          "score; complaints reach the store's support team.",
     },
 }
+
+
+PARAMS = (
+    Param("model", str, "registered model name"),
+    Param("dataset", str, "dataset name of the impression log"),
+    Param("source", str, "where the data comes from", choices=("world", "dataset")),
+    Param("days", int, "days of world data (the last holdout_days are the holdout)", ge=1, le=3660),
+    Param("world_seed", int, "seed of the simulated world", ge=0),
+    Param("sessions_per_day", int, "world sessions per day", ge=1, le=10_000_000),
+    Param("faults", list[str], "world fault specs NAME@DAY[:HOURS][,k=v] (see: yarnit world faults)"),
+    Param("dataset_version", int | None, "with source=dataset: a version number, or null for the newest", ge=1),
+    Param("holdout_days", int, "days held out for evaluation", ge=1),
+    Param("transform", str, "feature transform", choices=tuple(FRAME_TRANSFORMS)),
+    Param("trainer", str, "trainer", choices=tuple(TRAINERS)),
+    Param("trainer_params", dict[str, Any], "keyword arguments of the trainer"),
+    Param("warm_start", bool, "continue from production's model when the trainer matches"),
+    Param("positive_rate_band", Annotated[list[float], Len(2, 2)], "[low, high] plausible click rate"),
+    Param("validation", ValidationOverrides, "thresholds of the curated impression schema to relax "
+          "(volume_max_drop, slice_max_drop, slice_min_rows, drift_threshold, slices)"),
+    Param("min_auc", float, "gate: least holdout AUC", ge=0, le=1),
+    Param("min_lift_over_popularity", float, "gate: least AUC lift over the popularity baseline"),
+    Param("max_regression_vs_production", float, "gate: largest AUC drop vs production", ge=0),
+    Param("promote", bool, "promote a blessed model to production"),
+    Param("probe_rows", int, "raw holdout requests kept with the model", ge=0),
+    Param("slices", list[str], "evaluation slices (column or column=value)"),
+    Param("fairness_groups", list[str], "columns whose groups are compared for fairness"),
+    Param("fairness_threshold", float, "predicted CTR at which a product counts as selected", ge=0, le=1),
+    Param("ranking_k", int, "k of precision/recall/NDCG@k", ge=1),
+    Param("bootstrap_resamples", int, "bootstrap resamples of the intervals", ge=0),
+    Param("golden_rows", int, "rows of the golden set", ge=1),
+    Param("new_product_days", int, "a product listed less than this many days ago is new", ge=0),
+    Param("validity", dict[str, Any], "budget of the serving-runtime validity check"),
+    Param("gates", list[dict[str, Any]], "configured gates (yarnit.evaluation)"),
+    Param("card", dict[str, Any], "model card fields"),
+)
 
 
 class BlockingAnomalies(InvalidInput):
@@ -171,6 +213,11 @@ def _read(ctx: StepContext, ref: dict[str, Any], columns: list[str] | None = Non
           filters: list[tuple[str, str, Any]] | None = None) -> pd.DataFrame:
     """Columns of a verified dataset version; text columns come back dictionary-encoded (categorical)."""
     path = _path(ctx, ref)
+    restrictions = restrictions_of(ctx.workspace, Datasets(ctx.workspace).get_by_id(ref["id"]))
+    if restrictions:  # a training frame sees restricted columns only through their compliant transform (CH4-R3)
+        stored = columns_to_read(columns, restrictions, where=str(ref.get("ref", ref["id"])))
+        table = pq.read_table(path, columns=stored, filters=filters)
+        return compliant_table(table, restrictions, requested=columns).to_pandas()
     schema = pq.read_schema(path)
     wanted = columns or schema.names
     missing = [c for c in wanted if c not in schema.names]
@@ -183,23 +230,88 @@ def _read(ctx: StepContext, ref: dict[str, Any], columns: list[str] | None = Non
     return pq.read_table(path, columns=wanted, filters=filters, read_dictionary=text).to_pandas()
 
 
+def _previous_training_data(ctx: StepContext, dataset: dict[str, Any]) -> Any:
+    """The dataset version the newest succeeded run of this pipeline trained on (same dataset name), or None."""
+    store, datasets = RunStore(ctx.workspace), Datasets(ctx.workspace)
+    by_id = {v.id: v for v in datasets.list(ctx.config["dataset"])}
+    for run in store.list(ctx.pipeline, limit=200):
+        if run.state != "succeeded" or run.id == ctx.run_id:
+            continue
+        record = store.step(run.id, "select")
+        entry = (record.outputs or {}).get("dataset") if record is not None else None
+        previous = by_id.get((entry or {}).get("value", {}).get("id"))
+        if previous is not None and previous.active:
+            return previous
+    return None
+
+
+def _average_day(stats: Any, days: int) -> Any:
+    """Statistics of an average day of the previous training data: row and slice counts divided by the
+    number of days (frequencies and quantiles are per row already)."""
+    from yarnit.data.statistics import DatasetStatistics
+
+    return DatasetStatistics(row_count=round(stats.row_count / days), columns=stats.columns,
+                             slices={s: {v: round(c / days) for v, c in counts.items()}
+                                     for s, counts in stats.slices.items()})
+
+
+def _median_day(daily: list[Any]) -> Any:
+    """Without previous training data: the median day of this dataset's row and slice counts (one bad day
+    among three cannot move it). It has no column profiles, so distributions are not compared."""
+    from yarnit.data.statistics import DatasetStatistics
+
+    values = {(s, v) for d in daily for s, counts in d.slices.items() for v in counts}
+    slices: dict[str, dict[str, int]] = {}
+    for s, v in sorted(values):
+        slices.setdefault(s, {})[v] = int(np.median([d.slices.get(s, {}).get(v, 0) for d in daily]))
+    return DatasetStatistics(row_count=int(np.median([d.row_count for d in daily])), columns={}, slices=slices)
+
+
+def _anomaly(a: Any, day: str | None) -> dict[str, Any]:
+    return {"severity": "blocking" if a.blocking else "warning", "kind": a.kind, "column": a.column, "day": day,
+            "evidence": a.message, "details": a.evidence, "fix": a.suggested_fix}
+
+
 def validate(ctx: StepContext, dataset: dict[str, Any]) -> dict[str, Any]:
-    schema = pq.read_schema(_path(ctx, dataset))
+    """Check each day of the log against the curated schema (types, ranges, domains, missing values) and
+    against an average day of the previous training data (volume, per-slice volume, distribution change),
+    plus label sanity per day. Never cached: the previous training data moves as runs succeed."""
+    import pyarrow.compute as pc
+
+    from yarnit.data.statistics import profile
+    from yarnit.data.validation import validate as check
+
+    from .impressions_schema import DAILY_COLUMNS, impressions_schema  # noqa: PLC0415 - with the step
+
+    schema = impressions_schema(ctx.config["validation"])
+    table = pq.read_table(_path(ctx, dataset))
+    previous = _previous_training_data(ctx, dataset)
     anomalies: list[dict[str, Any]] = []
-    missing = [c for c in REQUIRED if c not in schema.names]
-    if missing:
-        anomalies.append({"severity": "blocking", "column": ",".join(missing), "kind": "missing_columns",
-                          "evidence": f"columns {missing} are absent",
-                          "fix": "Produce the impression log with the YarnIt schema (see yarnit world generate)."})
-    frame = _read(ctx, dataset, [c for c in ("day", LABEL) if c in schema.names])
-    if frame.empty:
-        anomalies.append({"severity": "blocking", "column": "*", "kind": "empty", "evidence": "0 rows",
-                          "fix": "Check the upstream export; training on nothing is the ch. 7 failure."})
-    if LABEL in frame.columns and "day" in frame.columns and not frame.empty:
-        nulls = int(frame[LABEL].isna().sum())
-        if nulls:
-            anomalies.append({"severity": "blocking", "column": LABEL, "kind": "missing_labels",
-                              "evidence": f"{nulls} rows without a label", "fix": "Wait for the label join."})
+    has_days = "day" in table.column_names and table.num_rows > 0
+    if has_days:
+        day_type = table.schema.field("day").type
+        parts = {str(day): table.filter(pc.equal(table.column("day"), pa.scalar(day, day_type)))
+                 for day in sorted(pc.unique(table.column("day")).to_pylist())}
+        daily = {day: profile(part, slices=schema.slices) for day, part in parts.items()}
+        if previous is not None:
+            reference_table = pq.read_table(ctx.workspace.artifacts.verify(previous.artifact_sha256))
+            days = len(pc.unique(reference_table.column("day"))) if "day" in reference_table.column_names else 1
+            reference = _average_day(profile(reference_table, slices=schema.slices), max(1, days))
+            baseline = f"an average day of the previous training data {previous.ref}"
+        else:
+            reference = _median_day(list(daily.values()))
+            baseline = (f"the median day of {dataset.get('ref')} (no previous training data: volumes only, "
+                        "distributions not compared)")
+        for day, part in parts.items():
+            report = check(part, schema, previous=reference, statistics=daily[day],
+                           target=f"{dataset.get('ref')} day {day}", baseline=baseline)
+            anomalies += [_anomaly(a, day) for a in report.anomalies
+                          if a.blocking or not (a.kind == "distribution_change" and a.column in DAILY_COLUMNS)]
+    else:
+        baseline = "none (the data has no days)"
+        anomalies += [_anomaly(a, None) for a in check(table, schema, target=str(dataset.get("ref"))).anomalies]
+    if LABEL in table.column_names and has_days:
+        frame = table.select(["day", LABEL]).to_pandas()
         low, high = ctx.config["positive_rate_band"]
         for day, rate in frame.groupby("day")[LABEL].mean().items():
             if not low <= rate <= high:
@@ -210,14 +322,19 @@ def validate(ctx: StepContext, dataset: dict[str, Any]) -> dict[str, Any]:
                            "rerun, or widen positive_rate_band if this is real.",
                 })
     blocking = [a for a in anomalies if a["severity"] == "blocking"]
-    report = {"rows": len(frame), "anomalies": anomalies, "blocking": len(blocking)}
-    ctx.count_rows(len(frame))
+    report_ = {"rows": table.num_rows, "anomalies": anomalies, "blocking": len(blocking), "baseline": baseline,
+               "schema": schema.dataset}
+    ctx.count_rows(table.num_rows)
+    for a in blocking[:20]:
+        ctx.log(f"blocking {a['kind']} in {a['column'] or 'the data'} on {a['day']}: {a['evidence']}")
     if blocking:
+        named = "; ".join(f"{a['kind']}" + (f" in {a['column']!r}" if a["column"] else "")
+                          + (f" on {a['day']}" if a["day"] else "") + f": {a['evidence']}" for a in blocking[:3])
         raise BlockingAnomalies(
-            f"Validation of {dataset.get('ref')} found {len(blocking)} blocking anomalies; first: "
-            f"{blocking[0]['evidence']}. {blocking[0]['fix']}"
+            f"Validation of {dataset.get('ref')} against the curated impression schema and {baseline} found "
+            f"{len(blocking)} blocking anomalies: {named}. {blocking[0]['fix']}"
         )
-    return {"report": report}
+    return {"report": report_}
 
 
 def split(ctx: StepContext, dataset: dict[str, Any]) -> dict[str, Any]:
@@ -273,7 +390,7 @@ def _production(ctx: StepContext) -> Any:
 
 def train(ctx: StepContext, dataset: dict[str, Any], split: dict[str, Any]) -> dict[str, Any]:
     trainer = make_trainer(ctx.config["trainer"], **ctx.config["trainer_params"])
-    features, kept = _features(ctx, dataset, split, "train")
+    features, kept = _features(ctx, dataset, split, "train", extra=(FALLBACK_SLICE,))
     init = None
     production = _production(ctx) if ctx.config["warm_start"] else None
     if production is not None and production.params.get("trainer") == trainer.name:
@@ -284,7 +401,8 @@ def train(ctx: StepContext, dataset: dict[str, Any], split: dict[str, Any]) -> d
     ctx.count_rows(len(features))
     ctx.metric("training_rows_per_s", model.training.get("rows_per_s"))
     signature: dict[str, Any] = {"inputs": RAW_INPUTS, "output": "click probability",
-                                 "transform": ctx.config["transform"]}
+                                 "transform": ctx.config["transform"],
+                                 "fallback": training_base_rates(kept[LABEL], kept[FALLBACK_SLICE])}
     if ctx.config["transform"] in HISTORY_TRANSFORMS:
         # served: the data plane reads the shopper's row of the shopper_history view (recipes/history.py)
         signature["inputs"] = RAW_INPUTS | V2_INPUTS
@@ -293,6 +411,29 @@ def train(ctx: StepContext, dataset: dict[str, Any], split: dict[str, Any]) -> d
         artifact=model.artifact, artifact_format=model.artifact_format, trainer=model.trainer,
         params=model.params | {"trainer": model.trainer}, signature=signature,
         training=model.training, probe=split["probe"])}
+
+
+FALLBACK_SLICE = "product_type"  # the serving fallback's prior is the training click rate per product type
+MIN_SLICE_ROWS = 100  # a smaller slice takes the overall base rate
+
+
+def training_base_rates(labels: pd.Series, slices: pd.Series) -> dict[str, Any]:
+    """The model's declared serving fallback: its training base rate per slice, and overall as the default.
+
+    Example:
+        >>> spec = training_base_rates(pd.Series([1, 0, 0, 0] * 50), pd.Series(["yarn", "yarn", "kit", "kit"] * 50))
+        >>> spec["table"], spec["default"]
+        ({'kit': 0.0, 'yarn': 0.5}, 0.25)
+    """
+    rates = labels.astype(float).groupby(slices.astype(str)).agg(["mean", "size"])
+    table = {str(k): float(row["mean"]) for k, row in rates.iterrows() if row["size"] >= MIN_SLICE_ROWS}
+    return {"key": str(slices.name), "table": dict(sorted(table.items())), "default": float(labels.mean()),
+            "source": "training base rate", "rows": len(labels)}
+
+
+def _train_on_dask(config: Any) -> None:
+    """train runs on Dask only with a trainer that can (refused before the run otherwise)."""
+    check_dask_trainer(config["trainer"])
 
 
 def _score(predictor: Any, features: pd.DataFrame) -> np.ndarray:
@@ -561,10 +702,11 @@ def ctr_pipeline() -> Pipeline:
         [
             Step("select", select, outputs={"dataset": ValueKind.REF, "truth": ValueKind.REF}, retries=2,
                  reuse_in_reproduction=True),
-            Step("validate", validate, inputs={"dataset": "select.dataset"}, outputs={"report": ValueKind.REPORT}),
+            Step("validate", validate, inputs={"dataset": "select.dataset"}, outputs={"report": ValueKind.REPORT},
+                 cacheable=False),
             Step("split", split, inputs={"dataset": "select.dataset"}, outputs={"split": ValueKind.REPORT}),
             Step("train", train, inputs={"dataset": "select.dataset", "split": "split.split"},
-                 outputs={"model": ValueKind.MODEL}),
+                 outputs={"model": ValueKind.MODEL}, dask=_train_on_dask),
             Step("baseline", baseline, inputs={"model": "train.model"}, outputs={"production": ValueKind.REF},
                  cacheable=False),
             Step("evaluate", evaluate, inputs={"model": "train.model", "dataset": "select.dataset",
@@ -578,6 +720,7 @@ def ctr_pipeline() -> Pipeline:
                  outputs={"model_version": ValueKind.REF}, cacheable=False),
         ],
         config=DEFAULTS,
+        params=PARAMS,
         description="Yarn Product Click Prediction Model: world → dataset → features → model → gate → registry",
     )
 

@@ -54,7 +54,7 @@ from yarnit.core.hashing import sha256_bytes
 from yarnit.features import get_transform
 from yarnit.features.shopper_history import ShopperHistory, history_features
 from yarnit.registry import ArtifactFormat, ModelRegistry, ModelVersion
-from yarnit.training import Pipeline, RunStore, Step, StepContext, TrainedModel, ValueKind
+from yarnit.training import Param, Pipeline, RunStore, Step, StepContext, TrainedModel, ValueKind
 
 from .affinity import HISTORY_TRANSFORMS
 from .common import promote_and_report, registered_version
@@ -329,6 +329,22 @@ DEFAULTS: dict[str, Any] = {
     "min_ctr_ratio_vs_popularity": 0.8,  # the loop's CTR must be at least this share of popularity's
     "promote": True,
 }
+PARAMS = (
+    Param("model", str, "registered name of the ranking service"),
+    Param("click_model", str, "registered click model packaged"),
+    Param("recs_model", str, "registered recommender set packaged"),
+    Param("alias", str, "which version of each part to package"),
+    Param("rules", dict[str, Any], "overrides of the business rules"),
+    Param("defaults", dict[str, Any], "overrides of the request defaults"),
+    Param("k", int, "products returned per page", ge=1),
+    Param("golden_users", int, "shoppers of the golden set", ge=0),
+    Param("max_latency_ms", float, "check: p95 latency per page of 30 candidates", ge=0),
+    Param("loop_days", int, "days of the in-process closed loop (0: skip)", ge=0),
+    Param("loop_sessions", int, "sessions per loop day", ge=1),
+    Param("loop_seed", int, "seed of the loop's world", ge=0),
+    Param("min_ctr_ratio_vs_popularity", float, "check: least loop CTR as a share of popularity's", ge=0),
+    Param("promote", bool, "promote a passing bundle to production"),
+)
 
 
 def resolve(ctx: StepContext) -> dict[str, Any]:
@@ -507,9 +523,10 @@ def ranker_pipeline() -> Pipeline:
                  outputs={"model_version": ValueKind.REF}, cacheable=False),
         ],
         config=DEFAULTS,
+        params=PARAMS,
         description="YarnIt ranking service: production click model + recommenders + rules → one pinned bundle "
                     "→ checks → registry",
     )
 
 
-__all__ = ["DEFAULTS", "REQUEST_FIELDS", "RULES", "RankingModel", "diversity_holds", "ranker_pipeline"]
+__all__ = ["DEFAULTS", "PARAMS", "REQUEST_FIELDS", "RULES", "RankingModel", "diversity_holds", "ranker_pipeline"]

@@ -33,8 +33,9 @@ import pandas as pd
 
 from yarnit.core.errors import InvalidInput
 from yarnit.data import Datasets
+from yarnit.data.restricted import read_compliant
 from yarnit.registry import ArtifactFormat, ModelRegistry
-from yarnit.training import Pipeline, RunStore, Step, StepContext, TrainedModel, ValueKind
+from yarnit.training import Param, Pipeline, RunStore, Step, StepContext, TrainedModel, ValueKind
 
 from .common import promote_and_report, registered_version
 from .recommenders import CATALOG_FIELDS, RECOMMENDERS, RecommenderSet, score_recommenders
@@ -63,6 +64,28 @@ DEFAULTS: dict[str, Any] = {
     "promote": True,
 }
 
+PARAMS = (
+    Param("model", str, "registered model name"),
+    Param("source", str, "where the interactions come from", choices=("world", "dataset")),
+    Param("dataset", str, "with source=dataset: the impression log's dataset name"),
+    Param("dataset_version", int | None, "with source=dataset: a version number, or null for the newest", ge=1),
+    Param("interactions_dataset", str, "dataset name of the recorded interactions"),
+    Param("catalog_dataset", str, "dataset name of the recorded catalog"),
+    Param("days", int, "days of world data", ge=2, le=3660),
+    Param("world_seed", int, "seed of the simulated world", ge=0),
+    Param("sessions_per_day", int, "world sessions per day", ge=1, le=10_000_000),
+    Param("n_users", int, "shoppers in the world", ge=1),
+    Param("holdout_days", int, "days held out for evaluation", ge=1),
+    Param("recommenders", list[str], f"recommenders to train, of: {', '.join(RECOMMENDERS)}"),
+    Param("params", dict[str, dict[str, Any]], "per-recommender parameters"),
+    Param("k", int, "k of precision/recall/NDCG@k", ge=1),
+    Param("min_eval_users", int, "least shoppers evaluated", ge=1),
+    Param("min_best_ndcg", float, "gate: the best recommender's least NDCG@k", ge=0, le=1),
+    Param("vs_popular_metrics", list[str], f"metrics compared with popularity, of: {', '.join(METRICS)}"),
+    Param("golden_users", int, "shoppers of the golden set", ge=0),
+    Param("promote", bool, "promote a blessed model to production"),
+)
+
 
 # --- steps -------------------------------------------------------------------
 def select(ctx: StepContext) -> dict[str, Any]:
@@ -70,7 +93,7 @@ def select(ctx: StepContext) -> dict[str, Any]:
     cfg = ctx.config
     datasets = Datasets(ctx.workspace)
     if cfg["source"] == "dataset":
-        log = datasets.read(datasets.get(cfg["dataset"], cfg.get("dataset_version")))
+        log = read_compliant(ctx.workspace, datasets.get(cfg["dataset"], cfg.get("dataset_version"))).to_pandas()
         interactions, catalog = _from_impressions(log)
         source = f"interactions of {cfg['dataset']}"
     elif cfg["source"] == "world":
@@ -115,7 +138,7 @@ def _from_impressions(log: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def _load(ctx: StepContext, ref: dict[str, Any]) -> pd.DataFrame:
     datasets = Datasets(ctx.workspace)
-    frame = datasets.read(datasets.get_by_id(ref["id"]))
+    frame = read_compliant(ctx.workspace, datasets.get_by_id(ref["id"])).to_pandas()
     for column in ("user_id", "product_id", "session_id", "kind", "product_name", "product_type", "fiber",
                    "weight_class", "color", "brand"):
         if column in frame.columns:
@@ -296,9 +319,10 @@ def recs_pipeline() -> Pipeline:
                  outputs={"model_version": ValueKind.REF}, cacheable=False),
         ],
         config=DEFAULTS,
+        params=PARAMS,
         description="YarnIt recommenders: world → interactions → five recommenders → offline evaluation → gate "
                     "→ registry",
     )
 
 
-__all__ = ["DEFAULTS", "METRICS", "recs_pipeline"]
+__all__ = ["DEFAULTS", "METRICS", "PARAMS", "recs_pipeline"]

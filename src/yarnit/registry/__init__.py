@@ -1,12 +1,21 @@
 """Model registry: versions with safe artifacts, audited aliases, one-step rollback."""
 
-from .errors import AliasNotFound, ModelNotFound, ModelVersionNotFound, NothingToRollBackTo, TaintedVersion
+from .errors import (
+    AliasNotFound,
+    ModelNotFound,
+    ModelVersionNotFound,
+    NotBlessed,
+    NothingToRollBackTo,
+    TaintedVersion,
+    UnservableVersion,
+)
 from .formats import Predictor, dump_sklearn, load_predictor
 from .lightgbm_format import dump_lightgbm
 from .models import STANDARD_ALIASES, AliasEvent, ArtifactFormat, ModelVersion
-from .service import ModelRegistry, rollback_candidates
+from .service import GATED_ALIASES, ModelRegistry, rollback_candidates
 
 __all__ = [
+    "GATED_ALIASES",
     "STANDARD_ALIASES",
     "AliasEvent",
     "AliasNotFound",
@@ -15,9 +24,11 @@ __all__ = [
     "ModelRegistry",
     "ModelVersion",
     "ModelVersionNotFound",
+    "NotBlessed",
     "NothingToRollBackTo",
     "Predictor",
     "TaintedVersion",
+    "UnservableVersion",
     "dump_lightgbm",
     "dump_sklearn",
     "load_predictor",

@@ -47,4 +47,31 @@ class TaintedVersion(Conflict):
         )
 
 
-__all__ = ["AliasNotFound", "ModelNotFound", "ModelVersionNotFound", "NothingToRollBackTo", "TaintedVersion"]
+class UnservableVersion(Conflict):
+    """The version's artifact is missing, corrupted or does not load: an alias on it could never serve."""
+
+    def __init__(self, model_name: str, version: int, alias: str, sha256: str, problem: str) -> None:
+        super().__init__(
+            f"Refusing to point {alias!r} of model {model_name!r} at v{version}: its artifact sha256:{sha256[:12]}… "
+            f"{problem}, so it could never serve. Nothing was moved. Repair it with: yarnit models restore "
+            f"{model_name} {version} --file COPY (a copy of the artifact whose sha256 is {sha256}), or move the "
+            f"alias to another version (yarnit models show {model_name})."
+        )
+        self.model_name, self.version, self.alias, self.problem = model_name, version, alias, problem
+
+
+class NotBlessed(Conflict):
+    """Promotion to a gated alias without a blessed, validity-checked evaluation of the exact version."""
+
+    def __init__(self, model_name: str, version: int, alias: str, why: str) -> None:
+        super().__init__(
+            f"Refusing to promote model {model_name!r} v{version} to {alias!r}: {why}. Evaluate and gate it with: "
+            f"yarnit eval run {model_name} --version {version} && yarnit eval gate --model {model_name} "
+            f"--version {version}; or override, audited, with: yarnit models promote {model_name} {version} "
+            f"--alias {alias} --force --reason '…'"
+        )
+        self.model_name, self.version, self.alias, self.why = model_name, version, alias, why
+
+
+__all__ = ["AliasNotFound", "ModelNotFound", "ModelVersionNotFound", "NotBlessed", "NothingToRollBackTo",
+           "TaintedVersion", "UnservableVersion"]

@@ -1,7 +1,11 @@
 """Turning trained models into bytes and back, without ever unpickling.
 
-* scikit-learn → skops, loaded with an explicit list of trusted types; any
-  type outside :data:`TRUSTED_SKOPS_PREFIXES` is refused before loading.
+* scikit-learn → skops. Before anything is loaded, :func:`audit_skops` reads
+  the archive's ``schema.json`` and refuses it unless every node names a type
+  in :data:`SKOPS_TRUSTED_TYPES` (an exact list: what yarnit's trainers write,
+  no prefixes) through a loader in :data:`SKOPS_LOADERS`, no array is an
+  object array, and skops' own audit (``get_untrusted_types``) finds nothing
+  outside the list either.
 * LightGBM → its own text model format (parsed, not executed).
 * ONNX → loaded by ONNX Runtime.
 * Composite models (``yarnit-recs-npz``, ``yarnit-ranker``) → a zip of named
@@ -21,7 +25,7 @@ import importlib
 import io
 import json
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -31,8 +35,40 @@ from yarnit.core.errors import IntegrityError, InvalidInput, UnsafeArtifact
 
 from .models import ArtifactFormat
 
-# Types a yarnit model may contain. Anything else makes the load fail loudly.
-TRUSTED_SKOPS_PREFIXES = ("sklearn.", "numpy.", "builtins.", "collections.OrderedDict", "scipy.sparse.")
+# Every type a yarnit skops artifact may name, exactly: training/trainers.py writes
+# Pipeline(DictVectorizer, LogisticRegression) ("logistic") and Pipeline(DictVectorizer,
+# HistGradientBoostingClassifier) ("hist_gbm"), and a ranker bundle pins one of those as its click model.
+# The list was read off the trainers' dumps; tests/registry/test_skops_allow_list.py keeps it true. A type
+# outside it (builtins.exec, os.system, a new estimator) is refused before any byte is loaded: trusting a
+# prefix such as "builtins." would admit exec, eval, getattr and __import__.
+SKOPS_TRUSTED_TYPES: frozenset[str] = frozenset({
+    # containers and primitives (skops stores primitives as JSON under builtins.str)
+    "builtins.dict", "builtins.list", "builtins.tuple", "builtins.str", "builtins.int", "builtins.float",
+    "builtins.bool", "builtins.NoneType",
+    # arrays and dtypes
+    "numpy.ndarray", "numpy.float64", "numpy.float32", "numpy.int64", "numpy.int32", "numpy.uint8",
+    "numpy.uint32", "numpy.uint64", "numpy.bool_", "numpy.random._generator.Generator",
+    # the two pipelines
+    "sklearn.pipeline.Pipeline",
+    "sklearn.feature_extraction._dict_vectorizer.DictVectorizer",
+    "sklearn.linear_model._logistic.LogisticRegression",
+    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
+    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.preprocessing._label.LabelEncoder",
+    "sklearn._loss.loss.HalfBinomialLoss",
+    "sklearn._loss._loss.CyHalfBinomialLoss",
+    "sklearn._loss.link.LogitLink",
+    "sklearn._loss.link.Interval",
+})
+# How skops may rebuild those types. Left out on purpose: the nodes that call or look up a name read from
+# the file (ConstructorFromReduceNode, ReduceNode, FunctionNode, MethodNode, PartialNode, OperatorFuncNode),
+# which yarnit's trainers never write.
+SKOPS_LOADERS: frozenset[str] = frozenset({
+    "ObjectNode", "DictNode", "ListNode", "TupleNode", "JsonNode", "NdArrayNode", "TypeNode", "CachedNode",
+    "LossNode", "RandomGeneratorNode",
+})
+_MAX_SKOPS_SCHEMA_BYTES = 64 << 20
 
 
 class Predictor(Protocol):
@@ -87,7 +123,6 @@ def _deterministic_zip(data: bytes) -> bytes:
     stamps the zip with the current time; renumber both in order of
     appearance in ``schema.json`` and fix the timestamps.
     """
-    import json
 
     with zipfile.ZipFile(io.BytesIO(data)) as source:
         schema = json.loads(source.read("schema.json"))
@@ -131,21 +166,86 @@ def dump_sklearn(estimator: Any) -> bytes:
     import skops.io as sio
 
     data = _deterministic_zip(sio.dumps(estimator))
-    _check_trusted(data)
+    audit_skops(data)  # a model yarnit could not load again is refused when it is written
     return data
 
 
-def _check_trusted(data: bytes) -> list[str]:
+def _unsafe_skops(problem: str) -> UnsafeArtifact:
+    return UnsafeArtifact(
+        f"Refusing a skops artifact before loading it: {problem}. yarnit loads only the types its own trainers "
+        "write (see yarnit.registry.formats.SKOPS_TRUSTED_TYPES); retrain the model with yarnit, or export it "
+        "to ONNX or LightGBM text."
+    )
+
+
+def _skops_nodes(node: Any) -> Iterator[dict[str, Any]]:
+    """Every node of a skops schema (a dict with a string ``__loader__``), depth first, without recursion."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if isinstance(item.get("__loader__"), str):
+                yield item
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def _npy_is_object(archive: zipfile.ZipFile, member: str) -> bool:
+    with archive.open(member) as stream:
+        version = np.lib.format.read_magic(stream)
+        header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        _shape, _fortran, dtype = header(stream)
+    return bool(dtype.hasobject)
+
+
+def audit_skops(data: bytes) -> list[str]:
+    """Check a skops archive against :data:`SKOPS_TRUSTED_TYPES` without loading it; the types to pass to skops.
+
+    Reads ``schema.json`` and refuses the archive (:class:`~yarnit.core.UnsafeArtifact`) when a node names a
+    type outside the list or uses a loader outside :data:`SKOPS_LOADERS`, when an array is an object array
+    (in the schema or in its ``.npy`` member), or when skops' own audit reports a type outside the list.
+    Returns what ``skops.io.get_untrusted_types`` reported (all in the list), for ``skops.io.loads``.
+    """
     import skops.io as sio
 
-    untrusted = sio.get_untrusted_types(data=data)
-    refused = [t for t in untrusted if not t.startswith(TRUSTED_SKOPS_PREFIXES)]
-    if refused:
-        raise UnsafeArtifact(
-            f"skops artifact contains types outside yarnit's trusted list: {', '.join(sorted(refused))}. "
-            f"Trusted prefixes: {', '.join(TRUSTED_SKOPS_PREFIXES)}. Use standard scikit-learn components, "
-            "or export the model to ONNX."
-        )
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            info = archive.getinfo("schema.json")
+            if info.file_size > _MAX_SKOPS_SCHEMA_BYTES:
+                raise _unsafe_skops(f"its schema.json unpacks to {info.file_size:,} bytes (at most "
+                                    f"{_MAX_SKOPS_SCHEMA_BYTES:,})")
+            schema = json.loads(archive.read(info))
+            members = set(archive.namelist())
+            types: set[str] = set()
+            for node in _skops_nodes(schema):
+                loader, module, name = node["__loader__"], node.get("__module__"), node.get("__class__")
+                if not isinstance(module, str) or not isinstance(name, str):
+                    raise _unsafe_skops(f"a {loader!r} node names no type")
+                kind = f"{module}.{name}"
+                if loader not in SKOPS_LOADERS:
+                    raise _unsafe_skops(f"node {kind!r} uses loader {loader!r}, which yarnit's trainers never "
+                                        f"write (allowed: {', '.join(sorted(SKOPS_LOADERS))})")
+                types.add(kind)
+                if loader == "NdArrayNode":
+                    file = node.get("file")
+                    if node.get("type") != "numpy" or not isinstance(file, str) or file not in members:
+                        raise _unsafe_skops(f"array node {kind!r} is an object array (or names no .npy member); "
+                                            "object arrays are rebuilt from arbitrary objects")
+                    if _npy_is_object(archive, file):
+                        raise _unsafe_skops(f"array member {file!r} has an object dtype, which needs pickle")
+    except (KeyError, ValueError, zipfile.BadZipFile, EOFError, OSError) as exc:
+        raise _unsafe_skops(f"it is not a readable skops archive ({type(exc).__name__}: {exc})") from None
+    outside = sorted(types - SKOPS_TRUSTED_TYPES)
+    if outside:
+        raise _unsafe_skops(f"it names types outside yarnit's list: {', '.join(outside)}")
+    try:
+        untrusted = sio.get_untrusted_types(data=data)
+    except Exception as exc:  # skops refuses malformed trees with assorted errors; none of them is a load
+        raise _unsafe_skops(f"skops cannot audit it ({type(exc).__name__}: {exc})") from None
+    outside = sorted(set(untrusted) - SKOPS_TRUSTED_TYPES)
+    if outside:
+        raise _unsafe_skops(f"skops' audit reports types outside yarnit's list: {', '.join(outside)}")
     return list(untrusted)
 
 
@@ -165,7 +265,7 @@ def load_predictor(data: bytes, artifact_format: ArtifactFormat | str) -> Predic
                 "An artifact declared as 'skops' must be a skops zip archive; these bytes are not. "
                 "Re-save the model with yarnit."
             )
-        trusted = _check_trusted(data)
+        trusted = audit_skops(data)
         return SklearnPredictor(sio.loads(data, trusted=trusted))
     if fmt is ArtifactFormat.LIGHTGBM_TEXT:
         from .lightgbm_format import LightgbmPredictor
@@ -270,9 +370,11 @@ def load_arrays(data: bytes) -> dict[str, np.ndarray]:
 
 __all__ = [
     "MANIFEST",
-    "TRUSTED_SKOPS_PREFIXES",
+    "SKOPS_LOADERS",
+    "SKOPS_TRUSTED_TYPES",
     "Predictor",
     "SklearnPredictor",
+    "audit_skops",
     "bundle_manifest",
     "dump_arrays",
     "dump_bundle",

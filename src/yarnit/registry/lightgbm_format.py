@@ -24,12 +24,23 @@ def lightgbm_safe(name: str) -> str:
     return name.translate(_UNSAFE)
 
 
-def _categorical_flags(model_text: str, n_features: int) -> list[bool]:
+def _feature_infos(model_text: str) -> list[str]:
     for line in model_text.splitlines():
         if line.startswith("feature_infos="):
-            infos = line.split("=", 1)[1].split(" ")
-            return [not (info.startswith("[") or info == "none") for info in infos]
-    return [False] * n_features
+            return line.split("=", 1)[1].split(" ")
+    return []
+
+
+def unused_features(model_text: str) -> set[int]:
+    """Indices of the features a LightGBM model dropped (``feature_infos`` entry ``none``: one value only)."""
+    return {i for i, info in enumerate(_feature_infos(model_text)) if info == "none"}
+
+
+def _categorical_flags(model_text: str, n_features: int) -> list[bool]:
+    infos = _feature_infos(model_text)
+    if not infos:
+        return [False] * n_features
+    return [not (info.startswith("[") or info == "none") for info in infos]
 
 
 class LightgbmPredictor:
@@ -45,6 +56,7 @@ class LightgbmPredictor:
             if is_categorical and lists:
                 self.categories[index] = {value: code for code, value in enumerate(lists.pop(0))}
         self.columns: dict[str, int] = {name: col for col, name in enumerate(self.feature_names)}
+        self.unused = unused_features(model_text)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> LightgbmPredictor:
@@ -79,6 +91,8 @@ class LightgbmPredictor:
                     row[col] = nan
                     continue
                 lookup = categories.get(col)
+                if col in self.unused:  # a feature the model dropped (feature_infos=none): no tree reads it
+                    continue
                 if lookup is not None:
                     code = lookup.get(value if type(value) is str else str(value))
                     row[col] = nan if code is None else code
@@ -101,4 +115,4 @@ def dump_lightgbm(booster: Any) -> bytes:
     return str(booster.model_to_string()).encode("utf-8")
 
 
-__all__ = ["LightgbmPredictor", "dump_lightgbm", "lightgbm_safe"]
+__all__ = ["LightgbmPredictor", "dump_lightgbm", "lightgbm_safe", "unused_features"]

@@ -3,6 +3,13 @@
 Every alias move is one transaction that updates the pointer and appends an
 audit event, so "which version was in production on day D" and "roll back"
 are answered from the same history (the gap MLflow users report in mlflow#2169).
+
+Before any move the target's artifact is read back, checked against its
+sha256 and loaded (:meth:`ModelRegistry.check_servable`): an alias is never
+moved onto a version that could not serve, and nothing is audited then.
+Operators' promotions (CLI, HTTP) to a gated alias (``production``,
+``canary``) also need a blessed, validity-checked evaluation of the exact
+bytes, unless forced with a reason, which the audit trail keeps.
 """
 
 from __future__ import annotations
@@ -12,18 +19,21 @@ from typing import Any
 
 from sqlalchemy import Connection, RowMapping, and_, func, insert, select, update
 
-from yarnit.core.errors import InvalidInput
+from yarnit.core.errors import IntegrityError, InvalidInput
+from yarnit.core.hashing import sha256_bytes
 from yarnit.core.ids import check_name, check_version, new_id
 from yarnit.core.text import check_plain_text
-from yarnit.storage import Workspace, insert_ignore
-from yarnit.storage.schema import alias_events, aliases, lineage_edges, model_versions, models
+from yarnit.storage import ArtifactNotFound, Workspace, insert_ignore
+from yarnit.storage.schema import alias_events, aliases, evaluations, lineage_edges, model_versions, models
 
 from .errors import (
     AliasNotFound,
     ModelNotFound,
     ModelVersionNotFound,
+    NotBlessed,
     NothingToRollBackTo,
     TaintedVersion,
+    UnservableVersion,
 )
 from .formats import Predictor, load_predictor
 from .models import STANDARD_ALIASES, AliasEvent, ArtifactFormat, ModelVersion
@@ -73,6 +83,11 @@ def _lineage(workspace: Workspace) -> Any:
     from yarnit.data.lineage import Lineage  # local: yarnit.data imports the registry (forget taints versions)
 
     return Lineage(workspace)
+
+
+# Aliases that take traffic: an operator's promotion to them needs a blessed evaluation (or --force --reason).
+GATED_ALIASES = ("production", "canary")
+FORCED_ACTION = "force-promote"
 
 
 def check_alias(alias: str) -> str:
@@ -246,12 +261,13 @@ class ModelRegistry:
     def set_alias(
         self, model_name: str, alias: str, version: int, *, actor: str = "cli", reason: str = "", action: str = "set"
     ) -> AliasEvent:
-        """Point ``alias`` at ``version`` (one transaction: pointer + audit event)."""
+        """Point ``alias`` at ``version`` (one transaction: pointer + audit event), if that version can serve."""
         check_alias(alias)
         check_plain_text("reason", reason)  # printed later on operators' terminals: no escape sequences
         target = self.get(model_name, version)
         if target.tainted:
             raise TaintedVersion(target.ref, target.taint_reason)
+        self.check_servable(target, alias)
         now = self.ws.clock.now()
         with self.ws.metadata.begin() as conn:
             self._lock_model(conn, model_name)
@@ -273,10 +289,72 @@ class ModelRegistry:
             _lineage(self.ws).record_deployment(conn, target.id, moved)  # lineage: version → deployment
         return event
 
+    def check_servable(self, version: ModelVersion, alias: str = "production") -> None:
+        """Raise :class:`UnservableVersion` unless the artifact is stored, matches its sha256 and loads."""
+        sha = version.artifact_sha256
+        try:
+            data = self.ws.artifacts.get_bytes(sha)
+        except ArtifactNotFound:
+            raise UnservableVersion(version.model_name, version.version, alias, sha,
+                                    "is missing from the artifact store") from None
+        except IntegrityError:
+            raise UnservableVersion(version.model_name, version.version, alias, sha,
+                                    "is corrupted (its bytes no longer match that sha256)") from None
+        try:
+            load_predictor(data, version.artifact_format)
+        except Exception as exc:  # any failure to load means it cannot serve; say which
+            raise UnservableVersion(version.model_name, version.version, alias, sha,
+                                    f"does not load ({type(exc).__name__}: {exc})") from None
+
+    def blessing_problem(self, version: ModelVersion) -> str | None:
+        """Why ``version`` is not blessed for promotion, or None when its newest gate verdict blessed it.
+
+        The verdict is the newest one recorded for an evaluation of exactly these bytes (the gate step of a
+        pipeline, or ``yarnit eval gate``), and that evaluation's validity check must have passed.
+        """
+        with self.ws.metadata.begin() as conn:
+            row = conn.execute(
+                select(evaluations.c.id, evaluations.c.blessed, evaluations.c.validity_passed, evaluations.c.verdict)
+                .where(and_(evaluations.c.model_name == version.model_name,
+                            evaluations.c.artifact_sha256 == version.artifact_sha256,
+                            evaluations.c.blessed.is_not(None)))
+                .order_by(evaluations.c.gated_at.desc(), evaluations.c.id.desc())
+                .limit(1)
+            ).mappings().first()
+        if row is None:
+            return "no gate verdict has been recorded for an evaluation of this version"
+        if not row["blessed"]:
+            reasons = list((row["verdict"] or {}).get("reasons") or [])
+            first = f"; first reason: {reasons[0]}" if reasons else ""
+            return f"its newest gate verdict ({row['id']}) did not bless it ({len(reasons)} reasons{first})"
+        if row["validity_passed"] is not True:
+            state = "failed" if row["validity_passed"] is False else "was not run"
+            return f"the validity check of its blessed evaluation {row['id']} {state}"
+        return None
+
     def promote(self, model_name: str, version: int, *, alias: str = "production", actor: str = "cli",
-                reason: str = "") -> AliasEvent:
-        """Point ``alias`` (default ``production``) at ``version``."""
-        return self.set_alias(model_name, alias, version, actor=actor, reason=reason, action="promote")
+                reason: str = "", require_blessing: bool = False, force: bool = False) -> AliasEvent:
+        """Point ``alias`` (default ``production``) at ``version``.
+
+        With ``require_blessing`` (the CLI and the HTTP control plane set it), a move of a gated alias
+        (production, canary) needs :meth:`blessing_problem` to find nothing, unless ``force`` is given with a
+        ``reason``: the event is then audited as ``force-promote`` with what was overridden. (Library callers
+        that stage aliases, such as tests and the pipelines, which judge with their own gate step, leave it
+        off; exit: on by default once every test fixture builds evaluated versions.)
+        """
+        action = "promote"
+        if force and not reason.strip():
+            raise InvalidInput(f"A forced promotion of {model_name} v{version} needs a reason for the audit trail: "
+                               "add --reason '…' (JSON: \"reason\").")
+        if require_blessing and alias in GATED_ALIASES:
+            problem = self.blessing_problem(self.get(model_name, version))
+            if problem is not None:
+                if not force:
+                    raise NotBlessed(model_name, version, alias, problem)
+                action, reason = FORCED_ACTION, f"{reason.strip()} [forced: {problem}]"
+            elif force:
+                action = FORCED_ACTION
+        return self.set_alias(model_name, alias, version, actor=actor, reason=reason, action=action)
 
     def roll_back(self, model_name: str, *, alias: str = "production", actor: str = "cli",
                   reason: str = "") -> AliasEvent:
@@ -284,7 +362,8 @@ class ModelRegistry:
 
         The alias history is replayed as a stack (a move pushes, a rollback pops
         back to its target), so repeated rollbacks keep going back in time and
-        never "roll back" forward. Tainted versions are skipped.
+        never "roll back" forward. Tainted versions are skipped; a target whose
+        artifact cannot serve is refused (:class:`UnservableVersion`), never skipped silently.
         """
         current = self.resolve(model_name, alias).version
         for number in rollback_candidates(self.history(model_name, alias), current):
@@ -293,6 +372,31 @@ class ModelRegistry:
                 return self.set_alias(model_name, alias, number, actor=actor,
                                       reason=reason or f"roll back from v{current}", action="rollback")
         raise NothingToRollBackTo(model_name, alias)
+
+    def restore_artifact(self, model_name: str, version: int, data: bytes) -> ModelVersion:
+        """Put back a version's missing or corrupted artifact from a copy of the very same bytes.
+
+        The copy must hash to the sha256 the version records and load; a corrupted file in the store is
+        kept beside it as ``<name>.corrupt`` for inspection, and the good bytes take its place.
+        """
+        target = self.get(model_name, version)
+        sha = target.artifact_sha256
+        actual = sha256_bytes(data)
+        if actual != sha:
+            raise InvalidInput(f"The copy has sha256 {actual}, but {target.ref}'s artifact is {sha}: it is not the "
+                               "same model. Find the copy with the recorded sha256 (yarnit models show "
+                               f"{model_name} --json).")
+        load_predictor(data, target.artifact_format)
+        path = self.ws.artifacts.path_for(sha)
+        try:
+            self.ws.artifacts.verify(sha)
+        except ArtifactNotFound:
+            pass
+        except IntegrityError:
+            path.replace(path.with_name(path.name + ".corrupt"))
+        self.ws.artifacts.put_bytes(data)
+        self.check_servable(target)
+        return target
 
     def history(self, model_name: str, alias: str | None = None) -> list[AliasEvent]:
         """Every audited alias move of ``model_name``, oldest first."""
@@ -322,4 +426,4 @@ class ModelRegistry:
         return load_predictor(data, version.artifact_format)
 
 
-__all__ = ["ModelRegistry", "check_alias", "rollback_candidates"]
+__all__ = ["FORCED_ACTION", "GATED_ALIASES", "ModelRegistry", "check_alias", "rollback_candidates"]

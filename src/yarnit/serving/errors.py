@@ -3,7 +3,8 @@
 ::
 
     Unavailable
-     └── Overloaded          shed by admission control (503 + Retry-After)
+     ├── Overloaded          shed by admission control (503 + Retry-After)
+     └── NoAnswer            no version answered in time and no declared fallback may (503 + Retry-After)
     InvalidInput
      └── RequestTooLarge     body over the size limit (413)
     Conflict
@@ -29,6 +30,26 @@ class Overloaded(Unavailable):
         self.reason, self.retry_after_s = reason, retry_after_s
 
 
+class NoAnswer(Unavailable):
+    """No model version answered, and the version declares no fallback that may answer instead.
+
+    ``reason`` is why the versions did not answer (``timeout``, ``error``,
+    ``circuit_open``, ``not_loaded``); a 200 would have carried a number that
+    nobody declared, so the client gets a 503 with Retry-After.
+    """
+
+    def __init__(self, model: str, reason: str, why: str) -> None:
+        what = {
+            "timeout": "no version scored the request within its deadline",
+            "error": "every loaded version failed on this request",
+            "circuit_open": "every loaded version is paused by its circuit breaker after repeated failures",
+            "not_loaded": "its production version is not loaded",
+        }.get(reason, reason)
+        super().__init__(f"Model {model!r} could not answer: {what}, and {why}. Retry later; for a batch that "
+                         "misses its deadline, send smaller batches or a longer x-yarnit-deadline-ms.")
+        self.model, self.reason = model, reason
+
+
 class RequestTooLarge(InvalidInput):
     def __init__(self, size: int, limit: int) -> None:
         super().__init__(
@@ -51,4 +72,4 @@ class VersionRejected(Conflict):
         self.ref, self.reason = ref, reason
 
 
-__all__ = ["Overloaded", "RequestTooLarge", "VersionRejected"]
+__all__ = ["NoAnswer", "Overloaded", "RequestTooLarge", "VersionRejected"]

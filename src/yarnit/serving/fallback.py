@@ -7,7 +7,9 @@ The chain for one request (see :class:`~yarnit.serving.service.InferenceService`
    canary request the production version;
 3. the version behind the ``fallback`` alias, if any;
 4. a :class:`HeuristicFallback`: a small table of priors (popular items,
-   base rates) that always answers instantly. For a ranking model it is the
+   base rates) that answers instantly, when the version declares one. A
+   version without any prior has no heuristic, and the request gets a 503
+   with Retry-After instead of an invented number. For a ranking model it is the
    universal fallback of ch. 12, popular items: the request's candidates in
    popularity order (out-of-stock ones left out), or the top of the popular
    list when the request brings none.
@@ -22,6 +24,7 @@ broken or slow version costs one failed attempt, not one per request.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,28 +34,57 @@ from yarnit.core.clock import Clock
 
 @dataclass(frozen=True)
 class HeuristicFallback:
-    """Scores from a small table: ``table[instance[key]]``, else ``default``.
+    """Scores from a small table of priors: ``table[instance[key]]``, else ``default``.
 
     Built from a version's signature (``"fallback": {"key": "product_type",
-    "table": {"yarn": 0.04}, "default": 0.03}``) or, lacking that, from its
-    holdout base rate (``metrics["ctr_holdout"]``).
+    "table": {"yarn": 0.04}, "default": 0.03}``; the ``yarnit-ctr`` pipeline
+    records its training base rate per product type there) or, lacking that,
+    from a base rate in its metrics (``base_rate``, ``ctr_holdout``,
+    ``positive_rate``, or the pipeline's holdout ``ctr``). A version with
+    neither has no heuristic (:attr:`available` is False): serving then answers
+    an explicit 503 rather than a number nobody declared.
 
     Example:
         >>> heuristic = HeuristicFallback(key="product_type", table={"yarn": 0.04}, default=0.02)
         >>> heuristic.predict([{"product_type": "yarn"}, {"product_type": "needles"}])
         [0.04, 0.02]
+        >>> HeuristicFallback.for_version({}, {}).available
+        False
     """
 
     key: str | None = None
     table: Mapping[str, float] = field(default_factory=dict)
-    default: float = 0.0
-    source: str = "constant"
+    default: float | None = None  # None: no prior for an instance outside the table
+    source: str = "none"
     popular: tuple[str, ...] = ()  # ranking models: item ids, most popular first
 
     @property
     def ranking(self) -> bool:
         """Whether this heuristic answers slates (a ranking model's) rather than probabilities."""
         return self.source == "signature.ranking"
+
+    @property
+    def available(self) -> bool:
+        """Whether the version's owner declared any prior at all (else serving answers 503, not a number)."""
+        return self.ranking or self.default is not None or bool(self.key and self.table)
+
+    @property
+    def per_instance(self) -> bool:
+        """Whether its answer depends on the instance (a per-slice table, popular items), not one constant.
+
+        Only such a heuristic answers a request whose deadline ran out: a constant
+        for every row of a batch the model could not score in time tells the
+        client nothing, and a 503 with Retry-After tells it to come back.
+        """
+        return self.ranking or bool(self.key and self.table)
+
+    def answers(self, instances: list[dict[str, Any]]) -> bool:
+        """Whether it has a prior for every one of ``instances``."""
+        if self.ranking or self.default is not None:
+            return True
+        if not (self.key and self.table):
+            return False
+        return all(str(i.get(self.key)) in self.table for i in instances)
 
     def rank(self, instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Popular items for each instance: its candidates by popularity, else the top ``k`` of the list.
@@ -87,26 +119,57 @@ class HeuristicFallback:
         return slates
 
     def predict(self, instances: list[dict[str, Any]]) -> list[float]:
+        """The prior of each instance; call it only when :meth:`answers` says it has one for each."""
+        default = self.default
         if self.key is None or not self.table:
-            return [self.default] * len(instances)
-        table, key, default = self.table, self.key, self.default
-        return [float(table.get(str(i.get(key)), default)) for i in instances]
+            if default is None:
+                raise ValueError("this version declares no fallback prior; check HeuristicFallback.answers first")
+            return [default] * len(instances)
+        table, key = self.table, self.key
+        out = [table.get(str(i.get(key)), default) for i in instances]
+        if any(v is None for v in out):
+            raise ValueError(f"no fallback prior for some values of {key!r}; check HeuristicFallback.answers first")
+        return out  # type: ignore[return-value]
 
     @classmethod
     def for_version(cls, signature: Mapping[str, Any], metrics: Mapping[str, Any]) -> HeuristicFallback:
+        """The heuristic a version's owner declared (signature ``fallback``), else its recorded base rate."""
         spec = signature.get("fallback")
         if (isinstance(spec, Mapping) and spec.get("kind") == "ranking") or signature.get("output") == "ranking":
             popular = spec.get("popular") if isinstance(spec, Mapping) else None
             return cls(popular=tuple(str(p) for p in popular or ()), source="signature.ranking")
+        base_rate, base_source = None, "none"
+        for name in BASE_RATE_METRICS:
+            base_rate = _probability(metrics.get(name))
+            if base_rate is not None:
+                base_source = f"metrics.{name}"
+                break
         if isinstance(spec, Mapping):
-            table = {str(k): float(v) for k, v in (spec.get("table") or {}).items()}
-            return cls(key=spec.get("key"), table=table, default=float(spec.get("default", 0.0)),
-                       source="signature")
-        for name in ("ctr_holdout", "base_rate", "positive_rate"):
-            value = metrics.get(name)
-            if isinstance(value, int | float) and 0.0 <= float(value) <= 1.0:
-                return cls(default=float(value), source=f"metrics.{name}")
+            raw = spec.get("table") or {}
+            table = {str(k): p for k, v in (raw.items() if isinstance(raw, Mapping) else ())
+                     if (p := _probability(v)) is not None}
+            key = spec.get("key") if isinstance(spec.get("key"), str) else None
+            default = _probability(spec.get("default"))
+            if default is None:
+                default = base_rate
+            if (key and table) or default is not None:
+                return cls(key=key, table=table, default=default, source="signature")
+        if base_rate is not None:
+            return cls(default=base_rate, source=base_source)
         return cls()
+
+
+#: Metrics read as a click model's base rate when its signature declares no fallback, in this order.
+#: ``ctr`` is what the ``yarnit-ctr`` pipeline records (the holdout click rate) on versions that predate
+#: the per-slice training base rate in their signature.
+BASE_RATE_METRICS = ("base_rate", "ctr_holdout", "positive_rate", "ctr")
+
+
+def _probability(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) and 0.0 <= value <= 1.0 else None
 
 
 class CircuitBreaker:
@@ -146,4 +209,4 @@ class CircuitBreaker:
         return "closed" if self.opened_at is None else "open"
 
 
-__all__ = ["CircuitBreaker", "HeuristicFallback"]
+__all__ = ["BASE_RATE_METRICS", "CircuitBreaker", "HeuristicFallback"]

@@ -12,10 +12,18 @@ Serving then applies each feature's default and counts why.
 Views are looked up in the feature registry when first asked for, and again
 (at most every ``refresh_s``) when a feature is not found, so a view applied
 after the server started is served without a restart.
+
+Every read goes through the store's reader with a
+:class:`~yarnit.features.ServingLog` attached: a sample
+(``log_sample_rate``) of the rows served is written under
+``$YARNIT_HOME/features/serving_log``, which ``yarnit features skew``
+compares with the offline recomputation. :meth:`FeatureStoreSource.close`
+writes what is buffered (the service closes it on shutdown).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -26,15 +34,19 @@ from yarnit.core.errors import InvalidInput
 from .onlinefeatures import FeatureStatus, FeatureValue
 
 if TYPE_CHECKING:
-    from yarnit.features import FeatureStore, OnlineFeatures
+    from yarnit.features import FeatureStore, OnlineFeatures, ServingLog
 
 
 class FeatureStoreSource:
     """Online features of the workspace's registered views, for serving (see module docstring)."""
 
-    def __init__(self, store: FeatureStore, *, refresh_s: float = 30.0) -> None:
+    def __init__(self, store: FeatureStore, *, refresh_s: float = 30.0, log_sample_rate: float = 0.01,
+                 log_seed: int | None = None) -> None:
         self.store = store
         self.refresh_s = refresh_s
+        self.log_sample_rate = log_sample_rate
+        self.log_seed = log_seed
+        self._log: ServingLog | None = None
         self._reader: OnlineFeatures | None = None
         self._views: dict[tuple[str, str], list[str]] = {}  # (entity, feature) -> views that have it
         self._int_keyed: dict[str, bool] = {}
@@ -45,7 +57,10 @@ class FeatureStoreSource:
         with self._lock:
             if time.monotonic() - self._loaded_at < self.refresh_s:
                 return
-            reader = self.store.reader()
+            if self._log is None:
+                seed = self.log_seed if self.log_seed is not None else int.from_bytes(os.urandom(4), "big")
+                self._log = self.store.serving_log(sample_rate=self.log_sample_rate, seed=seed)
+            reader = self.store.reader(log=self._log)
             views: dict[tuple[str, str], list[str]] = {}
             int_keyed: dict[str, bool] = {}
             for view in reader.views:
@@ -93,6 +108,14 @@ class FeatureStoreSource:
                     for name in names:
                         found[name] = FeatureValue(row.values[name], FeatureStatus.OK, when)
         return out
+
+
+    def close(self) -> None:
+        """Write the sampled rows still buffered (idempotent)."""
+        with self._lock:
+            log = self._log
+        if log is not None:
+            log.flush()
 
 
 def _is_int(key: str) -> bool:

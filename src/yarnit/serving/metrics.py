@@ -17,6 +17,7 @@ Register it on the app's registry: ``registry.register(ServingCollector(service)
 | ``yarnit_serving_model_info`` | model, alias, version, path (linear-onnx, tree-onnx, lightgbm-onnx, native) |
 | ``yarnit_serving_breaker_open`` | model, alias, version |
 | ``yarnit_serving_swaps_total`` | model, alias, outcome |
+| ``yarnit_serving_alias_unservable`` | model, alias, version |
 | ``yarnit_serving_in_flight``, ``yarnit_serving_queue_waiting`` | |
 | ``yarnit_serving_offloaded_total``, ``yarnit_serving_offload_timeouts_total``, ``yarnit_serving_pool_busy`` | |
 | ``yarnit_serving_online_feature_defaults_total`` | model, feature, reason |
@@ -145,6 +146,13 @@ class ServingCollector(Collector):
         yield version_gauge
         yield info
         yield breaker
+        unservable = GaugeMetricFamily("yarnit_serving_alias_unservable",
+                                       "1 while the version an alias names cannot be served by this process "
+                                       "(failed to load or validate; retried with backoff)",
+                                       labels=["model", "alias", "version"])
+        for item in service.runtime.unservable():
+            unservable.add_metric([item.model, item.alias, str(item.version)], 1)
+        yield unservable
         swaps: dict[tuple[str, str, str], int] = {}
         for event in list(service.runtime.swaps):
             key = (event.model, event.alias, event.outcome)

@@ -9,11 +9,23 @@ When an alias moves (seen by a watcher thread every ``refresh_s`` seconds, or
 at once by :meth:`ModelRuntime.refresh`), the new version is loaded beside
 the old one (artifact sha256-verified by the registry), compiled to the ONNX
 fast path where possible (and checked against the native model), and
-validated on golden requests. Only then is a new state swapped in with one
-reference assignment. A version that fails is not swapped in: the old one
-keeps serving, an alert is raised, and the failure is not retried until the
-alias moves again. A rollback to a version still in memory (the previous
-production version always is) is a pointer switch with no load at all.
+validated on golden requests, then *warmed*: a first inference on its probe
+rows (the signature's ``probe`` instances, real requests kept from the
+holdout), so that no request pays for first-touch costs (lazy imports, ONNX
+session set-up, page faults). Only then is a new state swapped in with one
+reference assignment; every path goes through this (:meth:`ModelRuntime.preload`
+before a server takes traffic, the watcher's hot swap, a canary), and
+:attr:`LoadedModel.warm_up` records the warm-up.
+
+A version that fails is not swapped in: the old one keeps serving and an
+alert is raised. It is tried again at once when the model's aliases move, and
+otherwise after a backoff (``retry``: 1 s, doubling up to 5 min, on the
+injected clock), since the cause may be fixed meanwhile (an artifact
+restored). While an alias's version cannot be served, :meth:`ModelRuntime.unservable`
+names it (a metric, ``yarnit_serving_alias_unservable``) and
+:meth:`ModelRuntime.readiness` says not ready when it is production's. A
+rollback to a version still in memory (the previous production version always
+is) is a pointer switch with no load at all.
 
 Golden requests come from the version's signature: ``"golden": [{"instance":
 {...}, "prediction": 0.12}, ...]`` (``prediction`` optional, compared within
@@ -37,7 +49,7 @@ import math
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -70,6 +82,37 @@ class BreakerSettings:
 
 
 @dataclass(frozen=True)
+class RetrySettings:
+    """Backoff of a version that failed to load: ``first_s``, doubling up to ``max_s`` (injected clock)."""
+
+    first_s: float = 1.0
+    max_s: float = 300.0
+
+    def delay_s(self, attempts: int) -> float:
+        return float(min(self.max_s, self.first_s * 2.0 ** max(0, attempts - 1)))
+
+
+@dataclass(frozen=True)
+class WarmUp:
+    """The first inference a version ran, on its probe rows, before it took traffic."""
+
+    rows: int
+    seconds: float
+
+
+@dataclass
+class Unservable:
+    """An alias whose version failed to load or validate: why, how often, and when it is tried again."""
+
+    model: str
+    alias: str
+    version: int
+    reason: str
+    attempts: int
+    retry_at_s: float  # on the runtime clock's monotonic time
+
+
+@dataclass(frozen=True)
 class LoadedModel:
     """One model version in memory, ready to score."""
 
@@ -82,6 +125,7 @@ class LoadedModel:
     pii: frozenset[str]
     compile: CompileResult
     breaker: CircuitBreaker
+    warm_up: WarmUp | None = None  # set before the version takes traffic
 
     def score(self, instances: list[dict[str, Any]]) -> np.ndarray:
         """Probabilities for ``instances`` (request-time transform applied first, as in training)."""
@@ -119,6 +163,12 @@ class ModelState:
     def loaded(self, alias: str) -> LoadedModel | None:
         return getattr(self, alias) if alias in (*SERVED_ALIASES, "previous") else None
 
+    def behind(self, alias: str) -> bool:
+        """Whether ``alias`` is served by an older version than the registry names (the named one failed to load)."""
+        loaded = self.loaded(alias)
+        number = self.intended.get(alias)
+        return loaded is not None and number is not None and loaded.version.version != number
+
 
 @dataclass(frozen=True)
 class SwapEvent:
@@ -146,40 +196,53 @@ class ModelRuntime:
     def __init__(self, registry: ModelRegistry, clock: Clock, *, refresh_s: float = 0.25, compile: bool = True,
                  breaker: BreakerSettings | None = None,
                  on_alert: Callable[[str], None] | None = None,
-                 wrap_predictor: Callable[[ModelVersion, Predictor], Predictor] | None = None) -> None:
+                 wrap_predictor: Callable[[ModelVersion, Predictor], Predictor] | None = None,
+                 retry: RetrySettings | None = None) -> None:
         self.registry = registry
         self.wrap_predictor = wrap_predictor  # a seam for fault injection (chaos tests, the world's faults)
         self.clock = clock
         self.refresh_s = refresh_s
         self.compile = compile
         self.breaker = breaker or BreakerSettings()
+        self.retry = retry or RetrySettings()
         self.on_alert = on_alert
         self.swaps: deque[SwapEvent] = deque(maxlen=1000)
         self.alerts: deque[str] = deque(maxlen=1000)
         self.listeners: list[Callable[[SwapEvent], None]] = []
         self._states: dict[str, ModelState] = {}
         self._loaded: dict[tuple[str, int], LoadedModel] = {}
-        self._rejected: dict[tuple[str, int], str] = {}
+        self._rejected: dict[tuple[str, int], Unservable] = {}
         self._missing: dict[str, tuple[float, YarnitError]] = {}
         self._lock = threading.RLock()
         # re-reads the aliases only when something was committed: they cannot have moved otherwise
         self._watcher = ChangeWatcher("yarnit-runtime-watch", registry.ws.metadata, refresh_s, self._reread)
+        self._watching = False
 
     # -- the request path ---------------------------------------------------------------
     def state(self, model: str) -> ModelState:
         """The current state of ``model`` (loaded on first use; no I/O afterwards unless refresh_s is 0)."""
         state = self._states.get(model)
         if state is not None and self.refresh_s > 0:
+            if not self._watching:  # preloaded, then asked for by a request: keep its aliases fresh from now on
+                self.watch()
             return state
         return self._ensure(model)
 
+    def watch(self) -> None:
+        """Start the watcher thread that re-reads aliases every ``refresh_s`` (idempotent; servers call it)."""
+        self._watching = True
+        self._watcher.start()
+
     def preload(self) -> dict[str, str]:
-        """Load every model that has a production version, before the server takes traffic.
+        """Load and warm every model that has a production version, before the server takes traffic.
 
         Without it the first request of each model pays the load (a ranker bundle
-        takes seconds), and when that request is scored off the event loop its
-        deadline runs out and the fallback answers. Returns ``{model: outcome}``;
-        a model that fails to load is reported and served by its fallback chain.
+        takes seconds; on a fresh machine the first import of the scoring
+        libraries alone took over 5 s), and when that request is scored off the
+        event loop its deadline runs out and the fallback answers. Returns
+        ``{model: outcome}``; a model that fails to load is reported, served by
+        its fallback chain, and not ready (:meth:`readiness`). It starts no
+        thread: :meth:`watch` (or the first request) does.
         """
         outcomes: dict[str, str] = {}
         for row in self.registry.list_models():
@@ -187,8 +250,8 @@ class ModelRuntime:
             if "production" not in row["aliases"]:
                 continue
             try:
-                state = self.state(name)
-            except YarnitError as exc:
+                state = self._states.get(name) or self._ensure(name, watch=False)
+            except Exception as exc:  # reported, and readiness says so; the server still starts
                 outcomes[name] = f"failed: {exc}"
                 log.warning("preloading %s failed: %s", name, exc)
                 continue
@@ -219,12 +282,53 @@ class ModelRuntime:
     def states(self) -> dict[str, ModelState]:
         return dict(self._states)
 
+    def unservable(self) -> list[Unservable]:
+        """Aliases whose version the registry names but this process cannot serve (until a retry succeeds)."""
+        out = []
+        for name, state in list(self._states.items()):
+            for alias in SERVED_ALIASES:
+                number = state.intended.get(alias)
+                loaded = state.loaded(alias)
+                if number is None or (loaded is not None and loaded.version.version == number):
+                    continue
+                found = self._rejected.get((name, number))
+                out.append(found if found is not None else
+                           Unservable(name, alias, number, "not loaded", 0, self.clock.monotonic()))
+        return out
+
+    def serves_production(self, model: str) -> tuple[bool, str]:
+        """Whether ``model``'s production alias is served by its own version, loaded and warmed; else why not."""
+        state = self._states.get(model)
+        if state is None:
+            return False, f"{model} is not loaded"
+        number = state.intended.get("production")
+        loaded = state.production
+        if number is None:
+            return False, f"{model} has no production version"
+        if loaded is None or loaded.version.version != number:
+            found = self._rejected.get((model, number))
+            serving = f"v{loaded.version.version} serves instead" if loaded is not None else "nothing serves it"
+            why = f": {found.reason}" if found is not None else ""
+            return False, f"{model} production v{number} cannot be served ({serving}){why}"
+        if loaded.warm_up is None:
+            return False, f"{model} v{number} is not warmed up yet"
+        return True, f"v{number}"
+
+    def readiness(self) -> dict[str, str]:
+        """``{model: why not}`` for every loaded model whose production is not served by its own version."""
+        problems = {}
+        for name in list(self._states):
+            ok, why = self.serves_production(name)
+            if not ok:
+                problems[name] = why
+        return problems
+
     def loaded_state(self, model: str) -> ModelState | None:
         """The state of ``model`` if it is loaded, else None; no copy and no I/O (for the request path)."""
         return self._states.get(model)
 
     # -- loading and swapping -----------------------------------------------------------
-    def _ensure(self, model: str) -> ModelState:
+    def _ensure(self, model: str, *, watch: bool = True) -> ModelState:
         with self._lock:
             state = self._states.get(model)
             if state is not None and self.refresh_s > 0:
@@ -241,7 +345,8 @@ class ModelRuntime:
                 self._missing[model] = (self.clock.monotonic(), exc.with_traceback(None))
                 raise
             self._missing.pop(model, None)
-            self._watcher.start()
+            if watch:
+                self.watch()
             return self._states[model]
 
     def refresh(self, model: str | None = None) -> list[SwapEvent]:
@@ -270,7 +375,9 @@ class ModelRuntime:
             if model not in self._states:
                 raise AliasNotFound(model, "production")
         old = self._states.get(model)
-        if old is not None and dict(old.intended) == aliases:
+        if old is None or dict(old.intended) != aliases:
+            self._forget_rejections(model)  # the aliases moved: what failed before gets a fresh try now
+        elif not self._retry_due(model):
             return []
         events: list[SwapEvent] = []
         chosen: dict[str, LoadedModel | None] = {}
@@ -323,6 +430,19 @@ class ModelRuntime:
             return old.heuristic if old is not None else HeuristicFallback()
         return HeuristicFallback.for_version(version.signature, version.metrics)
 
+    def _forget_rejections(self, model: str) -> None:
+        for key in [k for k in self._rejected if k[0] == model]:
+            del self._rejected[key]
+
+    def _retry_due(self, model: str) -> bool:
+        now = self.clock.monotonic()
+        return any(r.model == model and r.alias in SERVED_ALIASES and now >= r.retry_at_s
+                   for r in self._rejected.values())
+
+    def retry_pending(self) -> bool:
+        """Whether some served alias waits for a retry (the watcher then re-reads even if nothing committed)."""
+        return any(r.alias in SERVED_ALIASES for r in self._rejected.values())
+
     def _load_checked(self, model: str, alias: str, number: int, current: LoadedModel | None, *,
                       quiet: bool = False) -> tuple[LoadedModel | None, SwapEvent | None]:
         key = (model, number)
@@ -332,25 +452,60 @@ class ModelRuntime:
             if quiet:
                 return cached, None
             return cached, self._event(model, alias, from_version, number, "swapped", "already in memory")
-        if key in self._rejected:
-            return None, None
+        rejected = self._rejected.get(key)
+        if rejected is not None and self.clock.monotonic() < rejected.retry_at_s:
+            return None, None  # backing off
         started = self.clock.monotonic()
         try:
             version = self.registry.get(model, number)
-            loaded = self.load_version(version)
+            loaded = self.warm(self.load_version(version))
         except Exception as exc:  # any failure keeps the old version serving
             reason = str(exc) if isinstance(exc, YarnitError) else f"{type(exc).__name__}: {exc}"
-            self._rejected[key] = reason
+            attempts = rejected.attempts + 1 if rejected is not None else 1
+            delay = self.retry.delay_s(attempts)
+            self._rejected[key] = Unservable(model, alias, number, reason, attempts, self.clock.monotonic() + delay)
             if quiet:
                 log.info("could not load %s v%d as %s: %s", model, number, alias, reason)
                 return None, None
             keeps = f"v{from_version} keeps serving" if from_version else "no version of it is loaded"
-            message = f"{model} v{number} was not swapped in as {alias!r} ({keeps}): {reason}"
+            again = f" (attempt {attempts}; next try in {delay:g} s or when its aliases move)" if attempts > 1 \
+                else f" (next try in {delay:g} s or when its aliases move)"
+            message = f"{model} v{number} was not swapped in as {alias!r} ({keeps}): {reason}{again}"
             self._alert(message)
             return None, self._event(model, alias, from_version, number, "rejected", reason)
+        self._rejected.pop(key, None)
         self._loaded[key] = loaded
         elapsed = self.clock.monotonic() - started
-        return loaded, self._event(model, alias, from_version, number, "swapped", "validated", elapsed)
+        return loaded, self._event(model, alias, from_version, number, "swapped", "validated and warmed", elapsed)
+
+    def warm(self, loaded: LoadedModel) -> LoadedModel:
+        """``loaded`` after a first inference on its probe rows; :class:`VersionRejected` if that fails.
+
+        The rows are the signature's ``probe`` instances (else the validation
+        probe rows), with each declared online feature at its default, scored
+        the way a request is (transform, compiled path; slates without
+        exploration for a ranking model).
+        """
+        rows = warm_up_rows(loaded.version.signature, loaded.features)
+        if not loaded.is_ranking:  # as serving does: candidates are for ranking models
+            rows = [{k: v for k, v in r.items() if k != "candidates"} for r in rows]
+        ref = loaded.version.ref
+        started = self.clock.monotonic()
+        try:
+            if loaded.is_ranking:
+                check_slates(ref, rows, loaded.rank([dict(r) for r in rows], explore=False))
+            else:
+                scores = loaded.score([dict(r) for r in rows])
+                if scores.shape != (len(rows),) or not np.all(np.isfinite(scores)) or np.any(scores < 0.0) \
+                        or np.any(scores > 1.0):
+                    raise VersionRejected(ref, f"its warm-up on {len(rows)} probe rows gave scores that are not one "
+                                               f"probability each: {scores.ravel()[:5].tolist()}…")
+        except VersionRejected:
+            raise
+        except Exception as exc:
+            raise VersionRejected(ref, f"its warm-up inference on {len(rows)} probe rows raised "
+                                       f"{type(exc).__name__}: {exc}") from exc
+        return replace(loaded, warm_up=WarmUp(len(rows), self.clock.monotonic() - started))
 
     def load_version(self, version: ModelVersion) -> LoadedModel:
         """Load, compile and validate ``version``; raises :class:`VersionRejected` if it fails a check."""
@@ -422,7 +577,8 @@ class ModelRuntime:
         except Exception as exc:  # the registry being down must not stop serving what is loaded
             log.warning("alias refresh failed; serving what is loaded: %s", exc)
             return False
-        return True
+        # A version waiting for its retry: re-read next round too, even if nothing was committed.
+        return not self.retry_pending()
 
     def close(self) -> None:
         """Stop the watcher thread (loaded versions keep answering)."""
@@ -446,6 +602,22 @@ def example_rows(signature: Mapping[str, Any], features: Sequence[FeatureSpec]) 
     for spec in features:
         row[spec.name] = spec.default
     return [row, {}]
+
+
+WARM_UP_ROWS = 64
+
+
+def warm_up_rows(signature: Mapping[str, Any], features: Sequence[FeatureSpec]) -> list[dict[str, Any]]:
+    """The rows a version's first inference runs on: its probe instances (nulls dropped, as a request's are),
+    each declared online feature at its default; the neutral example rows when it has no probe."""
+    rows = []
+    for probe in (signature.get("probe") or [])[:WARM_UP_ROWS]:
+        if isinstance(probe, Mapping):
+            row = {str(k): v for k, v in probe.items() if v is not None}
+            for spec in features:
+                row.setdefault(spec.name, spec.default)
+            rows.append(row)
+    return rows or example_rows(signature, features)
 
 
 def _validate(loaded: LoadedModel, golden: list[tuple[dict[str, Any], float | None]],
@@ -519,8 +691,12 @@ __all__ = [
     "LoadedModel",
     "ModelRuntime",
     "ModelState",
+    "RetrySettings",
     "SwapEvent",
+    "Unservable",
+    "WarmUp",
     "check_slates",
     "example_rows",
     "rollback_target",
+    "warm_up_rows",
 ]

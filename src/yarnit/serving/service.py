@@ -21,7 +21,7 @@ import itertools
 import logging
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ from yarnit.storage import Workspace
 
 from .admission import AdmissionController, AdmissionLimits
 from .cache import PredictionCache, instance_key
-from .errors import VersionRejected
+from .errors import NoAnswer, VersionRejected
 from .onlinefeatures import FeatureSource, OnlineFeatures
 from .predlog import LogPolicy, PredictionLog
 from .router import Router, ShadowScorer, TrafficPolicyStore
@@ -70,6 +70,8 @@ class ServingOptions:
     key_field: str | None = "user_id"  # instance field used as routing key when no key is sent
     breaker_failures: int = 3
     breaker_cooldown_s: float = 5.0
+    load_timeout_s: float = 300.0  # loading and warming a model on its first request (not charged to it)
+    feature_log_sample_rate: float = 0.01  # share of served online-feature rows kept for skew checks
 
 
 @dataclass
@@ -250,6 +252,17 @@ class InferenceService:
         return cls(runtime, workspace.clock, options=opts, prediction_log=prediction_log, router=router,
                    feature_source=feature_source)
 
+    def load_pending(self, model: str) -> Callable[[], ModelState] | None:
+        """What to run before scoring ``model`` off the event loop if a load may be due, else None.
+
+        A model not loaded yet (or, with ``refresh_s`` 0, whose aliases may have
+        moved) loads and warms first, so the load is not charged to the first
+        request's deadline (that request then got the fallback on a slow machine).
+        """
+        if self.runtime.loaded_state(model) is not None and self.runtime.refresh_s > 0:
+            return None
+        return lambda: self.runtime.state(model)
+
     # -- ids and keys -----------------------------------------------------------------
     def new_request_id(self) -> str:
         return f"{self._id_prefix}{next(self._ids):x}"
@@ -271,7 +284,9 @@ class InferenceService:
 
         Raises NotFound for an unknown model and InvalidInput for instances the
         model rejects as the client's error; every other failure is answered by
-        the next link of the chain, down to the heuristic, which always answers.
+        the next link of the chain, down to the heuristic the version declares.
+        When that has no answer to give (no prior declared, or a constant for a
+        request whose deadline ran out) it raises :class:`NoAnswer` (503).
         """
         request_id = request_id or self.new_request_id()
         before = self.clock.monotonic()
@@ -281,8 +296,9 @@ class InferenceService:
         routing_key = self.routing_key(key, instances)
         alias = self.router.choose(model, routing_key, has_canary=state.canary is not None)
         reason: str | None = None
-        if (state.canary if alias == "canary" else state.production) is None:
-            reason = "not_loaded"  # the routed version failed to load or validate
+        routed = state.canary if alias == "canary" else state.production
+        if routed is None or state.behind(alias):
+            reason = "not_loaded"  # the routed version failed to load or validate (an older one may stand in)
         for loaded, served_by, label in self._chain_of(state, alias):
             if not loaded.breaker.allows():
                 reason = reason or "circuit_open"
@@ -316,15 +332,32 @@ class InferenceService:
                                     "ranking" if loaded.is_ranking else "probability")
             self._shadow(state, prediction, instances, routing_key)
             return prediction
-        if state.heuristic.ranking:  # a ranking model's universal fallback: popular items
-            slates: list[Any] = state.heuristic.rank(instances)
-            prediction = Prediction(slates, model, 0, "fallback", "heuristic", request_id, reason or "no_model",
-                                    kind="ranking")
-        else:
-            values = state.heuristic.predict(instances)
-            prediction = Prediction(values, model, 0, "fallback", "heuristic", request_id, reason or "no_model")
+        prediction = self._heuristic(state, instances, request_id, reason or "no_model")
         self._shadow(state, prediction, instances, routing_key)
         return prediction
+
+    @staticmethod
+    def _heuristic(state: ModelState, instances: list[dict[str, Any]], request_id: str, reason: str) -> Prediction:
+        """The declared heuristic's answer, or :class:`NoAnswer` (503) when it has none to give.
+
+        A late request gets the heuristic only when its answer depends on the
+        instance (a per-slice table, popular items): a constant for every row of
+        a batch that could not be scored in time is no answer (see
+        :attr:`HeuristicFallback.per_instance`).
+        """
+        heuristic, model = state.heuristic, state.model
+        if heuristic.ranking:  # a ranking model's universal fallback: popular items
+            return Prediction(heuristic.rank(instances), model, 0, "fallback", "heuristic", request_id, reason,
+                              kind="ranking")
+        if reason == "timeout" and not heuristic.per_instance:
+            raise NoAnswer(model, reason, "its fallback is one constant, which is no answer for a request its "
+                                          "model could not score in time" if heuristic.available else
+                           "its version declares no fallback prior")
+        if not heuristic.answers(instances):
+            raise NoAnswer(model, reason, "its version declares no fallback prior (no 'fallback' in its signature, "
+                                          "no base rate in its metrics)" if not heuristic.available else
+                           f"its fallback table has no prior for some values of {heuristic.key!r} and no default")
+        return Prediction(heuristic.predict(instances), model, 0, "fallback", "heuristic", request_id, reason)
 
     def _chain_of(self, state: ModelState, alias: str) -> list[tuple[LoadedModel, str, str]]:
         """:meth:`_chain`, built once per state (a state is swapped as a whole, never changed in place).
@@ -340,11 +373,12 @@ class InferenceService:
     @staticmethod
     def _chain(state: ModelState, alias: str) -> list[tuple[LoadedModel, str, str]]:
         chain: list[tuple[LoadedModel | None, str, str]] = []
+        # A version standing in for one its alias names but that could not load answers as "previous".
         if alias == "canary":
-            chain.append((state.canary, "model", "canary"))
+            chain.append((state.canary, "previous" if state.behind("canary") else "model", "canary"))
             chain.append((state.production, "previous", "production"))
         else:
-            chain.append((state.production, "model", "production"))
+            chain.append((state.production, "previous" if state.behind("production") else "model", "production"))
         chain.append((state.previous, "previous", "previous"))
         chain.append((state.fallback, "fallback", "fallback"))
         seen: set[int] = set()
@@ -497,6 +531,9 @@ class InferenceService:
         self.admission.pool.close()
         if self.log is not None:
             self.log.close()
+        close_source = getattr(self.features.source, "close", None)
+        if close_source is not None:  # e.g. the feature store source writes its sampled skew log
+            close_source()
 
 
 __all__ = [

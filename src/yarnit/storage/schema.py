@@ -175,6 +175,9 @@ runs = Table(
     Column("environment", JSON, nullable=True),
     Column("error", Text, nullable=True),
     Column("reproduces", String(40), nullable=True),
+    # added by 0010 (run leases): the runner renews heartbeat_at while the run is alive
+    Column("heartbeat_at", TS, nullable=True),
+    Column("lease_s", Float, nullable=True),
     Index("ix_runs_pipeline", "pipeline"),
 )
 
@@ -452,3 +455,38 @@ traffic_policy_events = Table(
 )
 
 __all__ += ["traffic_policies", "traffic_policy_events"]
+
+# --- access (0009) ---
+# Named API tokens: only the sha256 of the secret is stored (the secret is 256 random bits, so a fast hash
+# is enough and lets the server find the token by it); a revoked token keeps its row and name, so audit rows
+# that name it stay unambiguous. ``restricted_reads`` is the audit of every raw read of a restricted column.
+
+access_tokens = Table(
+    "access_tokens",
+    metadata,
+    Column("name", String(63), primary_key=True),
+    Column("secret_sha256", SHA, nullable=False),
+    Column("roles", JSON, nullable=False),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("created_at", TS, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("revoked_at", TS, nullable=True),
+    Column("revoked_by", String(128), nullable=True),
+    UniqueConstraint("secret_sha256", name="uq_access_tokens_secret_sha256"),
+)
+
+restricted_reads = Table(
+    "restricted_reads",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", TS, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("via", String(16), nullable=False),
+    Column("source_kind", String(32), nullable=False),
+    Column("source_ref", String(256), nullable=False),
+    Column("columns", JSON, nullable=False),
+    Column("purpose", Text, nullable=False),
+    Index("ix_restricted_reads_at", "at"),
+)
+
+__all__ += ["access_tokens", "restricted_reads"]

@@ -1,5 +1,6 @@
 """Training: pipelines of typed steps, a runner that caches, retries and resumes, run records, trainers."""
 
+from .params import InvalidParameter, Param
 from .pipeline import Pipeline, PipelineDefinitionError, Step
 from .runner import PipelineRunner, RunResult, StepContext, StepFailed, StepTimedOut, TransientStepError
 from .runs import Run, RunStore, StepRecord, detect_code_version, environment
@@ -9,6 +10,8 @@ __all__ = [
     "Pipeline",
     "PipelineDefinitionError",
     "PipelineRunner",
+    "InvalidParameter",
+    "Param",
     "Run",
     "RunResult",
     "RunStore",

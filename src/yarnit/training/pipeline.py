@@ -53,6 +53,9 @@ class Step:
     cacheable: bool = True
     version: str = ""  # bump to invalidate caches when behaviour changes outside fn's source
     reuse_in_reproduction: bool = False  # data selection: a reproduction reuses the recorded data versions
+    # A step that can run on Dask: a check of its merged config that raises when that config cannot use Dask
+    # (a trainer without Dask support). Only such steps get the Dask client; their cache key records it.
+    dask: Callable[[Mapping[str, Any]], None] | None = None
 
     def code_version(self) -> str:
         """sha256 of the step's code: its function's source, ``version``, and every source file of the
@@ -103,6 +106,7 @@ class Pipeline:
     steps: Sequence[Step]
     config: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
+    params: Sequence[Any] | None = None  # Param declarations (yarnit.training.params); undeclared keys are inferred
 
     def step(self, name: str) -> Step:
         for s in self.steps:
@@ -115,6 +119,11 @@ class Pipeline:
     def order(self) -> list[Step]:
         """The steps in an order that respects every input (raises on a broken graph)."""
         check_name("Pipeline", self.name)
+        undeclared = sorted({p.name for p in self.params or ()} - set(self.config))
+        if undeclared:
+            raise PipelineDefinitionError(
+                f"Pipeline {self.name!r} declares parameters {undeclared} without a default in its config; add them."
+            )
         by_name: dict[str, Step] = {}
         for s in self.steps:
             check_name("Step", s.name)
@@ -178,7 +187,8 @@ class Pipeline:
     def subset(self, names: set[str]) -> Pipeline:
         """The pipeline restricted to ``names`` and their ancestors (same name, same config)."""
         keep = self.ancestors(names)
-        return Pipeline(self.name, [s for s in self.steps if s.name in keep], self.config, self.description)
+        return Pipeline(self.name, [s for s in self.steps if s.name in keep], self.config, self.description,
+                        self.params)
 
 
 __all__ = ["Pipeline", "PipelineDefinitionError", "Step", "StepFn"]

@@ -10,6 +10,9 @@
   or killed run from its first unfinished step and reuses the rest.
 * **Retries** transient failures with exponential backoff, and **times out**
   steps that run too long.
+* **Holds a lease.** While a run is alive a heartbeat thread renews its
+  ``heartbeat_at`` every ``lease_s / 4`` seconds; a run whose process was
+  killed reads as ``interrupted`` once its lease expires (``yarnit runs list``).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from yarnit.core.atomic import pid_alive
 from yarnit.core.errors import Conflict, InvalidInput, Unavailable, YarnitError
@@ -31,8 +35,9 @@ from yarnit.core.hashing import sha256_json
 from yarnit.storage import Workspace, insert_ignore
 from yarnit.storage.schema import step_cache
 
+from .params import check_config
 from .pipeline import Pipeline, Step
-from .runs import Run, RunStore, StepRecord, detect_code_version
+from .runs import DEFAULT_LEASE_S, Run, RunStore, StepRecord, detect_code_version
 from .values import entry_available, load_value, store_value
 
 Progress = Callable[[str, str], None]  # (step name, state)
@@ -117,6 +122,20 @@ def merged_config(pipeline: Pipeline, step: Step, overrides: Mapping[str, Any]) 
     return config
 
 
+def check_run(pipeline: Pipeline, config: Mapping[str, Any] | None, *, dask: bool = False) -> dict[str, Any]:
+    """Refuse a run before anything is recorded or started: a broken graph, an unknown parameter or a bad
+    value, or Dask that no step of this configuration can use. Returns the checked overrides."""
+    pipeline.order()
+    checked = check_config(pipeline, config or {})
+    if dask:
+        users = [s for s in pipeline.steps if s.dask is not None]
+        if not users:
+            raise InvalidInput(f"Pipeline {pipeline.name!r} has no step that can run on Dask; run it without --dask.")
+        for step in users:
+            step.dask(merged_config(pipeline, step, checked))
+    return checked
+
+
 def _call(fn: Callable[[], dict[str, Any]], step: str, timeout_s: float | None) -> dict[str, Any]:
     if timeout_s is None:
         return fn()
@@ -140,15 +159,46 @@ def _call(fn: Callable[[], dict[str, Any]], step: str, timeout_s: float | None) 
     return box["value"]  # type: ignore[no-any-return]
 
 
+class _Heartbeat:
+    """Renews a run's lease every ``interval_s`` seconds in a daemon thread until the run ends."""
+
+    def __init__(self, runs: RunStore, run_id: str, interval_s: float) -> None:
+        self.runs, self.run_id, self.interval_s = runs, run_id, interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{run_id}", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.runs.beat(self.run_id)
+            except SQLAlchemyError:  # a busy store: the next beat retries; only a whole lease of misses shows
+                continue
+
+
 class PipelineRunner:
-    """Runs pipelines in a workspace."""
+    """Runs pipelines in a workspace.
+
+    ``lease_s`` is how long (workspace clock) a run counts as alive after its
+    last heartbeat; ``heartbeat_s`` how often (seconds) the runner renews it
+    (default: a quarter of the lease).
+    """
 
     def __init__(self, workspace: Workspace, *, sleep: Callable[[float], None] = time.sleep,
-                 dask_client: Any = None) -> None:
+                 dask_client: Any = None, lease_s: float = DEFAULT_LEASE_S, heartbeat_s: float | None = None) -> None:
         self.ws = workspace
         self.runs = RunStore(workspace)
         self.sleep = sleep
         self.dask_client = dask_client
+        self.lease_s = lease_s
+        self.heartbeat_s = heartbeat_s if heartbeat_s is not None else lease_s / 4
 
     def run(self, pipeline: Pipeline, *, config: Mapping[str, Any] | None = None, seed: int = 0,
             source: str | None = None, force: bool = False, progress: Progress | None = None,
@@ -158,10 +208,10 @@ class PipelineRunner:
         ``force`` ignores the step cache; ``reuse`` hands recorded outputs to
         the named steps instead of running them (reproduction pins data).
         """
-        pipeline.order()  # refuse a broken graph before recording anything
-        overrides = dict(config or {})
+        overrides = check_run(pipeline, config, dask=self.dask_client is not None)  # before recording anything
         run = self.runs.start(pipeline.name, overrides, code_version=detect_code_version(),
-                              source=source or f"python:{pipeline.name}", seed=seed, reproduces=reproduces)
+                              source=source or f"python:{pipeline.name}", seed=seed, reproduces=reproduces,
+                              lease_s=self.lease_s)
         for step, outputs in (reuse or {}).items():
             self.runs.step_started(run.id, step, attempts=0, cache_key=None, inputs={})
             self.runs.step_finished(run.id, step, state="cached", outputs=outputs,
@@ -175,11 +225,17 @@ class PipelineRunner:
             raise InvalidInput(f"Run {run_id} is of pipeline {run.pipeline!r}, not {pipeline.name!r}.")
         if run.state == "succeeded":
             raise Conflict(f"Run {run_id} already succeeded; nothing to resume. Start a new run instead.")
-        owner = run.environment.get("pid")
-        if run.state == "running" and isinstance(owner, int) and owner != os.getpid() and pid_alive(owner) \
-                and run.environment.get("host") == socket.gethostname():
+        owner, host = run.environment.get("pid"), run.environment.get("host")
+        if run.state == "running" and host == socket.gethostname() and isinstance(owner, int) \
+                and owner != os.getpid() and pid_alive(owner):
             raise Conflict(f"Run {run_id} is still running in process {owner}; wait for it or stop it first.")
-        run = self.runs.reopen(run_id)
+        if run.state == "running" and host != socket.gethostname():  # its lease is fresh: it may be alive there
+            raise Conflict(
+                f"Run {run_id} is running on host {host!r} (last heartbeat {run.heartbeat_at}); resume it once "
+                f"its lease of {run.lease_s or DEFAULT_LEASE_S:g} s has expired and it shows as interrupted."
+            )
+        check_run(pipeline, run.config, dask=self.dask_client is not None)
+        run = self.runs.reopen(run_id, lease_s=self.lease_s)
         return self._execute(run, pipeline, force=False, progress=progress)
 
     # ------------------------------------------------------------------
@@ -188,15 +244,8 @@ class PipelineRunner:
         metrics: dict[str, Any] = dict(run.metrics)
         seed = run.seed or 0
         try:
-            for step in pipeline.order():
-                previous = self.runs.step(run.id, step.name)
-                if previous is not None and previous.state in ("succeeded", "cached") and previous.outputs \
-                        and all(entry_available(self.ws.artifacts, e) for e in previous.outputs.values()):
-                    entries[step.name] = previous.outputs
-                    if progress:
-                        progress(step.name, "done earlier")
-                    continue
-                entries[step.name] = self._run_step(run, pipeline, step, entries, seed, force, metrics, progress)
+            with _Heartbeat(self.runs, run.id, self.heartbeat_s):
+                self._steps(run, pipeline, entries, seed, force, metrics, progress)
         except StepFailed as failure:
             self.runs.finish(run.id, "failed", metrics, error=str(failure))
             raise
@@ -206,13 +255,29 @@ class PipelineRunner:
         final = self.runs.finish(run.id, "succeeded", metrics)
         return RunResult(final, self.runs.steps(run.id), self.ws)
 
+    def _steps(self, run: Run, pipeline: Pipeline, entries: dict[str, dict[str, Any]], seed: int, force: bool,
+               metrics: dict[str, Any], progress: Progress | None) -> None:
+        for step in pipeline.order():
+            self.runs.beat(run.id)
+            previous = self.runs.step(run.id, step.name)
+            if previous is not None and previous.state in ("succeeded", "cached") and previous.outputs \
+                    and all(entry_available(self.ws.artifacts, e) for e in previous.outputs.values()):
+                entries[step.name] = previous.outputs
+                if progress:
+                    progress(step.name, "done earlier")
+                continue
+            entries[step.name] = self._run_step(run, pipeline, step, entries, seed, force, metrics, progress)
+
     def _run_step(self, run: Run, pipeline: Pipeline, step: Step, entries: dict[str, dict[str, Any]], seed: int,
                   force: bool, metrics: dict[str, Any], progress: Progress | None) -> dict[str, Any]:
         config = merged_config(pipeline, step, run.config)
         inputs = {param: entries[src.split(".")[0]][src.split(".", 1)[1]] for param, src in step.inputs.items()}
+        client = self.dask_client if step.dask is not None else None
+        # the backend is part of the key where it can change the outputs (a model trained on Dask differs)
+        backend = {"backend": "dask"} if client is not None else {}
         key = sha256_json({"pipeline": pipeline.name, "step": step.name, "code": step.code_version(),
                            "config": config, "seed": seed,
-                           "inputs": {p: e["sha256"] for p, e in sorted(inputs.items())}})
+                           "inputs": {p: e["sha256"] for p, e in sorted(inputs.items())}} | backend)
         if step.cacheable and not force:
             cached = self._cached(key)
             if cached is not None:
@@ -228,7 +293,7 @@ class PipelineRunner:
             self.runs.step_started(run.id, step.name, attempts=attempts, cache_key=key, inputs=inputs)
             if progress:
                 progress(step.name, "running" if attempts == 1 else f"retry {attempts - 1}")
-            ctx = StepContext(self.ws, run.id, pipeline.name, step.name, config, seed, self.dask_client)
+            ctx = StepContext(self.ws, run.id, pipeline.name, step.name, config, seed, client)
             wall0, cpu0 = time.perf_counter(), time.process_time()
             try:
                 values = _call(lambda: self._invoke(step, ctx, inputs), step.name, step.timeout_s)
@@ -289,5 +354,5 @@ class PipelineRunner:
         return outputs
 
 
-__all__ = ["PipelineRunner", "RunResult", "StepContext", "StepFailed", "StepTimedOut", "TransientStepError",
+__all__ = ["PipelineRunner", "check_run", "RunResult", "StepContext", "StepFailed", "StepTimedOut", "TransientStepError",
            "merged_config"]

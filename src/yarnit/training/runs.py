@@ -1,4 +1,10 @@
-"""Run and step records: what a pipeline run was asked to do, what each step did, how it ended."""
+"""Run and step records: what a pipeline run was asked to do, what each step did, how it ended.
+
+A running run holds a lease: the runner renews ``heartbeat_at`` (from the
+workspace clock) while the run is alive. A run whose process died (``kill -9``,
+a lost machine) stops renewing it, and once ``heartbeat_at + lease_s`` has
+passed it reads as ``interrupted``, with the command that resumes it.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ import platform
 import socket
 import subprocess
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +24,8 @@ from yarnit.core.errors import NotFound
 from yarnit.core.ids import check_name, new_id
 from yarnit.storage import Workspace
 from yarnit.storage.schema import run_steps, runs
+
+DEFAULT_LEASE_S = 60.0  # a live runner renews its heartbeat every lease/4; a dead one shows after one lease
 
 TRACKED_PACKAGES = ("yarnit", "numpy", "pandas", "pyarrow", "scikit-learn", "lightgbm", "skops", "duckdb",
                     "scipy", "dask", "distributed")
@@ -46,7 +54,7 @@ class StepRecord:
 class Run:
     id: str
     pipeline: str
-    state: str  # running | succeeded | failed
+    state: str  # running | succeeded | failed | interrupted (running, but its lease expired: the process died)
     started_at: datetime
     ended_at: datetime | None
     params: dict[str, Any]
@@ -58,11 +66,19 @@ class Run:
     environment: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     reproduces: str | None = None
+    heartbeat_at: datetime | None = None
+    lease_s: float | None = None
+
+    @property
+    def resume_command(self) -> str | None:
+        """How to continue this run, when it can be continued."""
+        return f"yarnit runs resume {self.id}" if self.state in ("interrupted", "failed") else None
 
     def to_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)
-        data["started_at"] = self.started_at.isoformat()
-        data["ended_at"] = self.ended_at.isoformat() if self.ended_at else None
+        for key in ("started_at", "ended_at", "heartbeat_at"):
+            data[key] = data[key].isoformat() if data[key] else None
+        data["resume"] = self.resume_command
         return data
 
 
@@ -91,12 +107,18 @@ def environment() -> dict[str, Any]:
             "host": socket.gethostname(), "pid": os.getpid()}
 
 
-def _run(row: Any) -> Run:
+def _run(row: Any, now: datetime) -> Run:
+    state = row["state"]
+    if state == "running":
+        last = row["heartbeat_at"] or row["started_at"]  # runs recorded before leases: their start
+        if now > last + timedelta(seconds=row["lease_s"] or DEFAULT_LEASE_S):
+            state = "interrupted"
     return Run(
-        id=row["id"], pipeline=row["pipeline"], state=row["state"], started_at=row["started_at"],
+        id=row["id"], pipeline=row["pipeline"], state=state, started_at=row["started_at"],
         ended_at=row["ended_at"], params=row["params"] or {}, metrics=row["metrics"] or {},
         code_version=row["code_version"], source=row["source"], config=row["config"] or {}, seed=row["seed"],
         environment=row["environment"] or {}, error=row["error"], reproduces=row["reproduces"],
+        heartbeat_at=row["heartbeat_at"], lease_s=row["lease_s"],
     )
 
 
@@ -107,22 +129,31 @@ class RunStore:
         self.ws = workspace
 
     def start(self, pipeline: str, params: dict[str, Any], *, code_version: str | None = None,
-              source: str | None = None, seed: int | None = None, reproduces: str | None = None) -> Run:
+              source: str | None = None, seed: int | None = None, reproduces: str | None = None,
+              lease_s: float = DEFAULT_LEASE_S) -> Run:
         check_name("Pipeline", pipeline)
         run_id = new_id("run", self.ws.clock)
+        now = self.ws.clock.now()
         with self.ws.metadata.begin() as conn:
             conn.execute(insert(runs).values(
-                id=run_id, pipeline=pipeline, state="running", started_at=self.ws.clock.now(), ended_at=None,
+                id=run_id, pipeline=pipeline, state="running", started_at=now, ended_at=None,
                 params=params, metrics={}, code_version=code_version, source=source, config=params, seed=seed,
-                environment=environment(), error=None, reproduces=reproduces))
+                environment=environment(), error=None, reproduces=reproduces, heartbeat_at=now, lease_s=lease_s))
         return self.get(run_id)
 
-    def reopen(self, run_id: str) -> Run:
+    def reopen(self, run_id: str, *, lease_s: float = DEFAULT_LEASE_S) -> Run:
         """Mark a run as running again (resume), recording this process as its owner."""
         with self.ws.metadata.begin() as conn:
             conn.execute(update(runs).where(runs.c.id == run_id).values(
-                state="running", ended_at=None, error=None, environment=environment()))
+                state="running", ended_at=None, error=None, environment=environment(),
+                heartbeat_at=self.ws.clock.now(), lease_s=lease_s))
         return self.get(run_id)
+
+    def beat(self, run_id: str) -> None:
+        """Renew a running run's lease (the runner calls this while the run is alive)."""
+        with self.ws.metadata.begin() as conn:
+            conn.execute(update(runs).where(and_(runs.c.id == run_id, runs.c.state == "running"))
+                         .values(heartbeat_at=self.ws.clock.now()))
 
     def finish(self, run_id: str, state: str, metrics: dict[str, Any] | None = None,
                error: str | None = None) -> Run:
@@ -136,14 +167,16 @@ class RunStore:
             row = conn.execute(select(runs).where(runs.c.id == run_id)).mappings().first()
         if row is None:
             raise NotFound(f"There is no run {run_id!r}. List runs with: yarnit runs list")
-        return _run(row)
+        return _run(row, self.ws.clock.now())
 
     def list(self, pipeline: str | None = None, limit: int = 50) -> list[Run]:
         query = select(runs).order_by(runs.c.started_at.desc(), runs.c.id.desc()).limit(limit)
         if pipeline is not None:
             query = query.where(runs.c.pipeline == pipeline)
         with self.ws.metadata.begin() as conn:
-            return [_run(r) for r in conn.execute(query).mappings().all()]
+            rows = conn.execute(query).mappings().all()
+        now = self.ws.clock.now()
+        return [_run(r, now) for r in rows]
 
     # -- steps -------------------------------------------------------------
     def steps(self, run_id: str) -> list[StepRecord]:
@@ -174,4 +207,4 @@ class RunStore:
                                  ended_at=self.ws.clock.now(), **measures))
 
 
-__all__ = ["Run", "RunStore", "StepRecord", "detect_code_version", "environment"]
+__all__ = ["DEFAULT_LEASE_S", "Run", "RunStore", "StepRecord", "detect_code_version", "environment"]

@@ -27,7 +27,7 @@ import pandas as pd
 
 from yarnit.core.errors import InvalidInput
 from yarnit.registry import ArtifactFormat, dump_lightgbm, dump_sklearn, load_predictor
-from yarnit.registry.lightgbm_format import lightgbm_safe
+from yarnit.registry.lightgbm_format import lightgbm_safe, unused_features
 
 from .encoding import encode_frame, fit_vectorizer, text_codes  # sklearn itself is imported when training
 from .values import TrainedModel
@@ -35,6 +35,7 @@ from .values import TrainedModel
 
 class Trainer(Protocol):
     name: str
+    supports_dask: bool  # fit() trains distributed when given a Dask client
 
     def fit(self, features: pd.DataFrame, labels: np.ndarray, *, seed: int, init: TrainedModel | None = None,
             dask_client: Any = None) -> TrainedModel: ...
@@ -59,6 +60,7 @@ def _training_info(rows: int, started: float, **extra: Any) -> dict[str, Any]:
 
 class LogisticTrainer:
     name = "logistic"
+    supports_dask = False
 
     def __init__(self, *, c: float = 1.0, max_iter: int = 100, tol: float = 1e-4, min_count: int = 1) -> None:
         self.c, self.max_iter, self.tol, self.min_count = c, max_iter, tol, min_count
@@ -95,6 +97,7 @@ class LogisticTrainer:
 
 class HistGbmTrainer:
     name = "hist_gbm"
+    supports_dask = False
 
     def __init__(self, *, max_iter: int = 100, learning_rate: float = 0.1, max_leaf_nodes: int = 31) -> None:
         self.params = {"max_iter": max_iter, "learning_rate": learning_rate, "max_leaf_nodes": max_leaf_nodes}
@@ -122,6 +125,7 @@ class HistGbmTrainer:
 
 class LightgbmTrainer:
     name = "lightgbm"
+    supports_dask = True
 
     def __init__(self, *, num_boost_round: int = 100, learning_rate: float = 0.1, num_leaves: int = 31,
                  min_data_in_leaf: int = 50) -> None:
@@ -178,7 +182,11 @@ class LightgbmTrainer:
             dataset = lightgbm.Dataset(x, y, feature_name=names, categorical_feature=cat_index, free_raw_data=True)
             booster = lightgbm.train(params, dataset, num_boost_round=self.num_boost_round, init_model=init_booster,
                                      keep_training_booster=False)
-        booster.pandas_categorical = [categories[c] for c in categorical]
+        # Serving pairs the category lists with the features the model text marks categorical, in order; a
+        # categorical column LightGBM dropped (one value only: feature_infos=none) must not take a list.
+        unused = unused_features(booster.model_to_string())
+        booster.pandas_categorical = [categories[c] for c, i in zip(categorical, cat_index, strict=True)
+                                      if i not in unused]
         return TrainedModel(
             artifact=dump_lightgbm(booster), artifact_format=ArtifactFormat.LIGHTGBM_TEXT, trainer=self.name,
             params=params | {"num_boost_round": self.num_boost_round, "categorical_columns": categorical,
@@ -194,8 +202,12 @@ class LightgbmTrainer:
 
         workers = max(1, len(client.scheduler_info()["workers"]))
         chunk = max(1, -(-len(y) // workers))
-        dx = da.from_array(x, chunks=(chunk, x.shape[1]))
-        dy = da.from_array(y, chunks=chunk)
+        # Rows arrive ordered by day, and LightGBM on Dask builds each feature's bins from one worker's
+        # partition: a partition holding a single day makes day_of_week constant there, LightGBM drops the
+        # feature and the model cannot serve. A seeded shuffle makes every partition a sample of all rows.
+        order = np.random.default_rng(int(params["seed"])).permutation(len(y))
+        dx = da.from_array(x[order], chunks=(chunk, x.shape[1]))
+        dy = da.from_array(y[order], chunks=chunk)
         dask_params = {k: v for k, v in params.items() if k not in ("objective", "num_threads", "force_row_wise")}
         model = lightgbm.DaskLGBMClassifier(client=client, n_estimators=self.num_boost_round, num_threads=1,
                                             **dask_params)
@@ -204,6 +216,23 @@ class LightgbmTrainer:
 
 
 TRAINERS: dict[str, type] = {"logistic": LogisticTrainer, "hist_gbm": HistGbmTrainer, "lightgbm": LightgbmTrainer}
+
+
+def dask_trainers() -> list[str]:
+    """The trainers that train distributed when given a Dask client."""
+    return [name for name, cls in TRAINERS.items() if getattr(cls, "supports_dask", False)]
+
+
+def check_dask_trainer(name: str) -> None:
+    """Refuse Dask for a trainer that would ignore it (a cluster doing nothing is a silent lie)."""
+    if name in TRAINERS and name not in dask_trainers():
+        raise InvalidInput(
+            f"Trainer {name!r} cannot use Dask: it would train on one machine while a cluster sits idle. "
+            f"Trainers that can use Dask: {', '.join(dask_trainers())} (e.g. --set trainer=lightgbm), "
+            "or run without --dask."
+        )
+    if name not in TRAINERS:
+        make_trainer(name)  # raises with the list of valid trainers
 
 
 def make_trainer(name: str, **params: Any) -> Trainer:
@@ -218,4 +247,4 @@ def make_trainer(name: str, **params: Any) -> Trainer:
     return trainer
 
 
-__all__ = ["TRAINERS", "HistGbmTrainer", "LightgbmTrainer", "LogisticTrainer", "Trainer", "make_trainer"]
+__all__ = ["TRAINERS", "check_dask_trainer", "dask_trainers", "HistGbmTrainer", "LightgbmTrainer", "LogisticTrainer", "Trainer", "make_trainer"]

@@ -1,0 +1,128 @@
+"""Training on Dask (a real LocalCluster): LightGBM keeps every feature and matches the single-machine model;
+the cache tells the backends apart; --dask is refused where nothing would use it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+from typer.testing import CliRunner
+
+from yarnit.cli.app import app
+from yarnit.core import InvalidInput
+from yarnit.recipes import builtin_pipeline, ctr_pipeline
+from yarnit.registry import load_predictor
+from yarnit.registry.lightgbm_format import unused_features
+from yarnit.storage import Workspace
+from yarnit.training import Pipeline, PipelineRunner, Step, StepContext, ValueKind
+from yarnit.training.runner import check_run
+from yarnit.training.trainers import make_trainer
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[Any]:
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as dask_client:
+        yield dask_client
+
+
+def day_ordered(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """Impressions of two days, ordered by day as a dataset is: day_of_week is '2' then '3'."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"fiber": rng.choice(["merino", "acrylic", "silk", "wool"], n),
+                          "price": rng.gamma(2.0, 5.0, n), "position": rng.choice(["1", "2", "3", "4"], n),
+                          "day_of_week": np.where(np.arange(n) < n // 2, "2", "3")})
+    logit = (-2 + 1.5 * (frame["fiber"] == "merino") - 0.05 * frame["price"] - 0.3 * frame["position"].astype(int)
+             + 0.4 * (frame["day_of_week"] == "3"))
+    return frame, (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int).to_numpy()
+
+
+def test_lightgbm_on_dask_keeps_day_ordered_features_and_matches_the_single_machine_auc(client: Any) -> None:
+    frame, y = day_ordered(20_000, seed=1)  # enough rows that 100 rounds do not just fit noise
+    holdout, y_holdout = day_ordered(4000, seed=11)
+    local = make_trainer("lightgbm").fit(frame, y, seed=0)
+    distributed = make_trainer("lightgbm").fit(frame, y, seed=0, dask_client=client)
+    assert distributed.training["distributed"] is True
+    # each partition held one day: before the shuffle LightGBM dropped day_of_week (feature_infos=none)
+    assert unused_features(distributed.artifact.decode()) == set()
+    records = holdout.to_dict("records")
+    auc = {name: roc_auc_score(y_holdout, load_predictor(m.artifact, m.artifact_format).predict_proba(records))
+           for name, m in (("local", local), ("dask", distributed))}
+    assert auc["local"] > 0.65
+    assert abs(auc["dask"] - auc["local"]) <= 0.005, auc
+
+
+def test_a_categorical_column_lightgbm_drops_does_not_shift_the_category_lists() -> None:
+    frame, y = day_ordered(3000, seed=0)
+    frame = frame.assign(country="DE")[["country", "fiber", "price", "position"]]  # one value: dropped
+    model = make_trainer("lightgbm").fit(frame, y, seed=0)
+    predictor = load_predictor(model.artifact, model.artifact_format)
+    assert unused_features(model.artifact.decode()) == {0}
+    without = make_trainer("lightgbm").fit(frame.drop(columns="country"), y, seed=0)
+    expected = load_predictor(without.artifact, without.artifact_format).predict_proba(
+        frame.drop(columns="country").to_dict("records"))
+    # fiber and position read their own category lists, not the dropped column's (or each other's)
+    assert np.allclose(predictor.predict_proba(frame.to_dict("records")), expected)
+
+
+def _fit(ctx: StepContext) -> dict[str, Any]:
+    return {"report": {"distributed": ctx.dask_client is not None}}
+
+
+def _other(ctx: StepContext) -> dict[str, Any]:
+    return {"report": {"sees_client": ctx.dask_client is not None}}
+
+
+def test_the_step_cache_keys_the_dask_backend(sqlite_ws: Workspace, client: Any) -> None:
+    pipeline = Pipeline("toy", [Step("fit", _fit, outputs={"report": ValueKind.REPORT}, dask=lambda cfg: None),
+                                Step("other", _other, outputs={"report": ValueKind.REPORT})])
+    local = PipelineRunner(sqlite_ws).run(pipeline)
+    on_dask = PipelineRunner(sqlite_ws, dask_client=client).run(pipeline)
+    states = {s.step: s.state for s in on_dask.steps}
+    assert states == {"fit": "succeeded", "other": "cached"}  # only the step that uses Dask is keyed by it
+    assert on_dask.value("fit", "report") == {"distributed": True}
+    assert local.value("fit", "report") == {"distributed": False}
+    again = PipelineRunner(sqlite_ws).run(pipeline)
+    assert {s.step: s.state for s in again.steps} == {"fit": "cached", "other": "cached"}
+    assert again.value("fit", "report") == {"distributed": False}  # not the Dask-trained output
+
+
+def test_dask_with_a_trainer_that_cannot_use_it_is_refused_with_the_trainers_that_can() -> None:
+    with pytest.raises(InvalidInput, match=r"Trainer 'logistic' cannot use Dask.*Trainers that can use Dask: "
+                                           r"lightgbm"):
+        check_run(ctr_pipeline(), {}, dask=True)
+    with pytest.raises(InvalidInput, match="Trainer 'hist_gbm' cannot use Dask"):
+        check_run(ctr_pipeline(), {"train.trainer": "hist_gbm"}, dask=True)
+    assert check_run(ctr_pipeline(), {"trainer": "lightgbm"}, dask=True) == {"trainer": "lightgbm"}
+    with pytest.raises(InvalidInput, match="'yarnit-recs' has no step that can run on Dask"):
+        check_run(builtin_pipeline("yarnit-recs"), {}, dask=True)
+
+
+def test_the_cli_refuses_dask_with_the_default_trainer_before_starting_a_cluster(tmp_path: Path) -> None:
+    started = time.monotonic()
+    result = CliRunner().invoke(app, ["pipeline", "run", "yarnit-ctr", "--dask", "--json"],
+                                env={"YARNIT_HOME": str(tmp_path / "ws")})
+    assert result.exit_code == 1
+    assert "Trainer 'logistic' cannot use Dask" in result.stderr and "lightgbm" in result.stderr
+    assert not (tmp_path / "ws" / "yarnit.db").exists()  # refused before the workspace (and any cluster) opened
+    assert time.monotonic() - started < 60
+
+
+@pytest.mark.slow
+def test_the_ctr_pipeline_on_dask_with_lightgbm_evaluates_like_the_single_machine_run(
+        sqlite_ws: Workspace, client: Any) -> None:
+    config = {"days": 3, "sessions_per_day": 400, "trainer": "lightgbm", "promote": False}
+    local = PipelineRunner(sqlite_ws).run(ctr_pipeline(), config=config)
+    on_dask = PipelineRunner(sqlite_ws, dask_client=client).run(ctr_pipeline(), config=config)
+    assert {s.step: s.state for s in on_dask.steps}["train"] == "succeeded"  # not the local model from the cache
+    assert on_dask.value("train", "model").training["distributed"] is True
+    auc_local, auc_dask = (r.value("evaluate", "report")["auc"] for r in (local, on_dask))
+    assert abs(auc_dask - auc_local) <= 0.005, (auc_local, auc_dask)
