@@ -202,11 +202,12 @@ def test_lineage_show_upstream_and_export_openlineage(ctr_home: Path, tmp_path: 
     assert json.loads(up.stdout)["direction"] == "up"
     down = json.loads(runner.invoke(app, ["lineage", "show", "model:ctr:v1", "--downstream", "--json"],
                                     env=env).stdout)
-    assert [n["kind"] for n in down["nodes"]] == ["model_version", "deployment"]  # the promotion to production
+    assert {n["kind"] for n in down["nodes"]} == {"model_version", "evaluation", "deployment"}  # blessed, promoted
     exported = runner.invoke(app, ["lineage", "export", "model:ctr:v1", "--format", "openlineage"], env=env)
     assert exported.exit_code == 0, exported.output
     events = [json.loads(line) for line in exported.stdout.splitlines()]
-    assert [(e["eventType"], e["job"]["name"]) for e in events] == [("COMPLETE", "deploy:ctr:production")]
+    assert sorted((e["eventType"], e["job"]["name"]) for e in events) == [("COMPLETE", "deploy:ctr:production"),
+                                                                          ("COMPLETE", "evaluate")]
     target = tmp_path / "events.jsonl"
     assert runner.invoke(app, ["lineage", "export", "model:ctr:v1", "-o", str(target)], env=env).exit_code == 0
     assert target.read_text() == exported.stdout

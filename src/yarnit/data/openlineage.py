@@ -7,9 +7,9 @@ write output datasets. yarnit's graph maps onto it like this:
   default, named by their label): dataset versions (``dataset:clicks:v3``),
   feature view versions, model versions and prediction-log segments;
 * things that happen become **runs** of a job: a pipeline run (job
-  ``pipeline:<name>``), a materialization (``materialize:<view>``) and an
-  alias move (``deploy:<model>:<alias>``); their inputs and outputs are their
-  neighbours in the graph;
+  ``pipeline:<name>``), a materialization (``materialize:<view>``), an
+  evaluation (``evaluate``) and an alias move (``deploy:<model>:<alias>``);
+  their inputs and outputs are their neighbours in the graph;
 * an edge between two datasets with nothing in between (``trained_on``,
   ``derived_from``, ``features_for``, ``logged_to`` from a model version)
   becomes a run of a job named after the relation, one per output dataset.
@@ -38,7 +38,8 @@ from .lineage import Edge, LineageGraph, Node
 
 PRODUCER = "https://github.com/yarnit/yarnit"
 #: Kinds that are things happening (OpenLineage runs); every other kind is a dataset.
-PROCESS_KINDS = {"run": "TRAINING", "materialization": "MATERIALIZATION", "deployment": "DEPLOYMENT"}
+PROCESS_KINDS = {"run": "TRAINING", "materialization": "MATERIALIZATION", "deployment": "DEPLOYMENT",
+                 "evaluation": "EVALUATION"}
 _NAMESPACE = uuid.UUID("6f1c2b1e-7d0a-4f5e-9a51-5b8f0a9c2d11")
 
 
@@ -66,6 +67,8 @@ def _job_name(node: Node, pipelines: dict[str, str]) -> str:
     if node.kind == "deployment":  # label deployment:<model>:<alias>→vN#id
         model, _, rest = node.label.removeprefix("deployment:").partition(":")
         return f"deploy:{model}:{rest.split('→', 1)[0]}" if rest else f"deploy:{node.id}"
+    if node.kind == "evaluation":
+        return "evaluate"
     return f"{node.kind}:{node.id}"
 
 
