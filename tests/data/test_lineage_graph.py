@@ -190,3 +190,27 @@ def test_the_graph_exports_as_openlineage_events_the_client_validates(ws: Worksp
     assert sorted(d["name"] for d in jobs["trained_on"]["inputs"]) == ["dataset:activity:v1"]
     again = openlineage_json(ws, lineage.connected(lineage.resolve("dataset:activity:v1")))
     assert sorted(e["run"]["runId"] for e in again) == sorted(e["run"]["runId"] for e in events)  # stable ids
+
+
+def _pick(ctx: Any) -> dict[str, Any]:
+    version = Datasets(ctx.workspace).get("activity")
+    return {"dataset": {"id": version.id, "ref": version.ref}}
+
+
+def _count(ctx: Any, dataset: dict[str, Any]) -> dict[str, Any]:
+    return {"report": {"rows": Datasets(ctx.workspace).get_by_id(dataset["id"]).row_count}}
+
+
+def test_a_run_that_reads_a_version_made_elsewhere_is_linked_to_it(ws: Workspace) -> None:
+    from yarnit.training import Pipeline, PipelineRunner, Step, ValueKind
+
+    made = RunStore(ws).start("ingest", {})
+    raw = Datasets(ws).ingest_frame("activity", pd.DataFrame({"x": [1, 2, 3]}), source="world", run_id=made.id)
+    pipeline = Pipeline("count", [Step("pick", _pick, outputs={"dataset": ValueKind.REF}),
+                                  Step("count", _count, inputs={"dataset": "pick.dataset"},
+                                       outputs={"report": ValueKind.REPORT})])
+    result = PipelineRunner(ws).run(pipeline)
+    down = Lineage(ws).downstream(Node("dataset_version", raw.id))
+    assert {(e.relation, e.dst.id) for e in down.edges} == {("read_by", result.id)}
+    up = Lineage(ws).upstream(Node("run", made.id), depth=1)
+    assert [n.id for n in up.nodes] == [made.id]  # the producing run is not made to read its own output

@@ -11,6 +11,7 @@ data (ingest)          dataset_version → dataset_version           ``derived_f
 data (ingest)          run → dataset_version                       ``produced``
 features (backfill)    dataset_version → feature_view (``fv_…``)   ``computed_from``
 features (materialize) feature_view → materialization (``mat_…``)  ``materialized``
+training (runner)      dataset/model version → run (made by another) ``read_by``
 registry (register)    dataset_version → model_version             ``trained_on``
 registry (register)    feature_view → model_version                ``features_for``
 registry (set_alias)   model_version → deployment (alias event)    ``deployed_as``
@@ -186,6 +187,21 @@ class Lineage:
             if view_id is not None:
                 self._insert(conn, Node("feature_view", view_id), Node("materialization", materialization_id),
                              "materialized")
+
+    def record_run_inputs(self, run_id: str, entries: dict[str, dict[str, Any]]) -> None:
+        """The dataset and model versions a pipeline run's step read through ``ref`` inputs (training: runner),
+        when another run made them: a cached select, a reproduction, a ranker bundling its click model."""
+        refs = [e.get("value") for e in entries.values() if e.get("kind") == "ref" and isinstance(e.get("value"), dict)]
+        ids = {v["id"] for ref in refs for v in (ref, *ref.values()) if isinstance(v, dict)
+               and isinstance(v.get("id"), str) and v["id"].startswith(("ds_", "mv_"))}
+        if not ids:
+            return
+        with self.ws.metadata.begin() as conn:
+            for table, kind in ((dataset_versions, "dataset_version"), (model_versions, "model_version")):
+                for node_id, made_by in conn.execute(select(table.c.id, table.c.run_id)
+                                                     .where(table.c.id.in_(sorted(ids)))).all():
+                    if made_by != run_id:  # its own output is already linked as ``produced``
+                        self._insert(conn, Node(kind, node_id), Node("run", run_id), "read_by")
 
     def record_feature_inputs(self, conn: Connection, model_version_id: str, signature: Any) -> None:
         """The feature views a model version reads (its signature's ``view:feature`` references), at their
