@@ -214,3 +214,28 @@ def test_a_run_that_reads_a_version_made_elsewhere_is_linked_to_it(ws: Workspace
     assert {(e.relation, e.dst.id) for e in down.edges} == {("read_by", result.id)}
     up = Lineage(ws).upstream(Node("run", made.id), depth=1)
     assert [n.id for n in up.nodes] == [made.id]  # the producing run is not made to read its own output
+
+
+def test_a_served_request_links_its_deployment_to_the_prediction_log_segment(ws: Workspace, tmp_path: Path) -> None:
+    import httpx
+    from testsupport import register_ctr
+
+    from yarnit.api import create_app
+    from yarnit.api.server import BackgroundServer
+    from yarnit.serving import ServingOptions
+
+    register_ctr(ws)
+    app = create_app(ws, refresh_s=0.0, serving=ServingOptions(log_fsync=False, log_dir=str(tmp_path / "plog")))
+    try:
+        with BackgroundServer(app) as server:
+            response = httpx.post(f"{server.url}/v1/models/ctr:predict", timeout=30,
+                                  json={"instances": [{"fiber": "merino", "price": 12.0}]})
+            assert response.status_code == 200, response.text
+    finally:
+        app.state.serving.close()
+    segment = next((tmp_path / "plog").glob("seg-*.log")).name
+    lineage = Lineage(ws)
+    _wait_for(lambda: len(lineage.upstream(Node("prediction_log", segment)).nodes) > 1, "the segment's edge")
+    up = lineage.upstream(Node("prediction_log", segment))
+    assert [n.label for n in up.nodes][:3] == [f"prediction_log:{segment}", f"deployment:ctr:production→v1#1",
+                                               "model:ctr:v1"]
