@@ -144,6 +144,9 @@ def test_the_api_walks_the_same_graph_both_ways(ws: Workspace, full_chain: dict[
     up = client.get("/api/lineage", params={"ref": f"prediction_log:{full_chain['segment']}", "direction": "up"})
     assert up.status_code == 200, up.text
     assert "dataset:activity:v1" in {n["label"] for n in up.json()["nodes"]}
+    exported = client.get("/api/lineage/openlineage", params={"ref": "model:ctr:v1", "namespace": "shop"})
+    assert exported.status_code == 200, exported.text
+    assert {e["job"]["namespace"] for e in exported.json()} == {"shop"} and len(exported.json()) == 6
     down = client.get("/api/lineage", params={"ref": "feature_view:user_clicks:v1", "direction": "down"})
     assert {n["kind"] for n in down.json()["nodes"]} == {"feature_view", "materialization", "model_version",
                                                          "deployment", "prediction_log"}
