@@ -127,3 +127,18 @@ def test_a_revoked_token_is_refused_by_the_next_request_over_real_http(token_ws:
         assert reads_with_it.status_code == 401  # a read that sends a bad token is refused, not served anonymously
     assert [e["to_version"] for e in TestClient(create_app(token_ws)).get("/api/models/ctr/history").json()
             if e["alias"] == "canary"] == [2]
+
+
+def test_every_api_write_route_refuses_a_body_over_the_limit_with_the_right_token(token_ws: Workspace) -> None:
+    from yarnit.api.limits import MAX_CONTROL_BODY_BYTES
+
+    app = create_app(token_ws)
+    client = TestClient(app)
+    writes = sorted((m, r.path) for r in iter_api_routes(app.routes) for m in r.methods if needs_token(m, r.path))
+    assert len(writes) >= 2, "the inventory found no write routes: the check would prove nothing"
+    body = b'{"reason": "' + b"x" * MAX_CONTROL_BODY_BYTES + b'"}'
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    for method, path in writes:
+        response = client.request(method, _concrete(path), content=body, headers=headers)
+        assert response.status_code == 413, (method, path, response.status_code)
+        assert len(response.content) < 1000, (method, path)  # nothing of the body comes back

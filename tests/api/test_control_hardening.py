@@ -116,3 +116,14 @@ def test_a_real_server_answers_a_declared_50mb_body_413_without_reading_it(token
             app.state.serving.close()
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     assert b"1,048,576 bytes" in answer
+
+
+def test_data_plane_error_bodies_carry_no_server_paths(tmp_path: Path) -> None:
+    import json
+
+    from yarnit.api.codecs import error_body
+
+    body = json.loads(error_body(Unavailable(f"The metadata store at sqlite:///{tmp_path}/yarnit.db did not "
+                                             "answer."), "req_1"))
+    assert body == {"error": "Unavailable", "detail": "The metadata store at <server path> did not answer.",
+                    "request_id": "req_1"}

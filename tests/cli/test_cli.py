@@ -193,3 +193,23 @@ def test_history_shows_control_characters_already_stored_as_escapes(ctr_home: Pa
     assert "\\x1b]0;pwned\\x07\\x1b[2J\\x9b1m" in result.output
     as_json = runner.invoke(app, ["models", "history", "ctr", "--json"], env=env_for(ctr_home)).stdout
     assert "\x1b" not in as_json and json.loads(as_json)[0]["reason"].startswith("evil\x1b]")
+
+
+def test_lineage_show_upstream_and_export_openlineage(ctr_home: Path, tmp_path: Path) -> None:
+    env = env_for(ctr_home)
+    up = runner.invoke(app, ["lineage", "show", "model:ctr:v1", "--upstream", "--json"], env=env)
+    assert up.exit_code == 0, up.output
+    assert json.loads(up.stdout)["direction"] == "up"
+    down = json.loads(runner.invoke(app, ["lineage", "show", "model:ctr:v1", "--downstream", "--json"],
+                                    env=env).stdout)
+    assert {n["kind"] for n in down["nodes"]} == {"model_version", "evaluation", "deployment"}  # blessed, promoted
+    exported = runner.invoke(app, ["lineage", "export", "model:ctr:v1", "--format", "openlineage"], env=env)
+    assert exported.exit_code == 0, exported.output
+    events = [json.loads(line) for line in exported.stdout.splitlines()]
+    assert sorted((e["eventType"], e["job"]["name"]) for e in events) == [("COMPLETE", "deploy:ctr:production"),
+                                                                          ("COMPLETE", "evaluate")]
+    target = tmp_path / "events.jsonl"
+    assert runner.invoke(app, ["lineage", "export", "model:ctr:v1", "-o", str(target)], env=env).exit_code == 0
+    assert target.read_text() == exported.stdout
+    line = _one_error_line(runner.invoke(app, ["lineage", "export", "model:ctr:v1", "--format", "dot"], env=env))
+    assert "--format 'dot' is not supported" in line

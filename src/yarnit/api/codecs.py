@@ -22,6 +22,8 @@ import orjson
 from yarnit.core.errors import InvalidInput, YarnitError
 from yarnit.serving import MAX_INSTANCES, InputRejected, Prediction, validate_instances
 
+from .errors import client_safe
+
 OIP_DATATYPES = ("BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32",
                  "FP64", "BYTES")
 _INT_TYPES = frozenset(t for t in OIP_DATATYPES if "INT" in t)
@@ -386,7 +388,7 @@ def _slate_tensors(slates: list[Any]) -> list[dict[str, Any]]:
 
 def error_body(exc: YarnitError, request_id: str | None) -> bytes:
     """An error answer; a row that breaks the input contract also names its row, field and expected type."""
-    body: dict[str, Any] = {"error": type(exc).__name__, "detail": str(exc)}
+    body: dict[str, Any] = {"error": type(exc).__name__, "detail": client_safe(str(exc))}  # no server paths
     if isinstance(exc, InputRejected):
         body.update(row=exc.row, field=exc.field, expected=exc.expected)
     if request_id is not None:

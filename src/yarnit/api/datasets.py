@@ -129,6 +129,18 @@ def lineage_by_ref(request: Request, ref: Annotated[str, Query(min_length=1, max
     return _graph(lineage, lineage.resolve(ref), direction, depth).to_dict()
 
 
+@router.get("/lineage/openlineage")
+def lineage_openlineage(request: Request, ref: Annotated[str, Query(min_length=1, max_length=200)],
+                        namespace: Annotated[str, Query(pattern=r"^[A-Za-z0-9_.:/-]{1,100}$")] = "yarnit"
+                        ) -> list[dict[str, Any]]:
+    """Everything linked to ``ref`` as OpenLineage run events (POST each to Marquez's ``/api/v1/lineage``)."""
+    from yarnit.data.openlineage import openlineage_json
+
+    workspace = request.app.state.workspace
+    lineage = Lineage(workspace)
+    return openlineage_json(workspace, lineage.connected(lineage.resolve(ref)), namespace=namespace)
+
+
 @router.get("/lineage/{kind}/{node_id}")
 def lineage_by_node(kind: NodeKind, node_id: NodeId, request: Request, direction: DirectionQuery = "down",
                     depth: DepthQuery = None) -> dict[str, Any]:

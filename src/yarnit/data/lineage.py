@@ -1,11 +1,27 @@
-"""Lineage: one graph over dataset versions, runs, feature materializations, models and deployments.
+"""Lineage: one graph over dataset versions, feature views, materializations, runs, models, deployments
+and prediction-log segments.
 
-Edges live in the ``lineage_edges`` table (``src → dst`` with a relation such
-as ``derived_from``, ``produced``, ``trained_on``, ``materialized_from``,
-``deployed_as``); any domain records its own with :meth:`Lineage.record`. A
-model version's producing run is linked implicitly from
+Edges live in the ``lineage_edges`` table (``src → dst`` with a relation) and
+are recorded where the thing happens, each domain with one call:
+
+=====================  ==========================================  ==============================
+where                  edge                                        relation
+=====================  ==========================================  ==============================
+data (ingest)          dataset_version → dataset_version           ``derived_from``
+data (ingest)          run → dataset_version                       ``produced``
+features (backfill)    dataset_version → feature_view (``fv_…``)   ``computed_from``
+features (materialize) feature_view → materialization (``mat_…``)  ``materialized``
+training (runner)      dataset/model version → run (made by another) ``read_by``
+registry (register)    dataset_version → model_version             ``trained_on``
+registry (register)    feature_view → model_version                ``features_for``
+registry (set_alias)   model_version → deployment (alias event)    ``deployed_as``
+serving (predlog)      deployment → prediction_log (segment file)  ``logged_to``
+=====================  ==========================================  ==============================
+
+A model version's producing run is linked implicitly from
 ``model_versions.run_id``. Upstream and downstream queries walk the graph
-breadth-first, one indexed query per level, on SQLite and PostgreSQL alike.
+breadth-first, one indexed query per level, on SQLite and PostgreSQL alike;
+:mod:`yarnit.data.openlineage` exports it as OpenLineage run events.
 
 Nodes can be *tainted* (built from data that had to be forgotten); a taint on
 a model version is also set in the registry, where it blocks promotion.
@@ -24,8 +40,10 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -34,12 +52,24 @@ from sqlalchemy import Connection, and_, insert, select
 from yarnit.core.errors import InvalidInput, NotFound
 from yarnit.core.ids import parse_versioned_ref
 from yarnit.storage import Workspace
-from yarnit.storage.schema import dataset_versions, lineage_edges, lineage_taints, model_versions
+from yarnit.storage.schema import (
+    alias_events,
+    dataset_versions,
+    feature_materializations,
+    feature_views,
+    lineage_edges,
+    lineage_taints,
+    model_versions,
+)
+
+log = logging.getLogger("yarnit.data.lineage")
 
 Direction = Literal["up", "down"]
+Walk = Literal["up", "down", "both"]
 KINDS: tuple[str, ...] = ("dataset_version", "run", "feature_view", "materialization", "model_version",
-                          "deployment", "schema")
-_PREFIXES = {"ds_": "dataset_version", "mv_": "model_version", "run_": "run"}
+                          "deployment", "prediction_log", "schema")
+_PREFIXES = {"ds_": "dataset_version", "mv_": "model_version", "run_": "run", "fv_": "feature_view",
+             "mat_": "materialization"}
 _KIND = re.compile(r"^[a-z][a-z_]{0,31}$")
 
 
@@ -67,6 +97,7 @@ class Edge:
     src: Node
     dst: Node
     relation: str
+    created_at: Any = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"src": {"kind": self.src.kind, "id": self.src.id}, "dst": {"kind": self.dst.kind, "id": self.dst.id},
@@ -78,7 +109,7 @@ class LineageGraph:
     """What a query reached: the root first, then nodes in breadth-first order, and the edges walked."""
 
     root: Node
-    direction: Direction
+    direction: Walk
     nodes: list[Node]
     edges: list[Edge]
     depth: dict[Node, int]
@@ -139,6 +170,91 @@ class Lineage:
                 .order_by(lineage_taints.c.id)).all()
         return [r[0] for r in rows]
 
+    # -- recording, one call from each domain (see the table above) ----------
+    def record_feature_sources(self, view_name: str, view_version: str, dataset_ids: Iterable[str]) -> None:
+        """The dataset versions a feature view version was computed from (features: backfill)."""
+        with self.ws.metadata.begin() as conn:
+            view_id = _feature_view_id(conn, view_name, view_version)
+            for dataset_id in dataset_ids:
+                if view_id is not None:
+                    self._insert(conn, Node("dataset_version", dataset_id), Node("feature_view", view_id),
+                                 "computed_from")
+
+    def record_materialization(self, view_name: str, view_version: str, materialization_id: str) -> None:
+        """A materialization run of a feature view version (features: materialize)."""
+        with self.ws.metadata.begin() as conn:
+            view_id = _feature_view_id(conn, view_name, view_version)
+            if view_id is not None:
+                self._insert(conn, Node("feature_view", view_id), Node("materialization", materialization_id),
+                             "materialized")
+
+    def record_run_inputs(self, run_id: str, entries: dict[str, dict[str, Any]]) -> None:
+        """The dataset and model versions a pipeline run's step read through ``ref`` inputs (training: runner),
+        when another run made them: a cached select, a reproduction, a ranker bundling its click model."""
+        refs = [e.get("value") for e in entries.values() if e.get("kind") == "ref" and isinstance(e.get("value"), dict)]
+        ids = {v["id"] for ref in refs for v in (ref, *ref.values()) if isinstance(v, dict)
+               and isinstance(v.get("id"), str) and v["id"].startswith(("ds_", "mv_"))}
+        if not ids:
+            return
+        with self.ws.metadata.begin() as conn:
+            for table, kind in ((dataset_versions, "dataset_version"), (model_versions, "model_version")):
+                for node_id, made_by in conn.execute(select(table.c.id, table.c.run_id)
+                                                     .where(table.c.id.in_(sorted(ids)))).all():
+                    if made_by != run_id:  # its own output is already linked as ``produced``
+                        self._insert(conn, Node(kind, node_id), Node("run", run_id), "read_by")
+
+    def record_feature_inputs(self, conn: Connection, model_version_id: str, signature: Any) -> None:
+        """The feature views a model version reads (its signature's ``view:feature`` references), at their
+        newest recorded version (registry: register, inside its transaction)."""
+        refs = signature.get("features") if isinstance(signature, dict) else None
+        names = sorted({r.partition(":")[0] for r in refs if isinstance(r, str)}) if isinstance(refs, list) else []
+        for name in names:
+            row = conn.execute(select(feature_views.c.id).where(feature_views.c.name == name)
+                               .order_by(feature_views.c.number.desc()).limit(1)).first()
+            if row is not None:
+                self._insert(conn, Node("feature_view", row[0]), Node("model_version", model_version_id),
+                             "features_for")
+
+    def record_deployment(self, conn: Connection, model_version_id: str, alias_event_id: int) -> None:
+        """An alias move (promotion, rollback) that put a model version behind an alias (registry: set_alias)."""
+        self._insert(conn, Node("model_version", model_version_id), Node("deployment", str(alias_event_id)),
+                     "deployed_as")
+
+    def record_prediction_segment(self, segment: str, served: Iterable[tuple[Any, Any, Any]]) -> None:
+        """Which deployments (model, version, alias) wrote records into a prediction-log segment (serving).
+
+        The edge starts at the newest alias move that put that version behind that alias, or at the model
+        version itself when none did (a fallback answer, a version served without an alias).
+        """
+        with self.ws.metadata.begin() as conn:
+            for model, version, alias in sorted({(str(m), v, str(a or "")) for m, v, a in served
+                                                 if m and isinstance(v, int)}):
+                move = conn.execute(select(alias_events.c.id).where(and_(
+                    alias_events.c.model_name == model, alias_events.c.alias == alias,
+                    alias_events.c.to_version == version)).order_by(alias_events.c.id.desc()).limit(1)).first()
+                if move is not None:
+                    self._insert(conn, Node("deployment", str(move[0])), Node("prediction_log", segment), "logged_to")
+                    continue
+                mv = conn.execute(select(model_versions.c.id).where(and_(
+                    model_versions.c.model_name == model, model_versions.c.version == version))).first()
+                if mv is not None:
+                    self._insert(conn, Node("model_version", mv[0]), Node("prediction_log", segment), "logged_to")
+
+    def prediction_log_recorder(self) -> Callable[[str, set[tuple[Any, Any, Any]]], None]:
+        """A callback for :class:`~yarnit.serving.predlog.PredictionLog`: records segment edges on a daemon
+        thread, so a slow or unavailable database never holds up the log's writer (and its fsyncs)."""
+
+        def record(segment: str, served: set[tuple[Any, Any, Any]]) -> None:
+            def run() -> None:
+                try:
+                    self.record_prediction_segment(segment, served)
+                except Exception:  # noqa: BLE001 - lineage is best effort here; the log itself is intact
+                    log.exception("could not record the lineage of prediction-log segment %s", segment)
+
+            threading.Thread(target=run, name="yarnit-lineage-predlog", daemon=True).start()
+
+        return record
+
     # -- references --------------------------------------------------------
     def resolve(self, ref: str) -> Node:
         """A node from ``dataset:NAME[:vN]``, ``model:NAME:vN``, ``KIND:ID``, an id (``ds_…``, ``mv_…``,
@@ -152,6 +268,8 @@ class Lineage:
             return self._dataset_node(rest)
         if head == "model":
             return self._model_node(rest)
+        if head == "feature_view" and rest and not rest.startswith("fv_"):
+            return self._feature_view_node(rest)
         if head in KINDS and rest:
             return self._describe([Node(head, rest)])[0]
         try:
@@ -169,6 +287,18 @@ class Lineage:
 
         version = Datasets(self.ws).resolve(text)
         return self._describe([Node("dataset_version", version.id)])[0]
+
+    def _feature_view_node(self, text: str) -> Node:
+        name, number = parse_versioned_ref("Feature view", text, usage="use feature_view:NAME[:vN].")
+        query = select(feature_views.c.id).where(feature_views.c.name == name)
+        query = query.order_by(feature_views.c.number.desc()) if number is None else query.where(
+            feature_views.c.number == number)
+        with self.ws.metadata.begin() as conn:
+            row = conn.execute(query.limit(1)).first()
+        if row is None:
+            raise NotFound(f"Feature view {name!r} has no {'versions' if number is None else f'version {number}'}. "
+                           "See the views with: yarnit features list")
+        return self._describe([Node("feature_view", row[0])])[0]
 
     def _model_node(self, text: str) -> Node:
         name, number = parse_versioned_ref("Model", text, usage="use model:NAME:vN (e.g. model:ctr:v3).")
@@ -190,37 +320,43 @@ class Lineage:
         """Everything made from ``node``, transitively."""
         return self._walk(node, "down", depth)
 
-    def _walk(self, root: Node, direction: Direction, max_depth: int | None) -> LineageGraph:
+    def connected(self, node: Node, *, depth: int | None = None) -> LineageGraph:
+        """Everything linked to ``node`` by any path, whichever way its edges point (what an export needs:
+        the siblings of a node's descendants too, such as the other datasets a model was trained on)."""
+        return self._walk(node, "both", depth)
+
+    def _walk(self, root: Node, direction: Walk, max_depth: int | None) -> LineageGraph:
         seen: dict[tuple[str, str], int] = {(root.kind, root.id): 0}
         order: list[tuple[str, str]] = [(root.kind, root.id)]
-        edges: list[tuple[tuple[str, str], tuple[str, str], str]] = []
+        edges: list[tuple[tuple[str, str], tuple[str, str], str, Any]] = []
         frontier = [(root.kind, root.id)]
         level = 0
         with self.ws.metadata.begin() as conn:
             while frontier and (max_depth is None or level < max_depth):
                 level += 1
-                found = self._neighbours(conn, frontier, direction)
+                ways: tuple[Direction, ...] = ("up", "down") if direction == "both" else (direction,)
+                found = [(way, edge) for way in ways for edge in self._neighbours(conn, frontier, way)]
                 frontier = []
-                for src, dst, relation in found:
-                    edges.append((src, dst, relation))
-                    nxt = dst if direction == "down" else src
+                for way, (src, dst, relation, at) in found:
+                    edges.append((src, dst, relation, at))
+                    nxt = dst if way == "down" else src
                     if nxt not in seen:
                         seen[nxt] = level
                         order.append(nxt)
                         frontier.append(nxt)
         described = {(n.kind, n.id): n for n in self._describe([Node(k, i) for k, i in order])}
         nodes = [described[key] for key in order]
-        unique_edges = list(dict.fromkeys(edges))
+        unique_edges = {(s, d, r): at for s, d, r, at in edges}
         return LineageGraph(root=nodes[0], direction=direction, nodes=nodes,
-                            edges=[Edge(described[s], described[d], r) for s, d, r in unique_edges
+                            edges=[Edge(described[s], described[d], r, at) for (s, d, r), at in unique_edges.items()
                                    if s in described and d in described],
                             depth={described[k]: v for k, v in seen.items()})
 
     def _neighbours(self, conn: Connection, frontier: Sequence[tuple[str, str]],
-                    direction: Direction) -> list[tuple[tuple[str, str], tuple[str, str], str]]:
+                    direction: Direction) -> list[tuple[tuple[str, str], tuple[str, str], str, Any]]:
         wanted = set(frontier)
         ids = sorted({i for _k, i in frontier})
-        out: list[tuple[tuple[str, str], tuple[str, str], str]] = []
+        out: list[tuple[tuple[str, str], tuple[str, str], str, Any]] = []
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
             column = lineage_edges.c.src_id if direction == "down" else lineage_edges.c.dst_id
@@ -229,21 +365,23 @@ class Lineage:
             for r in rows:
                 src, dst = (r["src_kind"], r["src_id"]), (r["dst_kind"], r["dst_id"])
                 if (src if direction == "down" else dst) in wanted:
-                    out.append((src, dst, r["relation"]))
+                    out.append((src, dst, r["relation"], r["created_at"]))
             # Implicit edges: a model version's producing run.
             if direction == "up":
                 mv = [i for k, i in frontier if k == "model_version" and i in chunk]
                 if mv:
-                    for mv_id, run_id in conn.execute(select(model_versions.c.id, model_versions.c.run_id)
-                                                      .where(model_versions.c.id.in_(mv))).all():
+                    for mv_id, run_id, at in conn.execute(select(model_versions.c.id, model_versions.c.run_id,
+                                                                 model_versions.c.created_at)
+                                                          .where(model_versions.c.id.in_(mv))).all():
                         if run_id:
-                            out.append((("run", run_id), ("model_version", mv_id), "produced"))
+                            out.append((("run", run_id), ("model_version", mv_id), "produced", at))
             else:
                 runs = [i for k, i in frontier if k == "run" and i in chunk]
                 if runs:
-                    for mv_id, run_id in conn.execute(select(model_versions.c.id, model_versions.c.run_id)
-                                                      .where(model_versions.c.run_id.in_(runs))).all():
-                        out.append((("run", run_id), ("model_version", mv_id), "produced"))
+                    for mv_id, run_id, at in conn.execute(select(model_versions.c.id, model_versions.c.run_id,
+                                                                 model_versions.c.created_at)
+                                                          .where(model_versions.c.run_id.in_(runs))).all():
+                        out.append((("run", run_id), ("model_version", mv_id), "produced", at))
         return out
 
     def _describe(self, nodes: Iterable[Node]) -> list[Node]:
@@ -267,6 +405,7 @@ class Lineage:
                                                  model_versions.c.version, model_versions.c.tainted)
                                           .where(model_versions.c.id.in_(chunk))).all():
                         labels[("model_version", r[0])] = (f"model:{r[1]}:v{r[2]}", "tainted" if r[3] else "ok")
+            labels.update(_labels(conn, items))
             taint_rows = []
             all_ids = sorted({n.id for n in items})
             for start in range(0, len(all_ids), 500):
@@ -284,4 +423,33 @@ class Lineage:
         return out
 
 
-__all__ = ["KINDS", "Direction", "Edge", "Lineage", "LineageGraph", "Node"]
+def _feature_view_id(conn: Connection, name: str, version: str) -> str | None:
+    row = conn.execute(select(feature_views.c.id).where(and_(feature_views.c.name == name,
+                                                             feature_views.c.version == version))).first()
+    return None if row is None else str(row[0])
+
+
+def _labels(conn: Connection, items: Sequence[Node]) -> dict[tuple[str, str], tuple[str, str | None]]:
+    """Readable labels for feature views, materializations and deployments (one query per kind)."""
+    out: dict[tuple[str, str], tuple[str, str | None]] = {}
+    fv = [n.id for n in items if n.kind == "feature_view"][:500]
+    if fv:
+        for r in conn.execute(select(feature_views.c.id, feature_views.c.name, feature_views.c.number)
+                              .where(feature_views.c.id.in_(fv))).all():
+            out[("feature_view", r[0])] = (f"feature_view:{r[1]}:v{r[2]}", None)
+    mat = [n.id for n in items if n.kind == "materialization"][:500]
+    if mat:
+        for r in conn.execute(select(feature_materializations.c.id, feature_materializations.c.view_name,
+                                     feature_materializations.c.state).where(
+                                         feature_materializations.c.id.in_(mat))).all():
+            out[("materialization", r[0])] = (f"materialization:{r[1]}:{r[0]}", r[2])
+    moves = [int(n.id) for n in items if n.kind == "deployment" and n.id.isdigit() and len(n.id) <= 18][:500]
+    if moves:
+        for r in conn.execute(select(alias_events.c.id, alias_events.c.model_name, alias_events.c.alias,
+                                     alias_events.c.to_version, alias_events.c.action)
+                              .where(alias_events.c.id.in_(moves))).all():
+            out[("deployment", str(r[0]))] = (f"deployment:{r[1]}:{r[2]}→v{r[3]}#{r[0]}", r[4])
+    return out
+
+
+__all__ = ["KINDS", "Direction", "Walk", "Edge", "Lineage", "LineageGraph", "Node"]

@@ -112,16 +112,19 @@ class FeatureStore:
         return self._compliant_sources(view)[0]
 
     def _compliant_sources(self, view: FeatureView) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
-        from yarnit.data import Datasets
+        from yarnit.data import Datasets, Lineage
         from yarnit.data.restricted import compliant_table, restrictions_of
 
         datasets = Datasets(self.ws)
-        frames, restricted = {}, {}
+        frames, restricted, used = {}, {}, []
         for name in view.sources:
             version = datasets.get(name)
             restrictions = restrictions_of(self.ws, version)
             restricted[name] = (version.ref, restrictions)
             frames[name] = compliant_table(datasets.read_table(version), restrictions).to_pandas()
+            used.append(version.id)
+        self.apply([view])  # lineage names the recorded view version
+        Lineage(self.ws).record_feature_sources(view.name, view.version, used)
         return frames, restricted
 
     def backfill(self, view: FeatureView, *, sources: Mapping[str, SourceData] | None = None,
@@ -195,6 +198,9 @@ class FeatureStore:
             raise
         self.registry.finish_run(run_id, state="succeeded", mode=result.mode, window_start=result.window_start,
                                  rows_offered=result.rows_offered, rows_written=result.rows_written)
+        from yarnit.data import Lineage  # local, like sources_for: features do not import data at load time
+
+        Lineage(self.ws).record_materialization(resolved.name, resolved.version, run_id)
         return result
 
     def reader(self, names: Sequence[str] | None = None, *, log: ServingLog | None = None) -> OnlineFeatures:

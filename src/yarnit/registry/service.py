@@ -79,6 +79,12 @@ def rollback_candidates(history: Sequence[AliasEvent], current: int) -> list[int
     return [number for number in reversed(stack[:-1]) if number != current]
 
 
+def _lineage(workspace: Workspace) -> Any:
+    from yarnit.data.lineage import Lineage  # local: yarnit.data imports the registry (forget taints versions)
+
+    return Lineage(workspace)
+
+
 # Aliases that take traffic: an operator's promotion to them needs a blessed evaluation (or --force --reason).
 GATED_ALIASES = ("production", "canary")
 FORCED_ACTION = "force-promote"
@@ -165,6 +171,7 @@ class ModelRegistry:
                         created_at=now,
                     )
                 )
+            _lineage(self.ws).record_feature_inputs(conn, version_id, signature or {})  # feature views → version
         return self.get(model_name, number)
 
     def _lock_model(self, conn: Connection, model_name: str) -> None:
@@ -278,7 +285,8 @@ class ModelRegistry:
                     .values(version=version, updated_at=now)
                 )
             event = AliasEvent(model_name, alias, current, version, action, actor, reason, now)
-            conn.execute(insert(alias_events).values(**event.__dict__))
+            moved = conn.execute(insert(alias_events).values(**event.__dict__)).inserted_primary_key[0]
+            _lineage(self.ws).record_deployment(conn, target.id, moved)  # lineage: version → deployment
         return event
 
     def check_servable(self, version: ModelVersion, alias: str = "production") -> None:

@@ -49,7 +49,7 @@ import threading
 import weakref
 import zlib
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -127,8 +127,14 @@ class PredictionLog:
 
     def __init__(self, directory: str | Path, clock: Clock, *, policy: LogPolicy | None = None,
                  max_queue: int = 100_000, flush_interval_s: float = 0.05,
-                 max_segment_bytes: int = 64 << 20, fsync: bool = True) -> None:
+                 max_segment_bytes: int = 64 << 20, fsync: bool = True,
+                 on_segment: Callable[[str, set[tuple[Any, Any, Any]]], None] | None = None) -> None:
         self.directory = Path(directory)
+        # Lineage: told (segment file name, {(model, version, alias)}) when a segment first holds a deployment.
+        self.on_segment = on_segment
+        self._served: set[tuple[Any, Any, Any]] = set()
+        self._segment_name = ""
+        self._reported: set[tuple[Any, Any, Any]] = set()
         self.clock = clock
         self.policy = policy or LogPolicy()
         self.max_queue = max_queue
@@ -162,6 +168,8 @@ class PredictionLog:
         if self._thread is None:
             self._start()
         seq = next(self._seq)
+        if self.on_segment is not None:
+            self._served.add((record.get("model"), record.get("version"), record.get("alias")))
         record["seq"] = seq
         line = self._encode(record)
         self._last_seq = seq
@@ -278,15 +286,31 @@ class PredictionLog:
             self.lost += len(batch)
             self._close_segment()
             return
+        self._report_segment()
         with self._flushed:
             self.flushed_records += len(batch)
             self.flushed_seq = last_seq
             self._flushed.notify_all()
 
+    def _report_segment(self) -> None:
+        """Tell ``on_segment`` the (model, version, alias) triples new to the current segment (writer thread).
+
+        The set is swapped, not iterated, because the request path adds to it concurrently; a record appended
+        between a batch's write and the swap is credited to this segment though it lands in the next one.
+        """
+        if self.on_segment is None or not self._served:
+            return
+        served, self._served = self._served, set()
+        new = served - self._reported
+        if new:
+            self._reported |= new
+            self.on_segment(self._segment_name, new)
+
     def _open_segment(self) -> None:
         self._close_segment()
         self.segments += 1
         path = self.directory / f"seg-{self._run}-{self.segments:06d}.log"
+        self._segment_name, self._reported = path.name, set()
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         with contextlib.suppress(OSError):  # a filesystem without flock must not cost records
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # "being written": erase and prune leave it alone

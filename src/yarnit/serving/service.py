@@ -203,6 +203,12 @@ def _candidates(values: list[Any], index: int) -> list[Any]:
     return out
 
 
+def _lineage_recorder(workspace: Workspace) -> Any:
+    from yarnit.data import Lineage  # local: the data domain imports the registry, as serving does
+
+    return Lineage(workspace).prediction_log_recorder()
+
+
 class InferenceService:
     """Scores requests for any registered model; see the module docstring for the path a request takes."""
 
@@ -241,7 +247,8 @@ class InferenceService:
         policy = LogPolicy(hmac_key=key.encode("utf-8") if key else None, log_instances=opts.log_instances)
         prediction_log = PredictionLog(opts.log_dir or workspace.home / "prediction_log", workspace.clock,
                                        policy=policy, max_queue=opts.log_queue,
-                                       flush_interval_s=opts.log_flush_interval_s, fsync=opts.log_fsync)
+                                       flush_interval_s=opts.log_flush_interval_s, fsync=opts.log_fsync,
+                                       on_segment=_lineage_recorder(workspace))
         # The traffic policy lives in the database, so every worker process (and a restart) agrees on it.
         router = Router(TrafficPolicyStore(workspace), refresh_s=opts.refresh_s)
         return cls(runtime, workspace.clock, options=opts, prediction_log=prediction_log, router=router,

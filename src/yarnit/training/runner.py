@@ -183,6 +183,12 @@ class _Heartbeat:
                 continue
 
 
+def _lineage(workspace: Workspace) -> Any:
+    from yarnit.data import Lineage  # local: yarnit.data imports the registry, which imports nothing from here
+
+    return Lineage(workspace)
+
+
 class PipelineRunner:
     """Runs pipelines in a workspace.
 
@@ -272,6 +278,7 @@ class PipelineRunner:
                   force: bool, metrics: dict[str, Any], progress: Progress | None) -> dict[str, Any]:
         config = merged_config(pipeline, step, run.config)
         inputs = {param: entries[src.split(".")[0]][src.split(".", 1)[1]] for param, src in step.inputs.items()}
+        _lineage(self.ws).record_run_inputs(run.id, inputs)  # versions another run made, read by this one
         client = self.dask_client if step.dask is not None else None
         # the backend is part of the key where it can change the outputs (a model trained on Dask differs)
         backend = {"backend": "dask"} if client is not None else {}
