@@ -18,6 +18,7 @@ from yarnit.recipes import BUILTIN_PIPELINES, builtin_pipeline
 from yarnit.storage import Workspace
 from yarnit.training import Pipeline, PipelineRunner, RunStore
 from yarnit.training.dask import dask_client
+from yarnit.training.params import declared
 from yarnit.training.runner import check_run
 from yarnit.training.reproduce import reproduce
 
@@ -131,9 +132,11 @@ def run(spec: str = typer.Argument(..., help="Built-in pipeline name or a Python
 @pipeline_app.command("list")
 @cli_errors
 def list_pipelines(as_json: bool = JSON_OPTION) -> None:
-    """List the built-in pipelines."""
-    rows = [{"name": n, "steps": [s.name for s in f().steps], "description": f().description}
-            for n, f in BUILTIN_PIPELINES.items()]
+    """List the built-in pipelines with their steps and parameters (type, range, default) in --json."""
+    rows = [{"name": n, "steps": [s.name for s in p.steps], "description": p.description,
+             "params": [{"name": param.name, "expected": param.expected(), "default": p.config.get(param.name),
+                         "help": param.help} for param in declared(p).values()]}
+            for n, p in ((n, f()) for n, f in BUILTIN_PIPELINES.items())]
     emit(rows, as_json, lambda: [console.print(f"{r['name']}: {' → '.join(r['steps'])}") for r in rows])
 
 
