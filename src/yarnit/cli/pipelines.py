@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import runpy
 from collections.abc import Iterator
@@ -166,6 +167,8 @@ def show_run(run_id: str, as_json: bool = JSON_OPTION) -> None:
         store = RunStore(ws)
         run_ = store.get(run_id)
         steps = store.steps(run_id)
+    if run_.state == "interrupted":  # the step that was running when the process died
+        steps = [dataclasses.replace(s, state="interrupted") if s.state == "running" else s for s in steps]
     data = run_.to_dict() | {"steps": [_step_dict(s) for s in steps]}
 
     def human() -> None:
