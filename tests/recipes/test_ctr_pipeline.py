@@ -103,8 +103,8 @@ def test_faulty_data_stops_the_run_at_validate_with_the_anomaly_named(sqlite_ws:
         PipelineRunner(sqlite_ws).run(ctr_pipeline(), config=SMALL | {"faults": [fault]})
     run = RunStore(sqlite_ws).list()[0]
     assert run.state == "failed"
-    assert {s.step: s.state for s in RunStore(sqlite_ws).steps(run.id)} == {"select": "succeeded",
-                                                                           "validate": "failed"}
+    assert {s.step: s.state for s in RunStore(sqlite_ws).steps(run.id)} == {
+        "select": "succeeded", "reference": "succeeded", "validate": "failed"}
     assert not ModelRegistry(sqlite_ws).exists("ctr")
 
 
@@ -136,3 +136,11 @@ def test_the_curated_schema_declares_every_column_the_pipeline_reads() -> None:
     schema = impressions_schema()
     assert set(REQUIRED) <= set(schema.columns)
     assert schema.columns["price_usd"].max == 500 and "country" in schema.slices
+
+
+def test_validate_is_cached_for_the_same_data_and_reference(sqlite_ws: Workspace, trained: Workspace) -> None:
+    for ws, seed, expected in ((sqlite_ws, 0, None), (trained, 7, "yarnit-impressions:v1")):
+        first, again = _validate_only(ws, world_seed=seed), _validate_only(ws, world_seed=seed)
+        assert [{s.step: s.state for s in r.steps}["validate"] for r in (first, again)] == ["succeeded", "cached"]
+        assert {s.step: s.state for s in again.steps}["reference"] == "succeeded"  # never cached: it keys validate
+        assert again.value("reference", "previous").get("ref") == expected  # validate-only runs never train

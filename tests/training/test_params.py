@@ -95,3 +95,12 @@ def test_the_cli_refuses_bad_settings_before_any_step(tmp_path: Path, setting: s
         ws.close()
     listed = cli.invoke(app, ["runs", "list", "--json"], env={"YARNIT_HOME": str(home)})
     assert json.loads(listed.stdout) == []
+
+
+def test_pipeline_list_shows_each_parameter_with_its_type_range_and_default() -> None:
+    result = cli.invoke(app, ["pipeline", "list", "--json"])
+    assert result.exit_code == 0, result.output
+    ctr = next(p for p in json.loads(result.stdout) if p["name"] == "yarnit-ctr")
+    days = next(p for p in ctr["params"] if p["name"] == "days")
+    assert days == {"name": "days", "expected": "an integer in [1, 3660]", "default": 3,
+                    "help": "days of world data (the last holdout_days are the holdout)"}

@@ -77,6 +77,7 @@ def test_runs_list_shows_an_expired_run_as_interrupted_with_the_resume_command(t
     # recorded at a simulated time long past: under the machine's clock its lease expired long ago
     past = open_workspace(Settings.for_home(home), SimulatedClock(datetime(2026, 1, 5, 9, tzinfo=timezone.utc)))
     run = RunStore(past).start("toy", {}, lease_s=60)
+    RunStore(past).step_started(run.id, "train", attempts=1, cache_key=None, inputs={})  # killed in train
     past.close()
     env = {"YARNIT_HOME": str(home)}
     listed = CliRunner().invoke(app, ["runs", "list", "--json"], env=env)
@@ -84,6 +85,9 @@ def test_runs_list_shows_an_expired_run_as_interrupted_with_the_resume_command(t
     row = json.loads(listed.stdout)[0]
     assert row["state"] == "interrupted" and row["resume"] == f"yarnit runs resume {run.id}"
     assert row["lease_s"] == 60 and row["heartbeat_at"].startswith("2026-01-05T09:00:00")
+    shown_json = json.loads(CliRunner().invoke(app, ["runs", "show", run.id, "--json"], env=env).stdout)
+    assert shown_json["state"] == "interrupted" and shown_json["resume"] == f"yarnit runs resume {run.id}"
+    assert [(s["step"], s["state"]) for s in shown_json["steps"]] == [("train", "interrupted")]
     human = subprocess.run([sys.executable, "-m", "yarnit", "runs", "list"], capture_output=True, text=True,
                            env=os.environ | env | {"COLUMNS": "250"}, timeout=120, check=True)
     shown = human.stdout + human.stderr  # the table goes to the console (stderr), --json to stdout

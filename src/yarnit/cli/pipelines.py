@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import runpy
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from yarnit.recipes import BUILTIN_PIPELINES, builtin_pipeline
 from yarnit.storage import Workspace
 from yarnit.training import Pipeline, PipelineRunner, RunStore
 from yarnit.training.dask import dask_client
+from yarnit.training.params import declared
 from yarnit.training.runner import check_run
 from yarnit.training.reproduce import reproduce
 
@@ -133,9 +135,11 @@ def run(spec: str = typer.Argument(..., help="Built-in pipeline name or a Python
 @pipeline_app.command("list")
 @cli_errors
 def list_pipelines(as_json: bool = JSON_OPTION) -> None:
-    """List the built-in pipelines."""
-    rows = [{"name": n, "steps": [s.name for s in f().steps], "description": f().description}
-            for n, f in BUILTIN_PIPELINES.items()]
+    """List the built-in pipelines with their steps and parameters (type, range, default) in --json."""
+    rows = [{"name": n, "steps": [s.name for s in p.steps], "description": p.description,
+             "params": [{"name": param.name, "expected": param.expected(), "default": p.config.get(param.name),
+                         "help": param.help} for param in declared(p).values()]}
+            for n, p in ((n, f()) for n, f in BUILTIN_PIPELINES.items())]
     emit(rows, as_json, lambda: [console.print(f"{r['name']}: {' → '.join(r['steps'])}") for r in rows])
 
 
@@ -165,6 +169,8 @@ def show_run(run_id: str, as_json: bool = JSON_OPTION) -> None:
         store = RunStore(ws)
         run_ = store.get(run_id)
         steps = store.steps(run_id)
+    if run_.state == "interrupted":  # the step that was running when the process died
+        steps = [dataclasses.replace(s, state="interrupted") if s.state == "running" else s for s in steps]
     data = run_.to_dict() | {"steps": [_step_dict(s) for s in steps]}
 
     def human() -> None:

@@ -1,6 +1,6 @@
 """The Yarn Product Click Prediction Model as a training pipeline (``yarnit pipeline run yarnit-ctr``).
 
-select → validate → split → train → (baseline) → evaluate → gate → register
+select → (reference) → validate → split → train → (baseline) → evaluate → gate → register
 
 * select: simulate the YarnIt world (or take a recorded dataset) and record
   the impression log as a dataset version. The ground-truth click
@@ -11,6 +11,8 @@ select → validate → split → train → (baseline) → evaluate → gate →
   day of the previous training data (volume, per-slice volume: biased loss,
   ch. 7; distribution change: an upstream unit change, ch. 3), plus label
   sanity (ch. 15, case 5: an implausible positive rate is rejected).
+  reference names that previous training data (never cached; it keys
+  validate's cache, as baseline keys evaluate's).
 * split: the last day is the holdout, so no future leaks into training. A
   probe of raw holdout requests travels with the model (golden requests).
 * train: compute ``ctr_features_v1`` on the training days with its vectorized
@@ -233,19 +235,23 @@ def _read(ctx: StepContext, ref: dict[str, Any], columns: list[str] | None = Non
     return pq.read_table(path, columns=wanted, filters=filters, read_dictionary=text).to_pandas()
 
 
-def _previous_training_data(ctx: StepContext, dataset: dict[str, Any]) -> Any:
-    """The dataset version the newest succeeded run of this pipeline trained on (same dataset name), or None."""
+def reference(ctx: StepContext, dataset: dict[str, Any]) -> dict[str, Any]:
+    """The previous training data: the dataset version that the newest succeeded run of this pipeline trained
+    on (same dataset name, other data than ``dataset``), or none. Never cached, and cheap: it keys
+    validate's cache, so validation reruns only when its data or its reference changes."""
     store, datasets = RunStore(ctx.workspace), Datasets(ctx.workspace)
     by_id = {v.id: v for v in datasets.list(ctx.config["dataset"])}
     for run in store.list(ctx.pipeline, limit=200):
         if run.state != "succeeded" or run.id == ctx.run_id:
             continue
-        record = store.step(run.id, "select")
-        entry = (record.outputs or {}).get("dataset") if record is not None else None
+        steps = {record.step: record for record in store.steps(run.id)}
+        if "train" not in steps or steps["train"].state not in ("succeeded", "cached"):
+            continue  # the run validated but never trained (a pipeline subset): not training data
+        entry = (steps["select"].outputs or {}).get("dataset") if "select" in steps else None
         previous = by_id.get((entry or {}).get("value", {}).get("id"))
-        if previous is not None and previous.active:
-            return previous
-    return None
+        if previous is not None and previous.active and previous.id != dataset["id"]:
+            return {"previous": {"id": previous.id, "ref": previous.ref}}
+    return {"previous": {"id": None}}
 
 
 def _average_day(stats: Any, days: int) -> Any:
@@ -275,10 +281,10 @@ def _anomaly(a: Any, day: str | None) -> dict[str, Any]:
             "evidence": a.message, "details": a.evidence, "fix": a.suggested_fix}
 
 
-def validate(ctx: StepContext, dataset: dict[str, Any]) -> dict[str, Any]:
+def validate(ctx: StepContext, dataset: dict[str, Any], previous: dict[str, Any] | None = None) -> dict[str, Any]:
     """Check each day of the log against the curated schema (types, ranges, domains, missing values) and
-    against an average day of the previous training data (volume, per-slice volume, distribution change),
-    plus label sanity per day. Never cached: the previous training data moves as runs succeed."""
+    against an average day of the previous training data (``previous``, from the reference step: volume,
+    per-slice volume, distribution change), plus label sanity per day."""
     import pyarrow.compute as pc
 
     from yarnit.data.statistics import profile
@@ -288,7 +294,8 @@ def validate(ctx: StepContext, dataset: dict[str, Any]) -> dict[str, Any]:
 
     schema = impressions_schema(ctx.config["validation"])
     table = pq.read_table(_path(ctx, dataset))
-    previous = _previous_training_data(ctx, dataset)
+    previous = previous or {"id": None}
+    previous_id = previous.get("id")
     anomalies: list[dict[str, Any]] = []
     has_days = "day" in table.column_names and table.num_rows > 0
     if has_days:
@@ -296,17 +303,17 @@ def validate(ctx: StepContext, dataset: dict[str, Any]) -> dict[str, Any]:
         parts = {str(day): table.filter(pc.equal(table.column("day"), pa.scalar(day, day_type)))
                  for day in sorted(pc.unique(table.column("day")).to_pylist())}
         daily = {day: profile(part, slices=schema.slices) for day, part in parts.items()}
-        if previous is not None:
-            reference_table = pq.read_table(ctx.workspace.artifacts.verify(previous.artifact_sha256))
+        if previous_id:
+            reference_table = pq.read_table(_path(ctx, previous))
             days = len(pc.unique(reference_table.column("day"))) if "day" in reference_table.column_names else 1
-            reference = _average_day(profile(reference_table, slices=schema.slices), max(1, days))
-            baseline = f"an average day of the previous training data {previous.ref}"
+            average = _average_day(profile(reference_table, slices=schema.slices), max(1, days))
+            baseline = f"an average day of the previous training data {previous.get('ref')}"
         else:
-            reference = _median_day(list(daily.values()))
+            average = _median_day(list(daily.values()))
             baseline = (f"the median day of {dataset.get('ref')} (no previous training data: volumes only, "
                         "distributions not compared)")
         for day, part in parts.items():
-            report = check(part, schema, previous=reference, statistics=daily[day],
+            report = check(part, schema, previous=average, statistics=daily[day],
                            target=f"{dataset.get('ref')} day {day}", baseline=baseline)
             anomalies += [_anomaly(a, day) for a in report.anomalies
                           if a.blocking or not (a.kind == "distribution_change" and a.column in DAILY_COLUMNS)]
@@ -712,8 +719,10 @@ def ctr_pipeline() -> Pipeline:
         [
             Step("select", select, outputs={"dataset": ValueKind.REF, "truth": ValueKind.REF}, retries=2,
                  reuse_in_reproduction=True),
-            Step("validate", validate, inputs={"dataset": "select.dataset"}, outputs={"report": ValueKind.REPORT},
+            Step("reference", reference, inputs={"dataset": "select.dataset"}, outputs={"previous": ValueKind.REF},
                  cacheable=False),
+            Step("validate", validate, inputs={"dataset": "select.dataset", "previous": "reference.previous"},
+                 outputs={"report": ValueKind.REPORT}),
             Step("split", split, inputs={"dataset": "select.dataset"}, outputs={"split": ValueKind.REPORT}),
             Step("train", train, inputs={"dataset": "select.dataset", "split": "split.split"},
                  outputs={"model": ValueKind.MODEL}, dask=_train_on_dask),
