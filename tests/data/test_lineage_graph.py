@@ -92,7 +92,7 @@ def full_chain(ws: Workspace, tmp_path: Path) -> dict[str, Any]:
     prediction-log segment, each edge recorded by the domain where it happens."""
     raw = Datasets(ws).ingest_frame("activity", pd.DataFrame({
         "user_id": ["u1", "u2"], "event_time": pd.to_datetime(["2026-01-05T06:00Z", "2026-01-05T07:00Z"]),
-        "clicks": [1, 2]}), source="world")
+        "clicks": [1, 2]}), source="world", subject="user_id")
     with FeatureStore(ws, online_url=f"sqlite:///{tmp_path}/online.db") as store:
         store.backfill(user_clicks)
         store.materialize("user_clicks")

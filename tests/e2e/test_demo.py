@@ -37,7 +37,7 @@ def test_demo_serves_a_prediction_from_the_model_it_trained(tmp_path: Path) -> N
     assert result["auc_holdout"] > 0.6 and result["requests_sent"] == 20  # type: ignore[operator]
     assert result["answered_by"] == {"ctr:v1": 20}, "every request answered by the model it trained, none by fallback"
     again = _demo(tmp_path / "ws")
-    assert again["model_ref"] == "ctr:v1" and again["cached_steps"] == 4  # all but validate, baseline, gate, register (never cached)
+    assert again["model_ref"] == "ctr:v1" and again["cached_steps"] == 5  # all but reference, baseline, gate, register (never cached)
 
 
 def test_the_demo_fails_when_the_model_it_trained_answered_none() -> None:
