@@ -14,6 +14,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from typer.testing import CliRunner
 
+from yarnit.access import cli_actor
 from yarnit.core.errors import InvalidInput
 from yarnit.data import Datasets, DatasetUnavailable, Deletions, Retention, parse_duration_days
 from yarnit.registry import ArtifactFormat, ModelRegistry, dump_sklearn
@@ -134,11 +135,11 @@ def test_changing_a_policy_shows_what_it_would_expire_asks_and_is_audited(
     answered_no = _yarnit(env, "data", "retention", "set", "events", "0d", code=1, stdin="n\n")
     assert "would expire: clicks:v1" in answered_no and "not stored" in answered_no
     assert _state(home) == before
-    _yarnit(env, "data", "retention", "set", "events", "0d", "--actor", "dpo", stdin="y\n")
+    _yarnit(env, "data", "retention", "set", "events", "0d", stdin="y\n")
     after = _state(home)["tables"]
     assert [(p["class_name"], p["max_age_days"]) for p in after["retention_policies"]] == [("events", 0)]
     (audit,) = [a for a in after["audit_log"] if a["action"] == "data.retention.set"]
-    assert audit["actor"] == "dpo" and audit["subject"] == "events"
+    assert audit["actor"] == cli_actor() and audit["subject"] == "events"  # the OS user, not a claimed name
     assert audit["detail"]["would_expire"] == ["clicks:v1"] and audit["detail"]["from"]["max_age_days"] == 400
     assert json.loads(_yarnit(env, "data", "enforce-retention", "--json"))["expired"] == ["clicks:v1"]
 

@@ -12,6 +12,7 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
 from rich.table import Table
 
+from yarnit.access import cli_actor
 from yarnit.core.errors import InvalidInput
 from yarnit.data import (
     Datasets,
@@ -296,7 +297,8 @@ def forget(
     subject_id = _read_subject(subject)
     with workspace() as ws:
         # by default forget also erases the feature store (offline, every online store) and the prediction log
-        receipt = Deletions(ws).forget(subject_id, grace=timedelta(days=parse_duration_days(grace)), dry_run=dry_run)
+        receipt = Deletions(ws).forget(subject_id, grace=timedelta(days=parse_duration_days(grace)), dry_run=dry_run,
+                                            actor=cli_actor())
     data = receipt.to_dict()
 
     def human() -> None:
@@ -428,7 +430,6 @@ def retention_set(
     max_age: str = typer.Argument(..., metavar="AGE", help="Maximum age, e.g. 400d, 8w, 1y."),
     grace: str = typer.Option("0d", help="Wait this long before purging expired files."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Store it without asking."),
-    actor: str = typer.Option("cli", help="Who makes the change (recorded in the audit log)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Change a retention policy: shows what it would expire, asks, stores it and audits the change."""
@@ -447,7 +448,7 @@ def retention_set(
         if not yes and (as_json or not typer.confirm("Store this policy?", default=False)):
             raise InvalidInput(f"Retention policy for {class_name!r} not stored: confirm it, or pass --yes to store "
                                "it without asking (needed with --json).")
-        stored = retention.set_policy(class_name, max_age, grace=grace, actor=actor, would_expire=would)
+        stored = retention.set_policy(class_name, max_age, grace=grace, actor=cli_actor(), would_expire=would)
     data = stored.to_dict() | {"would_expire": would}
     emit(data, as_json, lambda: console.print(
         f"stored: {class_name} {stored.max_age_days}d (grace {stored.grace_days}d); it applies at the next "
