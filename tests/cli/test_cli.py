@@ -213,3 +213,21 @@ def test_lineage_show_upstream_and_export_openlineage(ctr_home: Path, tmp_path: 
     assert target.read_text() == exported.stdout
     line = _one_error_line(runner.invoke(app, ["lineage", "export", "model:ctr:v1", "--format", "dot"], env=env))
     assert "--format 'dot' is not supported" in line
+
+
+def test_history_does_not_turn_stored_markup_into_terminal_hyperlinks(ctr_home: Path) -> None:
+    from sqlalchemy import update
+
+    from yarnit.storage.schema import alias_events
+
+    ws = open_workspace(Settings.for_home(ctr_home))
+    with ws.metadata.begin() as conn:
+        conn.execute(update(alias_events).values(reason="see [link=https://evil.example]the runbook[/link]"))
+    ws.close()
+    env = {**os.environ, "YARNIT_HOME": str(ctr_home), "FORCE_COLOR": "1", "COLUMNS": "200"}
+    env.pop("NO_COLOR", None)
+    proc = subprocess.run([sys.executable, "-m", "yarnit", "models", "history", "ctr"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "\x1b[" in proc.stderr  # a colour terminal: rich does emit escapes of its own here
+    assert "\x1b]8;" not in proc.stderr and "[link=https://evil.example]the runbook[/link]" in proc.stderr

@@ -19,6 +19,7 @@ from typing import Any, ParamSpec, TypeVar
 import click
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from yarnit.core.errors import YarnitError
 from yarnit.core.settings import load_settings
@@ -50,6 +51,12 @@ class _Options:
 
 
 options = _Options()
+
+
+def plain(text: str) -> Text:
+    """Free text from the store (a reason, an actor) as a table cell: control characters escaped and never
+    read as rich markup, which would turn ``[link=…]`` into a terminal hyperlink escape sequence."""
+    return Text(visible_controls(text))
 
 
 def one_line(message: str) -> str:
@@ -98,4 +105,5 @@ def emit(value: Any, as_json: bool, human: Callable[[], None]) -> None:
 
 JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON.")
 
-__all__ = ["JSON_OPTION", "SafeConsole", "cli_errors", "console", "emit", "fail", "one_line", "options", "workspace"]
+__all__ = ["JSON_OPTION", "SafeConsole", "cli_errors", "console", "emit", "fail", "one_line", "options", "plain",
+           "workspace"]

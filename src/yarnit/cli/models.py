@@ -10,7 +10,7 @@ from rich.table import Column, Table
 from yarnit.access import cli_actor
 from yarnit.registry import ModelRegistry
 
-from .common import JSON_OPTION, cli_errors, console, emit, workspace
+from .common import JSON_OPTION, cli_errors, console, emit, plain, workspace
 
 app = typer.Typer(help="Models, versions and aliases in the registry.", no_args_is_help=True)
 
@@ -115,7 +115,7 @@ def history(name: str, as_json: bool = JSON_OPTION) -> None:
                       "reason")  # the reason wraps; an action or actor cut in two is misread
         for e in events:
             table.add_row(e.at.isoformat(timespec="seconds"), e.alias, str(e.from_version or ""),
-                          str(e.to_version or ""), e.action, e.actor, e.reason)
+                          str(e.to_version or ""), e.action, plain(e.actor), plain(e.reason))
         console.print(table)
 
     emit([e.to_dict() for e in events], as_json, human)
@@ -156,7 +156,7 @@ def traffic(name: str,
                 before = "" if e.from_canary_percent is None else f"{e.from_canary_percent:g} → "
                 shadow_before = "" if e.from_shadow is None else f"{'on' if e.from_shadow else 'off'} → "
                 table.add_row(e.at.isoformat(timespec="seconds"), f"{before}{e.to_canary_percent:g}",
-                              f"{shadow_before}{'on' if e.to_shadow else 'off'}", e.actor, e.reason)
+                              f"{shadow_before}{'on' if e.to_shadow else 'off'}", plain(e.actor), plain(e.reason))
             console.print(table)
 
     emit(data, as_json, human)
