@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from sklearn.dummy import DummyClassifier
 from sklearn.feature_extraction import DictVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
@@ -59,8 +58,12 @@ def candidates(ws: Workspace, probe_rows: list[dict[str, Any]]) -> dict[str, Can
                              signature=SIGNATURE | {"probe": probe_rows})
     nan_model = Pipeline([("vectorize", DictVectorizer()), ("model", LogisticRegression())]).fit(*_rows(500, 1))
     nan_model.named_steps["model"].coef_[:] = np.nan
+    # collapsed: every weight zero, so every row scores the intercept (a type yarnit's trainers write, unlike
+    # sklearn's DummyClassifier, which the skops allow-list refuses)
+    collapsed = Pipeline([("vectorize", DictVectorizer()), ("model", LogisticRegression())]).fit(*_rows(4_000, 2))
+    collapsed.named_steps["model"].coef_[:] = 0.0
     out = {"good": Candidate.from_version(good)}
-    for name, data in (("nan", dump_sklearn(nan_model)), ("collapsed", _fit(DummyClassifier(strategy="prior"), 2)),
+    for name, data in (("nan", dump_sklearn(nan_model)), ("collapsed", dump_sklearn(collapsed)),
                        ("corrupted", _fit(LogisticRegression(max_iter=50), 3))):
         sha = ws.artifacts.put_bytes(data).sha256
         out[name] = Candidate("toy", sha, "skops", SIGNATURE | {"probe": probe_rows})

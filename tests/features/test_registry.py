@@ -67,11 +67,11 @@ def test_consumers_are_registered_or_read_from_model_signatures(ws: Workspace) -
     registry.add_consumer("user_clicks", "ranker", features=["clicks"])
     with pytest.raises(InvalidInput, match=r"Unknown feature 'views'.*clicks, ctr"):
         registry.add_consumer("user_clicks", "ranker", features=["views"])
-    from sklearn.dummy import DummyClassifier
+    from sklearn.linear_model import LogisticRegression
 
     from yarnit.registry import dump_sklearn
 
-    model = DummyClassifier().fit([[0], [1]], [0, 1])
+    model = LogisticRegression().fit([[0], [1]], [0, 1])
     ModelRegistry(ws).register("recommender", dump_sklearn(model), ArtifactFormat.SKOPS,
                                signature={"inputs": {"x": "double"}, "features": ["user_clicks:ctr"]})
     consumers = registry.consumers("user_clicks")

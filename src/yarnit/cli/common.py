@@ -84,8 +84,9 @@ def cli_errors(fn: Callable[P, R]) -> Callable[P, R]:
             return fn(*args, **kwargs)
         except YarnitError as exc:
             raise fail(str(exc)) from None
-        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
-            raise  # usage errors and exits are click's to print
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, typer.Exit,
+                typer.Abort):
+            raise  # usage errors and exits are click's to print (typer's Exit is not click's in every version)
         except Exception as exc:  # noqa: BLE001 - the boundary: anything else is a bug or an unhandled case
             if options.debug:
                 raise

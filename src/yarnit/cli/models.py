@@ -111,8 +111,9 @@ def history(name: str, as_json: bool = JSON_OPTION) -> None:
         events = registry.history(name)
 
     def human() -> None:
+        # the reason folds (never cut short); an action or actor split over two lines is misread
         table = Table("at", "alias", "from", "to", Column("action", no_wrap=True), Column("actor", no_wrap=True),
-                      "reason")  # the reason wraps; an action or actor cut in two is misread
+                      Column("reason", overflow="fold"))
         for e in events:
             table.add_row(e.at.isoformat(timespec="seconds"), e.alias, str(e.from_version or ""),
                           str(e.to_version or ""), e.action, plain(e.actor), plain(e.reason))
