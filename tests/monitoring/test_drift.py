@@ -12,6 +12,8 @@ import pytest
 
 from yarnit.core import InvalidInput
 from yarnit.monitoring import (
+    column_drift_from_profiles,
+    slice_volume,
     ColumnDrift,
     DriftState,
     column_drift,
@@ -164,3 +166,57 @@ def test_prediction_drift_reads_scores_and_labels() -> None:
 
 def test_categorical_l_infinity_names_the_category() -> None:
     assert l_infinity(["a"] * 9 + ["b"], ["a"] * 5 + ["b"] * 5) == (pytest.approx(0.4), "a")
+
+
+# -- from profiles (mergeable summaries) ---------------------------------------
+def _profile(**columns: object):  # type: ignore[no-untyped-def]
+    from yarnit.data.statistics import profile
+
+    return profile(pa.table(columns))
+
+
+def test_profile_drift_agrees_with_the_value_drift() -> None:
+    rng = np.random.default_rng(16)
+    ref = {"price": rng.lognormal(3, 1, 20_000), "fiber": rng.choice(["merino", "cotton", "alpaca"], 20_000)}
+    same = {"price": rng.lognormal(3, 1, 20_000), "fiber": rng.choice(["merino", "cotton", "alpaca"], 20_000)}
+    moved = {"price": rng.lognormal(3.3, 1, 20_000),
+             "fiber": rng.choice(["merino", "cotton", "alpaca"], 20_000, p=[0.6, 0.3, 0.1])}
+    pr, ps, pm = _profile(**ref), _profile(**same), _profile(**moved)
+    for name in ("price", "fiber"):
+        assert column_drift_from_profiles(pr.columns[name], ps.columns[name], column=name).state \
+            is column_drift(ref[name], same[name]).state is DriftState.NO_DRIFT
+        from_profiles = column_drift_from_profiles(pr.columns[name], pm.columns[name], column=name)
+        exact = column_drift(ref[name], moved[name])
+        assert from_profiles.state is exact.state is DriftState.DRIFT
+    w = column_drift_from_profiles(pr.columns["price"], pm.columns["price"])
+    lo, hi = w.detail["effect_interval"]
+    assert lo <= column_drift(ref["price"], moved["price"]).value <= hi
+
+
+def test_profile_drift_on_a_redacted_or_empty_profile_is_no_data() -> None:
+    full = _profile(price=np.arange(100.0)).columns["price"]
+    redacted = _profile(price=np.arange(100.0)).redact(["price"]).columns["price"]
+    empty = _profile(price=pa.array([None, None], pa.float64())).columns["price"]
+    assert column_drift_from_profiles(full, redacted).state is DriftState.NO_DATA
+    r = column_drift_from_profiles(full, empty)
+    assert r.state is DriftState.NO_DATA and r.detail["reason"] == "current window has no values"
+
+
+# -- per-slice volume ----------------------------------------------------------
+def test_a_vanishing_slice_drifts_while_the_total_barely_moves() -> None:
+    before = {"DE": 1000, "FR": 1000, "US": 1000, "JP": 10}
+    after = {"DE": 1300, "FR": 1300, "US": 300, "JP": 0, "IT": 50}
+    by_slice = {s.slice: s for s in slice_volume(before, after)}
+    assert by_slice["US"].state is DriftState.DRIFT and by_slice["US"].change == pytest.approx(-0.7)
+    assert by_slice["DE"].state is DriftState.NO_DRIFT
+    assert by_slice["JP"].state is DriftState.NO_DATA  # 10 reference rows: too few to judge
+    assert by_slice["IT"].change is None and by_slice["IT"].state is DriftState.NO_DRIFT
+    assert {s.state for s in slice_volume(before, {})} == {DriftState.NO_DATA}
+
+
+def test_module_example_holds() -> None:
+    import doctest
+
+    import yarnit.monitoring.drift as drift_module
+
+    assert doctest.testmod(drift_module).failed == 0

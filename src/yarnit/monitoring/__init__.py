@@ -23,10 +23,13 @@ from .drift import (
     ColumnDrift,
     DatasetDrift,
     DriftState,
+    SliceVolume,
     column_drift,
+    column_drift_from_profiles,
     dataset_drift,
     dataset_state,
     prediction_drift,
+    slice_volume,
 )
 
 __all__ = [
@@ -34,11 +37,13 @@ __all__ = [
     "DatasetDrift",
     "DriftState",
     "Estimate",
+    "SliceVolume",
     "TestResult",
     "categorical_jensen_shannon",
     "categorical_psi",
     "chi_square",
     "column_drift",
+    "column_drift_from_profiles",
     "dataset_drift",
     "dataset_state",
     "jensen_shannon",
@@ -47,6 +52,7 @@ __all__ = [
     "l_infinity",
     "prediction_drift",
     "psi",
+    "slice_volume",
     "wasserstein_normed",
     "wasserstein_normed_from_quantiles",
 ]

@@ -28,6 +28,10 @@ columns, among columns with data, is at least ``drift_share`` (default 0.5),
 optionally weighted by feature importance; with no column holding data the
 dataset state is ``no_data``.
 
+Windows too big to hold are compared from their mergeable statistics profiles
+(:func:`column_drift_from_profiles`, bounded estimates); :func:`slice_volume`
+checks per-slice row counts; :func:`prediction_drift` reads model outputs.
+
 Example:
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
@@ -41,9 +45,10 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
+from scipy import stats
 
 from yarnit.core.errors import InvalidInput
 
@@ -207,6 +212,102 @@ def column_drift(reference: Any, current: Any, *, column: str = "value", kind: s
                        DriftState.DRIFT if drifted else DriftState.NO_DRIFT, detail=detail)
 
 
+class ColumnSummary(Protocol):
+    """What drift reads from a statistics profile (``yarnit.data.statistics.ColumnStatistics``)."""
+
+    type: str
+    quantiles: list[float] | None
+    std: float | None
+    value_counts: dict[str, int] | None
+
+    @property
+    def present(self) -> int: ...
+
+
+def column_drift_from_profiles(reference: ColumnSummary, current: ColumnSummary, *, column: str = "value",
+                               threshold: float = EFFECT_THRESHOLD, alpha: float = ALPHA,
+                               levels: Sequence[float] = d.DEFAULT_LEVELS) -> ColumnDrift:
+    """The default rule from two mergeable profiles instead of the values (for windows too big to hold).
+
+    Categories (exact value counts): chi-square and Jensen-Shannon are exact. Numbers (quantiles): the effect
+    size is :func:`~yarnit.monitoring.distances.wasserstein_normed_from_quantiles`'s estimate (its interval
+    in ``detail``); the test is the asymptotic KS p-value at the *lower* bound of the KS statistic from
+    quantiles, so a summary never raises an alarm the values would not. A profile without quantiles or value
+    counts (redacted, high-cardinality) gives ``no_data`` with the reason.
+    """
+    n_ref, n_cur = int(reference.present), int(current.present)
+    categorical = reference.value_counts is not None and current.value_counts is not None and \
+        reference.type not in ("float32", "float64")
+    kind = "categorical" if categorical else "numeric"
+    name = "chi2+jensen_shannon" if categorical else "ks+wasserstein_normed"
+    if n_ref == 0 or n_cur == 0 or not categorical and not (reference.quantiles and current.quantiles):
+        reason = ("reference" if n_ref == 0 else "current") + " window has no values" if not (n_ref and n_cur) \
+            else "the profiles hold no quantiles or value counts for this column (redacted or high-cardinality)"
+        return ColumnDrift(column, kind, name, None, threshold, n_ref, n_cur, DriftState.NO_DATA, alpha=alpha,
+                           detail={"reason": reason})
+    detail: dict[str, Any] = {"from": "profiles"}
+    if categorical:
+        test = d.chi_square(reference.value_counts or {}, current.value_counts or {})
+        effect, p_value = d.categorical_jensen_shannon(reference.value_counts or {}, current.value_counts or {}), \
+            test.p_value
+    else:
+        w = d.wasserstein_normed_from_quantiles(reference.quantiles, current.quantiles, reference.std, levels=levels)
+        k = d.ks_from_quantiles(reference.quantiles, current.quantiles, levels=levels)
+        assert w is not None and k is not None  # both summaries checked above
+        effect = w.value
+        p_value = float(stats.kstwobign.sf(k.lower * np.sqrt(n_ref * n_cur / (n_ref + n_cur))))
+        detail |= {"effect_interval": [w.lower, w.upper], "ks_statistic_interval": [k.lower, k.upper]}
+    drifted = p_value < alpha and effect >= threshold
+    return ColumnDrift(column, kind, name, effect, threshold, n_ref, n_cur,
+                       DriftState.DRIFT if drifted else DriftState.NO_DRIFT, p_value, alpha, detail)
+
+
+@dataclass(frozen=True)
+class SliceVolume:
+    """Rows of one slice value in the current window against the reference, relative to the whole."""
+
+    slice: str
+    reference_rows: int
+    current_rows: int
+    change: float | None
+    overall_change: float | None
+    state: DriftState
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"slice": self.slice, "reference_rows": self.reference_rows, "current_rows": self.current_rows,
+                "change": self.change, "overall_change": self.overall_change, "state": self.state.value}
+
+
+def slice_volume(reference: Mapping[str, int], current: Mapping[str, int], *, max_drop: float = 0.5,
+                 min_rows: int = 20) -> list[SliceVolume]:
+    """Per-slice volume: a slice drifts when its rows fell more than ``max_drop`` below the overall change.
+
+    One country's rows vanishing while the total barely moves is biased data loss (ch. 2 and 7). Slices with
+    fewer than ``min_rows`` reference rows are ``no_data`` (too few to judge); so is every slice when either
+    window is empty. A slice only in the current window is reported with ``change`` None and ``no_drift``.
+    """
+    if not 0 < max_drop <= 1:
+        raise InvalidInput(f"max_drop must be in (0, 1], got {max_drop!r} (0.5: a slice may lose half its rows).")
+    keys = sorted(set(reference) | set(current), key=str)
+    before = np.array([reference.get(k, 0) for k in keys], dtype=float)
+    after = np.array([current.get(k, 0) for k in keys], dtype=float)
+    total_before, total_after = before.sum(), after.sum()
+    if total_before == 0 or total_after == 0:
+        return [SliceVolume(str(k), int(b), int(a), None, None, DriftState.NO_DATA)
+                for k, b, a in zip(keys, before, after, strict=True)]
+    overall = total_after / total_before
+    ratio = np.divide(after, before, out=np.full_like(after, np.nan), where=before > 0)
+    out = []
+    for k, b, a, r in zip(keys, before, after, ratio, strict=True):
+        if b == 0:
+            out.append(SliceVolume(str(k), 0, int(a), None, overall - 1, DriftState.NO_DRIFT))
+            continue
+        state = DriftState.NO_DATA if b < min_rows else \
+            DriftState.DRIFT if r < overall * (1 - max_drop) else DriftState.NO_DRIFT
+        out.append(SliceVolume(str(k), int(b), int(a), float(r - 1), float(overall - 1), state))
+    return out
+
+
 def prediction_drift(reference: Any, current: Any, **options: Any) -> ColumnDrift:
     """Drift of a model's predictions (scores are numeric, labels categorical): :func:`column_drift` on them."""
     return column_drift(reference, current, column="prediction", **options)
@@ -264,10 +365,14 @@ __all__ = [
     "DRIFT_SHARE",
     "EFFECT_THRESHOLD",
     "ColumnDrift",
+    "ColumnSummary",
     "DatasetDrift",
     "DriftState",
+    "SliceVolume",
     "column_drift",
+    "column_drift_from_profiles",
     "dataset_drift",
     "dataset_state",
     "prediction_drift",
+    "slice_volume",
 ]
