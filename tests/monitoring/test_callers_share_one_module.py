@@ -38,6 +38,8 @@ def test_validation_still_flags_a_real_numeric_shift_with_the_shared_estimate() 
     evidence = _drift(report)["basket"]
     exact = stats.wasserstein_distance(before, after) / np.std(before)
     assert evidence["metric"] == "wasserstein_normed" and abs(evidence["distance"] - exact) < 0.01
+    low, high = evidence["distance_interval"]
+    assert low <= exact <= high
 
 
 def test_validation_l_infinity_is_the_shared_one() -> None:

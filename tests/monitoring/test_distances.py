@@ -10,6 +10,7 @@ import pytest
 from scipy import stats
 from scipy.spatial import distance as spatial
 
+from yarnit.core import InvalidInput
 from yarnit.data.statistics import profile
 from yarnit.monitoring import distances as d
 
@@ -127,7 +128,7 @@ def test_summary_distances_bracket_the_exact_ones(shift: float) -> None:
 
 
 def test_mismatched_quantile_summaries_are_refused_with_the_lengths() -> None:
-    with pytest.raises(ValueError, match="101 levels.*got 101 and 5"):
+    with pytest.raises(InvalidInput, match="101 levels.*got 101 and 5"):
         d.wasserstein_normed_from_quantiles([0.0] * 101, [0.0] * 5, 1.0)
 
 

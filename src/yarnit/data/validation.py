@@ -303,12 +303,13 @@ def _compare(schema: DatasetSchema, current: DatasetStatistics, previous: Datase
         elif c.quantiles and p.quantiles:
             estimate = distances.wasserstein_normed_from_quantiles(p.quantiles, c.quantiles, p.std,
                                                                    levels=QUANTILE_POINTS)
-            distance_w = None if estimate is None else estimate.value
-            if distance_w is not None and distance_w > threshold:
+            if estimate is not None and estimate.value > threshold:
+                distance_w = estimate.value
                 anomalies.append(Anomaly(
                     "distribution_change", severity, name,
                     f"distribution moved by normalized Wasserstein {distance_w:.3f} (threshold {threshold})",
                     {"metric": "wasserstein_normed", "distance": distance_w, "threshold": threshold,
+                     "distance_interval": [estimate.lower, estimate.upper],
                      "mean": c.mean, "baseline_mean": p.mean},
                     f"Compare {name!r} between {baseline} and this data; if the shift is expected, set "
                     f"drift_threshold for {name!r} or accept it."))

@@ -45,7 +45,8 @@ Example:
     >>> import numpy as np
     >>> round(wasserstein_normed(np.array([1.0, 2.0, 3.5]), np.array([1.0, 2.0, 3.0])), 4)
     0.1622
-    >>> l_infinity({"a": 5, "b": 5}, {"a": 8, "b": 2})
+    >>> value, category = l_infinity({"a": 5, "b": 5}, {"a": 8, "b": 2})
+    >>> (round(value, 6), category)
     (0.3, 'a')
 """
 
@@ -58,6 +59,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 from scipy.spatial import distance as _spatial
+
+from yarnit.core.errors import InvalidInput
 
 EPSILON = 1e-4
 STD_FLOOR = 1e-3
@@ -155,7 +158,7 @@ def ks_statistic_batch(reference: np.ndarray, current: np.ndarray) -> np.ndarray
 
 
 def wasserstein(reference: Any, current: Any) -> float:
-    """Earth mover's distance W1 between the two samples (``scipy.stats.wasserstein_distance``)."""
+    """Earth mover's distance W1 between the two samples (``scipy.stats.wasserstein_distance``); NaN/None dropped."""
     a, b = numeric_values(reference), numeric_values(current)
     if a.size == 0 or b.size == 0:
         return float("nan")
@@ -165,8 +168,9 @@ def wasserstein(reference: Any, current: Any) -> float:
 def wasserstein_normed(reference: Any, current: Any) -> float:
     """W1 divided by the reference's population std (ddof 0, floored at ``STD_FLOOR``).
 
-    Exact: ``scipy.stats.wasserstein_distance(reference, current) / max(np.std(reference), 1e-3)``.
-    Reads as "how many reference standard deviations the mass had to move"; 0.1 is Evidently's threshold.
+    Exact: ``scipy.stats.wasserstein_distance(reference, current) / max(np.std(reference), 1e-3)``,
+    NaN/None dropped first, ``nan`` when a side is empty. Reads as "how many reference standard
+    deviations the mass had to move"; 0.1 is Evidently's threshold.
     """
     a, b = numeric_values(reference), numeric_values(current)
     if a.size == 0 or b.size == 0:
@@ -202,7 +206,8 @@ def _js(p: np.ndarray, q: np.ndarray) -> float:
 def psi(reference: Any, current: Any, *, bins: int = PSI_BINS) -> float:
     """Population stability index over equal-frequency reference bins.
 
-    PSI = Σ (cur% − ref%) · ln(cur% / ref%), natural log, empty shares → ``EPSILON``.
+    PSI = Σ (cur% − ref%) · ln(cur% / ref%), natural log, empty shares → ``EPSILON``, ``bins`` (30)
+    equal-frequency bins on the reference (see the module notes); NaN/None dropped, ``nan`` when a side is empty.
     Rule of thumb: < 0.1 little change, 0.1–0.25 moderate, > 0.25 large (no stated error rates).
     """
     a, b = numeric_values(reference), numeric_values(current)
@@ -215,7 +220,8 @@ def psi(reference: Any, current: Any, *, bins: int = PSI_BINS) -> float:
 def jensen_shannon(reference: Any, current: Any, *, bins: int = PSI_BINS) -> float:
     """Jensen-Shannon **distance** (sqrt of the divergence, log base 2, in [0, 1]) over equal-frequency reference bins.
 
-    Equals ``scipy.spatial.distance.jensenshannon(ref_shares, cur_shares, base=2)``; no ε needed.
+    Equals ``scipy.spatial.distance.jensenshannon(ref_shares, cur_shares, base=2)``; no ε needed (an empty
+    bin contributes 0). NaN/None dropped, ``nan`` when a side is empty.
     """
     a, b = numeric_values(reference), numeric_values(current)
     if a.size == 0 or b.size == 0:
@@ -230,7 +236,8 @@ def chi_square(reference: Mapping[Any, float] | Iterable[Hashable],
     """Chi-square test of homogeneity on the 2 × k table of counts (categories: the union of both sides).
 
     Exactly ``scipy.stats.chi2_contingency([ref_counts, cur_counts])`` with its defaults (Yates' correction
-    only when there is one degree of freedom). One category in all gives statistic 0, p-value 1.
+    only when there is one degree of freedom). One category in all gives statistic 0, p-value 1; a side with
+    no counts gives ``nan``. Nulls count only if the caller counted them (:func:`category_counts` does).
     """
     _keys, r, c = _aligned(reference, current)
     if r.sum() == 0 or c.sum() == 0:
@@ -245,7 +252,8 @@ def l_infinity(reference: Mapping[Any, float] | Iterable[Hashable],
                current: Mapping[Any, float] | Iterable[Hashable]) -> tuple[float, Any]:
     """Largest absolute difference in any category's share, and that category (TFDV's ``infinity_norm``).
 
-    ``(nan, None)`` when a side is empty.
+    Shares are counts over each side's total, no ε. Ties go to the category seen first (reference order).
+    ``(nan, None)`` when a side is empty; nulls count only if the caller counted them.
     """
     keys, r, c = _aligned(reference, current)
     p, q = _shares(r), _shares(c)
@@ -253,12 +261,15 @@ def l_infinity(reference: Mapping[Any, float] | Iterable[Hashable],
         return float("nan"), None
     diff = np.abs(p - q)
     i = int(np.argmax(diff))
-    return float(round(diff[i], 15)), keys[i]
+    return float(diff[i]), keys[i]
 
 
 def categorical_psi(reference: Mapping[Any, float] | Iterable[Hashable],
                     current: Mapping[Any, float] | Iterable[Hashable]) -> float:
-    """PSI over categories (natural log, empty shares → ``EPSILON``)."""
+    """PSI over categories: Σ (cur% − ref%) · ln(cur% / ref%), natural log, empty shares → ``EPSILON``.
+
+    ``nan`` when a side is empty; nulls count only if the caller counted them.
+    """
     _keys, r, c = _aligned(reference, current)
     p, q = _shares(r), _shares(c)
     return float("nan") if p is None or q is None else _psi(p, q)
@@ -266,7 +277,10 @@ def categorical_psi(reference: Mapping[Any, float] | Iterable[Hashable],
 
 def categorical_jensen_shannon(reference: Mapping[Any, float] | Iterable[Hashable],
                                current: Mapping[Any, float] | Iterable[Hashable]) -> float:
-    """Jensen-Shannon distance over categories (sqrt of the divergence, log base 2, in [0, 1])."""
+    """Jensen-Shannon distance over categories (sqrt of the divergence, log base 2, in [0, 1]).
+
+    ``nan`` when a side is empty; nulls count only if the caller counted them.
+    """
     _keys, r, c = _aligned(reference, current)
     p, q = _shares(r), _shares(c)
     return float("nan") if p is None or q is None else _js(p, q)
@@ -279,8 +293,9 @@ def _check_quantiles(reference: Sequence[float] | None, current: Sequence[float]
         return None
     qa, qb, p = (np.asarray(x, dtype=float) for x in (reference, current, levels))
     if not (len(qa) == len(qb) == len(p)) or p[0] != 0.0 or p[-1] != 1.0:
-        raise ValueError(f"quantile summaries must both have one value per level from 0 to 1 ({len(p)} levels); "
-                         f"got {len(qa)} and {len(qb)} values.")
+        raise InvalidInput(f"quantile summaries must both have one value per level from 0 to 1 ({len(p)} levels); "
+                           f"got {len(qa)} and {len(qb)} values. Compare profiles made with the same levels "
+                           "(data/statistics.py QUANTILE_POINTS) or pass levels=.")
     return qa, qb, p
 
 
