@@ -134,3 +134,14 @@ def test_mismatched_quantile_summaries_are_refused_with_the_lengths() -> None:
 
 def test_module_examples_hold() -> None:
     assert doctest.testmod(d).failed == 0
+
+
+def test_ks_from_quantiles_treats_a_constant_column_as_one_atom() -> None:
+    same = d.ks_from_quantiles([5.0] * 101, [5.0] * 101)
+    moved = d.ks_from_quantiles([5.0] * 101, [6.0] * 101)
+    assert same is not None and moved is not None
+    assert same.value == 0.0 and moved.value == 1.0
+    exact = d.ks(np.full(50, 5.0), np.r_[np.full(25, 5.0), np.full(25, 6.0)]).statistic
+    half = d.ks_from_quantiles([5.0] * 101, list(np.quantile(np.r_[np.full(25, 5.0), np.full(25, 6.0)],
+                                                              d.DEFAULT_LEVELS)))
+    assert half is not None and half.lower <= exact <= half.upper

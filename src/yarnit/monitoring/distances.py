@@ -334,6 +334,12 @@ def wasserstein_normed_from_quantiles(reference: Sequence[float] | None, current
     return Estimate(estimate / scale, lower / scale, upper / scale)
 
 
+def _summary_cdf(quantiles: np.ndarray, levels: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The CDF a quantile summary defines, right-continuous at repeated values (an atom takes its last level)."""
+    last = np.r_[quantiles[1:] != quantiles[:-1], True]
+    return np.interp(x, quantiles[last], levels[last], left=0.0, right=1.0)
+
+
 def ks_from_quantiles(reference: Sequence[float] | None, current: Sequence[float] | None, *,
                       levels: Sequence[float] = DEFAULT_LEVELS) -> Estimate | None:
     """KS statistic sup |Fa − Fb| from two quantile summaries, within ± the widest level step of the exact one.
@@ -350,8 +356,7 @@ def ks_from_quantiles(reference: Sequence[float] | None, current: Sequence[float
         return None
     qa, qb, p = checked
     grid = np.unique(np.concatenate([qa, qb]))
-    fa = np.interp(grid, qa, p, left=0.0, right=1.0)
-    fb = np.interp(grid, qb, p, left=0.0, right=1.0)
+    fa, fb = _summary_cdf(qa, p, grid), _summary_cdf(qb, p, grid)
     value = float(np.max(np.abs(fa - fb)))
     step = 2 * float(np.max(np.diff(p)))
     return Estimate(value, max(0.0, value - step), min(1.0, value + step))

@@ -168,7 +168,8 @@ def column_drift(reference: Any, current: Any, *, column: str = "value", kind: s
     """
     if kind is None:
         kind = "numeric" if _is_numeric(reference) and _is_numeric(current) else "categorical"
-        if kind == "numeric" and np.unique(d.numeric_values(reference)).size <= CATEGORICAL_MAX_UNIQUE:
+        distinct = np.unique(d.numeric_values(reference)).size if kind == "numeric" else 0
+        if 0 < distinct <= CATEGORICAL_MAX_UNIQUE:
             kind = "categorical"
     if kind not in ("numeric", "categorical"):
         raise InvalidInput(f"kind must be 'numeric' or 'categorical', got {kind!r}.")
@@ -215,11 +216,14 @@ def column_drift(reference: Any, current: Any, *, column: str = "value", kind: s
 class ColumnSummary(Protocol):
     """What drift reads from a statistics profile (``yarnit.data.statistics.ColumnStatistics``)."""
 
-    type: str
-    quantiles: list[float] | None
-    std: float | None
-    value_counts: dict[str, int] | None
-
+    @property
+    def type(self) -> str: ...
+    @property
+    def quantiles(self) -> list[float] | None: ...
+    @property
+    def std(self) -> float | None: ...
+    @property
+    def value_counts(self) -> dict[str, int] | None: ...
     @property
     def present(self) -> int: ...
 
