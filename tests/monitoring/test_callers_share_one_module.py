@@ -63,3 +63,11 @@ def test_skew_wasserstein_is_exact_on_a_log_normal_column() -> None:
 def test_skew_linf_counts_nulls_as_a_category() -> None:
     assert abs(linf_shares(["a", None, None, "b"], ["a", "a", "b", "b"]) - 0.5) < 1e-12
     assert np.isnan(linf_shares([], ["a"]))
+
+
+def test_validation_flags_a_category_column_whose_values_all_vanished() -> None:
+    schema = DatasetSchema.from_yaml("columns:\n  colour: {type: string}\n")
+    before = pa.table({"colour": ["red"] * 70 + ["blue"] * 30})
+    after = pa.table({"colour": pa.array([None] * 100, pa.string())})
+    evidence = _drift(validate(after, schema, previous=profile(before)))["colour"]
+    assert evidence["distance"] == 0.7 and evidence["most_changed_value"] == "red"

@@ -291,6 +291,10 @@ def _compare(schema: DatasetSchema, current: DatasetStatistics, previous: Datase
         severity = Severity.ERROR if col.drift_threshold is not None else Severity.WARNING
         if c.value_counts is not None and p.value_counts is not None and col.type not in ("float32", "float64"):
             distance, value = distances.l_infinity(p.value_counts, c.value_counts)
+            if distance != distance:  # one side has no values: every share on the other side moved
+                side = p.value_counts or c.value_counts
+                value = max(side, key=side.__getitem__) if side else None
+                distance = side[value] / sum(side.values()) if value is not None else 0.0
             if distance > threshold:
                 private = col.pii is not None or name == schema.subject
                 anomalies.append(Anomaly(
