@@ -12,8 +12,9 @@ says it must be absent. Against the previous version (from statistics
 profiles): overall volume change, **per-slice** volume change (one country's
 rows vanishing while the total barely moves: the biased data loss of ch. 2 and
 7), distribution change (L-infinity distance of category frequencies, and the
-std-normalized Wasserstein distance of numeric quantiles), and label sanity
-(positive rate outside the expected band, ch. 15).
+std-normalized Wasserstein distance estimated from the profiles' quantiles,
+both from the one statistics module :mod:`yarnit.monitoring.distances`), and
+label sanity (positive rate outside the expected band, ch. 15).
 
 Examples of offending values are never shown for PII columns or the subject
 column: the evidence gives row numbers only.
@@ -39,6 +40,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from yarnit.monitoring import distances
 
 from .errors import ValidationFailed
 from .schema import NUMERIC_TYPES, ColumnSchema, DatasetSchema, compatible, yarnit_type
@@ -234,25 +237,6 @@ def _fmt(x: float | None) -> float | int | None:
 
 
 # -- checks against the previous version ---------------------------------------
-def _l_infinity(current: dict[str, int], previous: dict[str, int]) -> tuple[float, str | None]:
-    total_c, total_p = sum(current.values()) or 1, sum(previous.values()) or 1
-    worst, key = 0.0, None
-    for value in set(current) | set(previous):
-        d = abs(current.get(value, 0) / total_c - previous.get(value, 0) / total_p)
-        if d > worst:
-            worst, key = d, value
-    return worst, key
-
-
-def _wasserstein_normed(current: ColumnStatistics, previous: ColumnStatistics) -> float | None:
-    if not current.quantiles or not previous.quantiles or previous.std is None:
-        return None
-    qc, qp = np.asarray(current.quantiles), np.asarray(previous.quantiles)
-    # W1 between two distributions = integral over p of |F1^-1(p) - F2^-1(p)|; quantiles sample that integral.
-    w = float(np.trapezoid(np.abs(qc - qp), QUANTILE_POINTS))
-    return w / max(previous.std, 1e-3)
-
-
 def _positive_rate(stats: ColumnStatistics) -> float | None:
     if stats.value_counts is not None and stats.type == "bool":
         total = sum(stats.value_counts.values())
@@ -306,7 +290,11 @@ def _compare(schema: DatasetSchema, current: DatasetStatistics, previous: Datase
         threshold = col.drift_threshold if col.drift_threshold is not None else schema.drift_threshold
         severity = Severity.ERROR if col.drift_threshold is not None else Severity.WARNING
         if c.value_counts is not None and p.value_counts is not None and col.type not in ("float32", "float64"):
-            distance, value = _l_infinity(c.value_counts, p.value_counts)
+            distance, value = distances.l_infinity(p.value_counts, c.value_counts)
+            if distance != distance:  # one side has no values: every share on the other side moved
+                side = p.value_counts or c.value_counts
+                value = max(side, key=side.__getitem__) if side else None
+                distance = side[value] / sum(side.values()) if value is not None else 0.0
             if distance > threshold:
                 private = col.pii is not None or name == schema.subject
                 anomalies.append(Anomaly(
@@ -317,12 +305,15 @@ def _compare(schema: DatasetSchema, current: DatasetStatistics, previous: Datase
                     f"Compare {name!r} between {baseline} and this data; if the shift is expected, set "
                     f"drift_threshold for {name!r} or accept it."))
         elif c.quantiles and p.quantiles:
-            distance_w = _wasserstein_normed(c, p)
-            if distance_w is not None and distance_w > threshold:
+            estimate = distances.wasserstein_normed_from_quantiles(p.quantiles, c.quantiles, p.std,
+                                                                   levels=QUANTILE_POINTS)
+            if estimate is not None and estimate.value > threshold:
+                distance_w = estimate.value
                 anomalies.append(Anomaly(
                     "distribution_change", severity, name,
                     f"distribution moved by normalized Wasserstein {distance_w:.3f} (threshold {threshold})",
                     {"metric": "wasserstein_normed", "distance": distance_w, "threshold": threshold,
+                     "distance_interval": [estimate.lower, estimate.upper],
                      "mean": c.mean, "baseline_mean": p.mean},
                     f"Compare {name!r} between {baseline} and this data; if the shift is expected, set "
                     f"drift_threshold for {name!r} or accept it."))

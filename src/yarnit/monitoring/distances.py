@@ -1,0 +1,388 @@
+"""The one statistics module: every distribution distance yarnit reports.
+
+Data validation (``data/validation.py``), training-serving skew
+(``features/skew.py``) and drift monitoring (``monitoring/drift.py``) all call
+these functions, so one column gets one number whoever asks.
+
+Two families:
+
+* **Exact, on arrays** (the data fit in memory): :func:`ks`,
+  :func:`wasserstein_normed`, :func:`psi`, :func:`jensen_shannon` for numbers;
+  :func:`chi_square`, :func:`categorical_psi`, :func:`l_infinity`,
+  :func:`categorical_jensen_shannon` for category counts. KS, Wasserstein and
+  chi-square delegate to SciPy and equal ``scipy.stats.ks_2samp``,
+  ``scipy.stats.wasserstein_distance`` / reference std and
+  ``scipy.stats.chi2_contingency`` (tested within 1e-9).
+* **From mergeable summaries** (a statistics profile of
+  ``data/statistics.py``: 101 quantiles, exact value counts):
+  :func:`wasserstein_normed_from_quantiles` and :func:`ks_from_quantiles`
+  return an estimate with a guaranteed ``[lower, upper]`` interval; the
+  categorical distances are exact from value counts (they take counts).
+
+Conventions shared by every function:
+
+* The first argument is the **reference** (training data, previous version,
+  offline values), the second the **current** window.
+* Numbers: NaN and None are dropped before computing (missingness is its own
+  check); a side with no values left gives ``nan`` (the callers turn that
+  into an explicit "no data" state, never a pass).
+* Categories: the caller passes counts (``{value: count}``) or raw values;
+  :func:`category_counts` keeps ``None`` as a category of its own. A category
+  absent on one side has count 0 there.
+* ε for empty bins (PSI, log terms): a share of 0 is replaced by
+  ``EPSILON = 1e-4`` (Evidently's choice), then shares are *not* renormalized.
+* Logs: PSI uses the natural log; Jensen-Shannon uses **base 2**, so the
+  distance (square root of the divergence) lies in [0, 1].
+* std: population std (ddof = 0) of the reference, floored at ``STD_FLOOR =
+  1e-3`` so a constant reference does not divide by zero (as Evidently).
+* Numeric binning (PSI, Jensen-Shannon): ``bins`` (default 30) equal-frequency
+  bins on the **reference** quantiles, outer edges open (−∞, +∞), duplicate
+  edges merged; a value equal to an edge falls in the bin on its right.
+  Equal-frequency edges keep a heavy-tailed column's mass spread over bins
+  instead of piling it into the first of 30 equal-width ones.
+
+Example:
+    >>> import numpy as np
+    >>> round(wasserstein_normed(np.array([1.0, 2.0, 3.5]), np.array([1.0, 2.0, 3.0])), 4)
+    0.1622
+    >>> value, category = l_infinity({"a": 5, "b": 5}, {"a": 8, "b": 2})
+    >>> (round(value, 6), category)
+    (0.3, 'a')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats
+from scipy.spatial import distance as _spatial
+
+from yarnit.core.errors import InvalidInput
+
+EPSILON = 1e-4
+STD_FLOOR = 1e-3
+PSI_BINS = 30
+DEFAULT_LEVELS: tuple[float, ...] = tuple(i / 100 for i in range(101))
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """A two-sample test: its statistic and p-value."""
+
+    statistic: float
+    p_value: float
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A distance computed from summaries: the estimate and an interval that contains the exact value."""
+
+    value: float
+    lower: float
+    upper: float
+
+    @property
+    def max_error(self) -> float:
+        return max(self.value - self.lower, self.upper - self.value)
+
+
+# -- inputs ---------------------------------------------------------------------
+def numeric_values(values: Any) -> np.ndarray:
+    """``values`` as a float64 array with NaN and None dropped."""
+    if isinstance(values, np.ndarray) and values.dtype != object:
+        arr = values.astype(np.float64, copy=False).ravel()
+    else:
+        arr = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    return arr[~np.isnan(arr)]
+
+
+def category_counts(values: Iterable[Hashable]) -> dict[Any, int]:
+    """Counts of each value; ``None`` is a category of its own (NaN too, as ``None``)."""
+    out: dict[Any, int] = {}
+    for v in values:
+        if isinstance(v, float) and v != v:
+            v = None
+        out[v] = out.get(v, 0) + 1
+    return out
+
+
+def _counts(values: Mapping[Any, float] | Iterable[Hashable]) -> dict[Any, float]:
+    return dict(values) if isinstance(values, Mapping) else category_counts(values)
+
+
+def _aligned(reference: Mapping[Any, float] | Iterable[Hashable],
+             current: Mapping[Any, float] | Iterable[Hashable]) -> tuple[list[Any], np.ndarray, np.ndarray]:
+    """Categories (union, reference order first) and the two count vectors."""
+    ref, cur = _counts(reference), _counts(current)
+    keys = list(ref) + [k for k in cur if k not in ref]
+    return keys, np.array([ref.get(k, 0) for k in keys], float), np.array([cur.get(k, 0) for k in keys], float)
+
+
+def _shares(counts: np.ndarray) -> np.ndarray | None:
+    total = counts.sum()
+    return counts / total if total > 0 else None
+
+
+# -- numeric, exact ------------------------------------------------------------
+def ks(reference: Any, current: Any) -> TestResult:
+    """Two-sample Kolmogorov-Smirnov: ``scipy.stats.ks_2samp(reference, current)`` (two-sided, method 'auto').
+
+    NaN/None dropped; ``nan`` statistic and p-value when a side is empty.
+    """
+    a, b = numeric_values(reference), numeric_values(current)
+    if a.size == 0 or b.size == 0:
+        return TestResult(float("nan"), float("nan"))
+    r = stats.ks_2samp(a, b)
+    return TestResult(float(r.statistic), float(r.pvalue))
+
+
+def ks_statistic_batch(reference: np.ndarray, current: np.ndarray) -> np.ndarray:
+    """KS statistics of many sample pairs at once: rows of ``reference`` (t, n) against rows of ``current`` (t, m).
+
+    The same statistic as :func:`ks` for each row (no NaN allowed); one sort per
+    row instead of a Python loop, for power and false-alarm studies.
+    """
+    a, b = np.asarray(reference, dtype=float), np.asarray(current, dtype=float)
+    n, m = a.shape[1], b.shape[1]
+    both = np.concatenate([a, b], axis=1)
+    order = np.argsort(both, axis=1, kind="stable")
+    values = np.take_along_axis(both, order, axis=1)
+    step = np.where(order < n, 1.0 / n, -1.0 / m)  # Fa - Fb moves up at a reference value, down at a current one
+    gap = np.cumsum(step, axis=1)
+    last_of_tie = np.ones_like(values, dtype=bool)  # the CDFs are read after the last of equal values
+    last_of_tie[:, :-1] = values[:, 1:] != values[:, :-1]
+    return np.max(np.where(last_of_tie, np.abs(gap), 0.0), axis=1)
+
+
+def wasserstein(reference: Any, current: Any) -> float:
+    """Earth mover's distance W1 between the two samples (``scipy.stats.wasserstein_distance``); NaN/None dropped."""
+    a, b = numeric_values(reference), numeric_values(current)
+    if a.size == 0 or b.size == 0:
+        return float("nan")
+    return float(stats.wasserstein_distance(a, b))
+
+
+def wasserstein_normed(reference: Any, current: Any) -> float:
+    """W1 divided by the reference's population std (ddof 0, floored at ``STD_FLOOR``).
+
+    Exact: ``scipy.stats.wasserstein_distance(reference, current) / max(np.std(reference), 1e-3)``,
+    NaN/None dropped first, ``nan`` when a side is empty. Reads as "how many reference standard
+    deviations the mass had to move"; 0.1 is Evidently's threshold.
+    """
+    a, b = numeric_values(reference), numeric_values(current)
+    if a.size == 0 or b.size == 0:
+        return float("nan")
+    return float(stats.wasserstein_distance(a, b)) / max(float(np.std(a)), STD_FLOOR)
+
+
+def bin_edges(reference: Any, bins: int = PSI_BINS) -> np.ndarray:
+    """Inner edges of ``bins`` equal-frequency bins of the reference (duplicates merged; outer edges open)."""
+    a = numeric_values(reference)
+    if a.size == 0:
+        return np.array([])
+    inner = np.quantile(a, np.arange(1, bins) / bins)
+    return np.unique(inner)
+
+
+def binned_shares(values: Any, edges: np.ndarray) -> np.ndarray:
+    """Share of ``values`` in each bin (−∞, e0), [e0, e1), …, [e_last, +∞)."""
+    v = numeric_values(values)
+    counts = np.bincount(np.searchsorted(edges, v, side="right"), minlength=len(edges) + 1).astype(float)
+    return counts / v.size if v.size else counts
+
+
+def _psi(p: np.ndarray, q: np.ndarray) -> float:
+    p, q = np.where(p == 0, EPSILON, p), np.where(q == 0, EPSILON, q)
+    return float(np.sum((q - p) * np.log(q / p)))
+
+
+def _js(p: np.ndarray, q: np.ndarray) -> float:
+    return float(_spatial.jensenshannon(p, q, base=2))
+
+
+def psi(reference: Any, current: Any, *, bins: int = PSI_BINS) -> float:
+    """Population stability index over equal-frequency reference bins.
+
+    PSI = Σ (cur% − ref%) · ln(cur% / ref%), natural log, empty shares → ``EPSILON``, ``bins`` (30)
+    equal-frequency bins on the reference (see the module notes); NaN/None dropped, ``nan`` when a side is empty.
+    Rule of thumb: < 0.1 little change, 0.1–0.25 moderate, > 0.25 large (no stated error rates).
+    """
+    a, b = numeric_values(reference), numeric_values(current)
+    if a.size == 0 or b.size == 0:
+        return float("nan")
+    edges = bin_edges(a, bins)
+    return _psi(binned_shares(a, edges), binned_shares(b, edges))
+
+
+def jensen_shannon(reference: Any, current: Any, *, bins: int = PSI_BINS) -> float:
+    """Jensen-Shannon **distance** (sqrt of the divergence, log base 2, in [0, 1]) over equal-frequency reference bins.
+
+    Equals ``scipy.spatial.distance.jensenshannon(ref_shares, cur_shares, base=2)``; no ε needed (an empty
+    bin contributes 0). NaN/None dropped, ``nan`` when a side is empty.
+    """
+    a, b = numeric_values(reference), numeric_values(current)
+    if a.size == 0 or b.size == 0:
+        return float("nan")
+    edges = bin_edges(a, bins)
+    return _js(binned_shares(a, edges), binned_shares(b, edges))
+
+
+# -- categorical (exact from counts) ------------------------------------------
+def chi_square(reference: Mapping[Any, float] | Iterable[Hashable],
+               current: Mapping[Any, float] | Iterable[Hashable]) -> TestResult:
+    """Chi-square test of homogeneity on the 2 × k table of counts (categories: the union of both sides).
+
+    Exactly ``scipy.stats.chi2_contingency([ref_counts, cur_counts])`` with its defaults (Yates' correction
+    only when there is one degree of freedom). One category in all gives statistic 0, p-value 1; a side with
+    no counts gives ``nan``. Nulls count only if the caller counted them (:func:`category_counts` does).
+    """
+    _keys, r, c = _aligned(reference, current)
+    if r.sum() == 0 or c.sum() == 0:
+        return TestResult(float("nan"), float("nan"))
+    if len(r) < 2:
+        return TestResult(0.0, 1.0)
+    res = stats.chi2_contingency(np.vstack([r, c]))
+    return TestResult(float(res.statistic), float(res.pvalue))
+
+
+def l_infinity(reference: Mapping[Any, float] | Iterable[Hashable],
+               current: Mapping[Any, float] | Iterable[Hashable]) -> tuple[float, Any]:
+    """Largest absolute difference in any category's share, and that category (TFDV's ``infinity_norm``).
+
+    Shares are counts over each side's total, no ε. Ties go to the category seen first (reference order).
+    ``(nan, None)`` when a side is empty; nulls count only if the caller counted them.
+    """
+    keys, r, c = _aligned(reference, current)
+    p, q = _shares(r), _shares(c)
+    if p is None or q is None:
+        return float("nan"), None
+    diff = np.abs(p - q)
+    i = int(np.argmax(diff))
+    return float(diff[i]), keys[i]
+
+
+def categorical_psi(reference: Mapping[Any, float] | Iterable[Hashable],
+                    current: Mapping[Any, float] | Iterable[Hashable]) -> float:
+    """PSI over categories: Σ (cur% − ref%) · ln(cur% / ref%), natural log, empty shares → ``EPSILON``.
+
+    ``nan`` when a side is empty; nulls count only if the caller counted them.
+    """
+    _keys, r, c = _aligned(reference, current)
+    p, q = _shares(r), _shares(c)
+    return float("nan") if p is None or q is None else _psi(p, q)
+
+
+def categorical_jensen_shannon(reference: Mapping[Any, float] | Iterable[Hashable],
+                               current: Mapping[Any, float] | Iterable[Hashable]) -> float:
+    """Jensen-Shannon distance over categories (sqrt of the divergence, log base 2, in [0, 1]).
+
+    ``nan`` when a side is empty; nulls count only if the caller counted them.
+    """
+    _keys, r, c = _aligned(reference, current)
+    p, q = _shares(r), _shares(c)
+    return float("nan") if p is None or q is None else _js(p, q)
+
+
+# -- numeric, from quantile summaries -----------------------------------------
+def _check_quantiles(reference: Sequence[float] | None, current: Sequence[float] | None,
+                     levels: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    if not reference or not current:
+        return None
+    qa, qb, p = (np.asarray(x, dtype=float) for x in (reference, current, levels))
+    if not (len(qa) == len(qb) == len(p)) or p[0] != 0.0 or p[-1] != 1.0:
+        raise InvalidInput(f"quantile summaries must both have one value per level from 0 to 1 ({len(p)} levels); "
+                           f"got {len(qa)} and {len(qb)} values. Compare profiles made with the same levels "
+                           "(data/statistics.py QUANTILE_POINTS) or pass levels=.")
+    return qa, qb, p
+
+
+def wasserstein_normed_from_quantiles(reference: Sequence[float] | None, current: Sequence[float] | None,
+                                      reference_std: float | None, *,
+                                      levels: Sequence[float] = DEFAULT_LEVELS) -> Estimate | None:
+    """Normed W1 from two quantile summaries (values at ``levels``, 0 and 1 being min and max).
+
+    W1 = ∫₀¹ |Fa⁻¹(p) − Fb⁻¹(p)| dp. Between two stored levels each quantile
+    function is monotone, so it stays between its two stored values: that gives,
+    per interval, a guaranteed lower bound (the gap between the two value ranges)
+    and upper bound (their widest spread); ``lower``/``upper`` sum them. The
+    estimate is the trapezoid rule over the interior levels (1 %…99 % by
+    default) plus, for the two extreme intervals, the difference at the inner
+    level: the sample min and max (noisy for heavy tails, which is what made
+    unchanged heavy-tailed columns read as drifted) only widen ``upper``, never
+    move the estimate. The interval holds for the piecewise-linear quantile
+    function the summaries define (the one ``data/statistics.py`` stores and
+    merges); the sample's step function may differ by one order statistic per
+    level, and profiles of more than ``SAMPLE_ROWS`` rows add their sampling
+    rank error (about 0.3 %). Divided by ``max(reference_std, 1e-3)``.
+    Returns None when a summary is missing.
+    """
+    checked = _check_quantiles(reference, current, levels)
+    if checked is None or reference_std is None:
+        return None
+    qa, qb, p = checked
+    width = np.diff(p)
+    a_lo, a_hi, b_lo, b_hi = qa[:-1], qa[1:], qb[:-1], qb[1:]
+    lower = float(np.sum(width * np.maximum(0.0, np.maximum(a_lo - b_hi, b_lo - a_hi))))
+    upper = float(np.sum(width * np.maximum(np.abs(a_hi - b_lo), np.abs(b_hi - a_lo))))
+    d = np.abs(qa - qb)
+    inner = np.sum(width[1:-1] * (d[1:-2] + d[2:-1]) / 2)
+    estimate = float(inner + width[0] * d[1] + width[-1] * d[-2])
+    scale = max(float(reference_std), STD_FLOOR)
+    return Estimate(estimate / scale, lower / scale, upper / scale)
+
+
+def _summary_cdf(quantiles: np.ndarray, levels: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The CDF a quantile summary defines, right-continuous at repeated values (an atom takes its last level)."""
+    last = np.r_[quantiles[1:] != quantiles[:-1], True]
+    return np.interp(x, quantiles[last], levels[last], left=0.0, right=1.0)
+
+
+def ks_from_quantiles(reference: Sequence[float] | None, current: Sequence[float] | None, *,
+                      levels: Sequence[float] = DEFAULT_LEVELS) -> Estimate | None:
+    """KS statistic sup |Fa − Fb| from two quantile summaries, within ± the widest level step of the exact one.
+
+    Each CDF is interpolated linearly through its stored (value, level) points
+    and read on the union of both value grids. At any x the true CDF lies
+    between the two stored levels around x, and so does the interpolation: each
+    CDF is off by at most the widest level step (0.01 by default), the statistic
+    by at most twice that (the interval is clipped to [0, 1]). No p-value: a
+    summary does not carry the test's sampling distribution.
+    """
+    checked = _check_quantiles(reference, current, levels)
+    if checked is None:
+        return None
+    qa, qb, p = checked
+    grid = np.unique(np.concatenate([qa, qb]))
+    fa, fb = _summary_cdf(qa, p, grid), _summary_cdf(qb, p, grid)
+    value = float(np.max(np.abs(fa - fb)))
+    step = 2 * float(np.max(np.diff(p)))
+    return Estimate(value, max(0.0, value - step), min(1.0, value + step))
+
+
+__all__ = [
+    "DEFAULT_LEVELS",
+    "EPSILON",
+    "PSI_BINS",
+    "STD_FLOOR",
+    "Estimate",
+    "TestResult",
+    "bin_edges",
+    "binned_shares",
+    "categorical_jensen_shannon",
+    "categorical_psi",
+    "category_counts",
+    "chi_square",
+    "jensen_shannon",
+    "ks",
+    "ks_from_quantiles",
+    "ks_statistic_batch",
+    "l_infinity",
+    "numeric_values",
+    "psi",
+    "wasserstein",
+    "wasserstein_normed",
+    "wasserstein_normed_from_quantiles",
+]
