@@ -59,6 +59,8 @@ class ServingOptions:
     deadline_ms: float = 500.0  # per-request budget (a client may ask for less)
     retry_after_s: int = 1
     max_body_bytes: int = 16 << 20  # over it: 413
+    read_timeout_s: float = 10.0  # a request's headers and body must arrive within this, else 408 and closed
+    max_connections_per_client: int = 256  # open connections per client address (per server process)
     max_instances: int = 10_000
     cache_entries: int = 10_000  # 0 disables the prediction cache
     shadow_queue: int = 1_000
@@ -67,6 +69,9 @@ class ServingOptions:
     log_flush_interval_s: float = 0.05
     log_fsync: bool = True
     log_instances: bool = True
+    log_aggregate_window_s: float = 10.0  # shed and rejected requests: one count record per reason and window
+    log_retention_s: float | None = 30 * 86400.0  # segments older than this are deleted as the log rotates
+    log_max_bytes: int | None = 8 << 30  # and the oldest segments too while the log is larger than this
     key_field: str | None = "user_id"  # instance field used as routing key when no key is sent
     breaker_failures: int = 3
     breaker_cooldown_s: float = 5.0
@@ -237,7 +242,9 @@ class InferenceService:
         policy = LogPolicy(hmac_key=key.encode("utf-8") if key else None, log_instances=opts.log_instances)
         prediction_log = PredictionLog(opts.log_dir or workspace.home / "prediction_log", workspace.clock,
                                        policy=policy, max_queue=opts.log_queue,
-                                       flush_interval_s=opts.log_flush_interval_s, fsync=opts.log_fsync)
+                                       flush_interval_s=opts.log_flush_interval_s, fsync=opts.log_fsync,
+                                       aggregate_window_s=opts.log_aggregate_window_s,
+                                       retention_s=opts.log_retention_s, max_total_bytes=opts.log_max_bytes)
         # The traffic policy lives in the database, so every worker process (and a restart) agrees on it.
         router = Router(TrafficPolicyStore(workspace), refresh_s=opts.refresh_s)
         return cls(runtime, workspace.clock, options=opts, prediction_log=prediction_log, router=router,
