@@ -421,3 +421,38 @@ def test_idle_keep_alive_connections_are_closed_after_the_timeout(token_ws: Work
             assert _read_answer(busy, bytearray())[0] == 200
     finally:
         app.state.serving.close()
+
+
+class _Waiting:
+    """A connection whose request waits in the lane's FIFO; scoring it takes 0.1 ms of the simulated clock."""
+
+    def __init__(self, clock: SimulatedClock, scored: list[int], i: int) -> None:
+        self.clock, self.scored, self.i = clock, scored, i
+        self.waiting: object = i
+
+    def score_deferred(self, ex: object) -> None:
+        self.clock.advance(0.0001)
+        self.scored.append(self.i)
+
+
+def test_after_a_turn_of_reading_the_fifo_gets_as_long_to_score(clock: SimulatedClock) -> None:
+    """Scoring keeps its share of the loop however much a turn reads (and sheds): the goodput floor."""
+    async def scenario() -> tuple[list[int], list[int]]:
+        admission = AdmissionController(clock, AdmissionLimits())
+        lane = LaneLoop(asyncio.get_running_loop(), admission, clock.monotonic, 0.0001)
+        scored: list[int] = []
+        for i in range(100):
+            lane.deferred.append((_Waiting(clock, scored, i), i, clock.monotonic()))  # type: ignore[arg-type]
+        lane.wait_s()  # a turn begins: it reads (and sheds) for 3 ms
+        clock.advance(0.003)
+        lane._slice()  # noqa: SLF001 - the FIFO's next slice
+        after_long_turn = list(scored)
+        scored.clear()
+        lane._slice()  # noqa: SLF001 - no turn read anything since: one budget of 0.1 ms
+        return after_long_turn, list(scored)
+
+    after_long_turn, after_no_turn = asyncio.run(scenario())
+    # SCORE_SHARE 0.5: 3 ms of reading earns the FIFO 3 ms of scoring (30 requests of 0.1 ms), not 0.1 ms
+    # (one request) as before, when a flood of sheds left scoring a few percent of the CPU.
+    assert after_long_turn == list(range(30))
+    assert after_no_turn == [30]

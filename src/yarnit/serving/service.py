@@ -53,8 +53,8 @@ class ServingOptions:
 
     refresh_s: float = 0.25  # how often aliases are re-read (0: on every request; tests)
     compile: bool = True  # ONNX fast path for linear and tree models
-    max_in_flight: int = 64  # admitted requests; more are shed with 503
-    max_queue_delay_ms: float | None = 5.0  # shed when those waiting would hold a new request longer
+    max_in_flight: int = 4096  # admitted requests; more are shed with 503 (many clients are not overload)
+    max_queue_delay_ms: float | None = 20.0  # shed when those waiting would hold a new request longer
     turn_budget_ms: float = 0.1  # HTTP fast lane: scoring per loop turn before the rest waits for the next
     deadline_ms: float = 500.0  # per-request budget (a client may ask for less)
     retry_after_s: int = 1
