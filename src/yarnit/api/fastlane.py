@@ -48,7 +48,9 @@ as long), or when ``max_in_flight`` requests are already admitted.
 uvicorn's internals are used here (``HttpToolsProtocol``, its per-request
 ``cycle`` and ``pipeline``, ``server_state.default_headers``): the tests in
 ``tests/api/test_fastlane.py`` drive this protocol through real sockets, so
-an upgrade of uvicorn that changes them fails there.
+an upgrade of uvicorn that changes them fails there. pyproject.toml pins
+uvicorn and httptools to the versions those tests pass on (docs/design.md
+says how to move the pin).
 """
 
 from __future__ import annotations
