@@ -311,7 +311,9 @@ class DataPlaneProtocol(HttpToolsProtocol):
         if self.plane is None:
             return
         self.idle_since = self.loop.time()  # a connection that never sends a byte is swept as idle
-        host = self.client[0] if self.client else ""
+        if not self.client:  # a Unix socket: no client address to count by
+            return
+        host = self.client[0]
         if not self.lane.open_connection(host):
             # One address may hold only so many connections: thousands of idle or slow ones would hold
             # the process's file descriptors and memory. Refused at once, with a reason, before any read.
@@ -354,8 +356,9 @@ class DataPlaneProtocol(HttpToolsProtocol):
         plane = self.plane
         assert plane is not None
         ex = self.exchange
-        if ex is not None and not ex.answered:  # the lane's request: answered, counted and logged as a 408
-            plane.fail(ex, RequestTimeout(self.read_timeout_s))
+        if ex is not None:  # the lane's request: answered (408, unless its headers were answered already) and logged
+            if not ex.answered:
+                plane.fail(ex, RequestTimeout(self.read_timeout_s))
             self._refuse(ex)
             return
         cycle = self.cycle
@@ -494,7 +497,7 @@ class DataPlaneProtocol(HttpToolsProtocol):
 
     # -- the answer ------------------------------------------------------------------------------------
     def _refuse(self, ex: Exchange) -> None:
-        """Answer a body over the limit at once and close: the rest of it is never worth reading."""
+        """Answer at once and close (a body over the limit, a request too slow): the rest is never worth reading."""
         self.exchange = None
         self._respond(ex, close=True)
         self.dropping = True
