@@ -138,8 +138,8 @@ def main() -> None:
         with yarnit(env | {"BENCH_MAX_IN_FLIGHT": "64", "BENCH_MAX_QUEUE_DELAY_MS": "5", "BENCH_SCORE_SHARE": "0"},
                     "yarnit-previous-policy") as previous:
             closed(previous.port, previous.path, lua, 1, 16)
-            result["previous_peak_rps"] = max(closed(previous.port, previous.path, lua, args.duration, c)["answered_rps"]
-                                              for c in (16, 64))
+            result["previous_peak_rps"] = max(
+                closed(previous.port, previous.path, lua, args.duration, c)["answered_rps"] for c in (16, 64))
             result["previous_closed_c256"] = closed(previous.port, previous.path, lua, args.duration, 256)
         with yarnit(env | {"BENCH_MAX_IN_FLIGHT": "0"}, "yarnit-shed-all", _Refusing) as shedding:
             result["shed_all_c256"] = closed(shedding.port, shedding.path, lua, args.duration, 256)

@@ -17,7 +17,8 @@ from yarnit.storage import open_workspace
 def app():
     delay = os.environ.get("BENCH_MAX_QUEUE_DELAY_MS")  # unset: the serving default; "none": no delay limit
     options = ServingOptions(cache_entries=10_000 if os.environ.get("BENCH_CACHE") == "1" else 0,
-                             max_in_flight=int(os.environ.get("BENCH_MAX_IN_FLIGHT", "32") or str(ServingOptions.max_in_flight)),
+                             max_in_flight=int(os.environ.get("BENCH_MAX_IN_FLIGHT", "32")
+                                               or str(ServingOptions.max_in_flight)),
                              log_flush_interval_s=float(os.environ.get("BENCH_LOG_FLUSH_S", "0.05")),
                              log_fsync=os.environ.get("BENCH_LOG_FSYNC", "1") == "1",
                              **({} if os.environ.get("BENCH_TURN_BUDGET_MS") is None else {"turn_budget_ms": float(os.environ["BENCH_TURN_BUDGET_MS"])}),

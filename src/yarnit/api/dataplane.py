@@ -992,4 +992,5 @@ def asgi_entry(app: FastAPI) -> ASGIApp:
     return DataPlaneMiddleware(app, app.state.serving, getattr(app.state, "metrics", None))
 
 
-__all__ = ["DataPlaneMiddleware", "Exchange", "RequestTimeout", "asgi_entry", "install", "parse_v1", "parse_v2", "route_of", "router"]
+__all__ = ["DataPlaneMiddleware", "Exchange", "RequestTimeout", "asgi_entry", "install", "parse_v1", "parse_v2",
+           "route_of", "router"]
