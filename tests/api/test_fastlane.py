@@ -191,19 +191,118 @@ def test_expect_100_continue_goes_through_asgi_and_works(server) -> None:
     assert through_asgi == ["/v1/models/ctr:predict"]  # the path: the request sent no x-request-id
 
 
-def test_a_client_that_leaves_mid_body_frees_its_slot_and_is_logged(server) -> None:
+def _logged(serving, request_id: str) -> list[dict]:  # type: ignore[no-untyped-def]
+    """The prediction-log records of ``request_id``, waiting (generously) for the server to write them."""
+    deadline = time.monotonic() + 10
+    while True:
+        serving.log.flush()
+        records = [r for r in scan_prediction_log(serving.log.directory).records if r.get("request_id") == request_id]
+        if records or time.monotonic() > deadline:
+            return records
+        time.sleep(0.05)
+
+
+def test_a_client_that_leaves_mid_body_is_logged_and_never_held_a_slot(server) -> None:
     running, _through_asgi = server
     serving = running.app.state.serving
     with _connect(running) as sock:
         sock.sendall(_request("/v1/models/ctr:predict", headers="x-request-id: gone-1\r\n")[:-5])
         time.sleep(0.2)
-    deadline = time.monotonic() + 5
-    while serving.admission.in_flight and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert serving.admission.in_flight == 0
-    serving.log.flush()
-    records = [r for r in scan_prediction_log(serving.log.directory).records if r["request_id"] == "gone-1"]
+        assert serving.admission.in_flight == 0  # admission waits for the whole body
+    records = _logged(serving, "gone-1")
     assert len(records) == 1 and records[0]["status"] == 422 and records[0]["error"].startswith("InvalidInput")
+    assert serving.admission.in_flight == 0
+
+
+def _slow(running: BackgroundServer, request_id: str, *, path: str = "/v1/models/ctr:predict") -> socket.socket:
+    """A slowloris client: the headers of a 100-byte body and its first 6 bytes, then nothing."""
+    sock = _connect(running)
+    sock.sendall(_request(path, b"x" * 100, headers=f"x-request-id: {request_id}\r\n")[:-94])
+    return sock
+
+
+def test_slow_bodies_hold_no_slot_and_predictions_keep_answering(token_ws: Workspace) -> None:
+    # Twice as many slow clients as there are slots: before the fix each held a slot and every prediction
+    # was shed 503 for as long as they waited (the read timeout is long here, so it plays no part).
+    app = create_app(token_ws, refresh_s=0.0, serving=replace(OPTIONS, max_in_flight=4, read_timeout_s=60.0))
+    try:
+        with BackgroundServer(app) as running:
+            slow = [_slow(running, f"slow-{i}") for i in range(8)]
+            try:
+                with _connect(running) as sock:
+                    sock.sendall(b"".join(_request("/v1/models/ctr:predict") for _ in range(5)))  # pipelined
+                    buffer = bytearray()
+                    assert [_read_answer(sock, buffer)[0] for _ in range(5)] == [200] * 5
+                assert app.state.serving.admission.in_flight == 0
+            finally:
+                for sock in slow:
+                    sock.close()
+    finally:
+        app.state.serving.close()
+
+
+@pytest.fixture
+def impatient(token_ws: Workspace) -> Iterator[BackgroundServer]:
+    """A server with a short read timeout (a request must arrive whole within 0.3 s) and 3 connections a client."""
+    app = create_app(token_ws, refresh_s=0.0, serving=replace(OPTIONS, read_timeout_s=0.3,
+                                                              max_connections_per_client=3))
+    try:
+        with BackgroundServer(app) as running:
+            yield running
+    finally:
+        app.state.serving.close()
+
+
+@pytest.mark.parametrize("path", ["/v1/models/ctr:predict", "/v1/models/ctr:predict?via=asgi"],
+                         ids=["lane", "asgi-path"])
+def test_a_slow_body_is_answered_408_and_its_connection_closed(impatient: BackgroundServer, path: str) -> None:
+    with _slow(impatient, "slow-408", path=path) as sock:
+        status, headers, body = _read_answer(sock, bytearray())  # within the 10 s socket timeout, not never
+        assert status == 408 and headers["connection"] == "close"
+        assert "did not arrive whole within 0.3 s" in body.decode()
+        assert _closed(sock)
+    if "?" not in path:  # the lane's own request is logged as a 408 (the ASGI path's as a client that left)
+        records = _logged(impatient.app.state.serving, "slow-408")
+        assert [r["status"] for r in records] == [408]
+    with _connect(impatient) as sock:  # the server is fine
+        sock.sendall(_request("/v1/models/ctr:predict"))
+        assert _read_answer(sock, bytearray())[0] == 200
+
+
+def test_trickled_headers_are_cut_off_too(impatient: BackgroundServer) -> None:
+    with _connect(impatient) as sock:
+        sock.sendall(b"POST /v1/models/ctr:predict HTTP/1.1\r\nHost: t\r\nX-Slow: ")
+        status, headers, _body = _read_answer(sock, bytearray())
+        assert status == 408 and headers["connection"] == "close"
+        assert _closed(sock)
+
+
+def test_connections_per_client_address_are_bounded(impatient: BackgroundServer) -> None:
+    held = [_connect(impatient) for _ in range(3)]
+    try:
+        for sock in held:  # each one is served
+            sock.sendall(_request("/v1/models/ctr:predict"))
+            assert _read_answer(sock, bytearray())[0] == 200
+        with _connect(impatient) as extra:  # the fourth from 127.0.0.1 is refused at once, with a reason
+            status, headers, body = _read_answer(extra, bytearray())
+            assert status == 503 and headers["connection"] == "close" and headers["retry-after"] == "1"
+            assert "3 open connections" in json.loads(body)["detail"]
+            assert _closed(extra)
+        held.pop().close()
+        deadline = time.monotonic() + 10
+        while True:  # once the server has seen one close, a new connection is served again
+            with _connect(impatient) as again:
+                again.sendall(_request("/v1/models/ctr:predict"))
+                try:
+                    if _read_answer(again, bytearray())[0] == 200:
+                        break
+                except ConnectionError:
+                    pass
+            assert time.monotonic() < deadline, "a freed connection slot was never reused"
+            time.sleep(0.05)
+    finally:
+        for sock in held:
+            sock.close()
 
 
 def test_the_lanes_wait_estimate_reaches_admission(server, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -322,3 +421,38 @@ def test_idle_keep_alive_connections_are_closed_after_the_timeout(token_ws: Work
             assert _read_answer(busy, bytearray())[0] == 200
     finally:
         app.state.serving.close()
+
+
+class _Waiting:
+    """A connection whose request waits in the lane's FIFO; scoring it takes 0.1 ms of the simulated clock."""
+
+    def __init__(self, clock: SimulatedClock, scored: list[int], i: int) -> None:
+        self.clock, self.scored, self.i = clock, scored, i
+        self.waiting: object = i
+
+    def score_deferred(self, ex: object) -> None:
+        self.clock.advance(0.0001)
+        self.scored.append(self.i)
+
+
+def test_after_a_turn_of_reading_the_fifo_gets_as_long_to_score(clock: SimulatedClock) -> None:
+    """Scoring keeps its share of the loop however much a turn reads (and sheds): the goodput floor."""
+    async def scenario() -> tuple[list[int], list[int]]:
+        admission = AdmissionController(clock, AdmissionLimits())
+        lane = LaneLoop(asyncio.get_running_loop(), admission, clock.monotonic, 0.0001)
+        scored: list[int] = []
+        for i in range(100):
+            lane.deferred.append((_Waiting(clock, scored, i), i, clock.monotonic()))  # type: ignore[arg-type]
+        lane.wait_s()  # a turn begins: it reads (and sheds) for 3 ms
+        clock.advance(0.003)
+        lane._slice()  # noqa: SLF001 - the FIFO's next slice
+        after_long_turn = list(scored)
+        scored.clear()
+        lane._slice()  # noqa: SLF001 - no turn read anything since: one budget of 0.1 ms
+        return after_long_turn, list(scored)
+
+    after_long_turn, after_no_turn = asyncio.run(scenario())
+    # SCORE_SHARE 0.5: 3 ms of reading earns the FIFO 3 ms of scoring (30 requests of 0.1 ms), not 0.1 ms
+    # (one request) as before, when a flood of sheds left scoring a few percent of the CPU.
+    assert after_long_turn == list(range(30))
+    assert after_no_turn == [30]

@@ -144,6 +144,15 @@ def _openapi_extra(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- the handler: one exchange per request, driven by the ASGI path or by the HTTP fast lane --------------
+class RequestTimeout(InvalidInput):
+    """The request did not arrive whole within the read timeout (408; the connection is closed)."""
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__(f"The request did not arrive whole within {timeout_s:g} s (headers and body). Send the "
+                         "body at once, or over a faster link; the connection is closed.")
+        self.timeout_s = timeout_s
+
+
 class Exchange:
     """One data-plane request, from its headers to its answer.
 
@@ -217,7 +226,8 @@ class DataPlaneMiddleware:
                 except Exception as exc:
                     self.fail(ex, exc)
                 else:
-                    await self.finish(ex, body)
+                    if self.admit(ex):  # only once the body is here: a slow body holds no slot
+                        await self.finish(ex, body)
         finally:
             self._leave(ex)  # cancelled while reading the body: free its slot
         assert ex.body is not None
@@ -230,13 +240,9 @@ class DataPlaneMiddleware:
         finally:
             self.complete(ex)
 
-    def begin(self, protocol: str, name: str, headers: Sequence[tuple[bytes, bytes]],
-              wait_s: float | None = None) -> Exchange:
-        """Open an exchange from the request line and headers; admit it, or answer it at once.
-
-        ``wait_s`` is how long it would wait for its turn to score (the fast
-        lane's FIFO), for admission's queue-delay limit.
-        """
+    def begin(self, protocol: str, name: str, headers: Sequence[tuple[bytes, bytes]]) -> Exchange:
+        """Open an exchange from the request line and headers, or answer it at once (bad header, unknown name,
+        a declared body over the limit). Admission comes later (:meth:`admit`), once the body is complete."""
         service = self.service
         ex = Exchange(protocol, name, service.clock.monotonic())
         try:
@@ -261,18 +267,29 @@ class DataPlaneMiddleware:
             if not _NAME.match(name):
                 raise NotFound(f"There is no model named {name[:80]!r}: model names are 1-63 lowercase letters, "
                                "digits, '_', '.' or '-'. List models with: yarnit models list")
-            admission = service.admission
-            ticket = admission.try_enter(ex.deadline_s, wait_s)
-            if ticket is None:
-                # Shed before the body is read or parsed, with an answer encoded once (shedding must stay
-                # cheap when the server is over its capacity). Still logged and counted.
-                ex.status, ex.error = 503, admission.shed_reason
-                ex.body, ex.headers = self._shed_answer(ex.error, admission.limits.retry_after_s, ex.request_id)
-            else:
-                ex.ticket = ticket
         except Exception as exc:
             self.fail(ex, exc)
         return ex
+
+    def admit(self, ex: Exchange, wait_s: float | None = None) -> bool:
+        """Admit ``ex`` (its body is complete), or answer it 503 at once; True when admitted.
+
+        Admission waits for the whole body: a client that sends headers and
+        then trickles its body (slowloris) would otherwise hold a slot of
+        ``max_in_flight`` for as long as it likes, and 64 of them shed
+        everybody. ``wait_s`` is how long it would wait for its turn to score
+        (the fast lane's FIFO), for admission's queue-delay limit.
+        """
+        admission = self.service.admission
+        ticket = admission.try_enter(ex.deadline_s, wait_s)
+        if ticket is None:
+            # Shed before the body is parsed, with an answer encoded once (shedding must stay cheap when the
+            # server is over its capacity). Still counted, and logged in the prediction log's shed counts.
+            ex.status, ex.error = 503, admission.shed_reason
+            ex.body, ex.headers = self._shed_answer(ex.error, admission.limits.retry_after_s, ex.request_id or "")
+            return False
+        ex.ticket = ticket
+        return True
 
     def parse(self, ex: Exchange, body: bytes) -> bool:
         """Parse the body into ``ex``'s instances; False when that answered it (bad input is a 4xx)."""
@@ -348,7 +365,8 @@ class DataPlaneMiddleware:
             ex.headers = ((b"retry-after", str(exc.retry_after_s).encode()),)
             ex.body = error_body(exc, ex.request_id)
         elif isinstance(exc, YarnitError):
-            ex.status = 413 if isinstance(exc, RequestTooLarge) else status_for(exc)
+            ex.status = 413 if isinstance(exc, RequestTooLarge) else 408 if isinstance(exc, RequestTimeout) \
+                else status_for(exc)
             ex.error = type(exc).__name__
             ex.headers = ((b"retry-after", str(self.service.options.retry_after_s).encode()),) \
                 if ex.status == 503 else ()
@@ -689,4 +707,4 @@ def asgi_entry(app: FastAPI) -> ASGIApp:
     return DataPlaneMiddleware(app, app.state.serving, getattr(app.state, "metrics", None))
 
 
-__all__ = ["DataPlaneMiddleware", "Exchange", "asgi_entry", "install", "route_of", "router"]
+__all__ = ["DataPlaneMiddleware", "Exchange", "RequestTimeout", "asgi_entry", "install", "route_of", "router"]

@@ -8,14 +8,24 @@ and an admitted request waits one more loop turn for the scoring gate. Here
 drives the data plane's :class:`~yarnit.api.dataplane.Exchange` steps:
 
 * headers complete: :meth:`~yarnit.api.dataplane.DataPlaneMiddleware.begin`
-  admits or sheds it (a body over the limit is answered 413 at once and the
+  checks them (a body over the limit is answered 413 at once and the
   connection closed, so a huge body is never read);
-* message complete: :meth:`~yarnit.api.dataplane.DataPlaneMiddleware.parse`,
+* message complete: :meth:`~yarnit.api.dataplane.DataPlaneMiddleware.admit`
+  admits or sheds it (only now: a slow body holds no slot), then
+  :meth:`~yarnit.api.dataplane.DataPlaneMiddleware.parse`,
   then :meth:`~yarnit.api.dataplane.DataPlaneMiddleware.score` on the spot
   while the turn's scoring budget lasts, else in the lane's FIFO
   (:class:`LaneLoop`); the answer is written to the socket directly;
 * a model that scores on the pool: a task runs
   :meth:`~yarnit.api.dataplane.DataPlaneMiddleware.finish`.
+
+Slow and hostile clients: a request must arrive whole (headers and body)
+within ``read_timeout_s``, else it is answered 408 and its connection closed
+(one timer, armed only for a request still incomplete after a read); a
+connection that never sends a byte is swept as idle after the keep-alive
+timeout; and one client address may hold at most
+``max_connections_per_client`` connections (more are answered 503 and closed
+at once).
 
 While a request waits (FIFO or pool) its connection counts as busy, so a
 pipelined request behind it waits its turn on uvicorn's path, as uvicorn
@@ -38,7 +48,9 @@ as long), or when ``max_in_flight`` requests are already admitted.
 uvicorn's internals are used here (``HttpToolsProtocol``, its per-request
 ``cycle`` and ``pipeline``, ``server_state.default_headers``): the tests in
 ``tests/api/test_fastlane.py`` drive this protocol through real sockets, so
-an upgrade of uvicorn that changes them fails there.
+an upgrade of uvicorn that changes them fails there. pyproject.toml pins
+uvicorn and httptools to the versions those tests pass on (docs/design.md
+says how to move the pin).
 """
 
 from __future__ import annotations
@@ -57,9 +69,12 @@ from yarnit.core.errors import InvalidInput
 from yarnit.serving import RequestTooLarge
 from yarnit.serving.admission import AdmissionController
 
-from .dataplane import DataPlaneMiddleware, Exchange
+from .dataplane import DataPlaneMiddleware, Exchange, RequestTimeout
 
 STANDING_S = 0.1  # CoDel's interval: a queue over the delay target for this long is a standing queue
+# While the FIFO holds admitted requests, scoring gets at least this share of the loop against reading (and
+# shedding): a slice of the FIFO may last SCORE_SHARE / (1 - SCORE_SHARE) times the last turn's reading.
+SCORE_SHARE = 0.5
 _V1_PREFIX, _V1_SUFFIX = b"/v1/models/", b":predict"
 _V2_PREFIX, _V2_SUFFIX = b"/v2/models/", b"/infer"
 
@@ -100,8 +115,11 @@ class LaneLoop:
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, admission: AdmissionController,
-                 monotonic: Callable[[], float], budget_s: float) -> None:
+                 monotonic: Callable[[], float], budget_s: float, max_per_client: int = 1 << 30) -> None:
         self.loop = loop
+        self.max_per_client = max_per_client
+        self.clients: dict[str, int] = {}  # open connections per client address
+        self.refused_connections = 0  # connections closed at once: their address had max_per_client open
         self.admission = admission
         self.monotonic = monotonic
         self.budget_s = budget_s
@@ -110,6 +128,9 @@ class LaneLoop:
         self.above_since: float | None = None  # since when the oldest request's wait has been over the target
         self.in_turn = False
         self.spent_s = 0.0  # scoring time taken by requests read in this turn
+        self.turn_started = 0.0
+        self.read_s = 0.0  # the time the last turn spent reading (and admitting or shedding), scoring excluded
+        self.score_ratio = SCORE_SHARE / (1.0 - SCORE_SHARE)
         self.deferred: deque[tuple[DataPlaneProtocol, Exchange, float]] = deque()  # (..., when it was deferred)
         self.deferrals = 0  # requests that waited in the FIFO, since start
         self._running = False  # a slice of the FIFO is scheduled
@@ -130,6 +151,7 @@ class LaneLoop:
         if not self.in_turn:
             self.in_turn = True
             self.spent_s = 0.0
+            self.turn_started = self.monotonic()
             self.loop.call_soon(self._end)  # runs once this turn's I/O callbacks are done
         deferred = self.deferred
         if not deferred:
@@ -145,7 +167,9 @@ class LaneLoop:
         return age if now - self.above_since >= STANDING_S else self.target_s
 
     def _end(self) -> None:
-        self.in_turn = False
+        if self.in_turn:
+            self.in_turn = False
+            self.read_s += max(0.0, self.monotonic() - self.turn_started - self.spent_s)
 
     def sweep(self, connections: set[Any], timeout_s: float) -> None:
         """Close the lane's keep-alive connections idle for ``timeout_s``; again every second.
@@ -160,6 +184,22 @@ class LaneLoop:
                 connection.transport.close()
         self.loop.call_later(1.0, self.sweep, connections, timeout_s)
 
+    def open_connection(self, host: str) -> bool:
+        """Count a new connection from ``host``; False (not counted) when it already has ``max_per_client``."""
+        held = self.clients.get(host, 0)
+        if held >= self.max_per_client:
+            self.refused_connections += 1
+            return False
+        self.clients[host] = held + 1
+        return True
+
+    def close_connection(self, host: str) -> None:
+        held = self.clients.get(host, 0) - 1
+        if held > 0:
+            self.clients[host] = held
+        else:
+            self.clients.pop(host, None)
+
     def may_score_now(self) -> bool:
         """Nobody is queued ahead (FIFO, nor at the ASGI path's gate) and this turn's budget is not spent."""
         return not self.deferred and self.spent_s < self.budget_s and self.admission.gate_free
@@ -172,7 +212,19 @@ class LaneLoop:
             self.loop.call_soon(self._slice)
 
     def _slice(self) -> None:
-        """Score deferred requests, oldest first, for one budget (at least one), then let the loop poll."""
+        """Score deferred requests, oldest first, for one budget (at least one), then let the loop poll.
+
+        The budget is ``turn_budget_ms``, or longer after a turn that spent
+        long reading: at least ``SCORE_SHARE`` of the loop's time goes to the
+        FIFO while it holds requests. Reading a request and answering 503 is
+        cheap, but not free (about a third of an answered request): under a
+        flood, slices of a fixed 0.1 ms between turns that read hundreds of
+        requests each left scoring a few percent of the CPU, and 256
+        closed-loop clients got 200 answers a second.
+        """
+        self._end()  # a ready callback runs after the poll: this turn's reading is over
+        read_s, self.read_s = self.read_s, 0.0
+        budget = max(self.budget_s, read_s * self.score_ratio)
         deferred = self.deferred
         started = self.monotonic()
         try:
@@ -181,7 +233,7 @@ class LaneLoop:
                 if connection.waiting is not ex:
                     continue  # its client left; connection_lost logged it
                 connection.score_deferred(ex)
-                if self.monotonic() - started >= self.budget_s:
+                if self.monotonic() - started >= budget:
                     break
         finally:  # even if an answer failed to go out, the rest of the FIFO keeps its turn
             if deferred:
@@ -236,24 +288,95 @@ class DataPlaneProtocol(HttpToolsProtocol):
         self.size = 0
         self.keep_alive = True
         self.idle_since: float | None = None  # loop time of the last answer, while no request is in progress
+        self.reading_since: float | None = None  # loop time a request's first byte came, until it is complete
+        self.read_timer: asyncio.TimerHandle | None = None
+        self.host: str | None = None  # the client address counted in the lane's per-client connections
         self._head_source: object = None
         self._head = b""
         if self.plane is not None:
             service = self.plane.service
             self.monotonic = service.clock.monotonic
             self.limit = service.options.max_body_bytes
+            self.read_timeout_s = service.options.read_timeout_s
             lane = self.plane.lane
             if not isinstance(lane, LaneLoop) or lane.loop is not self.loop:
                 lane = self.plane.lane = LaneLoop(self.loop, service.admission, self.monotonic,
-                                                  service.options.turn_budget_ms / 1000.0)
+                                                  service.options.turn_budget_ms / 1000.0,
+                                                  service.options.max_connections_per_client)
                 lane.sweep(self.connections, self.timeout_keep_alive)
             self.lane: LaneLoop = lane
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if self.plane is None:
+            return
+        self.idle_since = self.loop.time()  # a connection that never sends a byte is swept as idle
+        if not self.client:  # a Unix socket: no client address to count by
+            return
+        host = self.client[0]
+        if not self.lane.open_connection(host):
+            # One address may hold only so many connections: thousands of idle or slow ones would hold
+            # the process's file descriptors and memory. Refused at once, with a reason, before any read.
+            body = (b'{"error":"TooManyConnections","detail":"This address already has %d open connections, '
+                    b'the limit per client. Reuse a keep-alive connection instead of opening more."}'
+                    % self.lane.max_per_client)
+            transport.write(b"".join((STATUS_LINE[503], self._default_head(), b"content-type: application/json\r\n"
+                                      b"content-length: ", str(len(body)).encode(), b"\r\nretry-after: 1\r\n"
+                                      b"connection: close\r\n\r\n", body)))
+            transport.close()
+            return
+        self.host = host
 
     def data_received(self, data: bytes) -> None:
         self.idle_since = None
         super().data_received(data)
+        if self.reading_since is not None and self.read_timer is None and self.plane is not None \
+                and not self.transport.is_closing():
+            # A request is still incomplete after this read: time it (only slow requests pay for a timer).
+            self.read_timer = self.loop.call_at(self.reading_since + self.read_timeout_s, self._read_timed_out)
+
+    def _read_timed_out(self) -> None:
+        """A request has been arriving for ``read_timeout_s``: answer 408 and close the connection.
+
+        A slow body holds no admission slot (admission waits for the body),
+        but it holds a connection and its buffers: a client that sends
+        headers and a few bytes of body and then waits (slowloris) is cut
+        off here, as is one that trickles its headers.
+        """
+        self.read_timer = None
+        since = self.reading_since
+        if since is None or self.transport.is_closing():
+            return
+        due = since + self.read_timeout_s
+        if self.loop.time() < due or self.flow.read_paused:  # a newer request, or we stopped reading, not it
+            self.read_timer = self.loop.call_at(max(due, self.loop.time() + self.read_timeout_s / 4),
+                                                self._read_timed_out)
+            return
+        self.reading_since = None
+        plane = self.plane
+        assert plane is not None
+        ex = self.exchange
+        if ex is not None:  # the lane's request: answered (408, unless its headers were answered already) and logged
+            if not ex.answered:
+                plane.fail(ex, RequestTimeout(self.read_timeout_s))
+            self._refuse(ex)
+            return
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete or not getattr(cycle, "response_started", True):
+            # Headers still arriving, or uvicorn's ASGI path waiting for the body: nothing is being written.
+            body = RequestTimeout(self.read_timeout_s).args[0].encode()
+            self.transport.write(b"".join((STATUS_LINE[408], self._default_head(),
+                                           b"content-type: text/plain; charset=utf-8\r\ncontent-length: ",
+                                           str(len(body)).encode(), b"\r\nconnection: close\r\n\r\n", body)))
+        self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.read_timer is not None:
+            self.read_timer.cancel()
+            self.read_timer = None
+        if self.host is not None:
+            self.lane.close_connection(self.host)
+            self.host = None
         for ex in (self.exchange, self.waiting):
             if ex is not None:  # the client left mid-request: free its slot, log it, answer nobody
                 assert self.plane is not None
@@ -268,6 +391,7 @@ class DataPlaneProtocol(HttpToolsProtocol):
         if self.plane is None:
             super().on_message_begin()
             return
+        self.reading_since = self.loop.time()
         # uvicorn's ASGI scope is built only if the request takes uvicorn's path (see on_headers_complete).
         self.url = b""
         self.expect_100_continue = False
@@ -283,7 +407,7 @@ class DataPlaneProtocol(HttpToolsProtocol):
                 self.keep_alive = self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
                 self.chunks.clear()
                 self.size = 0
-                ex = self.exchange = plane.begin(route[0], route[1], self.headers, self.lane.wait_s())
+                ex = self.exchange = plane.begin(route[0], route[1], self.headers)
                 if ex.status == 413:  # the declared body is over the limit: answer now, never read it
                     self._refuse(ex)
                 return
@@ -312,6 +436,7 @@ class DataPlaneProtocol(HttpToolsProtocol):
         self.chunks.append(body)
 
     def on_message_complete(self) -> None:
+        self.reading_since = None
         ex = self.exchange
         if ex is None:
             if self.dropping:
@@ -325,10 +450,12 @@ class DataPlaneProtocol(HttpToolsProtocol):
         if not ex.answered:
             body = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
             self.chunks.clear()
-            if not plane.parses_inline(body):  # a big body: parsed (and scored) on the scoring pool
+            # Admitted only now that the body is here (a slow body holds no slot), then parsed.
+            admitted = plane.admit(ex, self.lane.wait_s())
+            if admitted and not plane.parses_inline(body):  # a big body: parsed (and scored) on the scoring pool
                 self._start_offload(ex, body)
                 return
-            if plane.parse(ex, body):
+            if admitted and plane.parse(ex, body):
                 if not plane.inline(ex):  # the scoring pool: a task waits for it
                     self._start_offload(ex, b"")
                     return
@@ -377,7 +504,7 @@ class DataPlaneProtocol(HttpToolsProtocol):
 
     # -- the answer ------------------------------------------------------------------------------------
     def _refuse(self, ex: Exchange) -> None:
-        """Answer a body over the limit at once and close: the rest of it is never worth reading."""
+        """Answer at once and close (a body over the limit, a request too slow): the rest is never worth reading."""
         self.exchange = None
         self._respond(ex, close=True)
         self.dropping = True

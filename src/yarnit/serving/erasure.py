@@ -59,7 +59,7 @@ class PredictionLogRetention:
 
     def expire(self, older_than: datetime, *, dry_run: bool) -> list[str]:
         pruned = prune_prediction_log(self.log_dir, older_than=older_than, dry_run=dry_run)
-        return [f"prediction log segment {name}" for name in pruned.segments_removed]
+        return [f"prediction log segment {name}" for name in pruned.deleted]
 
 
 __all__ = ["PredictionLogEraser", "PredictionLogRetention"]

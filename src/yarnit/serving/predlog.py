@@ -30,6 +30,28 @@ How it stays cheap and durable:
   :func:`erase_from_prediction_log` (deletion requests) and
   :func:`prune_prediction_log` (retention) rewrite or remove only segments
   that no live process is writing; a lock dies with its process.
+* Rejected and shed requests (a 503 from admission, a 404, 408, 413 or 422:
+  no prediction) are not one record each: under overload they outnumber the
+  answers a hundred to one (30 s of overload once wrote 155 MB). The first
+  ``exemplars`` (100) of each (model, protocol, status, error) in a window
+  of ``aggregate_window_s``, and at most ``max_exemplars`` (1,000) in all,
+  are logged as they are (with their request ids, for debugging); the rest
+  only count, and the window ends with one
+  ``role: "rejected"`` record per key holding how many were not logged
+  (``count``) and their latencies. A request's total is thus its own
+  records plus those counts.
+* Retention: a segment is rotated by size (``max_segment_bytes``) or age
+  (``max_segment_age_s``); at each rotation, segments whose last record is
+  older than ``retention_s`` are deleted, then the oldest ones while the log
+  is over ``max_total_bytes`` (never the newest segment of a run: another
+  process may be writing it). :func:`prune_prediction_log` is the same policy
+  for ``yarnit data retention``.
+* A failed write (ENOSPC, EIO) loses nothing that was acknowledged and opens
+  no file per retry: the batch goes back to the head of the queue, the
+  writer backs off (0.1 s doubling to 5 s), and the next try rewrites it into
+  the same segment file if nothing was acknowledged in it (truncated to its
+  start), else into one new segment. Records that arrive meanwhile queue up
+  to ``max_queue`` and are dropped and counted beyond it.
 * Personal data: fields named in the policy (``user_id``, ``email`` … and a
   version's ``signature["pii"]``) are written as a keyed HMAC-SHA256 when a
   key is configured (``YARNIT_HMAC_KEY``), and dropped otherwise.
@@ -49,9 +71,9 @@ import threading
 import weakref
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +136,30 @@ class LogStats:
     lost: int
     queue_depth: int
     segments: int
+    aggregated: int = 0  # rejected or shed requests counted in a window record instead of logged one by one
+    write_failures: int = 0  # failed writes or fsyncs (each retried after a back-off)
+    pruned_segments: int = 0  # segments deleted by the retention policy
+
+
+#: Status codes of requests answered without a prediction that are counted, past a few exemplars, rather than
+#: logged one by one: shed (503) and rejected (4xx) requests. A 500 (a bug) is always logged.
+AGGREGATED_STATUSES = frozenset((400, 404, 405, 408, 409, 413, 415, 422, 429, 503))
+MAX_WINDOW_KEYS = 1_024  # distinct keys per window; more (e.g. a scanner's model names) fold into one
+_BACKOFF_S = (0.1, 5.0)
+
+
+class _Tally:
+    """The rejected requests of one key in the current window: how many, how many logged, their latencies."""
+
+    __slots__ = ("seen", "logged", "latency_sum_ms", "latency_max_ms", "first_id", "last_id")
+
+    def __init__(self) -> None:
+        self.seen = 0
+        self.logged = 0
+        self.latency_sum_ms = 0.0
+        self.latency_max_ms = 0.0
+        self.first_id: str | None = None
+        self.last_id: str | None = None
 
 
 def _summary(rows: list[Any]) -> dict[str, Any]:
@@ -128,7 +174,10 @@ class PredictionLog:
     def __init__(self, directory: str | Path, clock: Clock, *, policy: LogPolicy | None = None,
                  max_queue: int = 100_000, flush_interval_s: float = 0.05,
                  max_segment_bytes: int = 64 << 20, fsync: bool = True,
-                 on_segment: Callable[[str, set[tuple[Any, Any, Any]]], None] | None = None) -> None:
+                 on_segment: Callable[[str, set[tuple[Any, Any, Any]]], None] | None = None,
+                 aggregate_window_s: float = 10.0, exemplars: int = 100, max_exemplars: int = 1_000,
+                 retention_s: float | None = None, max_total_bytes: int | None = None,
+                 max_segment_age_s: float = 3600.0) -> None:
         self.directory = Path(directory)
         # Lineage: told (segment file name, {(model, version, alias)}) when a segment first holds a deployment.
         self.on_segment = on_segment
@@ -141,6 +190,25 @@ class PredictionLog:
         self.flush_interval_s = flush_interval_s
         self.max_segment_bytes = max_segment_bytes
         self.fsync = fsync
+        self.aggregate_window_s = aggregate_window_s
+        self.exemplars = exemplars  # per key and window
+        self.max_exemplars = max_exemplars  # per window, all keys together
+        self._window_logged = 0
+        self.retention_s = retention_s
+        self.max_total_bytes = max_total_bytes
+        self.max_segment_age_s = max_segment_age_s
+        self._window: dict[tuple[Any, ...], _Tally] = {}
+        self._window_start = clock.now()
+        self._window_started_s = clock.monotonic()
+        self._window_lock = threading.Lock()
+        self.aggregated = 0
+        self.write_failures = 0
+        self.pruned_segments = 0
+        self._retry_at_s = 0.0  # monotonic time before which the writer does not retry after a failure
+        self._backoff_s = 0.0
+        self._segment_path: Path | None = None
+        self._segment_opened_s = 0.0
+        self._reuse_segment = False  # the next open truncates and reuses the failed segment (nothing acked in it)
         self._queue: deque[tuple[int, bytes]] = deque()  # (seq, encoded line)
         self._seq = itertools.count(1)
         self._last_seq = 0
@@ -161,10 +229,71 @@ class PredictionLog:
 
     # -- producer side (request path) -------------------------------------------------
     def append(self, record: dict[str, Any]) -> bool:
-        """Queue ``record`` for writing; False (and counted) if the queue is full or the log closed."""
-        if self._closing or len(self._queue) >= self.max_queue:
+        """Queue ``record`` for writing; False (and counted) if the queue is full or the log closed.
+
+        A rejected or shed request past its key's exemplars in this window is
+        counted instead (True: it is accounted for in the window's record).
+        """
+        if self._closing:
             self.dropped += 1
             return False
+        if record.get("role") == "primary" and record.get("status") in AGGREGATED_STATUSES \
+                and "predictions" not in record and self._counted(record):
+            return True
+        if len(self._queue) >= self.max_queue:
+            self.dropped += 1
+            return False
+        return self._enqueue(record)
+
+    def _counted(self, record: dict[str, Any]) -> bool:
+        """Tally a rejected request in the window; True when it is only counted (its exemplars are logged)."""
+        key = (record.get("model"), record.get("protocol"), record.get("status"), record.get("error"))
+        latency_ms = float(record.get("latency_ms") or 0.0)
+        with self._window_lock:
+            window = self._window
+            tally = window.get(key)
+            if tally is None:
+                if len(window) >= MAX_WINDOW_KEYS:
+                    key = (key[0] if len(window) < 2 * MAX_WINDOW_KEYS else None, key[1], key[2], "other")
+                    tally = window.get(key)
+                if tally is None:
+                    tally = window[key] = _Tally()
+            tally.seen += 1
+            if tally.logged < self.exemplars and self._window_logged < self.max_exemplars:
+                tally.logged += 1
+                self._window_logged += 1
+                return False
+            self.aggregated += 1
+            tally.latency_sum_ms += latency_ms
+            if latency_ms > tally.latency_max_ms:
+                tally.latency_max_ms = latency_ms
+            request_id = record.get("request_id")
+            if tally.first_id is None:
+                tally.first_id = request_id
+            tally.last_id = request_id
+            return True
+
+    def _close_window(self, *, force: bool = False) -> None:
+        """If the window is over (or ``force``), queue one count record per key that had unlogged requests."""
+        if not force and self.clock.monotonic() - self._window_started_s < self.aggregate_window_s:
+            return
+        now = self.clock.now()
+        with self._window_lock:
+            window, self._window = self._window, {}
+            self._window_logged = 0
+            start, self._window_start = self._window_start, now
+            self._window_started_s = self.clock.monotonic()
+        for (model, protocol, status, error), tally in window.items():
+            count = tally.seen - tally.logged
+            if count <= 0:
+                continue
+            self._enqueue({"role": "rejected", "time": now, "window_start": start, "window_end": now,
+                           "model": model, "protocol": protocol, "status": status, "error": error,
+                           "count": count, "logged": tally.logged,
+                           "latency_ms_mean": tally.latency_sum_ms / count, "latency_ms_max": tally.latency_max_ms,
+                           "first_request_id": tally.first_id, "last_request_id": tally.last_id})
+
+    def _enqueue(self, record: dict[str, Any]) -> bool:
         if self._thread is None:
             self._start()
         seq = next(self._seq)
@@ -179,6 +308,7 @@ class PredictionLog:
 
     def flush(self, timeout_s: float = 10.0) -> bool:
         """Block until every record queued so far is durable; True if it happened in time."""
+        self._close_window(force=True)  # what was counted so far is written too
         target = self._last_seq
         if self._thread is None:
             return self.flushed_seq >= target
@@ -197,7 +327,8 @@ class PredictionLog:
 
     def stats(self) -> LogStats:
         return LogStats(self.enqueued, self.flushed_records, self.flushed_seq, self.dropped, self.lost,
-                        len(self._queue), self.segments)
+                        len(self._queue), self.segments, self.aggregated, self.write_failures,
+                        self.pruned_segments)
 
     # -- writer side --------------------------------------------------------------------
     def _start(self) -> None:
@@ -216,9 +347,11 @@ class PredictionLog:
             while True:
                 self._wake.wait(self.flush_interval_s)
                 self._wake.clear()
-                self._drain()
-                if self._closing and not self._queue:
-                    break
+                self._close_window(force=self._closing)
+                if self.clock.monotonic() >= self._retry_at_s or self._closing:
+                    self._drain()
+                if self._closing and (not self._queue or self._backoff_s >= _BACKOFF_S[1]):
+                    break  # closing: done, or the disk still fails after the longest back-off (the rest is lost)
         finally:
             self._close_segment()
             with self._flushed:
@@ -235,12 +368,8 @@ class PredictionLog:
         while pending > 0:
             n = min(pending, 10_000)
             pending -= n
-            lines: list[bytes] = []
-            last_seq = 0
-            for _ in range(n):
-                last_seq, line = queue.popleft()
-                lines.append(line)
-            self._write(lines, last_seq)
+            if not self._write([queue.popleft() for _ in range(n)]):
+                return
 
     def _encode(self, record: dict[str, Any]) -> bytes:
         """One log line: ``<crc32 hex> <json>\\n``, personal data hashed or dropped per the policy."""
@@ -265,11 +394,13 @@ class PredictionLog:
                                default=str)
         return b"%08x %s\n" % (zlib.crc32(payload), payload)
 
-    def _write(self, batch: list[bytes], last_seq: int) -> None:
-        data = b"".join(batch)
+    def _write(self, batch: list[tuple[int, bytes]]) -> bool:
+        """Write and fsync ``batch`` ((seq, line)...); on failure put it back at the head of the queue, back off."""
+        data = b"".join([line for _seq, line in batch])
         size = len(data)
         try:
-            if self._fd is None or self._segment_bytes + size > self.max_segment_bytes:
+            if self._fd is None or self._segment_bytes + size > self.max_segment_bytes or (
+                    self._segment_bytes and self.clock.monotonic() - self._segment_opened_s >= self.max_segment_age_s):
                 self._open_segment()
             assert self._fd is not None
             view = memoryview(data)
@@ -278,19 +409,32 @@ class PredictionLog:
                 view = view[written:]
             if self.fsync:
                 os.fdatasync(self._fd)
-            self._segment_bytes += size
         except OSError as exc:
-            # Never retry a failed write/fsync as if it had worked: count the batch
-            # as lost and start a fresh segment for what comes next.
-            log.error("prediction log write failed, %d records lost: %s", len(batch), exc)
-            self.lost += len(batch)
+            # Never trust a failed write/fsync (fsyncgate, RELIABILITY.md 5.2): the batch is written again,
+            # after a back-off, into a segment cut back to what was acknowledged. If nothing was acknowledged
+            # in this one it is reused (truncated), so a full disk does not leave a new empty file per retry.
+            self.write_failures += 1
+            self._backoff_s = min(max(self._backoff_s * 2, _BACKOFF_S[0]), _BACKOFF_S[1])
+            self._retry_at_s = self.clock.monotonic() + self._backoff_s
+            log.error("prediction log write failed (%s); %d records wait, retry in %.1f s", exc, len(batch),
+                      self._backoff_s)
+            self._queue.extendleft(reversed(batch))
+            self._reuse_segment = self._segment_bytes == 0 and self._segment_path is not None
+            if not self._reuse_segment and self._fd is not None:
+                try:
+                    os.ftruncate(self._fd, self._segment_bytes)  # best effort: cut the torn tail
+                except OSError:
+                    pass
             self._close_segment()
-            return
+            return False
+        self._segment_bytes += size
+        self._backoff_s = 0.0
         self._report_segment()
         with self._flushed:
             self.flushed_records += len(batch)
-            self.flushed_seq = last_seq
+            self.flushed_seq = batch[-1][0]
             self._flushed.notify_all()
+        return True
 
     def _report_segment(self) -> None:
         """Tell ``on_segment`` the (model, version, alias) triples new to the current segment (writer thread).
@@ -308,19 +452,40 @@ class PredictionLog:
 
     def _open_segment(self) -> None:
         self._close_segment()
-        self.segments += 1
-        path = self.directory / f"seg-{self._run}-{self.segments:06d}.log"
+        path = self._segment_path
+        if self._reuse_segment and path is not None:
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_TRUNC
+        else:
+            self.segments += 1
+            path = self._segment_path = self.directory / f"seg-{self._run}-{self.segments:06d}.log"
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+            self._rotated()
         self._segment_name, self._reported = path.name, set()
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        self._fd = os.open(path, flags, 0o640)
         with contextlib.suppress(OSError):  # a filesystem without flock must not cost records
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # "being written": erase and prune leave it alone
+        self._reuse_segment = False
         self._segment_bytes = 0
+        self._segment_opened_s = self.clock.monotonic()
         if self.fsync:
             dir_fd = os.open(self.directory, os.O_RDONLY)
             try:
                 os.fsync(dir_fd)
             finally:
                 os.close(dir_fd)
+
+    def _rotated(self) -> None:
+        """A new segment begins: apply the retention policy to the others (never fails the write)."""
+        if self.retention_s is None and self.max_total_bytes is None:
+            return
+        cutoff = self.clock.now() - timedelta(seconds=self.retention_s) if self.retention_s is not None else None
+        try:
+            result = prune_prediction_log(self.directory, older_than=cutoff, max_total_bytes=self.max_total_bytes,
+                                          keep=() if self._segment_path is None else (self._segment_path.name,))
+        except OSError as exc:
+            log.warning("prediction log retention failed: %s", exc)
+            return
+        self.pruned_segments += len(result.deleted)
 
     def _close_segment(self) -> None:
         if self._fd is not None:
@@ -380,6 +545,78 @@ def scan_prediction_log(directory: str | Path) -> LogScan:
         if tail:
             scan.torn_tails += 1
     return scan
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    """What :func:`prune_prediction_log` deleted and kept (segment file names and bytes)."""
+
+    deleted: list[str]
+    deleted_bytes: int
+    kept: int
+    kept_bytes: int
+    live_kept: int = 0  # segments a running server still writes (it holds their flock): never deleted
+
+
+def _last_time(segment: Path) -> datetime | None:
+    """The time of the segment's last intact record (its tail is read, not the whole file)."""
+    with open(segment, "rb") as stream:
+        size = stream.seek(0, os.SEEK_END)
+        stream.seek(max(0, size - (256 << 10)))
+        lines = stream.read().split(b"\n")[:-1]  # the last piece is a torn tail or empty
+    for line in reversed(lines):
+        record = _parse_line(line)
+        if record is not None and isinstance(record.get("time"), str):
+            try:
+                when = datetime.fromisoformat(record["time"])
+            except ValueError:
+                continue
+            return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
+    return None
+
+
+def prune_prediction_log(directory: str | Path, *, older_than: datetime | None = None,
+                         max_total_bytes: int | None = None, keep: Container[str] = (),
+                         dry_run: bool = False) -> PruneResult:
+    """Delete prediction-log segments by the retention policy; the log's own rotation and ``yarnit data retention``.
+
+    * ``older_than``: segments whose last record is older are deleted (a
+      segment with no intact record counts as old).
+    * ``max_total_bytes``: then the oldest segments, while the rest is larger.
+
+    A segment whose writer holds its ``flock`` (a live server appending to
+    it) and the names in ``keep`` are never deleted; a closed run's last
+    segment is as prunable as any other. Segment names sort by time (run ids
+    are time-ordered). ``dry_run`` only reports what would be deleted.
+    """
+    base = Path(directory)
+    segments = sorted(base.glob("seg-*.log")) if base.is_dir() else []
+    cutoff = older_than if older_than is None or older_than.tzinfo is not None else \
+        older_than.replace(tzinfo=timezone.utc)
+    sizes = {segment.name: segment.stat().st_size for segment in segments}
+    deleted: list[str] = []
+    live = 0
+    total = sum(sizes.values())
+    for segment in segments:
+        name = segment.name
+        if name in keep:
+            continue
+        old = False
+        if cutoff is not None:
+            last = _last_time(segment)
+            old = last is None or last < cutoff
+        if not (old or (max_total_bytes is not None and total > max_total_bytes)):
+            continue
+        with _idle_segment(segment) as fd:
+            if fd is None:
+                live += 1
+                continue
+            if not dry_run:
+                segment.unlink(missing_ok=True)
+        deleted.append(name)
+        total -= sizes[name]
+    return PruneResult(deleted=deleted, deleted_bytes=sum(sizes[n] for n in deleted),
+                       kept=len(segments) - len(deleted), kept_bytes=total, live_kept=live)
 
 
 def read_prediction_log(directory: str | Path) -> Iterator[dict[str, Any]]:
@@ -468,62 +705,14 @@ def erase_from_prediction_log(directory: str | Path, needles: Iterable[str]) -> 
     return report
 
 
-@dataclass
-class LogPrune:
-    """What :func:`prune_prediction_log` did."""
-
-    segments_removed: list[str] = field(default_factory=list)
-    bytes_removed: int = 0
-    live_segments_kept: int = 0
-
-
-def _newest_time(data: bytes) -> datetime | None:
-    newest: datetime | None = None
-    for line in data.split(b"\n"):
-        record = _parse_line(line)
-        if record is None or not isinstance(record.get("time"), str):
-            continue
-        try:
-            when = datetime.fromisoformat(record["time"])
-        except ValueError:
-            continue
-        newest = when if newest is None or when > newest else newest
-    return newest
-
-
-def prune_prediction_log(directory: str | Path, *, older_than: datetime, dry_run: bool = False) -> LogPrune:
-    """Delete every segment whose newest record is older than ``older_than`` (retention), unless it is live.
-
-    A segment with no readable time is kept. ``dry_run`` only reports what would go.
-    """
-    report = LogPrune()
-    base = Path(directory)
-    if not base.is_dir():
-        return report
-    for segment in sorted(base.glob("seg-*.log")):
-        with _idle_segment(segment) as fd:
-            if fd is None:
-                report.live_segments_kept += 1
-                continue
-            data = segment.read_bytes()
-            newest = _newest_time(data)
-            if newest is None or newest >= older_than:
-                continue
-            report.segments_removed.append(segment.name)
-            report.bytes_removed += len(data)
-            if not dry_run:
-                segment.unlink()
-    return report
-
-
 __all__ = [
     "DEFAULT_PII_FIELDS",
     "LogErasure",
     "LogPolicy",
-    "LogPrune",
     "LogScan",
     "LogStats",
     "PredictionLog",
+    "PruneResult",
     "erase_from_prediction_log",
     "prune_prediction_log",
     "read_prediction_log",

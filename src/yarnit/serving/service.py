@@ -54,12 +54,14 @@ class ServingOptions:
 
     refresh_s: float = 0.25  # how often aliases are re-read (0: on every request; tests)
     compile: bool = True  # ONNX fast path for linear and tree models
-    max_in_flight: int = 64  # admitted requests; more are shed with 503
-    max_queue_delay_ms: float | None = 5.0  # shed when those waiting would hold a new request longer
+    max_in_flight: int = 4096  # admitted requests; more are shed with 503 (many clients are not overload)
+    max_queue_delay_ms: float | None = 20.0  # shed when those waiting would hold a new request longer
     turn_budget_ms: float = 0.1  # HTTP fast lane: scoring per loop turn before the rest waits for the next
     deadline_ms: float = 500.0  # per-request budget (a client may ask for less)
     retry_after_s: int = 1
     max_body_bytes: int = 16 << 20  # over it: 413
+    read_timeout_s: float = 10.0  # a request's headers and body must arrive within this, else 408 and closed
+    max_connections_per_client: int = 256  # open connections per client address (per server process)
     max_instances: int = 10_000
     cache_entries: int = 10_000  # 0 disables the prediction cache
     shadow_queue: int = 1_000
@@ -68,6 +70,9 @@ class ServingOptions:
     log_flush_interval_s: float = 0.05
     log_fsync: bool = True
     log_instances: bool = True
+    log_aggregate_window_s: float = 10.0  # shed and rejected requests: one count record per reason and window
+    log_retention_s: float | None = 30 * 86400.0  # segments older than this are deleted as the log rotates
+    log_max_bytes: int | None = 8 << 30  # and the oldest segments too while the log is larger than this
     key_field: str | None = "user_id"  # instance field used as routing key when no key is sent
     breaker_failures: int = 3
     breaker_cooldown_s: float = 5.0
@@ -248,7 +253,9 @@ class InferenceService:
         prediction_log = PredictionLog(opts.log_dir or workspace.home / "prediction_log", workspace.clock,
                                        policy=policy, max_queue=opts.log_queue,
                                        flush_interval_s=opts.log_flush_interval_s, fsync=opts.log_fsync,
-                                       on_segment=_lineage_recorder(workspace))
+                                       on_segment=_lineage_recorder(workspace),
+                                       aggregate_window_s=opts.log_aggregate_window_s,
+                                       retention_s=opts.log_retention_s, max_total_bytes=opts.log_max_bytes)
         # The traffic policy lives in the database, so every worker process (and a restart) agrees on it.
         router = Router(TrafficPolicyStore(workspace), refresh_s=opts.refresh_s)
         return cls(runtime, workspace.clock, options=opts, prediction_log=prediction_log, router=router,
