@@ -178,10 +178,14 @@ def test_a_reason_with_an_escape_sequence_is_refused(ctr_home: Path) -> None:
     assert [h["to_version"] for h in history] == [1]  # nothing was written
 
 
-def test_history_shows_control_characters_already_stored_as_escapes(ctr_home: Path) -> None:
+def test_history_shows_control_characters_already_stored_as_escapes(ctr_home: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from sqlalchemy import update
 
+    from yarnit.cli.common import console
     from yarnit.storage.schema import alias_events
+
+    monkeypatch.setattr(console, "width", 200)  # wide enough that the reason stays on one line (the console's
+    # width is read once, when it is created, so COLUMNS alone depends on which test imported the CLI first)
 
     ws = open_workspace(Settings.for_home(ctr_home))
     with ws.metadata.begin() as conn:  # a row written before input was checked
