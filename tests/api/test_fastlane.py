@@ -452,7 +452,7 @@ def test_after_a_turn_of_reading_the_fifo_gets_as_long_to_score(clock: Simulated
         return after_long_turn, list(scored)
 
     after_long_turn, after_no_turn = asyncio.run(scenario())
-    # SCORE_SHARE 0.5: 3 ms of reading earns the FIFO 3 ms of scoring (30 requests of 0.1 ms), not 0.1 ms
+    # SCORE_SHARE 2/3: 3 ms of reading earns the FIFO 6 ms of scoring (60 requests of 0.1 ms), not 0.1 ms
     # (one request) as before, when a flood of sheds left scoring a few percent of the CPU.
-    assert after_long_turn == list(range(30))
-    assert after_no_turn == [30]
+    assert after_long_turn == list(range(60))
+    assert after_no_turn == [60]

@@ -74,7 +74,7 @@ from .dataplane import DataPlaneMiddleware, Exchange, RequestTimeout
 STANDING_S = 0.1  # CoDel's interval: a queue over the delay target for this long is a standing queue
 # While the FIFO holds admitted requests, scoring gets at least this share of the loop against reading (and
 # shedding): a slice of the FIFO may last SCORE_SHARE / (1 - SCORE_SHARE) times the last turn's reading.
-SCORE_SHARE = 0.5
+SCORE_SHARE = 2 / 3  # 0.5 left 1,024 closed-loop clients 80 % of the peak (5,300 503s/s); 2/3 gave ~100 % (ad hoc)
 _V1_PREFIX, _V1_SUFFIX = b"/v1/models/", b":predict"
 _V2_PREFIX, _V2_SUFFIX = b"/v2/models/", b"/infer"
 
