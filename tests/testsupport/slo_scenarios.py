@@ -80,3 +80,59 @@ def run_scenario(slo: SLO, segments: list[Segment], *, history: Segment | None =
             if minute >= evaluate_from:
                 trace.statuses[minute] = monitor.evaluate()
     return trace
+
+
+# --- the same scenario as a promtool rule unit test -------------------------------------------------------------
+
+BAD_SERIES = 'yarnit_serving_requests_total{model="ctr",served_by="fallback"}'
+GOOD_SERIES = 'yarnit_serving_requests_total{model="ctr",served_by="model"}'
+PROMETHEUS = {"errors": 'yarnit_serving_requests_total{model="ctr",served_by!="model"}',
+              "total": 'yarnit_serving_requests_total{model="ctr"}'}
+
+
+def counter_values(increments: list[tuple[int, int]]) -> str:
+    """promtool notation for a counter starting at 0 that rises by ``inc`` for ``n`` minutes, run after run."""
+    tokens, value = ["0"], 0
+    for inc, n in increments:
+        if n <= 0:
+            continue
+        tokens.append(f"{value + inc}+{inc}x{n - 1}")
+        value += inc * n
+    return " ".join(tokens)
+
+
+def promtool_test(slo: SLO, trace: Trace, segments: list[Segment], history: Segment | None,
+                  minutes: list[int]) -> dict:
+    """A ``promtool test rules`` case: the scenario as two counters, expecting at ``minutes`` what yarnit said."""
+    from yarnit.monitoring.rules import alert_annotations, alert_labels, no_data_alert_name
+
+    runs = ([history] if history else []) + segments
+    offset = history.minutes if history else 0
+    bad = counter_values([(s.total - s.good, s.minutes) for s in runs])
+    good = counter_values([(s.good, s.minutes) for s in runs])
+    checks = []
+    for m in minutes:
+        status = trace.statuses[m]
+        burn = [{"exp_labels": alert_labels(slo, sev), "exp_annotations": alert_annotations(slo, sev)}
+                for sev in ("page", "ticket") if status.firing(sev)]  # type: ignore[arg-type]
+        nodata = ([{"exp_labels": alert_labels(slo, "no_data"), "exp_annotations": alert_annotations(slo, "no_data")}]
+                  if status.no_data else [])
+        checks.append({"eval_time": f"{offset + m}m", "alertname": slo.alert_name, "exp_alerts": burn})
+        checks.append({"eval_time": f"{offset + m}m", "alertname": no_data_alert_name(slo), "exp_alerts": nodata})
+    return {"interval": "1m", "input_series": [{"series": BAD_SERIES, "values": bad},
+                                                {"series": GOOD_SERIES, "values": good}],
+            "alert_rule_test": checks}
+
+
+def transition_minutes(trace: Trace) -> list[int]:
+    """Every minute where page, ticket or no-data changed, the minute before it, and the last minute."""
+    keys = sorted(trace.statuses)
+    out = {keys[-1]}
+    previous = None
+    for m in keys:
+        s = trace.statuses[m]
+        now = (s.firing("page"), s.firing("ticket"), s.no_data)
+        if previous is not None and now != previous:
+            out |= {m, m - 1} & set(keys)
+        previous = now
+    return sorted(out)
