@@ -124,3 +124,28 @@ def test_promtool_would_catch_a_rule_that_fires_one_minute_late(tmp_path):
     (tmp_path / "test.yml").write_text(yaml.safe_dump(doc, sort_keys=False))
     result = _promtool("test", "rules", "test.yml", cwd=tmp_path)
     assert result.returncode != 0 and "CtrAvailabilityErrorBudgetBurn" in result.stdout + result.stderr
+
+
+@needs_promtool
+def test_two_slos_in_one_file_do_not_read_each_others_series(tmp_path):
+    """Recording names are shared (as in Sloth); the sloth_* matchers keep a burning SLO from paging the other."""
+    recs = {"name": "recs-availability", "sli": "serving_availability", "model": "recs", "objective": 99,
+            "window": "30d", "alerting": PAGE_ONLY,
+            "prometheus": {key: value.replace('model="ctr"', 'model="recs"') for key, value in PROMETHEUS.items()}}
+    ctr = {**recs, "name": "ctr-availability", "model": "ctr", "objective": 99.9, "prometheus": PROMETHEUS}
+    spec = parse_slo_file({"service": "yarnit-serving", "slos": [ctr, recs]})
+    segments = [Segment(70, 9_850, 10_000)]  # ctr burns 15x of its 0.1 % budget; recs (1 % budget) is clean
+    ctr_slo, recs_slo = spec.slos
+    trace = run_scenario(ctr_slo, segments, history=CLEAN_6H)
+    fired = trace.first("page")
+    case = promtool_test(ctr_slo, trace, segments, CLEAN_6H, [fired - 1, fired])
+    clean = Segment(CLEAN_6H.minutes + 70, 10_000, 10_000)
+    recs_case = promtool_test(recs_slo, run_scenario(recs_slo, [clean]), [clean], None, [CLEAN_6H.minutes + fired])
+    case["input_series"] += [{"series": s["series"].replace('model="ctr"', 'model="recs"'), "values": s["values"]}
+                             for s in recs_case["input_series"]]
+    case["alert_rule_test"] += recs_case["alert_rule_test"]
+    doc = {"rule_files": [_rules_file(spec, tmp_path)], "evaluation_interval": "1m", "tests": [case]}
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    result = _promtool("test", "rules", "test.yml", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert [c["exp_alerts"] for c in recs_case["alert_rule_test"]] == [[], []]

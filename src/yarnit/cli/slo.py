@@ -72,3 +72,52 @@ def rules(path: Path = FILE_ARGUMENT,
     emit(summary if out is not None else {**summary, "yaml": text}, as_json,
          lambda: console.print(f"wrote {summary['rules']} rules in {summary['groups']} group(s) to {out}; "
                                f"check them with: promtool check rules {out}"))
+
+
+@app.command("status")
+@cli_errors
+def status(path: Path = FILE_ARGUMENT,
+           counts: Path = typer.Option(..., "--counts", help="JSON lines of per-minute counts: "
+                                       '{"slo": NAME, "at": ISO-TIME, "good": N, "total": N}.'),
+           at: str | None = typer.Option(None, "--at", help="Evaluate at this ISO 8601 time (default: now)."),
+           as_json: bool = JSON_OPTION) -> None:
+    """Each SLO's state, error budget left and burn rate per alert window, from a counts file."""
+    from datetime import datetime, timezone
+
+    from yarnit.core.clock import SystemClock
+    from yarnit.core.errors import InvalidInput
+    from yarnit.monitoring import evaluate, format_duration, load_slo_file
+    from yarnit.monitoring.sources import read_counts_jsonl
+
+    spec = load_slo_file(path)
+    source = read_counts_jsonl(counts, spec)
+    if at is None:
+        when = SystemClock().now()
+    else:
+        try:
+            when = datetime.fromisoformat(at.replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidInput(f"--at must be an ISO 8601 time such as 2026-03-01T10:00:00Z, got {at!r}.") from None
+        if when.tzinfo is None:
+            raise InvalidInput(f"--at needs a time zone (e.g. {at}Z for UTC), got {at!r}.")
+    when = when.astimezone(timezone.utc)
+    statuses = [evaluate(slo, source.counts(slo, until_s=when.timestamp()), when) for slo in spec.slos]
+    data = {"service": spec.service, "at": when.isoformat(), "slos": [s.to_dict() for s in statuses]}
+
+    def human() -> None:
+        table = Table("slo", "sli", "objective", "state", "budget left", "burn rate (long/short)",
+                      title=f"service {spec.service} at {when.isoformat()}")
+        for s in statuses:
+            left = "no data" if s.budget_remaining is None else f"{s.budget_remaining:.1%}"
+            burns = ", ".join(
+                f"{format_duration(a.pair.long_s)}/{format_duration(a.pair.short_s)} "
+                f"{_burn(a.long.burn_rate)}/{_burn(a.short.burn_rate)}" + (" (guarded)" if a.guarded else "")
+                for a in s.alerts)
+            table.add_row(s.slo.name, s.slo.sli, f"{float(s.slo.objective * 100):g} %", s.state, left, burns)
+        console.print(table)
+
+    emit(data, as_json, human)
+
+
+def _burn(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
