@@ -19,6 +19,7 @@ import yaml
 from testsupport.slo_scenarios import (
     PROMETHEUS,
     Segment,
+    counter_values,
     promtool_test,
     run_scenario,
     transition_minutes,
@@ -149,3 +150,38 @@ def test_two_slos_in_one_file_do_not_read_each_others_series(tmp_path):
     result = _promtool("test", "rules", "test.yml", cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert [c["exp_alerts"] for c in recs_case["alert_rule_test"]] == [[], []]
+
+
+@needs_promtool
+def test_the_example_slo_file_in_docs_validates_and_its_rules_pass_promtool(tmp_path):
+    from pathlib import Path
+
+    from yarnit.monitoring import SLI_KINDS, load_slo_file
+
+    spec = load_slo_file(Path(__file__).parents[2] / "docs" / "slos.yaml")
+    assert sorted({s.sli for s in spec.slos}) == sorted(SLI_KINDS)  # one example per SLI kind
+    result = _promtool("check", "rules", _rules_file(spec, tmp_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: " in result.stdout
+
+
+@needs_promtool
+def test_a_latency_slo_counts_bad_events_as_total_minus_good(tmp_path):
+    latency = {"name": "ctr-latency", "sli": "serving_latency", "objective": 99.9, "window": "30d",
+               "params": {"threshold_ms": 100}, "alerting": PAGE_ONLY,
+               "prometheus": {"good": 'lat_bucket{le="0.1"}', "total": "lat_count"}}
+    spec = parse_slo_file({"service": "yarnit-serving", "slos": [latency]})
+    slo = spec.slos[0]
+    segments = [Segment(70, 9_850, 10_000)]
+    trace = run_scenario(slo, segments, history=CLEAN_6H)
+    fired = trace.first("page")
+    case = promtool_test(slo, trace, segments, CLEAN_6H, [fired - 1, fired])
+    runs = [CLEAN_6H, *segments]  # the same scenario as a histogram: a good-bucket counter and a total counter
+    case["input_series"] = [{"series": 'lat_bucket{le="0.1"}', "values": counter_values([(r.good, r.minutes)
+                                                                                          for r in runs])},
+                            {"series": "lat_count", "values": counter_values([(r.total, r.minutes) for r in runs])}]
+    assert case["alert_rule_test"][2]["exp_alerts"]  # at the firing minute yarnit pages; promtool must agree
+    doc = {"rule_files": [_rules_file(spec, tmp_path)], "evaluation_interval": "1m", "tests": [case]}
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    result = _promtool("test", "rules", "test.yml", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -41,6 +41,8 @@ def test_openslo_target_ratio_is_accepted_as_an_alternative_to_percent():
     ({"alerting": {"ticket": [{"long": "3d", "short": "6h", "burn_rate": 0}]}}, r"burn_rate must be a positive"),
     ({"alerting": {"min_events": -1}}, r"min_events must be a whole number >= 0"),
     ({"sli": "serving_latency"}, r"params needs threshold_ms for sli serving_latency"),
+    ({"prometheus": {"errors": "a_total", "good": "b_total", "total": "c_total"}},
+     r"prometheus needs total and exactly one of errors or good"),
     ({"colour": "red"}, r"unknown key\(s\) colour; valid keys: name, sli, objective"),
 ])
 def test_bad_slo_fields_get_one_error_naming_the_field_and_the_choices(change, message):

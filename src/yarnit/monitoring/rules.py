@@ -35,7 +35,7 @@ from typing import Any
 
 import yarnit
 
-from .slo import SLO, SLOFile, Severity, format_duration
+from .slo import SLO, PrometheusSource, SLOFile, Severity, format_duration
 
 SLI_RULE = "slo:sli_error:ratio_rate{window}"
 EVENTS_RULE = "slo:sli_total:increase{window}"
@@ -108,13 +108,14 @@ def _group(slo: SLO) -> dict[str, Any]:
     assert slo.prometheus is not None
     ids = {"sloth_id": slo.id, "sloth_service": slo.service, "sloth_slo": slo.name}
     sel = selector(slo)
-    errors, total = slo.prometheus.errors, slo.prometheus.total
+    source = slo.prometheus
+    total = source.total
     rules: list[dict[str, Any]] = []
     windows = sorted(set(slo.windows_s()) | {slo.window_s})
     for w in windows:
         win = format_duration(w)
         rules.append({"record": SLI_RULE.format(window=win),
-                      "expr": f"(sum(increase({errors}[{win}])) or vector(0)) / sum(increase({total}[{win}]))",
+                      "expr": f"{_bad(source, win)} / sum(increase({total}[{win}]))",
                       "labels": {**ids, "sloth_window": win}})
         rules.append({"record": EVENTS_RULE.format(window=win), "expr": f"sum(increase({total}[{win}]))",
                       "labels": {**ids, "sloth_window": win}})
@@ -156,6 +157,13 @@ def _group(slo: SLO) -> dict[str, Any]:
                   "labels": {k: v for k, v in alert_labels(slo, "no_data").items() if k not in ids},
                   "annotations": alert_annotations(slo, "no_data")})
     return {"name": f"sloth-slo-{slo.id}", "rules": rules}
+
+
+def _bad(source: PrometheusSource, win: str) -> str:
+    """Bad events in ``win``: the error counter's increase (0 while it has no series), or total minus good."""
+    if source.errors is not None:
+        return f"(sum(increase({source.errors}[{win}])) or vector(0))"
+    return f"(sum(increase({source.total}[{win}])) - (sum(increase({source.good}[{win}])) or vector(0)))"
 
 
 def _literal(value: Fraction) -> str:

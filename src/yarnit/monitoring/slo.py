@@ -14,7 +14,7 @@ where they fit (``target`` as a ratio instead of ``objective`` in percent,
         model: ctr                       # whose error budget this is (the promotion gate reads it)
         objective: 99.9                  # percent; or target: 0.999
         window: 30d                      # rolling; the error budget's period
-        prometheus:                      # counters for `yarnit slo rules`
+        prometheus:                      # counters for `yarnit slo rules` (errors or good, and total)
           errors: 'yarnit_serving_requests_total{model="ctr",served_by!="model"}'
           total: 'yarnit_serving_requests_total{model="ctr"}'
         alerting:                        # all optional; the workbook's defaults shown
@@ -97,10 +97,15 @@ class AlertWindow:
 
 @dataclass(frozen=True)
 class PrometheusSource:
-    """Counter selectors for the rule generator: bad events and all events."""
+    """Counter selectors for the rule generator: all events, and either the bad or the good ones.
 
-    errors: str
+    ``good`` fits latency SLIs, whose good events are a histogram bucket
+    (``…_bucket{le="0.1"}``) and whose bad ones have no counter of their own.
+    """
+
     total: str
+    errors: str | None = None
+    good: str | None = None
 
 
 @dataclass(frozen=True)
@@ -328,13 +333,17 @@ def _params(raw: Any, kind: SLIKind, where: str) -> dict[str, Any]:
 def _prometheus(raw: Any, where: str) -> PrometheusSource | None:
     if raw is None:
         return None
-    _mapping(raw, where, ("errors", "total"))
-    for key in ("errors", "total"):
-        value = raw.get(key)
+    _mapping(raw, where, ("errors", "good", "total"))
+    if ("errors" in raw) == ("good" in raw) or "total" not in raw:
+        raise ConfigError(f"{where} needs total and exactly one of errors or good (counter selectors), got keys "
+                          f"{', '.join(sorted(raw)) or '(none)'}.")
+    for key in raw:
+        value = raw[key]
         if not isinstance(value, str) or not value.strip() or "\n" in value:
             raise ConfigError(f"{where}.{key} must be one counter selector, e.g. "
                               f"'yarnit_serving_requests_total{{model=\"ctr\"}}', got {_short(value)}.")
-    return PrometheusSource(errors=raw["errors"].strip(), total=raw["total"].strip())
+    return PrometheusSource(total=raw["total"].strip(), errors=(raw.get("errors") or "").strip() or None,
+                            good=(raw.get("good") or "").strip() or None)
 
 
 def _mapping(value: Any, where: str, keys: Sequence[str]) -> None:
