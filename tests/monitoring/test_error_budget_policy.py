@@ -79,3 +79,24 @@ def test_within_budget_promotes_normally_and_exactly_the_budget_is_spent(setup):
     registry.promote("ctr", 2, alias="canary", require_blessing=True)
     _traffic(counts, clock, days=28, good=9_989, total=10_000)  # now 20 bad in 20,000 a minute: exactly spent
     assert "is spent" in registry.release_gate.refusal("ctr", "canary")
+
+
+def test_a_spent_budget_refuses_raising_the_canary_share_but_never_lowering_it(setup, sqlite_ws):
+    from yarnit.serving.errors import CanaryHalted
+    from yarnit.serving.router import TrafficPolicyStore
+
+    registry, counts, clock = setup
+    store = TrafficPolicyStore(sqlite_ws, release_gate=registry.release_gate)
+    store.set("ctr", canary_percent=5, actor="ana")  # within budget: allowed
+    _traffic(counts, clock, days=28, good=998, total=1000)
+    with pytest.raises(CanaryHalted, match=r"raise the canary share of model 'ctr' from 5% to 25%: the error "
+                                           r"budget of SLO yarnit-serving-ctr-availability is spent"):
+        store.set("ctr", canary_percent=25, actor="ana")
+    assert store.get("ctr").canary_percent == 5 and len(store.history("ctr")) == 1
+    store.set("ctr", canary_percent=1, actor="ana", reason="shrink the canary")  # lowering is always allowed
+    with pytest.raises(InvalidInput, match="needs a reason"):
+        store.set("ctr", canary_percent=50, actor="ana", force=True)
+    store.set("ctr", canary_percent=50, actor="ana", force=True, reason="P0: canary carries the fix")
+    last = store.history("ctr")[-1]
+    assert (last.to_canary_percent, last.actor) == (50, "ana")
+    assert last.reason.startswith("P0: canary carries the fix [forced: the error budget of SLO")
