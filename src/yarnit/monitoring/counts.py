@@ -57,29 +57,30 @@ class EventCounts:
 
     def add(self, at_s: float, *, good: int, total: int) -> None:
         """Count ``total`` events at ``at_s`` (epoch seconds), ``good`` of them good."""
-        self.add_span(at_s, at_s + self.bucket_s, good_per_bucket=good, total_per_bucket=total, _start_only=True)
+        bucket = math.floor(at_s / self.bucket_s)
+        self._add(bucket, bucket, good, total)
 
-    def add_span(self, start_s: float, end_s: float, *, good_per_bucket: int, total_per_bucket: int,
-                 _start_only: bool = False) -> None:
+    def add_span(self, start_s: float, end_s: float, *, good_per_bucket: int, total_per_bucket: int) -> None:
         """Count the same (good, total) in every bucket that starts in ``[start_s, end_s)``: steady traffic, fast."""
-        if not (0 <= good_per_bucket <= total_per_bucket):
-            raise InvalidInput(f"Event counts need 0 <= good <= total, got good={good_per_bucket}, "
-                               f"total={total_per_bucket}.")
-        first = math.floor(start_s / self.bucket_s) if _start_only else math.ceil(start_s / self.bucket_s)
-        last = first if _start_only else math.ceil(end_s / self.bucket_s) - 1
-        if last < first or total_per_bucket == 0:
+        self._add(math.ceil(start_s / self.bucket_s), math.ceil(end_s / self.bucket_s) - 1, good_per_bucket,
+                  total_per_bucket)
+
+    def _add(self, first: int, last: int, good: int, total: int) -> None:
+        if not (0 <= good <= total):
+            raise InvalidInput(f"Event counts need 0 <= good <= total, got good={good}, total={total}.")
+        if last < first or total == 0:
             return
         self._advance(last)
         assert self._head is not None
         oldest = self._head - self.capacity + 1
         if first < oldest:
-            self.dropped += (min(last, oldest - 1) - first + 1) * total_per_bucket
+            self.dropped += (min(last, oldest - 1) - first + 1) * total
             first = oldest
         if last < first:
             return
         for lo, hi in self._slices(first, last):
-            self._good[lo:hi] += good_per_bucket
-            self._total[lo:hi] += total_per_bucket
+            self._good[lo:hi] += good
+            self._total[lo:hi] += total
 
     def window(self, *, end_s: float, window_s: int) -> tuple[int, int]:
         """(good, total) over the buckets that start in ``[end_s - window_s, end_s)``."""
