@@ -60,18 +60,33 @@ class UnservableVersion(Conflict):
         self.model_name, self.version, self.alias, self.problem = model_name, version, alias, problem
 
 
-class NotBlessed(Conflict):
-    """Promotion to a gated alias without a blessed, validity-checked evaluation of the exact version."""
+class PromotionRefused(Conflict):
+    """A promotion to a gated alias was refused; the message says why and what to do next."""
 
-    def __init__(self, model_name: str, version: int, alias: str, why: str) -> None:
+    def __init__(self, model_name: str, version: int, alias: str, why: str, next_step: str) -> None:
         super().__init__(
-            f"Refusing to promote model {model_name!r} v{version} to {alias!r}: {why}. Evaluate and gate it with: "
-            f"yarnit eval run {model_name} --version {version} && yarnit eval gate --model {model_name} "
-            f"--version {version}; or override, audited, with: yarnit models promote {model_name} {version} "
-            f"--alias {alias} --force --reason '…'"
+            f"Refusing to promote model {model_name!r} v{version} to {alias!r}: {why}. {next_step}; or override, "
+            f"audited, with: yarnit models promote {model_name} {version} --alias {alias} --force --reason '…'"
         )
         self.model_name, self.version, self.alias, self.why = model_name, version, alias, why
 
 
+class NotBlessed(PromotionRefused):
+    """Promotion to a gated alias without a blessed, validity-checked evaluation of the exact version."""
+
+    def __init__(self, model_name: str, version: int, alias: str, why: str) -> None:
+        super().__init__(model_name, version, alias, why,
+                         f"Evaluate and gate it with: yarnit eval run {model_name} --version {version} && "
+                         f"yarnit eval gate --model {model_name} --version {version}")
+
+
+class ReleaseHalted(PromotionRefused):
+    """Promotion to a gated alias while a release gate (the error-budget policy) halts changes to the model."""
+
+    def __init__(self, model_name: str, version: int, alias: str, why: str) -> None:
+        super().__init__(model_name, version, alias, why,
+                         "Changes are halted until the budget recovers (only P0 and security fixes go ahead)")
+
+
 __all__ = ["AliasNotFound", "ModelNotFound", "ModelVersionNotFound", "NotBlessed", "NothingToRollBackTo",
-           "TaintedVersion", "UnservableVersion"]
+           "PromotionRefused", "ReleaseHalted", "TaintedVersion", "UnservableVersion"]

@@ -15,7 +15,7 @@ bytes, unless forced with a reason, which the audit trail keeps.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, RowMapping, and_, func, insert, select, update
 
@@ -32,6 +32,7 @@ from .errors import (
     ModelVersionNotFound,
     NotBlessed,
     NothingToRollBackTo,
+    ReleaseHalted,
     TaintedVersion,
     UnservableVersion,
 )
@@ -99,11 +100,24 @@ def check_alias(alias: str) -> str:
     return alias
 
 
-class ModelRegistry:
-    """Models, their versions and aliases, stored in the workspace's metadata store."""
+class ReleaseGate(Protocol):
+    """Something that may halt releases of a model: the error-budget policy (yarnit.monitoring.policy)."""
 
-    def __init__(self, workspace: Workspace) -> None:
+    def refusal(self, model_name: str, alias: str) -> str | None:
+        """Why changes to ``model_name``'s ``alias`` are halted now, or None."""
+        ...
+
+
+class ModelRegistry:
+    """Models, their versions and aliases, stored in the workspace's metadata store.
+
+    ``release_gate`` (optional) is asked before every promotion to a gated alias; a refusal stops it unless
+    forced with a reason, audited like an unblessed forced promotion.
+    """
+
+    def __init__(self, workspace: Workspace, *, release_gate: ReleaseGate | None = None) -> None:
         self.ws = workspace
+        self.release_gate = release_gate
 
     # -- versions ----------------------------------------------------------
     def register(
@@ -354,6 +368,11 @@ class ModelRegistry:
                 action, reason = FORCED_ACTION, f"{reason.strip()} [forced: {problem}]"
             elif force:
                 action = FORCED_ACTION
+        halt = self.release_gate.refusal(model_name, alias) if self.release_gate and alias in GATED_ALIASES else None
+        if halt is not None:
+            if not force:
+                raise ReleaseHalted(model_name, version, alias, halt)
+            action, reason = FORCED_ACTION, f"{reason.strip()} [forced: {halt}]"
         return self.set_alias(model_name, alias, version, actor=actor, reason=reason, action=action)
 
     def roll_back(self, model_name: str, *, alias: str = "production", actor: str = "cli",

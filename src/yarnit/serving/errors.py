@@ -72,4 +72,16 @@ class VersionRejected(Conflict):
         self.ref, self.reason = ref, reason
 
 
-__all__ = ["NoAnswer", "Overloaded", "RequestTooLarge", "VersionRejected"]
+class CanaryHalted(Conflict):
+    """A raise of a model's canary share while a release gate (the error-budget policy) halts its changes."""
+
+    def __init__(self, model_name: str, from_percent: float, to_percent: float, why: str) -> None:
+        super().__init__(
+            f"Refusing to raise the canary share of model {model_name!r} from {from_percent:g}% to {to_percent:g}%: "
+            f"{why}. Changes are halted until the budget recovers (only P0 and security fixes go ahead; lowering "
+            "the share is always allowed); override, audited, with force and a reason."
+        )
+        self.model_name, self.from_percent, self.to_percent, self.why = model_name, from_percent, to_percent, why
+
+
+__all__ = ["CanaryHalted", "NoAnswer", "Overloaded", "RequestTooLarge", "VersionRejected"]

@@ -46,7 +46,10 @@ from yarnit.registry import ModelNotFound
 from yarnit.storage import ChangeWatcher
 from yarnit.storage.schema import models, traffic_policies, traffic_policy_events
 
+from .errors import CanaryHalted
+
 if TYPE_CHECKING:
+    from yarnit.registry.service import ReleaseGate
     from yarnit.storage import Workspace
 
 log = logging.getLogger("yarnit.serving.router")
@@ -89,8 +92,9 @@ class TrafficPolicyEvent:
 class TrafficPolicyStore:
     """Traffic policies per model in the workspace database; each change is audited in the same transaction."""
 
-    def __init__(self, workspace: Workspace) -> None:
+    def __init__(self, workspace: Workspace, *, release_gate: ReleaseGate | None = None) -> None:
         self.ws = workspace
+        self.release_gate = release_gate  # asked before a raise of the canary share (the error-budget policy)
 
     def all(self) -> dict[str, TrafficPolicy]:
         """Every stored policy, by model (models without one use the default: no canary, shadow on)."""
@@ -105,7 +109,7 @@ class TrafficPolicyStore:
         return _DEFAULT if row is None else TrafficPolicy(float(row["canary_percent"]), bool(row["shadow"]))
 
     def set(self, model_name: str, *, canary_percent: float | None = None, shadow: bool | None = None,
-            actor: str, reason: str = "") -> TrafficPolicyEvent:
+            actor: str, reason: str = "", force: bool = False) -> TrafficPolicyEvent:
         """Change ``model_name``'s policy and append the audit event, in one transaction.
 
         A value left ``None`` keeps its current one; the merge happens inside
@@ -114,6 +118,8 @@ class TrafficPolicyStore:
         if canary_percent is not None and not math.isfinite(canary_percent):
             raise InvalidInput(f"canary_percent must be a finite number in [0, 100]; got {canary_percent}.")
         check_plain_text("reason", reason)  # printed later on operators' terminals: no escape sequences
+        if force and not reason.strip():
+            raise InvalidInput(f"A forced change of {model_name}'s traffic policy needs a reason for the audit trail.")
         now = self.ws.clock.now()
         with self.ws.metadata.begin() as conn:
             # The model row, locked on PostgreSQL so that two writers of one model serialise (SQLite's write
@@ -126,6 +132,12 @@ class TrafficPolicyStore:
             old = _DEFAULT if row is None else TrafficPolicy(float(row["canary_percent"]), bool(row["shadow"]))
             new = TrafficPolicy(old.canary_percent if canary_percent is None else float(canary_percent),
                                 old.shadow if shadow is None else bool(shadow))
+            halt = (self.release_gate.refusal(model_name, "canary")
+                    if self.release_gate is not None and new.canary_percent > old.canary_percent else None)
+            if halt is not None:  # raising here rolls the transaction back: nothing changes, nothing is audited
+                if not force:
+                    raise CanaryHalted(model_name, old.canary_percent, new.canary_percent, halt)
+                reason = f"{reason.strip()} [forced: {halt}]"
             values = {"canary_percent": new.canary_percent, "shadow": new.shadow, "updated_at": now,
                       "updated_by": actor}
             if row is None:

@@ -1,0 +1,372 @@
+"""SLOs declared in YAML: what counts as a good event, the objective, the window and the alerts.
+
+A file holds one service's SLOs, in the shape Sloth uses (``service``,
+``slos[]`` with ``name``/``objective``/``description``) with OpenSLO's words
+where they fit (``target`` as a ratio instead of ``objective`` in percent,
+``timeWindow``-like ``window``):
+
+.. code-block:: yaml
+
+    service: yarnit-serving
+    slos:
+      - name: ctr-availability
+        sli: serving_availability        # one of SLI_KINDS
+        model: ctr                       # whose error budget this is (the promotion gate reads it)
+        objective: 99.9                  # percent; or target: 0.999
+        window: 30d                      # rolling; the error budget's period
+        prometheus:                      # counters for `yarnit slo rules` (errors or good, and total)
+          errors: 'yarnit_serving_requests_total{model="ctr",served_by!="model"}'
+          total: 'yarnit_serving_requests_total{model="ctr"}'
+        alerting:                        # all optional; the workbook's defaults shown
+          min_events: 100
+          page:   [{long: 1h, short: 5m, burn_rate: 14.4}, {long: 6h, short: 30m, burn_rate: 6}]
+          ticket: [{long: 3d, short: 6h, burn_rate: 1}]
+
+Every SLI reduces to *events*, each good or bad: a request answered by the
+model (availability), a request under ``threshold_ms`` (latency), a one-minute
+probe that found the data young enough (freshness: OpenSLO's "timeslices"), a
+pipeline run that succeeded. So one evaluator (:mod:`.burn`) and one rule
+generator (:mod:`.rules`) serve them all.
+
+Objectives are kept as exact fractions (``99.9`` is 999/1000, not the float
+0.99899999…): the workbook's alert is a strict ``>``, and "exactly 14.4x never
+pages" only holds if nothing rounds.
+
+Example:
+    >>> spec = parse_slo_file({"service": "shop", "slos": [
+    ...     {"name": "avail", "sli": "serving_availability", "objective": 99.9, "window": "30d"}]})
+    >>> slo = spec.slos[0]
+    >>> str(slo.error_budget), slo.window_s, [a.burn_rate for a in slo.alerts]
+    ('1/1000', 2592000, [Fraction(72, 5), Fraction(6, 1), Fraction(1, 1)])
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Literal
+
+from yarnit.core.errors import ConfigError
+
+Severity = Literal["page", "ticket"]
+SEVERITIES: tuple[Severity, ...] = ("page", "ticket")
+BUCKET_S = 60  # every window is a whole number of these; the evaluator's time-series bucket
+
+
+@dataclass(frozen=True)
+class SLIKind:
+    """One kind of indicator: what an event is, what makes it good, which parameters it needs."""
+
+    name: str
+    event: str
+    good: str
+    required: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
+
+
+SLI_KINDS: dict[str, SLIKind] = {k.name: k for k in (
+    SLIKind("serving_availability", "a prediction request", "answered by the model: not a fallback, not a 5xx",
+            optional=("alias",)),
+    SLIKind("serving_latency", "a prediction request", "answered in at most threshold_ms milliseconds",
+            required=("threshold_ms",), optional=("alias",)),
+    SLIKind("data_freshness", "a one-minute probe of a feature view or the newest training data",
+            "the newest data is at most max_age old", required=("max_age",), optional=("feature_view", "dataset")),
+    SLIKind("model_freshness", "a one-minute probe of the production version",
+            "the production version is at most max_age old", required=("max_age",)),
+    SLIKind("prediction_quality", "a one-minute probe of online predictions with labels",
+            "calibration (mean prediction / observed rate) inside calibration_band and online CTR at least "
+            "ctr_ratio_min times the baseline's", optional=("calibration_band", "ctr_ratio_min", "baseline")),
+    SLIKind("label_completeness", "a prediction whose label is due", "the label arrived within label_delay",
+            optional=("label_delay",)),
+    SLIKind("pipeline_success", "a pipeline run", "the run succeeded", optional=("pipeline",)),
+)}
+
+
+@dataclass(frozen=True)
+class AlertWindow:
+    """One multi-window pair: fire when both windows burn faster than ``burn_rate`` (strict ``>``)."""
+
+    severity: Severity
+    long_s: int
+    short_s: int
+    burn_rate: Fraction
+
+
+@dataclass(frozen=True)
+class PrometheusSource:
+    """Counter selectors for the rule generator: all events, and either the bad or the good ones.
+
+    ``good`` fits latency SLIs, whose good events are a histogram bucket
+    (``…_bucket{le="0.1"}``) and whose bad ones have no counter of their own.
+    """
+
+    total: str
+    errors: str | None = None
+    good: str | None = None
+
+
+@dataclass(frozen=True)
+class SLO:
+    """One service level objective over a rolling window, with its burn-rate alerts."""
+
+    service: str
+    name: str
+    sli: str
+    objective: Fraction  # a ratio in (0, 1): 999/1000 for 99.9 %
+    window_s: int
+    alerts: tuple[AlertWindow, ...]
+    min_events: int = 100
+    no_data_window_s: int = 3600
+    model: str | None = None
+    description: str = ""
+    params: Mapping[str, Any] = field(default_factory=dict)
+    prometheus: PrometheusSource | None = None
+    alert_name: str = ""
+
+    @property
+    def error_budget(self) -> Fraction:
+        """The share of events allowed to be bad: 1 - objective."""
+        return 1 - self.objective
+
+    @property
+    def id(self) -> str:
+        """``<service>-<slo>``, as Sloth's ``sloth_id``."""
+        return f"{self.service}-{self.name}"
+
+    def windows_s(self) -> list[int]:
+        """Every window the alerts read, shortest first (the no-data window included)."""
+        return sorted({w for a in self.alerts for w in (a.long_s, a.short_s)} | {self.no_data_window_s})
+
+
+@dataclass(frozen=True)
+class SLOFile:
+    """A parsed SLO file: one service and its SLOs (names unique)."""
+
+    service: str
+    slos: tuple[SLO, ...]
+
+    def get(self, name: str) -> SLO:
+        for slo in self.slos:
+            if slo.name == name:
+                return slo
+        raise ConfigError(f"No SLO named {name!r}; this file declares: {', '.join(s.name for s in self.slos)}.")
+
+
+DEFAULT_ALERTS: dict[str, list[dict[str, Any]]] = {  # SRE Workbook ch. 5, table 5-8
+    "page": [{"long": "1h", "short": "5m", "burn_rate": 14.4}, {"long": "6h", "short": "30m", "burn_rate": 6}],
+    "ticket": [{"long": "3d", "short": "6h", "burn_rate": 1}],
+}
+_UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION = re.compile(r"^([1-9][0-9]{0,6})([mhdw])$")
+_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+_FILE_KEYS = ("service", "slos", "apiVersion", "kind", "labels")
+_SLO_KEYS = ("name", "sli", "objective", "target", "window", "model", "description", "params", "prometheus",
+             "alerting", "labels")
+_ALERTING_KEYS = ("name", "min_events", "no_data_window", "page", "ticket")
+_PAIR_KEYS = ("long", "short", "burn_rate")
+
+
+def parse_duration(value: Any, where: str) -> int:
+    """Seconds in a duration such as ``5m``, ``6h``, ``30d`` or ``4w`` (whole minutes: the bucket is 1 m)."""
+    text = str(value).strip() if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+    match = _DURATION.match(text) if text else None
+    if not match:
+        raise ConfigError(f"{where} must be a duration like 5m, 1h, 3d or 4w (a positive whole number and one of "
+                          f"the units m, h, d, w), got {value!r}.")
+    return int(match.group(1)) * _UNITS[match.group(2)]
+
+
+def format_duration(seconds: int) -> str:
+    """The shortest of ``30d``, ``6h``, ``5m`` naming ``seconds`` (Prometheus range syntax)."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def load_slo_file(path: str | Path) -> SLOFile:
+    """Read and validate an SLO file (YAML or JSON); every mistake names the field and the valid choices."""
+    import yaml
+
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Cannot read SLO file {p.name!r}: {getattr(exc, 'strerror', None) or exc}. Give a YAML "
+                          "file with `service:` and `slos:`.") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"SLO file {p.name!r} is not valid YAML: {' '.join(str(exc).split())}") from None
+    return parse_slo_file(data, source=p.name)
+
+
+def parse_slo_file(data: Any, *, source: str = "SLO file") -> SLOFile:
+    """Validate parsed YAML/JSON into an :class:`SLOFile`."""
+    _mapping(data, source, _FILE_KEYS)
+    service = _name(data.get("service"), f"{source}: service")
+    items = data.get("slos")
+    if not isinstance(items, list) or not items:
+        raise ConfigError(f"{source}: slos must be a non-empty list of SLOs, each with name, sli, objective and "
+                          f"window; got {_short(items)}.")
+    slos: list[SLO] = []
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        slo = _parse_slo(item, service, f"{source}: slos[{i}]")
+        if slo.name in seen:
+            raise ConfigError(f"{source}: slos[{i}].name {slo.name!r} is used twice; SLO names must be unique "
+                              "within a file (they name the rules and alerts).")
+        seen.add(slo.name)
+        slos.append(slo)
+    return SLOFile(service=service, slos=tuple(slos))
+
+
+def _parse_slo(item: Any, service: str, where: str) -> SLO:
+    _mapping(item, where, _SLO_KEYS)
+    name = _name(item.get("name"), f"{where}.name")
+    where = f"{where} ({name})"
+    sli = item.get("sli")
+    if sli not in SLI_KINDS:
+        raise ConfigError(f"{where}.sli is {_short(sli)}, not a known SLI; valid choices: "
+                          f"{', '.join(SLI_KINDS)}.")
+    objective = _objective(item, where)
+    window_s = parse_duration(item.get("window", "30d"), f"{where}.window")
+    params = _params(item.get("params") or {}, SLI_KINDS[sli], f"{where}.params")
+    alerting = item.get("alerting") or {}
+    _mapping(alerting, f"{where}.alerting", _ALERTING_KEYS)
+    alerts: list[AlertWindow] = []
+    for severity in SEVERITIES:
+        pairs = alerting.get(severity, DEFAULT_ALERTS[severity])
+        if not isinstance(pairs, list):
+            raise ConfigError(f"{where}.alerting.{severity} must be a list of {{long, short, burn_rate}} (or [] for "
+                              f"none), got {_short(pairs)}.")
+        for j, pair in enumerate(pairs):
+            alerts.append(_pair(pair, severity, window_s, f"{where}.alerting.{severity}[{j}]"))
+    min_events = alerting.get("min_events", 100)
+    if not isinstance(min_events, int) or isinstance(min_events, bool) or min_events < 0:
+        raise ConfigError(f"{where}.alerting.min_events must be a whole number >= 0 (events the long window needs "
+                          f"before an alert may fire), got {_short(min_events)}.")
+    no_data_s = parse_duration(alerting.get("no_data_window", "1h"), f"{where}.alerting.no_data_window")
+    if no_data_s > window_s:
+        raise ConfigError(f"{where}.alerting.no_data_window ({format_duration(no_data_s)}) is longer than the SLO "
+                          f"window ({format_duration(window_s)}); it must fit inside it.")
+    alert_name = alerting.get("name") or "".join(p.capitalize() for p in re.split(r"[-_]", name)) + "ErrorBudgetBurn"
+    if not isinstance(alert_name, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", alert_name):
+        raise ConfigError(f"{where}.alerting.name must be an alert name of letters, digits and _, got "
+                          f"{_short(alert_name)}.")
+    model = item.get("model")
+    if model is not None:
+        model = _name(model, f"{where}.model")
+    description = item.get("description", "")
+    if not isinstance(description, str):
+        raise ConfigError(f"{where}.description must be text, got {_short(description)}.")
+    return SLO(service=service, name=name, sli=sli, objective=objective, window_s=window_s, alerts=tuple(alerts),
+               min_events=min_events, no_data_window_s=no_data_s, model=model, description=description,
+               params=params, prometheus=_prometheus(item.get("prometheus"), f"{where}.prometheus"),
+               alert_name=alert_name)
+
+
+def _objective(item: Mapping[str, Any], where: str) -> Fraction:
+    if ("objective" in item) == ("target" in item):
+        raise ConfigError(f"{where} needs exactly one of objective (percent, e.g. 99.9) or target (a ratio, e.g. "
+                          "0.999).")
+    key = "objective" if "objective" in item else "target"
+    raw = item[key]
+    scale = 100 if key == "objective" else 1
+    if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+        raise ConfigError(f"{where}.{key} must be a number, got {_short(raw)}.")
+    try:
+        value = Fraction(str(raw)) / scale  # str(): 99.9 stays 999/1000, not the binary float's 2^-k expansion
+    except (ValueError, ZeroDivisionError):
+        raise ConfigError(f"{where}.{key} must be a number, got {_short(raw)}.") from None
+    if not 0 < value < 1:
+        valid = "0 < objective < 100 (percent)" if key == "objective" else "0 < target < 1"
+        raise ConfigError(f"{where}.{key} is {raw!r}; it must satisfy {valid}: an objective of 100 % leaves no "
+                          "error budget, so no burn rate or alert can be computed.")
+    return value
+
+
+def _pair(pair: Any, severity: Severity, window_s: int, where: str) -> AlertWindow:
+    _mapping(pair, where, _PAIR_KEYS)
+    missing = [k for k in _PAIR_KEYS if k not in pair]
+    if missing:
+        raise ConfigError(f"{where} has no {', '.join(missing)}; each alert pair needs long, short and burn_rate, "
+                          "e.g. {long: 1h, short: 5m, burn_rate: 14.4}.")
+    long_s = parse_duration(pair["long"], f"{where}.long")
+    short_s = parse_duration(pair["short"], f"{where}.short")
+    if short_s >= long_s:
+        raise ConfigError(f"{where}: the short window ({pair['short']}) must be shorter than the long window "
+                          f"({pair['long']}); the workbook uses 1/12 of it.")
+    if long_s > window_s:
+        raise ConfigError(f"{where}.long ({pair['long']}) is longer than the SLO window "
+                          f"({format_duration(window_s)}); alert windows must fit inside it.")
+    raw = pair["burn_rate"]
+    try:
+        burn = Fraction(str(raw)) if not isinstance(raw, bool) and isinstance(raw, (int, float, str)) else None
+    except (ValueError, ZeroDivisionError):
+        burn = None
+    if burn is None or burn <= 0:
+        raise ConfigError(f"{where}.burn_rate must be a positive number (14.4 pages on 2 % of a 30-day budget in "
+                          f"an hour), got {_short(raw)}.")
+    return AlertWindow(severity=severity, long_s=long_s, short_s=short_s, burn_rate=burn)
+
+
+def _params(raw: Any, kind: SLIKind, where: str) -> dict[str, Any]:
+    _mapping(raw, where, kind.required + kind.optional)
+    missing = [k for k in kind.required if k not in raw]
+    if missing:
+        raise ConfigError(f"{where} needs {', '.join(missing)} for sli {kind.name} (good event: {kind.good}).")
+    params = dict(raw)
+    for key in ("max_age", "label_delay"):
+        if key in params:
+            parse_duration(params[key], f"{where}.{key}")
+    if "threshold_ms" in params:
+        value = params["threshold_ms"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ConfigError(f"{where}.threshold_ms must be a positive number of milliseconds, got {_short(value)}.")
+    return params
+
+
+def _prometheus(raw: Any, where: str) -> PrometheusSource | None:
+    if raw is None:
+        return None
+    _mapping(raw, where, ("errors", "good", "total"))
+    if ("errors" in raw) == ("good" in raw) or "total" not in raw:
+        raise ConfigError(f"{where} needs total and exactly one of errors or good (counter selectors), got keys "
+                          f"{', '.join(sorted(raw)) or '(none)'}.")
+    for key in raw:
+        value = raw[key]
+        if not isinstance(value, str) or not value.strip() or "\n" in value:
+            raise ConfigError(f"{where}.{key} must be one counter selector, e.g. "
+                              f"'yarnit_serving_requests_total{{model=\"ctr\"}}', got {_short(value)}.")
+    return PrometheusSource(total=raw["total"].strip(), errors=(raw.get("errors") or "").strip() or None,
+                            good=(raw.get("good") or "").strip() or None)
+
+
+def _mapping(value: Any, where: str, keys: Sequence[str]) -> None:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where} must be a mapping with keys from: {', '.join(keys) or '(none)'}; got "
+                          f"{_short(value)}.")
+    unknown = sorted(str(k) for k in value if k not in keys)
+    if unknown:
+        raise ConfigError(f"{where} has unknown key(s) {', '.join(unknown)}; valid keys: "
+                          f"{', '.join(keys) or '(none)'}.")
+
+
+def _name(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise ConfigError(f"{where} must be a name of lower-case letters, digits, '-' and '_' starting with a "
+                          f"letter (at most 63 characters), got {_short(value)}.")
+    return value
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+__all__ = ["AlertWindow", "BUCKET_S", "DEFAULT_ALERTS", "PrometheusSource", "SEVERITIES", "SLIKind", "SLI_KINDS",
+           "SLO", "SLOFile", "Severity", "format_duration", "load_slo_file", "parse_duration", "parse_slo_file"]
