@@ -44,8 +44,6 @@ from .slo import SLI_KINDS, SLO, AlertWindow, SLOFile, format_duration, load_slo
 from .sources import CountsSource, read_counts_jsonl
 
 __all__ = [
-    "SLI_KINDS",
-    "SLO",
     "AlertReading",
     "AlertTransition",
     "AlertWindow",
@@ -58,6 +56,8 @@ __all__ = [
     "Estimate",
     "EventCounts",
     "SLISource",
+    "SLI_KINDS",
+    "SLO",
     "SLOFile",
     "SLOStatus",
     "SliceVolume",
