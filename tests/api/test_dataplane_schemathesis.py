@@ -18,7 +18,6 @@ JSON Schema, so schema-valid bodies that break it are rightly answered 422.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import hypothesis

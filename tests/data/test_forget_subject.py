@@ -12,7 +12,6 @@ import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -59,8 +58,8 @@ def test_forget_rewrites_taints_receipts_and_purges(
     day1 = datasets.ingest_frame("clicks", make_clicks(400, seed=1), source="day1", schema=schema)
     day2 = datasets.ingest_frame("clicks", make_clicks(400, seed=2, start_id=400), source="day2", schema=schema)
     other = datasets.ingest_frame("clicks-other", make_clicks(50, seed=3, users=5), source="x", subject="user_id")
-    golden = datasets.ingest_frame("golden", make_clicks(60, seed=5), source="hand-labelled", schema=schema,
-                                   retention_class="golden")
+    datasets.ingest_frame("golden", make_clicks(60, seed=5), source="hand-labelled", schema=schema,
+                          retention_class="golden")
     assert "u007" in set(make_clicks(60, seed=5)["user_id"])
     model = registry.register("ctr", tiny_model(), ArtifactFormat.SKOPS, dataset_version_ids=[day1.id, day2.id])
     unrelated = registry.register("ctr", tiny_model(), ArtifactFormat.SKOPS, dataset_version_ids=[other.id])

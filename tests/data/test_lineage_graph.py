@@ -240,5 +240,5 @@ def test_a_served_request_links_its_deployment_to_the_prediction_log_segment(ws:
     lineage = Lineage(ws)
     _wait_for(lambda: len(lineage.upstream(Node("prediction_log", segment)).nodes) > 1, "the segment's edge")
     up = lineage.upstream(Node("prediction_log", segment))
-    assert [n.label for n in up.nodes][:3] == [f"prediction_log:{segment}", f"deployment:ctr:production→v1#1",
+    assert [n.label for n in up.nodes][:3] == [f"prediction_log:{segment}", "deployment:ctr:production→v1#1",
                                                "model:ctr:v1"]
