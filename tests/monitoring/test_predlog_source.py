@@ -205,3 +205,22 @@ def test_slo_status_reads_the_workspace_log_and_a_full_outage_pages(tmp_path, mo
 
     other = runner.invoke(app, [*args, "--log-dir", str(tmp_path / "nowhere")])
     assert other.exit_code == 1 and "No prediction log at" in other.output
+
+
+def test_a_segment_rewritten_by_erasure_keeps_its_counts_and_is_not_reread(tmp_path, spec):
+    from yarnit.serving.predlog import erase_from_prediction_log
+
+    clock = SimulatedClock(START)
+    writer = Writer(tmp_path / "log", clock)
+    writer.request()
+    writer.request(status=500)
+    writer.flush()
+    writer.log.close()
+    state = tmp_path / "slo.json"
+    source = PredictionLogSource(tmp_path / "log", spec, clock, state_path=state)
+    before = series(source, spec, "ctr-availability")
+    assert before == [(M0, 1, 2)]
+    assert erase_from_prediction_log(tmp_path / "log", ["r1"]).records_removed == 1  # a new, shorter file
+    assert series(source, spec, "ctr-availability") == before and source.last.records == 0
+    restarted = PredictionLogSource(tmp_path / "log", spec, clock, state_path=state)
+    assert series(restarted, spec, "ctr-availability") == before and restarted.last.records == 0

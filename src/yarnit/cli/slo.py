@@ -97,6 +97,16 @@ def status(path: Path = FILE_ARGUMENT,
     from yarnit.monitoring.sources import read_counts_jsonl
 
     spec = load_slo_file(path)
+    if at is None:
+        when = SystemClock().now()
+    else:
+        try:
+            when = datetime.fromisoformat(at.replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidInput(f"--at must be an ISO 8601 time such as 2026-03-01T10:00:00Z, got {at!r}.") from None
+        if when.tzinfo is None:
+            raise InvalidInput(f"--at needs a time zone (e.g. {at}Z for UTC), got {at!r}.")
+    when = when.astimezone(timezone.utc)
     log_read: dict[str, object] | None = None
     if counts is not None:
         if log_dir is not None:
@@ -117,16 +127,6 @@ def status(path: Path = FILE_ARGUMENT,
         log_read = {"directory": str(directory), "segments": report.segments, "records": report.records,
                     "bytes_read": report.bytes_read, "skipped": report.skipped, "corrupt_lines": report.corrupt_lines}
         source = log_source
-    if at is None:
-        when = SystemClock().now()
-    else:
-        try:
-            when = datetime.fromisoformat(at.replace("Z", "+00:00"))
-        except ValueError:
-            raise InvalidInput(f"--at must be an ISO 8601 time such as 2026-03-01T10:00:00Z, got {at!r}.") from None
-        if when.tzinfo is None:
-            raise InvalidInput(f"--at needs a time zone (e.g. {at}Z for UTC), got {at!r}.")
-    when = when.astimezone(timezone.utc)
     statuses = [evaluate(slo, source.counts(slo, until_s=when.timestamp()), when) for slo in spec.slos]
     data = {"service": spec.service, "at": when.isoformat(), "slos": [s.to_dict() for s in statuses]}
     if log_read is not None:
