@@ -77,20 +77,26 @@ def rules(path: Path = FILE_ARGUMENT,
 @app.command("status")
 @cli_errors
 def status(path: Path = FILE_ARGUMENT,
-           counts: Path = typer.Option(..., "--counts", help="JSON lines of per-minute counts: "
-                                       '{"slo": NAME, "at": ISO-TIME, "good": N, "total": N}.'),
+           counts: Path | None = typer.Option(None, "--counts", help="JSON lines of per-minute counts: "
+                                              '{"slo": NAME, "at": ISO-TIME, "good": N, "total": N} '
+                                              "(default: read the workspace's prediction log)."),
+           log_dir: Path | None = typer.Option(None, "--log-dir", help="Prediction log directory (default: "
+                                               "$YARNIT_HOME/prediction_log)."),
            at: str | None = typer.Option(None, "--at", help="Evaluate at this ISO 8601 time (default: now)."),
            as_json: bool = JSON_OPTION) -> None:
-    """Each SLO's state, error budget left and burn rate per alert window, from a counts file."""
+    """Each SLO's state, error budget left and burn rate per alert window, from the prediction log or a counts file.
+
+    The log is read incrementally: a checkpoint under $YARNIT_HOME/monitoring keeps the counts and, per
+    segment, how far it was read, so a rerun reads only what is new.
+    """
     from datetime import datetime, timezone
 
     from yarnit.core.clock import SystemClock
     from yarnit.core.errors import InvalidInput
-    from yarnit.monitoring import evaluate, format_duration, load_slo_file
+    from yarnit.monitoring import SLISource, evaluate, format_duration, load_slo_file
     from yarnit.monitoring.sources import read_counts_jsonl
 
     spec = load_slo_file(path)
-    source = read_counts_jsonl(counts, spec)
     if at is None:
         when = SystemClock().now()
     else:
@@ -101,8 +107,30 @@ def status(path: Path = FILE_ARGUMENT,
         if when.tzinfo is None:
             raise InvalidInput(f"--at needs a time zone (e.g. {at}Z for UTC), got {at!r}.")
     when = when.astimezone(timezone.utc)
+    log_read: dict[str, object] | None = None
+    if counts is not None:
+        if log_dir is not None:
+            raise InvalidInput("Give either --counts (a counts file) or --log-dir (a prediction log), not both.")
+        source: SLISource = read_counts_jsonl(counts, spec)
+    else:
+        from yarnit.core.settings import load_settings
+        from yarnit.monitoring.predlog_source import PredictionLogSource, default_state_path
+
+        home = load_settings().home
+        directory = log_dir if log_dir is not None else home / "prediction_log"
+        if not directory.is_dir():
+            raise InvalidInput(f"No prediction log at {directory}: serve a model first, point --log-dir at the "
+                               "log directory, or give --counts.")
+        log_source = PredictionLogSource(directory, spec, SystemClock(),
+                                         state_path=default_state_path(home, spec, directory))
+        report = log_source.refresh()
+        log_read = {"directory": str(directory), "segments": report.segments, "records": report.records,
+                    "bytes_read": report.bytes_read, "skipped": report.skipped, "corrupt_lines": report.corrupt_lines}
+        source = log_source
     statuses = [evaluate(slo, source.counts(slo, until_s=when.timestamp()), when) for slo in spec.slos]
     data = {"service": spec.service, "at": when.isoformat(), "slos": [s.to_dict() for s in statuses]}
+    if log_read is not None:
+        data["prediction_log"] = log_read
 
     def human() -> None:
         table = Table("slo", "sli", "objective", "state", "budget left", "burn rate (long/short)",
@@ -115,6 +143,9 @@ def status(path: Path = FILE_ARGUMENT,
                 for a in s.alerts)
             table.add_row(s.slo.name, s.slo.sli, f"{float(s.slo.objective * 100):g} %", s.state, left, burns)
         console.print(table)
+        if log_read is not None:
+            console.print(f"prediction log: {log_read['records']} new record(s) from {log_read['segments']} "
+                          f"segment(s); {log_read['skipped']} request(s) skipped (no time, skewed or too old)")
 
     emit(data, as_json, human)
 

@@ -547,6 +547,37 @@ def scan_prediction_log(directory: str | Path) -> LogScan:
     return scan
 
 
+@dataclass
+class SegmentRead:
+    """What :func:`read_segment` found from an offset: intact records, where the last whole line ends."""
+
+    records: list[dict[str, Any]]
+    end: int  # byte offset just past the last complete line read (where the next read starts)
+    corrupt_lines: int = 0
+    partial_tail: bool = False  # bytes after ``end`` without a newline (a torn tail, or a write in progress)
+
+
+def read_segment(path: str | Path, offset: int = 0) -> SegmentRead:
+    """The complete lines of one segment from byte ``offset`` on (for incremental readers).
+
+    A last line without its newline is not consumed (``end`` stops before it):
+    it is a write in progress or a crash's torn tail, and a later read sees it
+    whole or never.
+    """
+    with open(path, "rb") as stream:
+        stream.seek(offset)
+        data = stream.read()
+    cut = data.rfind(b"\n") + 1
+    read = SegmentRead(records=[], end=offset + cut, partial_tail=cut < len(data))
+    for line in data[:cut].split(b"\n")[:-1]:
+        record = _parse_line(line)
+        if record is None:
+            read.corrupt_lines += 1
+        else:
+            read.records.append(record)
+    return read
+
+
 @dataclass(frozen=True)
 class PruneResult:
     """What :func:`prune_prediction_log` deleted and kept (segment file names and bytes)."""
@@ -713,8 +744,10 @@ __all__ = [
     "LogStats",
     "PredictionLog",
     "PruneResult",
+    "SegmentRead",
     "erase_from_prediction_log",
     "prune_prediction_log",
     "read_prediction_log",
+    "read_segment",
     "scan_prediction_log",
 ]
