@@ -1,13 +1,17 @@
-"""The prediction cache is bounded by memory, not only by entries (issue 15 item 10)."""
+"""A big request leaves nothing behind: the prediction cache is bounded by memory, the pool lets go (issue 15 item 10)."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import math
+import time
 import tracemalloc
+import weakref
 from typing import Any
 
 from yarnit.serving import PredictionCache
+from yarnit.serving.admission import ScoringPool
 from yarnit.serving.cache import instance_key
 
 FIELDS = 72
@@ -68,3 +72,31 @@ def test_cache_keys_tell_apart_values_that_compare_equal_or_serialise_alike() ->
     assert instance_key("mv_2", base) != instance_key("mv_1", base)
     assert instance_key("mv_1", {1: "a", "b": 2}) is None  # not serialisable: scored, never cached
     assert len(instance_key("mv_1", _wide_row(0))[1]) == 16
+
+
+class _Rows(list):
+    """A request's body or parsed rows (a list subclass, so a weak reference can watch it)."""
+
+
+def test_an_idle_scoring_thread_lets_go_of_its_last_request() -> None:
+    """The pool thread held its last job (closure: the body; result: the rows) until the next job came."""
+    body = _Rows([b"x" * 1_000_000])
+    watched = weakref.ref(body)
+    pool = ScoringPool(threads=1)
+
+    async def parse_on_the_pool() -> weakref.ref:
+        rows = await pool.run(lambda: _Rows([len(body[0])]), 5.0)
+        return weakref.ref(rows)
+
+    try:
+        rows = asyncio.run(parse_on_the_pool())
+        del body
+        for _ in range(100):  # the thread drops them right after handing the answer over
+            gc.collect()
+            if rows() is None and watched() is None:
+                break
+            time.sleep(0.05)
+        assert rows() is None, "the parsed rows outlived their request on the idle pool thread"
+        assert watched() is None, "the body outlived its request on the idle pool thread"
+    finally:
+        pool.close()  # (a closed pool's threads exit, which would release them anyway)
