@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import math
+import threading
 import time
 import tracemalloc
 import weakref
@@ -12,6 +13,7 @@ from typing import Any
 
 from yarnit.serving import PredictionCache
 from yarnit.serving.admission import ScoringPool
+from yarnit.serving.router import ShadowScorer
 from yarnit.serving.cache import instance_key
 
 FIELDS = 72
@@ -100,3 +102,26 @@ def test_an_idle_scoring_thread_lets_go_of_its_last_request() -> None:
         assert watched() is None, "the body outlived its request on the idle pool thread"
     finally:
         pool.close()  # (a closed pool's threads exit, which would release them anyway)
+
+
+def test_the_shadow_thread_lets_go_of_its_last_request() -> None:
+    scorer = ShadowScorer(max_queue=4)
+    instances = _Rows([_wide_row(0)])
+    watched = weakref.ref(instances)
+    ran = threading.Event()
+
+    def job(rows: _Rows = instances) -> None:  # a shadow job holds its request's rows, like service._shadow
+        assert rows
+        ran.set()
+
+    try:
+        assert scorer.submit(job) and ran.wait(10)
+        del instances, job
+        for _ in range(100):
+            gc.collect()
+            if watched() is None:
+                break
+            time.sleep(0.05)
+        assert watched() is None, "the shadow thread kept its last request's rows while waiting for the next"
+    finally:
+        scorer.close()
