@@ -305,6 +305,7 @@ class ShadowScorer:
             except Exception:  # a shadow failure is logged and counted, never raised to anyone
                 self.failed += 1
                 log.exception("shadow scoring failed")
+            del job  # waiting for the next job, the thread must not keep this one's request (its rows) alive
         self._thread = None
 
 

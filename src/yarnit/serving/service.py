@@ -64,6 +64,7 @@ class ServingOptions:
     max_connections_per_client: int = 256  # open connections per client address (per server process)
     max_instances: int = 10_000
     cache_entries: int = 10_000  # 0 disables the prediction cache
+    cache_max_batch: int = 1_000  # bigger requests bypass it (they would only evict the small ones' hot rows)
     shadow_queue: int = 1_000
     log_dir: Path | None = None  # default: $YARNIT_HOME/prediction_log
     log_queue: int = 100_000
@@ -425,7 +426,7 @@ class InferenceService:
     def _score(self, model: str, loaded: LoadedModel,
                instances: list[dict[str, Any]]) -> tuple[list[float], int, dict[str, int]]:
         rows, defaults = self._enriched(model, loaded, _without_candidates(instances))
-        if not self.cache.enabled:
+        if not self.cache.enabled or len(rows) > self.options.cache_max_batch:
             values = self._checked(loaded, loaded.score(rows))
             return values, 0, defaults
         version_id = loaded.version.id
