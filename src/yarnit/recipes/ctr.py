@@ -140,7 +140,8 @@ PARAMS = (
     Param("trainer", str, "trainer", choices=tuple(TRAINERS)),
     Param("trainer_params", dict[str, Any], "keyword arguments of the trainer"),
     Param("warm_start", bool, "continue from production's model when the trainer matches"),
-    Param("positive_rate_band", Annotated[list[float], Field(min_length=2, max_length=2)], "[low, high] plausible click rate"),
+    Param("positive_rate_band", Annotated[list[float], Field(min_length=2, max_length=2)],
+          "[low, high] plausible click rate"),
     Param("validation", ValidationOverrides, "thresholds of the curated impression schema to relax "
           "(volume_max_drop, slice_max_drop, slice_min_rows, drift_threshold, slices)"),
     Param("min_auc", float, "gate: least holdout AUC", ge=0, le=1),
