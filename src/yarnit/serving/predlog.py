@@ -533,17 +533,10 @@ def scan_prediction_log(directory: str | Path) -> LogScan:
     if not base.is_dir():
         return scan
     for segment in sorted(base.glob("seg-*.log")):
-        data = segment.read_bytes()
-        lines = data.split(b"\n")
-        complete, tail = lines[:-1], lines[-1]
-        for line in complete:
-            record = _parse_line(line)
-            if record is None:
-                scan.corrupt_lines += 1
-            else:
-                scan.records.append(record)
-        if tail:
-            scan.torn_tails += 1
+        read = read_segment(segment)
+        scan.records.extend(read.records)
+        scan.corrupt_lines += read.corrupt_lines
+        scan.torn_tails += read.partial_tail
     return scan
 
 
