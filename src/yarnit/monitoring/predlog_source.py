@@ -275,5 +275,13 @@ def default_state_path(home: str | Path, spec: SLOFile, log_dir: str | Path) -> 
     return Path(home) / "monitoring" / f"slo-{spec.service}-predlog-{where}.json"
 
 
-__all__ = ["LOG_SLIS", "PredictionLogSource", "ReadReport", "classify", "default_state_path", "is_client_error",
-           "record_time"]
+def for_workspace(workspace: Any, spec: SLOFile, *, clock: Clock) -> PredictionLogSource:
+    """The serving SLOs of ``spec`` over the workspace's prediction log, checkpointed under its monitoring dir."""
+    from .workspace import prediction_log_dir
+
+    directory = prediction_log_dir(workspace.home)
+    return PredictionLogSource(directory, spec, clock, state_path=default_state_path(workspace.home, spec, directory))
+
+
+__all__ = ["LOG_SLIS", "PredictionLogSource", "ReadReport", "classify", "default_state_path", "for_workspace",
+           "is_client_error", "record_time"]
