@@ -301,7 +301,8 @@ def _check_quantiles(reference: Sequence[float] | None, current: Sequence[float]
 
 def wasserstein_normed_from_quantiles(reference: Sequence[float] | None, current: Sequence[float] | None,
                                       reference_std: float | None, *,
-                                      levels: Sequence[float] = DEFAULT_LEVELS) -> Estimate | None:
+                                      levels: Sequence[float] = DEFAULT_LEVELS,
+                                      rank_error: tuple[float, float] = (0.0, 0.0)) -> Estimate | None:
     """Normed W1 from two quantile summaries (values at ``levels``, 0 and 1 being min and max).
 
     W1 = ∫₀¹ |Fa⁻¹(p) − Fb⁻¹(p)| dp. Between two stored levels each quantile
@@ -318,13 +319,20 @@ def wasserstein_normed_from_quantiles(reference: Sequence[float] | None, current
     level, and profiles of more than ``SAMPLE_ROWS`` rows add their sampling
     rank error (about 0.3 %). Divided by ``max(reference_std, 1e-3)``.
     Returns None when a summary is missing.
+
+    ``rank_error`` (reference, current): when a side's stored quantiles come
+    from a sketch whose value at level p has a true rank within ± ε of p (a
+    KLL sketch), its quantile function over [p_i, p_{i+1}] is only known to
+    lie between the stored values at p_i − ε and p_{i+1} + ε (rounded outward
+    to stored levels); the interval uses those wider envelopes. (0, 0) is the
+    exact case above.
     """
     checked = _check_quantiles(reference, current, levels)
     if checked is None or reference_std is None:
         return None
     qa, qb, p = checked
     width = np.diff(p)
-    a_lo, a_hi, b_lo, b_hi = qa[:-1], qa[1:], qb[:-1], qb[1:]
+    (a_lo, a_hi), (b_lo, b_hi) = _envelope(qa, p, rank_error[0]), _envelope(qb, p, rank_error[1])
     lower = float(np.sum(width * np.maximum(0.0, np.maximum(a_lo - b_hi, b_lo - a_hi))))
     upper = float(np.sum(width * np.maximum(np.abs(a_hi - b_lo), np.abs(b_hi - a_lo))))
     d = np.abs(qa - qb)
@@ -334,6 +342,16 @@ def wasserstein_normed_from_quantiles(reference: Sequence[float] | None, current
     return Estimate(estimate / scale, lower / scale, upper / scale)
 
 
+def _envelope(quantiles: np.ndarray, levels: np.ndarray, rank_error: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per level interval [p_i, p_{i+1}]: stored values that bound the quantile function there, given ± rank error."""
+    if not 0.0 <= rank_error < 1.0:
+        raise InvalidInput(f"rank_error must be in [0, 1), got {rank_error!r}.")
+    last = len(levels) - 1
+    lo = np.clip(np.searchsorted(levels, levels[:-1] - rank_error + 1e-12, side="right") - 1, 0, last)
+    hi = np.clip(np.searchsorted(levels, levels[1:] + rank_error - 1e-12, side="left"), 0, last)
+    return quantiles[lo], quantiles[hi]
+
+
 def _summary_cdf(quantiles: np.ndarray, levels: np.ndarray, x: np.ndarray) -> np.ndarray:
     """The CDF a quantile summary defines, right-continuous at repeated values (an atom takes its last level)."""
     last = np.r_[quantiles[1:] != quantiles[:-1], True]
@@ -341,7 +359,8 @@ def _summary_cdf(quantiles: np.ndarray, levels: np.ndarray, x: np.ndarray) -> np
 
 
 def ks_from_quantiles(reference: Sequence[float] | None, current: Sequence[float] | None, *,
-                      levels: Sequence[float] = DEFAULT_LEVELS) -> Estimate | None:
+                      levels: Sequence[float] = DEFAULT_LEVELS,
+                      rank_error: tuple[float, float] = (0.0, 0.0)) -> Estimate | None:
     """KS statistic sup |Fa − Fb| from two quantile summaries, within ± the widest level step of the exact one.
 
     Each CDF is interpolated linearly through its stored (value, level) points
@@ -349,7 +368,9 @@ def ks_from_quantiles(reference: Sequence[float] | None, current: Sequence[float
     between the two stored levels around x, and so does the interpolation: each
     CDF is off by at most the widest level step (0.01 by default), the statistic
     by at most twice that (the interval is clipped to [0, 1]). No p-value: a
-    summary does not carry the test's sampling distribution.
+    summary does not carry the test's sampling distribution. ``rank_error``
+    (reference, current): a sketch's stored levels are off by up to that much
+    rank each, which widens the interval by their sum.
     """
     checked = _check_quantiles(reference, current, levels)
     if checked is None:
@@ -358,7 +379,7 @@ def ks_from_quantiles(reference: Sequence[float] | None, current: Sequence[float
     grid = np.unique(np.concatenate([qa, qb]))
     fa, fb = _summary_cdf(qa, p, grid), _summary_cdf(qb, p, grid)
     value = float(np.max(np.abs(fa - fb)))
-    step = 2 * float(np.max(np.diff(p)))
+    step = 2 * float(np.max(np.diff(p))) + float(rank_error[0]) + float(rank_error[1])
     return Estimate(value, max(0.0, value - step), min(1.0, value + step))
 
 

@@ -237,7 +237,8 @@ def column_drift_from_profiles(reference: ColumnSummary, current: ColumnSummary,
     size is :func:`~yarnit.monitoring.distances.wasserstein_normed_from_quantiles`'s estimate (its interval
     in ``detail``); the test is the asymptotic KS p-value at the *lower* bound of the KS statistic from
     quantiles, so a summary never raises an alarm the values would not. A profile without quantiles or value
-    counts (redacted, high-cardinality) gives ``no_data`` with the reason.
+    counts (redacted, high-cardinality) gives ``no_data`` with the reason. A summary with a ``rank_error``
+    attribute (quantiles from a sketch, e.g. a KLL sketch of served traffic) widens both intervals by it.
     """
     n_ref, n_cur = int(reference.present), int(current.present)
     categorical = reference.value_counts is not None and current.value_counts is not None and \
@@ -250,17 +251,21 @@ def column_drift_from_profiles(reference: ColumnSummary, current: ColumnSummary,
         return ColumnDrift(column, kind, name, None, threshold, n_ref, n_cur, DriftState.NO_DATA, alpha=alpha,
                            detail={"reason": reason})
     detail: dict[str, Any] = {"from": "profiles"}
+    errors = (float(getattr(reference, "rank_error", 0.0) or 0.0), float(getattr(current, "rank_error", 0.0) or 0.0))
     if categorical:
         test = d.chi_square(reference.value_counts or {}, current.value_counts or {})
         effect, p_value = d.categorical_jensen_shannon(reference.value_counts or {}, current.value_counts or {}), \
             test.p_value
     else:
-        w = d.wasserstein_normed_from_quantiles(reference.quantiles, current.quantiles, reference.std, levels=levels)
-        k = d.ks_from_quantiles(reference.quantiles, current.quantiles, levels=levels)
+        w = d.wasserstein_normed_from_quantiles(reference.quantiles, current.quantiles, reference.std, levels=levels,
+                                                rank_error=errors)
+        k = d.ks_from_quantiles(reference.quantiles, current.quantiles, levels=levels, rank_error=errors)
         assert w is not None and k is not None  # both summaries checked above
         effect = w.value
         p_value = float(stats.kstwobign.sf(k.lower * np.sqrt(n_ref * n_cur / (n_ref + n_cur))))
         detail |= {"effect_interval": [w.lower, w.upper], "ks_statistic_interval": [k.lower, k.upper]}
+        if any(errors):
+            detail["rank_error"] = list(errors)
     drifted = p_value < alpha and effect >= threshold
     return ColumnDrift(column, kind, name, effect, threshold, n_ref, n_cur,
                        DriftState.DRIFT if drifted else DriftState.NO_DRIFT, p_value, alpha, detail)

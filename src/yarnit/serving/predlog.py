@@ -550,16 +550,18 @@ class SegmentRead:
     partial_tail: bool = False  # bytes after ``end`` without a newline (a torn tail, or a write in progress)
 
 
-def read_segment(path: str | Path, offset: int = 0) -> SegmentRead:
+def read_segment(path: str | Path, offset: int = 0, max_bytes: int | None = None) -> SegmentRead:
     """The complete lines of one segment from byte ``offset`` on (for incremental readers).
 
     A last line without its newline is not consumed (``end`` stops before it):
     it is a write in progress or a crash's torn tail, and a later read sees it
-    whole or never.
+    whole or never. ``max_bytes`` reads at most that many bytes (a bounded
+    chunk; the next read starts at ``end``); a line longer than it gives no
+    record and ``end == offset``: read it again without the limit.
     """
     with open(path, "rb") as stream:
         stream.seek(offset)
-        data = stream.read()
+        data = stream.read() if max_bytes is None else stream.read(max_bytes)
     cut = data.rfind(b"\n") + 1
     read = SegmentRead(records=[], end=offset + cut, partial_tail=cut < len(data))
     for line in data[:cut].split(b"\n")[:-1]:

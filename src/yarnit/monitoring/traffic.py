@@ -1,0 +1,913 @@
+"""Bounded, mergeable summaries of served traffic, read incrementally from the prediction log.
+
+:func:`update` reads what the prediction log (:mod:`yarnit.serving.predlog`)
+gained since the last run and folds it into one summary per (model, version,
+role, window), the window being one hour by default (``bucket_s``). A summary
+holds:
+
+* request counts by status, and the rows (instances) of answered requests;
+* per logged feature: rows holding it, nulls, and for numbers a KLL quantile
+  sketch (Apache DataSketches, ``k = 200``: a quantile's normalized rank is
+  within ± :data:`RANK_ERROR` (1.33 %) of the level asked, with 99 %
+  confidence, however many rows; min and max are exact) plus count, sum,
+  sum of squares, min and max; for strings, booleans and whole numbers,
+  value counts capped at :data:`TOP_K` values with an ``other`` bucket and an
+  HLL estimate of how many distinct values overflowed;
+* the same summary of the predictions (prediction drift);
+* rows per value of the declared slice columns (``country``, ``device`` …).
+
+Every part merges exactly (counts, sums, min/max, sketches) or with a stated
+loss (category counts past ``TOP_K`` move to ``other``; a value kept in one
+part and folded into another's ``other`` is marked ``exact: false``), so
+:func:`window_summary` answers any window ``[start, end)`` by merging its
+hourly summaries. Memory is bounded by the number of features, not rows: a
+segment is read in chunks of :data:`CHUNK_BYTES`.
+
+Privacy: columns named as personal data (``user_id``, ``email`` … the log's
+policy list) and any column holding a keyed hash (``hmac-sha256:…``, how the
+log writes pseudonymised ids) are never summarized; their names are listed
+under ``private_columns`` so the skip is visible. Nested values (lists,
+objects) are counted as ``unsupported``.
+
+Which records: answered requests (status 200) give rows, features and
+predictions; every request counts in ``requests`` by status (a ``rejected``
+window record counts its ``count``). Each record lands in the window of its
+own ``time``, so out-of-order records are fine; a record with no readable
+time, more than ``max_future_s`` ahead of the clock, or older than
+``max_age_s`` is counted in ``skipped`` (by reason), never an error.
+
+Crash safety: summaries live in one file per (model, hour) under
+``monitoring/traffic/windows``, named with the *epoch* that wrote it; the
+checkpoint (``state.json``: per-segment byte offset and inode, the epoch and
+the index of current window files) is written last, atomically, and is the
+commit point. A crash before it leaves new-epoch files the index does not
+name (ignored and removed at the next run, which re-reads from the old
+offsets: nothing counted twice); a crash after it starts from the new offsets
+(nothing skipped). A torn last line is not consumed until it is whole; a
+segment rewritten by erasure (new inode, or shorter) keeps what was summarized
+(the summaries hold no personal data) and goes on from its new end. One
+update runs at a time (``flock`` on ``monitoring/traffic/lock``).
+
+With ``workspace.settings.dask_scheduler`` set, each segment's new bytes are
+summarized on the Dask cluster (workers must see the log's path) and the
+partial summaries merged here; the result equals the local one.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import json
+import math
+import os
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from yarnit.core.atomic import atomic_write_text
+from yarnit.core.clock import Clock
+from yarnit.core.errors import InvalidInput
+from yarnit.serving.predlog import DEFAULT_PII_FIELDS, read_segment
+
+STATE_VERSION = 1
+BUCKET_S = 3600
+KLL_K = 200
+TOP_K = 100
+HLL_LG_K = 10
+MAX_FEATURES = 256  # per summary; more feature names (a hostile client's) are counted, not summarized
+MAX_NAME = 128
+CHUNK_BYTES = 16 << 20
+MAX_FUTURE_S = 300.0
+MAX_AGE_S = 400 * 86400.0
+DEFAULT_SLICES = ("country", "device")
+HASH_PREFIX = "hmac-sha256:"
+OTHER = "__other__"
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def _kll() -> Any:
+    from datasketches import kll_doubles_sketch
+
+    return kll_doubles_sketch(KLL_K)
+
+
+def kll_rank_error(k: int = KLL_K) -> float:
+    """KLL's normalized rank error for ``k`` (one quantile, 99 % confidence), as DataSketches states it."""
+    from datasketches import kll_doubles_sketch
+
+    return float(kll_doubles_sketch.get_normalized_rank_error(k, False))
+
+
+#: The bound used in reports: KLL's stated single-quantile rank error for k = 200 (0.01329…), rounded up.
+RANK_ERROR = 0.0133
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+# -- summaries ----------------------------------------------------------------------------------
+@dataclass
+class NumericSummary:
+    """Present numeric values of one column: count, sum, sum of squares, min, max and a KLL sketch."""
+
+    count: int = 0
+    total: float = 0.0
+    sumsq: float = 0.0
+    min: float | None = None
+    max: float | None = None
+    sketch: Any = None  # kll_doubles_sketch, created on first use
+
+    def add(self, values: np.ndarray) -> None:
+        if values.size == 0:
+            return
+        if self.sketch is None:
+            self.sketch = _kll()
+        self.sketch.update(values)
+        self.count += int(values.size)
+        self.total += float(values.sum())
+        self.sumsq += float(np.dot(values, values))
+        lo, hi = float(values.min()), float(values.max())
+        self.min = lo if self.min is None else min(self.min, lo)
+        self.max = hi if self.max is None else max(self.max, hi)
+
+    def merge(self, other: NumericSummary) -> None:
+        if other.count == 0:
+            return
+        if self.sketch is None:
+            self.sketch = _kll()
+        self.sketch.merge(other.sketch)
+        self.count += other.count
+        self.total += other.total
+        self.sumsq += other.sumsq
+        self.min = other.min if self.min is None else min(self.min, other.min)  # type: ignore[type-var]
+        self.max = other.max if self.max is None else max(self.max, other.max)  # type: ignore[type-var]
+
+    @property
+    def mean(self) -> float | None:
+        return self.total / self.count if self.count else None
+
+    @property
+    def std(self) -> float | None:
+        if not self.count:
+            return None
+        mean = self.total / self.count
+        return math.sqrt(max(0.0, self.sumsq / self.count - mean * mean))
+
+    def quantiles(self, levels: Sequence[float]) -> list[float] | None:
+        """Values at ``levels`` (level 0 is the exact min, 1 the exact max)."""
+        if not self.count or self.sketch is None:
+            return None
+        values = [float(v) for v in self.sketch.get_quantiles(list(levels))]
+        for i, level in enumerate(levels):
+            if level <= 0.0:
+                values[i] = float(self.min)  # type: ignore[arg-type]
+            elif level >= 1.0:
+                values[i] = float(self.max)  # type: ignore[arg-type]
+        return list(np.maximum.accumulate(values))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"count": self.count, "sum": self.total, "sumsq": self.sumsq, "min": self.min, "max": self.max,
+                "kll": _b64(self.sketch.serialize()) if self.sketch is not None and self.count else None}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> NumericSummary:
+        out = cls(int(data["count"]), float(data["sum"]), float(data["sumsq"]),
+                  None if data["min"] is None else float(data["min"]),
+                  None if data["max"] is None else float(data["max"]))
+        if data.get("kll"):
+            from datasketches import kll_doubles_sketch
+
+            out.sketch = kll_doubles_sketch.deserialize(base64.b64decode(data["kll"]))
+        return out
+
+
+@dataclass
+class CategoricalSummary:
+    """Value counts capped at ``TOP_K`` values; the rest in ``other``, their distinct count in an HLL."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    other: int = 0
+    exact: bool = True  # False once a kept value may also hide in another part's ``other``
+    overflow: Any = None  # hll_sketch of the values folded into ``other``
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts.values()) + self.other
+
+    def add(self, values: Iterable[str]) -> None:
+        self._fold(Counter(values))
+
+    def _fold(self, new: Mapping[str, int], new_other: int = 0, other_hll: Any = None) -> None:
+        merged = Counter(self.counts)
+        merged.update(new)
+        self.other += new_other
+        if other_hll is not None:
+            self._union(other_hll)
+        if len(merged) > TOP_K:
+            kept = dict(sorted(merged.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_K])
+            for value, n in merged.items():
+                if value not in kept:
+                    self.other += n
+                    self._hll_add(value)
+            merged = Counter(kept)
+        self.counts = dict(merged)
+
+    def merge(self, other: CategoricalSummary) -> None:
+        if (self.other and any(v not in self.counts for v in other.counts)) or \
+                (other.other and any(v not in other.counts for v in self.counts)):
+            self.exact = False
+        self.exact = self.exact and other.exact
+        self._fold(other.counts, other.other, other.overflow)
+
+    def _hll_add(self, value: str) -> None:
+        if self.overflow is None:
+            from datasketches import hll_sketch
+
+            self.overflow = hll_sketch(HLL_LG_K)
+        self.overflow.update(value)
+
+    def _union(self, sketch: Any) -> None:
+        from datasketches import hll_union, tgt_hll_type
+
+        union = hll_union(HLL_LG_K)
+        if self.overflow is not None:
+            union.update(self.overflow)
+        union.update(sketch)
+        self.overflow = union.get_result(tgt_hll_type.HLL_4)
+
+    @property
+    def overflow_distinct(self) -> int:
+        return 0 if self.overflow is None else int(round(self.overflow.get_estimate()))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"counts": self.counts, "other": self.other, "exact": self.exact,
+                "overflow_hll": None if self.overflow is None else _b64(self.overflow.serialize_compact())}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CategoricalSummary:
+        out = cls({str(k): int(v) for k, v in data["counts"].items()}, int(data["other"]), bool(data["exact"]))
+        if data.get("overflow_hll"):
+            from datasketches import hll_sketch
+
+            out.overflow = hll_sketch.deserialize(base64.b64decode(data["overflow_hll"]))
+        return out
+
+
+@dataclass
+class ColumnSummary:
+    """One column (feature or prediction): rows that held it, nulls, numbers and categories."""
+
+    rows: int = 0
+    nulls: int = 0
+    unsupported: int = 0  # lists, objects: not summarized
+    numeric: NumericSummary = field(default_factory=NumericSummary)
+    categorical: CategoricalSummary = field(default_factory=CategoricalSummary)
+
+    def add(self, values: list[Any]) -> None:
+        self.rows += len(values)
+        numbers: list[float] = []
+        categories: list[str] = []
+        for v in values:
+            t = type(v)
+            if t is float:
+                if v != v or v in (math.inf, -math.inf):
+                    self.nulls += 1
+                else:
+                    numbers.append(v)
+            elif t is int:
+                numbers.append(float(v))
+                categories.append(str(v))
+            elif t is str:
+                categories.append(v)
+            elif t is bool:
+                categories.append("true" if v else "false")
+            elif v is None:
+                self.nulls += 1
+            else:
+                self.unsupported += 1
+        if numbers:
+            self.numeric.add(np.asarray(numbers, dtype=np.float64))
+        if categories:
+            self.categorical.add(categories)
+
+    def merge(self, other: ColumnSummary) -> None:
+        self.rows += other.rows
+        self.nulls += other.nulls
+        self.unsupported += other.unsupported
+        self.numeric.merge(other.numeric)
+        self.categorical.merge(other.categorical)
+
+    @property
+    def kind(self) -> str:
+        """numeric when it holds numbers and no strings/booleans beyond whole numbers, else categorical."""
+        if self.numeric.count and self.categorical.count <= self.numeric.count:
+            return "numeric"
+        return "categorical"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows, "nulls": self.nulls, "unsupported": self.unsupported,
+                "numeric": self.numeric.to_dict() if self.numeric.count else None,
+                "categorical": self.categorical.to_dict() if self.categorical.count else None}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ColumnSummary:
+        return cls(int(data["rows"]), int(data["nulls"]), int(data.get("unsupported", 0)),
+                   NumericSummary.from_dict(data["numeric"]) if data.get("numeric") else NumericSummary(),
+                   CategoricalSummary.from_dict(data["categorical"]) if data.get("categorical")
+                   else CategoricalSummary())
+
+    def describe(self) -> dict[str, Any]:
+        """A readable view (no sketches): counts, moments, a few quantiles, top values."""
+        n = self.numeric
+        out: dict[str, Any] = {"rows": self.rows, "nulls": self.nulls, "kind": self.kind}
+        if n.count:
+            q = n.quantiles((0.0, 0.01, 0.25, 0.5, 0.75, 0.99, 1.0)) or []
+            out["numeric"] = {"count": n.count, "mean": n.mean, "std": n.std, "min": n.min, "max": n.max,
+                              "quantiles": dict(zip(("0", "0.01", "0.25", "0.5", "0.75", "0.99", "1"), q,
+                                                    strict=True)), "rank_error": RANK_ERROR}
+        c = self.categorical
+        if c.count:
+            top = sorted(c.counts.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
+            out["categorical"] = {"count": c.count, "top": top, "other": c.other, "exact": c.exact,
+                                  "overflow_distinct": c.overflow_distinct}
+        return out
+
+
+@dataclass
+class TrafficSummary:
+    """Everything kept about one (model, version, role) in one window: mergeable and bounded."""
+
+    requests: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+    rows: int = 0
+    unlogged_rows: int = 0  # rows of requests whose instances were not logged (too many, or logging off)
+    features: dict[str, ColumnSummary] = field(default_factory=dict)
+    prediction: ColumnSummary = field(default_factory=ColumnSummary)
+    slices: dict[str, CategoricalSummary] = field(default_factory=dict)
+    features_overflow: int = 0  # values of feature names past MAX_FEATURES (or too long): not summarized
+    private_columns: set[str] = field(default_factory=set)
+
+    def merge(self, other: TrafficSummary) -> None:
+        self.requests += other.requests
+        for status, n in other.statuses.items():
+            self.statuses[status] = self.statuses.get(status, 0) + n
+        self.rows += other.rows
+        self.unlogged_rows += other.unlogged_rows
+        self.features_overflow += other.features_overflow
+        self.private_columns |= other.private_columns
+        for name in self.private_columns & set(self.features):
+            del self.features[name]
+        for name, column in other.features.items():
+            if name in self.private_columns:
+                continue
+            mine = self.features.get(name)
+            if mine is None:
+                if len(self.features) >= MAX_FEATURES:
+                    self.features_overflow += column.rows
+                    continue
+                mine = self.features[name] = ColumnSummary()
+            mine.merge(column)
+        self.prediction.merge(other.prediction)
+        for name, counts in other.slices.items():
+            self.slices.setdefault(name, CategoricalSummary()).merge(counts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"requests": self.requests, "statuses": self.statuses, "rows": self.rows,
+                "unlogged_rows": self.unlogged_rows,
+                "features": {k: v.to_dict() for k, v in sorted(self.features.items())},
+                "prediction": self.prediction.to_dict(),
+                "slices": {k: v.to_dict() for k, v in sorted(self.slices.items())},
+                "features_overflow": self.features_overflow, "private_columns": sorted(self.private_columns)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrafficSummary:
+        return cls(int(data["requests"]), {str(k): int(v) for k, v in data["statuses"].items()}, int(data["rows"]),
+                   int(data["unlogged_rows"]),
+                   {str(k): ColumnSummary.from_dict(v) for k, v in data["features"].items()},
+                   ColumnSummary.from_dict(data["prediction"]),
+                   {str(k): CategoricalSummary.from_dict(v) for k, v in data["slices"].items()},
+                   int(data["features_overflow"]), set(data["private_columns"]))
+
+    def describe(self) -> dict[str, Any]:
+        return {"requests": self.requests, "statuses": self.statuses, "rows": self.rows,
+                "unlogged_rows": self.unlogged_rows,
+                "features": {k: v.describe() for k, v in sorted(self.features.items())},
+                "prediction": self.prediction.describe(),
+                "slices": {k: dict(sorted(v.counts.items())) | ({OTHER: v.other} if v.other else {})
+                           for k, v in sorted(self.slices.items())},
+                "features_overflow": self.features_overflow, "private_columns": sorted(self.private_columns)}
+
+
+# -- reading records ----------------------------------------------------------------------------
+def record_time(record: Mapping[str, Any]) -> float | None:
+    """Epoch seconds of a record's ``time`` (ISO 8601; no zone means UTC), None when unreadable."""
+    value = record.get("time")
+    if not isinstance(value, str):
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00")) if value.endswith("Z") else \
+            datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.timestamp()
+
+
+_PII = frozenset(DEFAULT_PII_FIELDS | {"email_address", "phone_number", "user", "customer_id", "account_id"})
+
+
+def is_private_name(name: str) -> bool:
+    """A column named as personal data (the log policy's list and a few aliases): never summarized."""
+    return name.lower() in _PII
+
+
+@dataclass
+class _Group:
+    """Rows of one (model, version, role, window) gathered from a chunk, before they are summarized."""
+
+    requests: int = 0
+    statuses: Counter[str] = field(default_factory=Counter)
+    rows: int = 0
+    unlogged_rows: int = 0
+    columns: dict[str, list[Any]] = field(default_factory=dict)
+    predictions: list[Any] = field(default_factory=list)
+    slices: dict[str, list[str]] = field(default_factory=dict)
+    overflow: int = 0
+
+    def summarize(self, slice_columns: Sequence[str]) -> TrafficSummary:
+        out = TrafficSummary(self.requests, dict(self.statuses), self.rows, self.unlogged_rows,
+                             features_overflow=self.overflow)
+        for name, values in self.columns.items():
+            if is_private_name(name) or any(type(v) is str and v.startswith(HASH_PREFIX) for v in values):
+                out.private_columns.add(name)
+                continue
+            column = out.features[name] = ColumnSummary()
+            column.add(values)
+        out.prediction.add(self.predictions)
+        for name in slice_columns:
+            if name in out.private_columns or name not in self.slices:
+                continue
+            summary = out.slices[name] = CategoricalSummary()
+            summary.add(self.slices[name])
+        return out
+
+
+@dataclass
+class SegmentResult:
+    """The summaries of one segment's new bytes: by (model, version, role, window start), and what was read."""
+
+    path: str
+    start: int
+    end: int
+    inode: int
+    records: int = 0
+    corrupt_lines: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    summaries: dict[tuple[str, str, str, int], TrafficSummary] = field(default_factory=dict)
+
+    def to_wire(self) -> dict[str, Any]:
+        """JSON-able form (what a Dask worker sends back: no pickled sketches)."""
+        return {"path": self.path, "start": self.start, "end": self.end, "inode": self.inode,
+                "records": self.records, "corrupt_lines": self.corrupt_lines, "skipped": self.skipped,
+                "summaries": [[list(k), v.to_dict()] for k, v in self.summaries.items()]}
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> SegmentResult:
+        out = cls(data["path"], int(data["start"]), int(data["end"]), int(data["inode"]), int(data["records"]),
+                  int(data["corrupt_lines"]), dict(data["skipped"]))
+        for (model, version, role, window), summary in data["summaries"]:
+            out.summaries[(model, version, role, int(window))] = TrafficSummary.from_dict(summary)
+        return out
+
+
+def _version(record: Mapping[str, Any]) -> str:
+    version = record.get("version")
+    if version is None or version == "":
+        return "none"
+    return str(version)[:64]
+
+
+def summarize_segment(path: str, start: int, *, now_s: float, bucket_s: int = BUCKET_S,
+                      slices: Sequence[str] = DEFAULT_SLICES, max_future_s: float = MAX_FUTURE_S,
+                      max_age_s: float = MAX_AGE_S, chunk_bytes: int = CHUNK_BYTES, wire: bool = False) -> Any:
+    """Summaries of the complete lines of segment ``path`` from byte ``start`` (read in bounded chunks).
+
+    Runs where the file is (here or on a Dask worker); ``wire`` returns the JSON-able form.
+    """
+    inode = os.stat(path).st_ino
+    result = SegmentResult(path, start, start, inode)
+    size = os.path.getsize(path)
+    offset = start
+    skipped: Counter[str] = Counter()
+    while offset < size:
+        read = read_segment(path, offset, chunk_bytes)
+        if read.end == offset:
+            if offset + chunk_bytes >= size:
+                break  # only a torn or in-progress tail is left
+            read = read_segment(path, offset)  # one line longer than a chunk
+            if read.end == offset:
+                break
+        offset = read.end
+        result.records += len(read.records)
+        result.corrupt_lines += read.corrupt_lines
+        groups: dict[tuple[str, str, str, int], _Group] = {}
+        for record in read.records:
+            _gather(record, groups, now_s=now_s, bucket_s=bucket_s, slices=slices, max_future_s=max_future_s,
+                    max_age_s=max_age_s, skipped=skipped)
+        del read
+        for key, group in groups.items():
+            summary = group.summarize(slices)
+            mine = result.summaries.get(key)
+            if mine is None:
+                result.summaries[key] = summary
+            else:
+                mine.merge(summary)
+    result.end = offset
+    result.skipped = dict(skipped)
+    return result.to_wire() if wire else result
+
+
+def _gather(record: Mapping[str, Any], groups: dict[tuple[str, str, str, int], _Group], *, now_s: float,
+            bucket_s: int, slices: Sequence[str], max_future_s: float, max_age_s: float,
+            skipped: Counter[str]) -> None:
+    role = record.get("role")
+    model = record.get("model")
+    if role not in ("primary", "shadow", "rejected") or not isinstance(model, str) or not model:
+        skipped["not_a_request"] += 1
+        return
+    count = 1
+    if role == "rejected":
+        count = record.get("count")
+        if type(count) is not int or not 0 <= count <= 1 << 40:
+            skipped["bad_count"] += 1
+            return
+    at = record_time(record)
+    if at is None:
+        skipped["no_time"] += count
+        return
+    if at > now_s + max_future_s:
+        skipped["future"] += count
+        return
+    if at < now_s - max_age_s:
+        skipped["too_old"] += count
+        return
+    key = (model[:200], _version(record), role, int(at // bucket_s) * bucket_s)
+    group = groups.get(key)
+    if group is None:
+        group = groups[key] = _Group()
+    group.requests += count
+    status = record.get("status")
+    group.statuses[str(status) if type(status) is int else "unknown"] += count
+    if status != 200:
+        return
+    instances = record.get("instances")
+    predictions = record.get("predictions")
+    if isinstance(predictions, list):
+        group.predictions.extend(predictions)
+    if not isinstance(instances, list):
+        if isinstance(instances, dict) and type(instances.get("rows")) is int:
+            group.unlogged_rows += max(0, instances["rows"])
+        elif isinstance(predictions, list):
+            group.unlogged_rows += len(predictions)
+        return
+    group.rows += len(instances)
+    columns = group.columns
+    for row in instances:
+        if not isinstance(row, dict):
+            continue
+        for name, value in row.items():
+            values = columns.get(name)
+            if values is None:
+                if len(columns) >= MAX_FEATURES or len(name) > MAX_NAME:
+                    group.overflow += 1
+                    continue
+                values = columns[name] = []
+            values.append(value)
+        for name in slices:
+            value = row.get(name)
+            group.slices.setdefault(name, []).append(
+                "(missing)" if value is None else value if type(value) is str else str(value)[:200])
+
+
+# -- state: checkpoint + window files ----------------------------------------------------------
+def traffic_dir(home: str | Path) -> Path:
+    from .workspace import monitoring_dir
+
+    return monitoring_dir(home) / "traffic"
+
+
+def _safe(name: str) -> str:
+    return _SAFE.sub("_", name)[:80] + "-" + format(abs(hash_name(name)), "x")[:8]
+
+
+def hash_name(name: str) -> int:
+    import zlib
+
+    return zlib.crc32(name.encode("utf-8"))
+
+
+def _window_file(base: Path, model: str, window: int, epoch: int) -> Path:
+    return base / "windows" / _safe(model) / f"{window}-e{epoch}.json"
+
+
+@dataclass
+class _State:
+    epoch: int = 0
+    bucket_s: int = BUCKET_S
+    offsets: dict[str, dict[str, int]] = field(default_factory=dict)  # segment -> {offset, inode}
+    index: dict[str, dict[str, int]] = field(default_factory=dict)  # model -> {window start: epoch}
+    skipped: dict[str, int] = field(default_factory=dict)
+    records: int = 0
+    bytes: int = 0
+    updated_at: str | None = None
+    read_until: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": STATE_VERSION, "epoch": self.epoch, "bucket_s": self.bucket_s, "offsets": self.offsets,
+                "index": self.index, "skipped": self.skipped, "records": self.records, "bytes": self.bytes,
+                "updated_at": self.updated_at, "read_until": self.read_until}
+
+
+def _load_state(base: Path) -> _State:
+    path = base / "state.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return _State()
+    if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
+        raise InvalidInput(f"{path} is not a traffic checkpoint of version {STATE_VERSION}; move it away to "
+                           "re-read the prediction log from the start.")
+    return _State(int(data["epoch"]), int(data["bucket_s"]),
+                  {str(k): {"offset": int(v["offset"]), "inode": int(v["inode"])} for k, v in data["offsets"].items()},
+                  {str(m): {str(w): int(e) for w, e in ws.items()} for m, ws in data["index"].items()},
+                  {str(k): int(v) for k, v in data["skipped"].items()}, int(data["records"]), int(data["bytes"]),
+                  data.get("updated_at"), data.get("read_until"))
+
+
+def _read_window(base: Path, model: str, window: int, epoch: int) -> dict[tuple[str, str], TrafficSummary]:
+    data = json.loads(_window_file(base, model, window, epoch).read_text(encoding="utf-8"))
+    return {(v, r): TrafficSummary.from_dict(s) for v, r, s in data["summaries"]}
+
+
+def _write_window(base: Path, model: str, window: int, epoch: int,
+                  summaries: Mapping[tuple[str, str], TrafficSummary]) -> None:
+    path = _window_file(base, model, window, epoch)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = {"model": model, "window_start": window, "epoch": epoch,
+            "summaries": [[v, r, s.to_dict()] for (v, r), s in sorted(summaries.items())]}
+    atomic_write_text(path, json.dumps(body, separators=(",", ":")), mode=0o600)
+
+
+def _collect_garbage(base: Path, state: _State) -> int:
+    """Remove window files the committed index does not name (superseded, or written by a crashed run)."""
+    keep = {_window_file(base, m, int(w), e) for m, ws in state.index.items() for w, e in ws.items()}
+    removed = 0
+    windows = base / "windows"
+    if not windows.is_dir():
+        return 0
+    for path in windows.glob("*/*.json"):
+        if path not in keep:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+@contextlib.contextmanager
+def _locked(base: Path) -> Iterator[None]:
+    base.mkdir(parents=True, exist_ok=True)
+    fd = os.open(base / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+# -- public entry points ------------------------------------------------------------------------
+@dataclass
+class _Options:
+    bucket_s: int = BUCKET_S
+    slices: tuple[str, ...] = DEFAULT_SLICES
+    chunk_bytes: int = CHUNK_BYTES
+
+
+def _slices_from_env() -> tuple[str, ...]:
+    raw = os.environ.get("YARNIT_MONITOR_SLICES")
+    if not raw:
+        return DEFAULT_SLICES
+    names = tuple(n.strip() for n in raw.split(",") if n.strip())
+    bad = [n for n in names if is_private_name(n) or len(n) > MAX_NAME]
+    if bad:
+        raise InvalidInput(f"YARNIT_MONITOR_SLICES names personal or over-long columns {bad}; slice by "
+                           "non-personal categorical columns such as country,device.")
+    return names
+
+
+def update(workspace: Any, *, clock: Clock | None = None, log_dir: str | Path | None = None,
+           bucket_s: int | None = None, slices: Sequence[str] | None = None, chunk_bytes: int = CHUNK_BYTES,
+           client: Any = None, progress: Any = None, fault: str | None = None) -> dict[str, Any]:
+    """Read the log's new bytes, fold them into the window summaries, commit; a JSON-able report.
+
+    ``client``: a ``distributed.Client`` (default: one to ``settings.dask_scheduler`` when set, else local).
+    ``progress(done_segments, total_segments)`` is called after each segment. ``fault`` (tests):
+    ``"after_windows"`` raises after the window files are written and before the checkpoint.
+    """
+    from .workspace import prediction_log_dir
+
+    clock = clock or workspace.clock
+    directory = Path(log_dir) if log_dir is not None else prediction_log_dir(workspace.home)
+    base = traffic_dir(workspace.home)
+    chosen_slices = tuple(slices) if slices is not None else _slices_from_env()
+    with _locked(base):
+        state = _load_state(base)
+        if bucket_s is not None and state.epoch and bucket_s != state.bucket_s:
+            raise InvalidInput(f"the traffic summaries use {state.bucket_s} s windows; to change to {bucket_s} s "
+                               f"remove {base} (the summaries are rebuilt from the log it still holds).")
+        if not state.epoch:
+            state.bucket_s = bucket_s or BUCKET_S
+        garbage = _collect_garbage(base, state)
+        now_s = clock.now().timestamp()
+        segments = sorted(directory.glob("seg-*.log")) if directory.is_dir() else []
+        seen = {p.name for p in segments}
+        dropped = [name for name in state.offsets if name not in seen]
+        for name in dropped:
+            del state.offsets[name]
+        todo: list[tuple[Path, int]] = []
+        rewritten = 0
+        for path in segments:
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            cp = state.offsets.get(path.name)
+            if cp is not None and (cp["inode"] != stat.st_ino or stat.st_size < cp["offset"]):
+                # Rewritten by erasure: what it held is summarized already (no personal data in summaries).
+                state.offsets[path.name] = {"offset": stat.st_size, "inode": stat.st_ino}
+                rewritten += 1
+                continue
+            offset = cp["offset"] if cp is not None else 0
+            if stat.st_size > offset:
+                todo.append((path, offset))
+        report: dict[str, Any] = {"segments": len(segments), "segments_read": 0, "bytes": 0, "records": 0,
+                                  "corrupt_lines": 0, "skipped": {}, "windows_touched": 0, "rewritten_segments":
+                                  rewritten, "removed_segments": len(dropped), "garbage_files": garbage,
+                                  "dask": False}
+        pending: dict[tuple[str, int], dict[tuple[str, str], TrafficSummary]] = {}
+        skipped: Counter[str] = Counter()
+        kwargs = {"now_s": now_s, "bucket_s": state.bucket_s, "slices": chosen_slices, "chunk_bytes": chunk_bytes}
+        for done, result in enumerate(_run(todo, kwargs, client, workspace), start=1):
+            if result.end > result.start:
+                state.offsets[Path(result.path).name] = {"offset": result.end, "inode": result.inode}
+                report["segments_read"] += 1
+            report["bytes"] += result.end - result.start
+            report["records"] += result.records
+            report["corrupt_lines"] += result.corrupt_lines
+            skipped.update(result.skipped)
+            for (model, version, role, window), summary in result.summaries.items():
+                slot = pending.get((model, window))
+                if slot is None:
+                    slot = pending[(model, window)] = {}
+                    committed = state.index.get(model, {}).get(str(window))
+                    if committed is not None:
+                        slot.update(_read_window(base, model, window, committed))
+                mine = slot.get((version, role))
+                if mine is None:
+                    slot[(version, role)] = summary
+                else:
+                    mine.merge(summary)
+            if progress is not None:
+                progress(done, len(todo))
+        report["dask"] = bool(todo) and _dask_used(client, workspace)
+        if not todo and not rewritten and not dropped and state.epoch:
+            report["skipped"] = dict(skipped)
+            return report | {"epoch": state.epoch, "updated_at": state.updated_at}
+        epoch = state.epoch + 1
+        for (model, window), summaries in pending.items():
+            _write_window(base, model, window, epoch, summaries)
+        if fault == "after_windows":
+            raise RuntimeError("fault injected after the window files, before the checkpoint")
+        for model, window in pending:
+            state.index.setdefault(model, {})[str(window)] = epoch
+        state.epoch = epoch
+        for reason, n in skipped.items():
+            state.skipped[reason] = state.skipped.get(reason, 0) + n
+        state.records += report["records"]
+        state.bytes += report["bytes"]
+        state.updated_at = clock.now().isoformat()
+        atomic_write_text(base / "state.json", json.dumps(state.to_dict(), separators=(",", ":")), mode=0o600)
+        _collect_garbage(base, state)
+        report.update(skipped=dict(skipped), windows_touched=len(pending), epoch=epoch, updated_at=state.updated_at)
+        return report
+
+
+def _dask_used(client: Any, workspace: Any) -> bool:
+    return client is not None or bool(getattr(workspace.settings, "dask_scheduler", None))
+
+
+def _run(todo: list[tuple[Path, int]], kwargs: dict[str, Any], client: Any, workspace: Any) -> Iterator[SegmentResult]:
+    """Each segment's summary, here or on Dask (results come back as JSON-able dicts and are merged here)."""
+    if not todo:
+        return
+    if client is None and getattr(workspace.settings, "dask_scheduler", None):
+        from yarnit.training.dask import dask_client
+
+        with dask_client(workspace.settings.dask_scheduler) as own:
+            yield from _run(todo, kwargs, own, workspace)
+        return
+    if client is None:
+        for path, offset in todo:
+            yield summarize_segment(str(path), offset, **kwargs)
+        return
+    from distributed import as_completed
+
+    futures = [client.submit(summarize_segment, str(path), offset, wire=True, pure=False, **kwargs)
+               for path, offset in todo]
+    for future in as_completed(futures):
+        yield SegmentResult.from_wire(future.result())
+        future.release()
+
+
+# -- queries ------------------------------------------------------------------------------------
+@dataclass
+class WindowSummary:
+    """The merged summary of a model's traffic over ``[start, end)`` (whole windows whose start lies in it)."""
+
+    model: str
+    start: float
+    end: float
+    windows: int
+    summary: TrafficSummary
+    versions: dict[str, int]  # version -> primary requests in the span
+    covered: tuple[float, float] | None  # first window start, last window end
+
+    def to_dict(self) -> dict[str, Any]:
+        iso = _iso
+        return {"model": self.model, "start": iso(self.start), "end": iso(self.end), "windows": self.windows,
+                "covered": None if self.covered is None else [iso(self.covered[0]), iso(self.covered[1])],
+                "versions": self.versions, "summary": self.summary.describe()}
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def status(workspace: Any) -> dict[str, Any]:
+    """What the committed summaries cover: epoch, last update, models and windows, skipped records."""
+    base = traffic_dir(workspace.home)
+    state = _load_state(base)
+    return {"epoch": state.epoch, "updated_at": state.updated_at, "bucket_s": state.bucket_s,
+            "records": state.records, "bytes": state.bytes, "skipped": state.skipped,
+            "segments": len(state.offsets), "models": {m: len(ws) for m, ws in sorted(state.index.items())}}
+
+
+def models(workspace: Any) -> list[str]:
+    return sorted(_load_state(traffic_dir(workspace.home)).index)
+
+
+def window_summary(workspace: Any, model: str, start: datetime | float, end: datetime | float, *,
+                   version: str | int | None = None, role: str = "primary") -> WindowSummary:
+    """Merge the committed hourly summaries of ``model`` (``role``, one ``version`` or all) in ``[start, end)``.
+
+    Reads stored summaries only (never the log). An empty span gives a summary with zero requests.
+    """
+    s, e = (x.timestamp() if isinstance(x, datetime) else float(x) for x in (start, end))
+    if e <= s:
+        raise InvalidInput(f"the window must end after it starts; got {_iso(s)} to {_iso(e)}.")
+    base = traffic_dir(workspace.home)
+    for attempt in range(3):  # a concurrent update may remove a file between reading the index and the file
+        state = _load_state(base)
+        try:
+            return _merge_span(base, state, model, s, e, None if version is None else str(version), role)
+        except FileNotFoundError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _merge_span(base: Path, state: _State, model: str, s: float, e: float, version: str | None,
+                role: str) -> WindowSummary:
+    merged = TrafficSummary()
+    versions: Counter[str] = Counter()
+    picked = sorted(int(w) for w in state.index.get(model, {}) if s <= int(w) < e)
+    for window in picked:
+        for (v, r), summary in _read_window(base, model, window, state.index[model][str(window)]).items():
+            if r == "primary":
+                versions[v] += summary.requests
+            if r == role and (version is None or v == version):
+                merged.merge(summary)
+    covered = (float(picked[0]), float(picked[-1] + state.bucket_s)) if picked else None
+    return WindowSummary(model, s, e, len(picked), merged, dict(versions), covered)
+
+
+__all__ = ["BUCKET_S", "DEFAULT_SLICES", "RANK_ERROR", "TOP_K", "CategoricalSummary", "ColumnSummary",
+           "NumericSummary", "TrafficSummary", "WindowSummary", "is_private_name", "models", "status",
+           "summarize_segment", "traffic_dir", "update", "window_summary"]
