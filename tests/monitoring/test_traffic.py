@@ -1,0 +1,281 @@
+"""Summaries of served traffic from a real prediction log: incremental, crash-safe, mergeable; drift on them."""
+
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from yarnit.core.clock import SimulatedClock
+from yarnit.core.errors import InvalidInput, NotFound
+from yarnit.data import Datasets
+from yarnit.monitoring import traffic
+from yarnit.monitoring.workspace import prediction_log_dir
+from yarnit.registry import ArtifactFormat, ModelRegistry, dump_sklearn
+from yarnit.serving.predlog import LogPolicy, PredictionLog, erase_from_prediction_log
+
+START = datetime(2026, 3, 1, 10, 0, tzinfo=timezone.utc)
+COUNTRIES = ("fr", "de", "us", "uk")
+
+
+class Traffic:
+    """Writes requests with the real PredictionLog writer (policy: user_id hashed with a key) on a simulated clock."""
+
+    def __init__(self, home: Path, clock: SimulatedClock) -> None:
+        self.clock = clock
+        self.log = PredictionLog(prediction_log_dir(home), clock, fsync=False, aggregate_window_s=1e9,
+                                 policy=LogPolicy(hmac_key=b"k" * 32))
+        self.n = 0
+        self.rng = np.random.default_rng(7)
+
+    def requests(self, n: int, *, shift: float = 0.0, version: int = 1, status: int = 200, at=None,
+                 drop_country: str | None = None) -> list[dict]:
+        rows = []
+        for _ in range(n):
+            self.n += 1
+            country = COUNTRIES[self.n % len(COUNTRIES)]
+            if country == drop_country:
+                country = "fr"
+            row = {"price": float(self.rng.normal(10.0 + shift, 2.0)), "country": country,
+                   "device": "mobile" if self.n % 3 else "web", "qty": int(self.rng.integers(1, 5)),
+                   "user_id": f"user-{self.n}"}
+            record = {"request_id": f"r{self.n}", "time": at or self.clock.now(), "role": "primary",
+                      "protocol": "v1", "model": "ctr", "status": status, "latency_ms": 5.0,
+                      "instances": [row]}
+            if status == 200:
+                record.update(version=version, alias="production", served_by="model",
+                              predictions=[float(1 / (1 + np.exp(-(row["price"] - 10) / 2)))])
+            rows.append(dict(row))
+            self.log.append(record)
+        assert self.log.flush()
+        return rows
+
+
+@pytest.fixture
+def home(sqlite_ws):
+    return Path(sqlite_ws.home)
+
+
+def _update(ws, clock, **kw):
+    return traffic.update(ws, clock=clock, **kw)
+
+
+def _segments(home: Path) -> list[Path]:
+    return sorted(prediction_log_dir(home).glob("seg-*.log"))
+
+
+def test_incremental_reads_only_new_bytes_and_counts_exactly(sqlite_ws, home):
+    clock = SimulatedClock(START)
+    t = Traffic(home, clock)
+    t.requests(300)
+    first = _update(sqlite_ws, clock)
+    size = sum(p.stat().st_size for p in _segments(home))
+    assert first["records"] == 300 and first["bytes"] == size and first["windows_touched"] == 1
+    again = _update(sqlite_ws, clock)
+    assert again["records"] == 0 and again["bytes"] == 0  # nothing new: nothing read
+    clock.advance(3600)
+    t.requests(200, status=200)
+    t.requests(5, status=500)
+    second = _update(sqlite_ws, clock)
+    assert second["bytes"] == sum(p.stat().st_size for p in _segments(home)) - size
+    assert second["records"] == 205
+    got = traffic.window_summary(sqlite_ws, "ctr", START, START + timedelta(hours=2)).summary
+    assert got.requests == 505 and got.rows == 500 and got.statuses == {"200": 500, "500": 5}
+    assert got.features["price"].numeric.count == 500 and got.prediction.numeric.count == 500
+    # personal data never reaches a summary: the keyed hash of user_id is recognised and skipped
+    assert "user_id" not in got.features and got.private_columns == {"user_id"}
+    blob = "".join(p.read_text() for p in (traffic.traffic_dir(home) / "windows").glob("*/*.json"))
+    assert "user-1" not in blob and "hmac-sha256" not in blob
+
+
+def test_crash_between_window_files_and_checkpoint_counts_nothing_twice(sqlite_ws, home):
+    clock = SimulatedClock(START)
+    t = Traffic(home, clock)
+    t.requests(100)
+    _update(sqlite_ws, clock)
+    t.requests(50)
+    with pytest.raises(RuntimeError, match="fault injected"):
+        _update(sqlite_ws, clock, fault="after_windows")
+    # the new window file exists but is not committed: a reader still sees the old state
+    assert traffic.window_summary(sqlite_ws, "ctr", START, START + timedelta(hours=1)).summary.requests == 100
+    report = _update(sqlite_ws, clock)
+    assert report["records"] == 50 and report["garbage_files"] == 1
+    assert traffic.window_summary(sqlite_ws, "ctr", START, START + timedelta(hours=1)).summary.requests == 150
+    files = list((traffic.traffic_dir(home) / "windows").glob("*/*.json"))
+    assert len(files) == 1  # superseded epochs removed
+
+
+def test_torn_tail_waits_until_whole_and_out_of_order_or_untimed_records_are_counted(sqlite_ws, home):
+    clock = SimulatedClock(START)
+    t = Traffic(home, clock)
+    t.requests(10)
+    clock.advance(7200)
+    t.requests(4, at=START + timedelta(minutes=30))  # late records land in their own hour
+    t.requests(3, at=clock.now() + timedelta(days=2))  # clock-skewed: far in the future
+    segment = _segments(home)[-1]
+    payload = json.dumps({"request_id": "x", "role": "primary", "model": "ctr", "status": 200}).encode()
+    line = b"%08x %s\n" % (zlib.crc32(payload), payload)
+    with open(segment, "ab") as f:
+        f.write(line[:20])  # a torn line, as a crash leaves it
+    report = _update(sqlite_ws, clock)
+    assert report["records"] == 17 and report["skipped"] == {"future": 3}
+    with open(segment, "ab") as f:
+        f.write(line[20:])
+    report = _update(sqlite_ws, clock)
+    assert report["records"] == 1 and report["skipped"] == {"no_time": 1}
+    first_hour = traffic.window_summary(sqlite_ws, "ctr", START, START + timedelta(hours=1)).summary
+    assert first_hour.requests == 14
+    assert traffic.status(sqlite_ws)["skipped"] == {"future": 3, "no_time": 1}
+
+
+def test_erasure_rewritten_segment_is_not_read_again(sqlite_ws, home):
+    clock = SimulatedClock(START)
+    t = Traffic(home, clock)
+    t.requests(40)
+    t.log.close()
+    _update(sqlite_ws, clock)
+    hashed = LogPolicy(hmac_key=b"k" * 32).pseudonymise("user-3")
+    erased = erase_from_prediction_log(prediction_log_dir(home), ["user-3", hashed])
+    assert erased.records_removed == 1 and erased.segments_rewritten == 1
+    report = _update(sqlite_ws, clock)
+    assert report["rewritten_segments"] == 1 and report["records"] == 0
+    assert traffic.window_summary(sqlite_ws, "ctr", START, START + timedelta(hours=1)).summary.requests == 40
+
+
+def test_hourly_merge_equals_one_summary_of_all_rows(sqlite_ws, home):
+    clock = SimulatedClock(START)
+    t = Traffic(home, clock)
+    rows = []
+    for _hour in range(5):
+        rows += t.requests(400, shift=float(_hour))
+        clock.advance(3600)
+    _update(sqlite_ws, clock)
+    merged = traffic.window_summary(sqlite_ws, "ctr", START, START + timedelta(hours=5))
+    assert merged.windows == 5
+    whole = traffic.ColumnSummary()
+    whole.add([r["price"] for r in rows])
+    got = merged.summary.features["price"]
+    assert got.rows == whole.rows == 2000 and got.numeric.count == 2000
+    assert got.numeric.total == pytest.approx(whole.numeric.total, rel=1e-12)
+    assert (got.numeric.min, got.numeric.max) == (whole.numeric.min, whole.numeric.max)
+    values = np.sort([r["price"] for r in rows])
+    levels = np.linspace(0.01, 0.99, 99)
+    for level, q in zip(levels, got.numeric.quantiles(levels), strict=True):
+        rank = np.searchsorted(values, q, side="right") / values.size
+        assert abs(rank - level) <= traffic.RANK_ERROR + 1 / values.size  # within the stated bound
+    countries = merged.summary.features["country"].categorical
+    assert countries.counts == {c: sum(r["country"] == c for r in rows) for c in COUNTRIES} and countries.exact
+    assert merged.summary.slices["device"].counts == {"mobile": sum(r["device"] == "mobile" for r in rows),
+                                                      "web": sum(r["device"] == "web" for r in rows)}
+
+
+def test_categorical_counts_are_capped_with_an_other_bucket():
+    summary = traffic.ColumnSummary()
+    summary.add([f"v{i}" for i in range(traffic.TOP_K + 50)] + ["v0"] * 10)
+    cat = summary.categorical
+    assert len(cat.counts) == traffic.TOP_K and cat.counts["v0"] == 11 and cat.other == 50
+    assert 40 <= cat.overflow_distinct <= 60
+    again = traffic.CategoricalSummary.from_dict(json.loads(json.dumps(cat.to_dict())))
+    assert again.counts == cat.counts and again.overflow_distinct == cat.overflow_distinct
+
+
+def _register(ws, frame: pd.DataFrame):
+    dataset = Datasets(ws).ingest_frame("clicks", frame, source="day1")
+    model = dump_sklearn(LogisticRegression().fit([[0.0], [1.0]], [0, 1]))
+    return ModelRegistry(ws).register("ctr", model, ArtifactFormat.SKOPS, dataset_version_ids=[dataset.id],
+                                      signature={"inputs": {"price": "double", "country": "string"}})
+
+
+def _training_frame(n=3000):
+    rng = np.random.default_rng(1)
+    return pd.DataFrame({"price": rng.normal(10.0, 2.0, n), "country": [COUNTRIES[i % 4] for i in range(n)],
+                         "clicked": rng.integers(0, 2, n)})
+
+
+def test_drift_on_a_planted_shift_against_training_data(sqlite_ws, home):
+    clock = SimulatedClock(START)
+    _register(sqlite_ws, _training_frame())
+    t = Traffic(home, clock)
+    t.requests(1500)
+    clock.advance(3600)
+    t.requests(1500, shift=4.0, drop_country="uk")
+    clock.advance(3600)
+    _update(sqlite_ws, clock)
+    calm = traffic.drift_report(sqlite_ws, "ctr", window="1h", at=START + timedelta(hours=1))
+    assert calm["state"] == "no_drift" and calm["reference"]["dataset"] == "clicks:v1"
+    assert {c["column"]: c["state"] for c in calm["columns"]} == {"price": "no_drift", "country": "no_drift",
+                                                                  "device": "no_data", "qty": "no_data"}
+    assert [c["detail"]["reason"] for c in calm["columns"] if c["column"] == "qty"] == [
+        "the reference has no values of this column"]  # served but not in the training data: said, not hidden
+    shifted = traffic.drift_report(sqlite_ws, "ctr", window="1h", at=START + timedelta(hours=2))
+    columns = {c["column"]: c for c in shifted["columns"]}
+    assert shifted["state"] == "drift" and columns["price"]["state"] == "drift"
+    assert columns["country"]["state"] == "drift"  # uk vanished
+    low, high = columns["price"]["detail"]["effect_interval"]
+    assert low <= columns["price"]["value"] <= high and columns["price"]["detail"]["rank_error"][1] > 0
+    assert shifted["prediction"]["state"] == "drift"  # against the previous hour
+    uk = [v for v in shifted["slices"]["country"]["values"] if v["slice"] == "uk"][0]
+    assert uk["state"] == "drift" and shifted["slices"]["country"]["against"] == "previous_window"
+    assert "user_id" not in columns and shifted["private_columns"] == ["user_id"]
+    assert shifted["summaries"]["age_s"] == 0.0
+
+
+def test_drift_against_an_earlier_window_and_no_data(sqlite_ws, home):
+    clock = SimulatedClock(START)
+    t = Traffic(home, clock)
+    t.requests(800)
+    clock.advance(3600)
+    t.requests(800)
+    clock.advance(3 * 3600)
+    _update(sqlite_ws, clock)
+    same = traffic.drift_report(sqlite_ws, "ctr", window="1h", at=START + timedelta(hours=2),
+                                reference_window="1h")
+    assert same["state"] == "no_drift" and same["reference"]["kind"] == "window"
+    empty = traffic.drift_report(sqlite_ws, "ctr", window="1h", at=START + timedelta(hours=4))
+    assert empty["state"] == "no_data" and "no served traffic" in empty["reason"]
+    with pytest.raises(NotFound, match="nope"):
+        traffic.drift_report(sqlite_ws, "nope", window="1h")
+    with pytest.raises(InvalidInput, match="--window"):
+        traffic.drift_report(sqlite_ws, "ctr", window="soon")
+
+
+def test_dask_local_cluster_gives_the_local_summaries(sqlite_ws, home, tmp_path):
+    from distributed import Client, LocalCluster
+
+    clock = SimulatedClock(START)
+    t = Traffic(home, clock)
+    t.requests(300)
+    t.log.close()
+    t2 = Traffic(home, clock)  # a second run: a second segment
+    clock.advance(3600)
+    t2.requests(200, shift=1.0)
+    local = _update(sqlite_ws, clock)
+    expected = traffic.window_summary(sqlite_ws, "ctr", START, START + timedelta(hours=2)).summary
+    os.rename(traffic.traffic_dir(home), tmp_path / "local-summaries")
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        remote = _update(sqlite_ws, clock, client=client)
+    assert remote["dask"] and remote["records"] == local["records"] == 500 and remote["segments_read"] == 2
+    got = traffic.window_summary(sqlite_ws, "ctr", START, START + timedelta(hours=2)).summary
+
+    def exact_parts(summary):  # KLL compaction is randomized: sketches are compared by their quantiles below
+        data = summary.to_dict()
+        for column in [*data["features"].values(), data["prediction"]]:
+            if column["numeric"]:
+                column["numeric"].pop("kll")
+                column["numeric"]["sum"] = round(column["numeric"]["sum"], 9)
+                column["numeric"]["sumsq"] = round(column["numeric"]["sumsq"], 6)
+        return data
+
+    assert exact_parts(got) == exact_parts(expected)
+    levels = np.linspace(0.05, 0.95, 19)
+    a, b = got.features["price"].numeric, expected.features["price"].numeric
+    ranks = np.array([b.sketch.get_rank(q) for q in a.quantiles(levels)])
+    assert np.all(np.abs(ranks - levels) <= 2 * traffic.RANK_ERROR)
