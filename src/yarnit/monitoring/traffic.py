@@ -1170,7 +1170,7 @@ def drift_report(workspace: Any, model: str, *, window: int | str = 86400, at: d
     updated = info["updated_at"]
     age = None if updated is None else max(0.0, now.timestamp() - datetime.fromisoformat(updated).timestamp())
     state = dataset.state.value if current.summary.requests else dr.DriftState.NO_DATA.value
-    return {
+    return _finite({
         "model": model, "state": state,
         "reason": None if current.summary.requests else "no served traffic of this model in the window",
         "at": _iso(end.timestamp()), "window": {**current.to_dict(), "summary": None,
@@ -1187,7 +1187,18 @@ def drift_report(workspace: Any, model: str, *, window: int | str = 86400, at: d
         "private_columns": sorted(current.summary.private_columns),
         "rank_error": {"served_quantiles": RANK_ERROR, "confidence": 0.99},
         "summaries": {"updated_at": updated, "age_s": age, "epoch": info["epoch"]},
-    }
+    })
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities as None (JSON has no NaN; a NaN p-value means "not computable")."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 __all__ = ["BUCKET_S", "DEFAULT_SLICES", "RANK_ERROR", "TOP_K", "CategoricalSummary", "ColumnSummary",
            "NumericSummary", "ProfileColumn", "TrafficSummary", "WindowSummary", "dkw_rank_error", "drift_report",
