@@ -205,6 +205,9 @@ class CategoricalSummary:
     def add(self, values: Iterable[str]) -> None:
         self._fold(Counter(values))
 
+    def add_counts(self, counts: Mapping[str, int]) -> None:
+        self._fold(counts)
+
     def _fold(self, new: Mapping[str, int], new_other: int = 0, other_hll: Any = None) -> None:
         merged = Counter(self.counts)
         merged.update(new)
@@ -273,6 +276,20 @@ class ColumnSummary:
 
     def add(self, values: list[Any]) -> None:
         self.rows += len(values)
+        kinds = set(map(type, values))
+        if kinds == {float}:  # the common cases in one vectorized pass each
+            array = np.asarray(values, dtype=np.float64)
+            finite = np.isfinite(array)
+            self.nulls += int(array.size - finite.sum())
+            self.numeric.add(array[finite] if not finite.all() else array)
+            return
+        if kinds == {int}:
+            self.numeric.add(np.asarray(values, dtype=np.float64))
+            self.categorical.add_counts({str(k): n for k, n in Counter(values).items()})
+            return
+        if kinds == {str}:
+            self.categorical.add(values)
+            return
         numbers: list[float] = []
         categories: list[str] = []
         for v in values:
@@ -440,25 +457,38 @@ class _Group:
     unlogged_rows: int = 0
     columns: dict[str, list[Any]] = field(default_factory=dict)
     predictions: list[Any] = field(default_factory=list)
-    slices: dict[str, list[str]] = field(default_factory=dict)
+    logged_rows: int = 0  # rows that were dicts (their columns were gathered)
     overflow: int = 0
 
     def summarize(self, slice_columns: Sequence[str]) -> TrafficSummary:
         out = TrafficSummary(self.requests, dict(self.statuses), self.rows, self.unlogged_rows,
                              features_overflow=self.overflow)
         for name, values in self.columns.items():
-            if is_private_name(name) or any(type(v) is str and v.startswith(HASH_PREFIX) for v in values):
+            if is_private_name(name) or _looks_hashed(values[:64]):
                 out.private_columns.add(name)
                 continue
-            column = out.features[name] = ColumnSummary()
+            column = ColumnSummary()
             column.add(values)
+            if _looks_hashed(column.categorical.counts):  # hashed ids past the first rows: still never kept
+                out.private_columns.add(name)
+                continue
+            out.features[name] = column
         out.prediction.add(self.predictions)
         for name in slice_columns:
-            if name in out.private_columns or name not in self.slices:
+            if name in out.private_columns:
                 continue
-            summary = out.slices[name] = CategoricalSummary()
-            summary.add(self.slices[name])
+            values = self.columns.get(name, [])
+            counts = Counter(v if type(v) is str else "(missing)" if v is None else str(v)[:200] for v in values)
+            if self.logged_rows > len(values):
+                counts["(missing)"] += self.logged_rows - len(values)
+            if counts:
+                summary = out.slices[name] = CategoricalSummary()
+                summary.add_counts(counts)
         return out
+
+
+def _looks_hashed(values: Iterable[Any]) -> bool:
+    return any(type(v) is str and v.startswith(HASH_PREFIX) for v in values)
 
 
 @dataclass
@@ -521,7 +551,7 @@ def summarize_segment(path: str, start: int, *, now_s: float, bucket_s: int = BU
         result.corrupt_lines += read.corrupt_lines
         groups: dict[tuple[str, str, str, int], _Group] = {}
         for record in read.records:
-            _gather(record, groups, now_s=now_s, bucket_s=bucket_s, slices=slices, max_future_s=max_future_s,
+            _gather(record, groups, now_s=now_s, bucket_s=bucket_s, max_future_s=max_future_s,
                     max_age_s=max_age_s, skipped=skipped)
         del read
         for key, group in groups.items():
@@ -537,7 +567,7 @@ def summarize_segment(path: str, start: int, *, now_s: float, bucket_s: int = BU
 
 
 def _gather(record: Mapping[str, Any], groups: dict[tuple[str, str, str, int], _Group], *, now_s: float,
-            bucket_s: int, slices: Sequence[str], max_future_s: float, max_age_s: float,
+            bucket_s: int, max_future_s: float, max_age_s: float,
             skipped: Counter[str]) -> None:
     role = record.get("role")
     model = record.get("model")
@@ -582,20 +612,17 @@ def _gather(record: Mapping[str, Any], groups: dict[tuple[str, str, str, int], _
     group.rows += len(instances)
     columns = group.columns
     for row in instances:
-        if not isinstance(row, dict):
+        if type(row) is not dict:
             continue
+        group.logged_rows += 1
         for name, value in row.items():
-            values = columns.get(name)
-            if values is None:
-                if len(columns) >= MAX_FEATURES or len(name) > MAX_NAME:
+            try:
+                columns[name].append(value)
+            except KeyError:
+                if len(columns) >= MAX_FEATURES or type(name) is not str or len(name) > MAX_NAME:
                     group.overflow += 1
-                    continue
-                values = columns[name] = []
-            values.append(value)
-        for name in slices:
-            value = row.get(name)
-            group.slices.setdefault(name, []).append(
-                "(missing)" if value is None else value if type(value) is str else str(value)[:200])
+                else:
+                    columns[name] = [value]
 
 
 # -- state: checkpoint + window files ----------------------------------------------------------
