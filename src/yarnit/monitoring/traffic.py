@@ -720,13 +720,6 @@ def _locked(base: Path) -> Iterator[None]:
 
 
 # -- public entry points ------------------------------------------------------------------------
-@dataclass
-class _Options:
-    bucket_s: int = BUCKET_S
-    slices: tuple[str, ...] = DEFAULT_SLICES
-    chunk_bytes: int = CHUNK_BYTES
-
-
 def _slices_from_env() -> tuple[str, ...]:
     raw = os.environ.get("YARNIT_MONITOR_SLICES")
     if not raw:
