@@ -279,3 +279,34 @@ def test_dask_local_cluster_gives_the_local_summaries(sqlite_ws, home, tmp_path)
     a, b = got.features["price"].numeric, expected.features["price"].numeric
     ranks = np.array([b.sketch.get_rank(q) for q in a.quantiles(levels)])
     assert np.all(np.abs(ranks - levels) <= 2 * traffic.RANK_ERROR)
+
+
+def _line(record: dict) -> bytes:
+    payload = json.dumps(record).encode()
+    return b"%08x %s\n" % (zlib.crc32(payload), payload)
+
+
+def test_hostile_records_are_counted_never_a_crash(sqlite_ws, home):
+    clock = SimulatedClock(START)
+    directory = prediction_log_dir(home)
+    directory.mkdir(parents=True)
+    now = START.isoformat()
+    records = [
+        {"role": "primary", "model": "ctr", "status": 404, "time": now},  # unknown model: not a summary
+        {"role": "rejected", "model": "scan-1", "status": 404, "count": "many", "time": now},
+        {"role": "primary", "model": "ctr", "version": 1, "status": 200, "time": now,
+         "instances": [{"price": {"nested": 1}, "qty": [1, 2], "x" * 500: 1.0}, "not a row", None],
+         "predictions": [0.5, None, "x"]},
+        {"role": "primary", "model": "ctr", "version": 1, "status": 200, "time": "yesterday"},
+        {"role": "primary", "model": ["ctr"], "status": 200, "time": now},
+        {"role": "rejected", "model": "ctr", "status": 503, "count": -5, "time": now},
+    ]
+    (directory / "seg-plog-x-000001.log").write_bytes(b"".join(_line(r) for r in records) + b"garbage\n")
+    report = traffic.update(sqlite_ws, clock=clock)
+    assert report["records"] == 6 and report["corrupt_lines"] == 1
+    assert report["skipped"] == {"unknown_model": 2, "no_time": 1, "not_a_request": 1, "bad_count": 1}
+    assert traffic.models(sqlite_ws) == ["ctr"]
+    got = traffic.window_summary(sqlite_ws, "ctr", START, START + timedelta(hours=1)).summary
+    assert got.requests == 1 and got.rows == 3 and got.features_overflow == 1
+    assert got.features["price"].unsupported == 1 and got.features["qty"].unsupported == 1
+    assert got.prediction.numeric.count == 1 and got.prediction.nulls == 1

@@ -34,7 +34,8 @@ predictions; every request counts in ``requests`` by status (a ``rejected``
 window record counts its ``count``). Each record lands in the window of its
 own ``time``, so out-of-order records are fine; a record with no readable
 time, more than ``max_future_s`` ahead of the clock, or older than
-``max_age_s`` is counted in ``skipped`` (by reason), never an error.
+``max_age_s`` is counted in ``skipped`` (by reason), never an error; so is a
+404 (no such model: a scanner's made-up names must not become summaries).
 
 Crash safety: summaries live in one file per (model, hour) under
 ``monitoring/traffic/windows``, named with the *epoch* that wrote it; the
@@ -75,6 +76,8 @@ from yarnit.core.atomic import atomic_write_text
 from yarnit.core.clock import Clock
 from yarnit.core.errors import InvalidInput
 from yarnit.serving.predlog import DEFAULT_PII_FIELDS, read_segment
+
+from .predlog_source import record_time
 
 STATE_VERSION = 1
 BUCKET_S = 3600
@@ -424,21 +427,6 @@ class TrafficSummary:
 
 
 # -- reading records ----------------------------------------------------------------------------
-def record_time(record: Mapping[str, Any]) -> float | None:
-    """Epoch seconds of a record's ``time`` (ISO 8601; no zone means UTC), None when unreadable."""
-    value = record.get("time")
-    if not isinstance(value, str):
-        return None
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00")) if value.endswith("Z") else \
-            datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return when.timestamp()
-
-
 _PII = frozenset(DEFAULT_PII_FIELDS | {"email_address", "phone_number", "user", "customer_id", "account_id"})
 
 
@@ -573,6 +561,10 @@ def _gather(record: Mapping[str, Any], groups: dict[tuple[str, str, str, int], _
     model = record.get("model")
     if role not in ("primary", "shadow", "rejected") or not isinstance(model, str) or not model:
         skipped["not_a_request"] += 1
+        return
+    if record.get("status") == 404:  # no such model: a scanner's names must not become summaries
+        count = record.get("count") if role == "rejected" else 1
+        skipped["unknown_model"] += count if type(count) is int and 0 <= count <= 1 << 40 else 1
         return
     count = 1
     if role == "rejected":
