@@ -105,8 +105,10 @@ def test_crash_between_window_files_and_checkpoint_counts_nothing_twice(sqlite_w
         _update(sqlite_ws, clock, fault="after_windows")
     # the new window file exists but is not committed: a reader still sees the old state
     assert traffic.window_summary(sqlite_ws, "ctr", START, START + timedelta(hours=1)).summary.requests == 100
+    model_dir = next((traffic.traffic_dir(home) / "windows").iterdir())
+    (model_dir / ".tmp-123.json.99.abcd").write_text("{")  # what a kill -9 inside an atomic write leaves
     report = _update(sqlite_ws, clock)
-    assert report["records"] == 50 and report["garbage_files"] == 1
+    assert report["records"] == 50 and report["garbage_files"] == 2
     assert traffic.window_summary(sqlite_ws, "ctr", START, START + timedelta(hours=1)).summary.requests == 150
     files = list((traffic.traffic_dir(home) / "windows").glob("*/*.json"))
     assert len(files) == 1  # superseded epochs removed
@@ -310,3 +312,15 @@ def test_hostile_records_are_counted_never_a_crash(sqlite_ws, home):
     assert got.requests == 1 and got.rows == 3 and got.features_overflow == 1
     assert got.features["price"].unsupported == 1 and got.features["qty"].unsupported == 1
     assert got.prediction.numeric.count == 1 and got.prediction.nulls == 1
+
+
+def test_a_backlog_is_committed_in_rounds(sqlite_ws, home):
+    clock = SimulatedClock(START)
+    for _run in range(3):  # three runs of the writer: three segments
+        t = Traffic(home, clock)
+        t.requests(20)
+        t.log.close()
+    report = _update(sqlite_ws, clock, commit_bytes=1)  # commit after every segment
+    assert report["segments_read"] == 3 and report["epoch"] == 3 and report["windows_touched"] == 1
+    assert traffic.window_summary(sqlite_ws, "ctr", START, START + timedelta(hours=1)).summary.requests == 60
+    assert len(list((traffic.traffic_dir(home) / "windows").glob("*/*"))) == 1

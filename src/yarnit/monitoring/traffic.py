@@ -87,6 +87,7 @@ HLL_LG_K = 10
 MAX_FEATURES = 256  # per summary; more feature names (a hostile client's) are counted, not summarized
 MAX_NAME = 128
 CHUNK_BYTES = 16 << 20
+COMMIT_BYTES = 256 << 20
 MAX_FUTURE_S = 300.0
 MAX_AGE_S = 400 * 86400.0
 DEFAULT_SLICES = ("country", "device")
@@ -687,16 +688,19 @@ def _write_window(base: Path, model: str, window: int, epoch: int,
 
 
 def _collect_garbage(base: Path, state: _State) -> int:
-    """Remove window files the committed index does not name (superseded, or written by a crashed run)."""
+    """Remove window files the committed index does not name (superseded, or written by a crashed run), and
+    temporary files a killed write left (only ever called under the update lock)."""
+    from yarnit.core.atomic import TEMP_PREFIX
+
     keep = {_window_file(base, m, int(w), e) for m, ws in state.index.items() for w, e in ws.items()}
     removed = 0
+    stale = [p for p in base.glob(TEMP_PREFIX + "*") if p.is_file()]
     windows = base / "windows"
-    if not windows.is_dir():
-        return 0
-    for path in windows.glob("*/*.json"):
-        if path not in keep:
-            path.unlink(missing_ok=True)
-            removed += 1
+    if windows.is_dir():
+        stale += [p for p in windows.glob("*/*") if p.is_file() and p not in keep]
+    for path in stale:
+        path.unlink(missing_ok=True)
+        removed += 1
     return removed
 
 
@@ -726,8 +730,11 @@ def _slices_from_env() -> tuple[str, ...]:
 
 def update(workspace: Any, *, clock: Clock | None = None, log_dir: str | Path | None = None,
            bucket_s: int | None = None, slices: Sequence[str] | None = None, chunk_bytes: int = CHUNK_BYTES,
-           client: Any = None, progress: Any = None, fault: str | None = None) -> dict[str, Any]:
+           client: Any = None, progress: Any = None, fault: str | None = None,
+           commit_bytes: int = COMMIT_BYTES) -> dict[str, Any]:
     """Read the log's new bytes, fold them into the window summaries, commit; a JSON-able report.
+
+    A backlog is committed every ``commit_bytes`` read (and at the end), so a kill loses one round at most.
 
     ``client``: a ``distributed.Client`` (default: one to ``settings.dask_scheduler`` when set, else local).
     ``progress(done_segments, total_segments)`` is called after each segment. ``fault`` (tests):
@@ -774,7 +781,34 @@ def update(workspace: Any, *, clock: Clock | None = None, log_dir: str | Path | 
                                   rewritten, "removed_segments": len(dropped), "garbage_files": garbage,
                                   "dask": False}
         pending: dict[tuple[str, int], dict[tuple[str, str], TrafficSummary]] = {}
+        touched: set[tuple[str, int]] = set()
         skipped: Counter[str] = Counter()
+        round_skipped: Counter[str] = Counter()
+        round_bytes = round_records = 0
+
+        def commit() -> None:
+            """Window files of this round under a new epoch, then the checkpoint naming them (the commit)."""
+            nonlocal round_bytes, round_records
+            epoch = state.epoch + 1
+            for (model, window), summaries in pending.items():
+                _write_window(base, model, window, epoch, summaries)
+            if fault == "after_windows":
+                raise RuntimeError("fault injected after the window files, before the checkpoint")
+            for model, window in pending:
+                state.index.setdefault(model, {})[str(window)] = epoch
+            state.epoch = epoch
+            for reason, n in round_skipped.items():
+                state.skipped[reason] = state.skipped.get(reason, 0) + n
+            state.records += round_records
+            state.bytes += round_bytes
+            state.updated_at = clock.now().isoformat()
+            atomic_write_text(base / "state.json", json.dumps(state.to_dict(), separators=(",", ":")), mode=0o600)
+            _collect_garbage(base, state)
+            touched.update(pending)
+            pending.clear()
+            round_skipped.clear()
+            round_bytes = round_records = 0
+
         kwargs = {"now_s": now_s, "bucket_s": state.bucket_s, "slices": chosen_slices, "chunk_bytes": chunk_bytes}
         for done, result in enumerate(_run(todo, kwargs, client, workspace), start=1):
             if result.end > result.start:
@@ -783,7 +817,10 @@ def update(workspace: Any, *, clock: Clock | None = None, log_dir: str | Path | 
             report["bytes"] += result.end - result.start
             report["records"] += result.records
             report["corrupt_lines"] += result.corrupt_lines
+            round_bytes += result.end - result.start
+            round_records += result.records
             skipped.update(result.skipped)
+            round_skipped.update(result.skipped)
             for (model, version, role, window), summary in result.summaries.items():
                 slot = pending.get((model, window))
                 if slot is None:
@@ -796,28 +833,18 @@ def update(workspace: Any, *, clock: Clock | None = None, log_dir: str | Path | 
                     slot[(version, role)] = summary
                 else:
                     mine.merge(summary)
+            if round_bytes >= commit_bytes:  # a long backlog keeps its progress: a kill loses one round at most
+                commit()
             if progress is not None:
                 progress(done, len(todo))
         report["dask"] = bool(todo) and _dask_used(client, workspace)
         if not todo and not rewritten and not dropped and state.epoch:
             report["skipped"] = dict(skipped)
             return report | {"epoch": state.epoch, "updated_at": state.updated_at}
-        epoch = state.epoch + 1
-        for (model, window), summaries in pending.items():
-            _write_window(base, model, window, epoch, summaries)
-        if fault == "after_windows":
-            raise RuntimeError("fault injected after the window files, before the checkpoint")
-        for model, window in pending:
-            state.index.setdefault(model, {})[str(window)] = epoch
-        state.epoch = epoch
-        for reason, n in skipped.items():
-            state.skipped[reason] = state.skipped.get(reason, 0) + n
-        state.records += report["records"]
-        state.bytes += report["bytes"]
-        state.updated_at = clock.now().isoformat()
-        atomic_write_text(base / "state.json", json.dumps(state.to_dict(), separators=(",", ":")), mode=0o600)
-        _collect_garbage(base, state)
-        report.update(skipped=dict(skipped), windows_touched=len(pending), epoch=epoch, updated_at=state.updated_at)
+        if pending or round_bytes or not touched:
+            commit()
+        report.update(skipped=dict(skipped), windows_touched=len(touched), epoch=state.epoch,
+                      updated_at=state.updated_at)
         return report
 
 
