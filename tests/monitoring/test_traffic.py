@@ -324,3 +324,18 @@ def test_a_backlog_is_committed_in_rounds(sqlite_ws, home):
     assert report["segments_read"] == 3 and report["epoch"] == 3 and report["windows_touched"] == 1
     assert traffic.window_summary(sqlite_ws, "ctr", START, START + timedelta(hours=1)).summary.requests == 60
     assert len(list((traffic.traffic_dir(home) / "windows").glob("*/*"))) == 1
+
+
+def test_small_chunks_and_lines_longer_than_a_chunk_read_the_same(sqlite_ws, home):
+    clock = SimulatedClock(START)
+    t = Traffic(home, clock)
+    t.requests(30)
+    t.log.close()
+    segment = str(_segments(home)[0])
+    whole = traffic.summarize_segment(segment, 0, now_s=clock.now().timestamp())
+    chunked = traffic.summarize_segment(segment, 0, now_s=clock.now().timestamp(), chunk_bytes=100)  # < a line
+    assert chunked.end == whole.end == os.path.getsize(segment) and chunked.records == whole.records == 30
+    (key, a), = whole.summaries.items()
+    b = chunked.summaries[key]
+    assert (a.requests, a.rows, a.features["price"].numeric.total) == (b.requests, b.rows,
+                                                                         b.features["price"].numeric.total)
