@@ -339,3 +339,14 @@ def test_small_chunks_and_lines_longer_than_a_chunk_read_the_same(sqlite_ws, hom
     b = chunked.summaries[key]
     assert (a.requests, a.rows, a.features["price"].numeric.total) == (b.requests, b.rows,
                                                                          b.features["price"].numeric.total)
+
+
+def test_a_damaged_checkpoint_is_a_clear_error_not_a_silent_reset(sqlite_ws, home):
+    from yarnit.core.errors import IntegrityError
+
+    clock = SimulatedClock(START)
+    Traffic(home, clock).requests(5)
+    _update(sqlite_ws, clock)
+    (traffic.traffic_dir(home) / "state.json").write_text('{"version": 1, "epoch": "x"')
+    with pytest.raises(IntegrityError, match="rebuild the traffic summaries from the log"):
+        _update(sqlite_ws, clock)

@@ -44,7 +44,11 @@ the index of current window files) is written last, atomically, and is the
 commit point. A crash before it leaves new-epoch files the index does not
 name (ignored and removed at the next run, which re-reads from the old
 offsets: nothing counted twice); a crash after it starts from the new offsets
-(nothing skipped). A torn last line is not consumed until it is whole; a
+(nothing skipped). A backlog is committed every ``COMMIT_BYTES`` (256 MiB),
+so a kill loses one round of work at most; a damaged checkpoint is an
+error that says how to rebuild, never a silent reset (a reset would forget
+windows whose segments retention has deleted). A torn last line is not
+consumed until it is whole; a
 segment rewritten by erasure (new inode, or shorter) keeps what was summarized
 (the summaries hold no personal data) and goes on from its new end. One
 update runs at a time (``flock`` on ``monitoring/traffic/lock``).
@@ -74,7 +78,7 @@ import numpy as np
 
 from yarnit.core.atomic import atomic_write_text
 from yarnit.core.clock import Clock
-from yarnit.core.errors import InvalidInput
+from yarnit.core.errors import IntegrityError, InvalidInput
 from yarnit.serving.predlog import DEFAULT_PII_FIELDS, read_segment
 
 from .predlog_source import record_time
@@ -649,12 +653,16 @@ class _State:
     records: int = 0
     bytes: int = 0
     updated_at: str | None = None
-    read_until: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"version": STATE_VERSION, "epoch": self.epoch, "bucket_s": self.bucket_s, "offsets": self.offsets,
                 "index": self.index, "skipped": self.skipped, "records": self.records, "bytes": self.bytes,
-                "updated_at": self.updated_at, "read_until": self.read_until}
+                "updated_at": self.updated_at}
+
+
+def _damaged(path: Path, exc: Exception) -> IntegrityError:
+    return IntegrityError(f"{path} is damaged ({type(exc).__name__}: {exc}); move {path.parent} away and run "
+                          "'yarnit monitor summarize' to rebuild the traffic summaries from the log.")
 
 
 def _load_state(base: Path) -> _State:
@@ -663,19 +671,30 @@ def _load_state(base: Path) -> _State:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return _State()
+    except (OSError, ValueError) as exc:
+        raise _damaged(path, exc) from None
     if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
-        raise InvalidInput(f"{path} is not a traffic checkpoint of version {STATE_VERSION}; move it away to "
-                           "re-read the prediction log from the start.")
-    return _State(int(data["epoch"]), int(data["bucket_s"]),
-                  {str(k): {"offset": int(v["offset"]), "inode": int(v["inode"])} for k, v in data["offsets"].items()},
-                  {str(m): {str(w): int(e) for w, e in ws.items()} for m, ws in data["index"].items()},
-                  {str(k): int(v) for k, v in data["skipped"].items()}, int(data["records"]), int(data["bytes"]),
-                  data.get("updated_at"), data.get("read_until"))
+        raise IntegrityError(f"{path} is not a traffic checkpoint of version {STATE_VERSION}; move {base} away "
+                             "and run 'yarnit monitor summarize' to rebuild the summaries from the log.")
+    try:
+        return _State(int(data["epoch"]), int(data["bucket_s"]),
+                      {str(k): {"offset": int(v["offset"]), "inode": int(v["inode"])}
+                       for k, v in data["offsets"].items()},
+                      {str(m): {str(w): int(e) for w, e in ws.items()} for m, ws in data["index"].items()},
+                      {str(k): int(v) for k, v in data["skipped"].items()}, int(data["records"]), int(data["bytes"]),
+                      data.get("updated_at"))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise _damaged(path, exc) from None
 
 
 def _read_window(base: Path, model: str, window: int, epoch: int) -> dict[tuple[str, str], TrafficSummary]:
-    data = json.loads(_window_file(base, model, window, epoch).read_text(encoding="utf-8"))
-    return {(v, r): TrafficSummary.from_dict(s) for v, r, s in data["summaries"]}
+    path = _window_file(base, model, window, epoch)
+    text = path.read_text(encoding="utf-8")  # FileNotFoundError: a concurrent update replaced it (retried)
+    try:
+        data = json.loads(text)
+        return {(v, r): TrafficSummary.from_dict(s) for v, r, s in data["summaries"]}
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
+        raise _damaged(path, exc) from None
 
 
 def _write_window(base: Path, model: str, window: int, epoch: int,
