@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import zlib
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -261,9 +262,13 @@ def test_dask_local_cluster_gives_the_local_summaries(sqlite_ws, home, tmp_path)
     local = _update(sqlite_ws, clock)
     expected = traffic.window_summary(sqlite_ws, "ctr", START, START + timedelta(hours=2)).summary
     os.rename(traffic.traffic_dir(home), tmp_path / "local-summaries")
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
-        remote = _update(sqlite_ws, clock, client=client)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        # the workspace's setting (YARNIT_DASK_SCHEDULER) sends the segments to the cluster
+        sqlite_ws.settings = replace(sqlite_ws.settings, dask_scheduler=cluster.scheduler_address)
+        remote = _update(sqlite_ws, clock)
+        with Client(cluster) as client:
+            assert any("summarize_segment" in str(key) for key in client.run_on_scheduler(
+                lambda dask_scheduler: list(dask_scheduler.task_prefixes)))
     assert remote["dask"] and remote["records"] == local["records"] == 500 and remote["segments_read"] == 2
     got = traffic.window_summary(sqlite_ws, "ctr", START, START + timedelta(hours=2)).summary
 
