@@ -355,3 +355,15 @@ def test_a_damaged_checkpoint_is_a_clear_error_not_a_silent_reset(sqlite_ws, hom
     (traffic.traffic_dir(home) / "state.json").write_text('{"version": 1, "epoch": "x"')
     with pytest.raises(IntegrityError, match="rebuild the traffic summaries from the log"):
         _update(sqlite_ws, clock)
+
+
+def test_a_summary_stays_bounded_however_many_rows():
+    rng = np.random.default_rng(5)
+    sizes = []
+    for n in (1_000, 200_000):
+        column = traffic.ColumnSummary()
+        column.add(rng.normal(size=n).tolist())
+        column.add([f"id-{i}" for i in range(n)])  # a high-cardinality column: top-K, other, HLL
+        sizes.append(len(json.dumps(column.to_dict())))
+        assert len(column.categorical.counts) <= traffic.TOP_K and column.categorical.count == n
+    assert sizes[1] < 2 * sizes[0] + 10_000 and sizes[1] < 64_000  # 200x the rows, not 200x the bytes
