@@ -189,11 +189,12 @@ def test_categorical_counts_are_capped_with_an_other_bucket():
     assert again.counts == cat.counts and again.overflow_distinct == cat.overflow_distinct
 
 
-def _register(ws, frame: pd.DataFrame):
+def _register(ws, frame: pd.DataFrame, **metrics):
     dataset = Datasets(ws).ingest_frame("clicks", frame, source="day1")
     model = dump_sklearn(LogisticRegression().fit([[0.0], [1.0]], [0, 1]))
     return ModelRegistry(ws).register("ctr", model, ArtifactFormat.SKOPS, dataset_version_ids=[dataset.id],
-                                      signature={"inputs": {"price": "double", "country": "string"}})
+                                      signature={"inputs": {"price": "double", "country": "string"}},
+                                      metrics=metrics)
 
 
 def _training_frame(n=3000):
@@ -367,3 +368,17 @@ def test_a_summary_stays_bounded_however_many_rows():
         sizes.append(len(json.dumps(column.to_dict())))
         assert len(column.categorical.counts) <= traffic.TOP_K and column.categorical.count == n
     assert sizes[1] < 2 * sizes[0] + 10_000 and sizes[1] < 64_000  # 200x the rows, not 200x the bytes
+
+
+def test_dataset_verdict_weighs_columns_by_the_versions_feature_importance(sqlite_ws, home):
+    clock = SimulatedClock(START)
+    _register(sqlite_ws, _training_frame(), feature_importance={"price": 0.0, "country": 1.0})
+    t = Traffic(home, clock)
+    t.requests(1500, shift=4.0)  # only price moves
+    clock.advance(3600)
+    _update(sqlite_ws, clock)
+    report = traffic.drift_report(sqlite_ws, "ctr", window="1h", at=START + timedelta(hours=1))
+    states = {c["column"]: c["state"] for c in report["columns"]}
+    assert states["price"] == "drift" and states["country"] == "no_drift"
+    assert report["dataset"]["weighted"] and report["dataset"]["share"] == 0.0 and report["state"] == "no_drift"
+    assert report["reference"]["importance"] == {"price": 0.0, "country": 1.0}
