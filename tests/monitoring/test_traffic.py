@@ -187,6 +187,10 @@ def test_categorical_counts_are_capped_with_an_other_bucket():
     assert 40 <= cat.overflow_distinct <= 60
     again = traffic.CategoricalSummary.from_dict(json.loads(json.dumps(cat.to_dict())))
     assert again.counts == cat.counts and again.overflow_distinct == cat.overflow_distinct
+    assert cat.exact  # every kept count is whole so far
+    evicted = next(f"v{i}" for i in range(traffic.TOP_K + 50) if f"v{i}" not in cat.counts)
+    cat.add([evicted])  # folded into other before: its kept count would now be short
+    assert not cat.exact
 
 
 def _register(ws, frame: pd.DataFrame, **metrics):

@@ -217,6 +217,8 @@ class CategoricalSummary:
         self._fold(counts)
 
     def _fold(self, new: Mapping[str, int], new_other: int = 0, other_hll: Any = None) -> None:
+        if self.other and any(k not in self.counts for k in new):
+            self.exact = False  # a value counted now may have been folded into ``other`` before
         merged = Counter(self.counts)
         merged.update(new)
         self.other += new_other
@@ -232,9 +234,8 @@ class CategoricalSummary:
         self.counts = dict(merged)
 
     def merge(self, other: CategoricalSummary) -> None:
-        if (self.other and any(v not in self.counts for v in other.counts)) or \
-                (other.other and any(v not in other.counts for v in self.counts)):
-            self.exact = False
+        if other.other and any(v not in other.counts for v in self.counts):
+            self.exact = False  # a value kept here may hide in the other part's ``other``
         self.exact = self.exact and other.exact
         self._fold(other.counts, other.other, other.overflow)
 
