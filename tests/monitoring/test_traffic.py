@@ -307,7 +307,8 @@ def test_hostile_records_are_counted_never_a_crash(sqlite_ws, home):
         {"role": "primary", "model": "ctr", "status": 404, "time": now},  # unknown model: not a summary
         {"role": "rejected", "model": "scan-1", "status": 404, "count": "many", "time": now},
         {"role": "primary", "model": "ctr", "version": 1, "status": 200, "time": now,
-         "instances": [{"price": {"nested": 1}, "qty": [1, 2], "x" * 500: 1.0}, "not a row", None],
+         "instances": [{"price": {"nested": 1}, "qty": [1, 2], "x" * 500: 1.0, "contact": "ann@example.com"},
+                       "not a row", None],
          "predictions": [0.5, None, "x"]},
         {"role": "primary", "model": "ctr", "version": 1, "status": 200, "time": "yesterday"},
         {"role": "primary", "model": ["ctr"], "status": 200, "time": now},
@@ -322,6 +323,7 @@ def test_hostile_records_are_counted_never_a_crash(sqlite_ws, home):
     assert got.requests == 1 and got.rows == 3 and got.features_overflow == 1
     assert got.features["price"].unsupported == 1 and got.features["qty"].unsupported == 1
     assert got.prediction.numeric.count == 1 and got.prediction.nulls == 1
+    assert "contact" not in got.features and got.private_columns == {"contact"}  # an e-mail, whatever its name
 
 
 def test_a_backlog_is_committed_in_rounds(sqlite_ws, home):

@@ -24,8 +24,9 @@ hourly summaries. Memory is bounded by the number of features, not rows: a
 segment is read in chunks of :data:`CHUNK_BYTES`.
 
 Privacy: columns named as personal data (``user_id``, ``email`` … the log's
-policy list) and any column holding a keyed hash (``hmac-sha256:…``, how the
-log writes pseudonymised ids) are never summarized; their names are listed
+policy list), any column holding a keyed hash (``hmac-sha256:…``, how the
+log writes pseudonymised ids) and any holding e-mail addresses are never
+summarized; their names are listed
 under ``private_columns`` so the skip is visible. Nested values (lists,
 objects) are counted as ``unsupported``.
 
@@ -481,8 +482,13 @@ class _Group:
         return out
 
 
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
+
+
 def _looks_hashed(values: Iterable[Any]) -> bool:
-    return any(type(v) is str and v.startswith(HASH_PREFIX) for v in values)
+    """Values that are personal whatever the column's name: keyed hashes of ids, e-mail addresses."""
+    return any(type(v) is str and (v.startswith(HASH_PREFIX) or ("@" in v and _EMAIL.match(v) is not None))
+               for v in values)
 
 
 @dataclass
