@@ -29,11 +29,11 @@ ThresholdQuery = Annotated[float | None, Query(ge=0.0, le=10.0, description="Eff
 async def drift(model: ModelName, request: Request, window: WindowQuery = "1d", at: AtQuery = None,
                 reference_window: ReferenceQuery = None, threshold: ThresholdQuery = None) -> dict[str, Any]:
     """Drift of MODEL's served traffic in the window ending ``at`` (default now), from the stored summaries."""
-    from yarnit.monitoring import traffic
+    from yarnit.monitoring import served_drift, traffic
 
     workspace = request.app.state.workspace
-    when = traffic.parse_time(at, "at") if at is not None else None
-    traffic.parse_window(window, "window")
+    when = served_drift.parse_time(at, "at") if at is not None else None
+    served_drift.parse_window(window, "window")
     return await run_in_threadpool(traffic.drift_report, workspace, model, window=window, at=when,
                                    reference_window=reference_window, threshold=threshold)
 

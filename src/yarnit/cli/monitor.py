@@ -71,10 +71,10 @@ def drift(model: str = typer.Argument(..., help="Model name."),
           no_update: bool = typer.Option(False, "--no-update", help="Use the stored summaries as they are."),
           as_json: bool = JSON_OPTION) -> None:
     """Drift of MODEL's served traffic in a window against its training data or an earlier window."""
-    from yarnit.monitoring import traffic
+    from yarnit.monitoring import served_drift, traffic
 
-    when = traffic.parse_time(at) if at is not None else None
-    traffic.parse_window(window)  # a bad --window fails before the log is read
+    when = served_drift.parse_time(at) if at is not None else None
+    served_drift.parse_window(window)  # a bad --window fails before the log is read
     with workspace() as ws:
         update = None if no_update else _summarize(ws, as_json)
         report = traffic.drift_report(ws, model, window=window, at=when, reference_window=reference_window,
