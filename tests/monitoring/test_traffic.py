@@ -388,3 +388,22 @@ def test_dataset_verdict_weighs_columns_by_the_versions_feature_importance(sqlit
     assert states["price"] == "drift" and states["country"] == "no_drift"
     assert report["dataset"]["weighted"] and report["dataset"]["share"] == 0.0 and report["state"] == "no_drift"
     assert report["reference"]["importance"] == {"price": 0.0, "country": 1.0}
+
+
+def test_sketch_quantile_intervals_contain_the_exact_distances():
+    from yarnit.monitoring import distances as d
+
+    rng = np.random.default_rng(11)
+    a, b = rng.lognormal(0, 1, 50_000), rng.lognormal(0.2, 1, 50_000)
+    sa, sb = traffic.NumericSummary(), traffic.NumericSummary()
+    sa.add(a)
+    sb.add(b)
+    qa, qb = sa.quantiles(d.DEFAULT_LEVELS), sb.quantiles(d.DEFAULT_LEVELS)
+    errors = (traffic.RANK_ERROR, traffic.RANK_ERROR)
+    w = d.wasserstein_normed_from_quantiles(qa, qb, float(np.std(a)), rank_error=errors)
+    k = d.ks_from_quantiles(qa, qb, rank_error=errors)
+    assert w.lower <= d.wasserstein_normed(a, b) <= w.upper
+    assert k.lower <= d.ks(a, b).statistic <= k.upper
+    plain = d.wasserstein_normed_from_quantiles(qa, qb, float(np.std(a)))  # the default: the exact-quantile case
+    assert plain.lower >= w.lower and plain.upper <= w.upper and plain.value == w.value
+    assert d.ks_from_quantiles(qa, qb).upper + 2 * traffic.RANK_ERROR == pytest.approx(k.upper) or k.upper == 1.0
