@@ -358,5 +358,6 @@ class RankerServiceRanker(SlateRanker):
         self.client.close()
 
 
-__all__ = ["REQUEST_LABEL_COLUMNS", "SLATE_PRODUCT_FIELDS", "SLATE_REQUEST_FIELDS", "HttpRanker", "RankerServiceRanker", "SlateRanker",
+__all__ = ["REQUEST_LABEL_COLUMNS", "SLATE_PRODUCT_FIELDS", "SLATE_REQUEST_FIELDS", "HttpRanker", "RankerServiceRanker",
+           "SlateRanker",
            "TrafficRequest", "request_labels", "serve_traffic"]
