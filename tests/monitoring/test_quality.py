@@ -242,8 +242,8 @@ def test_estimates_are_frozen_before_labels_and_scored_once_they_come(ws, clock,
     before = quality.quality_report(ws, "ctr", window_s=86400)
     assert before["groups"][0]["estimate"]["estimated"] is True and before["groups"][0]["pending"] == 4000
     assert before["groups"][0]["realized"]["auc"] is None and before["estimate_history"] == []
-    quality.ingest_labels(ws, write_labels(tmp_path / "l.jsonl",
-                                           [label(f"e{i // 200}", i % 200, int(y[i]), clock.now()) for i in range(4000)]))
+    rows = [label(f"e{i // 200}", i % 200, int(y[i]), clock.now()) for i in range(4000)]
+    quality.ingest_labels(ws, write_labels(tmp_path / "l.jsonl", rows))
     clock.advance(timedelta(days=1))
     assert quality.update(ws)["this_run"]["estimates_scored"] == 1
     (row,) = quality.quality_report(ws, "ctr", window_s=3 * 86400)["estimate_history"]

@@ -77,8 +77,8 @@ class QualitySummary:
     def add_predictions(self, scores: Iterable[float]) -> None:
         s = np.asarray(list(scores) if not isinstance(scores, np.ndarray) else scores, dtype=np.float64)
         b = bin_of(s)
-        np.add.at(self.n, b, 1)
-        np.add.at(self.p, b, s)
+        self.n += np.bincount(b, minlength=N_BINS)
+        self.p += np.bincount(b, weights=s, minlength=N_BINS)
 
     def add_labelled(self, scores: Iterable[float], labels: Iterable[int]) -> None:
         s = np.asarray(list(scores) if not isinstance(scores, np.ndarray) else scores, dtype=np.float64)
@@ -86,9 +86,9 @@ class QualitySummary:
         if s.shape != y.shape:
             raise InvalidInput(f"{len(s)} scores but {len(y)} labels; give one label per score.")
         b = bin_of(s)
-        np.add.at(self.pos, b[y == 1], 1)
-        np.add.at(self.neg, b[y != 1], 1)
-        np.add.at(self.lab_p, b, s)
+        self.pos += np.bincount(b[y == 1], minlength=N_BINS)
+        self.neg += np.bincount(b[y != 1], minlength=N_BINS)
+        self.lab_p += np.bincount(b, weights=s, minlength=N_BINS)
 
     def merge(self, other: QualitySummary) -> QualitySummary:
         """Add ``other`` into this summary (in place) and return it."""
