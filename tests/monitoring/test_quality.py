@@ -276,3 +276,19 @@ def test_cli_ingests_labels_and_shows_quality_with_json(tmp_path, monkeypatch):
     assert table.exit_code == 0 and "label completeness" in table.output
     bad = runner.invoke(app, ["monitor", "quality", "ctr", "--window", "soon"])
     assert bad.exit_code == 1 and "--window must be a duration" in bad.output
+
+
+def test_the_api_answers_quality_from_the_join_state_and_refuses_bad_queries(ws, clock, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from yarnit.api import create_app
+
+    log_requests(ws, clock, [("a1", [0.2, 0.6, 0.7], [{"country": "DE"}, {"country": "FR"}, {"country": "FR"}], None)])
+    quality.ingest_labels(ws, write_labels(tmp_path / "l.jsonl", [label("a1", 0, 0, T0), label("a1", 1, 1, T0)]))
+    quality.update(ws)
+    with TestClient(create_app(ws)) as http:
+        body = http.get("/api/monitoring/quality/ctr", params={"window": "1d", "by": "country"}).json()
+        assert {g["slice"]: g["realized"]["labelled"] for g in body["groups"]} == {"DE": 1, "FR": 1}
+        assert {g["slice"]: g["pending"] for g in body["groups"]} == {"DE": 0, "FR": 1}
+        assert http.get("/api/monitoring/quality/ctr", params={"window": "soon"}).status_code == 422
+        assert http.get("/api/monitoring/quality/ctr", params={"by": "user_id"}).status_code == 422

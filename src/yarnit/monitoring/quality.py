@@ -732,7 +732,7 @@ def quality_report(workspace: Any, model: str, *, window_s: int, by: str | None 
     """Realized quality (with 95 % intervals) and the CBPE estimate of the predictions still without labels.
 
     Groups: one per version (and per value of ``by``, a slice field) over the
-    hours that overlap ``[now - window_s, now)``; estimates frozen before the
+    hours that overlap ``[now - window_s, now]``; estimates frozen before the
     labels came, scored against them, are listed under ``estimate_history``.
     """
     clock = clock or workspace.clock
@@ -741,7 +741,7 @@ def quality_report(workspace: Any, model: str, *, window_s: int, by: str | None 
     if window_s <= 0:
         raise InvalidInput(f"The window must be positive, got {window_s} s.")
     now_s = clock.now().timestamp()
-    start_hour, end_hour = math.floor((now_s - window_s) / HOUR_S), math.ceil(now_s / HOUR_S)
+    start_hour, end_hour = math.floor((now_s - window_s) / HOUR_S), math.floor(now_s / HOUR_S) + 1  # to now, incl.
     store = QualityStore(quality_db_path(workspace.home))
     try:
         merged = store.merged(model, start_hour=start_hour, end_hour=end_hour)
@@ -771,7 +771,7 @@ def quality_report(workspace: Any, model: str, *, window_s: int, by: str | None 
         errors = [abs(r["auc_error"]) for r in history if r["auc_error"] is not None]
         good, total = store.conn.execute(
             "SELECT COALESCE(SUM(good), 0), COALESCE(SUM(total), 0) FROM completeness WHERE model = ? AND "
-            "minute >= ? AND minute < ?", (model, math.floor((now_s - window_s) / 60), math.ceil(now_s / 60))
+            "minute >= ? AND minute <= ?", (model, math.floor((now_s - window_s) / 60), math.floor(now_s / 60))
         ).fetchone()
         return {"model": model, "window_s": window_s, "by": by, "now": clock.now().isoformat(), "groups": groups,
                 "label_completeness": {"good": int(good), "total": int(total),
