@@ -35,6 +35,10 @@ already joined or ingested (``duplicate``), happened before its prediction
 (``unknown``; the log may trail the labels a little). A label that arrives
 after its due time still counts for quality (``late``), not for completeness.
 
+Where things are: :mod:`.labels` reads label files, :mod:`.quality_store`
+holds the state, :mod:`.quality_summary` the histograms and their metrics;
+this module runs the join and answers the SLIs and reports.
+
 Bounded: a pending prediction row lives until twice its label delay has
 passed; summaries are one sparse histogram per hour, model, version and
 slice value; slices are a fixed list of request fields (never personal data),
@@ -43,334 +47,40 @@ at most ``max_slice_values`` values each (the rest are ``_other``).
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import json
 import math
-import re
-import sqlite3
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from collections.abc import Mapping
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 
 from yarnit.core.clock import Clock
-from yarnit.core.errors import ConfigError, InvalidInput, NotFound
-from yarnit.serving.predlog import DEFAULT_PII_FIELDS, read_segment
+from yarnit.core.errors import ConfigError, InvalidInput
+from yarnit.serving.predlog import read_segment
 
 from .counts import EventCounts
+from .labels import IngestReport, ingest_labels, read_label_rows
 from .predlog_source import record_time
+from .quality_store import (
+    _COUNTERS,
+    _REQUEST_ID,
+    _SLICE_VALUE,
+    DEFAULT_LABEL_DELAY_S,
+    HOUR_S,
+    QUALITY_SLIS,
+    QUALITY_WINDOW_S,
+    REFERENCE_S,
+    SLICE_FIELDS,
+    QualityConfig,
+    QualityStore,
+    config_for,
+    quality_db_path,
+)
 from .quality_summary import QualitySummary, calibration_map
-from .slo import SLO, SLOFile, parse_duration
-
-QUALITY_SLIS = frozenset({"prediction_quality", "label_completeness"})
-DB_NAME = "quality.sqlite3"
-SCHEMA_VERSION = 1
-DEFAULT_LABEL_DELAY_S = 86_400
-QUALITY_WINDOW_S = 3600  # a prediction_quality minute is judged on the labelled predictions of the hour before it
-HOUR_S = 3600
-REFERENCE_S = 7 * 86_400  # CBPE's calibration map is fitted on the labelled predictions of the week before
-#: Request fields a summary may be sliced by (never personal data: DEFAULT_PII_FIELDS are excluded).
-SLICE_FIELDS = tuple(f for f in ("country", "language", "device", "currency", "product_type", "query_kind")
-                     if f not in DEFAULT_PII_FIELDS)
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-_KIND = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
-_SLICE_VALUE = re.compile(r"^[A-Za-z0-9 _.:-]{1,32}$")
-MAX_INDEX = 1_000_000
-LABEL_FORMATS = ("jsonl", "ndjson", "csv", "parquet")
-
-
-@dataclass(frozen=True)
-class QualityConfig:
-    """What the join needs to know; :func:`config_for` reads it from the workspace's SLO file."""
-
-    kind: str = "click"  # the label kind that is the models' target (others are counted and ignored)
-    label_delay_s: Mapping[str, int] = field(default_factory=dict)  # per model; DEFAULT_LABEL_DELAY_S otherwise
-    default_label_delay_s: int = DEFAULT_LABEL_DELAY_S
-    slice_fields: tuple[str, ...] = SLICE_FIELDS
-    max_slice_values: int = 64
-    max_future_s: float = 300.0
-    max_early_s: float = 300.0
-    unknown_grace_s: float = 3600.0
-
-    def delay_s(self, model: str) -> int:
-        return int(self.label_delay_s.get(model, self.default_label_delay_s))
-
-
-def config_for(spec: SLOFile | None, **overrides: Any) -> QualityConfig:
-    """Label delays from the ``label_completeness`` SLOs of ``spec`` (one without a model sets the default)."""
-    delays: dict[str, int] = {}
-    default = DEFAULT_LABEL_DELAY_S
-    for slo in spec.slos if spec is not None else ():
-        if slo.sli == "label_completeness" and "label_delay" in slo.params:
-            seconds = parse_duration(slo.params["label_delay"], f"slos[{slo.name}].params.label_delay")
-            if slo.model is None:
-                default = seconds
-            else:
-                delays[slo.model] = seconds
-    return QualityConfig(label_delay_s=delays, default_label_delay_s=default, **overrides)
-
-
-def quality_db_path(home: str | Path) -> Path:
-    from .workspace import monitoring_dir
-
-    return monitoring_dir(home) / DB_NAME
-
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS predictions (
-    request_id TEXT NOT NULL, idx INTEGER NOT NULL, model TEXT NOT NULL, version TEXT NOT NULL,
-    time_s REAL NOT NULL, score REAL NOT NULL, slices TEXT NOT NULL, due_s REAL NOT NULL, expire_s REAL NOT NULL,
-    label_value INTEGER, label_arrival_s REAL, counted INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (request_id, idx)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS predictions_due ON predictions (counted, due_s);
-CREATE INDEX IF NOT EXISTS predictions_expire ON predictions (expire_s);
-CREATE TABLE IF NOT EXISTS labels (
-    request_id TEXT NOT NULL, idx INTEGER NOT NULL, value INTEGER NOT NULL, event_s REAL NOT NULL,
-    arrival_s REAL NOT NULL, ingested_s REAL NOT NULL, PRIMARY KEY (request_id, idx)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS summaries (
-    model TEXT NOT NULL, version TEXT NOT NULL, slice TEXT NOT NULL, hour INTEGER NOT NULL, data TEXT NOT NULL,
-    PRIMARY KEY (model, version, slice, hour)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS quality_minutes (
-    model TEXT NOT NULL, minute INTEGER NOT NULL, n INTEGER NOT NULL, sum_p REAL NOT NULL, pos INTEGER NOT NULL,
-    PRIMARY KEY (model, minute)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS completeness (
-    model TEXT NOT NULL, minute INTEGER NOT NULL, good INTEGER NOT NULL, total INTEGER NOT NULL,
-    PRIMARY KEY (model, minute)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS estimates (
-    model TEXT NOT NULL, version TEXT NOT NULL, hour INTEGER NOT NULL, count INTEGER NOT NULL,
-    estimated_auc REAL, estimated_accuracy REAL, estimated_ctr REAL, calibrated_by TEXT NOT NULL,
-    realized_auc REAL, realized_accuracy REAL, realized_ctr REAL, labelled INTEGER, final INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (model, version, hour)) WITHOUT ROWID;
-"""
-_COUNTERS = ("records", "predictions", "duplicate_predictions", "unscored", "no_time", "labels_joined",
-             "invalid", "future", "duplicate", "early", "unknown", "late", "ignored_kind", "completeness_events",
-             "estimates", "estimates_scored")
-
-
-class QualityStore:
-    """The join's state: one SQLite file under the monitoring directory (derived data: delete it to rebuild)."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=FULL")
-        self.conn.executescript(_SCHEMA)
-        with self.transaction():
-            version = self.meta("schema_version")
-            if version is None:
-                self.set_meta("schema_version", SCHEMA_VERSION)
-            elif version != SCHEMA_VERSION:
-                raise ConfigError(f"{self.path} was written by another version of yarnit (schema {version}, this "
-                                  f"one reads {SCHEMA_VERSION}). It holds derived data: delete it and run "
-                                  "`yarnit monitor run` to rebuild it from the log and the labels.")
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
-
-    def meta(self, key: str) -> Any:
-        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else json.loads(row[0])
-
-    def set_meta(self, key: str, value: Any) -> None:
-        self.conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET "
-                          "value = excluded.value", (key, json.dumps(value, sort_keys=True)))
-
-    def counters(self) -> dict[str, int]:
-        saved = self.meta("counters") or {}
-        return {name: int(saved.get(name, 0)) for name in _COUNTERS}
-
-    def summary(self, model: str, version: str, slice_: str, hour: int) -> QualitySummary:
-        row = self.conn.execute("SELECT data FROM summaries WHERE model = ? AND version = ? AND slice = ? AND "
-                                "hour = ?", (model, version, slice_, hour)).fetchone()
-        return QualitySummary() if row is None else QualitySummary.from_json(json.loads(row[0]))
-
-    def put_summary(self, model: str, version: str, slice_: str, hour: int, summary: QualitySummary) -> None:
-        self.conn.execute("INSERT INTO summaries VALUES (?, ?, ?, ?, ?) ON CONFLICT(model, version, slice, hour) DO "
-                          "UPDATE SET data = excluded.data",
-                          (model, version, slice_, hour, json.dumps(summary.to_json(), separators=(",", ":"))))
-
-    def merged(self, model: str, *, start_hour: int, end_hour: int) -> dict[tuple[str, str], QualitySummary]:
-        """(version, slice) -> the summaries of hours ``[start_hour, end_hour)`` merged."""
-        out: dict[tuple[str, str], QualitySummary] = {}
-        for version, slice_, data in self.conn.execute(
-                "SELECT version, slice, data FROM summaries WHERE model = ? AND hour >= ? AND hour < ?",
-                (model, start_hour, end_hour)):
-            part = QualitySummary.from_json(json.loads(data))
-            key = (version, slice_)
-            out[key] = out[key].merge(part) if key in out else part
-        return out
-
-    def close(self) -> None:
-        self.conn.close()
-
-
-# -- labels -----------------------------------------------------------------------------------------------
-@dataclass
-class IngestReport:
-    """What one :func:`ingest_labels` read."""
-
-    file: str
-    rows: int = 0
-    stored: int = 0
-    invalid: int = 0
-    future: int = 0
-    duplicate: int = 0
-    ignored_kind: int = 0
-    examples: list[str] = field(default_factory=list)  # the first few reasons a row was refused
-
-
-def _epoch_s(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, (int, float)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()
-    if hasattr(value, "to_pydatetime"):  # a pandas Timestamp
-        return _epoch_s(value.to_pydatetime())
-    if isinstance(value, date):
-        return None
-    if isinstance(value, str) and len(value) <= 40:
-        try:
-            when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
-    return None
-
-
-def _label_row(row: Any, now_s: float) -> tuple[str, int, str, int, float, float] | str:
-    """(request_id, index, kind, value, event_s, arrival_s), or why the row is refused."""
-    if not isinstance(row, dict):
-        return "a row is not an object"
-    request_id = row.get("request_id")
-    if not isinstance(request_id, str) or not _REQUEST_ID.match(request_id):
-        return "request_id must be 1-64 characters of A-Z a-z 0-9 . _ : -"
-    index = row.get("index")
-    if isinstance(index, str) and index.isdigit() and len(index) <= 7:
-        index = int(index)
-    if isinstance(index, float) and index.is_integer():
-        index = int(index)
-    if not isinstance(index, (int, np.integer)) or isinstance(index, bool) or not 0 <= index < MAX_INDEX:
-        return f"index must be an integer in [0, {MAX_INDEX})"
-    kind = row.get("kind")
-    if not isinstance(kind, str) or not _KIND.match(kind):
-        return "kind must be a lowercase name such as click, purchase or fraud"
-    value = row.get("value")
-    if isinstance(value, str) and value in ("0", "1", "true", "false"):
-        value = 1 if value in ("1", "true") else 0
-    if isinstance(value, float) and value in (0.0, 1.0):
-        value = int(value)
-    if isinstance(value, (bool, np.bool_)):
-        value = int(value)
-    if not isinstance(value, (int, np.integer)) or value not in (0, 1):
-        return "value must be 0 or 1"
-    event_s = _epoch_s(row.get("event_time"))
-    if event_s is None:
-        return "event_time must be an ISO 8601 time"
-    arrival = row.get("arrival_time")
-    arrival_s = now_s if arrival is None or arrival == "" else _epoch_s(arrival)
-    if arrival_s is None:
-        return "arrival_time must be an ISO 8601 time (or absent: the time of ingestion)"
-    return request_id, int(index), kind, int(value), event_s, arrival_s
-
-
-def read_label_rows(path: str | Path) -> Iterator[Any]:
-    """The rows of a label file (JSON Lines, CSV or Parquet), as dicts; a bad JSON line yields its error text."""
-    p = Path(path)
-    suffix = p.suffix.lower().lstrip(".")
-    if suffix not in LABEL_FORMATS:
-        raise InvalidInput(f"Cannot read labels from {p.name!r}: the file name must end in one of "
-                           f"{', '.join('.' + f for f in LABEL_FORMATS)} (columns request_id, index, kind, value, "
-                           "event_time and optionally arrival_time).")
-    if not p.is_file():
-        raise NotFound(f"No label file {str(p)!r}.")
-    if suffix == "parquet":
-        import pyarrow.parquet as pq
-
-        try:
-            reader = pq.ParquetFile(p)
-        except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
-            raise InvalidInput(f"{p.name!r} is not a readable Parquet file: {str(exc)[:200]}") from None
-        for batch in reader.iter_batches(batch_size=10_000):
-            yield from batch.to_pylist()
-    elif suffix == "csv":
-        with open(p, encoding="utf-8", errors="replace", newline="") as stream:
-            yield from csv.DictReader(stream)
-    else:
-        with open(p, "rb") as stream:
-            for line in stream:
-                if not line.strip():
-                    continue
-                try:
-                    yield orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    yield "a line is not valid JSON"
-
-
-def ingest_labels(workspace: Any, path: str | Path, *, clock: Clock | None = None,
-                  config: QualityConfig | None = None) -> IngestReport:
-    """Store the labels of ``path`` for the next :func:`update` to join (one transaction: all or nothing)."""
-    from .workspace import load_workspace_slos
-
-    clock = clock or workspace.clock
-    config = config or config_for(load_workspace_slos(workspace.home))
-    now_s = clock.now().timestamp()
-    report = IngestReport(file=Path(path).name)
-    store = QualityStore(quality_db_path(workspace.home))
-    try:
-        with store.transaction() as conn:
-            batch: list[tuple[Any, ...]] = []
-
-            def flush() -> None:
-                before = conn.total_changes
-                conn.executemany("INSERT OR IGNORE INTO labels VALUES (?, ?, ?, ?, ?, ?)", batch)
-                stored = conn.total_changes - before
-                report.stored += stored
-                report.duplicate += len(batch) - stored
-                batch.clear()
-
-            for row in read_label_rows(path):
-                report.rows += 1
-                parsed = _label_row(row, now_s) if not isinstance(row, str) else row
-                if isinstance(parsed, str):
-                    report.invalid += 1
-                    if len(report.examples) < 5:
-                        report.examples.append(f"row {report.rows}: {parsed}")
-                    continue
-                request_id, index, kind, value, event_s, arrival_s = parsed
-                if kind != config.kind:
-                    report.ignored_kind += 1
-                elif arrival_s > now_s + config.max_future_s or event_s > now_s + config.max_future_s:
-                    report.future += 1
-                else:
-                    batch.append((request_id, index, value, event_s, arrival_s, now_s))
-                    if len(batch) >= 10_000:
-                        flush()
-            flush()
-            counters = store.counters()
-            for name in ("invalid", "future", "duplicate", "ignored_kind"):
-                counters[name] += getattr(report, name)
-            store.set_meta("counters", counters)
-    finally:
-        store.close()
-    return report
+from .slo import SLO, SLOFile
 
 
 # -- the incremental join ---------------------------------------------------------------------------------
