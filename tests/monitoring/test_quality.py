@@ -292,3 +292,23 @@ def test_the_api_answers_quality_from_the_join_state_and_refuses_bad_queries(ws,
         assert {g["slice"]: g["pending"] for g in body["groups"]} == {"DE": 0, "FR": 1}
         assert http.get("/api/monitoring/quality/ctr", params={"window": "soon"}).status_code == 422
         assert http.get("/api/monitoring/quality/ctr", params={"by": "user_id"}).status_code == 422
+
+
+def test_csv_and_parquet_label_files_are_read_like_json_lines(ws, clock, tmp_path):
+    import pandas as pd
+
+    log_requests(ws, clock, [("f1", [0.1, 0.9], None, None), ("f2", [0.4], None, None)])
+    clock.advance(timedelta(minutes=5))
+    (tmp_path / "a.csv").write_text("request_id,index,kind,value,event_time\n"
+                                    f"f1,0,click,0,{T0.isoformat()}\nf1,1,click,1,{T0.isoformat()}\n"
+                                    "f1,x,click,1,never\n")
+    csv_report = quality.ingest_labels(ws, tmp_path / "a.csv")
+    assert (csv_report.stored, csv_report.invalid) == (2, 1) and "index must be an integer" in csv_report.examples[0]
+    pd.DataFrame({"request_id": ["f2"], "index": [0], "kind": ["click"], "value": [1],
+                  "event_time": [pd.Timestamp(T0)], "arrival_time": [pd.Timestamp(T0 + timedelta(minutes=1))]}
+                 ).to_parquet(tmp_path / "b.parquet")
+    assert quality.ingest_labels(ws, tmp_path / "b.parquet").stored == 1
+    (tmp_path / "c.csv").write_text("request_id,index\n" + "f" * 200_000 + ",0\n")
+    with pytest.raises(InvalidInput, match="not a readable CSV file"):
+        quality.ingest_labels(ws, tmp_path / "c.csv")
+    assert quality.update(ws)["this_run"]["labels_joined"] == 3

@@ -130,7 +130,10 @@ def read_label_rows(path: str | Path) -> Iterator[Any]:
             yield from batch.to_pylist()
     elif suffix == "csv":
         with open(p, encoding="utf-8", errors="replace", newline="") as stream:
-            yield from csv.DictReader(stream)
+            try:
+                yield from csv.DictReader(stream)
+            except csv.Error as exc:  # e.g. a field over the csv module's limit: not a label file
+                raise InvalidInput(f"{p.name!r} is not a readable CSV file of labels: {exc}.") from None
     else:
         with open(p, "rb") as stream:
             for line in stream:
