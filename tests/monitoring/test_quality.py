@@ -312,3 +312,19 @@ def test_csv_and_parquet_label_files_are_read_like_json_lines(ws, clock, tmp_pat
     with pytest.raises(InvalidInput, match="not a readable CSV file"):
         quality.ingest_labels(ws, tmp_path / "c.csv")
     assert quality.update(ws)["this_run"]["labels_joined"] == 3
+
+
+def test_paged_join_and_a_small_summary_cache_give_the_same_summaries(ws, clock, tmp_path, monkeypatch):
+    monkeypatch.setattr(quality, "JOIN_PAGE", 3)
+    monkeypatch.setattr(quality, "MAX_CACHED_SUMMARIES", 1)
+    at = [T0 + timedelta(hours=h) for h in range(3)]
+    log_requests(ws, clock, [(f"h{h}-{i}", [0.1 * (i + 1), 0.05], [{"country": "DE"}, {"country": "US"}], at[h])
+                             for h in range(3) for i in range(4)])
+    clock.advance(timedelta(hours=3))
+    rows = [label(f"h{h}-{i}", j, int(i % 2 == 0 and j == 0), at[h]) for h in range(3) for i in range(4)
+            for j in range(2)]
+    quality.ingest_labels(ws, write_labels(tmp_path / "l.jsonl", rows))
+    assert quality.update(ws)["this_run"]["labels_joined"] == 24
+    report = quality.quality_report(ws, "ctr", window_s=86400, by="country")
+    got = {g["slice"]: (g["realized"]["labelled"], g["realized"]["positives"], g["pending"]) for g in report["groups"]}
+    assert got == {"DE": (12, 6, 0), "US": (12, 0, 0)}

@@ -82,6 +82,9 @@ from .quality_store import (
 from .quality_summary import QualitySummary, calibration_map
 from .slo import SLO, SLOFile
 
+JOIN_PAGE = 50_000  # labels joined per page
+MAX_CACHED_SUMMARIES = 1000  # hourly summaries held in memory during a run (≈80 KB each) before writing back
+
 
 # -- the incremental join ---------------------------------------------------------------------------------
 class QualityJoin:
@@ -210,16 +213,28 @@ class QualityJoin:
         key = (model, version, slice_, hour)
         summary = self._summaries.get(key)
         if summary is None:
+            if len(self._summaries) >= MAX_CACHED_SUMMARIES:  # bounded memory: write back (same transaction)
+                self._flush_summaries()
             summary = self._summaries[key] = self.store.summary(*key)
         return summary
 
     # 2. labels
     def _join(self, counters: dict[str, int], now_s: float) -> None:
         conn = self.store.conn
-        rows = conn.execute(
-            "SELECT l.request_id, l.idx, l.value, l.event_s, l.arrival_s, l.ingested_s, p.model, p.version, "
-            "p.time_s, p.score, p.slices, p.due_s, p.label_value FROM labels l LEFT JOIN predictions p "
-            "ON p.request_id = l.request_id AND p.idx = l.idx").fetchall()
+        after: tuple[str, int] = ("", -1)
+        while True:  # in pages of JOIN_PAGE labels, by key: memory stays bounded however many wait
+            rows = conn.execute(
+                "SELECT l.request_id, l.idx, l.value, l.event_s, l.arrival_s, l.ingested_s, p.model, p.version, "
+                "p.time_s, p.score, p.slices, p.due_s, p.label_value FROM labels l LEFT JOIN predictions p "
+                "ON p.request_id = l.request_id AND p.idx = l.idx WHERE (l.request_id, l.idx) > (?, ?) "
+                "ORDER BY l.request_id, l.idx LIMIT ?", (*after, JOIN_PAGE)).fetchall()
+            if not rows:
+                return
+            self._join_page(rows, counters, now_s)
+            after = (rows[-1][0], rows[-1][1])
+
+    def _join_page(self, rows: list[Any], counters: dict[str, int], now_s: float) -> None:
+        conn = self.store.conn
         done: list[tuple[str, int]] = []
         joined: list[tuple[int, float, str, int]] = []
         for (request_id, index, value, event_s, arrival_s, ingested_s, model, version, time_s, score, slices, due_s,
@@ -251,9 +266,13 @@ class QualityJoin:
                          "idx = ?", joined)
         conn.executemany("DELETE FROM labels WHERE request_id = ? AND idx = ?", done)
 
-    def _flush(self) -> None:
+    def _flush_summaries(self) -> None:
         for key, summary in self._summaries.items():
             self.store.put_summary(*key, summary)
+        self._summaries.clear()
+
+    def _flush(self) -> None:
+        self._flush_summaries()
         self.store.conn.executemany(
             "INSERT INTO quality_minutes VALUES (?, ?, ?, ?, ?) ON CONFLICT(model, minute) DO UPDATE SET "
             "n = n + excluded.n, sum_p = sum_p + excluded.sum_p, pos = pos + excluded.pos",
