@@ -328,3 +328,12 @@ def test_paged_join_and_a_small_summary_cache_give_the_same_summaries(ws, clock,
     report = quality.quality_report(ws, "ctr", window_s=86400, by="country")
     got = {g["slice"]: (g["realized"]["labelled"], g["realized"]["positives"], g["pending"]) for g in report["groups"]}
     assert got == {"DE": (12, 6, 0), "US": (12, 0, 0)}
+
+
+def test_odd_instance_values_do_not_slice_and_do_not_break_the_join(ws, clock):
+    log_requests(ws, clock, [("o1", [0.3, 0.4, 0.5], [{"country": ["DE"]}, {"country": "x" * 40},
+                                                    {"country": "DE", "device": {"a": 1}}], None)])
+    assert quality.update(ws)["totals"]["predictions"] == 3
+    slices = {g["slice"]: g["realized"]["count"] for g in quality.quality_report(ws, "ctr", window_s=3600,
+                                                                                   by="country")["groups"]}
+    assert slices == {"DE": 1}

@@ -164,10 +164,19 @@ class QualityJoin:
         pii = set(record.get("pii") or ()) if isinstance(record.get("pii"), list) else set()
         delay = self.config.delay_s(model)
         hour = math.floor(at_s / HOUR_S)
-        rows = []
+        fields = [name for name in self.config.slice_fields if name not in pii]
+        encoded: dict[tuple[Any, ...], tuple[list[str], str]] = {}  # an instance's slice values -> (slices, JSON)
+        rows, slices_of = [], []
         for index, score in enumerate(scores):
-            slices = self._slices(model, instances[index] if instances else None, pii, slice_values)
-            rows.append((request_id, index, model, version, at_s, float(score), json.dumps(slices), at_s + delay,
+            instance = instances[index] if instances else None
+            key = tuple(v if isinstance(v, (str, int)) else None for v in map(instance.get, fields)) \
+                if isinstance(instance, dict) else ()  # only plain values slice (and a key must be hashable)
+            found = encoded.get(key)
+            if found is None:
+                slices = self._slices(model, dict(zip(fields, key, strict=False)), slice_values) if key else []
+                found = encoded[key] = (slices, json.dumps(slices))
+            slices_of.append(found[0])
+            rows.append((request_id, index, model, version, at_s, float(score), found[1], at_s + delay,
                          at_s + 2 * delay))
         conn = self.store.conn
         before = conn.total_changes
@@ -176,36 +185,37 @@ class QualityJoin:
         added = conn.total_changes - before
         counters["predictions"] += added
         counters["duplicate_predictions"] += len(rows) - added
+        kept = range(len(rows))
         if added != len(rows):  # a request id used twice: only the instances first seen count
-            kept = {r[1] for r in conn.execute("SELECT idx FROM predictions WHERE request_id = ? AND time_s = ?",
-                                               (request_id, at_s))}
-            rows = [r for r in rows if r[1] in kept]
+            first = {r[0] for r in conn.execute("SELECT idx FROM predictions WHERE request_id = ? AND time_s = ?",
+                                                (request_id, at_s))}
+            kept = [i for i in kept if i in first]
         by_slice: dict[str, list[float]] = defaultdict(list)
-        for row in rows:
-            for slice_ in ["", *json.loads(row[6])]:
-                by_slice[slice_].append(row[5])
+        for i in kept:
+            score = rows[i][5]
+            by_slice[""].append(score)
+            for slice_ in slices_of[i]:
+                by_slice[slice_].append(score)
         for slice_, values in by_slice.items():
             self._summary(model, version, slice_, hour).add_predictions(values)
 
-    def _slices(self, model: str, instance: Any, pii: set[str],
+    def _slices(self, model: str, values: Mapping[str, Any],
                 slice_values: dict[str, dict[str, list[str]]]) -> list[str]:
-        if not isinstance(instance, dict):
-            return []
+        """``name=value`` for each slice field with a short, plain value (the ``max_slice_values``-th on: _other)."""
         out = []
         known = slice_values.setdefault(model, {})
-        for name in self.config.slice_fields:
-            value = instance.get(name)
-            if name in pii or value is None or isinstance(value, (dict, list, float)):
+        for name, value in values.items():
+            if value is None:
                 continue
             text = str(value)
             if not _SLICE_VALUE.match(text):
                 continue
-            values = known.setdefault(name, [])
-            if text not in values:
-                if len(values) >= self.config.max_slice_values:
+            seen = known.setdefault(name, [])
+            if text not in seen:
+                if len(seen) >= self.config.max_slice_values:
                     text = "_other"
                 else:
-                    values.append(text)
+                    seen.append(text)
             out.append(f"{name}={text}")
         return out
 
@@ -237,6 +247,8 @@ class QualityJoin:
         conn = self.store.conn
         done: list[tuple[str, int]] = []
         joined: list[tuple[int, float, str, int]] = []
+        labelled: dict[tuple[str, str, str, int], tuple[list[float], list[int]]] = defaultdict(lambda: ([], []))
+        decoded: dict[str, list[str]] = {}
         for (request_id, index, value, event_s, arrival_s, ingested_s, model, version, time_s, score, slices, due_s,
              label_value) in rows:
             if model is None:
@@ -256,12 +268,19 @@ class QualityJoin:
                 counters["late"] += 1
             joined.append((value, arrival_s, request_id, index))
             hour = math.floor(time_s / HOUR_S)
-            for slice_ in ["", *json.loads(slices)]:
-                self._summary(model, version, slice_, hour).add_labelled([score], [value])
+            names = decoded.get(slices)
+            if names is None:
+                names = decoded[slices] = ["", *json.loads(slices)]
+            for slice_ in names:
+                scores, values = labelled[(model, version, slice_, hour)]
+                scores.append(score)
+                values.append(value)
             minute = self._minutes[(model, math.floor(time_s / 60))]
             minute[0] += 1
             minute[1] += score
             minute[2] += value
+        for (model, version, slice_, hour), (scores, values) in labelled.items():
+            self._summary(model, version, slice_, hour).add_labelled(np.asarray(scores), np.asarray(values))
         conn.executemany("UPDATE predictions SET label_value = ?, label_arrival_s = ? WHERE request_id = ? AND "
                          "idx = ?", joined)
         conn.executemany("DELETE FROM labels WHERE request_id = ? AND idx = ?", done)
