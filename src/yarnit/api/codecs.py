@@ -103,7 +103,8 @@ _TENSOR_DATA: dict[str, Any] = {"type": "array", "items": {"anyOf": [
 V2_REQUEST: dict[str, Any] = {
     "type": "object", "additionalProperties": False, "required": ["inputs"],
     "properties": {
-        "id": {"type": "string", "maxLength": 256},
+        "id": {"type": "string", "pattern": REQUEST_ID.pattern, "description": "Names the request (as X-Request-Id "
+               "does, which wins when both are given): the prediction log's request id and the label join key"},
         "parameters": {"type": "object", "properties": {"key": {"type": "string", "maxLength": 256}}},
         "inputs": {"type": "array", "minItems": 1, "maxItems": 1024, "items": {
             "type": "object", "additionalProperties": False, "required": ["name", "shape", "datatype", "data"],
