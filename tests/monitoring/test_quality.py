@@ -337,3 +337,22 @@ def test_odd_instance_values_do_not_slice_and_do_not_break_the_join(ws, clock):
     slices = {g["slice"]: g["realized"]["count"] for g in quality.quality_report(ws, "ctr", window_s=3600,
                                                                                    by="country")["groups"]}
     assert slices == {"DE": 1}
+
+
+def test_a_candidate_never_shown_expects_no_label(ws, clock, tmp_path):
+    (ws.home / "slos.yaml").write_text(yaml.safe_dump(SLO_FILE))
+    log_requests(ws, clock, [("s1", [0.2, 0.4, 0.6], None, None)])
+    clock.advance(timedelta(minutes=10))
+    quality.ingest_labels(ws, write_labels(tmp_path / "l.jsonl", [
+        label("s1", 0, 1, clock.now()), label("s1", 1, 0, clock.now(), kind="shown"),
+        label("s1", 1, 1, clock.now(), kind="shown")]))  # shown = 1 says nothing new: ignored
+    report = quality.update(ws)
+    assert report["this_run"] == {"records": 1, "predictions": 3, "labels_joined": 1, "not_shown": 1}
+    assert report["totals"]["ignored_kind"] == 1
+    (group,) = quality.quality_report(ws, "ctr", window_s=3600)["groups"]
+    assert group["realized"]["count"] == 2 and group["pending"] == 1  # s1/1 left; s1/2 still awaits its label
+    clock.advance(timedelta(hours=1))
+    slo = parse_slo_file(SLO_FILE).get("ctr-labels")
+    counts = quality.for_workspace(ws, parse_slo_file(SLO_FILE), clock=clock).counts(
+        slo, until_s=clock.now().timestamp())
+    assert counts.buckets() == [(M0 + 60, 1, 2)]  # s1/0 labelled in time, s1/2 not; s1/1 is no event

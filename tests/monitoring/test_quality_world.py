@@ -39,18 +39,20 @@ def test_world_traffic_through_yarnit_serve_is_joined_with_its_clicks(tmp_path) 
             finally:
                 ranker.close()
         app.state.serving.close()  # flushes the log
-        labels = request_labels(day.impressions, day.labels)
+        labels = request_labels(day.impressions, day.labels, unshown=ranker.unshown)
         clicks = labels[labels["kind"] == "click"]
         assert len(clicks) == len(day.impressions) and clicks["value"].sum() > 0
+        n_unshown = int((labels["kind"] == "shown").sum())
+        assert n_unshown == len(ranker.unshown) > 0
 
         clock.advance(timedelta(days=3))  # every click and no-click label has arrived
         path = tmp_path / "labels.parquet"
         labels.to_parquet(path)
         ingested = quality.ingest_labels(ws, path)
-        assert ingested.stored == len(clicks) and ingested.invalid == ingested.duplicate == 0
-        assert ingested.ignored_kind == int((labels["kind"] != "click").sum())  # purchases, fraud flags
+        assert ingested.stored == len(clicks) + n_unshown and ingested.invalid == ingested.duplicate == 0
+        assert ingested.ignored_kind == int((~labels["kind"].isin(["click", "shown"])).sum())  # purchases, fraud
         run = quality.update(ws)
-        assert run["this_run"]["labels_joined"] == len(clicks)
+        assert run["this_run"]["labels_joined"] == len(clicks) and run["this_run"]["not_shown"] == n_unshown
         assert "early" not in run["this_run"] and "unknown" not in run["this_run"]
 
         # the oracle: the scores the log holds at (request id, index), against the world's click labels
@@ -61,10 +63,11 @@ def test_world_traffic_through_yarnit_serve_is_joined_with_its_clicks(tmp_path) 
         report = quality.quality_report(ws, "ctr", window_s=7 * 86400)
         (group,) = report["groups"]
         realized = group["realized"]
-        assert realized["count"] == sum(len(v) for v in scores.values())  # every scored candidate
+        assert realized["count"] == sum(len(v) for v in scores.values()) - n_unshown  # the shown candidates
         assert realized["labelled"] == len(clicks) and realized["positives"] == int(y.sum())
         assert abs(realized["auc"] - roc_auc_score(y, p)) <= realized["auc_bound"]
-        # shown candidates got their label in time; the ones never shown never get one (the report counts them)
+        assert group["pending"] == 0
+        # every shown candidate got its label in time; the unshown ones are no events
         completeness = quality.for_workspace(ws, parse_slo_file(SLOS), clock=clock).counts(
             parse_slo_file(SLOS).slos[0], until_s=clock.now().timestamp())
         good, total = completeness.window(end_s=clock.now().timestamp(), window_s=7 * 86400)

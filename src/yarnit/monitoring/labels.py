@@ -5,7 +5,8 @@ stores the labels of the models' kind for the next join, in one transaction
 (a crash stores none of them; the file can simply be ingested again, and what
 was stored already counts as ``duplicate``). A bad row never stops the file:
 it is counted (``invalid``) and the first few reasons are kept for the
-report. A label whose arrival or event time lies past the clock's now plus
+report. A ``shown`` row with value 0 marks a prediction that was never
+shown, so no label is due for it. A label whose arrival or event time lies past the clock's now plus
 ``max_future_s`` is refused as clock-skewed (``future``).
 """
 
@@ -37,6 +38,10 @@ from .quality_store import (
 _KIND = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 MAX_INDEX = 1_000_000
 LABEL_FORMATS = ("jsonl", "ndjson", "csv", "parquet")
+#: ``kind: shown, value: 0`` says a scored candidate was never shown (a ranker scores more than it shows): no
+#: label will come, so the prediction leaves the completeness SLI and the estimates instead of waiting forever.
+NOT_SHOWN_KIND = "shown"
+NOT_SHOWN = -1  # its value in the labels table
 
 
 @dataclass
@@ -176,9 +181,12 @@ def ingest_labels(workspace: Any, path: str | Path, *, clock: Clock | None = Non
                         report.examples.append(f"row {report.rows}: {parsed}")
                     continue
                 request_id, index, kind, value, event_s, arrival_s = parsed
-                if kind != config.kind:
+                if kind == NOT_SHOWN_KIND and value == 0:
+                    value = NOT_SHOWN  # the prediction was never shown: no label will come
+                elif kind != config.kind:
                     report.ignored_kind += 1
-                elif arrival_s > now_s + config.max_future_s or event_s > now_s + config.max_future_s:
+                    continue
+                if arrival_s > now_s + config.max_future_s or event_s > now_s + config.max_future_s:
                     report.future += 1
                 else:
                     batch.append((request_id, index, value, event_s, arrival_s, now_s))
@@ -194,4 +202,4 @@ def ingest_labels(workspace: Any, path: str | Path, *, clock: Clock | None = Non
     return report
 
 
-__all__ = ["LABEL_FORMATS", "IngestReport", "ingest_labels", "read_label_rows"]
+__all__ = ["LABEL_FORMATS", "NOT_SHOWN", "NOT_SHOWN_KIND", "IngestReport", "ingest_labels", "read_label_rows"]

@@ -62,7 +62,7 @@ from yarnit.core.errors import ConfigError, InvalidInput
 from yarnit.serving.predlog import read_segment
 
 from .counts import EventCounts
-from .labels import IngestReport, ingest_labels, read_label_rows
+from .labels import NOT_SHOWN, IngestReport, ingest_labels, read_label_rows
 from .predlog_source import record_time
 from .quality_store import (
     _COUNTERS,
@@ -248,6 +248,8 @@ class QualityJoin:
         done: list[tuple[str, int]] = []
         joined: list[tuple[int, float, str, int]] = []
         labelled: dict[tuple[str, str, str, int], tuple[list[float], list[int]]] = defaultdict(lambda: ([], []))
+        withdrawn: dict[tuple[str, str, str, int], tuple[list[float], list[int]]] = defaultdict(lambda: ([], []))
+        unshown: list[tuple[str, int]] = []
         decoded: dict[str, list[str]] = {}
         for (request_id, index, value, event_s, arrival_s, ingested_s, model, version, time_s, score, slices, due_s,
              label_value) in rows:
@@ -259,6 +261,16 @@ class QualityJoin:
             done.append((request_id, index))
             if label_value is not None:
                 counters["duplicate"] += 1
+                continue
+            if value == NOT_SHOWN:  # never shown: out of completeness and of the predictions awaiting labels
+                counters["not_shown"] += 1
+                unshown.append((request_id, index))
+                names = decoded.get(slices)
+                if names is None:
+                    names = decoded[slices] = ["", *json.loads(slices)]
+                for slice_ in names:
+                    scores, _values = withdrawn[(model, version, slice_, math.floor(time_s / HOUR_S))]
+                    scores.append(score)
                 continue
             if event_s < time_s - self.config.max_early_s:
                 counters["early"] += 1
@@ -281,6 +293,10 @@ class QualityJoin:
             minute[2] += value
         for (model, version, slice_, hour), (scores, values) in labelled.items():
             self._summary(model, version, slice_, hour).add_labelled(np.asarray(scores), np.asarray(values))
+        for (model, version, slice_, hour), (scores, _values) in withdrawn.items():
+            self._summary(model, version, slice_, hour).remove_predictions(np.asarray(scores))
+        conn.executemany(f"UPDATE predictions SET label_value = {NOT_SHOWN}, counted = 1 WHERE request_id = ? AND "
+                         "idx = ?", unshown)
         conn.executemany("UPDATE predictions SET label_value = ?, label_arrival_s = ? WHERE request_id = ? AND "
                          "idx = ?", joined)
         conn.executemany("DELETE FROM labels WHERE request_id = ? AND idx = ?", done)

@@ -106,7 +106,7 @@ CREATE TABLE IF NOT EXISTS estimates (
 """
 _COUNTERS = ("records", "predictions", "duplicate_predictions", "unscored", "no_time", "labels_joined",
              "invalid", "future", "duplicate", "early", "unknown", "late", "ignored_kind", "completeness_events",
-             "estimates", "estimates_scored")
+             "estimates", "estimates_scored", "not_shown")
 
 
 class QualityStore:

@@ -80,6 +80,13 @@ class QualitySummary:
         self.n += np.bincount(b, minlength=N_BINS)
         self.p += np.bincount(b, weights=s, minlength=N_BINS)
 
+    def remove_predictions(self, scores: np.ndarray) -> None:
+        """Take back predictions added before (a candidate that turned out never to be shown)."""
+        b = bin_of(scores)
+        self.n -= np.minimum(np.bincount(b, minlength=N_BINS), self.n)
+        self.p = np.maximum(self.p - np.bincount(b, weights=np.asarray(scores, dtype=np.float64), minlength=N_BINS),
+                            0.0)
+
     def add_labelled(self, scores: Iterable[float], labels: Iterable[int]) -> None:
         s = np.asarray(list(scores) if not isinstance(scores, np.ndarray) else scores, dtype=np.float64)
         y = np.asarray(list(labels) if not isinstance(labels, np.ndarray) else labels, dtype=np.int64)

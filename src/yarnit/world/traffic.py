@@ -122,6 +122,9 @@ class HttpRanker:
             raise InvalidInput(f"id_prefix must be 1-40 characters of A-Z a-z 0-9 . _ -, got {self.id_prefix!r}.")
         self.requests = 0
         self._scored: list[pd.DataFrame] = []
+        #: The candidates of the last annotated day that were scored but never shown (request_id, request_index,
+        #: day): pass them to :func:`request_labels` so no label is waited for.
+        self.unshown = pd.DataFrame({"request_id": [], "request_index": [], "day": []})
 
     def rank_batch(self, batch: RankBatch) -> np.ndarray:
         frame = batch.candidates
@@ -157,15 +160,22 @@ class HttpRanker:
     def annotate_impressions(self, impressions: pd.DataFrame) -> pd.DataFrame:
         """``impressions`` with the ``request_id`` and ``request_index`` that scored each one (the world calls it
         once a day; impressions scored by no request of this ranker get None and -1)."""
-        scored = pd.concat(self._scored, ignore_index=True) if self._scored else pd.DataFrame(
+        everything = pd.concat(self._scored, ignore_index=True) if self._scored else pd.DataFrame(
             {"session_id": [], "product_id": [], "request_id": [], "request_index": []})
         self._scored = []
-        scored = scored.drop_duplicates(["session_id", "product_id"], keep="last")
+        scored = everything.drop_duplicates(["session_id", "product_id"], keep="last")
         keys = impressions[["session_id", "product_id"]].astype(str)
         merged = keys.merge(scored, how="left", on=["session_id", "product_id"])
         out = impressions.copy()
         out["request_id"] = merged["request_id"].astype(object).where(merged["request_id"].notna(), None).to_numpy()
         out["request_index"] = merged["request_index"].fillna(-1).astype(np.int64).to_numpy()
+        shown = set(zip(out["request_id"], out["request_index"], strict=True))
+        hidden = [(r, int(i)) for r, i in zip(everything["request_id"], everything["request_index"], strict=True)
+                  if (r, i) not in shown]
+        day = impressions["day"].iloc[0] if len(impressions) and "day" in impressions.columns else None
+        self.unshown = pd.DataFrame({"request_id": pd.Series([r for r, _ in hidden], dtype=object),
+                                     "request_index": np.array([i for _, i in hidden], dtype=np.int64),
+                                     "day": pd.Series([day] * len(hidden), dtype=object)})
         return out
 
     def close(self) -> None:
@@ -177,7 +187,8 @@ LOG_CLOSE_AFTER_DAY = dt.timedelta(hours=6)  # the world's impression log closes
 REQUEST_LABEL_COLUMNS = ("request_id", "index", "kind", "value", "event_time", "arrival_time")
 
 
-def request_labels(impressions: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
+def request_labels(impressions: pd.DataFrame, labels: pd.DataFrame, *,
+                   unshown: pd.DataFrame | None = None) -> pd.DataFrame:
     """The world's labels keyed by the request that scored each impression: ``REQUEST_LABEL_COLUMNS``.
 
     * ``click``: one per impression, 1 when the shopper clicked (at the
@@ -185,6 +196,9 @@ def request_labels(impressions: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFr
       day's impression log closed, 06:00 the next day);
     * ``purchase`` and ``fraud``: 1 for each purchase and each late fraud flag
       (2-14 days after the purchase), at their own event and arrival times.
+
+    * ``shown`` 0 for each candidate in ``unshown`` (``HttpRanker.unshown``:
+      scored, never shown), when the day's log closed: no label will come.
 
     Impressions without a request id (scored by another ranker) give no label.
     No column identifies a shopper: the request id is the server's join key.
@@ -206,7 +220,15 @@ def request_labels(impressions: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFr
         "kind": positive["kind"].astype(str).to_numpy(), "value": positive["value"].astype(np.int64).to_numpy(),
         "event_time": pd.to_datetime(positive["event_time"], utc=True).to_numpy(),
         "arrival_time": pd.to_datetime(positive["arrival_time"], utc=True).to_numpy()})
-    out = pd.concat([positives, negatives], ignore_index=True)
+    parts = [positives, negatives]
+    if unshown is not None and len(unshown):
+        closed = pd.to_datetime(pd.Series(unshown["day"].astype(str).to_numpy()), utc=True) + dt.timedelta(days=1) \
+            + LOG_CLOSE_AFTER_DAY
+        parts.append(pd.DataFrame({
+            "request_id": unshown["request_id"].to_numpy(), "index": unshown["request_index"].to_numpy(),
+            "kind": "shown", "value": np.zeros(len(unshown), dtype=np.int64), "event_time": closed.to_numpy(),
+            "arrival_time": closed.to_numpy()}))
+    out = pd.concat(parts, ignore_index=True)
     out["event_time"] = pd.to_datetime(out["event_time"], utc=True)
     out["arrival_time"] = pd.to_datetime(out["arrival_time"], utc=True)
     out["index"] = out["index"].astype(np.int64)
