@@ -34,3 +34,33 @@ def test_a_model_served_over_http_ranks_the_world(sqlite_ws: Workspace) -> None:
     assert ranker.served_versions == {1}
     assert set(day.impressions["model_version"]) == {"ctr:v1"}  # the version that answered, not a label
     assert len(day.impressions) > 0
+
+
+def test_http_ranker_names_each_request_and_the_world_keys_labels_by_it(sqlite_ws: Workspace) -> None:
+    from yarnit.serving.predlog import read_prediction_log
+    from yarnit.world import request_labels
+
+    register_ctr(sqlite_ws)
+    log_dir = sqlite_ws.home / "prediction_log"
+    with BackgroundServer(create_app(sqlite_ws)) as server:
+        ranker = HttpRanker(server.url, "ctr", chunk=300, id_prefix="t1")
+        try:
+            day = next(iter(World(SMALL, ranker=ranker).run(1)))
+        finally:
+            ranker.close()
+    impressions = day.impressions
+    assert impressions["request_id"].str.match(r"^t1-\d{8}$").all()
+    assert (impressions["request_index"] >= 0).all() and (impressions["request_index"] < 300).all()
+    logged = {r["request_id"]: r for r in read_prediction_log(log_dir) if r.get("role") == "primary"}
+    assert set(impressions["request_id"]) <= set(logged)
+    row = impressions.iloc[len(impressions) // 2]
+    record = logged[row["request_id"]]
+    # the instance at that index is the impression's product, and its score is the one the world logged
+    assert record["instances"][row["request_index"]]["product_id"] == row["product_id"]
+    assert record["predictions"][row["request_index"]] == row["score"]
+    labels = request_labels(impressions, day.labels)
+    clicks = labels[labels["kind"] == "click"]
+    assert len(clicks) == len(impressions)  # one click label (0 or 1) per impression
+    assert int(clicks["value"].sum()) == int(day.labels["kind"].eq("click").sum())
+    assert list(labels.columns) == ["request_id", "index", "kind", "value", "event_time", "arrival_time"]
+    assert "user_id" not in labels.columns and "impression_id" not in labels.columns

@@ -26,6 +26,7 @@ from yarnit.storage import Workspace
 from . import access, control, dataplane, datasets, evaluations
 from . import features as features_api
 from . import monitoring as monitoring_api
+from . import quality as quality_api
 from .auth import token_middleware
 from .dashboard import render_dashboard
 from .errors import install_error_handlers
@@ -136,6 +137,7 @@ def create_app(workspace: Workspace, *, refresh_s: float = 0.25, serving: Servin
     app.include_router(evaluations.router)
     app.include_router(features_api.router)
     app.include_router(monitoring_api.router)
+    app.include_router(quality_api.router)
     _export_feature_freshness(app, workspace)
     # Models read their declared online features (e.g. the ranker's shopper history) from the feature store.
     app.state.feature_store = FeatureStore(workspace)

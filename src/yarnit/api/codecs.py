@@ -15,6 +15,7 @@ The request handler that calls these (admission, scoring, logging) is
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import orjson
@@ -26,6 +27,9 @@ from .errors import client_safe
 
 OIP_DATATYPES = ("BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32",
                  "FP64", "BYTES")
+#: A request id a client may give (``X-Request-Id`` or the OIP v2 ``id``): it is logged and is the label join
+#: key, so it is short and of a charset that is safe in a log line, a header and a file name.
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _INT_TYPES = frozenset(t for t in OIP_DATATYPES if "INT" in t)
 _MAX_FLOAT = 1.7976931348623157e308
 
@@ -99,7 +103,8 @@ _TENSOR_DATA: dict[str, Any] = {"type": "array", "items": {"anyOf": [
 V2_REQUEST: dict[str, Any] = {
     "type": "object", "additionalProperties": False, "required": ["inputs"],
     "properties": {
-        "id": {"type": "string", "maxLength": 256},
+        "id": {"type": "string", "pattern": REQUEST_ID.pattern, "description": "Names the request (as X-Request-Id "
+               "does, which wins when both are given): the prediction log's request id and the label join key"},
         "parameters": {"type": "object", "properties": {"key": {"type": "string", "maxLength": 256}}},
         "inputs": {"type": "array", "minItems": 1, "maxItems": 1024, "items": {
             "type": "object", "additionalProperties": False, "required": ["name", "shape", "datatype", "data"],
@@ -277,6 +282,11 @@ def _feature_columns(inputs: list[Any], max_instances: int) -> list[dict[str, An
     return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
 
 
+def _short_id(value: Any) -> str:
+    text = repr(value) if isinstance(value, str) else f"a {type(value).__name__}"
+    return text if len(text) <= 40 else f"{text[:37]}... ({len(value)} characters)"
+
+
 def parse_v2(payload: Any, columns_of: Any, max_instances: int) -> tuple[list[dict[str, Any]], str | None,
                                                                           str | None]:
     """(instances, routing key, request id echo) from an OIP v2 infer body."""
@@ -284,8 +294,9 @@ def parse_v2(payload: Any, columns_of: Any, max_instances: int) -> tuple[list[di
         raise InvalidInput('The body must be a JSON object: {"inputs": [{"name", "shape", "datatype", "data"}]}.')
     _check_keys(payload, _V2_KEYS, "the request")
     request_id = payload.get("id")
-    if request_id is not None and (not isinstance(request_id, str) or len(request_id) > 256):
-        raise InvalidInput("'id' must be a string of at most 256 characters.")
+    if request_id is not None and (not isinstance(request_id, str) or not REQUEST_ID.match(request_id)):
+        raise InvalidInput(f"'id' must be 1-64 characters of A-Z a-z 0-9 . _ : - (it names the request in the "
+                           f"prediction log and joins its labels), got {_short_id(request_id)}.")
     parameters = payload.get("parameters")
     if parameters is not None and not isinstance(parameters, dict):
         raise InvalidInput("'parameters' must be an object.")

@@ -58,6 +58,7 @@ from yarnit.serving.predlog import MAX_LOGGED_ROWS
 from .codecs import (
     ERROR_SCHEMA,
     RANKING_OUTPUTS,
+    REQUEST_ID,
     SERVED_BY,
     V1_REQUEST,
     V1_RESPONSE,
@@ -81,7 +82,7 @@ log = logging.getLogger("yarnit.api.dataplane")
 
 NAME_PATTERN = r"^[a-z][a-z0-9_.-]{0,62}$"
 _NAME = re.compile(NAME_PATTERN)
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_REQUEST_ID = REQUEST_ID
 V1_TEMPLATE = "/v1/models/{name}:predict"
 UNKNOWN_MODEL = "_unknown"  # the metrics label of requests for a model that is not served
 # Bodies over this are parsed on the scoring pool, not on the event loop: a 15 MB OIP v2 body took 2.2 s of
@@ -167,7 +168,7 @@ class Exchange:
     """
 
     __slots__ = ("protocol", "name", "started", "request_id", "deadline_s", "length", "status", "error",
-                 "prediction", "instances", "key", "echo_id", "ticket", "body", "headers", "logged")
+                 "prediction", "instances", "key", "echo_id", "ticket", "body", "headers", "logged", "named")
 
     def __init__(self, protocol: str, name: str, started: float) -> None:
         self.protocol, self.name, self.started = protocol, name, started
@@ -184,6 +185,7 @@ class Exchange:
         self.body: bytes | None = None  # the answer's body, once answered
         self.headers: Sequence[tuple[bytes, bytes]] = ()  # the answer's own headers (besides type and length)
         self.logged: dict[str, Any] | None = None  # what the log keeps of a big request instead of its instances
+        self.named = False  # the client named the request (x-request-id): an OIP v2 body id does not rename it
 
     @property
     def answered(self) -> bool:
@@ -253,7 +255,7 @@ class DataPlaneMiddleware:
                     request_id = value.decode("latin-1")
                     if not _REQUEST_ID.match(request_id):
                         raise InvalidInput("x-request-id must be 1-64 characters of A-Z a-z 0-9 . _ : -")
-                    ex.request_id = request_id
+                    ex.request_id, ex.named = request_id, True
                 elif header == b"x-yarnit-deadline-ms":
                     ex.deadline_s = _deadline(value, service.options.deadline_ms)
             if ex.request_id is None:
@@ -401,6 +403,8 @@ class DataPlaneMiddleware:
 
     def _parse(self, ex: Exchange, body: bytes) -> None:
         ex.instances, ex.key, ex.echo_id = self._decode(ex.protocol, ex.name, body)
+        if ex.echo_id is not None and not ex.named:
+            ex.request_id = ex.echo_id  # the OIP v2 body named the request: log it (and join labels) by that name
 
     def _decode(self, protocol: str, name: str, body: bytes) -> tuple[list[dict[str, Any]], str | None, str | None]:
         payload = loads(body)
@@ -435,6 +439,8 @@ class DataPlaneMiddleware:
                 decode, ticket.entered_s + ticket.deadline_s - service.clock.monotonic())
         except ScoringTimeout:
             raise Overloaded("deadline", service.admission.limits.retry_after_s) from None
+        if ex.echo_id is not None and not ex.named:
+            ex.request_id = ex.echo_id
         if len(ex.instances) > MAX_LOGGED_ROWS:  # the log keeps the row count and the body's digest
             ex.logged = {"rows": len(ex.instances), "sha256": digest, "of": "request body"}
 

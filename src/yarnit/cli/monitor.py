@@ -8,7 +8,8 @@
   data (or ``--reference-window``): per feature the distance, test, threshold
   and verdict, the dataset verdict, prediction drift and slice volume.
 
-Other monitor commands (labels, quality, run) attach to the same ``app``.
+Other monitor commands attach to the same ``app`` from their own modules:
+``monitor_quality`` adds ``labels`` and ``quality``.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .common import JSON_OPTION, cli_errors, console, emit, plain, workspace
+from .monitor_quality import register as _register_quality
 
-app = typer.Typer(help="Monitoring: summaries of served traffic, drift.", no_args_is_help=True)
+app = typer.Typer(help="Monitoring: drift of served traffic, prediction quality with delayed labels, SLO runs.",
+                  no_args_is_help=True)
 
 
 def _summarize(ws: Any, as_json: bool) -> dict[str, Any]:
@@ -115,5 +118,7 @@ def drift(model: str = typer.Argument(..., help="Model name."),
 
     emit(report, as_json, human)
 
+
+_register_quality(app)
 
 __all__ = ["app"]

@@ -26,7 +26,7 @@ from .rankers import (
 )
 from .scenarios import FAULTS, FaultKind
 from .served import CANDIDATE_COLUMNS, IMPRESSION_COLUMNS
-from .traffic import HttpRanker, TrafficRequest, serve_traffic
+from .traffic import HttpRanker, TrafficRequest, request_labels, serve_traffic
 from .world import World
 from .writer import read_table, write_world
 
@@ -50,6 +50,7 @@ __all__ = [
     "popularity_ranker",
     "random_ranker",
     "read_table",
+    "request_labels",
     "serve_traffic",
     "with_exploration",
     "write_world",

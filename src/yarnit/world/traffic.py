@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -89,11 +90,25 @@ def serve_traffic(config: WorldConfig, days: int) -> Iterator[TrafficRequest]:
 
 
 class HttpRanker:
-    """Scores candidates through ``POST {base_url}/v1/models/{model}:predict`` (the deployed model)."""
+    """Scores candidates through ``POST {base_url}/v1/models/{model}:predict`` (the deployed model).
+
+    Each request names itself (``X-Request-Id: <id_prefix>-<n>``, numbered
+    from 1), so the server's prediction log keys its record by that id, and
+    the world records on each impression the request and the instance index
+    that scored it (:meth:`annotate_impressions`, columns ``request_id`` and
+    ``request_index``). :func:`request_labels` then turns the world's clicks,
+    purchases and fraud flags into labels keyed ``(request_id, index)``: a
+    join key with no personal data in it. ``id_prefix`` defaults to a random
+    one (two rankers against one server must not reuse ids); pass one for
+    reproducible ids.
+    """
 
     exploration_rate = 0.0
 
-    def __init__(self, base_url: str, model: str = "ctr", *, chunk: int = 2000, timeout_s: float = 30.0) -> None:
+    def __init__(self, base_url: str, model: str = "ctr", *, chunk: int = 2000, timeout_s: float = 30.0,
+                 id_prefix: str | None = None) -> None:
+        import secrets
+
         import httpx
 
         self.url = f"/v1/models/{model}:predict"
@@ -102,12 +117,26 @@ class HttpRanker:
         self.model = model
         self.model_version = f"{model}@http"  # until the first answer says which version served
         self.served_versions: set[int] = set()
+        self.id_prefix = id_prefix if id_prefix is not None else f"w{secrets.token_hex(4)}"
+        if not _ID_PREFIX.match(self.id_prefix):
+            raise InvalidInput(f"id_prefix must be 1-40 characters of A-Z a-z 0-9 . _ -, got {self.id_prefix!r}.")
+        self.requests = 0
+        self._scored: list[pd.DataFrame] = []
+        #: The candidates of the last annotated day that were scored but never shown (request_id, request_index,
+        #: day): pass them to :func:`request_labels` so no label is waited for.
+        self.unshown = pd.DataFrame({"request_id": [], "request_index": [], "day": []})
 
     def rank_batch(self, batch: RankBatch) -> np.ndarray:
-        instances = _json_ready(batch.candidates.assign(position=1))
+        frame = batch.candidates
+        instances = _json_ready(frame.assign(position=1))
         scores: list[float] = []
+        request_ids = np.empty(len(instances), dtype=object)
+        request_index = np.empty(len(instances), dtype=np.int64)
         for start in range(0, len(instances), self.chunk):
-            response = self.client.post(self.url, json={"instances": instances[start:start + self.chunk]})
+            chunk = instances[start:start + self.chunk]
+            self.requests += 1
+            request_id = f"{self.id_prefix}-{self.requests:08d}"
+            response = self.client.post(self.url, json={"instances": chunk}, headers={"x-request-id": request_id})
             if response.status_code != 200:
                 raise Unavailable(f"The data plane answered {response.status_code} at {self.url}: "
                                   f"{response.text[:200]}")
@@ -117,12 +146,93 @@ class HttpRanker:
             # the impressions of this batch are logged with the version that scored them (0: the heuristic)
             self.model_version = f"{self.model}:v{version}" if version else f"{self.model}:heuristic"
             scores.extend(body["predictions"])
+            request_ids[start:start + len(chunk)] = request_id
+            request_index[start:start + len(chunk)] = np.arange(len(chunk))
         if len(scores) != len(instances):
             raise InvalidInput(f"The data plane returned {len(scores)} scores for {len(instances)} candidates.")
+        if "session_id" in frame.columns and "product_id" in frame.columns:
+            self._scored.append(pd.DataFrame({
+                "session_id": frame["session_id"].astype(str).to_numpy(),
+                "product_id": frame["product_id"].astype(str).to_numpy(),
+                "request_id": request_ids, "request_index": request_index}))
         return np.asarray(scores)
+
+    def annotate_impressions(self, impressions: pd.DataFrame) -> pd.DataFrame:
+        """``impressions`` with the ``request_id`` and ``request_index`` that scored each one (the world calls it
+        once a day; impressions scored by no request of this ranker get None and -1)."""
+        everything = pd.concat(self._scored, ignore_index=True) if self._scored else pd.DataFrame(
+            {"session_id": [], "product_id": [], "request_id": [], "request_index": []})
+        self._scored = []
+        scored = everything.drop_duplicates(["session_id", "product_id"], keep="last")
+        keys = impressions[["session_id", "product_id"]].astype(str)
+        merged = keys.merge(scored, how="left", on=["session_id", "product_id"])
+        out = impressions.copy()
+        out["request_id"] = merged["request_id"].astype(object).where(merged["request_id"].notna(), None).to_numpy()
+        out["request_index"] = merged["request_index"].fillna(-1).astype(np.int64).to_numpy()
+        shown = set(zip(out["request_id"], out["request_index"], strict=True))
+        hidden = [(r, int(i)) for r, i in zip(everything["request_id"], everything["request_index"], strict=True)
+                  if (r, i) not in shown]
+        day = impressions["day"].iloc[0] if len(impressions) and "day" in impressions.columns else None
+        self.unshown = pd.DataFrame({"request_id": pd.Series([r for r, _ in hidden], dtype=object),
+                                     "request_index": np.array([i for _, i in hidden], dtype=np.int64),
+                                     "day": pd.Series([day] * len(hidden), dtype=object)})
+        return out
 
     def close(self) -> None:
         self.client.close()
+
+
+_ID_PREFIX = re.compile(r"^[A-Za-z0-9._-]{1,40}$")
+LOG_CLOSE_AFTER_DAY = dt.timedelta(hours=6)  # the world's impression log closes at 06:00 the next day
+REQUEST_LABEL_COLUMNS = ("request_id", "index", "kind", "value", "event_time", "arrival_time")
+
+
+def request_labels(impressions: pd.DataFrame, labels: pd.DataFrame, *,
+                   unshown: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The world's labels keyed by the request that scored each impression: ``REQUEST_LABEL_COLUMNS``.
+
+    * ``click``: one per impression, 1 when the shopper clicked (at the
+      click's time, arriving when the click event did), else 0 (known when the
+      day's impression log closed, 06:00 the next day);
+    * ``purchase`` and ``fraud``: 1 for each purchase and each late fraud flag
+      (2-14 days after the purchase), at their own event and arrival times.
+
+    * ``shown`` 0 for each candidate in ``unshown`` (``HttpRanker.unshown``:
+      scored, never shown), when the day's log closed: no label will come.
+
+    Impressions without a request id (scored by another ranker) give no label.
+    No column identifies a shopper: the request id is the server's join key.
+    """
+    known = impressions[impressions["request_id"].notna()] if "request_id" in impressions.columns else \
+        impressions.iloc[:0].assign(request_id=None, request_index=-1)
+    keys = known[["impression_id", "request_id", "request_index", "day"]]
+    positive = labels.merge(keys.drop(columns=["day"]), on="impression_id", how="inner")
+    clicked = set(positive.loc[positive["kind"] == "click", "impression_id"])
+    unclicked = keys[~keys["impression_id"].isin(clicked)]
+    close = pd.to_datetime(pd.Series(unclicked["day"].astype(str).to_numpy()), utc=True) + dt.timedelta(days=1) \
+        + LOG_CLOSE_AFTER_DAY
+    negatives = pd.DataFrame({
+        "request_id": unclicked["request_id"].to_numpy(), "index": unclicked["request_index"].to_numpy(),
+        "kind": "click", "value": np.zeros(len(unclicked), dtype=np.int64),
+        "event_time": close.to_numpy(), "arrival_time": close.to_numpy()})
+    positives = pd.DataFrame({
+        "request_id": positive["request_id"].to_numpy(), "index": positive["request_index"].to_numpy(),
+        "kind": positive["kind"].astype(str).to_numpy(), "value": positive["value"].astype(np.int64).to_numpy(),
+        "event_time": pd.to_datetime(positive["event_time"], utc=True).to_numpy(),
+        "arrival_time": pd.to_datetime(positive["arrival_time"], utc=True).to_numpy()})
+    parts = [positives, negatives]
+    if unshown is not None and len(unshown):
+        closed = pd.to_datetime(pd.Series(unshown["day"].astype(str).to_numpy()), utc=True) + dt.timedelta(days=1) \
+            + LOG_CLOSE_AFTER_DAY
+        parts.append(pd.DataFrame({
+            "request_id": unshown["request_id"].to_numpy(), "index": unshown["request_index"].to_numpy(),
+            "kind": "shown", "value": np.zeros(len(unshown), dtype=np.int64), "event_time": closed.to_numpy(),
+            "arrival_time": closed.to_numpy()}))
+    out = pd.concat(parts, ignore_index=True)
+    out["event_time"] = pd.to_datetime(out["event_time"], utc=True)
+    out["arrival_time"] = pd.to_datetime(out["arrival_time"], utc=True)
+    out["index"] = out["index"].astype(np.int64)
+    return out.sort_values(["arrival_time", "request_id", "index", "kind"], kind="stable").reset_index(drop=True)
 
 
 #: What a slate request carries about the shopper and the page; the candidates carry the product columns.
@@ -270,5 +380,6 @@ class RankerServiceRanker(SlateRanker):
         self.client.close()
 
 
-__all__ = ["SLATE_PRODUCT_FIELDS", "SLATE_REQUEST_FIELDS", "HttpRanker", "RankerServiceRanker", "SlateRanker",
-           "TrafficRequest", "serve_traffic"]
+__all__ = ["REQUEST_LABEL_COLUMNS", "SLATE_PRODUCT_FIELDS", "SLATE_REQUEST_FIELDS", "HttpRanker", "RankerServiceRanker",
+           "SlateRanker",
+           "TrafficRequest", "request_labels", "serve_traffic"]

@@ -141,6 +141,9 @@ class World:
         for inj in active:
             inj.kind.log(inj, ctx, log)
         tables = build_tables(ctx, log, self.model_version)
+        annotate = getattr(self.ranker, "annotate_impressions", None)
+        if annotate is not None:  # e.g. HttpRanker: the request id and instance index that scored each impression
+            tables["impressions"] = annotate(tables["impressions"])
 
         # the night: stock leaves with true purchases, the popularity job counts logged clicks,
         # shoppers remember their last search

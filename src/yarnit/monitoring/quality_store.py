@@ -1,0 +1,180 @@
+"""The state of the quality join: one SQLite file under the monitoring directory, and what the join is told.
+
+:class:`QualityStore` holds the pending predictions, the labels waiting for
+them, the hourly summaries, the per-minute SLI sums, the completeness counts,
+the frozen estimates and the log checkpoint (``meta``). Every run of
+:mod:`.quality` is one transaction over it. It is derived data: deleting the
+file makes the next run rebuild it from the log (labels must then be ingested
+again).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import sqlite3
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from yarnit.core.errors import ConfigError
+from yarnit.serving.predlog import DEFAULT_PII_FIELDS
+
+from .quality_summary import QualitySummary
+from .slo import SLOFile, parse_duration
+
+QUALITY_SLIS = frozenset({"prediction_quality", "label_completeness"})
+DB_NAME = "quality.sqlite3"
+SCHEMA_VERSION = 1
+DEFAULT_LABEL_DELAY_S = 86_400
+QUALITY_WINDOW_S = 3600  # a prediction_quality minute is judged on the labelled predictions of the hour before it
+HOUR_S = 3600
+REFERENCE_S = 7 * 86_400  # CBPE's calibration map is fitted on the labelled predictions of the week before
+#: Request fields a summary may be sliced by (never personal data: DEFAULT_PII_FIELDS are excluded).
+SLICE_FIELDS = tuple(f for f in ("country", "language", "device", "currency", "product_type", "query_kind")
+                     if f not in DEFAULT_PII_FIELDS)
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_SLICE_VALUE = re.compile(r"^[A-Za-z0-9 _.:-]{1,32}$")
+
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    """What the join needs to know; :func:`config_for` reads it from the workspace's SLO file."""
+
+    kind: str = "click"  # the label kind that is the models' target (others are counted and ignored)
+    label_delay_s: Mapping[str, int] = field(default_factory=dict)  # per model; DEFAULT_LABEL_DELAY_S otherwise
+    default_label_delay_s: int = DEFAULT_LABEL_DELAY_S
+    slice_fields: tuple[str, ...] = SLICE_FIELDS
+    max_slice_values: int = 64
+    max_future_s: float = 300.0
+    max_early_s: float = 300.0
+    unknown_grace_s: float = 3600.0
+
+    def delay_s(self, model: str) -> int:
+        return int(self.label_delay_s.get(model, self.default_label_delay_s))
+
+
+def config_for(spec: SLOFile | None, **overrides: Any) -> QualityConfig:
+    """Label delays from the ``label_completeness`` SLOs of ``spec`` (one without a model sets the default)."""
+    delays: dict[str, int] = {}
+    default = DEFAULT_LABEL_DELAY_S
+    for slo in spec.slos if spec is not None else ():
+        if slo.sli == "label_completeness" and "label_delay" in slo.params:
+            seconds = parse_duration(slo.params["label_delay"], f"slos[{slo.name}].params.label_delay")
+            if slo.model is None:
+                default = seconds
+            else:
+                delays[slo.model] = seconds
+    return QualityConfig(label_delay_s=delays, default_label_delay_s=default, **overrides)
+
+
+def quality_db_path(home: str | Path) -> Path:
+    from .workspace import monitoring_dir
+
+    return monitoring_dir(home) / DB_NAME
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS predictions (
+    request_id TEXT NOT NULL, idx INTEGER NOT NULL, model TEXT NOT NULL, version TEXT NOT NULL,
+    time_s REAL NOT NULL, score REAL NOT NULL, slices TEXT NOT NULL, due_s REAL NOT NULL, expire_s REAL NOT NULL,
+    label_value INTEGER, label_arrival_s REAL, counted INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (request_id, idx)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS predictions_due ON predictions (counted, due_s);
+CREATE INDEX IF NOT EXISTS predictions_expire ON predictions (expire_s);
+CREATE TABLE IF NOT EXISTS labels (
+    request_id TEXT NOT NULL, idx INTEGER NOT NULL, value INTEGER NOT NULL, event_s REAL NOT NULL,
+    arrival_s REAL NOT NULL, ingested_s REAL NOT NULL, PRIMARY KEY (request_id, idx)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS summaries (
+    model TEXT NOT NULL, version TEXT NOT NULL, slice TEXT NOT NULL, hour INTEGER NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (model, version, slice, hour)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS quality_minutes (
+    model TEXT NOT NULL, minute INTEGER NOT NULL, n INTEGER NOT NULL, sum_p REAL NOT NULL, pos INTEGER NOT NULL,
+    PRIMARY KEY (model, minute)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS completeness (
+    model TEXT NOT NULL, minute INTEGER NOT NULL, good INTEGER NOT NULL, total INTEGER NOT NULL,
+    PRIMARY KEY (model, minute)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS estimates (
+    model TEXT NOT NULL, version TEXT NOT NULL, hour INTEGER NOT NULL, count INTEGER NOT NULL,
+    estimated_auc REAL, estimated_accuracy REAL, estimated_ctr REAL, calibrated_by TEXT NOT NULL,
+    realized_auc REAL, realized_accuracy REAL, realized_ctr REAL, labelled INTEGER, final INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (model, version, hour)) WITHOUT ROWID;
+"""
+_COUNTERS = ("records", "predictions", "duplicate_predictions", "unscored", "no_time", "labels_joined",
+             "invalid", "future", "duplicate", "early", "unknown", "late", "ignored_kind", "completeness_events",
+             "estimates", "estimates_scored", "not_shown")
+
+
+class QualityStore:
+    """The join's state: one SQLite file under the monitoring directory (derived data: delete it to rebuild)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn.executescript(_SCHEMA)
+        with self.transaction():
+            version = self.meta("schema_version")
+            if version is None:
+                self.set_meta("schema_version", SCHEMA_VERSION)
+            elif version != SCHEMA_VERSION:
+                raise ConfigError(f"{self.path} was written by another version of yarnit (schema {version}, this "
+                                  f"one reads {SCHEMA_VERSION}). It holds derived data: delete it and run "
+                                  "`yarnit monitor run` to rebuild it from the log and the labels.")
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def meta(self, key: str) -> Any:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def set_meta(self, key: str, value: Any) -> None:
+        self.conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET "
+                          "value = excluded.value", (key, json.dumps(value, sort_keys=True)))
+
+    def counters(self) -> dict[str, int]:
+        saved = self.meta("counters") or {}
+        return {name: int(saved.get(name, 0)) for name in _COUNTERS}
+
+    def summary(self, model: str, version: str, slice_: str, hour: int) -> QualitySummary:
+        row = self.conn.execute("SELECT data FROM summaries WHERE model = ? AND version = ? AND slice = ? AND "
+                                "hour = ?", (model, version, slice_, hour)).fetchone()
+        return QualitySummary() if row is None else QualitySummary.from_json(json.loads(row[0]))
+
+    def put_summary(self, model: str, version: str, slice_: str, hour: int, summary: QualitySummary) -> None:
+        self.conn.execute("INSERT INTO summaries VALUES (?, ?, ?, ?, ?) ON CONFLICT(model, version, slice, hour) DO "
+                          "UPDATE SET data = excluded.data",
+                          (model, version, slice_, hour, json.dumps(summary.to_json(), separators=(",", ":"))))
+
+    def merged(self, model: str, *, start_hour: int, end_hour: int) -> dict[tuple[str, str], QualitySummary]:
+        """(version, slice) -> the summaries of hours ``[start_hour, end_hour)`` merged."""
+        out: dict[tuple[str, str], QualitySummary] = {}
+        for version, slice_, data in self.conn.execute(
+                "SELECT version, slice, data FROM summaries WHERE model = ? AND hour >= ? AND hour < ?",
+                (model, start_hour, end_hour)):
+            part = QualitySummary.from_json(json.loads(data))
+            key = (version, slice_)
+            out[key] = out[key].merge(part) if key in out else part
+        return out
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+
+__all__ = ["DEFAULT_LABEL_DELAY_S", "QUALITY_SLIS", "SLICE_FIELDS", "QualityConfig", "QualityStore", "config_for",
+           "quality_db_path"]
