@@ -1,0 +1,204 @@
+"""The monitor runner end to end on a simulated clock: a full outage pages once, resolves once, survives a restart.
+
+Traffic is a real prediction log (the serving writer), the receivers are real
+HTTP servers on 127.0.0.1, time is a SimulatedClock the test moves.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+import yaml
+from testsupport.receiver import Receiver
+
+from yarnit.core.clock import SimulatedClock
+from yarnit.monitoring.alerts import AlertStore, read_alert_file
+from yarnit.monitoring.runner import Monitor, read_state
+from yarnit.monitoring.workspace import load_workspace_slos, monitoring_dir, prediction_log_dir, slo_path
+from yarnit.serving.predlog import PredictionLog
+
+PER_MINUTE = 20
+
+
+def write_slos(home, *, sinks, runbook="https://runbooks.example/ctr-availability", extra=()) -> None:
+    doc = {"service": "yarnit-serving",
+           "slos": [{"name": "ctr-availability", "sli": "serving_availability", "model": "ctr", "objective": 99.9,
+                     "window": "30d", "runbook": runbook}, *extra],
+           "alerts": {"sinks": sinks}}
+    slo_path(home).write_text(yaml.safe_dump(doc))
+
+
+class Traffic:
+    """``PER_MINUTE`` requests a minute into the workspace's real prediction log, answered by the model or not."""
+
+    def __init__(self, ws, clock: SimulatedClock) -> None:
+        self.clock = clock
+        self.log = PredictionLog(prediction_log_dir(ws.home), clock, fsync=False, aggregate_window_s=1e9)
+        self.n = 0
+
+    def minute(self, served_by: str = "model") -> None:
+        for _ in range(PER_MINUTE):
+            self.n += 1
+            self.log.append({"request_id": f"r{self.n}", "time": self.clock.now(), "role": "primary",
+                             "protocol": "v1", "model": "ctr", "status": 200, "latency_ms": 5.0, "key": None,
+                             "version": 1, "alias": "production", "served_by": served_by, "predictions": [0.5]})
+        assert self.log.flush()
+        self.clock.advance(60)
+
+    def close(self) -> None:
+        self.log.close()
+
+
+def by_alert(bodies):
+    return [(b["alert"]["alert"], b["status"]) for b in bodies]
+
+
+def test_a_full_outage_pages_once_resolves_once_and_a_restart_mid_incident_does_not_repage(sqlite_ws, clock):
+    ws = sqlite_ws
+    with Receiver() as webhook, Receiver() as am:
+        write_slos(ws.home, sinks=[{"type": "file"}, {"type": "webhook", "url": webhook.url, "timeout_s": 5},
+                                   {"type": "alertmanager", "url": am.url, "timeout_s": 5}])
+        spec = load_workspace_slos(ws.home)
+        traffic = Traffic(ws, clock)
+        for _ in range(120):  # two healthy hours
+            traffic.minute()
+        monitor = Monitor(ws, spec, clock=clock)
+        first = monitor.run_once()
+        assert [s["state"] for s in first["slos"]] == ["ok"] and first["alerts"]["opened"] == 0
+        t0 = clock.now()
+        states = []
+        for minute in range(40):
+            traffic.minute("fallback" if minute < 3 else "model")  # three minutes of full outage
+            if minute == 10:
+                monitor = Monitor(ws, load_workspace_slos(ws.home), clock=clock)  # a restart mid-incident
+            states.append(monitor.run_once()["slos"][0]["state"])
+        traffic.close()
+
+        # the page fires on the first run after the outage's first minute and clears once the last outage
+        # minute has left the 30m short window of the 6h/30m pair (33 minutes after the outage began)
+        assert states[:32] == ["page"] * 32 and states[32:] == ["ticket"] * 8
+        assert by_alert(webhook.bodies()) == [("page", "firing"), ("ticket", "firing"), ("page", "resolved")]
+        assert by_alert(read_alert_file(monitoring_dir(ws.home) / "alerts.jsonl")) == by_alert(webhook.bodies())
+        page = webhook.bodies()[-1]["alert"]
+        assert page["started_at"] == (t0 + timedelta(minutes=1)).isoformat()
+        assert page["ended_at"] == (t0 + timedelta(minutes=33)).isoformat()
+        assert page["runbook"] == "https://runbooks.example/ctr-availability" and page["model"] == "ctr"
+        pair = page["evidence"]["pairs"][1]
+        assert (pair["long"]["window"], pair["short"]["window"], pair["firing"]) == ("6h", "30m", False)
+
+        store = AlertStore.open(monitoring_dir(ws.home) / "alerts.json")
+        assert [(a.alert, a.state) for a in store.list("all")] == [("page", "resolved"), ("ticket", "firing")] or \
+            sorted((a.alert, a.state) for a in store.list("all")) == [("page", "resolved"), ("ticket", "firing")]
+        assert store.outbox == [] and store.stats["webhook"].sent == 3
+
+        # Alertmanager: the v2 list format with the rules' labels; open alerts re-sent each run, the end sent once
+        sent = [item for body in am.bodies("/api/v2/alerts") for item in body]
+        pages = [i for i in sent if i["labels"]["sloth_severity"] == "page"]
+        assert pages[0]["labels"] == {"alertname": "CtrAvailabilityErrorBudgetBurn", "sloth_id":
+                                      "yarnit-serving-ctr-availability", "sloth_service": "yarnit-serving",
+                                      "sloth_slo": "ctr-availability", "sloth_severity": "page", "model": "ctr"}
+        assert pages[0]["annotations"]["runbook_url"] == "https://runbooks.example/ctr-availability"
+        assert [i["endsAt"] for i in pages if "endsAt" in i] == [(t0 + timedelta(minutes=33)).isoformat()]
+        assert {i["startsAt"] for i in pages} == {(t0 + timedelta(minutes=1)).isoformat()}
+
+        state = read_state(ws.home)
+        assert state["slos"][0]["firing"] == {"page": False, "ticket": True, "no_data": False}
+        assert state["modules"]["traffic"]["state"] in ("missing", "ok")
+
+
+def test_a_notification_the_receiver_refused_is_sent_on_the_next_run_exactly_once(sqlite_ws, clock):
+    ws = sqlite_ws
+    with Receiver(status=503) as webhook:
+        write_slos(ws.home, sinks=[{"type": "webhook", "url": webhook.url, "retries": 1}])
+        traffic = Traffic(ws, clock)
+        for _ in range(60):
+            traffic.minute()
+        traffic.minute("fallback")
+        traffic.close()
+        monitor = Monitor(ws, load_workspace_slos(ws.home), clock=clock)
+        monitor.sinks[0].backoff_s = 0.0
+        report = monitor.run_once()
+        assert report["delivery"]["failed"] == 2 and report["delivery"]["pending"] == 2  # page and ticket
+        assert len(webhook.bodies()) == 4  # two notifications, each tried twice (retries: 1): bounded
+        webhook.status = 200
+        restarted = Monitor(ws, load_workspace_slos(ws.home), clock=clock)  # the queue survives a restart
+        again = restarted.run_once()
+        assert again["delivery"]["sent"] == 2 and again["alerts"]["opened"] == 0
+        ok = [b for b in webhook.bodies()[4:]]
+        assert sorted(by_alert(ok)) == [("page", "firing"), ("ticket", "firing")]
+        assert restarted.run_once()["delivery"]["sent"] == 0
+        assert read_state(ws.home)["sinks"]["webhook"]["failed"] == 2
+
+
+def test_a_slow_receiver_costs_bounded_attempts_and_the_loop_goes_on(sqlite_ws, clock):
+    ws = sqlite_ws
+    with Receiver(delay_s=2.0) as slow:
+        write_slos(ws.home, sinks=[{"type": "webhook", "url": slow.url, "timeout_s": 0.2, "retries": 2},
+                                   {"type": "file"}])
+        traffic = Traffic(ws, clock)
+        for _ in range(60):
+            traffic.minute()
+        traffic.minute("fallback")
+        traffic.close()
+        monitor = Monitor(ws, load_workspace_slos(ws.home), clock=clock, deadline_s=60)
+        monitor.sinks[0].backoff_s = 0.0
+        report = monitor.run_once()
+    assert report["delivery"]["sent"] == 2  # the file sink got both, whatever the webhook did
+    assert report["delivery"]["failed"] == 2 and len(slow.bodies()) == 6  # 2 notifications x 3 attempts
+    assert "ReadTimeout" in read_state(ws.home)["sinks"]["webhook"]["last_error"]
+
+
+def test_follow_runs_on_the_simulated_clock_and_stops_when_told(sqlite_ws, clock):
+    ws = sqlite_ws
+    write_slos(ws.home, sinks=[{"type": "log"}])
+    monitor = Monitor(ws, load_workspace_slos(ws.home), clock=clock)
+    stop = threading.Event()
+    runs: list[str] = []
+    ran = threading.Condition()
+
+    def on_run(report):
+        with ran:
+            runs.append(report["at"])
+            ran.notify_all()
+
+    thread = threading.Thread(target=monitor.follow, args=(60,), kwargs={"stop": stop, "poll_s": 0.01,
+                                                                          "on_run": on_run})
+    thread.start()
+    try:
+        with ran:
+            assert ran.wait_for(lambda: len(runs) == 1, timeout=30)
+        clock.advance(30)  # half an interval: no run
+        clock.advance(30)
+        with ran:
+            assert ran.wait_for(lambda: len(runs) == 2, timeout=30)
+        clock.advance(600)  # ten missed intervals: one run, not ten
+        with ran:
+            assert ran.wait_for(lambda: len(runs) == 3, timeout=30)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert len(runs) == 3 and runs[1] == (clock.now() - timedelta(seconds=600)).isoformat()
+    assert read_state(ws.home)["slos"][0]["state"] == "no_data"
+
+
+@pytest.mark.parametrize("sink, message", [
+    ({"type": "pager"}, r"alerts.sinks\[0\].type is 'pager', not a known sink; valid choices: log, file, webhook, "
+                        r"alertmanager"),
+    ({"type": "webhook"}, r"alerts.sinks\[0\].url must be an http:// or https:// URL"),
+    ({"type": "webhook", "url": "ftp://x"}, r"alerts.sinks\[0\].url must be an http"),
+    ({"type": "file", "path": "../../etc/cron.d/x.jsonl"}, r"alerts.sinks\[0\].path must be a file name ending in "
+                                                           r"\.jsonl"),
+    ({"type": "webhook", "url": "http://x", "retries": 99}, r"alerts.sinks\[0\].retries must be a whole number "
+                                                             r"from 0 to 10"),
+    ({"type": "webhook", "url": "http://x", "timeout_s": 0}, r"alerts.sinks\[0\].timeout_s must be a number"),
+    ({"type": "log", "url": "http://x"}, r"alerts.sinks\[0\] has unknown key\(s\) url; valid keys: type, name"),
+])
+def test_a_bad_sink_is_refused_naming_the_field(tmp_path, sink, message):
+    from yarnit.core.errors import ConfigError
+
+    write_slos(tmp_path, sinks=[sink])
+    with pytest.raises(ConfigError, match=message):
+        load_workspace_slos(tmp_path)
