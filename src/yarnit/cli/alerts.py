@@ -32,10 +32,10 @@ def list_alerts(state: str = typer.Option("all", "--state", help="firing, resolv
             console.print(f"no {'' if state == 'all' else state + ' '}alerts (the monitor writes them: "
                           "yarnit monitor run)")
             return
-        table = Table("alert", "slo", "severity", "state", "since", "until", "summary", "runbook")
+        table = Table("alert", "severity", "state", "since", "until", "runbook")
         for a in rows:
-            table.add_row(a["alert_name"], a["slo_id"], a["severity"], a["state"], a["started_at"],
-                          a["ended_at"] or "-", plain(a["summary"]), plain(a["runbook"] or "-"))
+            table.add_row(a["alert_name"], a["severity"], a["state"], a["started_at"][:19], (a["ended_at"] or "-")[:19],
+                          plain(a["runbook"] or "-"))
         console.print(table)
 
     emit({"state": state, "count": len(rows), "alerts": rows}, as_json, human)

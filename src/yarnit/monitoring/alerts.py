@@ -200,7 +200,8 @@ class AlertStore:
         """Which of page, ticket and no_data are open for ``slo_id`` (what the monitor last decided)."""
         return {kind: self.open_alert(slo_id, kind) is not None for kind in ALERT_KINDS}
 
-    def fire(self, slo: SLO, alert: str, status: SLOStatus, *, clock: Clock, sinks: Iterable[str]) -> tuple[Alert, bool]:
+    def fire(self, slo: SLO, alert: str, status: SLOStatus, *, clock: Clock,
+             sinks: Iterable[str]) -> tuple[Alert, bool]:
         """Open the alert (queueing a ``firing`` notification per sink), or refresh the open one; (alert, opened)."""
         now = status.at.isoformat()
         current = self.open_alert(slo.id, alert)

@@ -47,9 +47,9 @@ from yarnit.core.atomic import atomic_write_text
 from yarnit.core.clock import Clock
 from yarnit.core.errors import YarnitError
 
-from .alerts import AlertStore, Sink, alerts_path, build_sinks, deliver, evidence
+from .alerts import AlertStore, Notification, Sink, alerts_path, build_sinks, deliver
 from .burn import BurnRateMonitor, SLOStatus
-from .slo import SLOFile, SinkSpec, format_duration
+from .slo import SinkSpec, SLOFile, format_duration
 from .workspace import WorkspaceSLISource, monitoring_dir
 
 log = logging.getLogger("yarnit.monitoring")
@@ -141,7 +141,7 @@ class Monitor:
             # Its SLO left the file: nothing will ever clear it, so it is resolved now (and said so).
             alert.state, alert.ended_at, alert.updated_at = "resolved", at.isoformat(), at.isoformat()
             alert.evidence = {**alert.evidence, "resolved_because": "the SLO is no longer in the SLO file"}
-            store.outbox.extend(_note(alert.id, "resolved", name) for name in sink_names)
+            store.outbox.extend(Notification(alert.id, "resolved", name) for name in sink_names)
             resolved += 1
         store.save()  # decisions and their notifications, in one atomic write, before anything is sent
         delivery = deliver(store, self.sinks, deadline_s=self.deadline_s, monotonic=_monotonic)
@@ -202,12 +202,6 @@ class Monitor:
         return runs
 
 
-def _note(alert_id: str, event: str, sink: str) -> Any:
-    from .alerts import Notification
-
-    return Notification(alert_id, event, sink)
-
-
 def _monotonic() -> float:
     import time
 
@@ -222,4 +216,4 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-__all__ = ["DEFAULT_SINKS", "Monitor", "STATE_FILENAME", "evidence", "read_state", "state_path", "status_entry"]
+__all__ = ["DEFAULT_SINKS", "Monitor", "STATE_FILENAME", "read_state", "state_path", "status_entry"]
