@@ -168,3 +168,38 @@ def test_a_bad_sink_is_refused_naming_the_field(tmp_path, sink, message):
     write_slos(tmp_path, sinks=[sink])
     with pytest.raises(ConfigError, match=message):
         load_workspace_slos(tmp_path)
+
+
+def test_an_slo_whose_source_fails_is_reported_and_the_others_are_still_evaluated(sqlite_ws, clock):
+    ws = sqlite_ws
+    broken = {"name": "fresh", "sli": "data_freshness", "objective": 99, "window": "30d",
+              "params": {"max_age": "1h"}}  # probes what? neither feature_view nor dataset
+    write_slos(ws.home, sinks=[{"type": "log"}], extra=(broken,))
+    traffic = Traffic(ws, clock)
+    for _ in range(10):
+        traffic.minute()
+    traffic.close()
+    report = Monitor(ws, load_workspace_slos(ws.home), clock=clock).run_once()
+    assert [(s["slo"], s["state"]) for s in report["slos"]] == [("ctr-availability", "ok"), ("fresh", "error")]
+    assert "needs exactly one of params.feature_view or params.dataset" in report["slos"][1]["error"]
+    assert read_state(ws.home)["slos"][1]["state"] == "error"
+
+
+def test_an_alert_whose_slo_left_the_file_is_resolved_not_left_open(sqlite_ws, clock):
+    ws = sqlite_ws
+    write_slos(ws.home, sinks=[{"type": "file"}])
+    Monitor(ws, load_workspace_slos(ws.home), clock=clock).run_once()  # no traffic: a no-data alert opens
+    store_path = monitoring_dir(ws.home) / "alerts.json"
+    assert [a.alert for a in AlertStore.open(store_path).list("firing")] == ["no_data"]
+    write_slos(ws.home, sinks=[{"type": "file"}], extra=(
+        {"name": "train-ok", "sli": "pipeline_success", "objective": 99, "window": "7d"},))
+    spec = load_workspace_slos(ws.home)
+    from dataclasses import replace
+
+    clock.advance(60)
+    Monitor(ws, replace(spec, slos=spec.slos[1:]), clock=clock).run_once()
+    alerts = AlertStore.open(store_path).list("all")
+    old = next(a for a in alerts if a.slo == "ctr-availability")
+    assert old.state == "resolved" and old.evidence["resolved_because"] == "the SLO is no longer in the SLO file"
+    assert [n["status"] for n in read_alert_file(monitoring_dir(ws.home) / "alerts.jsonl")
+            if n["alert"]["id"] == old.id] == ["firing", "resolved"]

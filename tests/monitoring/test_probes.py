@@ -148,5 +148,6 @@ def test_timeline_edges_no_probe_before_the_first_record_and_a_missing_value_is_
     ({"name": "x", "sli": "model_freshness", "params": {"max_age": "1h"}}, "needs model"),
 ])
 def test_a_probe_without_its_subject_is_refused_naming_the_field(sqlite_ws, clock, slo, message):
+    spec = spec_of(slo)
     with pytest.raises(ConfigError, match=message):
-        for_workspace(sqlite_ws, spec_of(slo), clock=clock)
+        for_workspace(sqlite_ws, spec, clock=clock).counts(spec.slos[0], until_s=clock.now().timestamp())

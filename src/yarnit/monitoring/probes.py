@@ -125,14 +125,12 @@ class ProbeSource:
         self.spec = spec
         self.clock = clock
         self.last = ProbeReport()
-        for slo in spec.slos:
-            if slo.sli in PROBE_SLIS:
-                _target(slo)  # refuse a probe without its subject now, naming the field
 
     def counts(self, slo: SLO, *, until_s: float) -> EventCounts:
         if slo.sli not in PROBE_SLIS:
             raise ConfigError(f"SLO {slo.name!r} has sli {slo.sli!r}; probes count only: "
                               f"{', '.join(sorted(PROBE_SLIS))}.")
+        kind, name = _target(slo)  # a probe without its subject is refused here, naming the field
         span_s = max([slo.window_s, *slo.windows_s()])
         since = _when(until_s - span_s)
         until = _when(until_s)
@@ -140,7 +138,6 @@ class ProbeSource:
             events = self._runs(slo.params.get("pipeline"), since, until)
             self.last.records[slo.id] = len(events)
             return event_counts(events, until_s=until_s, span_s=span_s)
-        kind, name = _target(slo)
         reader = {"feature_view": self._materializations, "dataset": self._datasets, "model": self._production}[kind]
         changes = reader(name, since, until)
         self.last.records[slo.id] = len(changes)

@@ -34,6 +34,7 @@ monitor runs.
 
 from __future__ import annotations
 
+import fcntl
 import importlib
 import json
 import logging
@@ -104,7 +105,18 @@ class Monitor:
         return alerts_path(self.dir)
 
     def run_once(self) -> dict[str, Any]:
-        """One pass: update the windows, evaluate every SLO, open/resolve alerts, send them, write the state."""
+        """One pass: update the windows, evaluate every SLO, open/resolve alerts, send them, write the state.
+
+        Two monitors on one workspace take turns (an exclusive ``flock`` on
+        ``monitoring/monitor.lock``): the alert store is read, changed and
+        written by one of them at a time.
+        """
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with (self.dir / "monitor.lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, and by the kernel if killed
+            return self._run()
+
+    def _run(self) -> dict[str, Any]:
         at = self.clock.now()
         modules = {name: self._update(name) for name in UPDATE_MODULES}
         store = AlertStore.open(self.alerts_path)
