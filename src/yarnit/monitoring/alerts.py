@@ -156,17 +156,20 @@ class AlertStore:
     outbox: list[Notification] = field(default_factory=list)
     stats: dict[str, SinkStats] = field(default_factory=dict)
     recovered: bool = False  # the file was unreadable and was set aside
+    _saved: str | None = None  # the text last read or written: an unchanged store is not rewritten
 
     @classmethod
     def open(cls, path: str | Path) -> AlertStore:
         store = cls(Path(path))
         try:
-            data = json.loads(store.path.read_text(encoding="utf-8"))
+            text = store.path.read_text(encoding="utf-8")
+            data = json.loads(text)
             if not isinstance(data, dict) or data.get("version") != STORE_VERSION:
                 raise ValueError("not an alert store of this version")
             store.alerts = [Alert.from_dict(a) for a in data["alerts"]]
             store.outbox = [Notification(**n) for n in data["outbox"]]
             store.stats = {str(k): SinkStats(**v) for k, v in data["stats"].items()}
+            store._saved = text
         except FileNotFoundError:
             pass
         except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
@@ -179,7 +182,8 @@ class AlertStore:
                 pass
         return store
 
-    def save(self) -> None:
+    def save(self) -> bool:
+        """Write the store atomically if it changed since it was read or written; True if it wrote."""
         resolved = [a for a in self.alerts if a.state == "resolved"]
         if len(resolved) > MAX_RESOLVED:
             dropped = {a.id for a in sorted(resolved, key=lambda a: a.ended_at or "")[:-MAX_RESOLVED]}
@@ -187,7 +191,12 @@ class AlertStore:
         data = {"version": STORE_VERSION, "alerts": [a.to_dict() for a in self.alerts],
                 "outbox": [asdict(n) for n in self.outbox],
                 "stats": {k: asdict(v) for k, v in sorted(self.stats.items())}}
-        atomic_write_text(self.path, json.dumps(data, indent=1, sort_keys=True), mode=0o600)
+        text = json.dumps(data, indent=1, sort_keys=True)
+        if text == self._saved:
+            return False
+        atomic_write_text(self.path, text, mode=0o600)
+        self._saved = text
+        return True
 
     # -- the records --------------------------------------------------------------------------
     def open_alert(self, slo_id: str, alert: str) -> Alert | None:

@@ -117,6 +117,7 @@ class Monitor:
             return self._run()
 
     def _run(self) -> dict[str, Any]:
+        started = _monotonic()
         at = self.clock.now()
         modules = {name: self._update(name) for name in UPDATE_MODULES}
         store = AlertStore.open(self.alerts_path)
@@ -163,7 +164,8 @@ class Monitor:
                  "alerts": {"opened": opened, "resolved": resolved,
                             "firing": sum(a.state == "firing" for a in store.alerts),
                             "store_recovered": store.recovered},
-                 "delivery": delivery.__dict__, "sinks": {k: v.__dict__ for k, v in store.stats.items()}}
+                 "delivery": delivery.__dict__, "sinks": {k: v.__dict__ for k, v in store.stats.items()},
+                 "duration_ms": round((_monotonic() - started) * 1000, 1)}  # real time this run took
         atomic_write_text(state_path(self.workspace.home), json.dumps(state, indent=1, default=str), mode=0o644)
         return {**state, "transitions": transitions}
 
