@@ -203,3 +203,28 @@ def test_an_alert_whose_slo_left_the_file_is_resolved_not_left_open(sqlite_ws, c
     assert old.state == "resolved" and old.evidence["resolved_because"] == "the SLO is no longer in the SLO file"
     assert [n["status"] for n in read_alert_file(monitoring_dir(ws.home) / "alerts.jsonl")
             if n["alert"]["id"] == old.id] == ["firing", "resolved"]
+
+
+def test_an_unreadable_alert_store_is_set_aside_and_the_monitor_goes_on(sqlite_ws, clock):
+    ws = sqlite_ws
+    write_slos(ws.home, sinks=[{"type": "log"}])
+    store_path = monitoring_dir(ws.home) / "alerts.json"
+    store_path.parent.mkdir(parents=True, exist_ok=True)
+    store_path.write_text('{"version": 1, "alerts": [{"id": ')  # torn by something other than yarnit
+    report = Monitor(ws, load_workspace_slos(ws.home), clock=clock).run_once()
+    assert report["alerts"]["store_recovered"] is True and report["alerts"]["opened"] == 1  # the no-data alert
+    assert store_path.with_name("alerts.json.corrupt").read_text().startswith('{"version": 1')
+    assert [a.alert for a in AlertStore.open(store_path).list("firing")] == ["no_data"]
+
+
+def test_a_refire_while_open_refreshes_the_evidence_and_sends_nothing(sqlite_ws, clock):
+    ws = sqlite_ws
+    write_slos(ws.home, sinks=[{"type": "file"}])
+    monitor = Monitor(ws, load_workspace_slos(ws.home), clock=clock)
+    monitor.run_once()
+    clock.advance(120)
+    again = monitor.run_once()
+    assert again["alerts"]["opened"] == 0 and again["delivery"]["sent"] == 0
+    (alert,) = AlertStore.open(monitoring_dir(ws.home) / "alerts.json").list("firing")
+    assert alert.updated_at == clock.now().isoformat() and alert.started_at < alert.updated_at
+    assert len(read_alert_file(monitoring_dir(ws.home) / "alerts.jsonl")) == 1

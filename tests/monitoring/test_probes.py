@@ -1,4 +1,5 @@
-"""Probe SLIs (data freshness, model freshness, pipeline success) equal hand-computed counts, from real records.
+"""Probe SLIs (data freshness, model freshness, pipeline success) equal hand-computed counts, from real records
+in SQLite and PostgreSQL.
 
 Times below are minutes after T (the fixture clock's start, 2026-01-05 09:00 UTC). A freshness probe at
 minute s counts in the bucket [s-1, s); a window of W minutes read at minute t holds the probes at t-W+1 .. t.
@@ -34,10 +35,10 @@ def minutes(clock, t0, m):
     return (t0 + timedelta(minutes=m)).timestamp()
 
 
-def test_feature_view_freshness_counts_one_probe_a_minute_from_the_materialization_history(sqlite_ws, clock):
+def test_feature_view_freshness_counts_one_probe_a_minute_from_the_materialization_history(ws, clock):
     t0 = clock.now()
     rows = [("m1", 5, 4, "succeeded"), ("m2", 20, 18, "failed"), ("m3", 30, 28, "succeeded")]
-    with sqlite_ws.metadata.begin() as conn:
+    with ws.metadata.begin() as conn:
         for run_id, ended, window_end, state in rows:
             conn.execute(insert(feature_materializations).values(
                 id=run_id, view_name="user_stats", view_version="v1", mode="incremental", state=state,
@@ -47,7 +48,7 @@ def test_feature_view_freshness_counts_one_probe_a_minute_from_the_materializati
                     "params": {"feature_view": "user_stats", "max_age": "10m"}})
     slo = spec.slos[0]
     until = minutes(clock, t0, 60)
-    counts = for_workspace(sqlite_ws, spec, clock=clock).counts(slo, until_s=until)
+    counts = for_workspace(ws, spec, clock=clock).counts(slo, until_s=until)
     # probes 5..60 (56): data time 4 until the run that ended at 30, then 28 (the failed run changes nothing);
     # good while age <= 10: 5..14 (10) and 30..38 (9)
     assert counts.window(end_s=until, window_s=3600) == (19, 56)
@@ -55,16 +56,15 @@ def test_feature_view_freshness_counts_one_probe_a_minute_from_the_materializati
     assert counts.window(end_s=until, window_s=300) == (0, 5)
     assert counts.window(end_s=minutes(clock, t0, 20), window_s=1200) == (10, 16)  # probes 5..20
     # a restarted monitor (a new source), later, reads the same history: nothing was sampled and lost
-    later = ProbeSource(sqlite_ws, spec, clock=clock).counts(slo, until_s=minutes(clock, t0, 120) + 30)
+    later = ProbeSource(ws, spec, clock=clock).counts(slo, until_s=minutes(clock, t0, 120) + 30)
     assert later.window(end_s=until, window_s=3600) == (19, 56)
     assert later.window(end_s=minutes(clock, t0, 120), window_s=3600) == (0, 60)
 
 
-def test_dataset_freshness_uses_the_newest_data_time_so_a_rewrite_by_forget_does_not_make_data_older(sqlite_ws,
-                                                                                                      clock):
+def test_dataset_freshness_uses_the_newest_data_time_so_a_rewrite_by_forget_does_not_make_data_older(ws, clock):
     t0 = clock.now()
     versions = [(1, 0, None), (2, 40, None), (3, 50, 0)]  # v3: v1 rewritten by forget at 50, keeps v1's time
-    with sqlite_ws.metadata.begin() as conn:
+    with ws.metadata.begin() as conn:
         for number, created, retain_from in versions:
             conn.execute(insert(dataset_versions).values(
                 id=f"ds{number}", name="clicks", version=number, content_sha256=str(number) * 64,
@@ -73,7 +73,7 @@ def test_dataset_freshness_uses_the_newest_data_time_so_a_rewrite_by_forget_does
                 pii_columns=[], retain_from=None if retain_from is None else t0 + timedelta(minutes=retain_from)))
     spec = spec_of({"name": "clicks-fresh", "sli": "data_freshness", "params": {"dataset": "clicks", "max_age": "30m"}})
     until = minutes(clock, t0, 90)
-    counts = ProbeSource(sqlite_ws, spec, clock=clock).counts(spec.slos[0], until_s=until)
+    counts = ProbeSource(ws, spec, clock=clock).counts(spec.slos[0], until_s=until)
     # probes 1..90: data time 0 until 40 (good 1..30, bad 31..39), then 40 (good 40..70, bad 71..90)
     assert counts.window(end_s=until, window_s=90 * 60) == (61, 90)
 
@@ -85,9 +85,9 @@ def _register(registry):
                              signature={"inputs": {"fiber": "string", "price": "double"}})
 
 
-def test_model_freshness_follows_the_production_alias_history_including_a_rollback(sqlite_ws, clock):
+def test_model_freshness_follows_the_production_alias_history_including_a_rollback(ws, clock):
     t0 = clock.now()
-    registry = ModelRegistry(sqlite_ws)
+    registry = ModelRegistry(ws)
     _register(registry)
     registry.set_alias("ctr", "production", 1)  # at 0: v1, made at 0
     clock.advance(600)
@@ -99,15 +99,15 @@ def test_model_freshness_follows_the_production_alias_history_including_a_rollba
     clock.advance(1200)
     spec = spec_of({"name": "ctr-model-fresh", "sli": "model_freshness", "model": "ctr",
                     "params": {"max_age": "30m"}})
-    counts = WorkspaceSLISource(sqlite_ws, spec, clock=clock).counts(spec.slos[0], until_s=clock.now().timestamp())
+    counts = WorkspaceSLISource(ws, spec, clock=clock).counts(spec.slos[0], until_s=clock.now().timestamp())
     # probes 1..60: v1 (age s) good 1..19; v2 (age s-10) good 20..39; v1 again (age >= 40) bad 40..60
     assert counts.window(end_s=minutes(clock, t0, 60), window_s=3600) == (39, 60)
     assert counts.window(end_s=minutes(clock, t0, 60), window_s=1200) == (0, 20)
 
 
-def test_pipeline_success_counts_each_finished_run_and_a_dead_run_once_its_lease_expired(sqlite_ws, clock):
+def test_pipeline_success_counts_each_finished_run_and_a_dead_run_once_its_lease_expired(ws, clock):
     t0 = clock.now()
-    store = RunStore(sqlite_ws)
+    store = RunStore(ws)
 
     def run(pipeline, start_m, end_m=None, state="succeeded"):
         clock.set(t0 + timedelta(minutes=start_m))
@@ -125,7 +125,7 @@ def test_pipeline_success_counts_each_finished_run_and_a_dead_run_once_its_lease
     clock.set(t0 + timedelta(minutes=60))
     spec = spec_of({"name": "train-ok", "sli": "pipeline_success", "params": {"pipeline": "train_ctr"}},
                    {"name": "all-ok", "sli": "pipeline_success"})
-    source = for_workspace(sqlite_ws, spec, clock=clock)
+    source = for_workspace(ws, spec, clock=clock)
     until = clock.now().timestamp()
     assert source.counts(spec.get("train-ok"), until_s=until).window(end_s=until, window_s=3600) == (2, 4)
     assert source.counts(spec.get("train-ok"), until_s=until).window(end_s=until, window_s=1800) == (0, 1)
