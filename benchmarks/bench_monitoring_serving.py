@@ -77,16 +77,19 @@ class MonitorProcess:
         self.runs: list[dict[str, Any]] = []
 
     def __enter__(self) -> MonitorProcess:
-        self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # Files, not pipes: a pipe nobody reads fills up and blocks the monitor's writes.
+        self.out, self.err = WORK / "monitor.jsonl", WORK / "monitor.err"
+        with self.out.open("wb") as out, self.err.open("wb") as err:
+            self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=out, stderr=err)
         return self
 
     def __exit__(self, *exc: object) -> None:
         assert self.proc is not None
         self.proc.terminate()
-        out, err = self.proc.communicate(timeout=60)
+        self.proc.wait(timeout=60)
         if self.proc.returncode != 0:
-            raise RuntimeError(f"monitor exited with {self.proc.returncode}: {err.decode()[-2000:]}")
-        self.runs = [json.loads(line) for line in out.decode().splitlines() if line.strip()]
+            raise RuntimeError(f"monitor exited with {self.proc.returncode}: {self.err.read_text()[-2000:]}")
+        self.runs = [json.loads(line) for line in self.out.read_text().splitlines() if line.strip()]
 
 
 def main() -> None:
@@ -123,7 +126,9 @@ def main() -> None:
                     started = time.monotonic()
                     report = measure()
                     wall = time.monotonic() - started
+                durations = [r["duration_ms"] for r in monitor.runs if "duration_ms" in r]
                 result[arm] = _summary(report) | {"monitor_runs": len(monitor.runs), "monitor_wall_s": wall,
+                                                  "monitor_run_ms": _stat(durations) if durations else None,
                                                   "monitor_states": [s["state"] for s in monitor.runs[-1]["slos"]]
                                                   if monitor.runs else []}
             else:
@@ -149,6 +154,7 @@ def main() -> None:
             "p99_ratio": _stat([r["p99_ratio"] for r in reps]),
             "p50_ratio": _stat([r["p50_ratio"] for r in reps]),
             "monitor_runs": [r["with"]["monitor_runs"] for r in reps],
+            "monitor_run_ms_median": [(r["with"]["monitor_run_ms"] or {}).get("median") for r in reps],
         },
         "command": f"python benchmarks/bench_monitoring_serving.py --reps {args.reps} --duration {args.duration:g} "
                    f"--rate {args.rate:g} --interval {args.interval}",

@@ -228,3 +228,18 @@ def test_a_refire_while_open_refreshes_the_evidence_and_sends_nothing(sqlite_ws,
     (alert,) = AlertStore.open(monitoring_dir(ws.home) / "alerts.json").list("firing")
     assert alert.updated_at == clock.now().isoformat() and alert.started_at < alert.updated_at
     assert len(read_alert_file(monitoring_dir(ws.home) / "alerts.jsonl")) == 1
+
+
+def test_sinks_get_unique_default_names_and_an_explicit_name_used_twice_is_refused():
+    from yarnit.core.errors import ConfigError
+    from yarnit.monitoring.slo import parse_sinks
+
+    sinks = parse_sinks({"sinks": [{"type": "webhook", "url": "http://a"}, {"type": "webhook", "url": "http://b"},
+                                   {"type": "file"}]})
+    assert [(s.name, s.type, s.url, s.path, s.retries) for s in sinks] == [
+        ("webhook", "webhook", "http://a", None, 2), ("webhook-2", "webhook", "http://b", None, 2),
+        ("file", "file", None, "alerts.jsonl", 2)]
+    with pytest.raises(ConfigError, match=r"alerts.sinks\[1\].name 'ops' is used twice"):
+        parse_sinks({"sinks": [{"type": "log", "name": "ops"}, {"type": "file", "name": "ops"}]})
+    with pytest.raises(ConfigError, match=r"alerts has unknown key\(s\) routes; valid keys: sinks"):
+        parse_sinks({"routes": []})
