@@ -19,7 +19,7 @@ from yarnit.monitoring.runner import Monitor, state_path
 from yarnit.monitoring.workspace import load_workspace_slos
 from yarnit.storage import open_workspace
 
-runner = CliRunner()
+runner = CliRunner()  # in-process commands get --nice 0: the test process must keep its priority
 PIPELINE_SLO = {"name": "train-ok", "sli": "pipeline_success", "objective": 99, "window": "7d",
                 "alerting": {"min_events": 1, "page": [],
                              "ticket": [{"long": "1d", "short": "1h", "burn_rate": 1}]}}
@@ -27,7 +27,7 @@ PIPELINE_SLO = {"name": "train-ok", "sli": "pipeline_success", "objective": 99, 
 
 def test_monitor_run_without_an_slo_file_says_how_to_apply_one(tmp_path, monkeypatch):
     monkeypatch.setenv("YARNIT_HOME", str(tmp_path / "home"))
-    result = runner.invoke(app, ["monitor", "run", "--json"])
+    result = runner.invoke(app, ["monitor", "run", "--nice", "0", "--json"])
     assert result.exit_code == 1
     assert "No SLO file is applied" in result.output and "yarnit slo apply FILE" in result.output
 
@@ -37,7 +37,7 @@ def test_monitor_run_json_reports_each_slo_and_the_missing_update_modules(tmp_pa
     monkeypatch.setenv("YARNIT_HOME", str(home))
     home.mkdir()
     write_slos(home, sinks=[{"type": "file"}], extra=(PIPELINE_SLO,))
-    result = runner.invoke(app, ["monitor", "run", "--json"])
+    result = runner.invoke(app, ["monitor", "run", "--nice", "0", "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert [(s["slo"], s["state"]) for s in report["slos"]] == [("ctr-availability", "no_data"),
@@ -45,9 +45,9 @@ def test_monitor_run_json_reports_each_slo_and_the_missing_update_modules(tmp_pa
     assert report["alerts"]["opened"] == 2 and state_path(home).is_file()  # "no data" is an alert of its own
     assert [s["firing"]["no_data"] for s in report["slos"]] == [True, True]
     assert set(report["modules"]) == {"traffic", "quality"}
-    bad = runner.invoke(app, ["monitor", "run", "--webhook", "gopher://x"])
+    bad = runner.invoke(app, ["monitor", "run", "--nice", "0", "--webhook", "gopher://x"])
     assert bad.exit_code == 1 and "--webhook 1.url must be an http:// or https:// URL" in bad.output
-    interval = runner.invoke(app, ["monitor", "run", "--follow", "--interval", "0s"])
+    interval = runner.invoke(app, ["monitor", "run", "--nice", "0", "--follow", "--interval", "0s"])
     assert interval.exit_code == 1 and "--interval must be a duration from 1s to 24h" in interval.output
 
 

@@ -1,7 +1,9 @@
 """``yarnit monitor run [--follow]``: evaluate the workspace's SLOs, open and resolve alerts, send them.
 
 Once by default; with ``--follow`` every ``--interval`` until SIGTERM or
-SIGINT (Ctrl-C), which end it cleanly after the current run. The SLO file is
+SIGINT (Ctrl-C), which end it cleanly after the current run. It lowers its
+own CPU priority (``--nice 10`` by default): a server beside it on the same
+cores is scheduled first (see docs/benchmarks.md for what that buys). The SLO file is
 the workspace's (``$YARNIT_HOME/slos.yaml``, written by ``yarnit slo apply``);
 alert sinks come from its ``alerts.sinks`` plus ``--webhook`` and
 ``--alertmanager``.
@@ -56,6 +58,9 @@ def run(follow: bool = typer.Option(False, "--follow", help="Keep running every 
         webhook: list[str] = typer.Option([], "--webhook", help="Also send alerts to this webhook URL (repeatable)."),
         alertmanager: list[str] = typer.Option([], "--alertmanager",
                                                help="Also send alerts to this Alertmanager (base URL; repeatable)."),
+        nice: int = typer.Option(10, "--nice", min=0, max=19,
+                                 help="Lower this process's CPU priority by this much (0: unchanged), so that a "
+                                      "server on the same cores keeps its latency."),
         as_json: bool = JSON_OPTION) -> None:
     """Evaluate every SLO of the workspace, open/resolve alerts and send them to the sinks."""
     from yarnit.monitoring.alerts import build_sinks
@@ -64,6 +69,10 @@ def run(follow: bool = typer.Option(False, "--follow", help="Keep running every 
     from yarnit.monitoring.workspace import monitoring_dir
 
     seconds = parse_interval(interval)
+    if nice:
+        import os
+
+        os.nice(nice)  # monitoring is batch work: the scheduler gives the serving process the core first
     ws = workspace()
     try:
         spec = load_spec(ws.home)

@@ -99,6 +99,9 @@ class Monitor:
         self.dir = monitoring_dir(workspace.home)
         self.sinks = list(sinks) if sinks is not None else build_sinks(spec.sinks or DEFAULT_SINKS, self.dir)
         self.deadline_s = deadline_s
+        # Kept between runs: the prediction-log source then holds its counts in memory and reads only new
+        # segments instead of reloading its checkpoint each run (a new Monitor, as after a restart, reloads it).
+        self.source = WorkspaceSLISource(workspace, spec, clock=self.clock)
 
     @property
     def alerts_path(self) -> Path:
@@ -122,7 +125,7 @@ class Monitor:
         modules = {name: self._update(name) for name in UPDATE_MODULES}
         store = AlertStore.open(self.alerts_path)
         sink_names = [s.name for s in self.sinks]
-        source = WorkspaceSLISource(self.workspace, self.spec, clock=self.clock)
+        source = self.source
         entries: list[dict[str, Any]] = []
         transitions: list[dict[str, Any]] = []
         opened = resolved = 0
