@@ -15,9 +15,10 @@ compared with.
 
 Usage::
 
-    python benchmarks/bench_monitoring_serving.py [--reps 3] [--duration 10] [--rate 400] [--interval 1s]
+    python benchmarks/bench_monitoring_serving.py [--reps 3] [--duration 10] [--rate 400] [--interval 1s] \
+        [--nice 10] [--out monitoring_serving.json]
 
-Writes ``benchmarks/results/monitoring_serving.json`` and prints a markdown section.
+Writes ``benchmarks/results/<out>`` and prints the summary.
 """
 
 from __future__ import annotations
@@ -69,9 +70,9 @@ alerts:
 class MonitorProcess:
     """`yarnit monitor run --follow --json` pinned to ``cores``; stopped with SIGTERM (as a service manager would)."""
 
-    def __init__(self, env: dict[str, str], interval: str, cores: str = "0") -> None:
+    def __init__(self, env: dict[str, str], interval: str, nice: int, cores: str = "0") -> None:
         self.cmd = ["taskset", "-c", cores, sys.executable, "-m", "yarnit", "monitor", "run", "--follow", "--interval",
-                    interval, "--json"]
+                    interval, "--nice", str(nice), "--json"]
         self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
         self.runs: list[dict[str, Any]] = []
@@ -98,6 +99,8 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--rate", type=float, default=400.0, help="offered single-row requests per second")
     parser.add_argument("--interval", default="1s", help="the monitor's interval")
+    parser.add_argument("--nice", type=int, default=10, help="the monitor's --nice (0: same priority as the server)")
+    parser.add_argument("--out", default="monitoring_serving.json", help="results file under benchmarks/results/")
     args = parser.parse_args()
     bs.WORK = WORK  # bench_serving's helpers write their data, model and server logs under WORK
     WORK.mkdir(parents=True, exist_ok=True)
@@ -121,7 +124,7 @@ def main() -> None:
         result: dict[str, Any] = {}
         for arm in ("without", "with"):
             if arm == "with":
-                monitor = MonitorProcess(env, args.interval)
+                monitor = MonitorProcess(env, args.interval, args.nice)
                 with monitor:
                     started = time.monotonic()
                     report = measure()
@@ -141,10 +144,11 @@ def main() -> None:
     report = {
         "what": "serving p99 with `yarnit monitor run --follow` beside the server vs without (same run)",
         "config": {"rate_rps": args.rate, "duration_s": args.duration, "reps": args.reps,
-                   "monitor_interval": args.interval, "connections": CONNECTIONS,
+                   "monitor_interval": args.interval, "monitor_nice": args.nice, "connections": CONNECTIONS,
                    "placement": "server and monitor on core 0, openloop generator on core 1, 127.0.0.1",
                    "slos": ["serving_availability", "serving_latency", "pipeline_success"]},
-        "versions": {"python": platform.python_version(), "machine": f"{platform.machine()}, {os.cpu_count()} cores"},
+        "versions": {"python": platform.python_version(), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+                     "load_average_at_end": list(os.getloadavg())},
         "reps": reps,
         "summary": {
             "p99_ms_without": _stat([r["without"]["p99_ms"] for r in reps]),
@@ -157,10 +161,10 @@ def main() -> None:
             "monitor_run_ms_median": [(r["with"]["monitor_run_ms"] or {}).get("median") for r in reps],
         },
         "command": f"python benchmarks/bench_monitoring_serving.py --reps {args.reps} --duration {args.duration:g} "
-                   f"--rate {args.rate:g} --interval {args.interval}",
+                   f"--rate {args.rate:g} --interval {args.interval} --nice {args.nice} --out {args.out}",
     }
     (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "monitoring_serving.json").write_text(json.dumps(report, indent=2))
+    (HERE / "results" / args.out).write_text(json.dumps(report, indent=2))
     print(json.dumps(report["summary"], indent=2))
 
 

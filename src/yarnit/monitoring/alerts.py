@@ -320,16 +320,17 @@ class HttpSink:
     backoff_s: float = 0.5
     sleep: Callable[[float], None] = time.sleep
 
-    def _post(self, payload: Any) -> None:
+    def _post(self, payload: Any, url: str | None = None) -> None:
         import httpx
 
+        url = url or self.url
         error = "no attempt"
         for attempt in range(self.retries + 1):
             if attempt:
                 self.sleep(min(self.backoff_s * 2 ** (attempt - 1), 10.0))
             try:
                 with httpx.Client(timeout=self.timeout_s, follow_redirects=False, trust_env=False) as client:
-                    response = client.post(self.url, json=payload)
+                    response = client.post(url, json=payload)
             except httpx.HTTPError as exc:
                 error = f"{type(exc).__name__}"
                 continue
@@ -338,7 +339,7 @@ class HttpSink:
             error = f"HTTP {response.status_code}"
             if response.status_code < 500 and response.status_code not in RETRY_STATUSES:
                 break  # the receiver refuses this payload: retrying sends the same refusal
-        raise SinkError(f"{self.name}: {error} from {_safe_url(self.url)} after {attempt + 1} attempt(s).")
+        raise SinkError(f"{self.name}: {error} from {_safe_url(url)} after {attempt + 1} attempt(s).")
 
     def send(self, alert: Alert, event: str) -> None:
         self._post(notification(alert, event))
@@ -380,19 +381,12 @@ class AlertmanagerSink(HttpSink):
         return out
 
     def send(self, alert: Alert, event: str) -> None:
-        self._post_to(self.payload([alert]))
+        self._post(self.payload([alert]), self.endpoint)
 
     def keepalive(self, alerts: Sequence[Alert]) -> None:
         """Re-send the open alerts (Alertmanager resolves one nobody re-sends within its resolve_timeout)."""
         if alerts:
-            self._post_to(self.payload(alerts))
-
-    def _post_to(self, payload: Any) -> None:
-        url, self.url = self.url, self.endpoint
-        try:
-            self._post(payload)
-        finally:
-            self.url = url
+            self._post(self.payload(alerts), self.endpoint)
 
 
 def _labels(a: Alert) -> dict[str, str]:
