@@ -21,6 +21,13 @@ where they fit (``target`` as a ratio instead of ``objective`` in percent,
           min_events: 100
           page:   [{long: 1h, short: 5m, burn_rate: 14.4}, {long: 6h, short: 30m, burn_rate: 6}]
           ticket: [{long: 3d, short: 6h, burn_rate: 1}]
+        runbook: https://runbooks.example/ctr-availability   # optional: a URL or text every alert carries
+    alerts:                              # optional: where `yarnit monitor run` sends alerts (default: log, file)
+      sinks:
+        - {type: log}
+        - {type: file, path: alerts.jsonl}               # a file name under $YARNIT_HOME/monitoring/
+        - {type: webhook, url: 'http://127.0.0.1:9000/hook', timeout_s: 2, retries: 2}
+        - {type: alertmanager, url: 'http://127.0.0.1:9093'}
 
 Every SLI reduces to *events*, each good or bad: a request answered by the
 model (availability), a request under ``threshold_ms`` (latency), a one-minute
