@@ -243,3 +243,32 @@ def test_sinks_get_unique_default_names_and_an_explicit_name_used_twice_is_refus
         parse_sinks({"sinks": [{"type": "log", "name": "ops"}, {"type": "file", "name": "ops"}]})
     with pytest.raises(ConfigError, match=r"alerts has unknown key\(s\) routes; valid keys: sinks"):
         parse_sinks({"routes": []})
+
+
+def test_a_refusal_is_not_retried_and_the_error_never_shows_the_url_secret():
+    from yarnit.monitoring.alerts import Alert, HttpSink, SinkError
+
+    alert = Alert(id="alert_1", slo_id="s-x", service="s", slo="x", sli="pipeline_success", model=None,
+                  alert="ticket", alert_name="XErrorBudgetBurn", severity="ticket", state="firing",
+                  started_at="2026-01-05T09:00:00+00:00", updated_at="2026-01-05T09:00:00+00:00", ended_at=None,
+                  summary="s", runbook="", evidence={})
+    with Receiver(status=400) as refusing:
+        sink = HttpSink(refusing.url + "/hook?token=s3cret", retries=3, backoff_s=0.0)
+        with pytest.raises(SinkError, match=r"HTTP 400 from http://127\.0\.0\.1:\d+/hook after 1 attempt") as err:
+            sink.send(alert, "firing")
+        assert "s3cret" not in str(err.value) and len(refusing.bodies()) == 1
+    with Receiver(status=429) as busy:
+        with pytest.raises(SinkError, match="after 3 attempt"):
+            HttpSink(busy.url, retries=2, backoff_s=0.0).send(alert, "firing")
+        assert len(busy.bodies()) == 3
+
+
+def test_an_alertmanager_that_fails_is_counted_and_the_run_completes(sqlite_ws, clock):
+    ws = sqlite_ws
+    with Receiver(status=500) as am:
+        write_slos(ws.home, sinks=[{"type": "alertmanager", "url": am.url, "retries": 0}, {"type": "file"}])
+        report = Monitor(ws, load_workspace_slos(ws.home), clock=clock).run_once()  # no traffic: no-data alert
+    assert report["alerts"]["opened"] == 1 and report["delivery"]["sent"] == 1  # the file sink
+    assert report["delivery"]["failed"] == 1 and report["delivery"]["keepalive_failed"] == 1
+    assert report["sinks"]["alertmanager"]["last_error"].startswith("alertmanager: HTTP 500 from")
+    assert [b[0]["labels"]["yarnit_alert"] for b in am.bodies("/api/v2/alerts")] == ["no_data", "no_data"]
