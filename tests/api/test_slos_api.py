@@ -41,8 +41,7 @@ def test_before_the_monitor_runs_slos_are_empty_with_the_next_step_and_no_gauge_
 def test_slos_alerts_and_gauges_show_a_page_the_monitor_opened(client, sqlite_ws, clock):
     write_slos(sqlite_ws.home, sinks=[{"type": "file"}])
     traffic = Traffic(sqlite_ws, clock)
-    for _ in range(60):
-        traffic.minute()
+    traffic.healthy(60)
     traffic.minute("fallback")  # one minute of full outage: 20 of 1,200 requests in the hour
     traffic.close()
     Monitor(sqlite_ws, load_workspace_slos(sqlite_ws.home), clock=clock).run_once()

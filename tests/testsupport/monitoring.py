@@ -31,15 +31,22 @@ class Traffic:
         self.log = PredictionLog(prediction_log_dir(ws.home), clock, fsync=False, aggregate_window_s=1e9)
         self.n = 0
 
-    def minute(self, served_by: str = "model") -> None:
+    def minute(self, served_by: str = "model", *, flush: bool = True) -> None:
         """One minute of requests at the clock's now, then the clock moves a minute on."""
         for _ in range(PER_MINUTE):
             self.n += 1
             self.log.append({"request_id": f"r{self.n}", "time": self.clock.now(), "role": "primary",
                              "protocol": "v1", "model": "ctr", "status": 200, "latency_ms": 5.0, "key": None,
                              "version": 1, "alias": "production", "served_by": served_by, "predictions": [0.5]})
-        assert self.log.flush()
+        if flush:
+            assert self.log.flush()
         self.clock.advance(60)
+
+    def healthy(self, minutes: int) -> None:
+        """``minutes`` of requests all answered by the model, written with one flush at the end."""
+        for _ in range(minutes):
+            self.minute(flush=False)
+        assert self.log.flush()
 
     def close(self) -> None:
         self.log.close()
