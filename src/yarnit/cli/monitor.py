@@ -9,7 +9,8 @@
   and verdict, the dataset verdict, prediction drift and slice volume.
 
 Other monitor commands attach to the same ``app`` from their own modules:
-``monitor_quality`` adds ``labels`` and ``quality``.
+``monitor_quality`` adds ``labels`` and ``quality``; ``monitor_run`` adds ``run``
+(imported by ``cli/app.py``).
 """
 
 from __future__ import annotations

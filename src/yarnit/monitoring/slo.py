@@ -21,6 +21,13 @@ where they fit (``target`` as a ratio instead of ``objective`` in percent,
           min_events: 100
           page:   [{long: 1h, short: 5m, burn_rate: 14.4}, {long: 6h, short: 30m, burn_rate: 6}]
           ticket: [{long: 3d, short: 6h, burn_rate: 1}]
+        runbook: https://runbooks.example/ctr-availability   # optional: a URL or text every alert carries
+    alerts:                              # optional: where `yarnit monitor run` sends alerts (default: log, file)
+      sinks:
+        - {type: log}
+        - {type: file, path: alerts.jsonl}               # a file name under $YARNIT_HOME/monitoring/
+        - {type: webhook, url: 'http://127.0.0.1:9000/hook', timeout_s: 2, retries: 2}
+        - {type: alertmanager, url: 'http://127.0.0.1:9093'}
 
 Every SLI reduces to *events*, each good or bad: a request answered by the
 model (availability), a request under ``threshold_ms`` (latency), a one-minute
@@ -44,7 +51,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
@@ -125,6 +132,7 @@ class SLO:
     params: Mapping[str, Any] = field(default_factory=dict)
     prometheus: PrometheusSource | None = None
     alert_name: str = ""
+    runbook: str = ""  # a URL or a line of text an alert carries: what to do when it fires
 
     @property
     def error_budget(self) -> Fraction:
@@ -141,12 +149,40 @@ class SLO:
         return sorted({w for a in self.alerts for w in (a.long_s, a.short_s)} | {self.no_data_window_s})
 
 
+SINK_TYPES: dict[str, tuple[str, ...]] = {  # sink type -> its keys besides type and name
+    "log": (),
+    "file": ("path",),
+    "webhook": ("url", "timeout_s", "retries"),
+    "alertmanager": ("url", "timeout_s", "retries"),
+}
+_SINK_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\.jsonl$")
+
+
+@dataclass(frozen=True)
+class SinkSpec:
+    """One alert sink from the SLO file's ``alerts.sinks`` (sending is :mod:`.alerts`' job).
+
+    ``path`` (file sinks) is a file name kept under the workspace's monitoring
+    directory, never a path elsewhere; ``url`` (webhook, alertmanager) is http
+    or https; ``timeout_s`` bounds each attempt and ``retries`` the attempts
+    after the first.
+    """
+
+    type: str
+    name: str
+    path: str | None = None
+    url: str | None = None
+    timeout_s: float = 2.0
+    retries: int = 2
+
+
 @dataclass(frozen=True)
 class SLOFile:
     """A parsed SLO file: one service and its SLOs (names unique)."""
 
     service: str
     slos: tuple[SLO, ...]
+    sinks: tuple[SinkSpec, ...] = ()  # where the monitor sends alerts (file key ``alerts.sinks``)
 
     def get(self, name: str) -> SLO:
         for slo in self.slos:
@@ -162,9 +198,9 @@ DEFAULT_ALERTS: dict[str, list[dict[str, Any]]] = {  # SRE Workbook ch. 5, table
 _UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION = re.compile(r"^([1-9][0-9]{0,6})([mhdw])$")
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
-_FILE_KEYS = ("service", "slos", "apiVersion", "kind", "labels")
+_FILE_KEYS = ("service", "slos", "apiVersion", "kind", "labels", "alerts")
 _SLO_KEYS = ("name", "sli", "objective", "target", "window", "model", "description", "params", "prometheus",
-             "alerting", "labels")
+             "alerting", "labels", "runbook")
 _ALERTING_KEYS = ("name", "min_events", "no_data_window", "page", "ticket")
 _PAIR_KEYS = ("long", "short", "burn_rate")
 
@@ -221,7 +257,62 @@ def parse_slo_file(data: Any, *, source: str = "SLO file") -> SLOFile:
                               "within a file (they name the rules and alerts).")
         seen.add(slo.name)
         slos.append(slo)
-    return SLOFile(service=service, slos=tuple(slos))
+    return SLOFile(service=service, slos=tuple(slos), sinks=parse_sinks(data.get("alerts"), f"{source}: alerts"))
+
+
+def parse_sinks(raw: Any, where: str = "alerts") -> tuple[SinkSpec, ...]:
+    """The ``alerts: {sinks: [...]}`` section: each sink checked, names unique (default: the type, numbered)."""
+    if raw is None:
+        return ()
+    _mapping(raw, where, ("sinks",))
+    items = raw.get("sinks", [])
+    if not isinstance(items, list):
+        raise ConfigError(f"{where}.sinks must be a list of sinks, each with a type from: {', '.join(SINK_TYPES)}; "
+                          f"got {_short(items)}.")
+    sinks: list[SinkSpec] = []
+    for i, item in enumerate(items):
+        sink = parse_sink(item, f"{where}.sinks[{i}]", default_name=None)
+        name = sink.name
+        if any(s.name == name for s in sinks):
+            if isinstance(item, Mapping) and "name" in item:
+                raise ConfigError(f"{where}.sinks[{i}].name {name!r} is used twice; sink names must be unique.")
+            name = f"{sink.type}-{i + 1}"
+        sinks.append(replace(sink, name=name))
+    return tuple(sinks)
+
+
+def parse_sink(item: Any, where: str, *, default_name: str | None = None) -> SinkSpec:
+    """One sink mapping (``type`` plus that type's keys), every mistake naming the field."""
+    if not isinstance(item, Mapping):
+        raise ConfigError(f"{where} must be a mapping with a type from: {', '.join(SINK_TYPES)}; got {_short(item)}.")
+    kind = item.get("type")
+    if kind not in SINK_TYPES:
+        raise ConfigError(f"{where}.type is {_short(kind)}, not a known sink; valid choices: "
+                          f"{', '.join(SINK_TYPES)}.")
+    _mapping(item, where, ("type", "name") + SINK_TYPES[kind])
+    name = item.get("name", default_name or kind)
+    name = _name(name, f"{where}.name")
+    path = url = None
+    if kind == "file":
+        path = item.get("path", "alerts.jsonl")
+        if not isinstance(path, str) or not _SINK_FILE.match(path):
+            raise ConfigError(f"{where}.path must be a file name ending in .jsonl (letters, digits, '.', '_', '-'; "
+                              f"no directories: it is written under the workspace's monitoring directory), got "
+                              f"{_short(path)}.")
+    if kind in ("webhook", "alertmanager"):
+        url = item.get("url")
+        if not isinstance(url, str) or not re.match(r"^https?://[^\s/?#]+[^\s]*$", url) or len(url) > 2000:
+            raise ConfigError(f"{where}.url must be an http:// or https:// URL (e.g. http://127.0.0.1:9093), got "
+                              f"{_short(url)}.")
+    timeout_s = item.get("timeout_s", 2.0)
+    if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not 0 < timeout_s <= 60:
+        raise ConfigError(f"{where}.timeout_s must be a number of seconds in (0, 60] (each attempt's bound), got "
+                          f"{_short(timeout_s)}.")
+    retries = item.get("retries", 2)
+    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 10:
+        raise ConfigError(f"{where}.retries must be a whole number from 0 to 10 (attempts after the first), got "
+                          f"{_short(retries)}.")
+    return SinkSpec(type=kind, name=name, path=path, url=url, timeout_s=float(timeout_s), retries=retries)
 
 
 def _parse_slo(item: Any, service: str, where: str) -> SLO:
@@ -263,10 +354,14 @@ def _parse_slo(item: Any, service: str, where: str) -> SLO:
     description = item.get("description", "")
     if not isinstance(description, str):
         raise ConfigError(f"{where}.description must be text, got {_short(description)}.")
+    runbook = item.get("runbook", "")
+    if not isinstance(runbook, str) or len(runbook) > 2000:
+        raise ConfigError(f"{where}.runbook must be a URL or text (at most 2000 characters) saying what to do when "
+                          f"the alert fires, got {_short(runbook)}.")
     return SLO(service=service, name=name, sli=sli, objective=objective, window_s=window_s, alerts=tuple(alerts),
                min_events=min_events, no_data_window_s=no_data_s, model=model, description=description,
                params=params, prometheus=_prometheus(item.get("prometheus"), f"{where}.prometheus"),
-               alert_name=alert_name)
+               alert_name=alert_name, runbook=runbook.strip())
 
 
 def _objective(item: Mapping[str, Any], where: str) -> Fraction:
@@ -368,5 +463,6 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-__all__ = ["AlertWindow", "BUCKET_S", "DEFAULT_ALERTS", "PrometheusSource", "SEVERITIES", "SLIKind", "SLI_KINDS",
-           "SLO", "SLOFile", "Severity", "format_duration", "load_slo_file", "parse_duration", "parse_slo_file"]
+__all__ = ["AlertWindow", "BUCKET_S", "DEFAULT_ALERTS", "PrometheusSource", "SEVERITIES", "SINK_TYPES", "SLIKind",
+           "SLI_KINDS", "SLO", "SLOFile", "Severity", "SinkSpec", "format_duration", "load_slo_file", "parse_duration",
+           "parse_sink", "parse_sinks", "parse_slo_file"]

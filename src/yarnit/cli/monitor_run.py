@@ -1,0 +1,138 @@
+"""``yarnit monitor run [--follow]``: evaluate the workspace's SLOs, open and resolve alerts, send them.
+
+Once by default; with ``--follow`` every ``--interval`` until SIGTERM or
+SIGINT (Ctrl-C), which end it cleanly after the current run. It lowers its
+own CPU priority (``--nice 10`` by default): a server beside it on the same
+cores is scheduled first (see docs/benchmarks.md for what that buys). The SLO file is
+the workspace's (``$YARNIT_HOME/slos.yaml``, written by ``yarnit slo apply``);
+alert sinks come from its ``alerts.sinks`` plus ``--webhook`` and
+``--alertmanager``.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from .common import JSON_OPTION, cli_errors, console, emit, workspace
+from .monitor import app
+
+
+def parse_interval(text: str) -> float:
+    """Seconds in ``30s``, ``1m``, ``5m``, ``1h`` (at least 1 s, at most a day)."""
+    from yarnit.core.errors import InvalidInput
+
+    units = {"s": 1, "m": 60, "h": 3600}
+    value = text.strip().lower()
+    number, unit = (value[:-1], value[-1]) if value and value[-1] in units else (value, "s")
+    try:
+        seconds = float(number) * units[unit]
+    except ValueError:
+        seconds = -1.0
+    if not 1 <= seconds <= 86400:
+        raise InvalidInput(f"--interval must be a duration from 1s to 24h such as 30s, 1m or 5m, got {text!r}.")
+    return seconds
+
+
+def load_spec(home: Any) -> Any:
+    from yarnit.core.errors import ConfigError
+    from yarnit.monitoring.workspace import load_workspace_slos, slo_path
+
+    spec = load_workspace_slos(home)
+    if spec is None:
+        raise ConfigError(f"No SLO file is applied to this workspace ({slo_path(home)} does not exist): write one "
+                          "and run yarnit slo apply FILE.")
+    return spec
+
+
+@app.command("run")
+@cli_errors
+def run(follow: bool = typer.Option(False, "--follow", help="Keep running every --interval until SIGTERM/Ctrl-C."),
+        interval: str = typer.Option("60s", "--interval", help="Time between runs with --follow (e.g. 30s, 1m)."),
+        webhook: list[str] = typer.Option([], "--webhook", help="Also send alerts to this webhook URL (repeatable)."),
+        alertmanager: list[str] = typer.Option([], "--alertmanager",
+                                               help="Also send alerts to this Alertmanager (base URL; repeatable)."),
+        nice: int = typer.Option(10, "--nice", min=0, max=19,
+                                 help="Lower this process's CPU priority by this much (0: unchanged), so that a "
+                                      "server on the same cores keeps its latency."),
+        as_json: bool = JSON_OPTION) -> None:
+    """Evaluate every SLO of the workspace, open/resolve alerts and send them to the sinks."""
+    from yarnit.monitoring.alerts import build_sinks
+    from yarnit.monitoring.runner import DEFAULT_SINKS, Monitor
+    from yarnit.monitoring.slo import parse_sink
+    from yarnit.monitoring.workspace import monitoring_dir
+
+    seconds = parse_interval(interval)
+    if nice:
+        import os
+
+        os.nice(nice)  # monitoring is batch work: the scheduler gives the serving process the core first
+    ws = workspace()
+    try:
+        spec = load_spec(ws.home)
+        specs = list(spec.sinks or DEFAULT_SINKS)
+        for i, url in enumerate(webhook):
+            specs.append(parse_sink({"type": "webhook", "url": url}, f"--webhook {i + 1}",
+                                    default_name=f"cli-webhook-{i + 1}"))
+        for i, url in enumerate(alertmanager):
+            specs.append(parse_sink({"type": "alertmanager", "url": url}, f"--alertmanager {i + 1}",
+                                    default_name=f"cli-alertmanager-{i + 1}"))
+        monitor = Monitor(ws, spec, sinks=build_sinks(specs, monitoring_dir(ws.home)))
+        if not follow:
+            report = monitor.run_once()
+            emit(report, as_json, lambda: _human(report))
+            return
+        stop = threading.Event()
+
+        def _stop(signum: int, _frame: Any) -> None:
+            stop.set()
+
+        previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+        def on_run(report: dict[str, Any]) -> None:
+            if as_json:  # one JSON document per line per run: a stream a reader can follow
+                sys.stdout.write(json.dumps(report, default=str) + "\n")
+                sys.stdout.flush()
+            else:
+                _human(report)
+
+        try:
+            runs = monitor.follow(seconds, stop=stop, on_run=on_run)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        if not as_json:
+            console.print(f"monitor stopped after {runs} run(s)")
+    finally:
+        ws.close()
+
+
+def _human(report: dict[str, Any]) -> None:
+    if "slos" not in report:
+        console.print(f"monitor run failed: {report.get('error')}")
+        return
+    table = Table("slo", "sli", "state", "budget left", "burn rates", "firing", title=f"{report['service']} at "
+                  f"{report['at']}")
+    for s in report["slos"]:
+        left = s.get("budget_remaining")
+        burns = ", ".join(f"{w} {'-' if b is None else f'{b:.2f}x'}" for w, b in (s.get("burn_rates") or {}).items())
+        firing = ", ".join(k for k, on in (s.get("firing") or {}).items() if on) or "-"
+        table.add_row(s["slo"], s["sli"], s["state"] if not s.get("error") else f"error: {s['error']}",
+                      "no data" if left is None else f"{left:.1%}", burns, firing)
+    console.print(table)
+    for name, module in report.get("modules", {}).items():
+        if module.get("state") != "ok":
+            console.print(f"{name}: {module.get('state')} ({module.get('detail') or module.get('error')})")
+    alerts, delivery = report["alerts"], report["delivery"]
+    console.print(f"alerts: {alerts['opened']} opened, {alerts['resolved']} resolved, {alerts['firing']} firing; "
+                  f"notifications: {delivery['sent']} sent, {delivery['failed']} failed, {delivery['pending']} "
+                  f"pending, {delivery['dropped']} dropped")
+
+
+__all__ = ["parse_interval", "run"]

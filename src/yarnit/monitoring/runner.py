@@ -1,0 +1,236 @@
+"""The monitor: one run reads what is new, evaluates every SLO, turns alert changes into alerts and sends them.
+
+:meth:`Monitor.run_once` does, in order:
+
+1. ``yarnit.monitoring.traffic.update`` and ``yarnit.monitoring.quality.update``
+   (new prediction-log segments into drift windows; new labels into quality
+   windows), each only if its module is installed; a missing module is
+   reported as ``missing``, a failing one as ``error``, and the run goes on;
+2. every SLO of the workspace's SLO file through
+   :class:`~yarnit.monitoring.workspace.WorkspaceSLISource` and a
+   :class:`~yarnit.monitoring.burn.BurnRateMonitor` whose "what was firing"
+   is the set of open alerts in the :class:`~yarnit.monitoring.alerts.AlertStore`;
+   an SLO whose source fails is reported with its error, the others go on;
+3. each fired/cleared transition opens or resolves an alert (a page still
+   firing only refreshes its evidence), and the store is saved with the
+   notifications queued in the same atomic write;
+4. the outbox is delivered to the sinks (bounded in time; failures counted);
+5. the latest status of every SLO is written atomically to
+   ``monitoring/slo-status.json``, which ``/metrics``, ``GET /api/slos`` and
+   ``yarnit alerts list`` read: nothing computes an SLO on a request path.
+
+**Restarts.** The alert store is the monitor's memory of what fires: a new
+process reads the open alerts and compares the new evaluation with them, so an
+alert open before the restart is not opened (or paged) again, and a
+transition decided but not sent before a crash is still in the outbox. The
+counts are not memory: each source recomputes them from its own checkpoint or
+records.
+
+:meth:`Monitor.follow` runs every ``interval_s`` seconds of the injected
+clock until its ``stop`` event is set (the CLI sets it on SIGTERM/SIGINT):
+with a :class:`~yarnit.core.clock.SimulatedClock`, a test moves time and the
+monitor runs.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import importlib
+import json
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from yarnit.core.atomic import atomic_write_text
+from yarnit.core.clock import Clock
+from yarnit.core.errors import YarnitError
+
+from .alerts import AlertStore, Notification, Sink, alerts_path, build_sinks, deliver
+from .burn import BurnRateMonitor, SLOStatus
+from .slo import SinkSpec, SLOFile, format_duration
+from .workspace import WorkspaceSLISource, monitoring_dir
+
+log = logging.getLogger("yarnit.monitoring")
+
+STATE_FILENAME = "slo-status.json"
+STATE_VERSION = 1
+UPDATE_MODULES = ("traffic", "quality")
+DEFAULT_SINKS = (SinkSpec(type="log", name="log"), SinkSpec(type="file", name="file", path="alerts.jsonl"))
+
+
+def state_path(home: str | Path) -> Path:
+    """The runner's latest SLO statuses (read by /metrics, /api/slos and the CLI)."""
+    return monitoring_dir(home) / STATE_FILENAME
+
+
+def read_state(home: str | Path) -> dict[str, Any] | None:
+    """The runner's state file, or None when the monitor has not run (or the file is unreadable)."""
+    try:
+        data = json.loads(state_path(home).read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return data if isinstance(data, dict) and data.get("version") == STATE_VERSION else None
+
+
+def status_entry(status: SLOStatus, active: dict[str, bool]) -> dict[str, Any]:
+    """One SLO in the state file: its status plus burn rate per window and what fires."""
+    burn: dict[str, float | None] = {format_duration(status.period.window_s): status.period.burn_rate}
+    for a in status.alerts:
+        burn[format_duration(a.long.window_s)] = a.long.burn_rate
+        burn[format_duration(a.short.window_s)] = a.short.burn_rate
+    return {**status.to_dict(), "id": status.slo.id, "burn_rates": burn, "firing": active, "error": None}
+
+
+class Monitor:
+    """Evaluates a workspace's SLOs, keeps its alerts and sends them to ``sinks``.
+
+    ``sinks`` defaults to the SLO file's ``alerts.sinks``, or a log and a file
+    sink (``monitoring/alerts.jsonl``) when the file names none.
+    """
+
+    def __init__(self, workspace: Any, spec: SLOFile, *, clock: Clock | None = None,
+                 sinks: Sequence[Sink] | None = None, deadline_s: float = 10.0) -> None:
+        self.workspace = workspace
+        self.spec = spec
+        self.clock = clock or workspace.clock
+        self.dir = monitoring_dir(workspace.home)
+        self.sinks = list(sinks) if sinks is not None else build_sinks(spec.sinks or DEFAULT_SINKS, self.dir)
+        self.deadline_s = deadline_s
+        # Kept between runs: the prediction-log source then holds its counts in memory and reads only new
+        # segments instead of reloading its checkpoint each run (a new Monitor, as after a restart, reloads it).
+        self.source = WorkspaceSLISource(workspace, spec, clock=self.clock)
+
+    @property
+    def alerts_path(self) -> Path:
+        return alerts_path(self.dir)
+
+    def run_once(self) -> dict[str, Any]:
+        """One pass: update the windows, evaluate every SLO, open/resolve alerts, send them, write the state.
+
+        Two monitors on one workspace take turns (an exclusive ``flock`` on
+        ``monitoring/monitor.lock``): the alert store is read, changed and
+        written by one of them at a time.
+        """
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with (self.dir / "monitor.lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, and by the kernel if killed
+            return self._run()
+
+    def _run(self) -> dict[str, Any]:
+        started = _monotonic()
+        at = self.clock.now()
+        modules = {name: self._update(name) for name in UPDATE_MODULES}
+        store = AlertStore.open(self.alerts_path)
+        sink_names = [s.name for s in self.sinks]
+        source = self.source
+        entries: list[dict[str, Any]] = []
+        transitions: list[dict[str, Any]] = []
+        opened = resolved = 0
+        for slo in self.spec.slos:
+            monitor = BurnRateMonitor(slo, self.clock, _active=store.active(slo.id))
+            try:
+                monitor.refresh(source)
+            except (YarnitError, ImportError, OSError) as exc:
+                message = _error_text(exc)
+                log.error("SLO %s: cannot count its events: %s", slo.id, message)
+                entries.append({"slo": slo.name, "id": slo.id, "service": slo.service, "sli": slo.sli,
+                                "model": slo.model, "objective": float(slo.objective),
+                                "window": format_duration(slo.window_s), "at": at.isoformat(), "state": "error",
+                                "error": message, "budget_remaining": None, "burn_rates": {},
+                                "firing": store.active(slo.id), "alerts": []})
+                continue
+            status = monitor.evaluate()
+            for change in monitor.history:
+                transitions.append(change.to_dict())
+                if change.change == "cleared":
+                    resolved += store.resolve(slo, change.alert, status, sinks=sink_names) is not None
+            active = monitor.active()
+            for kind, on in active.items():
+                if on:
+                    opened += store.fire(slo, kind, status, clock=self.clock, sinks=sink_names)[1]
+            entries.append(status_entry(status, dict(active)))
+        known = {slo.id for slo in self.spec.slos}
+        for alert in [a for a in store.alerts if a.state == "firing" and a.slo_id not in known]:
+            # Its SLO left the file: nothing will ever clear it, so it is resolved now (and said so).
+            alert.state, alert.ended_at, alert.updated_at = "resolved", at.isoformat(), at.isoformat()
+            alert.evidence = {**alert.evidence, "resolved_because": "the SLO is no longer in the SLO file"}
+            store.outbox.extend(Notification(alert.id, "resolved", name) for name in sink_names)
+            resolved += 1
+        store.save()  # decisions and their notifications, in one atomic write, before anything is sent
+        delivery = deliver(store, self.sinks, deadline_s=self.deadline_s, monotonic=_monotonic)
+        store.save()
+        state = {"version": STATE_VERSION, "service": self.spec.service, "at": at.isoformat(),
+                 "slos": entries, "modules": modules, "sources": _jsonable(source.reports()),
+                 "alerts": {"opened": opened, "resolved": resolved,
+                            "firing": sum(a.state == "firing" for a in store.alerts),
+                            "store_recovered": store.recovered},
+                 "delivery": delivery.__dict__, "sinks": {k: v.__dict__ for k, v in store.stats.items()},
+                 "duration_ms": round((_monotonic() - started) * 1000, 1)}  # real time this run took
+        atomic_write_text(state_path(self.workspace.home), json.dumps(state, indent=1, default=str), mode=0o644)
+        return {**state, "transitions": transitions}
+
+    def _update(self, name: str) -> dict[str, Any]:
+        module_name = f"yarnit.monitoring.{name}"
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            return {"state": "missing", "detail": f"{module_name} is not installed; skipped"}
+        update: Callable[..., dict[str, Any]] | None = getattr(module, "update", None)
+        if update is None:
+            return {"state": "missing", "detail": f"{module_name} has no update(); skipped"}
+        try:
+            return {"state": "ok", "report": _jsonable(update(self.workspace, clock=self.clock))}
+        except (YarnitError, OSError, ValueError) as exc:
+            log.error("monitoring %s update failed: %s", name, _error_text(exc))
+            return {"state": "error", "error": _error_text(exc)}
+
+    def follow(self, interval_s: float, *, stop: threading.Event, poll_s: float = 1.0, max_runs: int | None = None,
+               on_run: Callable[[dict[str, Any]], None] | None = None) -> int:
+        """Run now and then every ``interval_s`` seconds of the monitor's clock until ``stop`` is set; runs done.
+
+        ``poll_s`` bounds each real wait, so a simulated clock moved by another
+        thread (or ``stop``) is noticed within it.
+        """
+        runs = 0
+        next_at = self.clock.now()
+        step = timedelta(seconds=interval_s)
+        while not stop.is_set():
+            now = self.clock.now()
+            if now >= next_at:
+                try:
+                    report = self.run_once()
+                except (YarnitError, OSError) as exc:  # a full disk or a lost database: say so, try next time
+                    log.error("monitor run failed: %s", _error_text(exc))
+                    report = {"error": _error_text(exc), "at": now.isoformat()}
+                runs += 1
+                if on_run is not None:
+                    on_run(report)
+                if max_runs is not None and runs >= max_runs:
+                    break
+                while next_at <= now:  # missed intervals are skipped, not run back to back
+                    next_at += step
+            remaining = (next_at - self.clock.now()).total_seconds()
+            stop.wait(max(0.0, min(poll_s, remaining)))
+        return runs
+
+
+def _monotonic() -> float:
+    import time
+
+    return time.monotonic()  # bounds real time spent sending, not domain time
+
+
+def _error_text(exc: BaseException) -> str:
+    return str(exc)[:500] if isinstance(exc, YarnitError) else f"{type(exc).__name__}: {str(exc)[:480]}"
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+__all__ = ["DEFAULT_SINKS", "Monitor", "STATE_FILENAME", "read_state", "state_path", "status_entry"]
