@@ -1,0 +1,39 @@
+"""The one-merge KS + normed Wasserstein used by column drift equals scipy's two functions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from yarnit.monitoring import distances as d
+from yarnit.monitoring.drift import column_drift
+
+
+@pytest.mark.parametrize(("n", "m", "decimals", "shift"), [
+    (100_000, 100_000, None, 0.0),   # equal sizes, continuous, no change
+    (60_000, 25_000, None, 0.15),    # unequal sizes, a shift in scipy's slow p-value band
+    (30_000, 45_000, 1, 0.05),       # heavy ties (one decimal)
+    (12_000, 11_000, 0, 0.3),        # integers: ties everywhere
+    (5_000, 8_000, None, 0.1),       # below 10,000: scipy's exact p-value
+])
+def test_ks_and_wasserstein_normed_equals_scipy(n, m, decimals, shift):
+    rng = np.random.default_rng(n + m)
+    a, b = rng.lognormal(size=n), rng.lognormal(shift, size=m)
+    if decimals is not None:
+        a, b = np.round(a, decimals), np.round(b, decimals)
+    test, effect = d.ks_and_wasserstein_normed(a, b)
+    expected = stats.ks_2samp(a, b)
+    assert test.statistic == pytest.approx(float(expected.statistic), abs=1e-12)
+    assert test.p_value == pytest.approx(float(expected.pvalue), abs=1e-9)
+    assert effect == pytest.approx(stats.wasserstein_distance(a, b) / max(np.std(a), 1e-3), abs=1e-9)
+
+
+def test_column_drift_reports_the_same_figures_as_the_separate_functions():
+    rng = np.random.default_rng(7)
+    ref, cur = rng.normal(size=20_000), np.append(rng.normal(0.2, size=20_000), [np.nan, np.nan])
+    result = column_drift(ref, cur, column="price")
+    assert result.state.value == "drift" and result.current_size == 20_000
+    assert result.p_value == pytest.approx(d.ks(ref, cur).p_value, abs=1e-9)
+    assert result.value == pytest.approx(d.wasserstein_normed(ref, cur), abs=1e-9)
+    assert np.isnan(d.ks_and_wasserstein_normed([], cur)[1])  # a side with no values: nan, never a crash
