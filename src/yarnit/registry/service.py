@@ -156,16 +156,33 @@ class ModelRegistry:
             return workspace_policy(self.ws)
         return self.release_gate  # type: ignore[return-value]
 
+    def has_gate(self) -> bool:
+        """Whether a release gate is configured (for the default: the workspace has an SLO file)."""
+        if self.release_gate == WORKSPACE_GATE:
+            from yarnit.monitoring.workspace import slo_path
+
+            return slo_path(self.ws.home).is_file()
+        return self.release_gate is not None
+
+    def rollback_target(self, model_name: str, alias: str) -> int | None:
+        """The version :meth:`roll_back` would move ``alias`` to now (None when there is none)."""
+        current = self.aliases(model_name).get(alias)
+        if current is None:
+            return None
+        for number in rollback_candidates(self.history(model_name, alias), current):
+            if not self.get(model_name, number).tainted:
+                return number
+        return None
+
     def release_refusal(self, model_name: str, version: int, alias: str) -> str | None:
         """Why the release gate halts moving ``alias`` to ``version`` now, or None.
 
-        Never halted: a non-gated alias, and a move back to a version the alias served before (a rollback,
-        as :meth:`roll_back` would choose it): a spent budget must not block the fix.
+        Never halted: a non-gated alias, and a move to the version :meth:`roll_back` would choose (a rollback
+        by another name; :meth:`promote` audits it as one): a spent budget must not block the fix.
         """
-        if alias not in GATED_ALIASES:
+        if alias not in GATED_ALIASES or not self.has_gate():
             return None
-        current = self.aliases(model_name).get(alias)
-        if current is not None and version in rollback_candidates(self.history(model_name, alias), current):
+        if version == self.rollback_target(model_name, alias):
             return None
         gate = self.gate()
         return None if gate is None else gate.refusal(model_name, alias)
@@ -438,7 +455,12 @@ class ModelRegistry:
             elif force:
                 action = FORCED_ACTION
         audit = None
-        halt = self.release_refusal(model_name, version, alias)
+        if alias in GATED_ALIASES and self.has_gate() and version == self.rollback_target(model_name, alias):
+            # Back to the previous version under a release gate: a rollback (never refused), and audited as one,
+            # so that the version it leaves is not a "previous version" a promotion could flip back to.
+            action = "rollback"
+            reason = f"{reason.strip()} [rollback to the previous version: never halted by the release gate]".strip()
+        halt = self.release_refusal(model_name, version, alias) if action != "rollback" else None
         if halt is not None:
             if not override_reason.strip():
                 raise ReleaseHalted(model_name, version, alias, halt)
