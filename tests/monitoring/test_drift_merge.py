@@ -37,3 +37,10 @@ def test_column_drift_reports_the_same_figures_as_the_separate_functions():
     assert result.p_value == pytest.approx(d.ks(ref, cur).p_value, abs=1e-9)
     assert result.value == pytest.approx(d.wasserstein_normed(ref, cur), abs=1e-9)
     assert np.isnan(d.ks_and_wasserstein_normed([], cur)[1])  # a side with no values: nan, never a crash
+
+
+@pytest.mark.parametrize("n", [141.0, 2_000.0, 50_000.0, 100_000.0, 300_000.0])
+@pytest.mark.parametrize("nx2", [0.5, 2.0, 2.2, 2.5, 4.0, 18.0, 50.0, 200.0, 369.0, 400.0])
+def test_kstwo_sf_equals_scipy_in_every_branch(n, nx2):
+    x = float(np.sqrt(nx2 / n))
+    assert d.kstwo_sf(x, n) == pytest.approx(float(stats.kstwo.sf(x, n)), abs=1e-9)

@@ -57,7 +57,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 from scipy.spatial import distance as _spatial
 
 from yarnit.core.errors import InvalidInput
@@ -178,6 +178,35 @@ def wasserstein_normed(reference: Any, current: Any) -> float:
     return float(stats.wasserstein_distance(a, b)) / max(float(np.std(a)), STD_FLOOR)
 
 
+def _smirnov_twice(n: float, x: float) -> float:
+    """``2 * scipy.special.smirnov(n, x)``: Smirnov's exact one-sided tail, summed in log space with numpy.
+
+    P(D+ >= x) = x * sum_{j=0}^{floor(n(1-x))} C(n, j) (1 - x - j/n)^(n-j) (x + j/n)^(j-1)
+    (Birnbaum & Tingey 1951). Every term is positive, so the sum is well conditioned; vectorized, it costs
+    a few milliseconds at n = 50,000 where scipy's scalar loop takes 0.1–0.3 s. Agrees with scipy to about
+    1e-11 (tests/monitoring/test_drift_merge.py).
+    """
+    j = np.arange(0, int(np.floor(n * (1 - x))) + 1, dtype=np.float64)
+    with np.errstate(divide="ignore"):  # 1 - x - j/n may reach 0 at the last j: that term is 0
+        logs = (special.gammaln(n + 1) - special.gammaln(j + 1) - special.gammaln(n - j + 1)
+                + (n - j) * np.log(1 - x - j / n) + (j - 1) * np.log(x + j / n))
+    return 2 * x * float(np.sum(np.exp(logs)))
+
+
+def kstwo_sf(statistic: float, n: float) -> float:
+    """``scipy.stats.kstwo.sf(statistic, n)``, the p-value ``ks_2samp`` gives large samples (within 1e-9).
+
+    Follows scipy's own choice of method (Simard & L'Ecuyer); only where scipy takes ``2 * smirnov(n, x)``
+    (n > 140, 2.2 <= n x^2 < 370, 1 < n x < n - 1, x < 0.5), which its scalar loop makes slow for large n,
+    the same sum is computed vectorized (:func:`_smirnov_twice`).
+    """
+    x = float(statistic)
+    t = n * x
+    if n > 140 and 0 < x < 0.5 and 1.0 < t < n - 1 and 2.2 <= t * x < 370.0:
+        return float(np.clip(_smirnov_twice(n, x), 0.0, 1.0))
+    return float(np.clip(stats.kstwo.sf(x, n), 0.0, 1.0))
+
+
 def ks_and_wasserstein_normed(reference: Any, current: Any, *, presorted: bool = False) -> tuple[TestResult, float]:
     """:func:`ks` and :func:`wasserstein_normed` of one pair from a single merge of the two sorted samples.
 
@@ -191,7 +220,10 @@ def ks_and_wasserstein_normed(reference: Any, current: Any, *, presorted: bool =
     if presorted:
         a, b = reference, current
     else:
-        a, b = np.sort(numeric_values(reference)), np.sort(numeric_values(current))
+        a, b = numeric_values(reference), numeric_values(current)
+        a, b = (a.copy() if a.base is not None else a), (b.copy() if b.base is not None else b)
+        a.sort()
+        b.sort()
     n, m = a.size, b.size
     if n == 0 or m == 0:
         return TestResult(float("nan"), float("nan")), float("nan")
@@ -206,17 +238,17 @@ def ks_and_wasserstein_normed(reference: Any, current: Any, *, presorted: bool =
     seen_reference -= seen_current
     gap = seen_reference / n  # Fa - Fb just after each merged value: scipy's counts / sizes, then the difference
     gap -= seen_current / m
+    steps = np.diff(merged)
     last_of_tie = np.empty(total, dtype=bool)  # the CDFs are read after the last of equal values
-    np.not_equal(merged[1:], merged[:-1], out=last_of_tie[:-1])
+    np.not_equal(steps, 0.0, out=last_of_tie[:-1])
     last_of_tie[-1] = True
     read = gap[last_of_tie]
     lowest, highest = float(np.clip(-read.min(), 0, 1)), float(read.max())
     statistic = lowest if lowest > highest else highest
     big, small = sorted([float(n), float(m)], reverse=True)
-    p_value = float(np.clip(stats.kstwo.sf(statistic, np.round(big * small / (big + small))), 0, 1))
+    p_value = kstwo_sf(statistic, float(np.round(big * small / (big + small))))
     # W1 = sum |Fa - Fb| * (next value - value): inside a run of ties the step is 0, so the running counts
     # there (rather than the counts after the run) change nothing and the sum equals scipy's term by term.
-    steps = np.diff(merged)
     steps *= np.abs(gap[:-1], out=gap[:-1])
     distance = float(np.sum(steps))
     return TestResult(statistic, p_value), distance / max(float(np.std(a)), STD_FLOOR)
@@ -424,6 +456,7 @@ __all__ = [
     "ks_and_wasserstein_normed",
     "ks_from_quantiles",
     "ks_statistic_batch",
+    "kstwo_sf",
     "l_infinity",
     "numeric_values",
     "psi",

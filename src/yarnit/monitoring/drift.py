@@ -154,6 +154,25 @@ def _category_counts(values: Any) -> dict[Hashable, int]:
     return counts_all
 
 
+def _sorted_values(values: Any) -> np.ndarray:
+    """The present numbers, sorted (numeric_values always returns a fresh array: sorted in place)."""
+    arr = d.numeric_values(values)
+    if arr.base is not None or arr is values:
+        arr = arr.copy()
+    arr.sort()
+    return arr
+
+
+def _distinct_sorted(values: np.ndarray) -> int:
+    """How many distinct values a sorted array holds, exactly up to CATEGORICAL_MAX_UNIQUE + 1 (a cheap bound)."""
+    if values.size == 0:
+        return 0
+    probe = values[:: max(1, values.size // 64)]  # already more distinct values than a category: done
+    if int(np.count_nonzero(probe[1:] != probe[:-1])) + 1 > CATEGORICAL_MAX_UNIQUE:
+        return CATEGORICAL_MAX_UNIQUE + 1
+    return int(np.count_nonzero(values[1:] != values[:-1])) + 1
+
+
 def column_drift(reference: Any, current: Any, *, column: str = "value", kind: str | None = None,
                  method: str | None = None, threshold: float | None = None, alpha: float = ALPHA) -> ColumnDrift:
     """Drift of one column between ``reference`` and ``current`` values (arrays, lists or Series).
@@ -170,9 +189,8 @@ def column_drift(reference: Any, current: Any, *, column: str = "value", kind: s
     if kind is None:
         kind = "numeric" if _is_numeric(reference) and _is_numeric(current) else "categorical"
         if kind == "numeric":
-            ref_sorted = np.sort(d.numeric_values(reference))
-            distinct = int(np.count_nonzero(ref_sorted[1:] != ref_sorted[:-1])) + 1 if ref_sorted.size else 0
-            if 0 < distinct <= CATEGORICAL_MAX_UNIQUE:
+            ref_sorted = _sorted_values(reference)
+            if 0 < _distinct_sorted(ref_sorted) <= CATEGORICAL_MAX_UNIQUE:
                 kind = "categorical"
     if kind not in ("numeric", "categorical"):
         raise InvalidInput(f"kind must be 'numeric' or 'categorical', got {kind!r}.")
@@ -180,8 +198,8 @@ def column_drift(reference: Any, current: Any, *, column: str = "value", kind: s
     if method is not None and method not in allowed:
         raise InvalidInput(f"method {method!r} does not apply to a {kind} column; choose one of {list(allowed)}.")
     if kind == "numeric":
-        ref = ref_sorted if ref_sorted is not None else np.sort(d.numeric_values(reference))
-        cur = np.sort(d.numeric_values(current))
+        ref = ref_sorted if ref_sorted is not None else _sorted_values(reference)
+        cur = _sorted_values(current)
         n_ref, n_cur = int(ref.size), int(cur.size)
     else:
         ref_c, cur_c = _category_counts(reference), _category_counts(current)
