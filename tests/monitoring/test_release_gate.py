@@ -234,3 +234,21 @@ def test_the_library_default_reads_the_workspace_slo_file_and_none_turns_it_off(
     with pytest.raises(ReleaseHalted):  # and v2 is no "previous version" to flip back to
         registry.promote("ctr", 2)
     assert registry.release_refusal("ctr", 2, "staging") is None
+
+
+def test_a_pipeline_does_not_promote_into_a_spent_budget_and_says_why(tmp_path: Path, missing_probes) -> None:
+    from yarnit.core import utc
+    from yarnit.recipes import ctr_pipeline
+    from yarnit.training import PipelineRunner
+
+    clock = SimulatedClock(utc(2026, 1, 5, 9))
+    with open_workspace(Settings.for_home(tmp_path / "home"), clock) as ws:
+        atomic_write_text(slo_path(ws.home), SLOS)
+        write_log(ws.home, SimulatedClock(clock.now() - timedelta(minutes=31)), minutes=30, status=500)
+        result = PipelineRunner(ws).run(ctr_pipeline(), config={"days": 2, "sessions_per_day": 250,
+                                                                "bootstrap_resamples": 100})
+        report = result.value("register", "model_version")
+        assert (report["blessed"], report["promoted"], report["production"]) == (True, False, None)
+        assert report["decision"].startswith("not promoted: releases of ctr are halted (the error budget of SLO "
+                                             "shop-ctr-availability is spent")
+        assert ModelRegistry(ws).aliases("ctr") == {}
