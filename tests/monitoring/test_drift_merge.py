@@ -44,3 +44,19 @@ def test_column_drift_reports_the_same_figures_as_the_separate_functions():
 def test_kstwo_sf_equals_scipy_in_every_branch(n, nx2):
     x = float(np.sqrt(nx2 / n))
     assert d.kstwo_sf(x, n) == pytest.approx(float(stats.kstwo.sf(x, n)), abs=1e-9)
+
+
+def test_dataset_drift_reuses_buffers_without_touching_the_callers_data_or_the_figures():
+    from yarnit.monitoring.drift import dataset_drift
+
+    rng = np.random.default_rng(3)
+    reference = {f"c{i}": rng.normal(size=15_000 + 1000 * i) for i in range(4)}
+    current = {f"c{i}": rng.normal(0.3 * (i % 2), size=12_000 + 500 * i) for i in range(4)}
+    reference["c1"][::7] = np.nan
+    copies = {k: v.copy() for k, v in (reference | {f"cur{k}": v for k, v in current.items()}).items()}
+    together = dataset_drift(reference, current)
+    alone = [column_drift(reference[k], current[k], column=k) for k in reference]
+    assert [c.to_dict() for c in together.columns] == [c.to_dict() for c in alone]
+    assert together.drifted_columns == ["c1", "c3"]
+    for key, value in (reference | {f"cur{k}": v for k, v in current.items()}).items():
+        np.testing.assert_array_equal(value, copies[key])  # the caller's arrays are never sorted in place

@@ -154,13 +154,24 @@ def _category_counts(values: Any) -> dict[Hashable, int]:
     return counts_all
 
 
-def _sorted_values(values: Any) -> np.ndarray:
-    """The present numbers, sorted (numeric_values always returns a fresh array: sorted in place)."""
-    arr = d.numeric_values(values)
-    if arr.base is not None or arr is values:
-        arr = arr.copy()
-    arr.sort()
-    return arr
+def _sorted_values(values: Any, slot: str) -> np.ndarray:
+    """The present numbers, sorted, in a reusable buffer (``slot``) inside :func:`d.reusing_buffers`.
+
+    The caller's array is never modified; the result lives until the next call with the same slot.
+    """
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iuf":
+        arr = values.astype(np.float64, copy=False).ravel()
+        present = ~np.isnan(arr)
+        size = arr.size if present.all() else int(np.count_nonzero(present))
+        out = d._scratch(slot, size, np.float64)
+        if size == arr.size:
+            out[:] = arr
+        else:
+            np.compress(present, arr, out=out)
+    else:
+        out = d.numeric_values(values)
+    out.sort()
+    return out
 
 
 def _distinct_sorted(values: np.ndarray) -> int:
@@ -189,7 +200,7 @@ def column_drift(reference: Any, current: Any, *, column: str = "value", kind: s
     if kind is None:
         kind = "numeric" if _is_numeric(reference) and _is_numeric(current) else "categorical"
         if kind == "numeric":
-            ref_sorted = _sorted_values(reference)
+            ref_sorted = _sorted_values(reference, "reference")
             if 0 < _distinct_sorted(ref_sorted) <= CATEGORICAL_MAX_UNIQUE:
                 kind = "categorical"
     if kind not in ("numeric", "categorical"):
@@ -198,8 +209,8 @@ def column_drift(reference: Any, current: Any, *, column: str = "value", kind: s
     if method is not None and method not in allowed:
         raise InvalidInput(f"method {method!r} does not apply to a {kind} column; choose one of {list(allowed)}.")
     if kind == "numeric":
-        ref = ref_sorted if ref_sorted is not None else _sorted_values(reference)
-        cur = _sorted_values(current)
+        ref = ref_sorted if ref_sorted is not None else _sorted_values(reference, "reference")
+        cur = _sorted_values(current, "current")
         n_ref, n_cur = int(ref.size), int(cur.size)
     else:
         ref_c, cur_c = _category_counts(reference), _category_counts(current)
@@ -372,7 +383,8 @@ def dataset_drift(reference: Mapping[str, Any] | Any, current: Mapping[str, Any]
     unknown = [n for n in names if n not in ref_cols]
     if unknown:
         raise InvalidInput(f"columns {unknown} are not in the reference data; it has {list(ref_cols)[:50]}.")
-    results = [column_drift(ref_cols[n], cur_cols.get(n, []), column=n, **options) for n in names]
+    with d.reusing_buffers():  # one set of merge temporaries for every column, released at the end
+        results = [column_drift(ref_cols[n], cur_cols.get(n, []), column=n, **options) for n in names]
     return dataset_state(results, drift_share=drift_share, importance=importance)
 
 
