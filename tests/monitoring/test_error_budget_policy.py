@@ -43,22 +43,36 @@ def test_a_spent_28_day_budget_refuses_promotion_to_production_and_canary(setup)
     for alias in ("production", "canary"):
         with pytest.raises(ReleaseHalted, match=r"Refusing to promote model 'ctr' v2 to '" + alias +
                            r"': the error budget of SLO yarnit-serving-ctr-availability is spent: 80640 bad of "
-                           r"40320000 events in the last 28d.*--force --reason"):
+                           r"40320000 events in the last 28d.*--override-reason"):
             registry.promote("ctr", 2, alias=alias, require_blessing=True)
     assert registry.resolve("ctr", "production").version == 1 and registry.history("ctr") == before
     registry.promote("ctr", 2, alias="staging", require_blessing=True)  # not a traffic-taking alias
 
 
-def test_an_override_needs_a_reason_and_is_written_to_the_audit_log(setup):
+def test_an_override_needs_a_reason_and_is_written_to_the_audit_log(setup, sqlite_ws):
+    from sqlalchemy import select
+
+    from yarnit.storage.schema import audit_log
+
     registry, counts, clock = setup
     _traffic(counts, clock, days=28, good=998, total=1000)
     with pytest.raises(InvalidInput, match="needs a reason for the audit trail"):
         registry.promote("ctr", 2, require_blessing=True, force=True)
-    registry.promote("ctr", 2, require_blessing=True, force=True, reason="P0: security fix CVE-2026-1", actor="ana")
+    with pytest.raises(ReleaseHalted):  # --force skips the blessing check only, never the spent budget
+        registry.promote("ctr", 2, require_blessing=True, force=True, reason="ship it")
+    with pytest.raises(ReleaseHalted):  # a blank override is no reason
+        registry.promote("ctr", 2, require_blessing=True, override_reason="   ")
+    registry.promote("ctr", 2, require_blessing=True, override_reason="P0: security fix CVE-2026-1", actor="ana")
     last = registry.history("ctr")[-1]
-    assert (last.to_version, last.action, last.actor) == (2, "force-promote", "ana")
-    assert last.reason.startswith("P0: security fix CVE-2026-1 [forced: the error budget of SLO "
-                                  "yarnit-serving-ctr-availability is spent")
+    assert (last.to_version, last.action, last.actor) == (2, "override-promote", "ana")
+    assert last.reason.startswith("[override by ana: P0: security fix CVE-2026-1; release halted: the error budget "
+                                  "of SLO yarnit-serving-ctr-availability is spent")
+    with sqlite_ws.metadata.begin() as conn:
+        row = conn.execute(select(audit_log).where(audit_log.c.action == "error_budget.override")).mappings().one()
+    assert (row["actor"], row["subject"]) == ("ana", "model:ctr:production")
+    assert row["detail"]["override_reason"] == "P0: security fix CVE-2026-1"
+    assert row["detail"]["refusal"].startswith("the error budget of SLO yarnit-serving-ctr-availability is spent")
+    assert (row["detail"]["from_version"], row["detail"]["to_version"]) == (1, 2)
 
 
 def test_promotions_resume_when_the_budget_recovers_and_other_models_are_not_halted(setup):

@@ -64,6 +64,9 @@ class AliasMove(BaseModel):
     reason: Reason = ""
     force: bool = Field(default=False, description="Move production/canary without a blessed evaluation; needs a "
                                                    "reason and is audited as force-promote")
+    # Move production/canary although the model's error budget is spent (a P0 or security fix): why. Audited
+    # with the actor and the refusal (alias history and audit log).
+    override_reason: Reason = ""
 
 
 class Rollback(BaseModel):
@@ -74,9 +77,12 @@ class Rollback(BaseModel):
 
 @router.post("/models/{name}/aliases/{alias}")
 def move_alias(name: ModelName, alias: AliasName, body: AliasMove, request: Request) -> dict[str, Any]:
-    # 409 when the version is not blessed (production/canary) or its artifact could not serve; nothing moves
+    # 409 when the version is not blessed (production/canary), the model's error budget is spent (no override),
+    # or its artifact could not serve; nothing moves. 409, not 403: the state of the model refuses the change,
+    # not the caller's rights (the same token succeeds once the budget recovers, or with "override_reason").
     event = _registry(request).promote(name, body.version, alias=alias, actor=actor_of(request),
-                                       reason=body.reason, require_blessing=True, force=body.force)
+                                       reason=body.reason, require_blessing=True, force=body.force,
+                                       override_reason=body.override_reason)
     _refresh(request, name)
     return event.to_dict()
 
@@ -96,6 +102,8 @@ class TrafficUpdate(BaseModel):
                                          description="Share of routing keys sent to the canary alias, in %")
     shadow: bool | None = Field(default=None, description="Whether the shadow alias scores a copy of requests")
     reason: Reason = ""
+    # Raise the canary share although the model's error budget is spent (a P0 or security fix): why; audited.
+    override_reason: Reason = ""
 
 
 def _traffic(store: TrafficPolicyStore, name: str) -> dict[str, Any]:
@@ -116,8 +124,9 @@ def set_traffic(name: ModelName, body: TrafficUpdate, request: Request) -> dict[
     if body.canary_percent is None and body.shadow is None:
         raise InvalidInput('Nothing to change: send "canary_percent" (0-100) and/or "shadow" (true/false).')
     store = TrafficPolicyStore(request.app.state.workspace)
+    # 409 when raising the canary share while the model's error budget is spent (no override); lowering never
     event = store.set(name, canary_percent=body.canary_percent, shadow=body.shadow, actor=actor_of(request),
-                      reason=body.reason)
+                      reason=body.reason, override_reason=body.override_reason)
     serving = getattr(request.app.state, "serving", None)
     if serving is not None:  # this server applies it now; the others at their next policy poll
         serving.router.refresh()

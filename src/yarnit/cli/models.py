@@ -60,18 +60,24 @@ def promote(name: str, version: int, alias: str = typer.Option("production", hel
             reason: str = typer.Option("", help="Why (kept in the audit history)."),
             force: bool = typer.Option(False, "--force", help="Promote to production/canary without a blessed "
                                        "evaluation (needs --reason; audited as force-promote)."),
+            override_reason: str = typer.Option("", "--override-reason", help="Promote although the model's error "
+                                                "budget is spent (a P0 or security fix): why; audited with your name "
+                                                "and the refusal."),
             as_json: bool = JSON_OPTION) -> None:
     """Point an alias (default: production) at a version.
 
     production and canary need a blessed, validity-checked evaluation of the version (yarnit eval run, then
-    yarnit eval gate) unless --force --reason is given. The artifact is verified and loaded first.
+    yarnit eval gate) unless --force --reason is given. The artifact is verified and loaded first. While the
+    model's error budget is spent (the workspace's SLO file, yarnit slo apply), production and canary moves
+    are refused unless --override-reason is given; a move back to a version the alias served before is a
+    rollback and always allowed.
     """
     with workspace() as ws:
         event = ModelRegistry(ws).promote(name, version, alias=alias, reason=reason, require_blessing=True,
-                                          force=force, actor=cli_actor())
+                                          force=force, actor=cli_actor(), override_reason=override_reason)
+    notes = {"force-promote": " (forced; audited)", "override-promote": " (error budget overridden; audited)"}
     emit(event.to_dict(), as_json, lambda: console.print(
-        f"{name}: {alias} v{event.from_version} → v{event.to_version}"
-        + (" (forced; audited)" if event.action == "force-promote" else "")))
+        f"{name}: {alias} v{event.from_version} → v{event.to_version}" + notes.get(event.action, "")))
 
 
 @app.command("rollback")
@@ -129,11 +135,15 @@ def traffic(name: str,
                                                  help="Share of routing keys sent to the canary alias (0-100)."),
             shadow: bool = typer.Option(None, "--shadow/--no-shadow", help="Score the shadow alias in the background."),
             reason: str = typer.Option("", help="Why (kept in the audit history)."),
+            override_reason: str = typer.Option("", "--override-reason", help="Raise the canary share although the "
+                                                "model's error budget is spent (a P0 or security fix): why; audited."),
             as_json: bool = JSON_OPTION) -> None:
     """Show a model's traffic policy (canary %, shadow) and its history; with options, change it (audited).
 
     Every serving process re-reads the policy within its refresh interval, so all
-    workers agree and a restart keeps it.
+    workers agree and a restart keeps it. While the model's error budget is spent,
+    raising the canary share is refused unless --override-reason is given; lowering
+    it is always allowed.
     """
     from yarnit.serving.router import TrafficPolicyStore
 
@@ -141,7 +151,8 @@ def traffic(name: str,
         store = TrafficPolicyStore(ws)
         event = None
         if canary_percent is not None or shadow is not None:
-            event = store.set(name, canary_percent=canary_percent, shadow=shadow, actor=cli_actor(), reason=reason)
+            event = store.set(name, canary_percent=canary_percent, shadow=shadow, actor=cli_actor(), reason=reason,
+                              override_reason=override_reason)
         else:
             ModelRegistry(ws).versions(name)  # an unknown model is an error, not a default policy
         policy = store.get(name)

@@ -6,9 +6,22 @@ than P0 issues or security fixes until the service is back within its SLO."
 Here a *change* is a promotion to a gated alias (production, canary) of a
 model named by an SLO's ``model:``; the registry asks
 :meth:`ErrorBudgetPolicy.refusal` before each one
-(``ModelRegistry(ws, release_gate=policy)``). A P0 or security fix goes
-through with ``force`` and a ``reason``; the registry audits it as a
-``force-promote`` carrying this refusal's text.
+(``ModelRegistry(ws, release_gate=policy)``); the traffic-policy store asks
+it before raising a canary's share. A P0 or security fix goes through with an
+``override_reason`` (CLI ``--override-reason``, HTTP ``"override_reason"``):
+the registry audits it as an ``override-promote`` carrying the actor, the
+reason and this refusal's text, in the alias history and the audit log.
+Rollbacks, moves back to a version the alias served before, moves of
+non-gated aliases and lowering a canary's share are never refused: a spent
+budget must never block the fix.
+
+Where the policy comes from: :func:`workspace_policy` builds it from the
+workspace's SLO file (``$YARNIT_HOME/slos.yaml``, written by ``yarnit slo
+apply``), counted by :class:`~yarnit.monitoring.workspace.WorkspaceSLISource`
+on the workspace clock. ``ModelRegistry(ws)`` and ``TrafficPolicyStore(ws)``
+use it by default, so a library caller is gated like the CLI and HTTP; no SLO
+file, no gate. An SLO whose SLI kind has no source in this installation is
+skipped (like no data: there is no budget figure to act on).
 
 A budget is *spent* when the window's bad events reach (1 - objective) of its
 events. An SLO with no events in its window does not halt anything (there is
@@ -30,11 +43,16 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from yarnit.core.clock import Clock
 
 from .burn import SLISource, evaluate
 from .slo import SLO, format_duration
+from .workspace import SourceUnavailable, WorkspaceSLISource, load_workspace_slos
+
+if TYPE_CHECKING:
+    from yarnit.storage.workspace import Workspace
 
 
 class ErrorBudgetPolicy:
@@ -51,7 +69,11 @@ class ErrorBudgetPolicy:
         for slo in self.slos:
             if slo.model != model_name:
                 continue
-            status = evaluate(slo, self.source.counts(slo, until_s=now.timestamp()), now)
+            try:
+                counts = self.source.counts(slo, until_s=now.timestamp())
+            except SourceUnavailable:
+                continue  # no source, no budget figure: like no data, it halts nothing
+            status = evaluate(slo, counts, now)
             if status.budget_exhausted:
                 period = status.period
                 allowed = slo.error_budget * period.total
@@ -61,4 +83,16 @@ class ErrorBudgetPolicy:
         return None
 
 
-__all__ = ["ErrorBudgetPolicy"]
+def workspace_policy(workspace: Workspace) -> ErrorBudgetPolicy | None:
+    """The error-budget policy of the workspace's SLO file, or None when no file was applied.
+
+    A broken file raises :class:`~yarnit.core.errors.ConfigError` naming the field (fix it or re-apply it
+    with ``yarnit slo apply``): a release is not let through on a policy that cannot be read.
+    """
+    spec = load_workspace_slos(workspace.home)
+    if spec is None:
+        return None
+    return ErrorBudgetPolicy(spec.slos, WorkspaceSLISource(workspace, spec, clock=workspace.clock), workspace.clock)
+
+
+__all__ = ["ErrorBudgetPolicy", "workspace_policy"]

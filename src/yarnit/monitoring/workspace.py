@@ -50,6 +50,15 @@ SOURCE_MODULES: dict[str, str] = {
 }
 
 
+class SourceUnavailable(ConfigError):
+    """The module that counts an SLI kind is not installed in this build: that SLO has no source, hence no data."""
+
+    def __init__(self, kind: str, module: str) -> None:
+        super().__init__(f"SLI kind {kind!r} has no source in this installation (module {module} is missing): its "
+                         "SLOs read as 'no source' until it is installed; the other SLOs are evaluated as usual.")
+        self.kind, self.module = kind, module
+
+
 def slo_path(home: str | Path) -> Path:
     """The workspace's SLO file."""
     return Path(home) / SLO_FILENAME
@@ -90,7 +99,13 @@ class WorkspaceSLISource:
         if source is None:
             kinds = {kind for kind, name in SOURCE_MODULES.items() if name == module_name}
             sub = replace(self.spec, slos=tuple(s for s in self.spec.slos if s.sli in kinds))
-            factory: Callable[..., SLISource] = importlib.import_module(module_name).for_workspace
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError as exc:
+                if exc.name != module_name:  # a real import error inside the module: not ours to hide
+                    raise
+                raise SourceUnavailable(slo.sli, module_name) from None
+            factory: Callable[..., SLISource] = module.for_workspace
             source = self._sources[module_name] = factory(self.workspace, sub, clock=self.clock)
         return source
 
@@ -107,5 +122,5 @@ class WorkspaceSLISource:
         return out
 
 
-__all__ = ["SLO_FILENAME", "SOURCE_MODULES", "WorkspaceSLISource", "load_workspace_slos", "monitoring_dir",
-           "prediction_log_dir", "slo_path"]
+__all__ = ["SLO_FILENAME", "SOURCE_MODULES", "SourceUnavailable", "WorkspaceSLISource", "load_workspace_slos",
+           "monitoring_dir", "prediction_log_dir", "slo_path"]

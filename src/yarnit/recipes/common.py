@@ -94,6 +94,9 @@ def promote_and_report(ctx: StepContext, registry: ModelRegistry, version: Model
     elif (why := not_promotable(comparison, production)) is not None:
         decision = f"not promoted: {why}. To promote it anyway: yarnit models promote {name} {version.version} " \
                    "--force --reason '…'"
+    elif (halt := registry.release_refusal(name, version.version, "production")) is not None:
+        decision = f"not promoted: releases of {name} are halted ({halt}). Once the budget recovers, or for a P0 " \
+                   f"fix: yarnit models promote {name} {version.version} --override-reason '…'"
     else:
         event = registry.promote(name, version.version, actor=f"pipeline:{ctx.run_id}", reason=reason)
         promoted = True

@@ -5,14 +5,21 @@ from .errors import (
     ModelNotFound,
     ModelVersionNotFound,
     NotBlessed,
-    ReleaseHalted,
     NothingToRollBackTo,
+    ReleaseHalted,
     TaintedVersion,
     UnservableVersion,
 )
 from .formats import Predictor, dump_sklearn, load_predictor
 from .lightgbm_format import dump_lightgbm
-from .models import STANDARD_ALIASES, AliasEvent, ArtifactFormat, FeaturePolicy, InputSignature, ModelVersion
+from .models import (
+    STANDARD_ALIASES,
+    AliasEvent,
+    ArtifactFormat,
+    FeaturePolicy,
+    InputSignature,
+    ModelVersion,
+)
 from .service import GATED_ALIASES, ModelRegistry, rollback_candidates
 
 __all__ = [

@@ -84,8 +84,15 @@ class ReleaseHalted(PromotionRefused):
     """Promotion to a gated alias while a release gate (the error-budget policy) halts changes to the model."""
 
     def __init__(self, model_name: str, version: int, alias: str, why: str) -> None:
-        super().__init__(model_name, version, alias, why,
-                         "Changes are halted until the budget recovers (only P0 and security fixes go ahead)")
+        Conflict.__init__(
+            self,
+            f"Refusing to promote model {model_name!r} v{version} to {alias!r}: {why}. Changes are halted until the "
+            f"budget recovers (only P0 and security fixes go ahead). To fix the service, roll back (never "
+            f"refused): yarnit models rollback {model_name} --alias {alias}; see the budget with: yarnit slo "
+            f"status; a P0 or security fix may override, audited with your name and reason: yarnit models promote "
+            f"{model_name} {version} --alias {alias} --override-reason '…' (HTTP: \"override_reason\")"
+        )
+        self.model_name, self.version, self.alias, self.why = model_name, version, alias, why
 
 
 __all__ = ["AliasNotFound", "ModelNotFound", "ModelVersionNotFound", "NotBlessed", "NothingToRollBackTo",

@@ -15,7 +15,6 @@ import numpy as np
 
 from yarnit.core.errors import InvalidInput, UnsafeArtifact
 
-
 _UNSAFE = str.maketrans({c: "_" for c in '",:[]{}'})
 
 

@@ -10,6 +10,16 @@ moved onto a version that could not serve, and nothing is audited then.
 Operators' promotions (CLI, HTTP) to a gated alias (``production``,
 ``canary``) also need a blessed, validity-checked evaluation of the exact
 bytes, unless forced with a reason, which the audit trail keeps.
+
+The error-budget policy (:mod:`yarnit.monitoring.policy`) is a *release
+gate*: while a model's budget is spent, a promotion to a gated alias is
+refused unless overridden with a reason (``override_reason``), audited as
+``override-promote`` in the alias history and as ``error_budget.override`` in
+the audit log, with the actor and the refusal. By default the gate is the
+workspace's own SLO file (``$YARNIT_HOME/slos.yaml``): a library caller is
+gated exactly like the CLI and the HTTP control plane, and a workspace with
+no SLO file has no gate. Rollbacks and moves back to a version the alias
+served before are never refused: a spent budget must never block the fix.
 """
 
 from __future__ import annotations
@@ -24,7 +34,15 @@ from yarnit.core.hashing import sha256_bytes
 from yarnit.core.ids import check_name, check_version, new_id
 from yarnit.core.text import check_plain_text
 from yarnit.storage import ArtifactNotFound, Workspace, insert_ignore
-from yarnit.storage.schema import alias_events, aliases, evaluations, lineage_edges, model_versions, models
+from yarnit.storage.schema import (
+    alias_events,
+    aliases,
+    audit_log,
+    evaluations,
+    lineage_edges,
+    model_versions,
+    models,
+)
 
 from .errors import (
     AliasNotFound,
@@ -81,7 +99,9 @@ def rollback_candidates(history: Sequence[AliasEvent], current: int) -> list[int
 
 
 def _lineage(workspace: Workspace) -> Any:
-    from yarnit.data.lineage import Lineage  # local: yarnit.data imports the registry (forget taints versions)
+    from yarnit.data.lineage import (
+        Lineage,  # local: yarnit.data imports the registry (forget taints versions)
+    )
 
     return Lineage(workspace)
 
@@ -89,6 +109,9 @@ def _lineage(workspace: Workspace) -> Any:
 # Aliases that take traffic: an operator's promotion to them needs a blessed evaluation (or --force --reason).
 GATED_ALIASES = ("production", "canary")
 FORCED_ACTION = "force-promote"
+OVERRIDE_ACTION = "override-promote"  # a promotion let through a halted release (a spent error budget)
+# release_gate's default: the error-budget policy of the workspace's SLO file, when there is one.
+WORKSPACE_GATE = "workspace"
 
 
 def check_alias(alias: str) -> str:
@@ -111,13 +134,58 @@ class ReleaseGate(Protocol):
 class ModelRegistry:
     """Models, their versions and aliases, stored in the workspace's metadata store.
 
-    ``release_gate`` (optional) is asked before every promotion to a gated alias; a refusal stops it unless
-    forced with a reason, audited like an unblessed forced promotion.
+    ``release_gate`` is asked before every promotion to a gated alias; a refusal stops it unless overridden
+    with a reason, which is audited. The default, :data:`WORKSPACE_GATE`, is the error-budget policy of the
+    workspace's SLO file (none when no file was applied); ``None`` turns the gate off (a test, a tool that
+    only stages aliases).
     """
 
-    def __init__(self, workspace: Workspace, *, release_gate: ReleaseGate | None = None) -> None:
+    def __init__(self, workspace: Workspace, *, release_gate: ReleaseGate | str | None = WORKSPACE_GATE) -> None:
+        if isinstance(release_gate, str) and release_gate != WORKSPACE_GATE:
+            raise InvalidInput(f"release_gate must be a ReleaseGate, None or {WORKSPACE_GATE!r}; got {release_gate!r}.")
         self.ws = workspace
         self.release_gate = release_gate
+
+    def gate(self) -> ReleaseGate | None:
+        """The release gate in force now (the workspace's SLO file is read at each call: apply takes effect at once)."""
+        if self.release_gate == WORKSPACE_GATE:
+            from yarnit.monitoring.policy import (
+                workspace_policy,  # local: monitoring reads the serving log
+            )
+
+            return workspace_policy(self.ws)
+        return self.release_gate  # type: ignore[return-value]
+
+    def has_gate(self) -> bool:
+        """Whether a release gate is configured (for the default: the workspace has an SLO file)."""
+        if self.release_gate == WORKSPACE_GATE:
+            from yarnit.monitoring.workspace import slo_path
+
+            return slo_path(self.ws.home).is_file()
+        return self.release_gate is not None
+
+    def rollback_target(self, model_name: str, alias: str) -> int | None:
+        """The version :meth:`roll_back` would move ``alias`` to now (None when there is none)."""
+        current = self.aliases(model_name).get(alias)
+        if current is None:
+            return None
+        for number in rollback_candidates(self.history(model_name, alias), current):
+            if not self.get(model_name, number).tainted:
+                return number
+        return None
+
+    def release_refusal(self, model_name: str, version: int, alias: str) -> str | None:
+        """Why the release gate halts moving ``alias`` to ``version`` now, or None.
+
+        Never halted: a non-gated alias, and a move to the version :meth:`roll_back` would choose (a rollback
+        by another name; :meth:`promote` audits it as one): a spent budget must not block the fix.
+        """
+        if alias not in GATED_ALIASES or not self.has_gate():
+            return None
+        if version == self.rollback_target(model_name, alias):
+            return None
+        gate = self.gate()
+        return None if gate is None else gate.refusal(model_name, alias)
 
     # -- versions ----------------------------------------------------------
     def register(
@@ -273,9 +341,13 @@ class ModelRegistry:
         return self.get(model_name, number)
 
     def set_alias(
-        self, model_name: str, alias: str, version: int, *, actor: str = "cli", reason: str = "", action: str = "set"
+        self, model_name: str, alias: str, version: int, *, actor: str = "cli", reason: str = "", action: str = "set",
+        audit: tuple[str, dict[str, Any]] | None = None,
     ) -> AliasEvent:
-        """Point ``alias`` at ``version`` (one transaction: pointer + audit event), if that version can serve."""
+        """Point ``alias`` at ``version`` (one transaction: pointer + audit event), if that version can serve.
+
+        ``audit`` (action, detail) also writes a row of the workspace audit log in the same transaction.
+        """
         check_alias(alias)
         check_plain_text("reason", reason)  # printed later on operators' terminals: no escape sequences
         target = self.get(model_name, version)
@@ -300,6 +372,11 @@ class ModelRegistry:
                 )
             event = AliasEvent(model_name, alias, current, version, action, actor, reason, now)
             moved = conn.execute(insert(alias_events).values(**event.__dict__)).inserted_primary_key[0]
+            if audit is not None:
+                conn.execute(insert(audit_log).values(at=now, actor=actor, action=audit[0],
+                                                      subject=f"model:{model_name}:{alias}",
+                                                      detail=audit[1] | {"from_version": current,
+                                                                         "to_version": version}))
             _lineage(self.ws).record_deployment(conn, target.id, moved)  # lineage: version → deployment
         return event
 
@@ -347,7 +424,8 @@ class ModelRegistry:
         return None
 
     def promote(self, model_name: str, version: int, *, alias: str = "production", actor: str = "cli",
-                reason: str = "", require_blessing: bool = False, force: bool = False) -> AliasEvent:
+                reason: str = "", require_blessing: bool = False, force: bool = False,
+                override_reason: str = "") -> AliasEvent:
         """Point ``alias`` (default ``production``) at ``version``.
 
         With ``require_blessing`` (the CLI and the HTTP control plane set it), a move of a gated alias
@@ -355,11 +433,19 @@ class ModelRegistry:
         ``reason``: the event is then audited as ``force-promote`` with what was overridden. (Library callers
         that stage aliases, such as tests and the pipelines, which judge with their own gate step, leave it
         off; exit: on by default once every test fixture builds evaluated versions.)
+
+        Whatever ``require_blessing`` says, the release gate (:meth:`release_refusal`: the error-budget
+        policy) is asked; a refusal raises :class:`ReleaseHalted` unless ``override_reason`` says why this
+        change must go ahead anyway (a P0 or a security fix). ``force`` does not override it: skipping an
+        evaluation and releasing into a spent budget are two decisions. An override is audited as
+        ``override-promote`` (the reason carries the actor's reason and the refusal) and as an
+        ``error_budget.override`` row of the audit log.
         """
         action = "promote"
         if force and not reason.strip():
             raise InvalidInput(f"A forced promotion of {model_name} v{version} needs a reason for the audit trail: "
                                "add --reason '…' (JSON: \"reason\").")
+        check_plain_text("override_reason", override_reason)
         if require_blessing and alias in GATED_ALIASES:
             problem = self.blessing_problem(self.get(model_name, version))
             if problem is not None:
@@ -368,12 +454,22 @@ class ModelRegistry:
                 action, reason = FORCED_ACTION, f"{reason.strip()} [forced: {problem}]"
             elif force:
                 action = FORCED_ACTION
-        halt = self.release_gate.refusal(model_name, alias) if self.release_gate and alias in GATED_ALIASES else None
+        audit = None
+        if alias in GATED_ALIASES and self.has_gate() and version == self.rollback_target(model_name, alias):
+            # Back to the previous version under a release gate: a rollback (never refused), and audited as one,
+            # so that the version it leaves is not a "previous version" a promotion could flip back to.
+            action = "rollback"
+            reason = f"{reason.strip()} [rollback to the previous version: never halted by the release gate]".strip()
+        halt = self.release_refusal(model_name, version, alias) if action != "rollback" else None
         if halt is not None:
-            if not force:
+            if not override_reason.strip():
                 raise ReleaseHalted(model_name, version, alias, halt)
-            action, reason = FORCED_ACTION, f"{reason.strip()} [forced: {halt}]"
-        return self.set_alias(model_name, alias, version, actor=actor, reason=reason, action=action)
+            why = override_reason.strip()
+            action = OVERRIDE_ACTION
+            reason = f"{reason.strip()} [override by {actor}: {why}; release halted: {halt}]".strip()
+            audit = ("error_budget.override", {"model": model_name, "alias": alias, "version": version,
+                                               "override_reason": why, "refusal": halt})
+        return self.set_alias(model_name, alias, version, actor=actor, reason=reason, action=action, audit=audit)
 
     def roll_back(self, model_name: str, *, alias: str = "production", actor: str = "cli",
                   reason: str = "") -> AliasEvent:
@@ -445,4 +541,5 @@ class ModelRegistry:
         return load_predictor(data, version.artifact_format)
 
 
-__all__ = ["FORCED_ACTION", "GATED_ALIASES", "ModelRegistry", "check_alias", "rollback_candidates"]
+__all__ = ["FORCED_ACTION", "GATED_ALIASES", "OVERRIDE_ACTION", "WORKSPACE_GATE", "ModelRegistry", "check_alias",
+           "rollback_candidates"]

@@ -79,7 +79,9 @@ class CanaryHalted(Conflict):
         super().__init__(
             f"Refusing to raise the canary share of model {model_name!r} from {from_percent:g}% to {to_percent:g}%: "
             f"{why}. Changes are halted until the budget recovers (only P0 and security fixes go ahead; lowering "
-            "the share is always allowed); override, audited, with force and a reason."
+            f"the share is always allowed: yarnit models traffic {model_name} --canary-percent 0); a P0 or security "
+            f"fix may override, audited with your name and reason: yarnit models traffic {model_name} "
+            f"--canary-percent {to_percent:g} --override-reason '…' (HTTP: \"override_reason\")."
         )
         self.model_name, self.from_percent, self.to_percent, self.why = model_name, from_percent, to_percent, why
 

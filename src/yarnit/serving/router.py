@@ -44,7 +44,12 @@ from yarnit.core.errors import InvalidInput, YarnitError
 from yarnit.core.text import check_plain_text
 from yarnit.registry import ModelNotFound
 from yarnit.storage import ChangeWatcher
-from yarnit.storage.schema import models, traffic_policies, traffic_policy_events
+from yarnit.storage.schema import (
+    audit_log,
+    models,
+    traffic_policies,
+    traffic_policy_events,
+)
 
 from .errors import CanaryHalted
 
@@ -92,9 +97,20 @@ class TrafficPolicyEvent:
 class TrafficPolicyStore:
     """Traffic policies per model in the workspace database; each change is audited in the same transaction."""
 
-    def __init__(self, workspace: Workspace, *, release_gate: ReleaseGate | None = None) -> None:
+    def __init__(self, workspace: Workspace, *, release_gate: ReleaseGate | str | None = "workspace") -> None:
         self.ws = workspace
-        self.release_gate = release_gate  # asked before a raise of the canary share (the error-budget policy)
+        # Asked before a raise of the canary share (the error-budget policy); by default the policy of the
+        # workspace's SLO file, read at each change (none when no file was applied); None: no gate.
+        self.release_gate = release_gate
+
+    def _gate(self) -> ReleaseGate | None:
+        if self.release_gate == "workspace":
+            from yarnit.monitoring.policy import (
+                workspace_policy,  # local: monitoring reads the serving log
+            )
+
+            return workspace_policy(self.ws)
+        return self.release_gate  # type: ignore[return-value]
 
     def all(self) -> dict[str, TrafficPolicy]:
         """Every stored policy, by model (models without one use the default: no canary, shadow on)."""
@@ -109,17 +125,26 @@ class TrafficPolicyStore:
         return _DEFAULT if row is None else TrafficPolicy(float(row["canary_percent"]), bool(row["shadow"]))
 
     def set(self, model_name: str, *, canary_percent: float | None = None, shadow: bool | None = None,
-            actor: str, reason: str = "", force: bool = False) -> TrafficPolicyEvent:
+            actor: str, reason: str = "", force: bool = False, override_reason: str = "") -> TrafficPolicyEvent:
         """Change ``model_name``'s policy and append the audit event, in one transaction.
 
         A value left ``None`` keeps its current one; the merge happens inside
         the transaction, so two concurrent partial changes cannot undo each other.
+
+        A raise of the canary share while the release gate halts the model's
+        changes raises :class:`CanaryHalted`, unless ``override_reason`` says why
+        (or, as before, ``force`` with a ``reason``): the event's reason then
+        carries the actor, the override and the refusal, and an
+        ``error_budget.override`` row goes to the audit log. Lowering the share
+        and shadow changes are never refused.
         """
         if canary_percent is not None and not math.isfinite(canary_percent):
             raise InvalidInput(f"canary_percent must be a finite number in [0, 100]; got {canary_percent}.")
         check_plain_text("reason", reason)  # printed later on operators' terminals: no escape sequences
         if force and not reason.strip():
             raise InvalidInput(f"A forced change of {model_name}'s traffic policy needs a reason for the audit trail.")
+        check_plain_text("override_reason", override_reason)
+        override = override_reason.strip() or (reason.strip() if force else "")
         now = self.ws.clock.now()
         with self.ws.metadata.begin() as conn:
             # The model row, locked on PostgreSQL so that two writers of one model serialise (SQLite's write
@@ -132,12 +157,19 @@ class TrafficPolicyStore:
             old = _DEFAULT if row is None else TrafficPolicy(float(row["canary_percent"]), bool(row["shadow"]))
             new = TrafficPolicy(old.canary_percent if canary_percent is None else float(canary_percent),
                                 old.shadow if shadow is None else bool(shadow))
-            halt = (self.release_gate.refusal(model_name, "canary")
-                    if self.release_gate is not None and new.canary_percent > old.canary_percent else None)
+            halt = None
+            if new.canary_percent > old.canary_percent:  # lowering never reads the policy: it cannot be refused
+                gate = self._gate()
+                halt = gate.refusal(model_name, "canary") if gate is not None else None
             if halt is not None:  # raising here rolls the transaction back: nothing changes, nothing is audited
-                if not force:
+                if not override:
                     raise CanaryHalted(model_name, old.canary_percent, new.canary_percent, halt)
-                reason = f"{reason.strip()} [forced: {halt}]"
+                reason = (f"{reason.strip()} [forced: {halt}]" if force and not override_reason.strip() else
+                          f"{reason.strip()} [override by {actor}: {override}; release halted: {halt}]".strip())
+                conn.execute(insert(audit_log).values(
+                    at=now, actor=actor, action="error_budget.override", subject=f"model:{model_name}:canary_share",
+                    detail={"model": model_name, "from_canary_percent": old.canary_percent,
+                            "to_canary_percent": new.canary_percent, "override_reason": override, "refusal": halt}))
             values = {"canary_percent": new.canary_percent, "shadow": new.shadow, "updated_at": now,
                       "updated_by": actor}
             if row is None:
