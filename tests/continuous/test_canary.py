@@ -73,8 +73,9 @@ def test_two_proportion_test_flags_error_rate_and_respects_the_absolute_bound() 
     assert proportions(2, 2000, 10, 200, spec).verdict == HIGH  # 0.1 % vs 5 %
     assert proportions(2, 2000, 0, 200, spec).verdict == PASS
     bound = MetricSpec("error_rate", kind="rate", max_rate=0.01)
-    high = proportions(0, 0, 3, 100, bound)  # Flagger: 97 % success < 99 %, with or without a baseline
+    high = proportions(0, 0, 8, 100, bound)  # 92 % success: surely below 99 %, with or without a baseline
     assert high.verdict == HIGH and "bound" in high.reason
+    assert proportions(0, 0, 1, 99, bound).verdict == PASS  # one error in 99 does not prove a 1 % error rate
     ctr = MetricSpec("ctr", kind="rate", direction="decrease", required=False)
     assert proportions(500, 5000, 20, 1000, ctr).verdict == LOW  # 10 % -> 2 %
     with pytest.raises(InvalidInput, match="more events than trials"):

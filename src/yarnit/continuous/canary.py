@@ -14,11 +14,14 @@ scored:
   median`` (``-tolerance × median``). Fewer than ``min_samples`` (50) on
   either side is NoData.
 * **rates** (:func:`proportions`: error rate, fallback rate, CTR from joined
-  labels): a two-proportion z-test, with the allowed deviation ``tolerance ×
+  labels): a two-proportion z-test (Fisher's exact test when an expected
+  count is below 5: rare errors), with the allowed deviation ``tolerance ×
   baseline rate`` (at least ``abs_tolerance``); and optionally Flagger's
-  absolute bound ``max_rate`` on the canary's observed rate (a success-rate
-  threshold of 99 % is ``max_rate=0.01`` on the error rate), checked once
-  there are ``min_samples`` canary events.
+  absolute bound ``max_rate`` on the canary's rate (a success-rate threshold
+  of 99 % is ``max_rate=0.01`` on the error rate), checked once there are
+  ``min_samples`` canary events: High when the lower end of the rate's Wilson
+  interval at ``confidence`` is above it (one error in 99 requests is not
+  proof of a 1 % error rate; Flagger's plain comparison would fail it).
 * **distributions** (:func:`distribution`: the predictions): KS from
   :mod:`yarnit.monitoring.distances`; it has no direction, so a significant
   KS statistic above ``tolerance`` is High ("differs").
@@ -186,6 +189,14 @@ def mann_whitney(baseline: Any, canary: Any, spec: MetricSpec) -> MetricResult:
                    baseline=centre, estimate=estimate, interval=[low, high], allowed=allowed, p_value=p_value)
 
 
+def _wilson_lower(events: int, n: int, z: float) -> float:
+    """The lower end of the Wilson score interval of ``events / n``."""
+    p = events / n
+    centre = p + z * z / (2 * n)
+    margin = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, (centre - margin) / (1 + z * z / n))
+
+
 def proportions(baseline_events: int, baseline_n: int, canary_events: int, canary_n: int,
                 spec: MetricSpec) -> MetricResult:
     """A two-proportion z-test of canary against baseline (and Flagger's ``max_rate`` bound, if set)."""
@@ -203,9 +214,13 @@ def proportions(baseline_events: int, baseline_n: int, canary_events: int, canar
     pb = baseline_events / baseline_n if baseline_n else None
     figures: dict[str, Any] = {"canary_n": int(canary_n), "baseline_n": int(baseline_n), "canary": pc,
                                "baseline": pb}
-    if spec.max_rate is not None and pc > spec.max_rate:
-        return _result(spec, HIGH, f"canary rate {pc:.4%} above the bound {spec.max_rate:.4%}", **figures,
-                       estimate=None if pb is None else pc - pb, allowed=spec.max_rate)
+    z = stats.norm.ppf(0.5 + spec.confidence / 2)
+    if spec.max_rate is not None:
+        lower = _wilson_lower(canary_events, canary_n, z)
+        if lower > spec.max_rate:
+            return _result(spec, HIGH, f"canary rate {pc:.4%} above the bound {spec.max_rate:.4%} (lower confidence "
+                           f"bound {lower:.4%})", **figures, estimate=None if pb is None else pc - pb,
+                           allowed=spec.max_rate)
     if pb is None or baseline_n < spec.min_samples:
         return _result(spec, PASS, f"canary rate {pc:.4%} within the bound (too few baseline trials to compare)",
                        **figures)
@@ -213,7 +228,10 @@ def proportions(baseline_events: int, baseline_n: int, canary_events: int, canar
     se = math.sqrt(pooled * (1 - pooled) * (1 / canary_n + 1 / baseline_n))
     diff = pc - pb
     p_value = 1.0 if se == 0 else float(2 * stats.norm.sf(abs(diff) / se))
-    z = stats.norm.ppf(0.5 + spec.confidence / 2)
+    if min(pooled * canary_n, (1 - pooled) * canary_n, pooled * baseline_n, (1 - pooled) * baseline_n) < 5:
+        # rare events (an error rate of 0.1 %): the normal approximation lies; Fisher's exact test does not
+        table = [[canary_events, canary_n - canary_events], [baseline_events, baseline_n - baseline_events]]
+        p_value = float(stats.fisher_exact(table).pvalue)
     se_diff = math.sqrt(pc * (1 - pc) / canary_n + pb * (1 - pb) / baseline_n)
     allowed = max(spec.tolerance * pb, spec.abs_tolerance)
     significant = p_value < 1.0 - spec.confidence
