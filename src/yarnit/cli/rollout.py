@@ -53,7 +53,12 @@ def start(model: str = MODEL, version: int = typer.Option(..., "--version", help
           as_json: bool = JSON_OPTION) -> None:
     """Start a staged rollout of VERSION (one per model at a time)."""
     from yarnit.access import cli_actor
-    from yarnit.continuous.rollout import RolloutConfig, RolloutController, parse_duration, parse_stages
+    from yarnit.continuous.rollout import (
+        RolloutConfig,
+        RolloutController,
+        parse_duration,
+        parse_stages,
+    )
 
     config = RolloutConfig(stages=parse_stages(stages), bake_s=parse_duration(bake), min_requests=min_requests,
                            threshold=threshold)

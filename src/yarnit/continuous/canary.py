@@ -142,6 +142,16 @@ def _result(spec: MetricSpec, verdict: str, reason: str, **figures: Any) -> Metr
     return MetricResult(spec.name, spec.kind, spec.group, verdict, spec.critical, spec.required, reason, **figures)
 
 
+def _samples(baseline: Any, canary: Any, spec: MetricSpec) -> tuple[np.ndarray, np.ndarray, MetricResult | None]:
+    """The finite values of both sides, and a NoData result when either has fewer than ``min_samples``."""
+    b, c = numeric_values(baseline), numeric_values(canary)
+    b, c = b[np.isfinite(b)], c[np.isfinite(c)]
+    if b.size < spec.min_samples or c.size < spec.min_samples:
+        return b, c, _result(spec, NODATA, f"{c.size} canary and {b.size} baseline values; {spec.min_samples} each "
+                             "needed", canary_n=int(c.size), baseline_n=int(b.size))
+    return b, c, None
+
+
 def hodges_lehmann(baseline: np.ndarray, canary: np.ndarray, confidence: float) -> tuple[float, float, float]:
     """The shift canary − baseline (median of pairwise differences) and its distribution-free interval.
 
@@ -166,11 +176,9 @@ def hodges_lehmann(baseline: np.ndarray, canary: np.ndarray, confidence: float) 
 
 def mann_whitney(baseline: Any, canary: Any, spec: MetricSpec) -> MetricResult:
     """Kayenta's Mann-Whitney classifier for one latency-like metric (see the module docstring)."""
-    b, c = numeric_values(baseline), numeric_values(canary)
-    b, c = b[np.isfinite(b)], c[np.isfinite(c)]
-    if b.size < spec.min_samples or c.size < spec.min_samples:
-        return _result(spec, NODATA, f"{c.size} canary and {b.size} baseline values; {spec.min_samples} each needed",
-                       canary_n=int(c.size), baseline_n=int(b.size))
+    b, c, missing = _samples(baseline, canary, spec)
+    if missing is not None:
+        return missing
     p_value = float(stats.mannwhitneyu(c, b, alternative="two-sided", method="asymptotic").pvalue)
     estimate, low, high = hodges_lehmann(b, c, spec.confidence)
     centre = float(np.median(b))
@@ -246,11 +254,9 @@ def proportions(baseline_events: int, baseline_n: int, canary_events: int, canar
 
 def distribution(baseline: Any, canary: Any, spec: MetricSpec) -> MetricResult:
     """KS of the canary's values against the baseline's: High ("differs") when significant and above ``tolerance``."""
-    b, c = numeric_values(baseline), numeric_values(canary)
-    b, c = b[np.isfinite(b)], c[np.isfinite(c)]
-    if b.size < spec.min_samples or c.size < spec.min_samples:
-        return _result(spec, NODATA, f"{c.size} canary and {b.size} baseline values; {spec.min_samples} each needed",
-                       canary_n=int(c.size), baseline_n=int(b.size))
+    b, c, missing = _samples(baseline, canary, spec)
+    if missing is not None:
+        return missing
     test = ks(b, c)
     significant = test.p_value < 1.0 - spec.confidence and test.statistic > spec.tolerance
     reason = (f"distributions differ (KS {test.statistic:.3f} > {spec.tolerance:g}, p = {test.p_value:.2g})"
