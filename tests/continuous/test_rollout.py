@@ -245,3 +245,44 @@ def test_bad_input_is_refused_clearly(ws: Workspace, clock: SimulatedClock) -> N
     assert parse_duration("30m") == 1800 and parse_stages("1,5,25%") == (1, 5, 25)
     with pytest.raises(InvalidInput, match="model name"):
         RolloutController(ws, "../etc", clock=clock)
+
+
+def shadow_interval(shop: Shop, *, shadow_errors: float, n: int = 400) -> None:
+    """Production answers everything; v2 scores a copy of each request in the shadow (as the data plane logs it)."""
+    step = INTERVAL / n
+    for _ in range(n):
+        shop.n += 1
+        now = shop.clock.now()
+        base = {"request_id": f"r{shop.n}", "time": now, "model": "ctr", "key": f"shopper-{shop.n}"}
+        shop.log.append(base | {"role": "primary", "protocol": "v1", "status": 200, "version": 1,
+                                "alias": "production", "served_by": "model", "predictions": [0.2],
+                                "latency_ms": float(shop.rng.lognormal(np.log(5.0), 0.3))})
+        failed = shop.rng.random() < shadow_errors
+        shop.log.append(base | {"role": "shadow", "version": 2, "alias": "shadow", "served_by": "shadow",
+                                "status": 500 if failed else 200, "predictions": None if failed else [0.2],
+                                "latency_ms": float(shop.rng.lognormal(np.log(4.0), 0.3))})
+        shop.clock.advance(step)
+    assert shop.log.flush()
+
+
+@pytest.mark.parametrize("shadow_errors", [0.0, 0.2])
+def test_shadow_stage_judges_the_shadow_scores_then_hands_over_to_the_canary(
+        ws: Workspace, clock: SimulatedClock, shadow_errors: float) -> None:
+    shop = Shop(ws, clock, seed=14)
+    controller = RolloutController(ws, "ctr", clock=clock, config=config(parse_stages("shadow,5,100")))
+    controller.start(2, "alice")
+    policy = TrafficPolicyStore(ws).get("ctr")
+    assert policy.canary_percent == 0 and policy.shadow and ModelRegistry(ws).aliases("ctr")["shadow"] == 2
+    assert controller.step()["reason"].startswith("the canary got no traffic in this stage (0 s at shadow)")
+    shadow_interval(shop, shadow_errors=shadow_errors)
+    result = controller.step()
+    if shadow_errors:
+        assert result["action"] == "rollback", result["reason"]
+        assert TrafficPolicyStore(ws).get("ctr").canary_percent == 0
+    else:
+        assert result["action"] == "advance", result["reason"]
+        assert TrafficPolicyStore(ws).get("ctr").canary_percent == 5
+    assert result["analysis"]["metrics"][0]["canary_n"] == 400  # every shadow score was judged
+    # the shadow stage is over: v2 no longer scores copies (there was no shadow alias before)
+    assert TrafficPolicyStore(ws).get("ctr").shadow is False
+    shop.close()

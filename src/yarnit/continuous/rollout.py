@@ -81,6 +81,7 @@ from . import canary as judge
 STATE_VERSION = 1
 RUNNING, PROMOTED, ROLLED_BACK, ABORTED = "running", "promoted", "rolled_back", "aborted"
 DEFAULT_STAGES: tuple[float, ...] = (1.0, 5.0, 25.0, 50.0, 100.0)
+SHADOW = 0.0  # a first stage of 0 %: the canary scores a copy of production's requests, answers none
 MAX_DECISIONS = 50  # decisions kept in the state file (the audit log keeps them all)
 _MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
@@ -106,8 +107,9 @@ class RolloutConfig:
         stages = tuple(float(s) for s in self.stages)
         if not stages:
             raise InvalidInput("A rollout needs at least one stage (canary shares in %, e.g. 1,5,25,50,100).")
-        if any(not math.isfinite(s) or not 0 < s <= 100 for s in stages):
-            raise InvalidInput(f"Stages are canary shares in (0, 100] %; got {list(stages)}.")
+        if any(not math.isfinite(s) or not (0 < s <= 100 or (i == 0 and s == SHADOW)) for i, s in enumerate(stages)):
+            raise InvalidInput(f"Stages are canary shares in (0, 100] %, optionally after a first 'shadow' stage "
+                               f"(0); got {list(stages)}.")
         if any(b <= a for a, b in zip(stages, stages[1:], strict=False)):
             raise InvalidInput(f"Stages must increase; got {list(stages)}.")
         if stages[0] >= 100:
@@ -159,9 +161,10 @@ def parse_duration(text: str) -> float:
 
 
 def parse_stages(text: str) -> tuple[float, ...]:
-    """``1,5,25,50,100`` → (1.0, 5.0, 25.0, 50.0, 100.0)."""
+    """``1,5,25,50,100`` → (1.0, 5.0, 25.0, 50.0, 100.0); ``shadow`` (first) is 0."""
     try:
-        return tuple(float(part.strip().rstrip("%")) for part in str(text).split(",") if part.strip())
+        return tuple(SHADOW if part.strip().lower() == "shadow" else float(part.strip().rstrip("%"))
+                     for part in str(text).split(",") if part.strip())
     except ValueError:
         raise InvalidInput(f"Cannot read the stages {text!r}: give canary shares in %, e.g. 1,5,25,50,100.") from None
 
@@ -205,9 +208,12 @@ def _routed(record: Mapping[str, Any]) -> str:
     return "production"
 
 
-def gather(log_dir: Path, model: str, *, start_s: float, end_s: float,
-           max_samples: int = 20_000) -> tuple[Side, Side]:
-    """(canary, baseline) of ``model``'s requests with a time in ``[start_s, end_s]``, split as the router did."""
+def gather(log_dir: Path, model: str, *, start_s: float, end_s: float, max_samples: int = 20_000,
+           shadow_version: int | None = None) -> tuple[Side, Side]:
+    """(canary, baseline) of ``model``'s requests with a time in ``[start_s, end_s]``, split as the router did.
+
+    With ``shadow_version`` the canary side is that version's shadow scores (``role: shadow``) instead.
+    """
     canary, baseline = Side(), Side()
     segments = sorted(log_dir.glob("seg-*.log")) if log_dir.is_dir() else []
     for path in segments:
@@ -216,7 +222,9 @@ def gather(log_dir: Path, model: str, *, start_s: float, end_s: float,
         except FileNotFoundError:  # pruned meanwhile
             continue
         for record in records:
-            if record.get("role") != "primary" or record.get("model") != model:
+            role = record.get("role")
+            is_shadow = shadow_version is not None and role == "shadow" and record.get("version") == shadow_version
+            if (role != "primary" and not is_shadow) or record.get("model") != model:
                 continue
             at = record_time(record)
             if at is None or not start_s <= at <= end_s:
@@ -224,9 +232,9 @@ def gather(log_dir: Path, model: str, *, start_s: float, end_s: float,
             status = record.get("status")
             if not isinstance(status, int) or isinstance(status, bool) or is_client_error(status):
                 continue
-            side = canary if _routed(record) == "canary" else baseline
+            side = canary if is_shadow or _routed(record) == "canary" else baseline
             side.requests += 1
-            served_by = record.get("served_by")
+            served_by = "model" if is_shadow else record.get("served_by")
             if status != 200 or served_by != "model":
                 side.errors += 1
             if status == 200:
@@ -265,6 +273,10 @@ def _ctr(workspace: Any, model: str, version: int, start_s: float, end_s: float)
         if str(v) == str(version) and slice_ == "":
             pos, lab = pos + int(summary.positives), lab + int(summary.labelled)
     return pos, lab
+
+
+def _stage_name(share: float) -> str:
+    return "shadow" if share == SHADOW else f"{share:g}%"
 
 
 def _jsonable(value: Any) -> Any:
@@ -373,10 +385,13 @@ class RolloutController:
             who = f"rollout:{rollout_id}"
             self.registry.promote(self.model, version, alias="canary", actor=who, require_blessing=require_blessing,
                                   reason=reason or f"staged rollout started by {actor}")
+            if config.stages[0] == SHADOW:
+                state["shadow_before"] = {"alias": aliases.get("shadow"), "policy": self.traffic.get(self.model).shadow}
+                self.registry.set_alias(self.model, "shadow", version, actor=who, action="set",
+                                        reason=f"rollout {rollout_id}: shadow stage")
             self._save(state)  # before the share: a crash now resumes by applying it
-            self.traffic.set(self.model, canary_percent=config.stages[0], actor=who,
-                             reason=f"rollout stage 1: {config.stages[0]:g}%")
-            self._decide(state, "start", f"v{version} canary at {config.stages[0]:g}% (baseline v{baseline}), "
+            self._apply_share(state, config.stages[0])
+            self._decide(state, "start", f"v{version} canary at {_stage_name(config.stages[0])} (baseline v{baseline}), "
                          f"started by {actor}" + (f": {reason}" if reason else ""), None)
             return self._report(state)
 
@@ -414,7 +429,7 @@ class RolloutController:
                                     f"{judged.reason}", judged, **figures)
             if canary_side.requests == 0:
                 return self._decide(state, "hold", f"the canary got no traffic in this stage ({elapsed:g} s at "
-                                    f"{share:g}%): no data is not a pass", judged, **figures)
+                                    f"{_stage_name(share)}): no data is not a pass", judged, **figures)
             if judged.decision == "nodata":
                 return self._decide(state, "hold", f"not enough data: {judged.reason}", judged, **figures)
             if judged.decision == "marginal":
@@ -443,7 +458,8 @@ class RolloutController:
     def analyse(self, state: Mapping[str, Any], config: RolloutConfig, start_s: float, end_s: float,
                 share: float) -> tuple[judge.Judgement, Side, Side]:
         c, b = gather(prediction_log_dir(self.ws.home), self.model, start_s=start_s, end_s=end_s,
-                      max_samples=config.max_samples)
+                      max_samples=config.max_samples,
+                      shadow_version=state["canary_version"] if share == SHADOW else None)
         specs = {s.name: s for s in config.metrics()}
         results = [
             judge.proportions(b.errors, b.requests, c.errors, c.requests, specs["error_rate"]),
@@ -464,10 +480,30 @@ class RolloutController:
     def _stage_share(self, state: Mapping[str, Any], config: RolloutConfig) -> float:
         return float(config.stages[state["stage_index"]])
 
-    def _apply_share(self, state: Mapping[str, Any], share: float) -> None:
-        if self.traffic.get(self.model).canary_percent != share:
-            self.traffic.set(self.model, canary_percent=share, actor=f"rollout:{state['id']}",
-                             reason=f"rollout stage {state['stage_index'] + 1}: {share:g}%")
+    def _apply_share(self, state: dict[str, Any], share: float) -> None:
+        policy = self.traffic.get(self.model)
+        who, why = f"rollout:{state['id']}", f"rollout stage {state['stage_index'] + 1}: {_stage_name(share)}"
+        if share == SHADOW:
+            if policy.canary_percent != 0 or not policy.shadow:
+                self.traffic.set(self.model, canary_percent=0.0, shadow=True, actor=who, reason=why)
+            return
+        self._leave_shadow(state)
+        if policy.canary_percent != share:
+            self.traffic.set(self.model, canary_percent=share, actor=who, reason=why)
+
+    def _leave_shadow(self, state: dict[str, Any]) -> None:
+        """Put the shadow alias and the shadow switch back as they were before a shadow stage (once)."""
+        before = state.get("shadow_before")
+        if not before or state.get("shadow_restored"):
+            return
+        who = f"rollout:{state['id']}"
+        if before["alias"] is not None and self.registry.aliases(self.model).get("shadow") != before["alias"]:
+            self.registry.set_alias(self.model, "shadow", before["alias"], actor=who, action="set",
+                                    reason=f"rollout {state['id']}: shadow stage over")
+        # with no shadow alias before, the switch goes off so the rolled-out version stops scoring copies
+        shadow = bool(before["policy"]) if before["alias"] is not None else False
+        self.traffic.set(self.model, shadow=shadow, actor=who, reason=f"rollout {state['id']}: shadow stage over")
+        state["shadow_restored"] = True
 
     def _advance(self, state: dict[str, Any], config: RolloutConfig, judged: judge.Judgement,
                  figures: dict[str, Any]) -> dict[str, Any]:
@@ -497,6 +533,7 @@ class RolloutController:
             except Conflict as exc:  # the release gate (a spent budget) or a refused promotion: hold
                 return self._decide(state, "hold", f"passed, but the promotion is refused: {exc}", judged,
                                     gate_refusal=str(exc), **figures)
+        self._leave_shadow(state)
         self.traffic.set(self.model, canary_percent=0.0, actor=who, reason=f"rollout {state['id']} promoted")
         state["status"] = PROMOTED
         return self._decide(state, "promote", f"v{state['canary_version']} promoted to production: {why}", judged,
@@ -511,6 +548,7 @@ class RolloutController:
         who = f"rollout:{state['id']}"
         # One pointer switch takes the canary's traffic away (lowering is never refused by the gate) …
         self.traffic.set(self.model, canary_percent=0.0, actor=who, reason=f"rollout {state['id']} {action}: {why}"[:500])
+        self._leave_shadow(state)
         # … then the canary alias goes back to what production serves, so nothing routes to the bad version.
         production = self.registry.aliases(self.model).get("production")
         canary = self.registry.aliases(self.model).get("canary")
@@ -562,6 +600,6 @@ def active_rollouts(home: str | Path) -> list[str]:
     return out
 
 
-__all__ = ["ABORTED", "DEFAULT_STAGES", "PROMOTED", "ROLLED_BACK", "RUNNING", "RolloutConfig", "RolloutController",
+__all__ = ["ABORTED", "DEFAULT_STAGES", "PROMOTED", "ROLLED_BACK", "RUNNING", "SHADOW", "RolloutConfig", "RolloutController",
            "Side", "active_rollouts", "gather", "parse_duration", "parse_stages", "rollouts_dir"]
 
