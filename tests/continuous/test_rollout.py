@@ -50,6 +50,15 @@ def ws(tmp_path: Path, clock: SimulatedClock) -> Iterator[Workspace]:
     workspace.close()
 
 
+@pytest.fixture
+def store_ws(tmp_path: Path, clock: SimulatedClock, db_url: str) -> Iterator[Workspace]:
+    """The same on each metadata store (SQLite and PostgreSQL)."""
+    workspace = open_workspace(Settings.for_home(tmp_path / "home", db_url=db_url), clock)
+    register_ctr(workspace)
+    yield workspace
+    workspace.close()
+
+
 class Shop:
     """Requests to ``ctr`` routed as the server routes them, written to the workspace's prediction log."""
 
@@ -107,7 +116,8 @@ def config(stages: tuple[float, ...] = (5, 25, 50, 100), **kw: Any) -> RolloutCo
 
 @pytest.mark.parametrize("threshold", [1, 2])
 def test_target10_bad_canary_rolled_back_within_interval_times_threshold(
-        ws: Workspace, clock: SimulatedClock, threshold: int) -> None:
+        store_ws: Workspace, clock: SimulatedClock, threshold: int) -> None:
+    ws = store_ws
     shop = Shop(ws, clock)
     controller = RolloutController(ws, "ctr", clock=clock, config=config(threshold=threshold, success_rate=0.99))
     started = clock.now()
@@ -286,3 +296,16 @@ def test_shadow_stage_judges_the_shadow_scores_then_hands_over_to_the_canary(
     # the shadow stage is over: v2 no longer scores copies (there was no shadow alias before)
     assert TrafficPolicyStore(ws).get("ctr").shadow is False
     shop.close()
+
+
+def test_a_production_move_outside_the_rollout_aborts_it(ws: Workspace, clock: SimulatedClock) -> None:
+    registry = ModelRegistry(ws)
+    registry.register("ctr", registry.ws.artifacts.get_bytes(registry.get("ctr", 1).artifact_sha256),
+                      registry.get("ctr", 1).artifact_format, signature=registry.get("ctr", 1).signature)
+    controller = RolloutController(ws, "ctr", clock=clock, config=config())
+    controller.start(2, "alice")
+    registry.promote("ctr", 3, actor="oncall", reason="emergency")  # e.g. an emergency action moved production
+    result = controller.step()
+    assert result["action"] == "abort" and "baseline is gone" in result["reason"]
+    assert TrafficPolicyStore(ws).get("ctr").canary_percent == 0
+    assert registry.aliases("ctr") == {"production": 3, "canary": 3}

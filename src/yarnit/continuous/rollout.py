@@ -406,6 +406,9 @@ class RolloutController:
             aliases = self.registry.aliases(self.model)
             if aliases.get("production") == state["canary_version"]:  # a promotion reached the registry; finish it
                 return self._finish_promotion(state, config, None, "promotion completed after a restart")
+            if aliases.get("production") != state["baseline_version"]:  # an emergency rollback, a manual promote
+                return self._end(state, ABORTED, "abort", f"production was moved from v{state['baseline_version']} "
+                                 f"to v{aliases.get('production')} outside the rollout: its baseline is gone", None)
             if aliases.get("canary") != state["canary_version"]:
                 return self._end(state, ABORTED, "abort", f"the canary alias was moved to "
                                  f"v{aliases.get('canary')} outside the rollout", None)
