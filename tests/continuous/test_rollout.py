@@ -6,6 +6,7 @@ with the policy the real :class:`TrafficPolicyStore` holds at that moment, as a 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -309,3 +310,27 @@ def test_a_production_move_outside_the_rollout_aborts_it(ws: Workspace, clock: S
     assert result["action"] == "abort" and "baseline is gone" in result["reason"]
     assert TrafficPolicyStore(ws).get("ctr").canary_percent == 0
     assert registry.aliases("ctr") == {"production": 3, "canary": 3}
+
+
+def test_ctr_from_joined_labels_is_judged_and_a_drop_rolls_back(ws: Workspace, clock: SimulatedClock,
+                                                                 tmp_path: Path) -> None:
+    from yarnit.monitoring import quality
+
+    shop = Shop(ws, clock, seed=15)
+    controller = RolloutController(ws, "ctr", clock=clock, config=config((25, 50, 100)))
+    controller.start(2, "alice")
+    shop.interval(canary_errors=0.0, baseline_errors=0.0)
+    # shoppers click v1's slates 10 % of the time and v2's 2 %: labels arrive, keyed by request id
+    rng = np.random.default_rng(5)
+    rows = [{"request_id": f"r{i + 1}", "index": 0, "kind": "click", "event_time": clock.now().isoformat(),
+             "value": int(rng.random() < (0.02 if version == 2 else 0.10))}
+            for i, (_alias, version, status) in enumerate(shop.served) if status == 200]
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    quality.ingest_labels(ws, labels)
+    quality.update(ws)
+    result = controller.step()
+    metrics = {m["name"]: m for m in result["analysis"]["metrics"]}
+    assert metrics["ctr"]["verdict"] == "Low" and metrics["ctr"]["canary_n"] > 300, metrics["ctr"]
+    assert result["action"] == "rollback" and "ctr" in result["reason"]
+    shop.close()

@@ -147,8 +147,9 @@ class RolloutConfig:
                              tolerance=self.latency_tolerance),
             judge.MetricSpec("predictions", kind="distribution", group="quality", direction="either", required=False,
                              confidence=c, min_samples=n, tolerance=self.prediction_tolerance),
-            judge.MetricSpec("ctr", kind="rate", group="quality", direction="decrease", required=False, confidence=c,
-                             min_samples=n),
+            # online quality: critical once labels exist (a significant CTR drop beyond tolerance fails the canary)
+            judge.MetricSpec("ctr", kind="rate", group="quality", direction="decrease", required=False, critical=True,
+                             confidence=c, min_samples=n, tolerance=self.latency_tolerance),
         ]
 
 
