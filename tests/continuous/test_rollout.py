@@ -7,6 +7,7 @@ with the policy the real :class:`TrafficPolicyStore` holds at that moment, as a 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,10 +44,19 @@ def clock() -> SimulatedClock:
     return SimulatedClock(utc(2026, 3, 2, 9))
 
 
+@pytest.fixture(scope="module")
+def template_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A closed workspace with ctr v1 (production) and v2 to roll out, built once and copied for each test."""
+    home = tmp_path_factory.mktemp("template") / "home"
+    with open_workspace(Settings.for_home(home), SimulatedClock(utc(2026, 3, 2, 9))) as workspace:
+        register_ctr(workspace)
+    return home
+
+
 @pytest.fixture
-def ws(tmp_path: Path, clock: SimulatedClock) -> Iterator[Workspace]:
+def ws(tmp_path: Path, clock: SimulatedClock, template_home: Path) -> Iterator[Workspace]:
+    shutil.copytree(template_home, tmp_path / "home")
     workspace = open_workspace(Settings.for_home(tmp_path / "home"), clock)
-    register_ctr(workspace)  # v1 production, v2 to roll out
     yield workspace
     workspace.close()
 
@@ -334,3 +344,30 @@ def test_ctr_from_joined_labels_is_judged_and_a_drop_rolls_back(ws: Workspace, c
     assert metrics["ctr"]["verdict"] == "Low" and metrics["ctr"]["canary_n"] > 300, metrics["ctr"]
     assert result["action"] == "rollback" and "ctr" in result["reason"]
     shop.close()
+
+
+def test_kill_9_during_steps_leaves_a_state_the_next_controller_opens(ws: Workspace, clock: SimulatedClock) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    RolloutController(ws, "ctr", clock=clock, config=config()).start(2, "alice")
+    script = ("import sys\nfrom yarnit.core import Settings\nfrom yarnit.storage import open_workspace\n"
+              "from yarnit.continuous.rollout import RolloutController\n"
+              "ws = open_workspace(Settings.for_home(sys.argv[1]))\nc = RolloutController(ws, 'ctr')\n"
+              "while True:\n    c.step()\n    print('stepped', flush=True)\n")
+    env = os.environ | {"PYTHONPATH": os.pathsep.join(sys.path)}
+    child = subprocess.Popen([sys.executable, "-c", script, str(ws.home)], stdout=subprocess.PIPE, env=env)
+    try:
+        assert child.stdout is not None
+        for _ in range(5):  # five decisions written, then killed wherever it is
+            assert child.stdout.readline() == b"stepped\n"
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=30)
+    controller = RolloutController(ws, "ctr", clock=clock)
+    before = controller.status()
+    assert before["status"] == RUNNING and before["stage"] == 1 and before["decisions"][-1]["action"] == "hold"
+    result = controller.step()  # the dead process's lock died with it
+    assert result["action"] == "hold" and len(audit(ws, "rollout.hold")) >= 6
