@@ -68,6 +68,8 @@ def test_api_rollouts_need_the_token_for_writes(tmp_path: Path) -> None:
         shown = client.get("/api/rollouts/ctr").json()
         assert {m["name"] for m in shown["analysis"]["metrics"]} == {"error_rate", "fallback_rate", "latency_ms",
                                                                    "predictions", "ctr"}
+        listed = client.get("/api/rollouts").json()
+        assert [(r["model"], r["status"], r["score"]) for r in listed] == [("ctr", "running", 0.0)]
         assert client.post("/api/rollouts/ctr/abort", json={"reason": "x"}).status_code == 401
         assert client.post("/api/rollouts/ctr/abort", json={"reason": "bad\nline"}, headers=AUTH).status_code == 422
         assert client.post("/api/rollouts/ctr/abort", json={"reason": "done"}, headers=AUTH).json()["status"] == "aborted"

@@ -1,6 +1,6 @@
 """Staged rollouts over HTTP: status with the per-metric canary analysis, start, one step, abort.
 
-``GET /api/rollouts/{model}`` is an open read (like every GET under /api): the
+``GET /api/rollouts`` lists every model's latest rollout; ``GET /api/rollouts/{model}`` is an open read (like every GET under /api): the
 rollout's stage, the share in force, the last canary analysis (each metric's
 verdict, figures and interval: what the dashboard draws) and the last
 decisions. The POSTs are control-plane writes: the token middleware refuses
@@ -17,7 +17,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from yarnit.continuous.rollout import RolloutConfig, RolloutController, parse_duration
+from yarnit.continuous.rollout import (
+    RolloutConfig,
+    RolloutController,
+    parse_duration,
+    rollouts_dir,
+)
+from yarnit.core.errors import YarnitError
 from yarnit.core.ids import MAX_VERSION
 
 from .auth import actor_of
@@ -47,6 +53,21 @@ class Abort(BaseModel):
 def _controller(request: Request, model: str, config: RolloutConfig | None = None) -> RolloutController:
     ws = request.app.state.workspace
     return RolloutController(ws, model, clock=ws.clock, config=config)
+
+
+@router.get("/rollouts")
+def list_rollouts(request: Request) -> list[dict[str, Any]]:
+    """Every model's latest rollout (running or finished), without the per-metric detail."""
+    ws = request.app.state.workspace
+    out = []
+    for path in sorted(rollouts_dir(ws.home).glob("*.json")):
+        try:
+            report = RolloutController(ws, path.stem, clock=ws.clock).status()
+        except YarnitError:  # a foreign or unreadable file: not a rollout to list
+            continue
+        out.append({k: v for k, v in report.items() if k not in ("analysis", "decisions", "config")}
+                   | {"score": (report.get("analysis") or {}).get("score")})
+    return out
 
 
 @router.get("/rollouts/{model}")
