@@ -101,6 +101,9 @@ def test_target9_scoring_critical_failure_and_nodata_give_zero() -> None:
     judged = score(half)
     assert judged.score == 0 and judged.decision == "nodata"
     assert score([_r("a", PASS), _r("b", PASS), _r("c", NODATA, required=False)]).decision == "pass"
+    # a canary failing every request: no latencies to compare, but its critical error rate fails it
+    failing = score([_r("errors", HIGH, critical=True), _r("lat", NODATA), _r("preds", NODATA)])
+    assert failing.score == 0 and failing.decision == "fail"
 
 
 def test_target9_summary_at_least_95_promotes_below_75_fails_between_holds() -> None:

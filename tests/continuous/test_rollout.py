@@ -125,6 +125,18 @@ def config(stages: tuple[float, ...] = (5, 25, 50, 100), **kw: Any) -> RolloutCo
     return RolloutConfig(stages=stages, bake_s=INTERVAL, min_requests=50, **kw)
 
 
+def test_a_canary_failing_every_request_is_rolled_back(ws: Workspace, clock: SimulatedClock) -> None:
+    shop = Shop(ws, clock, seed=16)
+    controller = RolloutController(ws, "ctr", clock=clock, config=config())
+    controller.start(2, "alice")
+    shop.interval(canary_errors=1.0)
+    result = controller.step()
+    assert result["action"] == "rollback", result["reason"]
+    metrics = {m["name"]: m["verdict"] for m in result["analysis"]["metrics"]}
+    assert metrics["error_rate"] == "High"
+    shop.close()
+
+
 @pytest.mark.parametrize("threshold", [1, 2])
 def test_target10_bad_canary_rolled_back_within_interval_times_threshold(
         store_ws: Workspace, clock: SimulatedClock, threshold: int) -> None:

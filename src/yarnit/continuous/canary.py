@@ -32,8 +32,10 @@ that is not ``required`` leaves the group's denominator: CTR before any label
 has arrived is not a failure; a required one counts as a failure, never as a
 pass); the summary is the weighted sum of group scores (groups without a
 weight share what is left of 100; a group with nothing to count is left out
-and the weights renormalised); **a failing critical metric → 0**; **≥ 50 %
-of the metrics NoData → 0** with ``decision: "nodata"`` (a caller holds: no
+and the weights renormalised); **a failing critical metric → 0** with
+``decision: "fail"`` (even when the other metrics have no data: a canary
+that fails every request has no latencies to compare); **≥ 50 % of the
+metrics NoData → 0** with ``decision: "nodata"`` (a caller holds: no
 data is never a pass). The decision: ``pass`` at ≥ ``pass_score`` (95),
 ``fail`` below ``marginal`` (75), ``marginal`` between.
 
@@ -321,12 +323,12 @@ def score(results: Sequence[MetricResult], *, group_weights: Mapping[str, float]
     w = {g: (weights[g] if g in weights else share) for g in scored}
     total_w = sum(w.values())
     summary = sum(groups[g] * w[g] for g in scored) / total_w if total_w > 0 else 0.0  # type: ignore[operator]
+    if critical:  # before the no-data rule: a canary failing every request has no latencies, and must fail
+        return Judgement(0.0, "fail", "critical metric failed: " + "; ".join(f"{r.name} {r.verdict} ({r.reason})"
+                                                                            for r in critical), groups, results)
     if nodata * 2 >= len(results):
         return Judgement(0.0, "nodata", f"{nodata} of {len(results)} metrics have no data (>= 50 %): score 0, "
                          "no data is never a pass", groups, results)
-    if critical:
-        return Judgement(0.0, "fail", "critical metric failed: " + "; ".join(f"{r.name} {r.verdict} ({r.reason})"
-                                                                            for r in critical), groups, results)
     summary = round(summary, 2)
     failing = "; ".join(f"{r.name} {r.verdict}" for r in results if r.failed or (r.verdict == NODATA and r.required))
     if summary >= thresholds.pass_score:
