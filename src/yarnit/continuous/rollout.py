@@ -42,8 +42,9 @@ Every decision (holds included) is a row of the workspace audit log: actor
 detail. The state is one JSON file per model under
 ``$YARNIT_HOME/continuous/rollouts/``, written atomically after each decision
 and held under an exclusive ``flock`` during a step, so a killed controller
-resumes where it was: each step first re-applies the stage's share (a crash
-between saving the state and changing the share heals) and finishes a
+resumes where it was: each step first re-applies the saved stage's share (a
+crash between changing the share and saving the state heals: an advance
+raises the share, then saves; the start saves, then sets it) and finishes a
 promotion that reached the registry. One rollout per model at a time: a
 second ``start`` while one runs is refused, naming it.
 
@@ -73,6 +74,7 @@ from yarnit.core.ids import new_id
 from yarnit.monitoring.predlog_source import is_client_error, record_time
 from yarnit.monitoring.workspace import prediction_log_dir
 from yarnit.registry import ModelRegistry
+from yarnit.serving.errors import CanaryHalted
 from yarnit.serving.predlog import read_segment
 from yarnit.serving.router import TrafficPolicyStore
 
@@ -516,14 +518,15 @@ class RolloutController:
             return self._finish_promotion(state, config, judged, f"stage {state['stage_index'] + 1} passed "
                                           f"({judged.reason})", **figures)
         share = float(config.stages[nxt])
-        gate = self.traffic._gate()
-        refusal = gate.refusal(self.model, "canary") if gate is not None else None
-        if refusal is not None:
+        try:  # the share first (the gate may refuse it), then the state: a crash in between is healed by the
+            # next step, which sets the saved stage's share again (lowering is never refused) and judges it anew
+            staged = state | {"stage_index": nxt}
+            self._apply_share(staged, share)
+        except CanaryHalted as exc:
             return self._decide(state, "hold", f"passed, but the error-budget gate halts the raise to {share:g}%: "
-                                f"{refusal}", judged, gate_refusal=refusal, **figures)
-        state.update(stage_index=nxt, stage_started_at=self.clock.now().isoformat(), failed_checks=0)
-        self._save(state)  # then the share: a crash in between is healed by the next step
-        self._apply_share(state, share)
+                                f"{exc.why}", judged, gate_refusal=exc.why, **figures)
+        state.update(stage_index=nxt, stage_started_at=self.clock.now().isoformat(), failed_checks=0,
+                     shadow_restored=bool(staged.get("shadow_restored")))
         return self._decide(state, "advance", f"stage {nxt} passed ({judged.reason}): canary to {share:g}%",
                             judged, **figures)
 
