@@ -228,11 +228,14 @@ def test_killed_controller_resumes_and_heals_a_half_applied_stage(ws: Workspace,
     # a new process knows where the rollout is (the config comes from the state, not the caller)
     status = RolloutController(ws, "ctr", clock=clock).status()
     assert status["stage"] == 2 and status["stage_share"] == 25 and status["canary_percent"] == 25
-    # the controller died after saving stage 2 but before raising the share: the next step raises it
-    TrafficPolicyStore(ws, release_gate=None).set("ctr", canary_percent=5, actor="test", reason="simulate a crash")
-    shop.interval(canary_errors=0.001)
-    result = RolloutController(ws, "ctr", clock=clock).step()
-    assert TrafficPolicyStore(ws).get("ctr").canary_percent >= 25 and result["status"] == RUNNING
+    # the share in force is not the saved stage's (a controller killed between the two writes, or a hand-made
+    # change): the next step first sets the stage's share again, audited, then judges
+    for wrong in (5.0, 50.0):
+        TrafficPolicyStore(ws, release_gate=None).set("ctr", canary_percent=wrong, actor="test", reason="crash")
+        result = RolloutController(ws, "ctr", clock=clock).step()
+        last = TrafficPolicyStore(ws).history("ctr")[-1]
+        assert (last.from_canary_percent, last.to_canary_percent) == (wrong, 25) and last.actor.startswith("rollout:")
+        assert result["action"] == "hold" and result["status"] == RUNNING
     # one rollout per model at a time
     with pytest.raises(Conflict, match="already running"):
         RolloutController(ws, "ctr", clock=clock).start(2, "bob")
