@@ -220,6 +220,19 @@ def test_a_canary_without_traffic_holds_and_says_so(ws: Workspace, clock: Simula
     shop.close()
 
 
+def test_a_progress_deadline_rolls_back_a_stage_that_never_passes(ws: Workspace, clock: SimulatedClock) -> None:
+    controller = RolloutController(ws, "ctr", clock=clock, config=config(deadline_s=7200))
+    controller.start(2, "alice")
+    clock.advance(7199)
+    assert controller.step()["action"] == "hold"
+    clock.advance(1)
+    result = controller.step()
+    assert result["action"] == "rollback" and result["reason"].startswith("progress deadline: stage 1 held 7200 s")
+    assert TrafficPolicyStore(ws).get("ctr").canary_percent == 0
+    with pytest.raises(InvalidInput, match="longer than the bake time"):
+        config(deadline_s=30)
+
+
 def test_killed_controller_resumes_and_heals_a_half_applied_stage(ws: Workspace, clock: SimulatedClock) -> None:
     shop = Shop(ws, clock, seed=12)
     RolloutController(ws, "ctr", clock=clock, config=config()).start(2, "alice")

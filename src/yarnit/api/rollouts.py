@@ -42,6 +42,7 @@ class Start(BaseModel):
     bake: Annotated[str, Field(max_length=32)] = "30m"
     min_requests: Annotated[int, Field(ge=0, le=10**9)] = 500
     threshold: Annotated[int, Field(ge=1, le=1000)] = 1
+    deadline: Annotated[str, Field(max_length=32)] | None = None
     reason: Reason = ""
 
 
@@ -78,7 +79,8 @@ def rollout_status(model: ModelName, request: Request) -> dict[str, Any]:
 @router.post("/rollouts/{model}")
 def start_rollout(model: ModelName, body: Start, request: Request) -> dict[str, Any]:
     values: dict[str, Any] = {"bake_s": parse_duration(body.bake), "min_requests": body.min_requests,
-                              "threshold": body.threshold}
+                              "threshold": body.threshold,
+                              "deadline_s": parse_duration(body.deadline) if body.deadline else None}
     if body.stages is not None:
         values["stages"] = tuple(body.stages)
     return _controller(request, model, RolloutConfig(**values)).start(

@@ -49,6 +49,8 @@ def start(model: str = MODEL, version: int = typer.Option(..., "--version", help
           bake: str = typer.Option("30m", "--bake", help="Least time per stage (90s, 30m, 2h)."),
           min_requests: int = typer.Option(500, "--min-requests", help="Least canary requests per stage."),
           threshold: int = typer.Option(1, "--threshold", help="Failed analyses in a stage before rolling back."),
+          deadline: str = typer.Option("", "--deadline", help="Roll back a stage held this long without a pass "
+                                       "(e.g. 6h; default: hold until aborted)."),
           reason: str = typer.Option("", "--reason", help="Why (audited)."),
           as_json: bool = JSON_OPTION) -> None:
     """Start a staged rollout of VERSION (one per model at a time)."""
@@ -61,7 +63,7 @@ def start(model: str = MODEL, version: int = typer.Option(..., "--version", help
     )
 
     config = RolloutConfig(stages=parse_stages(stages), bake_s=parse_duration(bake), min_requests=min_requests,
-                           threshold=threshold)
+                           threshold=threshold, deadline_s=parse_duration(deadline) if deadline else None)
     with workspace() as ws:
         result = RolloutController(ws, model, config=config).start(version, cli_actor(), reason=reason,
                                                                    require_blessing=True)

@@ -24,7 +24,9 @@ A rollout of version V of a model (:class:`RolloutController`):
    * **hold** while the stage's bake time or minimum canary requests are not
      reached, when the judgement is marginal, or when there is no data (a
      canary without traffic holds and says so: no data is never a pass), or
-     when the error-budget gate refuses the next raise;
+     when the error-budget gate refuses the next raise; with a
+     ``deadline_s`` (Flagger's progressDeadline; off by default), a stage
+     held that long without a pass is rolled back instead;
    * **advance** to the next stage when the judgement passes, the bake time
      has elapsed and the canary has served ``min_requests`` in the stage;
    * **promote** after the last stage below 100 % passes (a stage of 100 %
@@ -104,6 +106,7 @@ class RolloutConfig:
     pass_score: float = 95.0
     marginal: float = 75.0
     max_samples: int = 20_000
+    deadline_s: float | None = None  # a stage held this long without a pass is rolled back (Flagger's progressDeadline)
 
     def __post_init__(self) -> None:
         stages = tuple(float(s) for s in self.stages)
@@ -124,6 +127,9 @@ class RolloutConfig:
         if not 0 < self.success_rate <= 1:
             raise InvalidInput(f"success_rate is a fraction in (0, 1]; got {self.success_rate}.")
         judge.Thresholds(self.pass_score, self.marginal)  # validates
+        if self.deadline_s is not None and not (math.isfinite(self.deadline_s) and self.deadline_s > self.bake_s):
+            raise InvalidInput(f"The progress deadline ({self.deadline_s} s) must be longer than the bake time "
+                               f"({self.bake_s:g} s).")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RolloutConfig:
@@ -433,6 +439,11 @@ class RolloutController:
                     return self._roll_back(state, f"canary analysis failed ({judged.reason})", judged, figures)
                 return self._decide(state, "hold", f"failed check {state['failed_checks']} of {config.threshold}: "
                                     f"{judged.reason}", judged, **figures)
+            passing = judged.decision == "pass" and canary_side.requests >= config.min_requests
+            if config.deadline_s is not None and elapsed >= config.deadline_s and not passing:
+                return self._roll_back(state, f"progress deadline: stage {state['stage_index'] + 1} held "
+                                       f"{elapsed:g} s (deadline {config.deadline_s:g} s) without a pass: "
+                                       f"{judged.reason}", judged, figures)
             if canary_side.requests == 0:
                 return self._decide(state, "hold", f"the canary got no traffic in this stage ({elapsed:g} s at "
                                     f"{_stage_name(share)}): no data is not a pass", judged, **figures)
