@@ -1,0 +1,1 @@
+"""Continuous ML: staged rollouts with canary analysis, emergency actions, the loop."""
