@@ -18,7 +18,8 @@ kind                        record                                          dist
 ``pipeline_run``            ``runs`` (failed or finished in the window)      depth of the run, or +1
                                                                              for another run of a
                                                                              pipeline that made M
-``audit``                   ``audit_log`` (SLO file applied, overrides …)     0 if it names M
+``audit``                   ``audit_log`` (SLO file applied, overrides,      0 if it names M; a view's
+                            feature views registered or annotated …)         record: the view's distance
 ``fault``                   a world's ``faults.json`` (injected faults)       unknown
 ==========================  ==============================================  =========================
 
@@ -229,10 +230,15 @@ def triage(ws: Any, *, models: Sequence[str], outage_start: datetime, detected_a
         for r in conn.execute(select(audit_log).where(and_(audit_log.c.at >= since, audit_log.c.at <= until))
                               .order_by(audit_log.c.id).limit(MAX_ROWS)).mappings():
             subject = str(r["subject"])
+            if r["action"] in ("feature_view.register",):
+                continue  # listed above as a feature_definition
             own = any(subject == f"model:{m}" or subject.startswith(f"model:{m}:") for m in models)
+            view = lineage.view_names.get(subject.split(":", 1)[0]) if lineage and \
+                str(r["action"]).startswith("feature_view.") else None
+            distance = 0 if own else (None if view is None else view + 1)
+            relation = "the model itself" if own else ("an input's record" if view is not None else "unrelated")
             items.append(_item("audit", str(r["id"]), _ts(r["at"]), f"{r['action']} on {subject}", actor=r["actor"],
-                               subject=subject, distance=0 if own else None,
-                               relation="the model itself" if own else "unrelated"))
+                               subject=subject, distance=distance, relation=relation))
     items.extend(_faults(ws.home, fault_files, since, until))
     return rank(items, outage_start)[:MAX_ITEMS]
 
