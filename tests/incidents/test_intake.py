@@ -178,6 +178,6 @@ def test_a_broken_incidents_file_fails_the_hook_not_the_monitor(sqlite_ws, clock
     traffic.minute("fallback")
     traffic.close()
     report = Monitor(sqlite_ws, load_workspace_slos(sqlite_ws.home), clock=clock).run_once()
-    assert report["modules"]["incidents"]["state"] == "error"
-    assert "policies must be a list" in report["modules"]["incidents"]["error"]
+    assert report["hooks"]["incidents"]["state"] == "error"
+    assert "policies must be a list" in report["hooks"]["incidents"]["error"]
     assert report["alerts"]["opened"] == 2 and len(read_alert_file(monitoring_dir(sqlite_ws.home) / "alerts.jsonl")) == 2

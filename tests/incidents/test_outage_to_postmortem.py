@@ -47,7 +47,7 @@ def test_an_outage_opens_one_incident_triages_mitigates_resolves_and_writes_its_
     traffic.healthy(10)
 
     monitor = Monitor(ws, load_workspace_slos(ws.home), clock=clock, actions=actions)
-    assert monitor.run_once()["modules"]["incidents"]["report"]["opened"] == []
+    assert monitor.run_once()["hooks"]["incidents"]["report"]["opened"] == []
     t0 = clock.now()
     reports = []
     for minute in range(40):
@@ -55,11 +55,11 @@ def test_an_outage_opens_one_incident_triages_mitigates_resolves_and_writes_its_
         reports.append(monitor.run_once())
     traffic.close()
 
-    first = reports[0]["modules"]["incidents"]
+    first = reports[0]["hooks"]["incidents"]
     assert first["state"] == "ok", first
     (incident_id,) = first["report"]["opened"]
     assert first["report"]["attached"] == [incident_id]  # the ticket of the same SLO joined the page's incident
-    assert [r["modules"]["incidents"]["report"]["opened"] for r in reports[1:]] == [[]] * 39
+    assert [r["hooks"]["incidents"]["report"]["opened"] for r in reports[1:]] == [[]] * 39
 
     store = IncidentStore.open(ws.home, clock)
     (incident,) = store.list("all")

@@ -21,7 +21,7 @@
 6. each module of :data:`POST_ALERT_MODULES` (``yarnit.incidents``: alerts
    open or attach to incidents) gets the alerts, after they were saved and
    sent (and before the state file, which carries their reports under
-   ``modules``), so a failing hook (reported as ``error``) never delays or
+   ``hooks``), so a failing hook (reported as ``error``) never delays or
    loses an alert.
 
 **Restarts.** The alert store is the monitor's memory of what fires: a new
@@ -174,7 +174,7 @@ class Monitor:
         store.save()
         hooks = {name.rsplit(".", 1)[-1]: self._post_alert(name, store) for name in POST_ALERT_MODULES}
         state = {"version": STATE_VERSION, "service": self.spec.service, "at": at.isoformat(),
-                 "slos": entries, "modules": {**modules, **hooks}, "sources": _jsonable(source.reports()),
+                 "slos": entries, "modules": modules, "hooks": hooks, "sources": _jsonable(source.reports()),
                  "alerts": {"opened": opened, "resolved": resolved,
                             "firing": sum(a.state == "firing" for a in store.alerts),
                             "store_recovered": store.recovered},
