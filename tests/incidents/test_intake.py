@@ -40,6 +40,21 @@ def test_alerts_group_by_model_within_the_window_and_severity_only_rises(sqlite_
     assert again["opened"] == again["attached"] == [] and incidents_path(sqlite_ws.home).read_text() == before
 
 
+def test_kinds_outside_open_for_only_join_an_active_incident_and_a_small_impact_needs_no_postmortem(sqlite_ws,
+                                                                                                   clock):
+    config = parse_config({"policies": [], "open_for": ["page"]})
+    t = clock.now()
+    no_data = make_alert("alert_1", t, alert="no_data", model="ranker", slo="ranker-availability")
+    assert process_alerts(sqlite_ws, [no_data], clock=clock, config=config)["opened"] == []
+    page = make_alert("alert_2", t, period_bad=60, period_total=1_000_000)  # 60 of a 1,000-event budget: 6 %
+    ticket = make_alert("alert_3", t + timedelta(minutes=2), alert="ticket", period_bad=60, period_total=1_000_000)
+    report = process_alerts(sqlite_ws, [no_data, page, ticket], clock=clock, config=config)
+    (incident,) = IncidentStore.open(sqlite_ws.home, clock).list()
+    assert report["opened"] == [incident.id] and set(incident.alerts) == {"alert_2", "alert_3"}
+    assert incident.impact["yarnit-serving-ctr-availability"]["budget_spent"] == pytest.approx(0.06)
+    assert incident.postmortem_required is False
+
+
 def test_outage_start_is_estimated_from_the_evidence_windows_without_counts(clock):
     t = clock.now()
     # 60 bad in the hour, 20 in the last 5 minutes: 15 minutes of errors at the short window's rate

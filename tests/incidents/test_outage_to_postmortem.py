@@ -96,6 +96,7 @@ def test_an_outage_opens_one_incident_triages_mitigates_resolves_and_writes_its_
          next(i for i, a in incident.alerts.items() if a["alert"] == "page"))]
     impact = incident.impact[next(iter(incident.impact))]
     assert impact["bad_events"] == 60  # 3 minutes x 20 requests answered by the fallback
+    assert impact["budget_spent"] > 0.2 and incident.postmortem_required  # 60 bad of a 2.9-event budget
 
     clock.advance(600)
     with IncidentStore.locked(ws.home, clock) as locked:
@@ -119,4 +120,5 @@ def test_an_outage_opens_one_incident_triages_mitigates_resolves_and_writes_its_
     assert "- Time to detect: **1 min**" in text and "- Time to resolve: **50 min**" in text
     assert "`roll\\_back` on `ctr` by incident:" in text and "| 60 |" in text
     assert text.count("TO BE WRITTEN BY THE INCIDENT TEAM") == 6
+    assert "**A postmortem is required by the error-budget policy:**" in text
     assert "commander: dana" in text

@@ -7,6 +7,8 @@ Example (every key optional; this is the default when the file is absent)::
     lookback: 7d               # how far before the outage start triage looks for changes
     severity: {page: SEV2, ticket: SEV3, no_data: SEV4, page_budget_exhausted: SEV1}
     fault_files: []            # world faults.json files to list in triage (relative to YARNIT_HOME)
+    open_for: [page, ticket, no_data]   # alert kinds that open an incident (the others only join an active one)
+    postmortem_budget_share: 0.2        # an incident spending more of an SLO's budget requires a postmortem
     policies:
       - name: burning-canary
         when: {alias: canary, alert: [page]}
@@ -48,7 +50,9 @@ from .models import SEVERITIES
 
 CONFIG_FILENAME = "incidents.yaml"
 ACTION_NAMES = ("roll_back", "fall_back", "stop_training", "roll_through")
-_FILE_KEYS = ("grouping_window", "resolve_after", "lookback", "severity", "fault_files", "policies")
+_FILE_KEYS = ("grouping_window", "resolve_after", "lookback", "severity", "fault_files", "policies", "open_for",
+              "postmortem_budget_share")
+ALERT_KINDS = ("page", "ticket", "no_data")
 _WHEN_KEYS = ("sli", "alert", "service", "slo", "model", "alias")
 
 
@@ -92,6 +96,8 @@ class IncidentConfig:
         "page": "SEV2", "ticket": "SEV3", "no_data": "SEV4", "page_budget_exhausted": "SEV1"})
     fault_files: tuple[str, ...] = ()
     policies: tuple[MitigationPolicy, ...] = DEFAULT_POLICIES
+    open_for: tuple[str, ...] = ALERT_KINDS
+    postmortem_budget_share: float = 0.2  # RELIABILITY.md §2: > 20 % of the budget -> mandatory postmortem
 
 
 def config_path(home: str | Path) -> Path:
@@ -146,7 +152,15 @@ def parse_config(data: Any, *, source: str = "incidents.yaml") -> IncidentConfig
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ConfigError(f"{source}: policy name(s) {', '.join(dup)} used twice; names must be unique.")
+    open_for = data.get("open_for", list(ALERT_KINDS))
+    if not isinstance(open_for, list) or not all(k in ALERT_KINDS for k in open_for):
+        raise ConfigError(f"{source}: open_for must be a list of alert kinds among {', '.join(ALERT_KINDS)}; got "
+                          f"{str(open_for)[:80]}.")
+    share = data.get("postmortem_budget_share", 0.2)
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
+        raise ConfigError(f"{source}: postmortem_budget_share must be a number in (0, 1], e.g. 0.2 for 20 %.")
     return IncidentConfig(
+        open_for=tuple(open_for), postmortem_budget_share=float(share),
         grouping_window_s=_duration(data.get("grouping_window", "1h"), f"{source}: grouping_window"),
         resolve_after_s=_duration(data.get("resolve_after", "1h"), f"{source}: resolve_after"),
         lookback_s=_duration(data.get("lookback", "7d"), f"{source}: lookback"),

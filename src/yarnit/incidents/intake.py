@@ -192,7 +192,11 @@ class Intake:
                 continue
             if alert["state"] == "resolved" and _dt(alert["ended_at"] or alert["updated_at"]) < self.now - window:
                 continue  # history from before incidents were kept: not a new incident
-            incident = self._group(alert) or self._open(alert)
+            incident = self._group(alert, reopen=alert["alert"] in self.config.open_for)
+            if incident is None:
+                if alert["alert"] not in self.config.open_for:
+                    continue  # this kind only joins an active incident
+                incident = self._open(alert)
             by_alert[alert["id"]] = incident
             self._attach(incident, alert)
         for incident in [i for i in self.store.incidents if i.state != "resolved"]:
@@ -204,7 +208,7 @@ class Intake:
     def _key(self, alert: Mapping[str, Any]) -> str:
         return f"model:{alert['model']}" if alert.get("model") else f"service:{alert['service']}"
 
-    def _group(self, alert: Mapping[str, Any]) -> Incident | None:
+    def _group(self, alert: Mapping[str, Any], *, reopen: bool) -> Incident | None:
         key, started = self._key(alert), _dt(alert["started_at"])
         window = timedelta(seconds=self.config.grouping_window_s)
         for incident in sorted(self.store.incidents, key=lambda i: i.opened_at, reverse=True):
@@ -213,7 +217,7 @@ class Intake:
             if incident.state != "resolved":
                 return incident
             resolved = incident.phase_at("resolution")
-            if resolved is not None and started - resolved <= window:
+            if reopen and resolved is not None and started - resolved <= window:
                 self.store.reopen(incident, actor=self.actor,
                                   why=f"alert {alert['alert_name']} fired {started.isoformat()}, within "
                                       f"{self.config.grouping_window_s // 60} min of the resolution")
@@ -304,6 +308,14 @@ class Intake:
             entry["bad_events"] = affected
             budget_events = entry["error_budget"] * period["total"]
             entry["budget_spent"] = affected / budget_events if budget_events else None
+            share = self.config.postmortem_budget_share
+            if not incident.postmortem_required and (entry["budget_spent"] or 0) > share:
+                incident.postmortem_required = True
+                self.store.add_event(incident, "postmortem_required",
+                                     f"{entry['slo']}: {entry['budget_spent']:.0%} of the error budget spent "
+                                     f"(more than {share:.0%}): the error-budget policy requires a postmortem",
+                                     actor=self.actor, data={"slo": entry["slo"],
+                                                             "budget_spent": entry["budget_spent"]})
 
     def _triage(self, incident: Incident) -> None:
         start, detected = incident.phase_at("outage_start"), incident.phase_at("detection")

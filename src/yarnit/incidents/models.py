@@ -28,7 +28,7 @@ ROLES = ("commander", "communications", "operations", "planning")
 PHASES = ("trigger", "outage_start", "detection", "mitigation", "resolution")
 EVENT_KINDS = ("opened", "alert_fired", "alert_attached", "alert_resolved", "outage_start", "trigger", "triage",
                "mitigation", "mitigation_failed", "mitigation_suggested", "mitigated", "acked", "assigned",
-               "unassigned", "note", "severity", "reopened", "resolved")
+               "unassigned", "note", "severity", "reopened", "resolved", "postmortem_required")
 State = Literal["open", "mitigated", "resolved"]
 MAX_EVENTS = 2_000  # per incident; the oldest notes go first beyond it (phase events are always kept)
 MAX_TEXT = 4_000
@@ -99,6 +99,7 @@ class Incident:
     impact: dict[str, dict[str, Any]] = field(default_factory=dict)  # slo id -> counted impact
     mitigations: dict[str, dict[str, Any]] = field(default_factory=dict)  # policy name -> attempts, last result
     clear_since: str | None = None  # every attached alert resolved since then
+    postmortem_required: bool = False  # it spent more than the error-budget policy's share of a budget
     events: list[Event] = field(default_factory=list)
 
     @property
@@ -121,6 +122,7 @@ class Incident:
                 "acked": self.acked_by is not None, "models": list(self.models), "service": self.service,
                 "opened_at": self.opened_at, "updated_at": self.updated_at,
                 "alerts": len(self.alerts), "commander": self.roles.get("commander"),
+                "postmortem_required": self.postmortem_required,
                 "detection": self.phases.get("detection"), "resolution": self.phases.get("resolution")}
 
     @classmethod
