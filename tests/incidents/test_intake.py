@@ -11,7 +11,12 @@ from incidents.helpers import failing_action, make_alert, register, roll_back_ac
 
 from yarnit.core.errors import ConfigError
 from yarnit.incidents import IncidentStore, process_alerts
-from yarnit.incidents.config import MitigationPolicy, config_path, load_config, parse_config
+from yarnit.incidents.config import (
+    MitigationPolicy,
+    config_path,
+    load_config,
+    parse_config,
+)
 from yarnit.incidents.intake import outage_start
 from yarnit.incidents.store import incidents_path
 from yarnit.registry import ModelRegistry

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pandas as pd
 import yaml
+from incidents.helpers import register, roll_back_action
 from testsupport.monitoring import Traffic, write_slos
 
 from yarnit.data import Datasets
@@ -16,8 +17,6 @@ from yarnit.incidents.config import config_path
 from yarnit.monitoring.runner import Monitor
 from yarnit.monitoring.workspace import load_workspace_slos
 from yarnit.registry import ModelRegistry
-
-from incidents.helpers import register, roll_back_action
 
 
 def test_an_outage_opens_one_incident_triages_mitigates_resolves_and_writes_its_postmortem(sqlite_ws, clock):

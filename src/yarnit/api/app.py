@@ -24,8 +24,8 @@ from yarnit.serving.featurestore import FeatureStoreSource
 from yarnit.storage import Workspace
 
 from . import access, control, dataplane, datasets, evaluations, slos
-from . import incidents as incidents_api
 from . import features as features_api
+from . import incidents as incidents_api
 from . import monitoring as monitoring_api
 from . import quality as quality_api
 from .auth import token_middleware

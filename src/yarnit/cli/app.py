@@ -12,8 +12,7 @@ import yarnit
 from yarnit.core.errors import YarnitError
 from yarnit.core.settings import load_settings
 
-from . import alerts, data, evaluation, features, lineage, models, monitor, pipelines, slo, tokens
-from . import incidents
+from . import alerts, data, evaluation, features, incidents, lineage, models, monitor, pipelines, slo, tokens
 from . import monitor_run  # noqa: F401  (attaches `yarnit monitor run` to the monitor app)
 from .serving import predict_batch
 from .common import JSON_OPTION, cli_errors, console, emit, fail, options, workspace

@@ -10,7 +10,13 @@ themselves (book ch. 11).
 * :mod:`.postmortem` — the blameless Markdown postmortem.
 """
 
-from .config import DEFAULT_POLICIES, IncidentConfig, MitigationPolicy, load_config, parse_config
+from .config import (
+           DEFAULT_POLICIES,
+           IncidentConfig,
+           MitigationPolicy,
+           load_config,
+           parse_config,
+)
 from .intake import mitigate, outage_start, process_alerts, run_action
 from .models import PHASES, ROLES, SEVERITIES, STATES, Event, Incident, IncidentNotFound
 from .postmortem import durations, render_postmortem

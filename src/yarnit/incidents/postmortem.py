@@ -63,7 +63,7 @@ def render_postmortem(incident: Incident) -> str:
              f"*Incident `{incident.id}` · {incident.severity} · state **{incident.state}** · generated from the "
              "incident record by yarnit; blameless: it describes what happened and what the systems and roles did, "
              "not who is at fault.*", "",
-             *([f"**A postmortem is required by the error-budget policy:** this incident spent more than the "
+             *(["**A postmortem is required by the error-budget policy:** this incident spent more than the "
                 "policy's share of an SLO's error budget (see Impact).", ""] if incident.postmortem_required else []),
              "## Summary", "",
              f"- **What:** {_esc(incident.title)} (service `{_esc(incident.service)}`).",
