@@ -184,16 +184,9 @@ class Monitor:
         return {**state, "transitions": transitions}
 
     def _update(self, name: str) -> dict[str, Any]:
-        module_name = f"yarnit.monitoring.{name}"
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            return {"state": "missing", "detail": f"{module_name} is not installed; skipped"}
-        update: Callable[..., dict[str, Any]] | None = getattr(module, "update", None)
-        if update is None:
-            return {"state": "missing", "detail": f"{module_name} has no update(); skipped"}
+        update = _optional_function(f"yarnit.monitoring.{name}", "update")
+        if isinstance(update, dict):
+            return update
         try:
             return {"state": "ok", "report": _jsonable(update(self.workspace, clock=self.clock))}
         except (YarnitError, OSError, ValueError) as exc:
@@ -201,12 +194,9 @@ class Monitor:
             return {"state": "error", "error": _error_text(exc)}
 
     def _post_alert(self, module_name: str, store: AlertStore) -> dict[str, Any]:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            return {"state": "missing", "detail": f"{module_name} is not installed; skipped"}
+        process = _optional_function(module_name, "process_alerts")
+        if isinstance(process, dict):
+            return process
         slos = {slo.id: slo for slo in self.spec.slos}
         until_s = self.clock.now().timestamp()
 
@@ -214,8 +204,8 @@ class Monitor:
             return self.source.counts(slos[slo_id], until_s=until_s) if slo_id in slos else None
 
         try:
-            report = module.process_alerts(self.workspace, list(store.alerts), clock=self.clock, counts=counts,
-                                           actions=self.actions)
+            report = process(self.workspace, list(store.alerts), clock=self.clock, counts=counts,
+                             actions=self.actions)
             return {"state": "ok", "report": _jsonable(report)}
         except Exception as exc:  # noqa: BLE001 - a hook never stops the monitor: its alerts are already sent
             log.error("monitoring hook %s failed: %s", module_name, _error_text(exc))
@@ -249,6 +239,20 @@ class Monitor:
             remaining = (next_at - self.clock.now()).total_seconds()
             stop.wait(max(0.0, min(poll_s, remaining)))
         return runs
+
+
+def _optional_function(module_name: str, name: str) -> Callable[..., Any] | dict[str, Any]:
+    """Function ``name`` of an optional module, or the ``missing`` report when the module or function is absent."""
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        return {"state": "missing", "detail": f"{module_name} is not installed; skipped"}
+    function: Callable[..., Any] | None = getattr(module, name, None)
+    if function is None:
+        return {"state": "missing", "detail": f"{module_name} has no {name}(); skipped"}
+    return function
 
 
 def _monotonic() -> float:
