@@ -121,3 +121,45 @@ def test_an_outage_opens_one_incident_triages_mitigates_resolves_and_writes_its_
     assert text.count("TO BE WRITTEN BY THE INCIDENT TEAM") == 6
     assert "**A postmortem is required by the error-budget policy:**" in text
     assert "commander: dana" in text
+
+
+def test_the_default_policy_rolls_back_a_burning_canary_found_by_the_slos_alias(sqlite_ws, clock):
+    """No incidents.yaml: the default `burning-canary` policy matches the SLO whose `alias` param is canary, read
+    from the workspace SLO file, and its action runs once on the canary's model."""
+    from yarnit.monitoring.workspace import prediction_log_dir
+    from yarnit.serving.predlog import PredictionLog
+
+    ws = sqlite_ws
+    registry = ModelRegistry(ws)
+    register(registry, "ctr")
+    register(registry, "ctr")
+    registry.set_alias("ctr", "production", 1)
+    registry.set_alias("ctr", "production", 2, reason="canary promoted too early")
+    write_slos(ws.home, sinks=[{"type": "file"}], extra=(
+        {"name": "ctr-canary-availability", "sli": "serving_availability", "model": "ctr", "objective": 99,
+         "window": "7d", "params": {"alias": "canary"}},))
+    log = PredictionLog(prediction_log_dir(ws.home), clock, fsync=False, aggregate_window_s=1e9)
+    n = 0
+    for minute in range(61):
+        for alias in ("production", "canary"):
+            for _ in range(10):
+                n += 1
+                bad = alias == "canary" and minute >= 51  # 100 of the canary's 610 requests in the hour
+                log.append({"request_id": f"r{n}", "time": clock.now(), "role": "primary", "protocol": "v1",
+                            "model": "ctr", "status": 200, "latency_ms": 5.0, "key": None, "version": 1,
+                            "alias": alias, "served_by": "fallback" if bad else "model", "predictions": [0.5]})
+        clock.advance(60)
+    assert log.flush()
+    log.close()
+    calls = []
+    report = Monitor(ws, load_workspace_slos(ws.home), clock=clock,
+                     actions={"roll_back": roll_back_action(calls)}).run_once()
+    hook = report["hooks"]["incidents"]["report"]
+    assert [m["policy"] for m in hook["mitigations"]] == ["burning-canary"] and calls[0][0] == "ctr"
+    assert registry.resolve("ctr", "production").version == 1
+    (incident,) = IncidentStore.open(ws.home, clock).list()
+    assert [(s["slo"], s["state"]) for s in report["slos"]] == [("ctr-availability", "page"),
+                                                                ("ctr-canary-availability", "page")]
+    assert {a["slo"] for a in incident.alerts.values()} == {"ctr-availability", "ctr-canary-availability"}
+    assert len(calls) == 1  # one policy, one action, although four alerts joined
+    assert incident.state == "mitigated" and incident.mitigations["burning-canary"]["state"] == "ok"
