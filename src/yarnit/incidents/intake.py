@@ -265,7 +265,7 @@ class Intake:
             self.store.add_event(incident, "outage_start",
                                  f"first bad minute {start.isoformat()} ({how} from {alert['slo']})",
                                  actor="monitor", at=start.isoformat(), data={"from": how, "alert": alert["id"]})
-        self._impact(incident, alert, start, first_sight=True)
+        self._impact(incident, alert, start)
         new_model = alert.get("model") and alert["model"] not in incident.models
         if new_model:
             incident.models.append(alert["model"])
@@ -276,7 +276,7 @@ class Intake:
 
     def _follow(self, incident: Incident, alert: dict[str, Any]) -> None:
         record = incident.alerts[alert["id"]]
-        self._impact(incident, alert, _dt(record["outage_start"]), first_sight=False)
+        self._impact(incident, alert, _dt(record["outage_start"]))
         if alert["state"] == "resolved" and record["state"] != "resolved":
             record["state"], record["ended_at"] = "resolved", alert["ended_at"]
             self.store.add_event(incident, "alert_resolved", f"{alert['alert_name']} {alert['alert']} resolved",
@@ -284,7 +284,7 @@ class Intake:
             self.report["alerts_resolved"] += 1
 
     # -- impact -----------------------------------------------------------------------------------
-    def _impact(self, incident: Incident, alert: Mapping[str, Any], start: datetime, *, first_sight: bool) -> None:
+    def _impact(self, incident: Incident, alert: Mapping[str, Any], start: datetime) -> None:
         ev = alert.get("evidence", {})
         period = ev.get("period") or {}
         if not isinstance(period.get("total"), int):
