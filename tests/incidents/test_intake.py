@@ -201,3 +201,40 @@ def test_a_broken_incidents_file_fails_the_hook_not_the_monitor(sqlite_ws, clock
     assert report["hooks"]["incidents"]["state"] == "error"
     assert "policies must be a list" in report["hooks"]["incidents"]["error"]
     assert report["alerts"]["opened"] == 2 and len(read_alert_file(monitoring_dir(sqlite_ws.home) / "alerts.jsonl")) == 2
+
+
+def test_concurrent_writers_take_turns_and_lose_no_change(sqlite_ws, clock):
+    import threading
+
+    (incident_id,) = process_alerts(sqlite_ws, [make_alert("alert_1", clock.now())], clock=clock,
+                                    config=NO_POLICIES)["opened"]
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            for i in range(10):
+                with IncidentStore.locked(sqlite_ws.home, clock) as store:
+                    store.note(incident_id, f"writer {n} note {i}", actor=f"user:w{n}")
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == [] and not any(t.is_alive() for t in threads)
+    notes = [e.summary for e in IncidentStore.open(sqlite_ws.home, clock).get(incident_id).events if e.kind == "note"]
+    assert sorted(notes) == sorted(f"writer {n} note {i}" for n in range(4) for i in range(10))
+
+
+def test_a_note_cannot_inject_markup_into_the_postmortem(sqlite_ws, clock):
+    from yarnit.incidents import render_postmortem
+
+    (incident_id,) = process_alerts(sqlite_ws, [make_alert("alert_1", clock.now())], clock=clock,
+                                    config=NO_POLICIES)["opened"]
+    with IncidentStore.locked(sqlite_ws.home, clock) as store:
+        store.note(incident_id, "see <script>alert(1)</script> and [click](http://evil) | # x", actor="user:a")
+        text = render_postmortem(store.get(incident_id))
+    assert "<script>" not in text and "[click](" not in text
+    assert r"see \<script\>alert\(1\)\</script\> and \[click\]\(http://evil\) \| \# x" in text
