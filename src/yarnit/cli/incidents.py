@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from .common import JSON_OPTION, cli_errors, console, emit, plain, workspace
 
@@ -47,7 +47,8 @@ def list_incidents(state: str = typer.Option("active", "--state", help="active (
         if not rows:
             console.print(f"no {state} incidents (the monitor opens them from alerts: yarnit monitor run)")
             return
-        table = Table("id", "sev", "state", "acked", "title", "models", "commander", "detected")
+        table = Table(Column("id", no_wrap=True, min_width=30), "sev", "state", "acked", "title", "models",
+                      "commander", "detected")  # the id unbroken: it is what the other commands take
         for r in rows:
             table.add_row(r["id"], r["severity"], r["state"], "yes" if r["acked"] else "no", plain(r["title"]),
                           plain(", ".join(r["models"]) or "-"), plain(r["commander"] or "-"),
