@@ -17,7 +17,12 @@
 4. the outbox is delivered to the sinks (bounded in time; failures counted);
 5. the latest status of every SLO is written atomically to
    ``monitoring/slo-status.json``, which ``/metrics``, ``GET /api/slos`` and
-   ``yarnit alerts list`` read: nothing computes an SLO on a request path.
+   ``yarnit alerts list`` read: nothing computes an SLO on a request path;
+6. each module of :data:`POST_ALERT_MODULES` (``yarnit.incidents``: alerts
+   open or attach to incidents) gets the alerts, after they were saved and
+   sent (and before the state file, which carries their reports under
+   ``hooks``), so a failing hook (reported as ``error``) never delays or
+   loses an alert.
 
 **Restarts.** The alert store is the monitor's memory of what fires: a new
 process reads the open alerts and compares the new evaluation with them, so an
@@ -39,7 +44,7 @@ import importlib
 import json
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -58,6 +63,9 @@ log = logging.getLogger("yarnit.monitoring")
 STATE_FILENAME = "slo-status.json"
 STATE_VERSION = 1
 UPDATE_MODULES = ("traffic", "quality")
+#: Modules whose ``process_alerts(workspace, alerts, *, clock, counts)`` runs after the alerts are saved and sent
+#: (incidents open and attach); a missing one is skipped, a failing one reported: alerting never waits on them.
+POST_ALERT_MODULES = ("yarnit.incidents",)
 DEFAULT_SINKS = (SinkSpec(type="log", name="log"), SinkSpec(type="file", name="file", path="alerts.jsonl"))
 
 
@@ -92,8 +100,10 @@ class Monitor:
     """
 
     def __init__(self, workspace: Any, spec: SLOFile, *, clock: Clock | None = None,
-                 sinks: Sequence[Sink] | None = None, deadline_s: float = 10.0) -> None:
+                 sinks: Sequence[Sink] | None = None, deadline_s: float = 10.0,
+                 actions: Mapping[str, Callable[..., Any]] | None = None) -> None:
         self.workspace = workspace
+        self.actions = actions  # emergency actions by name for the hooks (None: yarnit.continuous.actions)
         self.spec = spec
         self.clock = clock or workspace.clock
         self.dir = monitoring_dir(workspace.home)
@@ -162,8 +172,9 @@ class Monitor:
         store.save()  # decisions and their notifications, in one atomic write, before anything is sent
         delivery = deliver(store, self.sinks, deadline_s=self.deadline_s, monotonic=_monotonic)
         store.save()
+        hooks = {name.rsplit(".", 1)[-1]: self._post_alert(name, store) for name in POST_ALERT_MODULES}
         state = {"version": STATE_VERSION, "service": self.spec.service, "at": at.isoformat(),
-                 "slos": entries, "modules": modules, "sources": _jsonable(source.reports()),
+                 "slos": entries, "modules": modules, "hooks": hooks, "sources": _jsonable(source.reports()),
                  "alerts": {"opened": opened, "resolved": resolved,
                             "firing": sum(a.state == "firing" for a in store.alerts),
                             "store_recovered": store.recovered},
@@ -173,20 +184,31 @@ class Monitor:
         return {**state, "transitions": transitions}
 
     def _update(self, name: str) -> dict[str, Any]:
-        module_name = f"yarnit.monitoring.{name}"
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            return {"state": "missing", "detail": f"{module_name} is not installed; skipped"}
-        update: Callable[..., dict[str, Any]] | None = getattr(module, "update", None)
-        if update is None:
-            return {"state": "missing", "detail": f"{module_name} has no update(); skipped"}
+        update = _optional_function(f"yarnit.monitoring.{name}", "update")
+        if isinstance(update, dict):
+            return update
         try:
             return {"state": "ok", "report": _jsonable(update(self.workspace, clock=self.clock))}
         except (YarnitError, OSError, ValueError) as exc:
             log.error("monitoring %s update failed: %s", name, _error_text(exc))
+            return {"state": "error", "error": _error_text(exc)}
+
+    def _post_alert(self, module_name: str, store: AlertStore) -> dict[str, Any]:
+        process = _optional_function(module_name, "process_alerts")
+        if isinstance(process, dict):
+            return process
+        slos = {slo.id: slo for slo in self.spec.slos}
+        until_s = self.clock.now().timestamp()
+
+        def counts(slo_id: str) -> Any:  # the per-minute counts this run evaluated (the source keeps them)
+            return self.source.counts(slos[slo_id], until_s=until_s) if slo_id in slos else None
+
+        try:
+            report = process(self.workspace, list(store.alerts), clock=self.clock, counts=counts,
+                             actions=self.actions)
+            return {"state": "ok", "report": _jsonable(report)}
+        except Exception as exc:  # noqa: BLE001 - a hook never stops the monitor: its alerts are already sent
+            log.error("monitoring hook %s failed: %s", module_name, _error_text(exc))
             return {"state": "error", "error": _error_text(exc)}
 
     def follow(self, interval_s: float, *, stop: threading.Event, poll_s: float = 1.0, max_runs: int | None = None,
@@ -219,6 +241,20 @@ class Monitor:
         return runs
 
 
+def _optional_function(module_name: str, name: str) -> Callable[..., Any] | dict[str, Any]:
+    """Function ``name`` of an optional module, or the ``missing`` report when the module or function is absent."""
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        return {"state": "missing", "detail": f"{module_name} is not installed; skipped"}
+    function: Callable[..., Any] | None = getattr(module, name, None)
+    if function is None:
+        return {"state": "missing", "detail": f"{module_name} has no {name}(); skipped"}
+    return function
+
+
 def _monotonic() -> float:
     import time
 
@@ -233,4 +269,4 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-__all__ = ["DEFAULT_SINKS", "Monitor", "STATE_FILENAME", "read_state", "state_path", "status_entry"]
+__all__ = ["DEFAULT_SINKS", "Monitor", "POST_ALERT_MODULES", "STATE_FILENAME", "read_state", "state_path", "status_entry"]
