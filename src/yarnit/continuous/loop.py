@@ -269,6 +269,7 @@ class ContinuousLoop:
         self.runs = RunStore(ws)
         self.runner = PipelineRunner(ws, sleep=lambda s: None)  # in-run retries: the loop's own backoff is on its clock
         self.lease = LoopLease(ws.home, self.config.model, clock=ws.clock)
+        self._tick_start = 0
         self.state = load_state(ws.home, self.config.model)
         if self.state["world"] not in (None, self.world):
             raise InvalidInput(f"This workspace's loop of {self.config.model!r} reads the world {self.state['world']!r}, "
@@ -344,34 +345,48 @@ class ContinuousLoop:
 
     # -- one tick ------------------------------------------------------------------------------------------------
     def tick(self) -> dict[str, Any]:
-        """One bounded pass: ingest pending days in priority order, then train the newest trainable window."""
+        """One bounded pass in priority order (CH7-R15): the newest window's days, its training, then backfill.
+
+        Takes the lease for the pass unless :meth:`run` holds it (a second loop is refused, naming the holder).
+        """
+        if self.lease._fd is None:
+            with self.lease:
+                return self._tick()
+        return self._tick()
+
+    def _tick(self) -> dict[str, Any]:
         now = self.ws.clock.now()
-        budget = self.config.max_runs_per_tick
-        started = int(self.state.get("runs", 0))
+        self._tick_start = int(self.state.get("runs", 0))
         available = [d for d in world_days(self.world) if closes_at(d, self.config.log_close_h) <= now]
-        for day in self._ingest_order(available):
-            if int(self.state.get("runs", 0)) - started >= budget:
-                break
-            self._ingest(day, now)
+        fresh, backfill = self._ingest_order(available)
+        for day in fresh:
+            if self._budget_left():
+                self._ingest(day, now)
         self._mark_superseded(available)
         target = self._trainable(available)
-        if target is not None and int(self.state.get("runs", 0)) - started < budget:
+        if target is not None and self._budget_left():
             self._train(target, available)
+        for day in backfill:
+            if self._budget_left():
+                self._ingest(day, now)
+        self._mark_superseded(available)
         self._step_rollouts()
         self.state["ticks"] = int(self.state.get("ticks", 0)) + 1
         self.state["last_tick"] = now.isoformat()
         self.save()
         return self.status()
 
-    def _ingest_order(self, available: list[date]) -> list[date]:
-        """Pending days: the newest window's days newest first (freshness), then the rest oldest first (backfill)."""
+    def _budget_left(self) -> bool:
+        return int(self.state.get("runs", 0)) - self._tick_start < self.config.max_runs_per_tick
+
+    def _ingest_order(self, available: list[date]) -> tuple[list[date], list[date]]:
+        """Pending days: the newest window's, newest first (freshness); then the older ones, oldest first."""
         pending = [d for d in available if self.day(d).phase in ("in", "waiting_labels")]
         if not pending:
-            return []
+            return [], []
         newest = max(available)
         window = {newest - timedelta(days=k) for k in range(self.config.window_days)}
-        first = sorted((d for d in pending if d in window), reverse=True)
-        return first + sorted(d for d in pending if d not in window)
+        return sorted((d for d in pending if d in window), reverse=True), sorted(d for d in pending if d not in window)
 
     def _reference_rate(self, day: date) -> float | None:
         rates = sorted(float(s["label"]["rate"]) for k, s in self.state["days"].items()
@@ -452,6 +467,8 @@ class ContinuousLoop:
             state.phase = "window"
             self.put(state)
         if state.phase == "window":
+            if not self._budget_left():
+                return
             daily = [self.day(d).clean["id"] for d in window]  # type: ignore[index]
             result = self._attempt("window", state, "window_run", {
                 "dataset": self.config.dataset, "daily": daily, "window": f"{window[0]}..{window[-1]}"})
@@ -460,6 +477,8 @@ class ContinuousLoop:
             state.window = result.value("assemble", "window")
             state.phase, state.failed_runs, state.next_attempt_at = "train", [], None
             self.put(state)
+        if not self._budget_left() and state.train_run is None:
+            return
         controller = _rollout_controller()
         config = {"source": "dataset", "dataset": self.config.dataset, "dataset_version": state.window["version"],
                   "model": self.config.model, "warm_start": True, "promote": controller is None,
