@@ -207,7 +207,6 @@ class DayState:
     decision: str | None = None
     rollout: dict[str, Any] | None = None
     note: str | None = None
-    order: int | None = None  # position in the sequence of runs this loop started (catch-up order)
 
 
 def state_path(home: str | Path, model: str) -> Path:
@@ -313,7 +312,8 @@ class ContinuousLoop:
                               lease_s=self.runner.lease_s)
         setattr(state, attr, run.id)
         self.state["runs"] = int(self.state.get("runs", 0)) + 1
-        state.order = self.state["runs"]
+        self.state.setdefault("sequence", []).append([kind, state.day])  # the catch-up order, as it happened
+        self.state["sequence"] = self.state["sequence"][-1000:]
         self.put(state)  # recorded before it executes: a kill from here on resumes this very run
         self.progress(f"{state.day}: {pipeline.name} run {run.id}")
         return self.runner.resume(run.id, pipeline)
