@@ -13,7 +13,14 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from testsupport.loop_world import DUPLICATES, FAST, add_duplicate_flood, first_close, until_after, write_small_world
+from testsupport.loop_world import (
+    DUPLICATES,
+    FAST,
+    add_duplicate_flood,
+    first_close,
+    until_after,
+    write_small_world,
+)
 
 from yarnit.continuous.loop import ContinuousLoop, LoopConfig, LoopLease, load_state
 from yarnit.core import Settings, SimulatedClock, utc

@@ -12,9 +12,10 @@ import yarnit
 from yarnit.core.errors import YarnitError
 from yarnit.core.settings import load_settings
 
-from . import alerts, data, evaluation, features, lineage, loop, models, monitor, pipelines, slo, tokens
+from . import alerts, data, evaluation, features, lineage, models, monitor, pipelines, slo, tokens
 from . import monitor_run  # noqa: F401  (attaches `yarnit monitor run` to the monitor app)
 from .serving import predict_batch
+from . import loop as loop_cli  # noqa: I001
 from .common import JSON_OPTION, cli_errors, console, emit, fail, options, workspace
 
 app = typer.Typer(
@@ -36,7 +37,7 @@ app.add_typer(tokens.access_app, name="access")
 app.add_typer(slo.app, name="slo")
 app.add_typer(monitor.app, name="monitor")  # drift, summarize; labels, quality (monitor_quality); run (monitor_run)
 app.add_typer(alerts.app, name="alerts")
-app.add_typer(loop.app, name="loop")  # yarnit loop run|status (continuous/loop.py)
+app.add_typer(loop_cli.app, name="loop")  # yarnit loop run|status (continuous/loop.py)
 
 
 def _add_world() -> None:

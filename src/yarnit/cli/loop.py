@@ -57,11 +57,11 @@ def run(world: Path = typer.Option(..., "--world", help="A world written by: yar
                                                help="Override of the day pipeline (flood_factor …): key=value."),
         as_json: bool = JSON_OPTION) -> None:
     """Run the loop: each tick takes in new days, quarantines bad rows, waits for labels, trains, gates, promotes."""
+    from yarnit.continuous.loop import ContinuousLoop, LoopConfig, load_state
+    from yarnit.continuous.loop_steps import closes_at, world_days
     from yarnit.core.clock import SimulatedClock
     from yarnit.core.settings import load_settings
     from yarnit.monitoring.slo import parse_duration
-    from yarnit.continuous.loop import ContinuousLoop, LoopConfig, load_state
-    from yarnit.continuous.loop_steps import closes_at, world_days
     from yarnit.storage import open_workspace
 
     from .pipelines import parse_settings
@@ -100,8 +100,8 @@ def run(world: Path = typer.Option(..., "--world", help="A world written by: yar
 def status(model: str = typer.Option("ctr", "--model", help="Registered model name."),
            as_json: bool = JSON_OPTION) -> None:
     """Each day's phase, what was quarantined, which versions were trained and promoted, and the lease."""
-    from yarnit.core.settings import load_settings
     from yarnit.continuous.loop import loop_status, state_path
+    from yarnit.core.settings import load_settings
 
     env = load_settings()
     if not state_path(env.home, model).exists():

@@ -70,8 +70,15 @@ from yarnit.core.ids import check_name
 from yarnit.storage import Workspace
 from yarnit.training import Pipeline, PipelineRunner, RunStore
 from yarnit.training.runner import check_run
+from yarnit.training.runs import detect_code_version
 
-from .loop_steps import LOG_CLOSE_H, closes_at, day_pipeline, window_pipeline, world_days
+from .loop_steps import (
+    LOG_CLOSE_H,
+    closes_at,
+    day_pipeline,
+    window_pipeline,
+    world_days,
+)
 
 STATE_VERSION = 1
 Progress = Callable[[str], None]
@@ -261,11 +268,17 @@ class ContinuousLoop:
         self.config = config or LoopConfig()
         self.progress = progress or (lambda message: None)
         self.pipelines = {"day": day_pipeline(), "window": window_pipeline()} | (pipelines or {})
+        # a run's source says how to resume or reproduce it: the built-in ctr pipeline by name (yarnit runs
+        # resume works on it); the loop's own pipelines are resumed by the loop
+        self.sources = {"day": f"loop:{self.config.model}", "window": f"loop:{self.config.model}",
+                        "train": f"loop:{self.config.model}"}
         if "train" not in self.pipelines:
             from yarnit.recipes.ctr import ctr_pipeline
 
             self.pipelines["train"] = ctr_pipeline()
+            self.sources["train"] = "builtin:yarnit-ctr"
         self.runs = RunStore(ws)
+        self.code_version = detect_code_version()
         self.runner = PipelineRunner(ws, sleep=lambda s: None)  # in-run retries: the loop's own backoff is on its clock
         self.lease = LoopLease(ws.home, self.config.model, clock=ws.clock)
         self._tick_start = 0
@@ -308,7 +321,8 @@ class ContinuousLoop:
                 self.progress(f"{state.day}: resuming {pipeline.name} run {run_id}")
                 return self.runner.resume(run_id, pipeline)
         overrides = check_run(pipeline, config)
-        run = self.runs.start(pipeline.name, overrides, source=f"loop:{self.config.model}", seed=0,
+        run = self.runs.start(pipeline.name, overrides, source=self.sources.get(kind, f"loop:{self.config.model}"), seed=0,
+                              code_version=self.code_version,
                               lease_s=self.runner.lease_s)
         setattr(state, attr, run.id)
         self.state["runs"] = int(self.state.get("runs", 0)) + 1

@@ -40,7 +40,6 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from yarnit.core.errors import InvalidInput
