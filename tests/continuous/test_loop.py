@@ -161,11 +161,11 @@ def test_incomplete_labels_hold_training_until_the_late_clicks_arrive(tmp_path: 
     assert days["2026-01-06"]["phase"] == "superseded"  # inside the window just trained
 
 
-def _failing_ctr() -> Any:
+def _failing_ctr(error: Exception | None = None) -> Any:
     pipeline = ctr_pipeline()
 
     def broken_split(ctx: Any, dataset: Any) -> Any:
-        raise RuntimeError("the feature store is unreachable")
+        raise error or RuntimeError("the feature store is unreachable")
 
     steps = [dataclasses.replace(s, fn=broken_split) if s.name == "split" else s for s in pipeline.steps]
     return dataclasses.replace(pipeline, steps=steps)
@@ -282,3 +282,17 @@ def test_kill_9_at_random_points_then_restart_gives_the_same_versions_as_an_unin
     finished = [r.state for r in RunStore(ws).list() if r.state != "interrupted"]
     assert set(finished) == {"succeeded"}, finished
     assert killed_after[-1] > killed_after[0], killed_after  # the kills landed at different points
+
+
+def test_refused_input_is_not_retried_it_fails_the_day_and_alerts_at_once(tmp_path: Path) -> None:
+    from yarnit.recipes.ctr import BlockingAnomalies
+
+    world = write_small_world(tmp_path / "w", 2)
+    ws = _workspace(tmp_path / "home", first_close(world) + timedelta(days=1))
+    loop = ContinuousLoop(ws, world, LoopConfig(pipeline=FAST, max_attempts=3),
+                          pipelines={"train": _failing_ctr(BlockingAnomalies("price_usd is in cents"))})
+    loop.tick()
+    day = load_state(ws.home, "ctr")["days"]["2026-01-06"]
+    assert day["phase"] == "failed" and "not retried" in day["note"] and "price_usd is in cents" in day["note"]
+    assert [r.state for r in RunStore(ws).list("yarnit-ctr")] == ["failed"]
+    assert AlertStore.open(alerts_path(monitoring_dir(ws.home))).list("firing")[0].model == "ctr"

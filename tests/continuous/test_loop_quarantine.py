@@ -10,7 +10,12 @@ import pytest
 from testsupport.loop_world import write_small_world
 
 from yarnit.continuous.loop import LoopConfig
-from yarnit.continuous.loop_steps import DAY_DEFAULTS, closes_at, label_join, quarantine_reasons
+from yarnit.continuous.loop_steps import (
+    DAY_DEFAULTS,
+    closes_at,
+    label_join,
+    quarantine_reasons,
+)
 from yarnit.core.errors import InvalidInput
 
 DAY = date(2026, 1, 6)

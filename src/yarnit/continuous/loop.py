@@ -38,7 +38,8 @@ What the loop promises, and how:
   a newer one was trained is *superseded* (recorded, not trained): its data
   is inside the newer window, and a model of older data could never replace
   a fresher production. A tick starts at most ``max_runs_per_tick`` runs.
-* **Failures are retried, then alerted, never promoted.** A failed run is
+* **Failures are retried, then alerted, never promoted.** A failed run
+  (other than refused input: blocking anomalies, a bad parameter) is
   retried on a later tick after ``backoff_s * 2**(n-1)`` of the loop's clock
   (a new run: the failed one stays failed in the record, and cached steps are
   reused), up to ``max_attempts``; then the day is ``failed``, an alert opens
@@ -342,8 +343,12 @@ class ContinuousLoop:
                 state.failed_runs.append(run_id)
             setattr(state, attr, None)
             n = len(state.failed_runs)
-            state.note = f"{kind} failed (attempt {n} of {self.config.max_attempts}): {exc}"[:2000]
-            if n >= self.config.max_attempts:
+            # bad data or a bad config (validation's blocking anomalies, a refused parameter) gives the same
+            # answer on the same inputs: it is not retried
+            permanent = isinstance(getattr(exc, "cause", exc), InvalidInput)
+            state.note = (f"{kind} failed (attempt {n} of {self.config.max_attempts}"
+                          f"{', not retried: the same inputs give the same answer' if permanent else ''}): {exc}")[:2000]
+            if n >= self.config.max_attempts or permanent:
                 state.phase = "failed"
                 state.next_attempt_at = None
                 self._alert(state, kind, str(exc))
