@@ -304,3 +304,47 @@ def test_refused_input_is_not_retried_it_fails_the_day_and_alerts_at_once(tmp_pa
     assert day["phase"] == "failed" and "not retried" in day["note"] and "price_usd is in cents" in day["note"]
     assert [r.state for r in RunStore(ws).list("yarnit-ctr")] == ["failed"]
     assert AlertStore.open(alerts_path(monitoring_dir(ws.home))).list("firing")[0].model == "ctr"
+
+
+@pytest.mark.slow
+def test_a_frozen_model_trains_nothing_and_a_blessed_version_goes_to_a_staged_rollout(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The contracts with h8's ``training_frozen`` and h6's ``RolloutController`` (stand-ins until they merge)."""
+    import types
+
+    frozen: dict[str, str] = {"ctr": "bad data under investigation"}
+    started: list[tuple[int, str]] = []
+
+    class RolloutController:
+        def __init__(self, ws: Workspace, model: str, *, clock: Any, config: Any) -> None:
+            self.model = model
+
+        def start(self, version: int, actor: str) -> dict[str, Any]:
+            started.append((version, actor))
+            return {"stage": "shadow", "version": version}
+
+        def step(self) -> dict[str, Any]:
+            return {"decision": "hold"}
+
+    actions = types.ModuleType("yarnit.continuous.actions")
+    actions.training_frozen = lambda ws, model: frozen.get(model)  # type: ignore[attr-defined]
+    rollout = types.ModuleType("yarnit.continuous.rollout")
+    rollout.RolloutController = RolloutController  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "yarnit.continuous.actions", actions)
+    monkeypatch.setitem(sys.modules, "yarnit.continuous.rollout", rollout)
+
+    world = write_small_world(tmp_path / "w", 2)
+    ws = _workspace(tmp_path / "home", first_close(world) + timedelta(days=1))
+    loop = ContinuousLoop(ws, world, LoopConfig(pipeline=FAST))
+    loop.tick()
+    day = load_state(ws.home, "ctr")["days"]["2026-01-06"]
+    assert day["phase"] == "ready" and day["note"] == "training frozen: bad data under investigation"
+    assert RunStore(ws).list("yarnit-ctr") == []
+    del frozen["ctr"]
+    ws.clock.advance(3600)
+    loop.tick()
+    day = load_state(ws.home, "ctr")["days"]["2026-01-06"]
+    assert day["phase"] == "done" and day["version"] == 1 and day["promoted"] is False  # the rollout promotes
+    assert started == [(1, "loop:ctr")] and day["rollout"]["started"] is True
+    assert "production" not in ModelRegistry(ws).aliases("ctr")
+    assert load_state(ws.home, "ctr")["last_rollout_step"] == {"decision": "hold"}
