@@ -468,7 +468,7 @@ class ContinuousLoop:
             return
         for day in available:
             state = self.day(day)
-            if day.isoformat() <= through and state.phase == "ready":
+            if day.isoformat() <= through and state.phase in ("ready", "window", "train"):  # a retry overtaken too
                 state.phase, state.note = "superseded", f"its data is in the window trained through {through}"
                 self.put(state)
 
