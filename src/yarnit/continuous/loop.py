@@ -55,10 +55,7 @@ What the loop promises, and how:
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import socket
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
@@ -66,13 +63,14 @@ from pathlib import Path
 from typing import Any
 
 from yarnit.core.atomic import atomic_write_text
-from yarnit.core.errors import Conflict, InvalidInput, YarnitError
+from yarnit.core.errors import InvalidInput, YarnitError
 from yarnit.core.ids import check_name
 from yarnit.storage import Workspace
 from yarnit.training import Pipeline, PipelineRunner, RunStore
 from yarnit.training.runner import check_run
 from yarnit.training.runs import detect_code_version
 
+from .loop_lease import LoopLease, continuous_dir
 from .loop_steps import (
     LOG_CLOSE_H,
     closes_at,
@@ -113,86 +111,6 @@ class LoopConfig:
         for key in ("max_runs_per_tick", "max_attempts"):
             if getattr(self, key) < 1:
                 raise InvalidInput(f"Loop {key} must be at least 1; got {getattr(self, key)}.")
-
-
-def continuous_dir(home: str | Path) -> Path:
-    return Path(home) / "continuous"
-
-
-# --- the lease -------------------------------------------------------------------------------------------------
-class LoopLease:
-    """An exclusive, process-bound lease on the loop of one model (``flock``), with a holder file for status."""
-
-    def __init__(self, home: str | Path, model: str, *, clock: Any) -> None:
-        self.dir = continuous_dir(home)
-        self.model, self.clock = model, clock
-        self.lock_path = self.dir / f"loop-{model}.lock"
-        self.holder_path = self.dir / f"loop-{model}.holder.json"
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            holder = self.holder() or {}
-            raise Conflict(
-                f"Another loop of model {self.model!r} is running on this workspace: pid {holder.get('pid', '?')} on "
-                f"host {holder.get('host', '?')}, since {holder.get('started_at', '?')} (last heartbeat "
-                f"{holder.get('heartbeat_at', '?')}). Stop it first (kill {holder.get('pid', 'PID')}), or watch it "
-                "with: yarnit loop status"
-            ) from None
-        self._fd = fd
-        now = self.clock.now().isoformat()
-        self._write({"pid": os.getpid(), "host": socket.gethostname(), "started_at": now, "heartbeat_at": now})
-
-    def beat(self) -> None:
-        holder = self.holder() or {}
-        self._write(holder | {"heartbeat_at": self.clock.now().isoformat()})
-
-    def release(self) -> None:
-        if self._fd is None:
-            return
-        try:
-            self.holder_path.unlink(missing_ok=True)
-        finally:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
-
-    def held_elsewhere(self) -> bool:
-        """Whether a live process holds the lease now (a dead holder's lock is gone with it)."""
-        if self._fd is not None:
-            return False
-        if not self.lock_path.exists():
-            return False
-        fd = os.open(self.lock_path, os.O_RDWR)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)  # closing drops a lock we took
-        return False
-
-    def holder(self) -> dict[str, Any] | None:
-        try:
-            data = json.loads(self.holder_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        return data if isinstance(data, dict) else None
-
-    def _write(self, data: dict[str, Any]) -> None:
-        atomic_write_text(self.holder_path, json.dumps(data, sort_keys=True))
-
-    def __enter__(self) -> LoopLease:
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
 
 
 # --- the state ---------------------------------------------------------------------------------------------------
