@@ -16,6 +16,7 @@ from . import (alerts, data, evaluation, features, incidents, lineage, models, m
                tokens)
 from . import monitor_run  # noqa: F401  (attaches `yarnit monitor run` to the monitor app)
 from .serving import predict_batch
+from . import loop as loop_cli  # noqa: I001
 from .common import JSON_OPTION, cli_errors, console, emit, fail, options, workspace
 
 app = typer.Typer(
@@ -39,6 +40,7 @@ app.add_typer(monitor.app, name="monitor")  # drift, summarize; labels, quality 
 app.add_typer(alerts.app, name="alerts")
 app.add_typer(rollout.app, name="rollout")
 app.add_typer(incidents.app, name="incidents")
+app.add_typer(loop_cli.app, name="loop")  # yarnit loop run|status (continuous/loop.py)
 
 
 def _add_world() -> None:

@@ -1,0 +1,256 @@
+"""The loop's own pipelines: one day's data in (label join, quarantine, label completeness), and a training window.
+
+``yarnit-loop-day`` (one run per day and label check) reads one day of a
+written world (:func:`yarnit.world.writer.read_table`), as the loop would read
+a day of a real click log once it has closed:
+
+* **collect**: the day's impressions, with ``clicked`` recomputed by the
+  **label join**: an impression is clicked when a click label for it had
+  *arrived* by ``as_of`` (the loop's now). Late clicks (ch. 15 case 5) are
+  not there yet and come in on a later check.
+* **quarantine**: bad rows are set aside before training (ch. 10: "bad data is
+  filtered before training"), each with its reason, in their own dataset
+  version (``<dataset>-quarantine``), and the clean rows become
+  ``<dataset>-daily``. Three rules, each bounded to what it can recognise:
+
+  - ``duplicate``: a repeated ``impression_id`` (a duplicate flood, CH7-R10:
+    an attacker or a replaying pipeline); the first copy is kept;
+  - ``spam``: every impression of a shopper with more than ``spam_factor``
+    times the median shopper's impressions that day (and at least
+    ``spam_min_rows``): a bot or a scraper;
+  - ``query_flood``: on a device whose search sessions are more than
+    ``flood_factor`` times its median over the ``lookback_days`` (ch. 15 case
+    2: an app update re-issues the last query), the click-less search
+    sessions in excess of the usual volume (:func:`_query_flood`). On an
+    ordinary day nothing is quarantined by this rule.
+
+* **labels**: label completeness. The day's joined click rate on its clean
+  rows is compared with a reference rate (the median of the days already
+  complete, given by the loop); below ``min_label_ratio`` of it the labels
+  are incomplete and the loop holds every training window that contains the
+  day. No reference yet: the lower end of ``positive_rate_band``.
+
+``yarnit-loop-window`` assembles the clean rows of the window's days into one
+version of ``<dataset>`` (its parents are the daily versions: lineage), which
+the ctr pipeline then trains on (``source=dataset``).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from yarnit.core.errors import InvalidInput
+from yarnit.data import Datasets
+from yarnit.training import Pipeline, Step, StepContext, ValueKind
+
+LOG_CLOSE_H = 6.0  # the world closes a day's impression log at 06:00 the next day (world/scenarios.py)
+
+DAY_DEFAULTS: dict[str, Any] = {
+    "world": "",
+    "day": "",
+    "as_of": "",
+    "dataset": "yarnit-impressions",
+    "lookback_days": 7,
+    "spam_factor": 20.0,
+    "spam_min_rows": 200,
+    "flood_factor": 3.0,
+    "flood_min_sessions": 50,
+    "min_label_ratio": 0.5,
+    "reference_rate": None,
+    "positive_rate_band": [0.005, 0.5],
+}
+
+
+def world_days(world: str) -> list[date]:
+    """The days a written world holds (its ``impressions`` partitions)."""
+    from pathlib import Path
+
+    root = Path(world) / "impressions"
+    if not root.is_dir():
+        raise InvalidInput(f"{world!r} is not a written world (no impressions/ directory). "
+                           "Write one with: yarnit world generate --out DIR --days N")
+    return sorted(date.fromisoformat(p.name.split("=", 1)[1]) for p in root.glob("day=*"))
+
+
+def closes_at(day: date, log_close_h: float = LOG_CLOSE_H) -> datetime:
+    """When ``day``'s impression log has closed and may be read."""
+    from datetime import timezone
+
+    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc) + timedelta(days=1, hours=log_close_h)
+
+
+def _read(world: str, table: str, days: list[date]) -> pd.DataFrame:
+    from yarnit.world.writer import read_table
+
+    present = set(world_days(world))
+    wanted = [d for d in days if d in present]
+    if not wanted:
+        return pd.DataFrame()
+    return read_table(world, table, wanted)
+
+
+def label_join(impressions: pd.DataFrame, labels: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
+    """``clicked`` = a click label for the impression had arrived by ``as_of`` (late clicks are not there yet)."""
+    if labels.empty:
+        return impressions.assign(clicked=impressions["clicked"] * 0)
+    clicks = labels[(labels["kind"] == "click") & (labels["arrival_time"] <= pd.Timestamp(as_of))]
+    joined = impressions["impression_id"].isin(set(clicks["impression_id"]))
+    return impressions.assign(clicked=joined.astype(impressions["clicked"].dtype))
+
+
+def quarantine_reasons(frame: pd.DataFrame, history: pd.DataFrame, cfg: dict[str, Any]) -> pd.Series:
+    """Why each row is quarantined (``""``: clean). ``history``: user_id, query, day of the lookback days."""
+    reason = pd.Series("", index=frame.index, dtype=object)
+    duplicate = frame["impression_id"].duplicated(keep="first").to_numpy()
+    reason[duplicate] = "duplicate"
+    per_user = frame.loc[~duplicate].groupby("user_id", observed=True).size()
+    if len(per_user):
+        limit = max(float(cfg["spam_min_rows"]), float(cfg["spam_factor"]) * float(per_user.median()))
+        spammers = set(per_user[per_user > limit].index)
+        reason[(reason == "") & frame["user_id"].isin(spammers)] = "spam"
+    flood = _query_flood(frame[reason == ""], history, cfg)
+    reason[flood[flood].index] = "query_flood"
+    return reason
+
+
+def _query_flood(frame: pd.DataFrame, history: pd.DataFrame, cfg: dict[str, Any]) -> pd.Series:
+    """Rows of the click-less search sessions in excess of each device's usual volume, on a flooded device.
+
+    A device is flooded when its search sessions exceed ``flood_factor`` times the median of the lookback days
+    (and by at least ``flood_min_sessions``). Of its click-less sessions, as many as the excess are set aside:
+    those repeating a query the same shopper issued before first, then in the order of a hash of the session
+    id (deterministic). The clicked sessions and the usual volume stay, so the day keeps its slice volume and
+    about its usual click rate; with no lookback days there is no baseline, and nothing is called a flood.
+    """
+    none = pd.Series(False, index=frame.index)
+    if frame.empty or history.empty or "query" not in frame.columns:
+        return none
+
+    def searches(part: pd.DataFrame) -> pd.DataFrame:
+        return part[part["query"].notna() & (part["query"].astype(str) != "")]
+
+    usual = (searches(history).groupby(["day", "device"], observed=True)["session_id"].nunique()
+             .groupby(level="device", observed=True).median())
+    sessions = (searches(frame).groupby("session_id", observed=True)
+                .agg(device=("device", "first"), user_id=("user_id", "first"), query=("query", "first"),
+                     clicks=("clicked", "sum")))
+    earlier = set(zip(history["user_id"], history["query"], strict=True))
+    flooded: list[Any] = []
+    for device, group in sessions.groupby("device", observed=True):
+        expected = float(usual.get(device, 0.0))
+        excess = len(group) - round(expected)
+        if len(group) <= float(cfg["flood_factor"]) * expected or excess < int(cfg["flood_min_sessions"]):
+            continue
+        clickless = group[group["clicks"] == 0]
+        fresh = [(u, q) not in earlier for u, q in zip(clickless["user_id"], clickless["query"], strict=True)]
+        order = clickless.assign(
+            _fresh=fresh,
+            _hash=pd.util.hash_pandas_object(clickless.index.to_series().astype(str), index=False).to_numpy(),
+        ).sort_values(["_fresh", "_hash"])
+        flooded += list(order.index[:excess])
+    return frame["session_id"].isin(set(flooded))
+
+
+# --- steps -------------------------------------------------------------------
+def collect(ctx: StepContext) -> dict[str, Any]:
+    cfg = ctx.config
+    day = date.fromisoformat(cfg["day"])
+    as_of = datetime.fromisoformat(cfg["as_of"])
+    impressions = _read(cfg["world"], "impressions", [day])
+    if impressions.empty:
+        raise InvalidInput(f"The world {cfg['world']!r} has no impressions for {day}.")
+    joined = label_join(impressions, _read(cfg["world"], "labels", [day]), as_of)
+    ctx.log(f"{day}: {len(joined)} impressions, {int(joined['clicked'].sum())} clicks arrived by {as_of.isoformat()}")
+    ctx.count_rows(len(joined))
+    return {"table": joined}
+
+
+def quarantine(ctx: StepContext, table: pd.DataFrame) -> dict[str, Any]:
+    cfg = ctx.config
+    day = date.fromisoformat(cfg["day"])
+    lookback = [day - timedelta(days=k) for k in range(int(cfg["lookback_days"]), 0, -1)]
+    history = _read(cfg["world"], "impressions", lookback)
+    if not history.empty:
+        history = history[["user_id", "query", "session_id", "device", "day"]]
+    reasons = quarantine_reasons(table, history, cfg)
+    bad = reasons != ""
+    datasets = Datasets(ctx.workspace)
+    source = f"world {cfg['world']} day {day} (label join as of {cfg['as_of']})"
+    clean = datasets.ingest_frame(f"{cfg['dataset']}-daily", table[~bad].reset_index(drop=True), source=source,
+                                  run_id=ctx.run_id, retention_class="events", pii_columns=["user_id"],
+                                  subject="user_id")
+    counts = {str(k): int(v) for k, v in reasons[bad].value_counts().items()}
+    held: dict[str, Any] = {"id": None}
+    if bad.any():
+        rows = table[bad].assign(quarantine_reason=reasons[bad].to_numpy()).reset_index(drop=True)
+        version = datasets.ingest_frame(f"{cfg['dataset']}-quarantine", rows, source=f"quarantined rows of {source}",
+                                        run_id=ctx.run_id, retention_class="events", pii_columns=["user_id"],
+                                        subject="user_id")
+        held = {"id": version.id, "ref": version.ref}
+        ctx.log(f"quarantined {int(bad.sum())} of {len(table)} rows: {counts} → {version.ref}")
+    ctx.count_rows(len(table))
+    ctx.metric("quarantined", counts)
+    return {"clean": {"id": clean.id, "ref": clean.ref, "version": clean.version, "rows": int((~bad).sum())},
+            "quarantine": held | {"rows": int(bad.sum()), "reasons": counts}}
+
+
+def labels(ctx: StepContext, clean: dict[str, Any]) -> dict[str, Any]:
+    """Label completeness of the day's clean rows against the reference rate."""
+    cfg = ctx.config
+    datasets = Datasets(ctx.workspace)
+    frame = datasets.read_table(datasets.get_by_id(clean["id"])).select(["clicked"]).to_pandas()
+    rate = float(frame["clicked"].mean()) if len(frame) else 0.0
+    reference = cfg.get("reference_rate")
+    floor = float(cfg["positive_rate_band"][0])
+    needed = max(floor, float(cfg["min_label_ratio"]) * float(reference)) if reference else floor
+    complete = rate >= needed
+    against = f"{cfg['min_label_ratio']} x the reference rate {reference:.4f}" if reference else \
+        f"the lowest plausible rate {floor}"
+    note = (f"click rate {rate:.4f} on {len(frame)} clean rows as of {cfg['as_of']}: labels "
+            f"{'complete' if complete else 'INCOMPLETE'} (needs ≥ {needed:.4f}: {against})")
+    ctx.log(note)
+    ctx.metric("label_rate", rate)
+    return {"report": {"rate": rate, "needed": needed, "complete": complete, "rows": len(frame), "note": note}}
+
+
+def assemble(ctx: StepContext) -> dict[str, Any]:
+    """One version of ``dataset`` from the clean daily versions of the window (parents: those versions)."""
+    cfg = ctx.config
+    datasets = Datasets(ctx.workspace)
+    parts, ids = [], []
+    for version_id in cfg["daily"]:
+        version = datasets.get_by_id(version_id)
+        parts.append(datasets.read(version))
+        ids.append(version.id)
+    frame = pd.concat(parts, ignore_index=True)
+    version = datasets.ingest_frame(cfg["dataset"], frame, source=f"training window {cfg['window']} of the loop",
+                                    parents=ids, run_id=ctx.run_id, retention_class="events",
+                                    pii_columns=["user_id"], subject="user_id")
+    ctx.count_rows(len(frame))
+    return {"window": {"id": version.id, "ref": version.ref, "version": version.version, "rows": len(frame)}}
+
+
+def day_pipeline() -> Pipeline:
+    """One day in: label join → quarantine → label completeness (``yarnit-loop-day``)."""
+    return Pipeline("yarnit-loop-day", [
+        Step("collect", collect, outputs={"table": ValueKind.TABLE}, retries=2),
+        Step("quarantine", quarantine, inputs={"table": "collect.table"},
+             outputs={"clean": ValueKind.REF, "quarantine": ValueKind.REF}),
+        Step("labels", labels, inputs={"clean": "quarantine.clean"}, outputs={"report": ValueKind.REPORT},
+             cacheable=False),
+    ], config=DAY_DEFAULTS, description="The loop's day: label join, quarantine of bad rows, label completeness")
+
+
+def window_pipeline() -> Pipeline:
+    """The training window's dataset version from clean daily versions (``yarnit-loop-window``)."""
+    return Pipeline("yarnit-loop-window", [
+        Step("assemble", assemble, outputs={"window": ValueKind.REF}),
+    ], config={"dataset": "yarnit-impressions", "daily": [], "window": ""},
+        description="The loop's training window: clean daily versions → one dataset version")
+
+
+__all__ = ["DAY_DEFAULTS", "LOG_CLOSE_H", "closes_at", "day_pipeline", "label_join", "quarantine_reasons",
+           "window_pipeline", "world_days"]
