@@ -68,13 +68,16 @@ class TrafficPolicy:
 
     canary_percent: float = 0.0
     shadow: bool = True
+    # The emergency "fall back" switch (yarnit.continuous.actions.fall_back): answer with the fallback the
+    # model's owner declared (the ``fallback`` alias, else the heuristic prior), never the model.
+    force_fallback: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.canary_percent <= 100.0:
             raise InvalidInput(f"canary_percent must be within [0, 100]; got {self.canary_percent}.")
 
     def as_dict(self) -> dict[str, Any]:
-        return {"canary_percent": self.canary_percent, "shadow": self.shadow}
+        return {"canary_percent": self.canary_percent, "shadow": self.shadow, "force_fallback": self.force_fallback}
 
 
 @dataclass(frozen=True)
@@ -116,13 +119,13 @@ class TrafficPolicyStore:
         """Every stored policy, by model (models without one use the default: no canary, shadow on)."""
         with self.ws.metadata.begin() as conn:
             rows = conn.execute(select(traffic_policies)).mappings().all()
-        return {r["model_name"]: TrafficPolicy(float(r["canary_percent"]), bool(r["shadow"])) for r in rows}
+        return {r["model_name"]: _policy(r) for r in rows}
 
     def get(self, model_name: str) -> TrafficPolicy:
         with self.ws.metadata.begin() as conn:
             row = conn.execute(select(traffic_policies).where(traffic_policies.c.model_name == model_name)
                                ).mappings().first()
-        return _DEFAULT if row is None else TrafficPolicy(float(row["canary_percent"]), bool(row["shadow"]))
+        return _DEFAULT if row is None else _policy(row)
 
     def set(self, model_name: str, *, canary_percent: float | None = None, shadow: bool | None = None,
             actor: str, reason: str = "", force: bool = False, override_reason: str = "") -> TrafficPolicyEvent:
@@ -154,9 +157,9 @@ class TrafficPolicyStore:
                 raise ModelNotFound(model_name)
             row = conn.execute(select(traffic_policies).where(traffic_policies.c.model_name == model_name)
                                ).mappings().first()
-            old = _DEFAULT if row is None else TrafficPolicy(float(row["canary_percent"]), bool(row["shadow"]))
+            old = _DEFAULT if row is None else _policy(row)
             new = TrafficPolicy(old.canary_percent if canary_percent is None else float(canary_percent),
-                                old.shadow if shadow is None else bool(shadow))
+                                old.shadow if shadow is None else bool(shadow), old.force_fallback)
             halt = None
             if new.canary_percent > old.canary_percent:  # lowering never reads the policy: it cannot be refused
                 gate = self._gate()
@@ -181,6 +184,35 @@ class TrafficPolicyStore:
                                        None if row is None else old.shadow, new.shadow, actor, reason, now)
             conn.execute(insert(traffic_policy_events).values(**event.__dict__))
         return event
+
+    def set_force_fallback(self, model_name: str, on: bool, *, actor: str,
+                           audit: tuple[str, dict[str, Any]]) -> tuple[bool, int | None]:
+        """Turn ``model_name``'s fall-back switch on or off with its ``audit`` row, in one transaction.
+
+        Returns (the value before, the audit row's id; None when nothing changed and nothing was audited).
+        Never asks the release gate: falling back, and coming back, must not wait for an error budget.
+        """
+        now = self.ws.clock.now()
+        with self.ws.metadata.begin() as conn:
+            found = conn.execute(select(models.c.name).where(models.c.name == model_name).with_for_update()).first()
+            if found is None:
+                raise ModelNotFound(model_name)
+            row = conn.execute(select(traffic_policies).where(traffic_policies.c.model_name == model_name)
+                               ).mappings().first()
+            before = bool(row["force_fallback"]) if row is not None else False
+            if before == on:
+                return before, None
+            if row is None:
+                conn.execute(insert(traffic_policies).values(
+                    model_name=model_name, canary_percent=_DEFAULT.canary_percent, shadow=_DEFAULT.shadow,
+                    force_fallback=on, updated_at=now, updated_by=actor))
+            else:
+                conn.execute(update(traffic_policies).where(traffic_policies.c.model_name == model_name)
+                             .values(force_fallback=on, updated_at=now, updated_by=actor))
+            audit_id = conn.execute(insert(audit_log).values(
+                at=now, actor=actor, action=audit[0], subject=f"model:{model_name}",
+                detail=audit[1] | {"from_force_fallback": before, "to_force_fallback": on})).inserted_primary_key[0]
+        return before, int(audit_id)
 
     def history(self, model_name: str) -> list[TrafficPolicyEvent]:
         """Every audited change of ``model_name``'s policy, oldest first."""
@@ -212,6 +244,7 @@ class Router:
         self.store = store
         self.refresh_s = refresh_s
         self._policies: dict[str, TrafficPolicy] = {}
+        self._forced: frozenset[str] = frozenset()  # models whose fall-back switch is on: one set lookup per request
         self._loaded = False
         self._watcher = ChangeWatcher("yarnit-traffic-watch", store.ws.metadata if store is not None else None,
                                       refresh_s, self.refresh)
@@ -222,6 +255,7 @@ class Router:
         """Change ``model``'s policy: persisted and audited when there is a store (returns the event)."""
         if self.store is None:
             self._policies = self._policies | {model: policy}
+            self._forced = frozenset(m for m, p in self._policies.items() if p.force_fallback)
             return None
         event = self.store.set(model, canary_percent=policy.canary_percent, shadow=policy.shadow, actor=actor,
                                reason=reason)
@@ -243,6 +277,7 @@ class Router:
             log.warning("traffic policies not re-read; keeping the %d known: %s", len(self._policies), exc)
             return False
         self._policies = policies  # one reference assignment: readers see the old or the new dict
+        self._forced = frozenset(m for m, p in policies.items() if p.force_fallback)
         self._loaded = True
         return True
 
@@ -260,6 +295,12 @@ class Router:
         """Stop the refresh thread."""
         self._watcher.close()
 
+    def forced_fallback(self, model: str) -> bool:
+        """Whether ``model``'s fall-back switch is on (the data plane then answers with its declared fallback)."""
+        if self.store is not None and (not self._loaded or self.refresh_s <= 0):
+            self._first_load()
+        return model in self._forced
+
     def choose(self, model: str, key: str | None, *, has_canary: bool) -> str:
         if not has_canary:
             return "production"
@@ -272,6 +313,10 @@ class Router:
 
 
 _DEFAULT = TrafficPolicy()
+
+
+def _policy(row: Any) -> TrafficPolicy:
+    return TrafficPolicy(float(row["canary_percent"]), bool(row["shadow"]), bool(row.get("force_fallback", False)))
 
 
 class ShadowScorer:

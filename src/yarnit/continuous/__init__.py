@@ -1,0 +1,1 @@
+"""Continuous ML: the loop, staged rollouts with canary analysis, and emergency actions."""
