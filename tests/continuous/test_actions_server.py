@@ -80,19 +80,21 @@ def audit_of(http: httpx.Client, action: str) -> list[dict[str, Any]]:
     return [h for h in body["history"] if h["action"] == action]
 
 
-@pytest.mark.parametrize("path", ["/api/models/ctr/actions/fall-back", "/api/models/ctr/actions/restore",
-                                  "/api/models/ctr/actions/roll-back", "/api/models/ctr/actions/stop-training",
-                                  "/api/models/ctr/actions/resume-training", "/api/datasets/shop/actions/remove-data",
-                                  "/api/alerts/actions/roll-through"])
-def test_every_action_refuses_a_missing_or_wrong_token_and_changes_nothing(http: httpx.Client, ws: Workspace,
-                                                                           path: str) -> None:
-    body = {"reason": "try without a token"}
-    assert http.post(path, json=body).status_code == 401
-    assert http.post(path, json=body, headers={"Authorization": "Bearer wrong-token-0000000000"}).status_code == 401
+PATHS = ["/api/models/ctr/actions/fall-back", "/api/models/ctr/actions/restore", "/api/models/ctr/actions/roll-back",
+         "/api/models/ctr/actions/stop-training", "/api/models/ctr/actions/resume-training",
+         "/api/datasets/shop/actions/remove-data", "/api/alerts/actions/roll-through"]
+
+
+def test_every_action_refuses_a_missing_or_wrong_token_and_changes_nothing(http: httpx.Client, ws: Workspace) -> None:
     from yarnit.access import Tokens
 
     _, reader = Tokens(ws).issue("reader", ["read-restricted"], actor="user:ops")
-    assert http.post(path, json=body, headers={"Authorization": f"Bearer {reader}"}).status_code == 403
+    body = {"reason": "try without a token"}
+    for path in PATHS:
+        assert http.post(path, json=body).status_code == 401, path
+        wrong = {"Authorization": "Bearer wrong-token-0000000000"}
+        assert http.post(path, json=body, headers=wrong).status_code == 401, path
+        assert http.post(path, json=body, headers={"Authorization": f"Bearer {reader}"}).status_code == 403, path
     assert actions.history(ws) == [] and actions.training_frozen(ws, "ctr") is None
     assert predict(http)["model_version"] == 2
 
@@ -228,37 +230,36 @@ def test_nothing_to_roll_back_to_is_a_409(http: httpx.Client, ws: Workspace) -> 
     assert bad.status_code == 422
 
 
-def test_stop_training_via_the_api_keeps_the_ctr_pipeline_from_promoting_and_it_says_why(
-        http: httpx.Client, tmp_path: Path) -> None:
-    response = http.post("/api/models/ctr/actions/stop-training", json={"reason": "labels are late"}, headers=AUTH)
-    assert response.status_code == 200 and response.json()["to"] == {"frozen": True}
-    switches = http.get("/api/models/ctr/switches").json()
-    assert switches["training_frozen"]["reason"] == "labels are late"
-    assert switches["training_frozen"]["frozen_by"] == "token:admin"
-
-
-def test_a_frozen_model_is_registered_by_the_ctr_pipeline_but_not_promoted(tmp_path: Path) -> None:
+def test_stop_training_via_the_api_keeps_the_ctr_pipeline_from_promoting_and_it_says_why(tmp_path: Path) -> None:
     from yarnit.core import utc
     from yarnit.recipes import ctr_pipeline
     from yarnit.training import PipelineRunner
 
-    ws = open_workspace(Settings.for_home(tmp_path / "pipe"), SimulatedClock(utc(2026, 1, 5, 9)))
+    ws = open_workspace(Settings.for_home(tmp_path / "pipe", api_token=TOKEN), SimulatedClock(utc(2026, 1, 5, 9)))
     try:
-        runner = PipelineRunner(ws)
-        config = {"days": 3, "sessions_per_day": 400, "bootstrap_resamples": 300}
-        first = runner.run(ctr_pipeline(), config=config).value("register", "model_version")
-        assert first["promoted"] is True and first["production"] == 1
-        actions.stop_training(ws, "ctr", actor="user:oncall", reason="label completeness alert")
-        second = runner.run(ctr_pipeline(), config=config | {"trainer_params": {"c": 0.05}}).value(
-            "register", "model_version")
-        assert (second["version"], second["registered"], second["promoted"], second["production"]) == (2, True, False,
-                                                                                                       1)
-        assert second["decision"].startswith("not promoted: training of ctr is frozen (label completeness alert "
-                                             "(frozen by user:oncall at ")
+        with BackgroundServer(create_app(ws, refresh_s=0.25)) as server, \
+                httpx.Client(base_url=server.url, timeout=30) as http:
+            # Frozen before its first version: the first run registers it but nothing reaches serving.
+            response = http.post("/api/models/ctr/actions/stop-training", json={"reason": "labels are late"},
+                                 headers=AUTH)
+            assert response.status_code == 200, response.text
+            assert (response.json()["to"], response.json()["registered"]) == ({"frozen": True}, False)
+        config = {"days": 2, "sessions_per_day": 300, "bootstrap_resamples": 100}
+        second = PipelineRunner(ws).run(ctr_pipeline(), config=config).value("register", "model_version")
+        assert (second["version"], second["registered"], second["promoted"], second["production"]) == (1, True, False,
+                                                                                                       None)
+        assert second["blessed"] is True  # only the freeze held it back
+        assert second["decision"].startswith("not promoted: training of ctr is frozen (labels are late (frozen by "
+                                             "token:admin at ")
+        with BackgroundServer(create_app(ws, refresh_s=0.25)) as server, \
+                httpx.Client(base_url=server.url, timeout=30) as http:
+            frozen = http.get("/api/models/ctr/switches").json()["training_frozen"]
+            assert (frozen["reason"], frozen["frozen_by"]) == ("labels are late", "token:admin")
         assert "yarnit emergency resume-training ctr" in second["decision"]
-        assert ModelRegistry(ws).aliases("ctr") == {"production": 1}
+        assert ModelRegistry(ws).aliases("ctr") == {}
         resumed = actions.resume_training(ws, "ctr", actor="user:oncall", reason="labels caught up")
-        assert resumed["from"]["reason"] == "label completeness alert" and actions.training_frozen(ws, "ctr") is None
-        assert [h["action"] for h in actions.history(ws, model="ctr")] == ["resume_training", "stop_training"]
+        assert resumed["from"]["reason"] == "labels are late" and actions.training_frozen(ws, "ctr") is None
+        assert [(h["action"], h["actor"]) for h in actions.history(ws, model="ctr")] == [
+            ("resume_training", "user:oncall"), ("stop_training", "token:admin")]
     finally:
         ws.close()

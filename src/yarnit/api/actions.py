@@ -64,14 +64,15 @@ class RollThrough(BaseModel):
     reason: Reason
 
 
-def _apply_now(request: Request, name: str) -> None:
-    """This server takes the change at once (the others at their next poll)."""
+def _apply_now(request: Request, name: str, action: str) -> None:
+    """This server takes a serving change at once (the others at their next poll)."""
     serving = getattr(request.app.state, "serving", None)
-    if serving is not None:
+    if serving is None:
+        return
+    if action in ("fall-back", "restore"):
         serving.router.refresh()
-    runtime = getattr(request.app.state, "runtime", None)
-    if runtime is not None:
-        runtime.refresh(name)
+    elif action == "roll-back":
+        serving.runtime.refresh(name)
 
 
 @router.post("/models/{name}/actions/{action}")
@@ -79,7 +80,7 @@ def model_action(name: ModelName, action: ModelAction, body: ActionBody, request
     """One emergency action on a model: 404 unknown model, 409 when its state refuses (no fallback declared,
     nothing to roll back to), 422 bad input; the answer says what changed and the audit row's id."""
     result = MODEL_ACTIONS[action](request.app.state.workspace, name, actor=actor_of(request), reason=body.reason)
-    _apply_now(request, name)
+    _apply_now(request, name, action)
     return result
 
 

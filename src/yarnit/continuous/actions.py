@@ -59,7 +59,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, delete, insert, select, update
 
 from yarnit.core.errors import Conflict, InvalidInput, NotFound
-from yarnit.core.ids import new_id
+from yarnit.core.ids import check_name, new_id
 from yarnit.core.text import check_plain_text
 from yarnit.registry import ModelRegistry, NothingToRollBackTo
 from yarnit.storage import Workspace
@@ -110,9 +110,14 @@ def _iso(value: datetime | None) -> str | None:
 
 # -- stop training ------------------------------------------------------------------------------
 def stop_training(ws: Workspace, model: str, *, actor: str, reason: str) -> dict[str, Any]:
-    """Freeze pushes of ``model``: no pipeline or loop moves its ``production`` until :func:`resume_training`."""
+    """Freeze pushes of ``model``: no pipeline or loop moves its ``production`` until :func:`resume_training`.
+
+    A model with no version yet may be frozen too (its first pipeline run then registers but does not
+    promote); the answer says so (``registered: false``), so a mistyped name is visible.
+    """
     why = _reason(reason)
-    _model(ws, model)
+    check_name("Model", model)
+    registered = ModelRegistry(ws).exists(model)
     with ws.metadata.begin() as conn:
         row = conn.execute(select(training_freezes).where(training_freezes.c.model_name == model)
                            .with_for_update()).mappings().first()
@@ -125,14 +130,14 @@ def stop_training(ws: Workspace, model: str, *, actor: str, reason: str) -> dict
         conn.execute(insert(training_freezes).values(model_name=model, reason=why, frozen_by=actor,
                                                      frozen_at=ws.clock.now(), audit_id=audit_id))
     return {"action": "stop_training", "model": model, "changed": True, "from": {"frozen": False},
-            "to": {"frozen": True}, "reason": why, "audit_id": audit_id,
+            "to": {"frozen": True}, "registered": registered, "reason": why, "audit_id": audit_id,
             "undo": f"yarnit emergency resume-training {model} --reason '…'"}
 
 
 def resume_training(ws: Workspace, model: str, *, actor: str, reason: str) -> dict[str, Any]:
     """Lift :func:`stop_training`: pipelines and the loop may promote ``model`` again."""
     why = _reason(reason)
-    _model(ws, model)
+    check_name("Model", model)
     with ws.metadata.begin() as conn:
         row = conn.execute(select(training_freezes).where(training_freezes.c.model_name == model)
                            .with_for_update()).mappings().first()
