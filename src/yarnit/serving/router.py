@@ -10,7 +10,10 @@
   alias moves. A router built over a store re-reads every policy every
   ``refresh_s`` seconds on a background thread, so every server process (and
   a restarted one) agrees on the split; the process that took the change
-  applies it at once.
+  applies it at once. The policy also carries the emergency fall-back switch
+  (``force_fallback``, set by :mod:`yarnit.continuous.actions`): the request
+  path asks :meth:`Router.forced_fallback`, one lookup in a frozenset rebuilt
+  at each refresh.
 * :class:`ShadowScorer` scores a copy of the request with the ``shadow``
   version on a background thread. Its output goes to the prediction log
   only: it is never returned and the response never waits for it. When the
@@ -77,7 +80,9 @@ class TrafficPolicy:
             raise InvalidInput(f"canary_percent must be within [0, 100]; got {self.canary_percent}.")
 
     def as_dict(self) -> dict[str, Any]:
-        return {"canary_percent": self.canary_percent, "shadow": self.shadow, "force_fallback": self.force_fallback}
+        # force_fallback is shown with the other emergency switches (GET /api/models/{name}/switches, yarnit
+        # emergency status), so this shape, which clients of the traffic API compare, stays as it was.
+        return {"canary_percent": self.canary_percent, "shadow": self.shadow}
 
 
 @dataclass(frozen=True)
