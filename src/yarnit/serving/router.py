@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from yarnit.core.errors import InvalidInput, YarnitError
 from yarnit.core.text import check_plain_text
@@ -155,13 +155,7 @@ class TrafficPolicyStore:
         override = override_reason.strip() or (reason.strip() if force else "")
         now = self.ws.clock.now()
         with self.ws.metadata.begin() as conn:
-            # The model row, locked on PostgreSQL so that two writers of one model serialise (SQLite's write
-            # transaction already does): the audit's "from" values are then exactly what was replaced.
-            found = conn.execute(select(models.c.name).where(models.c.name == model_name).with_for_update()).first()
-            if found is None:
-                raise ModelNotFound(model_name)
-            row = conn.execute(select(traffic_policies).where(traffic_policies.c.model_name == model_name)
-                               ).mappings().first()
+            row = _locked_policy_row(conn, model_name)
             old = _DEFAULT if row is None else _policy(row)
             new = TrafficPolicy(old.canary_percent if canary_percent is None else float(canary_percent),
                                 old.shadow if shadow is None else bool(shadow), old.force_fallback)
@@ -199,11 +193,7 @@ class TrafficPolicyStore:
         """
         now = self.ws.clock.now()
         with self.ws.metadata.begin() as conn:
-            found = conn.execute(select(models.c.name).where(models.c.name == model_name).with_for_update()).first()
-            if found is None:
-                raise ModelNotFound(model_name)
-            row = conn.execute(select(traffic_policies).where(traffic_policies.c.model_name == model_name)
-                               ).mappings().first()
+            row = _locked_policy_row(conn, model_name)
             before = bool(row["force_fallback"]) if row is not None else False
             if before == on:
                 return before, None
@@ -318,6 +308,19 @@ class Router:
 
 
 _DEFAULT = TrafficPolicy()
+
+
+def _locked_policy_row(conn: Connection, model_name: str) -> Any:
+    """``model_name``'s policy row (None: none yet), after locking the model's row (ModelNotFound if unknown).
+
+    The lock (PostgreSQL; SQLite's write transaction already serialises) makes two writers of one model take
+    turns, so an audit's "from" values are exactly what was replaced.
+    """
+    found = conn.execute(select(models.c.name).where(models.c.name == model_name).with_for_update()).first()
+    if found is None:
+        raise ModelNotFound(model_name)
+    return conn.execute(select(traffic_policies).where(traffic_policies.c.model_name == model_name)
+                        ).mappings().first()
 
 
 def _policy(row: Any) -> TrafficPolicy:
