@@ -161,10 +161,10 @@ def test_a_switch_set_by_another_process_reaches_the_running_server_and_the_heur
     assert (answer["model_version"], answer["predictions"]) == (0, [0.07])  # the declared prior, labelled 0
 
 
-def test_roll_back_moves_production_back_with_zero_failed_requests_under_concurrent_clients(
-        http: httpx.Client, server: BackgroundServer, ws: Workspace) -> None:
+def during_traffic(server: BackgroundServer, act) -> tuple[list[int], list[tuple[str, int]], Any]:  # noqa: ANN001
+    """Four clients predicting while ``act()`` runs: every status, every (served_by, version), act's result."""
     statuses: list[int] = []
-    versions: list[int] = []
+    answers: list[tuple[str, int]] = []
     stop = threading.Event()
 
     def client() -> None:
@@ -173,21 +173,43 @@ def test_roll_back_moves_production_back_with_zero_failed_requests_under_concurr
                 response = own.post("/v1/models/ctr:predict", json=ROW)
                 statuses.append(response.status_code)
                 if response.status_code == 200:
-                    versions.append(response.json()["model_version"])
+                    answers.append((response.json()["served_by"], response.json()["model_version"]))
 
     threads = [threading.Thread(target=client) for _ in range(4)]
     for t in threads:
         t.start()
     try:
         wait_for(lambda: len(statuses) >= 40, "the clients are sending")
-        response = http.post("/api/models/ctr/actions/roll-back", json={"reason": "v2 regressed CTR"}, headers=AUTH)
-        assert response.status_code == 200, response.text
+        result = act()
         before = len(statuses)
         wait_for(lambda: len(statuses) >= before + 40, "the clients keep sending after the switch")
     finally:
         stop.set()
         for t in threads:
             t.join(timeout=30)
+    return statuses, answers, result
+
+
+def test_fall_back_and_restore_fail_no_request_under_concurrent_clients(http: httpx.Client,
+                                                                        server: BackgroundServer,
+                                                                        ws: Workspace) -> None:
+    ModelRegistry(ws).set_alias("ctr", "fallback", 1)
+    post = lambda action: http.post(f"/api/models/ctr/actions/{action}", json={"reason": "drill"},  # noqa: E731
+                                    headers=AUTH)
+    statuses, answers, response = during_traffic(server, lambda: post("fall-back"))
+    assert response.status_code == 200 and set(statuses) == {200}
+    assert answers[0] == ("model", 2) and answers[-1] == ("fallback", 1)
+    statuses, answers, response = during_traffic(server, lambda: post("restore"))
+    assert response.status_code == 200 and set(statuses) == {200}
+    assert answers[0] == ("fallback", 1) and answers[-1] == ("model", 2)
+
+
+def test_roll_back_moves_production_back_with_zero_failed_requests_under_concurrent_clients(
+        http: httpx.Client, server: BackgroundServer, ws: Workspace) -> None:
+    statuses, answers, response = during_traffic(server, lambda: http.post(
+        "/api/models/ctr/actions/roll-back", json={"reason": "v2 regressed CTR"}, headers=AUTH))
+    assert response.status_code == 200, response.text
+    versions = [v for _, v in answers]
     result = response.json()
     assert (result["from"], result["to"]) == ({"version": 2}, {"version": 1})
     assert "yarnit models promote ctr 2" in result["undo"]
