@@ -67,6 +67,7 @@ from yarnit.storage.schema import audit_log, model_versions, retrain_requests, t
 
 ACTION_PREFIX = "emergency."
 MAX_REASON = 1000
+HISTORY_SCAN = 10_000
 
 
 class FallbackNotDeclared(Conflict):
@@ -487,7 +488,10 @@ def switches(ws: Workspace, model: str) -> dict[str, Any]:
 
 def history(ws: Workspace, *, model: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
     """Emergency actions from the audit log, newest first (of one model: its own and its alerts' roll-throughs)."""
-    query = select(audit_log).where(audit_log.c.action.like(ACTION_PREFIX + "%")).order_by(audit_log.c.id.desc())
+    # Bounded: the newest HISTORY_SCAN emergency rows are read (and filtered by model here, as the model sits in
+    # the JSON detail); emergency actions are rare, so that reaches back far enough for a status page.
+    query = select(audit_log).where(audit_log.c.action.like(ACTION_PREFIX + "%")).order_by(
+        audit_log.c.id.desc()).limit(HISTORY_SCAN)
     with ws.metadata.begin() as conn:
         rows = conn.execute(query).mappings().all()
     out = []
