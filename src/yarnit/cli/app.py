@@ -12,7 +12,7 @@ import yarnit
 from yarnit.core.errors import YarnitError
 from yarnit.core.settings import load_settings
 
-from . import actions, alerts, data, evaluation, features, lineage, models, monitor, pipelines, slo, tokens
+from . import actions, alerts, data, evaluation, features, lineage, models, monitor, pipelines, rollout, slo, tokens
 from . import monitor_run  # noqa: F401  (attaches `yarnit monitor run` to the monitor app)
 from .serving import predict_batch
 from .common import JSON_OPTION, cli_errors, console, emit, fail, options, workspace
@@ -37,6 +37,7 @@ app.add_typer(slo.app, name="slo")
 app.add_typer(monitor.app, name="monitor")  # drift, summarize; labels, quality (monitor_quality); run (monitor_run)
 app.add_typer(alerts.app, name="alerts")
 app.add_typer(actions.app, name="emergency")
+app.add_typer(rollout.app, name="rollout")
 
 
 def _add_world() -> None:

@@ -1,1 +1,1 @@
-"""Continuous ML: the loop, staged rollouts with canary analysis, and emergency actions."""
+"""Continuous ML: staged rollouts with canary analysis, emergency actions, the loop."""

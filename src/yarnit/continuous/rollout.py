@@ -1,0 +1,623 @@
+"""Staged rollouts: a canary ramped up stage by stage, judged against production in the same window.
+
+A rollout of version V of a model (:class:`RolloutController`):
+
+1. ``start(V)`` points the ``canary`` alias at V (through the registry's
+   release gate: a spent error budget refuses it) and sets the canary's
+   traffic share to the first stage (:class:`~yarnit.serving.router.TrafficPolicyStore`,
+   which asks the gate again before every raise).
+2. each ``step()`` reads the prediction log for the current stage's window
+   (from the moment the stage began to now) and splits the model's requests
+   into **canary** and **baseline** by the alias the router chose (a canary
+   request that failed over to production, logged as production answering
+   ``previous``, counts against the canary). The baseline is production's traffic *in the same window* (CH10-R4:
+   a stable baseline that lives alongside the canary, never last week's
+   history). It judges (:mod:`.canary`): error rate (critical; Flagger's
+   success-rate bound, default 99 %), fallback rate, latency (Mann-Whitney),
+   the prediction distribution (KS) and, if labels have been joined
+   (:mod:`yarnit.monitoring.quality`), CTR by version. Then it decides:
+
+   * **roll back** after ``threshold`` failing judgements in a stage (Flagger's
+     threshold, default 1): canary share to 0 (never refused by the gate), the
+     canary alias moved back to the production version; production never
+     stopped serving;
+   * **hold** while the stage's bake time or minimum canary requests are not
+     reached, when the judgement is marginal, or when there is no data (a
+     canary without traffic holds and says so: no data is never a pass), or
+     when the error-budget gate refuses the next raise; with a
+     ``deadline_s`` (Flagger's progressDeadline; off by default), a stage
+     held that long without a pass is rolled back instead;
+   * **advance** to the next stage when the judgement passes, the bake time
+     has elapsed and the canary has served ``min_requests`` in the stage;
+   * **promote** after the last stage below 100 % passes (a stage of 100 %
+     means promotion: there would be no baseline left to compare with): the
+     registry points ``production`` at V (gated), the canary share goes back
+     to 0 and the rollout ends.
+
+   With stages ``[5, 25, 50, 100]`` and a step every ``bake``, the shortest
+   promotion is ``bake × 3`` (Flagger: interval × maxWeight / stepWeight,
+   maxWeight being the last analysed weight); a failure is rolled back within
+   ``bake × threshold`` of the moment the canary had ``min_samples`` requests.
+
+Every decision (holds included) is a row of the workspace audit log: actor
+``rollout:<id>``, action ``rollout.<decision>``, the verdict and scores as
+detail. The state is one JSON file per model under
+``$YARNIT_HOME/continuous/rollouts/``, written atomically after each decision
+and held under an exclusive ``flock`` during a step, so a killed controller
+resumes where it was: each step first re-applies the saved stage's share (a
+crash between changing the share and saving the state heals: an advance
+raises the share, then saves; the start saves, then sets it) and finishes a
+promotion that reached the registry. One rollout per model at a time: a
+second ``start`` while one runs is refused, naming it.
+
+Bounded: a step keeps at most ``max_samples`` latencies and
+predictions per side (evenly thinned).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import math
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert
+
+from yarnit.core.atomic import atomic_write_text
+from yarnit.core.clock import Clock
+from yarnit.core.errors import Conflict, InvalidInput, NotFound
+from yarnit.core.ids import new_id
+from yarnit.monitoring.predlog_source import is_client_error, record_time
+from yarnit.monitoring.workspace import prediction_log_dir
+from yarnit.registry import ModelRegistry
+from yarnit.serving.errors import CanaryHalted
+from yarnit.serving.predlog import read_segment
+from yarnit.serving.router import TrafficPolicyStore
+
+from . import canary as judge
+
+STATE_VERSION = 1
+RUNNING, PROMOTED, ROLLED_BACK, ABORTED = "running", "promoted", "rolled_back", "aborted"
+DEFAULT_STAGES: tuple[float, ...] = (1.0, 5.0, 25.0, 50.0, 100.0)
+SHADOW = 0.0  # a first stage of 0 %: the canary scores a copy of production's requests, answers none
+MAX_DECISIONS = 50  # decisions kept in the state file (the audit log keeps them all)
+_MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    """How a rollout ramps and judges. ``stages`` are canary shares in %, increasing; 100 means promotion."""
+
+    stages: tuple[float, ...] = DEFAULT_STAGES
+    bake_s: float = 1800.0
+    min_requests: int = 500
+    threshold: int = 1  # failing judgements in a stage before rolling back
+    success_rate: float = 0.99  # Flagger's request-success-rate bound on the canary
+    latency_tolerance: float = 0.25
+    confidence: float = 0.98
+    prediction_tolerance: float = 0.2  # KS statistic the predictions may move by
+    min_samples: int = judge.MIN_SAMPLES
+    pass_score: float = 95.0
+    marginal: float = 75.0
+    max_samples: int = 20_000
+    deadline_s: float | None = None  # a stage held this long without a pass is rolled back (Flagger's progressDeadline)
+
+    def __post_init__(self) -> None:
+        stages = tuple(float(s) for s in self.stages)
+        if not stages:
+            raise InvalidInput("A rollout needs at least one stage (canary shares in %, e.g. 1,5,25,50,100).")
+        if any(not math.isfinite(s) or not (0 < s <= 100 or (i == 0 and s == SHADOW)) for i, s in enumerate(stages)):
+            raise InvalidInput(f"Stages are canary shares in (0, 100] %, optionally after a first 'shadow' stage "
+                               f"(0); got {list(stages)}.")
+        if any(b <= a for a, b in zip(stages, stages[1:], strict=False)):
+            raise InvalidInput(f"Stages must increase; got {list(stages)}.")
+        if stages[0] >= 100:
+            raise InvalidInput("The first stage must send less than 100 % to the canary (100 % means promotion).")
+        object.__setattr__(self, "stages", stages)
+        if not (math.isfinite(self.bake_s) and self.bake_s >= 0):
+            raise InvalidInput(f"The bake time must be >= 0 seconds; got {self.bake_s}.")
+        if self.min_requests < 0 or self.threshold < 1 or self.min_samples < 1 or self.max_samples < 100:
+            raise InvalidInput("min_requests must be >= 0, threshold >= 1, min_samples >= 1 and max_samples >= 100.")
+        if not 0 < self.success_rate <= 1:
+            raise InvalidInput(f"success_rate is a fraction in (0, 1]; got {self.success_rate}.")
+        judge.Thresholds(self.pass_score, self.marginal)  # validates
+        if self.deadline_s is not None and not (math.isfinite(self.deadline_s) and self.deadline_s > self.bake_s):
+            raise InvalidInput(f"The progress deadline ({self.deadline_s} s) must be longer than the bake time "
+                               f"({self.bake_s:g} s).")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RolloutConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise InvalidInput(f"Unknown rollout settings: {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}.")
+        values = dict(data)
+        if "stages" in values:
+            values["stages"] = tuple(values["stages"])
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"stages": list(self.stages)}
+
+    def metrics(self) -> list[judge.MetricSpec]:
+        c, n = self.confidence, self.min_samples
+        return [
+            judge.MetricSpec("error_rate", kind="rate", group="errors", critical=True, confidence=c, min_samples=n,
+                             max_rate=round(1.0 - self.success_rate, 12)),
+            judge.MetricSpec("fallback_rate", kind="rate", group="errors", confidence=c, min_samples=n),
+            judge.MetricSpec("latency_ms", kind="latency", group="latency", confidence=c, min_samples=n,
+                             tolerance=self.latency_tolerance),
+            judge.MetricSpec("predictions", kind="distribution", group="quality", direction="either", required=False,
+                             confidence=c, min_samples=n, tolerance=self.prediction_tolerance),
+            # online quality: critical once labels exist (a significant CTR drop beyond tolerance fails the canary)
+            judge.MetricSpec("ctr", kind="rate", group="quality", direction="decrease", required=False, critical=True,
+                             confidence=c, min_samples=n, tolerance=self.latency_tolerance),
+        ]
+
+
+def parse_duration(text: str) -> float:
+    """``30m``, ``2h``, ``90s``, ``1d`` or plain seconds → seconds."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", str(text))
+    if not match:
+        raise InvalidInput(f"Cannot read the duration {text!r}: use e.g. 90s, 30m, 2h or 1d.")
+    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+
+
+def parse_stages(text: str) -> tuple[float, ...]:
+    """``1,5,25,50,100`` → (1.0, 5.0, 25.0, 50.0, 100.0); ``shadow`` (first) is 0."""
+    try:
+        return tuple(SHADOW if part.strip().lower() == "shadow" else float(part.strip().rstrip("%"))
+                     for part in str(text).split(",") if part.strip())
+    except ValueError:
+        raise InvalidInput(f"Cannot read the stages {text!r}: give canary shares in %, e.g. 1,5,25,50,100.") from None
+
+
+@dataclass
+class Side:
+    """What one side (canary or baseline) did in a window."""
+
+    requests: int = 0
+    errors: int = 0  # not answered 200 by the model itself (5xx, shed, fallback)
+    answered: int = 0  # 200s
+    fallbacks: int = 0  # 200s answered by a fallback or a previous version
+    latencies: list[float] = field(default_factory=list)
+    predictions: list[float] = field(default_factory=list)
+    versions: dict[str, int] = field(default_factory=dict)
+
+
+def _thin(values: list[float], limit: int) -> list[float]:
+    if len(values) <= limit:
+        return values
+    step = len(values) / limit
+    return [values[int(i * step)] for i in range(limit)]
+
+
+def _routed(record: Mapping[str, Any]) -> str:
+    """The alias the router chose for a request.
+
+    ``routed`` when the data plane logs it; else the alias that answered, except
+    that production answering as ``previous`` is a canary request that failed
+    over to production (the data plane's chain for a canary route is canary,
+    then production labelled ``previous``). A request that failed without any
+    answer carries no alias (the routing key is pseudonymised in the log, so
+    its bucket cannot be recomputed) and counts on the baseline side.
+    """
+    routed = record.get("routed")
+    if routed in ("canary", "production"):
+        return str(routed)
+    alias = record.get("alias")
+    if alias == "canary" or (alias == "production" and record.get("served_by") == "previous"):
+        return "canary"
+    return "production"
+
+
+def gather(log_dir: Path, model: str, *, start_s: float, end_s: float, max_samples: int = 20_000,
+           shadow_version: int | None = None) -> tuple[Side, Side]:
+    """(canary, baseline) of ``model``'s requests with a time in ``[start_s, end_s]``, split as the router did.
+
+    With ``shadow_version`` the canary side is that version's shadow scores (``role: shadow``) instead.
+    """
+    canary, baseline = Side(), Side()
+    segments = sorted(log_dir.glob("seg-*.log")) if log_dir.is_dir() else []
+    for path in segments:
+        try:
+            records = read_segment(path).records
+        except FileNotFoundError:  # pruned meanwhile
+            continue
+        for record in records:
+            role = record.get("role")
+            is_shadow = shadow_version is not None and role == "shadow" and record.get("version") == shadow_version
+            if (role != "primary" and not is_shadow) or record.get("model") != model:
+                continue
+            at = record_time(record)
+            if at is None or not start_s <= at <= end_s:
+                continue
+            status = record.get("status")
+            if not isinstance(status, int) or isinstance(status, bool) or is_client_error(status):
+                continue
+            side = canary if is_shadow or _routed(record) == "canary" else baseline
+            side.requests += 1
+            served_by = "model" if is_shadow else record.get("served_by")
+            if status != 200 or served_by != "model":
+                side.errors += 1
+            if status == 200:
+                side.answered += 1
+                if served_by != "model":
+                    side.fallbacks += 1
+                latency = record.get("latency_ms")
+                if isinstance(latency, (int, float)) and not isinstance(latency, bool) and math.isfinite(latency):
+                    side.latencies.append(float(latency))
+                preds = record.get("predictions")
+                if isinstance(preds, list):
+                    side.predictions.extend(float(p) for p in preds[:10]
+                                            if isinstance(p, (int, float)) and not isinstance(p, bool))
+                version = str(record.get("version"))
+                side.versions[version] = side.versions.get(version, 0) + 1
+    for side in (canary, baseline):
+        side.latencies = _thin(side.latencies, max_samples)
+        side.predictions = _thin(side.predictions, max_samples)
+    return canary, baseline
+
+
+def _ctr(workspace: Any, model: str, version: int, start_s: float, end_s: float) -> tuple[int, int] | None:
+    """(clicks, labelled) of ``version`` over the hours overlapping the window, if labels were joined."""
+    from yarnit.monitoring.quality_store import HOUR_S, QualityStore, quality_db_path
+
+    path = quality_db_path(workspace.home)
+    if not Path(path).is_file():
+        return None
+    store = QualityStore(path)
+    try:
+        merged = store.merged(model, start_hour=math.floor(start_s / HOUR_S), end_hour=math.floor(end_s / HOUR_S) + 1)
+    finally:
+        store.close()
+    pos = lab = 0
+    for (v, slice_), summary in merged.items():
+        if str(v) == str(version) and slice_ == "":
+            pos, lab = pos + int(summary.positives), lab + int(summary.labelled)
+    return pos, lab
+
+
+def _stage_name(share: float) -> str:
+    return "shadow" if share == SHADOW else f"{share:g}%"
+
+
+def _jsonable(value: Any) -> Any:
+    """NaN and infinities as None (JSON has neither), recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def rollouts_dir(home: str | Path) -> Path:
+    return Path(home) / "continuous" / "rollouts"
+
+
+class RolloutController:
+    """The staged rollout of one model (see the module docstring)."""
+
+    def __init__(self, ws: Any, model: str, *, clock: Clock | None = None,
+                 config: RolloutConfig | None = None) -> None:
+        if not isinstance(model, str) or not _MODEL.match(model):
+            raise InvalidInput(f"Not a model name: {model!r}.")
+        self.ws = ws
+        self.model = model
+        self.clock = clock or ws.clock
+        self.config = config
+        self.registry = ModelRegistry(ws)
+        self.traffic = TrafficPolicyStore(ws)
+        self.path = rollouts_dir(ws.home) / f"{model}.json"
+
+    # -- state --------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_suffix(".lock"), "a+b") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)  # released when the process dies (kill -9 included)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    def load(self) -> dict[str, Any] | None:
+        """The saved state of this model's latest rollout, or None."""
+        try:
+            state = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            raise Conflict(f"The rollout state {self.path} cannot be read ({exc}); move it aside to start over "
+                           "(the audit log keeps every decision).") from None
+        if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+            raise Conflict(f"The rollout state {self.path} is not a state this yarnit writes; move it aside.")
+        return state
+
+    def _save(self, state: dict[str, Any]) -> None:
+        state["updated_at"] = self.clock.now().isoformat()
+        atomic_write_text(self.path, json.dumps(_jsonable(state), indent=1, sort_keys=True), mode=0o600)
+
+    def _audit(self, state: dict[str, Any], action: str, detail: Mapping[str, Any]) -> None:
+        from yarnit.storage.schema import audit_log
+
+        with self.ws.metadata.begin() as conn:
+            conn.execute(insert(audit_log).values(
+                at=self.clock.now(), actor=f"rollout:{state['id']}", action=f"rollout.{action}",
+                subject=f"model:{self.model}",
+                detail=_jsonable({"model": self.model, "version": state["canary_version"],
+                                  "baseline_version": state["baseline_version"], **detail})))
+
+    def _running(self) -> dict[str, Any]:
+        state = self.load()
+        if state is None:
+            raise NotFound(f"No rollout of {self.model} was started: yarnit rollout start {self.model} --version V.")
+        return state
+
+    # -- commands -----------------------------------------------------------------------------------
+    def start(self, version: int, actor: str, *, reason: str = "", require_blessing: bool = False) -> dict[str, Any]:
+        """Point the canary at ``version`` and send it the first stage's share; refused while one runs."""
+        config = self.config or RolloutConfig()
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise InvalidInput(f"The version must be a positive integer; got {version!r}.")
+        with self._locked():
+            current = self.load()
+            if current is not None and current.get("status") == RUNNING:
+                raise Conflict(f"A rollout of {self.model} is already running ({current['id']}: v"
+                               f"{current['canary_version']} at stage {current['stage_index'] + 1} of "
+                               f"{len(current['config']['stages'])}); wait for it or abort it: "
+                               f"yarnit rollout abort {self.model} --reason '…'.")
+            aliases = self.registry.aliases(self.model)
+            if "production" not in aliases:
+                raise Conflict(f"{self.model} has no production version to compare a canary with: promote one "
+                               "first (yarnit models promote).")
+            baseline = aliases["production"]
+            if version == baseline:
+                raise InvalidInput(f"{self.model} v{version} is already in production: nothing to roll out.")
+            self.registry.get(self.model, version)  # NotFound names the model and version
+            rollout_id = new_id("rollout", self.clock)
+            now = self.clock.now()
+            state: dict[str, Any] = {
+                "version": STATE_VERSION, "id": rollout_id, "model": self.model, "canary_version": version,
+                "baseline_version": baseline, "status": RUNNING, "stage_index": 0,
+                "stage_started_at": now.isoformat(), "started_at": now.isoformat(), "started_by": actor,
+                "failed_checks": 0, "config": config.to_dict(), "decisions": [], "last": None,
+            }
+            who = f"rollout:{rollout_id}"
+            self.registry.promote(self.model, version, alias="canary", actor=who, require_blessing=require_blessing,
+                                  reason=reason or f"staged rollout started by {actor}")
+            if config.stages[0] == SHADOW:
+                state["shadow_before"] = {"alias": aliases.get("shadow"), "policy": self.traffic.get(self.model).shadow}
+                self.registry.set_alias(self.model, "shadow", version, actor=who, action="set",
+                                        reason=f"rollout {rollout_id}: shadow stage")
+            self._save(state)  # before the share: a crash now resumes by applying it
+            self._apply_share(state, config.stages[0])
+            self._decide(state, "start", f"v{version} canary at {_stage_name(config.stages[0])} (baseline v{baseline}), "
+                         f"started by {actor}" + (f": {reason}" if reason else ""), None)
+            return self._report(state)
+
+    def step(self) -> dict[str, Any]:
+        """One evaluation of the current stage: hold, advance, promote or roll back (audited)."""
+        with self._locked():
+            state = self._running()
+            if state["status"] != RUNNING:
+                return self._report(state) | {"action": "none",
+                                              "reason": f"the rollout {state['id']} is {state['status']}"}
+            config = RolloutConfig.from_dict(state["config"])
+            aliases = self.registry.aliases(self.model)
+            if aliases.get("production") == state["canary_version"]:  # a promotion reached the registry; finish it
+                return self._finish_promotion(state, config, None, "promotion completed after a restart")
+            if aliases.get("production") != state["baseline_version"]:  # an emergency rollback, a manual promote
+                return self._end(state, ABORTED, "abort", f"production was moved from v{state['baseline_version']} "
+                                 f"to v{aliases.get('production')} outside the rollout: its baseline is gone", None)
+            if aliases.get("canary") != state["canary_version"]:
+                return self._end(state, ABORTED, "abort", f"the canary alias was moved to "
+                                 f"v{aliases.get('canary')} outside the rollout", None)
+            share = self._stage_share(state, config)
+            try:
+                self._apply_share(state, share)
+            except Conflict as exc:  # the error-budget gate refuses the raise: hold, say why
+                return self._decide(state, "hold", f"the error-budget gate refuses {share:g}%: {exc}", None,
+                                    gate_refusal=str(exc))
+            now = self.clock.now()
+            start = datetime.fromisoformat(state["stage_started_at"])
+            judged, canary_side, baseline_side = self.analyse(state, config, start.timestamp(), now.timestamp(), share)
+            elapsed = (now - start).total_seconds()
+            figures = {"stage": state["stage_index"] + 1, "share": share, "elapsed_s": elapsed,
+                       "canary_requests": canary_side.requests, "baseline_requests": baseline_side.requests}
+            if judged.decision == "fail":
+                state["failed_checks"] += 1
+                if state["failed_checks"] >= config.threshold:
+                    return self._roll_back(state, f"canary analysis failed ({judged.reason})", judged, figures)
+                return self._decide(state, "hold", f"failed check {state['failed_checks']} of {config.threshold}: "
+                                    f"{judged.reason}", judged, **figures)
+            passing = judged.decision == "pass" and canary_side.requests >= config.min_requests
+            if config.deadline_s is not None and elapsed >= config.deadline_s and not passing:
+                return self._roll_back(state, f"progress deadline: stage {state['stage_index'] + 1} held "
+                                       f"{elapsed:g} s (deadline {config.deadline_s:g} s) without a pass: "
+                                       f"{judged.reason}", judged, figures)
+            if canary_side.requests == 0:
+                return self._decide(state, "hold", f"the canary got no traffic in this stage ({elapsed:g} s at "
+                                    f"{_stage_name(share)}): no data is not a pass", judged, **figures)
+            if judged.decision == "nodata":
+                return self._decide(state, "hold", f"not enough data: {judged.reason}", judged, **figures)
+            if judged.decision == "marginal":
+                return self._decide(state, "hold", f"marginal: {judged.reason}", judged, **figures)
+            if elapsed < config.bake_s or canary_side.requests < config.min_requests:
+                return self._decide(state, "hold", f"baking: {elapsed:g} of {config.bake_s:g} s, "
+                                    f"{canary_side.requests} of {config.min_requests} canary requests "
+                                    f"({judged.reason})", judged, **figures)
+            return self._advance(state, config, judged, figures)
+
+    def abort(self, *, actor: str, reason: str) -> dict[str, Any]:
+        """Stop the running rollout: canary share 0, canary alias back to production's version (audited)."""
+        if not reason.strip():
+            raise InvalidInput("Aborting a rollout needs a reason for the audit trail (--reason '…').")
+        with self._locked():
+            state = self._running()
+            if state["status"] != RUNNING:
+                raise Conflict(f"The rollout {state['id']} of {self.model} is already {state['status']}.")
+            return self._end(state, ABORTED, "abort", f"aborted by {actor}: {reason}", None)
+
+    def status(self) -> dict[str, Any]:
+        """The rollout's state, the traffic share in force and the last canary analysis."""
+        return self._report(self._running())
+
+    # -- analysis -----------------------------------------------------------------------------------
+    def analyse(self, state: Mapping[str, Any], config: RolloutConfig, start_s: float, end_s: float,
+                share: float) -> tuple[judge.Judgement, Side, Side]:
+        c, b = gather(prediction_log_dir(self.ws.home), self.model, start_s=start_s, end_s=end_s,
+                      max_samples=config.max_samples,
+                      shadow_version=state["canary_version"] if share == SHADOW else None)
+        specs = {s.name: s for s in config.metrics()}
+        results = [
+            judge.proportions(b.errors, b.requests, c.errors, c.requests, specs["error_rate"]),
+            judge.proportions(b.fallbacks, b.answered, c.fallbacks, c.answered, specs["fallback_rate"]),
+            judge.mann_whitney(b.latencies, c.latencies, specs["latency_ms"]),
+            judge.distribution(b.predictions, c.predictions, specs["predictions"]),
+        ]
+        ctr_b = _ctr(self.ws, self.model, state["baseline_version"], start_s, end_s)
+        ctr_c = _ctr(self.ws, self.model, state["canary_version"], start_s, end_s)
+        if ctr_b is not None and ctr_c is not None:
+            results.append(judge.proportions(ctr_b[0], ctr_b[1], ctr_c[0], ctr_c[1], specs["ctr"]))
+        else:
+            results.append(judge._result(specs["ctr"], judge.NODATA, "no labels joined (yarnit monitor quality)"))
+        judged = judge.score(results, thresholds=judge.Thresholds(config.pass_score, config.marginal))
+        return judged, c, b
+
+    # -- decisions ----------------------------------------------------------------------------------
+    def _stage_share(self, state: Mapping[str, Any], config: RolloutConfig) -> float:
+        return float(config.stages[state["stage_index"]])
+
+    def _apply_share(self, state: dict[str, Any], share: float) -> None:
+        policy = self.traffic.get(self.model)
+        who, why = f"rollout:{state['id']}", f"rollout stage {state['stage_index'] + 1}: {_stage_name(share)}"
+        if share == SHADOW:
+            if policy.canary_percent != 0 or not policy.shadow:
+                self.traffic.set(self.model, canary_percent=0.0, shadow=True, actor=who, reason=why)
+            return
+        self._leave_shadow(state)
+        if policy.canary_percent != share:
+            self.traffic.set(self.model, canary_percent=share, actor=who, reason=why)
+
+    def _leave_shadow(self, state: dict[str, Any]) -> None:
+        """Put the shadow alias and the shadow switch back as they were before a shadow stage (once)."""
+        before = state.get("shadow_before")
+        if not before or state.get("shadow_restored"):
+            return
+        who = f"rollout:{state['id']}"
+        if before["alias"] is not None and self.registry.aliases(self.model).get("shadow") != before["alias"]:
+            self.registry.set_alias(self.model, "shadow", before["alias"], actor=who, action="set",
+                                    reason=f"rollout {state['id']}: shadow stage over")
+        # with no shadow alias before, the switch goes off so the rolled-out version stops scoring copies
+        shadow = bool(before["policy"]) if before["alias"] is not None else False
+        self.traffic.set(self.model, shadow=shadow, actor=who, reason=f"rollout {state['id']}: shadow stage over")
+        state["shadow_restored"] = True
+
+    def _advance(self, state: dict[str, Any], config: RolloutConfig, judged: judge.Judgement,
+                 figures: dict[str, Any]) -> dict[str, Any]:
+        nxt = state["stage_index"] + 1
+        if nxt >= len(config.stages) or config.stages[nxt] >= 100:
+            return self._finish_promotion(state, config, judged, f"stage {state['stage_index'] + 1} passed "
+                                          f"({judged.reason})", **figures)
+        share = float(config.stages[nxt])
+        try:  # the share first (the gate may refuse it), then the state: a crash in between is healed by the
+            # next step, which sets the saved stage's share again (lowering is never refused) and judges it anew
+            staged = state | {"stage_index": nxt}
+            self._apply_share(staged, share)
+        except CanaryHalted as exc:
+            return self._decide(state, "hold", f"passed, but the error-budget gate halts the raise to {share:g}%: "
+                                f"{exc.why}", judged, gate_refusal=exc.why, **figures)
+        state.update(stage_index=nxt, stage_started_at=self.clock.now().isoformat(), failed_checks=0,
+                     shadow_restored=bool(staged.get("shadow_restored")))
+        return self._decide(state, "advance", f"stage {nxt} passed ({judged.reason}): canary to {share:g}%",
+                            judged, **figures)
+
+    def _finish_promotion(self, state: dict[str, Any], config: RolloutConfig, judged: judge.Judgement | None,
+                          why: str, **figures: Any) -> dict[str, Any]:
+        who = f"rollout:{state['id']}"
+        if self.registry.aliases(self.model).get("production") != state["canary_version"]:
+            try:
+                self.registry.promote(self.model, state["canary_version"], actor=who,
+                                      reason=f"staged rollout {state['id']}: {why}")
+            except Conflict as exc:  # the release gate (a spent budget) or a refused promotion: hold
+                return self._decide(state, "hold", f"passed, but the promotion is refused: {exc}", judged,
+                                    gate_refusal=str(exc), **figures)
+        self._leave_shadow(state)
+        self.traffic.set(self.model, canary_percent=0.0, actor=who, reason=f"rollout {state['id']} promoted")
+        state["status"] = PROMOTED
+        return self._decide(state, "promote", f"v{state['canary_version']} promoted to production: {why}", judged,
+                            **figures)
+
+    def _roll_back(self, state: dict[str, Any], why: str, judged: judge.Judgement | None,
+                   figures: dict[str, Any]) -> dict[str, Any]:
+        return self._end(state, ROLLED_BACK, "rollback", why, judged, **figures)
+
+    def _end(self, state: dict[str, Any], status: str, action: str, why: str, judged: judge.Judgement | None,
+             **figures: Any) -> dict[str, Any]:
+        who = f"rollout:{state['id']}"
+        # One pointer switch takes the canary's traffic away (lowering is never refused by the gate) …
+        self.traffic.set(self.model, canary_percent=0.0, actor=who, reason=f"rollout {state['id']} {action}: {why}"[:500])
+        self._leave_shadow(state)
+        # … then the canary alias goes back to what production serves, so nothing routes to the bad version.
+        production = self.registry.aliases(self.model).get("production")
+        canary = self.registry.aliases(self.model).get("canary")
+        if production is not None and canary not in (None, production):
+            self.registry.set_alias(self.model, "canary", production, actor=who, action="rollback",
+                                    reason=f"rollout {state['id']} {action}"[:500])
+        state["status"] = status
+        return self._decide(state, action, why, judged, **figures)
+
+    def _decide(self, state: dict[str, Any], action: str, why: str, judged: judge.Judgement | None,
+                **figures: Any) -> dict[str, Any]:
+        now = self.clock.now().isoformat()
+        decision = {"at": now, "action": action, "reason": why, "stage": state["stage_index"] + 1,
+                    "score": None if judged is None else judged.score,
+                    "verdict": None if judged is None else judged.decision} | figures
+        state["decisions"] = (state.get("decisions") or [])[-(MAX_DECISIONS - 1):] + [decision]
+        if judged is not None:
+            state["last"] = {"at": now, **judged.to_dict()}
+        self._save(state)
+        self._audit(state, action, {"reason": why, **figures,
+                                    "analysis": None if judged is None else judged.to_dict()})
+        return self._report(state) | {"action": action, "reason": why}
+
+    def _report(self, state: Mapping[str, Any]) -> dict[str, Any]:
+        config = state["config"]
+        index = state["stage_index"]
+        return _jsonable({
+            "id": state["id"], "model": state["model"], "status": state["status"],
+            "canary_version": state["canary_version"], "baseline_version": state["baseline_version"],
+            "stage": index + 1, "stages": config["stages"], "stage_share": config["stages"][index],
+            "stage_started_at": state["stage_started_at"], "started_at": state["started_at"],
+            "started_by": state["started_by"], "failed_checks": state["failed_checks"],
+            "canary_percent": self.traffic.get(self.model).canary_percent, "aliases": self.registry.aliases(self.model),
+            "config": config, "analysis": state.get("last"), "decisions": state.get("decisions", [])[-10:],
+            "updated_at": state.get("updated_at"),
+        })
+
+
+def active_rollouts(home: str | Path) -> list[str]:
+    """Models with a running rollout (for the loop and the dashboard)."""
+    out = []
+    for path in sorted(rollouts_dir(home).glob("*.json")):
+        try:
+            state = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, UnicodeDecodeError):
+            continue
+        if isinstance(state, dict) and state.get("status") == RUNNING:
+            out.append(path.stem)
+    return out
+
+
+__all__ = ["ABORTED", "DEFAULT_STAGES", "PROMOTED", "ROLLED_BACK", "RUNNING", "SHADOW", "RolloutConfig", "RolloutController",
+           "Side", "active_rollouts", "gather", "parse_duration", "parse_stages", "rollouts_dir"]
+
