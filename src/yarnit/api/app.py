@@ -23,7 +23,7 @@ from yarnit.serving import InferenceService, ServingOptions
 from yarnit.serving.featurestore import FeatureStoreSource
 from yarnit.storage import Workspace
 
-from . import access, control, dataplane, datasets, evaluations, rollouts, slos
+from . import access, actions, control, dataplane, datasets, evaluations, rollouts, slos
 from . import features as features_api
 from . import incidents as incidents_api
 from . import monitoring as monitoring_api
@@ -140,6 +140,7 @@ def create_app(workspace: Workspace, *, refresh_s: float = 0.25, serving: Servin
     app.include_router(monitoring_api.router)
     app.include_router(quality_api.router)
     app.include_router(slos.router)
+    app.include_router(actions.router)
     app.include_router(rollouts.router)
     app.include_router(incidents_api.router)
     _export_feature_freshness(app, workspace)

@@ -54,6 +54,7 @@ from yarnit.serving import (
 from yarnit.serving.admission import ScoringTimeout, Ticket, scores_inline
 from yarnit.serving.onlinefeatures import FeatureSource
 from yarnit.serving.predlog import MAX_LOGGED_ROWS
+from yarnit.serving.runtime import ModelState
 
 from .codecs import (
     ERROR_SCHEMA,
@@ -306,7 +307,11 @@ class DataPlaneMiddleware:
         """Whether ``ex`` (parsed) scores on the event loop (:func:`scores_inline`), else on the scoring pool."""
         service = self.service
         assert ex.instances is not None
-        return scores_inline(service.runtime.loaded_state(ex.name), service.router.policy(ex.name).canary_percent,
+        state = service.runtime.loaded_state(ex.name)
+        if state is not None and service.router.forced_fallback(ex.name):
+            # Falling back (an emergency switch): the fallback version answers, or the heuristic's table lookup.
+            state = ModelState(state.model, state.fallback, heuristic=state.heuristic)
+        return scores_inline(state, service.router.policy(ex.name).canary_percent,
                              len(ex.instances), service.admission.limits.inline_budget_ms / 1000.0)
 
     def score(self, ex: Exchange, *, waited: bool = False) -> None:

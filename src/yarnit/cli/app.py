@@ -12,11 +12,11 @@ import yarnit
 from yarnit.core.errors import YarnitError
 from yarnit.core.settings import load_settings
 
-from . import (alerts, data, evaluation, features, incidents, lineage, models, monitor, pipelines, rollout, slo,
-               tokens)
+from . import (actions, alerts, data, evaluation, features, incidents, lineage, models, monitor, pipelines, rollout,
+               slo, tokens)
+from . import loop as loop_cli
 from . import monitor_run  # noqa: F401  (attaches `yarnit monitor run` to the monitor app)
 from .serving import predict_batch
-from . import loop as loop_cli  # noqa: I001
 from .common import JSON_OPTION, cli_errors, console, emit, fail, options, workspace
 
 app = typer.Typer(
@@ -38,6 +38,7 @@ app.add_typer(tokens.access_app, name="access")
 app.add_typer(slo.app, name="slo")
 app.add_typer(monitor.app, name="monitor")  # drift, summarize; labels, quality (monitor_quality); run (monitor_run)
 app.add_typer(alerts.app, name="alerts")
+app.add_typer(actions.app, name="emergency")
 app.add_typer(rollout.app, name="rollout")
 app.add_typer(incidents.app, name="incidents")
 app.add_typer(loop_cli.app, name="loop")  # yarnit loop run|status (continuous/loop.py)

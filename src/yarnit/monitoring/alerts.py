@@ -47,7 +47,8 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -69,6 +70,7 @@ STORE_VERSION = 1
 MAX_RESOLVED = 500  # resolved records kept (open ones are always kept)
 MAX_DELIVERY_RUNS = 5  # runs a notification is retried on before it is dropped (and counted)
 ALERTS_FILENAME = "alerts.json"
+ACK_FIELDS = ("acked_by", "acked_at", "ack_reason")
 
 
 class SinkError(YarnitError):
@@ -95,6 +97,15 @@ class Alert:
     summary: str
     runbook: str
     evidence: dict[str, Any]
+    # Acknowledged ("roll through", yarnit.continuous.actions): a human knows, so it is not re-sent (nor kept
+    # alive in Alertmanager) until it resolves; the next firing opens a new, unacknowledged record.
+    acked_by: str | None = None
+    acked_at: str | None = None
+    ack_reason: str | None = None
+
+    @property
+    def acked(self) -> bool:
+        return self.acked_at is not None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -105,7 +116,8 @@ class Alert:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Alert:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+        # The ack fields came later: a store written before them reads as unacknowledged alerts.
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data or k not in ACK_FIELDS})
 
 
 def evidence(status: SLOStatus) -> dict[str, Any]:
@@ -246,6 +258,21 @@ class AlertStore:
 
     def get(self, alert_id: str) -> Alert | None:
         return next((a for a in self.alerts if a.id == alert_id), None)
+
+    def ack(self, alert: Alert, *, actor: str, reason: str, at: str) -> bool:
+        """Acknowledge an open ``alert``: its queued ``firing`` sends are dropped; True if it was not acked yet."""
+        if alert.acked:
+            return False
+        alert.acked_by, alert.acked_at, alert.ack_reason = actor, at, reason
+        self.outbox = [n for n in self.outbox if not (n.alert_id == alert.id and n.event == "firing")]
+        return True
+
+    def unack(self, alert: Alert) -> bool:
+        """Take an acknowledgement back (the alert is kept alive in Alertmanager again); True if it was acked."""
+        if not alert.acked:
+            return False
+        alert.acked_by = alert.acked_at = alert.ack_reason = None
+        return True
 
 
 # -- sinks -------------------------------------------------------------------------------------
@@ -470,7 +497,7 @@ def deliver(store: AlertStore, sinks: Sequence[Sink], *, deadline_s: float = 10.
         report.sent += 1
     store.outbox = left
     report.pending = len(left)
-    open_alerts = [a for a in store.alerts if a.state == "firing"]
+    open_alerts = [a for a in store.alerts if a.state == "firing" and not a.acked]  # an acked one is not re-sent
     for sink in sinks:
         if isinstance(sink, AlertmanagerSink) and open_alerts and monotonic() - started <= deadline_s:
             try:
@@ -487,6 +514,24 @@ def alerts_path(monitoring_dir: str | Path) -> Path:
     return Path(monitoring_dir) / ALERTS_FILENAME
 
 
+@contextmanager
+def locked_store(monitoring_dir: str | Path) -> Iterator[AlertStore]:
+    """The alert store, opened under the monitor's lock (``monitor.lock``) and saved on a clean exit.
+
+    The monitor holds the same exclusive ``flock`` for a whole run, so a change made here (an acknowledgement)
+    is never lost to a run that read the store before it and wrote after.
+    """
+    import fcntl
+
+    directory = Path(monitoring_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    with (directory / "monitor.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, and by the kernel if killed
+        store = AlertStore.open(alerts_path(directory))
+        yield store
+        store.save()
+
+
 __all__ = ["ALERT_KINDS", "Alert", "AlertStore", "AlertmanagerSink", "DeliveryReport", "FileSink", "HttpSink",
            "LogSink", "MAX_DELIVERY_RUNS", "MAX_RESOLVED", "Notification", "Sink", "SinkError", "SinkStats",
-           "alerts_path", "build_sinks", "deliver", "evidence", "notification", "read_alert_file"]
+           "alerts_path", "build_sinks", "deliver", "evidence", "locked_store", "notification", "read_alert_file"]

@@ -9,6 +9,8 @@ candidate with production (:class:`HoldoutComparison`), promotion also needs
 that comparison to be against the version that is production *now*, and the
 candidate to be at least as good on that same holdout. Every run says what
 happened: registered, blessed, promoted, which alias moved (and why not).
+While the model's training is frozen (``yarnit emergency stop-training``) the
+candidate is still registered, but production does not move, and the run says so.
 """
 
 from __future__ import annotations
@@ -70,6 +72,15 @@ def not_promotable(comparison: HoldoutComparison | None, production: int | None)
     return None
 
 
+def _frozen(registry: ModelRegistry, name: str) -> str | None:
+    """Why pushes of ``name`` are frozen (an emergency stop-training), or None when not (or not installed)."""
+    try:
+        from yarnit.continuous.actions import training_frozen  # local: continuous orchestrates the recipes
+    except ImportError:
+        return None
+    return training_frozen(registry.ws, name)
+
+
 def promote_and_report(ctx: StepContext, registry: ModelRegistry, version: ModelVersion,
                        verdict: dict[str, Any], reason: str, *,
                        comparison: HoldoutComparison | None = None) -> dict[str, Any]:
@@ -91,6 +102,10 @@ def promote_and_report(ctx: StepContext, registry: ModelRegistry, version: Model
         decision = "not promoted: promotion is off for this run (promote=false)"
     elif production == version.version:
         promoted, decision = True, f"already production (v{production}); nothing moved"
+    elif (frozen := _frozen(registry, name)) is not None:
+        # Stop training (yarnit emergency stop-training): the version is registered, but nothing new serves.
+        decision = f"not promoted: training of {name} is frozen ({frozen}). Once resolved: yarnit emergency " \
+                   f"resume-training {name} --reason '…'"
     elif (why := not_promotable(comparison, production)) is not None:
         decision = f"not promoted: {why}. To promote it anyway: yarnit models promote {name} {version.version} " \
                    "--force --reason '…'"

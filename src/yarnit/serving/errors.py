@@ -44,6 +44,7 @@ class NoAnswer(Unavailable):
             "error": "every loaded version failed on this request",
             "circuit_open": "every loaded version is paused by its circuit breaker after repeated failures",
             "not_loaded": "its production version is not loaded",
+            "forced": "it is switched to its fallback (yarnit emergency fall-back; undo: yarnit emergency restore)",
         }.get(reason, reason)
         super().__init__(f"Model {model!r} could not answer: {what}, and {why}. Retry later; for a batch that "
                          "misses its deadline, send smaller batches or a longer x-yarnit-deadline-ms.")

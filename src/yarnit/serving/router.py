@@ -10,7 +10,10 @@
   alias moves. A router built over a store re-reads every policy every
   ``refresh_s`` seconds on a background thread, so every server process (and
   a restarted one) agrees on the split; the process that took the change
-  applies it at once.
+  applies it at once. The policy also carries the emergency fall-back switch
+  (``force_fallback``, set by :mod:`yarnit.continuous.actions`): the request
+  path asks :meth:`Router.forced_fallback`, one lookup in a frozenset rebuilt
+  at each refresh.
 * :class:`ShadowScorer` scores a copy of the request with the ``shadow``
   version on a background thread. Its output goes to the prediction log
   only: it is never returned and the response never waits for it. When the
@@ -38,7 +41,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from yarnit.core.errors import InvalidInput, YarnitError
 from yarnit.core.text import check_plain_text
@@ -68,12 +71,17 @@ class TrafficPolicy:
 
     canary_percent: float = 0.0
     shadow: bool = True
+    # The emergency "fall back" switch (yarnit.continuous.actions.fall_back): answer with the fallback the
+    # model's owner declared (the ``fallback`` alias, else the heuristic prior), never the model.
+    force_fallback: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.canary_percent <= 100.0:
             raise InvalidInput(f"canary_percent must be within [0, 100]; got {self.canary_percent}.")
 
     def as_dict(self) -> dict[str, Any]:
+        # force_fallback is shown with the other emergency switches (GET /api/models/{name}/switches, yarnit
+        # emergency status), so this shape, which clients of the traffic API compare, stays as it was.
         return {"canary_percent": self.canary_percent, "shadow": self.shadow}
 
 
@@ -116,13 +124,13 @@ class TrafficPolicyStore:
         """Every stored policy, by model (models without one use the default: no canary, shadow on)."""
         with self.ws.metadata.begin() as conn:
             rows = conn.execute(select(traffic_policies)).mappings().all()
-        return {r["model_name"]: TrafficPolicy(float(r["canary_percent"]), bool(r["shadow"])) for r in rows}
+        return {r["model_name"]: _policy(r) for r in rows}
 
     def get(self, model_name: str) -> TrafficPolicy:
         with self.ws.metadata.begin() as conn:
             row = conn.execute(select(traffic_policies).where(traffic_policies.c.model_name == model_name)
                                ).mappings().first()
-        return _DEFAULT if row is None else TrafficPolicy(float(row["canary_percent"]), bool(row["shadow"]))
+        return _DEFAULT if row is None else _policy(row)
 
     def set(self, model_name: str, *, canary_percent: float | None = None, shadow: bool | None = None,
             actor: str, reason: str = "", force: bool = False, override_reason: str = "") -> TrafficPolicyEvent:
@@ -147,16 +155,10 @@ class TrafficPolicyStore:
         override = override_reason.strip() or (reason.strip() if force else "")
         now = self.ws.clock.now()
         with self.ws.metadata.begin() as conn:
-            # The model row, locked on PostgreSQL so that two writers of one model serialise (SQLite's write
-            # transaction already does): the audit's "from" values are then exactly what was replaced.
-            found = conn.execute(select(models.c.name).where(models.c.name == model_name).with_for_update()).first()
-            if found is None:
-                raise ModelNotFound(model_name)
-            row = conn.execute(select(traffic_policies).where(traffic_policies.c.model_name == model_name)
-                               ).mappings().first()
-            old = _DEFAULT if row is None else TrafficPolicy(float(row["canary_percent"]), bool(row["shadow"]))
+            row = _locked_policy_row(conn, model_name)
+            old = _DEFAULT if row is None else _policy(row)
             new = TrafficPolicy(old.canary_percent if canary_percent is None else float(canary_percent),
-                                old.shadow if shadow is None else bool(shadow))
+                                old.shadow if shadow is None else bool(shadow), old.force_fallback)
             halt = None
             if new.canary_percent > old.canary_percent:  # lowering never reads the policy: it cannot be refused
                 gate = self._gate()
@@ -181,6 +183,31 @@ class TrafficPolicyStore:
                                        None if row is None else old.shadow, new.shadow, actor, reason, now)
             conn.execute(insert(traffic_policy_events).values(**event.__dict__))
         return event
+
+    def set_force_fallback(self, model_name: str, on: bool, *, actor: str,
+                           audit: tuple[str, dict[str, Any]]) -> tuple[bool, int | None]:
+        """Turn ``model_name``'s fall-back switch on or off with its ``audit`` row, in one transaction.
+
+        Returns (the value before, the audit row's id; None when nothing changed and nothing was audited).
+        Never asks the release gate: falling back, and coming back, must not wait for an error budget.
+        """
+        now = self.ws.clock.now()
+        with self.ws.metadata.begin() as conn:
+            row = _locked_policy_row(conn, model_name)
+            before = bool(row["force_fallback"]) if row is not None else False
+            if before == on:
+                return before, None
+            if row is None:
+                conn.execute(insert(traffic_policies).values(
+                    model_name=model_name, canary_percent=_DEFAULT.canary_percent, shadow=_DEFAULT.shadow,
+                    force_fallback=on, updated_at=now, updated_by=actor))
+            else:
+                conn.execute(update(traffic_policies).where(traffic_policies.c.model_name == model_name)
+                             .values(force_fallback=on, updated_at=now, updated_by=actor))
+            audit_id = conn.execute(insert(audit_log).values(
+                at=now, actor=actor, action=audit[0], subject=f"model:{model_name}",
+                detail=audit[1] | {"from_force_fallback": before, "to_force_fallback": on})).inserted_primary_key[0]
+        return before, int(audit_id)
 
     def history(self, model_name: str) -> list[TrafficPolicyEvent]:
         """Every audited change of ``model_name``'s policy, oldest first."""
@@ -212,6 +239,7 @@ class Router:
         self.store = store
         self.refresh_s = refresh_s
         self._policies: dict[str, TrafficPolicy] = {}
+        self._forced: frozenset[str] = frozenset()  # models whose fall-back switch is on: one set lookup per request
         self._loaded = False
         self._watcher = ChangeWatcher("yarnit-traffic-watch", store.ws.metadata if store is not None else None,
                                       refresh_s, self.refresh)
@@ -222,6 +250,7 @@ class Router:
         """Change ``model``'s policy: persisted and audited when there is a store (returns the event)."""
         if self.store is None:
             self._policies = self._policies | {model: policy}
+            self._forced = frozenset(m for m, p in self._policies.items() if p.force_fallback)
             return None
         event = self.store.set(model, canary_percent=policy.canary_percent, shadow=policy.shadow, actor=actor,
                                reason=reason)
@@ -243,6 +272,7 @@ class Router:
             log.warning("traffic policies not re-read; keeping the %d known: %s", len(self._policies), exc)
             return False
         self._policies = policies  # one reference assignment: readers see the old or the new dict
+        self._forced = frozenset(m for m, p in policies.items() if p.force_fallback)
         self._loaded = True
         return True
 
@@ -260,6 +290,12 @@ class Router:
         """Stop the refresh thread."""
         self._watcher.close()
 
+    def forced_fallback(self, model: str) -> bool:
+        """Whether ``model``'s fall-back switch is on (the data plane then answers with its declared fallback)."""
+        if self.store is not None and (not self._loaded or self.refresh_s <= 0):
+            self._first_load()
+        return model in self._forced
+
     def choose(self, model: str, key: str | None, *, has_canary: bool) -> str:
         if not has_canary:
             return "production"
@@ -272,6 +308,23 @@ class Router:
 
 
 _DEFAULT = TrafficPolicy()
+
+
+def _locked_policy_row(conn: Connection, model_name: str) -> Any:
+    """``model_name``'s policy row (None: none yet), after locking the model's row (ModelNotFound if unknown).
+
+    The lock (PostgreSQL; SQLite's write transaction already serialises) makes two writers of one model take
+    turns, so an audit's "from" values are exactly what was replaced.
+    """
+    found = conn.execute(select(models.c.name).where(models.c.name == model_name).with_for_update()).first()
+    if found is None:
+        raise ModelNotFound(model_name)
+    return conn.execute(select(traffic_policies).where(traffic_policies.c.model_name == model_name)
+                        ).mappings().first()
+
+
+def _policy(row: Any) -> TrafficPolicy:
+    return TrafficPolicy(float(row["canary_percent"]), bool(row["shadow"]), bool(row.get("force_fallback", False)))
 
 
 class ShadowScorer:

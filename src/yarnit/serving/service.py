@@ -91,7 +91,7 @@ class Prediction:
     served_by: str  # "model" | "previous" | "fallback"
     alias: str  # "production" | "canary" | "previous" | "fallback" | "heuristic"
     request_id: str
-    reason: str | None = None  # why a fallback answered: error, timeout, circuit_open, not_loaded, no_model
+    reason: str | None = None  # why a fallback answered: error, timeout, circuit_open, not_loaded, no_model, forced
     cache_hits: int = 0
     feature_defaults: dict[str, int] = field(default_factory=dict)
     answered_by: LoadedModel | None = field(default=None, repr=False)
@@ -304,12 +304,18 @@ class InferenceService:
         if deadline_at_s is not None:
             deadline_at_s += self.clock.monotonic() - before  # a cold load is not charged to the request
         routing_key = self.routing_key(key, instances)
-        alias = self.router.choose(model, routing_key, has_canary=state.canary is not None)
         reason: str | None = None
-        routed = state.canary if alias == "canary" else state.production
-        if routed is None or state.behind(alias):
-            reason = "not_loaded"  # the routed version failed to load or validate (an older one may stand in)
-        chain = self._chain_of(state, alias)
+        if self.router.forced_fallback(model):
+            # The emergency fall-back switch (yarnit.continuous.actions.fall_back): the declared fallback
+            # answers, labelled as one (served_by "fallback", reason "forced"), so availability SLOs count it.
+            routed, reason = None, "forced"
+            chain = [(state.fallback, "fallback", "fallback")] if state.fallback is not None else []
+        else:
+            alias = self.router.choose(model, routing_key, has_canary=state.canary is not None)
+            routed = state.canary if alias == "canary" else state.production
+            if routed is None or state.behind(alias):
+                reason = "not_loaded"  # the routed version failed to load or validate (an older one may stand in)
+            chain = self._chain_of(state, alias)
         checked_by = routed or (chain[0][0] if chain else None)
         if checked_by is not None:  # the routed version's input contract (serving/inputs.py; rejects are 422)
             instances = self.inputs.conform(model, checked_by.version.id, checked_by.version.signature, instances)

@@ -437,6 +437,9 @@ traffic_policies = Table(
     Column("shadow", Boolean, nullable=False),
     Column("updated_at", TS, nullable=False),
     Column("updated_by", String(128), nullable=False),
+    # The emergency "fall back" switch (yarnit.continuous.actions, migration 0011): serve the fallback the
+    # model's owner declared instead of the model, until restored.
+    Column("force_fallback", Boolean, nullable=False, server_default="0"),
 )
 
 traffic_policy_events = Table(
@@ -514,3 +517,38 @@ online_store_targets = Table(
 )
 
 __all__ += ["online_store_targets", "subject_suppressions"]
+
+# --- emergency actions (0011) ---
+# "Stop training": a row while a model's pushes are frozen (the pipelines' promote step and the loop ask it).
+# "Remove bad data" asks for retrains: one row per model trained on the data that was cut, until the loop
+# (or an operator) marks it done. Every change is also a row of ``audit_log`` (action ``emergency.*``).
+
+training_freezes = Table(
+    "training_freezes",
+    metadata,
+    Column("model_name", String(63), primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("frozen_by", String(128), nullable=False),
+    Column("frozen_at", TS, nullable=False),
+    Column("audit_id", Integer, nullable=True),
+)
+
+retrain_requests = Table(
+    "retrain_requests",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("model_name", String(63), nullable=False),
+    Column("model_versions", JSON, nullable=False),
+    Column("dataset_version_id", String(40), nullable=False),
+    Column("replacement_id", String(40), nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("requested_by", String(128), nullable=False),
+    Column("requested_at", TS, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("done_at", TS, nullable=True),
+    Column("done_by", String(128), nullable=True),
+    Column("note", Text, nullable=True),
+    Index("ix_retrain_requests_status", "status", "model_name"),
+)
+
+__all__ += ["retrain_requests", "training_freezes"]
