@@ -12,12 +12,25 @@ import yarnit
 from yarnit.core.errors import YarnitError
 from yarnit.core.settings import load_settings
 
-from . import (actions, alerts, data, evaluation, features, incidents, lineage, models, monitor, pipelines, rollout,
-               slo, tokens)
+from . import (
+    actions,
+    alerts,
+    data,
+    evaluation,
+    features,
+    incidents,
+    lineage,
+    models,
+    monitor,
+    monitor_run,  # noqa: F401  (attaches `yarnit monitor run` to the monitor app)
+    pipelines,
+    rollout,
+    slo,
+    tokens,
+)
 from . import loop as loop_cli
-from . import monitor_run  # noqa: F401  (attaches `yarnit monitor run` to the monitor app)
-from .serving import predict_batch
 from .common import JSON_OPTION, cli_errors, console, emit, fail, options, workspace
+from .serving import predict_batch
 
 app = typer.Typer(
     name="yarnit",
