@@ -44,7 +44,7 @@ def test_monitor_run_json_reports_each_slo_and_the_missing_update_modules(tmp_pa
                                                                 ("train-ok", "no_data")]
     assert report["alerts"]["opened"] == 2 and state_path(home).is_file()  # "no data" is an alert of its own
     assert [s["firing"]["no_data"] for s in report["slos"]] == [True, True]
-    assert set(report["modules"]) == {"traffic", "quality"}
+    assert set(report["modules"]) == {"traffic", "quality", "retention"}
     bad = runner.invoke(app, ["monitor", "run", "--nice", "0", "--webhook", "gopher://x"])
     assert bad.exit_code == 1 and "--webhook 1.url must be an http:// or https:// URL" in bad.output
     interval = runner.invoke(app, ["monitor", "run", "--nice", "0", "--follow", "--interval", "0s"])
