@@ -438,7 +438,7 @@ def _input_importance(ctx: StepContext, model: TrainedModel, kept: pd.DataFrame,
     weights = model.training.get("feature_importance")
     if not weights:
         return None
-    sample = kept.sample(n=min(500, len(kept)), random_state=ctx.seed).assign(position=1)
+    sample = kept.sample(n=min(200, len(kept)), random_state=ctx.seed).assign(position=1)
     try:
         sources = input_sources(FRAME_TRANSFORMS[ctx.config["transform"]], sample, list(inputs), seed=ctx.seed)
     except (KeyError, ValueError, TypeError) as exc:  # a transform that needs more than the inputs: no weights
