@@ -27,7 +27,7 @@ from yarnit.storage import open_workspace
 from yarnit.world import HttpRanker, World, WorldConfig
 
 SLOS = Path(__file__).resolve().parents[2] / "docs" / "slos.yaml"
-NO_DATA_YET = {"features-fresh", "ctr-quality", "ctr-labels", "nightly-training"}  # nothing feeds them in a tour
+NO_DATA_YET = {"features-fresh", "ctr-quality", "ctr-labels"}  # no history view, no labels yet in a tour
 
 
 def _gauge(text: str, name: str, **labels: str) -> float | None:
@@ -98,6 +98,8 @@ def test_a_new_user_monitoring_tour(tmp_path, monkeypatch) -> None:
             # model freshness probes each whole minute after the version was made: "no_data" until the first one
             assert {name for name, s in slos.items() if s["state"] == "no_data"} - {"ctr-model-fresh"} == NO_DATA_YET
             assert slos["ctr-model-fresh"]["state"] in ("ok", "no_data") and slos["ctr-model-fresh"]["error"] is None
+            training = slos["nightly-training"]  # the pipeline run of step 1: one good event, too few to judge
+            assert (training["period"]["good"], training["period"]["total"]) == (1, 1)
             assert report["modules"]["traffic"]["state"] == report["modules"]["quality"]["state"] == "ok"
             assert report["modules"]["retention"]["report"]["removed"] == []  # nothing is 400 days old
 
@@ -110,6 +112,9 @@ def test_a_new_user_monitoring_tour(tmp_path, monkeypatch) -> None:
             assert {(a["slo"], a["alert"], a["severity"], a["state"]) for a in alerts["alerts"]} - {
                 ("ctr-model-fresh", "no_data", "ticket", "firing")} == {
                 (name, "no_data", "ticket", "firing") for name in NO_DATA_YET}
+            labels_alert = next(a for a in alerts["alerts"] if a["slo"] == "ctr-labels")
+            assert labels_alert["runbook"].startswith("Are click labels arriving?")  # the SLO file's runbook
+            assert (home / "monitoring" / "alerts.jsonl").is_file()  # the file sink the SLO file names
 
             # 5. drift of the served traffic against the training data, weighted by the model's importances
             drift = cli("monitor", "drift", "ctr", "--window", "1d")
