@@ -22,7 +22,7 @@ from yarnit.cli.app import app
 from yarnit.core.clock import SystemClock
 from yarnit.core.settings import Settings
 from yarnit.registry import ModelRegistry
-from yarnit.serving import read_prediction_log
+from yarnit.serving import ServingOptions, read_prediction_log
 from yarnit.storage import open_workspace
 from yarnit.world import HttpRanker, World, WorldConfig
 
@@ -70,7 +70,9 @@ def test_a_new_user_monitoring_tour(tmp_path, monkeypatch) -> None:
         assert sum(importance.values()) == pytest.approx(1.0) and set(importance) <= set(version.signature["inputs"])
 
         # 3. serve on loopback and send the world's shoppers through it (plus one bad request: a client error)
-        server_app = create_app(ws)
+        # generous budgets: on a loaded machine a request past its deadline is answered by the fallback, and the
+        # counts below must not depend on speed
+        server_app = create_app(ws, serving=ServingOptions(deadline_ms=60_000, max_queue_delay_ms=None))
         with BackgroundServer(server_app) as server:
             ranker = HttpRanker(server.url, "ctr", chunk=200, id_prefix="tour")
             try:
