@@ -67,8 +67,9 @@ def test_slos_alerts_and_gauges_show_a_page_the_monitor_opened(client, sqlite_ws
     clock.advance(90)
     metrics = client.get("/metrics").text
     ids = {"sloth_service": "yarnit-serving", "sloth_slo": "ctr-availability"}
-    assert _gauge(metrics, "yarnit_slo_alert_firing", **ids, severity="page") == 1.0
-    assert _gauge(metrics, "yarnit_slo_alert_firing", **ids, severity="no_data") == 0.0
+    assert _gauge(metrics, "yarnit_slo_alert_firing", **ids, alert="page", severity="page") == 1.0
+    # the same names as the alert records and the rules: a no-data alert is alert="no_data", severity="ticket"
+    assert _gauge(metrics, "yarnit_slo_alert_firing", **ids, alert="no_data", severity="ticket") == 0.0
     assert _gauge(metrics, "yarnit_slo_burn_rate", **ids, window="5m") == pytest.approx(200.0)
     assert _gauge(metrics, "yarnit_slo_budget_remaining_ratio", **ids) == pytest.approx(1 - 20 / 1220 / 0.001)
     assert _gauge(metrics, "yarnit_slo_state_age_seconds") == 90.0

@@ -44,7 +44,7 @@ def test_monitor_run_json_reports_each_slo_and_the_missing_update_modules(tmp_pa
                                                                 ("train-ok", "no_data")]
     assert report["alerts"]["opened"] == 2 and state_path(home).is_file()  # "no data" is an alert of its own
     assert [s["firing"]["no_data"] for s in report["slos"]] == [True, True]
-    assert set(report["modules"]) == {"traffic", "quality"}
+    assert set(report["modules"]) == {"traffic", "quality", "retention"}
     bad = runner.invoke(app, ["monitor", "run", "--nice", "0", "--webhook", "gopher://x"])
     assert bad.exit_code == 1 and "--webhook 1.url must be an http:// or https:// URL" in bad.output
     interval = runner.invoke(app, ["monitor", "run", "--nice", "0", "--follow", "--interval", "0s"])
@@ -72,6 +72,10 @@ def test_alerts_list_json_and_a_bad_state(tmp_path, monkeypatch):
     assert json.loads(runner.invoke(app, ["alerts", "list", "--state", "resolved", "--json"]).stdout)["count"] == 0
     human = runner.invoke(app, ["alerts", "list"])
     assert human.exit_code == 0 and "firing" in human.output and "ticket" in human.output
+    # the table names the SLO, and each alert's summary is printed in full (the command's help promises both)
+    assert "train-ok" in human.output and "ctr-availability" in human.output
+    train = next(a for a in listed["alerts"] if a["slo"] == "train-ok")
+    assert f"{train['alert_name']} (firing): {train['summary']}" in " ".join(human.output.split())
     bad = runner.invoke(app, ["alerts", "list", "--state", "open"])
     assert bad.exit_code == 1 and "--state must be one of firing, resolved, all; got 'open'" in bad.output
 

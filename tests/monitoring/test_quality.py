@@ -356,3 +356,23 @@ def test_a_candidate_never_shown_expects_no_label(ws, clock, tmp_path):
     counts = quality.for_workspace(ws, parse_slo_file(SLO_FILE), clock=clock).counts(
         slo, until_s=clock.now().timestamp())
     assert counts.buckets() == [(M0 + 60, 1, 2)]  # s1/0 labelled in time, s1/2 not; s1/1 is no event
+
+
+def test_quality_of_an_unknown_model_is_not_found_not_an_empty_report(ws, clock, tmp_path, monkeypatch):
+    """Like drift: a typo in the model name is a 404 naming the known models, never a 200 with no groups."""
+    from fastapi.testclient import TestClient
+
+    from yarnit.api import create_app
+    from yarnit.core.errors import NotFound
+
+    log_requests(ws, clock, [("u1", [0.2, 0.6], None, None)])
+    quality.update(ws)
+    with pytest.raises(NotFound, match=r"model 'crt' has no quality summarized and is not registered; known: ctr"):
+        quality.quality_report(ws, "crt", window_s=86400)
+    assert quality.quality_report(ws, "ctr", window_s=86400)["groups"]  # the known one still answers
+    with TestClient(create_app(ws)) as http:
+        missing = http.get("/api/monitoring/quality/crt")
+        assert missing.status_code == 404 and "known: ctr" in missing.json()["detail"]
+    monkeypatch.setenv("YARNIT_HOME", str(ws.home))
+    out = CliRunner().invoke(app, ["monitor", "quality", "crt", "--json"])
+    assert out.exit_code == 1 and "no quality summarized" in out.output

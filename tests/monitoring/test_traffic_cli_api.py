@@ -64,6 +64,10 @@ def test_cli_summarize_and_drift_json(cli_home):
     assert body["window"]["requests"] == 600 and body["reference"]["requests"] == 600
     human = runner.invoke(app, ["monitor", "drift", "ctr", "--window", "1h", "--at", at, "--reference-window", "1h"])
     assert human.exit_code == 0 and "DRIFT" in human.output and "price" in human.output
+    # off a terminal the (transient) progress bar prints nothing: the report is the first line, no blank one
+    assert human.output.startswith("ctr: DRIFT"), human.output[:80]
+    again = runner.invoke(app, ["monitor", "summarize"])
+    assert again.exit_code == 0 and again.output.startswith("read 0 records"), again.output[:80]
     bad = runner.invoke(app, ["monitor", "drift", "ctr", "--window", "soon"])
     assert bad.exit_code == 1 and "--window must be a duration" in bad.output
 

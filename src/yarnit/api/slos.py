@@ -10,7 +10,9 @@ Gauges (labels as Sloth's, so dashboards built for Sloth's rules line up)::
 
     yarnit_slo_budget_remaining_ratio{sloth_service,sloth_slo}
     yarnit_slo_burn_rate{sloth_service,sloth_slo,window}
-    yarnit_slo_alert_firing{sloth_service,sloth_slo,severity}     severity: page, ticket, no_data
+    yarnit_slo_alert_firing{sloth_service,sloth_slo,alert,severity}
+        alert: page, ticket or no_data (an alert record's ``alert``, the rules' ``yarnit_alert``);
+        severity: page or ticket (a no-data alert is a ticket, as in ``yarnit alerts list`` and the rules)
     yarnit_slo_state_age_seconds                                  now - the monitor's last run (workspace clock)
 """
 
@@ -130,8 +132,9 @@ class SLOCollector:
                                    labels=ids)
         burn = GaugeMetricFamily("yarnit_slo_burn_rate", "Error ratio over the window divided by the error budget.",
                                  labels=[*ids, "window"])
-        firing = GaugeMetricFamily("yarnit_slo_alert_firing", "1 while the SLO's alert of this severity is open.",
-                                   labels=[*ids, "severity"])
+        firing = GaugeMetricFamily("yarnit_slo_alert_firing", "1 while the SLO's alert (page, ticket or no_data) is "
+                                   "open; severity is the alert's (a no-data alert is a ticket).",
+                                   labels=[*ids, "alert", "severity"])
         age = GaugeMetricFamily("yarnit_slo_state_age_seconds", "Seconds since the monitor last evaluated the SLOs.")
         state = monitor_state(self.home)
         if state is not None:
@@ -144,8 +147,9 @@ class SLOCollector:
                 for window, value in (s.get("burn_rates") or {}).items():
                     if isinstance(value, (int, float)):
                         burn.add_metric([*labels, str(window)], float(value))
-                for severity, on in (s.get("firing") or {}).items():
-                    firing.add_metric([*labels, str(severity)], 1.0 if on else 0.0)
+                for alert, on in (s.get("firing") or {}).items():
+                    severity = "ticket" if alert == "no_data" else str(alert)
+                    firing.add_metric([*labels, str(alert), severity], 1.0 if on else 0.0)
             seconds = _age_s(state.get("at"), self.clock)
             if seconds is not None:
                 age.add_metric([], seconds)

@@ -32,11 +32,14 @@ def list_alerts(state: str = typer.Option("all", "--state", help="firing, resolv
             console.print(f"no {'' if state == 'all' else state + ' '}alerts (the monitor writes them: "
                           "yarnit monitor run)")
             return
-        table = Table("alert", "severity", "state", "since", "until", "runbook")
+        table = Table("alert", "slo", "model", "severity", "state", "since", "until")
         for a in rows:
-            table.add_row(a["alert_name"], a["severity"], a["state"], a["started_at"][:19], (a["ended_at"] or "-")[:19],
-                          plain(a["runbook"] or "-"))
+            table.add_row(a["alert_name"], plain(a["slo"]), plain(a["model"] or "-"), a["severity"], a["state"],
+                          a["started_at"][:19], (a["ended_at"] or "-")[:19])
         console.print(table)
+        for a in rows:  # what happened and what to do, in full (a table cell would cut both)
+            runbook = f" runbook: {a['runbook']}" if a["runbook"] else ""
+            console.print(plain(f"{a['alert_name']} ({a['state']}): {a['summary']}{runbook}"), soft_wrap=True)
 
     emit({"state": state, "count": len(rows), "alerts": rows}, as_json, human)
 

@@ -341,11 +341,13 @@ def receipts(as_json: bool = JSON_OPTION) -> None:
 
 
 def _retention(ws: Workspace, features: Any) -> Retention:
-    """Retention over dataset versions, the feature store and the prediction log."""
+    """Retention over dataset versions, the feature store, the prediction log and the monitoring summaries."""
     from yarnit.features.retention import FeatureStoreRetention
+    from yarnit.monitoring.retention import MonitoringRetention
     from yarnit.serving.erasure import PredictionLogRetention
 
-    return Retention(ws, targets=[FeatureStoreRetention(features), PredictionLogRetention(ws)])
+    return Retention(ws, targets=[FeatureStoreRetention(features), PredictionLogRetention(ws),
+                                  MonitoringRetention(ws)])
 
 
 def _render_retention(report: RetentionReport, dry_run: bool) -> None:

@@ -31,8 +31,10 @@ app = typer.Typer(help="Monitoring: drift of served traffic, prediction quality 
 def _summarize(ws: Any, as_json: bool) -> dict[str, Any]:
     from yarnit.monitoring import traffic
 
+    # Off a terminal even a transient bar leaves a blank line before the report: show the bar on terminals only.
     with Progress(TextColumn("summarizing the prediction log"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console, disable=as_json, transient=True) as progress:
+                  TimeElapsedColumn(), console=console, disable=as_json or not console.is_terminal,
+                  transient=True) as progress:
         task = progress.add_task("segments", total=None)
 
         def advance(done: int, total: int) -> None:

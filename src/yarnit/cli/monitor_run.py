@@ -20,7 +20,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from .common import JSON_OPTION, cli_errors, console, emit, workspace
+from .common import JSON_OPTION, cli_errors, console, emit, plain, workspace
 from .monitor import app
 
 
@@ -129,6 +129,10 @@ def _human(report: dict[str, Any]) -> None:
     for name, module in report.get("modules", {}).items():
         if module.get("state") != "ok":
             console.print(f"{name}: {module.get('state')} ({module.get('detail') or module.get('error')})")
+    removed = ((report.get("modules", {}).get("retention") or {}).get("report") or {}).get("removed")
+    if removed:
+        console.print(plain(f"retention: removed {len(removed)} monitoring item(s) older than "
+                            f"{report['modules']['retention']['report']['older_than']}"))
     alerts, delivery = report["alerts"], report["delivery"]
     console.print(f"alerts: {alerts['opened']} opened, {alerts['resolved']} resolved, {alerts['firing']} firing; "
                   f"notifications: {delivery['sent']} sent, {delivery['failed']} failed, {delivery['pending']} "

@@ -12,7 +12,9 @@ versions rewritten by ``forget``.
 Retention also covers data outside dataset versions through
 :class:`RetentionTarget` plug-ins with their own class: the feature store
 (``features``: offline day files and online entities older than the age) and
-the prediction log (``prediction_log``: segments whose newest record is older).
+the prediction log (``prediction_log``: segments whose newest record is older)
+and the monitoring summaries (``monitoring``: hourly traffic windows and quality
+rows, ``yarnit.monitoring.retention``).
 The world's classes have defaults (:data:`DEFAULT_POLICIES`) that apply until
 someone sets a policy; ``yarnit data retention show`` lists both.
 
@@ -88,6 +90,8 @@ DEFAULT_POLICIES: dict[str, RetentionPolicy] = {
     "events": RetentionPolicy("events", 400, 7, source="default"),
     "features": RetentionPolicy("features", 400, 0, source="default"),
     "prediction_log": RetentionPolicy("prediction_log", 90, 0, source="default"),
+    # hourly drift and quality summaries (monitoring/retention.py): a year-over-year look back, like events
+    "monitoring": RetentionPolicy("monitoring", 400, 0, source="default"),
 }
 
 

@@ -58,7 +58,7 @@ from typing import Any
 import numpy as np
 
 from yarnit.core.clock import Clock
-from yarnit.core.errors import ConfigError, InvalidInput
+from yarnit.core.errors import ConfigError, InvalidInput, NotFound
 from yarnit.serving.predlog import read_segment
 
 from .counts import EventCounts
@@ -509,6 +509,8 @@ def quality_report(workspace: Any, model: str, *, window_s: int, by: str | None 
     store = QualityStore(quality_db_path(workspace.home))
     try:
         merged = store.merged(model, start_hour=start_hour, end_hour=end_hour)
+        if not merged:
+            _require_known_model(workspace, store, model)
         groups = []
         for (version, slice_), summary in sorted(merged.items()):
             if by is None and slice_ != "":
@@ -545,6 +547,19 @@ def quality_report(workspace: Any, model: str, *, window_s: int, by: str | None 
                 "skips": store.counters()}
     finally:
         store.close()
+
+
+def _require_known_model(workspace: Any, store: QualityStore, model: str) -> None:
+    """NotFound for a name that is neither registered nor in the quality summaries (a typo is not an empty report)."""
+    if store.conn.execute("SELECT 1 FROM summaries WHERE model = ? LIMIT 1", (model,)).fetchone() is not None:
+        return
+    from yarnit.registry import ModelRegistry
+
+    if ModelRegistry(workspace).exists(model):
+        return
+    known = sorted({str(r[0]) for r in store.conn.execute("SELECT DISTINCT model FROM summaries")})
+    raise NotFound(f"model {model!r} has no quality summarized and is not registered; known: "
+                   f"{', '.join(known) or 'none'}.")
 
 
 def report_json(report: Mapping[str, Any]) -> str:

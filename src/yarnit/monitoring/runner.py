@@ -6,6 +6,8 @@
    (new prediction-log segments into drift windows; new labels into quality
    windows), each only if its module is installed; a missing module is
    reported as ``missing``, a failing one as ``error``, and the run goes on;
+   then the ``monitoring`` retention class (:mod:`.retention`) removes the
+   summaries older than its policy (reported under ``modules.retention``);
 2. every SLO of the workspace's SLO file through
    :class:`~yarnit.monitoring.workspace.WorkspaceSLISource` and a
    :class:`~yarnit.monitoring.burn.BurnRateMonitor` whose "what was firing"
@@ -133,6 +135,7 @@ class Monitor:
         started = _monotonic()
         at = self.clock.now()
         modules = {name: self._update(name) for name in UPDATE_MODULES}
+        modules["retention"] = self._retention()
         store = AlertStore.open(self.alerts_path)
         sink_names = [s.name for s in self.sinks]
         source = self.source
@@ -210,6 +213,17 @@ class Monitor:
         except Exception as exc:  # noqa: BLE001 - a hook never stops the monitor: its alerts are already sent
             log.error("monitoring hook %s failed: %s", module_name, _error_text(exc))
             return {"state": "error", "error": _error_text(exc)}
+    def _retention(self) -> dict[str, Any]:
+        """The ``monitoring`` retention class applied to the summaries the updates just wrote (bounded files)."""
+        from .retention import expire_monitoring, monitoring_cutoff
+
+        try:
+            cutoff, days = monitoring_cutoff(self.workspace)
+            removed = expire_monitoring(self.workspace, cutoff)
+        except (YarnitError, OSError, ValueError) as exc:
+            log.error("monitoring retention failed: %s", _error_text(exc))
+            return {"state": "error", "error": _error_text(exc)}
+        return {"state": "ok", "report": {"max_age_days": days, "older_than": cutoff.isoformat(), "removed": removed}}
 
     def follow(self, interval_s: float, *, stop: threading.Event, poll_s: float = 1.0, max_runs: int | None = None,
                on_run: Callable[[dict[str, Any]], None] | None = None) -> int:

@@ -421,10 +421,30 @@ def train(ctx: StepContext, dataset: dict[str, Any], split: dict[str, Any]) -> d
     if ctx.config["transform"] in HISTORY_TRANSFORMS:
         # served: the data plane reads the shopper's row of the shopper_history view (recipes/history.py)
         signature["online_features"] = history_features()
+    weights = _input_importance(ctx, model, kept, inputs)
+    if weights:
+        signature["feature_importance"] = weights  # drift weighs served columns by it (monitoring/served_drift.py)
     return {"model": TrainedModel(
         artifact=model.artifact, artifact_format=model.artifact_format, trainer=model.trainer,
         params=model.params | {"trainer": model.trainer}, signature=signature,
         training=model.training, probe=split["probe"])}
+
+
+def _input_importance(ctx: StepContext, model: TrainedModel, kept: pd.DataFrame,
+                      inputs: dict[str, str]) -> dict[str, float] | None:
+    """The trainer's per-feature importances carried back to the request's input columns (sum 1), or None."""
+    from yarnit.training.importance import input_sources, to_inputs
+
+    weights = model.training.get("feature_importance")
+    if not weights:
+        return None
+    sample = kept.sample(n=min(200, len(kept)), random_state=ctx.seed).assign(position=1)
+    try:
+        sources = input_sources(FRAME_TRANSFORMS[ctx.config["transform"]], sample, list(inputs), seed=ctx.seed)
+    except (KeyError, ValueError, TypeError) as exc:  # a transform that needs more than the inputs: no weights
+        ctx.log(f"feature importance not mapped to inputs: {exc}")
+        return None
+    return to_inputs(weights, sources)
 
 
 FALLBACK_SLICE = "product_type"  # the serving fallback's prior is the training click rate per product type

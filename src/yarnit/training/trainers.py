@@ -15,6 +15,9 @@ request-time transform), labels and a seed, and returns a
   LightGBM's text model, which carries its category lists. Warm start
   continues boosting from the previous booster. With a Dask client, training
   runs distributed (``DaskLGBMClassifier``).
+
+Every trainer records ``training["feature_importance"]``: one weight per
+column of the frame it was given, summing to 1 (:mod:`.importance`).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from yarnit.core.errors import InvalidInput
 from yarnit.registry import ArtifactFormat, dump_lightgbm, dump_sklearn, load_predictor
 from yarnit.registry.lightgbm_format import lightgbm_safe, unused_features
 
+from . import importance as imp
 from .encoding import encode_frame, fit_vectorizer, text_codes  # sklearn itself is imported when training
 from .values import TrainedModel
 
@@ -91,7 +95,9 @@ class LogisticTrainer:
         return TrainedModel(
             artifact=dump_sklearn(pipeline), artifact_format=ArtifactFormat.SKOPS, trainer=self.name,
             params=params | {"min_count": self.min_count, "n_features": len(vectorizer.feature_names_)},
-            training=_training_info(len(y), started, warm_start=warm, iterations=int(model.n_iter_[0])),
+            training=_training_info(len(y), started, warm_start=warm, iterations=int(model.n_iter_[0]),
+                                    feature_importance=imp.linear_weight(model.coef_[0], x, vectorizer.feature_names_,
+                                                                         list(features.columns))),
         )
 
 
@@ -119,7 +125,9 @@ class HistGbmTrainer:
         pipeline = SkPipeline([("vectorize", dense), ("model", model)])
         return TrainedModel(
             artifact=dump_sklearn(pipeline), artifact_format=ArtifactFormat.SKOPS, trainer=self.name,
-            params=dict(self.params), training=_training_info(len(y), started, warm_start=False),
+            params=dict(self.params), training=_training_info(
+                len(y), started, warm_start=False,
+                feature_importance=imp.hist_gbm_gain(model, dense.feature_names_, list(features.columns))),
         )
 
 
@@ -192,7 +200,8 @@ class LightgbmTrainer:
             params=params | {"num_boost_round": self.num_boost_round, "categorical_columns": categorical,
                              "columns": [str(c) for c in features.columns]},
             training=_training_info(len(y), started, warm_start=init_booster is not None,
-                                    distributed=dask_client is not None),
+                                    distributed=dask_client is not None,
+                                    feature_importance=imp.lightgbm_gain(booster, list(features.columns))),
         )
 
     def _fit_dask(self, client: Any, x: np.ndarray, y: np.ndarray, names: list[str], cat_index: list[int],
