@@ -213,6 +213,7 @@ class Monitor:
         except Exception as exc:  # noqa: BLE001 - a hook never stops the monitor: its alerts are already sent
             log.error("monitoring hook %s failed: %s", module_name, _error_text(exc))
             return {"state": "error", "error": _error_text(exc)}
+
     def _retention(self) -> dict[str, Any]:
         """The ``monitoring`` retention class applied to the summaries the updates just wrote (bounded files)."""
         from .retention import expire_monitoring, monitoring_cutoff
