@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from testsupport import register_ctr
 from testsupport.loop_world import (
     DUPLICATES,
     FAST,
@@ -335,7 +336,8 @@ def test_a_frozen_model_trains_nothing_and_a_blessed_version_goes_to_a_staged_ro
 
     world = write_small_world(tmp_path / "w", 2)
     ws = _workspace(tmp_path / "home", first_close(world) + timedelta(days=1))
-    loop = ContinuousLoop(ws, world, LoopConfig(pipeline=FAST))
+    register_ctr(ws, versions=1)  # a production version: a canary has a baseline (a first version is promoted)
+    loop = ContinuousLoop(ws, world, LoopConfig(pipeline=FAST, rollout={}))
     loop.tick()
     day = load_state(ws.home, "ctr")["days"]["2026-01-06"]
     assert day["phase"] == "ready" and day["note"] == "training frozen: bad data under investigation"
@@ -344,7 +346,7 @@ def test_a_frozen_model_trains_nothing_and_a_blessed_version_goes_to_a_staged_ro
     ws.clock.advance(3600)
     loop.tick()
     day = load_state(ws.home, "ctr")["days"]["2026-01-06"]
-    assert day["phase"] == "done" and day["version"] == 1 and day["promoted"] is False  # the rollout promotes
-    assert started == [(1, "loop:ctr")] and day["rollout"]["started"] is True
-    assert "production" not in ModelRegistry(ws).aliases("ctr")
+    assert day["phase"] == "done" and day["version"] == 2 and day["promoted"] is False  # the rollout promotes
+    assert started == [(2, "loop:ctr")] and day["rollout"]["started"] is True
+    assert ModelRegistry(ws).aliases("ctr")["production"] == 1
     assert load_state(ws.home, "ctr")["last_rollout_step"] == {"decision": "hold"}

@@ -55,6 +55,12 @@ def run(world: Path = typer.Option(..., "--world", help="A world written by: yar
         settings: list[str] = typer.Option([], "--set", help="Override of the click model's pipeline: key=value."),
         day_settings: list[str] = typer.Option([], "--day-set",
                                                help="Override of the day pipeline (flood_factor …): key=value."),
+        rollout: bool = typer.Option(False, "--rollout",
+                                     help="Release each blessed version through a staged rollout (yarnit rollout) "
+                                          "instead of promoting it; the model's first version is promoted."),
+        rollout_settings: list[str] = typer.Option([], "--rollout-set",
+                                                   help="Rollout setting (stages, bake_s, min_requests …): key=value; "
+                                                        "implies --rollout."),
         as_json: bool = JSON_OPTION) -> None:
     """Run the loop: each tick takes in new days, quarantines bad rows, waits for labels, trains, gates, promotes."""
     from yarnit.continuous.loop import ContinuousLoop, LoopConfig, load_state
@@ -68,7 +74,8 @@ def run(world: Path = typer.Option(..., "--world", help="A world written by: yar
 
     interval_s = parse_duration(interval, "--interval")
     config = LoopConfig(model=model, window_days=window_days, min_window_days=min(2, window_days),
-                        pipeline=parse_settings(settings), day=parse_settings(day_settings))
+                        pipeline=parse_settings(settings), day=parse_settings(day_settings),
+                        rollout=parse_settings(rollout_settings) if rollout or rollout_settings else None)
     env = load_settings()
     until = None
     clock = None

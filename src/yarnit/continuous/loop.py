@@ -44,11 +44,16 @@ What the loop promises, and how:
   (a new run: the failed one stays failed in the record, and cached steps are
   reused), up to ``max_attempts``; then the day is ``failed``, an alert opens
   in the monitor's alert store, and nothing moves.
-* **Promotion.** When :class:`yarnit.continuous.rollout.RolloutController` is
-  importable, the ctr run registers without promoting and a staged rollout
-  starts for a blessed version (and the loop steps active rollouts each
-  tick); otherwise the ctr register step promotes as pipelines do, behind the
-  error-budget release gate. Either way the loop first asks
+* **Promotion.** With staged rollouts asked for (``LoopConfig.rollout``, a
+  :class:`~yarnit.continuous.rollout.RolloutConfig` as a dict, ``{}`` for its
+  defaults; ``yarnit loop run --rollout``) and a production version to judge a
+  canary against, the ctr run registers without promoting and a staged
+  rollout starts for a blessed version (the loop steps active rollouts each
+  tick; a version trained while one is running waits for none: it is
+  registered, and its rollout is not started, saying why). Otherwise — no
+  rollout asked for, or the model's first version, which has no baseline —
+  the ctr register step promotes as pipelines do, behind the error-budget
+  release gate. Either way the loop first asks
   :func:`yarnit.continuous.actions.training_frozen` (when that module exists):
   a frozen model trains nothing, its days wait.
 """
@@ -101,7 +106,7 @@ class LoopConfig:
     backoff_s: float = 3600.0
     day: dict[str, Any] = field(default_factory=dict)  # overrides of yarnit-loop-day (flood_factor …)
     pipeline: dict[str, Any] = field(default_factory=dict)  # overrides of yarnit-ctr
-    rollout: dict[str, Any] | None = None  # config of the RolloutController, when one is importable
+    rollout: dict[str, Any] | None = None  # staged rollouts: the RolloutController's config (None: promote directly)
 
     def __post_init__(self) -> None:
         check_name("Model", self.model)
@@ -111,6 +116,7 @@ class LoopConfig:
         for key in ("max_runs_per_tick", "max_attempts"):
             if getattr(self, key) < 1:
                 raise InvalidInput(f"Loop {key} must be at least 1; got {getattr(self, key)}.")
+        _rollout_config(self.rollout)  # a bad rollout setting fails here, not days later at the first rollout
 
 
 # --- the state ---------------------------------------------------------------------------------------------------
@@ -162,6 +168,15 @@ def _frozen(ws: Workspace, model: str) -> str | None:
         return None
     reason = training_frozen(ws, model)
     return str(reason) if reason else None
+
+
+def _rollout_config(config: dict[str, Any] | None) -> Any:
+    """``config`` as the rollout module's RolloutConfig (checked: unknown keys are named), or as given without it."""
+    try:
+        from yarnit.continuous.rollout import RolloutConfig  # type: ignore[attr-defined]
+    except ImportError:
+        return config
+    return None if config is None else RolloutConfig.from_dict(config)
 
 
 def _rollout_controller() -> Any:
@@ -416,7 +431,7 @@ class ContinuousLoop:
             self.put(state)
         if not self._budget_left() and state.train_run is None:
             return
-        controller = _rollout_controller()
+        controller = self._staged_rollouts()
         config = {"source": "dataset", "dataset": self.config.dataset, "dataset_version": state.window["version"],
                   "model": self.config.model, "warm_start": True, "promote": controller is None,
                   **self.config.pipeline}
@@ -432,7 +447,21 @@ class ContinuousLoop:
         self.put(state)
         self.progress(f"{day}: {out['summary']}")
 
-    # -- rollouts (when yarnit.continuous.rollout exists) ------------------------------------------------------------
+    # -- rollouts (when asked for and yarnit.continuous.rollout exists) -----------------------------------------------
+    def _staged_rollouts(self) -> Any:
+        """The rollout controller class when this version goes through a staged rollout, else None (promote)."""
+        from yarnit.registry import ModelRegistry
+
+        if self.config.rollout is None:
+            return None
+        controller = _rollout_controller()
+        if controller is None or "production" not in ModelRegistry(self.ws).aliases(self.config.model):
+            return None  # the first version has no baseline to judge a canary against: it is promoted directly
+        return controller
+
+    def _controller(self, controller: Any) -> Any:
+        return controller(self.ws, self.config.model, clock=self.ws.clock, config=_rollout_config(self.config.rollout))
+
     def _start_rollout(self, controller: Any, version: int) -> dict[str, Any]:
         from yarnit.registry import ModelRegistry
 
@@ -440,7 +469,7 @@ class ContinuousLoop:
         if halt is not None:
             return {"started": False, "why": f"releases are halted: {halt}"}
         try:
-            rollout = controller(self.ws, self.config.model, clock=self.ws.clock, config=self.config.rollout)
+            rollout = self._controller(controller)
             started = rollout.start(version, actor=f"loop:{self.config.model}")
         except YarnitError as exc:
             return {"started": False, "why": str(exc)}
@@ -451,7 +480,7 @@ class ContinuousLoop:
         if controller is None or not any((s.get("rollout") or {}).get("started") for s in self.state["days"].values()):
             return
         try:
-            result = controller(self.ws, self.config.model, clock=self.ws.clock, config=self.config.rollout).step()
+            result = self._controller(controller).step()
         except YarnitError as exc:
             self.progress(f"rollout step: {exc}")
             return
