@@ -71,7 +71,9 @@ def _apply_now(request: Request, name: str, action: str) -> None:
         return
     if action in ("fall-back", "restore"):
         serving.router.refresh()
-    elif action == "roll-back":
+    if action in ("fall-back", "roll-back"):
+        # the fallback the action found (the ``fallback`` alias) or the previous version is loaded now, not at
+        # the next poll: the first answer after the switch comes from it, never from a chain that lacks it
         serving.runtime.refresh(name)
 
 
