@@ -156,6 +156,8 @@ def test_default_policies_map_a_canary_slo_to_roll_back_quality_to_fall_back_lab
     assert not policies["burning-canary"].matches(canary, {})
     assert policies["collapsed-predictions"].matches({"sli": "prediction_quality", "alert": "page"}, {})
     assert policies["labels-incomplete"].matches({"sli": "label_completeness", "alert": "ticket"}, {})
+    # a no-data alert (nothing served yet) never freezes training: a new workspace's first models would stop
+    assert not policies["labels-incomplete"].matches({"sli": "label_completeness", "alert": "no_data"}, {})
     assert [p.action for p in policies.values()] == ["roll_back", "fall_back", "stop_training"]
     assert MitigationPolicy("x", "roll_back", {"model": "ctr-*"}).matches({"model": "ctr-eu"}, {})
 

@@ -19,7 +19,7 @@ Example (every key optional; this is the default when the file is absent)::
         action: fall_back
         auto: true
       - name: labels-incomplete
-        when: {sli: [label_completeness]}
+        when: {sli: [label_completeness], alert: [page, ticket]}
         action: stop_training
         auto: true
 
@@ -83,7 +83,10 @@ class MitigationPolicy:
 DEFAULT_POLICIES = (
     MitigationPolicy("burning-canary", "roll_back", {"alias": "canary", "alert": ("page",)}),
     MitigationPolicy("collapsed-predictions", "fall_back", {"sli": ("prediction_quality",), "alert": ("page",)}),
-    MitigationPolicy("labels-incomplete", "stop_training", {"sli": ("label_completeness",)}),
+    # page and ticket only: "no data" (nothing served yet, or the monitor just started) is not missing labels, and
+    # freezing training on it would stop a new workspace's first models
+    MitigationPolicy("labels-incomplete", "stop_training",
+                     {"sli": ("label_completeness",), "alert": ("page", "ticket")}),
 )
 
 
