@@ -169,7 +169,7 @@ class Exchange:
     """
 
     __slots__ = ("protocol", "name", "started", "request_id", "deadline_s", "length", "status", "error",
-                 "prediction", "instances", "key", "echo_id", "ticket", "body", "headers", "logged", "named")
+                 "prediction", "instances", "key", "echo_id", "ticket", "body", "headers", "logged", "named", "routed")
 
     def __init__(self, protocol: str, name: str, started: float) -> None:
         self.protocol, self.name, self.started = protocol, name, started
@@ -186,6 +186,7 @@ class Exchange:
         self.body: bytes | None = None  # the answer's body, once answered
         self.headers: Sequence[tuple[bytes, bytes]] = ()  # the answer's own headers (besides type and length)
         self.logged: dict[str, Any] | None = None  # what the log keeps of a big request instead of its instances
+        self.routed: str | None = None  # the alias a request that failed without an answer was routed to
         self.named = False  # the client named the request (x-request-id): an OIP v2 body id does not rename it
 
     @property
@@ -367,6 +368,7 @@ class DataPlaneMiddleware:
         """Answer ``ex`` with the error ``exc`` (4xx/503 with a reason; 500 for a bug) and free its slot."""
         self._leave(ex)
         ex.prediction = None
+        ex.routed = getattr(exc, "routed", None)  # set by InferenceService.predict once the router chose
         if isinstance(exc, Overloaded):  # its deadline passed while it waited for its turn
             ex.status, ex.error = 503, exc.reason
             ex.headers = ((b"retry-after", str(exc.retry_after_s).encode()),)
@@ -396,7 +398,7 @@ class DataPlaneMiddleware:
         if ex.prediction is None and service.runtime.loaded_state(name) is None:
             name, error = UNKNOWN_MODEL, f"{error}: {name[:80]}"
         service.record(request_id=ex.request_id or "", protocol=ex.protocol, model=name, status=ex.status,
-                       latency_s=latency, prediction=ex.prediction, error=error, key=ex.key,
+                       latency_s=latency, prediction=ex.prediction, error=error, key=ex.key, routed=ex.routed,
                        instances=ex.logged or ex.instances)  # type: ignore[arg-type]  # a big one: its summary
         if self.metrics is not None:
             self._observe(ex.protocol, name, ex.status, latency, ex.prediction)

@@ -96,6 +96,7 @@ class Prediction:
     feature_defaults: dict[str, int] = field(default_factory=dict)
     answered_by: LoadedModel | None = field(default=None, repr=False)
     kind: str = "probability"  # "ranking": ``values`` holds one slate per instance (items, scores, propensities)
+    routed: str = "production"  # the alias the router chose ("production" | "canary"), whoever answered
 
 
 class ModelOutputInvalid(RuntimeError):
@@ -304,57 +305,66 @@ class InferenceService:
         if deadline_at_s is not None:
             deadline_at_s += self.clock.monotonic() - before  # a cold load is not charged to the request
         routing_key = self.routing_key(key, instances)
-        reason: str | None = None
-        if self.router.forced_fallback(model):
-            # The emergency fall-back switch (yarnit.continuous.actions.fall_back): the declared fallback
-            # answers, labelled as one (served_by "fallback", reason "forced"), so availability SLOs count it.
-            routed, reason = None, "forced"
-            chain = [(state.fallback, "fallback", "fallback")] if state.fallback is not None else []
-        else:
-            alias = self.router.choose(model, routing_key, has_canary=state.canary is not None)
-            routed = state.canary if alias == "canary" else state.production
-            if routed is None or state.behind(alias):
-                reason = "not_loaded"  # the routed version failed to load or validate (an older one may stand in)
-            chain = self._chain_of(state, alias)
-        checked_by = routed or (chain[0][0] if chain else None)
-        if checked_by is not None:  # the routed version's input contract (serving/inputs.py; rejects are 422)
-            instances = self.inputs.conform(model, checked_by.version.id, checked_by.version.signature, instances)
-        for loaded, served_by, label in chain:
-            if not loaded.breaker.allows():
-                reason = reason or "circuit_open"
-                continue
-            if deadline_at_s is not None and self.clock.monotonic() >= deadline_at_s:
-                reason = reason or "timeout"
-                break
-            try:
-                if loaded.is_ranking:  # slates: no probability check, no prediction cache
-                    values, hits, defaults = self._ranked(model, loaded, instances)
-                else:
-                    values, hits, defaults = self._score(model, loaded, instances)
-            except InvalidInput:
-                raise  # the client's instances are wrong for this model: a 4xx, not a model fault
-            except Exception as exc:
-                loaded.breaker.record_failure()
-                reason = reason or "error"
-                log.warning("%s failed for request %s: %s: %s", loaded.version.ref, request_id,
-                            type(exc).__name__, exc)
-                continue
-            if deadline_at_s is not None and self.clock.monotonic() > deadline_at_s:
-                # Late: the client asked for an answer by the deadline, and there is no
-                # budget left for another model, so the heuristic answers this one and the
-                # breaker steers the next requests away from the slow version.
-                loaded.breaker.record_failure()
-                reason = "timeout"
-                break
-            loaded.breaker.record_success()
-            prediction = Prediction(values, model, loaded.version.version, served_by, label, request_id,
-                                    reason if served_by != "model" else None, hits, defaults, loaded,
-                                    "ranking" if loaded.is_ranking else "probability")
+        chosen = "production"  # the alias the router chose (the forced fall-back counts on production's side)
+        try:
+            reason: str | None = None
+            if self.router.forced_fallback(model):
+                # The emergency fall-back switch (yarnit.continuous.actions.fall_back): the declared fallback
+                # answers, labelled as one (served_by "fallback", reason "forced"), so availability SLOs count it.
+                routed, reason = None, "forced"
+                chain = [(state.fallback, "fallback", "fallback")] if state.fallback is not None else []
+            else:
+                alias = self.router.choose(model, routing_key, has_canary=state.canary is not None)
+                chosen = alias
+                routed = state.canary if alias == "canary" else state.production
+                if routed is None or state.behind(alias):
+                    reason = "not_loaded"  # the routed version failed to load or validate (an older one may stand in)
+                chain = self._chain_of(state, alias)
+            checked_by = routed or (chain[0][0] if chain else None)
+            if checked_by is not None:  # the routed version's input contract (serving/inputs.py; rejects are 422)
+                instances = self.inputs.conform(model, checked_by.version.id, checked_by.version.signature, instances)
+            for loaded, served_by, label in chain:
+                if not loaded.breaker.allows():
+                    reason = reason or "circuit_open"
+                    continue
+                if deadline_at_s is not None and self.clock.monotonic() >= deadline_at_s:
+                    reason = reason or "timeout"
+                    break
+                try:
+                    if loaded.is_ranking:  # slates: no probability check, no prediction cache
+                        values, hits, defaults = self._ranked(model, loaded, instances)
+                    else:
+                        values, hits, defaults = self._score(model, loaded, instances)
+                except InvalidInput:
+                    raise  # the client's instances are wrong for this model: a 4xx, not a model fault
+                except Exception as exc:
+                    loaded.breaker.record_failure()
+                    reason = reason or "error"
+                    log.warning("%s failed for request %s: %s: %s", loaded.version.ref, request_id,
+                                type(exc).__name__, exc)
+                    continue
+                if deadline_at_s is not None and self.clock.monotonic() > deadline_at_s:
+                    # Late: the client asked for an answer by the deadline, and there is no
+                    # budget left for another model, so the heuristic answers this one and the
+                    # breaker steers the next requests away from the slow version.
+                    loaded.breaker.record_failure()
+                    reason = "timeout"
+                    break
+                loaded.breaker.record_success()
+                prediction = Prediction(values, model, loaded.version.version, served_by, label, request_id,
+                                        reason if served_by != "model" else None, hits, defaults, loaded,
+                                        "ranking" if loaded.is_ranking else "probability", chosen)
+                self._shadow(state, prediction, instances, routing_key)
+                return prediction
+            prediction = self._heuristic(state, instances, request_id, reason or "no_model")
+            prediction.routed = chosen
             self._shadow(state, prediction, instances, routing_key)
             return prediction
-        prediction = self._heuristic(state, instances, request_id, reason or "no_model")
-        self._shadow(state, prediction, instances, routing_key)
-        return prediction
+        except Exception as exc:
+            # A failure with no answer is logged under the alias the request was routed to (``routed`` in
+            # the prediction log), so a canary that fails with a 5xx is judged against the canary.
+            exc.routed = chosen  # type: ignore[attr-defined]
+            raise
 
     @staticmethod
     def _heuristic(state: ModelState, instances: list[dict[str, Any]], request_id: str, reason: str) -> Prediction:
@@ -506,8 +516,12 @@ class InferenceService:
     # -- accounting -------------------------------------------------------------------
     def record(self, *, request_id: str, protocol: str, model: str, status: int, latency_s: float,
                prediction: Prediction | None = None, instances: list[dict[str, Any]] | None = None,
-               error: str | None = None, key: str | None = None) -> None:
-        """Count the request and write it to the prediction log (every outcome, not only 200s)."""
+               error: str | None = None, key: str | None = None, routed: str | None = None) -> None:
+        """Count the request and write it to the prediction log (every outcome, not only 200s).
+
+        ``routed`` is the alias the router chose for a request that failed without an answer (the
+        ``routed`` attribute :meth:`predict` puts on its exception); an answer carries its own.
+        """
         stats = self.stats
         if prediction is not None:
             version = str(prediction.model_version)
@@ -530,9 +544,11 @@ class InferenceService:
         if prediction is not None:
             answered = prediction.answered_by
             record.update(version=prediction.model_version, alias=prediction.alias, served_by=served_by,
-                          reason=prediction.reason, predictions=prediction.values,
+                          routed=prediction.routed, reason=prediction.reason, predictions=prediction.values,
                           feature_defaults=prediction.feature_defaults or None,
                           pii=sorted(answered.pii) if answered is not None else ())
+        elif routed is not None:
+            record["routed"] = routed
         if instances is not None:
             record["instances"] = instances
         if error is not None:
