@@ -80,6 +80,28 @@ def test_alerts_list_json_and_a_bad_state(tmp_path, monkeypatch):
     assert bad.exit_code == 1 and "--state must be one of firing, resolved, all; got 'open'" in bad.output
 
 
+def test_alerts_list_shows_who_acknowledged_an_alert(tmp_path, monkeypatch):
+    from yarnit.continuous.actions import roll_through
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("YARNIT_HOME", str(home))
+    ws = open_workspace(Settings.for_home(home), SimulatedClock(utc(2026, 1, 5, 9)))
+    write_slos(home, sinks=[{"type": "log"}])
+    Monitor(ws, load_workspace_slos(home)).run_once()  # no traffic: a no-data ticket
+    before = json.loads(runner.invoke(app, ["alerts", "list", "--json"]).stdout)["alerts"]
+    assert len(before) == 1 and (before[0]["acked_by"], before[0]["acked_at"], before[0]["ack_reason"]) == (None,) * 3
+    assert "Acknowledged" not in runner.invoke(app, ["alerts", "list"]).output
+    ws.clock.advance(60)
+    roll_through(ws, alert_ids=[before[0]["id"]], actor="oncall-bo", reason="known gap in the feed")
+    ws.close()
+    (alert,) = json.loads(runner.invoke(app, ["alerts", "list", "--json"]).stdout)["alerts"]
+    assert (alert["acked_by"], alert["acked_at"][:19], alert["ack_reason"]) == (
+        "oncall-bo", "2026-01-05T09:01:00", "known gap in the feed")
+    human = runner.invoke(app, ["alerts", "list"])
+    assert human.exit_code == 0 and "acked" in human.output and "by oncall-bo" in human.output
+    assert "Acknowledged by oncall-bo at 2026-01-05T09:01:00: known gap in the feed." in " ".join(human.output.split())
+
+
 def test_monitor_run_follow_stops_cleanly_on_sigterm(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
