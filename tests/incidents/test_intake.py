@@ -149,7 +149,7 @@ def test_a_suggested_policy_runs_nothing_and_says_how_to_run_it(sqlite_ws, clock
     assert incident.state == "mitigated" and incident.events[-2].actor == "user:erin"
 
 
-def test_default_policies_map_a_canary_slo_to_roll_back_quality_to_fall_back_labels_to_stop_training():
+def test_default_policies_map_a_canary_slo_to_abort_canary_quality_to_fall_back_labels_to_stop_training():
     policies = {p.name: p for p in load_config("/nonexistent").policies}
     canary = {"sli": "serving_availability", "alert": "page", "slo": "ctr-canary", "model": "ctr"}
     assert policies["burning-canary"].matches(canary, {"alias": "canary"})
@@ -158,7 +158,7 @@ def test_default_policies_map_a_canary_slo_to_roll_back_quality_to_fall_back_lab
     assert policies["labels-incomplete"].matches({"sli": "label_completeness", "alert": "ticket"}, {})
     # a no-data alert (nothing served yet) never freezes training: a new workspace's first models would stop
     assert not policies["labels-incomplete"].matches({"sli": "label_completeness", "alert": "no_data"}, {})
-    assert [p.action for p in policies.values()] == ["roll_back", "fall_back", "stop_training"]
+    assert [p.action for p in policies.values()] == ["abort_canary", "fall_back", "stop_training"]
     assert MitigationPolicy("x", "roll_back", {"model": "ctr-*"}).matches({"model": "ctr-eu"}, {})
 
 

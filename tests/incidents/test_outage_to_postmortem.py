@@ -123,7 +123,7 @@ def test_an_outage_opens_one_incident_triages_mitigates_resolves_and_writes_its_
     assert "commander: dana" in text
 
 
-def test_the_default_policy_rolls_back_a_burning_canary_found_by_the_slos_alias(sqlite_ws, clock):
+def test_the_default_policy_aborts_a_burning_canary_found_by_the_slos_alias(sqlite_ws, clock):
     """No incidents.yaml: the default `burning-canary` policy matches the SLO whose `alias` param is canary, read
     from the workspace SLO file, and its action runs once on the canary's model."""
     from yarnit.monitoring.workspace import prediction_log_dir
@@ -152,11 +152,16 @@ def test_the_default_policy_rolls_back_a_burning_canary_found_by_the_slos_alias(
     assert log.flush()
     log.close()
     calls = []
+
+    def abort_canary(ws, model, *, actor, reason):  # noqa: ANN001, ANN202  (the real one: test_canary_mitigation_server)
+        calls.append((model, actor, reason))
+        return {"action": "abort_canary", "model": model, "changed": True}
+
     report = Monitor(ws, load_workspace_slos(ws.home), clock=clock,
-                     actions={"roll_back": roll_back_action(calls)}).run_once()
+                     actions={"abort_canary": abort_canary}).run_once()
     hook = report["hooks"]["incidents"]["report"]
     assert [m["policy"] for m in hook["mitigations"]] == ["burning-canary"] and calls[0][0] == "ctr"
-    assert registry.resolve("ctr", "production").version == 1
+    assert registry.resolve("ctr", "production").version == 2  # a burning canary does not move production
     (incident,) = IncidentStore.open(ws.home, clock).list()
     assert [(s["slo"], s["state"]) for s in report["slos"]] == [("ctr-availability", "page"),
                                                                 ("ctr-canary-availability", "page")]

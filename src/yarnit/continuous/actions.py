@@ -242,6 +242,52 @@ def roll_back(ws: Workspace, model: str, *, actor: str, reason: str) -> dict[str
             "undo": f"yarnit models promote {model} {current} --reason '…'"}
 
 
+# -- abort a canary -----------------------------------------------------------------------------
+def abort_canary(ws: Workspace, model: str, *, actor: str, reason: str) -> dict[str, Any]:
+    """Take the canary's traffic away: canary share 0, the ``canary`` alias back to production's version.
+
+    The mitigation of a burning canary (``roll_back`` would move production, which is not what burns). A running
+    staged rollout of ``model`` is ended as aborted first (its own audit row), so no later step raises the
+    share again. Lowering the share is never refused by the error-budget gate. Audited as
+    ``emergency.abort_canary`` with the share and alias it replaced (``from``): undo by pointing the canary
+    back and raising the share (``yarnit rollout start MODEL --version V``, or the traffic policy).
+    """
+    from yarnit.serving.router import TrafficPolicyStore
+
+    why = _reason(reason)
+    registry = _model(ws, model)
+    traffic = TrafficPolicyStore(ws)
+    before = {"canary_percent": traffic.get(model).canary_percent, "canary": registry.aliases(model).get("canary")}
+    rollout = None
+    try:
+        from .rollout import RUNNING, RolloutController
+    except ImportError:  # rollouts not installed: only the traffic policy and the alias
+        pass
+    else:
+        controller = RolloutController(ws, model)
+        state = controller.load()
+        if state is not None and state.get("status") == RUNNING:
+            rollout = controller.abort(actor=actor, reason=why)["id"]
+    if traffic.get(model).canary_percent > 0:
+        traffic.set(model, canary_percent=0.0, actor=actor, reason=why)
+    production = registry.aliases(model).get("production")
+    canary = registry.aliases(model).get("canary")
+    if production is not None and canary not in (None, production):
+        registry.set_alias(model, "canary", production, actor=actor, reason=why, action="rollback")
+    after = {"canary_percent": traffic.get(model).canary_percent, "canary": registry.aliases(model).get("canary")}
+    changed = after != before or rollout is not None
+    audit_id = None
+    if changed:
+        with ws.metadata.begin() as conn:
+            audit_id = _audit(conn, ws, actor=actor, action="abort_canary", subject=f"model:{model}:canary",
+                              detail={"model": model, "reason": why, "from": before, "to": after,
+                                      "rollout": rollout})
+    undo = (f"yarnit rollout start {model} --version {before['canary']}" if before["canary"] not in (None, production)
+            else "nothing to undo")
+    return {"action": "abort_canary", "model": model, "changed": changed, "from": before, "to": after,
+            "rollout": rollout, "reason": why, "audit_id": audit_id, "undo": undo}
+
+
 # -- remove bad data ----------------------------------------------------------------------------
 TIME_COLUMNS = ("event_time", "time", "timestamp", "ts")
 
@@ -507,9 +553,9 @@ def history(ws: Workspace, *, model: str | None = None, limit: int = 100) -> lis
     return out
 
 
-ACTIONS = ("stop_training", "resume_training", "fall_back", "restore_model", "roll_back", "remove_bad_data",
-           "roll_through")
+ACTIONS = ("stop_training", "resume_training", "fall_back", "restore_model", "roll_back", "abort_canary",
+           "remove_bad_data", "roll_through")
 
-__all__ = ["ACTIONS", "FallbackNotDeclared", "complete_retrain", "declared_fallback", "fall_back", "history",
+__all__ = ["ACTIONS", "FallbackNotDeclared", "abort_canary", "complete_retrain", "declared_fallback", "fall_back", "history",
            "pending_retrains", "remove_bad_data", "restore_model", "resume_training", "roll_back", "roll_through",
            "stop_training", "switches", "training_frozen", "unacknowledge"]

@@ -12,7 +12,7 @@ Example (every key optional; this is the default when the file is absent)::
     policies:
       - name: burning-canary
         when: {alias: canary, alert: [page]}
-        action: roll_back
+        action: abort_canary
         auto: true
       - name: collapsed-predictions
         when: {sli: [prediction_quality], alert: [page]}
@@ -27,8 +27,9 @@ A policy matches an alert when every key of ``when`` matches: ``sli``,
 ``alert`` (page, ticket, no_data) and ``service`` are lists of exact values;
 ``slo`` and ``model`` are shell-style patterns (``ctr-*``); ``alias`` is the
 SLO's ``alias`` parameter (an SLO of the canary's traffic). ``action`` is a
-name resolved at run time in :mod:`yarnit.continuous.actions` (``roll_back``,
-``fall_back``, ``stop_training``, …). ``auto: false`` only puts the suggestion
+name resolved at run time in :mod:`yarnit.continuous.actions` (``abort_canary``,
+``roll_back``, ``fall_back``, ``stop_training``, …): a burning canary's traffic is taken away (canary share 0,
+the canary alias back to production's version); ``roll_back`` would move production, which is not what burns. ``auto: false`` only puts the suggestion
 on the timeline; a person runs it with ``yarnit incidents mitigate``. A file
 with a mistake is refused naming the field, as the SLO file is.
 """
@@ -49,7 +50,7 @@ from yarnit.monitoring.slo import parse_duration
 from .models import SEVERITIES
 
 CONFIG_FILENAME = "incidents.yaml"
-ACTION_NAMES = ("roll_back", "fall_back", "stop_training", "roll_through")
+ACTION_NAMES = ("abort_canary", "roll_back", "fall_back", "stop_training", "roll_through")
 _FILE_KEYS = ("grouping_window", "resolve_after", "lookback", "severity", "fault_files", "policies", "open_for",
               "postmortem_budget_share")
 ALERT_KINDS = ("page", "ticket", "no_data")
@@ -81,7 +82,7 @@ class MitigationPolicy:
 
 
 DEFAULT_POLICIES = (
-    MitigationPolicy("burning-canary", "roll_back", {"alias": "canary", "alert": ("page",)}),
+    MitigationPolicy("burning-canary", "abort_canary", {"alias": "canary", "alert": ("page",)}),
     MitigationPolicy("collapsed-predictions", "fall_back", {"sli": ("prediction_quality",), "alert": ("page",)}),
     # page and ticket only: "no data" (nothing served yet, or the monitor just started) is not missing labels, and
     # freezing training on it would stop a new workspace's first models

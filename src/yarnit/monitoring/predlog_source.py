@@ -7,7 +7,8 @@ over the segment files of :mod:`yarnit.serving.predlog`. Which records count:
   window records (requests shed or rejected past their exemplars) count their
   ``count``; shadow scores are not requests and never count;
 * an SLO with a ``model`` counts only that model's requests; with an ``alias``
-  param only requests routed to that alias (rejected windows carry no alias,
+  param only requests routed to that alias (``routed``, the router's choice, failed requests included;
+  older records without it: the alias that answered; rejected windows carry no alias,
   so they count only for SLOs without one);
 * **serving_availability**: total = every request except client errors (4xx
   other than 429: a malformed body, an unknown model or a slow client are not
@@ -74,7 +75,7 @@ def classify(slo: SLO, record: Mapping[str, Any]) -> tuple[int, int]:
     if slo.model is not None and record.get("model") != slo.model:
         return 0, 0
     alias = slo.params.get("alias")
-    if alias is not None and (role == "rejected" or record.get("alias") != alias):
+    if alias is not None and (role == "rejected" or (record.get("routed") or record.get("alias")) != alias):
         return 0, 0
     status = record.get("status")
     if not isinstance(status, int) or isinstance(status, bool):
