@@ -221,6 +221,8 @@ def test_the_emergency_cli_acts_reports_json_and_refuses_clearly(tmp_path: Path)
     rolled = cli(home, "roll-back", "ctr", "--reason", "v2 regressed", "--json")
     assert rolled.exit_code == 0, rolled.output
     assert (json.loads(rolled.stdout)["from"], json.loads(rolled.stdout)["to"]) == ({"version": 2}, {"version": 1})
+    nothing = cli(home, "abort-canary", "ctr", "--reason", "no canary", "--json")
+    assert nothing.exit_code == 0 and json.loads(nothing.stdout)["changed"] is False, nothing.output
     status = cli(home, "status", "ctr", "--json")
     data = json.loads(status.stdout)
     assert data["training_frozen"]["reason"] == "labels late" and data["production"] == 1

@@ -81,6 +81,7 @@ def audit_of(http: httpx.Client, action: str) -> list[dict[str, Any]]:
 
 
 PATHS = ["/api/models/ctr/actions/fall-back", "/api/models/ctr/actions/restore", "/api/models/ctr/actions/roll-back",
+         "/api/models/ctr/actions/abort-canary",
          "/api/models/ctr/actions/stop-training", "/api/models/ctr/actions/resume-training",
          "/api/datasets/shop/actions/remove-data", "/api/alerts/actions/roll-through"]
 

@@ -32,7 +32,7 @@ router = APIRouter(prefix="/api", tags=["emergency actions"])
 Reason = Annotated[str, Field(min_length=1, max_length=1000, pattern=PLAIN_TEXT,
                               description="Why (required; kept in the audit history): one line of plain text")]
 DatasetRef = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}(:v?[0-9]{1,18})?$")]
-ModelAction = Literal["stop-training", "resume-training", "fall-back", "restore", "roll-back"]
+ModelAction = Literal["stop-training", "resume-training", "fall-back", "restore", "roll-back", "abort-canary"]
 
 MODEL_ACTIONS: dict[str, Callable[..., dict[str, Any]]] = {
     "stop-training": actions.stop_training,
@@ -40,6 +40,7 @@ MODEL_ACTIONS: dict[str, Callable[..., dict[str, Any]]] = {
     "fall-back": actions.fall_back,
     "restore": actions.restore_model,
     "roll-back": actions.roll_back,
+    "abort-canary": actions.abort_canary,
 }
 
 

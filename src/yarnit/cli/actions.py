@@ -87,6 +87,17 @@ def roll_back(model: str, reason: str = REASON, as_json: bool = JSON_OPTION) -> 
     _done(result, as_json, f"{model}: production v{result['from']['version']} → v{result['to']['version']}")
 
 
+@app.command("abort-canary")
+@cli_errors
+def abort_canary(model: str, reason: str = REASON, as_json: bool = JSON_OPTION) -> None:
+    """Take the canary's traffic away: share 0, the canary alias back to production's version."""
+    with workspace() as ws:
+        result = actions.abort_canary(ws, model, actor=cli_actor(), reason=reason)
+    before, after = result["from"], result["to"]
+    _done(result, as_json, f"{model}: canary share {before['canary_percent']:g}% → {after['canary_percent']:g}%, "
+                           f"canary alias v{before['canary']} → v{after['canary']}")
+
+
 @app.command("remove-data")
 @cli_errors
 def remove_data(dataset: str = typer.Argument(..., help="NAME (its newest version) or NAME:vN."),
