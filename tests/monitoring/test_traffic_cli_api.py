@@ -95,3 +95,16 @@ def test_api_drift_reads_stored_summaries_only(sqlite_ws):
     assert client.get("/api/monitoring/drift/ctr", params={"at": "yesterday"}).status_code == 422
     assert client.get("/api/monitoring/drift/ctr", params={"reference_window": "b/a"}).status_code == 422
     assert client.get("/api/monitoring/drift/bad%20name").status_code == 422
+
+
+def test_api_drift_windows_reaching_before_year_1_are_a_422_not_a_500(sqlite_ws):
+    """Date arithmetic overflowed into a 500 for a huge window, a huge reference shift or an `at` near year 1."""
+    from testsupport import register_ctr
+
+    register_ctr(sqlite_ws, 1)
+    client = TestClient(create_app(sqlite_ws), raise_server_exceptions=False)
+    for params in ({"window": "9999999w"}, {"window": "1d", "reference_window": "9999999w"},
+                   {"window": "1d", "at": "0001-01-01T00:00:00Z"}):
+        response = client.get("/api/monitoring/drift/ctr", params=params)
+        assert response.status_code == 422, (params, response.text)
+        assert "before the year 1" in response.json()["detail"]

@@ -177,9 +177,19 @@ def parse_time(text: str, what: str = "--at") -> datetime:
     return when.astimezone(timezone.utc)
 
 
+def _earlier(when: datetime, seconds: float, what: str) -> datetime:
+    """``when`` minus ``seconds``; a window reaching before year 1 is the caller's mistake, not a crash (a 422)."""
+    from datetime import timedelta
+
+    try:
+        return when - timedelta(seconds=seconds)
+    except OverflowError:
+        raise InvalidInput(f"{what} reaches before the year 1 from {when.isoformat()}: give a shorter window or a "
+                           "later time.") from None
+
+
 def parse_reference_window(text: str, start: datetime, end: datetime) -> tuple[datetime, datetime]:
     """``START/END`` (ISO 8601) or a duration ``7d``: the window as long as the current one, that much earlier."""
-    from datetime import timedelta
 
     if "/" in text:
         a, b = text.split("/", 1)
@@ -187,8 +197,8 @@ def parse_reference_window(text: str, start: datetime, end: datetime) -> tuple[d
         if ref[1] <= ref[0]:
             raise InvalidInput(f"--reference-window must end after it starts, got {text!r}.")
         return ref
-    shift = timedelta(seconds=parse_window(text, "--reference-window (a START/END interval or a shift such as 7d)"))
-    return start - shift, end - shift
+    shift = parse_window(text, "--reference-window (a START/END interval or a shift such as 7d)")
+    return _earlier(start, shift, "--reference-window"), _earlier(end, shift, "--reference-window")
 
 
 def drift_report(workspace: Any, model: str, *, window: int | str = 86400, at: datetime | None = None,
@@ -206,7 +216,6 @@ def drift_report(workspace: Any, model: str, *, window: int | str = 86400, at: d
     predictions). Slice volume against the training profile's slices when it has them, else that window.
     Never reads the log: ``summaries`` says how old the stored summaries are.
     """
-    from datetime import timedelta
 
     from yarnit.core.errors import NotFound
 
@@ -218,7 +227,7 @@ def drift_report(workspace: Any, model: str, *, window: int | str = 86400, at: d
         raise InvalidInput(f"window must be positive, got {window!r}.")
     now = clock.now().astimezone(timezone.utc)
     end = (at or now).astimezone(timezone.utc)
-    start = end - timedelta(seconds=seconds)
+    start = _earlier(end, seconds, "--window")
     limit = dr.EFFECT_THRESHOLD if threshold is None else float(threshold)
     a = dr.ALPHA if alpha is None else float(alpha)
     share = dr.DRIFT_SHARE if drift_share is None else float(drift_share)
@@ -236,7 +245,7 @@ def drift_report(workspace: Any, model: str, *, window: int | str = 86400, at: d
     serving = max(current.versions.items(), key=lambda kv: (kv[1], kv[0]))[0] if current.versions else None
     if isinstance(reference_window, str):
         reference_window = parse_reference_window(reference_window, start, end)
-    previous = reference_window or (start - timedelta(seconds=seconds), start)
+    previous = reference_window or (_earlier(start, seconds, "the previous window"), start)
     past = window_summary(workspace, model, previous[0], previous[1])
     features = {k: v for k, v in current.summary.features.items() if not is_private_name(k)}
     if reference_window is not None:
