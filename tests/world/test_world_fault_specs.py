@@ -1,3 +1,6 @@
+import re
+
+import pandas as pd
 import pytest
 
 from yarnit.core import InvalidInput, utc
@@ -58,7 +61,7 @@ def test_to_dict_records_exact_name_window_and_every_param():
     ("spec", "message"),
     [
         ("meteor@1", r"Unknown fault 'meteor'.*Valid faults: discount_format, partner_lookup, .*model_collapse"),
-        ("stockout", r"has no '@DAY'.*NAME@DAY\[:HOURS\]"),
+        ("stockout", r"has no '@DAY'.*NAME@DAY\[\+HH\]\[:HOURS\]"),
         ("stockout@x", r"DAY 'x' must be a day number \(0 = the start date\) or a date YYYY-MM-DD"),
         ("stockout@-1", r"DAY '-1' must be a day number"),
         ("stockout@2026-02-30", r"'2026-02-30' is not a real date"),
@@ -96,3 +99,22 @@ def test_fault_objects_validate_like_specs():
     with pytest.raises(InvalidInput, match=r"top_n=5000 is out of range"):
         Fault("stockout", day=1, params={"top_n": 5000})
     assert hash(Fault("stockout", day=1)) == hash(Fault("stockout", day=1, params={"top_n": 20}))
+
+
+def test_a_fault_can_open_at_an_hour_of_its_day_and_the_world_honours_it() -> None:
+    from yarnit.world import World, WorldConfig
+
+    fault = parse_fault("stockout@1+12:6,top_n=5")
+    assert (fault.day, fault.hour, fault.hours) == (1, 12.0, 6.0) and fault.spec() == "stockout@1+12:6,top_n=5"
+    start = WorldConfig().start
+    opens, closes = fault.window(start)
+    assert (opens - start).total_seconds() == 36 * 3600 and (closes - opens).total_seconds() == 6 * 3600
+    assert fault.to_dict(start)["hour"] == 12.0 and "hour" not in parse_fault("stockout@1").to_dict(start)
+    day = list(World(WorldConfig(seed=3, sessions_per_day=300, n_users=500, faults=(fault,))).run(2))[1]
+    shown = day.impressions
+    hours = pd.to_datetime(shown["event_time"], utc=True).dt.hour
+    out = ~shown["in_stock"].astype(bool)
+    assert out[hours < 12].mean() < out[(hours >= 12) & (hours < 18)].mean()  # sold out only inside the window
+    for bad, why in (("stockout@1+24", "[0, 24)"), ("stockout@1+x", "not a number of hours")):
+        with pytest.raises(InvalidInput, match=re.escape(why)):
+            parse_fault(bad)

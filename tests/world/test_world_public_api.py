@@ -25,7 +25,7 @@ def test_world_config_signature_matches_the_interface():
     assert params["seed"].default == 0 and params["sessions_per_day"].default == 2000
     assert isinstance(params["start"].default, datetime) and params["faults"].default == ()
     assert list(inspect.signature(World).parameters) == ["config", "ranker"]
-    assert list(inspect.signature(Fault).parameters) == ["name", "day", "hours", "params"]
+    assert list(inspect.signature(Fault).parameters) == ["name", "day", "hours", "params", "hour"]  # hour: added, keyword with a default
 
 
 def test_config_is_frozen():

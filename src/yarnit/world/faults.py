@@ -4,7 +4,8 @@ The command line writes a fault as ``NAME@DAY[:HOURS][,param=value…]``:
 
 * ``NAME`` is one of :data:`yarnit.world.FAULTS` (``yarnit world faults`` lists them);
 * ``DAY`` is the first day, either a day number (0 is the world's start date)
-  or an ISO date such as ``2026-01-08``; the window opens at midnight UTC;
+  or an ISO date such as ``2026-01-08``; the window opens at midnight UTC, or
+  ``+HH`` hours later (``stockout@3+12`` opens at noon of day 3);
 * ``HOURS`` is the length of the window (default 24);
 * each ``param=value`` sets a parameter of the scenario (the rest keep defaults).
 
@@ -14,13 +15,15 @@ Example:
     ('click_log_outage', 2, 48.0, {'replay_after_hours': 12.0})
     >>> f.spec()
     'click_log_outage@2:48,replay_after_hours=12'
+    >>> parse_fault("stockout@3+12:48").window(datetime(2026, 1, 5, tzinfo=timezone.utc))[0].isoformat()
+    '2026-01-08T12:00:00+00:00'
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from types import MappingProxyType
 from typing import Any
 
@@ -29,7 +32,8 @@ from yarnit.core.errors import InvalidInput
 from .scenarios import FAULTS, FaultKind, ParamValue
 
 MAX_DAYS = 3660
-SPEC_SYNTAX = "NAME@DAY[:HOURS][,param=value...] (e.g. stockout@3:48,top_n=5 or biased_loss@2026-01-08,country=ES)"
+SPEC_SYNTAX = ("NAME@DAY[+HH][:HOURS][,param=value...] (e.g. stockout@3:48,top_n=5, stockout@3+12 from noon, or "
+               "biased_loss@2026-01-08,country=ES)")
 
 
 def _valid_names() -> str:
@@ -42,7 +46,7 @@ def _number(value: float) -> str:
 
 @dataclass(frozen=True)
 class Fault:
-    """A failure scenario switched on for ``hours`` from midnight of day ``day``.
+    """A failure scenario switched on for ``hours`` from ``hour`` o'clock (UTC, default midnight) of day ``day``.
 
     ``params`` are checked against the scenario (:data:`FAULTS`) and completed
     with defaults, so ``faults.json`` records every value actually used.
@@ -56,6 +60,7 @@ class Fault:
     day: int
     hours: float = 24.0
     params: Mapping[str, ParamValue] = field(default_factory=dict)
+    hour: float = 0.0
 
     def __post_init__(self) -> None:
         if self.name not in FAULTS:
@@ -75,6 +80,11 @@ class Fault:
                 "Example: stockout@3:48 lasts two days."
             )
         object.__setattr__(self, "hours", float(hours))
+        hour = self.hour
+        if isinstance(hour, bool) or not isinstance(hour, (int, float)) or not 0 <= hour < 24:
+            raise InvalidInput(f"Fault {self.name!r}: the start hour must be a number in [0, 24), got {hour!r}. "
+                               "Example: stockout@3+12 opens at noon of day 3.")
+        object.__setattr__(self, "hour", float(hour))
         object.__setattr__(self, "params", MappingProxyType(self._checked_params(dict(self.params))))
 
     def _checked_params(self, given: dict[str, Any]) -> dict[str, ParamValue]:
@@ -88,7 +98,7 @@ class Fault:
         return dict(sorted(kind.resolve(values).items()))
 
     def __hash__(self) -> int:
-        return hash((self.name, self.day, self.hours, tuple(self.params.items())))
+        return hash((self.name, self.day, self.hour, self.hours, tuple(self.params.items())))
 
     @property
     def kind(self) -> FaultKind:
@@ -96,12 +106,14 @@ class Fault:
 
     def window(self, start: datetime) -> tuple[datetime, datetime]:
         """The [start, end) of the fault for a world that starts at ``start``."""
-        opens = start + timedelta(days=self.day)
+        opens = start + timedelta(days=self.day, hours=self.hour)
         return opens, opens + timedelta(hours=self.hours)
 
     def spec(self) -> str:
         """The command-line form; parameters that differ from their defaults are listed."""
         text = f"{self.name}@{self.day}"
+        if self.hour:
+            text += f"+{_number(self.hour)}"
         if self.hours != 24.0:
             text += f":{_number(self.hours)}"
         defaults = {p.name: p.default for p in self.kind.params}
@@ -111,7 +123,7 @@ class Fault:
     def to_dict(self, start: datetime) -> dict[str, Any]:
         """What ``faults.json`` records: exact name, window and every parameter."""
         opens, closes = self.window(start)
-        return {
+        record = {
             "name": self.name,
             "book": self.kind.book,
             "day": self.day,
@@ -121,6 +133,9 @@ class Fault:
             "params": dict(self.params),
             "spec": self.spec(),
         }
+        if self.hour:  # a window opening at midnight keeps the record it always had
+            record["hour"] = self.hour
+        return record
 
 
 def parse_fault(text: str, *, start: datetime | None = None) -> Fault:
@@ -136,7 +151,14 @@ def parse_fault(text: str, *, start: datetime | None = None) -> Fault:
             "See their parameters with: yarnit world faults"
         )
     day_text, _, hours_text = when.partition(":")
+    day_text, plus, hour_text = day_text.partition("+")
     day = _parse_day(name, day_text.strip(), start)
+    hour = 0.0
+    if plus:
+        try:
+            hour = float(hour_text)
+        except ValueError:
+            raise InvalidInput(f"Fault {name!r}: +HH {hour_text!r} is not a number of hours. Use {SPEC_SYNTAX}.") from None
     hours: float = 24.0
     if hours_text.strip():
         try:
@@ -153,7 +175,7 @@ def parse_fault(text: str, *, start: datetime | None = None) -> Fault:
         if key.strip() in params:
             raise InvalidInput(f"Fault {name!r}: parameter {key.strip()!r} is given twice in {text!r}.")
         params[key.strip()] = value.strip()
-    return Fault(name, day=day, hours=hours, params=params)
+    return Fault(name, day=day, hours=hours, params=params, hour=hour)
 
 
 def _parse_day(name: str, text: str, start: datetime | None) -> int:

@@ -89,8 +89,8 @@ class World:
         self._search_history(shoppers, season, stream(seed, _BUILD, "users/history"))
         start_us = int(config.start.timestamp()) * 1_000_000
         injections = [
-            Injection(fault, slot, start_us + fault.day * US_PER_DAY,
-                      start_us + fault.day * US_PER_DAY + int(round(fault.hours * 3_600_000_000)))
+            Injection(fault, slot, start_us + fault.day * US_PER_DAY + int(round(fault.hour * 3_600_000_000)),
+                      start_us + fault.day * US_PER_DAY + int(round((fault.hour + fault.hours) * 3_600_000_000)))
             for slot, fault in enumerate(config.faults)
         ]
         clicks = self._prior_clicks(catalog, stream(seed, _BUILD, "popularity"))
