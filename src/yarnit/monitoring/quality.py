@@ -336,8 +336,8 @@ class QualityJoin:
             (last_hour,)).fetchall()
         for model, version, hour, data in todo:
             summary = QualitySummary.from_json(json.loads(data))
-            reference = store.merged(model, start_hour=hour - REFERENCE_S // HOUR_S, end_hour=hour).get(
-                (version, ""))
+            reference = store.merged(model, start_hour=hour - REFERENCE_S // HOUR_S, end_hour=hour,
+                                     version=version, slice_="").get((version, ""))
             mapping = calibration_map(reference) if reference is not None else None
             estimate = summary.estimate(mapping)
             conn.execute("INSERT INTO estimates (model, version, hour, count, estimated_auc, estimated_accuracy, "

@@ -160,12 +160,18 @@ class QualityStore:
                           "UPDATE SET data = excluded.data",
                           (model, version, slice_, hour, json.dumps(summary.to_json(), separators=(",", ":"))))
 
-    def merged(self, model: str, *, start_hour: int, end_hour: int) -> dict[tuple[str, str], QualitySummary]:
-        """(version, slice) -> the summaries of hours ``[start_hour, end_hour)`` merged."""
+    def merged(self, model: str, *, start_hour: int, end_hour: int, version: str | None = None,
+               slice_: str | None = None) -> dict[tuple[str, str], QualitySummary]:
+        """(version, slice) -> the summaries of hours ``[start_hour, end_hour)`` merged; ``version`` and
+        ``slice_`` keep only that version or slice (``""``: the whole traffic), and parse nothing else."""
         out: dict[tuple[str, str], QualitySummary] = {}
-        for version, slice_, data in self.conn.execute(
-                "SELECT version, slice, data FROM summaries WHERE model = ? AND hour >= ? AND hour < ?",
-                (model, start_hour, end_hour)):
+        sql = "SELECT version, slice, data FROM summaries WHERE model = ? AND hour >= ? AND hour < ?"
+        args: list[Any] = [model, start_hour, end_hour]
+        if version is not None:
+            sql, args = sql + " AND version = ?", [*args, version]
+        if slice_ is not None:
+            sql, args = sql + " AND slice = ?", [*args, slice_]
+        for version, slice_, data in self.conn.execute(sql, args):
             part = QualitySummary.from_json(json.loads(data))
             key = (version, slice_)
             out[key] = out[key].merge(part) if key in out else part

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from yarnit.core.errors import InvalidInput, YarnitError
+from yarnit.core.errors import Conflict, InvalidInput, YarnitError
 from yarnit.core.text import check_plain_text
 from yarnit.registry import ModelNotFound
 from yarnit.storage import ChangeWatcher
@@ -153,6 +153,29 @@ class TrafficPolicyStore:
             raise InvalidInput(f"A forced change of {model_name}'s traffic policy needs a reason for the audit trail.")
         check_plain_text("override_reason", override_reason)
         override = override_reason.strip() or (reason.strip() if force else "")
+        # The gate is asked before the write transaction, never inside it: its SLIs read the same database, and
+        # on SQLite a second transaction waits for ours (the busy timeout) and then fails, so a gate asked
+        # inside would stall and could not read the budget it must enforce. A raise that appears only once the
+        # row is locked (someone lowered the share meanwhile) asks the gate again, outside, and retries.
+        asked: tuple[str | None] | None = None
+        for _attempt in range(3):
+            raising = canary_percent is not None and float(canary_percent) > self.get(model_name).canary_percent
+            if asked is None and raising:
+                asked = (self._refusal(model_name),)
+            try:
+                return self._set(model_name, canary_percent, shadow, actor=actor, reason=reason, force=force,
+                                 override_reason=override_reason, override=override, asked=asked)
+            except _GateNotAsked:
+                asked = (self._refusal(model_name),)
+        raise Conflict(f"{model_name}'s traffic policy kept changing while this change was being made; retry it.")
+
+    def _refusal(self, model_name: str) -> str | None:
+        gate = self._gate()
+        return gate.refusal(model_name, "canary") if gate is not None else None
+
+    def _set(self, model_name: str, canary_percent: float | None, shadow: bool | None, *, actor: str, reason: str,
+             force: bool, override_reason: str, override: str, asked: tuple[str | None] | None
+             ) -> TrafficPolicyEvent:
         now = self.ws.clock.now()
         with self.ws.metadata.begin() as conn:
             row = _locked_policy_row(conn, model_name)
@@ -161,8 +184,9 @@ class TrafficPolicyStore:
                                 old.shadow if shadow is None else bool(shadow), old.force_fallback)
             halt = None
             if new.canary_percent > old.canary_percent:  # lowering never reads the policy: it cannot be refused
-                gate = self._gate()
-                halt = gate.refusal(model_name, "canary") if gate is not None else None
+                if asked is None:
+                    raise _GateNotAsked  # rolls back; set() asks the gate outside the transaction and retries
+                halt = asked[0]
             if halt is not None:  # raising here rolls the transaction back: nothing changes, nothing is audited
                 if not override:
                     raise CanaryHalted(model_name, old.canary_percent, new.canary_percent, halt)
@@ -308,6 +332,10 @@ class Router:
 
 
 _DEFAULT = TrafficPolicy()
+
+
+class _GateNotAsked(Exception):
+    """Inside :meth:`TrafficPolicyStore._set`: the change raises the share, and the gate was not asked first."""
 
 
 def _locked_policy_row(conn: Connection, model_name: str) -> Any:

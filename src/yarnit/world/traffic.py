@@ -106,7 +106,8 @@ class HttpRanker:
     exploration_rate = 0.0
 
     def __init__(self, base_url: str, model: str = "ctr", *, chunk: int = 2000, timeout_s: float = 30.0,
-                 id_prefix: str | None = None) -> None:
+                 id_prefix: str | None = None, before_request: Callable[[list[dict[str, Any]]], None] | None = None,
+                 on_error: str = "raise") -> None:
         import secrets
 
         import httpx
@@ -120,7 +121,13 @@ class HttpRanker:
         self.id_prefix = id_prefix if id_prefix is not None else f"w{secrets.token_hex(4)}"
         if not _ID_PREFIX.match(self.id_prefix):
             raise InvalidInput(f"id_prefix must be 1-40 characters of A-Z a-z 0-9 . _ -, got {self.id_prefix!r}.")
+        if on_error not in ("raise", "popularity"):
+            raise InvalidInput(f"on_error must be 'raise' or 'popularity', got {on_error!r}.")
+        self.before_request = before_request
+        self.on_error = on_error
         self.requests = 0
+        #: who answered each request: "ctr:v3", "ctr:v3 (fallback)", "heuristic" or "HTTP 503"
+        self.answered_by: dict[str, int] = {}
         self._scored: list[pd.DataFrame] = []
         #: The candidates of the last annotated day that were scored but never shown (request_id, request_index,
         #: day): pass them to :func:`request_labels` so no label is waited for.
@@ -134,17 +141,29 @@ class HttpRanker:
         request_index = np.empty(len(instances), dtype=np.int64)
         for start in range(0, len(instances), self.chunk):
             chunk = instances[start:start + self.chunk]
+            if self.before_request is not None:
+                self.before_request(chunk)  # e.g. a demo moving its simulated clock to the page's time
             self.requests += 1
             request_id = f"{self.id_prefix}-{self.requests:08d}"
             response = self.client.post(self.url, json={"instances": chunk}, headers={"x-request-id": request_id})
             if response.status_code != 200:
-                raise Unavailable(f"The data plane answered {response.status_code} at {self.url}: "
-                                  f"{response.text[:200]}")
+                self._count(f"HTTP {response.status_code}")
+                if self.on_error == "raise":
+                    raise Unavailable(f"The data plane answered {response.status_code} at {self.url}: "
+                                      f"{response.text[:200]}")
+                # the shop shows this page in popularity order; the failure is counted, never hidden
+                scores.extend(frame["product_clicks_7d"].iloc[start:start + len(chunk)].astype(float).tolist())
+                request_ids[start:start + len(chunk)] = request_id
+                request_index[start:start + len(chunk)] = np.arange(len(chunk))
+                continue
             body = response.json()
             version = int(body["model_version"])
             self.served_versions.add(version)
             # the impressions of this batch are logged with the version that scored them (0: the heuristic)
             self.model_version = f"{self.model}:v{version}" if version else f"{self.model}:heuristic"
+            served_by = str(body.get("served_by", "model"))
+            self._count(self.model_version if version == 0 or served_by == "model"
+                        else f"{self.model_version} ({served_by})")
             scores.extend(body["predictions"])
             request_ids[start:start + len(chunk)] = request_id
             request_index[start:start + len(chunk)] = np.arange(len(chunk))
@@ -156,6 +175,9 @@ class HttpRanker:
                 "product_id": frame["product_id"].astype(str).to_numpy(),
                 "request_id": request_ids, "request_index": request_index}))
         return np.asarray(scores)
+
+    def _count(self, who: str) -> None:
+        self.answered_by[who] = self.answered_by.get(who, 0) + 1
 
     def annotate_impressions(self, impressions: pd.DataFrame) -> pd.DataFrame:
         """``impressions`` with the ``request_id`` and ``request_index`` that scored each one (the world calls it
