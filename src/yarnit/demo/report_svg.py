@@ -1,0 +1,254 @@
+"""Server-rendered inline SVG charts for the operate-demo report (no JavaScript, no external files).
+
+The report page must be one file that opens anywhere, offline, so each chart is a string of SVG
+built here: a ``viewBox`` that scales to the page width, a ``<title>`` and ``<desc>`` for screen
+readers (referenced by ``aria-labelledby``), a legend drawn inside the chart, and a native ``<title>``
+tooltip on every point and bar. Every piece of text that reaches the SVG goes through :func:`esc`;
+callers pass plain strings, never markup. Colours come from CSS classes where the series are fixed
+(so the page's stylesheet decides them) and from :data:`PALETTE` where their number is not.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+PALETTE = ("#2b6cb0", "#2f855a", "#6b46c1", "#0987a0", "#4a5568", "#b7791f", "#c53030", "#97266d")
+FALLBACK_COLOUR = "#dd8a0e"
+ERROR_COLOUR = "#c53030"
+WIDTH, PAD_L, PAD_R, PAD_T, PAD_B = 640, 64, 28, 58, 34
+
+
+def esc(value: object) -> str:
+    """Escape any value for HTML text and attribute values.
+
+    >>> esc('<script>alert("x")</script>')
+    '&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;'
+    """
+    return html.escape(str(value), quote=True)
+
+
+def linear_scale(d0: float, d1: float, r0: float, r1: float) -> Callable[[float], float]:
+    """Map the domain [d0, d1] onto the range [r0, r1]; a zero-width domain maps to the range's middle.
+
+    >>> s = linear_scale(0, 10, 100, 200)
+    >>> s(0), s(5), s(10)
+    (100.0, 150.0, 200.0)
+    >>> linear_scale(3, 3, 0, 50)(3)
+    25.0
+    """
+    if d1 == d0:
+        return lambda _v: (r0 + r1) / 2
+    k = (r1 - r0) / (d1 - d0)
+    return lambda v: r0 + (v - d0) * k
+
+
+def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+    """About ``n`` round tick values covering [lo, hi] (steps of 1, 2 or 5 times a power of ten).
+
+    >>> nice_ticks(0, 0.047)
+    [0.0, 0.01, 0.02, 0.03, 0.04, 0.05]
+    >>> nice_ticks(0, 0)
+    [0.0, 1.0]
+    """
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
+        return [float(lo), lo + 1.0] if math.isfinite(lo) else [0.0, 1.0]
+    raw = (hi - lo) / max(n, 1)
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    start = math.floor(lo / step + 1e-9)
+    stop = math.ceil(hi / step - 1e-9)
+    return [round(i * step, 12) for i in range(start, stop + 1)]
+
+
+def path_d(points: Sequence[tuple[float, float] | None]) -> str:
+    """SVG path data through ``points``; a ``None`` breaks the line (a day with no data is not drawn as zero).
+
+    >>> path_d([(0, 1), (2, 3.5), None, (4, 5)])
+    'M0.0 1.0L2.0 3.5M4.0 5.0'
+    """
+    out: list[str] = []
+    pen_down = False
+    for p in points:
+        if p is None:
+            pen_down = False
+            continue
+        out.append(f"{'L' if pen_down else 'M'}{p[0]:.1f} {p[1]:.1f}")
+        pen_down = True
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class Series:
+    """One line: a name for the legend, a CSS class for its colour, one value (or None) per x position."""
+
+    name: str
+    css: str
+    values: Sequence[float | None]
+
+
+@dataclass(frozen=True)
+class Window:
+    """A shaded x interval (a fault window) in x units (days since the start), labelled at the top."""
+
+    label: str
+    x0: float
+    x1: float
+
+
+def _frame(chart_id: str, title: str, desc: str, height: int, body: str) -> str:
+    return (f'<svg viewBox="0 0 {WIDTH} {height}" role="img" aria-labelledby="{chart_id}-t {chart_id}-d" '
+            f'id="{chart_id}"><title id="{chart_id}-t">{esc(title)}</title>'
+            f'<desc id="{chart_id}-d">{esc(desc)}</desc>{body}</svg>')
+
+
+def _legend(items: Sequence[tuple[str, str]], y: float = 14) -> str:
+    """Legend swatches along the top: (label, css class or '#colour')."""
+    out, x = [], float(PAD_L)
+    for label, colour in items:
+        paint = f'fill="{colour}"' if colour.startswith("#") else f'class="{colour}"'
+        out.append(f'<rect x="{x:.0f}" y="{y - 9}" width="12" height="10" {paint}/>'
+                   f'<text x="{x + 16:.0f}" y="{y}" class="lg">{esc(label)}</text>')
+        x += 28 + 7.2 * min(len(label), 28)
+    return '<g class="legend">' + "".join(out) + "</g>"
+
+
+def _windows(windows: Sequence[Window], x: Callable[[float], float], x_max: float, top: float,
+             bottom: float) -> str:
+    out = []
+    for i, w in enumerate(windows):
+        x0, x1 = x(max(0.0, min(w.x0, x_max))), x(max(0.0, min(w.x1, x_max)))
+        if x1 - x0 < 3:  # a one-hour fault on a 30-day axis would be invisible
+            x1 = x0 + 3
+        ly = top - 20 + 12 * (i % 2)  # labels sit above the plot, staggered so neighbours stay readable
+        out.append(f'<g class="win"><title>{esc(w.label)}</title><rect x="{x0:.1f}" y="{top:.1f}" '
+                   f'width="{x1 - x0:.1f}" height="{bottom - top:.1f}"/><line x1="{x0:.1f}" x2="{x0:.1f}" '
+                   f'y1="{ly + 2:.1f}" y2="{top:.1f}"/><text x="{x0 + 2:.1f}" y="{ly:.1f}">{esc(w.label[:24])}</text></g>')
+    return "".join(out)
+
+
+def _axes(x: Callable[[float], float], y: Callable[[float], float], ticks: Sequence[float], x_labels: Sequence[str],
+          y_format: Callable[[float], str], bottom: float) -> str:
+    out = []
+    for t in ticks:
+        out.append(f'<line class="grid" x1="{PAD_L}" x2="{WIDTH - PAD_R}" y1="{y(t):.1f}" y2="{y(t):.1f}"/>'
+                   f'<text class="ax" x="{PAD_L - 6}" y="{y(t) + 4:.1f}" text-anchor="end">{esc(y_format(t))}</text>')
+    step = max(1, math.ceil(len(x_labels) / 8))
+    for i in range(0, len(x_labels), step):
+        out.append(f'<text class="ax" x="{x(i + 0.5):.1f}" y="{bottom + 18:.1f}" text-anchor="middle">'
+                   f"{esc(x_labels[i])}</text>")
+    out.append(f'<line class="axis" x1="{PAD_L}" x2="{WIDTH - PAD_R}" y1="{bottom:.1f}" y2="{bottom:.1f}"/>')
+    return "".join(out)
+
+
+def svg_line_chart(series: Sequence[Series], shaded_windows: Sequence[Window], *, chart_id: str, title: str,
+                   desc: str, x_labels: Sequence[str], y_format: Callable[[float], str] = str,
+                   height: int = 280) -> str:
+    """A line chart of one value per x position (day), with shaded, labelled windows behind the lines.
+
+    >>> svg = svg_line_chart([Series("clean", "s-clean", [1.0, 2.0, None])], [Window("<f>", 1, 2)],
+    ...                      chart_id="c", title="T", desc="D", x_labels=["a", "b", "c"])
+    >>> svg.count("<svg"), "&lt;f&gt;" in svg, "<f>" in svg
+    (1, True, False)
+    """
+    n = max((len(s.values) for s in series), default=0)
+    bottom = height - PAD_B
+    finite = [v for s in series for v in s.values if v is not None and math.isfinite(v)]
+    ticks = nice_ticks(min([0.0, *finite]), max(finite, default=1.0))
+    x = linear_scale(0, max(n, 1), PAD_L, WIDTH - PAD_R)
+    y = linear_scale(ticks[0], ticks[-1], bottom, PAD_T)
+    body = [_legend([(s.name, s.css) for s in series] + ([("fault window", "win-swatch")] if shaded_windows else [])),
+            _windows(shaded_windows, x, n, PAD_T, bottom), _axes(x, y, ticks, x_labels, y_format, bottom)]
+    for s in series:
+        pts = [(x(i + 0.5), y(v)) if v is not None and math.isfinite(v) else None for i, v in enumerate(s.values)]
+        body.append(f'<path class="line {s.css}" d="{path_d(pts)}"/>')
+        for i, (p, v) in enumerate(zip(pts, s.values, strict=True)):
+            if p is not None and v is not None:
+                label = x_labels[i] if i < len(x_labels) else str(i)
+                body.append(f'<circle class="{s.css}" cx="{p[0]:.1f}" cy="{p[1]:.1f}" r="2.5">'
+                            f"<title>{esc(label)} {esc(s.name)}: {esc(y_format(v))}</title></circle>")
+    return _frame(chart_id, title, desc, height, "".join(body))
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One horizontal bar: its value (None: nothing measured), a target mark (None: no target), pass/fail."""
+
+    label: str
+    value: float | None
+    target: float | None
+    met: bool
+
+
+def svg_hbar_chart(bars: Sequence[Bar], *, chart_id: str, title: str, desc: str,
+                   value_format: Callable[[float], str] = str, missing_text: str = "not detected") -> str:
+    """Horizontal bars (one per row) with the target drawn as a vertical mark across each bar.
+
+    >>> svg = svg_hbar_chart([Bar("a", 2.0, 4.0, True), Bar("b", None, 4.0, False)], chart_id="t",
+    ...                      title="T", desc="D")
+    >>> svg.count('class="target"'), "not detected" in svg
+    (2, True)
+    """
+    row, left, top = 30, 170, 30
+    bottom = top + row * max(len(bars), 1)
+    height = bottom + PAD_B
+    finite = [v for b in bars for v in (b.value, b.target) if v is not None and math.isfinite(v)]
+    ticks = nice_ticks(0.0, max(finite, default=1.0))
+    x = linear_scale(0, ticks[-1], left, WIDTH - PAD_R)
+    body = [_legend([("target met", "bar-met"), ("target missed", "bar-miss"), ("target", "target-swatch")])]
+    for t in ticks:
+        body.append(f'<line class="grid" x1="{x(t):.1f}" x2="{x(t):.1f}" y1="{top}" y2="{bottom}"/>'
+                    f'<text class="ax" x="{x(t):.1f}" y="{bottom + 16}" text-anchor="middle">'
+                    f"{esc(value_format(t))}</text>")
+    for i, b in enumerate(bars):
+        cy = top + row * i + row / 2
+        body.append(f'<text class="ax" x="{left - 6}" y="{cy + 4:.1f}" text-anchor="end">{esc(b.label[:22])}</text>')
+        if b.value is not None and math.isfinite(b.value):
+            tip = f"{b.label}: {value_format(b.value)}" + (f" (target {value_format(b.target)})" if b.target else "")
+            body.append(f'<rect class="{"bar-met" if b.met else "bar-miss"}" x="{left}" y="{cy - 8:.1f}" '
+                        f'width="{max(x(b.value) - left, 1.5):.1f}" height="16"><title>{esc(tip)}</title></rect>'
+                        f'<text class="ax" x="{x(max(b.value, b.target or 0)) + 6:.1f}" y="{cy + 4:.1f}">'
+                        f"{esc(value_format(b.value))}</text>")
+        else:
+            body.append(f'<text class="ax miss" x="{left + 4}" y="{cy + 4:.1f}">{esc(missing_text)}</text>')
+        if b.target is not None and math.isfinite(b.target):
+            body.append(f'<line class="target" x1="{x(b.target):.1f}" x2="{x(b.target):.1f}" y1="{cy - 12:.1f}" '
+                        f'y2="{cy + 12:.1f}"><title>target {esc(value_format(b.target))}</title></line>')
+    return _frame(chart_id, title, desc, height, "".join(body))
+
+
+def svg_stacked_bars(stacks: Sequence[dict[str, float]], colours: dict[str, str], shaded_windows: Sequence[Window],
+                     *, chart_id: str, title: str, desc: str, x_labels: Sequence[str], height: int = 280) -> str:
+    """Vertical stacked bars, one per x position; segments stack in the order of ``colours`` (name → #colour).
+
+    >>> svg = svg_stacked_bars([{"m": 3, "e": 1}], {"m": "#00f", "e": "#f00"}, [], chart_id="s", title="T",
+    ...                        desc="D", x_labels=["d1"])
+    >>> svg.count("<rect") - 2  # two segments, beside the two legend swatches
+    2
+    """
+    bottom = height - PAD_B
+    ticks = nice_ticks(0.0, max((sum(s.values()) for s in stacks), default=1.0) or 1.0)
+    n = max(len(stacks), 1)
+    x = linear_scale(0, n, PAD_L, WIDTH - PAD_R)
+    y = linear_scale(0, ticks[-1], bottom, PAD_T)
+    width = max((x(1) - x(0)) * 0.72, 1.0)
+    body = [_legend(list(colours.items())), _windows(shaded_windows, x, n, PAD_T, bottom),
+            _axes(x, y, ticks, x_labels, lambda t: f"{t:,.0f}", bottom)]
+    for i, stack in enumerate(stacks):
+        level = 0.0
+        for name, colour in colours.items():
+            count = stack.get(name, 0)
+            if count <= 0:
+                continue
+            label = x_labels[i] if i < len(x_labels) else str(i)
+            body.append(f'<rect x="{x(i + 0.5) - width / 2:.1f}" y="{y(level + count):.1f}" width="{width:.1f}" '
+                        f'height="{y(level) - y(level + count):.1f}" fill="{colour}">'
+                        f"<title>{esc(label)} {esc(name)}: {count:,.0f}</title></rect>")
+            level += count
+    return _frame(chart_id, title, desc, height, "".join(body))
+
+
+__all__ = ["Bar", "Series", "Window", "esc", "linear_scale", "nice_ticks", "path_d", "svg_hbar_chart",
+           "svg_line_chart", "svg_stacked_bars"]
