@@ -97,6 +97,8 @@ def test_a_new_user_monitoring_tour(tmp_path, monkeypatch) -> None:
             availability = slos["ctr-availability"]
             assert availability["state"] == "ok" and availability["budget_remaining"] == 1.0
             assert availability["period"]["total"] == availability["period"]["good"] == sent  # the 422 is no event
+            inputs = slos["ctr-inputs"]  # every served row held every input column: no fault in this world
+            assert inputs["state"] == "ok" and inputs["period"]["good"] == inputs["period"]["total"] == rows
             # model freshness probes each whole minute after the version was made: "no_data" until the first one
             assert {name for name, s in slos.items() if s["state"] == "no_data"} - {"ctr-model-fresh"} == NO_DATA_YET
             assert slos["ctr-model-fresh"]["state"] in ("ok", "no_data") and slos["ctr-model-fresh"]["error"] is None

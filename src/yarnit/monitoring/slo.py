@@ -89,6 +89,9 @@ SLI_KINDS: dict[str, SLIKind] = {k.name: k for k in (
     SLIKind("label_completeness", "a prediction whose label is due", "the label arrived within label_delay",
             optional=("label_delay",)),
     SLIKind("pipeline_success", "a pipeline run", "the run succeeded", optional=("pipeline",)),
+    SLIKind("input_completeness", "a served row (one instance of an answered request, its inputs logged)",
+            "it holds a value in every input column seen (or in each of params.columns): none is null or "
+            "missing", optional=("columns",)),
 )}
 
 
@@ -422,6 +425,13 @@ def _params(raw: Any, kind: SLIKind, where: str) -> dict[str, Any]:
         value = params["threshold_ms"]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise ConfigError(f"{where}.threshold_ms must be a positive number of milliseconds, got {_short(value)}.")
+    if "columns" in params:
+        value = params["columns"]
+        if not (isinstance(value, list) and value and all(isinstance(c, str) and c.strip() for c in value)):
+            raise ConfigError(f"{where}.columns must be a non-empty list of the input column names every row "
+                              f"must hold (e.g. [fiber, brand]); leave it out to count every input column. Got "
+                              f"{_short(value)}.")
+        params["columns"] = [c.strip() for c in value]
     return params
 
 

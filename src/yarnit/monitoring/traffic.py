@@ -14,7 +14,11 @@ holds:
   value counts capped at :data:`TOP_K` values with an ``other`` bucket and an
   HLL estimate of how many distinct values overflowed;
 * the same summary of the predictions (prediction drift);
-* rows per value of the declared slice columns (``country``, ``device`` …).
+* rows per value of the declared slice columns (``country``, ``device`` …);
+* per minute, the logged rows by which columns they held a value in, hence
+  the rows lacking a column others held (``incomplete_rows``:
+  :mod:`yarnit.monitoring.input_counts`, read by the ``input_completeness``
+  SLI, :mod:`yarnit.monitoring.inputs`).
 
 Every part merges exactly (counts, sums, min/max, sketches) or with a stated
 loss (category counts past ``TOP_K`` move to ``other``; a value kept in one
@@ -85,6 +89,7 @@ from yarnit.core.clock import Clock
 from yarnit.core.errors import IntegrityError, InvalidInput
 from yarnit.serving.predlog import DEFAULT_PII_FIELDS, read_segment
 
+from .input_counts import InputCounts
 from .predlog_source import record_time
 
 STATE_VERSION = 1
@@ -384,6 +389,12 @@ class TrafficSummary:
     slices: dict[str, CategoricalSummary] = field(default_factory=dict)
     features_overflow: int = 0  # values of feature names past MAX_FEATURES (or too long): not summarized
     private_columns: set[str] = field(default_factory=set)
+    inputs: InputCounts = field(default_factory=InputCounts)  # per minute: logged rows, rows with an empty input
+
+    @property
+    def incomplete_rows(self) -> int:
+        """Rows lacking a non-personal input column another row of the summary held (null or absent)."""
+        return self.inputs.incomplete_rows
 
     def merge(self, other: TrafficSummary) -> None:
         self.requests += other.requests
@@ -395,6 +406,8 @@ class TrafficSummary:
         self.private_columns |= other.private_columns
         for name in self.private_columns & set(self.features):
             del self.features[name]
+        self.inputs.merge(other.inputs)
+        self.inputs.drop_columns(self.private_columns)
         for name, column in other.features.items():
             if name in self.private_columns:
                 continue
@@ -415,7 +428,8 @@ class TrafficSummary:
                 "features": {k: v.to_dict() for k, v in sorted(self.features.items())},
                 "prediction": self.prediction.to_dict(),
                 "slices": {k: v.to_dict() for k, v in sorted(self.slices.items())},
-                "features_overflow": self.features_overflow, "private_columns": sorted(self.private_columns)}
+                "features_overflow": self.features_overflow, "private_columns": sorted(self.private_columns),
+                "incomplete_rows": self.incomplete_rows, "inputs": self.inputs.to_dict()}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrafficSummary:
@@ -424,7 +438,8 @@ class TrafficSummary:
                    {str(k): ColumnSummary.from_dict(v) for k, v in data["features"].items()},
                    ColumnSummary.from_dict(data["prediction"]),
                    {str(k): CategoricalSummary.from_dict(v) for k, v in data["slices"].items()},
-                   int(data["features_overflow"]), set(data["private_columns"]))
+                   int(data["features_overflow"]), set(data["private_columns"]),
+                   InputCounts.from_dict(data.get("inputs")))  # older summaries have none: no input events
 
     def describe(self) -> dict[str, Any]:
         return {"requests": self.requests, "statuses": self.statuses, "rows": self.rows,
@@ -433,7 +448,8 @@ class TrafficSummary:
                 "prediction": self.prediction.describe(),
                 "slices": {k: dict(sorted(v.counts.items())) | ({OTHER: v.other} if v.other else {})
                            for k, v in sorted(self.slices.items())},
-                "features_overflow": self.features_overflow, "private_columns": sorted(self.private_columns)}
+                "features_overflow": self.features_overflow, "private_columns": sorted(self.private_columns),
+                "incomplete_rows": self.incomplete_rows}
 
 
 # -- reading records ----------------------------------------------------------------------------
@@ -457,6 +473,7 @@ class _Group:
     predictions: list[Any] = field(default_factory=list)
     logged_rows: int = 0  # rows that were dicts (their columns were gathered)
     overflow: int = 0
+    inputs: dict[int, Counter[tuple[str, ...]]] = field(default_factory=dict)  # minute -> rows by key set
 
     def summarize(self, slice_columns: Sequence[str]) -> TrafficSummary:
         out = TrafficSummary(self.requests, dict(self.statuses), self.rows, self.unlogged_rows,
@@ -471,6 +488,9 @@ class _Group:
                 out.private_columns.add(name)
                 continue
             out.features[name] = column
+        kept = set(out.features)  # non-personal columns with a summary (not past MAX_FEATURES)
+        for minute, keysets in self.inputs.items():
+            out.inputs.add(minute, Counter({tuple(sorted(c for c in k if c in kept)): n for k, n in keysets.items()}))
         out.prediction.add(self.predictions)
         for name in slice_columns:
             if name in out.private_columns:
@@ -618,11 +638,17 @@ def _gather(record: Mapping[str, Any], groups: dict[tuple[str, str, str, int], _
         return
     group.rows += len(instances)
     columns = group.columns
+    keysets = group.inputs.get(int(at // 60))
+    if keysets is None:
+        keysets = group.inputs[int(at // 60)] = Counter()
     for row in instances:
         if type(row) is not dict:
             continue
         group.logged_rows += 1
+        empty = False
         for name, value in row.items():
+            if value is None:
+                empty = True
             try:
                 columns[name].append(value)
             except KeyError:
@@ -630,6 +656,8 @@ def _gather(record: Mapping[str, Any], groups: dict[tuple[str, str, str, int], _
                     group.overflow += 1
                 else:
                     columns[name] = [value]
+        # the columns the row held a value in (the data plane drops nulls: an empty input is an absent column)
+        keysets[tuple(k for k, v in row.items() if v is not None) if empty else tuple(row)] += 1
 
 
 # -- state: checkpoint + window files ----------------------------------------------------------
@@ -976,6 +1004,52 @@ def _merge_span(base: Path, state: _State, model: str, s: float, e: float, versi
     return WindowSummary(model, s, e, len(picked), merged, dict(versions), covered)
 
 
+def window_inputs(workspace: Any, model: str, start_s: float, end_s: float, *, role: str = "primary",
+                  cache: dict[tuple[str, int, int], list[InputCounts]] | None = None) -> list[InputCounts]:
+    """The input counts of ``model``'s ``role`` rows, one per (version, window), in the windows overlapping
+    ``[start_s, end_s)``, read from the committed summaries without loading their sketches.
+
+    ``cache`` (kept by the caller between calls) maps (model, window, epoch) to what a window file held: a
+    committed file never changes, so a monitor that keeps it reads each hour's file once.
+    """
+    base = traffic_dir(workspace.home)
+    for attempt in range(3):  # a concurrent update may remove a file between reading the index and the file
+        state = _load_state(base)
+        merged: list[InputCounts] = []
+        try:
+            for window, epoch in sorted((int(w), e) for w, e in state.index.get(model, {}).items()):
+                if not (window + state.bucket_s > start_s and window < end_s):
+                    continue
+                key = (model, window, epoch)
+                counts = cache.get(key) if cache is not None else None
+                if counts is None:
+                    counts = _read_window_inputs(base, model, window, epoch, role)
+                    if cache is not None:
+                        cache[key] = counts
+                merged.extend(counts)
+            if cache is not None:  # forget superseded epochs and windows retention removed
+                live = state.index.get(model, {})
+                for key in [k for k in cache if k[0] == model and live.get(str(k[1])) != k[2]]:
+                    del cache[key]
+            return merged
+        except FileNotFoundError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _read_window_inputs(base: Path, model: str, window: int, epoch: int, role: str) -> list[InputCounts]:
+    path = _window_file(base, model, window, epoch)
+    text = path.read_text(encoding="utf-8")
+    out: list[InputCounts] = []
+    try:
+        for _version, r, summary in json.loads(text)["summaries"]:
+            if r == role:
+                out.append(InputCounts.from_dict(summary.get("inputs")))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise _damaged(path, exc) from None
+    return out
+
 
 # -- drift ------------------------------------------------------------------------------------------
 def drift_report(workspace: Any, model: str, **options: Any) -> dict[str, Any]:
@@ -987,4 +1061,5 @@ def drift_report(workspace: Any, model: str, **options: Any) -> dict[str, Any]:
 
 __all__ = ["BUCKET_S", "DEFAULT_SLICES", "RANK_ERROR", "TOP_K", "CategoricalSummary", "ColumnSummary",
            "NumericSummary", "TrafficSummary", "WindowSummary", "drift_report", "is_private_name", "iso_utc",
-           "kll_rank_error", "models", "status", "summarize_segment", "traffic_dir", "update", "window_summary"]
+           "kll_rank_error", "models", "status", "summarize_segment", "traffic_dir", "update", "window_inputs",
+           "window_summary"]

@@ -10,7 +10,9 @@ under ``$YARNIT_HOME/monitoring/``. Each SLI kind is fed by one module:
   the feature store, the datasets, the registry and the pipeline runs
   (:mod:`yarnit.monitoring.probes`);
 * ``prediction_quality``, ``label_completeness``: the prediction log joined
-  with labels (:mod:`yarnit.monitoring.quality`).
+  with labels (:mod:`yarnit.monitoring.quality`);
+* ``input_completeness``: the traffic summaries' per-minute counts of rows
+  with an empty input (:mod:`yarnit.monitoring.inputs`).
 
 Each of those modules has ``for_workspace(workspace, spec, *, clock) ->
 SLISource`` for the SLOs of its kinds; :class:`WorkspaceSLISource` builds the
@@ -47,6 +49,7 @@ SOURCE_MODULES: dict[str, str] = {
     "pipeline_success": "yarnit.monitoring.probes",
     "prediction_quality": "yarnit.monitoring.quality",
     "label_completeness": "yarnit.monitoring.quality",
+    "input_completeness": "yarnit.monitoring.inputs",
 }
 
 
