@@ -97,7 +97,7 @@ def _union_slices(today: dict[str, Any], history: list[dict[str, Any]]) -> dict[
     for day in [today, *history]:
         for column, shares in day["slices"].items():
             out.setdefault(column, set()).update(shares)
-    return {c: set(sorted(v)) for c, v in out.items()}
+    return out
 
 
 def judge_oos(observed: float | None, history: list[float], cfg: dict[str, Any]) -> dict[str, Any]:
