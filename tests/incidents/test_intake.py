@@ -158,7 +158,14 @@ def test_default_policies_map_a_canary_slo_to_abort_canary_quality_to_fall_back_
     assert policies["labels-incomplete"].matches({"sli": "label_completeness", "alert": "ticket"}, {})
     # a no-data alert (nothing served yet) never freezes training: a new workspace's first models would stop
     assert not policies["labels-incomplete"].matches({"sli": "label_completeness", "alert": "no_data"}, {})
-    assert [p.action for p in policies.values()] == ["abort_canary", "fall_back", "stop_training"]
+    assert [p.action for p in policies.values()] == ["abort_canary", "fall_back", "stop_training", "remove_bad_data",
+                                                     "fall_back"]
+    assert policies["bad-data"].matches({"sli": "data_validation", "alert": "ticket"}, {})
+    assert policies["inputs-incomplete"].matches({"sli": "input_completeness", "alert": "page"}, {})
+    assert not policies["inputs-incomplete"].matches({"sli": "input_completeness", "alert": "ticket"}, {})
+    assert {n: p.reversal for n, p in policies.items()} == {
+        "burning-canary": None, "collapsed-predictions": "restore_model", "labels-incomplete": "resume_training",
+        "bad-data": None, "inputs-incomplete": "restore_model"}
     assert MitigationPolicy("x", "roll_back", {"model": "ctr-*"}).matches({"model": "ctr-eu"}, {})
 
 

@@ -75,6 +75,8 @@ from yarnit.training import Pipeline, PipelineRunner, RunStore
 from yarnit.training.runner import check_run
 from yarnit.training.runs import detect_code_version
 
+from .data_checks import day_window
+from .loop_alerts import data_alerts, label_alert, removed_windows
 from .loop_lease import LoopLease, continuous_dir
 from .loop_steps import (
     LOG_CLOSE_H,
@@ -139,6 +141,8 @@ class DayState:
     decision: str | None = None
     rollout: dict[str, Any] | None = None
     note: str | None = None
+    checks: dict[str, Any] | None = None  # the day's data checks (yarnit.continuous.data_checks)
+    retrain: list[str] | None = None  # retrain requests (remove_bad_data) this day's training answers
 
 
 def state_path(home: str | Path, model: str) -> Path:
@@ -315,9 +319,12 @@ class ContinuousLoop:
             if self._budget_left():
                 self._ingest(day, now)
         self._mark_superseded(available)
+        self._after_removal(available)
         target = self._trainable(available)
         if target is not None and self._budget_left():
             self._train(target, available)
+        elif self._budget_left():
+            self._retrain(available)
         for day in backfill:
             if self._budget_left():
                 self._ingest(day, now)
@@ -364,15 +371,22 @@ class ContinuousLoop:
         state.clean = result.value("quarantine", "clean")
         state.quarantine = result.value("quarantine", "quarantine")
         state.label = result.value("labels", "report")
+        try:
+            state.checks = result.value("checks", "report")
+        except (KeyError, YarnitError):  # a day run of before the checks step
+            state.checks = None
         state.failed_runs, state.next_attempt_at = [], None
+        data_alerts(self.ws, self.config.model, state.day, state.checks, state.clean)
         if state.label["complete"]:
             state.phase, state.note = "ready", state.label["note"]
+            label_alert(self.ws, self.config.model, state.day, state.label, held=False, window=day_window(day))
         elif now - closes_at(day, self.config.log_close_h) >= timedelta(hours=self.config.max_label_wait_h):
             state.phase = "skipped"
             state.note = f"labels still incomplete after {self.config.max_label_wait_h:g} h: {state.label['note']}"
             self._alert(state, "labels", state.note)
         else:
             state.phase, state.note = "waiting_labels", state.label["note"]
+            label_alert(self.ws, self.config.model, state.day, state.label, held=True, window=day_window(day))
         self.put(state)
 
     def _window_of(self, day: date, available: list[date]) -> list[date]:
@@ -401,7 +415,7 @@ class ContinuousLoop:
             return
         for day in available:
             state = self.day(day)
-            if day.isoformat() <= through and state.phase in ("ready", "window", "train"):  # a retry overtaken too
+            if day.isoformat() <= through and state.phase in ("ready", "window", "train") and not state.retrain:
                 state.phase, state.note = "superseded", f"its data is in the window trained through {through}"
                 self.put(state)
 
@@ -422,8 +436,10 @@ class ContinuousLoop:
             if not self._budget_left():
                 return
             daily = [self.day(d).clean["id"] for d in window]  # type: ignore[index]
+            removed = removed_windows(self.ws, (self.config.dataset, f"{self.config.dataset}-daily"))
             result = self._attempt("window", state, "window_run", {
-                "dataset": self.config.dataset, "daily": daily, "window": f"{window[0]}..{window[-1]}"})
+                "dataset": self.config.dataset, "daily": daily, "window": f"{window[0]}..{window[-1]}",
+                "removed": removed})
             if result is None:
                 return
             state.window = result.value("assemble", "window")
@@ -443,9 +459,51 @@ class ContinuousLoop:
         if controller is not None and out["blessed"]:
             state.rollout = self._start_rollout(controller, out["version"])
         state.phase, state.failed_runs, state.next_attempt_at = "done", [], None
-        self.state["trained_through"] = day.isoformat()
+        self.state["trained_through"] = max(day.isoformat(), self.state.get("trained_through") or "")
+        if state.retrain:
+            from yarnit.continuous.actions import complete_retrain
+
+            for request in state.retrain:
+                complete_retrain(self.ws, request, actor=f"loop:{self.config.model}",
+                                 note=f"retrained as version {out['version']} on {state.window['ref']}")
+            state.note, state.retrain = f"retrained for {', '.join(state.retrain)}", None
         self.put(state)
         self.progress(f"{day}: {out['summary']}")
+
+    def _after_removal(self, available: list[date]) -> None:
+        """New removed windows (``remove_bad_data``): a failed day whose window they touch is tried again."""
+        removed = removed_windows(self.ws, (self.config.dataset, f"{self.config.dataset}-daily"))
+        if removed == self.state.get("removed_seen", []):
+            return
+        self.state["removed_seen"] = removed
+        touched = {str(start)[:10] for _col, start, _end in removed}
+        for day in available:
+            state = self.day(day)
+            if state.phase == "failed" and touched & {d.isoformat() for d in self._window_of(day, available)}:
+                state.phase, state.window_run, state.train_run, state.failed_runs = "ready", None, None, []
+                state.note = f"tried again without the removed data {removed}"
+                self.put(state)
+
+    def _retrain(self, available: list[date]) -> None:
+        """Answer pending retrain requests (``remove_bad_data``): the newest trained window again, without them."""
+        from yarnit.continuous.actions import pending_retrains
+
+        busy = [d for d in available if self.day(d).retrain]
+        if busy:
+            self._train(busy[-1], available)
+            return
+        through = self.state.get("trained_through")
+        pending = pending_retrains(self.ws, self.config.model)
+        if not pending or not through or _frozen(self.ws, self.config.model):
+            return
+        state = self.day(date.fromisoformat(through))
+        if state.phase != "done":
+            return
+        state.retrain = [r["id"] for r in pending]
+        state.phase, state.window_run, state.train_run, state.window = "window", None, None, None
+        state.note = f"retraining without removed data for {', '.join(state.retrain)}"
+        self.put(state)
+        self._train(date.fromisoformat(through), available)
 
     # -- rollouts (when asked for and yarnit.continuous.rollout exists) -----------------------------------------------
     def _staged_rollouts(self) -> Any:
@@ -493,6 +551,15 @@ class ContinuousLoop:
         from yarnit.monitoring.alerts import Alert, AlertStore, alerts_path
         from yarnit.monitoring.workspace import monitoring_dir
 
+        if kind == "labels":  # the held-labels ticket: the day is no longer waiting, it was given up
+            from .loop_alerts import open_alert, update_alert
+
+            held = open_alert(self.ws, f"loop:{self.config.model}:labels")
+            if held is not None:
+                update_alert(self.ws, held["slo_id"], {
+                    "waiting": [d for d in held["evidence"].get("waiting") or [] if d != state.day],
+                    "skipped": sorted({*(held["evidence"].get("skipped") or []), state.day})}, resolve=False,
+                    because="")
         store = AlertStore.open(alerts_path(monitoring_dir(self.ws.home)))
         now = self.ws.clock.now().isoformat()
         slo_id = f"loop:{self.config.model}:{kind}"

@@ -46,6 +46,8 @@ from yarnit.core.errors import InvalidInput
 from yarnit.data import Datasets
 from yarnit.training import Pipeline, Step, StepContext, ValueKind
 
+from .data_checks import CHECK_DEFAULTS, run_checks
+
 LOG_CLOSE_H = 6.0  # the world closes a day's impression log at 06:00 the next day (world/scenarios.py)
 
 DAY_DEFAULTS: dict[str, Any] = {
@@ -61,6 +63,7 @@ DAY_DEFAULTS: dict[str, Any] = {
     "min_label_ratio": 0.5,
     "reference_rate": None,
     "positive_rate_band": [0.005, 0.5],
+    **CHECK_DEFAULTS,
 }
 
 
@@ -216,8 +219,39 @@ def labels(ctx: StepContext, clean: dict[str, Any]) -> dict[str, Any]:
     return {"report": {"rate": rate, "needed": needed, "complete": complete, "rows": len(frame), "note": note}}
 
 
+def checks(ctx: StepContext, clean: dict[str, Any]) -> dict[str, Any]:
+    """The day's data checks (:mod:`.data_checks`) of its clean rows against the lookback days of the world."""
+    cfg = ctx.config
+    day = date.fromisoformat(cfg["day"])
+    if not cfg.get("checks", True):
+        return {"report": {"day": day.isoformat(), "skipped": "checks=false", "failed": [], "checks": {}}}
+    datasets = Datasets(ctx.workspace)
+    frame = datasets.read(datasets.get_by_id(clean["id"]))
+    lookback = [day - timedelta(days=k) for k in range(int(cfg["lookback_days"]), 0, -1)]
+    past = _read(cfg["world"], "impressions", lookback)
+    history = {str(k): part for k, part in past.groupby("day")} if not past.empty else {}
+    report = run_checks(frame, history, day, cfg)
+    for result in report["checks"].values():
+        ctx.log(f"check {result['check']}: {result['status']}: {result['why']}")
+    ctx.metric("checks_failed", len(report["failed"]))
+    return {"report": report}
+
+
+def _removed(frame: pd.DataFrame, windows: list[Any]) -> pd.Series:
+    """Rows inside any removed window ``[time_column, start, end]`` (``remove_bad_data``)."""
+    inside = pd.Series(False, index=frame.index)
+    for column, start, end in windows:
+        if column in frame.columns:
+            times = pd.to_datetime(frame[column], utc=True)
+            inside |= (times >= pd.Timestamp(start)) & (times < pd.Timestamp(end))
+    return inside
+
+
 def assemble(ctx: StepContext) -> dict[str, Any]:
-    """One version of ``dataset`` from the clean daily versions of the window (parents: those versions)."""
+    """One version of ``dataset`` from the clean daily versions of the window (parents: those versions).
+
+    Rows inside a ``removed`` window (``[time_column, start, end]``, from ``remove_bad_data``) are left out.
+    """
     cfg = ctx.config
     datasets = Datasets(ctx.workspace)
     parts, ids = [], []
@@ -226,6 +260,13 @@ def assemble(ctx: StepContext) -> dict[str, Any]:
         parts.append(datasets.read(version))
         ids.append(version.id)
     frame = pd.concat(parts, ignore_index=True)
+    windows = cfg.get("removed") or []
+    if windows:
+        out = _removed(frame, windows)
+        if out.any():
+            ctx.log(f"left out {int(out.sum())} rows inside removed window(s) {windows}")
+        ctx.metric("removed_rows", int(out.sum()))
+        frame = frame[~out].reset_index(drop=True)
     version = datasets.ingest_frame(cfg["dataset"], frame, source=f"training window {cfg['window']} of the loop",
                                     parents=ids, run_id=ctx.run_id, retention_class="events",
                                     pii_columns=["user_id"], subject="user_id")
@@ -234,21 +275,23 @@ def assemble(ctx: StepContext) -> dict[str, Any]:
 
 
 def day_pipeline() -> Pipeline:
-    """One day in: label join → quarantine → label completeness (``yarnit-loop-day``)."""
+    """One day in: label join → quarantine → label completeness, data checks (``yarnit-loop-day``)."""
     return Pipeline("yarnit-loop-day", [
         Step("collect", collect, outputs={"table": ValueKind.TABLE}, retries=2),
         Step("quarantine", quarantine, inputs={"table": "collect.table"},
              outputs={"clean": ValueKind.REF, "quarantine": ValueKind.REF}),
         Step("labels", labels, inputs={"clean": "quarantine.clean"}, outputs={"report": ValueKind.REPORT},
              cacheable=False),
-    ], config=DAY_DEFAULTS, description="The loop's day: label join, quarantine of bad rows, label completeness")
+        Step("checks", checks, inputs={"clean": "quarantine.clean"}, outputs={"report": ValueKind.REPORT}),
+    ], config=DAY_DEFAULTS, description="The loop's day: label join, quarantine of bad rows, label completeness, "
+                                        "data checks")
 
 
 def window_pipeline() -> Pipeline:
     """The training window's dataset version from clean daily versions (``yarnit-loop-window``)."""
     return Pipeline("yarnit-loop-window", [
         Step("assemble", assemble, outputs={"window": ValueKind.REF}),
-    ], config={"dataset": "yarnit-impressions", "daily": [], "window": ""},
+    ], config={"dataset": "yarnit-impressions", "daily": [], "window": "", "removed": []},
         description="The loop's training window: clean daily versions → one dataset version")
 
 

@@ -236,8 +236,12 @@ def _rechunk(batches: Iterable[pa.RecordBatch | pa.Table], rows: int) -> Iterato
     """Regroup batches into tables of exactly ``rows`` rows (the last may be shorter)."""
     pending: list[pa.Table] = []
     size = 0
+    empty: pa.Table | None = None  # every batch had no row: one empty table still carries the columns
+    yielded = False
     for batch in batches:
         table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
+        if not table.num_rows and empty is None:
+            empty = table
         while table.num_rows:
             take = min(rows - size, table.num_rows)
             pending.append(table.slice(0, take))
@@ -245,9 +249,11 @@ def _rechunk(batches: Iterable[pa.RecordBatch | pa.Table], rows: int) -> Iterato
             table = table.slice(take)
             if size == rows:
                 yield pa.concat_tables(pending)
-                pending, size = [], 0
+                yielded, pending, size = True, [], 0
     if pending:
         yield pa.concat_tables(pending)
+    elif not yielded and empty is not None:
+        yield empty
 
 
 @dataclass

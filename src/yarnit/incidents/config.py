@@ -22,6 +22,14 @@ Example (every key optional; this is the default when the file is absent)::
         when: {sli: [label_completeness], alert: [page, ticket]}
         action: stop_training
         auto: true
+      - name: bad-data
+        when: {sli: [data_validation], alert: [ticket, page]}
+        action: remove_bad_data
+        auto: true
+      - name: inputs-incomplete
+        when: {sli: [input_completeness], alert: [page]}
+        action: fall_back
+        auto: true
 
 A policy matches an alert when every key of ``when`` matches: ``sli``,
 ``alert`` (page, ticket, no_data) and ``service`` are lists of exact values;
@@ -30,7 +38,12 @@ SLO's ``alias`` parameter (an SLO of the canary's traffic). ``action`` is a
 name resolved at run time in :mod:`yarnit.continuous.actions` (``abort_canary``,
 ``roll_back``, ``fall_back``, ``stop_training``, …): a burning canary's traffic is taken away (canary share 0,
 the canary alias back to production's version); ``roll_back`` would move production, which is not what burns. ``auto: false`` only puts the suggestion
-on the timeline; a person runs it with ``yarnit incidents mitigate``. A file
+on the timeline; a person runs it with ``yarnit incidents mitigate``.
+``remove_bad_data`` takes its dataset and window ``[start, end)`` from the
+alert's evidence (``dataset``, ``window``: the loop's data checks set them).
+``revert_on_resolve`` (default true for ``fall_back`` and ``stop_training``,
+the actions with a reversal) runs the reversal (``restore_model``,
+``resume_training``) once the incident resolves. A file
 with a mistake is refused naming the field, as the SLO file is.
 """
 
@@ -50,7 +63,10 @@ from yarnit.monitoring.slo import parse_duration
 from .models import SEVERITIES
 
 CONFIG_FILENAME = "incidents.yaml"
-ACTION_NAMES = ("abort_canary", "roll_back", "fall_back", "stop_training", "roll_through")
+ACTION_NAMES = ("abort_canary", "roll_back", "fall_back", "stop_training", "roll_through", "remove_bad_data")
+#: The action that undoes each reversible mitigation (run when its incident resolves, ``revert_on_resolve``).
+REVERSALS = {"fall_back": "restore_model", "stop_training": "resume_training"}
+_POLICY_KEYS = ("name", "when", "action", "auto", "max_attempts", "revert_on_resolve")
 _FILE_KEYS = ("grouping_window", "resolve_after", "lookback", "severity", "fault_files", "policies", "open_for",
               "postmortem_budget_share")
 ALERT_KINDS = ("page", "ticket", "no_data")
@@ -66,6 +82,13 @@ class MitigationPolicy:
     when: Mapping[str, Any]
     auto: bool = True
     max_attempts: int = 2
+    revert_on_resolve: bool | None = None  # None: true for the actions with a reversal (REVERSALS)
+
+    @property
+    def reversal(self) -> str | None:
+        """The action run when the incident resolves (``fall_back`` → ``restore_model``, …), or None."""
+        revert = self.action in REVERSALS if self.revert_on_resolve is None else self.revert_on_resolve
+        return REVERSALS.get(self.action) if revert else None
 
     def matches(self, alert: Mapping[str, Any], slo_params: Mapping[str, Any]) -> bool:
         for key, want in self.when.items():
@@ -88,6 +111,9 @@ DEFAULT_POLICIES = (
     # freezing training on it would stop a new workspace's first models
     MitigationPolicy("labels-incomplete", "stop_training",
                      {"sli": ("label_completeness",), "alert": ("page", "ticket")}),
+    # the loop's data checks (yarnit.continuous.data_checks): the alert's evidence names the dataset and window
+    MitigationPolicy("bad-data", "remove_bad_data", {"sli": ("data_validation",), "alert": ("ticket", "page")}),
+    MitigationPolicy("inputs-incomplete", "fall_back", {"sli": ("input_completeness",), "alert": ("page",)}),
 )
 
 
@@ -174,10 +200,9 @@ def parse_config(data: Any, *, source: str = "incidents.yaml") -> IncidentConfig
 def _policy(item: Any, where: str) -> MitigationPolicy:
     if not isinstance(item, Mapping):
         raise ConfigError(f"{where} must be a mapping with name, when, action and auto.")
-    unknown = sorted(str(k) for k in item if k not in ("name", "when", "action", "auto", "max_attempts"))
+    unknown = sorted(str(k) for k in item if k not in _POLICY_KEYS)
     if unknown:
-        raise ConfigError(f"{where} has unknown key(s) {', '.join(unknown)}; valid: name, when, action, auto, "
-                          "max_attempts.")
+        raise ConfigError(f"{where} has unknown key(s) {', '.join(unknown)}; valid: {', '.join(_POLICY_KEYS)}.")
     name, action = item.get("name"), item.get("action")
     if not isinstance(name, str) or not name.strip() or len(name) > 63:
         raise ConfigError(f"{where}.name must be a short non-empty name.")
@@ -205,8 +230,16 @@ def _policy(item: Any, where: str) -> MitigationPolicy:
     attempts = item.get("max_attempts", 2)
     if isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= 10:
         raise ConfigError(f"{where}.max_attempts must be a whole number from 1 to 10.")
-    return MitigationPolicy(name=name.strip(), action=action, when=parsed, auto=auto, max_attempts=attempts)
+    revert = item.get("revert_on_resolve")
+    if revert is not None and not isinstance(revert, bool):
+        raise ConfigError(f"{where}.revert_on_resolve must be true or false.")
+    if revert and action not in REVERSALS:
+        raise ConfigError(f"{where}.revert_on_resolve: {action} has no reversal; only "
+                          f"{', '.join(f'{a} ({r})' for a, r in REVERSALS.items())} are undone when an incident "
+                          "resolves.")
+    return MitigationPolicy(name=name.strip(), action=action, when=parsed, auto=auto, max_attempts=attempts,
+                            revert_on_resolve=revert)
 
 
-__all__ = ["ACTION_NAMES", "CONFIG_FILENAME", "DEFAULT_POLICIES", "IncidentConfig", "MitigationPolicy",
+__all__ = ["ACTION_NAMES", "CONFIG_FILENAME", "DEFAULT_POLICIES", "REVERSALS", "IncidentConfig", "MitigationPolicy",
            "config_path", "load_config", "parse_config"]

@@ -88,6 +88,9 @@ def outage_start(alert: Mapping[str, Any], counts: Any = None) -> tuple[datetime
     """(first bad minute, how it was found: ``counts`` or ``estimated``) for one alert (see the module doc)."""
     detected = _dt(alert["started_at"])
     evidence = alert.get("evidence", {})
+    window = evidence.get("window")
+    if isinstance(window, dict) and window.get("start") and "pairs" not in evidence:  # a loop alert: its data's
+        return min(detected, _dt(window["start"])), "evidence"  # window is when the bad data began
     if alert.get("alert") == "no_data":
         window = _window_s(evidence.get("no_data_window", {}).get("window")) or 3600
         return detected - timedelta(seconds=window), "estimated"
@@ -202,7 +205,44 @@ class Intake:
         for incident in [i for i in self.store.incidents if i.state != "resolved"]:
             self._mitigate(incident)
             self._settle(incident)
+        for incident in [i for i in self.store.incidents if i.state == "resolved"]:
+            self._revert(incident)
         return self.report
+
+    def _revert(self, incident: Incident) -> None:
+        """A resolved incident's reversible mitigations are undone (``revert_on_resolve``), audited, on its timeline.
+
+        Not while another active incident holds the same mitigation on the same model (its own resolution
+        undoes it then); a failed reversal is retried on the next run.
+        """
+        for name, record in incident.mitigations.items():
+            revert = record.get("revert")
+            if record.get("state") != "ok" or not isinstance(revert, dict) or revert.get("state") != "pending":
+                continue
+            model = record.get("model")
+            holders = [i.id for i in self.store.incidents if i.state != "resolved" and any(
+                r.get("state") == "ok" and r.get("action") == record["action"] and r.get("model") == model
+                for r in i.mitigations.values())]
+            if holders:
+                continue
+            actor = f"incident:{incident.id}"
+            ok, result = run_action(self.ws, revert["action"], model, actions=self.actions, actor=actor,
+                                    reason=f"incident {incident.id} resolved: undo {record['action']} "
+                                           f"(policy {name}, revert_on_resolve)")
+            data = {"policy": name, "action": revert["action"], "undoes": record["action"], "model": model,
+                    "result": result}
+            if ok:
+                revert["state"] = "done"
+                record["state"], record["attempts"] = "reverted", 0  # a reopened incident may mitigate again
+                self.store.add_event(incident, "mitigation_reverted",
+                                     f"{revert['action']} on {model}: done (undoes {record['action']}, policy {name})",
+                                     actor=actor, data=data)
+                self.report.setdefault("reverted", []).append({"incident": incident.id, **data})
+            else:
+                self.store.add_event(incident, "mitigation_failed",
+                                     f"{revert['action']} on {model} failed: {result.get('error')}"[:500],
+                                     actor=actor, data=data)
+                self.report["failed"].append({"incident": incident.id, **data, "error": result.get("error")})
 
     # -- grouping ---------------------------------------------------------------------------------
     def _key(self, alert: Mapping[str, Any]) -> str:
@@ -243,7 +283,8 @@ class Intake:
                                         "model": alert.get("model"), "severity": alert["severity"],
                                         "state": "firing", "started_at": alert["started_at"], "ended_at": None,
                                         "outage_start": start.isoformat(), "outage_start_from": how,
-                                        "runbook": alert.get("runbook", ""), "summary": alert.get("summary", "")}
+                                        "runbook": alert.get("runbook", ""), "summary": alert.get("summary", ""),
+                                        "evidence": _kept_evidence(alert)}
         if not first:
             self.report["attached"].append(incident.id)
         self.store.add_event(incident, "alert_fired" if first else "alert_attached",
@@ -368,8 +409,11 @@ class Intake:
         actor = f"incident:{incident.id}"
         reason = f"policy {policy.name}: {alert['alert_name']} {alert['alert']} ({alert['slo']})"
         record["attempts"] += 1
-        ok, result = run_action(self.ws, policy.action, model, actions=self.actions, actor=actor, reason=reason)
+        ok, result = run_action(self.ws, policy.action, model, actions=self.actions, actor=actor, reason=reason,
+                                alert=alert)
         record["state"], record["result"] = ("ok" if ok else "failed"), result
+        if ok and policy.reversal:
+            record["revert"] = {"action": policy.reversal, "state": "pending"}
         if ok:
             self.store.add_event(incident, "mitigation", f"{policy.action} on {model}: done (policy {policy.name})",
                                  actor=actor, data={**data, "result": result})
@@ -400,14 +444,40 @@ class Intake:
             self.report["auto_resolved"].append(incident.id)
 
 
+def _kept_evidence(alert: Mapping[str, Any]) -> dict[str, Any]:
+    """What an action may need of an alert's evidence (``remove_bad_data``: the dataset and window)."""
+    ev = alert.get("evidence") or {}
+    return {k: ev[k] for k in ("day", "check", "dataset", "window") if k in ev}
+
+
+def _data_args(alert: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``remove_bad_data``'s dataset and window from the alert's evidence; InvalidInput naming what is missing."""
+    from yarnit.core.errors import InvalidInput
+
+    ev = (alert or {}).get("evidence") or {}
+    window = ev.get("window") or {}
+    if not ev.get("dataset") or not window.get("start") or not window.get("end"):
+        raise InvalidInput("remove_bad_data needs the alert's evidence to name a dataset and a window "
+                           "{start, end}; this alert's does not. Run it by hand: yarnit emergency remove-bad-data "
+                           "DATASET --start S --end E --reason '…'")
+    return {"start": window["start"], "end": window["end"], "time_column": window.get("time_column")}
+
+
 def run_action(ws: Any, name: str, model: str | None, *, actions: Mapping[str, ActionFn] | None, actor: str,
-               reason: str) -> tuple[bool, dict[str, Any]]:
-    """Run action ``name`` on ``model``: (worked, JSON-able result or ``{"error": …}``); never raises."""
+               reason: str, alert: Mapping[str, Any] | None = None) -> tuple[bool, dict[str, Any]]:
+    """Run action ``name`` on ``model``: (worked, JSON-able result or ``{"error": …}``); never raises.
+
+    ``remove_bad_data`` acts on the dataset and window of the ``alert``'s evidence, not on the model.
+    """
     if not model:
         return False, {"error": "the alert names no model to act on"}
     try:
         fn = resolve_action(name, actions)
-        result = fn(ws, model, actor=actor, reason=reason)
+        if name == "remove_bad_data":
+            args = _data_args(alert)
+            result = fn(ws, (alert or {})["evidence"]["dataset"], actor=actor, reason=reason, **args)
+        else:
+            result = fn(ws, model, actor=actor, reason=reason)
         return True, json.loads(json.dumps(result if result is not None else {}, default=str))
     except Exception as exc:  # noqa: BLE001 - the boundary around an action: record it, never crash the monitor
         message = str(exc)[:300] if isinstance(exc, (YarnitError, LookupError)) else f"{type(exc).__name__}: " \

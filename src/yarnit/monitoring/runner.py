@@ -68,6 +68,9 @@ UPDATE_MODULES = ("traffic", "quality")
 #: Modules whose ``process_alerts(workspace, alerts, *, clock, counts)`` runs after the alerts are saved and sent
 #: (incidents open and attach); a missing one is skipped, a failing one reported: alerting never waits on them.
 POST_ALERT_MODULES = ("yarnit.incidents",)
+#: Alerts whose ``slo_id`` starts with this were raised by the continuous loop (data checks, held labels,
+#: failed runs): they have no SLO in the SLO file and the loop resolves them, so the monitor leaves them alone.
+LOOP_ALERT_PREFIX = "loop:"
 DEFAULT_SINKS = (SinkSpec(type="log", name="log"), SinkSpec(type="file", name="file", path="alerts.jsonl"))
 
 
@@ -166,8 +169,10 @@ class Monitor:
                     opened += store.fire(slo, kind, status, clock=self.clock, sinks=sink_names)[1]
             entries.append(status_entry(status, dict(active)))
         known = {slo.id for slo in self.spec.slos}
-        for alert in [a for a in store.alerts if a.state == "firing" and a.slo_id not in known]:
-            # Its SLO left the file: nothing will ever clear it, so it is resolved now (and said so).
+        for alert in [a for a in store.alerts if a.state == "firing" and a.slo_id not in known
+                      and not a.slo_id.startswith(LOOP_ALERT_PREFIX)]:
+            # Its SLO left the file: nothing will ever clear it, so it is resolved now (and said so). Alerts the
+            # continuous loop raised (``loop:…``) have no SLO in the file: the loop resolves them itself.
             alert.state, alert.ended_at, alert.updated_at = "resolved", at.isoformat(), at.isoformat()
             alert.evidence = {**alert.evidence, "resolved_because": "the SLO is no longer in the SLO file"}
             store.outbox.extend(Notification(alert.id, "resolved", name) for name in sink_names)
@@ -284,4 +289,4 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-__all__ = ["DEFAULT_SINKS", "Monitor", "POST_ALERT_MODULES", "STATE_FILENAME", "read_state", "state_path", "status_entry"]
+__all__ = ["DEFAULT_SINKS", "LOOP_ALERT_PREFIX", "Monitor", "POST_ALERT_MODULES", "STATE_FILENAME", "read_state", "state_path", "status_entry"]

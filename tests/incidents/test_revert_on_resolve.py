@@ -1,0 +1,79 @@
+"""revert_on_resolve: a resolved incident undoes its stop_training (resume_training), audited and on the timeline;
+the per-policy switch, and the loop's alerts left alone by the monitor."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from testsupport.monitoring import write_slos
+
+from yarnit.continuous.actions import history, training_frozen
+from yarnit.continuous.loop_alerts import raise_alert
+from yarnit.core.errors import ConfigError
+from yarnit.incidents import IncidentStore, process_alerts
+from yarnit.incidents.config import parse_config
+from yarnit.monitoring.alerts import AlertStore, alerts_path
+from yarnit.monitoring.runner import Monitor
+from yarnit.monitoring.workspace import load_workspace_slos, monitoring_dir
+
+
+def _labels_ticket(ws, clock, *, state="firing", ended_at=None):
+    at = clock.now().isoformat()
+    return {"id": "alert_labels", "slo_id": "loop:ctr:labels", "service": "yarnit-loop-ctr", "slo": "loop labels",
+            "sli": "label_completeness", "model": "ctr", "alert": "ticket", "alert_name": "YarnitLoopLabelsIncomplete",
+            "severity": "ticket", "state": state, "started_at": at, "updated_at": ended_at or at,
+            "ended_at": ended_at, "summary": "held", "runbook": "",
+            "evidence": {"day": "2026-01-08", "window": {"start": "2026-01-08T00:00:00+00:00",
+                                                         "end": "2026-01-09T00:00:00+00:00"}}}
+
+
+@pytest.mark.parametrize("revert", [None, False])
+def test_a_resolved_incident_resumes_the_training_its_policy_stopped(sqlite_ws, clock, revert):
+    ws = sqlite_ws
+    policy = {"name": "labels-incomplete", "when": {"sli": ["label_completeness"]}, "action": "stop_training"}
+    config = parse_config({"policies": [policy if revert is None else {**policy, "revert_on_resolve": revert}],
+                           "resolve_after": "1h"})
+    firing = _labels_ticket(ws, clock)
+    report = process_alerts(ws, [firing], clock=clock, config=config)
+    assert report["mitigations"] and training_frozen(ws, "ctr") is not None
+    clock.advance(600)
+    cleared = {**firing, "state": "resolved", "ended_at": clock.now().isoformat()}
+    assert process_alerts(ws, [cleared], clock=clock, config=config)["auto_resolved"] == []
+    assert training_frozen(ws, "ctr") is not None  # not before the incident resolves
+    clock.advance(3601)
+    report = process_alerts(ws, [cleared], clock=clock, config=config)
+    (incident,) = IncidentStore.open(ws.home, clock).list("all")
+    assert report["auto_resolved"] == [incident.id] and incident.state == "resolved"
+    if revert is False:
+        assert training_frozen(ws, "ctr") is not None and "reverted" not in report
+        return
+    assert training_frozen(ws, "ctr") is None
+    assert [e.kind for e in incident.events][-1] == "mitigation_reverted"
+    actions = [(h["action"], h["actor"]) for h in history(ws, model="ctr")]
+    assert actions == [("resume_training", f"incident:{incident.id}"), ("stop_training", f"incident:{incident.id}")]
+    # idempotent: a later run reverts nothing again
+    assert "reverted" not in process_alerts(ws, [cleared], clock=clock, config=config)
+
+
+def test_revert_on_resolve_is_refused_for_an_action_without_a_reversal():
+    with pytest.raises(ConfigError, match="roll_back has no reversal"):
+        parse_config({"policies": [{"name": "x", "when": {"sli": "a"}, "action": "roll_back",
+                                    "revert_on_resolve": True}]})
+    with pytest.raises(ConfigError, match="revert_on_resolve must be true or false"):
+        parse_config({"policies": [{"name": "x", "when": {"sli": "a"}, "action": "fall_back",
+                                    "revert_on_resolve": "yes"}]})
+
+
+def test_the_monitor_leaves_the_loops_alerts_open_though_no_slo_names_them(sqlite_ws, clock):
+    ws = sqlite_ws
+    write_slos(ws.home, sinks=[{"type": "log"}])
+    alert = raise_alert(ws, slo_id="loop:ctr:data:out_of_stock", model="ctr", sli="data_validation",
+                        name="YarnitLoopDataOutOfStock", slo="loop data out_of_stock", summary="oos up", runbook="",
+                        evidence={"day": "2026-01-08", "days": ["2026-01-08"]})
+    clock.advance(timedelta(minutes=5).total_seconds())
+    Monitor(ws, load_workspace_slos(ws.home), clock=clock).run_once()
+    store = AlertStore.open(alerts_path(monitoring_dir(ws.home)))
+    assert store.get(alert["id"]).state == "firing"
+    (incident,) = [i for i in IncidentStore.open(ws.home, clock).list() if alert["id"] in i.alerts]
+    assert incident.alerts[alert["id"]]["sli"] == "data_validation"
