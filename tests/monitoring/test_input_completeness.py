@@ -169,3 +169,31 @@ def test_a_bad_param_is_refused_naming_the_field(params, field) -> None:
             {"name": "ctr-inputs", "sli": "input_completeness", "model": "ctr", "objective": 99, "window": "28d",
              "params": params}]})
     assert field in str(err.value) and "ctr-inputs" in str(err.value)
+
+
+def test_rows_of_a_request_refused_for_a_missing_input_count_but_other_refusals_do_not(tmp_path) -> None:
+    """A required feature emptied upstream gets the request refused (422), not served: the SLI must still see it."""
+    clock = SimulatedClock(WORLD.start)
+    ws = open_workspace(Settings.for_home(tmp_path / "home"), clock)
+    try:
+        log = ws.home / "prediction_log"
+        log.mkdir()
+        t = clock.now().timestamp()
+        at = traffic.iso_utc
+        records = [
+            {"time": at(t - 120), "role": "primary", "model": "ctr", "version": 1, "status": 200,
+             "predictions": [.1], "instances": [{"fiber": "wool", "price": 2.0}]},
+            {"time": at(t - 60), "role": "primary", "model": "ctr", "status": 422,  # the partner row lacks fiber
+             "instances": [{"fiber": "wool", "price": 2.0}, {"price": 3.0}, {"fiber": "silk", "price": 4.0}]},
+            {"time": at(t - 60), "role": "primary", "model": "ctr", "status": 422, "instances": "not a list"},
+            {"time": at(t - 60), "role": "rejected", "model": "ctr", "status": 422, "count": 50},
+        ]
+        lines = [json.dumps(r) for r in records]
+        (log / "seg-000001.log").write_text("".join(f"{zlib.crc32(line.encode()):08x} {line}\n" for line in lines))
+        traffic.update(ws)
+        spec = parse_slo_file({"service": "s", "slos": [
+            {"name": "in", "sli": "input_completeness", "model": "ctr", "objective": 99, "window": "7d"}]})
+        counts = WorkspaceSLISource(ws, spec, clock=clock).counts(spec.slos[0], until_s=t + 60)
+        assert counts.window(end_s=t + 60, window_s=3600) == (3, 4)  # one served row, three refused, one bad
+    finally:
+        ws.close()

@@ -5,8 +5,13 @@ renamed upstream column) does not fail a request: the model still answers,
 on worse inputs, and availability stays perfect. This SLI sees it:
 
 * **event**: a served row, one instance of a request the model's primary
-  route answered (status 200) whose instances were logged; shadow scores and
-  rows past the log's row cap (logged as a count) are no events;
+  route answered (status 200) whose instances were logged, or a row of a
+  request refused with 422 (an input the model requires was missing or
+  malformed: the data plane refuses such a request rather than guess, so a
+  feature lookup that empties a required column shows up here, not as worse
+  answers); shadow scores and rows past the log's row cap (logged as a count)
+  are no events. A hostile client can spend this budget with bad requests:
+  like any SLI on inputs, its pages say "inputs are broken", not who broke them;
 * **good**: the row holds a value in every expected input column. The data
   plane drops ``null`` values (a null is a missing feature), so an empty input
   is an absent column; expected are the columns some row of the same model

@@ -99,6 +99,7 @@ TOP_K = 100
 HLL_LG_K = 10
 MAX_FEATURES = 256  # per summary; more feature names (a hostile client's) are counted, not summarized
 MAX_NAME = 128
+MAX_ROWS_PER_RECORD = 1000  # a refused request's rows counted for input completeness (the log caps rows too)
 CHUNK_BYTES = 16 << 20
 COMMIT_BYTES = 256 << 20
 MAX_FUTURE_S = 300.0
@@ -474,6 +475,7 @@ class _Group:
     logged_rows: int = 0  # rows that were dicts (their columns were gathered)
     overflow: int = 0
     inputs: dict[int, Counter[tuple[str, ...]]] = field(default_factory=dict)  # minute -> rows by key set
+    refused_names: set[str] = field(default_factory=set)  # input names of refused (422) rows: no value summary
 
     def summarize(self, slice_columns: Sequence[str]) -> TrafficSummary:
         out = TrafficSummary(self.requests, dict(self.statuses), self.rows, self.unlogged_rows,
@@ -489,6 +491,7 @@ class _Group:
                 continue
             out.features[name] = column
         kept = set(out.features)  # non-personal columns with a summary (not past MAX_FEATURES)
+        kept |= {n for n in self.refused_names if not is_private_name(n) and n not in out.private_columns}
         for minute, keysets in self.inputs.items():
             out.inputs.add(minute, Counter({tuple(sorted(c for c in k if c in kept)): n for k, n in keysets.items()}))
         out.prediction.add(self.predictions)
@@ -625,6 +628,10 @@ def _gather(record: Mapping[str, Any], groups: dict[tuple[str, str, str, int], _
     status = record.get("status")
     group.statuses[str(status) if type(status) is int else "unknown"] += count
     if status != 200:
+        if status == 422 and role == "primary" and isinstance(record.get("instances"), list):
+            # refused because an input was missing or malformed: its rows count for input completeness (a
+            # feature lookup that empties a required column is refused here, not served on worse inputs)
+            _count_inputs(group, at, record["instances"])
         return
     instances = record.get("instances")
     predictions = record.get("predictions")
@@ -658,6 +665,19 @@ def _gather(record: Mapping[str, Any], groups: dict[tuple[str, str, str, int], _
                     columns[name] = [value]
         # the columns the row held a value in (the data plane drops nulls: an empty input is an absent column)
         keysets[tuple(k for k, v in row.items() if v is not None) if empty else tuple(row)] += 1
+
+
+def _count_inputs(group: _Group, at: float, instances: list[Any]) -> None:
+    """Count each row's held columns in the minute of ``at`` (input completeness only; no drift columns)."""
+    keysets = group.inputs.get(int(at // 60))
+    if keysets is None:
+        keysets = group.inputs[int(at // 60)] = Counter()
+    for row in instances[:MAX_ROWS_PER_RECORD]:
+        if type(row) is dict and len(row) <= MAX_FEATURES:
+            held = tuple(k for k, v in row.items() if v is not None and type(k) is str and len(k) <= MAX_NAME)
+            keysets[held] += 1
+            if len(group.refused_names) < MAX_FEATURES:
+                group.refused_names.update(held)
 
 
 # -- state: checkpoint + window files ----------------------------------------------------------
