@@ -16,7 +16,7 @@ import pytest
 from yarnit.core.errors import Unavailable
 from yarnit.demo import require_answers_from
 
-ARGS = ["demo", "--days", "2", "--sessions-per-day", "300", "--json"]
+ARGS = ["demo", "--quick", "--days", "2", "--sessions-per-day", "300", "--json"]
 
 
 def _env(home: Path) -> dict[str, str]:

@@ -77,3 +77,27 @@ def test_the_monitor_leaves_the_loops_alerts_open_though_no_slo_names_them(sqlit
     assert store.get(alert["id"]).state == "firing"
     (incident,) = [i for i in IncidentStore.open(ws.home, clock).list() if alert["id"] in i.alerts]
     assert incident.alerts[alert["id"]]["sli"] == "data_validation"
+
+
+def test_a_mitigation_is_undone_when_its_cause_clears_though_another_alert_keeps_the_incident_open(sqlite_ws, clock):
+    """Regression (the 30-day demo): the alert that called for a mitigation cleared, but another alert on the same
+    model (there: the availability page a forced fallback itself causes) kept the incident open, so the mitigation
+    was never undone (the shop ran on the heuristic, or trained nothing, for the rest of the month)."""
+    ws = sqlite_ws
+    config = parse_config({"resolve_after": "1h", "policies": [
+        {"name": "labels-incomplete", "when": {"sli": ["label_completeness"]}, "action": "stop_training"}]})
+    cause = _labels_ticket(ws, clock)
+    first = process_alerts(ws, [cause], clock=clock, config=config)
+    assert first["mitigations"] and training_frozen(ws, "ctr") is not None
+    clock.advance(600)
+    at = clock.now().isoformat()
+    other = {**cause, "id": "alert_up", "slo_id": "shop-ctr-up", "slo": "ctr-up", "sli": "serving_availability",
+             "alert": "page", "severity": "page", "alert_name": "Up", "started_at": at, "updated_at": at}
+    cleared = {**cause, "state": "resolved", "ended_at": at, "updated_at": at}
+    process_alerts(ws, [cleared, other], clock=clock, config=config)
+    assert training_frozen(ws, "ctr") is not None  # not before its cause has been clear for resolve_after
+    clock.advance(3601)
+    report = process_alerts(ws, [cleared, other], clock=clock, config=config)
+    (incident,) = IncidentStore.open(ws.home, clock).list("all")
+    assert incident.state != "resolved"  # the other alert is still firing
+    assert training_frozen(ws, "ctr") is None and report["reverted"][0]["action"] == "resume_training"

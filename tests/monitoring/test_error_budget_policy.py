@@ -114,3 +114,22 @@ def test_a_spent_budget_refuses_raising_the_canary_share_but_never_lowering_it(s
     last = store.history("ctr")[-1]
     assert (last.to_canary_percent, last.actor) == (50, "ana")
     assert last.reason.startswith("P0: canary carries the fix [forced: the error budget of SLO")
+
+
+def test_a_spent_model_freshness_budget_never_halts_the_release_that_would_restore_it(sqlite_ws, clock):
+    """Regression: a stale production model spent its freshness budget, the gate then halted every promotion,
+    and the model could only get staler (the 30-day demo's loop trained 20 versions and released none)."""
+    spec = parse_slo_file({"service": "s", "slos": [
+        {"name": "fresh", "sli": "model_freshness", "model": "ctr", "objective": 99, "window": "28d",
+         "params": {"max_age": "1d"}},
+        {"name": "up", "sli": "serving_availability", "model": "ctr", "objective": 99.9, "window": "28d"}]})
+    register_ctr(sqlite_ws, 3, blessed=True)
+    source = CountsSource()
+    registry = ModelRegistry(sqlite_ws, release_gate=ErrorBudgetPolicy(spec.slos, source, clock))
+    end = clock.now().timestamp()
+    source.counts_for(spec.get("fresh")).add_span(end - 28 * 86400, end, good_per_bucket=0, total_per_bucket=1)
+    registry.promote("ctr", 2, require_blessing=True)  # freshness is all spent: releasing is the cure
+    assert registry.resolve("ctr", "production").version == 2
+    source.counts_for(spec.get("up")).add_span(end - 28 * 86400, end, good_per_bucket=998, total_per_bucket=1000)
+    with pytest.raises(ReleaseHalted, match="the error budget of SLO s-up is spent"):  # availability still halts
+        registry.promote("ctr", 3, require_blessing=True)

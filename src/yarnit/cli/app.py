@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 import yarnit
 from yarnit.core.errors import YarnitError
@@ -115,11 +118,58 @@ def serve(host: str = typer.Option("127.0.0.1", help="Interface to bind."),
 
 @app.command()
 @cli_errors
-def demo(days: int = typer.Option(3, min=2, max=60, help="Simulated days of YarnIt traffic."),
+def demo(days: int | None = typer.Option(None, min=2, max=60, help="Simulated days (default 30; --quick: 3)."),
          seed: int = typer.Option(0, help="Seed of the simulated world."),
-         sessions_per_day: int = typer.Option(1500, min=50, max=100_000, help="Shopper sessions per day."),
+         sessions_per_day: int | None = typer.Option(None, min=50, max=100_000,
+                                                     help="Shopper sessions per day (default 500; --quick: 1500)."),
+         out: Path | None = typer.Option(None, "--out", help="Where the two months' workspaces and the report go "
+                                         "(default: $YARNIT_HOME/demo; a previous demo's output there is replaced)."),
+         serial: bool = typer.Option(False, "--serial", help="Run the faulted and the clean month one after the "
+                                     "other (default: side by side, one process each)."),
+         quick: bool = typer.Option(False, "--quick", help="Only the build-and-serve path: world → dataset → model → "
+                                    "registry → one HTTP prediction, in this workspace."),
          as_json: bool = JSON_OPTION) -> None:
-    """Run the end-to-end path: world → dataset → model → registry → HTTP prediction."""
+    """The 30-day operate demo: YarnIt served over HTTP while the platform detects and mitigates four faults.
+
+    It runs the month twice (with the faults, and the same seed without them), then prints the table: fault,
+    injected at, detected at (time to detect), action, recovered at, CTR and revenue impact; and writes a
+    self-contained HTML report. --quick runs the short build-and-serve demo instead.
+    """
+    if quick:
+        _quick_demo(days or 3, seed, sessions_per_day or 1500, as_json)
+        return
+    from yarnit.demo.operate import OperateConfig, run_operate
+    from yarnit.demo.report import render_table
+
+    config = OperateConfig(days=days or 30, seed=seed, sessions_per_day=sessions_per_day or 500)
+    target = out if out is not None else load_settings().home / "demo"
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                  disable=as_json, transient=False) as progress:
+        task = progress.add_task(f"simulating {config.days} days twice (with and without faults)", total=None)
+
+        def step(message: str) -> None:
+            progress.console.print(f"  {message}")
+            progress.update(task, description=message)
+
+        report = run_operate(target, config, progress=step, parallel=not serial)
+        progress.update(task, description="done")
+
+    def human() -> None:
+        rows = render_table(report)
+        table = Table(*rows[0], title=report["title"])
+        for row in rows[1:]:
+            table.add_row(*(Text(cell) for cell in row))
+        console.print(table)
+        for t in report["targets"]:
+            mark = "[green]pass[/]" if t["met"] else "[red]FAIL[/]"
+            console.print(f"{mark} {escape(t['name'])}: {escape(str(t['value']))} (target {escape(str(t['target']))})")
+        console.print(f"report: {target / 'report.html'} (self-contained HTML), {target / 'report.json'}")
+
+    emit(report | {"report_html": str(target / "report.html")}, as_json, human)
+
+
+def _quick_demo(days: int, seed: int, sessions_per_day: int, as_json: bool) -> None:
+    """The build-and-serve path: world → dataset → model → registry → HTTP prediction."""
     from yarnit.demo import run_demo
 
     with workspace() as ws:
@@ -135,7 +185,7 @@ def demo(days: int = typer.Option(3, min=2, max=60, help="Simulated days of Yarn
             progress.update(task, description="done")
 
     def human() -> None:
-        table = Table(title="yarnit demo", show_header=False)
+        table = Table(title="yarnit demo --quick", show_header=False)
         def auc(value: float | None) -> str:
             return "n/a" if value is None else f"{value:.4f}"
 

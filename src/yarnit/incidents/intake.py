@@ -205,29 +205,51 @@ class Intake:
         for incident in [i for i in self.store.incidents if i.state != "resolved"]:
             self._mitigate(incident)
             self._settle(incident)
-        for incident in [i for i in self.store.incidents if i.state == "resolved"]:
+        for incident in self.store.incidents:
             self._revert(incident)
         return self.report
 
-    def _revert(self, incident: Incident) -> None:
-        """A resolved incident's reversible mitigations are undone (``revert_on_resolve``), audited, on its timeline.
+    def _cause_cleared(self, incident: Incident, policy_name: str) -> bool:
+        """Whether every alert of ``incident`` that the policy acts on has been clear for ``resolve_after``.
 
-        Not while another active incident holds the same mitigation on the same model (its own resolution
-        undoes it then); a failed reversal is retried on the next run.
+        A mitigation is undone when what called for it is over, not when the whole incident is: a fall-back
+        makes the availability SLO burn by design, and waiting for that alert to clear would keep the
+        fallback on for ever (the shop served by the heuristic long after the inputs came back).
+        """
+        if incident.state == "resolved":
+            return True
+        policy = next((p for p in self.config.policies if p.name == policy_name), None)
+        causes = [a for a in incident.alerts.values()
+                  if policy is None or policy.matches(a, self.slo_params.get(a["slo_id"], {}))]
+        if not causes or any(a["state"] == "firing" for a in causes):
+            return False
+        ended = [_dt(a["ended_at"]) for a in causes if a.get("ended_at")]
+        return bool(ended) and max(ended) <= self.now - timedelta(seconds=self.config.resolve_after_s)
+
+    def _revert(self, incident: Incident) -> None:
+        """A mitigation whose cause is over is undone (``revert_on_resolve``), audited, on the incident's timeline.
+
+        Its cause is over when the incident resolved, or when every alert the policy acts on has been clear for
+        ``resolve_after`` (:meth:`_cause_cleared`). Not while another incident's cause still holds the same
+        mitigation on the same model (its own end undoes it then); a failed reversal is retried on the next run.
         """
         for name, record in incident.mitigations.items():
             revert = record.get("revert")
             if record.get("state") != "ok" or not isinstance(revert, dict) or revert.get("state") != "pending":
                 continue
+            if not self._cause_cleared(incident, name):
+                continue
             model = record.get("model")
-            holders = [i.id for i in self.store.incidents if i.state != "resolved" and any(
+            holders = [i.id for i in self.store.incidents if i is not incident and any(
                 r.get("state") == "ok" and r.get("action") == record["action"] and r.get("model") == model
-                for r in i.mitigations.values())]
+                and isinstance(r.get("revert"), dict) and not self._cause_cleared(i, pname)
+                for pname, r in i.mitigations.items())]
             if holders:
                 continue
             actor = f"incident:{incident.id}"
+            why = "resolved" if incident.state == "resolved" else "its cause cleared"
             ok, result = run_action(self.ws, revert["action"], model, actions=self.actions, actor=actor,
-                                    reason=f"incident {incident.id} resolved: undo {record['action']} "
+                                    reason=f"incident {incident.id} {why}: undo {record['action']} "
                                            f"(policy {name}, revert_on_resolve)")
             data = {"policy": name, "action": revert["action"], "undoes": record["action"], "model": model,
                     "result": result}

@@ -67,7 +67,7 @@ class ErrorBudgetPolicy:
         """Why promotions of ``model_name`` are halted now (the first spent SLO), or None."""
         now = self.clock.now()
         for slo in self.slos:
-            if slo.model != model_name:
+            if slo.model != model_name or slo.sli in REMEDIED_BY_RELEASE:
                 continue
             try:
                 counts = self.source.counts(slo, until_s=now.timestamp())
@@ -83,6 +83,11 @@ class ErrorBudgetPolicy:
         return None
 
 
+#: SLIs whose budget a release spends nothing of and restores: a stale production model is fixed by promoting a
+#: newer one, so halting releases when model freshness is spent would keep the model stale for ever.
+REMEDIED_BY_RELEASE = frozenset({"model_freshness"})
+
+
 def workspace_policy(workspace: Workspace) -> ErrorBudgetPolicy | None:
     """The error-budget policy of the workspace's SLO file, or None when no file was applied.
 
@@ -95,4 +100,4 @@ def workspace_policy(workspace: Workspace) -> ErrorBudgetPolicy | None:
     return ErrorBudgetPolicy(spec.slos, WorkspaceSLISource(workspace, spec, clock=workspace.clock), workspace.clock)
 
 
-__all__ = ["ErrorBudgetPolicy", "workspace_policy"]
+__all__ = ["REMEDIED_BY_RELEASE", "ErrorBudgetPolicy", "workspace_policy"]

@@ -1,0 +1,376 @@
+"""The 30-day operate demo: YarnIt's shoppers served over HTTP while the platform runs itself, twice.
+
+One *run* is a whole month of the shop on a fresh workspace:
+
+* the world's shoppers ask the real HTTP data plane (``POST
+  /v1/models/ctr:predict``, one request per page) to rank their candidates.
+  The server's clock is the world's :class:`~yarnit.core.clock.SimulatedClock`,
+  moved to each page's time before its request, so the prediction log, the
+  monitor, the loop and every audit record carry simulated time, and
+  delayed labels join their predictions as they would in production;
+* every simulated hour: the labels that arrived by then are ingested, the
+  continuous loop ticks (a day's log is read once it closes at 06:00 the
+  next day: quarantine, label join and completeness, data checks, training,
+  the gate, a staged rollout), and the monitor runs (SLOs, burn-rate alerts,
+  incidents and their mitigation policies). The server then re-reads aliases
+  and traffic policies, as its watcher would;
+* nothing in a run knows which faults were injected: detection and
+  mitigation are the platform's own.
+
+:func:`run_operate` runs the faulted month and the same seed without faults
+side by side (one process each, so two cores finish both in the time of one)
+and :mod:`yarnit.demo.analysis` turns both into the report: for each fault,
+when it was injected, detected (by which alert), mitigated (by which action)
+and over, and what it cost in clicks and revenue against the clean month.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from yarnit.core.errors import InvalidInput
+
+Progress = Callable[[str], None]
+
+#: The faults of the demo: the three stories of ch. 11 and ch. 15 case 5, each opening at noon of its day.
+DEMO_FAULTS: tuple[tuple[str, str, str], ...] = (
+    ("biased_loss@8+12,language=es,events=all", "data",
+     "ch. 11 story 1: searching but not finding (a silent loss of the Spanish-language logs)"),
+    ("partner_lookup@12+12:12", "serving", "ch. 11 story 2: suddenly useless partners (partner features empty)"),
+    ("stockout@16+12:48,top_n=20", "data", "ch. 11 story 3: recommending what is out of stock"),
+    ("click_log_outage@22+12", "labels", "ch. 15 case 5: clicks arrive two days late"),
+)
+#: Time to detect a fault of each class (RELIABILITY.md and the issue): hours.
+TTD_TARGET_H = {"serving": 2.0, "data": 24.0, "labels": 24.0}
+
+#: The demo's SLOs: the example file's kinds, with the input check the partner story needs.
+DEMO_SLOS: dict[str, Any] = {
+    "service": "yarnit-shop",
+    "alerts": {"sinks": [{"type": "file", "path": "alerts.jsonl"}]},
+    "slos": [
+        {"name": "ctr-availability", "sli": "serving_availability", "model": "ctr", "objective": 99.0,
+         "window": "28d", "alerting": {"no_data_window": "1d"}, "description": "Pages ranked by the model (not a fallback, not an error)."},
+        {"name": "ctr-latency", "sli": "serving_latency", "model": "ctr", "objective": 99.0, "window": "28d",
+         "params": {"threshold_ms": 500}, "alerting": {"no_data_window": "1d"}, "description": "Pages ranked within 500 ms."},
+        {"name": "ctr-inputs", "sli": "input_completeness", "model": "ctr", "objective": 99.0, "window": "28d",
+         "alerting": {"no_data_window": "1d"}, "description": "Served rows whose features were all present."},
+        {"name": "ctr-labels", "sli": "label_completeness", "model": "ctr", "target": 0.95, "window": "28d",
+         "params": {"label_delay": "32h"}, "alerting": {"page": []},
+         "description": "Predictions whose click label arrived within 32 h (the day's log closes at 06:00 the "
+                        "next day)."},
+        {"name": "ctr-model-fresh", "sli": "model_freshness", "model": "ctr", "objective": 95.0, "window": "28d",
+         "params": {"max_age": "4d"}, "alerting": {"page": []},
+         "description": "Minutes in which production was at most 4 days old."},
+    ],
+}
+
+
+@dataclass(frozen=True)
+class OperateConfig:
+    """What the demo simulates. ``faults``: (spec, class, story) triples; empty for a clean month only."""
+
+    days: int = 30
+    seed: int = 0
+    sessions_per_day: int = 500
+    n_users: int = 3000
+    faults: tuple[tuple[str, str, str], ...] = DEMO_FAULTS
+    rollout: bool = True
+    bootstrap_days: int = 3
+    pipeline: dict[str, Any] = field(default_factory=lambda: {
+        "bootstrap_resamples": 50, "golden_rows": 500, "slices": ["device"], "fairness_groups": []})
+
+    def __post_init__(self) -> None:
+        if not 10 <= self.days <= 60:
+            raise InvalidInput(f"The operate demo simulates 10 to 60 days (a week of history before the first "
+                               f"fault, and days for it to recover); got --days {self.days}.")
+        from yarnit.world.faults import parse_fault
+
+        for spec, kind, _story in self.faults:
+            fault = parse_fault(spec)
+            if kind not in TTD_TARGET_H:
+                raise InvalidInput(f"Fault {spec!r}: class must be one of {sorted(TTD_TARGET_H)}, got {kind!r}.")
+            if fault.day >= self.days - 1:
+                raise InvalidInput(f"Fault {spec!r} starts on day {fault.day}; with --days {self.days} it needs a "
+                                   "day after it to be seen. Use more days.")
+
+
+def run_operate(root: str | Path, config: OperateConfig | None = None, *, progress: Progress = lambda _m: None,
+                parallel: bool = True) -> dict[str, Any]:
+    """Run the faulted and the clean month (in two processes when ``parallel``); return the report."""
+    from .analysis import build_report
+
+    config = config or OperateConfig()
+    root = prepare_out(Path(root))
+    started = time.monotonic()
+    jobs = {"faulted": (str(root / "faulted"), config, True), "clean": (str(root / "clean"), config, False)}
+    if parallel:
+        context = get_context("spawn")  # a clean interpreter each: no server thread or lock crosses a fork
+        with context.Manager() as manager, ProcessPoolExecutor(max_workers=2, mp_context=context) as pool:
+            messages = manager.Queue()
+            futures = {name: pool.submit(simulate, *args, None, messages, name) for name, args in jobs.items()}
+            while not all(f.done() for f in futures.values()):
+                try:
+                    progress(messages.get(timeout=0.5))
+                except queue.Empty:
+                    continue
+            runs = {name: future.result() for name, future in futures.items()}
+            for name, run in runs.items():
+                progress(f"{name} month done in {run['elapsed_s']:.0f} s")
+    else:
+        runs = {}
+        for name, args in jobs.items():
+            runs[name] = simulate(*args, progress=lambda m, n=name: progress(f"{n}: {m}"))
+    report = build_report(runs["faulted"], runs["clean"], config, elapsed_s=time.monotonic() - started)
+    (root / "report.json").write_text(json.dumps(report, indent=1, default=str), encoding="utf-8")
+    from .report import render_html
+
+    (root / "report.html").write_text(render_html(report), encoding="utf-8")
+    return report
+
+
+def prepare_out(root: Path) -> Path:
+    """An empty ``root`` for the two workspaces: a previous demo's output there is replaced, anything else refused."""
+    import shutil
+
+    if root.exists():
+        if not root.is_dir():
+            raise InvalidInput(f"{root} is a file; the demo needs a directory for its two workspaces (--out DIR).")
+        entries = {p.name for p in root.iterdir()}
+        if entries and not entries <= {"faulted", "clean", "report.json", "report.html"}:
+            raise InvalidInput(f"{root} holds files that are not a previous demo's ({sorted(entries)[:5]}): the demo "
+                               "would not delete them. Pick another directory with --out DIR.")
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    return root
+
+
+# -- one month ---------------------------------------------------------------------------------------------------------
+def simulate(home: str, config: OperateConfig, with_faults: bool, progress: Progress | None = None,
+             messages: Any = None, label: str = "") -> dict[str, Any]:
+    """One month on a fresh workspace under ``home``; what happened, as plain data (it crosses processes).
+
+    Progress goes to ``progress``, or as ``"<label>: <message>"`` to the queue ``messages`` (another process).
+    """
+    logging.getLogger("yarnit").setLevel(logging.WARNING)
+    if progress is None:
+        progress = (lambda m: messages.put(f"{label}: {m}")) if messages is not None else (lambda _m: None)
+    started = time.monotonic()
+    month = _Month(Path(home), config, with_faults, progress)
+    try:
+        month.run()
+    finally:
+        month.close()
+    return month.record(time.monotonic() - started)
+
+
+class _Month:
+    def __init__(self, home: Path, config: OperateConfig, with_faults: bool, progress: Progress) -> None:
+        from yarnit.core.clock import SimulatedClock
+        from yarnit.core.settings import Settings
+        from yarnit.storage import open_workspace
+        from yarnit.world import WorldConfig
+        from yarnit.world.faults import parse_fault
+
+        self.config, self.progress, self.with_faults = config, progress, with_faults
+        self.home = home
+        faults = tuple(parse_fault(spec) for spec, _k, _s in config.faults) if with_faults else ()
+        self.world_config = WorldConfig(seed=config.seed, sessions_per_day=config.sessions_per_day,
+                                        n_users=config.n_users, faults=faults)
+        self.start = self.world_config.start
+        self.clock = SimulatedClock(self.start)
+        self.ws = open_workspace(Settings.for_home(home / "home"), self.clock)
+        self.world_dir = home / "world"
+        self.pending_labels = pd.DataFrame()
+        self.daily: list[dict[str, Any]] = []
+        self.next_hour = self.start + timedelta(hours=1)
+        self.app: Any = None
+        self.server: Any = None
+        self.ranker: Any = None
+        self.hook_errors: list[str] = []
+        self.timings: dict[str, float] = {}  # real seconds per part of the month (where a slow demo spends it)
+        self.world_faults = [f.to_dict(self.start) for f in faults]
+
+    # -- set-up --------------------------------------------------------------------------------------------------------
+    def _bootstrap(self) -> None:
+        """The first click model, trained on a few days of an earlier world (the shop before the demo)."""
+        from yarnit.recipes import ctr_pipeline
+        from yarnit.training import PipelineRunner
+
+        self.progress("training the first model")
+        PipelineRunner(self.ws).run(
+            ctr_pipeline(), config={"days": self.config.bootstrap_days, "world_seed": self.config.seed + 7919,
+                                    "sessions_per_day": self.config.sessions_per_day, **self.config.pipeline},
+            seed=self.config.seed, source="builtin:yarnit-ctr")
+        (self.ws.home / "slos.yaml").write_text(yaml.safe_dump(DEMO_SLOS, sort_keys=False), encoding="utf-8")
+        (self.world_dir / "impressions").mkdir(parents=True)  # a written world, with no day in it yet
+        (self.world_dir / "faults.json").write_text(json.dumps(self.world_faults, indent=1), encoding="utf-8")
+        # triage lists the faults the world recorded (the simulation's ground truth, named as such)
+        (self.ws.home / "incidents.yaml").write_text(yaml.safe_dump(
+            {"fault_files": [str(self.world_dir / "faults.json")]}), encoding="utf-8")
+
+    def run(self) -> None:
+        from yarnit.api import create_app
+        from yarnit.api.server import BackgroundServer
+        from yarnit.continuous.loop import ContinuousLoop, LoopConfig
+        from yarnit.monitoring.runner import Monitor
+        from yarnit.monitoring.slo import load_slo_file
+        from yarnit.serving import ServingOptions
+        from yarnit.world import HttpRanker, World
+
+        self._bootstrap()
+        # a small shop's canary sees a few pages an hour: two stages, each held until it has 20 requests
+        rollout = {"stages": [25, 50], "bake_s": 2 * 3600.0, "min_requests": 20, "min_samples": 20,
+                   "deadline_s": 24 * 3600.0} if self.config.rollout else None
+        self.loop = ContinuousLoop(self.ws, self.world_dir, LoopConfig(pipeline=self.config.pipeline,
+                                                                       rollout=rollout))
+        self.monitor = Monitor(self.ws, load_slo_file(self.ws.home / "slos.yaml"))
+        # generous deadlines: a page answered late by a busy laptop is not a fault the demo injected
+        self.app = create_app(self.ws, refresh_s=3600.0, serving=ServingOptions(deadline_ms=10_000))
+        with BackgroundServer(self.app) as server:
+            self.server = server
+            self.ranker = HttpRanker(server.url, "ctr", chunk=self.world_config.n_candidates, id_prefix="shop",
+                                     before_request=self._before_request, on_error="popularity")
+            try:
+                for partition in World(self.world_config, ranker=self.ranker).run(self.config.days):
+                    self._day_done(partition)
+                # a day and a half more: the last day's log closes, is checked and trained on
+                self._advance_to(self.clock.now() + timedelta(hours=36))
+            finally:
+                self.ranker.close()
+
+    def close(self) -> None:
+        if self.app is not None:
+            self.app.state.serving.close()
+        self.ws.close()
+
+    # -- time --------------------------------------------------------------------------------------------------------
+    def _before_request(self, chunk: list[dict[str, Any]]) -> None:
+        at = datetime.fromisoformat(str(chunk[0]["event_time"]).replace(" ", "T"))
+        self._advance_to(at)
+
+    def _advance_to(self, at: datetime) -> None:
+        while self.next_hour <= at:
+            self._set(self.next_hour)
+            self._hourly()
+            self.next_hour += timedelta(hours=1)
+        self._set(at)
+
+    def _set(self, at: datetime) -> None:
+        delta = (at - self.clock.now()).total_seconds()
+        if delta > 0:  # pages of an extra block of sessions may start earlier: the clock never runs back
+            self.clock.advance(delta)
+
+    def _hourly(self) -> None:
+        now = self.clock.now()
+        self._ingest_labels(now)
+        for name, step in (("loop", self.loop.tick), ("monitor", self.monitor.run_once)):
+            began = time.monotonic()
+            try:
+                step()
+            except Exception as exc:  # noqa: BLE001 - recorded and reported; a month goes on, as production does
+                self.hook_errors.append(f"{now.isoformat()} {name}: {type(exc).__name__}: {exc}"[:500])
+            self.timings[name] = self.timings.get(name, 0.0) + time.monotonic() - began
+        serving = self.app.state.serving
+        serving.runtime.refresh()  # what the server's watcher does every refresh_s, at a deterministic point
+        serving.router.refresh()
+
+    def _ingest_labels(self, now: datetime) -> None:
+        from yarnit.monitoring import quality
+
+        if self.pending_labels.empty:
+            return
+        due = self.pending_labels["arrival_time"] <= pd.Timestamp(now)
+        if not due.any():
+            return
+        path = self.home / "labels-due.parquet"
+        self.pending_labels[due].to_parquet(path)
+        quality.ingest_labels(self.ws, path)
+        path.unlink()
+        self.pending_labels = self.pending_labels[~due].reset_index(drop=True)
+
+    # -- each day ------------------------------------------------------------------------------------------------------
+    def _day_done(self, partition: Any) -> None:
+        from yarnit.world import request_labels
+        from yarnit.world.writer import write_partition
+
+        write_partition(self.world_dir, partition)
+        labels = request_labels(partition.impressions, partition.labels, unshown=self.ranker.unshown)
+        self.pending_labels = pd.concat([self.pending_labels, labels], ignore_index=True)
+        truth = partition.truth[partition.truth["source"] == ""]
+        self.daily.append({
+            "day": partition.day.isoformat(), "ctr": float(truth["clicked"].mean()) if len(truth) else None,
+            "revenue": _revenue(truth, partition.catalog), "sessions": int(truth["session_id"].nunique()),
+            "requests": self.ranker.requests - sum(d["requests"] for d in self.daily),
+            "answered_by": dict(self.ranker.answered_by), "production": self._production(),
+            "faults": [f.spec() for f in partition.faults]})
+        self.ranker.answered_by = {}
+        self.progress(f"{partition.day}: ctr {self.daily[-1]['ctr']:.4f}, production {self.daily[-1]['production']}")
+
+    def _production(self) -> str | None:
+        from yarnit.registry import ModelRegistry
+
+        version = ModelRegistry(self.ws).aliases("ctr").get("production")
+        return f"ctr:v{version}" if version else None
+
+    # -- what happened -----------------------------------------------------------------------------------------------
+    def record(self, elapsed_s: float) -> dict[str, Any]:
+        from yarnit.incidents.store import IncidentStore
+        from yarnit.monitoring.alerts import AlertStore, alerts_path
+        from yarnit.monitoring.workspace import monitoring_dir
+
+        alerts = [a.to_dict() for a in AlertStore.open(alerts_path(monitoring_dir(self.ws.home))).alerts]
+        from yarnit.incidents.postmortem import render_postmortem
+
+        incidents = [asdict(i) | {"postmortem": render_postmortem(i)}
+                     for i in IncidentStore.open(self.ws.home, self.clock).incidents]
+        return {"faults": self.world_faults, "daily": self.daily, "alerts": alerts, "incidents": incidents,
+                "rollouts": _rollouts(self.ws.home), "audit": _audit(self.ws), "loop": self.loop.status(),
+                "hook_errors": self.hook_errors, "timings": self.timings, "elapsed_s": elapsed_s, "start": self.start.isoformat(),
+                "end": self.clock.now().isoformat(), "home": str(self.ws.home)}
+
+
+def _revenue(truth: pd.DataFrame, catalog: pd.DataFrame) -> float:
+    """True revenue of the day's purchases (list price less discount, one unit each), in USD: what shoppers
+    bought, whether or not the logs kept it."""
+    bought = truth.loc[truth["purchased"] == 1, ["product_id"]]
+    prices = catalog.drop_duplicates("product_id").set_index("product_id")
+    net = prices["price_usd"] * (1.0 - prices["discount"].fillna(0.0))
+    return float(bought["product_id"].map(net).fillna(0.0).sum())
+
+
+def _rollouts(home: Path) -> list[dict[str, Any]]:
+    directory = home / "continuous" / "rollouts"
+    out = []
+    for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
+        try:
+            out.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def _audit(ws: Any) -> list[dict[str, Any]]:
+    from yarnit.registry import ModelRegistry
+
+    registry = ModelRegistry(ws)
+    try:
+        history = registry.history("ctr")
+    except Exception:  # noqa: BLE001 - an empty registry has no history
+        return []
+    return [asdict(h) if hasattr(h, "__dataclass_fields__") else {"entry": str(h)} for h in history]
+
+
+__all__ = ["DEMO_FAULTS", "DEMO_SLOS", "OperateConfig", "TTD_TARGET_H", "prepare_out", "run_operate", "simulate"]

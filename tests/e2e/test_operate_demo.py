@@ -1,0 +1,84 @@
+"""The operate demo, shortened: twelve days of YarnIt over real HTTP, twice, with a serving and a data fault.
+
+The platform is told nothing about the faults: the partner-feature outage must be paged by the input
+completeness SLO within two simulated hours and answered by the fall-back policy (and undone when it clears);
+the lost Spanish logs must be ticketed by the loop's data checks before the next day is over and answered by
+removing the bad window. The clean month (same seed) pages no one, and no request fails because of a rollout,
+a rollback or a fallback. Both months run side by side in two processes, as ``yarnit demo`` runs them.
+"""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from yarnit.core.errors import InvalidInput
+from yarnit.demo.operate import OperateConfig, prepare_out, run_operate
+
+FAULTS = (
+    ("partner_lookup@8+12:6", "serving", "ch. 11 story 2: suddenly useless partners"),
+    ("biased_loss@9+12,language=es,events=all", "data", "ch. 11 story 1: searching but not finding"),
+)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
+    out = tmp_path_factory.mktemp("demo") / "out"
+    config = OperateConfig(days=12, sessions_per_day=250, faults=FAULTS)
+    return run_operate(out, config), out
+
+
+def test_each_fault_is_detected_in_time_by_its_own_detector_and_mitigated(report) -> None:
+    data, _out = report
+    rows = {f["name"]: f for f in data["faults"]}
+    partner = rows["partner_lookup"]
+    assert partner["detected_by"] == "ctr-inputs (page)" and partner["ttd_h"] is not None
+    assert 0 < partner["ttd_h"] <= 2.0 and partner["met"]
+    assert partner["action"] == "fall_back" and partner["recovered_at"] is not None
+    loss = rows["biased_loss"]
+    assert loss["detected_by"].startswith("loop data slice_volume") and 0 < loss["ttd_h"] <= 24.0 and loss["met"]
+    assert loss["action"] == "remove_bad_data"
+    assert all(f["ctr_clean"] is not None and f["revenue_clean"] > 0 for f in data["faults"])
+
+
+def test_the_clean_month_pages_no_one_and_no_request_failed_because_of_a_rollout_or_fallback(report) -> None:
+    data, _out = report
+    targets = {t["name"]: t for t in data["targets"]}
+    assert targets["pages in the clean month (same seed, no fault)"]["met"], data["clean_alerts"]
+    clean = data["answered_by"]["clean"]
+    assert not any(who.startswith("HTTP") for who in clean), clean  # the clean month: every page answered
+    faulted = data["answered_by"]["faulted"]
+    refused = sum(n for who, n in faulted.items() if who.startswith("HTTP"))
+    # the only refusals are the partner outage's own pages, before the fall-back switch answered them
+    assert set(faulted) - {w for w in faulted if w.startswith("ctr:")} <= {"HTTP 422", "ctr:heuristic"}
+    assert refused < sum(faulted.values()) / 20
+    assert not data["hook_errors"]["faulted"] and not data["hook_errors"]["clean"]
+    productions = {d["faulted"]["production"] for d in data["daily"]}
+    assert len(productions) > 1, "daily retraining with staged rollouts promoted newer versions"
+
+
+def test_the_report_is_one_self_contained_page_and_json(report) -> None:
+    data, out = report
+    page = (out / "report.html").read_text(encoding="utf-8")
+    HTMLParser().feed(page)
+    assert "partner_lookup" in page and "biased_loss" in page and "<svg" in page
+    assert "http://" not in page and "https://" not in page and "<script src" not in page
+    assert json.loads((out / "report.json").read_text())["faults"] == data["faults"]
+
+
+def test_the_output_directory_is_replaced_only_when_it_holds_a_previous_demo(tmp_path) -> None:
+    out = tmp_path / "out"
+    (out / "faulted").mkdir(parents=True)
+    (out / "report.json").write_text("{}")
+    assert prepare_out(out) == out and list(out.iterdir()) == []
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(InvalidInput, match="not a previous demo"):
+        prepare_out(out)
+    assert (out / "notes.txt").read_text() == "mine"
+    with pytest.raises(InvalidInput, match="10 to 60 days"):
+        OperateConfig(days=5)
+    with pytest.raises(InvalidInput, match="needs a day after it"):
+        OperateConfig(days=10, faults=(("stockout@9", "data", "late"),))
