@@ -18,7 +18,8 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/yarnit demo --days 3 --seed 0
+	$(VENV)/bin/yarnit demo --quick --days 3 --seed 0
+	$(VENV)/bin/yarnit demo --days 30 --seed 0
 
 test: $(STAMP)
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --durations=15

@@ -108,8 +108,8 @@ def test_a_lost_language_is_ticketed_removed_by_intake_and_the_retrain_leaves_it
     assert report["hooks"]["incidents"]["state"] == "ok"
     assert next(a for a in _alerts(home) if a.id == alert.id).state == "firing"
     (incident,) = IncidentStore.open(home, clock).list()
-    assert incident.mitigations["bad-data"]["state"] == "ok"
-    assert incident.mitigations["bad-data"]["result"]["window"] == window
+    record = incident.mitigations[f"bad-data:{alert.id}"]  # once per alert: each names its own window
+    assert record["state"] == "ok" and record["result"]["window"] == window
     assert pending_retrains(ws, "ctr") == []  # no model was trained on the removed rows
 
     # the loop tries the failed day again: its window without the removed day's rows trains and is promoted
@@ -137,3 +137,23 @@ def test_a_lost_language_is_ticketed_removed_by_intake_and_the_retrain_leaves_it
     times = pd.to_datetime(frame["event_time"], utc=True)
     assert not ((times >= "2026-01-08T00:00:00+00:00") & (times < "2026-01-08T12:00:00+00:00")).any()
     assert (times >= "2026-01-08T12:00:00+00:00").any()
+
+
+def test_a_loss_that_began_at_noon_fails_the_afternoon_and_names_the_afternoon_as_the_bad_window() -> None:
+    """Half a day of lost Spanish logs is only half of the day's share (not below 0.5 x), but all of the afternoon's:
+    the half-day check sees it the next morning (within a day of the loss), and remove_bad_data gets 12:00-24:00."""
+    from datetime import date
+
+    from yarnit.continuous.data_checks import CHECK_DEFAULTS, run_checks
+    from yarnit.world import World, WorldConfig, parse_fault
+
+    config = WorldConfig(seed=2, sessions_per_day=500, n_users=3000,
+                         faults=(parse_fault("biased_loss@5+12:12,language=es,events=all"),))
+    days = [d.impressions for d in World(config).run(6)]
+    report = run_checks(days[5], {i: days[i] for i in range(5)}, date(2026, 1, 10), dict(CHECK_DEFAULTS))
+    check = report["checks"]["slice_volume"]
+    failing = {(f["column"], f["value"], f["part"]) for f in check["failing"]}
+    assert check["status"] == "fail" and ("language", "es", "12:00-24:00") in failing
+    assert not any(part == "00:00-12:00" for _c, _v, part in failing)  # the morning kept its Spanish rows
+    assert check["window"]["start"] == "2026-01-10T12:00:00+00:00" and check["window"]["end"].startswith("2026-01-11")
+    assert "language=es (12:00-24:00)" in check["observed"]

@@ -1,4 +1,4 @@
-"""The operate demo, shortened: twelve days of YarnIt over real HTTP, twice, with a serving and a data fault.
+"""The operate demo, shortened: ten days of YarnIt over real HTTP, twice, with a serving and a data fault.
 
 The platform is told nothing about the faults: the partner-feature outage must be paged by the input
 completeness SLO within two simulated hours and answered by the fall-back policy (and undone when it clears);
@@ -19,15 +19,15 @@ from yarnit.core.errors import InvalidInput
 from yarnit.demo.operate import OperateConfig, prepare_out, run_operate
 
 FAULTS = (
-    ("partner_lookup@8+12:6", "serving", "ch. 11 story 2: suddenly useless partners"),
-    ("biased_loss@9+12,language=es,events=all", "data", "ch. 11 story 1: searching but not finding"),
+    ("partner_lookup@7+12:6", "serving", "ch. 11 story 2: suddenly useless partners"),
+    ("biased_loss@8+12,language=es,events=all", "data", "ch. 11 story 1: searching but not finding"),
 )
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
     out = tmp_path_factory.mktemp("demo") / "out"
-    config = OperateConfig(days=12, sessions_per_day=250, faults=FAULTS)
+    config = OperateConfig(days=10, sessions_per_day=250, faults=FAULTS)
     return run_operate(out, config), out
 
 
@@ -39,23 +39,23 @@ def test_each_fault_is_detected_in_time_by_its_own_detector_and_mitigated(report
     assert 0 < partner["ttd_h"] <= 2.0 and partner["met"]
     assert partner["action"] == "fall_back" and partner["recovered_at"] is not None
     loss = rows["biased_loss"]
-    assert loss["detected_by"].startswith("loop data slice_volume") and 0 < loss["ttd_h"] <= 24.0 and loss["met"]
+    assert loss["detected_by"] == "loop data slice_volume (ticket)" and 0 < loss["ttd_h"] <= 24.0 and loss["met"]
     assert loss["action"] == "remove_bad_data"
     assert all(f["ctr_clean"] is not None and f["revenue_clean"] > 0 for f in data["faults"])
 
 
 def test_the_clean_month_pages_no_one_and_no_request_failed_because_of_a_rollout_or_fallback(report) -> None:
     data, _out = report
-    targets = {t["name"]: t for t in data["targets"]}
-    assert targets["pages in the clean month (same seed, no fault)"]["met"], data["clean_alerts"]
+    targets = {t["name"].split(" (")[0]: t for t in data["targets"]}
+    assert targets["pages in the clean month"]["met"], data["clean_alerts"]
+    assert targets["failed requests not explained by an injected fault"]["met"]
+    assert targets["platform steps that raised"]["met"], data["hook_errors"]
     clean = data["answered_by"]["clean"]
     assert not any(who.startswith("HTTP") for who in clean), clean  # the clean month: every page answered
     faulted = data["answered_by"]["faulted"]
-    refused = sum(n for who, n in faulted.items() if who.startswith("HTTP"))
     # the only refusals are the partner outage's own pages, before the fall-back switch answered them
-    assert set(faulted) - {w for w in faulted if w.startswith("ctr:")} <= {"HTTP 422", "ctr:heuristic"}
-    assert refused < sum(faulted.values()) / 20
-    assert not data["hook_errors"]["faulted"] and not data["hook_errors"]["clean"]
+    assert {w for w in faulted if not w.startswith("ctr:v")} <= {"HTTP 422", "ctr:heuristic"}, faulted
+    assert faulted.get("ctr:heuristic", 0) > 0  # the fall-back answered, named as the heuristic
     productions = {d["faulted"]["production"] for d in data["daily"]}
     assert len(productions) > 1, "daily retraining with staged rollouts promoted newer versions"
 

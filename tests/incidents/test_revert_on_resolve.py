@@ -101,3 +101,39 @@ def test_a_mitigation_is_undone_when_its_cause_clears_though_another_alert_keeps
     (incident,) = IncidentStore.open(ws.home, clock).list("all")
     assert incident.state != "resolved"  # the other alert is still firing
     assert training_frozen(ws, "ctr") is None and report["reverted"][0]["action"] == "resume_training"
+
+
+def test_each_bad_window_joining_an_open_incident_is_removed_not_only_the_first(sqlite_ws, clock):
+    """Regression (the demo): a second day's data alert joined the incident the first one opened, and the bad-data
+    policy, already "done" there, never removed the second window."""
+    import pandas as pd
+
+    from yarnit.data import Datasets
+
+    ws = sqlite_ws
+    frame = pd.DataFrame({"event_time": pd.to_datetime(["2026-01-08T10:00Z", "2026-01-09T10:00Z",
+                                                        "2026-01-10T10:00Z"]), "x": [1, 2, 3]})
+    version = Datasets(ws).ingest_frame("impressions", frame, source="test", no_subject="test rows")
+    config = parse_config({"policies": [{"name": "bad-data", "when": {"sli": ["data_validation"]},
+                                         "action": "remove_bad_data"}]})
+
+    def data_alert(day: str, nxt: str) -> dict:
+        at = clock.now().isoformat()
+        return {"id": f"alert_{day}", "slo_id": f"loop:ctr:data:slice_volume:{day}", "service": "yarnit-loop-ctr",
+                "slo": "loop data slice_volume", "sli": "data_validation", "model": "ctr", "alert": "ticket",
+                "alert_name": "Data", "severity": "ticket", "state": "firing", "started_at": at, "updated_at": at,
+                "ended_at": None, "summary": "", "runbook": "",
+                "evidence": {"day": day, "check": "slice_volume", "dataset": version.name,
+                             "window": {"time_column": "event_time", "start": f"{day}T00:00:00+00:00",
+                                        "end": f"{nxt}T00:00:00+00:00"}}}
+
+    first = data_alert("2026-01-08", "2026-01-09")
+    assert len(process_alerts(ws, [first], clock=clock, config=config)["mitigations"]) == 1
+    clock.advance(600)
+    second = data_alert("2026-01-09", "2026-01-10")
+    report = process_alerts(ws, [first, second], clock=clock, config=config)
+    assert len(report["mitigations"]) == 1 and report["mitigations"][0]["alert"] == "alert_2026-01-09"
+    (incident,) = IncidentStore.open(ws.home, clock).list("all")  # both alerts in one incident
+    assert set(incident.alerts) == {"alert_2026-01-08", "alert_2026-01-09"}
+    latest = Datasets(ws).get("impressions")
+    assert Datasets(ws).read(latest)["x"].tolist() == [3]  # both bad days' rows are gone

@@ -44,6 +44,7 @@ CHECK_DEFAULTS: dict[str, Any] = {
     "min_lookback_days": 3,
     "slice_columns": ["language", "country"],
     "min_slice_ratio": 0.5,
+    "min_half_ratio": 0.25,  # each half of the day (00-12, 12-24 UTC): a slice below this share of its usual
     "min_slice_rows": 200,
     "max_oos_ratio": 2.0,
     "min_oos_increase": 0.12,
@@ -59,7 +60,24 @@ def profile(frame: pd.DataFrame, slice_columns: list[str]) -> dict[str, Any]:
     oos = float((~frame["in_stock"].fillna(True).astype(bool)).mean()) if "in_stock" in frame.columns and rows \
         else None
     nulls = {c: float(frame[c].isna().mean()) for c in frame.columns if c not in LABEL_COLUMNS and rows}
-    return {"rows": rows, "slices": slices, "oos": oos, "nulls": nulls}
+    return {"rows": rows, "slices": slices, "oos": oos, "nulls": nulls, "halves": _halves(frame, slice_columns)}
+
+
+HALVES = ("00:00-12:00", "12:00-24:00")
+
+
+def _halves(frame: pd.DataFrame, slice_columns: list[str]) -> dict[str, dict[str, Any]]:
+    """Rows and slice shares of each half of the day (UTC): a loss that began at noon is a whole loss of the
+    afternoon, though only half of the day's."""
+    if "event_time" not in frame.columns or not len(frame):
+        return {}
+    afternoon = pd.to_datetime(frame["event_time"], utc=True).dt.hour.to_numpy() >= 12
+    out = {}
+    for name, part in ((HALVES[0], frame[~afternoon]), (HALVES[1], frame[afternoon])):
+        out[name] = {"rows": len(part), "slices": {
+            c: {str(k): float(v) for k, v in part[c].value_counts(normalize=True, dropna=True).items()}
+            for c in slice_columns if c in part.columns and len(part)}}
+    return out
 
 
 def _no_verdict(check: str) -> dict[str, Any]:
@@ -67,29 +85,45 @@ def _no_verdict(check: str) -> dict[str, Any]:
 
 
 def judge_slices(today: dict[str, Any], history: list[dict[str, Any]], cfg: dict[str, Any]) -> dict[str, Any]:
-    """``slice_volume``: every slice whose share fell below ``min_slice_ratio`` of its lookback median."""
+    """``slice_volume``: every slice whose share fell below ``min_slice_ratio`` of its lookback median, over the
+    whole day and over each half of it (``part``); a half judged only if the slice is big enough there too."""
     if not history:
         return _no_verdict("slice_volume")
     failing, judged = [], 0
-    for column, shares in _union_slices(today, history).items():
-        for value in shares:
-            expected = median(h["slices"].get(column, {}).get(value, 0.0) for h in history)
-            if expected * today["rows"] < float(cfg["min_slice_rows"]):
-                continue  # too small a slice to tell a loss from noise
-            judged += 1
-            observed = today["slices"].get(column, {}).get(value, 0.0)
-            if observed < float(cfg["min_slice_ratio"]) * expected:
-                failing.append({"column": column, "value": value, "observed": round(observed, 4),
-                                "expected": round(expected, 4),
-                                "observed_rows": round(observed * today["rows"]),
-                                "expected_rows": round(expected * today["rows"])})
+    parts = [("day", today, history)] + [
+        (half, today["halves"][half], [h["halves"][half] for h in history if half in h.get("halves", {})])
+        for half in HALVES if half in today.get("halves", {})]
+    for part, now, past in parts:
+        if not past:
+            continue
+        for column, shares in _union_slices(now, past).items():
+            for value in shares:
+                expected = median(h["slices"].get(column, {}).get(value, 0.0) for h in past)
+                if expected * now["rows"] < float(cfg["min_slice_rows"]):
+                    continue  # too small a slice to tell a loss from noise
+                judged += 1
+                observed = now["slices"].get(column, {}).get(value, 0.0)
+                # half a day is noisier (a small shop's slices swing): a half fails only on a near-total loss
+                ratio = float(cfg["min_slice_ratio"] if part == "day" else cfg.get("min_half_ratio", 0.25))
+                if observed < ratio * expected:
+                    failing.append({"column": column, "value": value, "part": part, "observed": round(observed, 4),
+                                    "expected": round(expected, 4),
+                                    "observed_rows": round(observed * now["rows"]),
+                                    "expected_rows": round(expected * now["rows"])})
     status = "fail" if failing else "pass"
     return {"check": "slice_volume", "status": status, "judged": judged, "failing": failing,
-            "observed": {f"{f['column']}={f['value']}": f["observed"] for f in failing},
-            "expected": {f"{f['column']}={f['value']}": f["expected"] for f in failing},
+            "observed": {_slice_key(f): f["observed"] for f in failing},
+            "expected": {_slice_key(f): f["expected"] for f in failing},
             "why": (f"{len(failing)} slice(s) below {cfg['min_slice_ratio']} x their lookback share: "
-                    + ", ".join(f"{f['column']}={f['value']} {f['observed']:.3f} (expected {f['expected']:.3f})"
-                                for f in failing[:5])) if failing else f"{judged} slice(s) at their usual share"}
+                    + ", ".join(f"{f['column']}={f['value']} {f['observed']:.3f} (expected {f['expected']:.3f}, "
+                                f"{f['part']})" for f in failing[:5])) if failing else
+            f"{judged} slice(s) at their usual share"}
+
+
+def _slice_key(failure: dict[str, Any]) -> str:
+    """``language=es`` for the whole day, ``language=es (12:00-24:00)`` for a half."""
+    key = f"{failure['column']}={failure['value']}"
+    return key if failure["part"] == "day" else f"{key} ({failure['part']})"
 
 
 def _union_slices(today: dict[str, Any], history: list[dict[str, Any]]) -> dict[str, set[str]]:
@@ -149,6 +183,13 @@ def run_checks(frame: pd.DataFrame, history: dict[str, pd.DataFrame], day: date,
     window = day_window(day)
     for result in results:
         result["window"] = window
+    slices = results[0]
+    halves = {f["part"] for f in slices.get("failing", []) if f["part"] != "day"}
+    noon = (datetime.fromisoformat(window["start"]) + timedelta(hours=12)).isoformat()
+    if halves == {HALVES[1]}:  # only the afternoon lost its rows: that half is the bad data (remove_bad_data)
+        slices["window"] = {**window, "start": noon}
+    elif halves == {HALVES[0]}:
+        slices["window"] = {**window, "end": noon}
     return {"day": day.isoformat(), "rows": today["rows"], "lookback_days": len(past),
             "failed": [r["check"] for r in results if r["status"] == "fail"],
             "checks": {r["check"]: r for r in results}}

@@ -227,7 +227,7 @@ def gather(log_dir: Path, model: str, *, start_s: float, end_s: float, max_sampl
     segments = sorted(log_dir.glob("seg-*.log")) if log_dir.is_dir() else []
     for path in segments:
         try:
-            records = read_segment(path).records
+            records = _records_since(path, start_s)
         except FileNotFoundError:  # pruned meanwhile
             continue
         for record in records:
@@ -263,6 +263,41 @@ def gather(log_dir: Path, model: str, *, start_s: float, end_s: float, max_sampl
         side.latencies = _thin(side.latencies, max_samples)
         side.predictions = _thin(side.predictions, max_samples)
     return canary, baseline
+
+
+#: (segment path, inode) -> its complete chunks read so far: (start offset, end offset, latest record time).
+#: Segments only grow (an erasure rewrites one under a new inode), so a chunk read once never changes: a step
+#: re-reads only the chunks that reach its stage's start, not the whole log every hour.
+_CHUNKS: dict[tuple[str, int], list[tuple[int, int, float]]] = {}
+_CHUNK_BYTES = 1 << 20
+
+
+def _records_since(path: Path, start_s: float) -> list[dict[str, Any]]:
+    """The records of one segment, skipping whole chunks whose every record is older than ``start_s``."""
+    stat = path.stat()
+    key = (str(path), stat.st_ino)
+    chunks = _CHUNKS.get(key)
+    if chunks is None or (chunks and chunks[-1][1] > stat.st_size):
+        chunks = _CHUNKS[key] = []
+    out: list[dict[str, Any]] = []
+    for begin, end, latest in chunks:
+        if latest >= start_s:
+            out.extend(read_segment(path, begin, max_bytes=end - begin).records)
+    offset = chunks[-1][1] if chunks else 0
+    while offset < stat.st_size:
+        read = read_segment(path, offset, max_bytes=_CHUNK_BYTES)
+        if read.end == offset:  # a line longer than a chunk, or a torn tail: read the rest at once, uncached
+            out.extend(read_segment(path, offset).records)
+            break
+        times = [t for t in (record_time(r) for r in read.records) if t is not None]
+        chunks.append((offset, read.end, max(times) if times else math.inf))
+        if not times or max(times) >= start_s:
+            out.extend(read.records)
+        offset = read.end
+    if len(_CHUNKS) > 4096:  # segments come and go; forget the oldest entries
+        for stale in list(_CHUNKS)[:1024]:
+            _CHUNKS.pop(stale, None)
+    return out
 
 
 def _ctr(workspace: Any, model: str, version: int, start_s: float, end_s: float) -> tuple[int, int] | None:

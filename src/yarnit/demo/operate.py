@@ -42,6 +42,7 @@ import pandas as pd
 import yaml
 
 from yarnit.core.errors import InvalidInput
+from yarnit.world import HttpRanker
 
 Progress = Callable[[str], None]
 
@@ -228,7 +229,7 @@ class _Month:
         from yarnit.monitoring.runner import Monitor
         from yarnit.monitoring.slo import load_slo_file
         from yarnit.serving import ServingOptions
-        from yarnit.world import HttpRanker, World
+        from yarnit.world import World
 
         self._bootstrap()
         # a small shop's canary sees a few pages an hour: two stages, each held until it has 20 requests
@@ -241,8 +242,9 @@ class _Month:
         self.app = create_app(self.ws, refresh_s=3600.0, serving=ServingOptions(deadline_ms=10_000))
         with BackgroundServer(self.app) as server:
             self.server = server
-            self.ranker = HttpRanker(server.url, "ctr", chunk=self.world_config.n_candidates, id_prefix="shop",
-                                     before_request=self._before_request, on_error="popularity")
+            self.ranker = _ShopRanker(server.url, "ctr", chunk=self.world_config.n_candidates, id_prefix="shop",
+                                      before_request=self._before_request, on_error="popularity")
+            self.ranker.clock = self.clock
             try:
                 for partition in World(self.world_config, ranker=self.ranker).run(self.config.days):
                     self._day_done(partition)
@@ -336,10 +338,22 @@ class _Month:
 
         incidents = [asdict(i) | {"postmortem": render_postmortem(i)}
                      for i in IncidentStore.open(self.ws.home, self.clock).incidents]
-        return {"faults": self.world_faults, "daily": self.daily, "alerts": alerts, "incidents": incidents,
+        failures = [list(f) for f in getattr(self.ranker, "failures", [])]
+        return {"faults": self.world_faults, "daily": self.daily, "failures": failures, "alerts": alerts, "incidents": incidents,
                 "rollouts": _rollouts(self.ws.home), "audit": _audit(self.ws), "loop": self.loop.status(),
                 "hook_errors": self.hook_errors, "timings": self.timings, "elapsed_s": elapsed_s, "start": self.start.isoformat(),
                 "end": self.clock.now().isoformat(), "home": str(self.ws.home)}
+
+
+class _ShopRanker(HttpRanker):
+    """The shop's ranker: also remembers when each failed request happened (a fault's own, or unexplained)."""
+
+    clock: Any = None
+
+    def _count(self, who: str) -> None:
+        super()._count(who)
+        if who.startswith("HTTP") and self.clock is not None:
+            self.__dict__.setdefault("failures", []).append((self.clock.now().isoformat(), who))
 
 
 def _revenue(truth: pd.DataFrame, catalog: pd.DataFrame) -> float:
@@ -373,4 +387,4 @@ def _audit(ws: Any) -> list[dict[str, Any]]:
     return [asdict(h) if hasattr(h, "__dataclass_fields__") else {"entry": str(h)} for h in history]
 
 
-__all__ = ["DEMO_FAULTS", "DEMO_SLOS", "OperateConfig", "TTD_TARGET_H", "prepare_out", "run_operate", "simulate"]
+__all__ = ["DEMO_FAULTS", "DEMO_SLOS", "TTD_TARGET_H", "OperateConfig", "prepare_out", "run_operate", "simulate"]

@@ -146,6 +146,10 @@ def _severity(alert: Mapping[str, Any], config: IncidentConfig) -> str:
     return config.severity.get(kind, "SEV3")
 
 
+#: Actions whose target comes from the alert that called for them: applied once per alert, not per incident.
+PER_ALERT_ACTIONS = frozenset({"remove_bad_data"})
+
+
 def resolve_action(name: str, actions: Mapping[str, ActionFn] | None) -> ActionFn:
     """The callable for action ``name``: from ``actions`` if given, else from :mod:`yarnit.continuous.actions`."""
     if actions is not None:
@@ -218,7 +222,7 @@ class Intake:
         """
         if incident.state == "resolved":
             return True
-        policy = next((p for p in self.config.policies if p.name == policy_name), None)
+        policy = next((p for p in self.config.policies if p.name == policy_name.split(":", 1)[0]), None)
         causes = [a for a in incident.alerts.values()
                   if policy is None or policy.matches(a, self.slo_params.get(a["slo_id"], {}))]
         if not causes or any(a["state"] == "firing" for a in causes):
@@ -414,8 +418,11 @@ class Intake:
                     self._apply(incident, alert_id, alert, policy)
 
     def _apply(self, incident: Incident, alert_id: str, alert: Mapping[str, Any], policy: MitigationPolicy) -> None:
-        record = incident.mitigations.setdefault(policy.name, {"action": policy.action, "attempts": 0,
-                                                               "state": None, "model": alert.get("model")})
+        # An action that takes its target from the alert (remove_bad_data: the alert's window) runs once per
+        # alert: a second bad day joining an open incident is a second window to remove, not the same one.
+        key = f"{policy.name}:{alert_id}" if policy.action in PER_ALERT_ACTIONS else policy.name
+        record = incident.mitigations.setdefault(key, {"action": policy.action, "attempts": 0,
+                                                       "state": None, "model": alert.get("model")})
         if record["state"] in ("ok", "suggested") or record["attempts"] >= policy.max_attempts:
             return
         model = alert.get("model")

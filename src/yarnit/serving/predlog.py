@@ -584,8 +584,25 @@ class PruneResult:
     live_kept: int = 0  # segments a running server still writes (it holds their flock): never deleted
 
 
+#: (path, inode, size) -> last record time: a segment that did not grow has the same last record, so each
+#: rotation's retention pass reads only the segments written since (not every segment's tail, every time).
+_LAST_TIMES: dict[tuple[str, int, int], datetime | None] = {}
+
+
 def _last_time(segment: Path) -> datetime | None:
-    """The time of the segment's last intact record (its tail is read, not the whole file)."""
+    """The time of the segment's last intact record (its tail is read, not the whole file; cached by size)."""
+    stat = segment.stat()
+    key = (str(segment), stat.st_ino, stat.st_size)
+    if key in _LAST_TIMES:
+        return _LAST_TIMES[key]
+    when = _read_last_time(segment)
+    if len(_LAST_TIMES) > 8192:
+        _LAST_TIMES.clear()
+    _LAST_TIMES[key] = when
+    return when
+
+
+def _read_last_time(segment: Path) -> datetime | None:
     with open(segment, "rb") as stream:
         size = stream.seek(0, os.SEEK_END)
         stream.seek(max(0, size - (256 << 10)))

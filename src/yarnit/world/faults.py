@@ -15,7 +15,8 @@ Example:
     ('click_log_outage', 2, 48.0, {'replay_after_hours': 12.0})
     >>> f.spec()
     'click_log_outage@2:48,replay_after_hours=12'
-    >>> parse_fault("stockout@3+12:48").window(datetime(2026, 1, 5, tzinfo=timezone.utc))[0].isoformat()
+    >>> from yarnit.core import utc
+    >>> parse_fault("stockout@3+12:48").window(utc(2026, 1, 5))[0].isoformat()
     '2026-01-08T12:00:00+00:00'
 """
 
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
