@@ -66,9 +66,11 @@ def test_a_stockout_and_a_lost_language_fail_their_checks_with_observed_and_expe
     reports = _checks_by_day(_world(tmp_path / "w", 0, 9, ("stockout@5,top_n=20",
                                                           "biased_loss@7,language=es,events=all")))
     assert {d: r["failed"] for d, r in reports.items() if r["failed"]} == {
-        "2026-01-10": ["out_of_stock"], "2026-01-12": ["slice_volume"]}
+        "2026-01-10": ["out_of_stock", "popular_out_of_stock"], "2026-01-12": ["slice_volume"]}
     oos = reports["2026-01-10"]["checks"]["out_of_stock"]
     assert oos["observed"] > 0.2 > oos["expected"] and oos["window"] == day_window(pd.Timestamp("2026-01-10").date())
+    popular = reports["2026-01-10"]["checks"]["popular_out_of_stock"]  # the bestsellers, the whole day
+    assert popular["observed"]["day"] > 0.9 and popular["expected"]["day"] < 0.3
     lost = reports["2026-01-12"]["checks"]["slice_volume"]
     assert lost["observed"]["language=es"] == 0.0 and lost["expected"]["language=es"] > 0.1
 
@@ -137,6 +139,22 @@ def test_a_lost_language_is_ticketed_removed_by_intake_and_the_retrain_leaves_it
     times = pd.to_datetime(frame["event_time"], utc=True)
     assert not ((times >= "2026-01-08T00:00:00+00:00") & (times < "2026-01-08T12:00:00+00:00")).any()
     assert (times >= "2026-01-08T12:00:00+00:00").any()
+
+
+def test_bestsellers_selling_out_at_noon_fail_the_afternoon_though_the_ranker_demotes_them() -> None:
+    """Ch. 11 story 3 under a ranker that already demotes what is out of stock: the shown out-of-stock share barely
+    moves, but the most popular products' impressions are all out of stock from noon on."""
+    from datetime import date
+
+    from yarnit.continuous.data_checks import CHECK_DEFAULTS, run_checks
+    from yarnit.world import World, WorldConfig, parse_fault
+
+    config = WorldConfig(seed=1, sessions_per_day=500, n_users=3000, faults=(parse_fault("stockout@5+12:36"),))
+    days = [d.impressions for d in World(config).run(6)]
+    check = run_checks(days[5], {i: days[i] for i in range(5)}, date(2026, 1, 10),
+                       dict(CHECK_DEFAULTS))["checks"]["popular_out_of_stock"]
+    assert check["status"] == "fail" and check["observed"]["12:00-24:00"] > 0.9
+    assert "00:00-12:00" not in check["observed"] and check["window"]["start"] == "2026-01-10T12:00:00+00:00"
 
 
 def test_a_loss_that_began_at_noon_fails_the_afternoon_and_names_the_afternoon_as_the_bad_window() -> None:

@@ -58,6 +58,7 @@ def test_the_clean_month_pages_no_one_and_no_request_failed_because_of_a_rollout
     assert faulted.get("ctr:heuristic", 0) > 0  # the fall-back answered, named as the heuristic
     productions = {d["faulted"]["production"] for d in data["daily"]}
     assert len(productions) > 1, "daily retraining with staged rollouts promoted newer versions"
+    assert targets["staged rollouts that reached production"]["met"]
 
 
 def test_the_report_is_one_self_contained_page_and_json(report) -> None:

@@ -16,6 +16,13 @@ pass nor a fail, and recorded so). Three checks, each bounded to what it can rec
   It fails above ``max_oos_ratio`` times the lookback median *and* above the
   median plus ``min_oos_increase`` (stock drifts slowly in an ordinary world;
   a sold-out bestseller list jumps).
+* ``popular_out_of_stock``: the share of the impressions of the day's
+  ``popular_top_n`` most popular products (by ``product_clicks_7d``) that were
+  out of stock, over the day and over each half of it. It fails above
+  ``popular_oos_ratio`` times the lookback median *and* above the median plus
+  ``popular_oos_increase``: the bestsellers selling out together (ch. 11
+  story 3), which the shown share above misses when the ranker already
+  demotes what is out of stock (the harm is then the sales that cannot happen).
 * ``null_share``: the share of nulls of every column but the labels; it fails
   above the lookback median plus ``max_null_increase``.
 
@@ -36,7 +43,7 @@ from typing import Any
 
 import pandas as pd
 
-CHECKS = ("slice_volume", "out_of_stock", "null_share")
+CHECKS = ("slice_volume", "out_of_stock", "popular_out_of_stock", "null_share")
 LABEL_COLUMNS = frozenset({"clicked", "added_to_cart", "purchased"})
 
 CHECK_DEFAULTS: dict[str, Any] = {
@@ -47,12 +54,15 @@ CHECK_DEFAULTS: dict[str, Any] = {
     "min_half_ratio": 0.25,  # each half of the day (00-12, 12-24 UTC): a slice below this share of its usual
     "min_slice_rows": 200,
     "max_oos_ratio": 2.0,
+    "popular_top_n": 20,
+    "popular_oos_ratio": 2.0,
+    "popular_oos_increase": 0.4,  # clean worlds reach 0.25-0.45 on single days as bestsellers sell out and restock
     "min_oos_increase": 0.12,
     "max_null_increase": 0.05,
 }
 
 
-def profile(frame: pd.DataFrame, slice_columns: list[str]) -> dict[str, Any]:
+def profile(frame: pd.DataFrame, slice_columns: list[str], top_n: int = 20) -> dict[str, Any]:
     """What the checks compare of one day: rows, slice shares, out-of-stock share, null share per column."""
     rows = len(frame)
     slices = {c: {str(k): float(v) for k, v in frame[c].value_counts(normalize=True, dropna=True).items()}
@@ -60,10 +70,58 @@ def profile(frame: pd.DataFrame, slice_columns: list[str]) -> dict[str, Any]:
     oos = float((~frame["in_stock"].fillna(True).astype(bool)).mean()) if "in_stock" in frame.columns and rows \
         else None
     nulls = {c: float(frame[c].isna().mean()) for c in frame.columns if c not in LABEL_COLUMNS and rows}
-    return {"rows": rows, "slices": slices, "oos": oos, "nulls": nulls, "halves": _halves(frame, slice_columns)}
+    return {"rows": rows, "slices": slices, "oos": oos, "nulls": nulls, "halves": _halves(frame, slice_columns),
+            "popular_oos": popular_oos(frame, top_n)}
+
+
+def popular_oos(frame: pd.DataFrame, top_n: int = 20) -> dict[str, float]:
+    """Out-of-stock share of the impressions of the ``top_n`` most popular products, for the day and each half.
+
+    >>> f = pd.DataFrame({"product_id": ["a", "a", "b", "c"], "product_clicks_7d": [9, 9, 5, 1],
+    ...                   "in_stock": [False, False, True, False],
+    ...                   "event_time": pd.to_datetime(["2026-01-05T13:00Z"] * 4)})
+    >>> popular_oos(f, top_n=2)
+    {'day': 0.6667, '12:00-24:00': 0.6667}
+    """
+    if not len(frame) or not {"product_id", "product_clicks_7d", "in_stock"} <= set(frame.columns):
+        return {}
+    top = frame.groupby("product_id")["product_clicks_7d"].max().nlargest(top_n).index
+    part = frame[frame["product_id"].isin(top)]
+    out = _oos_share(part, "day")
+    if "event_time" in part.columns:
+        afternoon = pd.to_datetime(part["event_time"], utc=True).dt.hour.to_numpy() >= 12
+        out |= _oos_share(part[~afternoon], HALVES[0]) | _oos_share(part[afternoon], HALVES[1])
+    return out
+
+
+def _oos_share(part: pd.DataFrame, name: str) -> dict[str, float]:
+    return {name: round(float((~part["in_stock"].fillna(True).astype(bool)).mean()), 4)} if len(part) else {}
+
+
+def judge_popular_oos(today: dict[str, Any], history: list[dict[str, Any]], cfg: dict[str, Any]) -> dict[str, Any]:
+    """``popular_out_of_stock``: the bestsellers' out-of-stock share, per part of the day, against the lookback."""
+    if not history:
+        return _no_verdict("popular_out_of_stock")
+    failing = []
+    for part, observed in today.get("popular_oos", {}).items():
+        past = [h["popular_oos"][part] for h in history if part in h.get("popular_oos", {})]
+        if not past:
+            continue
+        expected = float(median(past))
+        limit = max(float(cfg["popular_oos_ratio"]) * expected, expected + float(cfg["popular_oos_increase"]))
+        if observed > limit:
+            failing.append({"part": part, "observed": observed, "expected": round(expected, 4),
+                            "limit": round(limit, 4)})
+    return {"check": "popular_out_of_stock", "status": "fail" if failing else "pass", "failing": failing,
+            "observed": {f["part"]: f["observed"] for f in failing},
+            "expected": {f["part"]: f["expected"] for f in failing},
+            "why": ("the most popular products are out of stock: " + ", ".join(
+                f"{f['observed']:.3f} of their impressions ({f['part']}; usual {f['expected']:.3f})"
+                for f in failing)) if failing else "popular products in stock as usual"}
 
 
 HALVES = ("00:00-12:00", "12:00-24:00")
+DAY_FLOOR_FACTOR = 2.5  # the whole day's slices are judged from 2.5 x min_slice_rows expected rows
 
 
 def _halves(frame: pd.DataFrame, slice_columns: list[str]) -> dict[str, dict[str, Any]]:
@@ -99,7 +157,10 @@ def judge_slices(today: dict[str, Any], history: list[dict[str, Any]], cfg: dict
         for column, shares in _union_slices(now, past).items():
             for value in shares:
                 expected = median(h["slices"].get(column, {}).get(value, 0.0) for h in past)
-                if expected * now["rows"] < float(cfg["min_slice_rows"]):
+                # rows come ten to a page and pages cluster by shopper: a slice judged at 0.5 x needs more rows
+                # than one judged at a near-total loss (a half at 0.25 x) to tell a loss from a quiet day
+                floor = float(cfg["min_slice_rows"]) * (DAY_FLOOR_FACTOR if part == "day" else 1.0)
+                if expected * now["rows"] < floor:
                     continue  # too small a slice to tell a loss from noise
                 judged += 1
                 observed = now["slices"].get(column, {}).get(value, 0.0)
@@ -114,7 +175,8 @@ def judge_slices(today: dict[str, Any], history: list[dict[str, Any]], cfg: dict
     return {"check": "slice_volume", "status": status, "judged": judged, "failing": failing,
             "observed": {_slice_key(f): f["observed"] for f in failing},
             "expected": {_slice_key(f): f["expected"] for f in failing},
-            "why": (f"{len(failing)} slice(s) below {cfg['min_slice_ratio']} x their lookback share: "
+            "why": (f"{len(failing)} slice(s) below their usual share ({cfg['min_slice_ratio']} x over the day, "
+                    f"{cfg.get('min_half_ratio', 0.25)} x over a half): "
                     + ", ".join(f"{f['column']}={f['value']} {f['observed']:.3f} (expected {f['expected']:.3f}, "
                                 f"{f['part']})" for f in failing[:5])) if failing else
             f"{judged} slice(s) at their usual share"}
@@ -173,27 +235,27 @@ def run_checks(frame: pd.DataFrame, history: dict[str, pd.DataFrame], day: date,
                cfg: dict[str, Any]) -> dict[str, Any]:
     """Every check of one day's clean ``frame`` against the lookback days' frames (``history``, by day)."""
     columns = list(cfg["slice_columns"])
-    today = profile(frame, columns)
-    past = [profile(part, columns) for _, part in sorted(history.items()) if len(part)]
+    top_n = int(cfg.get("popular_top_n", 20))
+    today = profile(frame, columns, top_n)
+    past = [profile(part, columns, top_n) for _, part in sorted(history.items()) if len(part)]
     if len(past) < int(cfg.get("min_lookback_days", 1)):
         past = []  # too short a lookback to know what is usual: no verdict
     results = [judge_slices(today, past, cfg), judge_oos(today["oos"], [p["oos"] for p in past
                                                                          if p["oos"] is not None], cfg),
-               judge_nulls(today, past, cfg)]
+               judge_popular_oos(today, past, cfg), judge_nulls(today, past, cfg)]
     window = day_window(day)
+    noon = (datetime.fromisoformat(window["start"]) + timedelta(hours=12)).isoformat()
     for result in results:
         result["window"] = window
-    slices = results[0]
-    halves = {f["part"] for f in slices.get("failing", []) if f["part"] != "day"}
-    noon = (datetime.fromisoformat(window["start"]) + timedelta(hours=12)).isoformat()
-    if halves == {HALVES[1]}:  # only the afternoon lost its rows: that half is the bad data (remove_bad_data)
-        slices["window"] = {**window, "start": noon}
-    elif halves == {HALVES[0]}:
-        slices["window"] = {**window, "end": noon}
+        halves = {f["part"] for f in result.get("failing", []) if f.get("part", "day") != "day"}
+        if halves == {HALVES[1]}:  # only the afternoon went bad: that half is the bad data (remove_bad_data)
+            result["window"] = {**window, "start": noon}
+        elif halves == {HALVES[0]}:
+            result["window"] = {**window, "end": noon}
     return {"day": day.isoformat(), "rows": today["rows"], "lookback_days": len(past),
             "failed": [r["check"] for r in results if r["status"] == "fail"],
             "checks": {r["check"]: r for r in results}}
 
 
-__all__ = ["CHECKS", "CHECK_DEFAULTS", "day_window", "judge_nulls", "judge_oos", "judge_slices", "profile",
-           "run_checks"]
+__all__ = ["CHECKS", "CHECK_DEFAULTS", "day_window", "judge_nulls", "judge_oos", "judge_popular_oos", "judge_slices",
+           "popular_oos", "profile", "run_checks"]

@@ -151,6 +151,12 @@ def _failed(run: dict[str, Any]) -> tuple[int, int]:
     return len(failures), outside
 
 
+def _promotions(run: dict[str, Any]) -> int:
+    """Moves of production made by a staged rollout (the audit's actor is the rollout)."""
+    return sum(1 for e in run.get("audit", []) if e.get("alias") == "production"
+               and str(e.get("actor", "")).startswith("rollout:") and e.get("action") != "rollback")
+
+
 def _answered(run: dict[str, Any]) -> dict[str, int]:
     out: dict[str, int] = {}
     for day in run["daily"]:
@@ -209,6 +215,9 @@ def build_report(faulted: dict[str, Any], clean: dict[str, Any], config: Any, *,
          "met": failed["faulted"][1] == 0 and failed["clean"][0] == 0},
         {"name": "wall time of both months on this machine", "value": f"{elapsed_s:.0f} s",
          "target": f"≤ {WALL_TARGET_S:.0f} s", "met": elapsed_s <= WALL_TARGET_S},
+        {"name": "staged rollouts that reached production (daily retraining)",
+         "value": f"{_promotions(faulted)} faulted, {_promotions(clean)} clean", "target": "≥ 1 each",
+         "met": _promotions(faulted) >= 1 and _promotions(clean) >= 1},
         {"name": "platform steps that raised (loop, monitor)",
          "value": str(len(faulted["hook_errors"]) + len(clean["hook_errors"])), "target": "0",
          "met": not faulted["hook_errors"] and not clean["hook_errors"]},
