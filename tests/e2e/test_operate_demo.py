@@ -2,7 +2,7 @@
 
 The platform is told nothing about the faults: the partner-feature outage must be paged by the input
 completeness SLO within two simulated hours and answered by the fall-back policy (and undone when it clears);
-the lost Spanish logs must be ticketed by the loop's data checks before the next day is over and answered by
+the lost English-language logs must be ticketed by the loop's data checks before the next day is over and answered by
 removing the bad window. The clean month (same seed) pages no one, and no request fails because of a rollout,
 a rollback or a fallback. Both months run side by side in two processes, as ``yarnit demo`` runs them.
 """
@@ -20,14 +20,14 @@ from yarnit.demo.operate import OperateConfig, prepare_out, run_operate
 
 FAULTS = (
     ("partner_lookup@7+12:6", "serving", "ch. 11 story 2: suddenly useless partners"),
-    ("biased_loss@8+12,language=es,events=all", "data", "ch. 11 story 1: searching but not finding"),
+    ("biased_loss@8+12,language=en,events=all", "data", "ch. 11 story 1: searching but not finding"),
 )
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
     out = tmp_path_factory.mktemp("demo") / "out"
-    config = OperateConfig(days=10, sessions_per_day=250, faults=FAULTS)
+    config = OperateConfig(days=10, sessions_per_day=150, faults=FAULTS)  # small: a test's budget
     return run_operate(out, config), out
 
 
