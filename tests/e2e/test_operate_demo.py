@@ -18,20 +18,28 @@ import pytest
 from yarnit.core.errors import InvalidInput
 from yarnit.demo.operate import OperateConfig, prepare_out, run_operate
 
+# two simulated months in two processes: minutes, not the suite's default per-test timeout
+pytestmark = pytest.mark.timeout(1800)
+# the click model's pipeline with its evaluation trimmed to what a test needs (the gates still judge every run)
+PIPELINE = {"bootstrap_resamples": 10, "golden_rows": 200, "slices": ["device"], "fairness_groups": []}
 FAULTS = (
     ("partner_lookup@7+12:6", "serving", "ch. 11 story 2: suddenly useless partners"),
     ("biased_loss@8+12,language=en,events=all", "data", "ch. 11 story 1: searching but not finding"),
 )
 
 
-@pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
-    out = tmp_path_factory.mktemp("demo") / "out"
-    config = OperateConfig(days=10, sessions_per_day=150, faults=FAULTS)  # small: a test's budget
-    return run_operate(out, config), out
+def test_ten_days_twice_catch_both_faults_page_no_one_when_clean_and_write_one_self_contained_report(tmp_path) -> None:
+    """One test on purpose: the two months are minutes of work, and a module fixture shared by several tests
+    would be built once per xdist worker."""
+    out = tmp_path / "out"
+    config = OperateConfig(days=10, sessions_per_day=150, faults=FAULTS, pipeline=PIPELINE)  # small: a test's budget
+    report = run_operate(out, config), out
+    _each_fault_is_detected_in_time_by_its_own_detector_and_mitigated(report)
+    _the_clean_month_pages_no_one_and_no_request_failed_because_of_a_rollout_or_fallback(report)
+    _the_report_is_one_self_contained_page_and_json(report)
 
 
-def test_each_fault_is_detected_in_time_by_its_own_detector_and_mitigated(report) -> None:
+def _each_fault_is_detected_in_time_by_its_own_detector_and_mitigated(report) -> None:
     data, _out = report
     rows = {f["name"]: f for f in data["faults"]}
     partner = rows["partner_lookup"]
@@ -44,7 +52,7 @@ def test_each_fault_is_detected_in_time_by_its_own_detector_and_mitigated(report
     assert all(f["ctr_clean"] is not None and f["revenue_clean"] > 0 for f in data["faults"])
 
 
-def test_the_clean_month_pages_no_one_and_no_request_failed_because_of_a_rollout_or_fallback(report) -> None:
+def _the_clean_month_pages_no_one_and_no_request_failed_because_of_a_rollout_or_fallback(report) -> None:
     data, _out = report
     targets = {t["name"].split(" (")[0]: t for t in data["targets"]}
     assert targets["pages in the clean month"]["met"], data["clean_alerts"]
@@ -61,7 +69,7 @@ def test_the_clean_month_pages_no_one_and_no_request_failed_because_of_a_rollout
     assert targets["staged rollouts that reached production"]["met"]
 
 
-def test_the_report_is_one_self_contained_page_and_json(report) -> None:
+def _the_report_is_one_self_contained_page_and_json(report) -> None:
     data, out = report
     page = (out / "report.html").read_text(encoding="utf-8")
     HTMLParser().feed(page)
