@@ -70,12 +70,12 @@ def _apply_now(request: Request, name: str, action: str) -> None:
     serving = getattr(request.app.state, "serving", None)
     if serving is None:
         return
+    if action in ("fall-back", "roll-back"):
+        # the fallback the action found (the ``fallback`` alias) or the previous version is loaded now, before
+        # the router takes the switch: the first answer after it comes from that version
+        serving.runtime.refresh(name)
     if action in ("fall-back", "restore"):
         serving.router.refresh()
-    if action in ("fall-back", "roll-back"):
-        # the fallback the action found (the ``fallback`` alias) or the previous version is loaded now, not at
-        # the next poll: the first answer after the switch comes from it, never from a chain that lacks it
-        serving.runtime.refresh(name)
 
 
 @router.post("/models/{name}/actions/{action}")

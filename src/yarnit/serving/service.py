@@ -308,12 +308,16 @@ class InferenceService:
         chosen = "production"  # the alias the router chose (the forced fall-back counts on production's side)
         try:
             reason: str | None = None
-            if self.router.forced_fallback(model):
+            forced = self.router.forced_fallback(model)
+            if forced and (state.fallback is not None or state.heuristic.available):
                 # The emergency fall-back switch (yarnit.continuous.actions.fall_back): the declared fallback
                 # answers, labelled as one (served_by "fallback", reason "forced"), so availability SLOs count it.
                 routed, reason = None, "forced"
                 chain = [(state.fallback, "fallback", "fallback")] if state.fallback is not None else []
             else:
+                # (Also when the switch is on but this process has not loaded the ``fallback`` alias's version yet
+                # and no heuristic is declared: the versions it routes to answer, named, for the moment it takes
+                # to load, rather than a 503 caused by the switch itself.)
                 alias = self.router.choose(model, routing_key, has_canary=state.canary is not None)
                 chosen = alias
                 routed = state.canary if alias == "canary" else state.production
