@@ -286,4 +286,3 @@ def test_stop_training_via_the_api_keeps_the_ctr_pipeline_from_promoting_and_it_
             ("resume_training", "user:oncall"), ("stop_training", "token:admin")]
     finally:
         ws.close()
-
