@@ -175,3 +175,39 @@ def test_a_loss_that_began_at_noon_fails_the_afternoon_and_names_the_afternoon_a
     assert not any(part == "00:00-12:00" for _c, _v, part in failing)  # the morning kept its Spanish rows
     assert check["window"]["start"] == "2026-01-10T12:00:00+00:00" and check["window"]["end"].startswith("2026-01-11")
     assert "language=es (12:00-24:00)" in check["observed"]
+
+
+def test_a_retrain_after_most_of_a_day_was_removed_trains_and_a_failing_one_is_not_retried_every_tick(
+        tmp_path: Path) -> None:
+    """Removing 20 hours of a day leaves its volume far below an average day's: validation expects the kept share
+    (it refused the retrain before). A retrain that fails for good alerts once and waits for the next window,
+    instead of training again on every tick (which made a month of the demo train hourly)."""
+    from yarnit.continuous.actions import remove_bad_data
+
+    world = _world(tmp_path / "w", 0, 5)
+    clock = SimulatedClock(first_close(world))
+    ws = open_workspace(Settings.for_home(tmp_path / "home"), clock)
+    loop = ContinuousLoop(ws, world, LoopConfig(pipeline=FAST))
+    loop.run(until=first_close(world) + timedelta(days=4), interval_s=SIX_HOURS)
+    assert loop.state["trained_through"] == "2026-01-09"
+    day8 = loop.day(pd.Timestamp("2026-01-08").date())
+    remove_bad_data(ws, day8.clean["ref"], start="2026-01-08T00:00:00+00:00", end="2026-01-08T20:00:00+00:00",
+                    actor="user:test", reason="a bad day")
+    loop.tick()
+    retrained = loop.day(pd.Timestamp("2026-01-09").date())
+    assert retrained.phase == "done", retrained.note
+    assert pending_retrains(ws, "ctr") == []
+
+    # the same loop with a label band no day can meet: the retrain fails for good, alerts, and is not tried again
+    strict = ContinuousLoop(ws, world, LoopConfig(pipeline={**FAST, "positive_rate_band": [0.9, 1.0]}))
+    remove_bad_data(ws, day8.clean["ref"], start="2026-01-08T20:00:00+00:00", end="2026-01-08T22:00:00+00:00",
+                    actor="user:test", reason="a bad evening")
+    strict.tick()
+    failed = strict.day(pd.Timestamp("2026-01-09").date())
+    assert failed.phase == "failed" and "label_rate" in failed.note and failed.retrain
+    runs = strict.state["runs"]
+    for _ in range(3):
+        clock.advance(3600)
+        strict.tick()
+    assert strict.state["runs"] == runs  # nothing ran again on the same inputs
+    assert len(pending_retrains(ws, "ctr")) == 1  # still asked for: the next trained window answers it

@@ -77,7 +77,7 @@ def test_a_reproduction_gives_the_same_bytes(ws: Workspace, run: RunResult) -> N
     assert result.reproduced and all(m.identical_bytes for m in result.models)
 
 
-def test_arrays_that_need_pickle_are_refused(ws: Workspace) -> None:
+def test_arrays_that_need_pickle_are_refused(ws: Workspace, run: RunResult) -> None:
     version = ModelRegistry(ws).resolve("yarnit-recs", "production")
     with zipfile.ZipFile(io.BytesIO(ws.artifacts.get_bytes(version.artifact_sha256))) as archive:
         members = {name: archive.read(name) for name in archive.namelist()}

@@ -67,9 +67,10 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from yarnit.core.atomic import atomic_write_text
+from yarnit.core.atomic import atomic_write_bytes
 from yarnit.core.errors import InvalidInput, YarnitError
 from yarnit.core.ids import check_name
+from yarnit.core.jsonfile import state_json
 from yarnit.storage import Workspace
 from yarnit.training import Pipeline, PipelineRunner, RunStore
 from yarnit.training.runner import check_run
@@ -221,6 +222,7 @@ class ContinuousLoop:
         self.lease = LoopLease(ws.home, self.config.model, clock=ws.clock)
         self._tick_start = 0
         self.state = load_state(ws.home, self.config.model)
+        self._saved: bytes | None = None
         if self.state["world"] not in (None, self.world):
             raise InvalidInput(f"This workspace's loop of {self.config.model!r} reads the world {self.state['world']!r}, "
                                f"not {self.world!r}. Use that world, or another YARNIT_HOME.")
@@ -230,7 +232,10 @@ class ContinuousLoop:
     def save(self) -> None:
         if hasattr(self.ws.clock, "advance"):  # a simulated clock: a restart continues from here
             self.state["clock"] = self.ws.clock.now().isoformat()
-        atomic_write_text(state_path(self.ws.home, self.config.model), json.dumps(self.state, indent=1, sort_keys=True))
+        text = state_json(self.state)
+        if text != self._saved:  # a tick that changed nothing writes nothing
+            atomic_write_bytes(state_path(self.ws.home, self.config.model), text)
+            self._saved = text
 
     def day(self, day: date) -> DayState:
         raw = self.state["days"].get(day.isoformat())
@@ -448,9 +453,10 @@ class ContinuousLoop:
         if not self._budget_left() and state.train_run is None:
             return
         controller = self._staged_rollouts()
+        removed = removed_windows(self.ws, (self.config.dataset, f"{self.config.dataset}-daily"))
         config = {"source": "dataset", "dataset": self.config.dataset, "dataset_version": state.window["version"],
                   "model": self.config.model, "warm_start": True, "promote": controller is None,
-                  **self.config.pipeline}
+                  **({"removed": [list(map(str, w)) for w in removed]} if removed else {}), **self.config.pipeline}
         result = self._attempt("train", state, "train_run", config)
         if result is None:
             return
@@ -460,15 +466,28 @@ class ContinuousLoop:
             state.rollout = self._start_rollout(controller, out["version"])
         state.phase, state.failed_runs, state.next_attempt_at = "done", [], None
         self.state["trained_through"] = max(day.isoformat(), self.state.get("trained_through") or "")
-        if state.retrain:
-            from yarnit.continuous.actions import complete_retrain
-
-            for request in state.retrain:
-                complete_retrain(self.ws, request, actor=f"loop:{self.config.model}",
-                                 note=f"retrained as version {out['version']} on {state.window['ref']}")
-            state.note, state.retrain = f"retrained for {', '.join(state.retrain)}", None
+        self._answer_retrains(state, available, out["version"])
         self.put(state)
         self.progress(f"{day}: {out['summary']}")
+
+    def _answer_retrains(self, state: DayState, available: list[date], version: int) -> None:
+        """A model trained without the removed data answers this day's retrain requests, and those of a failed
+        retrain before it (its window left the same removed data out)."""
+        failed = [self.day(d) for d in available if d.isoformat() != state.day and self.day(d).retrain
+                  and self.day(d).phase == "failed"]
+        for holder in [state, *failed]:
+            if not holder.retrain:
+                continue
+            from yarnit.continuous.actions import complete_retrain  # only with retrains: the module may be absent
+
+            for request in holder.retrain:
+                complete_retrain(self.ws, request, actor=f"loop:{self.config.model}",
+                                 note=f"retrained as version {version} on {state.window['ref']}")
+            if holder is state:
+                state.note = f"retrained for {', '.join(holder.retrain)}"
+            holder.retrain = None
+            if holder is not state:
+                self.put(holder)
 
     def _after_removal(self, available: list[date]) -> None:
         """New removed windows (``remove_bad_data``): a failed day whose window they touch is tried again."""
@@ -488,9 +507,10 @@ class ContinuousLoop:
         """Answer pending retrain requests (``remove_bad_data``): the newest trained window again, without them."""
         from yarnit.continuous.actions import pending_retrains
 
-        busy = [d for d in available if self.day(d).retrain]
-        if busy:
-            self._train(busy[-1], available)
+        busy = [d for d in available if self.day(d).retrain and self.day(d).phase != "failed"]
+        if busy:  # a retrain under way (a failed one is not tried again every tick: the next window answers it)
+            if self._due(self.day(busy[-1])):
+                self._train(busy[-1], available)
             return
         through = self.state.get("trained_through")
         pending = pending_retrains(self.ws, self.config.model)

@@ -49,6 +49,20 @@ class FileOps:
 DEFAULT_OPS = FileOps()
 
 
+class UnsyncedOps(FileOps):
+    """Atomic but not durable: for files rebuilt from durable state on every run (a status cache). A killed
+    process still leaves the old or the new file; only a power cut can leave an older one."""
+
+    def fsync(self, stream: BinaryIO) -> None:
+        stream.flush()
+
+    def fsync_dir(self, directory: Path) -> None:
+        return None
+
+
+UNSYNCED_OPS = UnsyncedOps()
+
+
 @contextlib.contextmanager
 def _temp_beside(path: Path, mode: int) -> Iterator[tuple[Path, BinaryIO]]:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
@@ -156,6 +170,8 @@ __all__ = [
     "DEFAULT_OPS",
     "FileOps",
     "TEMP_PREFIX",
+    "UNSYNCED_OPS",
+    "UnsyncedOps",
     "atomic_create_chunks",
     "atomic_write_bytes",
     "atomic_write_chunks",

@@ -169,12 +169,13 @@ def simulate(home: str, config: OperateConfig, with_faults: bool, progress: Prog
     logging.getLogger("yarnit").setLevel(logging.WARNING)
     if progress is None:
         progress = (lambda m: messages.put(f"{label}: {m}")) if messages is not None else (lambda _m: None)
-    started = time.monotonic()
+    started, cpu = time.monotonic(), time.process_time()
     month = _Month(Path(home), config, with_faults, progress)
     try:
         month.run()
     finally:
         month.close()
+    month.timings["total_cpu"] = time.process_time() - cpu  # this process (the validity children are apart)
     return month.record(time.monotonic() - started)
 
 
@@ -203,6 +204,7 @@ class _Month:
         self.ranker: Any = None
         self.hook_errors: list[str] = []
         self.timings: dict[str, float] = {}  # real seconds per part of the month (where a slow demo spends it)
+        self._timings_before: dict[str, float] = {}
         self.world_faults = [f.to_dict(self.start) for f in faults]
 
     # -- set-up --------------------------------------------------------------------------------------------------------
@@ -279,14 +281,15 @@ class _Month:
 
     def _hourly(self) -> None:
         now = self.clock.now()
-        self._ingest_labels(now)
-        for name, step in (("loop", self.loop.tick), ("monitor", self.monitor.run_once)):
-            began = time.monotonic()
+        for name, step in (("labels", lambda: self._ingest_labels(now)), ("loop", self.loop.tick),
+                           ("monitor", self.monitor.run_once)):
+            began, cpu = time.monotonic(), time.process_time()
             try:
                 step()
             except Exception as exc:  # noqa: BLE001 - recorded and reported; a month goes on, as production does
                 self.hook_errors.append(f"{now.isoformat()} {name}: {type(exc).__name__}: {exc}"[:500])
             self.timings[name] = self.timings.get(name, 0.0) + time.monotonic() - began
+            self.timings[f"{name}_cpu"] = self.timings.get(f"{name}_cpu", 0.0) + time.process_time() - cpu
         serving = self.app.state.serving
         serving.runtime.refresh()  # what the server's watcher does every refresh_s, at a deterministic point
         serving.router.refresh()
@@ -314,14 +317,17 @@ class _Month:
         labels = request_labels(partition.impressions, partition.labels, unshown=self.ranker.unshown)
         self.pending_labels = pd.concat([self.pending_labels, labels], ignore_index=True)
         truth = partition.truth[partition.truth["source"] == ""]
+        spent = {k: round(v - self._timings_before.get(k, 0.0), 2) for k, v in self.timings.items()}
+        self._timings_before = dict(self.timings)
         self.daily.append({
-            "day": partition.day.isoformat(), "ctr": float(truth["clicked"].mean()) if len(truth) else None,
+            "day": partition.day.isoformat(), "real_s": spent, "ctr": float(truth["clicked"].mean()) if len(truth) else None,
             "revenue": _revenue(truth, partition.catalog), "sessions": int(truth["session_id"].nunique()),
             "requests": self.ranker.requests - sum(d["requests"] for d in self.daily),
             "answered_by": dict(self.ranker.answered_by), "production": self._production(),
             "faults": [f.spec() for f in partition.faults]})
         self.ranker.answered_by = {}
-        self.progress(f"{partition.day}: ctr {self.daily[-1]['ctr']:.4f}, production {self.daily[-1]['production']}")
+        self.progress(f"{partition.day}: ctr {self.daily[-1]['ctr']:.4f}, production {self.daily[-1]['production']} "
+                      f"(real s: {', '.join(f'{k} {v:.1f}' for k, v in spent.items())})")
 
     def _production(self) -> str | None:
         from yarnit.registry import ModelRegistry

@@ -1,10 +1,13 @@
 """The child process of the validity check: load one model version into the serving runtime and probe it.
 
-Run as ``python -m yarnit.evaluation._validity_worker`` with a JSON request on
-stdin; prints one JSON line on stdout. It runs in its own process so that a
-model that crashes, hangs or eats memory while loading cannot take the caller
-down, and so that its in-memory size is measured in a clean interpreter
-(book CH5-R2: load it into a copy of the production environment).
+:class:`~yarnit.evaluation.validity.ValidityProbe` forks it from a fork server
+that imported this module and :data:`PRELOAD` once (:func:`child_main` gets the
+JSON request and answers JSON on a pipe); ``python -m
+yarnit.evaluation._validity_worker`` does the same from stdin to stdout. It
+runs in its own process so that a model that crashes, hangs or eats memory
+while loading cannot take the caller down, and so that its in-memory size is
+measured from the child's own baseline (book CH5-R2: load it into a copy of the
+production environment).
 """
 
 from __future__ import annotations
@@ -117,6 +120,18 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     out["stage"] = "done"
     out["process_s"] = time.perf_counter() - started
     return out
+
+
+def child_main(payload: str, conn: Any) -> None:
+    """The fork server's child: one JSON request in, one JSON answer on ``conn`` (never a pickle)."""
+    try:
+        out = run(json.loads(payload))
+    except Exception as exc:  # noqa: BLE001 - whatever went wrong is the answer
+        out = {"stage": "request", "loaded": False, "error": _error(exc)}
+    try:
+        conn.send_bytes(json.dumps(out, default=str).encode("utf-8"))
+    finally:
+        conn.close()
 
 
 def main() -> int:

@@ -24,14 +24,9 @@ Each failed check is one clear sentence in :attr:`ValidityReport.reasons`.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,6 +35,7 @@ from yarnit.core.errors import InvalidInput
 from yarnit.registry import ModelVersion
 from yarnit.storage import Workspace
 
+from . import _validity_worker
 from .errors import GateConfigError
 
 
@@ -165,8 +161,6 @@ class ValidityProbe:
 
     def __init__(self, ws: Workspace, candidate: Candidate, requests: Sequence[Mapping[str, Any]],
                  budget: ValidityBudget) -> None:
-        import yarnit
-
         self.candidate = candidate
         self.requests = [dict(r) for r in requests]
         self.budget = budget
@@ -175,32 +169,23 @@ class ValidityProbe:
                    "artifact_sha256": candidate.artifact_sha256, "artifact_format": candidate.artifact_format,
                    "signature": dict(candidate.signature), "requests": self.requests,
                    "latency_calls": int(budget.latency_calls)}
-        source_root = str(Path(yarnit.__file__).resolve().parents[1])
-        env = dict(os.environ)
-        env["PYTHONPATH"] = source_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         self._started = time.perf_counter()
-        # stderr goes to a file so a chatty model cannot fill a pipe and stall while nobody reads it.
-        self._stderr = tempfile.TemporaryFile(mode="w+")
-        self._proc = subprocess.Popen([sys.executable, "-m", "yarnit.evaluation._validity_worker"],
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
-                                      text=True, env=env)
-        assert self._proc.stdin is not None
-        try:
-            self._proc.stdin.write(json.dumps(payload, default=str))  # the worker reads it at once
-            self._proc.stdin.close()
-        except BrokenPipeError:  # the worker died on start; result() reports its exit code
-            pass
-        self._proc.stdin = None  # closed: communicate() must not write or flush it
         self._result: dict[str, Any] | None = None
+        context = _worker_context()
+        self._conn, child_end = context.Pipe(duplex=False)
+        # Only JSON crosses back: the child holds a model nobody trusts yet, so its answer is never unpickled.
+        self._proc = context.Process(target=_validity_worker.child_main,
+                                     args=(json.dumps(payload, default=str), child_end), daemon=True)
+        self._proc.start()
+        child_end.close()  # the child holds its own end: a child that dies leaves EOF here, not a wait
 
     def close(self) -> None:
         """Stop the worker if nobody collected its result (e.g. the caller failed first)."""
-        if self._result is None and self._proc.poll() is None:
-            self._proc.kill()
         if self._result is None:
-            self._proc.wait()
-            self._stderr.close()
-            self._result = {"stage": "load", "loaded": False, "error": "the validity check was abandoned"}
+            if self._proc.is_alive():
+                self._proc.kill()
+            self._proc.join()
+            self._finish({"stage": "load", "loaded": False, "error": "the validity check was abandoned"})
 
     def __del__(self) -> None:  # never leave a worker behind (or a zombie) when a step fails midway
         try:
@@ -210,33 +195,59 @@ class ValidityProbe:
 
     def result(self) -> dict[str, Any]:
         """The worker's findings (waits for it; kills it after ``budget.timeout_s``)."""
+        from multiprocessing.connection import wait
+
         if self._result is not None:
             return self._result
         remaining = max(self.budget.timeout_s - (time.perf_counter() - self._started), 0.1)
-        try:
-            stdout, _ = self._proc.communicate(timeout=remaining)
-        except subprocess.TimeoutExpired:
+        if not wait([self._conn], timeout=remaining):
             self._proc.kill()
-            self._proc.communicate()
-            self._result = {"stage": "load", "loaded": False, "wall_s": time.perf_counter() - self._started,
-                            "error": f"the serving runtime did not finish loading and probing it within "
-                                     f"{self.budget.timeout_s:g} s"}
-            return self._result
-        lines = [line for line in stdout.splitlines() if line.strip()]
+            self._proc.join()
+            return self._finish({"stage": "load", "loaded": False, "error": f"the serving runtime did not finish "
+                                 f"loading and probing it within {self.budget.timeout_s:g} s"})
         try:
-            result: dict[str, Any] = json.loads(lines[-1]) if lines else {}
-        except ValueError:
-            result = {}
-        self._stderr.seek(0)
-        stderr = self._stderr.read()
-        self._stderr.close()
-        if not result:
-            tail = (stderr or "").strip().splitlines()[-1:] or ["no output"]
+            result = json.loads(self._conn.recv_bytes(MAX_RESULT_BYTES))
+        except (EOFError, OSError, ValueError):
+            result = None
+        self._proc.join(timeout=10.0)
+        if self._proc.is_alive():  # answered but did not exit: nothing more is wanted from it
+            self._proc.kill()
+            self._proc.join()
+        if not isinstance(result, dict) or not result:
             result = {"stage": "load", "loaded": False,
-                      "error": f"the serving process exited with code {self._proc.returncode}: {tail[0][:300]}"}
+                      "error": f"the serving process exited with code {self._proc.exitcode} before answering"}
+        return self._finish(result)
+
+    def _finish(self, result: dict[str, Any]) -> dict[str, Any]:
         result["wall_s"] = time.perf_counter() - self._started
         self._result = result
+        self._conn.close()
         return result
+
+
+#: The most a worker may answer (its scores for the golden requests are a few kilobytes).
+MAX_RESULT_BYTES = 16 * 2**20
+_CONTEXT: Any = None
+
+
+def _worker_context() -> Any:
+    """The multiprocessing context of the validity workers: a fork server that has imported the serving runtime.
+
+    Each check still runs in a fresh child process (a model that crashes, hangs or eats memory takes down only
+    that child, and its memory is measured from the child's own baseline), but the child is forked from a
+    server that imported the libraries once, instead of a new interpreter importing them for every candidate.
+    """
+    global _CONTEXT
+    if _CONTEXT is None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("forkserver")
+        modules = {"yarnit.evaluation._validity_worker"}
+        for names in _validity_worker.PRELOAD.values():
+            modules.update(names)
+        context.set_forkserver_preload(sorted(modules))
+        _CONTEXT = context
+    return _CONTEXT
 
 
 def check_validity(ws: Workspace, candidate: Candidate, *, intended_sha256: str | None = None,

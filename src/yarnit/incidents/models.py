@@ -116,6 +116,12 @@ class Incident:
         out["acked"] = self.acked_by is not None
         return out
 
+    def plain(self) -> dict[str, Any]:
+        """:meth:`to_dict` without the deep copy (events stay :class:`Event` objects): for serializing at once."""
+        out = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        out["acked"] = self.acked_by is not None
+        return out
+
     def summary(self) -> dict[str, Any]:
         """The short form ``list`` shows."""
         return {"id": self.id, "title": self.title, "severity": self.severity, "state": self.state,

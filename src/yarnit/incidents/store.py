@@ -31,6 +31,7 @@ from yarnit.core.atomic import atomic_write_text
 from yarnit.core.clock import Clock
 from yarnit.core.errors import Conflict, InvalidInput
 from yarnit.core.ids import new_id
+from yarnit.core.jsonfile import state_json
 from yarnit.core.text import check_plain_text
 
 from .models import (
@@ -121,8 +122,10 @@ class IncidentStore:
                 drop = {e.seq for e in incident.events if e.kind not in KEEP_KINDS}
                 drop = set(sorted(drop)[:extra])
                 incident.events = [e for e in incident.events if e.seq not in drop]
-        text = json.dumps({"version": STORE_VERSION, "incidents": [i.to_dict() for i in self.incidents]},
-                          indent=1, sort_keys=True, default=str)
+        # orjson writes the dataclasses as they are (no deep copy first): a monitor saves every pass, and this
+        # comparison with what was read is what tells whether the file changed at all
+        text = state_json({"version": STORE_VERSION, "incidents": [i.plain() for i in self.incidents]},
+                          text_fallback=True).decode("utf-8")
         if text == self._saved:
             return False
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -57,6 +57,7 @@ from yarnit.core.atomic import atomic_write_text
 from yarnit.core.clock import Clock
 from yarnit.core.errors import YarnitError
 from yarnit.core.ids import new_id
+from yarnit.core.jsonfile import state_json
 
 from .burn import SLOStatus
 from .rules import alert_annotations, no_data_alert_name
@@ -203,7 +204,7 @@ class AlertStore:
         data = {"version": STORE_VERSION, "alerts": [a.to_dict() for a in self.alerts],
                 "outbox": [asdict(n) for n in self.outbox],
                 "stats": {k: asdict(v) for k, v in sorted(self.stats.items())}}
-        text = json.dumps(data, indent=1, sort_keys=True)
+        text = state_json(data).decode("utf-8")
         if text == self._saved:
             return False
         atomic_write_text(self.path, text, mode=0o600)

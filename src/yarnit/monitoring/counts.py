@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -65,6 +66,44 @@ class EventCounts:
         self._add(math.ceil(start_s / self.bucket_s), math.ceil(end_s / self.bucket_s) - 1, good_per_bucket,
                   total_per_bucket)
 
+    def add_many(self, at_s: Sequence[float] | np.ndarray, *, good: Sequence[int] | np.ndarray,
+                 total: Sequence[int] | np.ndarray) -> None:
+        """Count many (good, total) pairs at once: the same as :meth:`add` for each, in time order.
+
+        Example:
+            >>> counts = EventCounts(bucket_s=60, capacity=60)
+            >>> counts.add_many([0, 30, 61], good=[9, 1, 5], total=[10, 1, 5])
+            >>> counts.window(end_s=120, window_s=120)
+            (15, 16)
+        """
+        at = np.asarray(at_s, dtype=np.float64)
+        goods = np.asarray(good, dtype=np.int64)
+        totals = np.asarray(total, dtype=np.int64)
+        if not at.shape == goods.shape == totals.shape or at.ndim != 1:
+            raise InvalidInput(f"add_many needs three equally long 1-d sequences, got shapes {at.shape}, "
+                               f"{goods.shape} and {totals.shape}.")
+        if not (np.all(goods >= 0) and np.all(goods <= totals)):
+            bad = int(np.flatnonzero((goods < 0) | (goods > totals))[0])
+            raise InvalidInput(f"Event counts need 0 <= good <= total, got good={int(goods[bad])}, "
+                               f"total={int(totals[bad])}.")
+        keep = totals > 0
+        if not keep.any():
+            return
+        buckets = np.floor(at[keep] / self.bucket_s).astype(np.int64)
+        goods, totals = goods[keep], totals[keep]
+        if self._head is not None:  # older than the ring before this call: refused, as add() would
+            late = buckets < self._head - self.capacity + 1
+            self.dropped += int(totals[late].sum())
+            buckets, goods, totals = buckets[~late], goods[~late], totals[~late]
+            if not len(buckets):
+                return
+        self._advance(int(buckets.max()))
+        assert self._head is not None
+        inside = buckets >= self._head - self.capacity + 1  # the rest fell out of the ring as time moved on
+        slots = buckets[inside] % self.capacity
+        np.add.at(self._good, slots, goods[inside])
+        np.add.at(self._total, slots, totals[inside])
+
     def _add(self, first: int, last: int, good: int, total: int) -> None:
         if not (0 <= good <= total):
             raise InvalidInput(f"Event counts need 0 <= good <= total, got good={good}, total={total}.")
@@ -100,12 +139,12 @@ class EventCounts:
         """Every non-empty bucket as (bucket index, good, total), oldest first."""
         if self._head is None:
             return []
-        out = []
-        for k in range(self._head - self.capacity + 1, self._head + 1):
-            slot = k % self.capacity
-            if self._total[slot]:
-                out.append((k, int(self._good[slot]), int(self._total[slot])))
-        return out
+        oldest = self._head - self.capacity + 1
+        order = (np.arange(self.capacity) + oldest) % self.capacity  # slots, oldest bucket first
+        totals = self._total[order]
+        nonzero = np.flatnonzero(totals)
+        return list(zip((nonzero + oldest).tolist(), self._good[order][nonzero].tolist(), totals[nonzero].tolist(),
+                        strict=True))
 
     def merge(self, other: EventCounts) -> None:
         """Add ``other``'s counts into this series (same bucket width); older-than-ring buckets are dropped."""

@@ -53,6 +53,9 @@ class InputCounts:
 
     keysets: list[KeySet] = field(default_factory=list)
     minutes: dict[int, dict[int, int]] = field(default_factory=dict)
+    # (minutes, good, total) arrays per expected-column set, for a summary that no longer changes (see arrays())
+    _arrays: dict[frozenset[str] | None, tuple[Any, Any, Any]] = field(default_factory=dict, init=False, repr=False,
+                                                                        compare=False)
 
     @property
     def rows(self) -> int:
@@ -67,6 +70,7 @@ class InputCounts:
         """Count rows in ``minute`` by key set (``None``: not recorded, as past the cap)."""
         if not any(rows.values()):
             return
+        self._arrays.clear()
         slot = self.minutes.setdefault(minute, {})
         index = {k: i for i, k in enumerate(self.keysets)}
         for keyset, n in rows.items():
@@ -104,6 +108,21 @@ class InputCounts:
             if total:
                 out[minute] = (sum(n for i, n in rows.items() if i in complete), total)
         return out
+
+    def arrays(self, columns: Collection[str] | None = None) -> tuple[Any, Any, Any]:
+        """:meth:`events` as three int64 arrays (minute, complete rows, rows), kept until the counts change:
+        a monitor judges the same committed hours every pass."""
+        import numpy as np
+
+        key = frozenset(columns) if columns is not None else None
+        cached = self._arrays.get(key)
+        if cached is None:
+            events = self.events(columns)
+            cached = (np.fromiter(events.keys(), dtype=np.int64, count=len(events)),
+                      np.fromiter((g for g, _t in events.values()), dtype=np.int64, count=len(events)),
+                      np.fromiter((t for _g, t in events.values()), dtype=np.int64, count=len(events)))
+            self._arrays[key] = cached
+        return cached
 
     def _keyset(self, i: int) -> KeySet | None:
         return None if i == OVERFLOW else self.keysets[i]

@@ -46,11 +46,13 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
+
 from yarnit.core.clock import Clock
 from yarnit.core.errors import ConfigError
 
 from .counts import EventCounts
-from .input_counts import InputCounts, add_events
+from .input_counts import InputCounts
 from .slo import SLO, SLOFile
 
 INPUT_SLIS = frozenset({"input_completeness"})
@@ -81,12 +83,12 @@ def fill(counts: EventCounts, summaries: Iterable[InputCounts], *, columns: froz
         ...     end_s=720, window_s=720)
         (160, 200)
     """
-    events: dict[int, tuple[int, int]] = {}
-    for summary in summaries:
-        add_events(events, summary.events(columns))
-    for minute, (good, total) in sorted(events.items()):
-        if first_minute <= minute <= last_minute:
-            counts.add(minute * 60, good=good, total=total)
+    parts = [summary.arrays(columns) for summary in summaries]
+    if not parts:
+        return counts
+    minutes, goods, totals = (np.concatenate([p[i] for p in parts]) for i in range(3))
+    inside = (minutes >= first_minute) & (minutes <= last_minute)
+    counts.add_many(minutes[inside] * 60, good=goods[inside], total=totals[inside])
     return counts
 
 
@@ -109,6 +111,11 @@ class InputCompletenessSource:
             self.last = {k: report.get(k) for k in ("records", "skipped", "epoch", "updated_at")}
             self._refreshed_at = now_s
         return self.last
+
+    def updated(self, report: dict[str, Any], at_s: float) -> None:
+        """The monitor ran ``traffic.update`` at ``at_s``: the summaries are current, do not read the log again."""
+        self.last = {k: report.get(k) for k in ("records", "skipped", "epoch", "updated_at")}
+        self._refreshed_at = at_s
 
     def counts(self, slo: SLO, *, until_s: float) -> EventCounts:
         from . import traffic

@@ -159,7 +159,7 @@ def ingest_labels(workspace: Any, path: str | Path, *, clock: Clock | None = Non
     config = config or config_for(load_workspace_slos(workspace.home))
     now_s = clock.now().timestamp()
     report = IngestReport(file=Path(path).name)
-    store = QualityStore(quality_db_path(workspace.home))
+    store = QualityStore(quality_db_path(workspace.home), durable=True)
     try:
         with store.transaction() as conn:
             batch: list[tuple[Any, ...]] = []

@@ -42,13 +42,15 @@ Example:
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from yarnit.core.clock import Clock
 
 from .burn import SLISource, evaluate
-from .slo import SLO, format_duration
+from .counts import EventCounts
+from .slo import SLO, SLOFile, format_duration
 from .workspace import SourceUnavailable, WorkspaceSLISource, load_workspace_slos
 
 if TYPE_CHECKING:
@@ -97,7 +99,28 @@ def workspace_policy(workspace: Workspace) -> ErrorBudgetPolicy | None:
     spec = load_workspace_slos(workspace.home)
     if spec is None:
         return None
-    return ErrorBudgetPolicy(spec.slos, WorkspaceSLISource(workspace, spec, clock=workspace.clock), workspace.clock)
+    # One source per workspace object and SLO file, kept between releases: it then reads only what the log and
+    # the labels gained since the last release instead of recounting every window (a loop releases daily).
+    cached: tuple[SLOFile, _Serialized] | None = getattr(workspace, _SOURCE_ATTR, None)
+    if cached is None or cached[0] != spec:
+        cached = (spec, _Serialized(WorkspaceSLISource(workspace, spec, clock=workspace.clock)))
+        setattr(workspace, _SOURCE_ATTR, cached)
+    return ErrorBudgetPolicy(spec.slos, cached[1], workspace.clock)
+
+
+_SOURCE_ATTR = "_yarnit_release_gate_source"
+
+
+class _Serialized:
+    """A source shared by the threads of one process (a server's API and its loop), one count at a time."""
+
+    def __init__(self, source: WorkspaceSLISource) -> None:
+        self.source = source
+        self._lock = threading.Lock()
+
+    def counts(self, slo: SLO, *, until_s: float) -> EventCounts:
+        with self._lock:
+            return self.source.counts(slo, until_s=until_s)
 
 
 __all__ = ["REMEDIED_BY_RELEASE", "ErrorBudgetPolicy", "workspace_policy"]

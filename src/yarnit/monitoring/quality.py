@@ -444,6 +444,13 @@ class QualitySource:
             self._refreshed_at = now_s
         return self.last
 
+    def updated(self, report: dict[str, Any], at_s: float) -> None:
+        """The monitor ran :func:`update` at ``at_s`` with the workspace's own SLO file: do not run it again then."""
+        from .workspace import load_workspace_slos
+
+        if self.config is None or self.config == config_for(load_workspace_slos(self.workspace.home)):
+            self.last, self._refreshed_at = report, at_s
+
     def counts(self, slo: SLO, *, until_s: float) -> EventCounts:
         if slo.sli not in QUALITY_SLIS:
             raise ConfigError(f"SLO {slo.name!r} has SLI {slo.sli!r}; this source counts only "
@@ -457,10 +464,12 @@ class QualitySource:
             conn = store.conn
             if slo.sli == "label_completeness":
                 where, args = ("", ()) if slo.model is None else (" AND model = ?", (slo.model,))
-                for minute, good, total in conn.execute(
-                        f"SELECT minute, SUM(good), SUM(total) FROM completeness WHERE minute >= ? AND minute <= ?"
-                        f"{where} GROUP BY minute ORDER BY minute", (first, last, *args)):
-                    counts.add(minute * 60, good=int(good), total=int(total))
+                rows = conn.execute(
+                    f"SELECT minute, SUM(good), SUM(total) FROM completeness WHERE minute >= ? AND minute <= ?"
+                    f"{where} GROUP BY minute ORDER BY minute", (first, last, *args)).fetchall()
+                if rows:
+                    minutes = np.array([r[0] for r in rows], dtype=np.int64)
+                    counts.add_many(minutes * 60, good=[int(r[1]) for r in rows], total=[int(r[2]) for r in rows])
                 return counts
             baseline_model = slo.params.get("baseline")
             lo = first - QUALITY_WINDOW_S // 60
@@ -474,9 +483,9 @@ class QualitySource:
             own = series(slo.model, str(baseline_model) if baseline_model is not None else None)
             base = series(str(baseline_model), None) if baseline_model is not None else {}
             events = quality_events(own, base, band=_band(slo), ratio_min=_ratio_min(slo))
-            for minute, good in sorted(events.items()):
-                if minute >= first:
-                    counts.add(minute * 60, good=int(good), total=1)
+            kept = sorted((m, int(g)) for m, g in events.items() if m >= first)
+            if kept:
+                counts.add_many([m * 60 for m, _g in kept], good=[g for _m, g in kept], total=[1] * len(kept))
             return counts
         finally:
             store.close()

@@ -112,12 +112,15 @@ _COUNTERS = ("records", "predictions", "duplicate_predictions", "unscored", "no_
 class QualityStore:
     """The join's state: one SQLite file under the monitoring directory (derived data: delete it to rebuild)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, durable: bool = False) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
         self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=FULL")
+        # The join's writes are derived data: WAL's NORMAL level survives a killed process, and a power cut can at
+        # worst lose the last passes, which the next one redoes from the log checkpoint kept in the same file.
+        # Ingested labels are not derived: ``durable`` (their ingest) syncs every commit.
+        self.conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         self.conn.executescript(_SCHEMA)
         with self.transaction():
             version = self.meta("schema_version")

@@ -51,7 +51,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from yarnit.core.atomic import atomic_write_text
+from yarnit.core.atomic import UNSYNCED_OPS, atomic_write_text
 from yarnit.core.clock import Clock
 from yarnit.core.errors import YarnitError
 
@@ -71,6 +71,8 @@ POST_ALERT_MODULES = ("yarnit.incidents",)
 #: Alerts whose ``slo_id`` starts with this were raised by the continuous loop (data checks, held labels,
 #: failed runs): they have no SLO in the SLO file and the loop resolves them, so the monitor leaves them alone.
 LOOP_ALERT_PREFIX = "loop:"
+#: The ``monitoring`` retention class runs at most this often per monitor (its policies are counted in days).
+RETENTION_EVERY_S = 86_400
 DEFAULT_SINKS = (SinkSpec(type="log", name="log"), SinkSpec(type="file", name="file", path="alerts.jsonl"))
 
 
@@ -117,6 +119,7 @@ class Monitor:
         # Kept between runs: the prediction-log source then holds its counts in memory and reads only new
         # segments instead of reloading its checkpoint each run (a new Monitor, as after a restart, reloads it).
         self.source = WorkspaceSLISource(workspace, spec, clock=self.clock)
+        self._retained: tuple[int, Any] | None = None  # (policy days, cutoff) of this monitor's last retention run
 
     @property
     def alerts_path(self) -> Path:
@@ -138,6 +141,9 @@ class Monitor:
         started = _monotonic()
         at = self.clock.now()
         modules = {name: self._update(name) for name in UPDATE_MODULES}
+        for name, outcome in modules.items():
+            if outcome.get("state") == "ok":  # the sources need not read the same log again in this pass
+                self.source.updated(name, outcome["report"], at.timestamp())
         modules["retention"] = self._retention()
         store = AlertStore.open(self.alerts_path)
         sink_names = [s.name for s in self.sinks]
@@ -188,7 +194,9 @@ class Monitor:
                             "store_recovered": store.recovered},
                  "delivery": delivery.__dict__, "sinks": {k: v.__dict__ for k, v in store.stats.items()},
                  "duration_ms": round((_monotonic() - started) * 1000, 1)}  # real time this run took
-        atomic_write_text(state_path(self.workspace.home), json.dumps(state, indent=1, default=str), mode=0o644)
+        # rewritten every pass from what the stores hold: atomic (never torn), not synced to disk
+        atomic_write_text(state_path(self.workspace.home), json.dumps(state, indent=1, default=str), mode=0o644,
+                          ops=UNSYNCED_OPS)
         return {**state, "transitions": transitions}
 
     def _update(self, name: str) -> dict[str, Any]:
@@ -225,7 +233,14 @@ class Monitor:
 
         try:
             cutoff, days = monitoring_cutoff(self.workspace)
+            last = self._retained
+            if last is not None and last[0] == days and (cutoff - last[1]).total_seconds() < RETENTION_EVERY_S:
+                # ran less than a day ago under the same policy: nothing can have aged past it by more than a day
+                return {"state": "ok", "report": {"max_age_days": days, "older_than": last[1].isoformat(),
+                                                  "removed": [], "next_at": (last[1] + timedelta(
+                                                      seconds=RETENTION_EVERY_S)).isoformat()}}
             removed = expire_monitoring(self.workspace, cutoff)
+            self._retained = (days, cutoff)
         except (YarnitError, OSError, ValueError) as exc:
             log.error("monitoring retention failed: %s", _error_text(exc))
             return {"state": "error", "error": _error_text(exc)}

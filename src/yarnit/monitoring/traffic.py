@@ -769,16 +769,23 @@ def _collect_garbage(base: Path, state: _State) -> int:
     temporary files a killed write left (only ever called under the update lock)."""
     from yarnit.core.atomic import TEMP_PREFIX
 
-    keep = {_window_file(base, m, int(w), e) for m, ws in state.index.items() for w, e in ws.items()}
-    removed = 0
-    stale = [p for p in base.glob(TEMP_PREFIX + "*") if p.is_file()]
-    windows = base / "windows"
-    if windows.is_dir():
-        stale += [p for p in windows.glob("*/*") if p.is_file() and p not in keep]
+    # names from directory listings, no stat per file: a monitor runs this every pass over every kept hour
+    keep = {str(_window_file(base, m, int(w), e)) for m, ws in state.index.items() for w, e in ws.items()}
+    stale = [e.path for e in _entries(base) if e.name.startswith(TEMP_PREFIX) and e.is_file()]
+    for model_dir in _entries(base / "windows"):
+        if model_dir.is_dir():
+            stale += [e.path for e in _entries(Path(model_dir.path)) if e.is_file() and e.path not in keep]
     for path in stale:
-        path.unlink(missing_ok=True)
-        removed += 1
-    return removed
+        Path(path).unlink(missing_ok=True)
+    return len(stale)
+
+
+def _entries(directory: Path) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(directory) as it:
+            return list(it)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
 
 
 @contextlib.contextmanager

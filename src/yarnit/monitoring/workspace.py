@@ -52,6 +52,10 @@ SOURCE_MODULES: dict[str, str] = {
     "input_completeness": "yarnit.monitoring.inputs",
 }
 
+#: The sources that run an update module themselves before counting (see :meth:`WorkspaceSLISource.updated`).
+UPDATED_BY: dict[str, tuple[str, ...]] = {"traffic": ("yarnit.monitoring.inputs",),
+                                          "quality": ("yarnit.monitoring.quality",)}
+
 
 class SourceUnavailable(ConfigError):
     """The module that counts an SLI kind is not installed in this build: that SLO has no source, hence no data."""
@@ -114,6 +118,22 @@ class WorkspaceSLISource:
 
     def counts(self, slo: SLO, *, until_s: float) -> EventCounts:
         return self.source_for(slo).counts(slo, until_s=until_s)
+
+    def updated(self, module: str, report: dict[str, Any], at_s: float) -> None:
+        """The monitor brought ``yarnit.monitoring.<module>``'s windows up to ``at_s`` (its ``update`` report):
+        the sources that would update them again before counting are told, so one pass reads the log once."""
+        done: set[str] = set()
+        for slo in self.spec.slos:
+            name = SOURCE_MODULES.get(slo.sli)
+            if name not in UPDATED_BY.get(module, ()) or name in done:
+                continue
+            done.add(name)
+            try:
+                mark = getattr(self.source_for(slo), "updated", None)
+            except SourceUnavailable:
+                continue
+            if mark is not None:
+                mark(report, at_s)
 
     def reports(self) -> dict[str, Any]:
         """What each source read last time (``last`` where a source keeps one), by module."""

@@ -84,6 +84,7 @@ DEFAULTS: dict[str, Any] = {
     "trainer_params": {},
     "warm_start": False,
     "positive_rate_band": [0.005, 0.5],
+    "removed": [],  # [time_column, start, end] windows left out of the data (remove_bad_data): less volume expected
     "validation": {},  # overrides of the curated schema's thresholds (see PARAMS)
     "min_auc": 0.6,
     "min_lift_over_popularity": 0.0,
@@ -142,6 +143,9 @@ PARAMS = (
     Param("warm_start", bool, "continue from production's model when the trainer matches"),
     Param("positive_rate_band", Annotated[list[float], Field(min_length=2, max_length=2)],
           "[low, high] plausible click rate"),
+    Param("removed", list[Annotated[list[str], Field(min_length=3, max_length=3)]],
+          "[time_column, start, end] windows removed from the data on purpose (remove_bad_data); validation expects "
+          "a day's volume in proportion to the hours of it that were kept"),
     Param("validation", ValidationOverrides, "thresholds of the curated impression schema to relax "
           "(volume_max_drop, slice_max_drop, slice_min_rows, drift_threshold, slices)"),
     Param("min_auc", float, "gate: least holdout AUC", ge=0, le=1),
@@ -208,11 +212,13 @@ def select(ctx: StepContext) -> dict[str, Any]:
 
 
 def _path(ctx: StepContext, ref: dict[str, Any]) -> Any:
-    datasets = Datasets(ctx.workspace)
-    for version in datasets.list():
-        if version.id == ref["id"]:
-            return ctx.workspace.artifacts.verify(version.artifact_sha256)
-    raise InvalidInput(f"Dataset version {ref.get('ref', ref['id'])} is gone (purged?); rerun select.")
+    from yarnit.data import DatasetNotFound
+
+    try:
+        version = Datasets(ctx.workspace).get_by_id(ref["id"])
+    except DatasetNotFound:
+        raise InvalidInput(f"Dataset version {ref.get('ref', ref['id'])} is gone (purged?); rerun select.") from None
+    return ctx.workspace.artifacts.verify(version.artifact_sha256)
 
 
 def _read(ctx: StepContext, ref: dict[str, Any], columns: list[str] | None = None,
@@ -265,6 +271,34 @@ def _average_day(stats: Any, days: int) -> Any:
                                      for s, counts in stats.slices.items()})
 
 
+def _kept_share(day: str, removed: list[Any]) -> float:
+    """The share of ``day`` (UTC) outside the removed windows ``[time_column, start, end]`` (1.0: none removed)."""
+    start = pd.Timestamp(day, tz="UTC")
+    end = start + pd.Timedelta(days=1)
+    spans = sorted((max(start, _utc(lo)), min(end, _utc(hi))) for _column, lo, hi in removed)
+    cut, reach = 0.0, start
+    for lo, hi in spans:  # overlapping windows are counted once
+        lo = max(lo, reach)
+        if hi > lo:
+            cut += (hi - lo).total_seconds()
+            reach = hi
+    return max(0.0, 1.0 - cut / 86_400.0)
+
+
+def _utc(value: Any) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def _scaled_day(stats: Any, share: float) -> Any:
+    """An average day's statistics with row and slice counts scaled to ``share`` of the day."""
+    from yarnit.data.statistics import DatasetStatistics
+
+    return DatasetStatistics(row_count=round(stats.row_count * share), columns=stats.columns,
+                             slices={s: {v: round(c * share) for v, c in counts.items()}
+                                     for s, counts in stats.slices.items()})
+
+
 def _median_day(daily: list[Any]) -> Any:
     """Without previous training data: the median day of this dataset's row and slice counts (one bad day
     among three cannot move it). It has no column profiles, so distributions are not compared."""
@@ -314,8 +348,11 @@ def validate(ctx: StepContext, dataset: dict[str, Any], previous: dict[str, Any]
             baseline = (f"the median day of {dataset.get('ref')} (no previous training data: volumes only, "
                         "distributions not compared)")
         for day, part in parts.items():
-            report = check(part, schema, previous=average, statistics=daily[day],
-                           target=f"{dataset.get('ref')} day {day}", baseline=baseline)
+            kept = _kept_share(day, ctx.config.get("removed") or [])
+            report = check(part, schema, previous=_scaled_day(average, kept) if kept < 1.0 else average,
+                           statistics=daily[day], target=f"{dataset.get('ref')} day {day}",
+                           baseline=baseline if kept >= 1.0 else f"{baseline}, scaled to the {kept:.0%} of the day "
+                                                                 "that was not removed (remove_bad_data)")
             anomalies += [_anomaly(a, day) for a in report.anomalies
                           if a.blocking or not (a.kind == "distribution_change" and a.column in DAILY_COLUMNS)]
     else:

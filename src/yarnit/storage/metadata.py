@@ -61,6 +61,21 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _dispose_in_forked_children(engine: Engine) -> None:
+    """A forked child must not use its parent's pooled connections (SQLAlchemy's advice): it drops them unclosed."""
+    import os
+    import weakref
+
+    ref = weakref.ref(engine)
+
+    def forget() -> None:
+        alive = ref()
+        if alive is not None:
+            alive.dispose(close=False)
+
+    os.register_at_fork(after_in_child=forget)
+
+
 def create_metadata_engine(url: str) -> Engine:
     """An engine for ``url`` with yarnit's settings (WAL, foreign keys, busy timeout on SQLite)."""
     scheme = url.split(":", 1)[0]
@@ -71,7 +86,14 @@ def create_metadata_engine(url: str) -> Engine:
         path = url.removeprefix("sqlite:///")
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": 30})
+        if path == ":memory:" or not path:
+            engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": 30})
+        else:
+            # Pooled: opening a SQLite connection (PRAGMAs) and closing the last one (a WAL checkpoint) cost more
+            # than most transactions; a busy loop or monitor opens thousands. Threads share the pool.
+            engine = create_engine(url, pool_size=4, max_overflow=28, pool_timeout=60,
+                                   connect_args={"timeout": 30, "check_same_thread": False})
+            _dispose_in_forked_children(engine)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
