@@ -1,0 +1,150 @@
+"""Two real `yarnit serve` replicas behind a real HAProxy, on shared PostgreSQL, Redis and artifacts.
+
+* An alias move and a rollback, committed by another process, reach both
+  replicas (each polls the metadata store's change counter); the time is
+  measured and printed (docs/benchmarks.md), the test only bounds it
+  generously. Under load through the balancer meanwhile, every answer is one
+  version's, whole: its predictions are exactly v1's or v2's.
+* ``kill -9`` of a replica under load fails no request: HAProxy retries
+  what was in flight on the other replica and its readiness check takes the
+  dead one out.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from conftest import _pg_schema_url, postgres_url, redis_url
+from testsupport import TOKEN, register_ctr
+from testsupport.replicas import ReplicaCluster, haproxy_binary, wait_until
+
+from yarnit.core import Settings, SimulatedClock
+from yarnit.registry import ModelRegistry
+from yarnit.storage import open_workspace
+
+pytestmark = pytest.mark.timeout(240)
+
+ROWS = [{"fiber": "merino", "price": 12.0}, {"fiber": "acrylic", "price": 3.0}]
+
+
+class Load:
+    """Client threads posting two-row predictions to ``url`` until stopped; every outcome is kept."""
+
+    def __init__(self, url: str, threads: int = 3) -> None:
+        self.url = url
+        self.outcomes: list[tuple[object, int | None, list[float] | None]] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=30) as http:
+            while not self._stop.is_set():
+                try:
+                    response = http.post("/v1/models/ctr:predict", json={"instances": ROWS})
+                except httpx.HTTPError as exc:
+                    self.outcomes.append((f"{repr(exc)} at {time.monotonic():.3f}", None, None))
+                    continue
+                body = response.json() if response.status_code == 200 else {}
+                self.outcomes.append((response.status_code, body.get("model_version"), body.get("predictions")))
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=60)
+
+
+def _served_version(url: str) -> int | None:
+    try:
+        response = httpx.post(f"{url}/v1/models/ctr:predict", json={"instances": ROWS}, timeout=5)
+    except httpx.HTTPError:
+        return None
+    return int(response.headers["x-yarnit-model-version"]) if response.status_code == 200 else None
+
+
+def _propagation_s(cluster: ReplicaCluster, version: int, committed_at: float) -> float:
+    """Seconds from the commit until every replica answers with ``version`` (each polled on its own port)."""
+    seen: dict[int, float] = {}
+
+    def everywhere() -> bool:
+        for replica in cluster.replicas:
+            if replica.port not in seen and _served_version(replica.url) == version:
+                seen[replica.port] = time.monotonic() - committed_at
+        return len(seen) == len(cluster.replicas)
+
+    wait_until(everywhere, 30, f"v{version} served by every replica", poll_s=0.005)
+    return max(seen.values())
+
+
+def test_two_replicas_follow_alias_moves_and_lose_no_request_to_a_kill_9(tmp_path: Path,
+                                                                        clock: SimulatedClock) -> None:
+    haproxy = haproxy_binary()
+    if haproxy is None:
+        pytest.skip("HAProxy is not installed (apt-get install haproxy; .ci/run does): this test needs the real "
+                    "load balancer")
+    schemas = _pg_schema_url(postgres_url())
+    db_url = next(schemas)
+    online = redis_url()
+    home = tmp_path / "home"
+    ws = open_workspace(Settings.for_home(home, db_url=db_url, online_store=online, api_token=TOKEN), clock)
+    cluster = ReplicaCluster(tmp_path, os.environ | {"YARNIT_HOME": str(home), "YARNIT_DB_URL": db_url,
+                                                     "YARNIT_ONLINE_STORE": online, "YARNIT_API_TOKEN": TOKEN})
+    try:
+        register_ctr(ws)  # v1 production, v2 registered
+        registry = ModelRegistry(ws)
+        expected = {n: np.asarray(registry.load(registry.get("ctr", n)).predict_proba(ROWS)) for n in (1, 2)}
+        assert np.abs(expected[1] - expected[2]).max() > 1e-3  # the two versions' answers can be told apart
+        cluster.start(haproxy)
+
+        with Load(cluster.url) as load:
+            wait_until(lambda: len(load.outcomes) >= 50, 60, "50 answers through the balancer")
+            registry.promote("ctr", 2, actor="test", reason="replica propagation")
+            moved_s = _propagation_s(cluster, 2, time.monotonic())
+            registry.roll_back("ctr", actor="test", reason="replica propagation")
+            rolled_back_s = _propagation_s(cluster, 1, time.monotonic())
+            during = len(load.outcomes)
+            wait_until(lambda: len(load.outcomes) >= during + 50, 60, "50 more answers after the rollback")
+        print(f"\nalias move reached both replicas in {moved_s:.3f} s, the rollback in {rolled_back_s:.3f} s")
+        assert moved_s < 30 and rolled_back_s < 30  # generous: the figure that matters is printed and measured
+
+        # No answer mixes versions: each one's predictions are all of the version it names.
+        assert {o[0] for o in load.outcomes} == {200}, [o for o in load.outcomes if o[0] != 200][:5]
+        assert {o[1] for o in load.outcomes} == {1, 2}
+        for _status, version, predictions in load.outcomes:
+            assert predictions is not None and version in expected
+            np.testing.assert_allclose(predictions, expected[version], rtol=0, atol=1e-5)
+
+        servers = cluster.servers()
+        with Load(cluster.url, threads=4) as load:
+            wait_until(lambda: len(load.outcomes) >= 100, 60, "100 answers through the balancer")
+            cluster.kill_9(0)
+            killed_at = len(load.outcomes)
+            print(f"killed at {time.monotonic():.3f}")
+            wait_until(lambda: cluster.servers().get("replica-1", {}).get("status", "").startswith("DOWN"), 30,
+                       "the health check taking the killed replica out")
+            down_at = len(load.outcomes)
+            print(f"down at {time.monotonic():.3f}")
+            wait_until(lambda: len(load.outcomes) >= down_at + 100, 60, "100 answers after it was taken out")
+        after = cluster.servers()
+        failed = [o for o in load.outcomes if o[0] != 200]
+        print(f"kill -9 under load: {len(load.outcomes)} requests ({killed_at} before the kill, "
+              f"{down_at - killed_at} between the kill and DOWN), {len(failed)} failed; HAProxy retried "
+              f"{sum(int(s['wretr'] or 0) for s in after.values())}, redispatched "
+              f"{sum(int(s['wredis'] or 0) for s in after.values())}")
+        assert failed == [], failed[:5]
+        assert int(servers["replica-1"]["stot"]) > 0 and int(servers["replica-2"]["stot"]) > 0  # both had served
+        assert int(after["replica-2"]["stot"]) > int(servers["replica-2"]["stot"])
+    finally:
+        cluster.stop()
+        ws.close()
+        schemas.close()

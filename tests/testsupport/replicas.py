@@ -1,0 +1,136 @@
+"""Real ``yarnit serve`` replica processes behind a real HAProxy, for the replica test and its benchmark.
+
+Every part is a process of its own: N ``python -m yarnit serve`` on loopback
+ports (one shared workspace directory for artifacts, one PostgreSQL schema,
+Redis) and ``haproxy -db`` with the configuration ``yarnit deploy lb`` writes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from yarnit.api.server import free_port
+from yarnit.deploy import LoadBalancerOptions, haproxy_config
+
+
+def haproxy_binary() -> str | None:
+    """HAProxy from Debian's package (``apt-get install haproxy``), or None."""
+    found = shutil.which("haproxy")
+    if found:
+        return found
+    return "/usr/sbin/haproxy" if os.access("/usr/sbin/haproxy", os.X_OK) else None
+
+
+def wait_until(predicate, bound_s: float, what: str, poll_s: float = 0.02):  # type: ignore[no-untyped-def]
+    """Poll ``predicate`` until it returns a true value (returned) or ``bound_s`` passes (AssertionError)."""
+    deadline = time.monotonic() + bound_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"{what} did not happen within {bound_s:g} s"
+        time.sleep(poll_s)
+
+
+@dataclass
+class Replica:
+    port: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def ready(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/v2/health/ready", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
+@dataclass
+class ReplicaCluster:
+    """Start with :meth:`start`, stop with :meth:`stop` (kills every process it started)."""
+
+    root: Path
+    env: dict[str, str]
+    n_replicas: int = 2
+    check_interval_ms: int = 200
+    replicas: list[Replica] = field(default_factory=list)
+    lb_port: int = 0
+    stats_port: int = 0
+    haproxy: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.lb_port}"
+
+    def start(self, haproxy: str) -> ReplicaCluster:
+        for i in range(self.n_replicas):
+            self.replicas.append(self._start_replica(i))
+        for replica in self.replicas:
+            wait_until(lambda r=replica: r.ready() or self._dead(r), 120, f"replica on :{replica.port} ready")
+        self.lb_port, self.stats_port = free_port(), free_port()
+        options = LoadBalancerOptions(bind=f"127.0.0.1:{self.lb_port}", check_interval_ms=self.check_interval_ms,
+                                      fall=2, rise=1, stats_port=self.stats_port,
+                                      log_stdout=True)
+        config = self.root / "haproxy.cfg"
+        config.write_text(haproxy_config([f"127.0.0.1:{r.port}" for r in self.replicas], options))
+        with open(self.root / "haproxy.log", "wb") as log:
+            self.haproxy = subprocess.Popen([haproxy, "-db", "-f", str(config)], stdout=log, stderr=log)
+        wait_until(lambda: all(s["status"] == "UP" for s in self.servers().values()) or self._lb_dead(), 30,
+                   "haproxy seeing every replica UP")
+        return self
+
+    def _start_replica(self, i: int) -> Replica:
+        port = free_port()
+        log = self.root / f"replica-{i + 1}.log"
+        with open(log, "wb") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "yarnit", "serve", "--host", "127.0.0.1", "--port",
+                                     str(port)], stdout=out, stderr=out, env=self.env)
+        return Replica(port, proc, log)
+
+    def _dead(self, replica: Replica) -> bool:
+        assert replica.proc.poll() is None, f"replica exited: {replica.log.read_text()[-2000:]}"
+        return False
+
+    def _lb_dead(self) -> bool:
+        assert self.haproxy is not None and self.haproxy.poll() is None, \
+            f"haproxy exited: {(self.root / 'haproxy.log').read_text()[-2000:]}"
+        return False
+
+    def servers(self) -> dict[str, dict[str, str]]:
+        """HAProxy's view of each replica (its stats CSV row: status, stot, wretr, wredis …)."""
+        try:
+            text = httpx.get(f"http://127.0.0.1:{self.stats_port}/stats;csv", timeout=2).text
+        except httpx.HTTPError:
+            return {}
+        rows = csv.DictReader(io.StringIO(text.lstrip("# ")))
+        return {r["svname"]: r for r in rows if r["pxname"] == "yarnit_replicas" and r["svname"].startswith("replica")}
+
+    def kill_9(self, index: int) -> None:
+        os.kill(self.replicas[index].proc.pid, signal.SIGKILL)
+        self.replicas[index].proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        for proc in [r.proc for r in self.replicas] + ([self.haproxy] if self.haproxy is not None else []):
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in [r.proc for r in self.replicas] + ([self.haproxy] if self.haproxy is not None else []):
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
