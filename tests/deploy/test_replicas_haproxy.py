@@ -48,7 +48,7 @@ class Load:
                 try:
                     response = http.post("/v1/models/ctr:predict", json={"instances": ROWS})
                 except httpx.HTTPError as exc:
-                    self.outcomes.append((f"{repr(exc)} at {time.monotonic():.3f}", None, None))
+                    self.outcomes.append((f"{exc!r} at {time.monotonic():.3f}", None, None))
                     continue
                 body = response.json() if response.status_code == 200 else {}
                 self.outcomes.append((response.status_code, body.get("model_version"), body.get("predictions")))
@@ -129,11 +129,9 @@ def test_two_replicas_follow_alias_moves_and_lose_no_request_to_a_kill_9(tmp_pat
             wait_until(lambda: len(load.outcomes) >= 100, 60, "100 answers through the balancer")
             cluster.kill_9(0)
             killed_at = len(load.outcomes)
-            print(f"killed at {time.monotonic():.3f}")
             wait_until(lambda: cluster.servers().get("replica-1", {}).get("status", "").startswith("DOWN"), 30,
                        "the health check taking the killed replica out")
             down_at = len(load.outcomes)
-            print(f"down at {time.monotonic():.3f}")
             wait_until(lambda: len(load.outcomes) >= down_at + 100, 60, "100 answers after it was taken out")
         after = cluster.servers()
         failed = [o for o in load.outcomes if o[0] != 200]

@@ -15,7 +15,12 @@ from pathlib import Path
 import typer
 
 from yarnit.core.atomic import atomic_write_text
-from yarnit.deploy import KubernetesOptions, LoadBalancerOptions, haproxy_config, manifests_yaml
+from yarnit.deploy import (
+    KubernetesOptions,
+    LoadBalancerOptions,
+    haproxy_config,
+    manifests_yaml,
+)
 
 from .common import cli_errors, console
 

@@ -249,7 +249,7 @@ class MetadataStore:
                 finally:
                     cursor.close()
                 return int(row[0]) if row is not None else None
-            except Exception:  # the server is down or the schema predates 0014: cannot tell, the caller re-reads
+            except Exception:  # noqa: BLE001 - the server is down or the schema predates 0014: the caller re-reads
                 self._drop_token_pg()
                 return None
 
