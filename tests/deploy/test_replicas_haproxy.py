@@ -13,78 +13,27 @@
 from __future__ import annotations
 
 import os
-import threading
 import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 from conftest import _pg_schema_url, postgres_url, redis_url
 from testsupport import TOKEN, register_ctr
-from testsupport.replicas import ReplicaCluster, haproxy_binary, wait_until
+from testsupport.replicas import (
+    ROWS,
+    Load,
+    ReplicaCluster,
+    haproxy_binary,
+    propagation_s,
+    wait_until,
+)
 
 from yarnit.core import Settings, SimulatedClock
 from yarnit.registry import ModelRegistry
 from yarnit.storage import open_workspace
 
 pytestmark = pytest.mark.timeout(240)
-
-ROWS = [{"fiber": "merino", "price": 12.0}, {"fiber": "acrylic", "price": 3.0}]
-
-
-class Load:
-    """Client threads posting two-row predictions to ``url`` until stopped; every outcome is kept."""
-
-    def __init__(self, url: str, threads: int = 3) -> None:
-        self.url = url
-        self.outcomes: list[tuple[object, int | None, list[float] | None]] = []
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
-
-    def _run(self) -> None:
-        with httpx.Client(base_url=self.url, timeout=30) as http:
-            while not self._stop.is_set():
-                try:
-                    response = http.post("/v1/models/ctr:predict", json={"instances": ROWS})
-                except httpx.HTTPError as exc:
-                    self.outcomes.append((f"{exc!r} at {time.monotonic():.3f}", None, None))
-                    continue
-                body = response.json() if response.status_code == 200 else {}
-                self.outcomes.append((response.status_code, body.get("model_version"), body.get("predictions")))
-
-    def __enter__(self) -> Load:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=60)
-
-
-def _served_version(url: str) -> int | None:
-    try:
-        response = httpx.post(f"{url}/v1/models/ctr:predict", json={"instances": ROWS}, timeout=5)
-    except httpx.HTTPError:
-        return None
-    return int(response.headers["x-yarnit-model-version"]) if response.status_code == 200 else None
-
-
-def _propagation_s(cluster: ReplicaCluster, version: int, committed_at: float) -> float:
-    """Seconds from the commit until every replica answers with ``version`` (each polled on its own port)."""
-    seen: dict[int, float] = {}
-
-    def everywhere() -> bool:
-        for replica in cluster.replicas:
-            if replica.port not in seen and _served_version(replica.url) == version:
-                seen[replica.port] = time.monotonic() - committed_at
-        return len(seen) == len(cluster.replicas)
-
-    wait_until(everywhere, 30, f"v{version} served by every replica", poll_s=0.005)
-    return max(seen.values())
-
 
 def test_two_replicas_follow_alias_moves_and_lose_no_request_to_a_kill_9(tmp_path: Path,
                                                                         clock: SimulatedClock) -> None:
@@ -109,9 +58,9 @@ def test_two_replicas_follow_alias_moves_and_lose_no_request_to_a_kill_9(tmp_pat
         with Load(cluster.url) as load:
             wait_until(lambda: len(load.outcomes) >= 50, 60, "50 answers through the balancer")
             registry.promote("ctr", 2, actor="test", reason="replica propagation")
-            moved_s = _propagation_s(cluster, 2, time.monotonic())
+            moved_s = propagation_s(cluster, 2, time.monotonic())
             registry.roll_back("ctr", actor="test", reason="replica propagation")
-            rolled_back_s = _propagation_s(cluster, 1, time.monotonic())
+            rolled_back_s = propagation_s(cluster, 1, time.monotonic())
             during = len(load.outcomes)
             wait_until(lambda: len(load.outcomes) >= during + 50, 60, "50 more answers after the rollback")
         print(f"\nalias move reached both replicas in {moved_s:.3f} s, the rollback in {rolled_back_s:.3f} s")

@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,3 +135,59 @@ class ReplicaCluster:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+ROWS = [{"fiber": "merino", "price": 12.0}, {"fiber": "acrylic", "price": 3.0}]
+
+
+class Load:
+    """Client threads posting two-row predictions to ``url`` until stopped; every outcome is kept."""
+
+    def __init__(self, url: str, threads: int = 3) -> None:
+        self.url = url
+        self.outcomes: list[tuple[object, int | None, list[float] | None]] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=30) as http:
+            while not self._stop.is_set():
+                try:
+                    response = http.post("/v1/models/ctr:predict", json={"instances": ROWS})
+                except httpx.HTTPError as exc:
+                    self.outcomes.append((f"{exc!r} at {time.monotonic():.3f}", None, None))
+                    continue
+                body = response.json() if response.status_code == 200 else {}
+                self.outcomes.append((response.status_code, body.get("model_version"), body.get("predictions")))
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=60)
+
+
+def _served_version(url: str) -> int | None:
+    try:
+        response = httpx.post(f"{url}/v1/models/ctr:predict", json={"instances": ROWS}, timeout=5)
+    except httpx.HTTPError:
+        return None
+    return int(response.headers["x-yarnit-model-version"]) if response.status_code == 200 else None
+
+
+def propagation_s(cluster: ReplicaCluster, version: int, committed_at: float) -> float:
+    """Seconds from the commit until every replica answers with ``version`` (each polled on its own port)."""
+    seen: dict[int, float] = {}
+
+    def everywhere() -> bool:
+        for replica in cluster.replicas:
+            if replica.port not in seen and _served_version(replica.url) == version:
+                seen[replica.port] = time.monotonic() - committed_at
+        return len(seen) == len(cluster.replicas)
+
+    wait_until(everywhere, 30, f"v{version} served by every replica", poll_s=0.005)
+    return max(seen.values())
