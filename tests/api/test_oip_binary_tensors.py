@@ -97,7 +97,7 @@ def _binary_body(header: dict[str, object], raw: bytes) -> tuple[bytes, dict[str
     ({"inputs": [{"name": "price", "shape": [1], "datatype": "FP64", "parameters": {"binary_data_size": 8}}]},
      struct.pack("<d", float("nan")), 0, "finite numbers"),
     ({"inputs": [{"name": "fiber", "shape": [1], "datatype": "BYTES", "parameters": {"binary_data_size": 6}}]},
-     struct.pack("<I", 9) + b"ab", 0, "declares 9 bytes but only 2"),
+     struct.pack("<I", 9) + b"ab", 0, "declares more bytes than are left"),
     ({"inputs": [{"name": "price", "shape": [2], "datatype": "FP64", "parameters": {"binary_data_size": 8}}]},
      struct.pack("<d", 1.0), 0, "shape [2] but 1 values"),
     ({"inputs": [{"name": "price", "shape": [1], "datatype": "FP64", "parameters": {"binary_data_size": 8}}]},
