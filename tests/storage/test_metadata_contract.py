@@ -11,7 +11,7 @@ from sqlalchemy import insert, select, text
 
 from yarnit.core import Settings, SimulatedClock, WorkspaceTooNew
 from yarnit.storage import MetadataStore, Workspace, head_revision, open_workspace
-from yarnit.storage.schema import audit_log, metadata, models
+from yarnit.storage.schema import audit_log, metadata, models, traffic_policies
 
 
 def test_migrations_create_exactly_the_declared_schema(ws: Workspace) -> None:
@@ -103,6 +103,12 @@ def _postgres_token_moves_only_with_what_serving_reads(ws: Workspace, clock: Sim
         conn.execute(insert(models).values(name="ctr", created_at=clock.now()))
     second = store.change_token()
     assert second is not None and second > first
+    with store.begin() as conn:  # a traffic-policy change (canary share, the fall-back switch) moves it too
+        conn.execute(insert(traffic_policies).values(model_name="ctr", canary_percent=5.0, shadow=False,
+                                                     updated_at=clock.now(), updated_by="t"))
+    third = store.change_token()
+    assert third is not None and third > second
+    second = third
     with pytest.raises(RuntimeError), store.begin() as conn:
         conn.execute(insert(models).values(name="ranker", created_at=clock.now()))
         raise RuntimeError("crash mid-transaction")
