@@ -34,7 +34,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     ws = open_workspace(Settings.for_home(tmp_path_factory.mktemp("binary") / "home", api_token=TOKEN),
                         SimulatedClock(utc(2026, 1, 5, 9)))
     register_ctr(ws)
-    app = create_app(ws, serving=ServingOptions(log_flush_interval_s=0.01, log_fsync=False))
+    # Generous deadlines: these tests are about encodings, not speed (a loaded CI must not shed a 10,000-row batch).
+    app = create_app(ws, serving=ServingOptions(log_flush_interval_s=0.01, log_fsync=False, deadline_ms=60_000,
+                                                max_queue_delay_ms=None))
     try:
         with BackgroundServer(app) as running:
             yield running.url
@@ -119,3 +121,24 @@ def test_the_binary_header_on_v1_or_with_a_bad_value_is_refused(server: str) -> 
     bad = httpx.post(f"{server}/v2/models/ctr/infer", content=b"{}", headers={"Inference-Header-Content-Length": "x"},
                      timeout=30)
     assert bad.status_code == 422 and "whole number" in bad.json()["detail"]
+
+
+def test_a_10000_row_binary_batch_parsed_off_the_event_loop_matches_json(server: str) -> None:
+    """A big body is parsed on the scoring pool (DataPlaneMiddleware._parse_on_pool): binary takes that path too."""
+    rng = np.random.default_rng(7)
+    fibers = rng.choice(["merino", "acrylic", "silk", "alpaca"], size=10_000).astype(np.object_)
+    prices = rng.uniform(0, 50, size=10_000)
+    response = httpx.post(f"{server}/v2/models/ctr/infer", json={"inputs": [
+        {"name": "fiber", "shape": [10_000], "datatype": "BYTES", "data": fibers.tolist()},
+        {"name": "price", "shape": [10_000], "datatype": "FP64", "data": prices.tolist()}]}, timeout=60)
+    assert response.status_code == 200, response.text
+    client = triton.InferenceServerClient(server.removeprefix("http://"), network_timeout=60)
+    try:
+        fiber = triton.InferInput("fiber", [10_000], "BYTES")
+        fiber.set_data_from_numpy(fibers)
+        price = triton.InferInput("price", [10_000], "FP64")
+        price.set_data_from_numpy(prices)
+        result = client.infer("ctr", [fiber, price])
+    finally:
+        client.close()
+    assert result.as_numpy("probability").tolist() == response.json()["outputs"][0]["data"]

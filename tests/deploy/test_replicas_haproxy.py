@@ -59,6 +59,7 @@ def test_two_replicas_follow_alias_moves_and_lose_no_request_to_a_kill_9(tmp_pat
             wait_until(lambda: len(load.outcomes) >= 50, 60, "50 answers through the balancer")
             registry.promote("ctr", 2, actor="test", reason="replica propagation")
             moved_s = propagation_s(cluster, 2, time.monotonic())
+            wait_until(lambda: any(o[1] == 2 for o in load.outcomes[-20:]), 60, "v2 answering through the balancer")
             registry.roll_back("ctr", actor="test", reason="replica propagation")
             rolled_back_s = propagation_s(cluster, 1, time.monotonic())
             during = len(load.outcomes)

@@ -1,7 +1,7 @@
 """Real ``yarnit serve`` replica processes behind a real HAProxy, for the replica test and its benchmark.
 
-Every part is a process of its own: N ``python -m yarnit serve`` on loopback
-ports (one shared workspace directory for artifacts, one PostgreSQL schema,
+Every part is a process of its own: N servers on loopback ports (what ``yarnit serve`` runs, with generous
+admission limits) (one shared workspace directory for artifacts, one PostgreSQL schema,
 Redis) and ``haproxy -db`` with the configuration ``yarnit deploy lb`` writes.
 """
 
@@ -23,6 +23,22 @@ import httpx
 
 from yarnit.api.server import free_port
 from yarnit.deploy import LoadBalancerOptions, haproxy_config
+
+
+# What `yarnit serve` runs (create_app, prepare_for_traffic, uvicorn with the fast lane), with generous admission
+# limits: the replica test is about routing and failover, and a loaded CI machine must not shed its requests.
+SERVER = """
+import sys
+from yarnit.api import create_app
+from yarnit.api.dataplane import asgi_entry
+from yarnit.api.server import prepare_for_traffic, serve_forever
+from yarnit.core import load_settings
+from yarnit.serving import ServingOptions
+from yarnit.storage import open_workspace
+app = create_app(open_workspace(load_settings()), serving=ServingOptions(deadline_ms=30_000, max_queue_delay_ms=None))
+prepare_for_traffic(app)
+serve_forever(asgi_entry(app), "127.0.0.1", int(sys.argv[1]))
+"""
 
 
 def haproxy_binary() -> str | None:
@@ -99,8 +115,7 @@ class ReplicaCluster:
         port = free_port()
         log = self.root / f"replica-{i + 1}.log"
         with open(log, "wb") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "yarnit", "serve", "--host", "127.0.0.1", "--port",
-                                     str(port)], stdout=out, stderr=out, env=self.env)
+            proc = subprocess.Popen([sys.executable, "-c", SERVER, str(port)], stdout=out, stderr=out, env=self.env)
         return Replica(port, proc, log)
 
     def _dead(self, replica: Replica) -> bool:
