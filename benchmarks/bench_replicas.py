@@ -1,6 +1,6 @@
 """Alias propagation across replicas: how long an alias move takes to reach every `yarnit serve` replica.
 
-Two real replicas (``python -m yarnit serve``) on one PostgreSQL schema, Redis and a shared workspace
+Two real replica processes (what ``yarnit serve`` runs) on one PostgreSQL schema, Redis and a shared workspace
 directory, behind HAProxy configured by ``yarnit deploy lb``, with three client threads driving
 two-row predictions through the balancer the whole time. Each round moves ``production`` (a promote,
 then a rollback, alternately) from this process and polls every replica on its own port until it
