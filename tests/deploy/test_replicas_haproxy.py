@@ -5,6 +5,8 @@
   measured and printed (docs/benchmarks.md), the test only bounds it
   generously. Under load through the balancer meanwhile, every answer is one
   version's, whole: its predictions are exactly v1's or v2's.
+* A replica cut off from PostgreSQL reports not ready, the balancer takes it out (no request fails) and
+  back once its path returns.
 * ``kill -9`` of a replica under load fails no request: HAProxy retries
   what was in flight on the other replica and its readiness check takes the
   dead one out.
@@ -15,7 +17,9 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import httpx
 import numpy as np
 import pytest
 from conftest import _pg_schema_url, postgres_url, redis_url
@@ -24,6 +28,7 @@ from testsupport.replicas import (
     ROWS,
     Load,
     ReplicaCluster,
+    TcpProxy,
     haproxy_binary,
     propagation_s,
     wait_until,
@@ -46,8 +51,13 @@ def test_two_replicas_follow_alias_moves_and_lose_no_request_to_a_kill_9(tmp_pat
     online = redis_url()
     home = tmp_path / "home"
     ws = open_workspace(Settings.for_home(home, db_url=db_url, online_store=online, api_token=TOKEN), clock)
+    # replica-2 reaches PostgreSQL through a proxy the test can cut: its own network path, not the database
+    pg = urlsplit(db_url)
+    proxy = TcpProxy(pg.port or 5432).start()
+    proxied_url = db_url.replace(f"{pg.hostname}:{pg.port or 5432}", f"127.0.0.1:{proxy.port}", 1)
     cluster = ReplicaCluster(tmp_path, os.environ | {"YARNIT_HOME": str(home), "YARNIT_DB_URL": db_url,
-                                                     "YARNIT_ONLINE_STORE": online, "YARNIT_API_TOKEN": TOKEN})
+                                                     "YARNIT_ONLINE_STORE": online, "YARNIT_API_TOKEN": TOKEN},
+                             replica_env={1: {"YARNIT_DB_URL": proxied_url}})
     try:
         register_ctr(ws)  # v1 production, v2 registered
         registry = ModelRegistry(ws)
@@ -74,6 +84,22 @@ def test_two_replicas_follow_alias_moves_and_lose_no_request_to_a_kill_9(tmp_pat
             assert predictions is not None and version in expected
             np.testing.assert_allclose(predictions, expected[version], rtol=0, atol=1e-5)
 
+        # A replica cut off from PostgreSQL says it is not ready and the balancer stops sending to it, rather than
+        # serving aliases it can no longer check; once its path is back it is ready and taken back.
+        with Load(cluster.url) as load:
+            wait_until(lambda: len(load.outcomes) >= 30, 60, "30 answers through the balancer")
+            proxy.cut()
+            wait_until(lambda: cluster.servers().get("replica-2", {}).get("status", "").startswith("DOWN"), 30,
+                       "the health check taking the replica without PostgreSQL out")
+            ready = httpx.get(f"{cluster.replicas[1].url}/v2/health/ready", timeout=10)
+            assert ready.status_code == 503 and "metadata store" in ready.json()["reason"], ready.text
+            cut_at = len(load.outcomes)
+            wait_until(lambda: len(load.outcomes) >= cut_at + 30, 60, "30 answers without replica-2")
+            proxy.restore()
+            wait_until(lambda: cluster.servers().get("replica-2", {}).get("status") == "UP", 30,
+                       "replica-2 taken back once it reaches PostgreSQL again")
+        assert [o for o in load.outcomes if o[0] != 200] == []
+
         servers = cluster.servers()
         with Load(cluster.url, threads=4) as load:
             wait_until(lambda: len(load.outcomes) >= 100, 60, "100 answers through the balancer")
@@ -94,5 +120,6 @@ def test_two_replicas_follow_alias_moves_and_lose_no_request_to_a_kill_9(tmp_pat
         assert int(after["replica-2"]["stot"]) > int(servers["replica-2"]["stot"])
     finally:
         cluster.stop()
+        proxy.cut()
         ws.close()
         schemas.close()

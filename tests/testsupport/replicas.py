@@ -7,11 +7,14 @@ Redis) and ``haproxy -db`` with the configuration ``yarnit deploy lb`` writes.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -85,6 +88,7 @@ class ReplicaCluster:
     env: dict[str, str]
     n_replicas: int = 2
     check_interval_ms: int = 200
+    replica_env: dict[int, dict[str, str]] = field(default_factory=dict)  # per-replica overrides, by index
     replicas: list[Replica] = field(default_factory=list)
     lb_port: int = 0
     stats_port: int = 0
@@ -115,7 +119,8 @@ class ReplicaCluster:
         port = free_port()
         log = self.root / f"replica-{i + 1}.log"
         with open(log, "wb") as out:
-            proc = subprocess.Popen([sys.executable, "-c", SERVER, str(port)], stdout=out, stderr=out, env=self.env)
+            proc = subprocess.Popen([sys.executable, "-c", SERVER, str(port)], stdout=out, stderr=out,
+                                    env=self.env | self.replica_env.get(i, {}))
         return Replica(port, proc, log)
 
     def _dead(self, replica: Replica) -> bool:
@@ -206,3 +211,69 @@ def propagation_s(cluster: ReplicaCluster, version: int, committed_at: float) ->
 
     wait_until(everywhere, 30, f"v{version} served by every replica", poll_s=0.005)
     return max(seen.values())
+
+
+class TcpProxy:
+    """A loopback TCP forwarder to ``target`` that the test can cut (every connection reset, new ones refused) and
+    restore: how one replica loses its network path to PostgreSQL while the others keep theirs."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = free_port()
+        self._listener: socket.socket | None = None
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def start(self) -> TcpProxy:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+        return self
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # cut
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        """Refuse new connections and reset every open one."""
+        if self._listener is not None:
+            with contextlib.suppress(OSError):  # close() alone leaves a thread blocked in accept() accepting
+                self._listener.shutdown(socket.SHUT_RDWR)
+            self._listener.close()
+            self._listener = None
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST, not FIN
+                conn.close()
+
+    def restore(self) -> None:
+        self.start()
