@@ -27,7 +27,6 @@ import httpx
 from yarnit.api.server import free_port
 from yarnit.deploy import LoadBalancerOptions, haproxy_config
 
-
 # What `yarnit serve` runs (create_app, prepare_for_traffic, uvicorn with the fast lane), with generous admission
 # limits: the replica test is about routing and failover, and a loaded CI machine must not shed its requests.
 SERVER = """
