@@ -11,7 +11,7 @@ from sqlalchemy import insert, select, text
 
 from yarnit.core import Settings, SimulatedClock, WorkspaceTooNew
 from yarnit.storage import MetadataStore, Workspace, head_revision, open_workspace
-from yarnit.storage.schema import audit_log, metadata
+from yarnit.storage.schema import audit_log, metadata, models, traffic_policies
 
 
 def test_migrations_create_exactly_the_declared_schema(ws: Workspace) -> None:
@@ -74,7 +74,7 @@ def test_the_change_token_moves_only_when_something_is_committed(ws: Workspace, 
     store = ws.metadata
     first = store.change_token()
     if store.dialect != "sqlite":
-        assert first is None  # PostgreSQL cannot tell cheaply: serving's watchers re-read every time
+        _postgres_token_moves_only_with_what_serving_reads(ws, clock)
         return
     assert first is not None and store.change_token() == first  # reads change nothing
     with store.begin() as conn:
@@ -88,3 +88,46 @@ def test_the_change_token_moves_only_when_something_is_committed(ws: Workspace, 
         conn.execute(insert(audit_log).values(at=clock.now(), actor="t", action="a", subject="s", detail={}))
         raise RuntimeError("crash mid-transaction")
     assert store.change_token() == second
+
+
+def _postgres_token_moves_only_with_what_serving_reads(ws: Workspace, clock: SimulatedClock) -> None:
+    """On PostgreSQL the token is migration 0014's trigger-kept counter: a write to a table serving reads moves
+    it (in the writing transaction), any other write and any rolled-back write do not."""
+    store = ws.metadata
+    first = store.change_token()
+    assert first is not None and store.change_token() == first
+    with store.begin() as conn:  # the audit log is not something serving reads
+        conn.execute(insert(audit_log).values(at=clock.now(), actor="t", action="a", subject="s", detail={}))
+    assert store.change_token() == first
+    with store.begin() as conn:
+        conn.execute(insert(models).values(name="ctr", created_at=clock.now()))
+    second = store.change_token()
+    assert second is not None and second > first
+    with store.begin() as conn:  # a traffic-policy change (canary share, the fall-back switch) moves it too
+        conn.execute(insert(traffic_policies).values(model_name="ctr", canary_percent=5.0, shadow=False,
+                                                     updated_at=clock.now(), updated_by="t"))
+    third = store.change_token()
+    assert third is not None and third > second
+    second = third
+    with pytest.raises(RuntimeError), store.begin() as conn:
+        conn.execute(insert(models).values(name="ranker", created_at=clock.now()))
+        raise RuntimeError("crash mid-transaction")
+    assert store.change_token() == second
+
+
+def test_the_postgres_change_token_survives_a_lost_connection(tmp_path, clock) -> None:  # type: ignore[no-untyped-def]
+    """A replica whose token connection was cut re-reads (None) and then reconnects, instead of going blind."""
+    from conftest import _pg_schema_url, postgres_url
+
+    for url in _pg_schema_url(postgres_url()):
+        ws = open_workspace(Settings.for_home(tmp_path / "home", db_url=url), clock)
+        try:
+            first = ws.metadata.change_token()
+            assert first is not None
+            pid = ws.metadata._token_pg.driver_connection.info.backend_pid  # that connection's server process
+            with ws.metadata.begin() as conn:
+                assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar() is True
+            assert ws.metadata.change_token() is None  # the cut connection: cannot tell, so the caller re-reads
+            assert ws.metadata.change_token() == first  # and the next poll has a fresh connection
+        finally:
+            ws.close()

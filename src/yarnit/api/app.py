@@ -118,7 +118,7 @@ def create_app(workspace: Workspace, *, refresh_s: float = 0.25, serving: Servin
 
     @app.get("/v2", tags=["health"])
     def server_metadata() -> dict[str, object]:
-        return {"name": "yarnit", "version": yarnit.__version__, "extensions": []}
+        return {"name": "yarnit", "version": yarnit.__version__, "extensions": ["binary_tensor_data"]}
 
     @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
     async def metrics() -> Response:

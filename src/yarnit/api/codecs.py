@@ -121,7 +121,12 @@ V2_REQUEST: dict[str, Any] = {
             "properties": {"name": {"type": "string", "enum": ["probability"]}, "parameters": {"type": "object"}}}},
     },
     "description": "Each input tensor is one feature column of shape [N] or [N, 1]; or one tensor of shape "
-                   "[N, F] whose columns are the model's declared inputs in order (GET /v2/models/{name}).",
+                   "[N, F] whose columns are the model's declared inputs in order (GET /v2/models/{name}). "
+                   "The binary tensor extension is accepted too (what tritonclient sends): with an "
+                   "Inference-Header-Content-Length header, this JSON is the body's first bytes and an input "
+                   "with parameters.binary_data_size has its values as raw little-endian bytes after it; "
+                   "parameters.binary_data_output (or an output's parameters.binary_data) asks for a binary "
+                   "answer in the same layout.",
 }
 V2_RESPONSE: dict[str, Any] = {
     "type": "object", "required": ["model_name", "model_version", "outputs", "parameters"],
@@ -366,16 +371,19 @@ def encode_v1(p: Prediction) -> bytes:
     return orjson.dumps(body)
 
 
-def encode_v2(p: Prediction, echo_id: str | None) -> bytes:
+def v2_answer(p: Prediction, echo_id: str | None) -> dict[str, Any]:
+    """The OIP v2 answer to ``p`` as a dict, its outputs' values in JSON ``data``."""
     parameters: dict[str, Any] = {"served_by": p.served_by, "alias": p.alias, "request_id": p.request_id}
     if p.reason is not None:
         parameters["reason"] = p.reason
     outputs = _slate_tensors(p.values) if p.kind == "ranking" else \
         [{"name": "probability", "shape": [len(p.values)], "datatype": "FP64", "data": p.values}]
-    return orjson.dumps({
-        "model_name": p.model_name, "model_version": str(p.model_version), "id": echo_id or p.request_id,
-        "parameters": parameters, "outputs": outputs,
-    })
+    return {"model_name": p.model_name, "model_version": str(p.model_version), "id": echo_id or p.request_id,
+            "parameters": parameters, "outputs": outputs}
+
+
+def encode_v2(p: Prediction, echo_id: str | None) -> bytes:
+    return orjson.dumps(v2_answer(p, echo_id))
 
 
 def _slate_tensors(slates: list[Any]) -> list[dict[str, Any]]:
@@ -419,4 +427,4 @@ RANKING_OUTPUTS = [
 
 
 __all__ = ["ERROR_SCHEMA", "OIP_DATATYPES", "RANKING_OUTPUTS", "SERVED_BY", "V1_REQUEST", "V1_RESPONSE", "V2_REQUEST",
-           "V2_RESPONSE", "encode_v1", "encode_v2", "error_body", "loads", "parse_v1", "parse_v2"]
+           "V2_RESPONSE", "encode_v1", "encode_v2", "error_body", "loads", "parse_v1", "parse_v2", "v2_answer"]

@@ -71,7 +71,9 @@ from .codecs import (
     loads,
     parse_v1,
     parse_v2,
+    v2_answer,
 )
+from . import binary
 from .errors import status_for
 
 if TYPE_CHECKING:
@@ -169,7 +171,8 @@ class Exchange:
     """
 
     __slots__ = ("protocol", "name", "started", "request_id", "deadline_s", "length", "status", "error",
-                 "prediction", "instances", "key", "echo_id", "ticket", "body", "headers", "logged", "named", "routed")
+                 "prediction", "instances", "key", "echo_id", "ticket", "body", "headers", "logged", "named", "routed",
+                 "binary_length", "binary_out", "content_type")
 
     def __init__(self, protocol: str, name: str, started: float) -> None:
         self.protocol, self.name, self.started = protocol, name, started
@@ -188,6 +191,9 @@ class Exchange:
         self.logged: dict[str, Any] | None = None  # what the log keeps of a big request instead of its instances
         self.routed: str | None = None  # the alias a request that failed without an answer was routed to
         self.named = False  # the client named the request (x-request-id): an OIP v2 body id does not rename it
+        self.binary_length: int | None = None  # Inference-Header-Content-Length: OIP v2 binary tensors follow
+        self.binary_out = False  # the OIP v2 answer goes as binary tensors (api/binary.py)
+        self.content_type = _JSON[1]
 
     @property
     def answered(self) -> bool:
@@ -237,7 +243,7 @@ class DataPlaneMiddleware:
         assert ex.body is not None
         try:
             await send({"type": "http.response.start", "status": ex.status, "headers": [
-                _JSON, (b"content-length", str(len(ex.body)).encode()), (b"x-request-id", (ex.request_id or
+                (b"content-type", ex.content_type), (b"content-length", str(len(ex.body)).encode()), (b"x-request-id", (ex.request_id or
                                                                                            "").encode()),
                 *ex.headers]})
             await send({"type": "http.response.body", "body": ex.body})
@@ -260,6 +266,8 @@ class DataPlaneMiddleware:
                     ex.request_id, ex.named = request_id, True
                 elif header == b"x-yarnit-deadline-ms":
                     ex.deadline_s = _deadline(value, service.options.deadline_ms)
+                elif header == binary.HEADER:
+                    ex.binary_length = binary.header_length(value)
             if ex.request_id is None:
                 ex.request_id = service.new_request_id()
             if ex.length > service.options.max_body_bytes:
@@ -368,6 +376,7 @@ class DataPlaneMiddleware:
         """Answer ``ex`` with the error ``exc`` (4xx/503 with a reason; 500 for a bug) and free its slot."""
         self._leave(ex)
         ex.prediction = None
+        ex.content_type = _JSON[1]  # errors are JSON, whatever the request asked for
         ex.routed = getattr(exc, "routed", None)  # set by InferenceService.predict once the router chose
         if isinstance(exc, Overloaded):  # its deadline passed while it waited for its turn
             ex.status, ex.error = 503, exc.reason
@@ -409,18 +418,29 @@ class DataPlaneMiddleware:
             ex.ticket = None
 
     def _parse(self, ex: Exchange, body: bytes) -> None:
-        ex.instances, ex.key, ex.echo_id = self._decode(ex.protocol, ex.name, body)
+        ex.instances, ex.key, ex.echo_id, ex.binary_out = self._decode(ex.protocol, ex.name, body, ex.binary_length)
         if ex.echo_id is not None and not ex.named:
             ex.request_id = ex.echo_id  # the OIP v2 body named the request: log it (and join labels) by that name
 
-    def _decode(self, protocol: str, name: str, body: bytes) -> tuple[list[dict[str, Any]], str | None, str | None]:
-        payload = loads(body)
+    def _decode(self, protocol: str, name: str, body: bytes,
+                binary_length: int | None = None) -> tuple[list[dict[str, Any]], str | None, str | None, bool]:
+        """(instances, routing key, OIP v2 id to echo, whether the answer goes as binary tensors)."""
         service = self.service
         max_instances = service.options.max_instances
+        if binary_length is not None:
+            if protocol == "v1":
+                raise InvalidInput("Inference-Header-Content-Length (binary tensors) is an OIP v2 extension; the "
+                                   "v1 protocol takes JSON only. POST /v2/models/{name}/infer, or drop the header.")
+            header, raw = binary.split(body, binary_length)
+            payload = loads(header)
+            binary.attach_inputs(payload, raw)
+        else:
+            payload = loads(body)
         if protocol == "v1":
             instances, key = parse_v1(payload, max_instances)
-            return instances, key, None
-        return parse_v2(payload, lambda: _columns(service, name), max_instances)
+            return instances, key, None, False
+        instances, key, echo_id = parse_v2(payload, lambda: _columns(service, name), max_instances)
+        return instances, key, echo_id, binary.output_requested(payload)
 
     def parses_inline(self, body: bytes) -> bool:
         """Whether ``body`` is small enough to parse on the event loop (else :meth:`finish` parses it on the pool)."""
@@ -437,12 +457,12 @@ class DataPlaneMiddleware:
         ticket = ex.ticket
         assert ticket is not None
 
-        def decode() -> tuple[tuple[list[dict[str, Any]], str | None, str | None], str]:
+        def decode() -> tuple[tuple[list[dict[str, Any]], str | None, str | None, bool], str]:
             # hashlib lets go of the GIL on big buffers: the digest costs the loop nothing
-            return self._decode(ex.protocol, ex.name, body), hashlib.sha256(body).hexdigest()
+            return self._decode(ex.protocol, ex.name, body, ex.binary_length), hashlib.sha256(body).hexdigest()
 
         try:
-            (ex.instances, ex.key, ex.echo_id), digest = await service.admission.pool.run(
+            (ex.instances, ex.key, ex.echo_id, ex.binary_out), digest = await service.admission.pool.run(
                 decode, ticket.entered_s + ticket.deadline_s - service.clock.monotonic())
         except ScoringTimeout:
             raise Overloaded("deadline", service.admission.limits.retry_after_s) from None
@@ -460,9 +480,14 @@ class DataPlaneMiddleware:
     def _answer(self, ex: Exchange) -> None:
         p = ex.prediction
         assert p is not None
-        ex.body = encode_v1(p) if ex.protocol == "v1" else encode_v2(p, ex.echo_id)
         ex.headers = ((b"x-yarnit-model-version", str(p.model_version).encode()),
                       (b"x-yarnit-served-by", p.served_by.encode()))
+        if ex.binary_out:  # OIP v2 binary tensors: a JSON header, then each output's raw bytes
+            ex.body, length = binary.encode_outputs(v2_answer(p, ex.echo_id))
+            ex.content_type = b"application/octet-stream"
+            ex.headers += ((binary.HEADER, str(length).encode()),)
+            return
+        ex.body = encode_v1(p) if ex.protocol == "v1" else encode_v2(p, ex.echo_id)
 
     def _shed_answer(self, reason: str, retry_after_s: int,
                      request_id: str) -> tuple[bytes, tuple[tuple[bytes, bytes], ...]]:

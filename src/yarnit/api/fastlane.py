@@ -518,7 +518,7 @@ class DataPlaneProtocol(HttpToolsProtocol):
         body = ex.body
         assert body is not None
         close = close or not self.keep_alive
-        head = [STATUS_LINE[ex.status], self._default_head(), b"content-type: application/json\r\ncontent-length: ",
+        head = [STATUS_LINE[ex.status], self._default_head(), b"content-type: ", ex.content_type, b"\r\ncontent-length: ",
                 str(len(body)).encode(), b"\r\nx-request-id: ", (ex.request_id or "").encode(), b"\r\n"]
         for name, value in ex.headers:
             head += (name, b": ", value, b"\r\n")

@@ -19,6 +19,7 @@ from . import (
     actions,
     alerts,
     data,
+    deploy,
     evaluation,
     features,
     incidents,
@@ -57,6 +58,7 @@ app.add_typer(alerts.app, name="alerts")
 app.add_typer(actions.app, name="emergency")
 app.add_typer(rollout.app, name="rollout")
 app.add_typer(incidents.app, name="incidents")
+app.add_typer(deploy.app, name="deploy")  # yarnit deploy lb|k8s (scale-out configuration)
 app.add_typer(loop_cli.app, name="loop")  # yarnit loop run|status (continuous/loop.py)
 
 

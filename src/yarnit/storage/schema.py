@@ -552,3 +552,17 @@ retrain_requests = Table(
 )
 
 __all__ += ["retrain_requests", "training_freezes"]
+
+# --- change counters (0014) ---
+# ``serving``: on PostgreSQL, triggers on models, model_versions, aliases, alias_events and traffic_policies
+# add one per writing statement; serving replicas poll it (MetadataStore.change_token) and re-read aliases and
+# policies only when it moved. SQLite uses PRAGMA data_version instead and leaves the row at 0.
+
+change_counters = Table(
+    "change_counters",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
+__all__ += ["change_counters"]
