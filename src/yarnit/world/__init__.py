@@ -25,6 +25,8 @@ from .rankers import (
     with_exploration,
 )
 from .scenarios import FAULTS, FaultKind
+from .intents import INTENTS, labeling_queries, product_categories, query_intent
+from .raters import RaterPool, RaterProfile
 from .served import CANDIDATE_COLUMNS, IMPRESSION_COLUMNS
 from .traffic import HttpRanker, TrafficRequest, request_labels, serve_traffic
 from .world import World
@@ -34,11 +36,14 @@ __all__ = [
     "CANDIDATE_COLUMNS",
     "FAULTS",
     "IMPRESSION_COLUMNS",
+    "INTENTS",
     "DayPartition",
     "Fault",
     "FaultKind",
     "HttpRanker",
     "RankBatch",
+    "RaterPool",
+    "RaterProfile",
     "RankRequest",
     "Ranker",
     "TrafficRequest",
@@ -47,7 +52,10 @@ __all__ = [
     "describe_faults",
     "oracle_ranker",
     "parse_fault",
+    "labeling_queries",
     "popularity_ranker",
+    "product_categories",
+    "query_intent",
     "random_ranker",
     "read_table",
     "request_labels",
