@@ -396,6 +396,78 @@ class Labels:
                                      show_prelabel=_stable_unit(task.seed, key) < show_share))
         return len(predictions)
 
+    def fit_model(self, task_name: str, *, method: str = "dawid_skene", seed: int = 0) -> tuple[Any, list[str]]:
+        """A :class:`~yarnit.labels.active.TextClassifier` fitted on the task's labelled items (consensus,
+        golden, reviewed); returns it with the keys it was fitted on."""
+        from .active import TextClassifier, featurize
+
+        task = self.task(task_name)
+        schema = self.schema(task.schema_name, task.schema_version)
+        known = [c for c in self.consensus(task_name, method=method) if c.label is not None
+                 and (c.source != "human" or c.rater_count > 0)]
+        if not known:
+            raise InvalidInput(f"Label task {task.name!r} has no labelled item to learn from yet; collect answers "
+                               f"first: yarnit labels next {task.name} RATER")
+        y = np.array([schema.classes.index(c.label) for c in known if c.label in schema.classes])
+        texts = [c.text for c in known if c.label in schema.classes]
+        return TextClassifier(schema.classes, seed=seed).fit(featurize(texts), y), [c.item_key for c in known]
+
+    def prioritize(self, task_name: str, n: int, *, strategy: str = "uncertainty_diversity", seed: int = 0
+                   ) -> list[str]:
+        """Move the ``n`` unanswered ordinary items the current model most needs to the front of their raters'
+        queues (active learning); returns their keys, most wanted first."""
+        from .active import featurize, select_batch
+
+        model, _ = self.fit_model(task_name, seed=seed)
+        task = self.task(task_name)
+        answered = {a.item_key for a in self.answers(task_name)}
+        open_items = [i for i in self.items(task_name) if i["golden_label"] is None and i["item_key"] not in answered]
+        if not open_items:
+            return []
+        x = featurize([i["text"] for i in open_items])
+        chosen = select_batch(x, model.predict_proba(x), n, strategy=strategy, seed=seed)  # type: ignore[arg-type]
+        keys = [open_items[int(i)]["item_key"] for i in chosen]
+        with self.ws.metadata.begin() as conn:
+            front = conn.execute(select(func.min(label_assignments.c.position))
+                                 .where(label_assignments.c.task_id == task.id)).scalar_one()
+            for rank, key in enumerate(keys):
+                conn.execute(update(label_assignments).where(and_(label_assignments.c.task_id == task.id,
+                                                                  label_assignments.c.item_key == key))
+                             .values(position=int(front) - len(keys) + rank))
+        return keys
+
+    def prelabel_from_model(self, task_name: str, *, model_name: str = "intent-text-lr", show_share: float = 0.5,
+                            seed: int = 0) -> int:
+        """Pre-label every item with the model fitted on the task's labels so far (see :meth:`set_prelabels`)."""
+        from .active import featurize
+
+        model, _ = self.fit_model(task_name, seed=seed)
+        task = self.task(task_name)
+        schema = self.schema(task.schema_name, task.schema_version)
+        items = self.items(task_name)
+        proba = model.predict_proba(featurize([i["text"] for i in items]))
+        predictions = {i["item_key"]: (schema.classes[int(p.argmax())], float(p.max()))
+                       for i, p in zip(items, proba, strict=True)}
+        return self.set_prelabels(task_name, predictions, model=model_name, show_share=show_share)
+
+    def prelabel_effect(self, task_name: str) -> dict[str, Any]:
+        """Agreement with the model's pre-label when shown vs hidden (anchoring), and raters' accuracy on
+        golden items with and without a pre-label shown."""
+        from .active import prelabel_agreement
+
+        items = self.items(task_name)
+        prelabels = {i["item_key"]: i["prelabel"] for i in items if i["prelabel"] is not None}
+        golden = {i["item_key"]: i["golden_label"] for i in items if i["golden_label"] is not None}
+        answers = self.answers(task_name)
+        out = prelabel_agreement(answers, prelabels)
+        for shown in (True, False):
+            graded = [a for a in answers if a.item_key in golden and a.item_key in prelabels
+                      and a.prelabel_shown == shown]
+            out["shown" if shown else "hidden"]["golden_answers"] = len(graded)
+            out["shown" if shown else "hidden"]["golden_accuracy"] = (
+                sum(a.label == golden[a.item_key] for a in graded) / len(graded) if graded else None)
+        return out
+
     def review_queue(self, task_name: str, *, method: str = "dawid_skene") -> list[ConsensusLabel]:
         """Items whose consensus confidence is below the policy's ``review_below``, least sure first."""
         task = self.task(task_name)
