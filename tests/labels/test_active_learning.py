@@ -54,7 +54,7 @@ def _task(ws: Workspace) -> tuple[Labels, dict[str, int], RaterPool]:
 
 def test_prioritize_puts_the_models_choice_at_the_front_of_the_queues(sqlite_ws: Workspace) -> None:
     labels, truth, pool = _task(sqlite_ws)
-    answer = lambda r, k, p: INTENTS[pool.answer(r, k, truth[k], prelabel=None)]  # noqa: E731
+    answer = lambda r, k, p: INTENTS[pool.answer(r, k, truth[k], prelabel=None)]
     run_raters(labels, "t", answer, max_answers_per_rater=15)
     wanted = labels.prioritize("t", 6)
     assert len(wanted) == 6
@@ -66,7 +66,7 @@ def test_prioritize_puts_the_models_choice_at_the_front_of_the_queues(sqlite_ws:
 
 def test_prelabels_are_shown_on_half_the_items_and_the_anchoring_is_measured(sqlite_ws: Workspace) -> None:
     labels, truth, pool = _task(sqlite_ws)
-    answer = lambda r, k, p: INTENTS[pool.answer(r, k, truth[k], prelabel=None if p is None else INTENTS.index(p))]  # noqa: E731
+    answer = lambda r, k, p: INTENTS[pool.answer(r, k, truth[k], prelabel=None if p is None else INTENTS.index(p))]
     run_raters(labels, "t", answer, max_answers_per_rater=10)
     assert labels.prelabel_from_model("t", show_share=0.5) == 120
     items = labels.items("t")

@@ -11,7 +11,14 @@ from sqlalchemy import select
 
 from yarnit.core.errors import Conflict, InvalidInput, NotFound
 from yarnit.data import Datasets, Lineage, Node
-from yarnit.labels import DuplicateAnswer, Labels, QualityPolicy, UnknownClass, UnknownItem, run_raters
+from yarnit.labels import (
+    DuplicateAnswer,
+    Labels,
+    QualityPolicy,
+    UnknownClass,
+    UnknownItem,
+    run_raters,
+)
 from yarnit.storage import Workspace
 from yarnit.storage.schema import label_answers
 from yarnit.world import INTENTS, RaterPool, labeling_queries

@@ -3,13 +3,20 @@ answers, a tiring rater's accuracy drifts down, Dawid-Skene beats majority vote.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
 
 from yarnit.data import Datasets
-from yarnit.labels import Answer, Labels, QualityPolicy, rater_quality, run_raters, wilson_bounds
+from yarnit.labels import (
+    Answer,
+    Labels,
+    QualityPolicy,
+    rater_quality,
+    run_raters,
+    wilson_bounds,
+)
 from yarnit.storage import Workspace
 from yarnit.world import INTENTS, RaterPool, labeling_queries
 
@@ -58,7 +65,7 @@ def test_dawid_skene_beats_majority_and_a_tiring_raters_accuracy_drifts_down(sql
 
 def test_the_flag_needs_confidence_not_a_bad_start() -> None:
     golden = {f"g{i}": "a" for i in range(12)}
-    at = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    at = datetime(2026, 1, 1, tzinfo=UTC)
 
     def answers(hits: list[bool]) -> list[Answer]:
         return [Answer(f"g{i}", "r", "a" if hit else "b", 1, False, i + 1, at) for i, hit in enumerate(hits)]

@@ -18,6 +18,7 @@ from .agreement import (
     krippendorff_alpha,
     majority_vote,
 )
+from .labelstudio import export_tasks, import_tasks, label_config, parse_tasks
 from .models import (
     Answer,
     DuplicateAnswer,
@@ -54,9 +55,13 @@ __all__ = [
     "cohen_kappa",
     "count_table",
     "dawid_skene",
+    "export_tasks",
     "fleiss_kappa",
+    "import_tasks",
     "krippendorff_alpha",
+    "label_config",
     "majority_vote",
+    "parse_tasks",
     "rater_quality",
     "run_raters",
     "wilson_bounds",

@@ -35,9 +35,23 @@ from yarnit.core.ids import check_name, new_id, parse_versioned_ref
 from yarnit.core.text import check_plain_text
 from yarnit.data import Datasets, DatasetVersion, Lineage, Node
 from yarnit.storage import Workspace
-from yarnit.storage.schema import label_answers, label_assignments, label_items, label_schemas, label_tasks
+from yarnit.storage.schema import (
+    label_answers,
+    label_assignments,
+    label_items,
+    label_schemas,
+    label_tasks,
+)
 
-from .agreement import MISSING, cohen_kappa, count_table, dawid_skene, fleiss_kappa, krippendorff_alpha, majority_vote
+from .agreement import (
+    MISSING,
+    cohen_kappa,
+    count_table,
+    dawid_skene,
+    fleiss_kappa,
+    krippendorff_alpha,
+    majority_vote,
+)
 from .models import (
     MAX_CLASSES,
     MAX_GUIDELINE,
@@ -169,8 +183,13 @@ class Labels:
     # -- tasks -------------------------------------------------------------
     def create_task(self, name: str, *, dataset: str, schema: str, raters: Sequence[str], overlap: int = 3,
                     key_column: str, text_column: str, golden: Mapping[str, str] | None = None, seed: int = 0,
-                    policy: QualityPolicy | None = None, actor: str = "api") -> LabelTask:
-        """A task over the rows of dataset version ``dataset`` (``name:vN``), labelled under ``schema``."""
+                    policy: QualityPolicy | None = None, actor: str = "api",
+                    assigned: Mapping[str, Sequence[str]] | None = None) -> LabelTask:
+        """A task over the rows of dataset version ``dataset`` (``name:vN``), labelled under ``schema``.
+
+        ``assigned`` gives some items' raters explicitly (an import keeps who answered what); the other
+        ordinary items rotate over the raters.
+        """
         check_name("Label task", name)
         people = [check_rater(r) for r in raters]
         if len(set(people)) != len(people) or not people:
@@ -225,6 +244,12 @@ class Labels:
                 key = keys[i]
                 if key in gold:
                     chosen = people
+                elif assigned and key in assigned:
+                    chosen = [check_rater(r) for r in dict.fromkeys(assigned[key])]
+                    unknown = sorted(set(chosen) - set(people))
+                    if unknown:
+                        raise InvalidInput(f"Item {key!r} is assigned to {unknown}, who are not raters of task "
+                                           f"{name!r} ({people[:20]}).")
                 else:
                     chosen = [people[(ordinary * overlap + j) % len(people)] for j in range(overlap)]
                     ordinary += 1
@@ -632,4 +657,4 @@ def _task_from(row: Any) -> LabelTask:
                      created_at=row["created_at"], created_by=row["created_by"])
 
 
-__all__ = ["AnswerTable", "ConsensusLabel", "Labels", "METHODS", "check_rater"]
+__all__ = ["METHODS", "AnswerTable", "ConsensusLabel", "Labels", "check_rater"]
