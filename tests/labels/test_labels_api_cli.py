@@ -22,7 +22,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture
-def ws(tmp_path: Path, clock) -> Iterator[Workspace]:  # noqa: ANN001
+def ws(tmp_path: Path, clock) -> Iterator[Workspace]:
     workspace = open_workspace(Settings.for_home(tmp_path / "home", api_token=TOKEN), clock)
     frame = labeling_queries(seed=8, n=30)
     Datasets(workspace).ingest_frame("queries", frame[["query_id", "query"]], source="world")
