@@ -27,6 +27,7 @@ from . import access, actions, control, dataplane, datasets, evaluations, rollou
 from . import features as features_api
 from . import incidents as incidents_api
 from . import labels as labels_api
+from . import rater_page
 from . import monitoring as monitoring_api
 from . import quality as quality_api
 from .auth import token_middleware
@@ -145,6 +146,7 @@ def create_app(workspace: Workspace, *, refresh_s: float = 0.25, serving: Servin
     app.include_router(rollouts.router)
     app.include_router(incidents_api.router)
     app.include_router(labels_api.router)
+    app.include_router(rater_page.router)
     _export_feature_freshness(app, workspace)
     # SLO gauges from the monitor's state file (yarnit monitor run): read, never computed, at scrape time.
     app.state.metrics.registry.register(slos.SLOCollector(workspace.home, workspace.clock))
