@@ -143,14 +143,20 @@ def majority_vote(answers: np.ndarray, n_classes: int, weights: Sequence[float] 
 
 
 def dawid_skene(answers: np.ndarray, n_classes: int, *, weights: Sequence[float] | np.ndarray | None = None,
-                max_iter: int = 100, tol: float = 1e-7, smoothing: float = 0.01
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                known: Sequence[int] | np.ndarray | None = None, max_iter: int = 100, tol: float = 1e-7,
+                smoothing: float = 0.01, diagonal_prior: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Dawid-Skene EM: ``(posterior[item, class], confusion[rater, true, answered], class priors)``.
 
     Starts from the (weighted) majority vote, then alternates estimating each rater's confusion matrix
     and each item's class posterior. ``weights`` temper a rater's evidence (a flagged rater at 0.1 counts
     a tenth of the log-likelihood); ``smoothing`` is a Dirichlet pseudo-count that keeps a rater who never
-    saw a class from zeroing a posterior.
+    saw a class from zeroing a posterior, and ``diagonal_prior`` adds that many pseudo-answers of "right"
+    to each row of each confusion matrix: a rater is assumed better than chance until the data say
+    otherwise, so a class seen on one or two items cannot make a rater's slip look like a signal (a
+    consistent adversary, with a hundred answers, still shows through). ``known[item]`` (a class, or -1) pins items whose class is known
+    (golden items): their posterior stays one-hot, so they anchor every rater's confusion matrix. On small
+    tasks this matters: unanchored EM can settle on a confusion that fits a few dozen items well and the
+    truth badly.
     """
     matrix = _matrix(answers)
     n_items, n_raters = matrix.shape
@@ -158,14 +164,21 @@ def dawid_skene(answers: np.ndarray, n_classes: int, *, weights: Sequence[float]
     onehot = np.zeros((n_items, n_raters, n_classes))
     rows, cols = np.nonzero(matrix != MISSING)
     onehot[rows, cols, matrix[rows, cols]] = 1.0
+    pinned = np.full(n_items, MISSING) if known is None else np.asarray(known, dtype=np.int64)
+    if pinned.shape != (n_items,):
+        raise InvalidInput(f"known must give one class (or -1) per item: {n_items} expected, got {pinned.shape}.")
+    is_known = pinned != MISSING
+    truth = np.zeros((n_items, n_classes))
+    truth[np.flatnonzero(is_known), pinned[is_known]] = 1.0
     votes = np.einsum("irk,r->ik", onehot, w) + 1e-9
     posterior = votes / votes.sum(axis=1, keepdims=True)
+    posterior[is_known] = truth[is_known]
     confusion = np.zeros((n_raters, n_classes, n_classes))
     priors = np.full(n_classes, 1.0 / n_classes)
     previous = -np.inf
     for _ in range(max_iter):
         priors = (posterior.sum(axis=0) + smoothing) / (n_items + smoothing * n_classes)
-        counts = np.einsum("ij,irk->rjk", posterior, onehot) + smoothing
+        counts = np.einsum("ij,irk->rjk", posterior, onehot) + smoothing + diagonal_prior * np.eye(n_classes)
         confusion = counts / counts.sum(axis=2, keepdims=True)
         log_conf = np.log(confusion)
         # log p(item's answers | true class j) = sum_r w_r * log confusion[r, j, answer_r]
@@ -174,6 +187,7 @@ def dawid_skene(answers: np.ndarray, n_classes: int, *, weights: Sequence[float]
         posterior = np.exp(log_like - top)
         norm = posterior.sum(axis=1, keepdims=True)
         posterior /= norm
+        posterior[is_known] = truth[is_known]
         total = float(np.sum(np.log(norm) + top))
         if abs(total - previous) <= tol * max(1.0, abs(total)):
             break

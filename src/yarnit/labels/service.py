@@ -586,7 +586,10 @@ class Labels:
         if method == "majority":
             label, confidence = majority_vote(table.matrix, k, weights)
         else:
-            posterior, _, _ = dawid_skene(table.matrix, k, weights=weights)
+            index = {c: i for i, c in enumerate(table.classes)}
+            known = np.array([index.get(row["golden_label"] or row["reviewed_label"] or "", MISSING)
+                              for row in items])  # golden and reviewed items anchor the raters' confusions
+            posterior, _, _ = dawid_skene(table.matrix, k, weights=weights, known=known)
             answered = (table.matrix != MISSING).any(axis=1)
             label = np.where(answered, posterior.argmax(axis=1), MISSING)
             confidence = np.where(answered, posterior.max(axis=1), 0.0)
