@@ -137,6 +137,12 @@ def test_simulated_raters_to_a_published_label_set_with_metadata_and_lineage(ws:
     assert set(frame["definition_version"]) == {1}
     task = labels.task("intent-1")
     assert version.parents == (task.dataset_version_id,)
+    summary = labels.label_set_summary(version.id)
+    assert summary["schema"] == "intent:v1" and summary["flagged_raters"] == ["dee"]
+    assert summary["by_source"] == {"golden": 10, "human": 50} and summary["definition_versions"] == [1]
+    assert summary["agreement"]["fleiss_kappa"] == pytest.approx(agreement["fleiss_kappa"])
+    with pytest.raises(NotFound, match="not published from a label task"):
+        labels.label_set_summary(task.dataset_version_id)
     up = Lineage(ws).upstream(Node("dataset_version", version.id))
     assert {n.kind for n in up.nodes} >= {"label_task", "dataset_version"}
     assert task.dataset_version_id in {n.id for n in up.nodes}
@@ -155,3 +161,27 @@ def test_review_queue_and_a_reviewers_decision_override_the_consensus(ws: Worksp
     assert settled[queue[0].item_key].label == "specific_product" and settled[queue[0].item_key].source == "review"
     with pytest.raises(UnknownItem):
         labels.review("intent-1", "q77777", "brand", reviewer="lead")
+
+
+def test_two_writers_racing_on_one_answer_store_it_once(ws: Workspace) -> None:
+    import threading
+
+    labels = _task(ws)
+    item = labels.next_items("intent-1", "ana", limit=1)[0]["item_key"]
+    barrier, outcomes = threading.Barrier(4), []
+
+    def write(label: str) -> None:
+        barrier.wait()
+        try:
+            Labels(ws).answer("intent-1", item, "ana", label)
+            outcomes.append("stored")
+        except DuplicateAnswer:
+            outcomes.append("duplicate")
+
+    threads = [threading.Thread(target=write, args=(label,)) for label in INTENTS]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(outcomes) == ["duplicate", "duplicate", "duplicate", "stored"]
+    assert len(labels.answers("intent-1")) == 1

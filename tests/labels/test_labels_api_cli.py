@@ -105,3 +105,13 @@ def test_the_cli_runs_a_task_from_schema_to_label_set(ws: Workspace, monkeypatch
     assert code == 0 and json.loads(out)["name"] == "intent-labels"
     code, out = _cli("labels", "show", "nope")
     assert code == 1 and "No label task 'nope'" in out
+
+
+def test_world_task_lets_the_simulated_pool_answer_the_worlds_queries(ws: Workspace,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("YARNIT_HOME", str(ws.home))
+    code, out = _cli("labels", "world-task", "wq", "--items", "40", "--json")
+    assert code == 0, out
+    assert json.loads(out)["counts"] == {"items": 40, "golden": 4, "assigned": 36 * 3 + 4 * 8, "answers": 140}
+    code, out = _cli("labels", "quality", "wq", "--json")
+    assert code == 0 and len(json.loads(out)["raters"]) == 8

@@ -7,7 +7,14 @@ import numpy as np
 from yarnit.data import Datasets
 from yarnit.labels import Labels, run_raters
 from yarnit.storage import Workspace
-from yarnit.world import INTENTS, RaterPool, RaterProfile, labeling_queries, product_categories, query_intent
+from yarnit.world import (
+    INTENTS,
+    RaterPool,
+    RaterProfile,
+    labeling_queries,
+    product_categories,
+    query_intent,
+)
 from yarnit.world import vocab as v
 
 

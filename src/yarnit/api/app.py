@@ -23,11 +23,20 @@ from yarnit.serving import InferenceService, ServingOptions
 from yarnit.serving.featurestore import FeatureStoreSource
 from yarnit.storage import Workspace
 
-from . import access, actions, control, dataplane, datasets, evaluations, rollouts, slos
+from . import (
+    access,
+    actions,
+    control,
+    dataplane,
+    datasets,
+    evaluations,
+    rater_page,
+    rollouts,
+    slos,
+)
 from . import features as features_api
 from . import incidents as incidents_api
 from . import labels as labels_api
-from . import rater_page
 from . import monitoring as monitoring_api
 from . import quality as quality_api
 from .auth import token_middleware

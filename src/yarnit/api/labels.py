@@ -143,7 +143,9 @@ def consensus(request: Request, task: str,
 @router.post("/tasks/{task}/publish")
 def publish(request: Request, task: str, body: PublishBody) -> dict[str, Any]:
     """Publish the consensus as a dataset version with lineage to the task."""
-    return _labels(request).publish(task[:63], body.dataset, method=body.method).to_dict()
+    labels = _labels(request)
+    version = labels.publish(task[:63], body.dataset, method=body.method, actor=actor_of(request))
+    return version.to_dict() | {"label_summary": labels.label_set_summary(version.id)}
 
 
 @router.get("/tasks/{task}/export")

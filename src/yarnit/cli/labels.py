@@ -253,11 +253,16 @@ def prioritize(name: str = TASK, n: int = typer.Option(20, "--n", min=1, max=10_
 def publish(name: str = TASK, dataset: str = typer.Argument(..., help="Dataset name for the label set."),
             method: str = typer.Option("dawid_skene", "--method"), as_json: bool = JSON_OPTION) -> None:
     """Publish the consensus as a dataset version with per-label metadata and lineage to the task."""
+    from yarnit.access import cli_actor
     from yarnit.labels import Labels
 
     with workspace() as ws:
-        version = Labels(ws).publish(name, dataset, method=method)
-    emit(version.to_dict(), as_json, lambda: console.print(f"label set {version.ref} ({version.row_count} labels)"))
+        labels = Labels(ws)
+        version = labels.publish(name, dataset, method=method, actor=cli_actor())
+        summary = labels.label_set_summary(version.id)
+    emit(version.to_dict() | {"label_summary": summary}, as_json,
+         lambda: console.print(f"label set {version.ref} ({version.row_count} labels; flagged raters: "
+                               f"{', '.join(summary['flagged_raters']) or 'none'})"))
 
 
 @app.command("export")

@@ -30,12 +30,13 @@ import pandas as pd
 from sqlalchemy import Connection, and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from yarnit.core.errors import Conflict, InvalidInput
+from yarnit.core.errors import Conflict, InvalidInput, NotFound
 from yarnit.core.ids import check_name, new_id, parse_versioned_ref
 from yarnit.core.text import check_plain_text
 from yarnit.data import Datasets, DatasetVersion, Lineage, Node
 from yarnit.storage import Workspace
 from yarnit.storage.schema import (
+    audit_log,
     label_answers,
     label_assignments,
     label_items,
@@ -611,8 +612,12 @@ class Labels:
 
     # -- label sets --------------------------------------------------------
     def publish(self, task_name: str, dataset_name: str, *, method: str = "dawid_skene",
-                min_raters: int = 1) -> DatasetVersion:
-        """The task's consensus labels as a dataset version, with per-label metadata and lineage to the task."""
+                min_raters: int = 1, actor: str = "api") -> DatasetVersion:
+        """The task's consensus labels as a dataset version, with per-label metadata and lineage to the task.
+
+        The label set's quality summary (agreement, flagged raters, sources, confidence, schema versions) is
+        recorded in the audit log beside it, for :meth:`label_set_summary` and whoever trains on the set.
+        """
         check_name("Dataset", dataset_name)
         task = self.task(task_name)
         chosen = [c for c in self.consensus(task_name, method=method)
@@ -631,7 +636,34 @@ class Labels:
         version = Datasets(self.ws).ingest_frame(dataset_name, frame, source=f"labels:{task.name}",
                                                  parents=[task.dataset_version_id])
         Lineage(self.ws).record(Node("label_task", task.id), Node("dataset_version", version.id), "labeled_as")
+        agreement = self.agreement(task_name)
+        quality = self.quality(task_name)
+        summary = {
+            "dataset": version.ref, "dataset_version_id": version.id, "task": task.name,
+            "schema": f"{task.schema_name}:v{task.schema_version}", "method": method, "labels": len(chosen),
+            "by_source": {src: int((frame["source"] == src).sum()) for src in sorted(set(frame["source"]))},
+            "definition_versions": sorted({int(x) for x in frame["definition_version"]}),
+            "mean_confidence": float(frame.loc[frame["source"] == "human", "confidence"].mean())
+            if (frame["source"] == "human").any() else None,
+            "agreement": {k: agreement[k] for k in ("krippendorff_alpha", "fleiss_kappa", "cohen_kappa_mean")},
+            "raters": len(task.raters), "flagged_raters": sorted(r for r, q in quality.items() if q.flagged),
+        }
+        with self.ws.metadata.begin() as conn:
+            conn.execute(insert(audit_log).values(at=self.ws.clock.now(), actor=actor[:128], action="labels.publish",
+                                                  subject=f"dataset_version:{version.id}", detail=summary))
         return version
+
+    def label_set_summary(self, dataset_version_id: str) -> dict[str, Any]:
+        """The quality summary recorded when the label set ``dataset_version_id`` was published (newest)."""
+        with self.ws.metadata.begin() as conn:
+            row = conn.execute(select(audit_log.c.detail).where(and_(
+                audit_log.c.action == "labels.publish",
+                audit_log.c.subject == f"dataset_version:{dataset_version_id}"))
+                .order_by(audit_log.c.id.desc()).limit(1)).first()
+        if row is None:
+            raise NotFound(f"Dataset version {dataset_version_id!r} was not published from a label task. "
+                           "Publish one with: yarnit labels publish TASK DATASET")
+        return dict(row[0])
 
 
 def _queue_order(keys: Sequence[str], golden: Mapping[str, str], seed: int) -> np.ndarray:

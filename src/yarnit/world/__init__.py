@@ -14,6 +14,7 @@ Example:
 
 from .config import WorldConfig
 from .faults import Fault, describe_faults, parse_fault
+from .intents import INTENTS, labeling_queries, product_categories, query_intent
 from .partition import DayPartition
 from .rankers import (
     RankBatch,
@@ -24,9 +25,8 @@ from .rankers import (
     random_ranker,
     with_exploration,
 )
-from .scenarios import FAULTS, FaultKind
-from .intents import INTENTS, labeling_queries, product_categories, query_intent
 from .raters import RaterPool, RaterProfile
+from .scenarios import FAULTS, FaultKind
 from .served import CANDIDATE_COLUMNS, IMPRESSION_COLUMNS
 from .traffic import HttpRanker, TrafficRequest, request_labels, serve_traffic
 from .world import World
@@ -42,17 +42,17 @@ __all__ = [
     "FaultKind",
     "HttpRanker",
     "RankBatch",
-    "RaterPool",
-    "RaterProfile",
     "RankRequest",
     "Ranker",
+    "RaterPool",
+    "RaterProfile",
     "TrafficRequest",
     "World",
     "WorldConfig",
     "describe_faults",
+    "labeling_queries",
     "oracle_ranker",
     "parse_fault",
-    "labeling_queries",
     "popularity_ranker",
     "product_categories",
     "query_intent",
