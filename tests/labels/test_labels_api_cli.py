@@ -65,6 +65,20 @@ def test_the_api_creates_a_task_takes_answers_and_refuses_writes_without_the_tok
         imported = http.post("/api/labels/import", headers=AUTH, json={"task": "t2", "dataset": "queries-ls",
                                                                       "schema": "intent", "tasks": exported})
         assert imported.status_code == 200 and imported.json()["counts"]["answers"] == 3
+        guideline = {"guideline": "brand wins over everything.", "classes": list(INTENTS)}
+        assert http.post("/api/labels/tasks/t/guideline", json=guideline).status_code == 401
+        assert http.post("/api/labels/tasks/t/guideline", json=guideline, headers=AUTH).json()["version"] == 2
+        queue_now = http.get("/api/labels/tasks/t/review").json()["queue"]
+        assert isinstance(queue_now, list)
+        settled = http.post("/api/labels/tasks/t/review", headers=AUTH,
+                            json={"item_key": queue[1]["item_key"], "label": "brand"})
+        assert settled.status_code == 200 and settled.json()["reviewed_by"] == "token:admin"
+        assert len(http.post("/api/labels/tasks/t/prioritize", headers=AUTH, json={"n": 4}).json()["prioritized"]) == 4
+        assert http.post("/api/labels/tasks/t/prelabels", headers=AUTH, json={"show_share": 1.0}).json() == {
+            "prelabelled": 30}
+        assert http.get("/api/labels/tasks/t/next", params={"rater": "bo"}).json()["items"][0]["prelabel"] in INTENTS
+        bad_policy = dict(body, name="t9", policy={"min_accuracy": 2.0})
+        assert http.post("/api/labels/tasks", json=bad_policy, headers=AUTH).status_code == 422
         published = http.post("/api/labels/tasks/t/publish", headers=AUTH, json={"dataset": "intent-labels"})
         assert published.status_code == 200 and published.json()["name"] == "intent-labels"
 
@@ -93,8 +107,11 @@ def test_the_cli_runs_a_task_from_schema_to_label_set(ws: Workspace, monkeypatch
     assert code == 1 and "already answered" in out
     code, out = _cli("labels", "answer", "t", first, "bo", "colour")
     assert code == 1 and "is not a class of label schema intent:v1" in out
+    code, out = _cli("labels", "prelabel", "t", "--show-share", "1.0", "--json")
+    assert code == 0 and json.loads(out) == {"prelabelled": 30}
     code, out = _cli("labels", "quality", "t", "--json")
     assert code == 0 and {r["rater"] for r in json.loads(out)["raters"]} == {"ana", "bo"}
+    assert json.loads(out)["prelabels"]["shown"]["answers"] == 0  # the one answer came before the pre-labels
     assert _cli("labels", "export", "t", "--out", str(tmp_path / "ls.json"))[0] == 0
     assert len(json.loads((tmp_path / "ls.json").read_text())) == 30
     (tmp_path / "bad.json").write_text("[{\"data\": {}}]")

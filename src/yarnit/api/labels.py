@@ -9,6 +9,8 @@ text_column, golden, seed}``), ``GET /api/labels/tasks/{task}``,
 ``GET /api/labels/tasks/{task}/next?rater=R&limit=N`` (golden items among them, unmarked),
 ``POST /api/labels/tasks/{task}/answers`` ``{rater, answers: [{item_key, label}]}`` (all or none),
 ``GET /api/labels/tasks/{task}/quality``, ``GET /api/labels/tasks/{task}/consensus?method=``,
+``POST …/guideline`` ``{guideline, classes?}``, ``GET|POST …/review`` (queue; ``{item_key, label}``),
+``POST …/prioritize`` ``{n, strategy}``, ``POST …/prelabels`` ``{show_share}``,
 ``POST /api/labels/tasks/{task}/publish`` ``{dataset, method}``,
 ``GET /api/labels/tasks/{task}/export`` (Label Studio JSON) and ``POST /api/labels/import``.
 
@@ -22,7 +24,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from yarnit.labels import Labels, export_tasks, import_tasks
+from yarnit.labels import Labels, QualityPolicy, export_tasks, import_tasks
 
 from .auth import actor_of
 
@@ -49,6 +51,31 @@ class TaskBody(BaseModel):
     text_column: str = Field(min_length=1, max_length=128)
     golden: dict[str, str] = Field(default_factory=dict)
     seed: int = Field(0, ge=0, le=2**62)
+    policy: dict[str, float | int] | None = None  # QualityPolicy fields (min_accuracy, flagged_weight, …)
+
+
+class GuidelineBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    guideline: str = Field(min_length=1, max_length=20_000)
+    classes: list[Annotated[str, Field(min_length=1, max_length=63)]] | None = Field(None, min_length=2,
+                                                                                      max_length=64)
+
+
+class ReviewBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    item_key: str = Field(min_length=1, max_length=128)
+    label: str = Field(min_length=1, max_length=63)
+
+
+class PrioritizeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    n: int = Field(20, ge=1, le=10_000)
+    strategy: Literal["uncertainty_diversity", "uncertainty", "random"] = "uncertainty_diversity"
+
+
+class PrelabelBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    show_share: float = Field(0.5, ge=0.0, le=1.0)
 
 
 class AnswerItem(BaseModel):
@@ -101,7 +128,7 @@ def create_task(request: Request, body: TaskBody) -> dict[str, Any]:
     task = _labels(request).create_task(
         body.name, dataset=body.dataset, schema=body.schema_ref, raters=body.raters, overlap=body.overlap,
         key_column=body.key_column, text_column=body.text_column, golden=body.golden, seed=body.seed,
-        actor=actor_of(request))
+        policy=None if body.policy is None else QualityPolicy.from_dict(body.policy), actor=actor_of(request))
     return task.to_dict()
 
 
@@ -129,9 +156,42 @@ def answer(request: Request, task: str, body: AnswersBody) -> dict[str, Any]:
 
 @router.get("/tasks/{task}/quality")
 def quality(request: Request, task: str) -> dict[str, Any]:
+    """Raters' golden accuracy, drift, flags and weights; agreement; the pre-labels' anchoring effect."""
     labels = _labels(request)
     return {"raters": [q.to_dict() for q in labels.quality(task[:63]).values()],
-            "agreement": labels.agreement(task[:63])}
+            "agreement": labels.agreement(task[:63]), "prelabels": labels.prelabel_effect(task[:63])}
+
+
+@router.post("/tasks/{task}/guideline")
+def update_guideline(request: Request, task: str, body: GuidelineBody) -> dict[str, Any]:
+    """A new schema version for the task; answers given so far keep theirs."""
+    return _labels(request).update_guideline(task[:63], body.guideline, classes=body.classes,
+                                             actor=actor_of(request)).to_dict()
+
+
+@router.get("/tasks/{task}/review")
+def review_queue(request: Request, task: str) -> dict[str, Any]:
+    """Items the raters did not agree on (consensus confidence below the policy's review_below)."""
+    return {"queue": [c.to_dict() for c in _labels(request).review_queue(task[:63])]}
+
+
+@router.post("/tasks/{task}/review")
+def review(request: Request, task: str, body: ReviewBody) -> dict[str, Any]:
+    """A reviewer settles an item's label (recorded with the caller)."""
+    _labels(request).review(task[:63], body.item_key, body.label, reviewer=actor_of(request))
+    return {"item_key": body.item_key, "label": body.label, "reviewed_by": actor_of(request)}
+
+
+@router.post("/tasks/{task}/prioritize")
+def prioritize(request: Request, task: str, body: PrioritizeBody) -> dict[str, Any]:
+    """Active learning: move the items the current model most needs to the front of the queues."""
+    return {"prioritized": _labels(request).prioritize(task[:63], body.n, strategy=body.strategy)}
+
+
+@router.post("/tasks/{task}/prelabels")
+def prelabel(request: Request, task: str, body: PrelabelBody) -> dict[str, Any]:
+    """Pre-label every item with the task's current model; show it on a seeded share of the items."""
+    return {"prelabelled": _labels(request).prelabel_from_model(task[:63], show_share=body.show_share)}
 
 
 @router.get("/tasks/{task}/consensus")

@@ -64,18 +64,24 @@ def create(name: str = typer.Argument(..., help="New task name."),
            key: str = typer.Option(..., "--key", help="Column with the item key."),
            text: str = typer.Option(..., "--text", help="Column with the text raters read."),
            golden: Path | None = typer.Option(None, "--golden", help="JSON object {item_key: class} of golden items."),
-           seed: int = typer.Option(0, "--seed"), as_json: bool = JSON_OPTION) -> None:
+           seed: int = typer.Option(0, "--seed"),
+           min_accuracy: float = typer.Option(0.6, "--min-accuracy", help="Flag raters confidently below this "
+                                              "golden accuracy."),
+           flagged_weight: float = typer.Option(0.1, "--flagged-weight", help="What a flagged rater's answer "
+                                                "counts in majority vote."),
+           as_json: bool = JSON_OPTION) -> None:
     """Create a label task: items to k raters each, golden items hidden in every rater's queue."""
     from yarnit.access import cli_actor
     from yarnit.core.errors import InvalidInput
-    from yarnit.labels import Labels
+    from yarnit.labels import Labels, QualityPolicy
 
     gold = _read_json(golden) if golden is not None else {}
     if not isinstance(gold, dict):
         raise InvalidInput(f"{golden} must hold a JSON object {{item_key: class}}.")
     with workspace() as ws:
         task = Labels(ws).create_task(name, dataset=dataset, schema=schema_ref, raters=raters, overlap=overlap,
-                                      key_column=key, text_column=text, golden=gold, seed=seed, actor=cli_actor())
+                                      key_column=key, text_column=text, golden=gold, seed=seed, actor=cli_actor(),
+                                      policy=QualityPolicy(min_accuracy=min_accuracy, flagged_weight=flagged_weight))
     emit(task.to_dict(), as_json, lambda: console.print(
         f"label task {task.name}: {task.counts['items']} items ({task.counts['golden']} golden), "
         f"{task.counts['assigned']} assignments over {len(task.raters)} raters"))
@@ -171,7 +177,8 @@ def quality(name: str = TASK, as_json: bool = JSON_OPTION) -> None:
         labels = Labels(ws)
         raters = [q.to_dict() for q in labels.quality(name).values()]
         agreement = labels.agreement(name)
-    data = {"raters": raters, "agreement": agreement}
+        prelabels = labels.prelabel_effect(name)
+    data = {"raters": raters, "agreement": agreement, "prelabels": prelabels}
 
     def human() -> None:
         table = Table("rater", "answers", "golden", "accuracy", "drift", "flagged at", "weight")
@@ -185,8 +192,26 @@ def quality(name: str = TASK, as_json: bool = JSON_OPTION) -> None:
                for k in ("krippendorff_alpha", "fleiss_kappa", "cohen_kappa_mean")}
         console.print(f"agreement: Krippendorff alpha {fmt['krippendorff_alpha']}, Fleiss kappa "
                       f"{fmt['fleiss_kappa']}, mean pairwise Cohen kappa {fmt['cohen_kappa_mean']}")
+        if prelabels["anchoring"] is not None:
+            console.print(f"pre-labels: raters agree with the model {prelabels['shown']['agree_with_prelabel']:.2f} "
+                          f"when shown, {prelabels['hidden']['agree_with_prelabel']:.2f} when hidden "
+                          f"(anchoring {prelabels['anchoring']:+.2f})")
 
     emit(data, as_json, human)
+
+
+@app.command("prelabel")
+@cli_errors
+def prelabel(name: str = TASK, show_share: float = typer.Option(0.5, "--show-share", min=0.0, max=1.0,
+                                                                help="Share of items whose pre-label is shown."),
+             as_json: bool = JSON_OPTION) -> None:
+    """Pre-label every item with a model fitted on the task's labels so far (shown on a seeded share)."""
+    from yarnit.labels import Labels
+
+    with workspace() as ws:
+        count = Labels(ws).prelabel_from_model(name, show_share=show_share)
+    emit({"prelabelled": count}, as_json, lambda: console.print(
+        f"{count} items pre-labelled; see the anchoring effect with: yarnit labels quality {name}"))
 
 
 @app.command("consensus")
