@@ -69,6 +69,10 @@ def test_prelabels_are_shown_on_half_the_items_and_the_anchoring_is_measured(sql
     answer = lambda r, k, p: INTENTS[pool.answer(r, k, truth[k], prelabel=None if p is None else INTENTS.index(p))]
     run_raters(labels, "t", answer, max_answers_per_rater=10)
     assert labels.prelabel_from_model("t", show_share=0.5) == 120
+    sources = {c.source for c in labels.consensus("t")}
+    assert "model" in sources  # items nobody answered yet carry the model's label, marked as such
+    with_model = labels.publish("t", "intent-with-model", include_model=True)
+    assert labels.label_set_summary(with_model.id)["by_source"]["model"] > 0
     items = labels.items("t")
     shown = sum(i["show_prelabel"] for i in items)
     assert 40 <= shown <= 80 and all(i["prelabel"] in INTENTS for i in items)

@@ -101,7 +101,7 @@ class ConsensusLabel:
     label: str | None
     confidence: float
     rater_count: int
-    source: str  # human (consensus), review (a reviewer's decision) or golden
+    source: str  # human (consensus), review (a reviewer's decision), golden, or model (a pre-label nobody answered)
     definition_version: int | None  # the newest schema version among the answers it rests on
 
     def to_dict(self) -> dict[str, Any]:
@@ -430,7 +430,7 @@ class Labels:
         task = self.task(task_name)
         schema = self.schema(task.schema_name, task.schema_version)
         known = [c for c in self.consensus(task_name, method=method) if c.label is not None
-                 and (c.source != "human" or c.rater_count > 0)]
+                 and c.source != "model" and (c.source != "human" or c.rater_count > 0)]  # never its own output
         if not known:
             raise InvalidInput(f"Label task {task.name!r} has no labelled item to learn from yet; collect answers "
                                f"first: yarnit labels next {task.name} RATER")
@@ -567,7 +567,8 @@ class Labels:
 
     def consensus(self, task_name: str, *, method: str = "dawid_skene", weighted: bool | None = None
                   ) -> list[ConsensusLabel]:
-        """One label per item: a reviewer's decision, else the golden class, else the raters' consensus.
+        """One label per item: a reviewer's decision, else the golden class, else the raters' consensus, else
+        (no answers yet) the model's pre-label, marked ``source="model"``.
 
         ``weighted`` counts flagged raters' answers at the policy's ``flagged_weight``. By default majority
         vote is weighted and Dawid-Skene is not: Dawid-Skene estimates each rater's confusion matrix, and a
@@ -604,6 +605,9 @@ class Labels:
             elif row["golden_label"] is not None:
                 out.append(ConsensusLabel(row["item_key"], row["text"], row["golden_label"], 1.0, int(count[i]),
                                           "golden", version))
+            elif count[i] == 0 and row["prelabel"] is not None:  # nobody answered: the model's label, said so
+                out.append(ConsensusLabel(row["item_key"], row["text"], row["prelabel"],
+                                          float(row["prelabel_confidence"] or 0.0), 0, "model", None))
             else:
                 out.append(ConsensusLabel(row["item_key"], row["text"],
                                           table.classes[int(label[i])] if label[i] != MISSING else None,
@@ -612,16 +616,18 @@ class Labels:
 
     # -- label sets --------------------------------------------------------
     def publish(self, task_name: str, dataset_name: str, *, method: str = "dawid_skene",
-                min_raters: int = 1, actor: str = "api") -> DatasetVersion:
+                min_raters: int = 1, include_model: bool = False, actor: str = "api") -> DatasetVersion:
         """The task's consensus labels as a dataset version, with per-label metadata and lineage to the task.
 
-        The label set's quality summary (agreement, flagged raters, sources, confidence, schema versions) is
+        Items only the model labelled (``source="model"``) are left out unless ``include_model``. The label
+        set's quality summary (agreement, flagged raters, sources, confidence, schema versions) is
         recorded in the audit log beside it, for :meth:`label_set_summary` and whoever trains on the set.
         """
         check_name("Dataset", dataset_name)
         task = self.task(task_name)
         chosen = [c for c in self.consensus(task_name, method=method)
-                  if c.label is not None and (c.source != "human" or c.rater_count >= min_raters)]
+                  if c.label is not None and (c.source != "human" or c.rater_count >= min_raters)
+                  and (include_model or c.source != "model")]
         if not chosen:
             raise InvalidInput(f"Label task {task.name!r} has no labelled item to publish yet (min_raters="
                                f"{min_raters}). Collect answers first: yarnit labels next {task.name} RATER")
