@@ -12,7 +12,9 @@ All on the YarnIt world's labeling queries and its simulated rater pool, in one 
 * active learning (uncertainty + diversity, and uncertainty only) vs random sampling: labels needed to reach
   the accuracy random sampling has at its full budget (target: <= 60 %), over several seeds;
 * pre-labels: how often raters agree with the model when its pre-label is shown vs hidden (anchoring), and
-  their accuracy on golden items in both arms.
+  their accuracy on golden items in both arms;
+* the intent classifier (``yarnit.recipes.intent``) alone vs behind the prediction cache, one query per call,
+  on a Zipf stream of 20,000 requests over 500 queries (target: repeated queries >= 10x the uncached rate).
 
 Usage: .venv/bin/python benchmarks/bench_labels.py [--seeds 5] [--items 400] [--budget 400]
 """
@@ -145,6 +147,43 @@ def active_learning(seed: int, budget: int, pool_size: int) -> dict[str, Any]:
             "accuracy_at_budget": {s: c[-1]["accuracy"] for s, c in curves.items()}}
 
 
+def intent_cache(requests: int) -> dict[str, Any]:
+    """Queries per second of the intent model alone vs behind the prediction cache, one query per call."""
+    from yarnit.labels.active import TextClassifier, featurize
+    from yarnit.recipes.intent import CachedIntentClassifier, IntentModel
+    from yarnit.world import INTENTS, labeling_queries
+
+    frame = labeling_queries(seed=7, n=800)
+    y = np.array([INTENTS.index(i) for i in frame["intent"]])
+    model = IntentModel.from_classifier(TextClassifier(INTENTS).fit(featurize(frame["query"].tolist()), y))
+    distinct = frame["query"].tolist()[:500]
+    rng = np.random.default_rng(0)
+    weights = 1.0 / np.arange(1, len(distinct) + 1)  # Zipf: a few queries are most of the traffic
+    stream = [distinct[i] for i in rng.choice(len(distinct), requests, p=weights / weights.sum())]
+    out: dict[str, Any] = {"requests": requests, "distinct_queries": len(distinct)}
+    runs: dict[str, list[float]] = {"uncached": [], "cached_stream": [], "cached_repeats": []}
+    for _ in range(3):
+        start = time.perf_counter()
+        for q in stream:
+            model.classify([q])
+        runs["uncached"].append(requests / (time.perf_counter() - start))
+        cached = CachedIntentClassifier(model, "mv_bench")
+        start = time.perf_counter()
+        for q in stream:
+            cached.classify(q)
+        runs["cached_stream"].append(requests / (time.perf_counter() - start))
+        out["stream_hit_rate"] = cached.hit_rate
+        start = time.perf_counter()
+        for q in stream:  # every query seen: all hits
+            cached.classify(q)
+        runs["cached_repeats"].append(requests / (time.perf_counter() - start))
+    out["per_s_median"] = {k: statistics.median(v) for k, v in runs.items()}
+    out["per_s_range"] = {k: [min(v), max(v)] for k, v in runs.items()}
+    out["repeat_speedup"] = out["per_s_median"]["cached_repeats"] / out["per_s_median"]["uncached"]
+    out["stream_speedup"] = out["per_s_median"]["cached_stream"] / out["per_s_median"]["uncached"]
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=5)
@@ -162,6 +201,8 @@ def main() -> int:
     print(json.dumps(result["prelabels"], indent=1), flush=True)
     result["active_learning"] = [active_learning(s, args.budget, args.pool) for s in range(args.seeds)]
     print(json.dumps(result["active_learning"], indent=1), flush=True)
+    result["intent_cache"] = intent_cache(20_000)
+    print(json.dumps(result["intent_cache"], indent=1), flush=True)
     result["load_average"] = [load_start, os.getloadavg()[0]]
     result["wall_s"] = time.perf_counter() - started
     from importlib.metadata import version
