@@ -65,6 +65,11 @@ class TextClassifier:
             self._model = LogisticRegression(C=self.c, max_iter=300, random_state=self.seed).fit(x, y)
         return self
 
+    @property
+    def estimator(self) -> LogisticRegression | None:
+        """The fitted logistic regression (None before fitting, or when only one class was seen)."""
+        return self._model
+
     def predict_proba(self, x: sparse.csr_matrix) -> np.ndarray:
         """Probabilities over all ``classes`` (0 for classes not seen in training)."""
         out = np.zeros((x.shape[0], len(self.classes)))
