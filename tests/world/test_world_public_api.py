@@ -9,7 +9,7 @@ import yarnit.world
 from yarnit.world import Fault, World, WorldConfig
 
 REQUIRED = {"World", "WorldConfig", "Fault", "FAULTS", "popularity_ranker", "random_ranker", "oracle_ranker"}
-MODULES = ["", ".config", ".faults", ".rankers", ".scenarios", ".world", ".writer", ".truth", ".slates"]
+MODULES = ["", ".config", ".faults", ".rankers", ".scenarios", ".world", ".writer", ".truth", ".slates", ".intents", ".raters"]
 
 
 def test_public_names_are_exported_and_importable():

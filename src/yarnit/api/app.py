@@ -23,9 +23,20 @@ from yarnit.serving import InferenceService, ServingOptions
 from yarnit.serving.featurestore import FeatureStoreSource
 from yarnit.storage import Workspace
 
-from . import access, actions, control, dataplane, datasets, evaluations, rollouts, slos
+from . import (
+    access,
+    actions,
+    control,
+    dataplane,
+    datasets,
+    evaluations,
+    rater_page,
+    rollouts,
+    slos,
+)
 from . import features as features_api
 from . import incidents as incidents_api
+from . import labels as labels_api
 from . import monitoring as monitoring_api
 from . import quality as quality_api
 from .auth import token_middleware
@@ -143,6 +154,8 @@ def create_app(workspace: Workspace, *, refresh_s: float = 0.25, serving: Servin
     app.include_router(actions.router)
     app.include_router(rollouts.router)
     app.include_router(incidents_api.router)
+    app.include_router(labels_api.router)
+    app.include_router(rater_page.router)
     _export_feature_freshness(app, workspace)
     # SLO gauges from the monitor's state file (yarnit monitor run): read, never computed, at scrape time.
     app.state.metrics.registry.register(slos.SLOCollector(workspace.home, workspace.clock))

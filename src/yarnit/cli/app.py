@@ -23,6 +23,7 @@ from . import (
     evaluation,
     features,
     incidents,
+    labels,
     lineage,
     models,
     monitor,
@@ -59,6 +60,7 @@ app.add_typer(actions.app, name="emergency")
 app.add_typer(rollout.app, name="rollout")
 app.add_typer(incidents.app, name="incidents")
 app.add_typer(deploy.app, name="deploy")  # yarnit deploy lb|k8s (scale-out configuration)
+app.add_typer(labels.app, name="labels")
 app.add_typer(loop_cli.app, name="loop")  # yarnit loop run|status (continuous/loop.py)
 
 

@@ -1,4 +1,5 @@
-"""Built-in pipelines, by name (``yarnit pipeline run yarnit-ctr``, ``yarnit-recs``, ``yarnit-ranker``)."""
+"""Built-in pipelines, by name (``yarnit pipeline run yarnit-ctr``, ``yarnit-recs``, ``yarnit-ranker``,
+``yarnit-intent``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from yarnit.core.errors import InvalidInput
 from yarnit.training import Pipeline
 
 from .ctr import ctr_pipeline
+from .intent import intent_pipeline
 from .ranker import ranker_pipeline
 from .recs_pipeline import recs_pipeline
 
@@ -15,6 +17,7 @@ BUILTIN_PIPELINES: dict[str, Callable[[], Pipeline]] = {
     "yarnit-ctr": ctr_pipeline,  # the click model
     "yarnit-recs": recs_pipeline,  # the five recommenders, in one artifact
     "yarnit-ranker": ranker_pipeline,  # production click model + recommenders + rules, served as yarnit-ranker
+    "yarnit-intent": intent_pipeline,  # query intent from human labels (yarnit labels publish)
 }
 
 

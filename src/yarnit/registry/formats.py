@@ -285,6 +285,7 @@ def load_predictor(data: bytes, artifact_format: ArtifactFormat | str) -> Predic
 _COMPOSITE_LOADERS: dict[ArtifactFormat, tuple[str, str]] = {
     ArtifactFormat.RECS_NPZ: ("yarnit.recipes.recommenders", "RecommenderSet"),
     ArtifactFormat.RANKER: ("yarnit.recipes.ranker", "RankingModel"),
+    ArtifactFormat.INTENT: ("yarnit.recipes.intent", "IntentModel"),
 }
 MANIFEST = "manifest.json"
 _MAX_MEMBERS = 1024

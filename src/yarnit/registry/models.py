@@ -18,6 +18,7 @@ class ArtifactFormat(str, Enum):
     ONNX = "onnx"
     RECS_NPZ = "yarnit-recs-npz"  # recommenders: numpy arrays (no pickles) + a JSON manifest, in one zip
     RANKER = "yarnit-ranker"  # a ranking bundle: pinned click model + recommenders + rules, in one zip
+    INTENT = "yarnit-intent-npz"  # query intent: class names and logistic weights as numpy arrays (no pickles)
 
 
 STANDARD_ALIASES = ("production", "canary", "shadow", "fallback", "staging")

@@ -566,3 +566,86 @@ change_counters = Table(
 )
 
 __all__ += ["change_counters"]
+# --- human labels (0012) ---
+# A label schema (classes + guideline text) is versioned: changing the guideline mid-task adds a version and
+# every answer keeps the version it was given under. A task labels the rows of one dataset version; its items
+# are copied in (key, text) so the rater page and the answers never depend on re-reading Parquet. Golden
+# items carry their known class (never sent to raters); assignments give each item to k raters, and every
+# rater gets every golden item, hidden at its position in their queue.
+
+label_schemas = Table(
+    "label_schemas",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(63), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("classes", JSON, nullable=False),
+    Column("guideline", Text, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    UniqueConstraint("name", "version", name="uq_label_schemas_name_version"),
+)
+
+label_tasks = Table(
+    "label_tasks",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(63), nullable=False),
+    Column("schema_name", String(63), nullable=False),
+    Column("schema_version", Integer, nullable=False),
+    Column("dataset_version_id", String(40), nullable=False),
+    Column("key_column", String(128), nullable=False),
+    Column("text_column", String(128), nullable=False),
+    Column("raters", JSON, nullable=False),
+    Column("overlap", Integer, nullable=False),
+    Column("seed", BigInteger, nullable=False),
+    Column("policy", JSON, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    UniqueConstraint("name", name="uq_label_tasks_name"),
+)
+
+label_items = Table(
+    "label_items",
+    metadata,
+    Column("task_id", String(40), primary_key=True),
+    Column("item_key", String(128), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("golden_label", String(63), nullable=True),
+    Column("prelabel", String(63), nullable=True),
+    Column("prelabel_confidence", Float, nullable=True),
+    Column("prelabel_model", String(128), nullable=True),
+    Column("show_prelabel", Boolean, nullable=False, server_default="0"),
+    Column("reviewed_label", String(63), nullable=True),
+    Column("reviewed_by", String(128), nullable=True),
+    Column("reviewed_at", TS, nullable=True),
+)
+
+label_assignments = Table(
+    "label_assignments",
+    metadata,
+    Column("task_id", String(40), primary_key=True),
+    Column("item_key", String(128), primary_key=True),
+    Column("rater", String(128), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Index("ix_label_assignments_queue", "task_id", "rater", "position"),
+)
+
+label_answers = Table(
+    "label_answers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("task_id", String(40), nullable=False),
+    Column("item_key", String(128), nullable=False),
+    Column("rater", String(128), nullable=False),
+    Column("label", String(63), nullable=False),
+    Column("schema_version", Integer, nullable=False),
+    Column("prelabel_shown", Boolean, nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("answered_at", TS, nullable=False),
+    UniqueConstraint("task_id", "item_key", "rater", name="uq_label_answers_once"),
+    Index("ix_label_answers_rater", "task_id", "rater", "seq"),
+)
+
+__all__ += ["label_answers", "label_assignments", "label_items", "label_schemas", "label_tasks"]

@@ -14,6 +14,7 @@ Example:
 
 from .config import WorldConfig
 from .faults import Fault, describe_faults, parse_fault
+from .intents import INTENTS, labeling_queries, product_categories, query_intent
 from .partition import DayPartition
 from .rankers import (
     RankBatch,
@@ -24,6 +25,7 @@ from .rankers import (
     random_ranker,
     with_exploration,
 )
+from .raters import RaterPool, RaterProfile
 from .scenarios import FAULTS, FaultKind
 from .served import CANDIDATE_COLUMNS, IMPRESSION_COLUMNS
 from .traffic import HttpRanker, TrafficRequest, request_labels, serve_traffic
@@ -34,6 +36,7 @@ __all__ = [
     "CANDIDATE_COLUMNS",
     "FAULTS",
     "IMPRESSION_COLUMNS",
+    "INTENTS",
     "DayPartition",
     "Fault",
     "FaultKind",
@@ -41,13 +44,18 @@ __all__ = [
     "RankBatch",
     "RankRequest",
     "Ranker",
+    "RaterPool",
+    "RaterProfile",
     "TrafficRequest",
     "World",
     "WorldConfig",
     "describe_faults",
+    "labeling_queries",
     "oracle_ranker",
     "parse_fault",
     "popularity_ranker",
+    "product_categories",
+    "query_intent",
     "random_ranker",
     "read_table",
     "request_labels",
