@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from yarnit.demo import report as rep
-from yarnit.demo import report_svg
+from yarnit import charts as report_svg
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 HOSTILE = "<script>alert(1)</script>"

@@ -55,6 +55,7 @@ from yarnit.core.atomic import atomic_write_text
 from yarnit.core.clock import Clock
 from yarnit.core.errors import YarnitError
 
+from . import slo_history
 from .alerts import AlertStore, Notification, Sink, alerts_path, build_sinks, deliver
 from .burn import BurnRateMonitor, SLOStatus
 from .slo import SinkSpec, SLOFile, format_duration
@@ -189,6 +190,8 @@ class Monitor:
                  "delivery": delivery.__dict__, "sinks": {k: v.__dict__ for k, v in store.stats.items()},
                  "duration_ms": round((_monotonic() - started) * 1000, 1)}  # real time this run took
         atomic_write_text(state_path(self.workspace.home), json.dumps(state, indent=1, default=str), mode=0o644)
+        slo_history.record(self.workspace.home, at, entries)  # hourly points: the dashboard's budget-over-time
+        slo_history.record_drift(self.workspace, at)  # each closed day's drift, once: the dashboard's drift-over-time
         return {**state, "transitions": transitions}
 
     def _update(self, name: str) -> dict[str, Any]:
