@@ -9,6 +9,7 @@ missing: the browser tests skip and say why.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -49,10 +50,22 @@ class Demo:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
     root = tmp_path_factory.mktemp("operate")
+    reuse = os.environ.get("YARNIT_TEST_DEMO_HOME")  # a previous run's workspace, copied (faster local runs)
+    if reuse:
+        shutil.copytree(reuse, root / "home")
+        return Demo(home=root / "home", end=last_monitor_run(root / "home"), record={})
     config = ShortMonth(days=4, sessions_per_day=100, faults=(), pipeline=PIPELINE)  # 4 days: one rollout
     record = simulate(str(root), config, False)
     assert not record["hook_errors"], record["hook_errors"]
     return Demo(home=root / "home", end=datetime.fromisoformat(record["end"]), record=record)
+
+
+def last_monitor_run(home: Path) -> datetime:
+    from yarnit.monitoring.runner import read_state
+
+    state = read_state(home)
+    assert state is not None, f"{home} is not a workspace the monitor ran on"
+    return datetime.fromisoformat(state["at"])
 
 
 @pytest.fixture(scope="module")

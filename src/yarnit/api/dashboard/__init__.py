@@ -19,7 +19,7 @@ SVG (:mod:`yarnit.charts`), so nothing is fetched from outside and the pages wor
 from __future__ import annotations
 
 from importlib.resources import files
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
@@ -52,8 +52,9 @@ def overview_route(request: Request) -> HTMLResponse:
 
 
 @router.get("/ui/models/{name}", response_class=HTMLResponse)
-def model_route(name: ModelName, request: Request) -> HTMLResponse:
-    return _html(model_page(_ws(request), name))
+def model_route(name: ModelName, request: Request,
+                window: Annotated[Literal["1d", "7d"], Query(description="quality window")] = "1d") -> HTMLResponse:
+    return _html(model_page(_ws(request), name, window))
 
 
 @router.get("/ui/rollouts/{model}", response_class=HTMLResponse)

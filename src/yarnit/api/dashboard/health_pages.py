@@ -95,7 +95,10 @@ def drift_page(ws: Workspace, model: str, days: int = 30, live: bool = False) ->
     """The last closed day's drift as the monitor recorded it (``live``: the last 24 h, computed from the
     stored hourly summaries now), and each important feature's distance day by day."""
     points = readers.drift_history(ws, model)[-days:]
-    current = readers.drift(ws, model) if live or not points else points[-1]
+    while points and points[0].get("state") == "no_data":  # days before the model served anything
+        points = points[1:]
+    served = [p for p in points if p.get("state") != "no_data"]
+    current = readers.drift(ws, model) if live or not served else served[-1]
     if current is None or (current.get("state") in (None, "no_data") and not current.get("columns")):
         reason = (current or {}).get("reason") or "no stored traffic summaries for this model yet (yarnit monitor run)"
         return page(f"Drift of {model}", f"<p>No drift to show: {esc(reason)}.</p>")
@@ -103,9 +106,9 @@ def drift_page(ws: Workspace, model: str, days: int = 30, live: bool = False) ->
     window = current.get("window") or {}
     ref = current.get("reference") or {}
     dataset = current.get("dataset") or {}
-    switch = (f'<a href="/ui/drift/{esc(model)}">the last closed day</a>' if live else
+    switch = (f'<a href="/ui/drift/{esc(model)}">the last closed day with traffic</a>' if live else
               f'<a href="/ui/drift/{esc(model)}?live=true">the last 24 hours, computed now</a>')
-    body = [(f'<p>{"Last 24 hours" if live else "Last closed day"}: {fmt_time(window.get("start"))} to '
+    body = [(f'<p>{"Last 24 hours" if live else "Last closed day with traffic"}: {fmt_time(window.get("start"))} to '
              f'{fmt_time(window.get("end"))}, {fmt(window.get("requests"), ",.0f")} requests, '
              f'{fmt(window.get("rows"), ",.0f")} rows; reference: {esc(ref.get("kind"))} '
              f'{esc(ref.get("dataset") or "")}. Dataset drift: {state(dataset.get("state"))} '

@@ -46,13 +46,18 @@ figure{margin:0;border:1px solid var(--line);border-radius:6px;padding:.5rem;ove
 figcaption{font-weight:600;margin-bottom:.3rem}details{margin:.4rem 0;border:1px solid var(--line);
 border-radius:6px;padding:.4rem .7rem}summary{cursor:pointer}pre{white-space:pre-wrap;word-break:break-word;
 background:#f7f8fa;padding:.7rem;border-radius:4px;font-size:.85rem}
-form.action{display:flex;flex-wrap:wrap;gap:.4rem;align-items:center;margin:.3rem 0}
-form.action input[name=reason]{flex:1 1 14rem;min-width:10rem}button{font:inherit;padding:.2rem .7rem;
+.actions{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,400px),1fr));gap:.2rem 1.2rem}
+form.action{display:flex;flex-wrap:wrap;gap:.4rem;align-items:center;margin:.2rem 0}
+form.action input[name=reason]{flex:1 1 10rem;min-width:8rem}form.action button{flex:0 0 11.5rem}
+ul.budgets{list-style:none;padding:0;margin:.2rem 0}ul.budgets li{display:grid;grid-template-columns:
+minmax(8rem,11rem) 9.5rem 3.5rem auto;gap:.5rem;align-items:center}ul.budgets meter{width:100%}
+.charts{margin-top:.6rem}button{font:inherit;padding:.2rem .7rem;
 border:1px solid #22539a;background:#22539a;color:#fff;border-radius:4px;cursor:pointer}
 button.danger{background:var(--faulted);border-color:var(--faulted)}input,select{font:inherit;padding:.15rem .3rem}
-#token-box{display:flex;gap:.4rem;align-items:center;margin-left:auto}#action-status{min-height:1.5em;
+#token-box{display:flex;gap:.4rem;align-items:center;margin-left:auto}#action-status{margin:0 0 .4rem;
 font-weight:600}
-@media (max-width:640px){body{font-size:14px}main{padding:.5rem .6rem}header.top div{padding:.4rem .6rem}
+@media (max-width:640px){body{font-size:14px}main{padding:.5rem .6rem}ul.budgets li{grid-template-columns:
+1fr 6rem 3.5rem;}ul.budgets li .state{display:none}header.top div{padding:.4rem .6rem}
 th,td{padding:.25rem}#token-box{margin-left:0}svg{min-width:0}}
 """ + CHART_CSS
 

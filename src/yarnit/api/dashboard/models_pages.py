@@ -28,14 +28,15 @@ from .layout import (
 HEADLINE_METRICS = ("auc_holdout", "auc", "log_loss", "brier", "ctr", "bias")
 
 
-def budget_meter(slo: dict[str, Any]) -> str:
+def budget_meter(slo: dict[str, Any], sep: str = " ") -> str:
     """An SLO's remaining error budget as a ``<meter>`` (0 to 100 %) with the figure beside it."""
     left = num(slo.get("budget_remaining"))
     if left is None:
-        return f"{esc(slo.get('slo'))}: {DASH}"
+        return f"<span></span>{sep}{DASH}"
     shown = max(0.0, min(1.0, left))
     return (f'<meter min="0" max="1" low="0.25" high="0.5" optimum="1" value="{shown:.3f}" '
-            f'aria-label="{esc(slo.get("slo"))} error budget left">{fmt_pct(left, 0)}</meter> {fmt_pct(left, 0)}')
+            f'aria-label="{esc(slo.get("slo"))} error budget left">{fmt_pct(left, 0)}</meter>{sep}'
+            f"{fmt_pct(left, 0)}")
 
 
 def _age_s(ws: Workspace, value: object) -> float | None:
@@ -56,8 +57,8 @@ def overview(ws: Workspace) -> str:
         loop = readers.loop(ws, name)
         newest_day = max((d["day"] for d in (loop or {}).get("days", []) if d.get("checked_at")), default=None)
         slos = readers.slos_of(ws, name)
-        budget = "".join(f'<li><a href="/ui/slos#{esc(s.get("id"))}">{esc(s.get("slo"))}</a> '
-                         f'{budget_meter(s)} {state(s.get("state"))}</li>' for s in slos)
+        budget = "".join(f'<li><a href="/ui/slos#{esc(s.get("id"))}">{esc(s.get("slo"))}</a>'
+                         f'{budget_meter(s, "<span>")}</span>{state(s.get("state"))}</li>' for s in slos)
         open_here = [i for i in active if name in i.models]
         rows = [("production", f"v{prod}" if prod else DASH), ("canary", f"v{aliases['canary']}"
                                                               if "canary" in aliases else DASH),
@@ -68,11 +69,12 @@ def overview(ws: Workspace) -> str:
         kv = "".join(f"<dt>{esc(k)}</dt><dd>{v if k in ('model freshness', 'data freshness') else esc(v)}</dd>"
                      for k, v in rows)
         extra = [link(f"/ui/models/{name}", "versions and history"), link(f"/ui/drift/{name}", "drift")]
-        if readers.rollout(ws, name) is not None:
+        if readers.has_rollout(ws, name):
             extra.append(link(f"/ui/rollouts/{name}", "rollout"))
         cards.append(f'<section class="card" aria-labelledby="m-{esc(name)}"><h2 id="m-{esc(name)}">'
                      f'{link(f"/ui/models/{name}", name)}</h2><dl class="kv">{kv}</dl>'
-                     f'<h3>Error budgets</h3><ul>{budget or "<li class=muted>No SLO names this model.</li>"}</ul>'
+                     f'<h3>Error budgets left</h3><ul class="budgets">{budget or "<li class=muted>No SLO names this model.</li>"}'
+                     "</ul>"
                      f"<p>{' · '.join(extra)}</p></section>")
     body = [(f'<p class="muted">Monitor last ran {fmt_time(state_file.get("at"))}; workspace clock '
              f'{fmt_time(ws.clock.now().isoformat())}.</p>'),
@@ -106,7 +108,10 @@ def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-def model_page(ws: Workspace, name: str) -> str:
+QUALITY_WINDOWS = {"1d": 86400, "7d": 7 * 86400}
+
+
+def model_page(ws: Workspace, name: str, window: str = "1d") -> str:
     registry = ModelRegistry(ws)
     versions = registry.versions(name)  # ModelNotFound (404) for an unknown model
     aliases = registry.aliases(name)
@@ -124,11 +129,14 @@ def model_page(ws: Workspace, name: str) -> str:
                      link(f"/ui/runs/{v.run_id}", "run") if v.run_id else DASH])
     body = [f'<p>Aliases: {esc(", ".join(f"{a} → v{n}" for a, n in sorted(aliases.items())) or "none")}. '
             f'{link(f"/ui/drift/{name}", "Drift")} · {link("/ui/slos", "SLOs")}'
-            + (f' · {link(f"/ui/rollouts/{name}", "Rollout")}' if readers.rollout(ws, name) else "") + "</p>"]
-    body.append("<h2>Actions</h2>" + _actions(name, aliases, versions))
+            + (f' · {link(f"/ui/rollouts/{name}", "Rollout")}' if readers.has_rollout(ws, name) else "") + "</p>"]
     body.append("<h2>Versions</h2>" + table(["version", "aliases", "created", *HEADLINE_METRICS, "gate", "made by"],
                                             rows, numeric=range(3, 3 + len(HEADLINE_METRICS))))
-    body.append("<h2>Quality of the last day (realized, with 95 % intervals)</h2>" + _quality(ws, name))
+    body.append('<h2>Actions</h2><div class="actions">' + _actions(name, aliases, versions) + "</div>")
+    other = "7d" if window == "1d" else "1d"
+    body.append(f"<h2>Quality of the last {'day' if window == '1d' else '7 days'} (realized, with 95 % intervals)"
+                f'</h2><p>{link(f"/ui/models/{name}?window={other}", f"Show the last {other}")}</p>'
+                + _quality(ws, name, QUALITY_WINDOWS[window], window))
     history = registry.history(name)
     body.append("<h2>Alias history</h2>" + table(
         ["when", "alias", "from", "to", "action", "who", "why"],
@@ -179,8 +187,8 @@ def _actions(name: str, aliases: dict[str, int], versions: list[Any]) -> str:
     return "".join(forms)
 
 
-def _quality(ws: Workspace, name: str) -> str:
-    report = readers.quality(ws, name)
+def _quality(ws: Workspace, name: str, window_s: int, window: str) -> str:
+    report = readers.quality(ws, name, window_s)
     groups = (report or {}).get("groups") or []
 
     def ci(values: Any) -> str:
@@ -193,7 +201,7 @@ def _quality(ws: Workspace, name: str) -> str:
              fmt(g.get("pending"))] for g in groups]
     return table(["version", "slice", "served", "labelled", "CTR", "CTR 95 % CI", "AUC", "AUC 95 % CI", "ECE",
                   "awaiting labels"], rows, numeric=(2, 3, 4, 6, 8, 9),
-                 empty="No labelled predictions in the last day (yarnit monitor run joins them).")
+                 empty=f"No labelled predictions in the last {window} (yarnit monitor run joins them).")
 
 
 def _lineage(graph: dict[str, Any] | None) -> str:

@@ -84,6 +84,12 @@ def rollout(ws: Workspace, model: str) -> dict[str, Any] | None:
         return None
 
 
+def has_rollout(ws: Workspace, model: str) -> bool:
+    from yarnit.continuous.rollout import rollouts_dir
+
+    return (rollouts_dir(ws.home) / f"{model}.json").is_file()
+
+
 def rollout_models(ws: Workspace) -> list[str]:
     from yarnit.continuous.rollout import rollouts_dir
 
@@ -114,12 +120,12 @@ def switches(ws: Workspace, model: str) -> dict[str, Any]:
     return actions.switches(ws, model) | {"history": actions.history(ws, model=model, limit=20)}
 
 
-def quality(ws: Workspace, model: str) -> dict[str, Any] | None:
-    """Realized quality of the last day per version, from the label join's stored state."""
+def quality(ws: Workspace, model: str, window_s: int = 86400) -> dict[str, Any] | None:
+    """Realized quality over the last ``window_s`` per version, from the label join's stored state."""
     from yarnit.monitoring import quality as q
 
     try:
-        return q.quality_report(ws, model, window_s=86400)
+        return q.quality_report(ws, model, window_s=window_s)
     except (YarnitError, OSError):
         return None
 
@@ -182,6 +188,6 @@ def lineage_up(ws: Workspace, version_id: str) -> dict[str, Any] | None:
         return None
 
 
-__all__ = ["alerts", "alerts_since", "datasets", "drift", "drift_history", "incident", "incidents", "lineage_up", "loop",
-           "loop_models", "models", "quality", "receipts", "rollout", "rollout_models", "run", "runs", "slo_history",
-           "slo_state", "slos_of", "switches"]
+__all__ = ["alerts", "alerts_since", "datasets", "drift", "drift_history", "has_rollout", "incident", "incidents",
+           "lineage_up", "loop", "loop_models", "models", "quality", "receipts", "rollout", "rollout_models", "run",
+           "runs", "slo_history", "slo_state", "slos_of", "switches"]
