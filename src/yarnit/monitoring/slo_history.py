@@ -105,7 +105,10 @@ def record_drift(workspace: Any, at: datetime, *, max_days_back: int = 3) -> int
             try:
                 report = traffic.drift_report(workspace, model, window="1d", at=end)
             except Exception as exc:  # noqa: BLE001 - one model's unreadable summaries never stop the monitor
+                # recorded as an error point, so the day is not tried again every run
                 log.warning("drift history of %s for the day ending %s: %s", model, end.isoformat(), exc)
+                points.append({"end": end.isoformat(), "state": "error", "reason": str(exc)[:300], "columns": []})
+                added += 1
                 continue
             columns = [{k: v for k, v in c.items() if k != "detail"} for c in report.get("columns") or []
                        if isinstance(c, dict)]

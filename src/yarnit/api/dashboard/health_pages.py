@@ -97,7 +97,7 @@ def drift_page(ws: Workspace, model: str, days: int = 30, live: bool = False) ->
     points = readers.drift_history(ws, model)[-days:]
     while points and points[0].get("state") == "no_data":  # days before the model served anything
         points = points[1:]
-    served = [p for p in points if p.get("state") != "no_data"]
+    served = [p for p in points if p.get("state") not in ("no_data", "error")]
     current = readers.drift(ws, model) if live or not served else served[-1]
     if current is None or (current.get("state") in (None, "no_data") and not current.get("columns")):
         reason = (current or {}).get("reason") or "no stored traffic summaries for this model yet (yarnit monitor run)"
@@ -138,6 +138,10 @@ def drift_page(ws: Workspace, model: str, days: int = 30, live: bool = False) ->
                     + "</figure>")
     else:
         body.append('<p class="muted">No closed day of drift recorded yet: the monitor keeps one per day.</p>')
+    failed = [p for p in points if p.get("state") == "error"]
+    if failed:
+        body.append("<p>Days without a drift figure: " + "; ".join(
+            f"{fmt_time(p.get('end'))}: {esc(p.get('reason') or 'error')}" for p in failed) + "</p>")
     body.append("<h2>Per feature</h2>" + table(
         ["feature", "kind", "method", "distance", "threshold", "p", "reference n", "current n", "state"],
         [[esc(c.get("column")), esc(c.get("kind")), esc(c.get("method")), fmt(c.get("value"), ".3g"),

@@ -66,7 +66,7 @@ def incident_page(ws: Workspace, incident_id: str) -> str:
         forms = [] if i.acked_by else [action_form(base + "/ack", "Acknowledge", f"Acknowledge incident "
                                                    f"{i.title}? You will be recorded as having it.", reason=False)]
         forms.append(action_form(base + "/resolve", "Resolve", f"Resolve incident {i.title}?"))
-        body.append("<h2>Actions</h2>" + "".join(forms))
+        body.append('<h2>Actions</h2><div class="actions">' + "".join(forms) + "</div>")
     body.append("<h2>Alerts</h2>" + table(
         ["alert", "SLO", "kind", "state", "started", "ended"],
         [[esc(a.get("alert_name") or aid), esc(a.get("slo")), state(a.get("alert")), state(a.get("state")),
