@@ -8,8 +8,10 @@ more (warm). For each it records the first contentful paint and the navigation's
 from the navigation start (what a person waits for).
 
 Serving beside the dashboard: ``--predictions`` sequential one-page predictions are timed alone, then
-again while a thread reloads every dashboard page in a loop (interleaved, ``--reps`` times each); the
-p50/p99 of each arm are reported side by side.
+while a thread loads every dashboard page in turn: paced at 2 pages a second (ten open dashboards each
+refreshing every 5 s), and in a tight loop (far more than people refresh) with the page cache (2 s, the
+default) and without it; arms interleaved, ``--reps`` times each; p50/p99 of each.
+The render times are measured with the page cache off, so each one is a real rendering.
 
 Usage::
 
@@ -103,12 +105,16 @@ def render_times(browser: Any, base: str, paths: dict[str, str], reps: int) -> d
     return out
 
 
-def serving_beside(base: str, paths: dict[str, str], predictions: int, reps: int) -> dict[str, Any]:
+def serving_beside(app: Any, base: str, paths: dict[str, str], predictions: int, reps: int) -> dict[str, Any]:
+    from yarnit.api.dashboard.cache import DEFAULT_TTL_S
     from yarnit.world import WorldConfig
     from yarnit.world.traffic import serve_traffic
 
     body = {"instances": next(serve_traffic(WorldConfig(seed=0, sessions_per_day=5, n_users=50), 1)).instances}
-    arms: dict[str, list[dict[str, float]]] = {"alone": [], "dashboard refreshing": []}
+    # arm -> (seconds between page loads, page cache on); 0.5 s: ten open dashboards refreshing every 5 s
+    plans = {"alone": (0.0, True), "2 pages/s (page cache 2 s)": (0.5, True),
+             "tight loop (page cache 2 s)": (0.0, True), "tight loop (no page cache)": (0.0, False)}
+    arms: dict[str, list[dict[str, float]]] = {arm: [] for arm in plans}
     with httpx.Client(base_url=base, timeout=30) as client:
         for _ in range(20):
             client.post("/v1/models/ctr:predict", json=body)
@@ -117,13 +123,19 @@ def serving_beside(base: str, paths: dict[str, str], predictions: int, reps: int
                 stop = threading.Event()
                 pages_loaded = [0]
 
-                def refresh(stop: threading.Event = stop, count: list[int] = pages_loaded) -> None:
+                pause, cache_on = plans[arm]
+
+                def refresh(stop: threading.Event = stop, count: list[int] = pages_loaded, pause: float = pause
+                            ) -> None:
                     with httpx.Client(base_url=base, timeout=30) as other:
                         while not stop.is_set():
                             for path in paths.values():
                                 other.get(path)
                                 count[0] += 1
+                                if stop.wait(pause):
+                                    return
 
+                app.state.dashboard_cache.ttl_s = DEFAULT_TTL_S if cache_on else 0.0
                 thread = threading.Thread(target=refresh, daemon=True) if arm != "alone" else None
                 if thread:
                     thread.start()
@@ -156,6 +168,7 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     from yarnit.api import create_app
+    from yarnit.api.dashboard.cache import PageCache
     from yarnit.api.server import BackgroundServer
     from yarnit.core import Settings, SimulatedClock
     from yarnit.monitoring.runner import read_state
@@ -171,11 +184,12 @@ def main() -> None:
         paths = page_paths(ws)
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
                                              args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        app.state.dashboard_cache = PageCache(ttl_s=0.0)  # every measured render is a real one
         try:
             pages = render_times(browser, server.url, paths, args.reps)
         finally:
             browser.close()
-        serving = serving_beside(server.url, paths, args.predictions, args.reps)
+        serving = serving_beside(app, server.url, paths, args.predictions, args.reps)
     app.state.serving.close()
     result = {"home": str(home), "clock": state["at"], "load_average": os.getloadavg(), "pages": pages,
               "serving": serving, "args": {k: str(v) for k, v in vars(args).items()}}

@@ -58,3 +58,16 @@ def test_the_slo_history_keeps_one_point_an_hour_and_a_bounded_number(sqlite_ws,
     points = slo_history.read_history(sqlite_ws.home)
     assert len(points) == 3 and [p["slos"]["svc-ctr-availability"]["budget"] for p in points] == [0.3, 0.4, 0.5]
     assert points[-1]["slos"]["svc-ctr-availability"]["burn"] == {"1h": 2.0}
+
+
+def test_a_refresh_within_seconds_is_served_from_the_page_cache_and_a_reload_renders_anew(sqlite_ws) -> None:
+    register_ctr(sqlite_ws, versions=2)
+    with TestClient(create_app(sqlite_ws)) as client:
+        before = client.get("/ui/models/ctr").text
+        assert "production → v1" in before
+        ModelRegistry(sqlite_ws).promote("ctr", 2, actor="user:test", reason="a newer model")
+        assert client.get("/ui/models/ctr").text == before  # an automatic refresh within the TTL: kept
+        reloaded = client.get("/ui/models/ctr", headers={"Cache-Control": "max-age=0"}).text  # a browser reload
+        assert "production → v2" in reloaded and "a newer model" in reloaded
+        client.app.state.dashboard_cache.ttl_s = 0  # off: every request renders
+        assert "production → v2" in client.get("/ui/models/ctr").text

@@ -18,6 +18,7 @@ SVG (:mod:`yarnit.charts`), so nothing is fetched from outside and the pages wor
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib.resources import files
 from typing import Annotated, Literal
 
@@ -26,6 +27,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from yarnit.storage import Workspace
 
+from .cache import PageCache
 from .health_pages import drift_page, slos_page
 from .models_pages import model_page, overview, rollout_page
 from .records_pages import data_page, incident_page, incidents_page, run_page, runs_page
@@ -38,8 +40,13 @@ RunId = Annotated[str, Path(pattern=r"^run_[0-9a-z]{26}$")]
 CACHE = {"Cache-Control": "no-store"}
 
 
-def _html(text: str) -> HTMLResponse:
-    return HTMLResponse(text, headers=CACHE)
+def _html(request: Request, render: Callable[[], str]) -> HTMLResponse:
+    """The page ``render`` draws, through the app's page cache (see :mod:`.cache`)."""
+    cache = getattr(request.app.state, "dashboard_cache", None)
+    if cache is None:
+        cache = request.app.state.dashboard_cache = PageCache()
+    fresh = "cache-control" in request.headers
+    return HTMLResponse(cache.page(str(request.url), render, fresh=fresh), headers=CACHE)
 
 
 def _ws(request: Request) -> Workspace:
@@ -48,23 +55,23 @@ def _ws(request: Request) -> Workspace:
 
 @router.get("/", response_class=HTMLResponse)
 def overview_route(request: Request) -> HTMLResponse:
-    return _html(overview(_ws(request)))
+    return _html(request, lambda: overview(_ws(request)))
 
 
 @router.get("/ui/models/{name}", response_class=HTMLResponse)
 def model_route(name: ModelName, request: Request,
                 window: Annotated[Literal["1d", "7d"], Query(description="quality window")] = "1d") -> HTMLResponse:
-    return _html(model_page(_ws(request), name, window))
+    return _html(request, lambda: model_page(_ws(request), name, window))
 
 
 @router.get("/ui/rollouts/{model}", response_class=HTMLResponse)
 def rollout_route(model: ModelName, request: Request) -> HTMLResponse:
-    return _html(rollout_page(_ws(request), model))
+    return _html(request, lambda: rollout_page(_ws(request), model))
 
 
 @router.get("/ui/slos", response_class=HTMLResponse)
 def slos_route(request: Request) -> HTMLResponse:
-    return _html(slos_page(_ws(request)))
+    return _html(request, lambda: slos_page(_ws(request)))
 
 
 @router.get("/ui/drift/{model}", response_class=HTMLResponse)
@@ -72,32 +79,32 @@ def drift_route(model: ModelName, request: Request,
                 days: Annotated[int, Query(ge=1, le=120, description="days of history drawn")] = 30,
                 live: Annotated[bool, Query(description="the last 24 h computed now, not the last closed day")] = False
                 ) -> HTMLResponse:
-    return _html(drift_page(_ws(request), model, days, live))
+    return _html(request, lambda: drift_page(_ws(request), model, days, live))
 
 
 @router.get("/ui/data", response_class=HTMLResponse)
 def data_route(request: Request) -> HTMLResponse:
-    return _html(data_page(_ws(request)))
+    return _html(request, lambda: data_page(_ws(request)))
 
 
 @router.get("/ui/incidents", response_class=HTMLResponse)
 def incidents_route(request: Request) -> HTMLResponse:
-    return _html(incidents_page(_ws(request)))
+    return _html(request, lambda: incidents_page(_ws(request)))
 
 
 @router.get("/ui/incidents/{incident_id}", response_class=HTMLResponse)
 def incident_route(incident_id: IncidentId, request: Request) -> HTMLResponse:
-    return _html(incident_page(_ws(request), incident_id))
+    return _html(request, lambda: incident_page(_ws(request), incident_id))
 
 
 @router.get("/ui/runs", response_class=HTMLResponse)
 def runs_route(request: Request) -> HTMLResponse:
-    return _html(runs_page(_ws(request)))
+    return _html(request, lambda: runs_page(_ws(request)))
 
 
 @router.get("/ui/runs/{run_id}", response_class=HTMLResponse)
 def run_route(run_id: RunId, request: Request) -> HTMLResponse:
-    return _html(run_page(_ws(request), run_id))
+    return _html(request, lambda: run_page(_ws(request), run_id))
 
 
 _SCRIPT = files(__package__).joinpath("static", "dashboard.js").read_bytes()

@@ -157,9 +157,9 @@ def model_page(ws: Workspace, name: str, window: str = "1d") -> str:
 def _switch_text(sw: dict[str, Any]) -> str:
     on = []
     if sw.get("training_frozen"):
-        on.append(f"training stopped by {sw['training_frozen'].get('frozen_by')}")
+        on.append(f"training stopped: {sw['training_frozen']}")
     if sw.get("force_fallback"):
-        on.append(f"answering from the fallback ({sw.get('fallback') or 'heuristic'})")
+        on.append("answering from the fallback")
     target = sw.get("rollback_target")
     return (", ".join(on) or "none") + f"; a rollback goes to {f'v{target}' if target else 'nothing (no earlier version)'}"
 

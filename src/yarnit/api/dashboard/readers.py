@@ -11,8 +11,22 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from yarnit.continuous import actions
+from yarnit.continuous.loop import continuous_dir, loop_status, state_path
+from yarnit.continuous.rollout import RolloutController, rollouts_dir
 from yarnit.core.errors import YarnitError
+from yarnit.data import Datasets, Lineage, Node
+from yarnit.data.deletion import Deletions
+from yarnit.incidents import IncidentStore
+from yarnit.monitoring import quality as quality_mod
+from yarnit.monitoring import traffic
+from yarnit.monitoring.alerts import alerts_path
+from yarnit.monitoring.slo_history import drift_path, history_path
+from yarnit.monitoring.workspace import monitoring_dir
+from yarnit.registry import ModelRegistry
+from yarnit.serving.router import TrafficPolicyStore
 from yarnit.storage import Workspace
+from yarnit.training import RunStore
 
 from ..slos import cached, monitor_state
 
@@ -29,8 +43,6 @@ def slos_of(ws: Workspace, model: str | None = None) -> list[dict[str, Any]]:
 
 def slo_history(ws: Workspace) -> list[dict[str, Any]]:
     """Hourly points of every SLO's budget and burn rates (the monitor writes them: slo_history)."""
-    from yarnit.monitoring.slo_history import history_path
-
     data = cached(history_path(ws.home))
     points = data.get("points") if isinstance(data, dict) else None
     return [p for p in points if isinstance(p, dict)] if isinstance(points, list) else []
@@ -38,9 +50,6 @@ def slo_history(ws: Workspace) -> list[dict[str, Any]]:
 
 def alerts(ws: Workspace) -> list[dict[str, Any]]:
     """Every stored alert, newest first."""
-    from yarnit.monitoring.alerts import alerts_path
-    from yarnit.monitoring.workspace import monitoring_dir
-
     data = cached(alerts_path(monitoring_dir(ws.home)))
     rows = [a for a in (data.get("alerts", []) if isinstance(data, dict) else []) if isinstance(a, dict)]
     rows.sort(key=lambda a: (str(a.get("started_at")), str(a.get("id"))), reverse=True)
@@ -55,27 +64,19 @@ def alerts_since(ws: Workspace, hours: float = 24.0) -> list[dict[str, Any]]:
 
 
 def incidents(ws: Workspace, state: str = "all", limit: int = 200) -> list[Any]:
-    from yarnit.incidents import IncidentStore
-
     return IncidentStore.open(ws.home, ws.clock).list(state, limit=limit)
 
 
 def incident(ws: Workspace, incident_id: str) -> Any:
-    from yarnit.incidents import IncidentStore
-
     return IncidentStore.open(ws.home, ws.clock).get(incident_id)
 
 
 def models(ws: Workspace) -> list[dict[str, Any]]:
-    from yarnit.registry import ModelRegistry
-
     return ModelRegistry(ws).list_models()
 
 
 def rollout(ws: Workspace, model: str) -> dict[str, Any] | None:
     """The model's latest staged rollout (running or finished), or None when it never had one."""
-    from yarnit.continuous.rollout import RolloutController, rollouts_dir
-
     if not (rollouts_dir(ws.home) / f"{model}.json").is_file():
         return None
     try:
@@ -85,21 +86,15 @@ def rollout(ws: Workspace, model: str) -> dict[str, Any] | None:
 
 
 def has_rollout(ws: Workspace, model: str) -> bool:
-    from yarnit.continuous.rollout import rollouts_dir
-
     return (rollouts_dir(ws.home) / f"{model}.json").is_file()
 
 
 def rollout_models(ws: Workspace) -> list[str]:
-    from yarnit.continuous.rollout import rollouts_dir
-
     return sorted(p.stem for p in rollouts_dir(ws.home).glob("*.json"))
 
 
 def loop(ws: Workspace, model: str) -> dict[str, Any] | None:
     """The continuous loop's days for ``model`` (data checks, quarantine, training), or None without a loop."""
-    from yarnit.continuous.loop import loop_status, state_path
-
     if not state_path(ws.home, model).is_file():
         return None
     try:
@@ -109,31 +104,29 @@ def loop(ws: Workspace, model: str) -> dict[str, Any] | None:
 
 
 def loop_models(ws: Workspace) -> list[str]:
-    from yarnit.continuous.loop import continuous_dir
-
     return sorted(p.stem.removeprefix("loop-") for p in continuous_dir(ws.home).glob("loop-*.json"))
 
 
 def switches(ws: Workspace, model: str) -> dict[str, Any]:
-    from yarnit.continuous import actions
+    """The model's emergency switches (training frozen?, forced to its fallback?, what a rollback goes to) and its
+    last emergency actions: the cheap parts of ``actions.switches`` (one query each)."""
 
-    return actions.switches(ws, model) | {"history": actions.history(ws, model=model, limit=20)}
+    return {"training_frozen": actions.training_frozen(ws, model),
+            "force_fallback": TrafficPolicyStore(ws).get(model).force_fallback,
+            "rollback_target": ModelRegistry(ws).rollback_target(model, "production"),
+            "history": actions.history(ws, model=model, limit=20)}
 
 
 def quality(ws: Workspace, model: str, window_s: int = 86400) -> dict[str, Any] | None:
     """Realized quality over the last ``window_s`` per version, from the label join's stored state."""
-    from yarnit.monitoring import quality as q
-
     try:
-        return q.quality_report(ws, model, window_s=window_s)
+        return quality_mod.quality_report(ws, model, window_s=window_s)
     except (YarnitError, OSError):
         return None
 
 
 def drift(ws: Workspace, model: str) -> dict[str, Any] | None:
     """Served drift in the last day, from the stored hourly summaries (what GET /api/monitoring/drift answers)."""
-    from yarnit.monitoring import traffic
-
     try:
         return traffic.drift_report(ws, model, window="1d")
     except (YarnitError, OSError, ValueError):
@@ -142,8 +135,6 @@ def drift(ws: Workspace, model: str) -> dict[str, Any] | None:
 
 def drift_history(ws: Workspace, model: str) -> list[dict[str, Any]]:
     """The model's daily drift points the monitor kept (slo_history.record_drift), oldest first."""
-    from yarnit.monitoring.slo_history import drift_path
-
     data = cached(drift_path(ws.home))
     models = data.get("models") if isinstance(data, dict) else None
     points = models.get(model) if isinstance(models, dict) else None
@@ -151,27 +142,20 @@ def drift_history(ws: Workspace, model: str) -> list[dict[str, Any]]:
 
 
 def runs(ws: Workspace, limit: int = 50) -> list[Any]:
-    from yarnit.training import RunStore
-
     return RunStore(ws).list(None, limit)
 
 
 def run(ws: Workspace, run_id: str) -> tuple[Any, list[Any]]:
-    from yarnit.training import RunStore
-
     store = RunStore(ws)
     return store.get(run_id), store.steps(run_id)
 
 
-def datasets(ws: Workspace) -> list[Any]:
-    from yarnit.data import Datasets
-
-    return Datasets(ws).list(include_inactive=True)
+def datasets(ws: Workspace, limit: int = 200) -> list[dict[str, Any]]:
+    """The newest dataset versions, newest first, without their statistics (those are the heavy part)."""
+    return Datasets(ws).summaries(limit=limit)
 
 
 def receipts(ws: Workspace) -> list[Any]:
-    from yarnit.data.deletion import Deletions
-
     try:
         return Deletions(ws).receipts()
     except (YarnitError, OSError):
@@ -180,8 +164,6 @@ def receipts(ws: Workspace) -> list[Any]:
 
 def lineage_up(ws: Workspace, version_id: str) -> dict[str, Any] | None:
     """What a model version was made from (its runs and dataset versions, up to the raw data)."""
-    from yarnit.data import Lineage, Node
-
     try:
         return Lineage(ws).upstream(Node("model_version", version_id), depth=6).to_dict()
     except (YarnitError, OSError):

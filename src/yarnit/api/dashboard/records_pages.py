@@ -13,12 +13,12 @@ from .layout import DASH, action_form, esc, fmt, fmt_time, link, page, state, ta
 
 
 def data_page(ws: Workspace) -> str:
-    versions = readers.datasets(ws)
-    body = ["<h2>Dataset versions</h2>" + table(
+    versions = readers.datasets(ws, limit=200)
+    body = ["<h2>Dataset versions (newest 200)</h2>" + table(
         ["dataset", "rows", "created", "source", "status", "retention", "subjects"],
-        [[esc(v.ref), fmt(v.row_count, ",.0f"), fmt_time(v.created_at.isoformat()), esc(v.source[:80]),
-          state(v.status), esc(v.retention_class or DASH), fmt(v.subject_count, ",.0f")]
-         for v in reversed(versions)], numeric=(1, 6), empty="No dataset yet.")]
+        [[esc(v["ref"]), fmt(v["row_count"], ",.0f"), fmt_time(v["created_at"]), esc(str(v["source"] or "")[:80]),
+          state(v["status"]), esc(v["retention_class"] or DASH), fmt(v["subject_count"], ",.0f")]
+         for v in versions], numeric=(1, 6), empty="No dataset yet.")]
     rows = []
     for model in readers.loop_models(ws):
         for day in reversed((readers.loop(ws, model) or {}).get("days", [])):
