@@ -146,9 +146,10 @@ def _axes(x: Callable[[float], float], y: Callable[[float], float], ticks: Seque
 def _hlines(lines: Sequence[tuple[str, float]], y: Callable[[float], float]) -> str:
     """Dashed horizontal reference lines (an alert threshold, a budget's zero), labelled at the right end."""
     out = []
-    for label, value in lines:
+    for i, (label, value) in enumerate(lines):
+        lx = WIDTH - PAD_R - 2 - 150 * i  # side by side, so labels of close thresholds do not overprint
         out.append(f'<g class="hline"><title>{esc(label)}</title><line x1="{PAD_L}" x2="{WIDTH - PAD_R}" '
-                   f'y1="{y(value):.1f}" y2="{y(value):.1f}"/><text x="{WIDTH - PAD_R - 2}" y="{y(value) - 3:.1f}" '
+                   f'y1="{y(value):.1f}" y2="{y(value):.1f}"/><text x="{lx}" y="{y(value) - 3:.1f}" '
                    f'text-anchor="end">{esc(label[:32])}</text></g>')
     return "".join(out)
 
