@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from yarnit import charts as report_svg
 from yarnit.demo import report as rep
-from yarnit.demo import report_svg
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 HOSTILE = "<script>alert(1)</script>"

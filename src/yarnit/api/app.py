@@ -7,7 +7,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import HTMLResponse, PlainTextResponse
+from fastapi.responses import PlainTextResponse
 from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
@@ -18,7 +18,6 @@ import yarnit
 from yarnit.access import Tokens
 from yarnit.core.errors import YarnitError
 from yarnit.features import FeatureStore
-from yarnit.registry import ModelRegistry
 from yarnit.serving import InferenceService, ServingOptions
 from yarnit.serving.featurestore import FeatureStoreSource
 from yarnit.storage import Workspace
@@ -34,13 +33,13 @@ from . import (
     rollouts,
     slos,
 )
+from . import dashboard as dashboard_ui
 from . import features as features_api
 from . import incidents as incidents_api
 from . import labels as labels_api
 from . import monitoring as monitoring_api
 from . import quality as quality_api
 from .auth import token_middleware
-from .dashboard import render_dashboard
 from .errors import install_error_handlers
 from .limits import BodySizeLimit
 from .metrics import ApiMetrics
@@ -139,10 +138,6 @@ def create_app(workspace: Workspace, *, refresh_s: float = 0.25, serving: Servin
         body = await run_in_threadpool(generate_latest, api_metrics.registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/", response_class=HTMLResponse, tags=["dashboard"])
-    def dashboard() -> HTMLResponse:
-        return HTMLResponse(render_dashboard(ModelRegistry(workspace)))
-
     app.include_router(control.router)
     app.include_router(datasets.router)
     app.include_router(access.router)
@@ -156,6 +151,7 @@ def create_app(workspace: Workspace, *, refresh_s: float = 0.25, serving: Servin
     app.include_router(incidents_api.router)
     app.include_router(labels_api.router)
     app.include_router(rater_page.router)
+    app.include_router(dashboard_ui.router)  # the pages: /, /ui/…
     _export_feature_freshness(app, workspace)
     # SLO gauges from the monitor's state file (yarnit monitor run): read, never computed, at scrape time.
     app.state.metrics.registry.register(slos.SLOCollector(workspace.home, workspace.clock))

@@ -610,6 +610,14 @@ class Datasets:
         with self.ws.metadata.begin() as conn:
             return [_row_to_version(r) for r in conn.execute(query).mappings().all()]
 
+    def summaries(self, *, limit: int = 200) -> list[dict[str, Any]]:
+        """The newest ``limit`` versions (newest first) without their schema and statistics: a status page's list."""
+        c = dataset_versions.c
+        query = select(c.id, c.name, c.version, c.row_count, c.created_at, c.source, c.status, c.retention_class,
+                       c.subject_count).order_by(c.created_at.desc(), c.name, c.version.desc()).limit(limit)
+        with self.ws.metadata.begin() as conn:
+            return [dict(r) | {"ref": f"{r['name']}:v{r['version']}"} for r in conn.execute(query).mappings().all()]
+
     def names(self) -> list[str]:
         with self.ws.metadata.begin() as conn:
             return [r[0] for r in conn.execute(select(dataset_versions.c.name).distinct()

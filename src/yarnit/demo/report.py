@@ -1,7 +1,7 @@
 """Render the 30-day operate demo's report: one self-contained HTML page, or rows for a terminal table.
 
 The page is a single file with no external reference of any kind (no CDN, font, script or stylesheet
-URL): inline CSS and server-rendered inline SVG (:mod:`yarnit.demo.report_svg`), so it opens offline
+URL): inline CSS and server-rendered inline SVG (:mod:`yarnit.charts`), so it opens offline
 and can be attached to a ticket. The report dict is treated as hostile: every string it carries is
 HTML-escaped on the way out (a fault named ``<script>`` renders as text), numbers that are missing,
 ``None``, non-numeric or not finite show as "—", and every optional key may be absent.
@@ -18,7 +18,8 @@ import unicodedata
 from datetime import UTC, datetime
 from typing import Any
 
-from yarnit.demo.report_svg import (
+from yarnit.charts import (
+    CHART_CSS,
     ERROR_COLOUR,
     FALLBACK_COLOUR,
     PALETTE,
@@ -331,17 +332,13 @@ font-weight:600;padding:.3rem 0}th,td{border-bottom:1px solid var(--line);paddin
 vertical-align:top}thead th{background:#f4f6f9;white-space:nowrap}td.num{text-align:right}
 .charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,540px),1fr));gap:1rem}
 figure{margin:0;border:1px solid var(--line);border-radius:6px;padding:.5rem;overflow-x:auto}
-figcaption{font-weight:600;margin-bottom:.3rem}svg{width:100%;min-width:420px;height:auto;display:block}
-svg text{font-size:12px;fill:var(--fg)}svg .ax{fill:var(--muted)}svg .grid{stroke:#edf0f4}svg .axis{stroke:#9aa5b4}
-svg .line{fill:none;stroke-width:2}path.s-faulted{stroke:var(--faulted)}path.s-clean{stroke:var(--clean);
+figcaption{font-weight:600;margin-bottom:.3rem}path.s-faulted{stroke:var(--faulted)}path.s-clean{stroke:var(--clean);
 stroke-dasharray:5 3}circle.s-faulted,rect.s-faulted{fill:var(--faulted)}circle.s-clean,rect.s-clean{fill:var(--clean)}
-.win rect,rect.win-swatch{fill:#f6ad55;fill-opacity:.22}.win text{font-size:10px;fill:#9c4221}.win line{stroke:#dd8a0e}
-.bar-met{fill:var(--ok)}.bar-miss{fill:var(--faulted)}.target,rect.target-swatch{stroke:#1a202c;stroke-width:3;fill:#1a202c}
 .miss{font-style:italic}details{margin:.4rem 0;border:1px solid var(--line);border-radius:6px;padding:.4rem .7rem}
 summary{cursor:pointer}pre{white-space:pre-wrap;word-break:break-word;background:#f7f8fa;padding:.7rem;
 border-radius:4px;font-size:.85rem}
 @media (max-width:600px){body{font-size:14px}header,main{padding:.6rem}th,td{padding:.3rem}}
-"""
+""" + CHART_CSS
 
 
 def render_html(report: dict[str, Any]) -> str:

@@ -55,6 +55,7 @@ from yarnit.core.atomic import UNSYNCED_OPS, atomic_write_text
 from yarnit.core.clock import Clock
 from yarnit.core.errors import YarnitError
 
+from . import slo_history
 from .alerts import AlertStore, Notification, Sink, alerts_path, build_sinks, deliver
 from .burn import BurnRateMonitor, SLOStatus
 from .slo import SinkSpec, SLOFile, format_duration
@@ -197,6 +198,8 @@ class Monitor:
         # rewritten every pass from what the stores hold: atomic (never torn), not synced to disk
         atomic_write_text(state_path(self.workspace.home), json.dumps(state, indent=1, default=str), mode=0o644,
                           ops=UNSYNCED_OPS)
+        slo_history.record(self.workspace.home, at, entries)  # hourly points: the dashboard's budget-over-time
+        slo_history.record_drift(self.workspace, at)  # each closed day's drift, once: the dashboard's drift-over-time
         return {**state, "transitions": transitions}
 
     def _update(self, name: str) -> dict[str, Any]:

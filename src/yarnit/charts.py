@@ -1,4 +1,4 @@
-"""Server-rendered inline SVG charts for the operate-demo report (no JavaScript, no external files).
+"""Server-rendered inline SVG charts for the operate-demo report and the dashboard (no JavaScript, no external files).
 
 The report page must be one file that opens anywhere, offline, so each chart is a string of SVG
 built here: a ``viewBox`` that scales to the page width, a ``<title>`` and ``<desc>`` for screen
@@ -143,10 +143,23 @@ def _axes(x: Callable[[float], float], y: Callable[[float], float], ticks: Seque
     return "".join(out)
 
 
+def _hlines(lines: Sequence[tuple[str, float]], y: Callable[[float], float]) -> str:
+    """Dashed horizontal reference lines (an alert threshold, a budget's zero), labelled at the right end."""
+    out = []
+    for i, (label, value) in enumerate(lines):
+        lx = WIDTH - PAD_R - 2 - 150 * i  # side by side, so labels of close thresholds do not overprint
+        out.append(f'<g class="hline"><title>{esc(label)}</title><line x1="{PAD_L}" x2="{WIDTH - PAD_R}" '
+                   f'y1="{y(value):.1f}" y2="{y(value):.1f}"/><text x="{lx}" y="{y(value) - 3:.1f}" '
+                   f'text-anchor="end">{esc(label[:32])}</text></g>')
+    return "".join(out)
+
+
 def svg_line_chart(series: Sequence[Series], shaded_windows: Sequence[Window], *, chart_id: str, title: str,
                    desc: str, x_labels: Sequence[str], y_format: Callable[[float], str] = str,
-                   height: int = 280) -> str:
+                   height: int = 280, hlines: Sequence[tuple[str, float]] = ()) -> str:
     """A line chart of one value per x position (day), with shaded, labelled windows behind the lines.
+
+    ``hlines``: (label, value) reference lines drawn dashed across the plot (the dashboard's alert thresholds).
 
     >>> svg = svg_line_chart([Series("clean", "s-clean", [1.0, 2.0, None])], [Window("<f>", 1, 2)],
     ...                      chart_id="c", title="T", desc="D", x_labels=["a", "b", "c"])
@@ -156,14 +169,18 @@ def svg_line_chart(series: Sequence[Series], shaded_windows: Sequence[Window], *
     n = max((len(s.values) for s in series), default=0)
     bottom = height - PAD_B
     finite = [v for s in series for v in s.values if v is not None and math.isfinite(v)]
+    finite += [v for _label, v in hlines if math.isfinite(v)]
     ticks = nice_ticks(min([0.0, *finite]), max(finite, default=1.0))
     x = linear_scale(0, max(n, 1), PAD_L, WIDTH - PAD_R)
     y = linear_scale(ticks[0], ticks[-1], bottom, PAD_T)
     body = [_legend([(s.name, s.css) for s in series] + ([("fault window", "win-swatch")] if shaded_windows else [])),
-            _windows(shaded_windows, x, n, PAD_T, bottom), _axes(x, y, ticks, x_labels, y_format, bottom)]
+            _windows(shaded_windows, x, n, PAD_T, bottom), _axes(x, y, ticks, x_labels, y_format, bottom),
+            _hlines([h for h in hlines if math.isfinite(h[1])], y)]
     for s in series:
         pts = [(x(i + 0.5), y(v)) if v is not None and math.isfinite(v) else None for i, v in enumerate(s.values)]
         body.append(f'<path class="line {s.css}" d="{path_d(pts)}"/>')
+        if len(pts) > 120:  # an hourly month: the line alone (a dot per hour would be noise and weight)
+            continue
         for i, (p, v) in enumerate(zip(pts, s.values, strict=True)):
             if p is not None and v is not None:
                 label = x_labels[i] if i < len(x_labels) else str(i)
@@ -250,5 +267,19 @@ def svg_stacked_bars(stacks: Sequence[dict[str, float]], colours: dict[str, str]
     return _frame(chart_id, title, desc, height, "".join(body))
 
 
-__all__ = ["Bar", "Series", "Window", "esc", "linear_scale", "nice_ticks", "path_d", "svg_hbar_chart",
+#: The charts' stylesheet, shared by the demo report and the dashboard (both inline it: no external file).
+#: ``s-p0`` … ``s-p7``: series coloured from :data:`PALETTE`, for charts whose series are not fixed.
+CHART_CSS = (
+    "svg{width:100%;min-width:420px;height:auto;display:block}"
+    "svg text{font-size:12px;fill:var(--fg)}svg .ax{fill:var(--muted)}svg .grid{stroke:#edf0f4}"
+    "svg .axis{stroke:#9aa5b4}svg .line{fill:none;stroke-width:2}"
+    ".win rect,rect.win-swatch{fill:#f6ad55;fill-opacity:.22}.win text{font-size:10px;fill:#9c4221}"
+    ".win line{stroke:#dd8a0e}.bar-met{fill:var(--ok)}.bar-miss{fill:var(--faulted)}"
+    ".target,rect.target-swatch{stroke:#1a202c;stroke-width:3;fill:#1a202c}"
+    ".hline line{stroke:#9c4221;stroke-dasharray:6 4;stroke-width:1.2}.hline text{font-size:10px;fill:#9c4221}"
+    + "".join(f"path.s-p{i}{{stroke:{c}}}circle.s-p{i},rect.s-p{i}{{fill:{c}}}" for i, c in enumerate(PALETTE))
+)
+
+
+__all__ = ["CHART_CSS", "Bar", "Series", "Window", "esc", "linear_scale", "nice_ticks", "path_d", "svg_hbar_chart",
            "svg_line_chart", "svg_stacked_bars"]

@@ -1,0 +1,119 @@
+"""The dashboard: the daily review of every model, as server-rendered pages (CH10-R5).
+
+Routes (reads, open like every GET; the pages are HTML, left out of the OpenAPI schema):
+
+* ``/`` overview: each model's production and canary, error budgets, freshness, open incidents,
+  the last day's alerts;
+* ``/ui/models/{name}`` versions, quality, alias history, emergency actions, lineage, model card;
+* ``/ui/rollouts/{model}`` stage and per-metric canary analysis; ``/ui/slos`` budgets and burn rates
+  over time with the alert thresholds; ``/ui/drift/{model}``; ``/ui/data``; ``/ui/incidents[/{id}]``;
+  ``/ui/runs[/{id}]``;
+* ``/ui/static/dashboard.js`` the one script: it sends the action forms to the token-protected
+  control-plane endpoints (``/api/...``) after a confirmation, so an action is authorised, refused
+  and audited exactly as the same call from the CLI or curl would be.
+
+Pages read stored records and summaries only (:mod:`.readers`); charts are the demo report's inline
+SVG (:mod:`yarnit.charts`), so nothing is fetched from outside and the pages work offline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib.resources import files
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import HTMLResponse, Response
+
+from yarnit.storage import Workspace
+
+from .cache import PageCache
+from .health_pages import drift_page, slos_page
+from .models_pages import model_page, overview, rollout_page
+from .records_pages import data_page, incident_page, incidents_page, run_page, runs_page
+
+router = APIRouter(tags=["dashboard"], include_in_schema=False)
+
+ModelName = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_.-]{0,62}$")]
+IncidentId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_\-]{1,80}$")]
+RunId = Annotated[str, Path(pattern=r"^run_[0-9a-z]{26}$")]
+CACHE = {"Cache-Control": "no-store"}
+
+
+def _html(request: Request, render: Callable[[], str]) -> HTMLResponse:
+    """The page ``render`` draws, through the app's page cache (see :mod:`.cache`)."""
+    cache = getattr(request.app.state, "dashboard_cache", None)
+    if cache is None:
+        cache = request.app.state.dashboard_cache = PageCache()
+    fresh = "cache-control" in request.headers
+    return HTMLResponse(cache.page(str(request.url), render, fresh=fresh), headers=CACHE)
+
+
+def _ws(request: Request) -> Workspace:
+    return request.app.state.workspace
+
+
+@router.get("/", response_class=HTMLResponse)
+def overview_route(request: Request) -> HTMLResponse:
+    return _html(request, lambda: overview(_ws(request)))
+
+
+@router.get("/ui/models/{name}", response_class=HTMLResponse)
+def model_route(name: ModelName, request: Request,
+                window: Annotated[Literal["1d", "7d"], Query(description="quality window")] = "1d") -> HTMLResponse:
+    return _html(request, lambda: model_page(_ws(request), name, window))
+
+
+@router.get("/ui/rollouts/{model}", response_class=HTMLResponse)
+def rollout_route(model: ModelName, request: Request) -> HTMLResponse:
+    return _html(request, lambda: rollout_page(_ws(request), model))
+
+
+@router.get("/ui/slos", response_class=HTMLResponse)
+def slos_route(request: Request) -> HTMLResponse:
+    return _html(request, lambda: slos_page(_ws(request)))
+
+
+@router.get("/ui/drift/{model}", response_class=HTMLResponse)
+def drift_route(model: ModelName, request: Request,
+                days: Annotated[int, Query(ge=1, le=120, description="days of history drawn")] = 30,
+                live: Annotated[bool, Query(description="the last 24 h computed now, not the last closed day")] = False
+                ) -> HTMLResponse:
+    return _html(request, lambda: drift_page(_ws(request), model, days, live))
+
+
+@router.get("/ui/data", response_class=HTMLResponse)
+def data_route(request: Request) -> HTMLResponse:
+    return _html(request, lambda: data_page(_ws(request)))
+
+
+@router.get("/ui/incidents", response_class=HTMLResponse)
+def incidents_route(request: Request) -> HTMLResponse:
+    return _html(request, lambda: incidents_page(_ws(request)))
+
+
+@router.get("/ui/incidents/{incident_id}", response_class=HTMLResponse)
+def incident_route(incident_id: IncidentId, request: Request) -> HTMLResponse:
+    return _html(request, lambda: incident_page(_ws(request), incident_id))
+
+
+@router.get("/ui/runs", response_class=HTMLResponse)
+def runs_route(request: Request) -> HTMLResponse:
+    return _html(request, lambda: runs_page(_ws(request)))
+
+
+@router.get("/ui/runs/{run_id}", response_class=HTMLResponse)
+def run_route(run_id: RunId, request: Request) -> HTMLResponse:
+    return _html(request, lambda: run_page(_ws(request), run_id))
+
+
+_SCRIPT = files(__package__).joinpath("static", "dashboard.js").read_bytes()
+
+
+@router.get("/ui/static/dashboard.js")
+def script() -> Response:
+    return Response(_SCRIPT, media_type="text/javascript; charset=utf-8",
+                    headers={"Cache-Control": "max-age=300"})
+
+
+__all__ = ["router"]
