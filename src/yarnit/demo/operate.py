@@ -281,6 +281,9 @@ class _Month:
 
     def _hourly(self) -> None:
         now = self.clock.now()
+        log = self.app.state.serving.log
+        if log is not None:  # what was served before the hour is on disk when the hour's monitor reads the log
+            log.flush()  # (its writer drains every 50 ms of real time: a fast pass would race it)
         for name, step in (("labels", lambda: self._ingest_labels(now)), ("loop", self.loop.tick),
                            ("monitor", self.monitor.run_once)):
             began, cpu = time.monotonic(), time.process_time()
