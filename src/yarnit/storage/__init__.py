@@ -1,6 +1,6 @@
 """Storage: the metadata store (SQLite or PostgreSQL), the artifact store, the workspace."""
 
-from .artifacts import ArtifactCorrupted, ArtifactNotFound, ArtifactRef, LocalArtifactStore
+from .artifacts import ArtifactCorrupted, ArtifactNotFound, ArtifactRef, LocalArtifactStore, touch_existing
 from .metadata import ChangeWatcher, MetadataStore, create_metadata_engine, head_revision, insert_ignore
 from .workspace import Workspace, open_workspace
 
@@ -16,4 +16,5 @@ __all__ = [
     "head_revision",
     "insert_ignore",
     "open_workspace",
+    "touch_existing",
 ]

@@ -50,6 +50,18 @@ class ArtifactCorrupted(IntegrityError):
         self.sha256, self.actual = sha256, actual
 
 
+def touch_existing(path: Path) -> None:
+    """Mark a blob that a writer found already stored as used just now (its mtime).
+
+    The artifact GC deletes an unreferenced blob only if its mtime has not changed since it was marked, so a
+    writer about to record a row for bytes a crashed writer left behind keeps them (see ``storage.gc``).
+    """
+    try:
+        os.utime(path)
+    except OSError:
+        pass  # not ours to touch (another user's store): the GC's grace period still protects the write
+
+
 def _check_digest(sha256: str) -> str:
     if not isinstance(sha256, str) or not is_sha256(sha256):
         shown = sha256 if isinstance(sha256, str) else type(sha256).__name__
@@ -98,7 +110,7 @@ class LocalArtifactStore:
                 self.ops.link(name, final)
                 self.ops.fsync_dir(final.parent)
             except FileExistsError:
-                pass  # identical bytes are stored once
+                touch_existing(final)  # identical bytes are stored once
         finally:
             name.unlink(missing_ok=True)
         return ArtifactRef(sha256=sha, size=size)
@@ -194,4 +206,4 @@ class LocalArtifactStore:
                 )
 
 
-__all__ = ["ArtifactCorrupted", "ArtifactNotFound", "ArtifactRef", "LocalArtifactStore"]
+__all__ = ["ArtifactCorrupted", "ArtifactNotFound", "ArtifactRef", "LocalArtifactStore", "touch_existing"]
