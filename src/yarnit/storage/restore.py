@@ -38,6 +38,7 @@ from typing import Any
 
 from alembic.script import ScriptDirectory
 from sqlalchemy import JSON, Connection, Integer, MetaData, Table, delete, func, insert, select, text
+from sqlalchemy.exc import DBAPIError
 
 from yarnit.core.atomic import TEMP_PREFIX
 from yarnit.core.errors import Conflict, InvalidInput, PathEscape, WorkspaceTooNew
@@ -64,6 +65,15 @@ class WorkspaceNotEmpty(Conflict):
         super().__init__(f"The target workspace is not empty ({what}); a restore would mix two histories. Restore "
                          "into a fresh workspace (a new YARNIT_HOME and database), or pass --force to replace "
                          "every row of this one with the backup's.")
+
+
+class RestoreFailed(Conflict):
+    def __init__(self, backup_id: str, reason: str) -> None:
+        super().__init__(f"The rows of backup {backup_id} could not be written into this workspace ({reason}). "
+                         "Nothing was restored: the metadata transaction was rolled back and the artifacts and "
+                         "files this restore had copied were removed. Run yarnit backup verify on it, or restore "
+                         "another backup.")
+        self.backup_id = backup_id
 
 
 @dataclass(frozen=True)
@@ -265,8 +275,12 @@ def restore_workspace(ws: Workspace, repo: BackupRepository, backup_id: str | No
             if force:
                 for table in reversed(dumped_tables()):
                     conn.execute(delete(table))
-            counts = load_dump(conn, repo.blob_path(manifest["metadata"]["dump"]["sha256"]),
-                               manifest["metadata"]["tables"])
+            try:
+                counts = load_dump(conn, repo.blob_path(manifest["metadata"]["dump"]["sha256"]),
+                                   manifest["metadata"]["tables"])
+            except DBAPIError as exc:
+                reason = " ".join(str(exc.orig).split())[:300]
+                raise RestoreFailed(manifest["id"], reason) from exc
             if conn.dialect.name == "postgresql":
                 _reset_sequences(conn)
         progress("metadata", 1, 1)
@@ -289,5 +303,5 @@ def decode_row(table: Table, columns: list[str], values: list[Any]) -> dict[str,
     return {c: (v if d is None else d(v)) for c, v, d in zip(columns, values, row_decoder(table, columns), strict=True)}
 
 
-__all__ = ["RestoreReport", "WorkspaceNotEmpty", "decode_row", "insert_tables", "load_dump", "restore_workspace",
+__all__ = ["RestoreFailed", "RestoreReport", "WorkspaceNotEmpty", "decode_row", "insert_tables", "load_dump", "restore_workspace",
            "target_contents"]
