@@ -22,7 +22,7 @@ from yarnit.core import Settings, SimulatedClock, utc
 from yarnit.features import FeatureRegistry, FeatureView, feature_view
 from yarnit.recipes import ctr_pipeline
 from yarnit.registry import ArtifactFormat, ModelRegistry, dump_sklearn
-from yarnit.registry.restore import restore_model
+from yarnit.registry.restore import restore_last_known_good
 from yarnit.storage import Workspace, open_workspace
 from yarnit.storage.backup import BackupCorrupted, BackupRepository, create_backup, verify_backup
 from yarnit.storage.restore import RestoreFailed, WorkspaceNotEmpty, restore_workspace, target_contents
@@ -218,7 +218,7 @@ def test_last_known_good_brings_back_one_model_with_its_feature_views(source: So
     path.chmod(0o644)
     path.write_bytes(b"not the model any more")
     FeatureRegistry(ws).apply([_view(window_days=30)])
-    report = restore_model(ws, source.repo, "ctr")
+    report = restore_last_known_good(ws, source.repo, "ctr")
     assert (report.version, report.artifact, report.version_row) == (1, "repaired", "present")
     assert report.feature_views == [{"view": "user_clicks", "version": _view().version, "number": 1,
                                      "state": "older"}]
@@ -230,7 +230,7 @@ def test_last_known_good_brings_back_one_model_with_its_feature_views(source: So
     ws.close()
     # A workspace that never had the model: the model, its blessing and its feature view arrive together.
     empty = source.fresh("empty-lkg")
-    report = restore_model(empty, source.repo, "ctr")
+    report = restore_last_known_good(empty, source.repo, "ctr")
     assert (report.artifact, report.version_row, report.evaluations_added) == ("added", "added", 1)
     assert [v["state"] for v in report.feature_views] == ["added"]
     assert FeatureRegistry(empty).get("user_clicks").view == _view()

@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from yarnit.registry.restore import restore_model
+from yarnit.registry.restore import restore_last_known_good
 from yarnit.storage.backup import BackupRepository, create_backup, list_backups, verify_backup
 from yarnit.storage.gc import ArtifactGC
 from yarnit.storage.restore import restore_workspace
@@ -113,7 +113,7 @@ def restore(repo: Path | None = REPO_OPTION,
     repository = _repo(repo)
     with workspace() as ws:
         if model is not None:
-            report = restore_model(ws, repository, model, backup_id=backup_id, version=version, alias=alias)
+            report = restore_last_known_good(ws, repository, model, backup_id=backup_id, version=version, alias=alias)
             emit(report.to_dict(), as_json, lambda: console.print(
                 f"restored {report.model} v{report.version} from {report.backup_id} (artifact {report.artifact}, "
                 f"row {report.version_row}); {report.alias} -> v{report.version}"

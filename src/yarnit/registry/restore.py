@@ -2,7 +2,7 @@
 
 A whole-workspace restore is for losing the workspace. Losing one model is more
 common: its artifact was damaged, its rows were lost, or a bad version is in
-production and the good one is only in last night's backup. :func:`restore_model`
+production and the good one is only in last night's backup. :func:`restore_last_known_good`
 takes from a backup just what serving that model needs, into a workspace that
 keeps everything else:
 
@@ -105,7 +105,7 @@ def _views_read_by(version_row: dict[str, Any], consumers: list[dict[str, Any]])
     return sorted(names)
 
 
-def restore_model(ws: Workspace, repo: BackupRepository, model: str, *, backup_id: str | None = None,
+def restore_last_known_good(ws: Workspace, repo: BackupRepository, model: str, *, backup_id: str | None = None,
                   version: int | None = None, alias: str = "production", actor: str = "cli") -> ModelRestoreReport:
     """Restore ``model`` (the version ``alias`` pointed at in the backup, or ``version``) and its feature views."""
     repo.open()
@@ -235,4 +235,4 @@ def _put_artifact(ws: Workspace, repo: BackupRepository, sha: str) -> str:
     return state
 
 
-__all__ = ["ModelRestoreReport", "restore_model"]
+__all__ = ["ModelRestoreReport", "restore_last_known_good"]

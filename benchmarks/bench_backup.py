@@ -1,0 +1,158 @@
+"""Benchmark: `yarnit backup` / `yarnit restore` of a workspace, against the tools an operator would use instead.
+
+The workspace is the quick demo's (``run_demo``: the ``yarnit-ctr`` pipeline on DAYS simulated days, a
+blessed model in production, served once), or any existing workspace given with ``--home`` (e.g. the
+30-day operate demo's ``DIR/clean/home``). Measured in one run, each step timed once per repetition:
+
+* yarnit: a full backup into an empty repository; a second backup with nothing changed (incremental);
+  ``yarnit backup verify``; a restore into a fresh SQLite workspace; a restore into a fresh PostgreSQL
+  schema (the DR drill's cross-backend path), when ``YARNIT_TEST_POSTGRES_URL`` is set;
+* peers on the same data: SQLite's backup API into a file plus ``cp -a`` of ``artifacts/`` (what an operator
+  scripts without yarnit: no verification, no cross-backend restore, a full copy every time), and for the
+  PostgreSQL copy ``pg_dump --format=custom`` + ``pg_restore`` into another schema.
+
+Sizes: the repository after the first backup, and the workspace (database + artifacts + files).
+
+Usage::
+
+    python benchmarks/bench_backup.py [--days 30] [--sessions 500] [--reps 3] [--home DIR]
+
+Writes ``benchmarks/results/backup.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "src"))
+
+from yarnit.core import Settings, SimulatedClock, utc  # noqa: E402
+from yarnit.storage import open_workspace  # noqa: E402
+from yarnit.storage.backup import BackupRepository, create_backup, verify_backup  # noqa: E402
+from yarnit.storage.restore import restore_workspace  # noqa: E402
+
+
+def du(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def timed(fn: Any) -> tuple[float, Any]:
+    start = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - start, value
+
+
+def pg_schema(base: str) -> tuple[str, str]:
+    import psycopg
+
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(base.replace("postgresql+psycopg", "postgresql"), autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    return schema, f"{base}?options={quote(f'-csearch_path={schema}')}"
+
+
+def drop_schema(base: str, schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(base.replace("postgresql+psycopg", "postgresql"), autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def build(home: Path, days: int, sessions: int) -> float:
+    from yarnit.demo import run_demo
+
+    with open_workspace(Settings.for_home(home), SimulatedClock(utc(2026, 1, 5, 9))) as ws:
+        seconds, _ = timed(lambda: run_demo(ws, days=days, sessions_per_day=sessions))
+    return seconds
+
+
+def peer_copy(home: Path, out: Path) -> float:
+    def run() -> None:
+        out.mkdir(parents=True)
+        src = sqlite3.connect(home / "yarnit.db")
+        dst = sqlite3.connect(out / "yarnit.db")
+        src.backup(dst)
+        dst.close()
+        src.close()
+        subprocess.run(["cp", "-a", str(home / "artifacts"), str(out / "artifacts")], check=True)
+
+    return timed(run)[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--sessions", type=int, default=500)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--home", type=Path, default=None, help="back up this existing workspace instead")
+    args = parser.parse_args()
+    pg_base = os.environ.get("YARNIT_TEST_POSTGRES_URL", "").strip()
+    work = Path(tempfile.mkdtemp(prefix="yarnit-bench-backup-"))
+    try:
+        home = args.home or work / "source"
+        build_s = None if args.home else build(home, args.days, args.sessions)
+        clock = SimulatedClock(utc(2026, 3, 1))
+        runs: list[dict[str, float]] = []
+        sizes: dict[str, int] = {}
+        for rep in range(args.reps):
+            row: dict[str, float] = {}
+            repo = BackupRepository(work / f"repo{rep}")
+            with open_workspace(Settings.for_home(home), clock) as ws:
+                row["backup_full_s"], first = timed(lambda: create_backup(ws, repo))
+                row["backup_again_s"], again = timed(lambda: create_backup(ws, repo))
+            row["verify_s"], checked = timed(lambda: verify_backup(repo))
+            assert checked.ok and again.blobs_copied == 0, (checked.problems, again.blobs_copied)
+            with open_workspace(Settings.for_home(work / f"sqlite{rep}"), clock) as target:
+                row["restore_sqlite_s"], _ = timed(lambda: restore_workspace(target, repo))
+            if pg_base:
+                schema, url = pg_schema(pg_base)
+                try:
+                    with open_workspace(Settings.for_home(work / f"pg{rep}", db_url=url), clock) as target:
+                        row["restore_postgresql_s"], _ = timed(lambda: restore_workspace(target, repo))
+                    dump = work / f"pg{rep}.pgdump"
+                    plain = pg_base.replace("postgresql+psycopg", "postgresql")
+                    row["peer_pg_dump_s"] = timed(lambda: subprocess.run(
+                        ["pg_dump", "--format=custom", f"--schema={schema}", f"--file={dump}", plain],
+                        check=True))[0]
+                    drop_schema(pg_base, schema)
+                    row["peer_pg_restore_s"] = timed(lambda: subprocess.run(
+                        ["pg_restore", "--no-owner", f"--dbname={plain}", str(dump)], check=True))[0]
+                finally:
+                    drop_schema(pg_base, schema)
+            row["peer_sqlite_backup_cp_s"] = peer_copy(home, work / f"peer{rep}")
+            runs.append(row)
+            sizes = {"repository_bytes": du(repo.root), "workspace_bytes": du(home),
+                     "database_bytes": (home / "yarnit.db").stat().st_size, "artifacts": first.artifacts,
+                     "rows": sum(first.tables.values()), "files": first.files}
+            shutil.rmtree(work / f"sqlite{rep}", ignore_errors=True)
+            shutil.rmtree(work / f"peer{rep}", ignore_errors=True)
+        summary = {k: {"median": round(statistics.median(r[k] for r in runs), 3),
+                       "min": round(min(r[k] for r in runs), 3), "max": round(max(r[k] for r in runs), 3)}
+                   for k in runs[0]}
+        result = {"config": {"days": args.days, "sessions_per_day": args.sessions, "reps": args.reps,
+                             "home": str(args.home) if args.home else "run_demo"},
+                  "build_s": build_s, "sizes": sizes, "seconds": summary, "runs": runs,
+                  "cpus": os.cpu_count(), "load_avg": os.getloadavg()}
+        out = HERE / "results" / "backup.json"
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        print(json.dumps(result, indent=2))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
