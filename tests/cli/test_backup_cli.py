@@ -31,6 +31,9 @@ def test_backup_verify_restore_and_gc_from_the_command_line(tmp_path: Path) -> N
     assert [b["id"] for b in listed] == [report["id"]]
     verified = runner.invoke(app, ["backup", "verify", "--repo", repo, "--json"])
     assert verified.exit_code == 0 and json.loads(verified.stdout)["ok"] is True
+    pruned = runner.invoke(app, ["backup", "prune", "--repo", repo, "--keep", "1", "--json"],
+                           env={"YARNIT_HOME": str(source)})
+    assert pruned.exit_code == 0 and json.loads(pruned.stdout)["kept_backups"] == [report["id"]]
 
     restored = runner.invoke(app, ["restore", "--repo", repo, "--json"], env={"YARNIT_HOME": str(target)})
     assert restored.exit_code == 0, restored.output

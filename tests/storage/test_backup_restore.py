@@ -7,6 +7,7 @@ import gzip
 import io
 import json
 import shutil
+import subprocess
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -18,13 +19,13 @@ from fastapi.testclient import TestClient
 from sklearn.linear_model import LogisticRegression
 
 from yarnit.api import create_app
-from yarnit.core import Settings, SimulatedClock, utc
+from yarnit.core import MissingDependency, Settings, SimulatedClock, utc
 from yarnit.features import FeatureRegistry, FeatureView, feature_view
 from yarnit.recipes import ctr_pipeline
 from yarnit.registry import ArtifactFormat, ModelRegistry, dump_sklearn
 from yarnit.registry.restore import restore_last_known_good
 from yarnit.storage import Workspace, open_workspace
-from yarnit.storage.backup import BackupCorrupted, BackupRepository, create_backup, verify_backup
+from yarnit.storage.backup import BackupCorrupted, BackupRepository, create_backup, prune_backups, verify_backup
 from yarnit.storage.restore import RestoreFailed, WorkspaceNotEmpty, restore_workspace, target_contents
 from yarnit.training import PipelineRunner
 
@@ -99,10 +100,19 @@ def test_dr_drill_restores_onto_the_other_backend_and_serves_byte_identical_pred
     # the restored workspace keeps working: a new audited alias move gets the next id (sequences moved on)
     event = ModelRegistry(pg).set_alias("ctr", "canary", 1, reason="drill")
     assert [e.to_version for e in ModelRegistry(pg).history("ctr")] == [1, 1] and event.alias == "canary"
-    # PostgreSQL -> SQLite, through the same repository: every artifact is reused; new are only the changed dump
-    # and this workspace's own prediction-log segment
-    again = create_backup(pg, source.repo)
-    assert (again.blobs_copied, again.artifacts) == (2, source.first.artifacts)
+    # PostgreSQL -> SQLite, through the same repository: every artifact is reused; new are only the changed dump,
+    # this workspace's own prediction-log segment and (--native) pg_dump's own copy
+    if shutil.which("pg_dump") is None or shutil.which("pg_restore") is None:  # a runner without the client
+        with pytest.raises(MissingDependency, match="needs pg_dump on PATH"):
+            create_backup(pg, source.repo, native=True)
+        again = create_backup(pg, source.repo)
+        assert (again.blobs_copied, again.artifacts) == (2, source.first.artifacts)
+    else:
+        again = create_backup(pg, source.repo, native=True)
+        assert (again.blobs_copied, again.artifacts, again.native) == (3, source.first.artifacts, "pg_dump")
+        native = source.repo.blob_path(source.repo.manifest()["metadata"]["native"]["sha256"])
+        listing = subprocess.run(["pg_restore", "--list", str(native)], capture_output=True, text=True, check=True)
+        assert "TABLE DATA" in listing.stdout and "model_versions" in listing.stdout
     assert again.tables["alias_events"] == source.first.tables["alias_events"] + 1
     back = source.fresh("drill-sqlite")
     assert restore_workspace(back, source.repo).source_dialect == "postgresql"
@@ -126,6 +136,10 @@ def test_a_second_backup_copies_only_new_blobs(source: Source, tmp_path: Path) -
     assert third.blobs_copied == 2 and third.artifacts == full.artifacts + 1
     assert repo.blob_path(new.artifact_sha256).is_file() and verify_backup(repo).ok
     assert [b["id"] for b in _listing(repo)] == [full.id, same.id, third.id]
+    # pruning to the newest backup removes the two older manifests and the one blob only they named (their dump)
+    pruned = prune_backups(repo, keep=1)
+    assert (pruned.removed_backups, pruned.kept_backups, pruned.removed_blobs) == ([full.id, same.id], [third.id], 1)
+    assert verify_backup(repo).ok and restore_workspace(source.fresh("after-prune"), repo).tables == third.tables
     ws.close()
 
 

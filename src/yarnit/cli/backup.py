@@ -11,7 +11,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from yarnit.registry.restore import restore_last_known_good
-from yarnit.storage.backup import BackupRepository, create_backup, list_backups, verify_backup
+from yarnit.storage.backup import BackupRepository, create_backup, list_backups, prune_backups, verify_backup
 from yarnit.storage.gc import ArtifactGC
 from yarnit.storage.restore import restore_workspace
 
@@ -97,6 +97,23 @@ def verify_command(repo: Path | None = REPO_OPTION,
            + "\n  ".join(report.problems))))
     if not report.ok:
         raise typer.Exit(1)
+
+
+@backup_app.command("prune")
+@cli_errors
+def prune_command(repo: Path | None = REPO_OPTION,
+                  keep: int = typer.Option(..., "--keep", min=1, help="Keep this many newest backups."),
+                  older_than_days: float | None = typer.Option(None, "--older-than-days", min=0.0,
+                                                               help="Remove only backups older than this."),
+                  as_json: bool = JSON_OPTION) -> None:
+    """Remove old backups and the blobs only they named (expire what `data forget` removed from the workspace)."""
+    with workspace() as ws:
+        now = ws.clock.now()
+    report = prune_backups(_repo(repo), keep=keep, now=now,
+                           older_than=None if older_than_days is None else timedelta(days=older_than_days))
+    emit(report.to_dict(), as_json, lambda: console.print(
+        f"removed {len(report.removed_backups)} backups and {report.removed_blobs} blobs "
+        f"({report.bytes_freed:,} bytes); kept {len(report.kept_backups)}"))
 
 
 @cli_errors

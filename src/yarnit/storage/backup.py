@@ -52,7 +52,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -187,6 +187,19 @@ class BackupRepository:
                            "first: yarnit backup --repo DIR")
         self._check_format()
         return self
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the repository's lock: a backup adds blobs before its manifest, so a prune must not run meanwhile."""
+        import fcntl
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / "lock", "a+b") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
     def blob_path(self, sha256: str) -> Path:
         if not is_sha256(sha256):
@@ -390,12 +403,17 @@ def _sqlite_snapshot(source: Path, target: Path) -> None:
         src.close()
 
 
-def _pg_dump(ws: Workspace, target: Path) -> None:
-    """``pg_dump --format=custom`` of the metadata store into ``target`` (needs the pg_dump binary)."""
+def _pg_dump_binary() -> str:
     binary = shutil.which("pg_dump")
     if binary is None:
         raise MissingDependency("--native on PostgreSQL needs pg_dump on PATH (Debian: apt-get install "
                                 "postgresql-client). Without --native the portable dump is complete.")
+    return binary
+
+
+def _pg_dump(ws: Workspace, target: Path) -> None:
+    """``pg_dump --format=custom`` of the metadata store into ``target`` (needs the pg_dump binary)."""
+    binary = _pg_dump_binary()
     url = ws.metadata.engine.url
     env = dict(os.environ)
     if url.password:
@@ -447,7 +465,15 @@ def create_backup(ws: Workspace, repo: BackupRepository, *, native: bool = False
                   progress: Progress = _quiet) -> BackupReport:
     """Back up ``ws`` into ``repo`` (created if needed): metadata dump, referenced artifacts, workspace files."""
     started = time.perf_counter()
+    if native and ws.metadata.dialect != "sqlite":
+        _pg_dump_binary()  # before anything is written
     repo.init()
+    with repo.locked():
+        return _create_backup(ws, repo, native=native, progress=progress, started=started)
+
+
+def _create_backup(ws: Workspace, repo: BackupRepository, *, native: bool, progress: Progress,
+                   started: float) -> BackupReport:
     backup_id = new_id("bk", ws.clock)
     created_at = ws.clock.now()
     copied = reused = bytes_copied = bytes_total = 0
@@ -574,6 +600,61 @@ def verify_backup(repo: BackupRepository, backup_id: str | None = None, *,
     return VerifyReport(id=manifest["id"], blobs=len(blobs), bytes=total, problems=problems)
 
 
+@dataclass(frozen=True)
+class PruneReport:
+    """What a prune removed: manifests, then the blobs no remaining manifest names."""
+
+    removed_backups: list[str]
+    kept_backups: list[str]
+    removed_blobs: int
+    bytes_freed: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def prune_backups(repo: BackupRepository, *, keep: int, older_than: timedelta | None = None,
+                  now: datetime | None = None) -> PruneReport:
+    """Remove every backup but the newest ``keep`` (only those created more than ``older_than`` before ``now``,
+    when given), then every blob that no remaining backup names.
+
+    Backups hold what ``yarnit data forget`` removed from the workspace until they are pruned: run this on a
+    schedule that expires them within the deletion deadline (30 days).
+    """
+    if keep < 1:
+        raise InvalidInput(f"--keep {keep} would remove every backup; keep at least 1.")
+    repo.open()
+    with repo.locked():
+        ids = repo.ids()
+        candidates = ids[:-keep] if len(ids) > keep else []
+        removed: list[str] = []
+        for backup_id in candidates:
+            if older_than is not None and now is not None:
+                try:
+                    created = datetime.fromisoformat(repo.manifest(backup_id)["created_at"])
+                except BackupCorrupted:
+                    created = None  # a damaged manifest protects nothing: prune it
+                if created is not None and created > now - older_than:
+                    continue
+            path = repo.manifest_path(backup_id)
+            path.unlink()
+            removed.append(backup_id)
+        kept = [i for i in ids if i not in removed]
+        named: set[str] = set()
+        for backup_id in kept:
+            named |= {e["sha256"] for e in manifest_blobs(repo.manifest(backup_id))}
+        blobs = 0
+        freed = 0
+        base = repo.root / "blobs" / "sha256"
+        for fan in sorted(base.iterdir()) if base.is_dir() else []:
+            for item in sorted(fan.iterdir()):
+                if fan.name + item.name not in named:
+                    freed += item.stat().st_size
+                    item.unlink()
+                    blobs += 1
+    return PruneReport(removed_backups=removed, kept_backups=kept, removed_blobs=blobs, bytes_freed=freed)
+
+
 def list_backups(repo: BackupRepository) -> list[dict[str, Any]]:
     """One summary per backup, oldest first (manifests that fail their checksum are listed as damaged)."""
     out = []
@@ -590,6 +671,6 @@ def list_backups(repo: BackupRepository) -> list[dict[str, Any]]:
     return out
 
 
-__all__ = ["BackupCorrupted", "BackupNotFound", "BackupReport", "BackupRepository", "Progress", "VerifyReport",
-           "create_backup", "dumped_tables", "list_backups", "manifest_blobs", "read_dump", "verify_backup",
+__all__ = ["BackupCorrupted", "BackupNotFound", "BackupReport", "BackupRepository", "Progress", "PruneReport",
+           "VerifyReport", "create_backup", "prune_backups", "dumped_tables", "list_backups", "manifest_blobs", "read_dump", "verify_backup",
            "workspace_files", "write_dump"]
