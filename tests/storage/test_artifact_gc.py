@@ -47,7 +47,8 @@ def test_an_unreferenced_blob_goes_only_after_the_grace_period(ws: Workspace, cl
                                                      "rescued": [], "dry_run": False}
 
 
-def test_a_blob_that_gets_its_row_within_the_grace_period_is_kept(ws: Workspace, clock: SimulatedClock) -> None:
+def test_a_blob_that_gets_its_row_within_the_grace_period_is_kept(sqlite_ws: Workspace, clock: SimulatedClock) -> None:
+    ws = sqlite_ws
     data = _model(0.5)
     orphan = _orphan(ws, data)  # the writer stored the blob ...
     gc = ArtifactGC(ws, grace=GRACE)
@@ -60,7 +61,8 @@ def test_a_blob_that_gets_its_row_within_the_grace_period_is_kept(ws: Workspace,
         assert orphan in referenced(conn)
 
 
-def test_storing_the_same_bytes_again_restarts_the_grace_period(ws: Workspace, clock: SimulatedClock) -> None:
+def test_storing_the_same_bytes_again_restarts_the_grace_period(sqlite_ws: Workspace, clock: SimulatedClock) -> None:
+    ws = sqlite_ws
     orphan = _orphan(ws, b"bytes a new writer is about to reference")
     gc = ArtifactGC(ws, grace=GRACE)
     gc.sweep()

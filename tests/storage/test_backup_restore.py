@@ -24,7 +24,7 @@ from yarnit.features import FeatureRegistry, FeatureView, feature_view
 from yarnit.recipes import ctr_pipeline
 from yarnit.registry import ArtifactFormat, ModelRegistry, dump_sklearn
 from yarnit.registry.restore import restore_last_known_good
-from yarnit.storage import Workspace, open_workspace
+from yarnit.storage import ArtifactCorrupted, Workspace, open_workspace
 from yarnit.storage.backup import BackupCorrupted, BackupRepository, create_backup, prune_backups, verify_backup
 from yarnit.storage.restore import RestoreFailed, WorkspaceNotEmpty, restore_workspace, target_contents
 from yarnit.training import PipelineRunner
@@ -182,6 +182,19 @@ def test_restore_refuses_a_backup_whose_checksums_fail_and_touches_nothing(sourc
         restore_workspace(target, repo)
     _untouched(target)
     target.close()
+
+
+def test_a_backup_stops_at_an_artifact_whose_bytes_changed(source: Source, tmp_path: Path) -> None:
+    ws = source.fresh("rotten")
+    restore_workspace(ws, source.repo, source.first.id)
+    sha = ModelRegistry(ws).get("ctr", 1).artifact_sha256
+    path = ws.artifacts.path_for(sha)
+    path.chmod(0o644)
+    path.write_bytes(b"bit rot")
+    with pytest.raises(ArtifactCorrupted, match=f"Artifact sha256:{sha} is corrupted"):
+        create_backup(ws, BackupRepository(tmp_path / "repo"))
+    assert BackupRepository(tmp_path / "repo").ids() == []  # no manifest: no backup
+    ws.close()
 
 
 def test_restore_over_a_non_empty_workspace_refuses_unless_forced(source: Source) -> None:

@@ -248,6 +248,17 @@ class BackupRepository:
             temp.unlink(missing_ok=True)
 
     def add_file(self, path: Path, expected: str | None = None) -> tuple[str, int, bool]:
+        """Copy a file in (see :meth:`add_stream`). Without ``expected`` the file is hashed in place first, so
+        an unchanged file (a closed log segment, the HMAC key) is read once and never copied again."""
+        if expected is None:
+            digest = hashlib.sha256()
+            size = 0
+            with open(path, "rb") as stream:
+                while chunk := stream.read(_CHUNK):
+                    digest.update(chunk)
+                    size += len(chunk)
+            if self.has(digest.hexdigest(), size):
+                return digest.hexdigest(), size, False
         with open(path, "rb") as stream:
             return self.add_stream(stream, expected)
 

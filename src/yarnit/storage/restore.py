@@ -176,7 +176,7 @@ def _reset_sequences(conn: Connection) -> None:
                     f"MAX(\"{column.name}\") IS NOT NULL) FROM \"{table.name}\""), {"t": table.name, "c": column.name})
 
 
-def load_dump(conn: Connection, path: Path, expected: dict[str, int]) -> dict[str, int]:
+def load_dump(conn: Connection, path: Path, expected: dict[str, int], backup_id: str = "(dump)") -> dict[str, int]:
     """Insert every row of the dump at ``path`` (inside the caller's transaction); return rows per table."""
     tables = insert_tables()
     counts: dict[str, int] = {}
@@ -217,7 +217,7 @@ def load_dump(conn: Connection, path: Path, expected: dict[str, int]) -> dict[st
         flush()
     wrong = {t: (counts.get(t, 0), n) for t, n in expected.items() if counts.get(t, 0) != n}
     if wrong:
-        raise BackupCorrupted("(dump)", [f"table {t}: dump holds {got} rows, manifest says {want}"
+        raise BackupCorrupted(backup_id, [f"table {t}: dump holds {got} rows, manifest says {want}"
                                          for t, (got, want) in sorted(wrong.items())])
     return counts
 
@@ -277,7 +277,7 @@ def restore_workspace(ws: Workspace, repo: BackupRepository, backup_id: str | No
                     conn.execute(delete(table))
             try:
                 counts = load_dump(conn, repo.blob_path(manifest["metadata"]["dump"]["sha256"]),
-                                   manifest["metadata"]["tables"])
+                                   manifest["metadata"]["tables"], manifest["id"])
             except DBAPIError as exc:
                 reason = " ".join(str(exc.orig).split())[:300]
                 raise RestoreFailed(manifest["id"], reason) from exc
