@@ -28,7 +28,6 @@ in one transaction, after the blobs involved were verified.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +36,7 @@ from sqlalchemy import and_, func, insert, select
 from yarnit.core.errors import Conflict, IntegrityError, NotFound
 from yarnit.core.ids import new_id
 from yarnit.storage import ArtifactNotFound, Workspace
-from yarnit.storage.backup import BackupCorrupted, BackupRepository, read_dump
+from yarnit.storage.backup import BackupCorrupted, BackupRepository, hash_file, read_dump
 from yarnit.storage.restore import decode_row, insert_tables
 from yarnit.storage.schema import evaluations, feature_consumers, feature_views, model_versions, models
 
@@ -205,17 +204,12 @@ def restore_last_known_good(ws: Workspace, repo: BackupRepository, model: str, *
 
 
 def _verify_blob(repo: BackupRepository, backup_id: str, sha: str, size: int) -> None:
-    digest = hashlib.sha256()
-    n = 0
     try:
-        with open(repo.blob_path(sha), "rb") as stream:
-            while chunk := stream.read(1 << 20):
-                digest.update(chunk)
-                n += len(chunk)
+        actual, n = hash_file(repo.blob_path(sha))
     except FileNotFoundError:
         raise BackupCorrupted(backup_id, [f"blob {sha} is missing"]) from None
-    if digest.hexdigest() != sha or n != size:
-        raise BackupCorrupted(backup_id, [f"blob {sha}: bytes hash to {digest.hexdigest()} ({n} bytes)"])
+    if actual != sha or n != size:
+        raise BackupCorrupted(backup_id, [f"blob {sha}: bytes hash to {actual} ({n} bytes)"])
 
 
 def _put_artifact(ws: Workspace, repo: BackupRepository, sha: str) -> str:

@@ -62,7 +62,7 @@ from sqlalchemy.pool import NullPool
 import yarnit
 from yarnit.core.atomic import TEMP_PREFIX, atomic_write_bytes
 from yarnit.core.errors import InvalidInput, IntegrityError, MissingDependency, NotFound, PathEscape
-from yarnit.core.hashing import canonical_json, is_sha256
+from yarnit.core.hashing import canonical_json, is_sha256, sha256_stream
 from yarnit.core.ids import new_id
 from yarnit.core.settings import redact_url
 
@@ -82,6 +82,13 @@ _SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 
 Progress = Callable[[str, int, int], None]
 """Called as ``progress(phase, done, total)`` while a backup, verify or restore runs."""
+
+
+def hash_file(path: Path) -> tuple[str, int]:
+    """The sha256 and size of the bytes of ``path``, read once."""
+    with open(path, "rb") as stream:
+        sha = sha256_stream(stream)
+        return sha, stream.tell()
 
 
 def _quiet(_phase: str, _done: int, _total: int) -> None:
@@ -251,14 +258,9 @@ class BackupRepository:
         """Copy a file in (see :meth:`add_stream`). Without ``expected`` the file is hashed in place first, so
         an unchanged file (a closed log segment, the HMAC key) is read once and never copied again."""
         if expected is None:
-            digest = hashlib.sha256()
-            size = 0
-            with open(path, "rb") as stream:
-                while chunk := stream.read(_CHUNK):
-                    digest.update(chunk)
-                    size += len(chunk)
-            if self.has(digest.hexdigest(), size):
-                return digest.hexdigest(), size, False
+            sha, size = hash_file(path)
+            if self.has(sha, size):
+                return sha, size, False
         with open(path, "rb") as stream:
             return self.add_stream(stream, expected)
 
@@ -591,16 +593,10 @@ def verify_backup(repo: BackupRepository, backup_id: str | None = None, *,
         sha, size = entry["sha256"], entry["size"]
         what = entry.get("path") or f"blob {sha[:12]}…"
         try:
-            path = repo.blob_path(sha)
-            digest = hashlib.sha256()
-            n = 0
-            with open(path, "rb") as stream:
-                while chunk := stream.read(_CHUNK):
-                    digest.update(chunk)
-                    n += len(chunk)
+            actual, n = hash_file(repo.blob_path(sha))
             total += n
-            if digest.hexdigest() != sha:
-                problems.append(f"{what}: bytes hash to {digest.hexdigest()}, not {sha}")
+            if actual != sha:
+                problems.append(f"{what}: bytes hash to {actual}, not {sha}")
             elif n != size:
                 problems.append(f"{what}: {n} bytes, manifest says {size}")
         except (FileNotFoundError, ArtifactNotFound):
@@ -682,6 +678,22 @@ def list_backups(repo: BackupRepository) -> list[dict[str, Any]]:
     return out
 
 
-__all__ = ["BackupCorrupted", "BackupNotFound", "BackupReport", "BackupRepository", "Progress", "PruneReport",
-           "VerifyReport", "create_backup", "prune_backups", "dumped_tables", "list_backups", "manifest_blobs", "read_dump", "verify_backup",
-           "workspace_files", "write_dump"]
+__all__ = [
+    "BackupCorrupted",
+    "BackupNotFound",
+    "BackupReport",
+    "BackupRepository",
+    "Progress",
+    "PruneReport",
+    "VerifyReport",
+    "create_backup",
+    "dumped_tables",
+    "hash_file",
+    "list_backups",
+    "manifest_blobs",
+    "prune_backups",
+    "read_dump",
+    "verify_backup",
+    "workspace_files",
+    "write_dump",
+]
