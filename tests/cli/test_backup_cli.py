@@ -44,6 +44,12 @@ def test_backup_verify_restore_and_gc_from_the_command_line(tmp_path: Path) -> N
     assert again.exit_code == 1 and "error: The target workspace is not empty" in again.stderr
     assert "--force" in again.stderr and "Traceback" not in again.output
 
+    lkg = runner.invoke(app, ["restore", "--repo", repo, "--model", "ctr", "--json"], env={"YARNIT_HOME": str(target)})
+    assert lkg.exit_code == 0, lkg.output
+    assert json.loads(lkg.stdout) | {"backup_id": "", "artifact_sha256": ""} == {
+        "backup_id": "", "model": "ctr", "version": 1, "alias": "production", "artifact_sha256": "",
+        "artifact": "present", "version_row": "present", "evaluations_added": 0, "feature_views": [], "notes": []}
+
     gc = runner.invoke(app, ["artifacts", "gc", "--json"], env={"YARNIT_HOME": str(source)})
     assert gc.exit_code == 0 and json.loads(gc.stdout)["newly_marked"] == [orphan]
     now = runner.invoke(app, ["artifacts", "gc", "--grace-hours", "0", "--json"], env={"YARNIT_HOME": str(source)})
