@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sklearn.linear_model import LogisticRegression
 
 from yarnit.core import SimulatedClock
+from yarnit.core.atomic import FileOps
 from yarnit.core.errors import InvalidInput
 from yarnit.registry import ArtifactFormat, ModelRegistry, dump_sklearn
-from yarnit.storage import Workspace
+from yarnit.storage import LocalArtifactStore, Workspace
 from yarnit.storage.gc import ArtifactGC, referenced, unreferenced
 
 GRACE = timedelta(hours=24)
@@ -77,3 +79,28 @@ def test_storing_the_same_bytes_again_restarts_the_grace_period(sqlite_ws: Works
 def test_a_negative_grace_period_is_refused(sqlite_ws: Workspace) -> None:
     with pytest.raises(InvalidInput, match="grace period must be 0 or more"):
         ArtifactGC(sqlite_ws, grace=timedelta(hours=-1)).sweep()
+
+
+class MovedAsideAfterLink(FileOps):
+    """The GC moves the blob aside right after this writer's link() found its name taken (the worst moment)."""
+
+    def __init__(self) -> None:
+        self.armed = True
+
+    def link(self, src: Path, dst: Path) -> None:
+        try:
+            super().link(src, dst)
+        except FileExistsError:
+            if self.armed and dst.parent.parent.name == "sha256":
+                self.armed = False
+                os.rename(dst, dst.parent.parent.parent / "staging" / "gc-aside")
+            raise
+
+
+def test_a_writer_whose_bytes_the_gc_moves_aside_puts_its_own_copy_back(tmp_path: Path) -> None:
+    ops = MovedAsideAfterLink()
+    store = LocalArtifactStore(tmp_path / "artifacts", ops=ops)
+    first = store.put_bytes(b"bytes a crashed writer left and a new writer stores again")
+    again = store.put_bytes(b"bytes a crashed writer left and a new writer stores again")
+    assert not ops.armed and again == first  # the race happened ...
+    assert store.get_bytes(first.sha256) == b"bytes a crashed writer left and a new writer stores again"  # ... safely

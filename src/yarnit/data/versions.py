@@ -228,7 +228,7 @@ def _publish(store: LocalArtifactStore, staged: Path, sha: str | None = None) ->
         store.ops.link(staged, final)
         store.ops.fsync_dir(final.parent)
     except FileExistsError:
-        touch_existing(final)  # identical bytes are already stored; tell the GC they are in use
+        touch_existing(final, staged, ops=store.ops)  # identical bytes are already stored: tell the GC
     return sha
 
 

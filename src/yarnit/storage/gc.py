@@ -18,18 +18,22 @@ that finds an unreferenced blob records it (``artifact_orphans``: first seen at
 the workspace clock's now, and the file's mtime); a sweep at least ``grace``
 later deletes it if it is still unreferenced and its mtime is unchanged. A
 writer that stores bytes that already exist touches the file
-(``LocalArtifactStore.put_chunks``), so an orphan that an in-flight write is
-about to reference is marked afresh instead of deleted. The grace period (a
-day by default) is what makes this safe for writes in flight: a writer that
-takes longer than the grace period between its blob and its row loses the
-blob. Residual risk (debt, exit: a shared lock held from blob write to row
-commit): a writer that finds the bytes already stored in the microseconds
-between a sweep's last check and its unlink records a row whose blob is gone;
-``yarnit models restore-artifact`` or a restore from backup repairs it.
+(:func:`~yarnit.storage.artifacts.touch_existing`), so an orphan that an
+in-flight write is about to reference is marked afresh instead of deleted.
+The delete itself moves the blob aside (one rename), looks at its mtime once
+more and only then unlinks it, putting it back if it was touched; a writer
+whose touch finds the name gone links its own staged copy in. So a writer
+that finds its bytes already stored never records a row for a deleted blob,
+however the two interleave. What the grace period (a day by default) still
+guards: a writer that stored *new* bytes and takes longer than the grace
+period to record its row loses the blob (``yarnit models restore NAME
+VERSION --file FILE`` or ``yarnit restore --model NAME`` repairs it).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -40,6 +44,7 @@ from sqlalchemy import JSON, Connection, String, Text, delete, insert, select, u
 
 from yarnit.core.errors import InvalidInput
 
+from .artifacts import LocalArtifactStore
 from .schema import artifact_orphans, artifact_purges, deletion_receipts, metadata
 from .workspace import Workspace
 
@@ -92,6 +97,29 @@ def unreferenced(ws: Workspace) -> list[str]:
     with ws.metadata.begin() as conn:
         refs = referenced(conn)
     return sorted(sha for sha in ws.artifacts.iter_shas() if sha not in refs)
+
+
+def _delete_unless_touched(store: LocalArtifactStore, sha: str, mtime_ns: int) -> bool:
+    """Move the blob aside, look at its mtime once more, then delete it, or put it back if a writer touched it.
+
+    A writer that finds the name gone once the blob is moved aside links its own copy in
+    (:func:`~yarnit.storage.artifacts.touch_existing`), so no interleaving leaves a new row without its bytes.
+    """
+    path = store.path_for(sha)
+    aside = store.root / "staging" / f"gc-{os.getpid()}-{sha}"
+    aside.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+    try:
+        os.rename(path, aside)
+    except FileNotFoundError:
+        return False
+    if aside.stat().st_mtime_ns != mtime_ns:
+        with contextlib.suppress(FileExistsError):
+            os.link(aside, path)  # touched meanwhile: it is in use again
+        aside.unlink()
+        return False
+    aside.unlink()
+    store.ops.fsync_dir(path.parent)
+    return True
 
 
 @dataclass(frozen=True)
@@ -177,7 +205,7 @@ class ArtifactGC:
                     unchanged = sha not in refs and path.stat().st_mtime_ns == stats[sha][1]
                 except FileNotFoundError:
                     unchanged = False
-                if unchanged and store.delete(sha):
+                if unchanged and _delete_unless_touched(store, sha, stats[sha][1]):
                     removed.append(sha)
                     freed += stats[sha][0]
             with self.ws.metadata.begin() as conn:
