@@ -290,13 +290,13 @@ class Deletions:
                 remaining += result.remaining
         queue.purge_due()  # a zero grace period purges the old files now
         searched_data, not_personal, left = self._verify(subject_id)
+        orphans_searched = f"{scanned_orphans} unreferenced artifacts (left by interrupted writes; full scan)"
         detail |= {
             "rewritten": rewritten, "scheduled_purges": purges,
             "tainted_models": tainted_models, "tainted_nodes": tainted_nodes, "to_retrain": tainted_models,
             "rebuilt_datasets": sorted({r["to"] for r in rewritten}), "erased": erased,
             "unchecked_datasets": [v.ref for v in self.unchecked()],
-            "searched": searched_data + [f"{scanned_orphans} unreferenced artifacts (left by interrupted "
-                                         "writes; full scan)"] + searched,
+            "searched": [*searched_data, orphans_searched, *searched],
             "no_personal_data": not_personal,
             "monitoring_summaries": MONITORING_NOTE, "remaining": left + remaining,
         }
