@@ -22,8 +22,7 @@ from yarnit.api import create_app
 from yarnit.core import MissingDependency, Settings, SimulatedClock, utc
 from yarnit.features import FeatureRegistry, FeatureView, feature_view
 from yarnit.recipes import ctr_pipeline
-from yarnit.registry import ArtifactFormat, ModelRegistry, dump_sklearn
-from yarnit.registry.restore import restore_last_known_good
+from yarnit.registry import ArtifactFormat, ModelRegistry, dump_sklearn, restore_last_known_good
 from yarnit.storage import ArtifactCorrupted, Workspace, open_workspace
 from yarnit.storage.backup import BackupCorrupted, BackupRepository, create_backup, prune_backups, verify_backup
 from yarnit.storage.restore import RestoreFailed, WorkspaceNotEmpty, restore_workspace, target_contents

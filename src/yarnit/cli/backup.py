@@ -10,10 +10,16 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from yarnit.registry.restore import restore_last_known_good
-from yarnit.storage.backup import BackupRepository, create_backup, list_backups, prune_backups, verify_backup
-from yarnit.storage.gc import ArtifactGC
-from yarnit.storage.restore import restore_workspace
+from yarnit.registry import restore_last_known_good
+from yarnit.storage import (
+    ArtifactGC,
+    BackupRepository,
+    create_backup,
+    list_backups,
+    prune_backups,
+    restore_workspace,
+    verify_backup,
+)
 
 from .common import JSON_OPTION, cli_errors, console, emit, fail, workspace
 

@@ -60,8 +60,7 @@ from sqlalchemy import and_, insert, select, update
 from yarnit.core.errors import InvalidInput, NotFound
 from yarnit.core.ids import new_id
 from yarnit.registry import ModelRegistry
-from yarnit.storage import Workspace
-from yarnit.storage.gc import unreferenced
+from yarnit.storage import Workspace, unreferenced
 from yarnit.storage.schema import audit_log, deletion_receipts, model_versions
 
 from .lineage import Lineage, Node
