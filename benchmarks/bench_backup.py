@@ -11,7 +11,7 @@ blessed model in production, served once), or any existing workspace given with 
 and an alias move, 200 audit rows and a ~2 MB prediction-log segment per day; see ``grow``), because the quick
 demo trains once and the operate demo (30 daily trainings) takes 12+ minutes to build.
 
-* peers on the same data: SQLite's backup API into a file plus ``cp -a`` of ``artifacts/`` (what an operator
+* peers on the same data: SQLite's backup API into a file plus ``cp -a`` of the rest of the home (what an operator
   scripts without yarnit: no verification, no cross-backend restore, a full copy every time), and for the
   PostgreSQL copy ``pg_dump --format=custom`` + ``pg_restore`` into another schema.
 
@@ -135,7 +135,8 @@ def peer_copy(home: Path, out: Path) -> float:
         src.backup(dst)
         dst.close()
         src.close()
-        subprocess.run(["cp", "-a", str(home / "artifacts"), str(out / "artifacts")], check=True)
+        rest = [str(p) for p in home.iterdir() if not p.name.startswith("yarnit.db")]
+        subprocess.run(["cp", "-a", *rest, str(out)], check=True)
 
     return timed(run)[0]
 
