@@ -34,6 +34,7 @@ from . import (
     tokens,
 )
 from . import loop as loop_cli
+from .backup import artifacts_app, backup_app, restore
 from .common import JSON_OPTION, cli_errors, console, emit, fail, options, workspace
 from .serving import predict_batch
 
@@ -62,6 +63,9 @@ app.add_typer(incidents.app, name="incidents")
 app.add_typer(deploy.app, name="deploy")  # yarnit deploy lb|k8s (scale-out configuration)
 app.add_typer(labels.app, name="labels")
 app.add_typer(loop_cli.app, name="loop")  # yarnit loop run|status (continuous/loop.py)
+app.add_typer(backup_app, name="backup")  # yarnit backup [list|verify] (storage/backup.py)
+app.command("restore")(restore)
+app.add_typer(artifacts_app, name="artifacts")  # yarnit artifacts gc (storage/gc.py)
 
 
 def _add_world() -> None:

@@ -27,7 +27,12 @@
 What is searched: every dataset version through its subject list; a version
 that holds personal data but declares no subject column (``--no-subject``,
 or one ingested before subject columns were required) by a full scan of its
-Parquet; versions with no personal data are listed as such. Monitoring keeps
+Parquet; versions with no personal data are listed as such; and every blob
+that no row references (a writer crashed between storing it and recording its
+row, so no dataset version leads to it) by a full scan: those holding the
+subject are queued for purge like the old versions' files (the artifact GC
+would remove them only after its own grace period, and the receipt must not
+claim the subject gone while they exist). Monitoring keeps
 no per-subject summaries yet (issue 17): the receipt says so rather than
 claiming them searched.
 
@@ -55,7 +60,7 @@ from sqlalchemy import and_, insert, select, update
 from yarnit.core.errors import InvalidInput, NotFound
 from yarnit.core.ids import new_id
 from yarnit.registry import ModelRegistry
-from yarnit.storage import Workspace
+from yarnit.storage import Workspace, unreferenced
 from yarnit.storage.schema import audit_log, deletion_receipts, model_versions
 
 from .lineage import Lineage, Node
@@ -136,6 +141,7 @@ class Deletions:
         """``erasers`` default to the workspace's feature store and prediction log (pass ``()`` for none)."""
         self.ws = workspace
         self.erasers = None if erasers is None else tuple(erasers)
+        self._last_orphan_scan = 0
 
     @contextlib.contextmanager
     def _erasers(self) -> Iterator[tuple[SubjectEraser, ...]]:
@@ -255,6 +261,17 @@ class Deletions:
                 detail |= {"rewritten": rewritten, "scheduled_purges": purges}
                 conn.execute(update(deletion_receipts).where(deletion_receipts.c.id == receipt.id)
                              .values(detail=detail))
+        # Blobs that no row references (a writer crashed between its blob and its row) are not reachable through
+        # any dataset version, but may hold the subject: scan them in full and queue the ones that do for purge.
+        orphans = self._orphans_holding(subject_id)
+        scanned_orphans = self._last_orphan_scan
+        fresh = [sha for sha in orphans if sha not in purges]
+        if fresh:
+            with self.ws.metadata.begin() as conn:
+                for sha in fresh:
+                    queue.schedule(conn, sha, reason="forget_unreferenced", request_id=receipt.id,
+                                   purge_after=receipt.purge_after)
+            purges += fresh
         # Taint everything downstream of every version that held the subject (also those of earlier attempts).
         old_ids = [r["from_id"] for r in rewritten]
         new_ids = {r["to_id"] for r in rewritten}
@@ -272,12 +289,14 @@ class Deletions:
                 remaining += result.remaining
         queue.purge_due()  # a zero grace period purges the old files now
         searched_data, not_personal, left = self._verify(subject_id)
+        orphans_searched = f"{scanned_orphans} unreferenced artifacts (left by interrupted writes; full scan)"
         detail |= {
             "rewritten": rewritten, "scheduled_purges": purges,
             "tainted_models": tainted_models, "tainted_nodes": tainted_nodes, "to_retrain": tainted_models,
             "rebuilt_datasets": sorted({r["to"] for r in rewritten}), "erased": erased,
             "unchecked_datasets": [v.ref for v in self.unchecked()],
-            "searched": searched_data + searched, "no_personal_data": not_personal,
+            "searched": [*searched_data, orphans_searched, *searched],
+            "no_personal_data": not_personal,
             "monitoring_summaries": MONITORING_NOTE, "remaining": left + remaining,
         }
         status = "partial" if detail["remaining"] else "completed"
@@ -321,7 +340,19 @@ class Deletions:
                                   "why": ("purged after the grace period, at " + after.isoformat()) if after
                                   else "not queued for purge", "kind": "purge" if after else "file",
                                   "sha256": v.artifact_sha256})
+        for sha in self._orphans_holding(subject_id):
+            after = pending.get(sha)
+            remaining.append({"where": f"unreferenced artifact {sha} (left by an interrupted write)",
+                              "why": ("purged after the grace period, at " + after.isoformat()) if after
+                              else "not queued for purge", "kind": "purge" if after else "file", "sha256": sha})
         return searched, not_personal, remaining
+
+    def _orphans_holding(self, subject_id: str) -> list[str]:
+        """Unreferenced blobs (see :mod:`yarnit.storage.gc`) that hold the subject's rows (a full scan of each)."""
+        key = workspace_key(self.ws)
+        orphans = unreferenced(self.ws)
+        self._last_orphan_scan = len(orphans)
+        return [sha for sha in orphans if _scan_file(self.ws.artifacts.path_for(sha), sha, subject_id, key)]
 
     def _open_receipt(self, hashed: str, now: datetime, grace: timedelta, subject_id: str) -> DeletionReceipt:
         with self.ws.metadata.begin() as conn:

@@ -50,7 +50,7 @@ from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 
 from yarnit.core.errors import Conflict, InvalidInput
 from yarnit.core.ids import check_name, check_version, new_id, parse_versioned_ref
-from yarnit.storage import LocalArtifactStore, Workspace
+from yarnit.storage import LocalArtifactStore, Workspace, touch_existing
 from yarnit.storage.schema import dataset_versions, lineage_edges
 
 from .conform import conform_table
@@ -228,7 +228,7 @@ def _publish(store: LocalArtifactStore, staged: Path, sha: str | None = None) ->
         store.ops.link(staged, final)
         store.ops.fsync_dir(final.parent)
     except FileExistsError:
-        pass  # identical bytes are already stored
+        touch_existing(final, staged, ops=store.ops)  # identical bytes are already stored: tell the GC
     return sha
 
 

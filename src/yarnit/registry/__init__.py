@@ -20,6 +20,7 @@ from .models import (
     InputSignature,
     ModelVersion,
 )
+from .restore import ModelRestoreReport, restore_last_known_good
 from .service import GATED_ALIASES, ModelRegistry, rollback_candidates
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "InputSignature",
     "ModelNotFound",
     "ModelRegistry",
+    "ModelRestoreReport",
     "ModelVersion",
     "ModelVersionNotFound",
     "NotBlessed",
@@ -43,5 +45,6 @@ __all__ = [
     "dump_lightgbm",
     "dump_sklearn",
     "load_predictor",
+    "restore_last_known_good",
     "rollback_candidates",
 ]

@@ -50,6 +50,27 @@ class ArtifactCorrupted(IntegrityError):
         self.sha256, self.actual = sha256, actual
 
 
+def touch_existing(path: Path, staged: Path | None = None, *, ops: FileOps = DEFAULT_OPS) -> None:
+    """Mark a blob that a writer found already stored as used just now (its mtime).
+
+    The artifact GC deletes an unreferenced blob only if its mtime has not changed since it was marked, and it
+    moves the blob aside before it looks a last time (``storage.gc``). So a writer about to record a row for
+    bytes that a crashed writer left behind either changes the mtime in time, or finds the name gone and
+    links its own ``staged`` copy in: either way its row never points at missing bytes.
+    """
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        if staged is not None:
+            try:
+                ops.link(staged, path)
+                ops.fsync_dir(path.parent)
+            except FileExistsError:
+                pass  # another writer put the same bytes back first
+    except OSError:
+        pass  # not ours to touch (another user's store): the GC's grace period still protects the write
+
+
 def _check_digest(sha256: str) -> str:
     if not isinstance(sha256, str) or not is_sha256(sha256):
         shown = sha256 if isinstance(sha256, str) else type(sha256).__name__
@@ -98,7 +119,7 @@ class LocalArtifactStore:
                 self.ops.link(name, final)
                 self.ops.fsync_dir(final.parent)
             except FileExistsError:
-                pass  # identical bytes are stored once
+                touch_existing(final, name, ops=self.ops)  # identical bytes are stored once
         finally:
             name.unlink(missing_ok=True)
         return ArtifactRef(sha256=sha, size=size)
@@ -194,4 +215,4 @@ class LocalArtifactStore:
                 )
 
 
-__all__ = ["ArtifactCorrupted", "ArtifactNotFound", "ArtifactRef", "LocalArtifactStore"]
+__all__ = ["ArtifactCorrupted", "ArtifactNotFound", "ArtifactRef", "LocalArtifactStore", "touch_existing"]

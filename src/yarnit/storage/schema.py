@@ -649,3 +649,19 @@ label_answers = Table(
 )
 
 __all__ += ["label_answers", "label_assignments", "label_items", "label_schemas", "label_tasks"]
+# --- artifact GC (0013) ---
+# Blobs in the artifact store that no row references (a writer crashed between writing the blob and recording
+# its row). A sweep marks each one the first time it finds it; a later sweep deletes it once the grace period
+# has passed by the workspace clock, unless a row references it by then or a writer stored the same bytes again
+# (which touches the file: ``mtime_ns`` changed).
+
+artifact_orphans = Table(
+    "artifact_orphans",
+    metadata,
+    Column("sha256", SHA, primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("mtime_ns", BigInteger, nullable=False),
+    Column("first_seen_at", TS, nullable=False),
+)
+
+__all__ += ["artifact_orphans"]
