@@ -68,15 +68,16 @@ from yarnit.core.settings import redact_url
 
 from .artifacts import ArtifactCorrupted, ArtifactNotFound
 from .gc import referenced
-from .schema import artifact_orphans, metadata
+from .schema import artifact_orphans, change_counters, metadata
 from .workspace import Workspace
 
 FORMAT = "yarnit-backup"
 FORMAT_VERSION = 1
 DUMP_FORMAT = "yarnit-logical-dump"
 _CHUNK = 1 << 20
-# Bookkeeping that describes the source workspace's own files, not state to carry over.
-NOT_DUMPED = frozenset({artifact_orphans.name})
+# Bookkeeping that describes the source workspace's own files or its own change count (serving replicas poll
+# ``change_counters``; a restore's inserts move it on the target), not state to carry over.
+NOT_DUMPED = frozenset({artifact_orphans.name, change_counters.name})
 SQLITE_MAGIC = b"SQLite format 3\x00"
 _SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 
