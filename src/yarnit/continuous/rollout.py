@@ -77,7 +77,7 @@ from yarnit.monitoring.predlog_source import is_client_error, record_time
 from yarnit.monitoring.workspace import prediction_log_dir
 from yarnit.registry import ModelRegistry
 from yarnit.serving.errors import CanaryHalted
-from yarnit.serving.predlog import read_segment
+from yarnit.serving.predlog import read_segment, segment_paths
 from yarnit.serving.router import TrafficPolicyStore
 
 from . import canary as judge
@@ -224,7 +224,7 @@ def gather(log_dir: Path, model: str, *, start_s: float, end_s: float, max_sampl
     With ``shadow_version`` the canary side is that version's shadow scores (``role: shadow``) instead.
     """
     canary, baseline = Side(), Side()
-    segments = sorted(log_dir.glob("seg-*.log")) if log_dir.is_dir() else []
+    segments = segment_paths(log_dir)
     for path in segments:
         try:
             records = _records_since(path, start_s)

@@ -201,9 +201,9 @@ class AlertStore:
         if len(resolved) > MAX_RESOLVED:
             dropped = {a.id for a in sorted(resolved, key=lambda a: a.ended_at or "")[:-MAX_RESOLVED]}
             self.alerts = [a for a in self.alerts if a.id not in dropped]
-        data = {"version": STORE_VERSION, "alerts": [a.to_dict() for a in self.alerts],
-                "outbox": [asdict(n) for n in self.outbox],
-                "stats": {k: asdict(v) for k, v in sorted(self.stats.items())}}
+        # the dataclasses as they are: orjson writes their fields without asdict's deep copy of every evidence
+        data = {"version": STORE_VERSION, "alerts": list(self.alerts), "outbox": list(self.outbox),
+                "stats": dict(sorted(self.stats.items()))}
         text = state_json(data).decode("utf-8")
         if text == self._saved:
             return False

@@ -40,19 +40,22 @@ fingerprint differs) is discarded and the log re-read.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from yarnit.core.atomic import atomic_write_text
+import orjson
+
+from yarnit.core.atomic import atomic_write_bytes
 from yarnit.core.clock import Clock
 from yarnit.core.errors import ConfigError, InvalidInput
-from yarnit.serving.predlog import read_segment
+from yarnit.serving.predlog import read_segment, segment_paths
 
 from .counts import EventCounts
 from .slo import SLO, SLOFile
@@ -145,6 +148,8 @@ class PredictionLogSource:
     last: ReadReport = field(default_factory=ReadReport)
     _series: dict[str, EventCounts] = field(default_factory=dict)
     _offsets: dict[str, _Checkpoint] = field(default_factory=dict)
+    _hold: bool = field(default=False, init=False, repr=False)  # inside one_read() (then _held_read: read once)
+    _held_read: bool = field(default=False, init=False, repr=False)
     _skipped: int = 0
 
     def __post_init__(self) -> None:
@@ -160,14 +165,26 @@ class PredictionLogSource:
         if slo.id not in self._series:
             raise ConfigError(f"SLO {slo.name!r} is not in the SLO file this source was built for; known: "
                               f"{', '.join(s.name for s in self.spec.slos)}.")
-        self.refresh()
+        if not (self._hold and self._held_read):
+            self.refresh()
+            self._held_read = self._hold
         return self._series[slo.id]
+
+    @contextlib.contextmanager
+    def one_read(self) -> Iterator[None]:
+        """Inside the block the log is read once, by the first :meth:`counts` (a monitor pass counts several SLOs
+        of one log at one instant: listing and stat-ing a month of segments once is enough)."""
+        self._hold, self._held_read = True, False
+        try:
+            yield
+        finally:
+            self._hold = False
 
     # -- reading ------------------------------------------------------------------------
     def refresh(self) -> ReadReport:
         """Read every segment from its checkpoint, count the new records, save the state if anything changed."""
         report = ReadReport(reset=self.last.reset)
-        segments = sorted(self.directory.glob("seg-*.log")) if self.directory.is_dir() else []
+        segments = segment_paths(self.directory)
         seen = {p.name for p in segments}
         changed = any(name not in seen for name in self._offsets)
         self._offsets = {name: cp for name, cp in self._offsets.items() if name in seen}
@@ -242,7 +259,7 @@ class PredictionLogSource:
                  "offsets": {name: asdict(cp) for name, cp in sorted(self._offsets.items())},
                  "series": {sid: {"dropped": s.dropped, "buckets": s.buckets()} for sid, s in self._series.items()}}
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.state_path, json.dumps(state, separators=(",", ":")), mode=0o600)
+        atomic_write_bytes(self.state_path, orjson.dumps(state), mode=0o600)
 
     def _load(self) -> None:
         assert self.state_path is not None

@@ -59,7 +59,7 @@ import numpy as np
 
 from yarnit.core.clock import Clock
 from yarnit.core.errors import ConfigError, InvalidInput, NotFound
-from yarnit.serving.predlog import read_segment
+from yarnit.serving.predlog import read_segment, segment_paths
 
 from .counts import EventCounts
 from .labels import NOT_SHOWN, IngestReport, ingest_labels, read_label_rows
@@ -116,7 +116,7 @@ class QualityJoin:
     def _read_log(self, counters: dict[str, int]) -> dict[str, Any]:
         store = self.store
         offsets: dict[str, list[int]] = store.meta("offsets") or {}
-        segments = sorted(self.log_dir.glob("seg-*.log")) if self.log_dir.is_dir() else []
+        segments = segment_paths(self.log_dir)
         seen = {p.name for p in segments}
         offsets = {name: cp for name, cp in offsets.items() if name in seen}
         slice_values: dict[str, dict[str, list[str]]] = store.meta("slice_values") or {}

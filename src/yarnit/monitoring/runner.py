@@ -139,6 +139,10 @@ class Monitor:
             return self._run()
 
     def _run(self) -> dict[str, Any]:
+        with self.source.one_read():  # every SLO of one log, at one instant: one read of the log
+            return self._pass()
+
+    def _pass(self) -> dict[str, Any]:
         started = _monotonic()
         at = self.clock.now()
         modules = {name: self._update(name) for name in UPDATE_MODULES}

@@ -22,7 +22,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from yarnit.core.atomic import atomic_write_text
+import orjson
+
+from yarnit.core.atomic import UNSYNCED_OPS, atomic_write_bytes, atomic_write_text
 
 from .workspace import monitoring_dir
 
@@ -49,9 +51,29 @@ def read_history(home: str | Path) -> list[dict[str, Any]]:
     return [p for p in points if isinstance(p, dict)] if isinstance(points, list) else []
 
 
+def _cached_points(home: str | Path) -> list[dict[str, Any]]:
+    """:func:`read_history`, parsed again only when the file changed since this process last wrote or read it
+    (a monitor appends every hour to a file of up to 1,500 points)."""
+    path = history_path(home)
+    try:
+        stat = path.stat()
+    except OSError:
+        return []
+    key = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+    cached = _POINTS.get(str(path))
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    points = read_history(home)
+    _POINTS[str(path)] = (key, points)
+    return points
+
+
+_POINTS: dict[str, tuple[tuple[int, int, int], list[dict[str, Any]]]] = {}
+
+
 def record(home: str | Path, at: datetime, entries: Sequence[dict[str, Any]]) -> bool:
     """Append one point for the SLO entries of a monitor run (the state file's ``slos``); False if too soon."""
-    points = read_history(home)
+    points = _cached_points(home)
     if points:
         try:
             last = datetime.fromisoformat(str(points[-1].get("at")))
@@ -64,9 +86,21 @@ def record(home: str | Path, at: datetime, entries: Sequence[dict[str, Any]]) ->
                            "state": e.get("state")}
         for e in entries if isinstance(e, dict)}}
     points = [*points[-(MAX_POINTS - 1):], point]
-    atomic_write_text(history_path(home), json.dumps({"version": 1, "points": points}, separators=(",", ":")),
-                      mode=0o644)
+    path = history_path(home)
+    # a chart's history: atomic (never torn), not synced (a power cut may lose the newest points, nothing else)
+    atomic_write_bytes(path, orjson.dumps({"version": 1, "points": points}, option=orjson.OPT_SERIALIZE_NUMPY,
+                                          default=_plain), mode=0o644, ops=UNSYNCED_OPS)
+    stat = path.stat()
+    _POINTS[str(path)] = ((stat.st_mtime_ns, stat.st_size, stat.st_ino), points)
     return True
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, int):
+        return int(value)
+    return str(value)
 
 
 def drift_path(home: str | Path) -> Path:
@@ -94,8 +128,11 @@ def record_drift(workspace: Any, at: datetime, *, max_days_back: int = 3) -> int
         models = traffic.models(workspace)
     except (OSError, ValueError):
         return 0
-    history = read_drift(workspace.home)
     midnight = at.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    done_key = str(drift_path(workspace.home))
+    if _DRIFT_DONE.get(done_key) == (midnight, tuple(models)):
+        return 0  # this process recorded every model up to this midnight already: nothing new has closed
+    history = read_drift(workspace.home)
     added = 0
     for model in models:
         points = history.setdefault(model, [])
@@ -120,7 +157,11 @@ def record_drift(workspace: Any, at: datetime, *, max_days_back: int = 3) -> int
     if added:
         atomic_write_text(drift_path(workspace.home), json.dumps({"version": 1, "models": history},
                                                                  separators=(",", ":"), default=str), mode=0o644)
+    _DRIFT_DONE[done_key] = (midnight, tuple(models))
     return added
+
+
+_DRIFT_DONE: dict[str, tuple[datetime, tuple[str, ...]]] = {}
 
 
 __all__ = ["DRIFT_FILENAME", "HISTORY_FILENAME", "drift_path", "history_path", "read_drift", "read_history",

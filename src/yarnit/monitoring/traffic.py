@@ -87,7 +87,7 @@ import numpy as np
 from yarnit.core.atomic import atomic_write_text
 from yarnit.core.clock import Clock
 from yarnit.core.errors import IntegrityError, InvalidInput
-from yarnit.serving.predlog import DEFAULT_PII_FIELDS, read_segment
+from yarnit.serving.predlog import DEFAULT_PII_FIELDS, read_segment, segment_paths
 
 from .input_counts import InputCounts
 from .predlog_source import record_time
@@ -770,7 +770,9 @@ def _collect_garbage(base: Path, state: _State) -> int:
     from yarnit.core.atomic import TEMP_PREFIX
 
     # names from directory listings, no stat per file: a monitor runs this every pass over every kept hour
-    keep = {str(_window_file(base, m, int(w), e)) for m, ws in state.index.items() for w, e in ws.items()}
+    windows_dir = os.path.join(str(base), "windows")
+    keep = {os.path.join(windows_dir, safe, f"{int(w)}-e{e}.json")  # _window_file's names, as plain strings
+            for safe, ws in ((_safe(m), ws) for m, ws in state.index.items()) for w, e in ws.items()}
     stale = [e.path for e in _entries(base) if e.name.startswith(TEMP_PREFIX) and e.is_file()]
     for model_dir in _entries(base / "windows"):
         if model_dir.is_dir():
@@ -839,7 +841,7 @@ def update(workspace: Any, *, clock: Clock | None = None, log_dir: str | Path | 
             state.bucket_s = bucket_s or BUCKET_S
         garbage = _collect_garbage(base, state)
         now_s = clock.now().timestamp()
-        segments = sorted(directory.glob("seg-*.log")) if directory.is_dir() else []
+        segments = segment_paths(directory)
         seen = {p.name for p in segments}
         dropped = [name for name in state.offsets if name not in seen]
         for name in dropped:

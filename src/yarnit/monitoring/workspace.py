@@ -21,8 +21,9 @@ ones a file needs, once, and sends each SLO to its own.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -118,6 +119,16 @@ class WorkspaceSLISource:
 
     def counts(self, slo: SLO, *, until_s: float) -> EventCounts:
         return self.source_for(slo).counts(slo, until_s=until_s)
+
+    @contextlib.contextmanager
+    def one_read(self) -> Iterator[None]:
+        """Sources that can (``one_read()``) read their log once for every SLO counted inside the block."""
+        with contextlib.ExitStack() as stack:
+            for source in list(self._sources.values()):
+                hold = getattr(source, "one_read", None)
+                if hold is not None:
+                    stack.enter_context(hold())
+            yield
 
     def updated(self, module: str, report: dict[str, Any], at_s: float) -> None:
         """The monitor brought ``yarnit.monitoring.<module>``'s windows up to ``at_s`` (its ``update`` report):

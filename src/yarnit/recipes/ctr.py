@@ -475,13 +475,24 @@ def _input_importance(ctx: StepContext, model: TrainedModel, kept: pd.DataFrame,
     weights = model.training.get("feature_importance")
     if not weights:
         return None
-    sample = kept.sample(n=min(200, len(kept)), random_state=ctx.seed).assign(position=1)
-    try:
-        sources = input_sources(FRAME_TRANSFORMS[ctx.config["transform"]], sample, list(inputs), seed=ctx.seed)
-    except (KeyError, ValueError, TypeError) as exc:  # a transform that needs more than the inputs: no weights
-        ctx.log(f"feature importance not mapped to inputs: {exc}")
-        return None
+    transform = ctx.config["transform"]
+    key = (transform, tuple(inputs), tuple(f"{c}:{t}" for c, t in kept.dtypes.astype(str).items()))
+    sources = _SOURCES.get(key)
+    if sources is None:
+        sample = kept.sample(n=min(200, len(kept)), random_state=ctx.seed).assign(position=1)
+        try:
+            sources = input_sources(FRAME_TRANSFORMS[transform], sample, list(inputs), seed=ctx.seed)
+        except (KeyError, ValueError, TypeError) as exc:  # a transform that needs more than the inputs: no weights
+            ctx.log(f"feature importance not mapped to inputs: {exc}")
+            return None
+        moved = {name for found in sources.values() for name in found}
+        if set(inputs) & set(sample.columns) <= moved:  # every input moved some column: the mapping is the
+            _SOURCES[key] = sources  # transform's own, not this sample's, so later retrains here reuse it
     return to_inputs(weights, sources)
+
+
+#: (transform, inputs, column types) -> which inputs each frame column changes with (see _input_importance)
+_SOURCES: dict[tuple[str, tuple[str, ...], tuple[str, ...]], dict[str, list[str]]] = {}
 
 
 FALLBACK_SLICE = "product_type"  # the serving fallback's prior is the training click rate per product type

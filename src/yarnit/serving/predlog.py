@@ -498,6 +498,18 @@ class PredictionLog:
 _OPEN_LOGS: weakref.WeakSet[PredictionLog] = weakref.WeakSet()
 
 
+def segment_paths(base: str | Path) -> list[Path]:
+    """The log's segment files (``seg-*.log``) in name order, which is write order, from one directory listing:
+    the monitor's readers list a month of hourly segments every pass, and sorting Path objects costs more."""
+    base = Path(base)
+    try:
+        with os.scandir(base) as entries:
+            names = sorted(e.name for e in entries if e.name.startswith("seg-") and e.name.endswith(".log"))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return [base / name for name in names]
+
+
 @atexit.register
 def _close_open_logs() -> None:  # a normal exit flushes too (kill -9 loses only unacknowledged records)
     for prediction_log in list(_OPEN_LOGS):
@@ -762,4 +774,5 @@ __all__ = [
     "read_prediction_log",
     "read_segment",
     "scan_prediction_log",
+    "segment_paths",
 ]
