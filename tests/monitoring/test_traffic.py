@@ -235,6 +235,21 @@ def test_drift_on_a_planted_shift_against_training_data(sqlite_ws, home):
     assert shifted["summaries"]["age_s"] == 0.0
 
 
+def test_a_window_the_fallback_answered_most_follows_the_model_version_that_served(sqlite_ws, home):
+    """Fallback answers carry version 0 (the owner's heuristic): drift is still judged against the training data
+    of the model version that served, not refused because "version 0" is no model version."""
+    clock = SimulatedClock(START)
+    _register(sqlite_ws, _training_frame())
+    t = Traffic(home, clock)
+    t.requests(300)
+    t.requests(900, version=0)  # a partner outage's hour: the fall-back switch answered most pages
+    clock.advance(3600)
+    _update(sqlite_ws, clock)
+    report = traffic.drift_report(sqlite_ws, "ctr", window="1h", at=START + timedelta(hours=1))
+    assert report["reference"]["dataset"] == "clicks:v1" and report["reference"]["model_version"] == 1
+    assert report["state"] == "no_drift"
+
+
 def test_drift_against_an_earlier_window_and_no_data(sqlite_ws, home):
     clock = SimulatedClock(START)
     t = Traffic(home, clock)

@@ -242,7 +242,10 @@ def drift_report(workspace: Any, model: str, *, window: int | str = 86400, at: d
             raise NotFound(f"model {model!r} has no served traffic summarized and is not registered; known: "
                            f"{', '.join(sorted(info['models'])) or 'none (run yarnit monitor summarize)'}.")
     current = window_summary(workspace, model, start, end)
-    serving = max(current.versions.items(), key=lambda kv: (kv[1], kv[0]))[0] if current.versions else None
+    # the model version that answered most requests; fallback answers (version 0, the owner's heuristic) have no
+    # training data to compare with, so a day the fallback answered most still follows the model that served
+    answered = {v: n for v, n in current.versions.items() if str(v).isdigit() and int(v) > 0}
+    serving = max(answered.items(), key=lambda kv: (kv[1], kv[0]))[0] if answered else None
     if isinstance(reference_window, str):
         reference_window = parse_reference_window(reference_window, start, end)
     previous = reference_window or (_earlier(start, seconds, "the previous window"), start)
