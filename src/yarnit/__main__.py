@@ -2,4 +2,5 @@
 
 from yarnit.cli.app import main
 
-main()
+if __name__ == "__main__":  # a process that imports this module (multiprocessing's children) runs nothing
+    main()
