@@ -175,7 +175,7 @@ class QualityStore:
         if slice_ is not None:
             sql, args = sql + " AND slice = ?", [*args, slice_]
         for version, slice_, data in self.conn.execute(sql, args):
-            part = QualitySummary.from_json(json.loads(data))
+            part = _parsed(data)
             key = (version, slice_)
             out[key] = out[key].merge(part) if key in out else part
         return out
@@ -183,6 +183,25 @@ class QualityStore:
     def close(self) -> None:
         self.conn.close()
 
+
+
+def _parsed(data: str) -> QualitySummary:
+    """A stored summary's text as a new :class:`QualitySummary` (merging adds in place, so never a shared one).
+
+    The parse is kept by text: a CBPE estimate merges the week of hourly summaries before each new hour, and
+    the same stored texts come back hour after hour; a summary changed by newly joined labels is a new text.
+    """
+    cached = _PARSED.get(data)
+    if cached is None:
+        cached = QualitySummary.from_json(json.loads(data))
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[data] = cached
+    return cached.copy()
+
+
+_PARSED: dict[str, QualitySummary] = {}
+_PARSED_MAX = 4096  # about a week of hourly summaries for a few versions and slices
 
 
 __all__ = ["DEFAULT_LABEL_DELAY_S", "QUALITY_SLIS", "SLICE_FIELDS", "QualityConfig", "QualityStore", "config_for",

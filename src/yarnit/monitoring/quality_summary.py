@@ -97,6 +97,10 @@ class QualitySummary:
         self.neg += np.bincount(b[y != 1], minlength=N_BINS)
         self.lab_p += np.bincount(b, weights=s, minlength=N_BINS)
 
+    def copy(self) -> QualitySummary:
+        """An independent summary with the same counts."""
+        return QualitySummary(**{name: getattr(self, name).copy() for name in _ARRAYS})
+
     def merge(self, other: QualitySummary) -> QualitySummary:
         """Add ``other`` into this summary (in place) and return it."""
         for name in _ARRAYS:
