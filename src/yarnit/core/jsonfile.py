@@ -17,11 +17,12 @@ from typing import Any
 
 import orjson
 
-_OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 
-def state_json(value: Any, *, text_fallback: bool = False) -> bytes:
-    """``value`` as indented JSON with sorted keys; ``text_fallback`` writes other objects as ``str(obj)``."""
+def state_json(value: Any, *, text_fallback: bool = False, indent: bool = True) -> bytes:
+    """``value`` as JSON with sorted keys, indented unless ``indent`` is false (a large history file);
+    ``text_fallback`` writes other objects as ``str(obj)``."""
 
     def default(obj: Any) -> Any:
         if isinstance(obj, bool | int):
@@ -34,7 +35,7 @@ def state_json(value: Any, *, text_fallback: bool = False) -> bytes:
             return str(obj)
         raise TypeError(f"{type(obj).__name__} is not JSON serializable")
 
-    return orjson.dumps(value, default=default, option=_OPTIONS)
+    return orjson.dumps(value, default=default, option=_OPTIONS | (orjson.OPT_INDENT_2 if indent else 0))
 
 
 __all__ = ["state_json"]

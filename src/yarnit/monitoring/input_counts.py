@@ -141,11 +141,4 @@ class InputCounts:
                    {int(m): {int(i): int(n) for i, n in rows.items()} for m, rows in data["minutes"].items()})
 
 
-def add_events(into: dict[int, tuple[int, int]], events: Mapping[int, tuple[int, int]]) -> None:
-    """Sum per-minute (good, total) of several summaries (each judged against its own columns)."""
-    for minute, (good, total) in events.items():
-        g, t = into.get(minute, (0, 0))
-        into[minute] = (g + good, t + total)
-
-
-__all__ = ["MAX_KEYSETS", "OVERFLOW", "InputCounts", "KeySet", "add_events"]
+__all__ = ["MAX_KEYSETS", "OVERFLOW", "InputCounts", "KeySet"]

@@ -22,9 +22,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from yarnit.core.atomic import UNSYNCED_OPS, atomic_write_bytes, atomic_write_text
+from yarnit.core.jsonfile import state_json
 
 from .workspace import monitoring_dir
 
@@ -88,19 +87,11 @@ def record(home: str | Path, at: datetime, entries: Sequence[dict[str, Any]]) ->
     points = [*points[-(MAX_POINTS - 1):], point]
     path = history_path(home)
     # a chart's history: atomic (never torn), not synced (a power cut may lose the newest points, nothing else)
-    atomic_write_bytes(path, orjson.dumps({"version": 1, "points": points}, option=orjson.OPT_SERIALIZE_NUMPY,
-                                          default=_plain), mode=0o644, ops=UNSYNCED_OPS)
+    atomic_write_bytes(path, state_json({"version": 1, "points": points}, text_fallback=True, indent=False),
+                       mode=0o644, ops=UNSYNCED_OPS)
     stat = path.stat()
     _POINTS[str(path)] = ((stat.st_mtime_ns, stat.st_size, stat.st_ino), points)
     return True
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, int):
-        return int(value)
-    return str(value)
 
 
 def drift_path(home: str | Path) -> Path:
