@@ -309,14 +309,12 @@ def _ctr(workspace: Any, model: str, version: int, start_s: float, end_s: float)
         return None
     store = QualityStore(path)
     try:
-        merged = store.merged(model, start_hour=math.floor(start_s / HOUR_S), end_hour=math.floor(end_s / HOUR_S) + 1)
+        merged = store.merged(model, start_hour=math.floor(start_s / HOUR_S), end_hour=math.floor(end_s / HOUR_S) + 1,
+                              version=str(version), slice_="")  # parse this version's whole-traffic hours only
     finally:
         store.close()
-    pos = lab = 0
-    for (v, slice_), summary in merged.items():
-        if str(v) == str(version) and slice_ == "":
-            pos, lab = pos + int(summary.positives), lab + int(summary.labelled)
-    return pos, lab
+    summary = merged.get((str(version), ""))
+    return (0, 0) if summary is None else (int(summary.positives), int(summary.labelled))
 
 
 def _stage_name(share: float) -> str:

@@ -45,14 +45,14 @@ import hashlib
 import json
 import math
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from yarnit.core.atomic import atomic_write_bytes
+from yarnit.core.atomic import UNSYNCED_OPS, atomic_write_bytes
 from yarnit.core.clock import Clock
 from yarnit.core.errors import ConfigError, InvalidInput
 from yarnit.serving.predlog import read_segment, segment_paths
@@ -256,10 +256,13 @@ class PredictionLogSource:
     def _save(self) -> None:
         assert self.state_path is not None
         state = {"version": STATE_VERSION, "fingerprint": self.fingerprint(), "skipped": self._skipped,
-                 "offsets": {name: asdict(cp) for name, cp in sorted(self._offsets.items())},
+                 "offsets": {name: {"offset": cp.offset, "inode": cp.inode}
+                             for name, cp in sorted(self._offsets.items())},
                  "series": {sid: {"dropped": s.dropped, "buckets": s.buckets()} for sid, s in self._series.items()}}
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(self.state_path, orjson.dumps(state), mode=0o600)
+        # derived data, rewritten every pass: atomic, not synced (a state lost to a power cut is an older
+        # checkpoint whose counts match its offsets, or unreadable and recounted from the log)
+        atomic_write_bytes(self.state_path, orjson.dumps(state), mode=0o600, ops=UNSYNCED_OPS)
 
     def _load(self) -> None:
         assert self.state_path is not None

@@ -323,7 +323,7 @@ class QualityJoin:
             "WHERE counted = 0 AND due_s <= ? GROUP BY model, m ON CONFLICT(model, minute) DO UPDATE SET "
             "good = good + excluded.good, total = total + excluded.total", (now_s,))
         conn.execute("UPDATE predictions SET counted = 1 WHERE counted = 0 AND due_s <= ?", (now_s,))
-        conn.execute("DELETE FROM predictions WHERE counted = 1 AND expire_s <= ?", (now_s,))
+        conn.execute("DELETE FROM predictions WHERE +counted = 1 AND expire_s <= ?", (now_s,))  # the expire_s index
         counters["completeness_events"] += due
 
     # 4. estimates before labels, scored once the labels are due

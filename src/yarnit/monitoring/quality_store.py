@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import sqlite3
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from yarnit.core.errors import ConfigError
 from yarnit.serving.predlog import DEFAULT_PII_FIELDS
@@ -86,6 +90,7 @@ CREATE TABLE IF NOT EXISTS predictions (
     PRIMARY KEY (request_id, idx)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS predictions_due ON predictions (counted, due_s);
 CREATE INDEX IF NOT EXISTS predictions_expire ON predictions (expire_s);
+CREATE INDEX IF NOT EXISTS predictions_pending ON predictions (counted) WHERE label_value IS NULL;
 CREATE TABLE IF NOT EXISTS labels (
     request_id TEXT NOT NULL, idx INTEGER NOT NULL, value INTEGER NOT NULL, event_s REAL NOT NULL,
     arrival_s REAL NOT NULL, ingested_s REAL NOT NULL, PRIMARY KEY (request_id, idx)) WITHOUT ROWID;
@@ -121,6 +126,8 @@ class QualityStore:
         # worst lose the last passes, which the next one redoes from the log checkpoint kept in the same file.
         # Ingested labels are not derived: ``durable`` (their ingest) syncs every commit.
         self.conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+        if _opened_before(self.path):
+            return
         self.conn.executescript(_SCHEMA)
         with self.transaction():
             version = self.meta("schema_version")
@@ -130,6 +137,7 @@ class QualityStore:
                 raise ConfigError(f"{self.path} was written by another version of yarnit (schema {version}, this "
                                   f"one reads {SCHEMA_VERSION}). It holds derived data: delete it and run "
                                   "`yarnit monitor run` to rebuild it from the log and the labels.")
+        _keep_open(self.path)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -156,12 +164,12 @@ class QualityStore:
     def summary(self, model: str, version: str, slice_: str, hour: int) -> QualitySummary:
         row = self.conn.execute("SELECT data FROM summaries WHERE model = ? AND version = ? AND slice = ? AND "
                                 "hour = ?", (model, version, slice_, hour)).fetchone()
-        return QualitySummary() if row is None else QualitySummary.from_json(json.loads(row[0]))
+        return QualitySummary() if row is None else QualitySummary.from_json(orjson.loads(row[0]))
 
     def put_summary(self, model: str, version: str, slice_: str, hour: int, summary: QualitySummary) -> None:
         self.conn.execute("INSERT INTO summaries VALUES (?, ?, ?, ?, ?) ON CONFLICT(model, version, slice, hour) DO "
                           "UPDATE SET data = excluded.data",
-                          (model, version, slice_, hour, json.dumps(summary.to_json(), separators=(",", ":"))))
+                          (model, version, slice_, hour, orjson.dumps(summary.to_json()).decode()))
 
     def merged(self, model: str, *, start_hour: int, end_hour: int, version: str | None = None,
                slice_: str | None = None) -> dict[tuple[str, str], QualitySummary]:
@@ -185,6 +193,52 @@ class QualityStore:
 
 
 
+# -- connections: the schema checked once per file, and one idle connection kept open per file ---------------
+# Closing the last connection to a WAL database checkpoints it (copies the WAL into the file and syncs it):
+# with a store opened and closed several times a monitor pass, that was most of a pass's write cost. One idle
+# connection per file and process stays open, so closes do not checkpoint; SQLite still checkpoints as the WAL
+# grows (every 1,000 pages), and a killed process leaves a WAL that the next open recovers. A file replaced or
+# deleted (derived data: the way to rebuild it) is a new inode, checked and kept afresh.
+_KEPT: dict[tuple[str, int, int], sqlite3.Connection] = {}
+_KEPT_LOCK = threading.Lock()
+_KEPT_MAX = 64
+
+
+def _identity(path: Path) -> tuple[str, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return str(path), st.st_dev, st.st_ino
+
+
+def _opened_before(path: Path) -> bool:
+    key = _identity(path)
+    return key is not None and key in _KEPT
+
+
+def _keep_open(path: Path) -> None:
+    key = _identity(path)
+    if key is None:
+        return
+    with _KEPT_LOCK:
+        if key in _KEPT:
+            return
+        if len(_KEPT) >= _KEPT_MAX:  # many workspaces in one process (tests): let the oldest go
+            _KEPT.pop(next(iter(_KEPT))).close()
+        _KEPT[key] = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+
+
+def _forget_kept() -> None:
+    """In a forked child: the parent's idle connections are the parent's (never used, never closed here)."""
+    _ABANDONED.extend(_KEPT.values())
+    _KEPT.clear()
+
+
+_ABANDONED: list[sqlite3.Connection] = []
+os.register_at_fork(after_in_child=_forget_kept)
+
+
 def _parsed(data: str) -> QualitySummary:
     """A stored summary's text as a new :class:`QualitySummary` (merging adds in place, so never a shared one).
 
@@ -193,7 +247,7 @@ def _parsed(data: str) -> QualitySummary:
     """
     cached = _PARSED.get(data)
     if cached is None:
-        cached = QualitySummary.from_json(json.loads(data))
+        cached = QualitySummary.from_json(orjson.loads(data))
         if len(_PARSED) >= _PARSED_MAX:
             _PARSED.clear()
         _PARSED[data] = cached

@@ -519,6 +519,11 @@ def _train_on_dask(config: Any) -> None:
 
 
 def _score(predictor: Any, features: pd.DataFrame) -> np.ndarray:
+    from yarnit.training.encoding import score_frame  # column by column, checked against the native path
+
+    fast = score_frame(predictor, features)
+    if fast is not None:
+        return fast
     records = features.astype({c: object for c in features.columns if features[c].dtype == "category"})
     return np.asarray(predictor.predict_proba(records.to_dict("records")), dtype=float)
 

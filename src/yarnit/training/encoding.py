@@ -9,7 +9,7 @@ number becomes column ``f`` with its value; unseen text values are ignored.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -88,4 +88,42 @@ def encode_frame(vectorizer: DictVectorizer, frame: pd.DataFrame) -> sp.csr_matr
     return matrix
 
 
-__all__ = ["encode_frame", "fit_vectorizer", "text_codes"]
+FRAME_CHECK_ROWS = 64
+
+
+def score_frame(predictor: Any, frame: pd.DataFrame, *, tolerance: float = 1e-9) -> np.ndarray | None:
+    """P(positive) for the rows of ``frame`` from a ``Pipeline([DictVectorizer, classifier])``, or None.
+
+    An evaluation scores tens of thousands of rows, and turning them into dicts for the DictVectorizer cost
+    more than the model: here the frame is encoded column by column (:func:`encode_frame`) and the
+    classifier scores the matrix. The first :data:`FRAME_CHECK_ROWS` rows are also scored the native way
+    (dicts) and must agree within ``tolerance``. Anything else (another model shape, text columns holding
+    non-text values, missing or infinite numbers, a disagreement) returns None: the caller scores natively.
+    """
+    estimator = getattr(predictor, "estimator", None)
+    steps = getattr(estimator, "steps", None)
+    if not steps or len(steps) != 2 or type(steps[0][1]).__name__ != "DictVectorizer" or len(frame) == 0:
+        return None
+    vectorizer, final = steps[0][1], steps[1][1]
+    if getattr(vectorizer, "separator", "=") != "=" or not hasattr(final, "predict_proba") or len(
+            getattr(final, "classes_", ())) != 2 or getattr(vectorizer, "vocabulary_", None) is None:
+        return None
+    for column in frame.columns:
+        series = frame[column]
+        if pd.api.types.is_bool_dtype(series):
+            return None  # DictVectorizer takes a bool for a number; encode_frame for a text
+        if series.dtype == object and pd.api.types.infer_dtype(series, skipna=False) != "string":
+            return None
+    matrix = encode_frame(vectorizer, frame)
+    if not np.isfinite(matrix.data).all():
+        return None
+    out = np.asarray(final.predict_proba(matrix), dtype=np.float64)[:, 1]
+    head = frame.iloc[:FRAME_CHECK_ROWS]
+    records = head.astype({c: object for c in head.columns if isinstance(head[c].dtype, pd.CategoricalDtype)})
+    native = np.asarray(predictor.predict_proba(records.to_dict("records")), dtype=np.float64)
+    if native.shape != (len(head),) or not np.allclose(native, out[:len(head)], rtol=0.0, atol=tolerance):
+        return None
+    return out
+
+
+__all__ = ["encode_frame", "fit_vectorizer", "score_frame", "text_codes"]
