@@ -9,7 +9,6 @@ state, the staged rollout's state and the manual attestations (:mod:`.manual`). 
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any
