@@ -56,7 +56,8 @@ def readiness(model: str = typer.Argument(..., help="Registered model name (e.g.
         console.print(table)
         sums = ", ".join(f"{SECTION_TITLES[s]} {result.score.sections[s]:g}/7" for s in SECTIONS)
         console.print(plain(f"sections: {sums}"))
-        console.print(plain(f"final score (minimum over the sections): {result.score.final:g} — {data['interpretation']}"))
+        console.print(plain(f"final score (minimum over the sections): {result.score.final:g} — "
+                            f"{data['interpretation']}"))
 
     emit(data, as_json, human)
 

@@ -62,8 +62,11 @@ def _validity_probe(test_id: str, rec: Records, names: tuple[str, ...], what: st
                      _run_cmd(rec))
     stored, checks = got
     passed = [n for n in names if (checks.get(n) or {}).get("passed") is True]
-    evidence = [Evidence("validity", stored.id, f"{n}: {'passed' if (checks.get(n) or {}).get('passed') else 'not passed'}"
-                         f" — {(checks.get(n) or {}).get('detail', 'not run')}") for n in names]
+    evidence = []
+    for n in names:
+        check = checks.get(n) or {}
+        verdict = "passed" if check.get("passed") else "not passed"
+        evidence.append(Evidence("validity", stored.id, f"{n}: {verdict} — {check.get('detail', 'not run')}"))
     if len(passed) == len(names):
         return found(test_id, AUTOMATED, evidence, f"the evaluate step checks {what} on every candidate")
     return found(test_id, NONE, evidence, f"the newest validity check did not pass {what}",
@@ -77,6 +80,11 @@ def _attested(rec: Records, test_id: str) -> Finding | None:
     return found(test_id, MANUAL, [Evidence("attestation", a.doc, f"{a.reason} (by {a.actor} at {a.at}, "
                                             f"sha256 {a.doc_sha256[:12]})")], "a documented manual run",
                  None)
+
+
+def missing(rec: Records, test_id: str, evidence: list[Evidence], note: str, to_earn: str) -> Finding:
+    """No automated record: the attestation's half point if there is one, else 0 with the command to earn it."""
+    return _attested(rec, test_id) or found(test_id, NONE, evidence, note, to_earn)
 
 
 def _attest_cmd(rec: Records, test_id: str) -> str:
@@ -112,7 +120,7 @@ def beneficial(rec: Records) -> Finding:
                                                         "importance; lowest: " + ", ".join(
                                                             f"{k} {float(w):.3f}" for k, w in low))],
                          "the train step measures every input's contribution on each run")
-    return _attested(rec, "data.2") or found("data.2", NONE, [], "no version records feature importances",
+    return missing(rec, "data.2", [], "no version records feature importances",
                                              f"{_run_cmd(rec)} --set trainer=logistic")
 
 
@@ -133,7 +141,7 @@ def cost(rec: Records) -> Finding:
     if trained and got is not None and all((got[1].get(n) or {}).get("passed") for n in ("memory", "latency")):
         return found("data.3", AUTOMATED, evidence, "each run records its steps' time and memory, and the validity "
                      "check holds serving memory and latency to a budget (costs are per model, not per feature)")
-    return _attested(rec, "data.3") or found("data.3", NONE, evidence, "no recorded training cost with a serving "
+    return missing(rec, "data.3", evidence, "no recorded training cost with a serving "
                                              "budget check", _run_cmd(rec))
 
 
@@ -146,7 +154,7 @@ def meta_level(rec: Records) -> Finding:
                                                     f"{d.retention_class!r}") for d in declared[:3]],
                      "ingest refuses personal data without a declared subject, and restricted columns reach "
                      "training only through their compliant transform")
-    return _attested(rec, "data.4") or found("data.4", NONE, [], "the training data declare no subject or PII "
+    return missing(rec, "data.4", [], "the training data declare no subject or PII "
                                              "policy", "yarnit data ingest FILE --name NAME --subject user_id")
 
 
@@ -159,7 +167,7 @@ def privacy(rec: Records) -> Finding:
                                            for d in kept[:3]],
                      "retention is enforced by class, forgotten subjects are suppressed at every ingest, and raw "
                      "restricted reads are audited")
-    return _attested(rec, "data.5") or found("data.5", NONE, [], "the training data have no retention class or "
+    return missing(rec, "data.5", [], "the training data have no retention class or "
                                              "subject column", "yarnit data retention show")
 
 
@@ -177,7 +185,7 @@ def new_features(rec: Records) -> Finding:
                                                  f"{transform!r} (named and versioned in code)")],
                      "features are versioned transforms; no feature view is registered in this workspace",
                      "yarnit features backfill VIEW  (then: yarnit features materialize VIEW)")
-    return _attested(rec, "data.6") or found("data.6", NONE, [], "no feature view or named transform",
+    return missing(rec, "data.6", [], "no feature view or named transform",
                                              "yarnit features backfill VIEW")
 
 
@@ -199,7 +207,7 @@ def checked_in(rec: Records) -> Finding:
         return found("model.1", AUTOMATED, [Evidence("model_version", latest.ref, f"trained by run {latest.run_id} "
                                                      f"at commit {code[:12]}")],
                      "every run records the commit of the code it ran; review is the repository's")
-    return _attested(rec, "model.1") or found("model.1", NONE, [Evidence("model_version", latest.ref, f"code "
+    return missing(rec, "model.1", [Evidence("model_version", latest.ref, f"code "
                                                                          f"version {code!r}")],
                                               "trained from code with no commit or uncommitted changes",
                                               f"git commit, then {_run_cmd(rec)}")
@@ -217,9 +225,9 @@ def proxy_correlates(rec: Records) -> Finding:
                 judged = {"at": last.get("at"), "canary": m.get("canary"), "baseline": m.get("baseline")}
     quality = rec.evaluated_slos("prediction_quality")
     if judged is not None:
-        evidence.append(Evidence("rollout", f"{rec.model}/{state.get('id')}", f"online CTR of v{state.get('canary_version')} "
-                                 f"{judged['canary']} judged against v{state.get('baseline_version')}'s {judged['baseline']} at "
-                                 f"{judged['at']}"))
+        evidence.append(Evidence("rollout", f"{rec.model}/{state.get('id')}",
+                                 f"online CTR of v{state.get('canary_version')} {judged['canary']} judged against "
+                                 f"v{state.get('baseline_version')}'s {judged['baseline']} at {judged['at']}"))
     for slo, status in quality:
         evidence.append(Evidence("slo", slo.id, f"prediction quality on served data: {status.get('state')}"))
     if evidence and rec.evaluations:
@@ -227,7 +235,7 @@ def proxy_correlates(rec: Records) -> Finding:
                                     f"{rec.evaluations[0].summary.get('auc')}"))
         return found("model.2", AUTOMATED, evidence, "offline metrics are recorded per version and the online "
                      "metric (CTR from joined labels) is measured per version on served traffic")
-    return _attested(rec, "model.2") or found("model.2", NONE, evidence, "no online quality measured per version",
+    return missing(rec, "model.2", evidence, "no online quality measured per version",
                                               f"yarnit rollout start {rec.model} --version V  (CTR judged from "
                                               "joined labels)")
 
@@ -249,7 +257,7 @@ def staleness(rec: Records) -> Finding:
                          + [Evidence("slo", s.id, "model freshness") for s, _ in
                             rec.evaluated_slos("model_freshness")],
                          "each evaluation measures how quality decays day by day after training")
-    return _attested(rec, "model.4") or found("model.4", NONE, [], "no evaluation on progressive days",
+    return missing(rec, "model.4", [], "no evaluation on progressive days",
                                               f"{_run_cmd(rec)} --set holdout_days=2")
 
 
@@ -269,7 +277,7 @@ def simpler(rec: Records) -> Finding:
             return found("model.5", AUTOMATED, [Evidence("step", f"{run.id}/check", "closed-loop CTR compared with "
                                                          f"popularity ranking (ratio {ratio})")],
                          "the check step compares the ranker with popularity in a closed loop")
-    return _attested(rec, "model.5") or found("model.5", NONE, [], "no gate against a simpler baseline",
+    return missing(rec, "model.5", [], "no gate against a simpler baseline",
                                               _run_cmd(rec))
 
 
@@ -280,9 +288,10 @@ def slices(rec: Records) -> Finding:
         sliced = sorted({m.slice.split("=")[0] for m in report.metrics if m.slice})
         if sliced:
             return found("model.6", AUTOMATED, [Evidence("evaluation", stored.id, f"metrics per slice of "
-                                                         f"{', '.join(sliced)}; gate {'blessed' if stored.blessed else 'refused'}")],
+                                                         f"{', '.join(sliced)}; gate "
+                                                         f"{'blessed' if stored.blessed else 'refused'}")],
                          "each evaluation reports quality per slice and the gate judges them")
-    return _attested(rec, "model.6") or found("model.6", NONE, [], "no evaluation with slices",
+    return missing(rec, "model.6", [], "no evaluation with slices",
                                               f"{_run_cmd(rec)} --set 'slices=[\"device\", \"country\"]'")
 
 
@@ -294,7 +303,7 @@ def inclusion(rec: Records) -> Finding:
             groups = sorted({str(f.get("group") or f.get("column")) for f in fairness if isinstance(f, dict)})
             return found("model.7", AUTOMATED, [Evidence("evaluation", stored.id, "fairness by " + ", ".join(groups))],
                          "each evaluation measures rates and differences per group (Fairlearn's definitions)")
-    return _attested(rec, "model.7") or found("model.7", NONE, [], "no evaluation with fairness groups",
+    return missing(rec, "model.7", [], "no evaluation with fairness groups",
                                               f"{_run_cmd(rec)} --set 'fairness_groups=[\"language\"]'")
 
 
@@ -309,7 +318,7 @@ def reproducible(rec: Records) -> Finding:
                          "a reproduction is on record, started by hand (`yarnit runs reproduce`)",
                          "CI reproduces the pipeline on every change: yarnit readiness MODEL --ci")
     target = rec.latest.run_id if rec.latest is not None else None
-    return _attested(rec, "infrastructure.1") or found("infrastructure.1", NONE, [], "no reproduction on record",
+    return missing(rec, "infrastructure.1", [], "no reproduction on record",
                                                        f"yarnit runs reproduce {target or 'RUN'}")
 
 
@@ -325,10 +334,10 @@ def integration(rec: Records) -> Finding:
         steps = rec.steps(run.id)
         if run.state == "succeeded" and steps and all(s.state in ("succeeded", "cached") for s in steps) \
                 and any(s.step == "register" for s in steps):
-            return found("infrastructure.3", AUTOMATED, [Evidence("run", run.id, f"all {len(steps)} steps succeeded or cached, "
-                                                                     "data selection to register")],
+            what = f"all {len(steps)} steps succeeded or cached, data selection to register"
+            return found("infrastructure.3", AUTOMATED, [Evidence("run", run.id, what)],
                          "every run goes end to end, from data to a registered version")
-    return _attested(rec, "infrastructure.3") or found("infrastructure.3", NONE, [], "no run went end to end",
+    return missing(rec, "infrastructure.3", [], "no run went end to end",
                                                        _run_cmd(rec))
 
 
@@ -361,7 +370,7 @@ def debuggable(rec: Records) -> Finding:
                      "one request can be replayed through the recorded transform and model by hand "
                      "(yarnit.features.get_transform, then the registry's predictor); there is no step-by-step "
                      "debugger", _attest_cmd(rec, "infrastructure.5"))
-    return _attested(rec, "infrastructure.5") or found("infrastructure.5", NONE, [], "no recorded transform or "
+    return missing(rec, "infrastructure.5", [], "no recorded transform or "
                                                        "probe request", _attest_cmd(rec, "infrastructure.5"))
 
 
@@ -375,7 +384,7 @@ def canary(rec: Records) -> Finding:
                                                               f"v{state.get('baseline_version')}: "
                                                               f"{state.get('status')}, {len(decisions)} decisions")],
                      "versions go to production through a staged rollout with canary analysis")
-    return _attested(rec, "infrastructure.6") or found("infrastructure.6", NONE, [], "no staged rollout on record",
+    return missing(rec, "infrastructure.6", [], "no staged rollout on record",
                                                        f"yarnit rollout start {rec.model} --version V")
 
 
@@ -387,7 +396,8 @@ def rollback(rec: Records) -> Finding:
     if automatic:
         e = automatic[-1]
         return found("infrastructure.7", AUTOMATED, [Evidence("alias_event", rec.model, f"{e.action} v{e.from_version}"
-                                                              f" → v{e.to_version} by {e.actor} at {e.at.isoformat()}")],
+                                                              f" → v{e.to_version} by {e.actor} at "
+                                                              f"{e.at.isoformat()}")],
                      "rollbacks are performed by the platform (rollout controller, incident mitigation)")
     if rec.rollout and target is not None:
         return found("infrastructure.7", AUTOMATED, [Evidence("rollout", f"{rec.model}/{rec.rollout.get('id')}",
@@ -399,7 +409,7 @@ def rollback(rec: Records) -> Finding:
         e = moves[-1]
         return found("infrastructure.7", MANUAL, [Evidence("alias_event", rec.model, f"{e.action} by {e.actor}")],
                      "rolled back by hand", f"yarnit rollout start {rec.model} --version V")
-    return _attested(rec, "infrastructure.7") or found("infrastructure.7", NONE, [], "no rollback on record and "
+    return missing(rec, "infrastructure.7", [], "no rollback on record and "
                                                        "no staged rollout to roll back automatically",
                                                        f"yarnit rollout start {rec.model} --version V")
 
@@ -416,7 +426,7 @@ def dependencies(rec: Records) -> Finding:
         evidence += [Evidence("alert", a.id, f"{a.alert_name}: {a.state}") for a in tickets[-3:]]
         return found("monitoring.1", AUTOMATED, evidence, "the loop checks each day of the upstream data and "
                      "tickets a change (volume, slices, distributions) in the alert store")
-    return _attested(rec, "monitoring.1") or found("monitoring.1", NONE, [], "no continuous loop checked this "
+    return missing(rec, "monitoring.1", [], "no continuous loop checked this "
                                                    "model's upstream data", f"yarnit loop run --world DIR --model "
                                                    f"{rec.model}")
 
@@ -437,7 +447,7 @@ def invariants(rec: Records) -> Finding:
     if policy and (training or completeness):
         return found("monitoring.2", AUTOMATED, evidence, "training data are validated and every served request "
                      "is conformed to the version's input contract")
-    return _attested(rec, "monitoring.2") or found("monitoring.2", NONE, evidence, "invariants are not checked on "
+    return missing(rec, "monitoring.2", evidence, "invariants are not checked on "
                                                    "both paths", "yarnit slo apply slos.yaml  (an "
                                                    "input_completeness SLO), then: yarnit monitor run")
 
@@ -456,7 +466,7 @@ def stale(rec: Records) -> Finding:
                                                           f"budget left {st.get('budget_remaining')}")
                                                  for s, st in slos], "the monitor pages when production gets "
                      "too old")
-    return _attested(rec, "monitoring.4") or found("monitoring.4", NONE, [], "no model_freshness SLO evaluated",
+    return missing(rec, "monitoring.4", [], "no model_freshness SLO evaluated",
                                                    "yarnit slo apply slos.yaml  (a model_freshness SLO), then: "
                                                    "yarnit monitor run")
 
@@ -475,11 +485,12 @@ def regressions(rec: Records) -> Finding:
     trained = rec.runs_with_step("train")
     if trained:
         run, step = trained[0]
-        evidence.append(Evidence("step", f"{run.id}/train", f"{step.wall_s or 0:.2f} s, {step.peak_rss_mb or 0:.0f} MB"))
+        evidence.append(Evidence("step", f"{run.id}/train",
+                                 f"{step.wall_s or 0:.2f} s, {step.peak_rss_mb or 0:.0f} MB"))
     if any(s.sli == "serving_latency" for s, _ in slos):
         return found("monitoring.6", AUTOMATED, evidence, "serving latency has an SLO with burn-rate alerts; "
                      "training time and memory are recorded per step")
-    return _attested(rec, "monitoring.6") or found("monitoring.6", NONE, evidence, "no serving latency SLO "
+    return missing(rec, "monitoring.6", evidence, "no serving latency SLO "
                                                    "evaluated", "yarnit slo apply slos.yaml  (a serving_latency "
                                                    "SLO), then: yarnit monitor run")
 
@@ -496,7 +507,7 @@ def served_quality(rec: Records) -> Finding:
     if any(s.sli == "prediction_quality" for s, _ in slos) or (rec.rollout and labelled):
         return found("monitoring.7", AUTOMATED, evidence, "quality on served traffic is measured from joined "
                      "labels and judged (SLO or canary analysis)")
-    return _attested(rec, "monitoring.7") or found("monitoring.7", NONE, evidence, "quality on served data is not "
+    return missing(rec, "monitoring.7", evidence, "quality on served data is not "
                                                    "judged", "yarnit slo apply slos.yaml  (a prediction_quality "
                                                    "SLO), then: yarnit monitor run")
 

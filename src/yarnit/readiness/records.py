@@ -111,7 +111,8 @@ class Records:
     def step(self, run: Run, name: str) -> StepRecord | None:
         return next((s for s in self.steps(run.id) if s.step == name), None)
 
-    def runs_with_step(self, name: str, states: tuple[str, ...] = ("succeeded", "cached")) -> list[tuple[Run, StepRecord]]:
+    def runs_with_step(self, name: str, states: tuple[str, ...] = ("succeeded", "cached")
+                       ) -> list[tuple[Run, StepRecord]]:
         out = []
         for run in self.runs:
             step = self.step(run, name)
