@@ -176,7 +176,7 @@ def check_node(root: Path, node: str) -> NodeCheck:
     source = file.read_text(encoding="utf-8", errors="replace")
     if re.search(rf"^\s*(async\s+)?def {re.escape(name)}\(", source, re.MULTILINE) is None:
         return NodeCheck(node, False, f"{path} defines no test {name}")
-    return NodeCheck(node, True, "collected by make test")
+    return NodeCheck(node, True, "defined in the suite make test runs")
 
 
 def proof_nodes(model: str, test_id: str, mapping: Mapping[str, Mapping[str, list[str]]] = CI_PROOF) -> list[str]:

@@ -24,6 +24,7 @@ Probe = Callable[[Records], Finding]
 PROBES: dict[str, Probe] = {}
 #: tests whose evidence may come from a bundled part (see the module docstring)
 FROM_PARTS = ("data.", "model.")
+OWN_ONLY = ("model.2",)  # online impact is the bundle's own: its part's canary says nothing about it
 
 
 def probe(test_id: str) -> Callable[[Probe], Probe]:
@@ -353,10 +354,27 @@ def validated(rec: Records) -> Finding:
         return found("infrastructure.4", AUTOMATED, [Evidence("gate", gated.id if gated else prod.ref,
                                                               f"{prod.ref} blessed by its gate, validity passed")],
                      "promotion to production needs a blessed gate verdict on the version's exact bytes")
+    checked = _checked_by_its_run(rec, prod)
+    if checked is not None:
+        return found("infrastructure.4", AUTOMATED, [checked], "the run that registered production judged it "
+                     "before promoting it (a blessed verdict of its check step)")
     forced = [e for e in rec.history if e.action == "force-promote" and e.to_version == prod.version]
     return found("infrastructure.4", NONE, [Evidence("model_version", prod.ref, problem)] +
                  [Evidence("alias_event", prod.ref, f"force-promote by {e.actor}: {e.reason}") for e in forced],
                  "production is not a blessed version", f"yarnit eval run {rec.model} --version {prod.version}")
+
+
+def _checked_by_its_run(rec: Records, version: Any) -> Evidence | None:
+    """A pipeline whose own check step blesses (the ranker's closed loop): the run that registered ``version``."""
+    run = next((r for r in rec.runs if r.id == version.run_id), None)
+    if run is None or run.metrics.get("blessed") is not True:
+        return None
+    for name in ("check", "gate"):
+        step = rec.step(run, name)
+        if step is not None and step.state in ("succeeded", "cached"):
+            return Evidence("step", f"{run.id}/{name}", f"{version.ref} blessed by the {name} step before it was "
+                            "promoted")
+    return None
 
 
 @probe("infrastructure.5")
@@ -515,14 +533,16 @@ def served_quality(rec: Records) -> Finding:
 def run_probe(test_id: str, rec: Records) -> Finding:
     """The probe's finding; for data and model tests, the best of this model's and its parts' findings."""
     own = PROBES[test_id](rec)
-    if own.level == AUTOMATED or not test_id.startswith(FROM_PARTS):
+    if own.level == AUTOMATED or not (test_id.startswith(FROM_PARTS) and test_id not in OWN_ONLY) or not rec.parts:
         return own
-    best = own
+    best, via = own, None
     for part in rec.parts:
         other = PROBES[test_id](part)
-        if other.points > best.points:
-            best = Finding(test_id, other.level, other.evidence, f"via {part.model}: {other.note}", other.to_earn)
-    return best
+        if other.points > best.points or (via is None and best.points == 0 and other.points == 0):
+            best, via = other, part.model  # at 0, the part's command: its recipe makes the data and the model
+    if via is None:
+        return own
+    return Finding(test_id, best.level, best.evidence, f"via {via}: {best.note}", best.to_earn)
 
 
 __all__ = ["PROBES", "run_probe"]

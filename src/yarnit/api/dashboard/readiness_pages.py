@@ -11,10 +11,10 @@ from yarnit.readiness import SECTION_TITLES, SECTIONS, TESTS_BY_ID, Assessment, 
 from yarnit.registry import ModelRegistry
 from yarnit.storage import Workspace
 
-from .layout import DASH, esc, fmt, link, page, state, table
+from .layout import DASH, esc, fmt, link, page, table
 
 TARGET = 3.0  # every section >= 3 (RELIABILITY.md §7, target 24)
-LEVEL_STATE = {"automated": "pass", "manual": "marginal", "none": "fail"}
+LEVEL_CSS = {"automated": "ok", "manual": "warn", "none": "bad"}
 
 
 def _chart(result: Assessment, chart_id: str) -> str:
@@ -57,10 +57,12 @@ def readiness_page(ws: Workspace, name: str, ci: bool = False) -> str:
             test = TESTS_BY_ID[f.test_id]
             if test.section != section:
                 continue
-            evidence = "<br>".join(f"{esc(e.kind)} <code>{esc(e.ref)}</code>: {esc(e.detail)}" for e in f.evidence)
-            rows.append([esc(f"{test.number}. {test.title}"), state(LEVEL_STATE[f.level]) + " " + fmt(f.points, "g"),
+            evidence = "<br>".join(f'{esc(e.kind)} <code style="overflow-wrap:anywhere">{esc(e.ref)}</code>: '
+                                   f"{esc(e.detail)}" for e in f.evidence)
+            badge = f'<span class="state {LEVEL_CSS[f.level]}">{esc(f.level)}</span>'
+            rows.append([esc(f"{test.number}. {test.title}"), badge + " " + fmt(f.points, "g"),
                          (evidence or DASH) + (f'<br><span class="muted">{esc(f.note)}</span>' if f.note else ""),
-                         f"<code>{esc(f.to_earn)}</code>" if f.to_earn else DASH])
+                         f'<code style="overflow-wrap:anywhere">{esc(f.to_earn)}</code>' if f.to_earn else DASH])
         body.append(f"<h2>{esc(SECTION_TITLES[section])}: {fmt(result.score.sections[section], 'g')} / 7</h2>"
                     + table(["test", "points", "evidence", "to earn the missing point"], rows))
     return page(f"Readiness of {name}", "".join(body))
