@@ -70,6 +70,22 @@ def test_every_ci_proof_names_a_test_that_exists_in_the_suite() -> None:
     assert not ci_proof.check_node(root, "tests/../pyproject.toml::x").present
 
 
+def test_a_test_marked_skip_or_xfail_is_not_counted_as_run(tmp_path: Path) -> None:
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_a.py").write_text(
+        "import pytest\n\n\n@pytest.mark.skip(reason='later')\ndef test_skipped():\n    pass\n\n\n"
+        "@pytest.mark.parametrize('x', [\n    1,\n])\n@pytest.mark.skipif(False, reason='never')\n"
+        "def test_runs(x):\n    pass\n\n\n@pytest.mark.xfail\ndef test_expected_to_fail():\n    pass\n")
+    root = tmp_path / "tests"
+    assert ci_proof.check_node(root, "tests/test_a.py::test_runs").present
+    assert ci_proof.check_node(root, "tests/test_a.py::test_runs[1]").present
+    for name in ("test_skipped", "test_expected_to_fail"):
+        check = ci_proof.check_node(root, f"tests/test_a.py::{name}")
+        assert not check.present and "marked skip or xfail" in check.why
+    finding = ci_proof.ci_finding("ctr", "model.3", root, {"model.3": {"*": ["tests/test_a.py::test_skipped"]}})
+    assert finding.level == NONE and "marked skip" in finding.note and finding.to_earn
+
+
 # -- a real workspace: the yarnit-ctr pipeline on a small world, the demo's SLOs, one monitor pass ----------
 
 PIPELINE: dict[str, Any] = {"days": 3, "sessions_per_day": 300, "holdout_days": 2, "bootstrap_resamples": 10,

@@ -147,6 +147,9 @@ NO_PROOF: dict[str, str] = {
 }
 
 
+_NOT_RUN = re.compile(r"pytest\.mark\.(skip\b(?!if)|xfail\b)")
+
+
 @dataclass(frozen=True)
 class NodeCheck:
     node: str
@@ -174,8 +177,17 @@ def check_node(root: Path, node: str) -> NodeCheck:
     if not path.startswith("tests/") or ".." in Path(path).parts or not file.is_file():
         return NodeCheck(node, False, f"{path} is not a file of the test suite")
     source = file.read_text(encoding="utf-8", errors="replace")
-    if re.search(rf"^\s*(async\s+)?def {re.escape(name)}\(", source, re.MULTILINE) is None:
+    found = re.search(rf"^\s*(async\s+)?def {re.escape(name)}\(", source, re.MULTILINE)
+    if found is None:
         return NodeCheck(node, False, f"{path} defines no test {name}")
+    decorators = []
+    for line in reversed(source[:found.start()].splitlines()):
+        if not line.strip().startswith(("@", ")", "]", "}", '"', "'")) and not line.startswith((" ", "\t")):
+            break
+        decorators.append(line)
+    if _NOT_RUN.search("\n".join(decorators)) or re.search(r"^pytestmark\s*=.*" + _NOT_RUN.pattern, source,
+                                                           re.MULTILINE):
+        return NodeCheck(node, False, f"{node} is marked skip or xfail: CI does not run it as a check")
     return NodeCheck(node, True, "defined in the suite make test runs")
 
 
