@@ -232,3 +232,20 @@ def test_the_cli_prints_a_table_and_json(ctr_home: Path) -> None:
     human = CliRunner().invoke(app, ["readiness", "ctr", "--ci"], env=env)
     assert human.exit_code == 0, human.output
     assert "ML Test Score of ctr" in human.output and "final" in human.output.lower()
+
+
+def test_the_cli_records_an_attestation_with_its_document_and_refuses_one_without(ctr_home: Path,
+                                                                                 tmp_path: Path) -> None:
+    from yarnit.cli.app import app
+
+    env = {"YARNIT_HOME": str(ctr_home)}
+    doc = tmp_path / "ab-test.md"
+    doc.write_text("two-week A/B test: offline AUC +0.01 matched online CTR +2 %\n")
+    result = CliRunner().invoke(app, ["readiness", "ctr", "--attest", "model.2", "--doc", str(doc), "--reason",
+                                      "A/B test read by the team", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    found = next(t for t in json.loads(result.stdout)["tests"] if t["id"] == "model.2")
+    assert found["level"] == "manual" and found["evidence"][0]["ref"] == str(doc.resolve())
+    refused = CliRunner().invoke(app, ["readiness", "ctr", "--attest", "model.2", "--doc", str(tmp_path / "nope"),
+                                       "--reason", "x"], env=env)
+    assert refused.exit_code == 1 and "is not a file" in refused.output
