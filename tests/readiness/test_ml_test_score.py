@@ -61,6 +61,20 @@ def test_a_score_needs_all_28_tests_and_reads_as_the_papers_bands() -> None:
     assert interpretation(5.5).startswith("Exceptional")
 
 
+def test_the_package_exports_what_it_lists_and_pulls_in_no_web_or_cli_code() -> None:
+    import subprocess
+    import sys
+
+    import yarnit.readiness as readiness
+
+    assert all(hasattr(readiness, name) for name in readiness.__all__)
+    assert len(set(readiness.__all__)) == len(readiness.__all__)
+    code = ("import sys, yarnit.readiness; print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('fastapi', 'typer') or m.startswith(('yarnit.world', 'yarnit.demo', 'yarnit.api', 'yarnit.cli'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
 def test_every_ci_proof_names_a_test_that_exists_in_the_suite() -> None:
     root = ci_proof.tests_root(REPO_TESTS)
     nodes = {n for entry in CI_PROOF.values() for ns in entry.values() for n in ns}
