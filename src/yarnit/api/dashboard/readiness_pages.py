@@ -30,16 +30,16 @@ def readiness_overview(ws: Workspace, ci: bool = False) -> str:
     for entry in ModelRegistry(ws).list_models():
         result = assess(ws, entry["name"], ci=ci)
         rows.append([link(f"/ui/readiness/{result.model}" + ("?ci=true" if ci else ""), result.model),
-                     *[fmt(result.score.sections[s], "g") for s in SECTIONS], fmt(result.score.final, "g"),
-                     esc(result.to_dict()["interpretation"])])
-        charts.append(f"<figure><figcaption>{esc(result.model)}</figcaption>{_chart(result, f'rs-{len(charts)}')}"
+                     *[fmt(result.score.sections[s], "g") for s in SECTIONS], fmt(result.score.final, "g")])
+        reading = f"{result.model}: {result.score.final:g}. {result.to_dict()['interpretation']}"
+        charts.append(f"<figure><figcaption>{esc(reading)}</figcaption>{_chart(result, f'rs-{len(charts)}')}"
                       "</figure>")
     mode = ("counting only what CI runs (tests in yarnit's suite)" if ci else "from the workspace's records")
     other = link("/ui/readiness" if ci else "/ui/readiness?ci=true", "workspace records" if ci else "only what CI runs")
     body = (f'<p class="muted">The ML Test Score (Breck et al. 2017), {esc(mode)}: 1 point per test the platform '
             f"runs automatically, 0.5 per documented manual test; the final score is the minimum over the four "
             f"sections. Show {other}.</p>"
-            + table(["model", *[SECTION_TITLES[s] for s in SECTIONS], "final", "reading"], rows,
+            + table(["model", *[SECTION_TITLES[s] for s in SECTIONS], "final"], rows,
                     numeric=(1, 2, 3, 4, 5), empty="No model registered yet.")
             + (f'<div class="charts">{"".join(charts)}</div>' if charts else ""))
     return page("Readiness: the ML Test Score", body, current="/ui/readiness")
