@@ -24,6 +24,7 @@ Probe = Callable[[Records], Finding]
 PROBES: dict[str, Probe] = {}
 #: tests whose evidence may come from a bundled part (see the module docstring)
 FROM_PARTS = ("data.", "model.")
+ONLINE_WINDOW_S = 30 * 86400  # the label join's window read for online quality per version
 OWN_ONLY = ("model.2",)  # online impact is the bundle's own: its part's canary says nothing about it
 
 
@@ -72,6 +73,10 @@ def _validity_probe(test_id: str, rec: Records, names: tuple[str, ...], what: st
         return found(test_id, AUTOMATED, evidence, f"the evaluate step checks {what} on every candidate")
     return found(test_id, NONE, evidence, f"the newest validity check did not pass {what}",
                  f"{_run_cmd(rec)}  (then: yarnit eval show {stored.id})")
+
+
+def _num(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, int | float) else "n/a"
 
 
 def _attested(rec: Records, test_id: str) -> Finding | None:
@@ -225,6 +230,7 @@ def proxy_correlates(rec: Records) -> Finding:
             if isinstance(m, dict) and m.get("name") == "ctr" and m.get("canary") is not None:
                 judged = {"at": last.get("at"), "canary": m.get("canary"), "baseline": m.get("baseline")}
     quality = rec.evaluated_slos("prediction_quality")
+    evidence += _offline_and_online(rec)
     if judged is not None:
         evidence.append(Evidence("rollout", f"{rec.model}/{state.get('id')}",
                                  f"online CTR of v{state.get('canary_version')} {judged['canary']} judged against "
@@ -233,12 +239,45 @@ def proxy_correlates(rec: Records) -> Finding:
         evidence.append(Evidence("slo", slo.id, f"prediction quality on served data: {status.get('state')}"))
     if evidence and rec.evaluations:
         evidence.insert(0, Evidence("evaluation", rec.evaluations[0].id, "offline AUC on the time-ordered holdout: "
-                                    f"{rec.evaluations[0].summary.get('auc')}"))
-        return found("model.2", AUTOMATED, evidence, "offline metrics are recorded per version and the online "
-                     "metric (CTR from joined labels) is measured per version on served traffic")
+                                    f"{_num(rec.evaluations[0].summary.get('auc'))}"))
+        return found("model.2", AUTOMATED, evidence, "offline metrics are recorded per version and online quality "
+                     "(from joined labels) is measured per version on served traffic, side by side; no "
+                     "correlation coefficient is computed")
     return missing(rec, "model.2", evidence, "no online quality measured per version",
                                               f"yarnit rollout start {rec.model} --version V  (CTR judged from "
                                               "joined labels)")
+
+
+def _offline_and_online(rec: Records) -> list[Evidence]:
+    """Versions measured both offline (their evaluation's AUC) and online (AUC and CTR realized from joined labels)."""
+    from yarnit.core.errors import YarnitError
+    from yarnit.monitoring import quality
+
+    from datetime import datetime
+
+    from yarnit.core.clock import SimulatedClock
+
+    at = rec.monitor_state.get("at")  # the 30 days up to the monitor's last pass (it joined the labels then)
+    try:
+        clock = SimulatedClock(datetime.fromisoformat(at)) if isinstance(at, str) else rec.ws.clock
+        report = quality.quality_report(rec.ws, rec.model, window_s=ONLINE_WINDOW_S, clock=clock)
+    except (YarnitError, OSError, ValueError):
+        return []
+    by_sha = {v.artifact_sha256: v for v in rec.versions}
+    out = []
+    for group in report.get("groups") or []:
+        realized = group.get("realized") or {}
+        if group.get("slice") or not realized.get("labelled"):
+            continue
+        version = next((v for v in rec.versions if str(v.version) == str(group.get("version"))), None)
+        offline = next((e for e in rec.evaluations if version is not None and by_sha.get(e.artifact_sha256) is version
+                        and e.summary.get("auc") is not None), None)
+        if offline is not None:
+            out.append(Evidence("quality", f"{rec.model}:v{group.get('version')}",
+                                f"offline auc {_num(offline.summary['auc'])} ({offline.id}); online auc "
+                                f"{_num(realized.get('auc'))}, ctr {_num(realized.get('ctr'))} over "
+                                f"{realized.get('labelled')} labelled predictions"))
+    return out
 
 
 @probe("model.3")
@@ -258,7 +297,15 @@ def staleness(rec: Records) -> Finding:
                          + [Evidence("slo", s.id, "model freshness") for s, _ in
                             rec.evaluated_slos("model_freshness")],
                          "each evaluation measures how quality decays day by day after training")
-    return missing(rec, "model.4", [], "no evaluation on progressive days",
+    older = [e for e in rec.evaluations if e.compared_with and e.summary.get("auc_production") is not None]
+    if older:
+        return found("model.4", AUTOMATED, [Evidence("evaluation", e.id, f"production v{e.compared_with.get('version')}"
+                                                     f" (older data) auc {_num(e.summary['auc_production'])} vs the "
+                                                     f"fresh candidate's {_num(e.summary.get('auc'))} on "
+                                                     f"{e.summary.get('distribution')}") for e in older[:3]],
+                     "each run scores production, trained on older data, beside the fresh candidate on the newest "
+                     "day: the gap is what staleness costs")
+    return missing(rec, "model.4", [], "no evaluation on progressive days or of an older model on new data",
                                               f"{_run_cmd(rec)} --set holdout_days=2")
 
 
