@@ -263,3 +263,29 @@ def test_the_cli_records_an_attestation_with_its_document_and_refuses_one_withou
     refused = CliRunner().invoke(app, ["readiness", "ctr", "--attest", "model.2", "--doc", str(tmp_path / "nope"),
                                        "--reason", "x"], env=env)
     assert refused.exit_code == 1 and "is not a file" in refused.output
+
+
+def test_production_scored_beside_the_candidate_proves_staleness_is_measured(sqlite_ws: Workspace) -> None:
+    """model.4 without progressive days: production (older data) and the candidate on the same newest day."""
+    from sklearn.feature_extraction import DictVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    from yarnit.evaluation import EvaluationReport, EvaluationStore, MetricValue, time_ordered_holdout
+    from yarnit.registry import ArtifactFormat, ModelRegistry, dump_sklearn
+
+    model = Pipeline([("vec", DictVectorizer()), ("lr", LogisticRegression())])
+    model.fit([{"price": 1.0}, {"price": 9.0}] * 5, [1, 0] * 5)
+    version = ModelRegistry(sqlite_ws).register("ctr", dump_sklearn(model), ArtifactFormat.SKOPS)
+    bare = {f.test_id: f for f in assess(sqlite_ws, "ctr").score.findings}
+    assert bare["model.4"].level == NONE and bare["model.4"].to_earn == "yarnit pipeline run yarnit-ctr --set " \
+                                                                         "holdout_days=2"
+    assert assess(sqlite_ws, "ctr").score.final == 0  # a bare registered model: evidence missing everywhere
+    holdout = time_ordered_holdout("2026-01-07", "2026-01-07", rows=100, dataset_version_ids=["ds_eval"])
+    stored = EvaluationStore(sqlite_ws).add(EvaluationReport(
+        "ctr", {"artifact_sha256": version.artifact_sha256}, (holdout,),
+        (MetricValue("auc", "holdout", 0.74, n=100), MetricValue("auc", "holdout", 0.70, subject="production", n=100)),
+        compared_with={"alias": "production", "version": 1, "id": version.id}))
+    staleness = next(f for f in assess(sqlite_ws, "ctr").score.findings if f.test_id == "model.4")
+    assert staleness.level == AUTOMATED and staleness.evidence[0].ref == stored.id
+    assert "auc 0.7000 vs the fresh candidate's 0.7400" in staleness.evidence[0].detail
