@@ -30,6 +30,7 @@ from . import (
     datasets,
     evaluations,
     rater_page,
+    readiness,
     rollouts,
     slos,
 )
@@ -151,6 +152,7 @@ def create_app(workspace: Workspace, *, refresh_s: float = 0.25, serving: Servin
     app.include_router(incidents_api.router)
     app.include_router(labels_api.router)
     app.include_router(rater_page.router)
+    app.include_router(readiness.router)  # GET /api/readiness[/{name}]: the ML Test Score
     app.include_router(dashboard_ui.router)  # the pages: /, /ui/…
     _export_feature_freshness(app, workspace)
     # SLO gauges from the monitor's state file (yarnit monitor run): read, never computed, at scrape time.

@@ -7,7 +7,7 @@ Routes (reads, open like every GET; the pages are HTML, left out of the OpenAPI 
 * ``/ui/models/{name}`` versions, quality, alias history, emergency actions, lineage, model card;
 * ``/ui/rollouts/{model}`` stage and per-metric canary analysis; ``/ui/slos`` budgets and burn rates
   over time with the alert thresholds; ``/ui/drift/{model}``; ``/ui/data``; ``/ui/incidents[/{id}]``;
-  ``/ui/runs[/{id}]``;
+  ``/ui/runs[/{id}]``; ``/ui/readiness[/{name}]`` the ML Test Score per section and per test;
 * ``/ui/static/dashboard.js`` the one script: it sends the action forms to the token-protected
   control-plane endpoints (``/api/...``) after a confirmation, so an action is authorised, refused
   and audited exactly as the same call from the CLI or curl would be.
@@ -30,6 +30,7 @@ from yarnit.storage import Workspace
 from .cache import PageCache
 from .health_pages import drift_page, slos_page
 from .models_pages import model_page, overview, rollout_page
+from .readiness_pages import readiness_overview, readiness_page
 from .records_pages import data_page, incident_page, incidents_page, run_page, runs_page
 
 router = APIRouter(tags=["dashboard"], include_in_schema=False)
@@ -105,6 +106,18 @@ def runs_route(request: Request) -> HTMLResponse:
 @router.get("/ui/runs/{run_id}", response_class=HTMLResponse)
 def run_route(run_id: RunId, request: Request) -> HTMLResponse:
     return _html(request, lambda: run_page(_ws(request), run_id))
+
+
+@router.get("/ui/readiness", response_class=HTMLResponse)
+def readiness_route(request: Request, ci: Annotated[bool, Query(description="count only what CI runs")] = False
+                    ) -> HTMLResponse:
+    return _html(request, lambda: readiness_overview(_ws(request), ci))
+
+
+@router.get("/ui/readiness/{name}", response_class=HTMLResponse)
+def readiness_model_route(name: ModelName, request: Request,
+                          ci: Annotated[bool, Query(description="count only what CI runs")] = False) -> HTMLResponse:
+    return _html(request, lambda: readiness_page(_ws(request), name, ci))
 
 
 _SCRIPT = files(__package__).joinpath("static", "dashboard.js").read_bytes()

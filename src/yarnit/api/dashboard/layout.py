@@ -17,7 +17,7 @@ from yarnit.charts import CHART_CSS, esc
 DASH = "—"
 
 NAV = (("Overview", "/"), ("SLOs", "/ui/slos"), ("Incidents", "/ui/incidents"), ("Data", "/ui/data"),
-       ("Runs", "/ui/runs"))
+       ("Runs", "/ui/runs"), ("Readiness", "/ui/readiness"))
 
 CSS = """
 :root{--fg:#1a202c;--muted:#566170;--bg:#fff;--line:#d8dee6;--faulted:#c53030;--clean:#2b6cb0;--ok:#2f855a;
