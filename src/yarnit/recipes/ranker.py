@@ -175,6 +175,39 @@ class RankingModel:
         recs = RecommenderSet.from_bytes(members[RECS_MEMBER])
         return cls(manifest, click, recs, seed=seed)
 
+    # -- as a consumer of the click model (continuous.dependencies) ----------------------------------
+    @staticmethod
+    def with_upstream(data: bytes, upstream: ModelVersion, upstream_bytes: bytes) -> bytes:
+        """This bundle's rules, defaults and recommenders with ``upstream`` (another click model version) pinned.
+
+        What the next ``yarnit-ranker`` run would package if ``upstream`` held the click model's alias: the
+        dependency check evaluates it before anyone moves the alias (book ch. 15, case 6).
+        """
+        from yarnit.registry.formats import MANIFEST, bundle_manifest, dump_bundle, read_bundle
+
+        if sha256_bytes(upstream_bytes) != upstream.artifact_sha256:
+            raise InvalidInput(f"The bytes given for {upstream.ref} are not its artifact (sha256 differs).")
+        members = read_bundle(data, ArtifactFormat.RANKER.value)
+        manifest = bundle_manifest(members, ArtifactFormat.RANKER.value)
+        signature = upstream.signature
+        manifest["click_model"] = {
+            "name": upstream.model_name, "version": upstream.version, "id": upstream.id,
+            "sha256": upstream.artifact_sha256, "format": upstream.artifact_format.value,
+            "created_at": upstream.created_at.isoformat(), "transform": signature.get("transform"),
+            "inputs": signature.get("inputs", {})}
+        manifest["members"] = {**manifest["members"], CLICK_MEMBER: upstream.artifact_sha256}
+        return dump_bundle({MANIFEST: json.dumps(manifest, sort_keys=True).encode(), CLICK_MEMBER: upstream_bytes,
+                            RECS_MEMBER: members[RECS_MEMBER]})
+
+    @property
+    def upstream(self) -> dict[str, Any]:
+        """The click model this bundle pins: name, version and sha256."""
+        return dict(self.lineage["click_model"])
+
+    def score_frame(self, frame: pd.DataFrame) -> np.ndarray:
+        """The score the ranker orders candidates by, for each logged row (``position`` fixed to 1)."""
+        return np.asarray(self.click.score_frame(frame), dtype=float)
+
     def predict_proba(self, instances: list[dict[str, Any]]) -> np.ndarray:
         raise InvalidInput("yarnit-ranker answers slates, not probabilities; call rank() (signature output "
                            "'ranking').")
