@@ -35,6 +35,7 @@ from . import (
 )
 from . import loop as loop_cli
 from .backup import artifacts_app, backup_app, restore
+from .capacity import capacity
 from .common import JSON_OPTION, cli_errors, console, emit, fail, options, workspace
 from .serving import predict_batch
 
@@ -66,6 +67,7 @@ app.add_typer(loop_cli.app, name="loop")  # yarnit loop run|status (continuous/l
 app.add_typer(backup_app, name="backup")  # yarnit backup [list|verify] (storage/backup.py)
 app.command("restore")(restore)
 app.add_typer(artifacts_app, name="artifacts")  # yarnit artifacts gc (storage/gc.py)
+app.command("capacity")(capacity)  # yarnit capacity MODEL (monitoring/capacity.py)
 
 
 def _add_world() -> None:
