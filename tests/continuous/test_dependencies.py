@@ -73,7 +73,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def _cli(home: Path, *args: str):
-    result = runner.invoke(app, [*args], env={"YARNIT_HOME": str(home)})
+    result = runner.invoke(app, [*args], env={"YARNIT_HOME": str(home), "COLUMNS": "400"})  # one line per triple
     return result
 
 
@@ -121,6 +121,9 @@ def test_a_new_upstream_version_is_evaluated_on_the_triple_and_a_regression_hold
     assert worse["delta"] < -0.01 and worse["value"] < 0.6  # a click model of shuffled labels ranks at random
     assert "auc_vs_production" in worse["reasons"][0]
     assert triples[(1, 2)]["regressed"] is False  # v2's own click model is production's: no regression
+    human = _cli(home, "models", "deps", RANKER)
+    assert human.exit_code == 0 and f"{RANKER} reads ctr (production)" in human.output
+    assert f"ctr:v{broken} × {RANKER}:v1 × " in human.output and "REGRESSED: Gate 'auc_vs_production'" in human.output
 
     with open_workspace(Settings.for_home(home)) as ws:
         body = TestClient(create_app(ws)).get(f"/api/models/{RANKER}/dependencies").json()
