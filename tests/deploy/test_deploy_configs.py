@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from testsupport.k8s_schema import schema_errors
+from testsupport.k8s_schema import kserve_schema_errors, schema_errors
 from testsupport.replicas import haproxy_binary
 from typer.testing import CliRunner
 
@@ -17,6 +17,7 @@ from yarnit.cli.app import app
 from yarnit.core.errors import InvalidInput
 from yarnit.deploy import (
     KubernetesOptions,
+    kserve_manifests,
     LoadBalancerOptions,
     haproxy_config,
     manifests,
@@ -92,6 +93,50 @@ def test_the_schema_check_catches_a_typo_a_wrong_type_and_a_missing_field() -> N
     missing = copy.deepcopy(deployment)
     del missing["spec"]["selector"]
     assert any("spec.selector" in e and "required" in e.lower() for e in schema_errors(missing))
+
+
+def test_deploy_k8s_kserve_writes_an_oip_v2_inference_service_that_passes_the_crd_schema() -> None:
+    result = runner.invoke(app, ["deploy", "k8s", "--kserve", "--image", "registry.example.com/yarnit:0.1.0",
+                                 "--replicas", "3", "--min-replicas", "3", "--max-replicas", "8",
+                                 "--cpu-target", "60"])
+    assert result.exit_code == 0, result.output
+    docs = list(yaml.safe_load_all(result.stdout))
+    assert [(d["apiVersion"], d["kind"]) for d in docs] == [
+        ("serving.kserve.io/v1alpha1", "ServingRuntime"), ("serving.kserve.io/v1beta1", "InferenceService")]
+    for doc in docs:
+        assert kserve_schema_errors(doc) == [], doc["kind"]
+    runtime, service = docs
+    predictor = service["spec"]["predictor"]
+    assert predictor["model"] == {"modelFormat": {"name": "yarnit"}, "runtime": "yarnit", "protocolVersion": "v2"}
+    assert runtime["spec"]["protocolVersions"] == ["v2"]
+    assert runtime["spec"]["supportedModelFormats"][0]["name"] == predictor["model"]["modelFormat"]["name"]
+    assert (predictor["minReplicas"], predictor["maxReplicas"], predictor["scaleTarget"]) == (3, 8, 60)
+    container = runtime["spec"]["containers"][0]
+    assert container["name"] == "kserve-container"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert container["volumeMounts"][0]["name"] == predictor["volumes"][0]["name"]
+    # the same container as the plain Deployment's, but for its name
+    plain = manifests(KubernetesOptions(image="registry.example.com/yarnit:0.1.0"))[0]
+    assert container | {"name": "yarnit"} == plain["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_the_kserve_schema_check_catches_a_typo_a_wrong_enum_a_missing_field_and_a_bad_container() -> None:
+    runtime, service = kserve_manifests(KubernetesOptions(image="yarnit:0.1.0"))
+    typo = copy.deepcopy(service)
+    typo["spec"]["predictor"]["model"]["protocolversion"] = "v2"
+    assert any("protocolversion" in e and "not allowed" in e for e in kserve_schema_errors(typo))
+    metric = copy.deepcopy(service)
+    metric["spec"]["predictor"]["scaleMetric"] = "gpu"
+    assert any("scaleMetric" in e for e in kserve_schema_errors(metric))
+    missing = copy.deepcopy(service)
+    del missing["spec"]["predictor"]["model"]["modelFormat"]
+    assert any("'modelFormat' is a required property" in e for e in kserve_schema_errors(missing))
+    container = copy.deepcopy(runtime)
+    container["spec"]["containers"][0]["readinesProbe"] = {}
+    assert any("readinesProbe: unknown field of V1Container" in e for e in kserve_schema_errors(container))
+    volume = copy.deepcopy(service)
+    volume["spec"]["predictor"]["volumes"][0]["persistentVolumeClaim"] = {"claim": "x"}
+    assert kserve_schema_errors(volume)
 
 
 @pytest.mark.parametrize(("args", "message"), [

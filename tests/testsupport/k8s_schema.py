@@ -10,6 +10,7 @@ field, the error ``kubectl apply --validate=strict`` would give.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 KINDS = {
@@ -64,4 +65,45 @@ def schema_errors(manifest: dict[str, Any]) -> list[str]:
         getattr(models, name).model_validate(converted)
     except pydantic.ValidationError as exc:
         errors += [f"{manifest['kind']}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+    return errors
+
+
+KSERVE_SCHEMAS = Path(__file__).resolve().parents[1] / "deploy" / "fixtures" / "kserve_schemas.json"
+# The core/v1 objects a KServe manifest embeds, checked with the kubernetes client's models: JSON path → model.
+KSERVE_CORE = {
+    "ServingRuntime": (("spec", "containers"), "V1Container"),
+    "InferenceService": (("spec", "predictor", "volumes"), "V1Volume"),
+}
+
+
+def kserve_schema_errors(manifest: dict[str, Any], schemas: Path = KSERVE_SCHEMAS) -> list[str]:
+    """What is wrong with a KServe ``InferenceService`` or ``ServingRuntime`` (empty when it is valid).
+
+    The KServe layer is checked with ``jsonschema`` against the CRD fields in ``schemas``; the core objects
+    inside, against the Kubernetes API's own models (:func:`schema_errors`' machinery).
+    """
+    import json
+
+    import jsonschema
+    import pydantic
+    from kubernetes.client import models
+
+    kind = manifest.get("kind")
+    document = json.loads(schemas.read_text(encoding="utf-8"))
+    if kind not in document["$defs"] or kind not in KSERVE_CORE:
+        return [f"unsupported KServe kind {kind!r}"]
+    validator = jsonschema.Draft202012Validator(document | {"$ref": f"#/$defs/{kind}"})
+    errors = [f"{kind}.{'.'.join(str(p) for p in e.absolute_path)}: {e.message}"
+              for e in sorted(validator.iter_errors(manifest), key=lambda e: list(map(str, e.absolute_path)))]
+    path, model = KSERVE_CORE[kind]
+    items: Any = manifest
+    for key in path:
+        items = items.get(key, {}) if isinstance(items, dict) else {}
+    for i, item in enumerate(items if isinstance(items, list) else []):
+        where = f"{kind}.{'.'.join(path)}[{i}]"
+        converted = _python_names(item, model, where, errors)
+        try:
+            getattr(models, model).model_validate(converted)
+        except pydantic.ValidationError as exc:
+            errors += [f"{where}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
     return errors

@@ -153,3 +153,12 @@ def show_run(run_id: Annotated[str, Path(pattern=r"^run_[0-9a-z]{26}$")], reques
 
 
 __all__ = ["router"]
+
+
+@router.get("/models/{name}/dependencies")
+def model_dependencies(name: ModelName, request: Request,
+                       limit: int = Query(20, ge=1, le=1000)) -> dict[str, Any]:
+    """What the model reads, who reads it, and its (upstream, model, dataset) evaluations, newest first."""
+    from yarnit.continuous.dependencies import ModelDependencies, dependency_summary
+
+    return dependency_summary(ModelDependencies(request.app.state.workspace), name, limit=limit)

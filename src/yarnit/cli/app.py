@@ -36,6 +36,7 @@ from . import (
 from . import loop as loop_cli
 from .backup import artifacts_app, backup_app, restore
 from .readiness import readiness
+from .capacity import capacity
 from .common import JSON_OPTION, cli_errors, console, emit, fail, options, workspace
 from .serving import predict_batch
 
@@ -68,6 +69,7 @@ app.add_typer(backup_app, name="backup")  # yarnit backup [list|verify] (storage
 app.command("restore")(restore)
 app.add_typer(artifacts_app, name="artifacts")  # yarnit artifacts gc (storage/gc.py)
 app.command("readiness")(readiness)  # yarnit readiness MODEL [--ci] (readiness/: the ML Test Score)
+app.command("capacity")(capacity)  # yarnit capacity MODEL (monitoring/capacity.py)
 
 
 def _add_world() -> None:

@@ -2,7 +2,8 @@
 
 ``lb`` writes an HAProxy configuration (readiness health checks, retries on
 another replica); ``k8s`` writes a Deployment, a Service and a
-HorizontalPodAutoscaler. Both print to stdout, or write ``--out`` atomically.
+HorizontalPodAutoscaler (``--kserve``: a KServe ServingRuntime and
+InferenceService on the OIP v2 endpoint). Both print to stdout, or write ``--out`` atomically.
 Neither opens the workspace: they describe where replicas run, not what they
 serve.
 """
@@ -69,13 +70,15 @@ def k8s(image: str = typer.Option(..., "--image", help="The yarnit container ima
                                          help="YARNIT_ONLINE_STORE of the replicas (Redis)."),
         artifacts_claim: str = typer.Option("yarnit-artifacts", "--artifacts-claim",
                                             help="A ReadWriteMany PersistentVolumeClaim for the workspace."),
+        kserve: bool = typer.Option(False, "--kserve", help="Write a KServe ServingRuntime and InferenceService "
+                                    "(Open Inference Protocol v2, RawDeployment with an HPA) instead."),
         out: Path | None = typer.Option(None, "--out", help="Write here (atomically) instead of stdout.")) -> None:
-    """Kubernetes manifests: a Deployment of replicas, a Service and a HorizontalPodAutoscaler."""
+    """Kubernetes manifests: a Deployment of replicas, a Service and a HorizontalPodAutoscaler (or KServe's)."""
     options = KubernetesOptions(image=image, name=name, namespace=namespace, replicas=replicas,
                                 min_replicas=min_replicas, max_replicas=max_replicas, cpu_target_percent=cpu_target,
                                 cpu_request=cpu_request, secret=secret, online_store_url=online_store,
                                 artifacts_claim=artifacts_claim)
-    _write(manifests_yaml(options), out, "the Kubernetes manifests")
+    _write(manifests_yaml(options, kserve=kserve), out, "the KServe manifests" if kserve else "the Kubernetes manifests")
 
 
 __all__ = ["app"]

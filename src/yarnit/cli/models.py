@@ -1,4 +1,4 @@
-"""``yarnit models …``: list, show, promote, roll back, restore, history, traffic policy."""
+"""``yarnit models …``: list, show, promote, roll back, restore, history, traffic policy, dependencies."""
 
 from __future__ import annotations
 
@@ -170,5 +170,83 @@ def traffic(name: str,
                 table.add_row(e.at.isoformat(timespec="seconds"), f"{before}{e.to_canary_percent:g}",
                               f"{shadow_before}{'on' if e.to_shadow else 'off'}", plain(e.actor), plain(e.reason))
             console.print(table)
+
+    emit(data, as_json, human)
+
+
+@app.command("depend")
+@cli_errors
+def depend(name: str, on: str = typer.Option(..., "--on", help="The upstream model NAME reads the output of."),
+           alias: str = typer.Option("production", help="The upstream alias NAME is packaged with."),
+           dataset: str = typer.Option("", help="Dataset (NAME or NAME:vN) to evaluate on; default: the upstream "
+                                       "version's training data (its holdout days)."),
+           max_regression: float = typer.Option(0.01, "--max-regression", help="Allowed AUC drop against "
+                                                "NAME's production before its rollout holds."),
+           reason: str = typer.Option("", help="Why (kept with the declaration)."),
+           remove: bool = typer.Option(False, "--remove", help="Withdraw the declaration."),
+           as_json: bool = JSON_OPTION) -> None:
+    """Declare that NAME consumes the output of --on (e.g. yarnit-ranker --on ctr); then evaluate it once."""
+    from yarnit.continuous.dependencies import ModelDependencies
+
+    with workspace() as ws:
+        deps = ModelDependencies(ws)
+        if remove:
+            deps.remove(name, on)
+            data: dict[str, object] = {"consumer": name, "upstream": on, "removed": True}
+        else:
+            declared = deps.declare(name, on, actor=cli_actor(), alias=alias, dataset=dataset or None,
+                                    max_regression=max_regression, reason=reason)
+            data = declared.to_dict() | {"evaluations": deps.sync(consumer=name)}
+
+    def human() -> None:
+        if remove:
+            console.print(f"{name} no longer declares a dependency on {on}")
+            return
+        console.print(f"{name} depends on {on} ({alias}); rollouts hold on an AUC drop > {max_regression:g}")
+        for outcome in data["evaluations"]:  # type: ignore[attr-defined]
+            console.print(plain("  " + _outcome_line(outcome)))
+
+    emit(data, as_json, human)
+
+
+def _outcome_line(e: dict[str, object]) -> str:
+    if "error" in e:
+        return f"not evaluated: {e['error']}"
+    delta = e.get("delta")
+    verdict = "REGRESSED: " + "; ".join(e["reasons"]) if e["regressed"] else "ok"  # type: ignore[arg-type]
+    return (f"{e['upstream']}:v{e['upstream_version']} × {e['consumer']}:v{e['consumer_version']} × "
+            f"{e['dataset_version_id']}: {e['metric']} {_num(e['value'])} vs production v{e['baseline_version']} "
+            f"{_num(e['baseline_value'])} (Δ {'n/a' if delta is None else f'{float(delta):+.4f}'}): {verdict}")  # type: ignore[arg-type]
+
+
+def _num(value: object) -> str:
+    return "n/a" if value is None else f"{float(value):.4f}"  # type: ignore[arg-type]
+
+
+@app.command("deps")
+@cli_errors
+def deps(name: str, evaluate: bool = typer.Option(False, "--evaluate", help="First evaluate every triple that "
+                                                  "has no evaluation yet (a new upstream version or alias move)."),
+         limit: int = typer.Option(20, min=1, max=1000, help="Evaluations shown."),
+         as_json: bool = JSON_OPTION) -> None:
+    """What NAME reads, who reads NAME, and the (upstream, NAME, dataset) evaluations, newest first."""
+    from yarnit.continuous.dependencies import ModelDependencies, dependency_summary
+
+    with workspace() as ws:
+        found = ModelDependencies(ws)
+        outcomes = found.sync(consumer=name) if evaluate else []
+        data = dependency_summary(found, name, limit=limit) | {"errors": [o for o in outcomes if "error" in o]}
+
+    def human() -> None:
+        for d in data["dependencies"]:
+            console.print(plain(f"{name} reads {d['upstream']} ({d['alias']}), max AUC drop {d['max_regression']:g}"))
+        for d in data["dependents"]:
+            console.print(plain(f"{d['consumer']} reads {name} ({d['alias']})"))
+        if not data["dependencies"] and not data["dependents"]:
+            console.print(f"{name} declares no dependency and none is declared on it")
+        for e in data["evaluations"]:
+            console.print(plain(e["created_at"][:19] + "  " + _outcome_line(e)))
+        for e in data["errors"]:
+            console.print(plain(_outcome_line(e)))
 
     emit(data, as_json, human)

@@ -335,6 +335,7 @@ class ContinuousLoop:
                 self._ingest(day, now)
         self._mark_superseded(available)
         self._step_rollouts()
+        self._sync_dependents()
         self.state["ticks"] = int(self.state.get("ticks", 0)) + 1
         self.state["last_tick"] = now.isoformat()
         self.save()
@@ -563,6 +564,18 @@ class ContinuousLoop:
             self.progress(f"rollout step: {exc}")
             return
         self.state["last_rollout_step"] = result if isinstance(result, dict) else str(result)
+
+    def _sync_dependents(self) -> None:
+        """Models that read this one are evaluated with each new version of it (book ch. 15, case 6)."""
+        from .dependencies import ModelDependencies
+
+        try:
+            outcomes = ModelDependencies(self.ws).sync(upstream=self.config.model)
+        except YarnitError as exc:
+            self.progress(f"dependents: {exc}")
+            return
+        if outcomes:
+            self.state["dependents"] = outcomes[-20:]
 
     # -- alerts -------------------------------------------------------------------------------------------------------
     def _alert(self, state: DayState, kind: str, why: str) -> None:

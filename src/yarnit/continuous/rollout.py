@@ -21,7 +21,8 @@ A rollout of version V of a model (:class:`RolloutController`):
      threshold, default 1): canary share to 0 (never refused by the gate), the
      canary alias moved back to the production version; production never
      stopped serving;
-   * **hold** while the stage's bake time or minimum canary requests are not
+   * **hold** while a declared upstream model's new version makes the canary
+     regress (:mod:`.dependencies`: the reason names the triple), while the stage's bake time or minimum canary requests are not
      reached, when the judgement is marginal, or when there is no data (a
      canary without traffic holds and says so: no data is never a pass), or
      when the error-budget gate refuses the next raise; with a
@@ -81,6 +82,7 @@ from yarnit.serving.predlog import read_segment, segment_paths
 from yarnit.serving.router import TrafficPolicyStore
 
 from . import canary as judge
+from .dependencies import ModelDependencies
 
 STATE_VERSION = 1
 RUNNING, PROMOTED, ROLLED_BACK, ABORTED = "running", "promoted", "rolled_back", "aborted"
@@ -454,6 +456,10 @@ class RolloutController:
             if aliases.get("canary") != state["canary_version"]:
                 return self._end(state, ABORTED, "abort", f"the canary alias was moved to "
                                  f"v{aliases.get('canary')} outside the rollout", None)
+            held = ModelDependencies(self.ws).hold_reason(self.model, state["canary_version"])
+            state["dependency_hold"] = held
+            if held is not None:  # the canary regresses with an upstream model's new version: no raise
+                return self._decide(state, "hold", f"held by a model dependency: {held}", None, dependency_hold=held)
             share = self._stage_share(state, config)
             try:
                 self._apply_share(state, share)
@@ -634,6 +640,7 @@ class RolloutController:
             "started_by": state["started_by"], "failed_checks": state["failed_checks"],
             "canary_percent": self.traffic.get(self.model).canary_percent, "aliases": self.registry.aliases(self.model),
             "config": config, "analysis": state.get("last"), "decisions": state.get("decisions", [])[-10:],
+            "dependency_hold": state.get("dependency_hold"),
             "updated_at": state.get("updated_at"),
         })
 

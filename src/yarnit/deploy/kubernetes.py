@@ -22,7 +22,9 @@ promises as the HAProxy set-up (:mod:`yarnit.deploy.haproxy`):
   declares them (``cpu_request``).
 
 The manifests are plain dicts (rendered as YAML); the tests check them
-against the Kubernetes API's own models, without a cluster.
+against the Kubernetes API's own models, without a cluster. ``--kserve``
+writes a KServe ``ServingRuntime`` + ``InferenceService`` (OIP v2) instead
+(:func:`kserve_manifests`).
 """
 
 from __future__ import annotations
@@ -88,26 +90,26 @@ class KubernetesOptions:
                 raise InvalidInput(f"The {what} {value!r} is not a quantity (e.g. 512Mi or 2Gi).")
 
 
-def manifests(options: KubernetesOptions) -> list[dict[str, Any]]:
-    """The Deployment, Service and HorizontalPodAutoscaler, as Kubernetes API objects (dicts)."""
-    o = options
-    o.check()
-    labels = {"app.kubernetes.io/name": "yarnit", "app.kubernetes.io/instance": o.name,
-              "app.kubernetes.io/component": "serving"}
-    meta = {"name": o.name, "namespace": o.namespace, "labels": labels}
+def _labels(o: KubernetesOptions) -> dict[str, str]:
+    return {"app.kubernetes.io/name": "yarnit", "app.kubernetes.io/instance": o.name,
+            "app.kubernetes.io/component": "serving"}
 
-    def secret_env(name: str, key: str, *, optional: bool = False) -> dict[str, Any]:
+
+def _container(o: KubernetesOptions, name: str = "yarnit") -> dict[str, Any]:
+    """The ``yarnit serve`` container every manifest runs (a core/v1 Container)."""
+
+    def secret_env(env: str, key: str, *, optional: bool = False) -> dict[str, Any]:
         ref: dict[str, Any] = {"name": o.secret, "key": key}
         if optional:
             ref["optional"] = True
-        return {"name": name, "valueFrom": {"secretKeyRef": ref}}
+        return {"name": env, "valueFrom": {"secretKeyRef": ref}}
 
     def probe(path: str, period_s: int, failures: int) -> dict[str, Any]:
         return {"httpGet": {"path": path, "port": "http"}, "periodSeconds": period_s, "timeoutSeconds": 2,
                 "failureThreshold": failures}
 
-    container = {
-        "name": "yarnit",
+    return {
+        "name": name,
         "image": o.image,
         "args": ["serve", "--host", "0.0.0.0", "--port", str(o.port)],
         "ports": [{"name": "http", "containerPort": o.port, "protocol": "TCP"}],
@@ -126,6 +128,19 @@ def manifests(options: KubernetesOptions) -> list[dict[str, Any]]:
                       "limits": {"memory": o.memory_limit}},
         "volumeMounts": [{"name": "workspace", "mountPath": HOME}],
     }
+
+
+def _workspace_volume(o: KubernetesOptions) -> dict[str, Any]:
+    return {"name": "workspace", "persistentVolumeClaim": {"claimName": o.artifacts_claim}}
+
+
+def manifests(options: KubernetesOptions) -> list[dict[str, Any]]:
+    """The Deployment, Service and HorizontalPodAutoscaler, as Kubernetes API objects (dicts)."""
+    o = options
+    o.check()
+    labels = _labels(o)
+    meta = {"name": o.name, "namespace": o.namespace, "labels": labels}
+    container = _container(o)
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -139,8 +154,7 @@ def manifests(options: KubernetesOptions) -> list[dict[str, Any]]:
                 "spec": {
                     "terminationGracePeriodSeconds": 30,
                     "containers": [container],
-                    "volumes": [{"name": "workspace",
-                                 "persistentVolumeClaim": {"claimName": o.artifacts_claim}}],
+                    "volumes": [_workspace_volume(o)],
                 },
             },
         },
@@ -170,10 +184,64 @@ def manifests(options: KubernetesOptions) -> list[dict[str, Any]]:
     return objects  # a JSON round trip: no shared sub-dicts (YAML would write them as anchors)
 
 
-def manifests_yaml(options: KubernetesOptions) -> str:
-    """:func:`manifests` as one multi-document YAML stream (``kubectl apply -f -``)."""
+def kserve_manifests(options: KubernetesOptions) -> list[dict[str, Any]]:
+    """A KServe ``ServingRuntime`` running ``yarnit serve`` and an ``InferenceService`` on it, OIP v2.
+
+    ``yarnit serve`` is the runtime: it speaks the Open Inference Protocol v2 (``protocolVersions: [v2]``) and
+    reads its models from the shared workspace, so the predictor names no ``storageUri``. The
+    InferenceService picks the runtime by model format (``yarnit``) and asks for ``protocolVersion: v2``.
+    ``RawDeployment`` mode gives a plain Deployment and an HPA on CPU (KServe's ``autoscalerClass: hpa``),
+    the same scaling and the same probes as :func:`manifests`, without Knative; it also keeps the
+    ReadWriteMany workspace volume, which Knative refuses unless a feature flag is set.
+    """
+    o = options
+    o.check()
+    labels = _labels(o)
+    runtime = {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "ServingRuntime",
+        "metadata": {"name": o.name, "namespace": o.namespace, "labels": labels},
+        "spec": {
+            "supportedModelFormats": [{"name": "yarnit", "version": "1", "autoSelect": True}],
+            "protocolVersions": ["v2"],
+            "multiModel": False,
+            # KServe looks up the runtime's serving container by this name
+            "containers": [_container(o, name="kserve-container")],
+        },
+    }
+    service = {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": o.name, "namespace": o.namespace, "labels": labels,
+                     "annotations": {"serving.kserve.io/deploymentMode": "RawDeployment",
+                                     "serving.kserve.io/autoscalerClass": "hpa"}},
+        "spec": {
+            "predictor": {
+                "minReplicas": o.min_replicas,
+                "maxReplicas": o.max_replicas,
+                "scaleMetric": "cpu",
+                "scaleMetricType": "Utilization",
+                "scaleTarget": o.cpu_target_percent,
+                "deploymentStrategy": {"type": "RollingUpdate",
+                                       "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+                "terminationGracePeriodSeconds": 30,
+                "model": {"modelFormat": {"name": "yarnit"}, "runtime": o.name, "protocolVersion": "v2"},
+                "volumes": [_workspace_volume(o)],
+            },
+        },
+    }
+    objects: list[dict[str, Any]] = json.loads(json.dumps([runtime, service]))
+    return objects
+
+
+def manifests_yaml(options: KubernetesOptions, *, kserve: bool = False) -> str:
+    """:func:`manifests` (or :func:`kserve_manifests`) as one multi-document YAML stream (``kubectl apply -f -``)."""
+    if kserve:
+        header = "# Generated by `yarnit deploy k8s --kserve`: a KServe ServingRuntime (yarnit serve, OIP v2) and " \
+                 "its InferenceService.\n"
+        return header + yaml.safe_dump_all(kserve_manifests(options), sort_keys=False, explicit_start=True)
     header = "# Generated by `yarnit deploy k8s`: yarnit serve replicas, their Service and autoscaler.\n"
     return header + yaml.safe_dump_all(manifests(options), sort_keys=False, explicit_start=True)
 
 
-__all__ = ["HOME", "KubernetesOptions", "manifests", "manifests_yaml"]
+__all__ = ["HOME", "KubernetesOptions", "kserve_manifests", "manifests", "manifests_yaml"]

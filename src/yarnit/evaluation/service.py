@@ -168,7 +168,8 @@ def _resolve(registry: ModelRegistry, request: EvaluationRequest) -> ModelVersio
     return registry.resolve(request.model, request.alias or "production")
 
 
-def _split_from_run(ws: Workspace, run_id: str | None) -> str | None:
+def holdout_start(ws: Workspace, run_id: str | None) -> str | None:
+    """The first holdout day the run's reports recorded (``holdout_from``), or None."""
     if not run_id:
         return None
     from yarnit.core.errors import NotFound
@@ -238,7 +239,7 @@ def evaluate_version(ws: Workspace, request: EvaluationRequest) -> tuple[StoredE
     frame = read_evaluation_frame(ws, dataset, [c for c in dict.fromkeys(wanted) if c in available],
                                   fairness=request.fairness, principal=request.principal,
                                   purpose=f"fairness evaluation of {version.ref} on {dataset.ref}")
-    since = request.since or _split_from_run(ws, version.run_id)
+    since = request.since or holdout_start(ws, version.run_id)
     if since and "day" in frame.columns:
         day = pd.to_datetime(frame["day"].astype(str)).dt.date
         frame = frame[day >= pd.Timestamp(since).date()].reset_index(drop=True)
@@ -358,5 +359,5 @@ def card_for(ws: Workspace, model_name: str, *, version: int | None = None, eval
                      datasets=datasets, history=history, evaluation_id=stored.id)
 
 
-__all__ = ["EvaluationRequest", "ReportBuilder", "card_for", "evaluate_version", "latest_evaluation", "score_frame",
-           "training_coverage"]
+__all__ = ["EvaluationRequest", "ReportBuilder", "card_for", "evaluate_version", "holdout_start", "latest_evaluation",
+           "score_frame", "training_coverage"]

@@ -18,6 +18,7 @@ Keys (``prefix`` defaults to ``yarnit:``; set it with ``redis://…/0?prefix=mya
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -224,6 +225,60 @@ class RedisOnlineStore:
             self._client.unlink(self._key(table), f"{self.prefix}meta:{table}")
             self._client.srem(f"{self.prefix}tables", table)
         except redis.RedisError as exc:
+            raise self._unavailable(exc) from exc
+
+    # --- backup and restore (yarnit.features.online_backup) -----------------------------------------
+    def export_tables(self, tables: Iterable[str]) -> Iterator[tuple[str, dict[bytes, bytes], dict[bytes, bytes]]]:
+        """(table, live hash, meta hash) of each of ``tables`` present, found by SCAN on this store's prefix.
+
+        Only this prefix's ``fv:`` keys are listed (never the whole database), and each table's two hashes
+        are read in one MULTI/EXEC, so a materialization that commits meanwhile is seen whole or not at all.
+        """
+        wanted = set(tables)
+        pattern = "".join("\\" + c if c in "*?[]\\" else c for c in self.prefix) + "fv:*"
+        start = len(self.prefix) + len("fv:")
+        try:
+            present = sorted({k.decode()[start:] for k in self._client.scan_iter(match=pattern, count=1000)}
+                             & wanted)
+            for table in present:
+                pipe = self._client.pipeline(transaction=True)
+                pipe.hgetall(self._key(table))
+                pipe.hgetall(f"{self.prefix}meta:{table}")
+                rows, meta = pipe.execute()
+                if rows or meta:
+                    yield table, rows, meta
+        except redis.RedisError as exc:
+            raise self._unavailable(exc) from exc
+
+    def has_table(self, table: str) -> bool:
+        try:
+            return bool(self._client.exists(self._key(table), f"{self.prefix}meta:{table}"))
+        except redis.RedisError as exc:
+            raise self._unavailable(exc) from exc
+
+    def import_table(self, table: str, rows: dict[bytes, bytes], meta: dict[bytes, bytes]) -> None:
+        """Replace ``table`` with ``rows`` and its ``meta``: staged, then swapped in one MULTI/EXEC."""
+        live, meta_key = self._key(table), f"{self.prefix}meta:{table}"
+        staging = f"{self.prefix}stage:{table}:{uuid.uuid4().hex}"
+        items = list(rows.items())
+        try:
+            for i in range(0, len(items), 1000):
+                pipe = self._client.pipeline(transaction=False)
+                pipe.hset(staging, mapping=dict(items[i:i + 1000]))
+                pipe.expire(staging, _STAGING_TTL_S)
+                pipe.execute()
+            pipe = self._client.pipeline(transaction=True)
+            pipe.unlink(live, meta_key)
+            if items:
+                pipe.rename(staging, live)
+                pipe.persist(live)
+            if meta:
+                pipe.hset(meta_key, mapping=meta)
+            pipe.sadd(f"{self.prefix}tables", table)
+            pipe.execute()
+        except redis.RedisError as exc:
+            with contextlib.suppress(redis.RedisError):
+                self._client.unlink(staging)
             raise self._unavailable(exc) from exc
 
     def close(self) -> None:

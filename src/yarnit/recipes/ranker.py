@@ -85,6 +85,15 @@ REQUEST_DEFAULTS: dict[str, Any] = {"query": "", "country": "US", "device": "des
                                     "user_price_sensitivity": 1.0}
 
 
+def _pinned_click_model(version: ModelVersion) -> dict[str, Any]:
+    """How a bundle's manifest pins its click model: name, version, sha256, and what scoring needs."""
+    signature = version.signature
+    return {"name": version.model_name, "version": version.version, "id": version.id,
+            "sha256": version.artifact_sha256, "format": version.artifact_format.value,
+            "created_at": version.created_at.isoformat(), "transform": signature.get("transform"),
+            "inputs": signature.get("inputs", {})}
+
+
 class RankingModel:
     """A loaded ``yarnit-ranker`` bundle: ``rank(instances)`` answers one slate per instance."""
 
@@ -135,14 +144,9 @@ class RankingModel:
         if merged["diversity_attribute"] not in PRODUCT_FIELDS:
             raise InvalidInput(f"diversity_attribute {merged['diversity_attribute']!r} is not a product field; "
                                f"use one of {', '.join(PRODUCT_FIELDS)}.")
-        signature = click_version.signature
         manifest = {
             "schema": SCHEMA,
-            "click_model": {"name": click_version.model_name, "version": click_version.version,
-                            "id": click_version.id, "sha256": click_version.artifact_sha256,
-                            "format": click_version.artifact_format.value,
-                            "created_at": click_version.created_at.isoformat(),
-                            "transform": signature.get("transform"), "inputs": signature.get("inputs", {})},
+            "click_model": _pinned_click_model(click_version),
             "recs": {"name": recs_version.model_name, "version": recs_version.version, "id": recs_version.id,
                      "sha256": recs_version.artifact_sha256,
                      "serving": list(recs_version.signature.get("serving") or ["popular"])},
@@ -174,6 +178,34 @@ class RankingModel:
         click.history = None  # the history comes with each request (ShopperHistory), not from an in-memory log
         recs = RecommenderSet.from_bytes(members[RECS_MEMBER])
         return cls(manifest, click, recs, seed=seed)
+
+    # -- as a consumer of the click model (continuous.dependencies) ----------------------------------
+    @staticmethod
+    def with_upstream(data: bytes, upstream: ModelVersion, upstream_bytes: bytes) -> bytes:
+        """This bundle's rules, defaults and recommenders with ``upstream`` (another click model version) pinned.
+
+        What the next ``yarnit-ranker`` run would package if ``upstream`` held the click model's alias: the
+        dependency check evaluates it before anyone moves the alias (book ch. 15, case 6).
+        """
+        from yarnit.registry.formats import MANIFEST, bundle_manifest, dump_bundle, read_bundle
+
+        if sha256_bytes(upstream_bytes) != upstream.artifact_sha256:
+            raise InvalidInput(f"The bytes given for {upstream.ref} are not its artifact (sha256 differs).")
+        members = read_bundle(data, ArtifactFormat.RANKER.value)
+        manifest = bundle_manifest(members, ArtifactFormat.RANKER.value)
+        manifest["click_model"] = _pinned_click_model(upstream)
+        manifest["members"] = {**manifest["members"], CLICK_MEMBER: upstream.artifact_sha256}
+        return dump_bundle({MANIFEST: json.dumps(manifest, sort_keys=True).encode(), CLICK_MEMBER: upstream_bytes,
+                            RECS_MEMBER: members[RECS_MEMBER]})
+
+    @property
+    def upstream(self) -> dict[str, Any]:
+        """The click model this bundle pins: name, version and sha256."""
+        return dict(self.lineage["click_model"])
+
+    def score_frame(self, frame: pd.DataFrame) -> np.ndarray:
+        """The score the ranker orders candidates by, for each logged row (``position`` fixed to 1)."""
+        return np.asarray(self.click.score_frame(frame), dtype=float)
 
     def predict_proba(self, instances: list[dict[str, Any]]) -> np.ndarray:
         raise InvalidInput("yarnit-ranker answers slates, not probabilities; call rank() (signature output "

@@ -33,9 +33,10 @@ among them (the embedded online store) are copied through the backup API too.
 
 The manifest lists every blob with its sha256 and size, and carries the sha256
 of its own canonical JSON, so ``yarnit restore`` can check every byte before it
-writes one. What a backup does not hold: an external online store (Redis; re-run
-``yarnit features materialize``) and blobs no row references (garbage, see
-:mod:`yarnit.storage.gc`).
+writes one. A Redis online store is dumped too: the tables of the workspace's
+feature views, found by SCAN on the store's prefix, as one more verified blob
+(:mod:`yarnit.features.online_backup`). What a backup does not hold: blobs no
+row references (garbage, see :mod:`yarnit.storage.gc`).
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ from yarnit.core.settings import redact_url
 
 from .artifacts import ArtifactCorrupted, ArtifactNotFound
 from .gc import referenced
-from .schema import artifact_orphans, change_counters, metadata
+from .schema import artifact_orphans, change_counters, feature_views, metadata
 from .workspace import Workspace
 
 FORMAT = "yarnit-backup"
@@ -132,6 +133,7 @@ class BackupReport:
     skipped_unreferenced: int
     native: str | None
     seconds: float
+    online_store: dict[str, Any] | None = None  # a Redis store's tables and rows (None: none, or SQLite's file)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -509,6 +511,8 @@ def _create_backup(ws: Workspace, repo: BackupRepository, *, native: bool, progr
         native_entry: dict[str, Any] | None = None
         with _consistent_connection(ws, scratch) as (conn, snapshot):
             refs = referenced(conn)
+            views = [f"{r.name}@{r.version}" for r in conn.execute(select(feature_views.c.name,
+                                                                          feature_views.c.version))]
             dump_path = scratch / "metadata.jsonl.gz"
             with open(dump_path, "wb") as out:
                 tables = write_dump(conn, out, revisions, ws.metadata.dialect)
@@ -555,6 +559,7 @@ def _create_backup(ws: Workspace, repo: BackupRepository, *, native: bool, progr
                     continue  # removed while we walked (a rotated log segment)
             files.append({"path": relative, "mode": mode, **entry})
             progress("files", i, len(paths))
+        online = _online_store(ws, repo, views, scratch, keep)
     manifest = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "id": backup_id, "sequence": repo.next_sequence(),
         "created_at": created_at.isoformat(),
@@ -562,21 +567,38 @@ def _create_backup(ws: Workspace, repo: BackupRepository, *, native: bool, progr
         "source": {"home": str(ws.home), "metadata": redact_url(ws.metadata.safe_url()),
                    "dialect": ws.metadata.dialect},
         "metadata": {"revisions": list(revisions), "dump": dump, "tables": tables, "native": native_entry},
-        "artifacts": artifacts, "files": files,
+        "artifacts": artifacts, "files": files, "online_store": online,
     }
     repo.write_manifest(manifest)
     return BackupReport(id=backup_id, repo=str(repo.root), created_at=created_at.isoformat(), tables=tables,
                         artifacts=len(artifacts), files=len(files), blobs_copied=copied, blobs_reused=reused,
                         bytes_copied=bytes_copied, bytes_total=bytes_total, skipped_unreferenced=skipped,
                         native=None if native_entry is None else native_entry["kind"],
-                        seconds=round(time.perf_counter() - started, 3))
+                        seconds=round(time.perf_counter() - started, 3),
+                        online_store=None if online is None else {k: online[k] for k in ("prefix", "tables", "rows")})
+
+
+def _online_store(ws: Workspace, repo: BackupRepository, views: list[str], scratch: Path,
+                  keep: Callable[[str, int, bool], dict[str, Any]]) -> dict[str, Any] | None:
+    """A Redis online store's tables of the workspace's feature views, as one blob (None for SQLite's: a file)."""
+    from yarnit.features.online_backup import dump_online_store, is_redis
+
+    url = ws.settings.online_store_url
+    if not is_redis(url):
+        return None
+    path = scratch / "online-store.jsonl.gz"
+    with open(path, "wb") as out:
+        summary = dump_online_store(url, views, out)
+    return {"kind": "redis", "url": redact_url(url), **summary, **keep(*repo.add_file(path))}
 
 
 def manifest_blobs(manifest: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every blob a manifest names (dump, native copy, artifacts, files), each once."""
+    """Every blob a manifest names (dump, native copy, artifacts, files, online store), each once."""
     entries = [manifest["metadata"]["dump"], *manifest["artifacts"], *manifest["files"]]
     if manifest["metadata"].get("native"):
         entries.append(manifest["metadata"]["native"])
+    if manifest.get("online_store"):
+        entries.append(manifest["online_store"])
     seen: dict[str, dict[str, Any]] = {}
     for entry in entries:
         seen.setdefault(entry["sha256"], entry)

@@ -17,7 +17,10 @@
    the restored ids. Only after the commit are the staged files renamed into
    place. If anything fails before the commit, the transaction rolls back and
    the artifacts and staged files this restore added are removed: the target
-   is as it was.
+   is as it was. A backed-up Redis online store is written back after the
+   commit too, table by table, each swapped in whole
+   (:mod:`yarnit.features.online_backup`); tables the target's Redis already
+   holds are refused in the check, unless ``force``.
 
 The dump is logical, so the target may use the other backend: a SQLite
 workspace restores onto PostgreSQL and back, with the same rows, the same
@@ -90,6 +93,7 @@ class RestoreReport:
     forced: bool
     seconds: float
     notes: list[str] = field(default_factory=list)
+    online_store: dict[str, Any] | None = None  # the Redis tables and rows written back
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -134,6 +138,22 @@ def target_contents(ws: Workspace) -> str | None:
     for _sha in ws.artifacts.iter_shas():
         return "its artifact store holds blobs"
     return None
+
+
+def _online_target(ws: Workspace, repo: BackupRepository, manifest: dict[str, Any], force: bool) -> Path | None:
+    """The online-store dump to write back into this workspace's Redis, refused if that would overwrite tables."""
+    from yarnit.features.online_backup import is_redis, occupied_tables, tables_in_dump
+
+    entry = manifest.get("online_store")
+    if not entry or not is_redis(ws.settings.online_store_url):
+        return None
+    path = repo.blob_path(entry["sha256"])
+    if not force:
+        taken = occupied_tables(ws.settings.online_store_url, tables_in_dump(path))
+        if taken:
+            raise WorkspaceNotEmpty(f"its Redis online store already holds {len(taken)} of the backup's feature "
+                                    f"view tables, e.g. {taken[0]}")
+    return path
 
 
 def _check_revisions(revisions: list[str]) -> None:
@@ -242,6 +262,7 @@ def restore_workspace(ws: Workspace, repo: BackupRepository, backup_id: str | No
         target = home / relative
         if target.is_file() and not force and sha256_file(target) != entry["sha256"]:
             raise WorkspaceNotEmpty(f"file {relative} exists with other content")
+    online = _online_target(ws, repo, manifest, force)
     # 2. stage
     added: list[str] = []
     staged: list[tuple[Path, Path]] = []
@@ -287,15 +308,24 @@ def restore_workspace(ws: Workspace, repo: BackupRepository, backup_id: str | No
     for temp, target in staged:
         os.replace(temp, target)
     notes = []
+    online_written = None
+    if online is not None:  # after the commit, like the files: per table, the old table or the restored one
+        from yarnit.features.online_backup import load_online_store
+
+        online_written = load_online_store(ws.settings.online_store_url, online)
+    elif manifest.get("online_store"):
+        notes.append(f"the backup holds a Redis online store ({manifest['online_store']['tables']} tables); this "
+                     "workspace's online store is not Redis, so it was not written: re-run yarnit features "
+                     "materialize for the feature views that serving reads")
     if manifest["source"]["dialect"] != ws.metadata.dialect:
         notes.append(f"restored a {manifest['source']['dialect']} backup onto {ws.metadata.dialect}")
-    if not ws.settings.online_store_url.startswith("sqlite"):
-        notes.append("an external online store (Redis) is not in backups: re-run yarnit features materialize "
-                     "for the feature views that serving reads")
+    if not ws.settings.online_store_url.startswith("sqlite") and not manifest.get("online_store"):
+        notes.append("the backup holds no online store (it was taken before yarnit backed Redis up): re-run "
+                     "yarnit features materialize for the feature views that serving reads")
     return RestoreReport(backup_id=manifest["id"], source_dialect=manifest["source"]["dialect"],
                          target_dialect=ws.metadata.dialect, tables=counts, artifacts_added=len(added),
                          artifacts_present=present, files=len(files), forced=force,
-                         seconds=round(time.perf_counter() - started, 3), notes=notes)
+                         seconds=round(time.perf_counter() - started, 3), notes=notes, online_store=online_written)
 
 
 def decode_row(table: Table, columns: list[str], values: list[Any]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -665,3 +666,48 @@ artifact_orphans = Table(
 )
 
 __all__ += ["artifact_orphans"]
+# --- model-on-model dependencies (0016) ---
+# A consumer model reads an upstream model's output (yarnit-ranker packages the click model ``ctr``). When the
+# upstream gets a new version, the consumer is evaluated again on the triple (upstream version, consumer version,
+# dataset version), one row per triple (book ch. 15, case 6); the full report is an ``evaluations`` row.
+
+model_dependencies = Table(
+    "model_dependencies",
+    metadata,
+    Column("consumer", String(63), nullable=False),
+    Column("upstream", String(63), nullable=False),
+    Column("alias", String(32), nullable=False),
+    Column("dataset", String(128), nullable=True),  # NAME or NAME:vN; None: the upstream version's training data
+    Column("max_regression", Float, nullable=False),
+    Column("declared_at", TS, nullable=False),
+    Column("declared_by", String(128), nullable=False),
+    Column("reason", Text, nullable=False, server_default=""),
+    Index("ix_model_dependencies_upstream", "upstream"),
+    PrimaryKeyConstraint("consumer", "upstream", name="pk_model_dependencies"),
+)
+
+dependency_evaluations = Table(
+    "dependency_evaluations",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("consumer", String(63), nullable=False),
+    Column("consumer_version", Integer, nullable=False),
+    Column("upstream", String(63), nullable=False),
+    Column("upstream_version", Integer, nullable=False),
+    Column("dataset_version_id", String(40), nullable=False),
+    Column("evaluation_id", String(40), ForeignKey("evaluations.id"), nullable=False),
+    Column("baseline_version", Integer, nullable=True),
+    Column("metric", String(64), nullable=False),
+    Column("value", Float, nullable=True),
+    Column("baseline_value", Float, nullable=True),
+    Column("max_regression", Float, nullable=False),
+    Column("regressed", Boolean, nullable=False),
+    Column("reasons", JSON, nullable=False),
+    Column("trigger", String(64), nullable=False),
+    Column("created_at", TS, nullable=False),
+    UniqueConstraint("upstream", "upstream_version", "consumer", "consumer_version", "dataset_version_id",
+                     name="uq_dependency_evaluations_triple"),
+    Index("ix_dependency_evaluations_consumer", "consumer", "consumer_version"),
+)
+
+__all__ += ["dependency_evaluations", "model_dependencies"]

@@ -1,0 +1,136 @@
+"""`yarnit capacity MODEL`: demand from a prediction log with known numbers, replicas for the peak with N+2.
+
+The fixture log covers three whole UTC days of ``ctr`` traffic: 36 requests an hour, 180 in the evening peak
+hour (20:00), and days two and three at 1.5× and 2× day one. So, exactly:
+
+* day totals 1008, 1512, 2016 requests → daily means 1008/86400, 1512/86400, 2016/86400 req/s;
+* growth: slope 504/86400 req/s per day over a mean of 1512/86400 → 1/3 per day;
+* peak 360 requests in day three's 20:00 hour → 0.1 req/s; mean 4536 / (72 × 3600) = 0.0175 req/s.
+
+Day three's peak hour also holds a `rejected` window record (10 shed requests: demand too), shadow copies,
+404s and another model's requests, which must not count.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sklearn.feature_extraction import DictVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from typer.testing import CliRunner
+
+from yarnit.cli.app import app
+from yarnit.core import Settings
+from yarnit.monitoring.capacity import plan_capacity, traffic_profile
+from yarnit.registry import ArtifactFormat, ModelRegistry, dump_sklearn
+from yarnit.storage import open_workspace
+
+runner = CliRunner()
+START = datetime(2026, 3, 2, tzinfo=timezone.utc)
+
+
+def _write_log(log: Path) -> None:
+    log.mkdir(parents=True)
+    records = []
+    for day, factor in enumerate((1.0, 1.5, 2.0)):
+        for hour in range(24):
+            at = START + timedelta(days=day, hours=hour)
+            n = round((180 if hour == 20 else 36) * factor)
+            shed = 10 if (day, hour) == (2, 20) else 0
+            for i in range(n - shed):
+                t = (at + timedelta(seconds=i * 3600 / n)).isoformat()
+                records.append({"time": t, "model": "ctr", "role": "primary", "status": 200, "version": 1})
+            if shed:
+                records.append({"time": (at + timedelta(minutes=59)).isoformat(), "model": "ctr", "role": "rejected",
+                                "status": 503, "count": shed})
+                records += [{"time": (at + timedelta(minutes=5)).isoformat(), "model": "ctr", "role": "shadow",
+                             "status": 200}] * 50
+                records += [{"time": (at + timedelta(minutes=6)).isoformat(), "model": "ctr", "role": "primary",
+                             "status": 404}] * 5
+                records += [{"time": (at + timedelta(minutes=7)).isoformat(), "model": "yarnit-ranker",
+                             "role": "primary", "status": 200}] * 100
+    for name, part in (("seg-000001.log", records[: len(records) // 2]), ("seg-000002.log", records[len(records) // 2:])):
+        lines = [json.dumps(r) for r in part]
+        (log / name).write_text("".join(f"{zlib.crc32(line.encode()):08x} {line}\n" for line in lines))
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    _write_log(tmp_path / "home" / "prediction_log")
+    return tmp_path / "home"
+
+
+def test_the_profile_counts_demand_exactly(home: Path) -> None:
+    profile = traffic_profile(home / "prediction_log", "ctr")
+    assert (profile.requests, profile.hours, profile.whole_days) == (4536, 72, 3)
+    assert profile.peak_hour == "2026-03-04T20:00:00+00:00" and profile.peak_rps == pytest.approx(0.1)
+    assert profile.mean_rps == pytest.approx(0.0175)
+    assert profile.peak_to_mean == pytest.approx(0.1 / 0.0175)
+    assert profile.daily_mean_rps == pytest.approx([1008 / 86400, 1512 / 86400, 2016 / 86400])
+    assert profile.growth_per_day == pytest.approx(1 / 3) and profile.notes == []
+
+
+def test_capacity_plans_the_forecast_peak_with_n_plus_2(home: Path) -> None:
+    # 3 days ahead: trend 1 + 3 × 1/3 = 2 → peak 0.2 req/s; × 1.25 headroom ÷ 0.03 req/s = 8.33 → 9, + 2 = 11
+    result = runner.invoke(app, ["capacity", "ctr", "--replica-rps", "0.03", "--horizon-days", "3", "--json"],
+                           env={"YARNIT_HOME": str(home)})
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    assert plan["forecast_peak_rps"] == pytest.approx(0.2) and plan["forecast_mean_rps"] == pytest.approx(0.035)
+    assert (plan["replicas_for_peak"], plan["redundancy"], plan["replicas"]) == (9, 2, 11)
+    # the autoscaler's floor: forecast mean 0.035 × 1.25 ÷ 0.03 = 1.46 → 2, + 2 = 4
+    assert (plan["hpa_min_replicas"], plan["hpa_max_replicas"]) == (4, 11)
+    assert plan["deploy"] == "yarnit deploy k8s --replicas 4 --min-replicas 4 --max-replicas 11"
+    assert plan["traffic"]["peak_rps"] == pytest.approx(0.1) and plan["replica_rps_source"] == "--replica-rps"
+
+    # a conference that triples the peak, no growth horizon, a 1.5 headroom, N+1:
+    # 0.1 × 3 × 1.5 ÷ 0.03 = 15 exactly → 15 (not 16), + 1 = 16
+    spiked = plan_capacity(traffic_profile(home / "prediction_log", "ctr"), replica_rps=0.03, horizon_days=0,
+                           spike=3.0, headroom=1.5, redundancy=1)
+    assert (spiked.replicas_for_peak, spiked.replicas) == (15, 16)
+
+    human = runner.invoke(app, ["capacity", "ctr", "--replica-rps", "0.03", "--horizon-days", "3"],
+                          env={"YARNIT_HOME": str(home)})
+    assert human.exit_code == 0 and "replicas: 11 = 9 for the peak + 2 (N+2)" in human.output
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["ctr"], "exactly one of --replica-rps"),
+    (["ctr", "--replica-rps", "1", "--measure-s", "1"], "exactly one of --replica-rps"),
+    (["ctr", "--replica-rps", "-1"], "exactly one of --replica-rps"),
+    (["ctr", "--replica-rps", "1", "--headroom", "0.5"], "headroom factor must be a finite number >= 1"),
+    (["ctr", "--replica-rps", "1", "--since", "yesterday"], "'yesterday' is not a date"),
+    (["nothing-served", "--replica-rps", "1"], "has no requests to 'nothing-served'"),
+])
+def test_bad_input_gets_one_clear_error(home: Path, args: list[str], message: str) -> None:
+    result = runner.invoke(app, ["capacity", *args], env={"YARNIT_HOME": str(home)})
+    assert result.exit_code == 1 and message in result.stderr, result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.slow  # a real `yarnit serve` process starts (about 3 s of CPU; longer on a loaded machine)
+def test_a_measured_run_drives_a_real_server_and_logs_nothing_into_the_demand(home: Path) -> None:
+    with open_workspace(Settings.for_home(home)) as ws:
+        rows = [{"fiber": "merino", "price": 12.0}, {"fiber": "acrylic", "price": 3.0}] * 10
+        model = Pipeline([("vec", DictVectorizer()), ("lr", LogisticRegression())]).fit(rows, [1, 0] * 10)
+        registry = ModelRegistry(ws)
+        version = registry.register("ctr", dump_sklearn(model), ArtifactFormat.SKOPS, signature={
+            "inputs": {"fiber": "string", "price": "double"},
+            "golden": [{"instance": {"fiber": "merino", "price": 12.0}}, {"instance": {"fiber": "acrylic",
+                                                                                        "price": 3.0}}]})
+        registry.promote("ctr", version.version)
+    before = sorted(p.name for p in (home / "prediction_log").iterdir())
+    result = runner.invoke(app, ["capacity", "ctr", "--measure-s", "1", "--concurrency", "2", "--json"],
+                           env={"YARNIT_HOME": str(home)})
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    measured = plan["measurement"]
+    assert measured["ok"] > 0 and measured["statuses"].get("200") == measured["ok"]
+    assert plan["replica_rps"] == measured["rps"] > 0 and plan["replica_rps_source"].startswith("measured: 1 s")
+    assert plan["replicas"] == plan["replicas_for_peak"] + 2 >= 3
+    assert sorted(p.name for p in (home / "prediction_log").iterdir()) == before  # its requests are not demand
