@@ -13,7 +13,7 @@
   ranked it, and :meth:`SlateRanker.annotate` writes both onto each logged
   impression (CH10-R1), even when the version changes within a day.
 
-This module talks to the data plane only over HTTP (httpx); it imports
+This module talks to the data plane only over HTTP (httpx, and http.client for the click ranker's pages); it imports
 nothing from the platform.
 """
 
@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from yarnit.core.errors import InvalidInput, Unavailable
@@ -101,6 +102,57 @@ def serve_traffic(config: WorldConfig, days: int) -> Iterator[TrafficRequest]:
         recorder.batches.clear()
 
 
+class _KeepAlive:
+    """One keep-alive HTTP/1.1 connection to the data plane (``http.client``), for a ranker's page requests.
+
+    A simulated month sends one request per page shown; httpx's per-request cost was a tenth of the demo's
+    main thread. A connection the server closed while idle (its keep-alive timeout) is opened again and the
+    request sent once more: the server never read it. Any other transport error propagates.
+    """
+
+    def __init__(self, base_url: str, timeout_s: float) -> None:
+        import http.client
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise InvalidInput(f"The data plane's URL must be http(s)://HOST[:PORT], got {base_url!r}.")
+        kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        self._open = lambda: kind(parts.hostname, parts.port, timeout=timeout_s)
+        self._prefix = parts.path.rstrip("/")
+        self._conn: Any = None
+
+    def post_json(self, path: str, payload: Any, headers: dict[str, str]) -> tuple[int, bytes]:
+        import http.client
+
+        body = orjson.dumps(payload)
+        sent = {"content-type": "application/json", "accept": "application/json", **headers}
+        for attempt in range(2):
+            if self._conn is None:
+                self._conn = self._open()
+            try:
+                self._conn.request("POST", self._prefix + path, body=body, headers=sent)
+                response = self._conn.getresponse()
+                data = response.read()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self.close()
+                if attempt:
+                    raise
+                continue
+            except BaseException:
+                self.close()
+                raise
+            if response.will_close:
+                self.close()
+            return response.status, data
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
 class HttpRanker:
     """Scores candidates through ``POST {base_url}/v1/models/{model}:predict`` (the deployed model).
 
@@ -122,10 +174,8 @@ class HttpRanker:
                  on_error: str = "raise") -> None:
         import secrets
 
-        import httpx
-
         self.url = f"/v1/models/{model}:predict"
-        self.client = httpx.Client(base_url=base_url, timeout=timeout_s)
+        self.client = _KeepAlive(base_url, timeout_s)
         self.chunk = chunk
         self.model = model
         self.model_version = f"{model}@http"  # until the first answer says which version served
@@ -157,18 +207,18 @@ class HttpRanker:
                 self.before_request(chunk)  # e.g. a demo moving its simulated clock to the page's time
             self.requests += 1
             request_id = f"{self.id_prefix}-{self.requests:08d}"
-            response = self.client.post(self.url, json={"instances": chunk}, headers={"x-request-id": request_id})
-            if response.status_code != 200:
-                self._count(f"HTTP {response.status_code}")
+            status, answer = self.client.post_json(self.url, {"instances": chunk}, {"x-request-id": request_id})
+            if status != 200:
+                self._count(f"HTTP {status}")
                 if self.on_error == "raise":
-                    raise Unavailable(f"The data plane answered {response.status_code} at {self.url}: "
-                                      f"{response.text[:200]}")
+                    raise Unavailable(f"The data plane answered {status} at {self.url}: "
+                                      f"{answer[:200].decode('utf-8', 'replace')}")
                 # the shop shows this page in popularity order; the failure is counted, never hidden
                 scores.extend(frame["product_clicks_7d"].iloc[start:start + len(chunk)].astype(float).tolist())
                 request_ids[start:start + len(chunk)] = request_id
                 request_index[start:start + len(chunk)] = np.arange(len(chunk))
                 continue
-            body = response.json()
+            body = orjson.loads(answer)
             version = int(body["model_version"])
             self.served_versions.add(version)
             # the impressions of this batch are logged with the version that scored them (0: the heuristic)
