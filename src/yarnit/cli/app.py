@@ -36,6 +36,7 @@ from . import (
 from . import loop as loop_cli
 from .backup import artifacts_app, backup_app, restore
 from .common import JSON_OPTION, cli_errors, console, emit, fail, options, workspace
+from .loadtest import loadtest
 from .serving import predict_batch
 
 app = typer.Typer(
@@ -66,6 +67,7 @@ app.add_typer(loop_cli.app, name="loop")  # yarnit loop run|status (continuous/l
 app.add_typer(backup_app, name="backup")  # yarnit backup [list|verify] (storage/backup.py)
 app.command("restore")(restore)
 app.add_typer(artifacts_app, name="artifacts")  # yarnit artifacts gc (storage/gc.py)
+app.command("loadtest")(loadtest)  # staging load test with a latency gate (loadtest/, cli/loadtest.py)
 
 
 def _add_world() -> None:
