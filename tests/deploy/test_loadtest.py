@@ -32,7 +32,7 @@ from yarnit.loadtest import (
 )
 from yarnit.loadtest.generator import Sample
 from yarnit.monitoring.workspace import prediction_log_dir
-from yarnit.registry import ModelVersionNotFound
+from yarnit.registry import ModelRegistry, ModelVersionNotFound
 from yarnit.serving.predlog import PredictionLog
 from yarnit.storage import Workspace, open_workspace
 from yarnit.storage.schema import audit_log
@@ -198,3 +198,25 @@ def test_hard_inputs_are_distinct_and_the_heaviest(tmp_path: Path, ws: Workspace
     found = hard_inputs(tmp_path / "log", "m", 2, pool_factor=10)
     assert found.distinct_seen == 4  # {"a": 1} once
     assert [json.loads(r) for r in found.rows] == [{"a": 2, "b": "long text value"}, {"b": "x"}]
+
+
+def test_a_staging_app_serves_exactly_its_pinned_version_and_nothing_else(ws: Workspace, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from yarnit.api import create_app
+    from yarnit.api.staging import staging_options
+
+    from yarnit.serving import read_prediction_log
+
+    logged_before = len(list(read_prediction_log(prediction_log_dir(ws.home))))
+    app = create_app(ws, serving=staging_options("ctr", 2, tmp_path / "staging-log"))
+    with TestClient(app) as client:
+        body = {"instances": [{"fiber": "merino", "price": 12.0}]}
+        answer = client.post("/v1/models/ctr:predict", json=body)
+        assert answer.status_code == 200 and answer.headers["x-yarnit-model-version"] == "2"  # production is v1
+        other = client.post("/v1/models/other:predict", json=body)
+        assert other.status_code == 404 and "serves only ctr" in other.text
+    assert ModelRegistry(ws).aliases("ctr") == {"production": 1}  # nothing moved
+    assert len(list(read_prediction_log(prediction_log_dir(ws.home)))) == logged_before == LOGGED
+    staged = list(read_prediction_log(tmp_path / "staging-log"))  # its traffic went to the scratch log
+    assert [(r["model"], r["version"], r["status"]) for r in staged if r.get("status") == 200] == [("ctr", 2, 200)]
