@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from yarnit.cli.app import app
 from yarnit.continuous.rollout import ABORTED, RUNNING, RolloutConfig, RolloutController
 from yarnit.core import Settings, SimulatedClock
-from yarnit.core.errors import InvalidInput
+from yarnit.core.errors import InvalidInput, NotFound
 from yarnit.core.ids import new_id
 from yarnit.loadtest import LoadTestStore
 from yarnit.registry import ModelRegistry
@@ -113,3 +113,34 @@ def test_cli_require_loadtest(tmp_path: Path) -> None:
     assert body["awaiting"] == "loadtest" and body["config"]["loadtest_max_age_s"] == 86400
     human = CliRunner().invoke(app, ["rollout", "status", "ctr"], env={"YARNIT_HOME": str(home)})
     assert human.exit_code == 0 and "stage: load test" in human.output
+
+
+def test_results_are_stored_and_read_back_on_each_metadata_store(tmp_path: Path, clock: SimulatedClock,
+                                                                  db_url: str) -> None:
+    with open_workspace(Settings.for_home(tmp_path / "home", db_url=db_url), clock) as workspace:
+        register_ctr(workspace)
+        first = record(workspace, passed=False)
+        clock.advance(1)
+        second = record(workspace, passed=True)
+        record(workspace, passed=True, version=1)
+        store = LoadTestStore(workspace)
+        assert [r["id"] for r in store.history("ctr", 2)] == [second, first]
+        assert store.latest("ctr", 2)["passed"] is True and store.latest("ctr", 3) is None
+        assert len(store.history("ctr")) == 3 and store.get(first)["reason"].startswith("p95 240.00")
+        with pytest.raises(NotFound, match="No load test 'lt_nope'"):
+            store.get("lt_nope")
+
+
+def test_the_api_reads_results_and_answers_404_for_an_unknown_model(ws: Workspace) -> None:
+    from fastapi.testclient import TestClient
+
+    from yarnit.api import create_app
+
+    done = record(ws, passed=True)
+    with TestClient(create_app(ws)) as client:
+        listed = client.get("/api/loadtests", params={"model": "ctr", "version": 2})
+        assert listed.status_code == 200 and [r["id"] for r in listed.json()] == [done]
+        assert client.get(f"/api/loadtests/{done}").json()["passed"] is True
+        missing = client.get("/api/loadtests", params={"model": "nope"})
+        assert missing.status_code == 404 and "no model named 'nope'" in missing.text
+        assert client.get("/api/loadtests/lt_" + "0" * 26).status_code == 404
