@@ -7,6 +7,7 @@ with the policy the real :class:`TrafficPolicyStore` holds at that moment, as a 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from yarnit.continuous.rollout import (
     parse_duration,
     parse_stages,
 )
-from yarnit.core import Settings, SimulatedClock
+from yarnit.core import Settings, SimulatedClock, utc
 from yarnit.core.errors import Conflict, InvalidInput, NotFound
 from yarnit.monitoring.workspace import prediction_log_dir, slo_path
 from yarnit.registry import ModelRegistry
@@ -36,6 +37,28 @@ from yarnit.storage.schema import audit_log
 
 INTERVAL = 60.0  # the analysis interval = each stage's bake time
 PER_INTERVAL = 2000
+
+
+@pytest.fixture
+def clock() -> SimulatedClock:
+    return SimulatedClock(utc(2026, 3, 2, 9))
+
+
+@pytest.fixture(scope="module")
+def template_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A closed workspace with ctr v1 (production) and v2 to roll out, built once and copied for each test."""
+    home = tmp_path_factory.mktemp("template") / "home"
+    with open_workspace(Settings.for_home(home), SimulatedClock(utc(2026, 3, 2, 9))) as workspace:
+        register_ctr(workspace)
+    return home
+
+
+@pytest.fixture
+def ws(tmp_path: Path, clock: SimulatedClock, template_home: Path) -> Iterator[Workspace]:
+    shutil.copytree(template_home, tmp_path / "home")
+    workspace = open_workspace(Settings.for_home(tmp_path / "home"), clock)
+    yield workspace
+    workspace.close()
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """The staged rollout's load-test stage: no canary traffic until a passing ``yarnit loadtest`` is recorded.
 
 Results are written through the real :class:`LoadTestStore` (the table ``yarnit loadtest`` writes), on the
-simulated clock; the real runs that produce them are tested in tests/deploy/test_loadtest.py.
+simulated clock; the real runs that produce them are tested in tests/deploy/test_loadtest_run.py.
 """
 
 from __future__ import annotations
@@ -25,6 +25,13 @@ from yarnit.serving.router import TrafficPolicyStore
 from yarnit.storage import Workspace, open_workspace
 
 STAGES = (5.0, 50.0, 100.0)
+
+
+@pytest.fixture
+def ws(sqlite_ws: Workspace) -> Workspace:
+    """ctr v1 (production) and v2 to roll out, on the simulated clock."""
+    register_ctr(sqlite_ws)
+    return sqlite_ws
 
 
 def record(ws: Workspace, *, passed: bool, version: int = 2, baseline: int = 1, delay_ms: float = 0.0) -> str:
