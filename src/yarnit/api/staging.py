@@ -20,6 +20,9 @@ applies it only to the candidate and records it with the result.
 from __future__ import annotations
 
 import argparse
+import os
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -57,6 +60,18 @@ def staging_options(model: str, version: int, log_dir: Path) -> ServingOptions:
     return ServingOptions(pinned=((model, version),), cache_entries=0, log_dir=log_dir, feature_log_sample_rate=0.0)
 
 
+def _exit_with_parent(parent_pid: int) -> None:
+    """Stop this server (SIGTERM to itself) once the load test that started it is gone, even after a kill -9:
+    a staging server is never left serving on its own."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="yarnit-staging-parent", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m yarnit.api.staging", description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True)
@@ -64,7 +79,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--log-dir", type=Path, required=True)
     parser.add_argument("--port-file", type=Path, required=True)
     parser.add_argument("--inject-delay-ms", type=float, default=0.0)
+    parser.add_argument("--parent-pid", type=int, default=None)
     args = parser.parse_args(argv)
+    if args.parent_pid is not None:
+        _exit_with_parent(args.parent_pid)
     ws = open_workspace(load_settings())
     app = create_app(ws, serving=staging_options(args.model, args.version, args.log_dir))
     if args.inject_delay_ms > 0:

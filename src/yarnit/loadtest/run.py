@@ -132,7 +132,8 @@ class StagingServer:
     def start(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "yarnit.api.staging", "--model", self.model, "--version", str(self.version),
-               "--log-dir", str(self.dir / "prediction_log"), "--port-file", str(self.dir / "port")]
+               "--log-dir", str(self.dir / "prediction_log"), "--port-file", str(self.dir / "port"),
+               "--parent-pid", str(os.getpid())]  # it stops itself if this process dies without stopping it
         if self.inject_delay_ms:
             cmd += ["--inject-delay-ms", repr(float(self.inject_delay_ms))]
         with open(self.log_path, "wb") as log:
