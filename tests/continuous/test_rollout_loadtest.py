@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from testsupport import register_ctr
+from testsupport import TOKEN, register_ctr
 from typer.testing import CliRunner
 
 from yarnit.cli.app import app
@@ -151,3 +151,23 @@ def test_the_api_reads_results_and_answers_404_for_an_unknown_model(ws: Workspac
         missing = client.get("/api/loadtests", params={"model": "nope"})
         assert missing.status_code == 404 and "no model named 'nope'" in missing.text
         assert client.get("/api/loadtests/lt_" + "0" * 26).status_code == 404
+
+
+def test_the_rollout_api_starts_with_a_load_test_stage(tmp_path: Path, clock: SimulatedClock) -> None:
+    from fastapi.testclient import TestClient
+
+    from yarnit.api import create_app
+
+    with open_workspace(Settings.for_home(tmp_path / "home", api_token=TOKEN), clock) as workspace:
+        register_ctr(workspace)
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        with TestClient(create_app(workspace)) as client:
+            started = client.post("/api/rollouts/ctr", headers=auth,
+                                  json={"version": 2, "stages": [5, 100], "require_loadtest": True,
+                                        "loadtest_max_age": "1h"})
+            assert started.status_code == 200 and started.json()["awaiting"] == "loadtest"
+            assert started.json()["config"]["loadtest_max_age_s"] == 3600
+            assert client.post("/api/rollouts/ctr/step", headers=auth).json()["action"] == "hold"
+            record(workspace, passed=True)
+            stepped = client.post("/api/rollouts/ctr/step", headers=auth).json()
+            assert stepped["action"] == "advance" and stepped["canary_percent"] == 5.0
