@@ -49,8 +49,12 @@ def build(directory: str | os.PathLike[str]) -> Path:
                                 "and run the load test again.")
     binary.parent.mkdir(parents=True, exist_ok=True)
     tmp = binary.with_name(f"{binary.name}.{os.getpid()}.tmp")
-    proc = subprocess.run([compiler, "-O2", "-Wall", "-o", str(tmp), str(SOURCE)], capture_output=True, text=True,
-                          timeout=120)
+    try:
+        proc = subprocess.run([compiler, "-O2", "-Wall", "-o", str(tmp), str(SOURCE)], capture_output=True,
+                              text=True, timeout=120)
+    except subprocess.TimeoutExpired as exc:
+        tmp.unlink(missing_ok=True)
+        raise Unavailable(f"{compiler} did not compile the load generator within 120 s.") from exc
     if proc.returncode != 0:
         tmp.unlink(missing_ok=True)
         raise Unavailable(f"{compiler} could not compile the load generator {SOURCE}: {proc.stderr.strip()[:2000]}")
@@ -91,7 +95,10 @@ def run(binary: Path, *, host: str, port: int, path: str, rate: float, duration_
     if spin_us is not None:
         env["OPENLOOP_SPIN_US"] = repr(float(spin_us))
     # the run, the drain, a 5 s connect timeout, with margin
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=duration_s + DRAIN_S + 30)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=duration_s + DRAIN_S + 30)
+    except subprocess.TimeoutExpired as exc:  # killed by run(): a hung generator never hangs the load test
+        raise Unavailable(f"The load generator did not finish within {duration_s + DRAIN_S + 30:g} s.") from exc
     if proc.returncode != 0:
         raise Unavailable(f"The load generator exited with {proc.returncode}: {proc.stderr.strip()[:2000]}")
     report: dict[str, Any] = json.loads(proc.stdout)
