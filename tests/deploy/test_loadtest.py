@@ -105,3 +105,17 @@ def test_hard_inputs_are_distinct_and_the_heaviest(tmp_path: Path, loadtest_ws: 
     found = hard_inputs(tmp_path / "log", "m", 2, pool_factor=10)
     assert found.distinct_seen == 4  # {"a": 1} once
     assert [json.loads(r) for r in found.rows] == [{"a": 2, "b": "long text value"}, {"b": "x"}]
+
+
+def test_the_package_exports_its_names_once_and_imports_no_web_code() -> None:
+    import subprocess
+    import sys
+
+    import yarnit.loadtest as loadtest
+
+    assert len(loadtest.__all__) == len(set(loadtest.__all__))
+    assert [name for name in loadtest.__all__ if not hasattr(loadtest, name)] == []
+    # the staging server is a process (python -m yarnit.api.staging), never an import of the domain package
+    code = "import sys, yarnit.loadtest; print(sorted(m for m in ('fastapi', 'typer', 'uvicorn') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
