@@ -66,7 +66,11 @@ def loadtest(
     history: bool = typer.Option(False, "--history", help="List recorded results of MODEL (--version: of one)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Load-test VERSION against production in staging servers and gate on p95/p99 latency and error rate."""
+    """Load-test VERSION against production in staging servers and gate on p95/p99 latency and error rate.
+
+    Exit codes: 0 passed, 1 the gate failed (recorded), 2 a bad request (nothing ran), 3 the load test
+    could not run (no production version, no logged traffic to replay, no C compiler, a server not ready).
+    """
     try:
         result = _run(model, version, rps, duration, p95_tolerance, p99_tolerance, slack_ms, max_error_rate_increase,
                       max_p95_ms, max_p99_ms, connections, inject_delay_ms, cpu, history)
