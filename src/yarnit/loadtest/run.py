@@ -14,7 +14,9 @@ A run (book ch. 15 case 4, "a self-serve staging load test"):
    capacity from the live server;
 4. drives them with the C open-loop generator (:mod:`.generator`) in the order production, candidate,
    candidate, production (ABBA: a drift of the machine's load over the run falls on both sides alike),
-   each slice half the duration at the full rate, after an unmeasured warm-up of each server; the two
+   repeated in rounds of slices of about 2 s (``slices_for``: a burst of other work on a shared machine
+   then falls on both sides rather than on one), each at the full rate, after an unmeasured warm-up of
+   each server; the two
    versions get the same inputs in the same order, and no input repeats within a version while distinct
    ones last;
 5. judges the candidate against production (:mod:`.gate`), records the result (:mod:`.store`) and
@@ -209,6 +211,20 @@ class StagingServer:
         self.stop()
 
 
+SLICE_S = 2.0  # about this long per slice
+MAX_ROUNDS = 16
+
+
+def slices_for(duration_s: float, per_version: int) -> int:
+    """Slices per version (even: rounds of ABBA), about ``SLICE_S`` each, at least one request each.
+
+    >>> slices_for(2, 100), slices_for(10, 1000), slices_for(30, 3000), slices_for(600, 10**5)
+    (2, 4, 16, 32)
+    """
+    rounds = max(1, min(MAX_ROUNDS, round(duration_s / (2 * SLICE_S)), per_version // 2))
+    return 2 * rounds
+
+
 def _check_request(ws: Workspace, model: str, version: int) -> int:
     """Production's version; NotFound for an unknown model or version, Conflict without production."""
     registry = ModelRegistry(ws)
@@ -228,7 +244,8 @@ def run_loadtest(ws: Workspace, model: str, version: int, plan: LoadTestPlan, *,
         raise InvalidInput(f"--version must be a positive integer; got {version!r}.")
     baseline_version = _check_request(ws, model, version)
     per_version = int(plan.rps * plan.duration_s)
-    half = [per_version // 2, per_version - per_version // 2]
+    slices = slices_for(plan.duration_s, per_version)
+    counts = [per_version // slices + (1 if k < per_version % slices else 0) for k in range(slices)]
     from yarnit.monitoring.workspace import prediction_log_dir
 
     inputs = hard_inputs(prediction_log_dir(ws.home), model, per_version)
@@ -241,7 +258,7 @@ def run_loadtest(ws: Workspace, model: str, version: int, plan: LoadTestPlan, *,
     created_at = ws.clock.now()
     scratch = ws.home / "loadtest" / run_id
     try:
-        report = _measure(ws, model, version, baseline_version, plan, inputs.rows, half, binary, scratch, say)
+        report = _measure(ws, model, version, baseline_version, plan, inputs.rows, counts, binary, scratch, say)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     candidate: SideFigures = report.pop("candidate_figures")
@@ -253,7 +270,8 @@ def run_loadtest(ws: Workspace, model: str, version: int, plan: LoadTestPlan, *,
         "checks": [c.to_dict() for c in verdict.checks], "candidate": candidate.to_dict(),
         "baseline": baseline.to_dict(), "rps": plan.rps, "duration_s": plan.duration_s,
         "connections": plan.connections, "tolerances": plan.tolerances.to_dict(),
-        "injected_delay_ms": plan.inject_delay_ms, "order": "production, candidate, candidate, production",
+        "injected_delay_ms": plan.inject_delay_ms,
+        "order": f"(production, candidate, candidate, production) x {slices // 2}, {len(counts)} slices per version",
         "inputs": {"requests_per_version": per_version, "distinct_rows": len(inputs.rows),
                    "distinct_seen": inputs.distinct_seen, "log_records_read": inputs.records_read,
                    "repeats": max(0, per_version - len(inputs.rows)), "prediction_cache": "off"},
@@ -264,13 +282,13 @@ def run_loadtest(ws: Workspace, model: str, version: int, plan: LoadTestPlan, *,
 
 
 def _measure(ws: Workspace, model: str, version: int, baseline_version: int, plan: LoadTestPlan, rows: list[bytes],
-             half: list[int], binary: Path, scratch: Path, say: Callable[[str], None]) -> dict[str, Any]:
+             counts: list[int], binary: Path, scratch: Path, say: Callable[[str], None]) -> dict[str, Any]:
     scratch.mkdir(parents=True, exist_ok=True)
     path = f"/v1/models/{model}:predict"
     bodies = []
-    for k, count in enumerate(half):
+    for k, count in enumerate(counts):  # slice k of each version: the same rows, the next ones after slice k-1
         bodies.append(scratch / f"bodies-{k}.txt")
-        bodies[k].write_bytes(request_bodies(rows, max(count, 1), start=sum(half[:k])))
+        bodies[k].write_bytes(request_bodies(rows, max(count, 1), start=sum(counts[:k])))
     warm_s = min(1.0, plan.duration_s / 4)
     warnings: list[str] = []
     with StagingServer(ws, model, baseline_version, scratch, role="production") as prod, \
@@ -297,9 +315,11 @@ def _measure(ws: Workspace, model: str, version: int, baseline_version: int, pla
             drive(cand, None, warm_s)
         before = {"production": prod.fallbacks(), "candidate": cand.fallbacks()}
         samples: dict[str, list[generator.Sample]] = {"production": [], "candidate": []}
-        for server, k in ((prod, 0), (cand, 0), (cand, 1), (prod, 1)):
-            seconds = (half[k] + 0.5) / plan.rps  # the generator sends floor(rate * seconds): exactly half[k]
-            say(f"{server.role} v{server.version}: {half[k]} requests at {plan.rps:g} req/s ({seconds:g} s)")
+        order = [(server, 2 * r + i) for r in range(len(counts) // 2)
+                 for server, i in ((prod, 0), (cand, 0), (cand, 1), (prod, 1))]
+        for server, k in order:
+            seconds = (counts[k] + 0.5) / plan.rps  # the generator sends floor(rate * seconds): exactly counts[k]
+            say(f"{server.role} v{server.version}: {counts[k]} requests at {plan.rps:g} req/s ({seconds:g} s)")
             samples[server.role].extend(drive(server, k, seconds))
         fallbacks = {"production": prod.fallbacks() - before["production"],
                      "candidate": cand.fallbacks() - before["candidate"]}
