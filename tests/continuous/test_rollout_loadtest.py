@@ -168,6 +168,9 @@ def test_the_rollout_api_starts_with_a_load_test_stage(tmp_path: Path, clock: Si
             assert started.status_code == 200 and started.json()["awaiting"] == "loadtest"
             assert started.json()["config"]["loadtest_max_age_s"] == 3600
             assert client.post("/api/rollouts/ctr/step", headers=auth).json()["action"] == "hold"
-            record(workspace, passed=True)
+            assert "the canary starts after a passing yarnit loadtest" in client.get("/ui/rollouts/ctr").text
+            done = record(workspace, passed=True)
             stepped = client.post("/api/rollouts/ctr/step", headers=auth).json()
             assert stepped["action"] == "advance" and stepped["canary_percent"] == 5.0
+            page = client.get("/ui/rollouts/ctr", headers={"Cache-Control": "no-cache"}).text  # a reload
+            assert "1 of 2 (5%, 100%)" in page and done in page
