@@ -29,6 +29,7 @@ from . import (
     dataplane,
     datasets,
     evaluations,
+    loadtests,
     rater_page,
     readiness,
     rollouts,
@@ -143,6 +144,7 @@ def create_app(workspace: Workspace, *, refresh_s: float = 0.25, serving: Servin
     app.include_router(datasets.router)
     app.include_router(access.router)
     app.include_router(evaluations.router)
+    app.include_router(loadtests.router)
     app.include_router(features_api.router)
     app.include_router(monitoring_api.router)
     app.include_router(quality_api.router)

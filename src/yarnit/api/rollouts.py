@@ -43,6 +43,8 @@ class Start(BaseModel):
     min_requests: Annotated[int, Field(ge=0, le=10**9)] = 500
     threshold: Annotated[int, Field(ge=1, le=1000)] = 1
     deadline: Annotated[str, Field(max_length=32)] | None = None
+    require_loadtest: bool = False  # a load-test stage first (yarnit loadtest must have passed for the version)
+    loadtest_max_age: Annotated[str, Field(max_length=32)] | None = None
     reason: Reason = ""
 
 
@@ -80,7 +82,10 @@ def rollout_status(model: ModelName, request: Request) -> dict[str, Any]:
 def start_rollout(model: ModelName, body: Start, request: Request) -> dict[str, Any]:
     values: dict[str, Any] = {"bake_s": parse_duration(body.bake), "min_requests": body.min_requests,
                               "threshold": body.threshold,
-                              "deadline_s": parse_duration(body.deadline) if body.deadline else None}
+                              "deadline_s": parse_duration(body.deadline) if body.deadline else None,
+                              "loadtest": body.require_loadtest,
+                              "loadtest_max_age_s": parse_duration(body.loadtest_max_age)
+                              if body.loadtest_max_age else None}
     if body.stages is not None:
         values["stages"] = tuple(body.stages)
     return _controller(request, model, RolloutConfig(**values)).start(

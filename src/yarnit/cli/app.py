@@ -38,6 +38,7 @@ from .backup import artifacts_app, backup_app, restore
 from .readiness import readiness
 from .capacity import capacity
 from .common import JSON_OPTION, cli_errors, console, emit, fail, options, workspace
+from .loadtest import loadtest
 from .serving import predict_batch
 
 app = typer.Typer(
@@ -70,6 +71,7 @@ app.command("restore")(restore)
 app.add_typer(artifacts_app, name="artifacts")  # yarnit artifacts gc (storage/gc.py)
 app.command("readiness")(readiness)  # yarnit readiness MODEL [--ci] (readiness/: the ML Test Score)
 app.command("capacity")(capacity)  # yarnit capacity MODEL (monitoring/capacity.py)
+app.command("loadtest")(loadtest)  # staging load test with a latency gate (loadtest/, cli/loadtest.py)
 
 
 def _add_world() -> None:

@@ -2,7 +2,8 @@
 
 * ``yarnit rollout start MODEL --version V [--stages 1,5,25,50,100] [--bake 30m] [--min-requests 500]``
   points the canary at V (a blessed version; the error-budget gate may refuse)
-  and sends it the first stage's share;
+  and sends it the first stage's share; with ``--require-loadtest`` it first
+  waits (step by step) for a passing ``yarnit loadtest`` of V;
 * ``yarnit rollout step MODEL`` runs one evaluation: hold, advance, promote or
   roll back, audited as ``rollout:<id>`` (run it every bake interval, or let
   ``yarnit loop run`` do it);
@@ -29,6 +30,8 @@ def _show(result: dict[str, Any]) -> None:
                   f"v{result['canary_version']} vs v{result['baseline_version']}, stage {result['stage']} of "
                   f"{len(result['stages'])} ({result['stage_share']:g}%), canary share now "
                   f"{result['canary_percent']:g}%")
+    if result.get("awaiting") == "loadtest":
+        console.print("stage: load test (the canary starts after a passing yarnit loadtest of this version)")
     if "action" in result:
         console.print(f"{result['action']}: {result['reason']}")
     analysis = result.get("analysis")
@@ -51,6 +54,10 @@ def start(model: str = MODEL, version: int = typer.Option(..., "--version", help
           threshold: int = typer.Option(1, "--threshold", help="Failed analyses in a stage before rolling back."),
           deadline: str = typer.Option("", "--deadline", help="Roll back a stage held this long without a pass "
                                        "(e.g. 6h; default: hold until aborted)."),
+          require_loadtest: bool = typer.Option(False, "--require-loadtest", help="A load-test stage first: no "
+                                                "canary traffic until 'yarnit loadtest' passed for VERSION."),
+          loadtest_max_age: str = typer.Option("", "--loadtest-max-age", help="With --require-loadtest: only a "
+                                               "load test this recent counts (e.g. 1d; default: any age)."),
           reason: str = typer.Option("", "--reason", help="Why (audited)."),
           as_json: bool = JSON_OPTION) -> None:
     """Start a staged rollout of VERSION (one per model at a time)."""
@@ -63,7 +70,9 @@ def start(model: str = MODEL, version: int = typer.Option(..., "--version", help
     )
 
     config = RolloutConfig(stages=parse_stages(stages), bake_s=parse_duration(bake), min_requests=min_requests,
-                           threshold=threshold, deadline_s=parse_duration(deadline) if deadline else None)
+                           threshold=threshold, deadline_s=parse_duration(deadline) if deadline else None,
+                           loadtest=require_loadtest,
+                           loadtest_max_age_s=parse_duration(loadtest_max_age) if loadtest_max_age else None)
     with workspace() as ws:
         result = RolloutController(ws, model, config=config).start(version, cli_actor(), reason=reason,
                                                                    require_blessing=True)

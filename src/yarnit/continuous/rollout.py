@@ -40,6 +40,13 @@ A rollout of version V of a model (:class:`RolloutController`):
    maxWeight being the last analysed weight); a failure is rolled back within
    ``bake × threshold`` of the moment the canary had ``min_samples`` requests.
 
+With ``loadtest`` in the config (off by default), a **load-test stage** comes first (book ch. 15 case 4):
+``start(V)`` points nothing at V yet, and each ``step()`` holds until ``yarnit loadtest`` has recorded a
+passing result for V measured against the current production version (a drill with an injected delay
+does not count; ``loadtest_max_age_s`` bounds its age), then points the canary at V and sends it the
+first stage's share. A failing latest result holds too, and says why; ``deadline_s`` ends a rollout that
+waited that long.
+
 Every decision (holds included) is a row of the workspace audit log: actor
 ``rollout:<id>``, action ``rollout.<decision>``, the verdict and scores as
 detail. The state is one JSON file per model under
@@ -74,6 +81,7 @@ from yarnit.core.atomic import atomic_write_text
 from yarnit.core.clock import Clock
 from yarnit.core.errors import Conflict, InvalidInput, NotFound
 from yarnit.core.ids import new_id
+from yarnit.loadtest import LoadTestStore
 from yarnit.monitoring.predlog_source import is_client_error, record_time
 from yarnit.monitoring.workspace import prediction_log_dir
 from yarnit.registry import ModelRegistry
@@ -89,6 +97,7 @@ RUNNING, PROMOTED, ROLLED_BACK, ABORTED = "running", "promoted", "rolled_back", 
 DEFAULT_STAGES: tuple[float, ...] = (1.0, 5.0, 25.0, 50.0, 100.0)
 SHADOW = 0.0  # a first stage of 0 %: the canary scores a copy of production's requests, answers none
 MAX_DECISIONS = 50  # decisions kept in the state file (the audit log keeps them all)
+LOADTEST = "loadtest"  # the state's ``awaiting``: the load-test stage, before the first canary stage
 _MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
@@ -109,6 +118,11 @@ class RolloutConfig:
     marginal: float = 75.0
     max_samples: int = 20_000
     deadline_s: float | None = None  # a stage held this long without a pass is rolled back (Flagger's progressDeadline)
+    # A load-test stage before the first one: the canary gets no traffic until ``yarnit loadtest`` has passed
+    # for this version against the production version (not a drill with an injected delay), at most
+    # ``loadtest_max_age_s`` old when set. Off by default.
+    loadtest: bool = False
+    loadtest_max_age_s: float | None = None
 
     def __post_init__(self) -> None:
         stages = tuple(float(s) for s in self.stages)
@@ -129,6 +143,9 @@ class RolloutConfig:
         if not 0 < self.success_rate <= 1:
             raise InvalidInput(f"success_rate is a fraction in (0, 1]; got {self.success_rate}.")
         judge.Thresholds(self.pass_score, self.marginal)  # validates
+        if self.loadtest_max_age_s is not None and not (math.isfinite(self.loadtest_max_age_s)
+                                                        and self.loadtest_max_age_s > 0):
+            raise InvalidInput(f"The load test's maximum age must be > 0 seconds; got {self.loadtest_max_age_s}.")
         if self.deadline_s is not None and not (math.isfinite(self.deadline_s) and self.deadline_s > self.bake_s):
             raise InvalidInput(f"The progress deadline ({self.deadline_s} s) must be longer than the bake time "
                                f"({self.bake_s:g} s).")
@@ -319,6 +336,10 @@ def _ctr(workspace: Any, model: str, version: int, start_s: float, end_s: float)
     return (0, 0) if summary is None else (int(summary.positives), int(summary.labelled))
 
 
+def _loadtest_hint(model: str, version: int) -> str:
+    return f"run: yarnit loadtest {model} --version {version} --rps R --duration D"
+
+
 def _stage_name(share: float) -> str:
     return "shadow" if share == SHADOW else f"{share:g}%"
 
@@ -426,18 +447,69 @@ class RolloutController:
                 "stage_started_at": now.isoformat(), "started_at": now.isoformat(), "started_by": actor,
                 "failed_checks": 0, "config": config.to_dict(), "decisions": [], "last": None,
             }
-            who = f"rollout:{rollout_id}"
-            self.registry.promote(self.model, version, alias="canary", actor=who, require_blessing=require_blessing,
-                                  reason=reason or f"staged rollout started by {actor}")
-            if config.stages[0] == SHADOW:
-                state["shadow_before"] = {"alias": aliases.get("shadow"), "policy": self.traffic.get(self.model).shadow}
-                self.registry.set_alias(self.model, "shadow", version, actor=who, action="set",
-                                        reason=f"rollout {rollout_id}: shadow stage")
-            self._save(state)  # before the share: a crash now resumes by applying it
-            self._apply_share(state, config.stages[0])
+            why = f"started by {actor}" + (f": {reason}" if reason else "")
+            if config.loadtest:  # the load-test stage: nothing routes to the version until a load test passed
+                state.update(awaiting=LOADTEST, require_blessing=require_blessing, start_reason=reason)
+                self._decide(state, "start", f"v{version} waits for a passing load test against production "
+                             f"v{baseline} before its canary ({_loadtest_hint(self.model, version)}), {why}", None)
+                return self._report(state)
+            self._begin_canary(state, config, require_blessing=require_blessing,
+                               reason=reason or f"staged rollout started by {actor}")
             self._decide(state, "start", f"v{version} canary at {_stage_name(config.stages[0])} (baseline v{baseline}), "
-                         f"started by {actor}" + (f": {reason}" if reason else ""), None)
+                         + why, None)
             return self._report(state)
+
+    def _begin_canary(self, state: dict[str, Any], config: RolloutConfig, *, require_blessing: bool,
+                      reason: str) -> None:
+        """Point the canary (and, for a shadow stage, the shadow) alias at the version; send the first share."""
+        who, version = f"rollout:{state['id']}", state["canary_version"]
+        aliases = self.registry.aliases(self.model)
+        self.registry.promote(self.model, version, alias="canary", actor=who, require_blessing=require_blessing,
+                              reason=reason)
+        if config.stages[0] == SHADOW:
+            state["shadow_before"] = {"alias": aliases.get("shadow"), "policy": self.traffic.get(self.model).shadow}
+            self.registry.set_alias(self.model, "shadow", version, actor=who, action="set",
+                                    reason=f"rollout {state['id']}: shadow stage")
+        state.pop("awaiting", None)
+        state["stage_started_at"] = self.clock.now().isoformat()
+        self._save(state)  # before the share: a crash now resumes by applying it
+        self._apply_share(state, config.stages[0])
+
+    def _loadtest_stage(self, state: dict[str, Any], config: RolloutConfig) -> dict[str, Any]:
+        """The load-test stage: hold until a passing load test of the version exists, then start the canary."""
+        version, baseline = state["canary_version"], state["baseline_version"]
+        now = self.clock.now()
+        elapsed = (now - datetime.fromisoformat(state["stage_started_at"])).total_seconds()
+        found = None
+        for result in LoadTestStore(self.ws).history(self.model, version, limit=50):
+            if result.get("injected_delay_ms") or result.get("baseline_version") != baseline:
+                continue  # a drill, or measured against another production version
+            age = (now - datetime.fromisoformat(result["created_at"])).total_seconds()
+            if config.loadtest_max_age_s is not None and age > config.loadtest_max_age_s:
+                continue
+            found = result
+            break
+        figures = {"loadtest": None if found is None else found["id"], "elapsed_s": elapsed}
+        if found is not None and found.get("passed"):
+            try:
+                self._begin_canary(state, config, require_blessing=bool(state.get("require_blessing")),
+                                   reason=state.get("start_reason") or f"staged rollout {state['id']}: load test "
+                                   f"{found['id']} passed")
+            except Conflict as exc:  # the release gate (a spent budget, no blessing): hold and say why
+                return self._decide(state, "hold", f"the load test {found['id']} passed, but the canary cannot "
+                                    f"start: {exc}", None, gate_refusal=str(exc), **figures)
+            state["loadtest"] = {"id": found["id"], "reason": found["reason"]}
+            return self._decide(state, "advance", f"load test {found['id']} passed ({found['reason']}): canary at "
+                                f"{_stage_name(config.stages[0])}", None, **figures)
+        if config.deadline_s is not None and elapsed >= config.deadline_s:
+            return self._end(state, ABORTED, "abort", f"progress deadline: no passing load test within "
+                             f"{config.deadline_s:g} s", None, **figures)
+        if found is None:
+            age = "" if config.loadtest_max_age_s is None else f" in the last {config.loadtest_max_age_s:g} s"
+            return self._decide(state, "hold", f"no load test of v{version} against production v{baseline}{age} "
+                                f"yet: {_loadtest_hint(self.model, version)}", None, **figures)
+        return self._decide(state, "hold", f"the latest load test of v{version} ({found['id']}) failed: "
+                            f"{found['reason']}; the canary starts only after a passing one", None, **figures)
 
     def step(self) -> dict[str, Any]:
         """One evaluation of the current stage: hold, advance, promote or roll back (audited)."""
@@ -448,6 +520,11 @@ class RolloutController:
                                               "reason": f"the rollout {state['id']} is {state['status']}"}
             config = RolloutConfig.from_dict(state["config"])
             aliases = self.registry.aliases(self.model)
+            if state.get("awaiting") == LOADTEST:
+                if aliases.get("production") != state["baseline_version"]:
+                    return self._end(state, ABORTED, "abort", f"production was moved from v{state['baseline_version']}"
+                                     f" to v{aliases.get('production')} before the canary started", None)
+                return self._loadtest_stage(state, config)
             if aliases.get("production") == state["canary_version"]:  # a promotion reached the registry; finish it
                 return self._finish_promotion(state, config, None, "promotion completed after a restart")
             if aliases.get("production") != state["baseline_version"]:  # an emergency rollback, a manual promote
@@ -603,6 +680,9 @@ class RolloutController:
     def _end(self, state: dict[str, Any], status: str, action: str, why: str, judged: judge.Judgement | None,
              **figures: Any) -> dict[str, Any]:
         who = f"rollout:{state['id']}"
+        if state.get("awaiting") == LOADTEST:  # the canary never started: no share or alias of ours to take back
+            state["status"] = status
+            return self._decide(state, action, why, judged, **figures)
         # One pointer switch takes the canary's traffic away (lowering is never refused by the gate) …
         self.traffic.set(self.model, canary_percent=0.0, actor=who, reason=f"rollout {state['id']} {action}: {why}"[:500])
         self._leave_shadow(state)
@@ -641,6 +721,7 @@ class RolloutController:
             "canary_percent": self.traffic.get(self.model).canary_percent, "aliases": self.registry.aliases(self.model),
             "config": config, "analysis": state.get("last"), "decisions": state.get("decisions", [])[-10:],
             "dependency_hold": state.get("dependency_hold"),
+            "awaiting": state.get("awaiting"), "loadtest": state.get("loadtest"),
             "updated_at": state.get("updated_at"),
         })
 

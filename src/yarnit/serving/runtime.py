@@ -202,8 +202,11 @@ class ModelRuntime:
                  breaker: BreakerSettings | None = None,
                  on_alert: Callable[[str], None] | None = None,
                  wrap_predictor: Callable[[ModelVersion, Predictor], Predictor] | None = None,
-                 retry: RetrySettings | None = None) -> None:
+                 retry: RetrySettings | None = None, pins: Mapping[str, int] | None = None) -> None:
         self.registry = registry
+        # A staging server (yarnit loadtest) serves exactly these versions as production, whatever the aliases
+        # say, and no other model: no canary, shadow, fallback alias or previous version to fall back to.
+        self.pins = dict(pins) if pins is not None else None
         self.wrap_predictor = wrap_predictor  # a seam for fault injection (chaos tests, the world's faults)
         self.clock = clock
         self.refresh_s = refresh_s
@@ -250,10 +253,9 @@ class ModelRuntime:
         thread: :meth:`watch` (or the first request) does.
         """
         outcomes: dict[str, str] = {}
-        for row in self.registry.list_models():
-            name = row["name"]
-            if "production" not in row["aliases"]:
-                continue
+        names = list(self.pins) if self.pins is not None else \
+            [row["name"] for row in self.registry.list_models() if "production" in row["aliases"]]
+        for name in names:
             try:
                 state = self._states.get(name) or self._ensure(name, watch=False)
             except Exception as exc:  # reported, and readiness says so; the server still starts
@@ -374,7 +376,13 @@ class ModelRuntime:
         return events
 
     def _refresh_one(self, model: str) -> list[SwapEvent]:
-        aliases = self.registry.aliases(model)
+        if self.pins is not None:
+            if model not in self.pins:
+                raise NotFound(f"This staging server serves only {', '.join(sorted(self.pins))}; "
+                               f"not {model!r}.")
+            aliases = {"production": self.pins[model]}
+        else:
+            aliases = self.registry.aliases(model)
         if not aliases and not self.registry.exists(model):
             from yarnit.registry import ModelNotFound
 
@@ -409,7 +417,9 @@ class ModelRuntime:
         production = chosen["production"]
         previous = old.previous if old is not None else None
         old_production = old.production if old is not None else None
-        if production is not None and (old_production is None or production is not old_production):
+        if self.pins is not None:  # pinned: a failure of the version is to be seen, not hidden by another one
+            previous = None
+        elif production is not None and (old_production is None or production is not old_production):
             previous = self._previous_for(model, production.version.version, old_production)
         elif production is None and previous is None and aliases.get("production") is not None:
             # The production version cannot load: the version before it is the next best answer.

@@ -79,6 +79,10 @@ class ServingOptions:
     breaker_cooldown_s: float = 5.0
     load_timeout_s: float = 300.0  # loading and warming a model on its first request (not charged to it)
     feature_log_sample_rate: float = 0.01  # share of served online-feature rows kept for skew checks
+    # A staging server (yarnit loadtest): serve exactly these (model, version) pairs as production, and nothing
+    # else; traffic policies (canary share, the emergency switch) and the log's lineage are then not read or
+    # written, since the server takes no real traffic.
+    pinned: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass
@@ -247,19 +251,21 @@ class InferenceService:
                       feature_source: FeatureSource | None = None) -> InferenceService:
         """A service over ``workspace``: its registry, clock, HMAC key and prediction-log directory."""
         opts = options or ServingOptions()
+        staging = bool(opts.pinned)
         runtime = ModelRuntime(ModelRegistry(workspace), workspace.clock, refresh_s=opts.refresh_s,
                                compile=opts.compile,
-                               breaker=BreakerSettings(opts.breaker_failures, opts.breaker_cooldown_s))
+                               breaker=BreakerSettings(opts.breaker_failures, opts.breaker_cooldown_s),
+                               pins=dict(opts.pinned) if staging else None)
         key = workspace.settings.hmac_key
         policy = LogPolicy(hmac_key=key.encode("utf-8") if key else None, log_instances=opts.log_instances)
         prediction_log = PredictionLog(opts.log_dir or workspace.home / "prediction_log", workspace.clock,
                                        policy=policy, max_queue=opts.log_queue,
                                        flush_interval_s=opts.log_flush_interval_s, fsync=opts.log_fsync,
-                                       on_segment=_lineage_recorder(workspace),
+                                       on_segment=None if staging else _lineage_recorder(workspace),
                                        aggregate_window_s=opts.log_aggregate_window_s,
                                        retention_s=opts.log_retention_s, max_total_bytes=opts.log_max_bytes)
         # The traffic policy lives in the database, so every worker process (and a restart) agrees on it.
-        router = Router(TrafficPolicyStore(workspace), refresh_s=opts.refresh_s)
+        router = Router() if staging else Router(TrafficPolicyStore(workspace), refresh_s=opts.refresh_s)
         return cls(runtime, workspace.clock, options=opts, prediction_log=prediction_log, router=router,
                    feature_source=feature_source)
 

@@ -711,3 +711,26 @@ dependency_evaluations = Table(
 )
 
 __all__ += ["dependency_evaluations", "model_dependencies"]
+# --- load tests (0015) ---
+# One row per ``yarnit loadtest`` run: a candidate version and the production version measured in the same
+# run by the same open-loop generator, the verdict of the latency/error gate, and the whole report (figures
+# per side, tolerances, inputs) as JSON. The staged rollout's load-test stage reads the latest row.
+
+load_tests = Table(
+    "load_tests",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("model_name", String(63), nullable=False),
+    Column("model_version", Integer, nullable=False),
+    Column("baseline_version", Integer, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("passed", Boolean, nullable=False),
+    Column("rps", Float, nullable=False),
+    Column("duration_s", Float, nullable=False),
+    Column("injected_delay_ms", Float, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("report", JSON, nullable=False),
+    Index("ix_load_tests_version", "model_name", "model_version", "created_at"),
+)
+
+__all__ += ["load_tests"]

@@ -243,7 +243,10 @@ def rollout_page(ws: Workspace, model: str) -> str:
     stages = report.get("stages") or []
     kv = [("status", state(report.get("status"))),
           ("canary", esc(f"v{report.get('canary_version')} against baseline v{report.get('baseline_version')}")),
-          ("stage", esc(f"{report.get('stage')} of {len(stages)} ({', '.join(f'{s:g}%' for s in stages)})")),
+          ("stage", esc("load test: the canary starts after a passing yarnit loadtest of this version"
+                        if report.get("awaiting") == "loadtest" else
+                        f"{report.get('stage')} of {len(stages)} ({', '.join(f'{s:g}%' for s in stages)})")),
+          ("load test", esc((report.get("loadtest") or {}).get("id") or DASH)),
           ("canary share now", esc(f"{num(report.get('canary_percent')) or 0:g}%")),
           ("started", f"{fmt_time(report.get('started_at'))} by {esc(report.get('started_by'))}"),
           ("last analysis", (f"{fmt_time(analysis.get('at'))}: {state(analysis.get('decision'))} "

@@ -9,7 +9,7 @@
  *   {"offered_rps": R, "achieved_rps": A, "errors": E, "sent": N,
  *    "late_sends": L, "max_send_lag_ms": M,
  *    "by_status": {"200": {"count": c, "p50_ms": x, "p99_ms": y,
- *                          "p999_ms": z, "max_ms": w}, ...}}
+ *                          "p999_ms": z, "max_ms": w, "p95_ms": q, ...}, ...}}
  *
  * Model
  *  - Request i (0 <= i < N = floor(RATE * DURATION_S)) is scheduled at
@@ -56,6 +56,11 @@
  * at run time) it sleeps in epoll_wait(2) with a millisecond timeout, also
  * waking 1 ms early.  OPENLOOP_SPIN_US=N sets the spin window to N us; 0 turns
  * busy-polling off (sleep to the exact send time, less precise, little CPU).
+ *
+ * OPENLOOP_LATENCIES=PATH also writes every scheduled request to PATH, one
+ * line each in schedule order: "<status> <latency_us> <send_lag_us>", status 0
+ * for an error or an unanswered request (latency and lag then 0), so a caller
+ * can merge several runs' latencies exactly (yarnit loadtest does).
  *
  * Exit status: 0 on success, 2 on bad arguments (usage on stderr), 1 when the
  * server cannot be reached at start or on another fatal error.
@@ -654,10 +659,10 @@ static void report(double rate, int64_t t_end) {
         for (int64_t i = 0; i < total; i++)
             if (status_of[i] == s) tmp[n++] = lat_ns[i];
         qsort(tmp, n, sizeof *tmp, cmp_i64);
-        printf("%s\"%d\": {\"count\": %zu, \"p50_ms\": %.4f, \"p99_ms\": %.4f, \"p999_ms\": %.4f, "
-               "\"max_ms\": %.4f, ",
-               first ? "" : ", ", s, n, pct_ms(tmp, n, 0.5), pct_ms(tmp, n, 0.99), pct_ms(tmp, n, 0.999),
-               (double)tmp[n - 1] / 1e6);
+        printf("%s\"%d\": {\"count\": %zu, \"p50_ms\": %.4f, \"p95_ms\": %.4f, \"p99_ms\": %.4f, "
+               "\"p999_ms\": %.4f, \"max_ms\": %.4f, ",
+               first ? "" : ", ", s, n, pct_ms(tmp, n, 0.5), pct_ms(tmp, n, 0.95), pct_ms(tmp, n, 0.99),
+               pct_ms(tmp, n, 0.999), (double)tmp[n - 1] / 1e6);
         /* The same answers timed from the moment each request actually left (its send lag taken off):
            what the server and the network added, without the generator's own lateness. */
         n = 0;
@@ -671,6 +676,23 @@ static void report(double rate, int64_t t_end) {
     printf("}}\n");
     fflush(stdout);
     free(tmp);
+    const char *dump = getenv("OPENLOOP_LATENCIES");
+    if (dump && *dump) {
+        FILE *f = fopen(dump, "w");
+        if (!f) {
+            fprintf(stderr, "openloop: cannot write OPENLOOP_LATENCIES %s: %s\n", dump, strerror(errno));
+            exit(1);
+        }
+        for (int64_t i = 0; i < total; i++) {
+            int answered_i = status_of[i] != 0;
+            fprintf(f, "%d %lld %lld\n", status_of[i], answered_i ? (long long)(lat_ns[i] / 1000) : 0LL,
+                    answered_i ? (long long)(lag_ns[i] / 1000) : 0LL);
+        }
+        if (fclose(f) != 0) {
+            fprintf(stderr, "openloop: cannot write OPENLOOP_LATENCIES %s: %s\n", dump, strerror(errno));
+            exit(1);
+        }
+    }
     if (reconnects || connect_failures || stray_bytes)
         fprintf(stderr, "openloop: %lld reconnects, %lld failed connects, %lld stray response bytes\n",
                 (long long)reconnects, (long long)connect_failures, (long long)stray_bytes);
