@@ -25,11 +25,14 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
+from yarnit.core.errors import InvalidInput
+from yarnit.monitoring.quality_store import SLICE_FIELDS
 from yarnit.storage import Workspace
 
 from .cache import PageCache
-from .health_pages import drift_page, slos_page
-from .models_pages import model_page, overview, rollout_page
+from .errors import install_error_pages
+from .health_pages import FeaturePick, drift_page, slos_page
+from .models_pages import card_page, model_page, overview, rollout_page
 from .records_pages import data_page, incident_page, incidents_page, run_page, runs_page
 
 router = APIRouter(tags=["dashboard"], include_in_schema=False)
@@ -60,8 +63,19 @@ def overview_route(request: Request) -> HTMLResponse:
 
 @router.get("/ui/models/{name}", response_class=HTMLResponse)
 def model_route(name: ModelName, request: Request,
-                window: Annotated[Literal["1d", "7d"], Query(description="quality window")] = "1d") -> HTMLResponse:
-    return _html(request, lambda: model_page(_ws(request), name, window))
+                window: Annotated[Literal["1d", "7d"], Query(description="quality window")] = "1d",
+                by: Annotated[str, Query(max_length=40, description="a slice field, or empty")] = "") -> HTMLResponse:
+    if by and by not in SLICE_FIELDS:
+        raise InvalidInput(f"Cannot slice quality by {by!r}: the label join keeps slices by "
+                           f"{', '.join(SLICE_FIELDS)}. Leave it empty for the whole traffic.")
+    return _html(request, lambda: model_page(_ws(request), name, window, by or None))
+
+
+@router.get("/ui/models/{name}/card", response_class=HTMLResponse)
+def card_route(name: ModelName, request: Request,
+               version: Annotated[int | None, Query(ge=1, description="version (default: production)")] = None
+               ) -> HTMLResponse:
+    return _html(request, lambda: card_page(_ws(request), name, version))
 
 
 @router.get("/ui/rollouts/{model}", response_class=HTMLResponse)
@@ -77,9 +91,14 @@ def slos_route(request: Request) -> HTMLResponse:
 @router.get("/ui/drift/{model}", response_class=HTMLResponse)
 def drift_route(model: ModelName, request: Request,
                 days: Annotated[int, Query(ge=1, le=120, description="days of history drawn")] = 30,
-                live: Annotated[bool, Query(description="the last 24 h computed now, not the last closed day")] = False
+                live: Annotated[bool, Query(description="the last 24 h computed now, not the last closed day")] = False,
+                feature: Annotated[str, Query(max_length=200, description="the feature drawn as histograms")] = "",
+                window: Annotated[Literal["1h", "6h", "1d", "7d"], Query(description="its window")] = "1d",
+                end: Annotated[str, Query(max_length=40, description="the window's end (ISO time)")] = "",
+                reference: Annotated[Literal["training", "previous"], Query(description="its reference")] = "training"
                 ) -> HTMLResponse:
-    return _html(request, lambda: drift_page(_ws(request), model, days, live))
+    pick = FeaturePick(feature, window, end, reference)
+    return _html(request, lambda: drift_page(_ws(request), model, days, live, pick))
 
 
 @router.get("/ui/data", response_class=HTMLResponse)
@@ -116,4 +135,4 @@ def script() -> Response:
                     headers={"Cache-Control": "max-age=300"})
 
 
-__all__ = ["router"]
+__all__ = ["install_error_pages", "router"]
