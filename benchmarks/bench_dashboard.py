@@ -17,6 +17,8 @@ Usage::
 
     python benchmarks/bench_dashboard.py [--home HOME] [--days 4] [--reps 3] [--predictions 300]
 
+``--predictions 0`` measures the pages only.
+
 Writes ``benchmarks/results/dashboard.json`` and prints the summary.
 """
 
@@ -76,7 +78,9 @@ def page_paths(ws: Any) -> dict[str, str]:
     run = RunStore(ws).list(None, 1)[0].id
     incidents = IncidentStore.open(ws.home, ws.clock).list("all", limit=1)
     paths = {"overview": "/", "model": f"/ui/models/{model}", "model-7d": f"/ui/models/{model}?window=7d",
+             "model-slices": f"/ui/models/{model}?window=7d&by=device", "card": f"/ui/models/{model}/card",
              "rollout": f"/ui/rollouts/{model}", "slos": "/ui/slos", "drift": f"/ui/drift/{model}",
+             "drift-7d": f"/ui/drift/{model}?window=7d&reference=previous",
              "data": "/ui/data", "incidents": "/ui/incidents", "runs": "/ui/runs", "run": f"/ui/runs/{run}"}
     if incidents:
         paths["incident"] = f"/ui/incidents/{incidents[0].id}"
@@ -189,15 +193,15 @@ def main() -> None:
             pages = render_times(browser, server.url, paths, args.reps)
         finally:
             browser.close()
-        serving = serving_beside(app, server.url, paths, args.predictions, args.reps)
+        serving = serving_beside(app, server.url, paths, args.predictions, args.reps) if args.predictions else {}
     app.state.serving.close()
     result = {"home": str(home), "clock": state["at"], "load_average": os.getloadavg(), "pages": pages,
               "serving": serving, "args": {k: str(v) for k, v in vars(args).items()}}
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / args.out).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    print(f"{'page':<10} {'cold FCP':>9} {'warm FCP med':>13} {'warm FCP max':>13} {'warm response med':>18}")
+    print(f"{'page':<13} {'cold FCP':>9} {'warm FCP med':>13} {'warm FCP max':>13} {'warm response med':>18}")
     for name, e in pages.items():
-        print(f"{name:<10} {e['cold']['fcp']!s:>9} {e['warm_fcp_median']!s:>13} {e['warm_fcp_max']!s:>13} "
+        print(f"{name:<13} {e['cold']['fcp']!s:>9} {e['warm_fcp_median']!s:>13} {e['warm_fcp_max']!s:>13} "
               f"{e['warm_response_end_median']!s:>18}")
     for arm, runs in serving.items():
         print(f"serving {arm}: " + ", ".join(f"p50 {r['p50_ms']} ms p99 {r['p99_ms']} ms ({r['pages_loaded']} pages)"

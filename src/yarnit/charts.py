@@ -350,8 +350,9 @@ def svg_dag(nodes: Sequence[DagNode], edges: Sequence[tuple[str, str, str]], *, 
         for i, n in enumerate(row):
             where[n.id] = ((width - span) / 2 + i * (box_w + gap_x), top + depth * (box_h + gap_y))
     arrow = f"{chart_id}-arrow"
-    body = [f'<defs><marker id="{esc(arrow)}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
-            'markerHeight="7" orient="auto-start-reverse"><path d="M0 0L10 5L0 10z" class="dag-head"/></marker></defs>']
+    body = [(f'<defs><marker id="{esc(arrow)}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
+             'markerHeight="7" orient="auto-start-reverse"><path d="M0 0L10 5L0 10z" class="dag-head"/></marker>'
+             "</defs>")]
     for a, b, label in edges:
         if a not in where or b not in where:
             continue

@@ -23,7 +23,18 @@ from typing import Any
 from yarnit.core.clock import Clock
 from yarnit.core.errors import InvalidInput
 
-from .traffic import OTHER, RANK_ERROR, ColumnSummary, NumericSummary, iso_utc, is_private_name, status, window_summary
+from .traffic import (
+    OTHER,
+    RANK_ERROR,
+    ColumnSummary,
+    NumericSummary,
+    is_private_name,
+    iso_utc,
+    status,
+    window_column,
+    window_summary,
+)
+
 
 @dataclass(frozen=True)
 class ProfileColumn:
@@ -333,8 +344,9 @@ def _numeric_bins(ref: ProfileColumn, cur: ProfileColumn, bins: int) -> dict[str
     """Shares per equal-width bin over both sides' 1st to 99th percentiles; the tails go to the end bins."""
     import numpy as np
 
-    from .distances import DEFAULT_LEVELS  # the levels of both sides' quantiles (a profile's are the same 101)
+    from .distances import DEFAULT_LEVELS
 
+    # both sides' quantiles are at these 101 levels (a training profile's too)
     sides = [(q, DEFAULT_LEVELS) for q in (ref.quantiles or [], cur.quantiles or [])]
     lo = min(float(np.interp(0.01, lv, q)) for q, lv in sides)
     hi = max(float(np.interp(0.99, lv, q)) for q, lv in sides)
@@ -391,37 +403,38 @@ def feature_histograms(workspace: Any, model: str, feature: str, *, window: int 
         raise InvalidInput(f"window must be positive, got {window!r}.")
     end = (at or clock.now()).astimezone(timezone.utc)
     start = _earlier(end, seconds, "--window")
-    current = window_summary(workspace, model, start, end)
-    answered = {v: n for v, n in current.versions.items() if str(v).isdigit() and int(v) > 0}
+    if feature != "prediction" and is_private_name(feature):
+        raise InvalidInput(f"{feature!r} is a private column: its values are not summarized.")
+    current, versions = window_column(workspace, model, start, end, feature)
+    answered = {v: n for v, n in versions.items() if str(v).isdigit() and int(v) > 0}
     serving = max(answered.items(), key=lambda kv: (kv[1], kv[0]))[0] if answered else None
     previous = (_earlier(start, seconds, "the previous window"), start)
-    use_window = reference == "previous" or feature == "prediction"
-    if feature == "prediction":
-        cur_col = window_summary(workspace, model, start, end, version=serving).summary.prediction \
-            if serving is not None else ColumnSummary()
-        ref_col: Any = window_summary(workspace, model, *previous, version=serving).summary.prediction \
-            if serving is not None else ColumnSummary()
+
+    def merged(columns: Mapping[str, ColumnSummary], only: str | None = None) -> ColumnSummary:
+        out = ColumnSummary()
+        for version, column in columns.items():
+            if only is None or version == only:
+                out.merge(column)
+        return out
+
+    # predictions: the serving version's on both sides (a new version's scores differ by design)
+    only = serving if feature == "prediction" else None
+    cur_col: Any = merged(current, only) if only is not None or feature != "prediction" else ColumnSummary()
+    if reference == "previous" or feature == "prediction":
+        past, _ = window_column(workspace, model, *previous, feature)
+        ref_col: Any = merged(past, only) if only is not None or feature != "prediction" else ColumnSummary()
         ref_info: dict[str, Any] = {"kind": "window", "start": iso_utc(previous[0].timestamp()),
                                     "end": iso_utc(previous[1].timestamp())}
     else:
-        if is_private_name(feature):
-            raise InvalidInput(f"{feature!r} is a private column: its values are not summarized.")
-        cur_col = current.summary.features.get(feature)
-        if use_window:
-            ref_col = window_summary(workspace, model, *previous).summary.features.get(feature)
-            ref_info = {"kind": "window", "start": iso_utc(previous[0].timestamp()),
-                        "end": iso_utc(previous[1].timestamp())}
-        else:
-            stats, ref_info = _training_reference(workspace, model, serving, [feature])
-            personal = ref_info.pop("personal", set())
-            if feature in personal:
-                raise InvalidInput(f"{feature!r} is personal data in the training set: it is not profiled.")
-            ref_col = None if stats is None else stats.columns.get(feature)
-            ref_info = {k: v for k, v in ref_info.items() if k in ("kind", "dataset", "rows", "model_version",
-                                                                     "reason")}
+        stats, ref_info = _training_reference(workspace, model, serving, [feature])
+        personal = ref_info.pop("personal", set())
+        if feature in personal:
+            raise InvalidInput(f"{feature!r} is personal data in the training set: it is not profiled.")
+        ref_col = None if stats is None else stats.columns.get(feature)
+        ref_info = {k: v for k, v in ref_info.items() if k in ("kind", "dataset", "rows", "model_version", "reason")}
     out: dict[str, Any] = {"model": model, "feature": feature, "window": {"start": iso_utc(start.timestamp()),
                                                                          "end": iso_utc(end.timestamp()),
-                                                                         "requests": current.summary.requests,
+                                                                         "requests": sum(versions.values()),
                                                                          "serving_version": serving},
                            "reference": ref_info, "histogram": None, "drift": None}
     pair = _column_pair(feature, ref_col, cur_col)

@@ -17,7 +17,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from yarnit.core.errors import YarnitError
 
-from ..errors import _problem, client_safe, status_for, validation_error_handler, yarnit_error_handler
+from ..errors import (
+    _problem,
+    client_safe,
+    status_for,
+    validation_error_handler,
+    yarnit_error_handler,
+)
 from .layout import esc, link, page
 
 TITLES = {400: "Bad request", 401: "Not signed in", 403: "Not allowed", 404: "Not found", 405: "Method not allowed",

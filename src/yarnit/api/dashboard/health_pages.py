@@ -202,8 +202,8 @@ def _one_feature(ws: Workspace, model: str, current: dict[str, Any], columns: li
     ref_text = (f"the window before ({fmt_time(ref.get('start'))} to {fmt_time(ref.get('end'))})"
                 if ref.get("kind") == "window" else f"training data {esc(ref.get('dataset') or DASH)}")
     parts = [f'<section aria-labelledby="one-feature"><h2 id="one-feature">One feature: {esc(feature)}</h2>', form,
-             f'<p>Current: {fmt_time(window.get("start"))} to {fmt_time(window.get("end"))}, '
-             f'{fmt(window.get("requests"), ",.0f")} requests; reference: {ref_text}.</p>']
+             (f'<p>Current: {fmt_time(window.get("start"))} to {fmt_time(window.get("end"))}, '
+              f'{fmt(window.get("requests"), ",.0f")} requests; reference: {ref_text}.</p>')]
     hist = (report or {}).get("histogram")
     if report is None or hist is None:
         why = (report or {}).get("reason") or (report or {}).get("reference", {}).get("reason") or "no data"

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from markdown_it import MarkdownIt
+
 from yarnit.charts import Bar, svg_hbar_chart
+from yarnit.evaluation import card_for
 from yarnit.monitoring.quality_store import SLICE_FIELDS
 from yarnit.registry import ModelRegistry
 from yarnit.storage import Workspace
@@ -253,10 +256,6 @@ def card_page(ws: Workspace, name: str, version: int | None = None) -> str:
     """The whole model card of a version (default: production's), as ``GET /api/evaluations/{id}/card`` builds it:
     metrics per distribution and slice with bootstrap intervals, comparisons, calibration, fairness, validity,
     the gate's verdict, the history and the responsible-AI checklist (the Markdown rendered without raw HTML)."""
-    from markdown_it import MarkdownIt
-
-    from yarnit.evaluation import card_for
-
     card = card_for(ws, name, version=version)  # ModelNotFound / EvaluationNotFound: 404 saying what to run
     text = card.to_markdown().split("\n", 1)[1]  # its "# Model card: …" line is this page's one h1
     html = MarkdownIt("commonmark", {"html": False}).enable("table").render(text)

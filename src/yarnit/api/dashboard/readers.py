@@ -19,8 +19,7 @@ from yarnit.data import Datasets, Lineage, Node
 from yarnit.data.deletion import Deletions
 from yarnit.incidents import IncidentStore
 from yarnit.monitoring import quality as quality_mod
-from yarnit.monitoring import served_drift
-from yarnit.monitoring import traffic
+from yarnit.monitoring import served_drift, traffic
 from yarnit.monitoring.alerts import alerts_path
 from yarnit.monitoring.slo_history import drift_path, history_path
 from yarnit.monitoring.workspace import monitoring_dir

@@ -106,12 +106,16 @@ DAG_CSS = {"succeeded": "dag-ok", "cached": "dag-cached", "failed": "dag-bad", "
            "running": "dag-running"}
 
 
-def step_graph(pipeline: str, steps: list[Any]) -> tuple[list[DagNode], list[tuple[str, str, str]]]:
-    """The run's steps as graph nodes, and an edge for each input: from the pipeline's declared step inputs
-    (a built-in pipeline, :func:`readers.pipeline_inputs`), else matched from the recorded values (an input
-    with the same sha256 as an earlier step's output came from that step). Declared steps the run never
-    started are drawn as not run."""
-    declared = readers.pipeline_inputs(pipeline)
+def step_graph(pipeline: str, steps: list[Any], *, finished: bool = False) -> tuple[list[DagNode],
+                                                                                   list[tuple[str, str, str]]]:
+    """The run's steps as graph nodes, and an edge for each input.
+
+    A ``finished`` run (every step recorded) is drawn from what it recorded: an input with the same sha256 as
+    another step's output came from that step. Otherwise the steps and edges are the pipeline's declared
+    inputs (a built-in pipeline, :func:`readers.pipeline_inputs`), so the steps the run never started show
+    as not run; the definitions are imported only then (importing the recipes costs about a second).
+    """
+    declared = None if finished else readers.pipeline_inputs(pipeline)
     recorded = {s.step: s for s in steps}
     if declared is not None and not set(recorded) <= set(declared):
         declared = None  # the definition changed since this run: trust what the run recorded
@@ -153,7 +157,7 @@ def run_page(ws: Workspace, run_id: str) -> str:
             + "</dl>"]
     flow = " → ".join(f"{esc(s.step)} {state(s.state)}" for s in steps)
     body.append(f"<h2>Steps</h2><p aria-label=\"step order\">{flow or DASH}</p>")
-    nodes, edges = step_graph(r.pipeline, steps)
+    nodes, edges = step_graph(r.pipeline, steps, finished=r.state == "succeeded")
     if nodes:
         body.append('<figure><figcaption>Pipeline graph: each step with its state and wall time; an arrow is an '
                     'input (green: succeeded, blue dashed: answered from the step cache, red: failed, grey: not '
