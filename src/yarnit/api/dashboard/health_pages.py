@@ -181,7 +181,10 @@ def _one_feature(ws: Workspace, model: str, current: dict[str, Any], columns: li
         raise InvalidInput(f"end must be an ISO time with its zone (such as 2026-01-30T00:00:00+00:00), got "
                            f"{pick.end!r}.")
     report = readers.feature_histograms(ws, model, feature, HIST_WINDOWS[pick.window], end, pick.reference)
-    ends = list(dict.fromkeys([*(p.get("end") for p in reversed(points) if p.get("end")), shown_end.isoformat()]))
+    recorded = [parse(p.get("end")) for p in reversed(points)]
+    hour = ws.clock.now().replace(minute=0, second=0, microsecond=0)  # the newest whole hour, then each day
+    ends = list(dict.fromkeys([hour.isoformat(), *(e.isoformat() for e in recorded if e is not None),
+                               shown_end.isoformat()]))
     if end.isoformat() not in ends:
         ends.insert(0, end.isoformat())
 
