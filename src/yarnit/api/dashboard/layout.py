@@ -43,7 +43,7 @@ border:1px solid currentColor}.bad{color:var(--faulted)}.ok{color:var(--ok)}.war
 meter{width:9rem;height:1rem;vertical-align:middle}
 .charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,560px),1fr));gap:1rem}
 figure{margin:.6rem 0;border:1px solid var(--line);border-radius:6px;padding:.5rem;overflow-x:auto}
-main>figure{max-width:780px}.charts figure{margin:0}
+main>figure,main>section>figure{max-width:780px}.charts figure{margin:0}
 figcaption{font-weight:600;margin-bottom:.3rem}details{margin:.4rem 0;border:1px solid var(--line);
 border-radius:6px;padding:.4rem .7rem}summary{cursor:pointer}pre{white-space:pre-wrap;word-break:break-word;
 background:#f7f8fa;padding:.7rem;border-radius:4px;font-size:.85rem}
