@@ -353,11 +353,22 @@ def svg_dag(nodes: Sequence[DagNode], edges: Sequence[tuple[str, str, str]], *, 
     body = [(f'<defs><marker id="{esc(arrow)}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
              'markerHeight="7" orient="auto-start-reverse"><path d="M0 0L10 5L0 10z" class="dag-head"/></marker>'
              "</defs>")]
+    pairs: dict[tuple[str, str], list[str]] = {}  # one arrow per pair of steps, naming every input it carries
     for a, b, label in edges:
-        if a not in where or b not in where:
-            continue
+        if a in where and b in where and a != b:
+            pairs.setdefault((a, b), []).append(label)
+    # each box's arrows leave from (and arrive at) points spread along its edge, ordered by the other end's x
+    outs = {n: sorted((b for a, b in pairs if a == n), key=lambda b: where[b][0]) for n in where}
+    ins = {n: sorted((a for a, b in pairs if b == n), key=lambda a: where[a][0]) for n in where}
+
+    def spread(k: int, n: int) -> float:
+        return box_w / 2 if n == 1 else box_w * (0.2 + 0.6 * k / (n - 1))
+    for (a, b), labels in pairs.items():
         (ax, ay), (bx, by) = where[a], where[b]
-        x0, y0, x1, y1 = ax + box_w / 2, ay + box_h, bx + box_w / 2, by
+        x0 = ax + spread(outs[a].index(b), len(outs[a]))
+        x1 = bx + spread(ins[b].index(a), len(ins[b]))
+        y0, y1 = ay + box_h, by
+        label = "; ".join(labels)
         mid = (y0 + y1) / 2
         body.append(f'<path class="dag-edge" d="M{x0:.1f} {y0:.1f}C{x0:.1f} {mid:.1f} {x1:.1f} {mid:.1f} {x1:.1f} '
                     f'{y1 - 1:.1f}" marker-end="url(#{esc(arrow)})"><title>{esc(label)}</title></path>')
