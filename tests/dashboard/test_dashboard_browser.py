@@ -230,10 +230,13 @@ def test_the_drift_picker_is_reachable_and_usable_from_the_keyboard(browser, ser
 def test_the_slice_picker_shows_quality_by_slice(browser, server, shots) -> None:
     context, page, errors = open_page(browser, server.url + "/ui/models/ctr")
     try:
+        page.select_option("form.picker select[name=window]", "7d")  # labels arrive late: the last day may have none
         page.select_option("form.picker select[name=by]", "device")
         with page.expect_navigation():
             page.click("form.picker button")
         assert "by=device" in page.url and ", by device" in page.inner_text("main")
+        slices = {c.strip() for c in page.locator("table:below(form.picker) tbody tr td:nth-child(2)").all_inner_texts()}
+        assert slices & {"app", "desktop", "mobile"}, slices  # the demo's devices, one row each
         heading = page.locator("h2", has_text="Quality of the last")
         heading.scroll_into_view_if_needed()
         page.evaluate("window.scrollBy(0, document.querySelector('form.picker').getBoundingClientRect().top - 60)")

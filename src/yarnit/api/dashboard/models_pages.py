@@ -210,11 +210,11 @@ def _quality(ws: Workspace, name: str, window_s: int, window: str, by: str | Non
     def ci(values: Any) -> str:
         return DASH if not isinstance(values, list) or len(values) != 2 else f"[{fmt(values[0], '.3f')}, " \
                                                                              f"{fmt(values[1], '.3f')}]"
-    rows = [[esc(f"v{g.get('version')}"), esc(g.get("slice") or "all"), fmt((g.get("realized") or {}).get("count")),
-             fmt((g.get("realized") or {}).get("labelled")), fmt_pct((g.get("realized") or {}).get("ctr"), 2),
+    rows = [[esc(f"v{g.get('version')}"), esc(g.get("slice") or "all"),
+             fmt((g.get("realized") or {}).get("count"), ",.0f"), fmt((g.get("realized") or {}).get("labelled"), ",.0f"), fmt_pct((g.get("realized") or {}).get("ctr"), 2),
              ci((g.get("realized") or {}).get("ctr_ci")), fmt((g.get("realized") or {}).get("auc"), ".3f"),
              ci((g.get("realized") or {}).get("auc_ci")), fmt((g.get("realized") or {}).get("ece"), ".3f"),
-             fmt(g.get("pending"))] for g in groups]
+             fmt(g.get("pending"), ",.0f")] for g in groups]
     return table(["version", "slice", "served", "labelled", "CTR", "CTR 95 % CI", "AUC", "AUC 95 % CI", "ECE",
                   "awaiting labels"], rows, numeric=(2, 3, 4, 6, 8, 9),
                  empty=f"No labelled predictions in the last {window}" + (f" with a {by} recorded" if by else "")
