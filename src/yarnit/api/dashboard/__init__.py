@@ -4,13 +4,17 @@ Routes (reads, open like every GET; the pages are HTML, left out of the OpenAPI 
 
 * ``/`` overview: each model's production and canary, error budgets, freshness, open incidents,
   the last day's alerts;
-* ``/ui/models/{name}`` versions, quality, alias history, emergency actions, lineage, model card;
+* ``/ui/models/{name}`` versions, quality (window and slice pickers), alias history, emergency actions, lineage,
+  model card; ``/ui/models/{name}/card`` the whole model card of a version;
 * ``/ui/rollouts/{model}`` stage and per-metric canary analysis; ``/ui/slos`` budgets and burn rates
   over time with the alert thresholds; ``/ui/drift/{model}``; ``/ui/data``; ``/ui/incidents[/{id}]``;
   ``/ui/runs[/{id}]``;
 * ``/ui/static/dashboard.js`` the one script: it sends the action forms to the token-protected
   control-plane endpoints (``/api/...``) after a confirmation, so an action is authorised, refused
   and audited exactly as the same call from the CLI or curl would be.
+
+An error on a page (an unknown model or run, a bad picker value, an unknown path) is a page too, in the layout
+and with the same status (:mod:`.errors`); the JSON API keeps its JSON errors.
 
 Pages read stored records and summaries only (:mod:`.readers`); charts are the demo report's inline
 SVG (:mod:`yarnit.charts`), so nothing is fetched from outside and the pages work offline.
