@@ -98,8 +98,8 @@ class Window:
     x1: float
 
 
-def _frame(chart_id: str, title: str, desc: str, height: int, body: str) -> str:
-    return (f'<svg viewBox="0 0 {WIDTH} {height}" role="img" aria-labelledby="{chart_id}-t {chart_id}-d" '
+def _frame(chart_id: str, title: str, desc: str, height: int, body: str, width: int = WIDTH) -> str:
+    return (f'<svg viewBox="0 0 {width} {height}" role="img" aria-labelledby="{chart_id}-t {chart_id}-d" '
             f'id="{chart_id}"><title id="{chart_id}-t">{esc(title)}</title>'
             f'<desc id="{chart_id}-d">{esc(desc)}</desc>{body}</svg>')
 
@@ -267,6 +267,120 @@ def svg_stacked_bars(stacks: Sequence[dict[str, float]], colours: dict[str, str]
     return _frame(chart_id, title, desc, height, "".join(body))
 
 
+def svg_histograms(labels: Sequence[str], series: Sequence[Series], *, chart_id: str, title: str, desc: str,
+                   y_format: Callable[[float], str] = lambda v: f"{v * 100:.0f}%", height: int = 280) -> str:
+    """Grouped vertical bars: one group per bin (``labels``), one bar per series in it (reference, current).
+
+    >>> svg = svg_histograms(["a", "b"], [Series("ref", "s-p0", [0.5, 0.5]), Series("cur", "s-p1", [0.9, None])],
+    ...                      chart_id="h", title="T", desc="D")
+    >>> svg.count('class="s-p0"'), svg.count('class="s-p1"')  # legend swatch + bars
+    (3, 2)
+    """
+    bottom = height - PAD_B
+    finite = [v for s in series for v in s.values if v is not None and math.isfinite(v)]
+    ticks = nice_ticks(0.0, max(finite, default=1.0) or 1.0)
+    n = max(len(labels), 1)
+    x = linear_scale(0, n, PAD_L, WIDTH - PAD_R)
+    y = linear_scale(0, ticks[-1], bottom, PAD_T)
+    group = (x(1) - x(0)) * 0.8
+    width = max(group / max(len(series), 1), 1.0)
+    body = [_legend([(s.name, s.css) for s in series]), _axes(x, y, ticks, labels, y_format, bottom)]
+    for k, s in enumerate(series):
+        for i, v in enumerate(s.values):
+            if v is None or not math.isfinite(v) or i >= len(labels):
+                continue
+            left = x(i + 0.5) - group / 2 + k * width
+            body.append(f'<rect class="{s.css}" x="{left:.1f}" y="{y(v):.1f}" width="{width:.1f}" '
+                        f'height="{max(y(0) - y(v), 0.0):.1f}"><title>{esc(labels[i])} {esc(s.name)}: '
+                        f"{esc(y_format(v))}</title></rect>")
+    return _frame(chart_id, title, desc, height, "".join(body))
+
+
+@dataclass(frozen=True)
+class DagNode:
+    """One box of a graph: ``css`` colours it (its state), ``detail`` is its second line, ``tip`` its tooltip."""
+
+    id: str
+    label: str
+    detail: str = ""
+    css: str = "dag-pending"
+    tip: str = ""
+
+
+def dag_layers(nodes: Sequence[str], edges: Sequence[tuple[str, str]]) -> dict[str, int]:
+    """Each node's layer: 0 without a parent, else one below its deepest parent (a cycle is cut, not followed).
+
+    >>> dag_layers(["a", "b", "c", "d"], [("a", "b"), ("b", "d"), ("a", "d"), ("c", "d")])
+    {'a': 0, 'b': 1, 'c': 0, 'd': 2}
+    """
+    layer = dict.fromkeys(nodes, 0)
+    for _ in range(len(nodes)):  # longest path by relaxation; n rounds at most, so a cycle cannot loop forever
+        moved = False
+        for a, b in edges:
+            if a in layer and b in layer and layer[b] < layer[a] + 1 <= len(nodes):
+                layer[b] = layer[a] + 1
+                moved = True
+        if not moved:
+            break
+    return layer
+
+
+def svg_dag(nodes: Sequence[DagNode], edges: Sequence[tuple[str, str, str]], *, chart_id: str, title: str,
+            desc: str) -> str:
+    """A directed graph drawn top-down: layers of boxes (:func:`dag_layers`), arrows from each parent to its child.
+
+    ``edges``: (from id, to id, label); the label is the arrow's tooltip (the input it carries).
+
+    >>> svg = svg_dag([DagNode("a", "load"), DagNode("b", "train", "1.2 s", "dag-ok")], [("a", "b", "rows")],
+    ...               chart_id="g", title="T", desc="D")
+    >>> svg.count('class="dag-edge"'), "1.2 s" in svg
+    (1, True)
+    """
+    box_w, box_h, gap_x, gap_y, top = 168, 44, 24, 40, 12
+    layer = dag_layers([n.id for n in nodes], [(a, b) for a, b, _ in edges])
+    rows: dict[int, list[DagNode]] = {}
+    for n in nodes:
+        rows.setdefault(layer[n.id], []).append(n)
+    widest = max((len(r) for r in rows.values()), default=1)
+    width = max(WIDTH, widest * (box_w + gap_x) + gap_x)
+    height = top * 2 + len(rows) * box_h + max(len(rows) - 1, 0) * gap_y
+    where: dict[str, tuple[float, float]] = {}
+    for depth, row in rows.items():
+        span = len(row) * box_w + (len(row) - 1) * gap_x
+        for i, n in enumerate(row):
+            where[n.id] = ((width - span) / 2 + i * (box_w + gap_x), top + depth * (box_h + gap_y))
+    arrow = f"{chart_id}-arrow"
+    body = [(f'<defs><marker id="{esc(arrow)}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
+             'markerHeight="7" orient="auto-start-reverse"><path d="M0 0L10 5L0 10z" class="dag-head"/></marker>'
+             "</defs>")]
+    pairs: dict[tuple[str, str], list[str]] = {}  # one arrow per pair of steps, naming every input it carries
+    for a, b, label in edges:
+        if a in where and b in where and a != b:
+            pairs.setdefault((a, b), []).append(label)
+    # each box's arrows leave from (and arrive at) points spread along its edge, ordered by the other end's x
+    outs = {n: sorted((b for a, b in pairs if a == n), key=lambda b: where[b][0]) for n in where}
+    ins = {n: sorted((a for a, b in pairs if b == n), key=lambda a: where[a][0]) for n in where}
+
+    def spread(k: int, n: int) -> float:
+        return box_w / 2 if n == 1 else box_w * (0.2 + 0.6 * k / (n - 1))
+    for (a, b), labels in pairs.items():
+        (ax, ay), (bx, by) = where[a], where[b]
+        x0 = ax + spread(outs[a].index(b), len(outs[a]))
+        x1 = bx + spread(ins[b].index(a), len(ins[b]))
+        y0, y1 = ay + box_h, by
+        label = "; ".join(labels)
+        mid = (y0 + y1) / 2
+        body.append(f'<path class="dag-edge" d="M{x0:.1f} {y0:.1f}C{x0:.1f} {mid:.1f} {x1:.1f} {mid:.1f} {x1:.1f} '
+                    f'{y1 - 1:.1f}" marker-end="url(#{esc(arrow)})"><title>{esc(label)}</title></path>')
+    for n in nodes:
+        nx, ny = where[n.id]
+        body.append(f'<g class="dag-node"><title>{esc(n.tip or n.label)}</title><rect class="{esc(n.css)}" '
+                    f'x="{nx:.1f}" y="{ny:.1f}" width="{box_w}" height="{box_h}" rx="6"/>'
+                    f'<text x="{nx + 8:.1f}" y="{ny + 18:.1f}" class="dag-name">{esc(n.label[:24])}</text>'
+                    f'<text x="{nx + 8:.1f}" y="{ny + 35:.1f}" class="ax">{esc(n.detail[:28])}</text></g>')
+    return _frame(chart_id, title, desc, height, "".join(body), width=int(width))
+
+
 #: The charts' stylesheet, shared by the demo report and the dashboard (both inline it: no external file).
 #: ``s-p0`` … ``s-p7``: series coloured from :data:`PALETTE`, for charts whose series are not fixed.
 CHART_CSS = (
@@ -277,9 +391,13 @@ CHART_CSS = (
     ".win line{stroke:#dd8a0e}.bar-met{fill:var(--ok)}.bar-miss{fill:var(--faulted)}"
     ".target,rect.target-swatch{stroke:#1a202c;stroke-width:3;fill:#1a202c}"
     ".hline line{stroke:#9c4221;stroke-dasharray:6 4;stroke-width:1.2}.hline text{font-size:10px;fill:#9c4221}"
+    ".dag-node rect{stroke-width:1.5}.dag-ok{fill:#e6f4ea;stroke:var(--ok)}.dag-bad{fill:#fde8e8;"
+    "stroke:var(--faulted)}.dag-cached{fill:#e8f0fb;stroke:#2b6cb0;stroke-dasharray:5 3}.dag-pending{fill:#f4f6f9;"
+    "stroke:#9aa5b4}.dag-running{fill:#fdf3e1;stroke:var(--warn)}svg text.dag-name{font-weight:600}"
+    ".dag-edge{fill:none;stroke:#6b7685;stroke-width:1.4}.dag-head{fill:#6b7685}"
     + "".join(f"path.s-p{i}{{stroke:{c}}}circle.s-p{i},rect.s-p{i}{{fill:{c}}}" for i, c in enumerate(PALETTE))
 )
 
 
-__all__ = ["CHART_CSS", "Bar", "Series", "Window", "esc", "linear_scale", "nice_ticks", "path_d", "svg_hbar_chart",
-           "svg_line_chart", "svg_stacked_bars"]
+__all__ = ["CHART_CSS", "Bar", "DagNode", "Series", "Window", "dag_layers", "esc", "linear_scale", "nice_ticks",
+           "path_d", "svg_dag", "svg_hbar_chart", "svg_histograms", "svg_line_chart", "svg_stacked_bars"]

@@ -55,20 +55,28 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 def pages(workspace: Any) -> list[tuple[str, str, list[str]]]:
     """(screenshot name, path, texts the page must show)."""
-    run = RunStore(workspace).list(None, 1)[0]
+    runs = RunStore(workspace).list(None, 30)
+    run = next((r for r in runs if r.pipeline == "yarnit-ctr"), runs[0])  # the training pipeline: a real graph
     incident = IncidentStore.open(workspace.home, workspace.clock).list("all", limit=1)[0]
     return [
         ("overview", "/", ["Overview", "production", "Error budgets left", "Alerts of the last day", "ctr-availability"]),
-        ("model", "/ui/models/ctr?window=7d", ["Alias history", "CTR 95 % CI", "Roll back production", "Lineage of v", "Model card"]),
+        ("model", "/ui/models/ctr?window=7d", ["Alias history", "CTR 95 % CI", "Roll back production", "Lineage of v", "Model card",
+                                               "slice by", "The whole model card"]),
+        ("card", "/ui/models/ctr/card", ["Model card: ctr v", "Metrics by distribution", "Responsible-AI checklist"]),
         ("rollout", "/ui/rollouts/ctr", ["Canary analysis per metric", "error_rate", "Decisions"]),
         ("slos", "/ui/slos", ["ctr-availability", "Burn rate per window", "Error budget left over time"]),
-        ("drift", "/ui/drift/ctr", ["Distance per feature", "Distance per day", "Per feature"]),
+        ("drift", "/ui/drift/ctr", ["Distance per feature", "Distance per day", "Per feature", "One feature",
+                                    "Reference against current", "distance per day, as the monitor recorded it"]),
         ("data", "/ui/data", ["yarnit-impressions-daily", "daily data checks", "Deletion receipts"]),
         ("incidents", "/ui/incidents", [incident.title]),
         ("incident", f"/ui/incidents/{incident.id}", ["Timeline", "Triage", "Postmortem draft"]),
         ("runs", "/ui/runs", ["Pipeline runs", run.pipeline]),
-        ("run", f"/ui/runs/{run.id}", ["Steps", "Wall time per step"]),
+        ("run", f"/ui/runs/{run.id}", ["Steps", "Wall time per step", "Pipeline graph"]),
     ]
+
+
+# page -> (a CSS selector of a part further down, its screenshot's name)
+PARTS = {"drift": ("section[aria-labelledby=one-feature]", "drift-feature"), "run": ("figure:has(svg#dag)", "run-graph")}
 
 
 def open_page(browser: Any, url: str, *, width: int = 1280, height: int = 800) -> tuple[Any, Any, list[str]]:
@@ -94,6 +102,9 @@ def test_each_page_loads_without_console_errors_and_shows_its_key_content(browse
             for svg in page.locator("svg[role=img]").all():  # every chart is named for screen readers
                 assert svg.get_attribute("aria-labelledby"), path
             page.screenshot(path=str(shots / f"{name}.png"))
+            if name in PARTS:  # a piece below the first screen, shot on its own
+                part, shot = PARTS[name]
+                page.locator(part).screenshot(path=str(shots / f"{shot}.png"))
             assert errors == [], f"{path}: {errors}"
         finally:
             context.close()
@@ -159,7 +170,10 @@ def test_a_rollback_clicked_in_the_ui_is_audited_and_the_next_prediction_names_t
     before = registry.aliases("ctr")["production"]
     newer = max(v.version for v in registry.versions("ctr") if v.metrics.get("blessed") and v.version != before)
     moved = http.post("/api/models/ctr/aliases/production", headers=AUTH,
-                      json={"version": newer, "reason": "dashboard test: a release to roll back"})
+                      json={"version": newer, "reason": "dashboard test: a release to roll back",
+                            # a workspace whose budget is spent (YARNIT_TEST_DEMO_HOME: a faulted month) halts
+                            # releases; this setup step is not what the test is about, so it overrides (audited)
+                            "override_reason": "dashboard test setup"})
     assert moved.status_code == 200, moved.text
     body = a_page_request()
     assert predict(http, body) == newer
@@ -178,5 +192,71 @@ def test_a_rollback_clicked_in_the_ui_is_audited_and_the_next_prediction_names_t
         assert "roll_back" in audited and "dashboard test: the new release misranks" in audited
         page.screenshot(path=str(shots / "model-after-rollback.png"))
         assert errors == []
+    finally:
+        context.close()
+
+
+def test_the_drift_picker_is_reachable_and_usable_from_the_keyboard(browser, server, shots) -> None:
+    context, page, errors = open_page(browser, server.url + "/ui/drift/ctr")
+    try:
+        picker = page.locator("form.picker select[name=feature]")
+        before = picker.input_value()
+        for _ in range(80):  # Tab from the top of the page until the feature picker has the focus
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.name") == "feature":
+                break
+        assert page.evaluate("document.activeElement.name") == "feature", "the feature picker is not reachable"
+        page.keyboard.press("ArrowDown")  # the next feature (or prediction, the last option)
+        chosen = picker.input_value()
+        assert chosen != before
+        for _ in range(4):  # window, end, reference, then the button
+            page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.tagName") == "BUTTON"
+        with page.expect_navigation():
+            page.keyboard.press("Enter")
+        assert f"feature={chosen}" in page.url
+        assert f"One feature: {chosen}" in page.inner_text("main")
+        assert page.locator("svg#drift-hist, section[aria-labelledby=one-feature] p.muted").count() >= 1
+        page.select_option("form.picker select[name=window]", "7d")
+        page.select_option("form.picker select[name=reference]", "previous")
+        with page.expect_navigation():
+            page.click("form.picker button")
+        assert "the window before" in page.inner_text("main")
+        assert errors == []
+    finally:
+        context.close()
+
+
+def test_the_slice_picker_shows_quality_by_slice(browser, server, shots) -> None:
+    context, page, errors = open_page(browser, server.url + "/ui/models/ctr")
+    try:
+        page.select_option("form.picker select[name=window]", "7d")  # labels arrive late: the last day may have none
+        page.select_option("form.picker select[name=by]", "device")
+        with page.expect_navigation():
+            page.click("form.picker button")
+        assert "by=device" in page.url and ", by device" in page.inner_text("main")
+        slices = {c.strip() for c in page.locator("table:below(form.picker) tbody tr td:nth-child(2)").all_inner_texts()}
+        assert slices & {"app", "desktop", "mobile"}, slices  # the demo's devices, one row each
+        heading = page.locator("h2", has_text="Quality of the last")
+        heading.scroll_into_view_if_needed()
+        page.evaluate("window.scrollBy(0, document.querySelector('form.picker').getBoundingClientRect().top - 60)")
+        page.screenshot(path=str(shots / "model-slices.png"))
+        assert errors == []
+    finally:
+        context.close()
+
+
+def test_an_unknown_model_is_a_404_page_in_the_layout(browser, server, shots) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    try:
+        response = page.goto(server.url + "/ui/models/nosuch", wait_until="load")
+        assert response is not None and response.status == 404
+        assert page.locator("h1").inner_text() == "Not found (HTTP 404)"
+        assert "nosuch" in page.inner_text("main") and page.locator("nav a").count() >= 4
+        page.screenshot(path=str(shots / "error-404.png"))
+        assert [e for e in errors if "404" not in e] == []  # the browser logs the 404 itself
     finally:
         context.close()

@@ -89,6 +89,7 @@ def create_app(workspace: Workspace, *, refresh_s: float = 0.25, serving: Servin
     if workspace.settings.api_token is None and not Tokens(workspace).any_issued():
         log.warning("No YARNIT_API_TOKEN and no named token: control-plane writes are accepted only from loopback.")
     install_error_handlers(app)
+    dashboard_ui.install_error_pages(app)  # the same errors as HTML pages on the dashboard's routes
 
     @app.middleware("http")
     async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

@@ -517,7 +517,9 @@ def quality_report(workspace: Any, model: str, *, window_s: int, by: str | None 
     start_hour, end_hour = math.floor((now_s - window_s) / HOUR_S), math.floor(now_s / HOUR_S) + 1  # to now, incl.
     store = QualityStore(quality_db_path(workspace.home))
     try:
-        merged = store.merged(model, start_hour=start_hour, end_hour=end_hour)
+        # only what is shown is parsed: the whole traffic (slice "") or the slices of ``by``
+        merged = store.merged(model, start_hour=start_hour, end_hour=end_hour, slice_="" if by is None else None,
+                              slice_field=by)
         if not merged:
             _require_known_model(workspace, store, model)
         groups = []

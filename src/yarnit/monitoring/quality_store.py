@@ -164,7 +164,7 @@ class QualityStore:
     def summary(self, model: str, version: str, slice_: str, hour: int) -> QualitySummary:
         row = self.conn.execute("SELECT data FROM summaries WHERE model = ? AND version = ? AND slice = ? AND "
                                 "hour = ?", (model, version, slice_, hour)).fetchone()
-        return QualitySummary() if row is None else QualitySummary.from_json(orjson.loads(row[0]))
+        return QualitySummary() if row is None else QualitySummary.from_json(_loads(row[0]))
 
     def put_summary(self, model: str, version: str, slice_: str, hour: int, summary: QualitySummary) -> None:
         self.conn.execute("INSERT INTO summaries VALUES (?, ?, ?, ?, ?) ON CONFLICT(model, version, slice, hour) DO "
@@ -172,21 +172,36 @@ class QualityStore:
                           (model, version, slice_, hour, orjson.dumps(summary.to_json()).decode()))
 
     def merged(self, model: str, *, start_hour: int, end_hour: int, version: str | None = None,
-               slice_: str | None = None) -> dict[tuple[str, str], QualitySummary]:
+               slice_: str | None = None, slice_field: str | None = None) -> dict[tuple[str, str], QualitySummary]:
         """(version, slice) -> the summaries of hours ``[start_hour, end_hour)`` merged; ``version`` and
-        ``slice_`` keep only that version or slice (``""``: the whole traffic), and parse nothing else."""
+        ``slice_`` keep only that version or slice (``""``: the whole traffic), ``slice_field`` only the slices
+        of that field (``device=…``), and parse nothing else."""
         out: dict[tuple[str, str], QualitySummary] = {}
-        sql = "SELECT version, slice, data FROM summaries WHERE model = ? AND hour >= ? AND hour < ?"
-        args: list[Any] = [model, start_hour, end_hour]
-        if version is not None:
-            sql, args = sql + " AND version = ?", [*args, version]
-        if slice_ is not None:
-            sql, args = sql + " AND slice = ?", [*args, slice_]
-        for version, slice_, data in self.conn.execute(sql, args):
-            part = _parsed(data)
-            key = (version, slice_)
-            out[key] = out[key].merge(part) if key in out else part
+        # One seek per version on the key (model, version, slice, hour): a query on the model alone would read
+        # every stored hour of every version and slice (tens of MB after a month) to keep a day of them.
+        for v in [version] if version is not None else self.versions(model):
+            sql = "SELECT version, slice, data FROM summaries WHERE model = ? AND version = ? AND hour >= ? AND hour < ?"
+            args: list[Any] = [model, v, start_hour, end_hour]
+            if slice_ is not None:
+                sql, args = sql + " AND slice = ?", [*args, slice_]
+            if slice_field is not None:  # "device=" <= slice < "device>": that field's values, a range of the key
+                sql, args = sql + " AND slice >= ? AND slice < ?", [*args, f"{slice_field}=", f"{slice_field}>"]
+            for version_, slice_value, data in self.conn.execute(sql, args):
+                key = (version_, slice_value)
+                if key not in out:
+                    out[key] = QualitySummary()
+                out[key].merge(_parsed(data, shared=True))  # added into a summary of our own: no copy needed
         return out
+
+    def versions(self, model: str) -> list[str]:
+        """The versions of ``model`` with summaries, each found by one seek on the key (never a scan)."""
+        found: list[str] = []
+        row = self.conn.execute("SELECT MIN(version) FROM summaries WHERE model = ?", (model,)).fetchone()
+        while row is not None and row[0] is not None:
+            found.append(row[0])
+            row = self.conn.execute("SELECT MIN(version) FROM summaries WHERE model = ? AND version > ?",
+                                    (model, row[0])).fetchone()
+        return found
 
     def close(self) -> None:
         self.conn.close()
@@ -239,19 +254,27 @@ _ABANDONED: list[sqlite3.Connection] = []
 os.register_at_fork(after_in_child=_forget_kept)
 
 
-def _parsed(data: str) -> QualitySummary:
-    """A stored summary's text as a new :class:`QualitySummary` (merging adds in place, so never a shared one).
+def _loads(data: str) -> Any:
+    try:
+        return orjson.loads(data)  # several times json's speed on these arrays
+    except orjson.JSONDecodeError:
+        return json.loads(data)  # written by json: a NaN or Infinity is legal there
+
+
+def _parsed(data: str, *, shared: bool = False) -> QualitySummary:
+    """A stored summary's text as a new :class:`QualitySummary` (merging adds in place, so never a shared one),
+    or with ``shared`` the kept one itself, for a caller that only adds it into another summary.
 
     The parse is kept by text: a CBPE estimate merges the week of hourly summaries before each new hour, and
     the same stored texts come back hour after hour; a summary changed by newly joined labels is a new text.
     """
     cached = _PARSED.get(data)
     if cached is None:
-        cached = QualitySummary.from_json(orjson.loads(data))
+        cached = QualitySummary.from_json(_loads(data))
         if len(_PARSED) >= _PARSED_MAX:
             _PARSED.clear()
         _PARSED[data] = cached
-    return cached.copy()
+    return cached if shared else cached.copy()
 
 
 _PARSED: dict[str, QualitySummary] = {}

@@ -205,17 +205,48 @@ def calibration_map(reference: QualitySummary, *, min_labelled: int = 1000) -> n
     labels or only one class. Bins without labels get the fitted value at their
     mean score (or their centre).
     """
-    from sklearn.isotonic import IsotonicRegression
-
     count = (reference.pos + reference.neg).astype(np.float64)
     if count.sum() < min_labelled or not reference.positives or reference.positives == reference.labelled:
         return None
     used = count > 0
     x = reference.lab_p[used] / count[used]
     y = reference.pos[used] / count[used]
-    model = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(x, y, sample_weight=count[used])
+    xs, fitted = isotonic_fit(x, y, count[used])
     centres = (np.arange(N_BINS) + 0.5) / N_BINS
-    return np.asarray(model.predict(centres), dtype=np.float64)
+    return np.interp(centres, xs, np.clip(fitted, 0.0, 1.0))  # flat beyond the ends: out_of_bounds="clip"
+
+
+def isotonic_fit(x: np.ndarray, y: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted isotonic (non-decreasing) regression of ``y`` on ``x`` by pool-adjacent-violators.
+
+    Returns the distinct ``x`` in order and the fitted value at each; between them the fit is linear, as
+    ``sklearn.isotonic.IsotonicRegression`` predicts (equal ``x`` are first pooled into their weighted mean,
+    as it does). numpy only: the label join and the dashboard need no scikit-learn import for it.
+
+    >>> xs, fit = isotonic_fit(np.array([0.1, 0.2, 0.3, 0.4]), np.array([0.0, 0.5, 0.2, 1.0]), np.ones(4))
+    >>> xs.tolist(), [round(float(v), 3) for v in fit]
+    ([0.1, 0.2, 0.3, 0.4], [0.0, 0.35, 0.35, 1.0])
+    """
+    order = np.lexsort((y, x))
+    x, y, w = x[order], y[order], weight[order]
+    xs, start = np.unique(x, return_index=True)
+    wsum = np.add.reduceat(w, start)
+    ymean = np.add.reduceat(w * y, start) / wsum
+    # blocks as a stack of (weighted mean, weight, length); merge while the last two are out of order
+    values: list[float] = []
+    weights: list[float] = []
+    sizes: list[int] = []
+    for v, wt in zip(ymean.tolist(), wsum.tolist(), strict=True):
+        values.append(v)
+        weights.append(wt)
+        sizes.append(1)
+        while len(values) > 1 and values[-2] >= values[-1]:
+            w2 = weights[-2] + weights[-1]
+            values[-2] = (values[-2] * weights[-2] + values[-1] * weights[-1]) / w2
+            weights[-2] = w2
+            sizes[-2] += sizes[-1]
+            del values[-1], weights[-1], sizes[-1]
+    return xs, np.repeat(np.asarray(values), sizes)
 
 
 def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
@@ -241,4 +272,4 @@ def _r(value: float, *, up: bool = False) -> float:
     return float(value)
 
 
-__all__ = ["N_BINS", "QualitySummary", "bin_of", "calibration_map", "hanley_mcneil", "wilson"]
+__all__ = ["N_BINS", "QualitySummary", "bin_of", "calibration_map", "hanley_mcneil", "isotonic_fit", "wilson"]

@@ -23,7 +23,18 @@ from typing import Any
 from yarnit.core.clock import Clock
 from yarnit.core.errors import InvalidInput
 
-from .traffic import OTHER, RANK_ERROR, ColumnSummary, NumericSummary, iso_utc, is_private_name, status, window_summary
+from .traffic import (
+    OTHER,
+    RANK_ERROR,
+    ColumnSummary,
+    NumericSummary,
+    is_private_name,
+    iso_utc,
+    status,
+    window_column,
+    window_summary,
+)
+
 
 @dataclass(frozen=True)
 class ProfileColumn:
@@ -317,6 +328,128 @@ def drift_report(workspace: Any, model: str, *, window: int | str = 86400, at: d
     })
 
 
+HISTOGRAM_BINS = 12
+HISTOGRAM_CATEGORIES = 12
+
+
+def _cdf(quantiles: list[float], levels: Iterable[float], x: Any) -> Any:
+    """A quantile sketch's CDF at ``x``: the levels interpolated between the stored quantile values."""
+    import numpy as np
+
+    return np.interp(x, np.asarray(quantiles, dtype=float), np.asarray(list(levels), dtype=float), left=0.0,
+                     right=1.0)
+
+
+def _numeric_bins(ref: ProfileColumn, cur: ProfileColumn, bins: int) -> dict[str, Any]:
+    """Shares per equal-width bin over both sides' 1st to 99th percentiles; the tails go to the end bins."""
+    import numpy as np
+
+    from .distances import DEFAULT_LEVELS
+
+    # both sides' quantiles are at these 101 levels (a training profile's too)
+    sides = [(q, DEFAULT_LEVELS) for q in (ref.quantiles or [], cur.quantiles or [])]
+    lo = min(float(np.interp(0.01, lv, q)) for q, lv in sides)
+    hi = max(float(np.interp(0.99, lv, q)) for q, lv in sides)
+    if not hi > lo:
+        lo, hi = lo - 0.5, hi + 0.5  # one value on both sides: a single visible bin around it
+    edges = np.linspace(lo, hi, bins + 1)
+    shares = []
+    for q, lv in sides:
+        f = _cdf(q, lv, edges[1:-1])
+        shares.append([float(v) for v in np.diff(np.concatenate([[0.0], f, [1.0]]))])
+    width = (hi - lo) / bins
+    digits = max(0, min(6, 2 - math.floor(math.log10(width)))) if width > 0 else 2
+    labels = [f"{e:.{digits}f}" for e in edges[:-1]]
+    return {"kind": "numeric", "edges": [float(e) for e in edges], "labels": labels, "reference": shares[0],
+            "current": shares[1]}
+
+
+def _category_bins(ref: ProfileColumn, cur: ProfileColumn, keep: int) -> dict[str, Any]:
+    """Shares per category: the ``keep`` largest (by the larger side), the rest together as ``other``."""
+    r, c = ref.value_counts or {}, cur.value_counts or {}
+    rn, cn = sum(r.values()) or 1, sum(c.values()) or 1
+    names = sorted(set(r) | set(c), key=lambda k: (k == OTHER, -max(r.get(k, 0) / rn, c.get(k, 0) / cn), k))
+    shown = [k for k in names if k != OTHER][:keep]
+    rest = [k for k in names if k not in shown]
+    ref_shares = [r.get(k, 0) / rn for k in shown]
+    cur_shares = [c.get(k, 0) / cn for k in shown]
+    labels = list(shown)
+    if rest:
+        labels.append("other")
+        ref_shares.append(sum(r.get(k, 0) for k in rest) / rn)
+        cur_shares.append(sum(c.get(k, 0) for k in rest) / cn)
+    return {"kind": "categorical", "edges": None, "labels": labels, "reference": ref_shares, "current": cur_shares}
+
+
+def feature_histograms(workspace: Any, model: str, feature: str, *, window: int | str = 86400,
+                       at: datetime | None = None, reference: str = "training", bins: int = HISTOGRAM_BINS,
+                       clock: Clock | None = None) -> dict[str, Any]:
+    """Reference and current distributions of one feature (or ``prediction``), as shares per bin, and its drift.
+
+    The same sides as :func:`drift_report`: the current window ``[at - window, at)`` of served traffic against
+    the training dataset's statistics profile of the version that served most of it (``reference="training"``)
+    or the window of the same length before it (``"previous"``; always so for ``prediction``). Numeric values:
+    ``bins`` equal-width bins over both sides' 1st to 99th percentiles, read off the stored quantile sketches
+    (each side's CDF interpolated between its quantiles; the tails count in the end bins). Categories: the most
+    common ones, the rest as ``other``. Reads stored summaries and the profile only.
+    """
+    from . import drift as dr
+
+    if reference not in ("training", "previous"):
+        raise InvalidInput(f"reference must be 'training' or 'previous', got {reference!r}.")
+    clock = clock or workspace.clock
+    seconds = parse_window(window) if isinstance(window, str) else int(window)
+    if seconds <= 0:
+        raise InvalidInput(f"window must be positive, got {window!r}.")
+    end = (at or clock.now()).astimezone(timezone.utc)
+    start = _earlier(end, seconds, "--window")
+    if feature != "prediction" and is_private_name(feature):
+        raise InvalidInput(f"{feature!r} is a private column: its values are not summarized.")
+    current, versions = window_column(workspace, model, start, end, feature)
+    answered = {v: n for v, n in versions.items() if str(v).isdigit() and int(v) > 0}
+    serving = max(answered.items(), key=lambda kv: (kv[1], kv[0]))[0] if answered else None
+    previous = (_earlier(start, seconds, "the previous window"), start)
+
+    def merged(columns: Mapping[str, ColumnSummary], only: str | None = None) -> ColumnSummary:
+        out = ColumnSummary()
+        for version, column in columns.items():
+            if only is None or version == only:
+                out.merge(column)
+        return out
+
+    # predictions: the serving version's on both sides (a new version's scores differ by design)
+    only = serving if feature == "prediction" else None
+    cur_col: Any = merged(current, only) if only is not None or feature != "prediction" else ColumnSummary()
+    if reference == "previous" or feature == "prediction":
+        past, _ = window_column(workspace, model, *previous, feature)
+        ref_col: Any = merged(past, only) if only is not None or feature != "prediction" else ColumnSummary()
+        ref_info: dict[str, Any] = {"kind": "window", "start": iso_utc(previous[0].timestamp()),
+                                    "end": iso_utc(previous[1].timestamp())}
+    else:
+        stats, ref_info = _training_reference(workspace, model, serving, [feature])
+        personal = ref_info.pop("personal", set())
+        if feature in personal:
+            raise InvalidInput(f"{feature!r} is personal data in the training set: it is not profiled.")
+        ref_col = None if stats is None else stats.columns.get(feature)
+        ref_info = {k: v for k, v in ref_info.items() if k in ("kind", "dataset", "rows", "model_version", "reason")}
+    out: dict[str, Any] = {"model": model, "feature": feature, "window": {"start": iso_utc(start.timestamp()),
+                                                                         "end": iso_utc(end.timestamp()),
+                                                                         "requests": sum(versions.values()),
+                                                                         "serving_version": serving},
+                           "reference": ref_info, "histogram": None, "drift": None}
+    pair = _column_pair(feature, ref_col, cur_col)
+    if isinstance(pair, str):
+        out["reason"] = pair
+        return _finite(out)
+    ref, cur = pair
+    limit, alpha = dr.EFFECT_THRESHOLD, dr.ALPHA
+    out["drift"] = dr.column_drift_from_profiles(ref, cur, column=feature, threshold=limit, alpha=alpha).to_dict()
+    out["histogram"] = (_numeric_bins(ref, cur, bins) if ref.quantiles and cur.quantiles
+                        else _category_bins(ref, cur, HISTOGRAM_CATEGORIES)) | {"reference_n": ref.present,
+                                                                                "current_n": cur.present}
+    return _finite(out)
+
+
 def _finite(value: Any) -> Any:
     """``value`` with NaN and infinities as None (JSON has no NaN; a NaN p-value means "not computable")."""
     if isinstance(value, float):
@@ -328,4 +461,4 @@ def _finite(value: Any) -> Any:
     return value
 
 
-__all__ = ["ProfileColumn", "dkw_rank_error", "drift_report", "parse_reference_window", "parse_time", "parse_window"]
+__all__ = ["ProfileColumn", "dkw_rank_error", "drift_report", "feature_histograms", "parse_reference_window", "parse_time", "parse_window"]

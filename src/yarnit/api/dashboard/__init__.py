@@ -4,13 +4,17 @@ Routes (reads, open like every GET; the pages are HTML, left out of the OpenAPI 
 
 * ``/`` overview: each model's production and canary, error budgets, freshness, open incidents,
   the last day's alerts;
-* ``/ui/models/{name}`` versions, quality, alias history, emergency actions, lineage, model card;
+* ``/ui/models/{name}`` versions, quality (window and slice pickers), alias history, emergency actions, lineage,
+  model card; ``/ui/models/{name}/card`` the whole model card of a version;
 * ``/ui/rollouts/{model}`` stage and per-metric canary analysis; ``/ui/slos`` budgets and burn rates
   over time with the alert thresholds; ``/ui/drift/{model}``; ``/ui/data``; ``/ui/incidents[/{id}]``;
   ``/ui/runs[/{id}]``; ``/ui/readiness[/{name}]`` the ML Test Score per section and per test;
 * ``/ui/static/dashboard.js`` the one script: it sends the action forms to the token-protected
   control-plane endpoints (``/api/...``) after a confirmation, so an action is authorised, refused
   and audited exactly as the same call from the CLI or curl would be.
+
+An error on a page (an unknown model or run, a bad picker value, an unknown path) is a page too, in the layout
+and with the same status (:mod:`.errors`); the JSON API keeps its JSON errors.
 
 Pages read stored records and summaries only (:mod:`.readers`); charts are the demo report's inline
 SVG (:mod:`yarnit.charts`), so nothing is fetched from outside and the pages work offline.
@@ -25,11 +29,14 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
+from yarnit.core.errors import InvalidInput
+from yarnit.monitoring.quality_store import SLICE_FIELDS
 from yarnit.storage import Workspace
 
 from .cache import PageCache
-from .health_pages import drift_page, slos_page
-from .models_pages import model_page, overview, rollout_page
+from .errors import install_error_pages
+from .health_pages import FeaturePick, drift_page, slos_page
+from .models_pages import card_page, model_page, overview, rollout_page
 from .readiness_pages import readiness_overview, readiness_page
 from .records_pages import data_page, incident_page, incidents_page, run_page, runs_page
 
@@ -61,8 +68,19 @@ def overview_route(request: Request) -> HTMLResponse:
 
 @router.get("/ui/models/{name}", response_class=HTMLResponse)
 def model_route(name: ModelName, request: Request,
-                window: Annotated[Literal["1d", "7d"], Query(description="quality window")] = "1d") -> HTMLResponse:
-    return _html(request, lambda: model_page(_ws(request), name, window))
+                window: Annotated[Literal["1d", "7d"], Query(description="quality window")] = "1d",
+                by: Annotated[str, Query(max_length=40, description="a slice field, or empty")] = "") -> HTMLResponse:
+    if by and by not in SLICE_FIELDS:
+        raise InvalidInput(f"Cannot slice quality by {by!r}: the label join keeps slices by "
+                           f"{', '.join(SLICE_FIELDS)}. Leave it empty for the whole traffic.")
+    return _html(request, lambda: model_page(_ws(request), name, window, by or None))
+
+
+@router.get("/ui/models/{name}/card", response_class=HTMLResponse)
+def card_route(name: ModelName, request: Request,
+               version: Annotated[int | None, Query(ge=1, description="version (default: production)")] = None
+               ) -> HTMLResponse:
+    return _html(request, lambda: card_page(_ws(request), name, version))
 
 
 @router.get("/ui/rollouts/{model}", response_class=HTMLResponse)
@@ -78,9 +96,14 @@ def slos_route(request: Request) -> HTMLResponse:
 @router.get("/ui/drift/{model}", response_class=HTMLResponse)
 def drift_route(model: ModelName, request: Request,
                 days: Annotated[int, Query(ge=1, le=120, description="days of history drawn")] = 30,
-                live: Annotated[bool, Query(description="the last 24 h computed now, not the last closed day")] = False
+                live: Annotated[bool, Query(description="the last 24 h computed now, not the last closed day")] = False,
+                feature: Annotated[str, Query(max_length=200, description="the feature drawn as histograms")] = "",
+                window: Annotated[Literal["1h", "6h", "1d", "7d"], Query(description="its window")] = "1d",
+                end: Annotated[str, Query(max_length=40, description="the window's end (ISO time)")] = "",
+                reference: Annotated[Literal["training", "previous"], Query(description="its reference")] = "training"
                 ) -> HTMLResponse:
-    return _html(request, lambda: drift_page(_ws(request), model, days, live))
+    pick = FeaturePick(feature, window, end, reference)
+    return _html(request, lambda: drift_page(_ws(request), model, days, live, pick))
 
 
 @router.get("/ui/data", response_class=HTMLResponse)
@@ -129,4 +152,4 @@ def script() -> Response:
                     headers={"Cache-Control": "max-age=300"})
 
 
-__all__ = ["router"]
+__all__ = ["install_error_pages", "router"]

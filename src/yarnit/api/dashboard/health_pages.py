@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from yarnit.charts import Bar, Series, svg_hbar_chart, svg_line_chart
+from yarnit.charts import Bar, Series, svg_hbar_chart, svg_histograms, svg_line_chart
+from yarnit.core.errors import InvalidInput
 from yarnit.storage import Workspace
 
 from . import readers
@@ -91,9 +93,14 @@ def _one_slo(i: int, s: dict[str, Any], points: list[dict[str, Any]], labels: li
 TOP_FEATURES = 6
 
 
-def drift_page(ws: Workspace, model: str, days: int = 30, live: bool = False) -> str:
+HIST_WINDOWS = {"1h": 3600, "6h": 6 * 3600, "1d": 86400, "7d": 7 * 86400}
+
+
+def drift_page(ws: Workspace, model: str, days: int = 30, live: bool = False, pick: FeaturePick | None = None) -> str:
     """The last closed day's drift as the monitor recorded it (``live``: the last 24 h, computed from the
-    stored hourly summaries now), and each important feature's distance day by day."""
+    stored hourly summaries now), each important feature's distance day by day, and one chosen feature
+    (``pick``: feature, window, end, reference) drawn as reference and current histograms with its distance
+    over every recorded day."""
     points = readers.drift_history(ws, model)[-days:]
     while points and points[0].get("state") == "no_data":  # days before the model served anything
         points = points[1:]
@@ -138,6 +145,7 @@ def drift_page(ws: Workspace, model: str, days: int = 30, live: bool = False) ->
                     + "</figure>")
     else:
         body.append('<p class="muted">No closed day of drift recorded yet: the monitor keeps one per day.</p>')
+    body.append(_one_feature(ws, model, current, columns, top, points, pick or FeaturePick(), live))
     failed = [p for p in points if p.get("state") == "error"]
     if failed:
         body.append("<p>Days without a drift figure: " + "; ".join(
@@ -150,9 +158,92 @@ def drift_page(ws: Workspace, model: str, days: int = 30, live: bool = False) ->
     return page(f"Drift of {model}", "".join(body))
 
 
+@dataclass(frozen=True)
+class FeaturePick:
+    """What the drift page's feature picker asks for (the query string; empty: the page's defaults)."""
+
+    feature: str = ""
+    window: str = "1d"
+    end: str = ""
+    reference: str = "training"
+
+
+def _one_feature(ws: Workspace, model: str, current: dict[str, Any], columns: list[dict[str, Any]],
+                 top: list[dict[str, Any]], points: list[dict[str, Any]], pick: FeaturePick, live: bool) -> str:
+    names = [str(c.get("column")) for c in columns] + ["prediction"]
+    feature = pick.feature or (str(top[0].get("column")) if top else names[0])
+    if feature not in names:
+        raise InvalidInput(f"{model} has no feature {feature!r} in its drift report; its features: "
+                           f"{', '.join(names)}.")
+    shown_end = parse((current.get("window") or {}).get("end")) or ws.clock.now()
+    end = parse(pick.end) if pick.end else shown_end
+    if end is None or end.tzinfo is None:
+        raise InvalidInput(f"end must be an ISO time with its zone (such as 2026-01-30T00:00:00+00:00), got "
+                           f"{pick.end!r}.")
+    report = readers.feature_histograms(ws, model, feature, HIST_WINDOWS[pick.window], end, pick.reference)
+    recorded = [parse(p.get("end")) for p in reversed(points)]
+    hour = ws.clock.now().replace(minute=0, second=0, microsecond=0)  # the newest whole hour, then each day
+    ends = list(dict.fromkeys([hour.isoformat(), *(e.isoformat() for e in recorded if e is not None),
+                               shown_end.isoformat()]))
+    if end.isoformat() not in ends:
+        ends.insert(0, end.isoformat())
+
+    def options(values: list[tuple[str, str]], chosen: str) -> str:
+        return "".join(f'<option value="{esc(v)}"{" selected" if v == chosen else ""}>{esc(text)}</option>'
+                       for v, text in values)
+    end_choices = [(e, (parse(e) or shown_end).strftime("%Y-%m-%d %H:%M")) for e in ends]
+    form = (f'<form class="picker" method="get" action="/ui/drift/{esc(model)}" aria-label="Feature, window and '
+            f'reference">' + ('<input type="hidden" name="live" value="true">' if live else "")
+            + f'<label>feature <select name="feature">{options([(n, n) for n in names], feature)}</select></label> '
+            f'<label>window <select name="window">{options([(w, f"{w} ending at") for w in HIST_WINDOWS], pick.window)}'
+            f'</select></label> <label>end <select name="end">{options(end_choices, end.isoformat())}</select>'
+            f'</label> <label>reference <select name="reference">'
+            f'{options([("training", "training data"), ("previous", "the window before")], pick.reference)}'
+            '</select></label> <button type="submit">Show</button></form>')
+    window = (report or {}).get("window") or {}
+    ref = (report or {}).get("reference") or {}
+    ref_text = (f"the window before ({fmt_time(ref.get('start'))} to {fmt_time(ref.get('end'))})"
+                if ref.get("kind") == "window" else f"training data {esc(ref.get('dataset') or DASH)}")
+    parts = [f'<section aria-labelledby="one-feature"><h2 id="one-feature">One feature: {esc(feature)}</h2>', form,
+             (f'<p>Current: {fmt_time(window.get("start"))} to {fmt_time(window.get("end"))}, '
+              f'{fmt(window.get("requests"), ",.0f")} requests; reference: {ref_text}.</p>')]
+    hist = (report or {}).get("histogram")
+    if report is None or hist is None:
+        why = (report or {}).get("reason") or (report or {}).get("reference", {}).get("reason") or "no data"
+        parts.append(f'<p class="muted">No histograms for {esc(feature)} in this window: {esc(why)}.</p>')
+    else:
+        d = report.get("drift") or {}
+        parts.append(f'<p>Distance {fmt(d.get("value"), ".3g")} ({esc(d.get("method"))}) against threshold '
+                     f'{fmt(d.get("threshold"), ".3g")}: {state(d.get("state"))}; {fmt(hist.get("reference_n"), ",.0f")} '
+                     f'reference and {fmt(hist.get("current_n"), ",.0f")} current values.</p>')
+        what = "bins of equal width (the left edge shown)" if hist.get("kind") == "numeric" else "categories"
+        parts.append('<figure><figcaption>Reference against current: share of values per '
+                     f'{"bin" if hist.get("kind") == "numeric" else "category"}</figcaption>'
+                     + svg_histograms(hist["labels"], [Series("reference", "s-p4", hist["reference"]),
+                                                       Series("current", "s-p0", hist["current"])],
+                                      chart_id="drift-hist", title=f"{model}: {feature}, reference and current",
+                                      desc=f"Share of {feature}'s values in each of the {len(hist['labels'])} "
+                                           f"{what}, reference beside current, read from the stored sketches.")
+                     + "</figure>")
+    series = [_distance(p, feature) for p in points]
+    if any(v is not None for v in series):
+        threshold = num(next((c.get("threshold") for c in columns if c.get("column") == feature), None))
+        labels = [(parse(p.get("end")) or ws.clock.now()).strftime("%m-%d") for p in points]
+        parts.append(f'<figure><figcaption>{esc(feature)}: distance per day, as the monitor recorded it'
+                     '</figcaption>' + svg_line_chart([Series(feature, "s-p0", series)], [], chart_id="drift-one",
+                                                     title=f"{model}: {feature} drift over time",
+                                                     desc="The feature's distance in each closed day; the dashed "
+                                                          "line is its threshold.", x_labels=labels,
+                                                     y_format=lambda v: f"{v:.2g}",
+                                                     hlines=[("threshold", threshold)] if threshold is not None
+                                                     else ()) + "</figure>")
+    parts.append("</section>")
+    return "".join(parts)
+
+
 def _distance(point: dict[str, Any], column: object) -> float | None:
     found = next((c for c in point.get("columns") or [] if isinstance(c, dict) and c.get("column") == column), None)
     return num((found or {}).get("value"))
 
 
-__all__ = ["drift_page", "slos_page"]
+__all__ = ["HIST_WINDOWS", "FeaturePick", "drift_page", "slos_page"]

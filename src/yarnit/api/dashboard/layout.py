@@ -43,7 +43,7 @@ border:1px solid currentColor}.bad{color:var(--faulted)}.ok{color:var(--ok)}.war
 meter{width:9rem;height:1rem;vertical-align:middle}
 .charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,560px),1fr));gap:1rem}
 figure{margin:.6rem 0;border:1px solid var(--line);border-radius:6px;padding:.5rem;overflow-x:auto}
-main>figure{max-width:780px}.charts figure{margin:0}
+main>figure,main>section>figure{max-width:780px}.charts figure{margin:0}
 figcaption{font-weight:600;margin-bottom:.3rem}details{margin:.4rem 0;border:1px solid var(--line);
 border-radius:6px;padding:.4rem .7rem}summary{cursor:pointer}pre{white-space:pre-wrap;word-break:break-word;
 background:#f7f8fa;padding:.7rem;border-radius:4px;font-size:.85rem}
@@ -55,6 +55,8 @@ minmax(8rem,11rem) 9.5rem 3.5rem auto;gap:.5rem;align-items:center}ul.budgets me
 .charts{margin-top:.6rem}button{font:inherit;padding:.2rem .7rem;
 border:1px solid #22539a;background:#22539a;color:#fff;border-radius:4px;cursor:pointer}
 button.danger{background:var(--faulted);border-color:var(--faulted)}input,select{font:inherit;padding:.15rem .3rem}
+form.picker{display:flex;flex-wrap:wrap;gap:.4rem .9rem;align-items:center;margin:.3rem 0 .5rem}
+.card-md table{width:auto;max-width:100%}
 #token-box{display:flex;gap:.4rem;align-items:center;margin-left:auto}#action-status{margin:0 0 .4rem;
 font-weight:600}
 @media (max-width:640px){body{font-size:14px}main{padding:.5rem .6rem}ul.budgets li{grid-template-columns:

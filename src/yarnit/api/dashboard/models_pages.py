@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from markdown_it import MarkdownIt
+
 from yarnit.charts import Bar, svg_hbar_chart
+from yarnit.evaluation import card_for
+from yarnit.monitoring.quality_store import SLICE_FIELDS
 from yarnit.registry import ModelRegistry
 from yarnit.storage import Workspace
 
@@ -111,7 +115,7 @@ def _json(value: Any) -> str:
 QUALITY_WINDOWS = {"1d": 86400, "7d": 7 * 86400}
 
 
-def model_page(ws: Workspace, name: str, window: str = "1d") -> str:
+def model_page(ws: Workspace, name: str, window: str = "1d", by: str | None = None) -> str:
     registry = ModelRegistry(ws)
     versions = registry.versions(name)  # ModelNotFound (404) for an unknown model
     aliases = registry.aliases(name)
@@ -133,10 +137,9 @@ def model_page(ws: Workspace, name: str, window: str = "1d") -> str:
     body.append("<h2>Versions</h2>" + table(["version", "aliases", "created", *HEADLINE_METRICS, "gate", "made by"],
                                             rows, numeric=range(3, 3 + len(HEADLINE_METRICS))))
     body.append('<h2>Actions</h2><div class="actions">' + _actions(name, aliases, versions) + "</div>")
-    other = "7d" if window == "1d" else "1d"
     body.append(f"<h2>Quality of the last {'day' if window == '1d' else '7 days'} (realized, with 95 % intervals)"
-                f'</h2><p>{link(f"/ui/models/{name}?window={other}", f"Show the last {other}")}</p>'
-                + _quality(ws, name, QUALITY_WINDOWS[window], window))
+                f"{f', by {esc(by)}' if by else ''}</h2>" + _quality_picker(name, window, by)
+                + _quality(ws, name, QUALITY_WINDOWS[window], window, by))
     history = registry.history(name)
     body.append("<h2>Alias history</h2>" + table(
         ["when", "alias", "from", "to", "action", "who", "why"],
@@ -150,7 +153,9 @@ def model_page(ws: Workspace, name: str, window: str = "1d") -> str:
          for h in sw["history"]], empty="No emergency action yet."))
     current = registry.get(name, aliases["production"]) if "production" in aliases else versions[-1]
     body.append(f"<h2>Lineage of v{current.version}</h2>" + _lineage(readers.lineage_up(ws, current.id)))
-    body.append(f"<h2>Model card of v{current.version}</h2>" + _card(current))
+    body.append(f"<h2>Model card of v{current.version}</h2>" + _card(current)
+                + f'<p>{link(f"/ui/models/{name}/card?version={current.version}", "The whole model card")}: metrics '
+                  "by distribution and slice with intervals, fairness, validity, the gate, the checklist.</p>")
     return page(f"Model {name}", "".join(body), actions=True)
 
 
@@ -187,21 +192,33 @@ def _actions(name: str, aliases: dict[str, int], versions: list[Any]) -> str:
     return "".join(forms)
 
 
-def _quality(ws: Workspace, name: str, window_s: int, window: str) -> str:
-    report = readers.quality(ws, name, window_s)
+def _quality_picker(name: str, window: str, by: str | None) -> str:
+    """A GET form choosing the window and the slice field (no script: the choice is in the URL)."""
+    windows = "".join(f'<option value="{w}"{" selected" if w == window else ""}>last {w}</option>'
+                      for w in QUALITY_WINDOWS)
+    fields = '<option value="">whole traffic</option>' + "".join(
+        f'<option value="{esc(f)}"{" selected" if f == by else ""}>{esc(f)}</option>' for f in SLICE_FIELDS)
+    return (f'<form class="picker" method="get" action="/ui/models/{esc(name)}" aria-label="Quality window and '
+            f'slice"><label>window <select name="window">{windows}</select></label> <label>slice by <select '
+            f'name="by">{fields}</select></label> <button type="submit">Show</button></form>')
+
+
+def _quality(ws: Workspace, name: str, window_s: int, window: str, by: str | None = None) -> str:
+    report = readers.quality(ws, name, window_s, by)
     groups = (report or {}).get("groups") or []
 
     def ci(values: Any) -> str:
         return DASH if not isinstance(values, list) or len(values) != 2 else f"[{fmt(values[0], '.3f')}, " \
                                                                              f"{fmt(values[1], '.3f')}]"
-    rows = [[esc(f"v{g.get('version')}"), esc(g.get("slice") or "all"), fmt((g.get("realized") or {}).get("count")),
-             fmt((g.get("realized") or {}).get("labelled")), fmt_pct((g.get("realized") or {}).get("ctr"), 2),
+    rows = [[esc(f"v{g.get('version')}"), esc(g.get("slice") or "all"),
+             fmt((g.get("realized") or {}).get("count"), ",.0f"), fmt((g.get("realized") or {}).get("labelled"), ",.0f"), fmt_pct((g.get("realized") or {}).get("ctr"), 2),
              ci((g.get("realized") or {}).get("ctr_ci")), fmt((g.get("realized") or {}).get("auc"), ".3f"),
              ci((g.get("realized") or {}).get("auc_ci")), fmt((g.get("realized") or {}).get("ece"), ".3f"),
-             fmt(g.get("pending"))] for g in groups]
+             fmt(g.get("pending"), ",.0f")] for g in groups]
     return table(["version", "slice", "served", "labelled", "CTR", "CTR 95 % CI", "AUC", "AUC 95 % CI", "ECE",
                   "awaiting labels"], rows, numeric=(2, 3, 4, 6, 8, 9),
-                 empty=f"No labelled predictions in the last {window} (yarnit monitor run joins them).")
+                 empty=f"No labelled predictions in the last {window}" + (f" with a {by} recorded" if by else "")
+                 + " (yarnit monitor run joins them).")
 
 
 def _lineage(graph: dict[str, Any] | None) -> str:
@@ -233,6 +250,24 @@ def _card(version: Any) -> str:
             ("gate", "; ".join(map(str, m.get("gate_reasons") or [])) or DASH),
             ("inputs", ", ".join(sorted((version.signature or {}).get("inputs", {}) or []))[:400] or DASH)]
     return '<dl class="kv">' + "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in rows) + "</dl>"
+
+
+def card_page(ws: Workspace, name: str, version: int | None = None) -> str:
+    """The whole model card of a version (default: production's), as ``GET /api/evaluations/{id}/card`` builds it:
+    metrics per distribution and slice with bootstrap intervals, comparisons, calibration, fairness, validity,
+    the gate's verdict, the history and the responsible-AI checklist (the Markdown rendered without raw HTML)."""
+    card = card_for(ws, name, version=version)  # ModelNotFound / EvaluationNotFound: 404 saying what to run
+    text = card.to_markdown().split("\n", 1)[1]  # its "# Model card: …" line is this page's one h1
+    html = MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
+    html = html.replace("<table>", '<div class="scroll"><table>').replace("</table>", "</table></div>")
+    versions = ModelRegistry(ws).versions(name)
+    shown = card.version.version if card.version is not None else None
+    others = " · ".join(link(f"/ui/models/{name}/card?version={v.version}", f"v{v.version}") if v.version != shown
+                        else f"<strong>v{v.version}</strong>" for v in reversed(versions[-12:]))
+    body = (f'<p>{link(f"/ui/models/{name}", f"Back to {name}")}. Cards of: {others}. Evaluation '
+            f"<code>{esc(card.evaluation_id or DASH)}</code>; also at <code>/api/evaluations/"
+            f"{esc(card.evaluation_id or '…')}/card</code>.</p><div class=\"card-md\">{html}</div>")
+    return page(f"Model card: {card.title}", body)
 
 
 def rollout_page(ws: Workspace, model: str) -> str:
@@ -288,4 +323,4 @@ def _interval(value: object) -> str:
     return DASH
 
 
-__all__ = ["alerts_table", "budget_meter", "model_page", "overview", "rollout_page"]
+__all__ = ["alerts_table", "budget_meter", "card_page", "model_page", "overview", "rollout_page"]

@@ -19,7 +19,7 @@ from yarnit.data import Datasets, Lineage, Node
 from yarnit.data.deletion import Deletions
 from yarnit.incidents import IncidentStore
 from yarnit.monitoring import quality as quality_mod
-from yarnit.monitoring import traffic
+from yarnit.monitoring import served_drift, traffic
 from yarnit.monitoring.alerts import alerts_path
 from yarnit.monitoring.slo_history import drift_path, history_path
 from yarnit.monitoring.workspace import monitoring_dir
@@ -117,10 +117,11 @@ def switches(ws: Workspace, model: str) -> dict[str, Any]:
             "history": actions.history(ws, model=model, limit=20)}
 
 
-def quality(ws: Workspace, model: str, window_s: int = 86400) -> dict[str, Any] | None:
-    """Realized quality over the last ``window_s`` per version, from the label join's stored state."""
+def quality(ws: Workspace, model: str, window_s: int = 86400, by: str | None = None) -> dict[str, Any] | None:
+    """Realized quality over the last ``window_s`` per version (and value of the slice field ``by``), from the
+    label join's stored state."""
     try:
-        return quality_mod.quality_report(ws, model, window_s=window_s)
+        return quality_mod.quality_report(ws, model, window_s=window_s, by=by)
     except (YarnitError, OSError):
         return None
 
@@ -131,6 +132,15 @@ def drift(ws: Workspace, model: str) -> dict[str, Any] | None:
         return traffic.drift_report(ws, model, window="1d")
     except (YarnitError, OSError, ValueError):
         return None
+
+
+def feature_histograms(ws: Workspace, model: str, feature: str, window_s: int, end: Any,
+                       reference: str) -> dict[str, Any] | None:
+    """One feature's reference and current histograms and drift (``served_drift.feature_histograms``)."""
+    try:
+        return served_drift.feature_histograms(ws, model, feature, window=window_s, at=end, reference=reference)
+    except (YarnitError, OSError) as exc:
+        return {"reason": str(exc)}
 
 
 def drift_history(ws: Workspace, model: str) -> list[dict[str, Any]]:
@@ -148,6 +158,20 @@ def runs(ws: Workspace, limit: int = 50) -> list[Any]:
 def run(ws: Workspace, run_id: str) -> tuple[Any, list[Any]]:
     store = RunStore(ws)
     return store.get(run_id), store.steps(run_id)
+
+
+def pipeline_inputs(pipeline: str) -> dict[str, dict[str, str]] | None:
+    """A built-in pipeline's steps in run order and each one's declared inputs (``param -> "step.output"``),
+    or None for a pipeline defined elsewhere (a Python file: the dashboard does not import user code)."""
+    from yarnit.recipes import BUILTIN_PIPELINES
+
+    make = BUILTIN_PIPELINES.get(pipeline)
+    if make is None:
+        return None
+    try:
+        return {s.name: dict(s.inputs) for s in make().order()}
+    except YarnitError:
+        return None
 
 
 def datasets(ws: Workspace, limit: int = 200) -> list[dict[str, Any]]:
@@ -170,6 +194,6 @@ def lineage_up(ws: Workspace, version_id: str) -> dict[str, Any] | None:
         return None
 
 
-__all__ = ["alerts", "alerts_since", "datasets", "drift", "drift_history", "has_rollout", "incident", "incidents",
-           "lineage_up", "loop", "loop_models", "models", "quality", "receipts", "rollout", "rollout_models", "run",
+__all__ = ["alerts", "alerts_since", "datasets", "drift", "drift_history", "feature_histograms", "has_rollout", "incident", "incidents",
+           "lineage_up", "loop", "loop_models", "models", "pipeline_inputs", "quality", "receipts", "rollout", "rollout_models", "run",
            "runs", "slo_history", "slo_state", "slos_of", "switches"]

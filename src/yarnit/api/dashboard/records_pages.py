@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from yarnit.charts import Bar, svg_hbar_chart
+from yarnit.charts import Bar, DagNode, svg_dag, svg_hbar_chart
 from yarnit.incidents import render_postmortem
 from yarnit.storage import Workspace
 
@@ -102,6 +102,51 @@ def _duration(r: Any) -> float | None:
     return (r.ended_at - r.started_at).total_seconds()
 
 
+DAG_CSS = {"succeeded": "dag-ok", "cached": "dag-cached", "failed": "dag-bad", "interrupted": "dag-bad",
+           "running": "dag-running"}
+
+
+def step_graph(pipeline: str, steps: list[Any], *, finished: bool = False) -> tuple[list[DagNode],
+                                                                                   list[tuple[str, str, str]]]:
+    """The run's steps as graph nodes, and an edge for each input.
+
+    A ``finished`` run (every step recorded) is drawn from what it recorded: an input with the same sha256 as
+    another step's output came from that step. Otherwise the steps and edges are the pipeline's declared
+    inputs (a built-in pipeline, :func:`readers.pipeline_inputs`), so the steps the run never started show
+    as not run; the definitions are imported only then (importing the recipes costs about a second).
+    """
+    declared = None if finished else readers.pipeline_inputs(pipeline)
+    recorded = {s.step: s for s in steps}
+    if declared is not None and not set(recorded) <= set(declared):
+        declared = None  # the definition changed since this run: trust what the run recorded
+    names = list(declared) if declared is not None else [s.step for s in steps]
+    edges: list[tuple[str, str, str]] = []
+    if declared is not None:
+        for name, inputs in declared.items():
+            edges += [(src.split(".", 1)[0], name, f"{src} → {name}.{param}") for param, src in inputs.items()]
+    else:
+        made = {str((entry or {}).get("sha256")): (s.step, output) for s in steps
+                for output, entry in (s.outputs or {}).items()}
+        for s in steps:
+            for param, entry in (s.inputs or {}).items():
+                source = made.get(str((entry or {}).get("sha256")))
+                if source is not None and source[0] != s.step:
+                    edges.append((source[0], s.step, f"{source[0]}.{source[1]} → {s.step}.{param}"))
+    nodes = []
+    for name in names:
+        s = recorded.get(name)
+        if s is None:
+            nodes.append(DagNode(name, name, "not run", "dag-pending", f"{name}: not run"))
+            continue
+        seconds = "cache hit" if s.state == "cached" else (f"{s.wall_s:.2f} s" if s.wall_s is not None else "")
+        detail = f"{s.state} · {seconds}" if seconds else s.state
+        rate = f", {s.rows_per_s:,.0f} rows/s" if s.rows_per_s else ""
+        nodes.append(DagNode(name, name, detail, DAG_CSS.get(s.state, "dag-pending"),
+                             f"{name}: {s.state}, {s.attempts} attempt(s){rate}" + (f"; {s.error[:200]}" if s.error
+                                                                                     else "")))
+    return nodes, edges
+
+
 def run_page(ws: Workspace, run_id: str) -> str:
     r, steps = readers.run(ws, run_id)  # RunNotFound: 404
     body = [f'<dl class="kv"><dt>pipeline</dt><dd>{esc(r.pipeline)}</dd><dt>state</dt><dd>{state(r.state)}</dd>'
@@ -112,6 +157,14 @@ def run_page(ws: Workspace, run_id: str) -> str:
             + "</dl>"]
     flow = " → ".join(f"{esc(s.step)} {state(s.state)}" for s in steps)
     body.append(f"<h2>Steps</h2><p aria-label=\"step order\">{flow or DASH}</p>")
+    nodes, edges = step_graph(r.pipeline, steps, finished=r.state == "succeeded")
+    if nodes:
+        body.append('<figure><figcaption>Pipeline graph: each step with its state and wall time; an arrow is an '
+                    'input (green: succeeded, blue dashed: answered from the step cache, red: failed, grey: not '
+                    'run)</figcaption>' + svg_dag(nodes, edges, chart_id="dag", title=f"{r.pipeline}: step graph",
+                                                  desc=f"{len(nodes)} steps and {len(edges)} inputs passed between "
+                                                       "them, top to bottom in the order they can run.")
+                    + "</figure>")
     if steps:
         bars = [Bar(s.step, s.wall_s, None, s.state in ("succeeded", "cached")) for s in steps]
         body.append('<figure><figcaption>Wall time per step (seconds; red: not succeeded)</figcaption>'
@@ -130,4 +183,4 @@ def run_page(ws: Workspace, run_id: str) -> str:
     return page(f"Run {run_id}", "".join(body))
 
 
-__all__ = ["data_page", "incident_page", "incidents_page", "run_page", "runs_page"]
+__all__ = ["DAG_CSS", "data_page", "incident_page", "incidents_page", "run_page", "runs_page", "step_graph"]
