@@ -180,7 +180,8 @@ class QualityStore:
         # One seek per version on the key (model, version, slice, hour): a query on the model alone would read
         # every stored hour of every version and slice (tens of MB after a month) to keep a day of them.
         for v in [version] if version is not None else self.versions(model):
-            sql = "SELECT version, slice, data FROM summaries WHERE model = ? AND version = ? AND hour >= ? AND hour < ?"
+            sql = ("SELECT version, slice, data FROM summaries WHERE model = ? AND version = ? AND hour >= ? "
+                   "AND hour < ?")
             args: list[Any] = [model, v, start_hour, end_hour]
             if slice_ is not None:
                 sql, args = sql + " AND slice = ?", [*args, slice_]
