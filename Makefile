@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= 2
 
-.PHONY: install demo test bench audit clean
+.PHONY: install demo test bench audit security-demo clean
 
 install: $(STAMP)
 
@@ -31,6 +31,10 @@ bench: $(STAMP)
 # version (policy and the ignore list: .ci/audit.py); no network means "NOT AUDITED", never a failure
 audit: $(STAMP)
 	$(PYTHON) .ci/audit.py --project-python $(PY) --venv .venv-audit
+
+# personal data never in logs, on a 10-day operate month (minutes of simulation, so not in `make test`)
+security-demo: $(STAMP)
+	YARNIT_SECURITY_DEMO=1 $(PY) -m pytest -q -p no:cacheprovider tests/security/test_pii_in_logs.py
 
 clean:
 	rm -rf $(VENV) .venv-audit .yarnit .pytest_cache build *.egg-info src/*.egg-info

@@ -57,7 +57,7 @@ def defined(path: Path) -> dict[str, list[ast.expr]]:
 
 
 def _skipped_always(decorators: list[ast.expr]) -> bool:
-    return any(re.fullmatch(r"pytest\.mark\.skip(\(.*\))?", ast.unparse(d), re.S) for d in decorators)
+    return any(re.fullmatch(r"pytest\.mark\.skip(\(.*\))?", ast.unparse(d), re.DOTALL) for d in decorators)
 
 
 def problems_of(node_path: str, name: str) -> str | None:

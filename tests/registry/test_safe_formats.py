@@ -170,11 +170,11 @@ def test_registration_refuses_the_wider_corpus_in_every_format_and_stores_nothin
 
 def test_artifact_and_temp_directories_are_never_group_or_world_writable(tmp_path: Path) -> None:
     """Even under a umask of 0 (CVE-2026-4137: temp dirs created 0o777 let others swap artifacts), nothing the
-    workspace creates while registering, serving and backing up is writable by group or others."""
+    workspace creates while registering and loading a model is writable by group or others."""
+    from testsupport import register_ctr
+
     from yarnit.core import Settings, SimulatedClock, utc
     from yarnit.storage import open_workspace
-
-    from testsupport import register_ctr
 
     old = os.umask(0)
     try:

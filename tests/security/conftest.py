@@ -1,22 +1,8 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from testsupport import TOKEN, register_ctr
-
-from yarnit.core import Settings, SimulatedClock
-from yarnit.storage import Workspace, open_workspace
-
-
-@pytest.fixture
-def guarded_ws(tmp_path: Path, clock: SimulatedClock) -> Iterator[Workspace]:
-    """A workspace with an API token and ctr v1 (production), v2 registered."""
-    ws = open_workspace(Settings.for_home(tmp_path / "home", api_token=TOKEN), clock)
-    register_ctr(ws)
-    yield ws
-    ws.close()
 
 
 @pytest.fixture
@@ -26,5 +12,5 @@ def canary_secret(tmp_path: Path) -> tuple[Path, str]:
     outside.mkdir()
     text = "CANARY-4f1c2b9e-never-served"
     secret = outside / "secret.json"
-    secret.write_text('{"canary": "%s", "model": "ctr", "stages": []}' % text, encoding="utf-8")
+    secret.write_text(f'{{"canary": "{text}", "model": "ctr", "stages": []}}', encoding="utf-8")
     return secret, text

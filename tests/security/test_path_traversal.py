@@ -110,10 +110,10 @@ def _plant_symlinks(ws: Workspace, secret: Path) -> None:
 
 
 def test_every_path_parameter_of_every_route_refuses_traversal_and_never_serves_the_canary(
-        guarded_ws: Workspace, canary_secret: tuple[Path, str]) -> None:
+        token_ws: Workspace, canary_secret: tuple[Path, str]) -> None:
     secret, canary = canary_secret
-    _plant_symlinks(guarded_ws, secret)
-    app = create_app(guarded_ws)
+    _plant_symlinks(token_ws, secret)
+    app = create_app(token_ws)
     routes = [(m, r.path) for r in iter_api_routes(app.routes) for m in sorted(r.methods) if "{" in r.path]
     assert len(routes) >= 40, f"the inventory found only {len(routes)} routes with a path parameter"
     refused = tried = legit_ok = 0

@@ -12,6 +12,8 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import os
+import re
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -114,3 +116,67 @@ def test_the_scan_finds_what_it_looks_for(tmp_path: Path) -> None:
     planted.write_text(f"request from {PII['email']}\n")
     assert leaks({"planted": planted.read_bytes()}) == sorted([f"planted: {PII['email']}", f"planted: {SECRET}"])
     assert SUBJECT_KEY == b"yarnit.subject"  # the world's subject column is user_id, which PII covers
+
+
+# --- the operate demo (opt-in: minutes of simulation; `make security-demo`) ------------------------------------
+DEMO = os.environ.get("YARNIT_SECURITY_DEMO", "")
+SCANNED = ("prediction_log", "monitoring", "incidents", "continuous")  # logs, summaries, alerts, incidents, loop
+
+
+def scan_demo_month(month: Path, extra: dict[str, bytes]) -> tuple[int, list[str]]:
+    """(bytes scanned, leaks): raw subject ids (the world's ``user_id``) and session ids in the month's logs."""
+    import pyarrow.dataset as pads
+
+    def column(table: str, name: str) -> set[str]:
+        return set(pads.dataset(month / "world" / table, format="parquet", partitioning="hive")
+                   .to_table(columns=[name]).column(name).to_pylist())
+
+    users, sessions = column("users", "user_id"), column("sessions", "session_id")
+    assert users and sessions
+    files = {str(p.relative_to(month)): p.read_bytes() for sub in SCANNED for p in (month / "home" / sub).rglob("*")
+             if p.is_file()}
+    files |= extra
+    token = re.compile(rb"[us][0-9-]{7,}")  # u0000342, s20260108-00000010
+    found = []
+    for where, data in files.items():
+        hits = {t.decode() for t in token.findall(data)} & (users | sessions)
+        found += [f"{where}: {hit}" for hit in sorted(hits)[:3]]
+    return sum(len(d) for d in files.values()), found
+
+
+@pytest.mark.skipif(not DEMO, reason="minutes of simulation: run with `make security-demo` "
+                                     "(YARNIT_SECURITY_DEMO=1, or =DIR to scan a finished demo's --out DIR)")
+def test_the_operate_demo_logs_no_subject_id_and_no_pii_column(tmp_path: Path,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    from yarnit.demo.operate import OperateConfig, run_operate
+
+    caplog.set_level(logging.INFO)
+    if DEMO == "1":
+        out = tmp_path / "demo"
+        config = OperateConfig(days=10, sessions_per_day=50, n_users=300, faults=(), pipeline={
+            "bootstrap_resamples": 10, "golden_rows": 200, "slices": ["device"], "fairness_groups": []})
+        run_operate(out, config, parallel=False)  # one process: its log output is captured here
+    else:
+        out = Path(DEMO)
+    months = [p for p in out.iterdir() if (p / "world" / "users").is_dir()]
+    assert months, f"no demo month under {out}"
+    reports = {p.name: p.read_bytes() for p in out.glob("report*") if p.is_file()}
+    for month in months:
+        scanned, found = scan_demo_month(month, reports | {"log output": caplog.text.encode()})
+        assert scanned > 100_000, scanned  # the month served and monitored traffic: there was something to scan
+        assert not found, f"raw subject or session ids in {month.name}:\n" + "\n".join(found[:40])
+
+
+def test_the_demo_scan_finds_a_planted_subject_id(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    month = tmp_path / "faulted"
+    for table, name, value in (("users", "user_id", "u0000342"), ("sessions", "session_id", "s20260108-00000010")):
+        (month / "world" / table / "day=2026-01-08").mkdir(parents=True)
+        pq.write_table(pa.table({name: [value]}), month / "world" / table / "day=2026-01-08" / "part-0.parquet")
+    (month / "home" / "monitoring").mkdir(parents=True)
+    (month / "home" / "monitoring" / "alerts.json").write_text('{"evidence": "user u0000342 in s20260108-00000010"}')
+    scanned, found = scan_demo_month(month, {"log output": b"hmac-sha256:u0000342ab"})
+    assert scanned > 0 and found == ["home/monitoring/alerts.json: s20260108-00000010",
+                                     "home/monitoring/alerts.json: u0000342", "log output: u0000342"]
