@@ -170,7 +170,7 @@ def test_registration_refuses_the_wider_corpus_in_every_format_and_stores_nothin
 
 def test_artifact_and_temp_directories_are_never_group_or_world_writable(tmp_path: Path) -> None:
     """Even under a umask of 0 (CVE-2026-4137: temp dirs created 0o777 let others swap artifacts), nothing the
-    workspace creates while registering and loading a model is writable by group or others."""
+    workspace creates while ingesting a dataset, registering and loading a model is writable by group or others."""
     from testsupport import register_ctr
 
     from yarnit.core import Settings, SimulatedClock, utc
@@ -180,6 +180,12 @@ def test_artifact_and_temp_directories_are_never_group_or_world_writable(tmp_pat
     try:
         ws = open_workspace(Settings.for_home(tmp_path / "home"), SimulatedClock(utc(2026, 1, 5, 9)))
         try:
+            import pandas as pd
+
+            from yarnit.data import Datasets
+
+            # a dataset first: its publisher creates the artifact tree's directories before any model does
+            Datasets(ws).ingest_frame("clicks", pd.DataFrame({"x": [1, 2, 3]}), source="t", no_subject="test rows")
             register_ctr(ws)
             load_predictor(ws.artifacts.get_bytes(ModelRegistry(ws).get("ctr", 1).artifact_sha256), "skops")
         finally:
