@@ -144,6 +144,7 @@ def scan_demo_month(month: Path, extra: dict[str, bytes]) -> tuple[int, list[str
     return sum(len(d) for d in files.values()), found
 
 
+@pytest.mark.timeout(3600)  # two simulated months: 1,421 s on the loaded 2-core machine
 @pytest.mark.skipif(not DEMO, reason="minutes of simulation: run with `make security-demo` "
                                      "(YARNIT_SECURITY_DEMO=1, or =DIR to scan a finished demo's --out DIR)")
 def test_the_operate_demo_logs_no_subject_id_and_no_pii_column(tmp_path: Path,
