@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= 2
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench audit security-demo clean
 
 install: $(STAMP)
 
@@ -27,5 +27,14 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
 
+# pip-audit over the installed dependencies, from its own venv; fails only on a vulnerability that has a fixed
+# version (policy and the ignore list: .ci/audit.py); no network means "NOT AUDITED", never a failure
+audit: $(STAMP)
+	$(PYTHON) .ci/audit.py --project-python $(PY) --venv .venv-audit
+
+# personal data never in logs, on a 10-day operate month (minutes of simulation, so not in `make test`)
+security-demo: $(STAMP)
+	YARNIT_SECURITY_DEMO=1 $(PY) -m pytest -q -p no:cacheprovider tests/security/test_pii_in_logs.py
+
 clean:
-	rm -rf $(VENV) .yarnit .pytest_cache build *.egg-info src/*.egg-info
+	rm -rf $(VENV) .venv-audit .yarnit .pytest_cache build *.egg-info src/*.egg-info

@@ -83,6 +83,17 @@ def clock() -> SimulatedClock:
     return SimulatedClock(utc(2026, 1, 5, 9))
 
 
+@pytest.fixture
+def token_ws(tmp_path: Path, clock: SimulatedClock) -> Iterator[Workspace]:
+    """A SQLite workspace with an API token and ctr v1 (production), v2 registered (tests/api, tests/security)."""
+    from testsupport import TOKEN, register_ctr
+
+    ws = open_workspace(Settings.for_home(tmp_path / "home", api_token=TOKEN), clock)
+    register_ctr(ws)
+    yield ws
+    ws.close()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A metadata-store URL: every contract test runs on both backends."""

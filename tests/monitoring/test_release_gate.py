@@ -5,7 +5,6 @@ raises, an override needs a reason and is audited with the actor, and rollbacks 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -162,15 +161,7 @@ def test_cli_without_an_slo_file_has_no_gate(cli_home: Path) -> None:
     assert no_file.exit_code == 1 and "No SLO file has been applied" in no_file.output
 
 
-# -- HTTP and the library ---------------------------------------------------------------------------------------
-@pytest.fixture
-def token_ws(tmp_path: Path, clock: SimulatedClock) -> Iterator[Workspace]:
-    ws = open_workspace(Settings.for_home(tmp_path / "home", api_token=TOKEN), clock)
-    register_ctr(ws)
-    yield ws
-    ws.close()
-
-
+# -- HTTP and the library (token_ws: tests/conftest.py) ---------------------------------------------------------
 @pytest.fixture
 def spent(token_ws: Workspace, clock: SimulatedClock, missing_probes) -> Workspace:
     atomic_write_text(slo_path(token_ws.home), SLOS)

@@ -21,7 +21,7 @@ router = APIRouter(prefix="/api", tags=["datasets"])
 DatasetName = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_.-]{0,62}$")]
 VersionNumber = Annotated[int, Path(ge=1, le=2_147_483_647)]
 NodeKind = Annotated[str, Path(pattern=r"^[a-z][a-z_]{0,31}$")]
-NodeId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
+NodeId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")]  # never ".", ".." or "..."
 DirectionQuery = Annotated[Literal["up", "down"], Query(description="up: made from; down: made from it")]
 DepthQuery = Annotated[int | None, Query(ge=1, le=100)]
 

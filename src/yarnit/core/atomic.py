@@ -63,9 +63,31 @@ class UnsyncedOps(FileOps):
 UNSYNCED_OPS = UnsyncedOps()
 
 
+def make_dirs(path: str | Path, mode: int = 0o755) -> Path:
+    """``mkdir -p`` where every directory it creates gets ``mode`` (less the umask), the missing parents too.
+
+    ``Path.mkdir(parents=True, mode=…)`` gives ``mode`` only to the last directory; the parents it creates get
+    0o777 less the umask, so under a umask of 0 or 002 they were world- or group-writable (CVE-2026-4137: others
+    could then swap files in). Directories that already exist are left as they are.
+    """
+    path = Path(path)
+    missing = []
+    for candidate in (path, *path.parents):
+        if candidate.is_dir():
+            break
+        missing.append(candidate)
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=mode)
+        except FileExistsError:
+            if not directory.is_dir():
+                raise
+    return path
+
+
 @contextlib.contextmanager
 def _temp_beside(path: Path, mode: int) -> Iterator[tuple[Path, BinaryIO]]:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+    make_dirs(path.parent)
     temp = path.parent / f"{TEMP_PREFIX}{path.name}.{os.getpid()}.{os.urandom(4).hex()}"
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
@@ -176,6 +198,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_chunks",
     "atomic_write_text",
+    "make_dirs",
     "pid_alive",
     "remove_temp_files",
 ]

@@ -48,6 +48,7 @@ import pyarrow.parquet as pq
 from sqlalchemy import Connection, and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 
+from yarnit.core.atomic import make_dirs
 from yarnit.core.errors import Conflict, InvalidInput
 from yarnit.core.ids import check_name, check_version, new_id, parse_versioned_ref
 from yarnit.storage import LocalArtifactStore, Workspace, touch_existing
@@ -223,7 +224,7 @@ def _publish(store: LocalArtifactStore, staged: Path, sha: str | None = None) ->
         sha = digest.hexdigest()
     os.chmod(staged, 0o444)
     final = store.path_for(sha)
-    final.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+    make_dirs(final.parent)
     try:
         store.ops.link(staged, final)
         store.ops.fsync_dir(final.parent)
@@ -397,7 +398,7 @@ class Datasets:
         if copier is not None and store_as_is is not None:
             # Copy the file into staging while it is read and profiled (hashing as it goes).
             copied = self.ws.artifacts.root / "staging" / f"ingest-{os.getpid()}-{os.urandom(6).hex()}.parquet"
-            copied.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+            make_dirs(copied.parent)
             copy = copier.submit(_copy_hashing, store_as_is, copied)
         try:
             written = self._write_staging(batches, schema=schema, policy=policy, key=key, slices=slices,
@@ -467,7 +468,7 @@ class Datasets:
                        where: str, environment: str, chunk_rows: int, write: bool = True,
                        suppressed: tuple[pa.Array, str] | None = None) -> _Written:
         staging = self.ws.artifacts.root / "staging"
-        staging.mkdir(parents=True, exist_ok=True, mode=0o755)
+        make_dirs(staging)
         # The name carries our pid: LocalArtifactStore.recover() removes it if we are killed.
         path = staging / f"ingest-{os.getpid()}-{os.urandom(6).hex()}.parquet"
         writer: pq.ParquetWriter | None = None

@@ -364,9 +364,15 @@ def load_arrays(data: bytes) -> dict[str, np.ndarray]:
     refuse_pickle(data, "npz")
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            return {name: npz[name] for name in npz.files}
+            arrays = {name: npz[name] for name in npz.files}
     except (ValueError, OSError, zipfile.BadZipFile) as exc:
         raise UnsafeArtifact(f"Refusing arrays that numpy cannot read without pickle: {exc}") from None
+    # numpy hands out a member that is not an .npy as its raw bytes: refuse it rather than pass bytes on as an array
+    stray = sorted(name for name, value in arrays.items() if not isinstance(value, np.ndarray))
+    if stray:
+        raise UnsafeArtifact(f"Refusing arrays: member(s) {', '.join(repr(n) for n in stray[:5])} are not numpy "
+                             ".npy arrays. Write the arrays with yarnit (dump_arrays).")
+    return arrays
 
 
 __all__ = [

@@ -335,6 +335,13 @@ class ModelRuntime:
                 problems[name] = why
         return problems
 
+    def declared_pii(self, model: str) -> frozenset[str]:
+        """The personal fields the loaded versions of ``model`` declare (of every loaded model when none of
+        ``model`` is loaded): what a request that no version answered is logged without."""
+        loaded = list(self._loaded.items())  # one C-level copy: safe against a concurrent load
+        own = [m.pii for (name, _), m in loaded if name == model]
+        return frozenset().union(*(own or [m.pii for _, m in loaded]))
+
     def loaded_state(self, model: str) -> ModelState | None:
         """The state of ``model`` if it is loaded, else None; no copy and no I/O (for the request path)."""
         return self._states.get(model)

@@ -561,6 +561,10 @@ class InferenceService:
             record["routed"] = routed
         if instances is not None:
             record["instances"] = instances
+            if prediction is None or prediction.answered_by is None:
+                # refused or failed before a version answered: still log without what any version declares
+                # personal (its ``signature["pii"]``), not only the policy's default fields
+                record["pii"] = sorted(self.runtime.declared_pii(model))
         if error is not None:
             record["error"] = error
         self.log.append(record)

@@ -16,7 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from yarnit.core.atomic import DEFAULT_OPS, FileOps, atomic_create_chunks, pid_alive, remove_temp_files
+from yarnit.core.atomic import (
+    DEFAULT_OPS,
+    FileOps,
+    atomic_create_chunks,
+    make_dirs,
+    pid_alive,
+    remove_temp_files,
+)
 from yarnit.core.errors import IntegrityError, InvalidInput, NotFound, PathEscape
 from yarnit.core.hashing import is_sha256
 
@@ -98,7 +105,7 @@ class LocalArtifactStore:
         digest = hashlib.sha256()
         size = 0
         staging = self.root / "staging"
-        staging.mkdir(parents=True, exist_ok=True, mode=0o755)
+        make_dirs(staging)
         name = staging / f"incoming-{os.getpid()}-{os.urandom(6).hex()}"
 
         def counted() -> Iterator[bytes]:
@@ -114,7 +121,7 @@ class LocalArtifactStore:
         try:
             sha = digest.hexdigest()
             final = self.path_for(sha)
-            final.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+            make_dirs(final.parent)
             try:
                 self.ops.link(name, final)
                 self.ops.fsync_dir(final.parent)

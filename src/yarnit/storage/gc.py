@@ -42,6 +42,7 @@ from typing import Any
 
 from sqlalchemy import JSON, Connection, String, Text, delete, insert, select, update
 
+from yarnit.core.atomic import make_dirs
 from yarnit.core.errors import InvalidInput
 
 from .artifacts import LocalArtifactStore
@@ -107,7 +108,7 @@ def _delete_unless_touched(store: LocalArtifactStore, sha: str, mtime_ns: int) -
     """
     path = store.path_for(sha)
     aside = store.root / "staging" / f"gc-{os.getpid()}-{sha}"
-    aside.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+    make_dirs(aside.parent)
     try:
         os.rename(path, aside)
     except FileNotFoundError:

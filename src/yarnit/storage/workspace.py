@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from yarnit.core.atomic import make_dirs
 from yarnit.core.clock import Clock, SystemClock
 from yarnit.core.settings import Settings
 
@@ -44,8 +45,8 @@ class Workspace:
 
 def open_workspace(settings: Settings, clock: Clock | None = None, *, migrate: bool = True) -> Workspace:
     """Open (creating if needed) the workspace that ``settings`` describe."""
-    settings.home.mkdir(parents=True, exist_ok=True, mode=0o755)
-    settings.artifacts_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
+    make_dirs(settings.home)
+    make_dirs(settings.artifacts_dir)
     artifacts = LocalArtifactStore(settings.artifacts_dir)
     artifacts.check_permissions()
     recovered = artifacts.recover()
