@@ -29,3 +29,19 @@ def test_merging_the_same_stored_hours_twice_gives_the_same_answer(tmp_path) -> 
         assert int(store.merged("ctr", start_hour=0, end_hour=1)[("1", "")].n.sum()) == 3  # the first hour alone
     finally:
         store.close()
+
+
+def test_closing_a_store_leaves_the_wal_to_sqlite_while_the_process_keeps_one_idle_connection(tmp_path):
+    """Closing the last connection to a WAL database checkpoints it (a copy and a sync); a monitor pass opens
+    and closes the store several times, so one idle connection per file stays open and the WAL stays."""
+    path = tmp_path / "quality.sqlite3"
+    QualityStore(path).close()
+    store = QualityStore(path)
+    with store.transaction():
+        store.set_meta("probe", 1)
+    store.close()
+    wal = tmp_path / "quality.sqlite3-wal"
+    assert wal.exists() and wal.stat().st_size > 0  # no checkpoint on close
+    reopened = QualityStore(path)
+    assert reopened.meta("probe") == 1
+    reopened.close()

@@ -242,7 +242,11 @@ def _keep_open(path: Path) -> None:
             return
         if len(_KEPT) >= _KEPT_MAX:  # many workspaces in one process (tests): let the oldest go
             _KEPT.pop(next(iter(_KEPT))).close()
-        _KEPT[key] = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        keeper = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        # one read maps the WAL index: from then on this connection counts as open, and closing another is
+        # no longer closing the last one (a connection that never read does not count)
+        keeper.execute("SELECT 1 FROM meta LIMIT 1").fetchall()
+        _KEPT[key] = keeper
 
 
 def _forget_kept() -> None:
