@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             run = subprocess.run([str(tool), "-r", str(requirements), "--no-deps", "--disable-pip",
                                   "--progress-spinner", "off", "-f", "json", "-o", str(out)],
-                                 capture_output=True, text=True, timeout=900, check=False)  # exit 1 = found some
+                                 capture_output=True, text=True, timeout=300, check=False)  # exit 1 = found some
         except (subprocess.SubprocessError, OSError) as exc:
             return _not_audited(f"pip-audit did not finish ({exc})")
         try:
