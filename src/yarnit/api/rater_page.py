@@ -7,7 +7,8 @@ with the n-th class, ``g`` shows the guideline. It works offline once loaded: it
 and kept in ``localStorage`` with the classes, and answers go to an outbox in ``localStorage`` that is
 sent when the network is back (``online`` event, and after every answer); a refused answer (already
 answered, item gone) is dropped from the outbox with its reason shown, never retried forever. Text from
-the server is only ever set with ``textContent``, so a query cannot inject markup.
+the server is only ever set with ``textContent``, so a query cannot inject markup. Every asset is in the
+page itself, and its Content-Security-Policy lets it reach only the server it came from.
 """
 
 from __future__ import annotations
@@ -16,6 +17,12 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
 router = APIRouter(tags=["labels"])
+
+# Everything the page needs is in it (inline style and script, no font, image or library from anywhere): it
+# talks only to the server that served it. The policy makes the browser hold the page to that, so a rater on
+# a closed network (or a page changed later) never waits on, or leaks to, another host.
+CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; "
+       "img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>yarnit · label</title>
@@ -157,4 +164,4 @@ if (sessionStorage.getItem("yarnit-token")) start();
 @router.get("/labels/rate", response_class=HTMLResponse)
 def rater_page() -> HTMLResponse:
     """The rater page (static; it reads and writes through /api/labels with the rater's token)."""
-    return HTMLResponse(PAGE, headers={"Cache-Control": "no-store"})
+    return HTMLResponse(PAGE, headers={"Cache-Control": "no-store", "Content-Security-Policy": CSP})
