@@ -10,7 +10,6 @@ integer past Python's 4300-digit limit (a plain ValueError), and YAML aliases th
 
 from __future__ import annotations
 
-import copy
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from testsupport.documents import JSON, mutated
 
 from yarnit.core.errors import ConfigError
 from yarnit.monitoring.slo import SLOFile, load_slo_file, parse_slo_file
@@ -28,40 +28,8 @@ PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[Heal
 DOC = Path(__file__).resolve().parents[2] / "docs" / "slos.yaml"
 BASE: dict[str, Any] = yaml.safe_load(DOC.read_text(encoding="utf-8"))
 
-_SCALARS = (st.none() | st.booleans() | st.integers(min_value=-(2**80), max_value=2**80)
-            | st.floats() | st.text(max_size=10)
-            | st.sampled_from(["5m", "1h", "28d", "0m", "99.9", "1e-5", "nan", "-1", "ctr", "log", "file"]))
-JSON = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=3)
-                    | st.dictionaries(st.text(max_size=6), inner, max_size=3), max_leaves=8)
-
-
-@st.composite
-def _mutated(draw: st.DrawFn) -> tuple[dict[str, Any], list[tuple[str, tuple[Any, ...], Any]]]:
-    """docs/slos.yaml with 1-3 random changes: (document, [(operation, path, key or value)])."""
-    doc = copy.deepcopy(BASE)
-    changes = []
-    for _ in range(draw(st.integers(1, 3))):
-        path: list[Any] = []
-        node: Any = doc
-        while isinstance(node, (dict, list)) and node and not draw(st.sampled_from([False, False, True])):
-            key = draw(st.sampled_from(sorted(node, key=str) if isinstance(node, dict) else range(len(node))))
-            path.append(key)
-            node = node[key]
-        parent: Any = doc
-        for key in path[:-1]:
-            parent = parent[key]
-        operation = draw(st.sampled_from(["replace", "replace", "delete", "add"]))
-        if operation == "add" and isinstance(node, dict):
-            key = draw(st.text(min_size=1, max_size=8))
-            node[key] = draw(JSON)
-            changes.append(("add", tuple(path), key))
-        elif operation == "delete" and path and isinstance(parent, dict):
-            del parent[path[-1]]
-            changes.append(("delete", tuple(path), None))
-        elif path:
-            parent[path[-1]] = value = draw(JSON)
-            changes.append(("replace", tuple(path), value))
-    return doc, changes
+VALUES = st.one_of(JSON, st.sampled_from(["5m", "1h", "28d", "0m", "99.9", "1e-5", "nan", "-1", "ctr", "log",
+                                         "file"]))
 
 
 def _where(path: tuple[Any, ...]) -> str:
@@ -74,7 +42,7 @@ def _where(path: tuple[Any, ...]) -> str:
 
 
 @PROPERTY
-@given(mutation=_mutated())
+@given(mutation=mutated(BASE, VALUES))
 @example(mutation=({**BASE, "slos": [{**BASE["slos"][0], "objective": "1e-99999999"}]},
                    [("replace", ("slos", 0, "objective"), "1e-99999999")]))
 @example(mutation=({**BASE, "slos": [{**BASE["slos"][0], "objective": 10**5000}]},
