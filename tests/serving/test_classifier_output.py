@@ -38,12 +38,14 @@ def test_a_classifier_answers_its_class_by_name_behind_the_cache_and_logs_it(sql
         first = service.predict("intent", [{"query": "a"}, {"query": "b"}], request_id="r1")
         again = service.predict("intent", [{"query": "a"}], request_id="r2")
         service.record(request_id="r1", protocol="v1", model="intent", status=200, latency_s=0.001, prediction=first)
+        shadow, _hits, _defaults = service._score_uncached("intent", first.answered_by, [{"query": "a"}])
     finally:
         service.close()
     p = float(np.exp(2.0) / (np.exp(2.0) + 2.0))
     assert (first.kind, first.classes, first.cache_hits) == ("class", ["how_to", "how_to"], 0)
     assert first.values == pytest.approx([p, p], abs=1e-12)
     assert (again.classes, again.values, again.cache_hits) == (["how_to"], first.values[:1], 1)
+    assert shadow == first.values[:1]  # a classifier scored as the shadow: its most likely class's probability
     assert service.stats.cache_hits == {("intent", "1"): 1} and service.stats.cache_misses == {("intent", "1"): 2}
     logged = [r for r in read_prediction_log(sqlite_ws.home / "prediction_log") if r.get("request_id") == "r1"]
     assert logged[0]["classes"] == ["how_to", "how_to"] and logged[0]["predictions"] == first.values

@@ -558,15 +558,12 @@ class InferenceService:
                         instances: list[dict[str, Any]]) -> tuple[list[float], int, dict[str, int]]:
         if loaded.is_ranking:
             return self._ranked(model, loaded, instances)
-        if loaded.is_classifier:  # shadow: the classes' probabilities, uncached (the class is not logged)
-            rows = _without_candidates(instances)
-            if loaded.features:
-                rows, _report = self.features.enrich(model, loaded.features, rows)
-            proba = check_class_probabilities(loaded.version.ref, len(rows), len(loaded.classes), loaded.classify(rows))
-            return proba.max(axis=1).tolist(), 0, {}
         rows = _without_candidates(instances)
         if loaded.features:
             rows, _report = self.features.enrich(model, loaded.features, rows)
+        if loaded.is_classifier:  # shadow: the most likely class's probability, uncached (the class is not logged)
+            proba = check_class_probabilities(loaded.version.ref, len(rows), len(loaded.classes), loaded.classify(rows))
+            return proba.max(axis=1).tolist(), 0, {}
         return self._checked(loaded, loaded.score(rows)), 0, {}
 
     # -- accounting -------------------------------------------------------------------
