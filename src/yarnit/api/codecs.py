@@ -448,4 +448,5 @@ RANKING_OUTPUTS = [
 
 
 __all__ = ["CLASS_OUTPUTS", "ERROR_SCHEMA", "OIP_DATATYPES", "RANKING_OUTPUTS", "SERVED_BY", "V1_REQUEST",
-           "V1_RESPONSE", "V2_REQUEST", "V2_RESPONSE", "encode_v1", "encode_v2", "error_body", "loads", "parse_v1", "parse_v2", "v2_answer"]
+           "V1_RESPONSE", "V2_REQUEST", "V2_RESPONSE", "encode_v1", "encode_v2", "error_body", "loads", "parse_v1",
+           "parse_v2", "v2_answer"]
