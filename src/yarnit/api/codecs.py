@@ -123,7 +123,7 @@ V2_REQUEST: dict[str, Any] = {
                 "data": _TENSOR_DATA,
                 "parameters": {"type": "object"},
             }}},
-        "outputs": {"type": "array", "maxItems": 1, "items": {
+        "outputs": {"type": "array", "maxItems": 2, "items": {
             "type": "object", "required": ["name"],
             "properties": {"name": {"type": "string", "enum": ["probability", "class"]},
                            "parameters": {"type": "object"}}}},
