@@ -59,6 +59,13 @@ def test_a_rater_labels_with_the_keyboard_and_offline_answers_are_sent_later(tmp
             requested = browser.requested_urls()
             assert any(u.endswith("/answers") for u in requested)  # the recording saw the page's own calls
             assert [u for u in requested if not u.startswith(f"{server.url}/")] == []
+            assert browser.evaluate("navigator.serviceWorker.ready.then(() => true)")  # it keeps the page
+            page = f"{server.url}/labels/rate?task=t&rater=ana"
+        # The server is gone: the page still opens (from its service worker) and shows the next queued item.
+        browser.goto(page)
+        third = browser.wait_for(lambda: browser.evaluate(
+            "document.getElementById('text') && document.getElementById('text').dataset.key"), "a queued item")
+        assert third not in (first, second) and browser.evaluate("document.getElementById('task').textContent") == "t"
     finally:
         browser.close()
         ws.close()
