@@ -25,8 +25,9 @@ from yarnit.data import DatasetNotFound, Datasets, DatasetSchema
 from yarnit.storage import Workspace, open_workspace
 
 pytestmark = pytest.mark.timeout(120)
-PROPERTY = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                            HealthCheck.too_slow])
+# The same examples on every run (derandomize): CI is deterministic; raise max_examples to explore more.
+PROPERTY = settings(max_examples=60, deadline=None, derandomize=True, database=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 _names = itertools.count()
 
 TYPES = ("int64", "int32", "float64", "string", "bool")
@@ -88,6 +89,7 @@ def _typed(kind: str, value: Any) -> bool:
 @example(case=({"a": "int64"}, {"a": [1, "2"]}))  # mixed types in one column
 @example(case=({"a": "int64"}, {"a": [2**64]}))  # past int64 and uint64
 @example(case=({"a": "float64"}, {"a": [1.5, float("inf"), None]}))
+@example(case=({"a": "int64"}, {}))  # no column at all
 def test_a_frame_is_ingested_and_reads_back_equal_or_refused_naming_the_column(
         ws: Workspace, case: tuple[dict[str, str], dict[str, list[Any]]]) -> None:
     types, columns = case
@@ -99,8 +101,9 @@ def test_a_frame_is_ingested_and_reads_back_equal_or_refused_naming_the_column(
     except YarnitError as exc:
         message = str(exc)
         event(f"refused: {type(exc).__name__}")
-        # every refusal names the column at fault, or says the frame has no rows
-        assert re.search(r"column '[a-z]+'", message) or "no data rows" in message, message
+        # every refusal names the column at fault, or says the frame has no rows or no columns
+        assert re.search(r"column '[a-z]+'", message) or "no data rows" in message or "no columns" in message, \
+            message
         with pytest.raises(DatasetNotFound):
             datasets.get(name)  # nothing was recorded
         return

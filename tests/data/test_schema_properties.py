@@ -18,7 +18,9 @@ from testsupport.documents import JSON, mutated
 from yarnit.data import DatasetSchema, SchemaError
 
 pytestmark = pytest.mark.timeout(120)
-PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# The same examples on every run (derandomize): CI is deterministic; raise max_examples to explore more.
+PROPERTY = settings(max_examples=150, deadline=None, derandomize=True, database=None,
+                    suppress_health_check=[HealthCheck.too_slow])
 
 BASE_YAML = """\
 dataset: clicks
