@@ -65,6 +65,7 @@ def test_the_base_schema_parses() -> None:
 
 @PROPERTY
 @given(mutation=mutated(BASE, VALUES))
+@example(mutation=({**BASE, "slice_volume": {"min_rows": 0.5}}, []))  # was stored as 0, which it then refused
 def test_a_mutated_schema_parses_and_round_trips_or_is_a_schema_error(mutation: tuple[dict[str, Any], Any]) -> None:
     doc, _changes = mutation
     _parsed_or_refused(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))

@@ -37,13 +37,13 @@ def mutated(base: dict[str, Any], values: st.SearchStrategy[Any] = JSON, *,
             operation = draw(st.sampled_from(["replace", "replace", "delete", "add"]))
             if operation == "add" and isinstance(node, dict):
                 key = draw(st.text(min_size=1, max_size=8))
-                node[key] = draw(values)
+                node[key] = copy.deepcopy(draw(values))  # drawn values may be shared: later changes edit them
                 changes.append(("add", tuple(path), key))
             elif operation == "delete" and path and isinstance(parent, dict):
                 del parent[path[-1]]
                 changes.append(("delete", tuple(path), None))
             elif path:
-                parent[path[-1]] = value = draw(values)
+                parent[path[-1]] = value = copy.deepcopy(draw(values))
                 changes.append(("replace", tuple(path), value))
         return doc, changes
 

@@ -381,7 +381,11 @@ class _Parser:
             if "max_drop" in sv:
                 kwargs["slice_max_drop"] = self.fraction(sv["max_drop"][1], "slice_volume.max_drop")
             if "min_rows" in sv:
-                kwargs["slice_min_rows"] = int(self.positive(sv["min_rows"][1], "slice_volume.min_rows"))
+                rows = self.positive(sv["min_rows"][1], "slice_volume.min_rows")
+                if not rows.is_integer():  # int() would store 0.5 as 0, which the schema itself refuses
+                    raise self.fail(sv["min_rows"][1], f"slice_volume.min_rows must be a whole number of rows, got "
+                                                       f"{rows!r}.")
+                kwargs["slice_min_rows"] = int(rows)
         if "drift" in top:
             dr = self.mapping(top["drift"][1], "drift", DRIFT_KEYS)
             if "threshold" in dr:
