@@ -32,10 +32,14 @@ def chromium_path() -> str:
 class Browser:
     """One headless Chromium process with one page; :meth:`close` ends the process it started."""
 
-    def __init__(self, profile_dir: Path) -> None:
+    def __init__(self, profile_dir: Path, *, local_only: bool = False) -> None:
+        # local_only: every host name but 127.0.0.1 fails to resolve, so the page can reach nothing else
+        block = ["--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"] if local_only else []
+        self.events: list[dict[str, Any]] = []  # DevTools events seen so far (e.g. Network.requestWillBeSent)
         self.proc = subprocess.Popen(
             [chromium_path(), "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-             "--no-first-run", "--remote-debugging-port=0", f"--user-data-dir={profile_dir}", "about:blank"],
+             "--no-first-run", "--remote-debugging-port=0", f"--user-data-dir={profile_dir}", *block,
+             "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         port = None
         deadline = time.monotonic() + 60
@@ -59,7 +63,9 @@ class Browser:
         self.ws.send(json.dumps({"id": call_id, "method": method, "params": params}))
         while True:
             message = json.loads(self.ws.recv(timeout=60))
-            if message.get("id") == call_id:
+            if "method" in message:
+                self.events.append(message)
+            elif message.get("id") == call_id:
                 if "error" in message:
                     raise RuntimeError(f"{method}: {message['error']}")
                 return message.get("result", {})
@@ -73,6 +79,10 @@ class Browser:
     def goto(self, url: str) -> None:
         self.call("Page.navigate", url=url)
         self.wait_for(lambda: self.evaluate("document.readyState") == "complete", "the page to load")
+
+    def requested_urls(self) -> list[str]:
+        """Every URL the page asked for since ``Network.enable`` (events read while waiting for calls)."""
+        return [e["params"]["request"]["url"] for e in self.events if e["method"] == "Network.requestWillBeSent"]
 
     def press(self, key: str) -> None:
         for kind in ("keyDown", "keyUp"):

@@ -83,12 +83,19 @@ _SLATE: dict[str, Any] = {
         "eligible": {"type": "integer", "minimum": 0, "description": "Candidates left after the business rules"},
     },
 }
+_CLASS: dict[str, Any] = {
+    "type": "object", "required": ["class", "probability"],
+    "description": "A classifier's answer for one instance (signature output 'class', e.g. yarnit-intent).",
+    "properties": {"class": {"type": "string", "description": "The most likely class, one of the signature's"},
+                   "probability": {"type": "number", "minimum": 0, "maximum": 1}},
+}
 V1_RESPONSE: dict[str, Any] = {
     "type": "object", "required": ["predictions", "model_name", "model_version", "served_by", "request_id"],
     "properties": {
         "predictions": {"type": "array", "items": {"anyOf": [{"type": "number", "minimum": 0, "maximum": 1},
-                                                             _SLATE]},
-                        "description": "One probability per instance; a slate per instance for a ranking model"},
+                                                             _SLATE, _CLASS]},
+                        "description": "One probability per instance; a slate per instance for a ranking model; "
+                                       "a class and its probability per instance for a classifier"},
         "model_name": {"type": "string"}, "model_version": {"type": "integer", "minimum": 0},
         "served_by": SERVED_BY, "alias": {"type": "string"}, "request_id": {"type": "string"},
         "reason": {"type": "string"},
@@ -116,9 +123,10 @@ V2_REQUEST: dict[str, Any] = {
                 "data": _TENSOR_DATA,
                 "parameters": {"type": "object"},
             }}},
-        "outputs": {"type": "array", "maxItems": 1, "items": {
+        "outputs": {"type": "array", "maxItems": 2, "items": {
             "type": "object", "required": ["name"],
-            "properties": {"name": {"type": "string", "enum": ["probability"]}, "parameters": {"type": "object"}}}},
+            "properties": {"name": {"type": "string", "enum": ["probability", "class"]},
+                           "parameters": {"type": "object"}}}},
     },
     "description": "Each input tensor is one feature column of shape [N] or [N, 1]; or one tensor of shape "
                    "[N, F] whose columns are the model's declared inputs in order (GET /v2/models/{name}). "
@@ -142,7 +150,9 @@ V2_RESPONSE: dict[str, Any] = {
                            "data": {"type": "array", "items": {"anyOf": [{"type": "number"}, {"type": "string"},
                                                                          {"type": "boolean"}]}}}}},
     },
-    "description": "One output 'probability' [N] (FP64); for a ranking model: 'items' [N, K] (BYTES, padded "
+    "description": "One output 'probability' [N] (FP64); for a classifier (signature output 'class'): 'class' "
+                   "[N] (BYTES, the most likely class) and 'probability' [N] (FP64, its probability); for a "
+                   "ranking model: 'items' [N, K] (BYTES, padded "
                    "with ''), 'scores' and 'propensities' [N, K] (FP64, padded with 0), 'explored' [N] (BOOL) "
                    "and 'length' [N] (INT64, the real items of each row).",
 }
@@ -176,6 +186,7 @@ def _optional_key(value: Any, where: str) -> str | None:
 
 
 _V1_KEYS = frozenset(("instances", "key"))
+_OUTPUT_NAMES = ("probability", "class")
 _V2_KEYS = frozenset(("id", "parameters", "inputs", "outputs"))
 _TENSOR_KEYS = frozenset(("name", "shape", "datatype", "data", "parameters"))
 # The Python types each OIP datatype may hold (bool is not an int here, as in _check_tensor_values).
@@ -308,9 +319,10 @@ def parse_v2(payload: Any, columns_of: Any, max_instances: int) -> tuple[list[di
     key = _optional_key((parameters or {}).get("key"), "parameters.key")
     outputs = payload.get("outputs")
     if outputs is not None:
-        if not isinstance(outputs, list) or len(outputs) > 1 or any(
-                not isinstance(o, dict) or o.get("name") != "probability" for o in outputs):
-            raise InvalidInput("'outputs' may only ask for [{\"name\": \"probability\"}], the one output.")
+        if not isinstance(outputs, list) or len(outputs) > 2 or any(
+                not isinstance(o, dict) or o.get("name") not in _OUTPUT_NAMES for o in outputs):
+            raise InvalidInput("'outputs' may only ask for [{\"name\": \"probability\"}] (and, from a classifier, "
+                               "{\"name\": \"class\"}); every answer carries all of the model's outputs.")
     inputs = payload.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise InvalidInput("'inputs' must be a non-empty list of tensors {name, shape, datatype, data}.")
@@ -364,7 +376,9 @@ def parse_v2(payload: Any, columns_of: Any, max_instances: int) -> tuple[list[di
 
 # -- answers ---------------------------------------------------------------------------------------------
 def encode_v1(p: Prediction) -> bytes:
-    body: dict[str, Any] = {"predictions": p.values, "model_name": p.model_name, "model_version": p.model_version,
+    predictions: list[Any] = p.values if p.classes is None else \
+        [{"class": c, "probability": v} for c, v in zip(p.classes, p.values, strict=True)]
+    body: dict[str, Any] = {"predictions": predictions, "model_name": p.model_name, "model_version": p.model_version,
                             "served_by": p.served_by, "alias": p.alias, "request_id": p.request_id}
     if p.reason is not None:
         body["reason"] = p.reason
@@ -378,6 +392,8 @@ def v2_answer(p: Prediction, echo_id: str | None) -> dict[str, Any]:
         parameters["reason"] = p.reason
     outputs = _slate_tensors(p.values) if p.kind == "ranking" else \
         [{"name": "probability", "shape": [len(p.values)], "datatype": "FP64", "data": p.values}]
+    if p.classes is not None:  # a classifier: the class first, then its probability
+        outputs.insert(0, {"name": "class", "shape": [len(p.classes)], "datatype": "BYTES", "data": p.classes})
     return {"model_name": p.model_name, "model_version": str(p.model_version), "id": echo_id or p.request_id,
             "parameters": parameters, "outputs": outputs}
 
@@ -416,6 +432,11 @@ def error_body(exc: YarnitError, request_id: str | None) -> bytes:
 
 
 
+# What a classifier with named classes answers over OIP v2 (see v2_answer).
+CLASS_OUTPUTS = [
+    {"name": "class", "datatype": "BYTES", "shape": [-1]},
+    {"name": "probability", "datatype": "FP64", "shape": [-1]},
+]
 # What a ranking model answers over OIP v2 (see _slate_tensors): K is the longest slate of the batch.
 RANKING_OUTPUTS = [
     {"name": "items", "datatype": "BYTES", "shape": [-1, -1]},
@@ -426,5 +447,6 @@ RANKING_OUTPUTS = [
 ]
 
 
-__all__ = ["ERROR_SCHEMA", "OIP_DATATYPES", "RANKING_OUTPUTS", "SERVED_BY", "V1_REQUEST", "V1_RESPONSE", "V2_REQUEST",
-           "V2_RESPONSE", "encode_v1", "encode_v2", "error_body", "loads", "parse_v1", "parse_v2", "v2_answer"]
+__all__ = ["CLASS_OUTPUTS", "ERROR_SCHEMA", "OIP_DATATYPES", "RANKING_OUTPUTS", "SERVED_BY", "V1_REQUEST",
+           "V1_RESPONSE", "V2_REQUEST", "V2_RESPONSE", "encode_v1", "encode_v2", "error_body", "loads", "parse_v1",
+           "parse_v2", "v2_answer"]

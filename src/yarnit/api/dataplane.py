@@ -57,6 +57,7 @@ from yarnit.serving.predlog import MAX_LOGGED_ROWS
 from yarnit.serving.runtime import ModelState
 
 from .codecs import (
+    CLASS_OUTPUTS,
     ERROR_SCHEMA,
     RANKING_OUTPUTS,
     REQUEST_ID,
@@ -687,8 +688,10 @@ def v2_model_metadata(request: Request, name: str = ModelName) -> dict[str, Any]
         "platform": f"yarnit-{loaded.version.artifact_format.value}",
         "inputs": [{"name": f, "datatype": "BYTES" if t == "string" else "BOOL" if t == "bool" else "FP64",
                     "shape": [-1]} for f, t in inputs.items()],
-        "outputs": RANKING_OUTPUTS if signature.get("output") == "ranking" else
-        [{"name": "probability", "datatype": "FP64", "shape": [-1]}],
+        "outputs": RANKING_OUTPUTS if signature.get("output") == "ranking" else CLASS_OUTPUTS if
+        signature.get("output") == "class" else [{"name": "probability", "datatype": "FP64", "shape": [-1]}],
+        **({"parameters": {"classes": list(signature.get("classes") or [])}} if signature.get("output") == "class"
+           else {}),
     }
 
 

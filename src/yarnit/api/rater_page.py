@@ -7,15 +7,42 @@ with the n-th class, ``g`` shows the guideline. It works offline once loaded: it
 and kept in ``localStorage`` with the classes, and answers go to an outbox in ``localStorage`` that is
 sent when the network is back (``online`` event, and after every answer); a refused answer (already
 answered, item gone) is dropped from the outbox with its reason shown, never retried forever. Text from
-the server is only ever set with ``textContent``, so a query cannot inject markup.
+the server is only ever set with ``textContent``, so a query cannot inject markup. Every asset is in the
+page itself, and its Content-Security-Policy lets it reach only the server it came from. A service worker
+(``/labels/rate-sw.js``) keeps the last copy of the page, so a rater can also *open* it with no network:
+it fetches the page from the server first and answers from its copy only when that fails.
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 router = APIRouter(tags=["labels"])
+
+# Everything the page needs is in it (inline style and script, no font, image or library from anywhere): it
+# talks only to the server that served it. The policy makes the browser hold the page to that, so a rater on
+# a closed network (or a page changed later) never waits on, or leaks to, another host.
+CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; "
+       "img-src 'self'; worker-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+
+# The page's service worker: network first (a new page reaches raters as soon as the server is back), its
+# cached copy when the network fails. Only GET /labels/rate goes through it; the API is never cached.
+SERVICE_WORKER = """"use strict";
+const CACHE = "yarnit-rater-page-v1", PAGE = "/labels/rate";
+self.addEventListener("install", (e) => {
+  e.waitUntil(caches.open(CACHE).then((c) => c.add(PAGE)).then(() => self.skipWaiting()));
+});
+self.addEventListener("activate", (e) => e.waitUntil(self.clients.claim()));
+self.addEventListener("fetch", (e) => {
+  const url = new URL(e.request.url);
+  if (e.request.method !== "GET" || url.origin !== self.location.origin || url.pathname !== PAGE) return;
+  e.respondWith(fetch(e.request).then((r) => {
+    if (r.ok) { const copy = r.clone(); caches.open(CACHE).then((c) => c.put(PAGE, copy)); }
+    return r;
+  }).catch(() => caches.match(PAGE).then((r) => r || Response.error())));
+});
+"""
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>yarnit · label</title>
@@ -149,6 +176,7 @@ $("login").addEventListener("submit", (e) => {
   e.preventDefault(); sessionStorage.setItem("yarnit-token", $("token").value); start();
 });
 if (sessionStorage.getItem("yarnit-token")) start();
+if ("serviceWorker" in navigator) navigator.serviceWorker.register("/labels/rate-sw.js").catch(() => {});
 </script>
 </body></html>
 """
@@ -157,4 +185,11 @@ if (sessionStorage.getItem("yarnit-token")) start();
 @router.get("/labels/rate", response_class=HTMLResponse)
 def rater_page() -> HTMLResponse:
     """The rater page (static; it reads and writes through /api/labels with the rater's token)."""
-    return HTMLResponse(PAGE, headers={"Cache-Control": "no-store"})
+    return HTMLResponse(PAGE, headers={"Cache-Control": "no-store", "Content-Security-Policy": CSP})
+
+
+@router.get("/labels/rate-sw.js", include_in_schema=False)
+def rater_page_worker() -> Response:
+    """The rater page's service worker: it lets a rater open the page with no network (see the module)."""
+    return Response(SERVICE_WORKER, media_type="text/javascript",
+                    headers={"Cache-Control": "no-cache", "Content-Security-Policy": "default-src 'self'"})

@@ -381,7 +381,11 @@ class _Parser:
             if "max_drop" in sv:
                 kwargs["slice_max_drop"] = self.fraction(sv["max_drop"][1], "slice_volume.max_drop")
             if "min_rows" in sv:
-                kwargs["slice_min_rows"] = int(self.positive(sv["min_rows"][1], "slice_volume.min_rows"))
+                rows = self.positive(sv["min_rows"][1], "slice_volume.min_rows")
+                if not rows.is_integer():  # int() would store 0.5 as 0, which the schema itself refuses
+                    raise self.fail(sv["min_rows"][1], f"slice_volume.min_rows must be a whole number of rows, got "
+                                                       f"{rows!r}.")
+                kwargs["slice_min_rows"] = int(rows)
         if "drift" in top:
             dr = self.mapping(top["drift"][1], "drift", DRIFT_KEYS)
             if "threshold" in dr:
@@ -428,7 +432,14 @@ class _Parser:
     def scalar(self, node: yaml.Node, what: str) -> Any:
         if not isinstance(node, yaml.ScalarNode):
             raise self.fail(node, f"{what} must be a single value, got {self.shown(node)}.")
-        return yaml.safe_load(yaml.serialize(node))
+        try:
+            return yaml.safe_load(yaml.serialize(node))
+        except yaml.YAMLError:  # composing keeps any tag; only the safe ones can be read
+            raise self.fail(node, f"{what} has the tag {node.tag!r}, which a schema cannot hold; write a plain "
+                                  "value without a '!' tag.") from None
+        except ValueError:  # yaml reads an integer with int(): past 4300 digits Python refuses it
+            raise self.fail(node, f"{what} is a number of {len(str(node.value))} digits, more than a schema can "
+                                  "hold.") from None
 
     def string(self, node: yaml.Node, what: str) -> str:
         value = self.scalar(node, what)
@@ -446,7 +457,11 @@ class _Parser:
         value = self.scalar(node, what)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.fail(node, f"{what} must be a number, got {value!r}.")
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an integer past the largest float
+            raise self.fail(node, f"{what} is too large a number ({len(str(value))} digits); the largest a schema "
+                                  "holds is about 1.8e308.") from None
 
     def fraction(self, node: yaml.Node, what: str) -> float:
         value = self.number(node, what)

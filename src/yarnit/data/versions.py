@@ -290,7 +290,7 @@ class Datasets:
         no_subject: str | None = None,
     ) -> DatasetVersion:
         """Record a pandas or Arrow table as a version of ``name`` (or return the identical existing one)."""
-        table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
+        table = frame if isinstance(frame, pa.Table) else _arrow_table(frame, source)
         if table.num_columns == 0:
             raise InvalidInput(f"Dataset {name!r} from {source!r} has no columns; nothing to ingest.")
         return self.ingest_batches(name, [table], source=source, parents=parents, run_id=run_id,
@@ -697,5 +697,36 @@ def _edge(conn: Connection, src_kind: str, src_id: str, dst_kind: str, dst_id: s
         conn.execute(insert(lineage_edges).values(src_kind=src_kind, src_id=src_id, dst_kind=dst_kind, dst_id=dst_id,
                                                   relation=relation, created_at=now))
 
+
+
+# What pyarrow raises when a pandas column cannot become one Arrow column, and what it means for the caller.
+_UNCONVERTIBLE: tuple[tuple[type[BaseException], str], ...] = (
+    (OverflowError, "an integer past 64 bits"),
+    (UnicodeError, "text that is not valid UTF-8 (e.g. a lone surrogate)"),
+    (pa.ArrowException, "values of more than one type (e.g. numbers and strings), or of a type a column cannot "
+                        "hold"),
+)
+
+
+def _arrow_table(frame: pd.DataFrame, source: str) -> pa.Table:
+    """``frame`` as an Arrow table, or an :class:`IngestError` naming the first column that cannot be one.
+
+    The reason is said in words, not with pyarrow's message, which quotes the offending value (it may be
+    personal data).
+    """
+    errors = tuple(kind for kind, _why in _UNCONVERTIBLE)
+    try:
+        return pa.Table.from_pandas(frame, preserve_index=False)
+    except errors:
+        pass
+    for position in range(frame.shape[1]):
+        try:
+            pa.Table.from_pandas(frame.iloc[:, [position]], preserve_index=False)
+        except errors as exc:
+            why = next(w for kind, w in _UNCONVERTIBLE if isinstance(exc, kind))
+            raise IngestError(f"holds {why}; a column's values must all be of one type. Convert the column "
+                              "before ingesting.", path=source, column=str(frame.columns[position])) from None
+    raise IngestError("cannot be stored as an Arrow table (its columns convert one by one, but not together); "
+                      "check the column names and the index.", path=source)
 
 __all__ = ["DatasetNotFound", "DatasetVersion", "Datasets", "table_to_parquet_bytes"]

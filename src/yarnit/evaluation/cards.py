@@ -191,6 +191,8 @@ class ModelCard:
             n = next((x.n for x in m.values() if x is not None), d.rows)
             rows.append((f"{d.name}: {d.description}", n, *(_with_ci(x) for x in m.values())))
         lines += _table(["distribution", "rows", "AUC", "PR-AUC", "log loss", "Brier", "ECE", "bias"], rows) + [""]
+        lines += _classification(r)
+        lines += _label_quality(r.sections.get("label_quality"))
         others = [s for s in r.subjects() if s != "candidate" and not s.startswith("delta:")]
         if others:
             lines += ["## Compared with other models", ""]
@@ -282,6 +284,44 @@ class ModelCard:
         return (f"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
                 f"<title>Model card: {html.escape(self.title)}</title><style>{style}</style></head>\n"
                 f"<body>\n{body}</body></html>\n")
+
+
+def _classification(r: EvaluationReport) -> list[str]:
+    """A classifier's figures (accuracy, macro-F1, F1 per class) on each distribution that has them."""
+    rows = []
+    for d in r.distributions:
+        accuracy, macro = r.get("accuracy", distribution=d.name), r.get("macro_f1", distribution=d.name)
+        if accuracy is None and macro is None:
+            continue
+        per_class = [m for m in r.select(metric="f1", distribution=d.name, subject="candidate") if m.slice]
+        rows.append((f"{d.name}: {d.description}", accuracy.n if accuracy else d.rows, _with_ci(accuracy),
+                     _with_ci(macro), ", ".join(f"{m.slice.split('=', 1)[-1]} {_num(m.value, 3)}" for m in per_class)))
+    if not rows:
+        return []
+    return ["## Classification", ""] + _table(["distribution", "rows", "accuracy", "macro-F1", "F1 per class"],
+                                              rows) + [""]
+
+
+def _label_quality(quality: Mapping[str, Any] | None) -> list[str]:
+    """How good the labels the model learned from and was measured against are (book ch. 4)."""
+    if not quality:
+        return []
+    agreement = quality.get("agreement") or {}
+    flagged = quality.get("flagged_raters") or []
+    facts = [("label set", quality.get("dataset")), ("label task", quality.get("task")),
+             ("guideline version", quality.get("guideline_version")),
+             ("definition versions of the answers", ", ".join(str(v) for v in quality.get("definition_versions")
+                                                                or []) or "not recorded"),
+             ("consensus method", quality.get("consensus_method")), ("raters", quality.get("raters")),
+             ("flagged raters (golden questions)", ", ".join(flagged) or "none"),
+             ("labels", quality.get("labels")),
+             ("labels by source", ", ".join(f"{k} {v}" for k, v in (quality.get("by_source") or {}).items())),
+             ("mean consensus confidence", _num(quality.get("mean_confidence"), 3)),
+             ("Krippendorff's alpha (nominal)", _num(agreement.get("krippendorff_alpha"), 3)),
+             ("Fleiss' kappa", _num(agreement.get("fleiss_kappa"), 3)),
+             ("Cohen's kappa (mean over rater pairs)", _num(agreement.get("cohen_kappa_mean"), 3))]
+    return ["## Label quality", "", "The model learned from, and was measured against, consensus labels of human "
+            "raters, not the truth: its figures are only as good as these.", ""] + _table(["", ""], facts) + [""]
 
 
 __all__ = ["CHECKLIST", "CardInfo", "ModelCard"]

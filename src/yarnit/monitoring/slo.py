@@ -50,8 +50,8 @@ Example:
 from __future__ import annotations
 
 import functools
-
 import re
+import reprlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -212,11 +212,11 @@ _PAIR_KEYS = ("long", "short", "burn_rate")
 
 def parse_duration(value: Any, where: str) -> int:
     """Seconds in a duration such as ``5m``, ``6h``, ``30d`` or ``4w`` (whole minutes: the bucket is 1 m)."""
-    text = str(value).strip() if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+    text = value.strip() if isinstance(value, str) else None  # a bare number has no unit: never a duration
     match = _DURATION.match(text) if text else None
     if not match:
         raise ConfigError(f"{where} must be a duration like 5m, 1h, 3d or 4w (a positive whole number and one of "
-                          f"the units m, h, d, w), got {value!r}.")
+                          f"the units m, h, d, w), got {_short(value)}.")
     return int(match.group(1)) * _UNITS[match.group(2)]
 
 
@@ -249,6 +249,9 @@ def _parsed(text: str, name: str) -> SLOFile:
         data = yaml.load(text, Loader=_safe_loader())  # the C build of yaml's *safe* loader
     except yaml.YAMLError as exc:
         raise ConfigError(f"SLO file {name!r} is not valid YAML: {' '.join(str(exc).split())}") from None
+    except ValueError as exc:  # yaml builds ints with int(): one of more than 4300 digits is refused by Python
+        raise ConfigError(f"SLO file {name!r} holds a number yarnit cannot read ({exc}); write numbers as a "
+                          "percent (objective: 99.9) or a ratio (target: 0.999).") from None
     return parse_slo_file(data, source=name)
 
 
@@ -305,7 +308,7 @@ def parse_sink(item: Any, where: str, *, default_name: str | None = None) -> Sin
     if not isinstance(item, Mapping):
         raise ConfigError(f"{where} must be a mapping with a type from: {', '.join(SINK_TYPES)}; got {_short(item)}.")
     kind = item.get("type")
-    if kind not in SINK_TYPES:
+    if not isinstance(kind, str) or kind not in SINK_TYPES:
         raise ConfigError(f"{where}.type is {_short(kind)}, not a known sink; valid choices: "
                           f"{', '.join(SINK_TYPES)}.")
     _mapping(item, where, ("type", "name") + SINK_TYPES[kind])
@@ -339,7 +342,7 @@ def _parse_slo(item: Any, service: str, where: str) -> SLO:
     name = _name(item.get("name"), f"{where}.name")
     where = f"{where} ({name})"
     sli = item.get("sli")
-    if sli not in SLI_KINDS:
+    if not isinstance(sli, str) or sli not in SLI_KINDS:  # a list is unhashable: no dict lookup
         raise ConfigError(f"{where}.sli is {_short(sli)}, not a known SLI; valid choices: "
                           f"{', '.join(SLI_KINDS)}.")
     objective = _objective(item, where)
@@ -390,15 +393,13 @@ def _objective(item: Mapping[str, Any], where: str) -> Fraction:
     key = "objective" if "objective" in item else "target"
     raw = item[key]
     scale = 100 if key == "objective" else 1
-    if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+    number = _fraction(raw)
+    if number is None:
         raise ConfigError(f"{where}.{key} must be a number, got {_short(raw)}.")
-    try:
-        value = Fraction(str(raw)) / scale  # str(): 99.9 stays 999/1000, not the binary float's 2^-k expansion
-    except (ValueError, ZeroDivisionError):
-        raise ConfigError(f"{where}.{key} must be a number, got {_short(raw)}.") from None
+    value = number / scale
     if not 0 < value < 1:
         valid = "0 < objective < 100 (percent)" if key == "objective" else "0 < target < 1"
-        raise ConfigError(f"{where}.{key} is {raw!r}; it must satisfy {valid}: an objective of 100 % leaves no "
+        raise ConfigError(f"{where}.{key} is {_short(raw)}; it must satisfy {valid}: an objective of 100 % leaves no "
                           "error budget, so no burn rate or alert can be computed.")
     return value
 
@@ -418,10 +419,7 @@ def _pair(pair: Any, severity: Severity, window_s: int, where: str) -> AlertWind
         raise ConfigError(f"{where}.long ({pair['long']}) is longer than the SLO window "
                           f"({format_duration(window_s)}); alert windows must fit inside it.")
     raw = pair["burn_rate"]
-    try:
-        burn = Fraction(str(raw)) if not isinstance(raw, bool) and isinstance(raw, (int, float, str)) else None
-    except (ValueError, ZeroDivisionError):
-        burn = None
+    burn = _fraction(raw)
     if burn is None or burn <= 0:
         raise ConfigError(f"{where}.burn_rate must be a positive number (14.4 pages on 2 % of a 30-day budget in "
                           f"an hour), got {_short(raw)}.")
@@ -484,9 +482,42 @@ def _name(value: Any, where: str) -> str:
     return value
 
 
+# How much of a bad value an error message shows. reprlib stops at these sizes instead of writing the whole
+# value out first: a dozen lines of YAML aliases (each list naming the previous one ten times) stand for 10^9
+# strings, and a plain repr() of them ran for minutes and took gigabytes before the message was cut to 80.
+class _Repr(reprlib.Repr):
+    def repr_int(self, x: int, level: int) -> str:  # repr() of an int past 4300 digits raises ValueError
+        return super().repr_int(x, level) if x.bit_length() < 4096 else f"<an integer of {x.bit_length()} bits>"
+
+
+_REPR = _Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple, _REPR.maxdict, _REPR.maxset = 3, 6, 6, 6, 6
+_REPR.maxstring, _REPR.maxother, _REPR.maxlong = 60, 60, 40
+
+
 def _short(value: Any) -> str:
-    text = repr(value)
+    text = _REPR.repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+# A number written as text: at most 40 digits and a 3-digit exponent. Fraction("1e-99999999") builds the
+# integer 10^99999999 and ran for minutes; a float's own repr always fits (1e-323 to 1.8e308).
+_NUMBER = re.compile(r"^\s*[+-]?(?:[0-9]{1,40}(?:\.[0-9]{0,40})?|\.[0-9]{1,40})(?:[eE][+-]?[0-9]{1,3})?\s*$")
+
+
+def _fraction(raw: Any) -> Fraction | None:
+    """``raw`` (a YAML number, or a number written as text) as an exact fraction; None if it is not one."""
+    if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+        return None
+    if isinstance(raw, int):
+        return Fraction(raw)
+    text = str(raw)  # str(): 99.9 stays 999/1000, not the binary float's 2^-k expansion
+    if not _NUMBER.match(text):
+        return None  # nan, inf, "99.9 %", or a number too long to be meant
+    try:
+        return Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        return None
 
 
 __all__ = ["AlertWindow", "BUCKET_S", "DEFAULT_ALERTS", "PrometheusSource", "SEVERITIES", "SINK_TYPES", "SLIKind",

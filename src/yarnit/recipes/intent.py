@@ -12,8 +12,10 @@ select → train → evaluate → register
   serving loads), with the label set's quality summary beside them (agreement, flagged raters, sources,
   guideline version): a model's figures are only as good as the labels they are measured against;
 * register: the version, with lineage ``label set -trained_on-> model``, so the model traces back through the
-  label task to the guideline version its labels were made under. Not promoted by default: the data plane
-  answers one probability per instance, and a four-class answer needs a serving output type first.
+  label task to the guideline version its labels were made under. The signature says ``"output": "class"``
+  with the class names, so the data plane answers each query's intent by name with its probability
+  (``POST /v1/models/yarnit-intent:predict``; OIP v2: a ``class`` BYTES tensor beside ``probability``), behind
+  serving's prediction cache. Not promoted by default (``promote=true`` moves production).
 
 :class:`CachedIntentClassifier` puts the model behind serving's :class:`~yarnit.serving.cache.PredictionCache`
 (keyed by model version and query) and counts its hit rate: shoppers repeat queries.
@@ -70,7 +72,7 @@ PARAMS = (
     Param("holdout_share", float, "share of the labels held out for evaluation", ge=0.05, le=0.5),
     Param("c", float, "inverse regularization strength of the logistic regression", ge=1e-4, le=1e4),
     Param("min_accuracy", float, "holdout accuracy below which the run warns", ge=0.0, le=1.0),
-    Param("promote", bool, "move the production alias (the data plane cannot serve classes yet)"),
+    Param("promote", bool, "move the production alias (the data plane then answers the intent by name)"),
 )
 
 
@@ -123,9 +125,13 @@ class IntentModel:
         proba = self.probabilities(queries)
         return [(self.classes[int(i)], float(p[int(i)])) for i, p in zip(proba.argmax(axis=1), proba, strict=True)]
 
+    def class_probabilities(self, instances: list[dict[str, Any]]) -> np.ndarray:
+        """The serving protocol of a classifier: each instance's (``query`` field) probability per class."""
+        return self.probabilities([str(i.get("query", "")) for i in instances])
+
     def predict_proba(self, instances: list[dict[str, Any]]) -> np.ndarray:
-        """The serving protocol: the probability of each instance's most likely intent (``query`` field)."""
-        return np.asarray(self.probabilities([str(i.get("query", "")) for i in instances]).max(axis=1))
+        """The probability of each instance's most likely intent (what batch scoring and evaluation read)."""
+        return np.asarray(self.class_probabilities(instances).max(axis=1))
 
 
 class CachedIntentClassifier:
@@ -222,8 +228,7 @@ def train(ctx: StepContext, labels: dict[str, Any]) -> dict[str, Any]:
     return {"model": TrainedModel(
         artifact=model.to_bytes(), artifact_format=ArtifactFormat.INTENT, trainer="hashed-char-ngrams+logistic",
         params={"c": float(cfg["c"]), "n_features": N_FEATURES, "ngram_range": [2, 4]},
-        signature={"inputs": [{"name": "query", "type": "string"}], "classes": list(classes),
-                   "output": "probability of the most likely intent (classify() gives the class)"},
+        signature={"inputs": {"query": "string"}, "classes": list(classes), "output": "class"},
         training={"rows": len(part)}, probe=[{"query": q} for q in part["text"].head(3)])}
 
 
@@ -246,10 +251,43 @@ def evaluate(ctx: StepContext, model: TrainedModel, labels: dict[str, Any]) -> d
     ctx.metric("macro_f1", float(np.mean(f1s)))
     if accuracy < float(cfg["min_accuracy"]):
         ctx.log(f"evaluate: holdout accuracy {accuracy:.3f} is below min_accuracy {cfg['min_accuracy']}")
+    per_class = dict(zip(loaded.classes, f1s, strict=True))
+    stored = _store_evaluation(ctx, model, labels, accuracy, per_class, len(held))
     return {"report": {"accuracy": accuracy, "macro_f1": float(np.mean(f1s)), "holdout_rows": len(held),
-                       "per_class_f1": dict(zip(loaded.classes, f1s, strict=True)),
-                       "label_quality": labels["summary"],
+                       "per_class_f1": per_class, "label_quality": labels["summary"], "evaluation_id": stored,
                        "note": "measured against consensus labels, not the truth: see label_quality"}}
+
+
+def label_quality(summary: dict[str, Any]) -> dict[str, Any]:
+    """The label set's quality figures a model card shows: agreement, consensus method, raters, guideline."""
+    return {"dataset": summary.get("dataset"), "task": summary.get("task"),
+            "guideline_version": summary.get("schema"), "definition_versions": summary.get("definition_versions"),
+            "consensus_method": summary.get("method"), "raters": summary.get("raters"),
+            "flagged_raters": summary.get("flagged_raters"), "labels": summary.get("labels"),
+            "by_source": summary.get("by_source"), "mean_confidence": summary.get("mean_confidence"),
+            "agreement": summary.get("agreement")}
+
+
+def _store_evaluation(ctx: StepContext, model: TrainedModel, labels: dict[str, Any], accuracy: float,
+                      per_class: dict[str, float], rows: int) -> str:
+    """The holdout figures as a stored evaluation (found later by the artifact's sha256), with the label set's
+    quality as its ``label_quality`` section, so the model card shows both."""
+    from yarnit.core.hashing import sha256_bytes
+    from yarnit.evaluation import Distribution, EvaluationReport, EvaluationStore, MetricValue
+
+    share = float(ctx.config["holdout_share"])
+    holdout = Distribution("holdout", "iid", f"seeded random {share:.0%} of label set {labels['ref']} ({rows} "
+                           "consensus labels)", rows, (labels["id"],), {"seed": ctx.seed, "share": share})
+    values = [MetricValue("accuracy", "holdout", accuracy, n=rows),
+              MetricValue("macro_f1", "holdout", float(np.mean(list(per_class.values()))), n=rows)]
+    values += [MetricValue("f1", "holdout", f1, slice=f"class={name}") for name, f1 in per_class.items()]
+    report = EvaluationReport(
+        ctx.config["model"], {"artifact_sha256": sha256_bytes(model.artifact),
+                              "format": model.artifact_format.value, "trainer": model.trainer},
+        (holdout,), tuple(values), sections={"label_quality": label_quality(labels["summary"])},
+        run_id=ctx.run_id, dataset_version_ids=(labels["id"],),
+        notes=("measured against consensus labels, not the truth: read the figures beside the label quality",))
+    return EvaluationStore(ctx.workspace).add(report).id
 
 
 def register(ctx: StepContext, model: TrainedModel, report: dict[str, Any], labels: dict[str, Any]) -> dict[str, Any]:
@@ -260,7 +298,8 @@ def register(ctx: StepContext, model: TrainedModel, report: dict[str, Any], labe
         version = registry.register(
             name, model.artifact, ArtifactFormat.INTENT, signature=model.signature,
             metrics={"accuracy": report["accuracy"], "macro_f1": report["macro_f1"],
-                     "per_class_f1": report["per_class_f1"], "label_quality": report["label_quality"]},
+                     "per_class_f1": report["per_class_f1"], "label_quality": report["label_quality"],
+                     "evaluation_id": report.get("evaluation_id")},
             params=model.params, dataset_version_ids=[labels["id"]], run_id=ctx.run_id,
             code_version=RunStore(ctx.workspace).get(ctx.run_id).code_version, seed=ctx.seed,
             description=f"YarnIt query intent from label set {labels['ref']} (schema "
@@ -291,4 +330,4 @@ def intent_pipeline() -> Pipeline:
     )
 
 
-__all__ = ["DEFAULTS", "PARAMS", "CachedIntentClassifier", "IntentModel", "intent_pipeline"]
+__all__ = ["DEFAULTS", "PARAMS", "CachedIntentClassifier", "IntentModel", "intent_pipeline", "label_quality"]

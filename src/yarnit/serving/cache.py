@@ -51,11 +51,14 @@ def instance_key(version_id: str, instance: dict[str, Any]) -> tuple[str, bytes]
 
 
 class PredictionCache:
-    """LRU map from instance keys to scores, at most ``max_entries`` long (0 disables it)."""
+    """LRU map from instance keys to scores, at most ``max_entries`` long (0 disables it).
+
+    A value is a score (a float), or for a classifier with named classes a (class index, probability) pair.
+    """
 
     def __init__(self, max_entries: int = 10_000) -> None:
         self.max_entries = max_entries
-        self._data: OrderedDict[Hashable, float] = OrderedDict()
+        self._data: OrderedDict[Hashable, Any] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
@@ -64,7 +67,7 @@ class PredictionCache:
     def enabled(self) -> bool:
         return self.max_entries > 0
 
-    def get(self, key: Hashable) -> float | None:
+    def get(self, key: Hashable) -> Any:
         with self._lock:
             value = self._data.get(key)
             if value is None:
@@ -74,7 +77,7 @@ class PredictionCache:
             self.hits += 1
             return value
 
-    def put(self, key: Hashable, value: float) -> None:
+    def put(self, key: Hashable, value: Any) -> None:
         if self.max_entries <= 0:
             return
         with self._lock:

@@ -135,6 +135,8 @@ class HeuristicFallback:
     def for_version(cls, signature: Mapping[str, Any], metrics: Mapping[str, Any]) -> HeuristicFallback:
         """The heuristic a version's owner declared (signature ``fallback``), else its recorded base rate."""
         spec = signature.get("fallback")
+        if signature.get("output") == "class":  # a probability is no answer for a classifier: no heuristic
+            return cls()
         if (isinstance(spec, Mapping) and spec.get("kind") == "ranking") or signature.get("output") == "ranking":
             popular = spec.get("popular") if isinstance(spec, Mapping) else None
             return cls(popular=tuple(str(p) for p in popular or ()), source="signature.ranking")

@@ -40,6 +40,15 @@ a request-time transform or compilation, and validated on its golden requests
 answer is deterministic) and the same probe rows: every slate must be well
 formed (distinct string items, at most ``k``, finite scores, propensities in
 (0, 1]) and, where the signature records them, the golden items must match.
+
+A *classifier* with named classes (signature ``"output": "class"`` and
+``"classes": [...]``, e.g. ``yarnit-intent``) answers each instance's most
+likely class and its probability. Its predictor gives one row of class
+probabilities per instance (``class_probabilities``), in the order of the
+signature's classes. It is loaded without a transform or compilation, and
+validated on its golden requests (``{"instance": {...}, "class": "how_to"}``)
+and the probe rows: each row must be finite, within [0, 1] and sum to 1, and
+an artifact that names its classes must name the signature's, in order.
 """
 
 from __future__ import annotations
@@ -141,6 +150,23 @@ class LoadedModel:
         """One slate per instance (ranking models only)."""
         slates: list[dict[str, Any]] = self.predictor.rank(instances, explore=explore)  # type: ignore[attr-defined]
         return slates
+
+    @property
+    def is_classifier(self) -> bool:
+        """A classifier with named classes answers a class and its probability (``classify``)."""
+        return self.version.signature.get("output") == "class"
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The class names a classifier answers with, as its signature records them (empty otherwise)."""
+        classes = self.version.signature.get("classes")
+        return tuple(str(c) for c in classes) if isinstance(classes, list) else ()
+
+    def classify(self, instances: list[dict[str, Any]]) -> np.ndarray:
+        """Class probabilities, one row per instance in the order of :attr:`classes` (classifiers only)."""
+        rows = [self.transform(i) for i in instances] if self.transform is not None else instances
+        proba = self.predictor.class_probabilities(rows)  # type: ignore[attr-defined]
+        return np.asarray(proba, dtype=np.float64)
 
     @property
     def path(self) -> str:
@@ -521,6 +547,8 @@ class ModelRuntime:
         try:
             if loaded.is_ranking:
                 check_slates(ref, rows, loaded.rank([dict(r) for r in rows], explore=False))
+            elif loaded.is_classifier:
+                check_class_probabilities(ref, len(rows), len(loaded.classes), loaded.classify([dict(r) for r in rows]))
             else:
                 scores = loaded.score([dict(r) for r in rows])
                 if scores.shape != (len(rows),) or not np.all(np.isfinite(scores)) or np.any(scores < 0.0) \
@@ -541,6 +569,8 @@ class ModelRuntime:
             native = self.wrap_predictor(version, native)
         if version.signature.get("output") == "ranking":
             return self._load_ranking(version, native)
+        if version.signature.get("output") == "class":
+            return self._load_classifier(version, native)
         transform_name = version.signature.get("transform")
         transform = get_transform(transform_name) if transform_name else None
         features = FeatureSpec.from_signature(version.signature)
@@ -571,6 +601,28 @@ class ModelRuntime:
                              frozenset(str(p) for p in version.signature.get("pii", []) or []),
                              CompileResult(None, "native", "ranking models are not compiled"), breaker)
         _validate_ranking(loaded)
+        return loaded
+
+    def _load_classifier(self, version: ModelVersion, native: Predictor) -> LoadedModel:
+        """A classifier with named classes: no transform, no compilation; its classes must match the artifact's."""
+        classes = version.signature.get("classes")
+        if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) and c for c in classes) \
+                or len(set(classes)) != len(classes):
+            raise VersionRejected(version.ref, "its signature says output 'class' but 'classes' is not a list of at "
+                                               f"least two distinct names: {classes!r}"[:300])
+        if not callable(getattr(native, "class_probabilities", None)):
+            raise VersionRejected(version.ref, "its signature says output 'class', but its artifact gives no class "
+                                               f"probabilities ({type(native).__name__} has no class_probabilities())")
+        own = getattr(native, "classes", None)
+        if own is not None and [str(c) for c in own] != classes:
+            raise VersionRejected(version.ref, f"its artifact's classes {list(own)!r} are not its signature's "
+                                               f"{classes!r}"[:300])
+        breaker = CircuitBreaker(self.clock, failures_to_open=self.breaker.failures_to_open,
+                                 cooldown_s=self.breaker.cooldown_s)
+        loaded = LoadedModel(version, native, native, self.clock.now(), None, FeatureSpec.from_signature(
+            version.signature), frozenset(str(p) for p in version.signature.get("pii", []) or []),
+            CompileResult(None, "native", "classifiers are not compiled"), breaker)
+        _validate_classifier(loaded)
         return loaded
 
     def _forget_unused(self) -> None:
@@ -704,6 +756,36 @@ def check_slates(ref: str, instances: Sequence[Mapping[str, Any]], slates: Any) 
     return slates
 
 
+def check_class_probabilities(ref: str, rows: int, classes: int, proba: np.ndarray) -> np.ndarray:
+    """``proba`` if it is one row of ``classes`` probabilities summing to 1 per instance, else
+    :class:`VersionRejected` saying what is wrong."""
+    if proba.shape != (rows, classes):
+        raise VersionRejected(ref, f"{rows} requests gave class probabilities of shape {proba.shape}, not "
+                                   f"({rows}, {classes})")
+    if not np.all(np.isfinite(proba)) or np.any(proba < 0.0) or np.any(proba > 1.0) \
+            or not np.allclose(proba.sum(axis=1), 1.0, rtol=0.0, atol=1e-6):
+        raise VersionRejected(ref, f"class probabilities must be in [0, 1] and sum to 1 per row; got "
+                                   f"{proba[:2].tolist()}"[:300])
+    return proba
+
+
+def _validate_classifier(loaded: LoadedModel) -> None:
+    ref, classes = loaded.version.ref, loaded.classes
+    golden = [(dict(g["instance"]), g.get("class")) for g in loaded.version.signature.get("golden", []) or []
+              if isinstance(g, Mapping) and isinstance(g.get("instance"), Mapping)]
+    instances = [g[0] for g in golden] + example_rows(loaded.version.signature, loaded.features)
+    try:
+        proba = loaded.classify([dict(i) for i in instances])
+    except Exception as exc:
+        raise VersionRejected(ref, f"classifying a golden request raised {type(exc).__name__}: {exc}") from exc
+    check_class_probabilities(ref, len(instances), len(classes), proba)
+    for (instance, expected), row in zip(golden, proba, strict=False):
+        got = classes[int(np.argmax(row))]
+        if expected is not None and got != expected:
+            raise VersionRejected(ref, f"golden request {instance!r} was classified {got!r}, expected "
+                                       f"{expected!r}"[:400])
+
+
 def _validate_ranking(loaded: LoadedModel) -> None:
     ref = loaded.version.ref
     golden = [(dict(g["instance"]), g.get("items")) for g in loaded.version.signature.get("golden", []) or []
@@ -731,6 +813,7 @@ __all__ = [
     "SwapEvent",
     "Unservable",
     "WarmUp",
+    "check_class_probabilities",
     "check_slates",
     "example_rows",
     "rollback_target",

@@ -40,7 +40,14 @@ from .inputs import InputGuard
 from .onlinefeatures import FeatureSource, OnlineFeatures
 from .predlog import LogPolicy, PredictionLog
 from .router import Router, ShadowScorer, TrafficPolicyStore
-from .runtime import BreakerSettings, LoadedModel, ModelRuntime, ModelState, check_slates
+from .runtime import (
+    BreakerSettings,
+    LoadedModel,
+    ModelRuntime,
+    ModelState,
+    check_class_probabilities,
+    check_slates,
+)
 
 log = logging.getLogger("yarnit.serving")
 
@@ -101,6 +108,9 @@ class Prediction:
     answered_by: LoadedModel | None = field(default=None, repr=False)
     kind: str = "probability"  # "ranking": ``values`` holds one slate per instance (items, scores, propensities)
     routed: str = "production"  # the alias the router chose ("production" | "canary"), whoever answered
+    # kind "class" (a classifier with named classes): each instance's most likely class; ``values`` holds its
+    # probability, so whatever reads the scores (the log, monitoring, canary analysis) reads numbers as before
+    classes: list[str] | None = None
 
 
 class ModelOutputInvalid(RuntimeError):
@@ -340,9 +350,12 @@ class InferenceService:
                 if deadline_at_s is not None and self.clock.monotonic() >= deadline_at_s:
                     reason = reason or "timeout"
                     break
+                classes: list[str] | None = None
                 try:
                     if loaded.is_ranking:  # slates: no probability check, no prediction cache
                         values, hits, defaults = self._ranked(model, loaded, instances)
+                    elif loaded.is_classifier:
+                        values, classes, hits, defaults = self._classified(model, loaded, instances)
                     else:
                         values, hits, defaults = self._score(model, loaded, instances)
                 except InvalidInput:
@@ -363,7 +376,8 @@ class InferenceService:
                 loaded.breaker.record_success()
                 prediction = Prediction(values, model, loaded.version.version, served_by, label, request_id,
                                         reason if served_by != "model" else None, hits, defaults, loaded,
-                                        "ranking" if loaded.is_ranking else "probability", chosen)
+                                        "ranking" if loaded.is_ranking else "class" if classes is not None
+                                        else "probability", chosen, classes)
                 self._shadow(state, prediction, instances, routing_key)
                 return prediction
             prediction = self._heuristic(state, instances, request_id, reason or "no_model")
@@ -449,6 +463,33 @@ class InferenceService:
         except VersionRejected as exc:  # a malformed answer is a model fault: the chain answers instead
             raise ModelOutputInvalid(exc.reason) from None
 
+    def _classified(self, model: str, loaded: LoadedModel, instances: list[dict[str, Any]]
+                    ) -> tuple[list[float], list[str], int, dict[str, int]]:
+        """Each instance's most likely class and its probability, behind the prediction cache.
+
+        A cache entry is (class index, probability), keyed like a score by the version and the row: a class
+        model and a probability model never share a version id, so the two kinds of entry never meet.
+        """
+        rows, defaults = self._enriched(model, loaded, _without_candidates(instances))
+        use_cache = self.cache.enabled and len(rows) <= self.options.cache_max_batch
+        keys = [instance_key(loaded.version.id, r) for r in rows] if use_cache else [None] * len(rows)
+        out: list[Any] = [self.cache.get(k) if k is not None else None for k in keys]
+        missing = [i for i, v in enumerate(out) if v is None]
+        if missing:
+            proba = loaded.classify([rows[i] for i in missing])
+            try:
+                check_class_probabilities(loaded.version.ref, len(missing), len(loaded.classes), proba)
+            except VersionRejected as exc:  # a model fault: the chain answers instead
+                raise ModelOutputInvalid(exc.reason) from None
+            best = proba.argmax(axis=1)
+            for i, index, row in zip(missing, best.tolist(), proba, strict=True):
+                out[i] = entry = (index, float(row[index]))
+                if keys[i] is not None:
+                    self.cache.put(keys[i], entry)
+        hits = self._count_cache(model, loaded, len(rows) - len(missing), len(missing)) if use_cache else 0
+        names = loaded.classes
+        return [p for _i, p in out], [names[i] for i, _p in out], hits, defaults
+
     def _score(self, model: str, loaded: LoadedModel,
                instances: list[dict[str, Any]]) -> tuple[list[float], int, dict[str, int]]:
         rows, defaults = self._enriched(model, loaded, _without_candidates(instances))
@@ -467,12 +508,17 @@ class InferenceService:
                 k = keys[i]
                 if k is not None:
                     self.cache.put(k, value)
+        self._count_cache(model, loaded, hits, len(missing))
+        return out, hits, defaults  # type: ignore[return-value]
+
+    def _count_cache(self, model: str, loaded: LoadedModel, hits: int, misses: int) -> int:
+        """Count a request's cache hits and misses (``yarnit_serving_cache_*_total``); returns ``hits``."""
         label = (model, str(loaded.version.version))
         if hits:
             ServingStats.bump(self.stats.cache_hits, label, hits)
-        if missing:
-            ServingStats.bump(self.stats.cache_misses, label, len(missing))
-        return out, hits, defaults  # type: ignore[return-value]
+        if misses:
+            ServingStats.bump(self.stats.cache_misses, label, misses)
+        return hits
 
     @staticmethod
     def _checked(loaded: LoadedModel, scores: np.ndarray) -> list[float]:
@@ -521,6 +567,9 @@ class InferenceService:
         rows = _without_candidates(instances)
         if loaded.features:
             rows, _report = self.features.enrich(model, loaded.features, rows)
+        if loaded.is_classifier:  # shadow: the most likely class's probability, uncached (the class is not logged)
+            proba = check_class_probabilities(loaded.version.ref, len(rows), len(loaded.classes), loaded.classify(rows))
+            return proba.max(axis=1).tolist(), 0, {}
         return self._checked(loaded, loaded.score(rows)), 0, {}
 
     # -- accounting -------------------------------------------------------------------
@@ -557,6 +606,8 @@ class InferenceService:
                           routed=prediction.routed, reason=prediction.reason, predictions=prediction.values,
                           feature_defaults=prediction.feature_defaults or None,
                           pii=sorted(answered.pii) if answered is not None else ())
+            if prediction.classes is not None:
+                record["classes"] = prediction.classes
         elif routed is not None:
             record["routed"] = routed
         if instances is not None:
