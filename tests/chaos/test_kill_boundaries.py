@@ -1,0 +1,233 @@
+"""kill -9 at every fsync/rename/link boundary, and at random moments, of registration, dataset ingest,
+feature materialization and pipeline steps (RELIABILITY.md target 1).
+
+Each trial runs in a child forked from ``forkserver.py`` (yarnit imported once), which SIGKILLs
+itself just before or just after its k-th ``os.fsync``/``os.replace``/``os.rename``/``os.link``
+call. The sweep starts every trial from the same copy of a prepared workspace and raises k until the
+operation finishes before reaching it, so every boundary of the operation is hit once. After each
+kill, ``check_after_crash`` opens the workspace (the recovery pass) and checks target 1; then the
+operation is run again to the end, which must succeed and leave the workspace as sound.
+
+The sweeps of registration and ingest are fast and run in ``make test``; the feature and pipeline
+sweeps and the 20-random-kill runs are marked ``chaos`` (``make chaos``).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from chaos.support import ForkServer, check_after_crash, copy_home, sqlite_integrity
+
+from yarnit.core import Settings
+from yarnit.data import Datasets
+from yarnit.registry import ModelRegistry
+from yarnit.storage import open_workspace
+from yarnit.training import RunStore
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ForkServer]:
+    fork = ForkServer()
+    yield fork
+    fork.close()
+
+
+# How many blobs a kill can leave without their row: registration and ingest store one blob before the
+# row; a pipeline step stores up to two (a model and its metadata) before the step's row.
+MAX_ORPHANS = {"register": 1, "ingest": 1, "features": 0, "pipeline": 2}
+
+
+def _check(scenario: str, home: Path) -> None:
+    check_after_crash(home, max_orphans=MAX_ORPHANS[scenario])
+    if scenario == "features":
+        _check_features(home)
+
+
+def _check_features(home: Path) -> None:
+    online = home / "online.db"
+    if online.exists():
+        assert sqlite_integrity(online) == "ok"
+
+
+def sweep(server: ForkServer, scenario: str, base: Path, work: Path, *, check_state: Callable[[Path, bool], None],
+          trial: int = 1) -> int:
+    """Kill ``scenario`` at every boundary, starting each time from ``base``; return the boundary count."""
+    k = 0
+    while True:
+        home = copy_home(base, work)
+        answer = server.run(scenario, home, trial, at=k)
+        if not answer["killed"]:
+            assert answer["boundaries"] == k, answer
+            check_after_crash(home, max_orphans=0)
+            check_state(home, True)
+            return k
+        _check(scenario, home)
+        check_state(home, False)
+        again = server.run(scenario, home, trial)  # restart: the operation runs to the end
+        assert not again["killed"]
+        _check(scenario, home)
+        check_state(home, True)
+        k += 1
+
+
+def random_kills(server: ForkServer, scenario: str, home: Path, *, check_state: Callable[[Path, bool], None],
+                 trials: int = 20, seed: int = 0) -> list[dict[str, Any]]:
+    """20 kills at random moments of successive runs of ``scenario`` on one workspace."""
+    rng = random.Random(seed)
+    timed = server.run(scenario, home, 100)  # how long one uninterrupted run takes here
+    answers = []
+    for trial in range(trials):
+        answer = server.run(scenario, home, trial, after=rng.uniform(0.0, timed["seconds"] * 1.2))
+        answers.append(answer)
+        _check(scenario, home)
+        check_state(home, not answer["killed"])
+    assert sum(a["killed"] for a in answers) >= trials // 2, "most kills came too late to prove anything"
+    return answers
+
+
+# --- registration ------------------------------------------------------------
+
+
+def _registry_state(home: Path, finished: bool) -> None:
+    with open_workspace(Settings.for_home(home)) as ws:
+        registry = ModelRegistry(ws)
+        versions = registry.versions("ctr")
+        assert [v.version for v in versions] == list(range(1, len(versions) + 1))
+        production = registry.resolve("ctr", "production")
+        assert production.version <= versions[-1].version
+        registry.load(production)  # the version in production loads (its bytes verify)
+        if finished:
+            assert production.version == versions[-1].version
+
+
+def test_kill_at_every_boundary_of_model_registration(server: ForkServer, tmp_path: Path) -> None:
+    base = tmp_path / "base"
+    server.run("register", base, 0)
+    n = sweep(server, "register", base, tmp_path / "trial", check_state=_registry_state)
+    assert n >= 8, f"registration passed only {n} boundaries: the sweep did not reach the artifact store"
+
+
+@pytest.mark.chaos
+def test_kill_at_every_boundary_of_registering_bytes_already_stored(server: ForkServer, tmp_path: Path) -> None:
+    base = tmp_path / "base"
+    server.run("register", base, 0)
+    server.run("register", base, 1)  # trial 1's bytes are stored: registering them again takes the touch path
+    sweep(server, "register", base, tmp_path / "trial", check_state=_registry_state, trial=1)
+
+
+@pytest.mark.chaos
+def test_twenty_random_kills_of_model_registration(server: ForkServer, tmp_path: Path) -> None:
+    home = tmp_path / "ws"
+    server.run("register", home, 0)
+    random_kills(server, "register", home, check_state=_registry_state)
+
+
+# --- dataset ingest ------------------------------------------------------------
+
+
+def _datasets_state(home: Path, finished: bool) -> None:
+    with open_workspace(Settings.for_home(home)) as ws:
+        versions = sorted(Datasets(ws).list("clicks"), key=lambda v: v.version)
+        assert [v.version for v in versions] == list(range(1, len(versions) + 1))
+        for v in versions:
+            ws.artifacts.verify(v.artifact_sha256)
+        if finished:
+            assert versions
+
+
+@pytest.mark.chaos
+def test_kill_at_every_boundary_of_dataset_ingest(server: ForkServer, tmp_path: Path) -> None:
+    base = tmp_path / "base"
+    server.run("ingest", base, 0)
+    n = sweep(server, "ingest", base, tmp_path / "trial", check_state=_datasets_state, trial=1)
+    assert n >= 4, f"ingest passed only {n} boundaries"
+
+
+@pytest.mark.chaos
+def test_twenty_random_kills_of_dataset_ingest(server: ForkServer, tmp_path: Path) -> None:
+    home = tmp_path / "ws"
+    server.run("ingest", home, 0)
+    random_kills(server, "ingest", home, check_state=_datasets_state)
+
+
+# --- feature backfill (offline) and materialization (online) -------------------
+
+
+def _features_state(home: Path, finished: bool) -> None:
+    """Every offline day file reads; once a run finished, the online table holds the newest value of each user."""
+    import pandas as pd
+
+    from yarnit.core import SimulatedClock
+    from yarnit.features import OfflineStore, OnlineFeatures, open_online_store
+    from yarnit.features.online import to_us
+
+    from chaos.forkserver import FEATURE_NOW, USER_VIEW
+
+    offline = OfflineStore(home / "features" / "offline")
+    if not (home / "features" / "offline").exists():
+        return
+    with offline.latest(USER_VIEW, after_us=None, until_us=to_us(FEATURE_NOW),
+                        batch_rows=10_000, changed=[]) as reader:
+        latest = reader.read_all().to_pandas()
+    if not finished or latest.empty:
+        return
+    online = open_online_store(f"sqlite:///{home}/online.db")
+    try:
+        users = sorted(latest["user_id"].unique())
+        rows = OnlineFeatures(online, [USER_VIEW], SimulatedClock(FEATURE_NOW)).read(USER_VIEW.name, users)
+        got = {u: r.values["clicks_7d"] for u, r in zip(users, rows, strict=True)}
+        expected = {u: int(c) for u, c in zip(latest["user_id"], latest["clicks_7d"], strict=True)}
+        assert got == expected
+    finally:
+        online.close()
+
+
+@pytest.mark.chaos
+def test_kill_at_every_boundary_of_feature_materialization(server: ForkServer, tmp_path: Path) -> None:
+    base = tmp_path / "base"
+    server.run("features", base, 0)
+    n = sweep(server, "features", base, tmp_path / "trial", check_state=_features_state)
+    assert n >= 6, f"feature backfill and materialization passed only {n} boundaries"
+
+
+@pytest.mark.chaos
+def test_twenty_random_kills_of_feature_materialization(server: ForkServer, tmp_path: Path) -> None:
+    home = tmp_path / "ws"
+    server.run("features", home, 0)
+    random_kills(server, "features", home, check_state=_features_state)
+
+
+# --- pipeline steps ---------------------------------------------------------------
+
+
+def _pipeline_state(home: Path, finished: bool) -> None:
+    with open_workspace(Settings.for_home(home)) as ws:
+        runs = RunStore(ws).list("toy")
+        if finished:
+            assert runs and runs[0].state == "succeeded"
+        registry = ModelRegistry(ws)
+        if registry.exists("toy"):
+            versions = registry.versions("toy")
+            shas = [v.artifact_sha256 for v in versions]
+            assert len(shas) == len(set(shas)), "a resumed or repeated run registered the same bytes twice"
+            for v in versions:
+                registry.load(v)
+
+
+@pytest.mark.chaos
+def test_kill_at_every_boundary_of_pipeline_steps(server: ForkServer, tmp_path: Path) -> None:
+    base = tmp_path / "base"
+    server.run("pipeline", base, 0)
+    n = sweep(server, "pipeline", base, tmp_path / "trial", check_state=_pipeline_state)
+    assert n >= 10, f"the pipeline passed only {n} boundaries"
+
+
+@pytest.mark.chaos
+def test_twenty_random_kills_of_pipeline_steps(server: ForkServer, tmp_path: Path) -> None:
+    home = tmp_path / "ws"
+    server.run("pipeline", home, 0)
+    random_kills(server, "pipeline", home, check_state=_pipeline_state)

@@ -1,0 +1,75 @@
+"""Regression tests for defects the chaos suite found in the recovery pass and the artifact store."""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from yarnit.core import Settings
+from yarnit.core.atomic import FileOps
+from yarnit.storage import ArtifactWriteFailed, LocalArtifactStore, open_workspace
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_the_recovery_pass_removes_dead_writers_temp_files_anywhere_in_the_home(tmp_path: Path) -> None:
+    """A writer killed mid-write of the offline feature store (or an SLO file, loop state …) leaves a temp
+    file outside artifacts/; opening the workspace used to leave it there forever."""
+    home = tmp_path / "ws"
+    open_workspace(Settings.for_home(home)).close()
+    dead, alive = _dead_pid(), os.getpid()
+    offline = home / "features" / "offline" / "user_activity"
+    offline.mkdir(parents=True)
+    leftovers = [offline / f".tmp-day=2026-01-05.parquet.{dead}.abcd", home / f".tmp-slo.yaml.{dead}.ef01"]
+    live = offline / f".tmp-manifest.json.{alive}.1234"
+    for path in [*leftovers, live]:
+        path.write_bytes(b"partial")
+    ws = open_workspace(Settings.for_home(home))
+    ws.close()
+    assert not any(p.exists() for p in leftovers)
+    assert set(leftovers) <= set(ws.recovered)
+    assert live.exists(), "a live writer's temp file was removed"
+
+
+class FailingDirSync(FileOps):
+    def __init__(self, nth: int) -> None:
+        self.nth, self.calls = nth, 0
+
+    def fsync_dir(self, directory: Path) -> None:
+        self.calls += 1
+        if self.calls - 1 == self.nth:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        super().fsync_dir(directory)
+
+
+def test_a_failed_fsync_of_the_final_directory_leaves_no_name_a_later_writer_would_trust(tmp_path: Path) -> None:
+    """The blob's name used to stay after its directory's fsync failed; storing the same bytes again then
+    found it, only touched it and reported success: a failed fsync counted as a success (fsyncgate)."""
+    store = LocalArtifactStore(tmp_path / "artifacts", ops=FailingDirSync(nth=1))  # 0: staging, 1: final dir
+    with pytest.raises(ArtifactWriteFailed, match="Nothing was stored"):
+        store.put_bytes(b"model bytes")
+    assert list(store.iter_shas()) == []
+    assert list((store.root / "staging").iterdir()) == []
+    store.ops = FileOps()
+    ref = store.put_bytes(b"model bytes")
+    assert store.get_bytes(ref.sha256) == b"model bytes"
+
+
+def test_a_failed_fsync_of_the_staging_directory_leaves_no_staging_file(tmp_path: Path) -> None:
+    """A staging file used to stay behind (named with a live pid, so the recovery pass kept it) when the
+    fsync after linking it into staging/ failed."""
+    store = LocalArtifactStore(tmp_path / "artifacts", ops=FailingDirSync(nth=0))
+    with pytest.raises(ArtifactWriteFailed) as info:
+        store.put_bytes(b"model bytes")
+    assert info.value.errno == errno.EIO and isinstance(info.value, OSError)
+    assert list((store.root / "staging").iterdir()) == []
+    assert list(store.iter_shas()) == []
