@@ -185,8 +185,24 @@ def pipeline(home: str, trial: int) -> dict[str, Any]:
         return {"run": result.run.id, "state": result.run.state}
 
 
+MONITOR_START = utc(2026, 3, 1, 10)
+
+
+def monitor(home: str, trial: int) -> dict[str, Any]:
+    """One pass of the monitor (``yarnit monitor run`` runs these): new log bytes into hourly windows, SLOs,
+    alerts, the state file. ``trial`` is the number of hours after MONITOR_START it runs at."""
+    from yarnit.monitoring.runner import Monitor
+    from yarnit.monitoring.workspace import load_workspace_slos
+
+    clock = SimulatedClock(MONITOR_START + timedelta(hours=trial))
+    with yarnit.storage.open_workspace(Settings.for_home(home), clock) as ws:
+        report = Monitor(ws, load_workspace_slos(ws.home), clock=clock).run_once()
+    return {"slos": len(report.get("slos", []))}
+
+
 SCENARIOS: dict[str, Callable[[str, int], dict[str, Any]]] = {
     "register": register, "ingest": ingest, "features": features, "pipeline": pipeline,
+    "monitor": monitor,
 }
 
 

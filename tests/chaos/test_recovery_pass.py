@@ -73,3 +73,40 @@ def test_a_failed_fsync_of_the_staging_directory_leaves_no_staging_file(tmp_path
     assert info.value.errno == errno.EIO and isinstance(info.value, OSError)
     assert list((store.root / "staging").iterdir()) == []
     assert list(store.iter_shas()) == []
+
+
+def test_metrics_are_still_scraped_when_the_online_store_does_not_answer() -> None:
+    """The feature freshness collector used to raise Unavailable when Redis was down, so /metrics answered
+    503 and every other metric (the online feature defaults served meanwhile among them) was lost with it."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from yarnit.api.server import free_port
+    from yarnit.core import SimulatedClock, utc
+    from yarnit.features import FreshnessCollector, feature_view, open_online_store
+
+    @feature_view(entities={"user_id": "string"}, features={"clicks": "int64"}, ttl=None,
+                  sources=("activity",))
+    def clicks(activity):  # type: ignore[no-untyped-def]
+        """Clicks per shopper."""
+        return activity
+
+    online = open_online_store(f"redis://127.0.0.1:{free_port()}/0", socket_timeout_s=2.0)  # nothing listens
+    registry = CollectorRegistry()
+    registry.register(FreshnessCollector(lambda: [clicks], online, SimulatedClock(utc(2026, 1, 5))))
+    text = generate_latest(registry).decode()
+    assert "yarnit_feature_freshness_up 0.0" in text
+    online.close()
+
+
+def test_metrics_are_still_scraped_when_the_metadata_store_does_not_answer() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from yarnit.core import SimulatedClock, Unavailable, utc
+    from yarnit.features import FreshnessCollector
+
+    def views() -> list:  # type: ignore[type-arg]
+        raise Unavailable("The metadata store at postgresql://… did not answer (connection refused).")
+
+    registry = CollectorRegistry()
+    registry.register(FreshnessCollector(views, None, SimulatedClock(utc(2026, 1, 5))))  # type: ignore[arg-type]
+    assert "yarnit_feature_freshness_up 0.0" in generate_latest(registry).decode()
