@@ -38,7 +38,7 @@ def server() -> Iterator[ForkServer]:
 
 # How many blobs a kill can leave without their row: registration and ingest store one blob before the
 # row; a pipeline step stores up to two (a model and its metadata) before the step's row.
-MAX_ORPHANS = {"register": 1, "ingest": 1, "features": 0, "pipeline": 2}
+MAX_ORPHANS = {"register": 1, "ingest": 1, "features": 0, "pipeline": 2, "monitor": 0}
 
 
 def _check(scenario: str, home: Path) -> None:
@@ -75,20 +75,20 @@ def sweep(server: ForkServer, scenario: str, base: Path, work: Path, *, check_st
 
 
 def random_kills(server: ForkServer, scenario: str, home: Path, *, check_state: Callable[[Path, bool], None],
-                 kills: int = 20, seed: int = 0) -> list[dict[str, Any]]:
+                 kills: int = 20, seed: int = 0, trial_of: Callable[[int], int] = lambda i: i) -> list[dict[str, Any]]:
     """Successive runs of ``scenario`` on one workspace, each SIGKILLed at a random moment, until ``kills``
     of them died before finishing (a run that finished first is checked too, and does not count)."""
     rng = random.Random(seed)
-    timed = server.run(scenario, home, 100)  # how long one uninterrupted run takes here
+    timed = server.run(scenario, copy_home(home, home.parent / "timing"), trial_of(0))  # one run's duration here
     answers: list[dict[str, Any]] = []
-    trial = 0
+    i = 0
     while sum(a["killed"] for a in answers) < kills:
-        assert trial < 4 * kills, f"only {sum(a['killed'] for a in answers)} of {trial} runs were killed in time"
-        answer = server.run(scenario, home, trial, after=rng.uniform(0.0, timed["seconds"]))
+        assert i < 4 * kills, f"only {sum(a['killed'] for a in answers)} of {i} runs were killed in time"
+        answer = server.run(scenario, home, trial_of(i), after=rng.uniform(0.0, timed["seconds"]))
         answers.append(answer)
         _check(scenario, home)
         check_state(home, not answer["killed"])
-        trial += 1
+        i += 1
     return answers
 
 
@@ -276,19 +276,19 @@ def _write_traffic(home: Path, start_hour: int, plan: list[str]) -> None:
         writer.close()
 
 
-@pytest.mark.chaos
-@pytest.mark.timeout(1800)
-def test_kill_at_every_boundary_of_a_monitor_run_counts_every_window_once(server: ForkServer, tmp_path: Path) -> None:
+def _monitor_base(base: Path) -> list[int]:
+    """Hour 0 of traffic counted by a first run; hours 1 and 2 written since. Returns the requests per hour."""
     from testsupport.monitoring import PER_MINUTE, write_slos
 
-    MAX_ORPHANS["monitor"] = 0
-    base = tmp_path / "base"
     open_workspace(Settings.for_home(base)).close()
     write_slos(base, sinks=[])
     _write_traffic(base, 0, ["model"] * 60)
+    return [60 * PER_MINUTE] * 3
+
+
+def _counted(expected: list[int], server: ForkServer, base: Path) -> Callable[[Path, bool], None]:
     server.run("monitor", base, 1)  # hour 0 is counted; the next run finds two new hours
     _write_traffic(base, 1, ["fallback"] * 20 + ["model"] * 100)
-    expected = [60 * PER_MINUTE] * 3
 
     def counted(home: Path, finished: bool) -> None:
         hours = _hourly_requests(home)
@@ -297,5 +297,23 @@ def test_kill_at_every_boundary_of_a_monitor_run_counts_every_window_once(server
         if finished:
             assert hours == expected, f"a window was lost: {hours}"
 
+    return counted
+
+
+@pytest.mark.chaos
+@pytest.mark.timeout(1800)
+def test_kill_at_every_boundary_of_a_monitor_run_counts_every_window_once(server: ForkServer, tmp_path: Path) -> None:
+    base = tmp_path / "base"
+    counted = _counted(_monitor_base(base), server, base)
     n = sweep(server, "monitor", base, tmp_path / "trial", check_state=counted, trial=3)
     assert n >= 6, f"the monitor run passed only {n} boundaries"
+
+
+@pytest.mark.chaos
+@pytest.mark.timeout(1800)
+def test_twenty_random_kills_of_monitor_runs_count_every_window_once(server: ForkServer, tmp_path: Path) -> None:
+    home = tmp_path / "ws"
+    counted = _counted(_monitor_base(home), server, home)
+    random_kills(server, "monitor", home, check_state=counted, trial_of=lambda _: 3)
+    server.run("monitor", home, 3)
+    counted(home, True)
