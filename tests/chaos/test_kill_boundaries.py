@@ -107,30 +107,6 @@ def _registry_state(home: Path, finished: bool) -> None:
             assert production.version == versions[-1].version
 
 
-def test_kill_at_every_boundary_of_model_registration(server: ForkServer, tmp_path: Path) -> None:
-    base = tmp_path / "base"
-    server.run("register", base, 0)
-    n = sweep(server, "register", base, tmp_path / "trial", check_state=_registry_state)
-    assert n >= 8, f"registration passed only {n} boundaries: the sweep did not reach the artifact store"
-
-
-@pytest.mark.chaos
-@pytest.mark.timeout(1800)
-def test_kill_at_every_boundary_of_registering_bytes_already_stored(server: ForkServer, tmp_path: Path) -> None:
-    base = tmp_path / "base"
-    server.run("register", base, 0)
-    server.run("register", base, 1)  # trial 1's bytes are stored: registering them again takes the touch path
-    sweep(server, "register", base, tmp_path / "trial", check_state=_registry_state, trial=1)
-
-
-@pytest.mark.chaos
-@pytest.mark.timeout(1800)
-def test_twenty_random_kills_of_model_registration(server: ForkServer, tmp_path: Path) -> None:
-    home = tmp_path / "ws"
-    server.run("register", home, 0)
-    random_kills(server, "register", home, check_state=_registry_state)
-
-
 # --- dataset ingest ------------------------------------------------------------
 
 
@@ -142,23 +118,6 @@ def _datasets_state(home: Path, finished: bool) -> None:
             ws.artifacts.verify(v.artifact_sha256)
         if finished:
             assert versions
-
-
-@pytest.mark.chaos
-@pytest.mark.timeout(1800)
-def test_kill_at_every_boundary_of_dataset_ingest(server: ForkServer, tmp_path: Path) -> None:
-    base = tmp_path / "base"
-    server.run("ingest", base, 0)
-    n = sweep(server, "ingest", base, tmp_path / "trial", check_state=_datasets_state, trial=1)
-    assert n >= 4, f"ingest passed only {n} boundaries"
-
-
-@pytest.mark.chaos
-@pytest.mark.timeout(1800)
-def test_twenty_random_kills_of_dataset_ingest(server: ForkServer, tmp_path: Path) -> None:
-    home = tmp_path / "ws"
-    server.run("ingest", home, 0)
-    random_kills(server, "ingest", home, check_state=_datasets_state)
 
 
 # --- feature backfill (offline) and materialization (online) -------------------
@@ -191,23 +150,6 @@ def _features_state(home: Path, finished: bool) -> None:
         online.close()
 
 
-@pytest.mark.chaos
-@pytest.mark.timeout(1800)
-def test_kill_at_every_boundary_of_feature_materialization(server: ForkServer, tmp_path: Path) -> None:
-    base = tmp_path / "base"
-    server.run("features", base, 0)
-    n = sweep(server, "features", base, tmp_path / "trial", check_state=_features_state)
-    assert n >= 6, f"feature backfill and materialization passed only {n} boundaries"
-
-
-@pytest.mark.chaos
-@pytest.mark.timeout(1800)
-def test_twenty_random_kills_of_feature_materialization(server: ForkServer, tmp_path: Path) -> None:
-    home = tmp_path / "ws"
-    server.run("features", home, 0)
-    random_kills(server, "features", home, check_state=_features_state)
-
-
 # --- pipeline steps ---------------------------------------------------------------
 
 
@@ -225,21 +167,46 @@ def _pipeline_state(home: Path, finished: bool) -> None:
                 registry.load(v)
 
 
-@pytest.mark.chaos
+# --- the sweeps and the random kills of the four operations ----------------------------------
+
+STATES: dict[str, Callable[[Path, bool], None]] = {
+    "register": _registry_state, "ingest": _datasets_state, "features": _features_state, "pipeline": _pipeline_state,
+}
+# The fewest boundaries each operation must pass (fewer: the wrapper no longer sees its writes).
+MIN_BOUNDARIES = {"register": 8, "ingest": 4, "features": 6, "pipeline": 10}
+
+
+@pytest.mark.parametrize("scenario", [
+    "register",  # in `make test`: RELIABILITY.md target 1 is about registration
+    pytest.param("ingest", marks=pytest.mark.chaos),
+    pytest.param("features", marks=pytest.mark.chaos),
+    pytest.param("pipeline", marks=pytest.mark.chaos),
+])
 @pytest.mark.timeout(1800)
-def test_kill_at_every_boundary_of_pipeline_steps(server: ForkServer, tmp_path: Path) -> None:
+def test_kill_at_every_boundary(server: ForkServer, tmp_path: Path, scenario: str) -> None:
     base = tmp_path / "base"
-    server.run("pipeline", base, 0)
-    n = sweep(server, "pipeline", base, tmp_path / "trial", check_state=_pipeline_state)
-    assert n >= 10, f"the pipeline passed only {n} boundaries"
+    server.run(scenario, base, 0)
+    n = sweep(server, scenario, base, tmp_path / "trial", check_state=STATES[scenario], trial=1)
+    assert n >= MIN_BOUNDARIES[scenario], f"{scenario} passed only {n} boundaries"
 
 
 @pytest.mark.chaos
 @pytest.mark.timeout(1800)
-def test_twenty_random_kills_of_pipeline_steps(server: ForkServer, tmp_path: Path) -> None:
+def test_kill_at_every_boundary_of_registering_bytes_already_stored(server: ForkServer, tmp_path: Path) -> None:
+    base = tmp_path / "base"
+    server.run("register", base, 0)
+    server.run("register", base, 1)  # trial 1's bytes are stored: registering them again takes the touch path
+    sweep(server, "register", base, tmp_path / "trial", check_state=_registry_state, trial=1)
+
+
+# Registration is killed at 20 random moments by test_kill_registration.py (real processes).
+@pytest.mark.chaos
+@pytest.mark.parametrize("scenario", ["ingest", "features", "pipeline"])
+@pytest.mark.timeout(1800)
+def test_twenty_random_kills(server: ForkServer, tmp_path: Path, scenario: str) -> None:
     home = tmp_path / "ws"
-    server.run("pipeline", home, 0)
-    random_kills(server, "pipeline", home, check_state=_pipeline_state)
+    server.run(scenario, home, 0)
+    random_kills(server, scenario, home, check_state=STATES[scenario])
 
 
 # --- the monitor (`yarnit monitor run`) ----------------------------------------------------
