@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -101,7 +102,7 @@ def test_an_io_error_at_any_write_or_fsync_of_a_registration_leaves_the_previous
             with pytest.raises(ArtifactWriteFailed) as info:
                 registry.register("ctr", new, ArtifactFormat.SKOPS)
             message = str(info.value)
-            assert os.strerror(code) in message and "Nothing was stored" in message, message
+            assert os.strerror(code) in message and "was not stored" in message, message
             assert info.value.errno == code  # still an OSError to callers that handle those
             assert ops.fsyncs_after_failure == 0, "a failed fsync was retried"
             # no partial artifact: no new file under a final name, nothing left in staging
@@ -136,13 +137,43 @@ def test_the_cli_reports_a_full_disk_as_a_clear_error(sqlite_ws: Workspace, tmp_
     result = CliRunner().invoke(app, ["models", "restore", "ctr", "1", "--file", str(copy)],
                                 env={"YARNIT_HOME": str(sqlite_ws.home)})
     assert result.exit_code == 1, result.output
-    assert "No space left on device" in result.output and "Nothing was stored" in result.output
+    assert "No space left on device" in result.output and "was not stored" in result.output
     assert "Traceback" not in result.output
     monkeypatch.undo()
     result = CliRunner().invoke(app, ["models", "restore", "ctr", "1", "--file", str(copy)],
                                 env={"YARNIT_HOME": str(sqlite_ws.home)})
     assert result.exit_code == 0, result.output
     sqlite_ws.artifacts.verify(version.artifact_sha256)
+
+
+def test_an_io_error_at_any_point_of_a_dataset_ingest_records_nothing_and_leaves_no_partial_file(
+        sqlite_ws: Workspace) -> None:
+    """Ingest publishes its staged Parquet file itself (``data.versions._publish``): the same promises."""
+    from chaos.forkserver import clicks_frame
+
+    from yarnit.data import Datasets
+    from yarnit.storage import ArtifactGC
+
+    datasets = Datasets(sqlite_ws)
+    first = datasets.ingest_frame("clicks", clicks_frame(0), source="chaos", subject="user_id")
+    counting = FailNth()
+    sqlite_ws.artifacts.ops = counting
+    datasets.ingest_frame("clicks", clicks_frame(99), source="chaos", subject="user_id")  # counts the calls
+    points = [(op, n) for op in OPS for n in range(counting.calls.get(op, 0))]
+    assert {op for op, _ in points} >= {"link", "fsync_dir"}, counting.calls
+    for trial, (op, nth) in enumerate(points, start=1):
+        sqlite_ws.artifacts.ops = FailNth(op, nth, errno.ENOSPC)
+        with pytest.raises(ArtifactWriteFailed, match="No space left on device"):
+            datasets.ingest_frame("clicks", clicks_frame(trial), source="chaos", subject="user_id")
+        sqlite_ws.artifacts.ops = FileOps()
+        assert [v.version for v in datasets.list("clicks")] == [first.version, first.version + 1]
+        assert list((sqlite_ws.artifacts.root / "staging").iterdir()) == [], f"{op}#{nth} left a staging file"
+        for sha in sqlite_ws.artifacts.iter_shas():
+            sqlite_ws.artifacts.verify(sha)  # whatever is under a final name is whole
+    gc = ArtifactGC(sqlite_ws, grace=timedelta(0))
+    gc.sweep()
+    gc.sweep()  # blobs a failed ingest published before its error lack a row: the GC removes them
+    assert unreferenced(sqlite_ws) == []
 
 
 # --- the prediction log -----------------------------------------------------------------

@@ -55,7 +55,7 @@ def test_a_failed_fsync_of_the_final_directory_leaves_no_name_a_later_writer_wou
     """The blob's name used to stay after its directory's fsync failed; storing the same bytes again then
     found it, only touched it and reported success: a failed fsync counted as a success (fsyncgate)."""
     store = LocalArtifactStore(tmp_path / "artifacts", ops=FailingDirSync(nth=1))  # 0: staging, 1: final dir
-    with pytest.raises(ArtifactWriteFailed, match="Nothing was stored"):
+    with pytest.raises(ArtifactWriteFailed, match="was not stored"):
         store.put_bytes(b"model bytes")
     assert list(store.iter_shas()) == []
     assert list((store.root / "staging").iterdir()) == []

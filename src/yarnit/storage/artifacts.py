@@ -62,8 +62,8 @@ class ArtifactWriteFailed(Unavailable, OSError):
         reason = exc.strerror or str(exc)
         super().__init__(exc.errno, (
             f"Could not store an artifact in the artifact store at {root}: {reason} (errno {exc.errno}). "
-            "Nothing was stored and nothing that was served before changed. Free space or repair the disk, "
-            "then run the command again."))
+            "The artifact was not stored, no row names it, and nothing served before changed. Free space or "
+            "repair the disk, then run the command again."))
 
     def __str__(self) -> str:
         return str(self.strerror)
@@ -139,14 +139,14 @@ class LocalArtifactStore:
             except FileExistsError:
                 touch_existing(final, name, ops=self.ops)  # identical bytes are stored once
             else:
-                self._sync_published(final)
+                self.sync_new_name(final)
         except OSError as exc:
             raise ArtifactWriteFailed(self.root, exc) from exc
         finally:
             name.unlink(missing_ok=True)
         return ArtifactRef(sha256=sha, size=size)
 
-    def _sync_published(self, final: Path) -> None:
+    def sync_new_name(self, final: Path) -> None:
         """fsync the directory of a name just linked; if that fails, take the name back and raise.
 
         After a failed fsync nothing says the new name would survive a crash, and a later writer of the
