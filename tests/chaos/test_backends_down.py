@@ -39,7 +39,7 @@ from yarnit.registry import ArtifactFormat, ModelRegistry, dump_sklearn
 from yarnit.serving import ServingOptions
 from yarnit.storage import open_workspace
 
-pytestmark = pytest.mark.chaos
+pytestmark = [pytest.mark.chaos, pytest.mark.timeout(1800)]
 ONE = [{"fiber": "merino", "price": 12.0}]
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 

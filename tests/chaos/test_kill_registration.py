@@ -49,6 +49,7 @@ while True:
 
 @pytest.mark.slow
 @pytest.mark.chaos
+@pytest.mark.timeout(1800)  # twenty interpreter starts on a loaded machine
 def test_twenty_random_kills_leave_a_workspace_that_opens_cleanly(tmp_path: Path) -> None:
     home = tmp_path / "ws"
     seed_ws = open_workspace(Settings.for_home(home))
