@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from yarnit.core import Settings
@@ -110,3 +111,37 @@ def test_metrics_are_still_scraped_when_the_metadata_store_does_not_answer() -> 
     registry = CollectorRegistry()
     registry.register(FreshnessCollector(views, None, SimulatedClock(utc(2026, 1, 5))))  # type: ignore[arg-type]
     assert "yarnit_feature_freshness_up 0.0" in generate_latest(registry).decode()
+
+
+def test_a_day_file_published_just_before_the_writer_died_is_still_materialized(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The offline store published a day file, then recorded it as changed: a writer killed in between left
+    a day that incremental materialization never read (found by the random kills of
+    test_kill_boundaries.py::test_twenty_random_kills[features]). Days are now marked before and after."""
+    from chaos.forkserver import FEATURE_NOW, USER_VIEW, activity_rows
+
+    from yarnit.core import SimulatedClock
+    from yarnit.features import OfflineStore, OnlineFeatures, materialize, offline, open_online_store
+
+    store = OfflineStore(tmp_path / "offline")
+    online = open_online_store(f"sqlite:///{tmp_path}/online.db")
+    clock = SimulatedClock(FEATURE_NOW)
+    store.write(USER_VIEW, activity_rows(0))
+    materialize(USER_VIEW, store, online, clock=clock)
+    real = offline._write_parquet
+
+    def dies_after_publishing(path: Path, table: object) -> None:
+        real(path, table)  # type: ignore[arg-type]
+        raise SystemExit("killed right after the day file was renamed into place")
+
+    monkeypatch.setattr(offline, "_write_parquet", dies_after_publishing)
+    with pytest.raises(SystemExit):
+        store.write(USER_VIEW, activity_rows(1))
+    monkeypatch.undo()
+    materialize(USER_VIEW, store, online, clock=clock)  # the next run (incremental)
+    rows = pd.concat([activity_rows(0), activity_rows(1)]).sort_values("event_time")
+    newest = rows.groupby("user_id").tail(1).set_index("user_id")["clicks_7d"]
+    users = sorted(newest.index)
+    got = OnlineFeatures(online, [USER_VIEW], clock).read(USER_VIEW.name, users)
+    assert {u: r.values["clicks_7d"] for u, r in zip(users, got, strict=True)} == {u: int(newest[u]) for u in users}
+    online.close()
