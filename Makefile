@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= 2
 
-.PHONY: install demo test bench audit security-demo clean
+.PHONY: install demo test chaos bench audit security-demo clean
 
 install: $(STAMP)
 
@@ -22,7 +22,12 @@ demo: $(STAMP)
 	$(VENV)/bin/yarnit demo --days 30 --seed 0
 
 test: $(STAMP)
-	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --durations=15
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --durations=15 -m "not chaos"
+
+# The heavy part of the chaos suite (tests/chaos, RELIABILITY.md targets 1-3): kill -9 at every
+# fsync/rename boundary and at random moments, PostgreSQL and Redis stopped mid-run, killed loops.
+chaos: $(STAMP)
+	$(PY) -m pytest -q --durations=15 -m chaos tests/chaos
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

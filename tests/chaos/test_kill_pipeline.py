@@ -79,6 +79,8 @@ def _yarnit(home: Path, *args: str) -> subprocess.Popen[bytes]:
 
 
 @pytest.mark.slow
+@pytest.mark.chaos  # six interpreter starts and kills: make chaos
+@pytest.mark.timeout(1800)
 def test_killed_runs_resume_to_the_same_result_without_duplicate_versions(tmp_path: Path) -> None:
     spec = tmp_path / "toy.py"
     spec.write_text(PIPELINE)

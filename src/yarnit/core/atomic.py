@@ -169,22 +169,29 @@ def _writer_alive(temp: Path) -> bool:
     return len(parts) == 3 and parts[1].isdigit() and pid_alive(int(parts[1]))
 
 
-def remove_temp_files(root: str | Path) -> list[Path]:
+def remove_temp_files(root: str | Path, *, exclude: Iterable[str | Path] = ()) -> list[Path]:
     """Delete temp files under ``root`` left by writers that died mid-write; return them.
 
     Temp files of processes that are still running are left alone: they may be
-    in the middle of a write.
+    in the middle of a write. Directories in ``exclude`` are not searched.
     """
     removed: list[Path] = []
     base = Path(root)
     if not base.exists():
         return removed
-    for temp in base.rglob(f"{TEMP_PREFIX}*"):
-        if _writer_alive(temp):
-            continue
-        with contextlib.suppress(FileNotFoundError):
-            temp.unlink()
-            removed.append(temp)
+    skipped = {Path(p) for p in exclude}
+    for directory, subdirs, files in os.walk(base):
+        here = Path(directory)
+        subdirs[:] = [d for d in subdirs if here / d not in skipped]
+        for name in files:
+            if not name.startswith(TEMP_PREFIX):
+                continue
+            temp = here / name
+            if _writer_alive(temp):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+                removed.append(temp)
     return removed
 
 

@@ -51,7 +51,7 @@ from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from yarnit.core.atomic import make_dirs
 from yarnit.core.errors import Conflict, InvalidInput
 from yarnit.core.ids import check_name, check_version, new_id, parse_versioned_ref
-from yarnit.storage import LocalArtifactStore, Workspace, touch_existing
+from yarnit.storage import ArtifactWriteFailed, LocalArtifactStore, Workspace, touch_existing
 from yarnit.storage.schema import dataset_versions, lineage_edges
 
 from .conform import conform_table
@@ -215,21 +215,25 @@ def _publish(store: LocalArtifactStore, staged: Path, sha: str | None = None) ->
     Debt: belongs in LocalArtifactStore (e.g. ``put_staged``); move it there when
     storage grows that method.
     """
-    if sha is None:
-        digest = hashlib.sha256()
-        with open(staged, "rb") as stream:
-            os.fsync(stream.fileno())
-            while chunk := stream.read(1 << 22):
-                digest.update(chunk)
-        sha = digest.hexdigest()
-    os.chmod(staged, 0o444)
-    final = store.path_for(sha)
-    make_dirs(final.parent)
     try:
-        store.ops.link(staged, final)
-        store.ops.fsync_dir(final.parent)
-    except FileExistsError:
-        touch_existing(final, staged, ops=store.ops)  # identical bytes are already stored: tell the GC
+        if sha is None:
+            digest = hashlib.sha256()
+            with open(staged, "rb") as stream:
+                os.fsync(stream.fileno())
+                while chunk := stream.read(1 << 22):
+                    digest.update(chunk)
+            sha = digest.hexdigest()
+        os.chmod(staged, 0o444)
+        final = store.path_for(sha)
+        make_dirs(final.parent)
+        try:
+            store.ops.link(staged, final)
+        except FileExistsError:
+            touch_existing(final, staged, ops=store.ops)  # identical bytes are already stored: tell the GC
+        else:
+            store.sync_new_name(final)  # a failed fsync takes the name back: no later writer trusts it
+    except OSError as exc:
+        raise ArtifactWriteFailed(store.root, exc) from exc
     return sha
 
 

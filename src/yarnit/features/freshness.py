@@ -18,15 +18,19 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from yarnit.core.clock import Clock
+from yarnit.core.errors import YarnitError
 
 from .definitions import FeatureView
 from .online import OnlineStore, from_us, table_name, to_us
+
+log = logging.getLogger("yarnit.features.freshness")
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,10 @@ class FreshnessCollector:
     """A Prometheus collector exporting the freshness of the views ``views()`` returns.
 
     Register it with ``registry.register(FreshnessCollector(...))``; it reads
-    the online store's small state records at each scrape.
+    the online store's small state records at each scrape. A store that does not
+    answer (Redis or the metadata store down) never fails the scrape: the views it
+    could not read are left out and ``yarnit_feature_freshness_up`` is 0, so the
+    other metrics (the defaults served meanwhile among them) are still exported.
     """
 
     def __init__(self, views: Callable[[], Sequence[FeatureView]], online: OnlineStore, clock: Clock) -> None:
@@ -111,17 +118,32 @@ class FreshnessCollector:
                                 "Time since the end of the last materialized window.", labels=["view", "version"])
         rows = GaugeMetricFamily("yarnit_feature_online_rows", "Entities in the online table of a feature view.",
                                  labels=["view", "version"])
-        for view in self._views():
-            f = view_freshness(view, self._online, self._clock)
+        up = GaugeMetricFamily("yarnit_feature_freshness_up",
+                               "1 if every feature view's freshness was read at this scrape, 0 if a store failed.")
+        ok = True
+        try:
+            views = list(self._views())
+        except YarnitError as exc:
+            log.warning("feature freshness not exported: %s", exc)
+            views, ok = [], False
+        for view in views:
+            try:
+                f = view_freshness(view, self._online, self._clock)
+            except YarnitError as exc:
+                log.warning("freshness of feature view %s not exported: %s", view.name, exc)
+                ok = False
+                continue
             labels = [f.view, f.version]
             if f.age_s is not None:
                 age.add_metric(labels, f.age_s)
             if f.lag_s is not None:
                 lag.add_metric(labels, f.lag_s)
             rows.add_metric(labels, float(f.rows))
+        up.add_metric([], 1.0 if ok else 0.0)
         yield age
         yield lag
         yield rows
+        yield up
 
 
 __all__ = ["Freshness", "FreshnessCollector", "view_freshness"]

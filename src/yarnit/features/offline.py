@@ -159,7 +159,7 @@ class OfflineStore:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def sequence(self, view: FeatureView) -> int:
-        """The number of writes made to ``view`` so far (0 before the first)."""
+        """A number that grows with every write to ``view`` (0 before the first; each write counts twice)."""
         return int(self._read_manifest(view)["seq"])
 
     def changed_since(self, view: FeatureView, seq: int | None) -> tuple[list[Path], int]:
@@ -206,30 +206,39 @@ class OfflineStore:
         bounds = np.flatnonzero(np.diff(sorted_days)) + 1
         directory = self.directory(view)
         directory.mkdir(parents=True, exist_ok=True)
-        written: list[date] = []
-        for part in np.split(np.arange(len(order)), bounds) if len(order) else []:
-            indices = order[part]
-            day = _utc_day(int(sorted_days[part[0]]) * 86_400_000_000)
-            _write_parquet(self._file(view, day), table.take(pa.array(indices)))
-            written.append(day)
-        removed: list[date] = []
+        parts = [(_utc_day(int(sorted_days[part[0]]) * 86_400_000_000), order[part])
+                 for part in (np.split(np.arange(len(order)), bounds) if len(order) else [])]
+        written = [day for day, _ in parts]
+        doomed: list[date] = []
         if replace_range is not None:
             start, end = replace_range
             day = start.astimezone(timezone.utc).date()
             last = (end - ONE_US).astimezone(timezone.utc).date()
             while day <= last:
                 whole = _day_start_us(day) >= to_us(start) and _day_start_us(day + timedelta(days=1)) <= to_us(end)
-                path = self._file(view, day)
-                if whole and day not in written and path.exists():
-                    path.unlink()
-                    removed.append(day)
+                if whole and day not in written and self._file(view, day).exists():
+                    doomed.append(day)
                 day += timedelta(days=1)
+        # Mark the days changed before touching them, and again after: a writer killed in between leaves its
+        # days marked, so an incremental materialization still reads what it managed to publish (with one
+        # mark after the files only, a day file published just before a kill was never materialized).
+        self._mark_changed(view, [*written, *doomed])
+        for day, indices in parts:
+            _write_parquet(self._file(view, day), table.take(pa.array(indices)))
+        removed: list[date] = []
+        for day in doomed:
+            self._file(view, day).unlink(missing_ok=True)
+            removed.append(day)
+        self._mark_changed(view, [*written, *removed])
+        return OfflineWrite(view.name, view.version, tuple(written), table.num_rows, tuple(removed))
+
+    def _mark_changed(self, view: FeatureView, days: Sequence[date]) -> None:
+        """Record one more write to ``view`` that changed ``days`` (the manifest's sequence number)."""
         manifest = self._read_manifest(view)
         manifest["seq"] = int(manifest["seq"]) + 1
-        for d in (*written, *removed):
+        for d in days:
             manifest["days"][d.isoformat()] = manifest["seq"]
         atomic_write_bytes(self._manifest_path(view), json.dumps(manifest, sort_keys=True).encode())
-        return OfflineWrite(view.name, view.version, tuple(written), table.num_rows, tuple(removed))
 
     def erase(self, view: FeatureView, column: str, value: Any) -> int:
         """Rewrite every day file of ``view`` without the rows whose ``column`` equals ``value``.

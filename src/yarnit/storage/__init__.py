@@ -1,6 +1,13 @@
 """Storage: the metadata store (SQLite or PostgreSQL), the artifact store, the workspace; backups and artifact GC."""
 
-from .artifacts import ArtifactCorrupted, ArtifactNotFound, ArtifactRef, LocalArtifactStore, touch_existing
+from .artifacts import (
+    ArtifactCorrupted,
+    ArtifactNotFound,
+    ArtifactRef,
+    ArtifactWriteFailed,
+    LocalArtifactStore,
+    touch_existing,
+)
 from .backup import (
     BackupCorrupted,
     BackupNotFound,
@@ -23,6 +30,7 @@ __all__ = [
     "ArtifactGC",
     "ArtifactNotFound",
     "ArtifactRef",
+    "ArtifactWriteFailed",
     "BackupCorrupted",
     "BackupNotFound",
     "BackupReport",

@@ -9,6 +9,7 @@ outside can never point outside the root (no ``../``, no absolute paths).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from collections.abc import Iterable, Iterator
@@ -24,7 +25,7 @@ from yarnit.core.atomic import (
     pid_alive,
     remove_temp_files,
 )
-from yarnit.core.errors import IntegrityError, InvalidInput, NotFound, PathEscape
+from yarnit.core.errors import IntegrityError, InvalidInput, NotFound, PathEscape, Unavailable
 from yarnit.core.hashing import is_sha256
 
 _CHUNK = 1 << 20
@@ -55,6 +56,24 @@ class ArtifactCorrupted(IntegrityError):
             "(retrain the model / re-ingest the data); yarnit will not use bad bytes."
         )
         self.sha256, self.actual = sha256, actual
+
+
+class ArtifactWriteFailed(Unavailable, OSError):
+    """Storing an artifact failed in the file system (EIO, ENOSPC, EACCES …): nothing was stored.
+
+    An :class:`OSError` too (``errno`` is the system's), so callers that handle I/O errors keep doing so; as
+    an ``Unavailable`` the HTTP layer answers 503 and the CLI prints the message.
+    """
+
+    def __init__(self, root: Path, exc: OSError) -> None:
+        reason = exc.strerror or str(exc)
+        super().__init__(exc.errno, (
+            f"Could not store an artifact in the artifact store at {root}: {reason} (errno {exc.errno}). "
+            "The artifact was not stored, no row names it, and nothing served before changed. Free space or "
+            "repair the disk, then run the command again."))
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 def touch_existing(path: Path, staged: Path | None = None, *, ops: FileOps = DEFAULT_OPS) -> None:
@@ -117,19 +136,45 @@ class LocalArtifactStore:
 
         # Write to a staging name first (its hash is unknown until the end), then
         # publish it under the final name with link(), which never overwrites.
-        atomic_create_chunks(name, counted(), mode=0o444, ops=self.ops)
         try:
+            atomic_create_chunks(name, counted(), mode=0o444, ops=self.ops)
             sha = digest.hexdigest()
             final = self.path_for(sha)
             make_dirs(final.parent)
             try:
                 self.ops.link(name, final)
-                self.ops.fsync_dir(final.parent)
             except FileExistsError:
                 touch_existing(final, name, ops=self.ops)  # identical bytes are stored once
+            else:
+                self.sync_new_name(final)
+        except OSError as exc:
+            raise ArtifactWriteFailed(self.root, exc) from exc
         finally:
             name.unlink(missing_ok=True)
         return ArtifactRef(sha256=sha, size=size)
+
+    def sync_new_name(self, final: Path) -> None:
+        """fsync the directory of a name just linked; if that fails, take the name back and raise.
+
+        After a failed fsync nothing says the new name would survive a crash, and a later writer of the
+        same bytes finds the name and trusts it (it only touches it): so a failed fsync must not leave the
+        name behind to be counted as a success later (fsyncgate, RELIABILITY.md 5.2). The name is moved
+        aside into staging first and removed only if no writer touched it meanwhile (as the GC does).
+        """
+        try:
+            mtime_ns = final.stat().st_mtime_ns
+            self.ops.fsync_dir(final.parent)
+        except OSError:
+            aside = self.root / "staging" / f"incoming-{os.getpid()}-{os.urandom(6).hex()}-unsynced"
+            try:
+                os.rename(final, aside)
+                if aside.stat().st_mtime_ns != mtime_ns:  # another writer found it and is about to use it
+                    with contextlib.suppress(FileExistsError):
+                        os.link(aside, final)
+                aside.unlink()
+            except OSError:
+                pass  # best effort: the GC removes an unreferenced blob later
+            raise
 
     def put_file(self, path: str | Path) -> ArtifactRef:
         """Store a file's bytes, streamed in 1 MiB chunks."""
@@ -222,4 +267,4 @@ class LocalArtifactStore:
                 )
 
 
-__all__ = ["ArtifactCorrupted", "ArtifactNotFound", "ArtifactRef", "LocalArtifactStore", "touch_existing"]
+__all__ = ["ArtifactCorrupted", "ArtifactNotFound", "ArtifactRef", "ArtifactWriteFailed", "LocalArtifactStore", "touch_existing"]

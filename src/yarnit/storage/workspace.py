@@ -3,7 +3,9 @@
 Opening a workspace creates it if needed, applies migrations (refusing a
 newer schema), and runs the recovery pass that removes temp files left by a
 writer that was killed, so a ``kill -9`` at any point leaves a workspace that
-the next start opens cleanly.
+the next start opens cleanly. The pass covers the whole home, not only the
+artifact store: the offline feature store, SLO and alert files, loop and
+monitor state are written through the same atomic helpers.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from yarnit.core.atomic import make_dirs
+from yarnit.core.atomic import make_dirs, remove_temp_files
 from yarnit.core.clock import Clock, SystemClock
 from yarnit.core.settings import Settings
 
@@ -50,6 +52,7 @@ def open_workspace(settings: Settings, clock: Clock | None = None, *, migrate: b
     artifacts = LocalArtifactStore(settings.artifacts_dir)
     artifacts.check_permissions()
     recovered = artifacts.recover()
+    recovered += remove_temp_files(settings.home, exclude=[settings.artifacts_dir])
     metadata = MetadataStore(settings.db_url)
     if migrate:
         metadata.migrate()
