@@ -137,14 +137,19 @@ class EventCounts:
 
     def buckets(self) -> list[tuple[int, int, int]]:
         """Every non-empty bucket as (bucket index, good, total), oldest first."""
+        keys, good, totals = self.bucket_arrays()
+        return list(zip(keys.tolist(), good.tolist(), totals.tolist(), strict=True))
+
+    def bucket_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`buckets` as three arrays (bucket indexes, good, total), oldest first."""
         if self._head is None:
-            return []
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, empty
         oldest = self._head - self.capacity + 1
         order = (np.arange(self.capacity) + oldest) % self.capacity  # slots, oldest bucket first
         totals = self._total[order]
         nonzero = np.flatnonzero(totals)
-        return list(zip((nonzero + oldest).tolist(), self._good[order][nonzero].tolist(), totals[nonzero].tolist(),
-                        strict=True))
+        return (nonzero + oldest).astype(np.int64), self._good[order][nonzero], totals[nonzero]
 
     def merge(self, other: EventCounts) -> None:
         """Add ``other``'s counts into this series (same bucket width); older-than-ring buckets are dropped."""

@@ -50,6 +50,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 
 from yarnit.core.atomic import UNSYNCED_OPS, atomic_write_bytes
@@ -61,7 +62,7 @@ from .counts import EventCounts
 from .slo import SLO, SLOFile
 
 LOG_SLIS = frozenset({"serving_availability", "serving_latency"})
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: each series' buckets as three arrays (k, good, total)
 MAX_COUNT = 1 << 40  # a window record claiming more requests than this is not believed
 
 
@@ -258,11 +259,14 @@ class PredictionLogSource:
         state = {"version": STATE_VERSION, "fingerprint": self.fingerprint(), "skipped": self._skipped,
                  "offsets": {name: {"offset": cp.offset, "inode": cp.inode}
                              for name, cp in sorted(self._offsets.items())},
-                 "series": {sid: {"dropped": s.dropped, "buckets": s.buckets()} for sid, s in self._series.items()}}
+                 "series": {sid: {"dropped": s.dropped, **dict(zip(("k", "good", "total"), s.bucket_arrays(),
+                                                                     strict=True))}
+                            for sid, s in self._series.items()}}
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
         # derived data, rewritten every pass: atomic, not synced (a state lost to a power cut is an older
         # checkpoint whose counts match its offsets, or unreadable and recounted from the log)
-        atomic_write_bytes(self.state_path, orjson.dumps(state), mode=0o600, ops=UNSYNCED_OPS)
+        atomic_write_bytes(self.state_path, orjson.dumps(state, option=orjson.OPT_SERIALIZE_NUMPY), mode=0o600,
+                           ops=UNSYNCED_OPS)
 
     def _load(self) -> None:
         assert self.state_path is not None
@@ -280,8 +284,12 @@ class PredictionLogSource:
                        for name, cp in state["offsets"].items()}
             for sid, saved in state["series"].items():
                 series = self._series[sid]
-                for k, good, total in saved["buckets"]:
-                    series.add(int(k) * series.bucket_s, good=int(good), total=int(total))
+                keys = np.asarray(saved["k"], dtype=np.int64)
+                good, total = np.asarray(saved["good"], dtype=np.int64), np.asarray(saved["total"], dtype=np.int64)
+                if not keys.shape == good.shape == total.shape:
+                    raise ValueError("a series' bucket arrays differ in length")
+                if len(keys):
+                    series.add_many(keys * series.bucket_s, good=good, total=total)
                 series.dropped = int(saved["dropped"])
             self._offsets, self._skipped = offsets, int(state["skipped"])
         except (ValueError, KeyError, TypeError, AttributeError, OverflowError, InvalidInput):
