@@ -28,7 +28,7 @@ TIMEOUT_S = 30.0  # generous: a hang is a wait past this, not a slow answer
 def _concrete(path: str) -> str:
     values = {"name": "ctr", "alias": "canary", "action": "roll-back", "model": "ctr", "version": "1",
               "incident_id": "inc_1", "task": "t", "kind": "dataset_version", "node_id": "ds_1",
-              "run_id": "run_" + "0" * 26, "evaluation_id": "ev_" + "0" * 26}
+              "run_id": "run_" + "0" * 26, "evaluation_id": "ev_" + "0" * 26, "loadtest_id": "lt_" + "0" * 26}
     for key, value in values.items():
         path = path.replace("{" + key + "}", value)
     assert "{" not in path, path
