@@ -7,6 +7,7 @@ yarnit-ranker pipelines through the runner, the CLI runner and the HTTP app.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,7 +53,8 @@ def _register_ctr(ws: Workspace, log, *, dataset_id: str, shuffle: bool = False,
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The trained workspace, built once per module (per xdist worker); tests take a copy (``home``)."""
     home = tmp_path_factory.mktemp("deps") / "home"
     day1, day2 = _days()
     with open_workspace(Settings.for_home(home)) as ws:
@@ -72,9 +74,28 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield home
 
 
+@pytest.fixture
+def home(built: Path, tmp_path: Path) -> Path:
+    """A copy of the trained workspace of its own: a test does not depend on which tests ran before it in its
+    process (under pytest-xdist the module's tests are spread over workers, each with its own ``built``)."""
+    return Path(shutil.copytree(built, tmp_path / "home"))
+
+
+@pytest.fixture
+def declared(home: Path) -> None:
+    """``home`` with yarnit-ranker's dependency on ctr declared, as the first test does through the CLI."""
+    with open_workspace(Settings.for_home(home)) as ws:
+        ModelDependencies(ws).declare(RANKER, "ctr", actor="test", dataset="impressions-eval")
+
+
 def _cli(home: Path, *args: str):
-    result = runner.invoke(app, [*args], env={"YARNIT_HOME": str(home), "COLUMNS": "400"})  # one line per triple
-    return result
+    return runner.invoke(app, [*args], env={"YARNIT_HOME": str(home)})
+
+
+def _words(output: str) -> str:
+    """Human output with its line wrapping undone: the console's width is the environment's (under xdist the
+    worker's COLUMNS, read once when the console is made), so a line may wrap anywhere between words."""
+    return " ".join(output.split())
 
 
 def test_a_declaration_evaluates_the_current_triple_and_refuses_what_nothing_could_check(home: Path) -> None:
@@ -96,6 +117,7 @@ def test_a_declaration_evaluates_the_current_triple_and_refuses_what_nothing_cou
     assert first["value"] == first["baseline_value"] and first["delta"] == 0.0 and 0.5 < first["value"] < 1.0
 
 
+@pytest.mark.usefixtures("declared")
 def test_a_new_upstream_version_is_evaluated_on_the_triple_and_a_regression_holds_the_rollout(home: Path) -> None:
     with open_workspace(Settings.for_home(home)) as ws:
         train = Datasets(ws).get("impressions")
@@ -122,8 +144,9 @@ def test_a_new_upstream_version_is_evaluated_on_the_triple_and_a_regression_hold
     assert "auc_vs_production" in worse["reasons"][0]
     assert triples[(1, 2)]["regressed"] is False  # v2's own click model is production's: no regression
     human = _cli(home, "models", "deps", RANKER)
-    assert human.exit_code == 0 and f"{RANKER} reads ctr (production)" in human.output
-    assert f"ctr:v{broken} × {RANKER}:v1 × " in human.output and "REGRESSED: Gate 'auc_vs_production'" in human.output
+    text = _words(human.output)
+    assert human.exit_code == 0 and f"{RANKER} reads ctr (production)" in text
+    assert f"ctr:v{broken} × {RANKER}:v1 × " in text and "REGRESSED: Gate 'auc_vs_production'" in text
 
     with open_workspace(Settings.for_home(home)) as ws:
         body = TestClient(create_app(ws)).get(f"/api/models/{RANKER}/dependencies").json()
@@ -147,6 +170,7 @@ def test_a_new_upstream_version_is_evaluated_on_the_triple_and_a_regression_hold
         RolloutController(ws, RANKER).abort(actor="test", reason="test over")
 
 
+@pytest.mark.usefixtures("declared")
 def test_an_alias_move_to_a_version_never_evaluated_triggers_its_triple(home: Path) -> None:
     with open_workspace(Settings.for_home(home)) as ws:
         train = Datasets(ws).get("impressions")
