@@ -133,6 +133,12 @@ class _Checkpoint:
     inode: int
 
 
+
+def _series_state(series: EventCounts) -> dict[str, Any]:
+    """One series as saved: its dropped count and its non-empty buckets as three arrays."""
+    keys, good, total = series.bucket_arrays()
+    return {"dropped": series.dropped, "k": keys, "good": good, "total": total}
+
 @dataclass
 class PredictionLogSource:
     """Serving availability and latency counts of ``spec``'s SLOs from the log in ``directory``.
@@ -259,9 +265,7 @@ class PredictionLogSource:
         state = {"version": STATE_VERSION, "fingerprint": self.fingerprint(), "skipped": self._skipped,
                  "offsets": {name: {"offset": cp.offset, "inode": cp.inode}
                              for name, cp in sorted(self._offsets.items())},
-                 "series": {sid: {"dropped": s.dropped, **dict(zip(("k", "good", "total"), s.bucket_arrays(),
-                                                                     strict=True))}
-                            for sid, s in self._series.items()}}
+                 "series": {sid: _series_state(s) for sid, s in self._series.items()}}
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
         # derived data, rewritten every pass: atomic, not synced (a state lost to a power cut is an older
         # checkpoint whose counts match its offsets, or unreadable and recounted from the log)

@@ -127,25 +127,24 @@ class _KeepAlive:
 
         body = orjson.dumps(payload)
         sent = {"content-type": "application/json", "accept": "application/json", **headers}
-        for attempt in range(2):
-            if self._conn is None:
-                self._conn = self._open()
-            try:
-                self._conn.request("POST", self._prefix + path, body=body, headers=sent)
-                response = self._conn.getresponse()
-                data = response.read()
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                self.close()
-                if attempt:
-                    raise
-                continue
-            except BaseException:
-                self.close()
-                raise
-            if response.will_close:
-                self.close()
-            return response.status, data
-        raise AssertionError("unreachable")
+        try:
+            return self._exchange(path, body, sent)
+        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+            return self._exchange(path, body, sent)  # closed while idle: once more, on a new connection
+
+    def _exchange(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        if self._conn is None:
+            self._conn = self._open()
+        try:
+            self._conn.request("POST", self._prefix + path, body=body, headers=headers)
+            response = self._conn.getresponse()
+            data = response.read()
+        except BaseException:
+            self.close()
+            raise
+        if response.will_close:
+            self.close()
+        return response.status, data
 
     def close(self) -> None:
         if self._conn is not None:
