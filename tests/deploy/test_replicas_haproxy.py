@@ -123,3 +123,47 @@ def test_two_replicas_follow_alias_moves_and_lose_no_request_to_a_kill_9(tmp_pat
         proxy.cut()
         ws.close()
         schemas.close()
+
+
+def test_the_cluster_is_not_up_before_haproxy_answers_its_stats(tmp_path: Path) -> None:
+    """Regression: ``ReplicaCluster.start`` waited for ``all(UP)`` over the stats rows, and with HAProxy not yet
+    listening the rows were empty, so the load began before the balancer did and its first requests were refused
+    (seen in CI as ten "Connection refused" within 10 ms). A stats page showing fewer replicas than started is not
+    up either."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from yarnit.api.server import free_port
+
+    header = "# pxname,svname,status,stot,wretr,wredis\n"
+    rows = {"body": ""}
+
+    class Stats(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            body = rows["body"].encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    cluster = ReplicaCluster(tmp_path, {})
+    cluster.stats_port = free_port()
+    assert cluster.every_replica_up() is False  # nothing listens on the stats port yet
+
+    server = ThreadingHTTPServer(("127.0.0.1", cluster.stats_port), Stats)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        rows["body"] = header
+        assert cluster.every_replica_up() is False  # HAProxy answers but lists no replica
+        rows["body"] = header + "yarnit_replicas,replica-1,UP,0,0,0\n"
+        assert cluster.every_replica_up() is False  # one of two
+        rows["body"] = header + "yarnit_replicas,replica-1,UP,0,0,0\nyarnit_replicas,replica-2,DOWN,0,0,0\n"
+        assert cluster.every_replica_up() is False
+        rows["body"] = header + "yarnit_replicas,replica-1,UP,0,0,0\nyarnit_replicas,replica-2,UP,0,0,0\n"
+        assert cluster.every_replica_up() is True
+    finally:
+        server.shutdown()
+        server.server_close()

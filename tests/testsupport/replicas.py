@@ -110,9 +110,14 @@ class ReplicaCluster:
         config.write_text(haproxy_config([f"127.0.0.1:{r.port}" for r in self.replicas], options))
         with open(self.root / "haproxy.log", "wb") as log:
             self.haproxy = subprocess.Popen([haproxy, "-db", "-f", str(config)], stdout=log, stderr=log)
-        wait_until(lambda: all(s["status"] == "UP" for s in self.servers().values()) or self._lb_dead(), 30,
-                   "haproxy seeing every replica UP")
+        wait_until(lambda: self.every_replica_up() or self._lb_dead(), 30, "haproxy seeing every replica UP")
         return self
+
+    def every_replica_up(self) -> bool:
+        """HAProxy answers its stats and shows each of the ``n_replicas`` replicas UP. No answer is not "all UP":
+        before HAProxy listens the stats are empty, and ``all()`` of nothing would let load start too early."""
+        servers = self.servers()
+        return len(servers) == self.n_replicas and all(s["status"] == "UP" for s in servers.values())
 
     def _start_replica(self, i: int) -> Replica:
         port = free_port()
