@@ -171,12 +171,14 @@ class Exchange:
     once the answer is sent.
     """
 
-    __slots__ = ("protocol", "name", "started", "request_id", "deadline_s", "length", "status", "error",
+    __slots__ = ("protocol", "name", "started", "written", "request_id", "deadline_s", "length", "status", "error",
                  "prediction", "instances", "key", "echo_id", "ticket", "body", "headers", "logged", "named", "routed",
                  "binary_length", "binary_out", "content_type")
 
     def __init__(self, protocol: str, name: str, started: float) -> None:
         self.protocol, self.name, self.started = protocol, name, started
+        # when the answer was handed to the transport (:meth:`DataPlaneMiddleware.writing`), None until then
+        self.written: float | None = None
         self.request_id: str | None = None
         self.deadline_s: float | None = None
         self.length = -1  # Content-Length, -1 when absent
@@ -242,6 +244,7 @@ class DataPlaneMiddleware:
         finally:
             self._leave(ex)  # cancelled while reading the body: free its slot
         assert ex.body is not None
+        self.writing(ex)
         try:
             await send({"type": "http.response.start", "status": ex.status, "headers": [
                 (b"content-type", ex.content_type), (b"content-length", str(len(ex.body)).encode()), (b"x-request-id", (ex.request_id or
@@ -397,10 +400,19 @@ class DataPlaneMiddleware:
                                     "request; it has been logged with its request id.",
                                     "request_id": ex.request_id})
 
+    def writing(self, ex: Exchange) -> None:
+        """Stamp the moment ``ex``'s answer is handed to the transport: the end of its latency.
+
+        Latency ends here, not when :meth:`complete` runs after the write: once the bytes are on the socket the
+        client may act on them before this thread runs again, and a client that moves the injected clock (the
+        simulated world sends its next page at the next page's time) would otherwise lend its step to this
+        request's latency (seen as 5-minute latencies on a CPU-starved machine)."""
+        ex.written = self.service.clock.monotonic()
+
     def complete(self, ex: Exchange) -> None:
         """The answer is sent (or the client is gone): count it and write it to the prediction log."""
         service = self.service
-        latency = service.clock.monotonic() - ex.started
+        latency = (service.clock.monotonic() if ex.written is None else ex.written) - ex.started
         name, error = ex.name, ex.error
         # Metrics are labelled by model: a name that is not served (a typo, a scanner) is counted under
         # one label, or every distinct name would add series and memory for good (the log record keeps

@@ -524,8 +524,9 @@ class DataPlaneProtocol(HttpToolsProtocol):
             head += (name, b": ", value, b"\r\n")
         head.append(b"connection: close\r\n\r\n" if close else b"\r\n")
         head.append(body)
-        self.transport.write(b"".join(head))
         assert self.plane is not None
+        self.plane.writing(ex)
+        self.transport.write(b"".join(head))
         try:
             self.plane.complete(ex)
         finally:
