@@ -8,8 +8,10 @@ Every wait is for a condition with a generous bound: the machine may be loaded.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -117,6 +119,9 @@ def test_two_workers_answer_survive_a_kill_and_stop_on_sigterm(tmp_path: Path) -
 
         # kill -9 worker 1: the server keeps answering (worker 2) and the supervisor starts a new worker 1
         os.kill(workers[1], signal.SIGKILL)
+        # (a connection the kernel queued for worker 1 while it was dying is reset with its socket: that is
+        # the SO_REUSEPORT trade-off in api/workers.py; once it is gone, no connection goes its way)
+        _wait(lambda: workers[1] not in _children(sup.pid).values(), "the killed worker gone")
         statuses: Counter[int] = Counter()
 
         def replaced() -> bool:
@@ -165,3 +170,33 @@ def test_two_workers_answer_survive_a_kill_and_stop_on_sigterm(tmp_path: Path) -
     answered = sum(seen.values()) + sum(statuses.values()) + sum(after.values())
     assert sum(1 for r in scan.records if r.get("role") == "primary" and r.get("status") == 200) >= \
         answered - seen["1"]  # the killed worker's unflushed records may be lost (kill -9)
+
+
+def test_the_port_is_checked_and_held_for_the_workers() -> None:
+    from yarnit.api.workers import reserve_port, worker_listener
+    from yarnit.core.errors import Unavailable
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:  # a port some other server listens on
+        with pytest.raises(Unavailable, match="Is another server using the port"):
+            reserve_port("127.0.0.1", taken.getsockname()[1])
+    port = free_port()
+    held = reserve_port("127.0.0.1", port)
+    try:
+        with pytest.raises(Unavailable, match="Address already in use"):  # a second server on the same port
+            reserve_port("127.0.0.1", port)
+        # the workers' sockets join the port; connections reach them, never the reservation
+        one, two = worker_listener("127.0.0.1", port), worker_listener("127.0.0.1", port)
+        clients = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(32)]
+        accepted = Counter()
+        deadline = time.monotonic() + 30
+        while sum(accepted.values()) < len(clients) and time.monotonic() < deadline:
+            for name, listener in (("one", one), ("two", two)):
+                with contextlib.suppress(BlockingIOError):
+                    conn, _ = listener.accept()
+                    conn.close()
+                    accepted[name] += 1
+        assert sum(accepted.values()) == 32 and accepted["one"] > 0 and accepted["two"] > 0, accepted
+        for sock in (*clients, one, two):
+            sock.close()
+    finally:
+        held.close()

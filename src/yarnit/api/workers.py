@@ -1,21 +1,26 @@
-"""``yarnit serve --workers N``: N worker processes on one listening socket, under a supervisor.
+"""``yarnit serve --workers N``: N worker processes on one port, under a supervisor.
 
-Why a pre-bound shared socket (and not ``SO_REUSEPORT`` sockets per worker):
+How the workers share the port: each worker listens on its own ``SO_REUSEPORT`` socket, opened once its
+models are loaded and warmed, and the kernel spreads new connections over the listening sockets by a hash of
+the connection's addresses. A pre-bound socket shared by every worker was tried first and measured: idle
+workers race for each wake-up and the winner's event loop accepts every connection pending at that moment,
+so the 16 keep-alive connections a load generator opened at once all went to one worker, and a second worker
+added nothing (docs/benchmarks.md, "replica throughput"). With ``SO_REUSEPORT`` they split about evenly.
+What the choice costs, and how it is kept small:
 
-* The supervisor binds and listens **once**, so a taken port is one clear error before any worker starts,
-  and no other process of the same user can slip into the port's accept group (``SO_REUSEPORT`` lets it).
-* The socket outlives every worker: connections the kernel has queued but no worker has accepted yet stay
-  queued when a worker dies, and the surviving workers take them. With ``SO_REUSEPORT`` each worker owns an
-  accept queue, and a ``kill -9`` resets every connection waiting in it; a replacement socket would also
-  be hashed new connections while its worker is still loading models.
-* Balance: idle workers race for each new connection, so a busy worker takes fewer. Connections opened in
-  one burst may split unevenly (asyncio accepts every pending connection on a wake-up); keep-alive clients
-  that open few connections should open them over time or go through a balancer that spreads requests.
+* A worker that dies takes its accept queue with it: connections the kernel had queued for it but it had
+  not accepted yet are reset (on Linux ≥ 5.14 the ``net.ipv4.tcp_migrate_req=1`` sysctl hands them to
+  another worker instead). Its socket closes with it, so no new connection goes its way; the others take
+  them all until the replacement has loaded its models and opened its own socket.
+* ``SO_REUSEPORT`` lets any process of the same user join the port. The supervisor first binds the port
+  *without* it (a port in use is one clear error before any worker starts), then keeps a bound,
+  not-listening ``SO_REUSEPORT`` socket for as long as it runs: a second server started on the port by
+  mistake fails the same check instead of silently taking half the connections. A bound socket that does
+  not listen gets no connections.
 
 Each worker is a fresh interpreter (``python -m yarnit.api.workers``), not a fork of the supervisor: it
 opens the workspace itself, builds its own app, loads and warms its own models, and shares nothing in
-memory with the others. The listening socket is the only thing handed down (``pass_fds``). What workers
-write is per process already: prediction-log segments are named by a random per-process run id and held
+memory with the others; nothing is handed down but the address to listen on. What workers write is per process already: prediction-log segments are named by a random per-process run id and held
 with ``flock``; skew-log parts carry a random id; temp files carry the writer's pid; SQLite is in WAL mode
 with a 30 s busy timeout, so the few metadata writes a server makes (lineage of a new segment) wait for
 each other instead of failing. The supervisor migrates the schema before the workers start, and the
@@ -82,15 +87,36 @@ def parse_workers(text: str | int) -> int:
     return n
 
 
-def bind_listener(host: str, port: int, backlog: int = 2048) -> socket.socket:
-    """The listening socket every worker shares (IPv4 or IPv6 as ``host`` is)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def reserve_port(host: str, port: int) -> socket.socket:
+    """Check that ``host:port`` is free and hold it for the workers (see the module docstring)."""
+    family = _family(host)
     try:
-        sock = socket.create_server((host, port), family=family, backlog=backlog)
+        with socket.socket(family, socket.SOCK_STREAM) as probe:  # no SO_REUSEPORT: fails if anyone holds it
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+        # bound, never listening: holds the port, takes no connection. No SO_REUSEADDR on it: Linux lets two
+        # SO_REUSEADDR sockets share a port while neither listens, and the probe above must fail against it.
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
     except OSError as exc:
         raise Unavailable(f"Cannot listen on {host}:{port}: {exc.strerror or exc}. Is another server using "
                           f"the port? Pick another with --port.") from exc
-    sock.set_inheritable(True)
+    return sock
+
+
+def worker_listener(host: str, port: int, backlog: int = 2048) -> socket.socket:
+    """A worker's own listening socket in the port's ``SO_REUSEPORT`` group."""
+    sock = socket.socket(_family(host), socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(backlog)
+    sock.setblocking(False)
     return sock
 
 
@@ -110,10 +136,10 @@ class _Slot:
 class Supervisor:
     """Runs ``workers`` worker processes on ``sock`` until told to stop (see the module docstring)."""
 
-    def __init__(self, sock: socket.socket, workers: int, *, clock: Clock | None = None,
+    def __init__(self, host: str, port: int, workers: int, *, clock: Clock | None = None,
                  stop_timeout_s: float = 30.0, stable_s: float = 30.0, env: dict[str, str] | None = None,
                  python: str = sys.executable) -> None:
-        self.sock = sock
+        self.host, self.port = host, port
         self.slots = [_Slot(number=i + 1) for i in range(workers)]
         self.clock = clock or SystemClock()
         self.stop_timeout_s = stop_timeout_s
@@ -139,11 +165,10 @@ class Supervisor:
     # -- workers ----------------------------------------------------------------------
     def _spawn(self, slot: _Slot) -> None:
         read_fd, write_fd = os.pipe()
-        fd = self.sock.fileno()
-        argv = [self.python, "-m", "yarnit.api.workers", "--fd", str(fd), "--ready-fd", str(write_fd),
-                "--slot", str(slot.number), "--supervisor", str(os.getpid())]
+        argv = [self.python, "-m", "yarnit.api.workers", "--host", self.host, "--port", str(self.port),
+                "--ready-fd", str(write_fd), "--slot", str(slot.number), "--supervisor", str(os.getpid())]
         try:
-            slot.proc = subprocess.Popen(argv, env=self.env, pass_fds=(fd, write_fd), process_group=0)
+            slot.proc = subprocess.Popen(argv, env=self.env, pass_fds=(write_fd,), process_group=0)
         finally:
             os.close(write_fd)
         slot.ready_fd, slot.ready, slot.buffer, slot.restart_at = read_fd, False, b"", None
@@ -243,12 +268,12 @@ class Supervisor:
 
 def serve_workers(host: str, port: int, workers: int, *, stop_timeout_s: float = 30.0) -> int:
     """``yarnit serve --workers N`` after the workspace is migrated: bind, supervise, return the exit status."""
-    sock = bind_listener(host, port)
+    reservation = reserve_port(host, port)
     try:
         log.info("serving on http://%s:%d with %d worker processes", host, port, workers)
-        return Supervisor(sock, workers, stop_timeout_s=stop_timeout_s).run()
+        return Supervisor(host, port, workers, stop_timeout_s=stop_timeout_s).run()
     finally:
-        sock.close()
+        reservation.close()
 
 
 # --- the worker process ---------------------------------------------------------------------------------------
@@ -263,7 +288,8 @@ def _die_with_parent(supervisor: int) -> None:
 
 def worker_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m yarnit.api.workers", description="One yarnit serve worker.")
-    parser.add_argument("--fd", type=int, required=True, help="The listening socket, inherited.")
+    parser.add_argument("--host", required=True)
+    parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--ready-fd", type=int, required=True, help="Pipe to write 'ready' on.")
     parser.add_argument("--slot", type=int, required=True)
     parser.add_argument("--supervisor", type=int, required=True)
@@ -284,7 +310,7 @@ def worker_main(argv: list[str] | None = None) -> int:
         app = create_app(ws)
         for name, outcome in prepare_for_traffic(app).items():
             log.info("serving %s: %s", name, outcome)
-        sock = socket.socket(fileno=args.fd)
+        sock = worker_listener(args.host, args.port)  # only now: the kernel sends it connections once it is ready
         server = uvicorn.Server(uvicorn.Config(
             asgi_entry(app), log_level="info", access_log=False, http=DataPlaneProtocol,
             headers=[(WORKER_HEADER, str(args.slot))]))
