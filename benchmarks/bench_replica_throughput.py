@@ -82,9 +82,31 @@ end
 """)
 
 
-def wrk(url: str, lua: Path, duration: float, connections: int) -> dict[str, Any]:
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "-s", str(lua), url],
+def cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds the processes (all their threads) have used so far."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def wrk(url: str, lua: Path, duration: float, connections: int, threads: int = 1,
+        servers: list[int] | None = None) -> dict[str, Any]:
+    import resource
+
+    before_children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before = cpu_s(servers or [])
+    out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "-s", str(lua), url],
                          capture_output=True, text=True, timeout=duration + 60).stdout
+    server_cpu = cpu_s(servers or []) - before
+    after_children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wrk_cpu = (after_children.ru_utime + after_children.ru_stime) - (before_children.ru_utime +
+                                                                     before_children.ru_stime)
     total = int(re.search(r"(\d+) requests in ([\d.]+)(ms|s|m)", out).group(1))
     took = re.search(r"(\d+) requests in ([\d.]+)(ms|s|m)", out)
     seconds = float(took.group(2)) * {"ms": 1e-3, "s": 1.0, "m": 60.0}[took.group(3)]
@@ -92,7 +114,9 @@ def wrk(url: str, lua: Path, duration: float, connections: int) -> dict[str, Any
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     bad = int(non2xx.group(1)) if non2xx else 0
     split = re.search(r"WORKERS (\d+) (\d+) (\d+)", out)
-    return {"ok_rps": (total - bad) / seconds, "requests": total, "non_2xx": bad,
+    return {"ok_rps": (total - bad) / seconds, "requests": total, "non_2xx": bad, "seconds": seconds,
+            "server_cpu_s": server_cpu, "server_cores": server_cpu / seconds, "wrk_cores": wrk_cpu / seconds,
+            "ok_per_server_cpu_s": (total - bad) / server_cpu if server_cpu > 0 else None,
             "socket_errors": sum(int(g) for g in errors.groups()) if errors else 0,
             "by_worker": [int(g) for g in split.groups()] if split else None}
 
@@ -137,6 +161,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads")
+    parser.add_argument("--no-pin", action="store_true", help="leave every process to the scheduler")
     args = parser.parse_args()
     from testsupport import register_ctr
     from testsupport.replicas import ReplicaCluster, haproxy_binary
@@ -165,7 +191,8 @@ def main() -> None:
             started = time.monotonic()
             cluster.start(haproxy)  # replicas 1 and 2 behind HAProxy: lb_2
             for i, replica in enumerate(cluster.replicas):
-                pin(replica.proc.pid, i)
+                if not args.no_pin:
+                    pin(replica.proc.pid, i)
             lb1_port = free_port()
             options = LoadBalancerOptions(bind=f"127.0.0.1:{lb1_port}", check_interval_ms=200, fall=2, rise=1)
             (root / "haproxy-1.cfg").write_text(haproxy_config([f"127.0.0.1:{cluster.replicas[0].port}"], options))
@@ -183,25 +210,29 @@ def main() -> None:
                 procs.append(proc)
                 urls[name] = f"http://127.0.0.1:{port}"
                 wait_ready(urls[name], proc, log)
-                if workers == 1:
-                    pin(proc.pid, 0)
-                else:
-                    deadline = time.monotonic() + 300
-                    while log.read_text().count(" ready (pid ") < 2:
-                        assert time.monotonic() < deadline, log.read_text()[-2000:]
-                        time.sleep(0.3)
+                deadline = time.monotonic() + 300
+                while workers > 1 and log.read_text().count(" ready (pid ") < workers:
+                    assert time.monotonic() < deadline, log.read_text()[-2000:]
+                    time.sleep(0.3)
+                if not args.no_pin:
+                    if workers == 1:
+                        pin(proc.pid, 0)
                     for slot, pid in worker_pids(proc.pid).items():
                         pin(pid, slot - 1)
             wait_ready(urls["lb_1"], procs[0], root / "haproxy-1.log")
             start_s = time.monotonic() - started
             path = "/v2/models/ctr/infer"
-            for name, url in urls.items():  # warm-up, not measured
-                wrk(url + path, lua, 2, args.connections)
+            servers = {"lb_1": [cluster.replicas[0].proc.pid, procs[0].pid],
+                       "lb_2": [r.proc.pid for r in cluster.replicas] + [cluster.haproxy.pid],
+                       "workers_1": [procs[1].pid], "workers_2": list(worker_pids(procs[2].pid).values())}
+            for url in urls.values():  # warm-up, not measured
+                wrk(url + path, lua, 2, args.connections, args.threads)
             order = ["lb_1", "lb_2", "workers_1", "workers_2"]
             rounds: list[dict[str, Any]] = []
             for r in range(args.rounds):
                 names = order if r % 2 == 0 else ["lb_2", "lb_1", "workers_2", "workers_1"]
-                figures = {name: wrk(urls[name] + path, lua, args.duration, args.connections) for name in names}
+                figures = {name: wrk(urls[name] + path, lua, args.duration, args.connections, args.threads,
+                                     servers[name]) for name in names}
                 figures["load_average_1m"] = os.getloadavg()[0]
                 rounds.append(figures)
                 print(json.dumps({"round": r + 1, **{k: (round(v["ok_rps"]) if isinstance(v, dict) else v)
@@ -232,13 +263,20 @@ def main() -> None:
 
     result = {
         "command": f"python benchmarks/bench_replica_throughput.py --rounds {args.rounds} --duration "
-                   f"{args.duration:g} --connections {args.connections}",
+                   f"{args.duration:g} --connections {args.connections} --threads {args.threads}"
+                   + (" --no-pin" if args.no_pin else ""),
+        "pinned": not args.no_pin,
+        "wrk_threads": args.threads,
         "cpus": os.cpu_count(), "rounds": args.rounds, "duration_s": args.duration,
         "connections": args.connections, "distinct_bodies": DISTINCT, "setup_s": start_s,
         "ok_rps": {name: rps(name) for name in ("lb_1", "lb_2", "workers_1", "workers_2")},
         "replicas_2_over_1": ratio("lb_1", "lb_2"),
         "workers_2_over_1": ratio("workers_1", "workers_2"),
         "workers_2_split": [r["workers_2"]["by_worker"] for r in rounds],
+        # CPU the serving side got during each run (servers, plus HAProxy for lb_*), in cores, and wrk's
+        "server_cores": {name: [round(r[name]["server_cores"], 2) for r in rounds] for name in urls},
+        "wrk_cores": {name: [round(r[name]["wrk_cores"], 2) for r in rounds] for name in urls},
+        "ok_per_server_cpu_s": {name: [round(r[name]["ok_per_server_cpu_s"] or 0) for r in rounds] for name in urls},
         "non_2xx": {name: sum(r[name]["non_2xx"] for r in rounds) for name in ("lb_1", "lb_2", "workers_1",
                                                                                  "workers_2")},
         "socket_errors": {name: sum(r[name]["socket_errors"] for r in rounds) for name in ("lb_1", "lb_2",
