@@ -16,7 +16,10 @@ The inputs are the load test's: the hardest distinct rows of the prediction log 
 same order (``request_bodies``); the log is filled first by serving distinct requests through a real
 server. Rounds alternate which method goes first. The ratio is load test ÷ serving benchmark per round.
 
-Usage: ``python benchmarks/bench_loadtest_agreement.py [--rounds 4] [--rps 400] [--duration 8]``.
+With ``--matched`` each round also runs the serving method with the load test's 64 connections and nothing
+pinned, to tell which difference moves the figure (``loadtest_agreement-matched.json``).
+
+Usage: ``python benchmarks/bench_loadtest_agreement.py [--rounds 4] [--rps 400] [--duration 8] [--matched]``.
 Writes ``benchmarks/results/loadtest_agreement.json``.
 """
 
@@ -55,7 +58,8 @@ def fill_log(ws: Any, n: int) -> None:
             assert http.post("/v1/models/ctr:predict", json={"instances": instances}).status_code == 200
 
 
-def serving_method(ws: Any, scratch: Path, rps: float, duration: float, bodies: Path) -> dict[str, Any]:
+def serving_method(ws: Any, scratch: Path, rps: float, duration: float, bodies: Path, *,
+                   connections: int = 256, pinned: bool = True) -> dict[str, Any]:
     import loadgen
 
     from yarnit.loadtest.run import StagingServer
@@ -65,10 +69,13 @@ def serving_method(ws: Any, scratch: Path, rps: float, duration: float, bodies: 
         server.start()
         server.wait_ready(time.monotonic() + 300)
         assert server.proc is not None
-        subprocess.run(["taskset", "-a", "-p", "-c", "0", str(server.proc.pid)], check=True, capture_output=True)
+        if pinned:
+            subprocess.run(["taskset", "-a", "-p", "-c", "0", str(server.proc.pid)], check=True,
+                           capture_output=True)
+        cpu = "1" if pinned else None
         path = "/v1/models/ctr:predict"
-        loadgen.run("127.0.0.1", server.port, path, rps, 1.0, bodies, 256, cpu="1")  # warm-up, not measured
-        report = loadgen.run("127.0.0.1", server.port, path, rps, duration, bodies, 256, cpu="1")
+        loadgen.run("127.0.0.1", server.port, path, rps, 1.0, bodies, connections, cpu=cpu)  # warm-up
+        report = loadgen.run("127.0.0.1", server.port, path, rps, duration, bodies, connections, cpu=cpu)
     ok = report["by_status"].get("200", {})
     return {"p99_ms": ok.get("p99_ms"), "p50_ms": ok.get("p50_ms"), "answered": ok.get("count", 0),
             "sent": report["sent"], "errors": report["errors"], "late_sends": report["late_sends"],
@@ -92,6 +99,8 @@ def main() -> None:
     parser.add_argument("--rps", type=float, default=400.0)
     parser.add_argument("--duration", type=float, default=8.0)
     parser.add_argument("--fill", type=int, default=4000, help="distinct requests served first (the inputs)")
+    parser.add_argument("--matched", action="store_true", help="also the serving method with the load test's "
+                        "64 connections and nothing pinned (which difference matters)")
     args = parser.parse_args()
     from testsupport import register_ctr
 
@@ -113,25 +122,32 @@ def main() -> None:
             bodies.write_bytes(request_bodies(inputs.rows, per_version))
             for r in range(args.rounds):
                 figures: dict[str, Any] = {}
-                for method in (("loadtest", "serving") if r % 2 == 0 else ("serving", "loadtest")):
+                methods = ["loadtest", "serving"] + (["serving_matched"] if args.matched else [])
+                shift = r % len(methods)
+                for method in methods[shift:] + methods[:shift]:  # each method first in turn
                     if method == "loadtest":
                         figures[method] = loadtest_method(ws, args.rps, args.duration)
                     else:
-                        scratch = root / f"serving-{r}"
-                        figures[method] = serving_method(ws, scratch, args.rps, args.duration, bodies)
+                        scratch = root / f"{method}-{r}"
+                        figures[method] = serving_method(
+                            ws, scratch, args.rps, args.duration, bodies,
+                            **({"connections": 64, "pinned": False} if method == "serving_matched" else {}))
                         shutil.rmtree(scratch, ignore_errors=True)
+                if args.matched:
+                    figures["ratio_matched"] = figures["loadtest"]["p99_ms"] / figures["serving_matched"]["p99_ms"]
                 figures["ratio"] = figures["loadtest"]["p99_ms"] / figures["serving"]["p99_ms"]
                 figures["load_average_1m"] = os.getloadavg()[0]
                 rounds.append(figures)
                 print(json.dumps({"round": r + 1, "loadtest_p99_ms": figures["loadtest"]["p99_ms"],
                                   "serving_p99_ms": figures["serving"]["p99_ms"], "ratio": figures["ratio"],
+                                  "matched_p99_ms": figures.get("serving_matched", {}).get("p99_ms"),
                                   "load": figures["load_average_1m"]}), flush=True)
         finally:
             ws.close()
     ratios = [r["ratio"] for r in rounds]
     result = {
         "command": f"python benchmarks/bench_loadtest_agreement.py --rounds {args.rounds} --rps {args.rps:g} "
-                   f"--duration {args.duration:g}",
+                   f"--duration {args.duration:g}" + (" --matched" if args.matched else ""),
         "rps": args.rps, "duration_s": args.duration, "distinct_inputs": len(inputs.rows),
         "ratio_loadtest_over_serving": {"median": statistics.median(ratios), "min": min(ratios),
                                         "max": max(ratios), "all": [round(x, 3) for x in ratios]},
@@ -139,11 +155,18 @@ def main() -> None:
         "loadtest_p99_ms": [r["loadtest"]["p99_ms"] for r in rounds],
         "loadtest_candidate_p99_ms": [r["loadtest"]["candidate_p99_ms"] for r in rounds],
         "serving_p99_ms": [r["serving"]["p99_ms"] for r in rounds],
+        **({"serving_matched_p99_ms": [r["serving_matched"]["p99_ms"] for r in rounds],
+            "ratio_loadtest_over_matched": {"median": statistics.median(r["ratio_matched"] for r in rounds),
+                                            "all": [round(r["ratio_matched"], 3) for r in rounds]},
+            "p50_ms": {m: [r[m]["p50_ms"] for r in rounds] for m in ("loadtest", "serving", "serving_matched")},
+            "unanswered": {m: [r[m]["sent"] - r[m]["answered"] for r in rounds]
+                           for m in ("loadtest", "serving", "serving_matched")}} if args.matched else {}),
         "rounds": rounds,
         "uptime_after": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
     }
     (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "loadtest_agreement.json").write_text(json.dumps(result, indent=2) + "\n")
+    name = "loadtest_agreement-matched.json" if args.matched else "loadtest_agreement.json"
+    (HERE / "results" / name).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "rounds"}, indent=2))
 
 

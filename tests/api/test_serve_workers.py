@@ -200,3 +200,40 @@ def test_the_port_is_checked_and_held_for_the_workers() -> None:
             sock.close()
     finally:
         held.close()
+
+
+def test_a_worker_that_never_starts_stops_the_server_with_the_reason(tmp_path: Path) -> None:
+    from yarnit.api.workers import Supervisor
+    from yarnit.core.errors import Unavailable
+
+    # every "worker" exits 1 at once: no worker was ever ready, so the supervisor gives up instead of looping
+    with pytest.raises(Unavailable, match="Worker [12] failed to start \\(status 1\\)"):
+        Supervisor("127.0.0.1", free_port(), 2, python="/bin/false").run()
+
+
+def test_a_crash_looping_worker_is_restarted_with_a_growing_back_off(tmp_path: Path) -> None:
+    # a stand-in worker (real process) that says "ready" and exits at once, every time
+    stub = tmp_path / "stub-python"
+    stub.write_text(f"#!{sys.executable}\n"
+                    "import os, sys\n"
+                    "fd = int(sys.argv[sys.argv.index('--ready-fd') + 1])\n"
+                    "os.write(fd, b'ready\\n')\n")
+    stub.chmod(0o755)
+    code = ("import logging, sys; logging.basicConfig(level=logging.INFO); "
+            "from yarnit.api.workers import Supervisor; "
+            f"sys.exit(Supervisor('127.0.0.1', {free_port()}, 1, python={str(stub)!r}).run())")
+    log = tmp_path / "supervisor.log"
+    with open(log, "wb") as out:
+        sup = subprocess.Popen([sys.executable, "-c", code], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _wait(lambda: "restarting it in 2 s" in log.read_text() or sup.poll() is not None, "a third restart", 120)
+        text = log.read_text()
+        assert sup.poll() is None, text
+        delays = [line.split("restarting it in ")[1] for line in text.splitlines() if "restarting it in" in line]
+        assert delays[:3] == ["0.5 s", "1 s", "2 s"], text  # up after a crash, never quick restarts in a loop
+        sup.send_signal(signal.SIGTERM)
+        assert sup.wait(timeout=60) == 0, log.read_text()
+    finally:
+        if sup.poll() is None:
+            sup.kill()
+            sup.wait()
