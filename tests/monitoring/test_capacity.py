@@ -86,6 +86,8 @@ def test_capacity_plans_the_forecast_peak_with_n_plus_2(home: Path) -> None:
     # the autoscaler's floor: forecast mean 0.035 × 1.25 ÷ 0.03 = 1.46 → 2, + 2 = 4
     assert (plan["hpa_min_replicas"], plan["hpa_max_replicas"]) == (4, 11)
     assert plan["deploy"] == "yarnit deploy k8s --replicas 4 --min-replicas 4 --max-replicas 11"
+    # one host carrying the peak: one worker per process the peak needs
+    assert (plan["serve_workers"], plan["serve"]) == (9, "yarnit serve --workers 9")
     assert plan["traffic"]["peak_rps"] == pytest.approx(0.1) and plan["replica_rps_source"] == "--replica-rps"
 
     # a conference that triples the peak, no growth horizon, a 1.5 headroom, N+1:
@@ -97,6 +99,10 @@ def test_capacity_plans_the_forecast_peak_with_n_plus_2(home: Path) -> None:
     human = runner.invoke(app, ["capacity", "ctr", "--replica-rps", "0.03", "--horizon-days", "3"],
                           env={"YARNIT_HOME": str(home)})
     assert human.exit_code == 0 and "replicas: 11 = 9 for the peak + 2 (N+2)" in human.output
+    assert "one host: yarnit serve --workers 9" in " ".join(human.output.split())
+    # beyond 64 workers (what --workers accepts), the line stays valid and the rest goes to other hosts
+    huge = plan_capacity(traffic_profile(home / "prediction_log", "ctr"), replica_rps=0.001, horizon_days=0)
+    assert huge.replicas_for_peak == 125 and huge.to_dict()["serve"] == "yarnit serve --workers 64"
 
 
 @pytest.mark.parametrize(("args", "message"), [

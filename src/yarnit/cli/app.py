@@ -114,16 +114,28 @@ def init(as_json: bool = JSON_OPTION) -> None:
 @app.command()
 @cli_errors
 def serve(host: str = typer.Option("127.0.0.1", help="Interface to bind."),
-          port: int = typer.Option(8080, min=1, max=65535, help="TCP port.")) -> None:
+          port: int = typer.Option(8080, min=1, max=65535, help="TCP port."),
+          workers: str = typer.Option("1", "--workers", help="Worker processes sharing the port (1..64, or "
+                                      "'auto': one per CPU). Each opens the workspace and loads the models "
+                                      "itself; a supervisor restarts one that dies.")) -> None:
     """Serve the data plane, control plane, metrics and dashboard over HTTP."""
     from yarnit.api import create_app
     from yarnit.api.dataplane import asgi_entry
     from yarnit.api.server import prepare_for_traffic, serve_forever
+    from yarnit.api.workers import parse_workers, serve_workers
 
-    ws = workspace()
+    n_workers = parse_workers(workers)
+    ws = workspace()  # opening it migrates the schema: once, before any worker starts
     if ws.settings.api_token is None and host not in ("127.0.0.1", "::1", "localhost"):
         console.print("[yellow]warning:[/] YARNIT_API_TOKEN is not set; control-plane writes are refused "
                       "from anywhere but loopback.")
+    if n_workers > 1:
+        ws.metadata.close()
+        import logging
+
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        console.print(f"serving on http://{host}:{port} with {n_workers} worker processes")
+        raise typer.Exit(serve_workers(host, port, n_workers))
     app_ = create_app(ws)
     for name, outcome in prepare_for_traffic(app_).items():  # preload models, freeze start-up objects for the GC
         console.print(f"serving {name}: {outcome}")

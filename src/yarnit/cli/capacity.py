@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timezone
 
 import typer
@@ -86,6 +87,12 @@ def capacity(model: str,
         console.print(f"replicas: {plan.replicas} = {plan.replicas_for_peak} for the peak + {plan.redundancy} "
                       f"(N+{plan.redundancy}); autoscaler {plan.hpa_min_replicas}..{plan.hpa_max_replicas}: "
                       f"{data['deploy']}")
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        console.print(f"one host: {data['serve']}  ({plan.serve_workers} worker processes carry the forecast "
+                      f"peak; give them ≥ {plan.serve_workers} cores"
+                      + (f", this host has {cpus}" if plan.serve_workers > cpus else "")
+                      + (f"; the peak needs {plan.replicas_for_peak} processes: split them over hosts"
+                         if plan.replicas_for_peak > plan.serve_workers else "") + ")")
         for note in t.notes:
             console.print(plain(f"note: {note}"))
 

@@ -26,6 +26,12 @@ The plan (:func:`plan_capacity`), as the SRE book's capacity planning does it:
 
 The same arithmetic on the forecast mean gives the autoscaler's floor (also N+2), and the plan's
 replicas give its ceiling (``yarnit deploy k8s --min-replicas … --max-replicas …``).
+
+A replica's throughput is one serving process's (``--measure-s`` runs one process), so the replicas for the
+peak are also the worker processes one host needs: the plan prints ``yarnit serve --workers N`` with N =
+replicas for the peak (at most 64). That line is for one host with at least N free cores; workers that share
+cores add less than one replica each (docs/benchmarks.md, replica throughput), and one host is one failure
+domain, so the N+2 spares still belong on other hosts.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ from yarnit.serving.predlog import read_segment, segment_paths
 from .predlog_source import record_time
 
 HOUR_S = 3600
+MAX_SERVE_WORKERS = 64  # yarnit serve --workers accepts 1..64 (api/workers.py)
 DAY_H = 24
 
 
@@ -167,9 +174,17 @@ class CapacityPlan:
     hpa_max_replicas: int
     measurement: dict[str, Any] | None = None
 
+    @property
+    def serve_workers(self) -> int:
+        """``yarnit serve --workers`` for one host that carries the forecast peak: one worker per process the
+        peak needs (a replica's throughput is one serving process's), at most 64 (beyond: more hosts)."""
+        return min(MAX_SERVE_WORKERS, self.replicas_for_peak)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self) | {"deploy": f"yarnit deploy k8s --replicas {self.hpa_min_replicas} --min-replicas "
-                                         f"{self.hpa_min_replicas} --max-replicas {self.hpa_max_replicas}"}
+                                         f"{self.hpa_min_replicas} --max-replicas {self.hpa_max_replicas}",
+                               "serve_workers": self.serve_workers,
+                               "serve": f"yarnit serve --workers {self.serve_workers}"}
 
 
 def _check_positive(name: str, value: float, *, minimum: float = 0.0, strict: bool = True) -> float:
