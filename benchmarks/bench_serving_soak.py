@@ -323,7 +323,7 @@ def latencies_of_200s(path: Path) -> Any:
 
 
 def nearest_rank(values: Any, q: float) -> float | None:
-    """The nearest-rank ``q`` quantile (as the generator computes its own), in ms rounded to 0.1 µs."""
+    """The nearest-rank ``q`` quantile, in ms rounded to 0.1 µs."""
     if len(values) == 0:
         return None
     ordered = numpy.sort(values)
