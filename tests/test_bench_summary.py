@@ -160,3 +160,14 @@ def test_run_all_lists_every_script_and_rejects_an_unknown_name(capsys: pytest.C
     with pytest.raises(SystemExit):  # a script's own options go to one script only
         run_all.main(["serving", "training", "--", "--reps", "1"])
     assert "options after -- go to one script; 2 are chosen" in capsys.readouterr().err
+
+
+def test_peer_versions_are_read_from_each_peers_venv_without_importing_it(tmp_path: Path) -> None:
+    site = tmp_path / "venvs" / "feast" / "lib" / "python3.11" / "site-packages"
+    (site / "feast-0.67.0.dist-info").mkdir(parents=True)
+    (site / "feast-0.67.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: feast\nVersion: 0.67.0\n")
+    entries = [summary.Entry("bench_features.py", ("features.json",), "Feast", None, (("feast", "feast"),)),
+               summary.Entry("bench_data.py", ("data.json",), "GX", None, (("gx", "great_expectations"),))]
+
+    assert summary.peer_versions(entries, tmp_path / "venvs") == {"feast": "0.67.0",
+                                                                   "great_expectations": "not installed here"}
