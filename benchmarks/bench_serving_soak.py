@@ -245,7 +245,10 @@ class Sampler:
 
 
 class Swapper:
-    """Registers and promotes a new version of ``ctr`` every ``every_s`` on a thread; records each swap."""
+    """Registers and promotes a new version of ``ctr`` every ``every_s`` (start to start) on a thread; records each.
+
+    A swap that takes longer than ``every_s`` delays the next one, which then starts at once.
+    """
 
     def __init__(self, home: Path, pipe: Any, port: int, every_s: float) -> None:
         self.home, self.pipe, self.port, self.every_s = home, pipe, port, every_s
@@ -277,11 +280,17 @@ class Swapper:
         i = 0
         with open_workspace(Settings.for_home(self.home)) as ws:
             registry = ModelRegistry(ws)
-            while not self._stop.wait(self.every_s):
+            next_at = self.started + self.every_s
+            while True:
                 i += 1
+                # The artifact is made before its turn, so that the swaps keep their cadence (start to start):
+                # making it takes seconds on a loaded core, and is not part of a swap.
                 model = copy.deepcopy(self.pipe)
                 model.named_steps["lr"].intercept_ = model.named_steps["lr"].intercept_ + 1e-6 * i
                 blob = dump_sklearn(model)
+                if self._stop.wait(max(0.0, next_at - time.monotonic())):
+                    return
+                next_at += self.every_s
                 t0 = time.monotonic()
                 halted = False
                 try:

@@ -66,9 +66,11 @@ def run_one(script: str, quick: bool, timeout_s: float, extra: list[str] | None 
         code = proc.wait(timeout=timeout_s)
         status = "ok" if code == 0 else f"exit {code}"
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGTERM)
+        # SIGINT first: the script's context managers then stop the servers it started in sessions of their own
+        # (which a signal to this group would not reach); SIGKILL to the group if it is still there after 60 s.
+        os.killpg(proc.pid, signal.SIGINT)
         try:
-            proc.wait(timeout=30)
+            proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
