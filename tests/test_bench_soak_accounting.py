@@ -75,3 +75,18 @@ def test_rss_slope_is_a_least_squares_fit_in_mib_per_hour(soak) -> None:
 
     assert soak.rss_slope_mib_per_hour(samples) == pytest.approx(30.0)
     assert soak.rss_slope_mib_per_hour(samples[:1]) is None
+
+
+def test_a_swap_cut_off_by_the_soaks_end_is_neither_served_nor_a_failure(soak) -> None:
+    report = {"config": {"soak_minutes": 30, "flat_mib_per_hour": 6.0, "swap_every_s": 30},
+              "soak": {"rss_slope_mib_per_hour": {"second_half": 7.5}, "error_rate": 0.0, "swap_failures": [],
+                       "swaps_done": 61, "swaps_not_served_within_60s": 0, "swaps_cut_off_by_the_end": 1},
+              "phases": [{"multiple": 2.0, "goodput_of_sustainable": 0.5}]}
+
+    targets = {t["target"].split(" (")[0]: t for t in soak.targets_of(report)}
+
+    swaps = targets["every hot swap served"]
+    assert (swaps["figure"], swaps["verdict"]) == ("60 of 60 (and 1 cut off by the soak's end)", "met")
+    memory = next(t for name, t in targets.items() if name.startswith("memory flat"))
+    assert (memory["figure"], memory["verdict"]) == (7.5, "not met")
+    assert targets["goodput at 2x the sustainable rate, open loop"]["verdict"] == "reported"
