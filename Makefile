@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= 2
 
-.PHONY: install demo test chaos bench audit security-demo clean
+.PHONY: install demo test chaos bench bench-docs audit security-demo clean
 
 install: $(STAMP)
 
@@ -29,8 +29,13 @@ test: $(STAMP)
 chaos: $(STAMP)
 	$(PY) -m pytest -q --durations=15 -m chaos tests/chaos
 
+# Every benchmark with its peer (hours; BENCH="serving training" for a subset, BENCH_ARGS=--quick where
+# scripts take it), then docs/benchmarks.md's generated summary; bench-docs regenerates it alone, running nothing.
 bench: $(STAMP)
-	$(PY) benchmarks/run_all.py
+	$(PY) benchmarks/run_all.py $(BENCH_ARGS) $(BENCH)
+
+bench-docs: $(STAMP)
+	$(PY) benchmarks/run_all.py --docs-only
 
 # pip-audit over the installed dependencies, from its own venv; fails only on a vulnerability that has a fixed
 # version (policy and the ignore list: .ci/audit.py); no network means "NOT AUDITED", never a failure
