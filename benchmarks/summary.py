@@ -325,6 +325,24 @@ def _replicas(d: dict[str, Any]) -> list[Row]:
                 if d.get("change_token_us") else "—", judge(d["propagation_s_max"], 2, at_most=True))]
 
 
+def _replica_throughput(d: dict[str, Any]) -> list[Row]:
+    loads = d.get("load_average_1m")
+    loads = loads if isinstance(loads, list) else [loads]
+    loads = [v for v in loads if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    load = f" (load {min(loads):.0f}–{max(loads):.0f} on {d.get('cpus', '?')} cores)" if loads else ""
+    return [Row(f"2 replicas behind HAProxy ÷ 1 replica, closed-loop throughput{load}",
+                num(d["replicas_2_over_1"], 2, "×"), "≥ 1.8×", "1 replica", num(d["replicas_2_over_1"], 2, "×"),
+                judge(d["replicas_2_over_1"], 1.8, at_most=False)),
+            Row(f"yarnit serve --workers 2 ÷ --workers 1, closed-loop throughput{load}",
+                num(d["workers_2_over_1"], 2, "×"), "—", "--workers 1", num(d["workers_2_over_1"], 2, "×"))]
+
+
+def _loadtest_agreement(d: dict[str, Any]) -> list[Row]:
+    return [Row(f"load-test gate p99 ÷ serving benchmark p99, same server, {d['rps']:g} req/s",
+                num(d["ratio_loadtest_over_serving"], 2, "×"), "0.8–1.2×", "the serving benchmark's method",
+                num(d["ratio_loadtest_over_serving"], 2, "×"), flag(d.get("within_20_percent")))]
+
+
 def _binary_tensors(d: dict[str, Any]) -> list[Row]:
     return [Row(f"OIP v2, {d['rows']:,}-row batch: binary tensors vs JSON, round trip", num(d["binary_ms"], 2, " ms"),
                 "—", "the same batch as JSON (and tritonclient)", num(d["json_ms"] / d["binary_ms"], 2, "×"))]
@@ -398,6 +416,10 @@ BENCHMARKS: tuple[Entry, ...] = (
     Entry("bench_dashboard.py", ("dashboard.json", "dashboard-quiet.json"),
           "absolute target; serving without the dashboard", _dashboard),
     Entry("bench_backup.py", ("backup.json",), "pg_dump / pg_restore", _backup),
+    Entry("bench_replica_throughput.py", ("replica_throughput.json",), "1 replica / 1 worker",
+          _replica_throughput),
+    Entry("bench_loadtest_agreement.py", ("loadtest_agreement.json",), "the serving benchmark's method",
+          _loadtest_agreement),
 )
 
 
