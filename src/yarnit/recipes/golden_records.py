@@ -24,7 +24,9 @@ field makes the record wrong; the result names the record and the field.
 
 Why a separate dataset version rather than rows mixed into the run's data: the
 golden records then *cannot* reach training, the served or monitored data, the
-run's statistics or a deletion receipt (there is no real subject in them), and
+run's statistics or a deletion receipt (their subject column is ``user_id``:
+a deletion request searches them like any version, finds no real person, and
+its receipt never lists them as unchecked), and
 the training data stays byte-identical to what the world or the loop produced
 (reproduction and caching are untouched). The cost is what this does not see:
 a defect that only shows when a golden row shares one call with real rows (a
@@ -304,9 +306,68 @@ def run_golden_probe(frame_features: Callable[[str], tuple[pd.DataFrame, pd.Data
                         rejected=rejected)
 
 
+# --- the loop's day: label join and quarantine ----------------------------------------------------------
+LATE_CLICK = 4  # golden-4 was clicked, but its click arrives after the loop's as_of: not joined yet
+NOT_A_CLICK = 2  # golden-2 has a purchase label and no click: it must stay unclicked
+DUPLICATED = 6  # golden-6 comes twice: the second copy must be quarantined as a duplicate, the first kept
+
+
+def golden_day(day: date, as_of: datetime) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
+    """The golden records as one day of the loop's input: impressions (``clicked`` unknown, 0), their labels
+    (clicks 10 minutes after the impression, one click arriving an hour after ``as_of``, one purchase and no
+    click), with golden-6 sent twice; and the ``clicked`` each must have after the label join."""
+    split = {"train_days": [day.isoformat()], "holdout_days": [day.isoformat()]}
+    impressions = golden_frame(split)
+    impressions = pd.concat([impressions, impressions[impressions["impression_id"] == golden_id(DUPLICATED)]],
+                            ignore_index=True).assign(clicked=0)
+    labels, expected = [], {}
+    for record in GOLDEN_RECORDS:
+        name = golden_id(record["id"])
+        at = datetime(day.year, day.month, day.day, int(record["hour"]), 17, tzinfo=timezone.utc)
+        if record["id"] == NOT_A_CLICK:
+            labels.append({"impression_id": name, "kind": "purchase", "arrival_time": at})
+        elif record["clicked"]:
+            late = record["id"] == LATE_CLICK
+            labels.append({"impression_id": name, "kind": "click",
+                           "arrival_time": as_of + timedelta(hours=1) if late else at})
+        expected[name] = 0 if record["id"] in (LATE_CLICK, NOT_A_CLICK) else int(record["clicked"])
+    frame = pd.DataFrame(labels)
+    frame["arrival_time"] = pd.to_datetime(frame["arrival_time"], utc=True)
+    return impressions, frame, expected
+
+
+def check_day(joined: pd.DataFrame, reasons: pd.Series, expected: Mapping[str, int], *,
+              label: str = "clicked") -> GoldenCheck:
+    """Each golden record kept exactly once with the ``clicked`` the label join must give, and only the
+    duplicate copy quarantined (``reasons``: the quarantine's reason per row of ``joined``, ``""`` = kept)."""
+    failures: list[GoldenFailure] = []
+    correct = 0
+    kept = joined[(reasons == "").to_numpy()]
+    held = joined[(reasons != "").to_numpy()].assign(reason=reasons[reasons != ""].to_numpy())
+    for name, want in expected.items():
+        wrong: list[GoldenFailure] = []
+        rows = kept[kept["impression_id"].astype(str) == name]
+        if len(rows) != 1:
+            wrong.append(GoldenFailure(name, "rows", 1, len(rows)))
+        elif int(rows[label].iloc[0]) != want:
+            wrong.append(GoldenFailure(name, label, want, _plain(rows[label].iloc[0])))
+        copies = held[held["impression_id"].astype(str) == name]
+        quarantined = sorted(copies["reason"].astype(str))
+        if quarantined != (["duplicate"] if name == golden_id(DUPLICATED) else []):
+            wrong.append(GoldenFailure(name, "quarantine", ["duplicate"] if name == golden_id(DUPLICATED) else [],
+                                       quarantined))
+        if wrong:
+            failures += wrong
+        else:
+            correct += 1
+    return GoldenCheck(injected=len(expected), correct=correct, failures=tuple(failures),
+                       checked_fields=("rows", label, "quarantine"))
+
+
 class GoldenRecordsWrong(YarnitError):
     """Golden records did not come out of the run exactly as expected (set as the step's error)."""
 
 
 __all__ = ["EXPECTED", "FLOAT_TOLERANCE", "GOLDEN_PREFIX", "GOLDEN_RECORDS", "GoldenCheck", "GoldenFailure",
-           "GoldenRecordsWrong", "check_golden", "golden_frame", "golden_id", "run_golden_probe"]
+           "GoldenRecordsWrong", "check_day", "check_golden", "golden_day", "golden_frame", "golden_id",
+           "run_golden_probe"]
