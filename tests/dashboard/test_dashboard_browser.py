@@ -260,3 +260,35 @@ def test_an_unknown_model_is_a_404_page_in_the_layout(browser, server, shots) ->
         assert [e for e in errors if "404" not in e] == []  # the browser logs the 404 itself
     finally:
         context.close()
+
+
+def test_the_readiness_json_scores_the_demo_workspace_from_its_own_records(http) -> None:
+    api = http.get("/api/readiness/ctr").json()
+    assert api["mode"] == "workspace" and len(api["tests"]) == 28
+    assert api["final"] == min(api["sections"].values())
+    # the short operate demo (loop, rollout, monitor) earns at least 5 from its own records
+    assert api["final"] >= 5, {t["id"]: (t["points"], t["note"]) for t in api["tests"] if t["points"] < 1}
+    by_id = {t["id"]: t for t in api["tests"]}
+    assert by_id["infrastructure.6"]["points"] == 1 and by_id["infrastructure.6"]["evidence"]  # its rollout
+
+
+def test_the_model_page_shows_the_ml_test_score_its_sections_and_the_commands_to_earn_points(
+        browser, server, http, shots) -> None:
+    api = http.get("/api/readiness/ctr").json()
+    context, page, errors = open_page(browser, server.url + "/ui/models/ctr")
+    try:
+        assert page.locator("h2#readiness").inner_text() == f"Readiness: ML Test Score {api['final']:g}"
+        text = page.inner_text("main")
+        for title in ("Features and data", "Model development", "ML infrastructure", "Monitoring"):
+            assert title in text
+        missing = [t for t in api["tests"] if t["points"] < 1]
+        assert f"Missing points ({len(missing)} of 28 tests below 1 point)" in text
+        assert all(t["to_earn"] in text for t in missing)
+        section = page.locator("#readiness-monitoring")
+        assert not section.is_visible()  # the 28 tests are folded until asked for
+        page.get_by_text("All 28 tests with their evidence").click()
+        assert section.is_visible() and f"Monitoring: {api['sections']['monitoring']:g} / 7" in section.inner_text()
+        page.locator("h2#readiness").screenshot(path=str(shots / "model-readiness.png"))
+        assert errors == []
+    finally:
+        context.close()

@@ -100,3 +100,63 @@ def test_histogram_bins_come_from_the_quantiles_and_sum_to_one() -> None:
     cats = _category_bins(a, b, 2)
     assert cats["labels"] == ["w", "x", "other"] and cats["current"] == [0.8, 0.1, 0.1]
     assert abs(sum(cats["reference"]) - 1) < 1e-9
+
+
+# --- readiness on the model page (issue 22) ---------------------------------------------------------------------
+def test_the_model_page_shows_the_readiness_the_api_json_gives(sqlite_ws) -> None:
+    from html import escape
+
+    from yarnit.readiness import SECTION_TITLES
+
+    register_ctr(sqlite_ws, versions=2)
+    with TestClient(create_app(sqlite_ws)) as client:
+        api = client.get("/api/readiness/ctr").json()
+        assert api["model"] == "ctr" and api["mode"] == "workspace"
+        assert set(api["sections"]) == {"data", "model", "infrastructure", "monitoring"}
+        assert api["final"] == min(api["sections"].values()) and len(api["tests"]) == 28
+        for test in api["tests"]:
+            assert test["points"] in (0, 0.5, 1) and set(test) >= {"id", "section", "title", "level", "evidence",
+                                                                  "to_earn"}
+            assert (test["points"] < 1) == bool(test["to_earn"]), test  # a missing point names its command
+        page = client.get("/ui/models/ctr").text
+        assert f'<h2 id="readiness">Readiness: ML Test Score {api["final"]:g}</h2>' in page
+        for section, points in api["sections"].items():
+            assert f"{SECTION_TITLES[section]}</a></td><td class=num>{points:g}</td>" in page
+        missing = [t for t in api["tests"] if t["points"] < 1]
+        assert f"Missing points ({len(missing)} of 28 tests below 1 point)" in page
+        assert missing and all(escape(t["to_earn"]) in page for t in missing)
+        assert page.count("<summary>All 28 tests with their evidence</summary>") == 1
+        assert client.get("/ui/models/nosuch").status_code == 404  # no scoring of an unknown model
+
+
+def test_readiness_is_kept_for_the_model_page_and_rescored_in_the_background_once_stale(sqlite_ws, tmp_path) -> None:
+    import time
+
+    from yarnit.api.dashboard.readiness_pages import ReadinessCache
+    from yarnit.readiness import attest
+
+    register_ctr(sqlite_ws, versions=1)
+    kept = ReadinessCache(ttl_s=3600)
+    first, age = kept.get(sqlite_ws, "ctr")
+    assert age == 0.0
+    doc = tmp_path / "tuning.md"
+    doc.write_text("grid over C: C=1 best on the holdout\n")
+    attest(sqlite_ws, "ctr", "model.3", doc, reason="grid search by hand", actor="user:test")  # +0.5 model
+    again, age = kept.get(sqlite_ws, "ctr")
+    assert again is first and age > 0  # within the ttl: the kept assessment, with its age
+    stale = ReadinessCache(ttl_s=0.0)
+    old, _ = stale.get(sqlite_ws, "ctr")
+    doc2 = tmp_path / "debugging.md"
+    doc2.write_text("stepped through one request by hand\n")
+    attest(sqlite_ws, "ctr", "infrastructure.5", doc2, reason="replayed one request", actor="user:test")
+    shown, _ = stale.get(sqlite_ws, "ctr")  # stale: shown at once, rescored by a background thread
+    assert shown is old
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        result, _ = stale.get(sqlite_ws, "ctr")
+        if result is not old:
+            break
+        time.sleep(0.05)
+    assert result is not old and result.score.sections["infrastructure"] >= old.score.sections["infrastructure"]
+    assert any(f.test_id == "infrastructure.5" and f.evidence and f.evidence[0].ref == str(doc2.resolve())
+               for f in result.score.findings)
