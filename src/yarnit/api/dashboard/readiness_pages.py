@@ -6,9 +6,11 @@ mark 3, the project's target for every section (RELIABILITY.md target 24).
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from yarnit.charts import Bar, svg_hbar_chart
 from yarnit.readiness import SECTION_TITLES, SECTIONS, TESTS_BY_ID, Assessment, Finding, assess
@@ -93,7 +95,7 @@ def readiness_section(result: Assessment, *, age_s: float) -> str:
     age = "just now" if age_s < 1 else f"{age_s:.0f} s ago"
     return (f'<h2 id="readiness">Readiness: ML Test Score {fmt(result.score.final, "g")}</h2>'
             f'<p class="muted">{esc(result.to_dict()["interpretation"])} Counted from this workspace\'s own records '
-            f"(computed {esc(age)}, at most {READINESS_TTL_S:g} s old); the final score is the lowest section. "
+            f"(computed {esc(age)}; rescored after each new record); the final score is the lowest section. "
             f'{link(f"/ui/readiness/{name}", "The readiness page")} · '
             f'{link(f"/api/readiness/{name}", "as JSON")}.</p>'
             + sections
@@ -112,6 +114,34 @@ WAIT_S = 30.0  # how long a page waits for a background scoring of its model bef
 class _Kept:
     result: Assessment
     at: float  # time.monotonic() when it was computed
+    records: tuple[object, ...]  # records_fingerprint() read just before it was computed
+
+
+def records_fingerprint(ws: Workspace) -> tuple[object, ...]:
+    """A cheap summary of the records scoring reads: row counts and newest times of the stores, and the
+    modification times of the files (SLOs, the monitor's state and alerts, loop and rollout states). Equal
+    fingerprints: nothing the score depends on was recorded since (a few ms; scoring takes hundreds)."""
+    from sqlalchemy import func, select
+
+    from yarnit.storage.schema import (
+        alias_events, audit_log, dataset_versions, evaluations, feature_views, model_versions, runs,
+    )
+
+    queries = [select(func.count(), func.max(runs.c.started_at), func.max(runs.c.ended_at)),
+               *(select(func.count()).select_from(t) for t in (alias_events, audit_log, dataset_versions,
+                                                                 evaluations, feature_views, model_versions))]
+    with ws.metadata.begin() as conn:
+        rows = tuple(tuple(conn.execute(q).one()) for q in queries)
+    files: list[tuple[str, int]] = []
+    home = Path(ws.home)
+    for folder in (home, home / "monitoring", home / "continuous", home / "continuous" / "rollouts"):
+        try:
+            with os.scandir(folder) as entries:
+                files += [(e.path, e.stat().st_mtime_ns) for e in entries if e.is_file() and
+                          e.name.endswith((".json", ".jsonl", ".yaml"))]
+        except OSError:
+            continue
+    return rows + tuple(sorted(files))
 
 
 class ReadinessCache:
@@ -119,8 +149,9 @@ class ReadinessCache:
 
     Scoring reads every store (about 0.5 s on a ten-day demo workspace under load: too much for a page whose
     first render must stay under 500 ms). The first view of a model computes it; later views get the kept
-    one at once, and one older than ``ttl_s`` (real elapsed time: how long a rendering stays fresh, not
-    domain time) is recomputed by one background thread while the old one is still shown, with its age.
+    one at once, and when the records changed since (:func:`records_fingerprint`: a run, an alias move, an
+    attestation, a monitor pass) or it is older than ``ttl_s`` (real elapsed time), one background thread
+    rescores it while the old one is still shown, with its age: the view after a change shows the change.
     :meth:`warm` scores every registered model in the background (the dashboard calls it on its first
     request), so a model page opened after the overview usually finds its score kept.
     """
@@ -143,7 +174,7 @@ class ReadinessCache:
         if kept is None:
             return self._compute(ws, model), 0.0
         age = time.monotonic() - kept.at
-        if age > self.ttl_s:
+        if age > self.ttl_s or records_fingerprint(ws) != kept.records:
             self._refresh(ws, model)
         return kept.result, age
 
@@ -156,9 +187,10 @@ class ReadinessCache:
         threading.Thread(target=run, name="yarnit-readiness-warm", daemon=True).start()
 
     def _compute(self, ws: Workspace, model: str) -> Assessment:
+        records = records_fingerprint(ws)  # before scoring: a record made meanwhile triggers a rescore
         result = assess(ws, model)
         with self._lock:
-            self._kept[model] = _Kept(result, time.monotonic())
+            self._kept[model] = _Kept(result, time.monotonic(), records)
         return result
 
     def _refresh(self, ws: Workspace, model: str) -> None:
@@ -182,4 +214,5 @@ class ReadinessCache:
             done.set()
 
 
-__all__ = ["READINESS_TTL_S", "ReadinessCache", "readiness_overview", "readiness_page", "readiness_section"]
+__all__ = ["READINESS_TTL_S", "ReadinessCache", "readiness_overview", "readiness_page", "readiness_section",
+           "records_fingerprint"]
