@@ -266,10 +266,13 @@ def test_the_readiness_json_scores_the_demo_workspace_from_its_own_records(http)
     api = http.get("/api/readiness/ctr").json()
     assert api["mode"] == "workspace" and len(api["tests"]) == 28
     assert api["final"] == min(api["sections"].values())
-    # the short operate demo (loop, rollout, monitor) earns at least 5 from its own records
-    assert api["final"] >= 5, {t["id"]: (t["points"], t["note"]) for t in api["tests"] if t["points"] < 1}
     by_id = {t["id"]: t for t in api["tests"]}
-    assert by_id["infrastructure.6"]["points"] == 1 and by_id["infrastructure.6"]["evidence"]  # its rollout
+    # what the short operate demo did, it earns from its own records: the validate step, an end-to-end run that
+    # registered, the loop's daily data checks, SLOs the monitor evaluated
+    for test in ("data.1", "infrastructure.3", "monitoring.1"):
+        assert by_id[test]["points"] == 1 and by_id[test]["evidence"] and not by_id[test]["to_earn"], by_id[test]
+    # what it did not do is 0 with the command that earns it (tuning: an attestation)
+    assert by_id["model.3"]["points"] == 0 and "--attest model.3" in by_id["model.3"]["to_earn"]
 
 
 def test_the_model_page_shows_the_ml_test_score_its_sections_and_the_commands_to_earn_points(
@@ -290,7 +293,8 @@ def test_the_model_page_shows_the_ml_test_score_its_sections_and_the_commands_to
             assert title in text
         missing = [t for t in api["tests"] if t["points"] < 1]
         assert f"Missing points ({len(missing)} of 28 tests below 1 point)" in text
-        assert all(t["to_earn"] in text for t in missing)
+        flat = " ".join(text.split())  # the browser collapses runs of spaces inside a command
+        assert [t["to_earn"] for t in missing if " ".join(t["to_earn"].split()) not in flat] == []
         section = page.locator("#readiness-monitoring")
         assert not section.is_visible()  # the 28 tests are folded until asked for
         page.get_by_text("All 28 tests with their evidence").click()
