@@ -260,3 +260,46 @@ def test_an_unknown_model_is_a_404_page_in_the_layout(browser, server, shots) ->
         assert [e for e in errors if "404" not in e] == []  # the browser logs the 404 itself
     finally:
         context.close()
+
+
+def test_the_readiness_json_scores_the_demo_workspace_from_its_own_records(http) -> None:
+    api = http.get("/api/readiness/ctr").json()
+    assert api["mode"] == "workspace" and len(api["tests"]) == 28
+    assert api["final"] == min(api["sections"].values())
+    by_id = {t["id"]: t for t in api["tests"]}
+    # what the short operate demo did, it earns from its own records: the validate step, an end-to-end run that
+    # registered, the loop's daily data checks, SLOs the monitor evaluated
+    for test in ("data.1", "infrastructure.3", "monitoring.1"):
+        assert by_id[test]["points"] == 1 and by_id[test]["evidence"] and not by_id[test]["to_earn"], by_id[test]
+    # what it did not do is 0 with the command that earns it (tuning: an attestation)
+    assert by_id["model.3"]["points"] == 0 and "--attest model.3" in by_id["model.3"]["to_earn"]
+
+
+def test_the_model_page_shows_the_ml_test_score_its_sections_and_the_commands_to_earn_points(
+        browser, server, http, shots) -> None:
+    import time
+
+    api = http.get("/api/readiness/ctr").json()
+    heading = f'<h2 id="readiness">Readiness: ML Test Score {api["final"]:g}</h2>'
+    deadline = time.monotonic() + 120  # earlier tests (a rollback) made records: a view starts the rescore
+    while heading not in http.get("/ui/models/ctr", headers={"Cache-Control": "no-cache"}).text:
+        assert time.monotonic() < deadline, "the model page never showed the score the API gives"
+        time.sleep(0.2)
+    context, page, errors = open_page(browser, server.url + "/ui/models/ctr")
+    try:
+        assert page.locator("h2#readiness").inner_text() == f"Readiness: ML Test Score {api['final']:g}"
+        text = page.inner_text("main")
+        for title in ("Features and data", "Model development", "ML infrastructure", "Monitoring"):
+            assert title in text
+        missing = [t for t in api["tests"] if t["points"] < 1]
+        assert f"Missing points ({len(missing)} of 28 tests below 1 point)" in text
+        flat = " ".join(text.split())  # the browser collapses runs of spaces inside a command
+        assert [t["to_earn"] for t in missing if " ".join(t["to_earn"].split()) not in flat] == []
+        section = page.locator("#readiness-monitoring")
+        assert not section.is_visible()  # the 28 tests are folded until asked for
+        page.get_by_text("All 28 tests with their evidence").click()
+        assert section.is_visible() and f"Monitoring: {api['sections']['monitoring']:g} / 7" in section.inner_text()
+        page.locator("h2#readiness").screenshot(path=str(shots / "model-readiness.png"))
+        assert errors == []
+    finally:
+        context.close()

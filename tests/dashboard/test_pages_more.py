@@ -100,3 +100,68 @@ def test_histogram_bins_come_from_the_quantiles_and_sum_to_one() -> None:
     cats = _category_bins(a, b, 2)
     assert cats["labels"] == ["w", "x", "other"] and cats["current"] == [0.8, 0.1, 0.1]
     assert abs(sum(cats["reference"]) - 1) < 1e-9
+
+
+# --- readiness on the model page (issue 22) ---------------------------------------------------------------------
+def test_the_model_page_shows_the_readiness_the_api_json_gives(sqlite_ws) -> None:
+    from html import escape
+
+    from yarnit.readiness import SECTION_TITLES
+
+    register_ctr(sqlite_ws, versions=2)
+    with TestClient(create_app(sqlite_ws)) as client:
+        api = client.get("/api/readiness/ctr").json()
+        assert api["model"] == "ctr" and api["mode"] == "workspace"
+        assert set(api["sections"]) == {"data", "model", "infrastructure", "monitoring"}
+        assert api["final"] == min(api["sections"].values()) and len(api["tests"]) == 28
+        for test in api["tests"]:
+            assert test["points"] in (0, 0.5, 1) and set(test) >= {"id", "section", "title", "level", "evidence",
+                                                                  "to_earn"}
+            assert (test["points"] < 1) == bool(test["to_earn"]), test  # a missing point names its command
+        page = client.get("/ui/models/ctr").text
+        assert f'<h2 id="readiness">Readiness: ML Test Score {api["final"]:g}</h2>' in page
+        for section, points in api["sections"].items():
+            assert f"{SECTION_TITLES[section]}</a></td><td class=num>{points:g}</td>" in page
+        missing = [t for t in api["tests"] if t["points"] < 1]
+        assert f"Missing points ({len(missing)} of 28 tests below 1 point)" in page
+        assert missing and all(escape(t["to_earn"]) in page for t in missing)
+        assert page.count("<summary>All 28 tests with their evidence</summary>") == 1
+        assert client.get("/ui/models/nosuch").status_code == 404  # no scoring of an unknown model
+
+
+def _rescored(cache, ws, old, deadline_s=60.0):
+    """The cache's assessment once a background rescore replaced ``old`` (waits for it, bounded)."""
+    import time
+
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        result, _ = cache.get(ws, "ctr")
+        if result is not old:
+            return result
+        time.sleep(0.05)
+    raise AssertionError("the assessment was never rescored")
+
+
+def test_readiness_is_kept_for_the_model_page_and_rescored_in_the_background_after_a_new_record(
+        sqlite_ws, tmp_path) -> None:
+    from yarnit.api.dashboard.readiness_pages import ReadinessCache, records_fingerprint
+    from yarnit.readiness import attest
+
+    register_ctr(sqlite_ws, versions=1)
+    kept = ReadinessCache(ttl_s=3600)
+    first, age = kept.get(sqlite_ws, "ctr")
+    assert age == 0.0 and records_fingerprint(sqlite_ws) == records_fingerprint(sqlite_ws)
+    again, age = kept.get(sqlite_ws, "ctr")
+    assert again is first and age > 0  # nothing recorded since: the kept assessment, with its age
+    doc = tmp_path / "tuning.md"
+    doc.write_text("grid over C: C=1 best on the holdout\n")
+    attest(sqlite_ws, "ctr", "model.3", doc, reason="grid search by hand", actor="user:test")  # a new record
+    shown, _ = kept.get(sqlite_ws, "ctr")
+    assert shown is first  # shown at once; a background thread rescores it
+    result = _rescored(kept, sqlite_ws, first)
+    assert result.score.sections["model"] == first.score.sections["model"] + 0.5
+    tuned = next(f for f in result.score.findings if f.test_id == "model.3")
+    assert tuned.level == "manual" and tuned.evidence[0].ref == str(doc.resolve())
+    stale = ReadinessCache(ttl_s=0.0)  # and past its ttl, even with no new record
+    old, _ = stale.get(sqlite_ws, "ctr")
+    assert _rescored(stale, sqlite_ws, old).score.final == old.score.final

@@ -1,4 +1,4 @@
-"""Probe SLIs (data freshness, model freshness, pipeline success) equal hand-computed counts, from real records
+"""Probe SLIs (data freshness, model freshness, pipeline success, golden correctness) equal hand-computed counts, from real records
 in SQLite and PostgreSQL.
 
 Times below are minutes after T (the fixture clock's start, 2026-01-05 09:00 UTC). A freshness probe at
@@ -130,6 +130,36 @@ def test_pipeline_success_counts_each_finished_run_and_a_dead_run_once_its_lease
     assert source.counts(spec.get("train-ok"), until_s=until).window(end_s=until, window_s=3600) == (2, 4)
     assert source.counts(spec.get("train-ok"), until_s=until).window(end_s=until, window_s=1800) == (0, 1)
     assert source.counts(spec.get("all-ok"), until_s=until).window(end_s=until, window_s=3600) == (2, 5)
+
+
+def test_golden_correctness_counts_each_injected_record_of_each_finished_run(ws, clock):
+    t0 = clock.now()
+    store = RunStore(ws)
+
+    def run(pipeline, start_m, end_m, state, golden=None):
+        clock.set(t0 + timedelta(minutes=start_m))
+        r = store.start(pipeline, {})
+        clock.set(t0 + timedelta(minutes=end_m))
+        metrics = {"auc": 0.7} if golden is None else {"golden.injected": golden[1], "golden.correct": golden[0]}
+        store.finish(r.id, state, metrics)
+
+    run("yarnit-ctr", 0, 2, "succeeded", (6, 6))
+    run("yarnit-ctr", 10, 11, "failed", (4, 6))  # the golden step failed the run: 2 records wrong
+    run("yarnit-ctr", 20, 21, "failed")  # failed before its golden step: nothing injected, nothing counted
+    run("yarnit-recs", 30, 31, "succeeded", (0, 3))  # another pipeline
+    run("yarnit-ctr", 40, 45, "succeeded", (6, 6))
+    clock.set(t0 + timedelta(minutes=60))
+    spec = spec_of({"name": "ctr-golden", "sli": "golden_correctness", "params": {"pipeline": "yarnit-ctr"}},
+                   {"name": "all-golden", "sli": "golden_correctness"})
+    source = for_workspace(ws, spec, clock=clock)
+    until = clock.now().timestamp()
+    assert source.counts(spec.get("ctr-golden"), until_s=until).window(end_s=until, window_s=3600) == (16, 18)
+    assert source.counts(spec.get("ctr-golden"), until_s=until).window(end_s=until, window_s=1800) == (6, 6)
+    assert source.counts(spec.get("all-golden"), until_s=until).window(end_s=until, window_s=3600) == (16, 21)
+    assert source.last.records[spec.get("ctr-golden").id] == 3
+    # the workspace source sends the kind to the probes
+    assert WorkspaceSLISource(ws, spec, clock=clock).counts(spec.get("ctr-golden"), until_s=until).window(
+        end_s=until, window_s=3600) == (16, 18)
 
 
 def test_timeline_edges_no_probe_before_the_first_record_and_a_missing_value_is_bad():

@@ -4,6 +4,11 @@
 written world (:func:`yarnit.world.writer.read_table`), as the loop would read
 a day of a real click log once it has closed:
 
+* **golden**: the golden-data prober (:mod:`yarnit.recipes.golden_records`):
+  known impressions and labels through this run's label join and quarantine,
+  each checked against the value worked out by hand; a wrong one fails the
+  run before the day's data is touched.
+
 * **collect**: the day's impressions, with ``clicked`` recomputed by the
   **label join**: an impression is clicked when a click label for it had
   *arrived* by ``as_of`` (the loop's now). Late clicks (ch. 15 case 5) are
@@ -171,6 +176,36 @@ def collect(ctx: StepContext) -> dict[str, Any]:
     return {"table": joined}
 
 
+def golden(ctx: StepContext) -> dict[str, Any]:
+    """The golden-data prober of the day (:mod:`yarnit.recipes.golden_records`): the six golden records as
+    this day's impressions, with their labels, through :func:`label_join` and :func:`quarantine_reasons` at
+    this run's ``as_of`` and thresholds; each must be kept once with the ``clicked`` worked out by hand (a
+    late click not yet joined, a purchase that is no click), and only golden-6's second copy quarantined.
+
+    Never cached; nothing is written (the records never meet the day's data, its versions or a deletion
+    receipt). Records ``golden.*`` run metrics and fails the run, naming the record and the field, when one
+    comes out wrong."""
+    from yarnit.recipes.golden_records import GoldenRecordsWrong, check_day, golden_day
+
+    cfg = ctx.config
+    as_of = datetime.fromisoformat(cfg["as_of"])
+    impressions, labels_, expected = golden_day(date.fromisoformat(cfg["day"]), as_of)
+    joined = label_join(impressions, labels_, as_of)
+    result = check_day(joined, quarantine_reasons(joined, pd.DataFrame(), cfg), expected)
+    ctx.metric("golden.injected", result.injected)
+    ctx.metric("golden.correct", result.correct)
+    ctx.metric("golden.correctness", result.correctness)
+    ctx.log(f"{result.summary()} (label join as of {as_of.isoformat()}, quarantine)")
+    if not result.passed:
+        raise GoldenRecordsWrong(
+            f"The golden-data prober found {result.injected - result.correct} of {result.injected} golden records "
+            f"wrong after the label join and quarantine: {'; '.join(f.sentence() for f in result.failures[:5])}. "
+            "Fix the join or the quarantine rules before this day is used (expected values: "
+            "yarnit/recipes/golden_records.py)."
+        )
+    return {"report": result.to_dict()}
+
+
 def quarantine(ctx: StepContext, table: pd.DataFrame) -> dict[str, Any]:
     cfg = ctx.config
     day = date.fromisoformat(cfg["day"])
@@ -275,8 +310,10 @@ def assemble(ctx: StepContext) -> dict[str, Any]:
 
 
 def day_pipeline() -> Pipeline:
-    """One day in: label join → quarantine → label completeness, data checks (``yarnit-loop-day``)."""
+    """One day in: golden records → label join → quarantine → label completeness, data checks
+    (``yarnit-loop-day``)."""
     return Pipeline("yarnit-loop-day", [
+        Step("golden", golden, outputs={"report": ValueKind.REPORT}, cacheable=False),
         Step("collect", collect, outputs={"table": ValueKind.TABLE}, retries=2),
         Step("quarantine", quarantine, inputs={"table": "collect.table"},
              outputs={"clean": ValueKind.REF, "quarantine": ValueKind.REF}),

@@ -1,4 +1,4 @@
-"""SLIs that are not requests: data freshness, model freshness and pipeline success, from recorded history.
+"""SLIs that are not requests: data and model freshness, pipeline success and golden correctness, from records.
 
 :func:`for_workspace` gives an :class:`~yarnit.monitoring.burn.SLISource` for
 the SLOs of kinds ``data_freshness``, ``model_freshness`` and
@@ -39,6 +39,15 @@ without it) is one event in the minute it ended, good when it ``succeeded``;
 a run whose lease expired (the process died) is a bad event at its lease's
 end. Running runs are not counted yet. Exact.
 
+**Golden correctness** (the golden-data prober, RELIABILITY.md target 8):
+every golden record a finished run of ``pipeline`` (every pipeline without it)
+injected is one event in the minute the run ended, good when it came out
+correct; the run's metrics ``golden.injected`` and ``golden.correct`` (written
+by the run's ``golden`` step, kept when that step fails) are the counts, so
+correct/injected per run is the SLI. A run that never reached its golden step
+injected nothing and counts nothing here (``pipeline_success`` counts it).
+Exact.
+
 Example:
     >>> counts = timeline_counts([(0.0, 0.0)], max_age_s=120, until_s=300, span_s=3600)
     >>> counts.window(end_s=300, window_s=300)   # probes at 60..300 s: ages 60, 120 good; 180, 240, 300 bad
@@ -62,7 +71,7 @@ from yarnit.core.errors import ConfigError
 from .counts import EventCounts
 from .slo import SLO, SLOFile, parse_duration
 
-PROBE_SLIS = frozenset({"data_freshness", "model_freshness", "pipeline_success"})
+PROBE_SLIS = frozenset({"data_freshness", "model_freshness", "pipeline_success", "golden_correctness"})
 PROBE_S = 60  # one probe per minute: the evaluator's bucket
 MAX_RECORDS = 100_000  # records read per SLO per evaluation (a month of one-minute materializations is 43,200)
 
@@ -138,6 +147,14 @@ class ProbeSource:
             events = self._runs(slo.params.get("pipeline"), since, until)
             self.last.records[slo.id] = len(events)
             return event_counts(events, until_s=until_s, span_s=span_s)
+        if slo.sli == "golden_correctness":
+            runs = self._golden(slo.params.get("pipeline"), since, until)
+            self.last.records[slo.id] = len(runs)
+            counts = EventCounts.for_span(span_s, bucket_s=PROBE_S)
+            for at_s, correct, injected in sorted(runs):
+                if at_s <= until_s:
+                    counts.add(at_s, good=correct, total=injected)
+            return counts
         reader = {"feature_view": self._materializations, "dataset": self._datasets, "model": self._production}[kind]
         changes = reader(name, since, until)
         self.last.records[slo.id] = len(changes)
@@ -208,6 +225,21 @@ class ProbeSource:
             if since <= expired <= until:
                 events.append((expired.timestamp(), False))
         return events
+
+    def _golden(self, pipeline: str | None, since: datetime, until: datetime) -> list[tuple[float, int, int]]:
+        """``(ended_at_s, correct, injected)`` of each finished run in the window that injected golden records."""
+        from yarnit.storage.schema import runs as t
+
+        mine = [] if pipeline is None else [t.c.pipeline == pipeline]
+        ended = self._rows(select(t.c.ended_at, t.c.metrics).where(and_(
+            *mine, t.c.state != "running", t.c.ended_at.is_not(None), t.c.ended_at >= since, t.c.ended_at <= until)))
+        out = []
+        for r in ended:
+            metrics = r["metrics"] or {}
+            injected, correct = metrics.get("golden.injected"), metrics.get("golden.correct")
+            if isinstance(injected, int) and isinstance(correct, int) and injected > 0:
+                out.append((r["ended_at"].timestamp(), max(0, min(correct, injected)), injected))
+        return out
 
 
 def _target(slo: SLO) -> tuple[str, str]:

@@ -91,6 +91,9 @@ SLI_KINDS: dict[str, SLIKind] = {k.name: k for k in (
     SLIKind("label_completeness", "a prediction whose label is due", "the label arrived within label_delay",
             optional=("label_delay",)),
     SLIKind("pipeline_success", "a pipeline run", "the run succeeded", optional=("pipeline",)),
+    SLIKind("golden_correctness", "a golden record injected into a pipeline run (yarnit.recipes.golden_records)",
+            "it came out of the run's ingest, validation, split and features exactly as expected",
+            optional=("pipeline",)),
     SLIKind("input_completeness", "a served row (one instance of an answered request, its inputs logged)",
             "it holds a value in every input column seen (or in each of params.columns): none is null or "
             "missing", optional=("columns",)),

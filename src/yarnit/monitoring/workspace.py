@@ -6,8 +6,9 @@ under ``$YARNIT_HOME/monitoring/``. Each SLI kind is fed by one module:
 
 * ``serving_availability``, ``serving_latency``: the prediction log
   (:mod:`yarnit.monitoring.predlog_source`);
-* ``data_freshness``, ``model_freshness``, ``pipeline_success``: probes of
-  the feature store, the datasets, the registry and the pipeline runs
+* ``data_freshness``, ``model_freshness``, ``pipeline_success``,
+  ``golden_correctness``: probes of the feature store, the datasets, the
+  registry and the pipeline runs
   (:mod:`yarnit.monitoring.probes`);
 * ``prediction_quality``, ``label_completeness``: the prediction log joined
   with labels (:mod:`yarnit.monitoring.quality`);
@@ -48,6 +49,7 @@ SOURCE_MODULES: dict[str, str] = {
     "data_freshness": "yarnit.monitoring.probes",
     "model_freshness": "yarnit.monitoring.probes",
     "pipeline_success": "yarnit.monitoring.probes",
+    "golden_correctness": "yarnit.monitoring.probes",
     "prediction_quality": "yarnit.monitoring.quality",
     "label_completeness": "yarnit.monitoring.quality",
     "input_completeness": "yarnit.monitoring.inputs",

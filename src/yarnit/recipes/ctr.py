@@ -1,6 +1,6 @@
 """The Yarn Product Click Prediction Model as a training pipeline (``yarnit pipeline run yarnit-ctr``).
 
-select → (reference) → validate → split → train → (baseline) → evaluate → gate → register
+select → (reference) → validate → split → golden → train → (baseline) → evaluate → gate → register
 
 * select: simulate the YarnIt world (or take a recorded dataset) and record
   the impression log as a dataset version. The ground-truth click
@@ -15,6 +15,9 @@ select → (reference) → validate → split → train → (baseline) → evalu
   validate's cache, as baseline keys evaluate's).
 * split: the last day is the holdout, so no future leaks into training. A
   probe of raw holdout requests travels with the model (golden requests).
+* golden: the golden-data prober (:mod:`.golden_records`): six known records
+  through this run's ingest, validation, split and features; each must come
+  out exactly as computed by hand, or the run fails here, before training.
 * train: compute ``ctr_features_v1`` on the training days with its vectorized
   twin and run the configured trainer (logistic, hist_gbm or lightgbm), warm
   started from production when asked. Features are recomputed from the
@@ -429,6 +432,51 @@ def _features(ctx: StepContext, dataset: dict[str, Any], split_: dict[str, Any],
     return FRAME_TRANSFORMS[name](frame), frame[list(dict.fromkeys([LABEL, *extra]))]
 
 
+def golden(ctx: StepContext, split: dict[str, Any]) -> dict[str, Any]:
+    """The golden-data prober (:mod:`.golden_records`): six known records through this run's ingest, validation,
+    split and feature path with this run's config; each must come out exactly as computed by hand.
+
+    Never cached (a probe that is not run proves nothing). Records ``golden.injected``, ``golden.correct`` and
+    ``golden.correctness`` as run metrics, and fails the run before training when a record is wrong, naming
+    the record and the field. The golden records are their own dataset version (``<dataset>-golden``), so
+    they never reach training, serving, monitoring or a deletion receipt.
+    """
+    from yarnit.data.validation import validate as check
+
+    from .golden_records import GoldenRecordsWrong, golden_frame, run_golden_probe
+    from .impressions_schema import impressions_schema  # noqa: PLC0415 - with the step
+
+    cfg = ctx.config
+    frame = golden_frame(split)
+    version = Datasets(ctx.workspace).ingest_frame(
+        f"{cfg['dataset']}-golden", frame, run_id=ctx.run_id,
+        source="golden-data prober: synthetic impressions of yarnit.recipes.golden_records (never trained on)",
+        subject="user_id")  # searchable by a deletion request (it finds no real person), so no receipt lists it
+        # as unchecked
+    ref = {"id": version.id, "ref": version.ref}
+    table = pq.read_table(_path(ctx, ref))
+    report = check(table, impressions_schema(cfg["validation"]), target=version.ref)
+    rejected = [f"{a.kind} in {a.column or 'the data'}: {a.message}" for a in report.anomalies if a.blocking]
+    result = run_golden_probe(lambda part: _features(ctx, ref, split, part, extra=("impression_id",)), label=LABEL,
+                              rejected=rejected)
+    ctx.metric("golden.injected", result.injected)
+    ctx.metric("golden.correct", result.correct)
+    ctx.metric("golden.correctness", result.correctness)
+    ctx.log(f"{result.summary()} (dataset {version.ref}; transform {cfg['transform']}; checked "
+            f"{len(result.checked_fields)} fields)")
+    for note in result.notes:
+        ctx.log(note)
+    if not result.passed:
+        raise GoldenRecordsWrong(
+            f"The golden-data prober found {result.injected - result.correct} of {result.injected} golden records "
+            f"wrong after this run's ingest, validation, split and features: "
+            f"{'; '.join(f.sentence() for f in result.failures[:5])}. A feature transform, the reader or the split "
+            "changed what known inputs turn into; fix it before training (expected values: "
+            "yarnit/recipes/golden_records.py)."
+        )
+    return {"report": result.to_dict() | {"dataset": ref}}
+
+
 def _production(ctx: StepContext) -> Any:
     try:
         return ModelRegistry(ctx.workspace).resolve(ctx.config["model"], "production")
@@ -798,6 +846,8 @@ def ctr_pipeline() -> Pipeline:
             Step("validate", validate, inputs={"dataset": "select.dataset", "previous": "reference.previous"},
                  outputs={"report": ValueKind.REPORT}),
             Step("split", split, inputs={"dataset": "select.dataset"}, outputs={"split": ValueKind.REPORT}),
+            Step("golden", golden, inputs={"split": "split.split"}, outputs={"report": ValueKind.REPORT},
+                 cacheable=False),
             Step("train", train, inputs={"dataset": "select.dataset", "split": "split.split"},
                  outputs={"model": ValueKind.MODEL}, dask=_train_on_dask),
             Step("baseline", baseline, inputs={"model": "train.model"}, outputs={"production": ValueKind.REF},

@@ -315,6 +315,7 @@ class PipelineRunner:
                     continue
                 if progress:
                     progress(step.name, "failed")
+                metrics.update(ctx.metrics)  # what a failing check measured is the record of why (golden.correct)
                 if isinstance(exc, Exception):
                     raise StepFailed(run.id, step.name, attempts, exc) from exc
                 raise

@@ -36,8 +36,8 @@ from yarnit.storage import Workspace
 from .cache import PageCache
 from .errors import install_error_pages
 from .health_pages import FeaturePick, drift_page, slos_page
-from .models_pages import card_page, model_page, overview, rollout_page
-from .readiness_pages import readiness_overview, readiness_page
+from .models_pages import READINESS_SLOT, card_page, model_page, overview, rollout_page
+from .readiness_pages import ReadinessCache, readiness_overview, readiness_page, readiness_section
 from .records_pages import data_page, incident_page, incidents_page, run_page, runs_page
 
 router = APIRouter(tags=["dashboard"], include_in_schema=False)
@@ -53,12 +53,28 @@ def _html(request: Request, render: Callable[[], str]) -> HTMLResponse:
     cache = getattr(request.app.state, "dashboard_cache", None)
     if cache is None:
         cache = request.app.state.dashboard_cache = PageCache()
+        _readiness(request).warm(_ws(request))  # the first dashboard request: score the models meanwhile
     fresh = "cache-control" in request.headers
     return HTMLResponse(cache.page(str(request.url), render, fresh=fresh), headers=CACHE)
 
 
 def _ws(request: Request) -> Workspace:
     return request.app.state.workspace
+
+
+def _readiness(request: Request) -> ReadinessCache:
+    """The app's kept ML Test Score assessments (see :class:`.readiness_pages.ReadinessCache`)."""
+    cache = getattr(request.app.state, "readiness_cache", None)
+    if cache is None:
+        cache = request.app.state.readiness_cache = ReadinessCache()
+    return cache
+
+
+def _model_page(request: Request, name: str, window: str, by: str | None) -> str:
+    ws = _ws(request)
+    html = model_page(ws, name, window, by)  # ModelNotFound first: a 404 before any scoring
+    result, age_s = _readiness(request).get(ws, name)
+    return html.replace(READINESS_SLOT, readiness_section(result, age_s=age_s))
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -73,7 +89,7 @@ def model_route(name: ModelName, request: Request,
     if by and by not in SLICE_FIELDS:
         raise InvalidInput(f"Cannot slice quality by {by!r}: the label join keeps slices by "
                            f"{', '.join(SLICE_FIELDS)}. Leave it empty for the whole traffic.")
-    return _html(request, lambda: model_page(_ws(request), name, window, by or None))
+    return _html(request, lambda: _model_page(request, name, window, by or None))
 
 
 @router.get("/ui/models/{name}/card", response_class=HTMLResponse)

@@ -115,6 +115,9 @@ def _json(value: Any) -> str:
 QUALITY_WINDOWS = {"1d": 86400, "7d": 7 * 86400}
 
 
+READINESS_SLOT = "<!-- yarnit:readiness -->"
+
+
 def model_page(ws: Workspace, name: str, window: str = "1d", by: str | None = None) -> str:
     registry = ModelRegistry(ws)
     versions = registry.versions(name)  # ModelNotFound (404) for an unknown model
@@ -137,6 +140,7 @@ def model_page(ws: Workspace, name: str, window: str = "1d", by: str | None = No
     body.append("<h2>Versions</h2>" + table(["version", "aliases", "created", *HEADLINE_METRICS, "gate", "made by"],
                                             rows, numeric=range(3, 3 + len(HEADLINE_METRICS))))
     body.append('<h2>Actions</h2><div class="actions">' + _actions(name, aliases, versions) + "</div>")
+    body.append(READINESS_SLOT)  # the route puts the kept ML Test Score here (readiness_pages.ReadinessCache)
     body.append(f"<h2>Quality of the last {'day' if window == '1d' else '7 days'} (realized, with 95 % intervals)"
                 f"{f', by {esc(by)}' if by else ''}</h2>" + _quality_picker(name, window, by)
                 + _quality(ws, name, QUALITY_WINDOWS[window], window, by))
