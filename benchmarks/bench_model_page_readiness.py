@@ -25,7 +25,7 @@ from pathlib import Path
 
 from yarnit.api.dashboard.models_pages import model_page
 from yarnit.api.dashboard.readiness_pages import ReadinessCache, readiness_section, records_fingerprint
-from yarnit.core import Settings
+from yarnit.core import Settings, load_settings
 from yarnit.storage import open_workspace
 
 OUT = Path(__file__).resolve().parent / "results" / "model_page_readiness.json"
@@ -39,10 +39,16 @@ def _ms(fn) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--home", required=True)
+    parser.add_argument("--home", default=None,
+                        help="an operate demo's workspace (default: the last `yarnit demo`'s faulted month)")
     parser.add_argument("--model", default="ctr")
     parser.add_argument("--reps", type=int, default=9)
     args = parser.parse_args()
+    if args.home is None:  # `make bench` runs every script: without a demo there is nothing to measure
+        args.home = load_settings().home / "demo" / "faulted" / "home"
+        if not args.home.is_dir():
+            print(f"skipped: no operate demo at {args.home}; run `yarnit demo` first, or pass --home")
+            return
     ws = open_workspace(Settings.for_home(args.home))
     model = args.model
     model_page(ws, model)  # imports and first connections are not what is compared

@@ -343,6 +343,15 @@ def _loadtest_agreement(d: dict[str, Any]) -> list[Row]:
                 num(d["ratio_loadtest_over_serving"], 2, "×"), flag(d.get("within_20_percent")))]
 
 
+def _model_page_readiness(d: dict[str, Any]) -> list[Row]:
+    ms, ratio = d["median_ms"], d["ratio_to_page_without_readiness"]
+    return [Row("model page server render with the kept ML Test Score", num(ms["page with a kept score"], 1, " ms"),
+                "—", "the same page without readiness", num(ratio["page with a kept score"], 2, "×")),
+            Row("… scoring inline (nothing kept yet: what the background rescoring avoids)",
+                num(ms["page scoring inline (nothing kept)"], 1, " ms"), "—", "the same page without readiness",
+                num(ratio["page scoring inline (nothing kept)"], 2, "×"))]
+
+
 def _binary_tensors(d: dict[str, Any]) -> list[Row]:
     return [Row(f"OIP v2, {d['rows']:,}-row batch: binary tensors vs JSON, round trip", num(d["binary_ms"], 2, " ms"),
                 "—", "the same batch as JSON (and tritonclient)", num(d["json_ms"] / d["binary_ms"], 2, "×"))]
@@ -416,6 +425,9 @@ BENCHMARKS: tuple[Entry, ...] = (
     Entry("bench_dashboard.py", ("dashboard.json", "dashboard-quiet.json"),
           "absolute target; serving without the dashboard", _dashboard),
     Entry("bench_backup.py", ("backup.json",), "pg_dump / pg_restore", _backup),
+    Entry("bench_model_page_readiness.py", ("model_page_readiness.json",), "the model page without readiness",
+          _model_page_readiness,
+          note="needs a demo workspace: --home DIR/faulted/home of `yarnit demo --out DIR`"),
     Entry("bench_replica_throughput.py", ("replica_throughput.json",), "1 replica / 1 worker",
           _replica_throughput),
     Entry("bench_loadtest_agreement.py", ("loadtest_agreement.json",), "the serving benchmark's method",
