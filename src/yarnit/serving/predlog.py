@@ -532,8 +532,10 @@ class _LogView:
     stats: dict[str, os.stat_result] = field(default_factory=dict)
     reads: dict[tuple[str, int, int], SegmentRead] = field(default_factory=dict)  # (path, inode, offset)
     kept_bytes: int = 0
+    generation: int = 0  # moved by clear(): a read begun before it is not kept
 
     def clear(self) -> None:
+        self.generation += 1
         self.listings.clear()
         self.stats.clear()
         self.reads.clear()
@@ -651,7 +653,9 @@ def read_segment(path: str | Path, offset: int = 0, max_bytes: int | None = None
     """
     view = _VIEW.get()
     key: tuple[str, int, int] | None = None
+    generation = 0
     if view is not None:  # the records another reader of this pass decoded from here (never to be changed)
+        generation = view.generation
         key = (str(path), segment_stat(path).st_ino, offset)
         kept = view.reads.get(key)
         if kept is not None and (max_bytes is None or kept.end - offset <= max_bytes):
@@ -668,7 +672,7 @@ def read_segment(path: str | Path, offset: int = 0, max_bytes: int | None = None
         else:
             read.records.append(record)
     if view is not None and key is not None and (max_bytes is None or len(data) < max_bytes) \
-            and view.kept_bytes + cut <= VIEW_MAX_BYTES:
+            and view.kept_bytes + cut <= VIEW_MAX_BYTES and view.generation == generation:
         view.reads[key] = read  # the whole rest of the segment as it was: the same for every reader from here
         view.kept_bytes += cut
     return read
