@@ -376,3 +376,53 @@ def test_quality_of_an_unknown_model_is_not_found_not_an_empty_report(ws, clock,
     monkeypatch.setenv("YARNIT_HOME", str(ws.home))
     out = CliRunner().invoke(app, ["monitor", "quality", "crt", "--json"])
     assert out.exit_code == 1 and "no quality summarized" in out.output
+
+
+def test_label_completeness_kept_between_passes_equals_a_fresh_count(ws, clock, tmp_path):
+    """The source keeps its completeness counts and re-reads only the minutes changed since (h29): after late
+    predictions, retention and a writer that notes nothing, a kept source counts what a new one counts."""
+    from yarnit.monitoring.quality_store import COMPLETENESS_KEY, QualityStore
+    from yarnit.monitoring.retention import expire_quality
+
+    (ws.home / "slos.yaml").write_text(yaml.safe_dump(SLO_FILE))
+    spec = parse_slo_file(SLO_FILE)
+    slo = spec.get("ctr-labels")
+    kept = quality.for_workspace(ws, spec, clock=clock)
+
+    def same() -> list:
+        until = clock.now().timestamp()
+        mine = kept.counts(slo, until_s=until).buckets()
+        assert mine == quality.for_workspace(ws, spec, clock=clock).counts(slo, until_s=until).buckets()
+        return mine
+
+    for hour in range(6):
+        at = clock.now()
+        log_requests(ws, clock, [(f"h{hour}", [0.1, 0.2, 0.3], None, at)])
+        quality.ingest_labels(ws, write_labels(tmp_path / f"l{hour}.jsonl", [
+            label(f"h{hour}", 0, 1, at + timedelta(minutes=1), arrival=at + timedelta(minutes=2))]))
+        clock.advance(timedelta(minutes=70))
+        assert len(same()) == hour + 1  # each hour's predictions fall due in their own minute
+    # a request logged late, with a time hours back: its predictions fall due in a minute already counted
+    log_requests(ws, clock, [("late", [0.5, 0.6], None, T0 + timedelta(minutes=1))])
+    clock.advance(timedelta(minutes=5))
+    buckets = same()
+    assert (M0 + 61, 0, 2) in buckets
+    # a writer that notes nothing (an older yarnit): the counter moved, so the kept counts are recounted
+    store = QualityStore(quality.quality_db_path(ws.home))
+    with store.transaction() as conn:
+        conn.execute("UPDATE completeness SET total = total + 5 WHERE minute = ?", (M0 + 60,))
+        counters = store.counters()
+        counters["completeness_events"] += 5
+        store.set_meta("counters", counters)
+    store.close()
+    assert (M0 + 60, 1, 8) in same()
+    # retention deletes old minutes: the kept counts forget them too
+    expire_quality(ws, T0 + timedelta(hours=2, minutes=30), dry_run=False)
+    assert [b[0] for b in same()][0] > M0 + 120
+    # a store whose changes were never noted (written before h29) is counted in full, then kept
+    store = QualityStore(quality.quality_db_path(ws.home))
+    with store.transaction() as conn:
+        conn.execute("DELETE FROM meta WHERE key = ?", (COMPLETENESS_KEY,))
+    store.close()
+    fresh = quality.for_workspace(ws, spec, clock=clock)
+    assert fresh.counts(slo, until_s=clock.now().timestamp()).buckets() == same()

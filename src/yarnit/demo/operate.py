@@ -54,6 +54,8 @@ DEMO_FAULTS: tuple[tuple[str, str, str], ...] = (
     ("stockout@16+12:48,top_n=20", "data", "ch. 11 story 3: recommending what is out of stock"),
     ("click_log_outage@22+12", "labels", "ch. 15 case 5: clicks arrive two days late"),
 )
+#: Real seconds the shop waits for the server to finish a request it was answered before moving the clock.
+SETTLE_S = 10.0
 #: Time to detect a fault of each class (RELIABILITY.md and the issue): hours.
 TTD_TARGET_H = {"serving": 2.0, "data": 24.0, "labels": 24.0}
 
@@ -203,6 +205,7 @@ class _Month:
         self.server: Any = None
         self.ranker: Any = None
         self.hook_errors: list[str] = []
+        self._settle_offset = 0  # requests the shop sent that the server never finished (see _settle)
         self.timings: dict[str, float] = {}  # real seconds per part of the month (where a slow demo spends it)
         self._timings_before: dict[str, float] = {}
         self.world_faults = [f.to_dict(self.start) for f in faults]
@@ -253,6 +256,7 @@ class _Month:
                 for partition in World(self.world_config, ranker=self.ranker).run(self.config.days):
                     self._day_done(partition)
                 # a day and a half more: the last day's log closes, is checked and trained on
+                self._settle()
                 self._advance_to(self.clock.now() + timedelta(hours=36))
             finally:
                 self.ranker.close()
@@ -265,7 +269,30 @@ class _Month:
     # -- time --------------------------------------------------------------------------------------------------------
     def _before_request(self, chunk: list[dict[str, Any]]) -> None:
         at = datetime.fromisoformat(str(chunk[0]["event_time"]).replace(" ", "T"))
+        self._settle()
         self._advance_to(at)
+
+    def _settle(self) -> None:
+        """Wait until the server has finished every request the shop was answered (bounded: SETTLE_S real
+        seconds), so the clock never moves while a request is in flight.
+
+        The data plane finishes a request after its answer is sent: it measures the latency and stamps the
+        log record then, on the injected clock. Moving the simulated clock to the next page before that
+        (the shop's thread can run first on a busy or starved CPU) gave the record a later time and a
+        "latency" of the simulated minutes between two pages: the latency SLO burned and its spent budget
+        halted every release, on a machine that was only slow. In the simulated world a request takes no
+        simulated time, whatever the host's load.
+        """
+        if self.server is None or self.ranker is None:
+            return
+        stats = self.app.state.serving.stats
+        expected = self.ranker.requests + self._settle_offset
+        deadline = time.monotonic() + SETTLE_S
+        while (done := stats.recorded) < expected:
+            if time.monotonic() >= deadline:  # a request the server never saw (the connection failed): go on
+                self._settle_offset += done - expected
+                return
+            time.sleep(0.0002)
 
     def _advance_to(self, at: datetime) -> None:
         while self.next_hour <= at:

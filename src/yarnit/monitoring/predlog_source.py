@@ -56,7 +56,7 @@ import orjson
 from yarnit.core.atomic import UNSYNCED_OPS, atomic_write_bytes
 from yarnit.core.clock import Clock
 from yarnit.core.errors import ConfigError, InvalidInput
-from yarnit.serving.predlog import read_segment, segment_paths
+from yarnit.serving.predlog import read_segment, segment_paths, segment_stat
 
 from .counts import EventCounts
 from .slo import SLO, SLOFile
@@ -198,7 +198,7 @@ class PredictionLogSource:
         future_s = self.clock.now().timestamp() + self.max_future_s
         for path in segments:
             try:
-                stat = path.stat()
+                stat = segment_stat(path)
             except FileNotFoundError:  # pruned meanwhile
                 continue
             report.segments += 1
@@ -211,7 +211,10 @@ class PredictionLogSource:
             offset = cp.offset if cp is not None else 0
             if stat.st_size <= offset:
                 continue
-            read = read_segment(path, offset)
+            try:
+                read = read_segment(path, offset)
+            except FileNotFoundError:  # pruned meanwhile
+                continue
             if read.end == offset:
                 continue
             report.bytes_read += read.end - offset

@@ -59,13 +59,15 @@ import numpy as np
 
 from yarnit.core.clock import Clock
 from yarnit.core.errors import ConfigError, InvalidInput, NotFound
-from yarnit.serving.predlog import read_segment, segment_paths
+from yarnit.serving.predlog import read_segment, segment_paths, segment_stat
 
 from .counts import EventCounts
 from .labels import NOT_SHOWN, IngestReport, ingest_labels, read_label_rows
 from .predlog_source import record_time
 from .quality_store import (
     _COUNTERS,
+    COMPLETENESS_CHANGES,
+    COMPLETENESS_KEY,
     _REQUEST_ID,
     _SLICE_VALUE,
     DEFAULT_LABEL_DELAY_S,
@@ -123,7 +125,7 @@ class QualityJoin:
         read_bytes = 0
         for path in segments:
             try:
-                stat = path.stat()
+                stat = segment_stat(path)
             except FileNotFoundError:
                 continue
             cp = offsets.get(path.name)
@@ -133,7 +135,10 @@ class QualityJoin:
             offset = cp[0] if cp is not None else 0
             if stat.st_size <= offset:
                 continue
-            segment = read_segment(path, offset)
+            try:
+                segment = read_segment(path, offset)
+            except FileNotFoundError:  # pruned meanwhile
+                continue
             read_bytes += segment.end - offset
             for record in segment.records:
                 self._record(record, counters, slice_values)
@@ -316,7 +321,8 @@ class QualityJoin:
     # 3. completeness, and forgetting predictions past their late labels
     def _complete(self, counters: dict[str, int], now_s: float) -> None:
         conn = self.store.conn
-        due = conn.execute("SELECT count(*) FROM predictions WHERE counted = 0 AND due_s <= ?", (now_s,)).fetchone()[0]
+        due, earliest = conn.execute("SELECT count(*), MIN(due_s) FROM predictions WHERE counted = 0 AND due_s <= ?",
+                                     (now_s,)).fetchone()
         conn.execute(
             "INSERT INTO completeness (model, minute, good, total) SELECT model, CAST(due_s / 60 AS INTEGER) AS m, "
             "SUM(label_arrival_s IS NOT NULL AND label_arrival_s <= due_s), COUNT(*) FROM predictions "
@@ -325,16 +331,22 @@ class QualityJoin:
         conn.execute("UPDATE predictions SET counted = 1 WHERE counted = 0 AND due_s <= ?", (now_s,))
         conn.execute("DELETE FROM predictions WHERE +counted = 1 AND expire_s <= ?", (now_s,))  # the expire_s index
         counters["completeness_events"] += due
+        if due:  # saved with the counters, in this run's transaction
+            self.store.note_completeness(math.floor(earliest / 60), due)
 
     # 4. estimates before labels, scored once the labels are due
     def _estimate(self, counters: dict[str, int], now_s: float) -> None:
         conn, store = self.store.conn, self.store
         last_hour = math.floor(now_s / HOUR_S) - 1  # hours that have ended
+        # the keys from the whole-traffic index (summaries_whole), then the text of the few hours without an
+        # estimate: a join that selected the text read every stored summary's row, every pass
         todo = conn.execute(
-            "SELECT s.model, s.version, s.hour, s.data FROM summaries s LEFT JOIN estimates e ON e.model = s.model "
+            "SELECT s.model, s.version, s.hour FROM summaries s LEFT JOIN estimates e ON e.model = s.model "
             "AND e.version = s.version AND e.hour = s.hour WHERE s.slice = '' AND s.hour <= ? AND e.hour IS NULL",
             (last_hour,)).fetchall()
-        for model, version, hour, data in todo:
+        for model, version, hour in todo:
+            (data,) = conn.execute("SELECT data FROM summaries WHERE model = ? AND version = ? AND slice = '' AND "
+                                   "hour = ?", (model, version, hour)).fetchone()
             summary = QualitySummary.from_json(json.loads(data))
             reference = store.merged(model, start_hour=hour - REFERENCE_S // HOUR_S, end_hour=hour,
                                      version=version, slice_="").get((version, ""))
@@ -436,6 +448,8 @@ class QualitySource:
         self.config = config
         self.last: dict[str, Any] | None = None
         self._refreshed_at: float | None = None
+        # model -> (last change token seen, completeness_events then, first minute, minutes, good, total)
+        self._kept_completeness: dict[str | None, tuple[Any, int, int, np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def refresh(self) -> dict[str, Any]:
         now_s = self.clock.now().timestamp()
@@ -463,13 +477,10 @@ class QualitySource:
         try:
             conn = store.conn
             if slo.sli == "label_completeness":
-                where, args = ("", ()) if slo.model is None else (" AND model = ?", (slo.model,))
-                rows = conn.execute(
-                    f"SELECT minute, SUM(good), SUM(total) FROM completeness WHERE minute >= ? AND minute <= ?"
-                    f"{where} GROUP BY minute ORDER BY minute", (first, last, *args)).fetchall()
-                if rows:
-                    minutes = np.array([r[0] for r in rows], dtype=np.int64)
-                    counts.add_many(minutes * 60, good=[int(r[1]) for r in rows], total=[int(r[2]) for r in rows])
+                minutes, good, total = self._completeness(store, slo.model, first)
+                keep = minutes <= last
+                if keep.any():
+                    counts.add_many(minutes[keep] * 60, good=good[keep], total=total[keep])
                 return counts
             baseline_model = slo.params.get("baseline")
             lo = first - QUALITY_WINDOW_S // 60
@@ -489,6 +500,48 @@ class QualitySource:
             return counts
         finally:
             store.close()
+
+
+    def _completeness(self, store: QualityStore, model: str | None,
+                      first: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(minute, good, total) of ``model``'s completeness from minute ``first`` on, sorted by minute.
+
+        Kept between calls with the last change token and ``completeness_events`` counter seen
+        (:meth:`QualityStore.note_completeness`): a pass re-reads only the minutes changed since (the hour's
+        newly due predictions), not 28 days of them. It recounts from ``first`` when its token is gone, a change
+        since says None, or the counter moved by more than the changes noted since.
+        """
+        changes = store.meta(COMPLETENESS_KEY) or []
+        events = store.counters()["completeness_events"]
+        kept = self._kept_completeness.get(model)
+        since: int | None = first  # the first minute to (re-)read; None: nothing changed
+        if kept is not None and kept[2] <= first:
+            token, seen_events = kept[0], kept[1]
+            tokens = [c[0] for c in changes]
+            after = None
+            if token in tokens:
+                after = changes[tokens.index(token) + 1:]
+            elif token is None and len(changes) < COMPLETENESS_CHANGES:  # none noted then: every one since is here
+                after = changes
+            if after is not None and all(c[1] is not None for c in after) \
+                    and seen_events + sum(int(c[2]) for c in after) == events:
+                since = max(first, min(int(c[1]) for c in after)) if after else None
+        if since is not None:
+            where, args = ("", ()) if model is None else (" AND model = ?", (model,))
+            rows = store.conn.execute(f"SELECT minute, SUM(good), SUM(total) FROM completeness WHERE minute >= ?"
+                                      f"{where} GROUP BY minute ORDER BY minute", (since, *args)).fetchall()
+            fresh = np.array(rows, dtype=np.int64).reshape(-1, 3)
+            if since == first or kept is None:
+                arrays = fresh[:, 0], fresh[:, 1], fresh[:, 2]
+            else:
+                cut = int(np.searchsorted(kept[3], since))
+                arrays = tuple(np.concatenate([old[:cut], fresh[:, i]]) for i, old in enumerate(kept[3:]))
+        else:
+            arrays = kept[3:]  # type: ignore[index,assignment]
+        start = int(np.searchsorted(arrays[0], first))
+        minutes, good, total = (a[start:] for a in arrays)
+        self._kept_completeness[model] = (changes[-1][0] if changes else None, events, first, minutes, good, total)
+        return minutes, good, total
 
 
 def for_workspace(workspace: Any, spec: SLOFile, *, clock: Clock) -> QualitySource:

@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping
@@ -39,6 +40,9 @@ REFERENCE_S = 7 * 86_400  # CBPE's calibration map is fitted on the labelled pre
 #: Request fields a summary may be sliced by (never personal data: DEFAULT_PII_FIELDS are excluded).
 SLICE_FIELDS = tuple(f for f in ("country", "language", "device", "currency", "product_type", "query_kind")
                      if f not in DEFAULT_PII_FIELDS)
+#: ``meta`` key of the completeness changes (:meth:`QualityStore.note_completeness`), and how many are kept.
+COMPLETENESS_KEY = "completeness_changes"
+COMPLETENESS_CHANGES = 256
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _SLICE_VALUE = re.compile(r"^[A-Za-z0-9 _.:-]{1,32}$")
 
@@ -97,6 +101,9 @@ CREATE TABLE IF NOT EXISTS labels (
 CREATE TABLE IF NOT EXISTS summaries (
     model TEXT NOT NULL, version TEXT NOT NULL, slice TEXT NOT NULL, hour INTEGER NOT NULL, data TEXT NOT NULL,
     PRIMARY KEY (model, version, slice, hour)) WITHOUT ROWID;
+-- the whole-traffic hours alone (the estimates' "which hours have none yet" reads these keys, not every slice's
+-- summary text); added to older files when they are opened
+CREATE INDEX IF NOT EXISTS summaries_whole ON summaries (hour, model, version) WHERE slice = '';
 CREATE TABLE IF NOT EXISTS quality_minutes (
     model TEXT NOT NULL, minute INTEGER NOT NULL, n INTEGER NOT NULL, sum_p REAL NOT NULL, pos INTEGER NOT NULL,
     PRIMARY KEY (model, minute)) WITHOUT ROWID;
@@ -156,6 +163,19 @@ class QualityStore:
     def set_meta(self, key: str, value: Any) -> None:
         self.conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET "
                           "value = excluded.value", (key, json.dumps(value, sort_keys=True)))
+
+    def note_completeness(self, from_minute: int | None, added: int) -> None:
+        """Say that the completeness counts changed from ``from_minute`` on (None: anywhere, e.g. rows deleted)
+        by ``added`` events (what the change adds to the ``completeness_events`` counter).
+
+        Each change gets a new token in ``meta.completeness_changes`` (the last :data:`COMPLETENESS_CHANGES`): a
+        reader that remembers the token and the counter it last saw re-reads only the minutes changed since, and
+        recounts the window when its token is gone (another file, or too many changes since), a change says
+        None, or the counter moved by more than the changes noted (a writer of an older yarnit notes nothing).
+        """
+        changes = self.meta(COMPLETENESS_KEY) or []
+        changes.append([secrets.token_hex(8), from_minute, int(added)])
+        self.set_meta(COMPLETENESS_KEY, changes[-COMPLETENESS_CHANGES:])
 
     def counters(self) -> dict[str, int]:
         saved = self.meta("counters") or {}

@@ -90,6 +90,9 @@ def expire_quality(workspace: Any, older_than: datetime, *, dry_run: bool) -> li
                     out.append(f"quality {table}: {n} row(s) before {older_than.isoformat()}")
                     if not dry_run:
                         conn.execute(f"DELETE FROM {table} WHERE {where}", (bound,))  # noqa: S608
+                        if table == "completeness":
+                            # readers that keep the counts recount them
+                            store.note_completeness(None, 0)
     finally:
         store.close()
     return out

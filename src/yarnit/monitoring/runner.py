@@ -139,7 +139,11 @@ class Monitor:
             return self._run()
 
     def _run(self) -> dict[str, Any]:
-        with self.source.one_read():  # every SLO of one log, at one instant: one read of the log
+        from yarnit.serving.predlog import shared_log_view
+
+        # every SLO of one log, at one instant: one listing of the log, and its new bytes decoded once for the
+        # traffic summaries, the quality join and the SLI counts
+        with shared_log_view(), self.source.one_read():
             return self._pass()
 
     def _pass(self) -> dict[str, Any]:

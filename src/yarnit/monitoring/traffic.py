@@ -88,7 +88,7 @@ import orjson
 from yarnit.core.atomic import atomic_write_text
 from yarnit.core.clock import Clock
 from yarnit.core.errors import IntegrityError, InvalidInput
-from yarnit.serving.predlog import DEFAULT_PII_FIELDS, read_segment, segment_paths
+from yarnit.serving.predlog import DEFAULT_PII_FIELDS, read_segment, segment_paths, segment_stat
 
 from .input_counts import InputCounts
 from .predlog_source import record_time
@@ -560,9 +560,9 @@ def summarize_segment(path: str, start: int, *, now_s: float, bucket_s: int = BU
 
     Runs where the file is (here or on a Dask worker); ``wire`` returns the JSON-able form.
     """
-    inode = os.stat(path).st_ino
+    stat = segment_stat(path)  # on a Dask worker: no view, a plain stat
+    inode, size = stat.st_ino, stat.st_size
     result = SegmentResult(path, start, start, inode)
-    size = os.path.getsize(path)
     offset = start
     skipped: Counter[str] = Counter()
     while offset < size:
@@ -851,7 +851,7 @@ def update(workspace: Any, *, clock: Clock | None = None, log_dir: str | Path | 
         rewritten = 0
         for path in segments:
             try:
-                stat = path.stat()
+                stat = segment_stat(path)
             except FileNotFoundError:
                 continue
             cp = state.offsets.get(path.name)

@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import contextvars
 import fcntl
 import hashlib
 import hmac
@@ -500,14 +501,93 @@ _OPEN_LOGS: weakref.WeakSet[PredictionLog] = weakref.WeakSet()
 
 def segment_paths(base: str | Path) -> list[Path]:
     """The log's segment files (``seg-*.log``) in name order, which is write order, from one directory listing:
-    the monitor's readers list a month of hourly segments every pass, and sorting Path objects costs more."""
+    the monitor's readers list a month of hourly segments every pass, and sorting Path objects costs more.
+    Inside :func:`shared_log_view` a directory is listed once."""
+    view = _VIEW.get()
+    key = str(base)
+    listed = view.listings.get(key) if view is not None else None
+    if listed is not None:
+        return list(listed)
     base = Path(base)
     try:
         with os.scandir(base) as entries:
             names = sorted(e.name for e in entries if e.name.startswith("seg-") and e.name.endswith(".log"))
     except (FileNotFoundError, NotADirectoryError):
         return []
-    return [base / name for name in names]
+    paths = [base / name for name in names]
+    if view is not None:
+        view.listings[key] = paths
+    return list(paths)
+
+
+# -- one view of the log for the readers of one pass ------------------------------------------------------------
+#: Reads larger than this in all are not kept by a view (a first pass over a month-long log reads it in bounded
+#: chunks and must not hold it in memory).
+VIEW_MAX_BYTES = 64 << 20
+
+
+@dataclass(eq=False)  # kept in a WeakSet: hashed by identity
+class _LogView:
+    listings: dict[str, list[Path]] = field(default_factory=dict)
+    stats: dict[str, os.stat_result] = field(default_factory=dict)
+    reads: dict[tuple[str, int, int], SegmentRead] = field(default_factory=dict)  # (path, inode, offset)
+    kept_bytes: int = 0
+    generation: int = 0  # moved by clear(): a read begun before it is not kept
+
+    def clear(self) -> None:
+        self.generation += 1
+        self.listings.clear()
+        self.stats.clear()
+        self.reads.clear()
+        self.kept_bytes = 0
+
+
+_VIEW: contextvars.ContextVar[_LogView | None] = contextvars.ContextVar("yarnit_predlog_view", default=None)
+_VIEWS: weakref.WeakSet[_LogView] = weakref.WeakSet()  # every open view, for the rewriters to forget
+_VIEWS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def shared_log_view() -> Iterator[None]:
+    """Inside the block, the log's incremental readers of this thread share one view of it: each directory is
+    listed once, each segment stat-ed once, and the records decoded from a segment at an offset are handed to
+    every reader that reads from that offset (the monitor's traffic summaries, quality join and SLI counts read
+    the same new bytes each pass). What a reader sees is a prefix of the log as it is, as without a view: a
+    segment created or grown meanwhile is read whole by the next pass. :func:`erase_from_prediction_log` and
+    :func:`prune_prediction_log` empty every open view (erased records are never handed out); a nested block
+    uses the outer view. Other threads (a server's writer, its API) never see the view."""
+    if _VIEW.get() is not None:
+        yield
+        return
+    view = _LogView()
+    with _VIEWS_LOCK:
+        _VIEWS.add(view)
+    token = _VIEW.set(view)
+    try:
+        yield
+    finally:
+        _VIEW.reset(token)
+        with _VIEWS_LOCK:
+            _VIEWS.discard(view)
+
+
+def _forget_views() -> None:
+    with _VIEWS_LOCK:
+        views = list(_VIEWS)
+    for view in views:
+        view.clear()
+
+
+def segment_stat(path: str | Path) -> os.stat_result:
+    """``os.stat`` of a segment (once per :func:`shared_log_view`); FileNotFoundError when it is gone."""
+    view = _VIEW.get()
+    if view is None:
+        return os.stat(path)
+    key = str(path)
+    stat = view.stats.get(key)
+    if stat is None:
+        stat = view.stats[key] = os.stat(path)
+    return stat
 
 
 @atexit.register
@@ -571,6 +651,15 @@ def read_segment(path: str | Path, offset: int = 0, max_bytes: int | None = None
     chunk; the next read starts at ``end``); a line longer than it gives no
     record and ``end == offset``: read it again without the limit.
     """
+    view = _VIEW.get()
+    key: tuple[str, int, int] | None = None
+    generation = 0
+    if view is not None:  # the records another reader of this pass decoded from here (never to be changed)
+        generation = view.generation
+        key = (str(path), segment_stat(path).st_ino, offset)
+        kept = view.reads.get(key)
+        if kept is not None and (max_bytes is None or kept.end - offset <= max_bytes):
+            return kept
     with open(path, "rb") as stream:
         stream.seek(offset)
         data = stream.read() if max_bytes is None else stream.read(max_bytes)
@@ -582,6 +671,10 @@ def read_segment(path: str | Path, offset: int = 0, max_bytes: int | None = None
             read.corrupt_lines += 1
         else:
             read.records.append(record)
+    if view is not None and key is not None and (max_bytes is None or len(data) < max_bytes) \
+            and view.kept_bytes + cut <= VIEW_MAX_BYTES and view.generation == generation:
+        view.reads[key] = read  # the whole rest of the segment as it was: the same for every reader from here
+        view.kept_bytes += cut
     return read
 
 
@@ -645,6 +738,8 @@ def prune_prediction_log(directory: str | Path, *, older_than: datetime | None =
     are time-ordered). ``dry_run`` only reports what would be deleted.
     """
     base = Path(directory)
+    if not dry_run:
+        _forget_views()
     segments = sorted(base.glob("seg-*.log")) if base.is_dir() else []
     cutoff = older_than if older_than is None or older_than.tzinfo is not None else \
         older_than.replace(tzinfo=timezone.utc)
@@ -670,6 +765,8 @@ def prune_prediction_log(directory: str | Path, *, older_than: datetime | None =
                 segment.unlink(missing_ok=True)
         deleted.append(name)
         total -= sizes[name]
+    if deleted and not dry_run:
+        _forget_views()
     return PruneResult(deleted=deleted, deleted_bytes=sum(sizes[n] for n in deleted),
                        kept=len(segments) - len(deleted), kept_bytes=total, live_kept=live)
 
@@ -729,6 +826,7 @@ def erase_from_prediction_log(directory: str | Path, needles: Iterable[str]) -> 
     base = Path(directory)
     if not base.is_dir() or not wanted:
         return report
+    _forget_views()
     for segment in sorted(base.glob("seg-*.log")):
         report.segments_searched += 1
         with _idle_segment(segment) as fd:
@@ -755,6 +853,7 @@ def erase_from_prediction_log(directory: str | Path, needles: Iterable[str]) -> 
                 report.live_segments_with_matches.append(segment.name)
                 continue
             atomic_write_bytes(segment, b"".join(kept), mode=0o640)  # temp file, fsync, rename, fsync dir
+            _forget_views()  # before and after: no view hands out a record read from the old file
             report.segments_rewritten += 1
             report.records_removed += removed
     return report
@@ -774,5 +873,7 @@ __all__ = [
     "read_prediction_log",
     "read_segment",
     "scan_prediction_log",
+    "segment_stat",
+    "shared_log_view",
     "segment_paths",
 ]

@@ -143,6 +143,9 @@ class ServingStats:
         self.cache_misses: dict[tuple[str, str], int] = {}
         self.instances: dict[tuple[str, str, str], int] = {}
         self.shadow: dict[tuple[str, str, str], int] = {}
+        #: requests :meth:`InferenceService.record` has finished (counted, and their log record queued): a
+        #: client that moves a simulated clock between requests waits for it (``yarnit.demo.operate``)
+        self.recorded = 0
 
     @staticmethod
     def bump(table: dict[Any, int], key: Any, n: int = 1) -> None:
@@ -581,6 +584,15 @@ class InferenceService:
         ``routed`` is the alias the router chose for a request that failed without an answer (the
         ``routed`` attribute :meth:`predict` puts on its exception); an answer carries its own.
         """
+        try:
+            self._record(request_id=request_id, protocol=protocol, model=model, status=status, latency_s=latency_s,
+                         prediction=prediction, instances=instances, error=error, key=key, routed=routed)
+        finally:
+            self.stats.recorded += 1  # last: the request's time and latency are taken, its record is queued
+
+    def _record(self, *, request_id: str, protocol: str, model: str, status: int, latency_s: float,
+                prediction: Prediction | None, instances: list[dict[str, Any]] | None, error: str | None,
+                key: str | None, routed: str | None) -> None:
         stats = self.stats
         if prediction is not None:
             version = str(prediction.model_version)
