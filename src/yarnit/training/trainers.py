@@ -33,7 +33,8 @@ from yarnit.registry import ArtifactFormat, dump_lightgbm, dump_sklearn, load_pr
 from yarnit.registry.lightgbm_format import lightgbm_safe, unused_features
 
 from . import importance as imp
-from .encoding import encode_frame, fit_vectorizer, text_codes  # sklearn itself is imported when training
+from .chunks import FeatureChunks
+from .encoding import encode_frame, fit_and_encode, fit_vectorizer, text_codes  # sklearn: imported when training
 from .values import TrainedModel
 
 
@@ -45,7 +46,7 @@ class Trainer(Protocol):
             dask_client: Any = None) -> TrainedModel: ...
 
 
-def _check(features: pd.DataFrame, labels: np.ndarray) -> np.ndarray:
+def _check(features: pd.DataFrame | FeatureChunks, labels: np.ndarray) -> np.ndarray:
     y = np.asarray(labels).astype(int)
     if len(features) != len(y):
         raise InvalidInput(f"{len(features)} feature rows but {len(y)} labels; they must match.")
@@ -69,15 +70,14 @@ class LogisticTrainer:
     def __init__(self, *, c: float = 1.0, max_iter: int = 100, tol: float = 1e-4, min_count: int = 1) -> None:
         self.c, self.max_iter, self.tol, self.min_count = c, max_iter, tol, min_count
 
-    def fit(self, features: pd.DataFrame, labels: np.ndarray, *, seed: int, init: TrainedModel | None = None,
-            dask_client: Any = None) -> TrainedModel:
+    def fit(self, features: pd.DataFrame | FeatureChunks, labels: np.ndarray, *, seed: int,
+            init: TrainedModel | None = None, dask_client: Any = None) -> TrainedModel:
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import Pipeline as SkPipeline
 
         started = time.perf_counter()
         y = _check(features, labels)
-        vectorizer = fit_vectorizer(features, min_count=self.min_count)
-        x = encode_frame(vectorizer, features)
+        vectorizer, x, columns = fit_and_encode(features, min_count=self.min_count)
         params = {"C": self.c, "max_iter": self.max_iter, "solver": "lbfgs", "random_state": seed, "tol": self.tol}
         model = LogisticRegression(**params)
         warm = False
@@ -97,7 +97,7 @@ class LogisticTrainer:
             params=params | {"min_count": self.min_count, "n_features": len(vectorizer.feature_names_)},
             training=_training_info(len(y), started, warm_start=warm, iterations=int(model.n_iter_[0]),
                                     feature_importance=imp.linear_weight(model.coef_[0], x, vectorizer.feature_names_,
-                                                                         list(features.columns))),
+                                                                         columns)),
         )
 
 
@@ -108,14 +108,16 @@ class HistGbmTrainer:
     def __init__(self, *, max_iter: int = 100, learning_rate: float = 0.1, max_leaf_nodes: int = 31) -> None:
         self.params = {"max_iter": max_iter, "learning_rate": learning_rate, "max_leaf_nodes": max_leaf_nodes}
 
-    def fit(self, features: pd.DataFrame, labels: np.ndarray, *, seed: int, init: TrainedModel | None = None,
-            dask_client: Any = None) -> TrainedModel:
+    def fit(self, features: pd.DataFrame | FeatureChunks, labels: np.ndarray, *, seed: int,
+            init: TrainedModel | None = None, dask_client: Any = None) -> TrainedModel:
         from sklearn.ensemble import HistGradientBoostingClassifier
         from sklearn.feature_extraction import DictVectorizer
         from sklearn.pipeline import Pipeline as SkPipeline
 
         started = time.perf_counter()
         y = _check(features, labels)
+        if isinstance(features, FeatureChunks):  # dense one-hot: this trainer needs the whole frame anyway
+            features = features.frame()
         vectorizer = fit_vectorizer(features)
         dense = DictVectorizer(sparse=False, sort=True)
         dense.feature_names_, dense.vocabulary_ = vectorizer.feature_names_, vectorizer.vocabulary_
@@ -142,30 +144,50 @@ class LightgbmTrainer:
                        "min_data_in_leaf": min_data_in_leaf, "verbose": -1, "deterministic": True,
                        "force_row_wise": True, "num_threads": 2}
 
-    def encode(self, features: pd.DataFrame,
-               categories: dict[str, list[str]] | None = None) -> tuple[np.ndarray, list[str], dict[str, list[str]]]:
-        """Numeric matrix with text columns as category codes (−1 → NaN for unseen values)."""
-        text_columns = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
-        if categories is None:
-            categories = {}
-            for c in text_columns:
-                codes, texts = text_codes(features[c])
-                present = np.unique(codes[codes >= 0])
-                categories[c] = sorted(texts[i] for i in present)
-        matrix = np.empty((len(features), len(features.columns)), dtype=np.float64)
-        for i, column in enumerate(features.columns):
-            if column in categories:
-                codes, texts = text_codes(features[column])
-                position = {t: k for k, t in enumerate(categories[column])}
-                lookup = np.array([position.get(t, -1) for t in texts] + [-1], dtype=np.float64)
-                mapped = lookup[codes]
-                matrix[:, i] = np.where(mapped < 0, np.nan, mapped)
-            else:
-                matrix[:, i] = features[column].to_numpy(dtype=float)
-        return matrix, [lightgbm_safe(str(c)) for c in features.columns], categories
+    def encode(self, features: pd.DataFrame | FeatureChunks, categories: dict[str, list[str]] | None = None
+               ) -> tuple[np.ndarray, list[str], dict[str, list[str]]]:
+        """Numeric matrix with text columns as category codes (−1 → NaN for unseen values).
 
-    def fit(self, features: pd.DataFrame, labels: np.ndarray, *, seed: int, init: TrainedModel | None = None,
-            dask_client: Any = None) -> TrainedModel:
+        Chunks are walked twice (categories, then values), into a matrix allocated once."""
+        matrix, names, categories, _columns = self._encode(features, categories)
+        return matrix, names, categories
+
+    def _encode(self, features: pd.DataFrame | FeatureChunks, categories: dict[str, list[str]] | None
+                ) -> tuple[np.ndarray, list[str], dict[str, list[str]], list[Any]]:
+        parts = features if isinstance(features, FeatureChunks) else FeatureChunks.of(features)
+        columns: list[Any] = []
+        text_columns: list[Any] = []
+        rows = 0
+        present: dict[Any, set[str]] = {}
+        for chunk in parts:
+            if not columns:
+                columns = list(chunk.columns)
+                text_columns = [c for c in columns if not pd.api.types.is_numeric_dtype(chunk[c])]
+            rows += len(chunk)
+            if categories is None:
+                for c in text_columns:
+                    codes, texts = text_codes(chunk[c])
+                    present.setdefault(c, set()).update(texts[i] for i in np.unique(codes[codes >= 0]))
+        if categories is None:
+            categories = {c: sorted(present.get(c, set())) for c in text_columns}
+        matrix = np.empty((rows, len(columns)), dtype=np.float64)
+        row = 0
+        for chunk in parts:
+            n = len(chunk)
+            for i, column in enumerate(columns):
+                if column in categories:
+                    codes, texts = text_codes(chunk[column])
+                    position = {t: k for k, t in enumerate(categories[column])}
+                    lookup = np.array([position.get(t, -1) for t in texts] + [-1], dtype=np.float64)
+                    mapped = lookup[codes]
+                    matrix[row:row + n, i] = np.where(mapped < 0, np.nan, mapped)
+                else:
+                    matrix[row:row + n, i] = chunk[column].to_numpy(dtype=float)
+            row += n
+        return matrix, [lightgbm_safe(str(c)) for c in columns], categories, columns
+
+    def fit(self, features: pd.DataFrame | FeatureChunks, labels: np.ndarray, *, seed: int,
+            init: TrainedModel | None = None, dask_client: Any = None) -> TrainedModel:
         import lightgbm
 
         started = time.perf_counter()
@@ -174,20 +196,21 @@ class LightgbmTrainer:
         categories = None
         if init is not None and init.trainer == self.name:
             init_booster = lightgbm.Booster(model_str=init.artifact.decode())
-            previous = dict(zip(init.params.get("categorical_columns", []), init_booster.pandas_categorical or [],
-                                strict=False))
-            if list(init.params.get("columns", [])) == [str(c) for c in features.columns]:
-                categories = previous
-            else:
-                init_booster = None  # the feature set changed: a cold start is the only honest option
-        x, names, categories = self.encode(features, categories)
-        categorical = [c for c in features.columns if c in categories]
-        cat_index = [list(features.columns).index(c) for c in categorical]
+            categories = dict(zip(init.params.get("categorical_columns", []), init_booster.pandas_categorical or [],
+                                  strict=False))
+        x, names, categories, columns = self._encode(features, categories)
+        if init_booster is not None and list(init.params.get("columns", [])) != [str(c) for c in columns]:
+            init_booster = None  # the feature set changed: a cold start is the only honest option
+            del x
+            x, names, categories, columns = self._encode(features, None)
+        categorical = [c for c in columns if c in categories]
+        cat_index = [columns.index(c) for c in categorical]
         params = self.params | {"seed": seed}
         if dask_client is not None:
             booster = self._fit_dask(dask_client, x, y, names, cat_index, params)
         else:
             dataset = lightgbm.Dataset(x, y, feature_name=names, categorical_feature=cat_index, free_raw_data=True)
+            del x  # the Dataset holds the only reference: LightGBM frees the matrix once it has binned it
             booster = lightgbm.train(params, dataset, num_boost_round=self.num_boost_round, init_model=init_booster,
                                      keep_training_booster=False)
         # Serving pairs the category lists with the features the model text marks categorical, in order; a
@@ -198,10 +221,10 @@ class LightgbmTrainer:
         return TrainedModel(
             artifact=dump_lightgbm(booster), artifact_format=ArtifactFormat.LIGHTGBM_TEXT, trainer=self.name,
             params=params | {"num_boost_round": self.num_boost_round, "categorical_columns": categorical,
-                             "columns": [str(c) for c in features.columns]},
+                             "columns": [str(c) for c in columns]},
             training=_training_info(len(y), started, warm_start=init_booster is not None,
                                     distributed=dask_client is not None,
-                                    feature_importance=imp.lightgbm_gain(booster, list(features.columns))),
+                                    feature_importance=imp.lightgbm_gain(booster, columns)),
         )
 
     def _fit_dask(self, client: Any, x: np.ndarray, y: np.ndarray, names: list[str], cat_index: list[int],
