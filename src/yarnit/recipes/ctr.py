@@ -55,7 +55,7 @@ from yarnit.features.shopper_history import history_features
 from yarnit.registry import AliasNotFound, ModelNotFound, ModelRegistry, load_predictor
 from yarnit.serving.inputs import policy_from_training
 from yarnit.training import Param, Pipeline, RunStore, Step, StepContext, TrainedModel, ValueKind
-from yarnit.training.chunks import FeatureChunks, narrow
+from yarnit.training.chunks import FeatureChunks, narrow, release_memory
 from yarnit.training.trainers import TRAINERS, check_dask_trainer, make_trainer
 
 from .affinity import HISTORY_TRANSFORMS, add_user_affinity
@@ -231,6 +231,7 @@ def select(ctx: StepContext) -> dict[str, Any]:
     finally:
         for path in staging.glob(f"{stem}-*"):
             path.unlink(missing_ok=True)
+        release_memory()
     ctx.count_rows(rows)
     return {"dataset": {"id": version.id, "ref": version.ref}, "truth": {"id": truth.id, "ref": truth.ref}}
 
@@ -383,6 +384,33 @@ def _day_table(path: Any, day: Any) -> pa.Table:
     return pq.read_table(path, filters=[("day", "==", day)])
 
 
+def _day_tables(path: Any, days: list[Any]) -> Iterator[tuple[Any, pa.Table]]:
+    """Each day of a stored dataset with its rows, in ``days`` order. A log stored in day order (the world's) is
+    read once, batch by batch; any other is read with one filtered scan per day."""
+    stored = pq.ParquetFile(path)
+    column = pq.read_table(path, columns=["day"]).column("day")
+    ordered = column.null_count == 0 and (len(column) < 2 or bool(pc.all(pc.greater_equal(
+        column.slice(1), column.slice(0, len(column) - 1))).as_py()))
+    if not ordered:
+        for day in days:
+            yield day, _day_table(path, day)
+        return
+    pending: list[pa.Table] = []
+    current = None
+    for batch in stored.iter_batches(batch_size=1 << 16):  # about a third of a day: memory holds one day
+        table = pa.Table.from_batches([batch])
+        values = table.column("day")
+        for day in pc.unique(values).to_pylist():
+            part = table.filter(pc.equal(values, pa.scalar(day, values.type)))
+            if current is not None and day != current:
+                yield current, pa.concat_tables(pending)
+                pending = []
+            current = day
+            pending.append(part)
+        del batch, table, values
+    if current is not None:
+        yield current, pa.concat_tables(pending)
+
 def validate(ctx: StepContext, dataset: dict[str, Any], previous: dict[str, Any] | None = None) -> dict[str, Any]:
     """Check each day of the log against the curated schema (types, ranges, domains, missing values) and
     against an average day of the previous training data (``previous``, from the reference step: volume,
@@ -404,13 +432,13 @@ def validate(ctx: StepContext, dataset: dict[str, Any], previous: dict[str, Any]
     has_days = "day" in stored.schema_arrow.names and num_rows > 0
     if has_days:  # one day in memory at a time (issue 20): each day is read, profiled and checked alone
         day_values = sorted(pc.unique(pq.read_table(path, columns=["day"]).column("day")).to_pylist())
-        daily = {str(day): profile(_day_table(path, day), slices=schema.slices) for day in day_values}
+        daily = {str(day): profile(part, slices=schema.slices) for day, part in _day_tables(path, day_values)}
         if previous_id:
             reference_path = _path(ctx, previous)
             reference_days = _days_of(reference_path)
             if reference_days:
-                stats = merge_statistics(profile(_day_table(reference_path, d), slices=schema.slices)
-                                         for d in reference_days)
+                stats = merge_statistics(profile(part, slices=schema.slices)
+                                         for _day, part in _day_tables(reference_path, reference_days))
             else:
                 stats = profile(pq.read_table(reference_path), slices=schema.slices)
             average = _average_day(stats, max(1, len(reference_days)))
@@ -420,8 +448,8 @@ def validate(ctx: StepContext, dataset: dict[str, Any], previous: dict[str, Any]
             baseline = (f"the median day of {dataset.get('ref')} (no previous training data: volumes only, "
                         "distributions not compared)")
         low, high = ctx.config["positive_rate_band"]
-        for value in day_values:
-            day, part = str(value), _day_table(path, value)
+        for value, part in _day_tables(path, day_values):
+            day = str(value)
             kept = _kept_share(day, ctx.config.get("removed") or [])
             report = check(part, schema, previous=_scaled_day(average, kept) if kept < 1.0 else average,
                            statistics=daily[day], target=f"{dataset.get('ref')} day {day}",
@@ -444,6 +472,7 @@ def validate(ctx: StepContext, dataset: dict[str, Any], previous: dict[str, Any]
         baseline = "none (the data has no days)"
         table = pq.read_table(path)
         anomalies += [_anomaly(a, None) for a in check(table, schema, target=str(dataset.get("ref"))).anomalies]
+    release_memory()
     blocking = [a for a in anomalies if a["severity"] == "blocking"]
     report_ = {"rows": num_rows, "anomalies": anomalies, "blocking": len(blocking), "baseline": baseline,
                "schema": schema.dataset}
@@ -511,11 +540,11 @@ def _production(ctx: StepContext) -> Any:
         return None
 
 
-CHUNK_ROWS = 1 << 18  # rows of the log read and turned into features at a time when training (issue 20)
+CHUNK_ROWS = 1 << 17  # rows of the log read and turned into features at a time when training (issue 20)
 
 
 def _batches(ctx: StepContext, ref: dict[str, Any], columns: list[str], *, before: Any,
-             rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+             rows: int | None = None) -> Iterator[pd.DataFrame]:
     """``columns`` of the rows of a verified dataset version whose day is before ``before``, ``rows`` at a time,
     in stored order; text columns come back dictionary-encoded, as :func:`_read` gives them."""
     path = _path(ctx, ref)
@@ -533,7 +562,7 @@ def _batches(ctx: StepContext, ref: dict[str, Any], columns: list[str], *, befor
     text = [c for c in wanted if pa.types.is_string(schema.field(c).type) or pa.types.is_large_string(
         schema.field(c).type)]
     source = pq.ParquetFile(path, read_dictionary=text)
-    for batch in source.iter_batches(batch_size=rows, columns=wanted):
+    for batch in source.iter_batches(batch_size=rows or CHUNK_ROWS, columns=wanted):
         table = pa.Table.from_batches([batch])
         table = table.filter(pc.less(table.column("day"), pa.scalar(before, table.schema.field("day").type)))
         if not table.num_rows:
@@ -553,10 +582,13 @@ def _train_features(ctx: StepContext, dataset: dict[str, Any], split_: dict[str,
     transform = FRAME_TRANSFORMS[ctx.config.get("transform", TRANSFORM)]
     labels = np.concatenate([frame[LABEL].to_numpy() for frame in _batches(ctx, dataset, [LABEL], before=cut)]
                             or [np.array([], dtype=np.int64)])
+    if labels.dtype.kind in "iub" and len(labels) and labels.min() >= 0 and labels.max() <= 1:
+        labels = labels.astype(np.int8)  # 0/1: a byte each
 
     def chunks() -> Iterator[pd.DataFrame]:
         for frame in _batches(ctx, dataset, columns, before=cut):
             yield narrow(transform(frame))
+        release_memory()
 
     return FeatureChunks(chunks, rows=len(labels)), labels
 

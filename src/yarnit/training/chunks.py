@@ -31,6 +31,23 @@ import pandas as pd
 from pandas.api.types import union_categoricals
 
 
+def release_memory() -> None:
+    """Hand memory freed by Arrow's pool and by the C heap back to the system, so that the next, larger
+    allocation (a trainer's matrix) does not stack on top of pages that are free but still held."""
+    import ctypes
+    import ctypes.util
+    import gc
+
+    import pyarrow as pa
+
+    gc.collect()
+    pa.default_memory_pool().release_unused()
+    name = ctypes.util.find_library("c")
+    libc = ctypes.CDLL(name) if name else None
+    if libc is not None and hasattr(libc, "malloc_trim"):  # glibc only
+        libc.malloc_trim(0)
+
+
 def narrow(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with float64 columns that float32 holds exactly stored as float32 (no value changes)."""
     out = {}
@@ -84,4 +101,4 @@ class FeatureChunks:
         return cls(lambda: [frame], rows=len(frame))
 
 
-__all__ = ["FeatureChunks", "concat", "narrow"]
+__all__ = ["FeatureChunks", "concat", "narrow", "release_memory"]

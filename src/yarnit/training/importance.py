@@ -81,14 +81,15 @@ _BLOCK = 1 << 22  # matrix entries squared at a time by linear_weight
 def linear_weight(coef: np.ndarray, matrix: Any, names: Sequence[str], columns: Sequence[str]) -> dict[str, float] | None:
     """``|coef| · std`` of each encoded column (sparse or dense), summed per frame column."""
     x = matrix
-    mean = np.asarray(x.mean(axis=0)).ravel()
-    if hasattr(x, "indices") and getattr(x, "format", "") == "csr":  # block by block: no squared copy of the matrix
-        sums = np.zeros(x.shape[1])
+    if getattr(x, "format", "") == "csr":  # block by block: no copy of the matrix, squared or transposed
+        sums, squares = np.zeros(x.shape[1]), np.zeros(x.shape[1])
         for start in range(0, x.nnz, _BLOCK):
-            values = x.data[start:start + _BLOCK]
-            sums += np.bincount(x.indices[start:start + _BLOCK], weights=values * values, minlength=x.shape[1])
-        mean_sq = sums / max(x.shape[0], 1)
+            values, columns = x.data[start:start + _BLOCK], x.indices[start:start + _BLOCK]
+            sums += np.bincount(columns, weights=values, minlength=x.shape[1])
+            squares += np.bincount(columns, weights=values * values, minlength=x.shape[1])
+        mean, mean_sq = sums / max(x.shape[0], 1), squares / max(x.shape[0], 1)
     else:
+        mean = np.asarray(x.mean(axis=0)).ravel()
         mean_sq = np.asarray(x.multiply(x).mean(axis=0)).ravel() if hasattr(x, "multiply") else (x * x).mean(axis=0)
     std = np.sqrt(np.maximum(mean_sq - mean * mean, 0.0))
     return normalized(by_frame_column(names, np.abs(np.asarray(coef).ravel()) * std, columns))

@@ -33,7 +33,7 @@ from yarnit.registry import ArtifactFormat, dump_lightgbm, dump_sklearn, load_pr
 from yarnit.registry.lightgbm_format import lightgbm_safe, unused_features
 
 from . import importance as imp
-from .chunks import FeatureChunks
+from .chunks import FeatureChunks, release_memory
 from .encoding import encode_frame, fit_and_encode, fit_vectorizer, text_codes  # sklearn: imported when training
 from .values import TrainedModel
 
@@ -78,6 +78,7 @@ class LogisticTrainer:
         started = time.perf_counter()
         y = _check(features, labels)
         vectorizer, x, columns = fit_and_encode(features, min_count=self.min_count)
+        release_memory()  # the chunks' scratch memory goes back before the solver's vectors are allocated
         params = {"C": self.c, "max_iter": self.max_iter, "solver": "lbfgs", "random_state": seed, "tol": self.tol}
         model = LogisticRegression(**params)
         warm = False
