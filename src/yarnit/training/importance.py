@@ -84,9 +84,9 @@ def linear_weight(coef: np.ndarray, matrix: Any, names: Sequence[str], columns: 
     if getattr(x, "format", "") == "csr":  # block by block: no copy of the matrix, squared or transposed
         sums, squares = np.zeros(x.shape[1]), np.zeros(x.shape[1])
         for start in range(0, x.nnz, _BLOCK):
-            values, columns = x.data[start:start + _BLOCK], x.indices[start:start + _BLOCK]
-            sums += np.bincount(columns, weights=values, minlength=x.shape[1])
-            squares += np.bincount(columns, weights=values * values, minlength=x.shape[1])
+            values, where = x.data[start:start + _BLOCK], x.indices[start:start + _BLOCK]
+            sums += np.bincount(where, weights=values, minlength=x.shape[1])
+            squares += np.bincount(where, weights=values * values, minlength=x.shape[1])
         mean, mean_sq = sums / max(x.shape[0], 1), squares / max(x.shape[0], 1)
     else:
         mean = np.asarray(x.mean(axis=0)).ravel()
