@@ -65,7 +65,8 @@ def run_pipeline(home: Path, src: Path, days: int, sessions: int, *extra: str) -
     def field(name: str) -> float:
         return float(re.search(rf"{re.escape(name)}: ([0-9.]+)", proc.stderr).group(1))  # type: ignore[union-attr]
 
-    result = json.loads(proc.stdout)
+    # with --dask, LightGBM's and the workers' own logs land on stdout before the JSON document
+    result = json.loads(proc.stdout[proc.stdout.find("\n{") + 1:] if not proc.stdout.startswith("{") else proc.stdout)
     steps = {s["step"]: {"wall_s": round(s.get("wall_s") or 0.0, 2), "rows": s.get("rows")} for s in result["steps"]}
     return {
         "days": days, "sessions_per_day": sessions, "rows": result["steps"][0].get("rows"),

@@ -502,6 +502,8 @@ def split(ctx: StepContext, dataset: dict[str, Any]) -> dict[str, Any]:
     probe_rows = _read(ctx, dataset, [*RAW_INPUTS, "product_id", "product_name", "product_clicks_7d"],
                        filters=[("day", ">=", cut)]).head(int(ctx.config["probe_rows"]))
     probe = [{k: _native(v) for k, v in row.items()} for row in probe_rows.to_dict("records")]
+    del probe_rows
+    release_memory()  # the holdout's row groups were decoded for 64 rows: hand that memory back before train
     return {"split": {"holdout_from": str(cut), "train_days": [str(d) for d in days[:-holdout_days]],
                       "holdout_days": [str(d) for d in days[-holdout_days:]], "probe": probe,
                       "distribution": f"time-ordered holdout from {cut}"}}
@@ -630,6 +632,7 @@ def train(ctx: StepContext, dataset: dict[str, Any], split: dict[str, Any]) -> d
         cut = pd.Timestamp(split["holdout_from"]).date()
         policy, fallback, sample, types = _training_inputs(
             lambda name: _read(ctx, dataset, [name], filters=[("day", "<", cut)])[name], inputs, ctx.seed)
+        release_memory()
         features, labels = _train_features(ctx, dataset, split)
     init = None
     production = _production(ctx) if ctx.config["warm_start"] else None
