@@ -18,7 +18,9 @@ select → (reference) → validate → split → train → (baseline) → evalu
 * train: compute ``ctr_features_v1`` on the training days with its vectorized
   twin and run the configured trainer (logistic, hist_gbm or lightgbm), warm
   started from production when asked. Features are recomputed from the
-  dataset, not stored, which is cheaper than writing and reading them back.
+  dataset, not stored, which is cheaper than writing and reading them back;
+  they come in chunks of ``CHUNK_ROWS`` rows that the trainer encodes into a
+  matrix allocated once (issue 20: memory does not hold the whole frame).
 * baseline: which version holds ``production`` now (never cached; it keys
   evaluate's cache, so an unchanged pipeline reuses its evaluation until
   production moves).
