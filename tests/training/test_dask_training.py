@@ -60,6 +60,25 @@ def test_lightgbm_on_dask_keeps_day_ordered_features_and_matches_the_single_mach
     assert abs(auc["dask"] - auc["local"]) <= 0.005, auc
 
 
+def test_lightgbm_on_dask_from_chunks_mixes_every_chunk_into_every_partition(client: Any) -> None:
+    """Issue 20: the client encodes one chunk at a time and scatters a shuffled piece of it to each worker; the
+    chunks are day-ordered, yet no partition is one day, and the model matches the single-machine one."""
+    from yarnit.training.chunks import FeatureChunks
+
+    frame, y = day_ordered(20_000, seed=1)
+    holdout, y_holdout = day_ordered(4000, seed=11)
+    parts = [frame.iloc[i:i + 2500].reset_index(drop=True) for i in range(0, len(frame), 2500)]
+    chunks = FeatureChunks(lambda: parts, rows=len(frame))
+    local = make_trainer("lightgbm").fit(chunks, y, seed=0)
+    distributed = make_trainer("lightgbm").fit(chunks, y, seed=0, dask_client=client)
+    assert unused_features(distributed.artifact.decode()) == set()  # day_of_week kept: partitions mix the days
+    records = holdout.to_dict("records")
+    auc = {name: roc_auc_score(y_holdout, load_predictor(m.artifact, m.artifact_format).predict_proba(records))
+           for name, m in (("local", local), ("dask", distributed))}
+    assert local.artifact == make_trainer("lightgbm").fit(frame, y, seed=0).artifact  # chunks change nothing here
+    assert abs(auc["dask"] - auc["local"]) <= 0.005, auc
+
+
 def test_a_categorical_column_lightgbm_drops_does_not_shift_the_category_lists() -> None:
     frame, y = day_ordered(3000, seed=0)
     frame = frame.assign(country="DE")[["country", "fiber", "price", "position"]]  # one value: dropped

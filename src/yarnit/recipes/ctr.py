@@ -21,7 +21,9 @@ select → (reference) → validate → split → golden → train → (baseline
 * train: compute ``ctr_features_v1`` on the training days with its vectorized
   twin and run the configured trainer (logistic, hist_gbm or lightgbm), warm
   started from production when asked. Features are recomputed from the
-  dataset, not stored, which is cheaper than writing and reading them back.
+  dataset, not stored, which is cheaper than writing and reading them back;
+  they come in chunks of ``CHUNK_ROWS`` rows that the trainer encodes into a
+  matrix allocated once (issue 20: memory does not hold the whole frame).
 * baseline: which version holds ``production`` now (never cached; it keys
   evaluate's cache, so an unchanged pipeline reuses its evaluation until
   production moves).
@@ -38,14 +40,18 @@ select → (reference) → validate → split → golden → train → (baseline
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import Field
 
+from yarnit.core.atomic import make_dirs
 from yarnit.core.errors import InvalidInput
 from yarnit.data import Datasets
 from yarnit.data.restricted import columns_to_read, compliant_table, restrictions_of
@@ -54,6 +60,7 @@ from yarnit.features.shopper_history import history_features
 from yarnit.registry import AliasNotFound, ModelNotFound, ModelRegistry, load_predictor
 from yarnit.serving.inputs import policy_from_training
 from yarnit.training import Param, Pipeline, RunStore, Step, StepContext, TrainedModel, ValueKind
+from yarnit.training.chunks import FeatureChunks, narrow, release_memory
 from yarnit.training.trainers import TRAINERS, check_dask_trainer, make_trainer
 
 from .affinity import HISTORY_TRANSFORMS, add_user_affinity
@@ -196,22 +203,70 @@ def select(ctx: StepContext) -> dict[str, Any]:
     base = WorldConfig(seed=int(cfg["world_seed"]), sessions_per_day=int(cfg["sessions_per_day"]))
     faults = tuple(parse_fault(spec, start=base.start) for spec in cfg["faults"])
     world = World(WorldConfig(seed=base.seed, sessions_per_day=base.sessions_per_day, faults=faults))
-    logs, truths = [], []
-    for partition in world.run(int(cfg["days"])):
-        logs.append(partition.impressions)
-        # user_id travels with the truth so a deletion request finds the subject's rows here too
-        truths.append(partition.truth[["impression_id", "user_id", "p_click"]].assign(day=partition.day))
-        ctx.log(f"world day {partition.day}: {len(partition.impressions)} impressions")
-    log = pd.concat(logs, ignore_index=True)
     source = (f"yarnit world seed={cfg['world_seed']} days={cfg['days']} sessions/day={cfg['sessions_per_day']}"
               + (f" faults={','.join(cfg['faults'])}" if cfg["faults"] else ""))
-    version = datasets.ingest_frame(cfg["dataset"], log, source=source, run_id=ctx.run_id,
-                                    retention_class="events", pii_columns=["user_id"], subject="user_id")
-    truth = datasets.ingest_frame(f"{cfg['dataset']}-truth", pd.concat(truths, ignore_index=True),
-                                  source=f"ground truth of {version.ref} (scoring only)", parents=[version.id],
-                                  run_id=ctx.run_id, retention_class="events", subject="user_id")
-    ctx.count_rows(len(log))
+    # One day at a time (issue 20): each simulated day goes to a staging Parquet file, then the days stream into
+    # the dataset version, so memory holds one day of the log, not all of it. Staging first lets a column that
+    # appears part-way (an upstream rename) or is all missing on some day take one type across the days, as
+    # converting the concatenated log did.
+    staging = make_dirs(ctx.workspace.artifacts.root / "staging")
+    stem = f"ctr-{os.getpid()}-{os.urandom(6).hex()}"  # our pid in the name: recover() removes them if we are killed
+    truth_path = staging / f"{stem}-truth.parquet"
+    rows = 0
+    try:
+        schemas: list[pa.Schema] = []
+        with _TruthFile(truth_path) as truths:
+            for partition in world.run(int(cfg["days"])):
+                table = pa.Table.from_pandas(partition.impressions, preserve_index=False)
+                pq.write_table(table, staging / f"{stem}-day-{partition.index:05d}.parquet")
+                schemas.append(table.schema)
+                # user_id travels with the truth so a deletion request finds the subject's rows here too
+                truths.write(partition.truth[["impression_id", "user_id", "p_click"]].assign(day=partition.day))
+                rows += table.num_rows
+                ctx.log(f"world day {partition.day}: {len(partition.impressions)} impressions")
+                del table, partition
+        unified = pa.unify_schemas(schemas, promote_options="permissive")
+        days = sorted(staging.glob(f"{stem}-day-*.parquet"))
+        version = datasets.ingest_batches(cfg["dataset"], (_conform(pq.read_table(d), unified) for d in days),
+                                          source=source, where=source, run_id=ctx.run_id, retention_class="events",
+                                          pii_columns=["user_id"], subject="user_id")
+        truth = datasets.ingest_file(f"{cfg['dataset']}-truth", truth_path, fmt="parquet",
+                                     source=f"ground truth of {version.ref} (scoring only)", parents=[version.id],
+                                     run_id=ctx.run_id, retention_class="events", subject="user_id")
+    finally:
+        for path in staging.glob(f"{stem}-*"):
+            path.unlink(missing_ok=True)
+        release_memory()
+    ctx.count_rows(rows)
     return {"dataset": {"id": version.id, "ref": version.ref}, "truth": {"id": truth.id, "ref": truth.ref}}
+
+
+
+class _TruthFile:
+    """A Parquet file written one day's frame at a time (the first day's column types hold for every day)."""
+
+    def __init__(self, path: Any) -> None:
+        self.path, self.writer = path, None
+
+    def write(self, frame: pd.DataFrame) -> None:
+        table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.path, table.schema)
+        self.writer.write_table(table.cast(self.writer.schema))
+
+    def __enter__(self) -> _TruthFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` with ``schema``'s columns, in its order and types (a column it lacks is all missing)."""
+    columns = [table.column(f.name).cast(f.type) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
+               for f in schema]
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def _path(ctx: StepContext, ref: dict[str, Any]) -> Any:
@@ -319,38 +374,87 @@ def _anomaly(a: Any, day: str | None) -> dict[str, Any]:
             "evidence": a.message, "details": a.evidence, "fix": a.suggested_fix}
 
 
+def _days_of(path: Any) -> list[Any]:
+    """The distinct values of a stored dataset's ``day`` column, sorted (none without one)."""
+    import pyarrow.compute as pc
+
+    if "day" not in pq.read_schema(path).names:
+        return []
+    return sorted(v for v in pc.unique(pq.read_table(path, columns=["day"]).column("day")).to_pylist()
+                  if v is not None)
+
+
+def _day_table(path: Any, day: Any) -> pa.Table:
+    """The rows of one day of a stored dataset (Parquet skips the row groups that cannot hold it)."""
+    return pq.read_table(path, filters=[("day", "==", day)])
+
+
+def _day_tables(path: Any, days: list[Any]) -> Iterator[tuple[Any, pa.Table]]:
+    """Each day of a stored dataset with its rows, in ``days`` order. A log stored in day order (the world's) is
+    read once, batch by batch; any other is read with one filtered scan per day."""
+    stored = pq.ParquetFile(path)
+    column = pq.read_table(path, columns=["day"]).column("day")
+    ordered = column.null_count == 0 and (len(column) < 2 or bool(pc.all(pc.greater_equal(
+        column.slice(1), column.slice(0, len(column) - 1))).as_py()))
+    if not ordered:
+        for day in days:
+            yield day, _day_table(path, day)
+        return
+    pending: list[pa.Table] = []
+    current = None
+    for batch in stored.iter_batches(batch_size=1 << 16):  # about a third of a day: memory holds one day
+        table = pa.Table.from_batches([batch])
+        values = table.column("day")
+        for day in pc.unique(values).to_pylist():
+            part = table.filter(pc.equal(values, pa.scalar(day, values.type)))
+            if current is not None and day != current:
+                yield current, pa.concat_tables(pending)
+                pending = []
+            current = day
+            pending.append(part)
+        del batch, table, values
+    if current is not None:
+        yield current, pa.concat_tables(pending)
+
 def validate(ctx: StepContext, dataset: dict[str, Any], previous: dict[str, Any] | None = None) -> dict[str, Any]:
     """Check each day of the log against the curated schema (types, ranges, domains, missing values) and
     against an average day of the previous training data (``previous``, from the reference step: volume,
     per-slice volume, distribution change), plus label sanity per day."""
     import pyarrow.compute as pc
 
-    from yarnit.data.statistics import profile
+    from yarnit.data.statistics import merge_statistics, profile
     from yarnit.data.validation import validate as check
 
     from .impressions_schema import DAILY_COLUMNS, impressions_schema  # noqa: PLC0415 - with the step
 
     schema = impressions_schema(ctx.config["validation"])
-    table = pq.read_table(_path(ctx, dataset))
+    path = _path(ctx, dataset)
+    stored = pq.ParquetFile(path)
+    num_rows = stored.metadata.num_rows
     previous = previous or {"id": None}
     previous_id = previous.get("id")
     anomalies: list[dict[str, Any]] = []
-    has_days = "day" in table.column_names and table.num_rows > 0
-    if has_days:
-        day_type = table.schema.field("day").type
-        parts = {str(day): table.filter(pc.equal(table.column("day"), pa.scalar(day, day_type)))
-                 for day in sorted(pc.unique(table.column("day")).to_pylist())}
-        daily = {day: profile(part, slices=schema.slices) for day, part in parts.items()}
+    has_days = "day" in stored.schema_arrow.names and num_rows > 0
+    if has_days:  # one day in memory at a time (issue 20): each day is read, profiled and checked alone
+        day_values = sorted(pc.unique(pq.read_table(path, columns=["day"]).column("day")).to_pylist())
+        daily = {str(day): profile(part, slices=schema.slices) for day, part in _day_tables(path, day_values)}
         if previous_id:
-            reference_table = pq.read_table(_path(ctx, previous))
-            days = len(pc.unique(reference_table.column("day"))) if "day" in reference_table.column_names else 1
-            average = _average_day(profile(reference_table, slices=schema.slices), max(1, days))
+            reference_path = _path(ctx, previous)
+            reference_days = _days_of(reference_path)
+            if reference_days:
+                stats = merge_statistics(profile(part, slices=schema.slices)
+                                         for _day, part in _day_tables(reference_path, reference_days))
+            else:
+                stats = profile(pq.read_table(reference_path), slices=schema.slices)
+            average = _average_day(stats, max(1, len(reference_days)))
             baseline = f"an average day of the previous training data {previous.get('ref')}"
         else:
             average = _median_day(list(daily.values()))
             baseline = (f"the median day of {dataset.get('ref')} (no previous training data: volumes only, "
                         "distributions not compared)")
-        for day, part in parts.items():
+        low, high = ctx.config["positive_rate_band"]
+        for value, part in _day_tables(path, day_values):
+            day = str(value)
             kept = _kept_share(day, ctx.config.get("removed") or [])
             report = check(part, schema, previous=_scaled_day(average, kept) if kept < 1.0 else average,
                            statistics=daily[day], target=f"{dataset.get('ref')} day {day}",
@@ -358,24 +462,26 @@ def validate(ctx: StepContext, dataset: dict[str, Any], previous: dict[str, Any]
                                                                  "that was not removed (remove_bad_data)")
             anomalies += [_anomaly(a, day) for a in report.anomalies
                           if a.blocking or not (a.kind == "distribution_change" and a.column in DAILY_COLUMNS)]
+            del part
+        if LABEL in stored.schema_arrow.names:
+            labels = pq.read_table(path, columns=["day", LABEL]).to_pandas()
+            for day, rate in labels.groupby("day")[LABEL].mean().items():
+                if not low <= rate <= high:
+                    anomalies.append({
+                        "severity": "blocking", "column": LABEL, "kind": "label_rate", "day": str(day),
+                        "evidence": f"positive rate {rate:.4f} on {day} is outside the expected band [{low}, {high}]",
+                        "fix": "Labels look incomplete (a click-log outage?) or corrupted; fix the label source and "
+                               "rerun, or widen positive_rate_band if this is real.",
+                    })
     else:
         baseline = "none (the data has no days)"
+        table = pq.read_table(path)
         anomalies += [_anomaly(a, None) for a in check(table, schema, target=str(dataset.get("ref"))).anomalies]
-    if LABEL in table.column_names and has_days:
-        frame = table.select(["day", LABEL]).to_pandas()
-        low, high = ctx.config["positive_rate_band"]
-        for day, rate in frame.groupby("day")[LABEL].mean().items():
-            if not low <= rate <= high:
-                anomalies.append({
-                    "severity": "blocking", "column": LABEL, "kind": "label_rate", "day": str(day),
-                    "evidence": f"positive rate {rate:.4f} on {day} is outside the expected band [{low}, {high}]",
-                    "fix": "Labels look incomplete (a click-log outage?) or corrupted; fix the label source and "
-                           "rerun, or widen positive_rate_band if this is real.",
-                })
+    release_memory()
     blocking = [a for a in anomalies if a["severity"] == "blocking"]
-    report_ = {"rows": table.num_rows, "anomalies": anomalies, "blocking": len(blocking), "baseline": baseline,
+    report_ = {"rows": num_rows, "anomalies": anomalies, "blocking": len(blocking), "baseline": baseline,
                "schema": schema.dataset}
-    ctx.count_rows(table.num_rows)
+    ctx.count_rows(num_rows)
     for a in blocking[:20]:
         ctx.log(f"blocking {a['kind']} in {a['column'] or 'the data'} on {a['day']}: {a['evidence']}")
     if blocking:
@@ -401,6 +507,8 @@ def split(ctx: StepContext, dataset: dict[str, Any]) -> dict[str, Any]:
     probe_rows = _read(ctx, dataset, [*RAW_INPUTS, "product_id", "product_name", "product_clicks_7d"],
                        filters=[("day", ">=", cut)]).head(int(ctx.config["probe_rows"]))
     probe = [{k: _native(v) for k, v in row.items()} for row in probe_rows.to_dict("records")]
+    del probe_rows
+    release_memory()  # the holdout's row groups were decoded for 64 rows: hand that memory back before train
     return {"split": {"holdout_from": str(cut), "train_days": [str(d) for d in days[:-holdout_days]],
                       "holdout_days": [str(d) for d in days[-holdout_days:]], "probe": probe,
                       "distribution": f"time-ordered holdout from {cut}"}}
@@ -484,29 +592,115 @@ def _production(ctx: StepContext) -> Any:
         return None
 
 
+CHUNK_ROWS = 1 << 17  # rows of the log read and turned into features at a time when training (issue 20)
+
+
+def _batches(ctx: StepContext, ref: dict[str, Any], columns: list[str], *, before: Any,
+             rows: int | None = None) -> Iterator[pd.DataFrame]:
+    """``columns`` of the rows of a verified dataset version whose day is before ``before``, ``rows`` at a time,
+    in stored order; text columns come back dictionary-encoded, as :func:`_read` gives them."""
+    path = _path(ctx, ref)
+    restrictions = restrictions_of(ctx.workspace, Datasets(ctx.workspace).get_by_id(ref["id"]))
+    schema = pq.read_schema(path)
+    if restrictions:
+        stored = columns_to_read(columns, restrictions, where=str(ref.get("ref", ref["id"]))) or schema.names
+        wanted = list(dict.fromkeys([*stored, "day"]))
+    else:
+        missing = [c for c in columns if c not in schema.names]
+        if missing:
+            raise BlockingAnomalies(
+                f"Dataset {ref.get('ref')} lacks columns {missing}; it must follow the YarnIt impression schema.")
+        wanted = list(dict.fromkeys([*columns, "day"]))
+    text = [c for c in wanted if pa.types.is_string(schema.field(c).type) or pa.types.is_large_string(
+        schema.field(c).type)]
+    source = pq.ParquetFile(path, read_dictionary=text)
+    for batch in source.iter_batches(batch_size=rows or CHUNK_ROWS, columns=wanted):
+        table = pa.Table.from_batches([batch])
+        table = table.filter(pc.less(table.column("day"), pa.scalar(before, table.schema.field("day").type)))
+        if not table.num_rows:
+            continue
+        if restrictions:
+            yield compliant_table(table, restrictions, requested=columns).to_pandas()
+        else:
+            yield table.select(columns).to_pandas()
+
+
+def _train_features(ctx: StepContext, dataset: dict[str, Any], split_: dict[str, Any]) -> tuple[FeatureChunks,
+                                                                                              np.ndarray]:
+    """The training days' features as chunks (read and transformed again on each pass, never whole in memory)
+    and their labels."""
+    cut = pd.Timestamp(split_["holdout_from"]).date()
+    columns = list(dict.fromkeys([*RAW_INPUTS, "position", LABEL]))
+    transform = FRAME_TRANSFORMS[ctx.config.get("transform", TRANSFORM)]
+    labels = np.concatenate([frame[LABEL].to_numpy() for frame in _batches(ctx, dataset, [LABEL], before=cut)]
+                            or [np.array([], dtype=np.int64)])
+    if labels.dtype.kind in "iub" and len(labels) and labels.min() >= 0 and labels.max() <= 1:
+        labels = labels.astype(np.int8)  # 0/1: a byte each
+
+    def chunks() -> Iterator[pd.DataFrame]:
+        for frame in _batches(ctx, dataset, columns, before=cut):
+            yield narrow(transform(frame))
+        release_memory()
+
+    return FeatureChunks(chunks, rows=len(labels)), labels
+
+
+def _training_inputs(column: Any, inputs: dict[str, str], seed: int
+                     ) -> tuple[dict[str, Any], dict[str, Any], pd.DataFrame, tuple[str, ...]]:
+    """From the raw training rows, one column at a time (``column(name)`` gives it): the input policy, the
+    serving fallback, a sample of 200 rows (to map importances to inputs) and the columns' types."""
+    policy: dict[str, Any] = {}
+    sample: dict[str, pd.Series] = {}
+    positions = None
+    types = []
+    for name in dict.fromkeys([LABEL, *inputs, FALLBACK_SLICE]):
+        series = column(name)
+        if positions is None:  # the rows DataFrame.sample picks: they depend on the row count only
+            positions = pd.DataFrame(index=pd.RangeIndex(len(series))).sample(
+                n=min(200, len(series)), random_state=seed).index.to_numpy()
+        types.append(f"{name}:{series.dtype}")
+        if name in inputs:
+            policy |= policy_from_training(series.to_frame(), {name: inputs[name]})
+            sample[name] = series.iloc[positions].reset_index(drop=True)
+        del series
+    policy |= policy_from_training(pd.DataFrame(), {}, fixed=SERVING_FIXED)
+    fallback = training_base_rates(column(LABEL), column(FALLBACK_SLICE))
+    return policy, fallback, pd.DataFrame(sample), tuple(types)
+
+
 def train(ctx: StepContext, dataset: dict[str, Any], split: dict[str, Any]) -> dict[str, Any]:
     trainer = make_trainer(ctx.config["trainer"], **ctx.config["trainer_params"])
     inputs = RAW_INPUTS | V2_INPUTS if ctx.config["transform"] in HISTORY_TRANSFORMS else RAW_INPUTS
-    features, kept = _features(ctx, dataset, split, "train", extra=tuple(dict.fromkeys([*inputs, FALLBACK_SLICE])))
+    extra = tuple(dict.fromkeys([*inputs, FALLBACK_SLICE]))
+    features: pd.DataFrame | FeatureChunks
+    if ctx.config["transform"] in HISTORY_TRANSFORMS:  # the shopper history needs every day at once
+        features, kept = _features(ctx, dataset, split, "train", extra=extra)
+        labels = kept[LABEL].to_numpy()
+        policy, fallback, sample, types = _training_inputs(kept.__getitem__, inputs, ctx.seed)
+        del kept
+    else:  # the raw rows serve the signature one column at a time; the features come in chunks (issue 20)
+        cut = pd.Timestamp(split["holdout_from"]).date()
+        policy, fallback, sample, types = _training_inputs(
+            lambda name: _read(ctx, dataset, [name], filters=[("day", "<", cut)])[name], inputs, ctx.seed)
+        release_memory()
+        features, labels = _train_features(ctx, dataset, split)
     init = None
     production = _production(ctx) if ctx.config["warm_start"] else None
     if production is not None and production.params.get("trainer") == trainer.name:
         artifact = ctx.workspace.artifacts.get_bytes(production.artifact_sha256)
         init = TrainedModel(artifact, production.artifact_format, trainer.name, params=production.params)
         ctx.log(f"warm start from {production.ref}")
-    model = trainer.fit(features, kept[LABEL].to_numpy(), seed=ctx.seed, init=init, dask_client=ctx.dask_client)
+    model = trainer.fit(features, labels, seed=ctx.seed, init=init, dask_client=ctx.dask_client)
     ctx.count_rows(len(features))
     ctx.metric("training_rows_per_s", model.training.get("rows_per_s"))
     # The input contract (serving/inputs.py) is chosen from the training rows; position is fixed to 1 on every
     # scoring path (online and predict-batch), so items are compared as if each were shown first.
     signature: dict[str, Any] = {"inputs": inputs, "output": "click probability",
-                                 "transform": ctx.config["transform"],
-                                 "input_policy": policy_from_training(kept, inputs, fixed=SERVING_FIXED),
-                                 "fallback": training_base_rates(kept[LABEL], kept[FALLBACK_SLICE])}
+                                 "transform": ctx.config["transform"], "input_policy": policy, "fallback": fallback}
     if ctx.config["transform"] in HISTORY_TRANSFORMS:
         # served: the data plane reads the shopper's row of the shopper_history view (recipes/history.py)
         signature["online_features"] = history_features()
-    weights = _input_importance(ctx, model, kept, inputs)
+    weights = _input_importance(ctx, model, sample, types, inputs)
     if weights:
         signature["feature_importance"] = weights  # drift weighs served columns by it (monitoring/served_drift.py)
     return {"model": TrainedModel(
@@ -515,19 +709,21 @@ def train(ctx: StepContext, dataset: dict[str, Any], split: dict[str, Any]) -> d
         training=model.training, probe=split["probe"])}
 
 
-def _input_importance(ctx: StepContext, model: TrainedModel, kept: pd.DataFrame,
+def _input_importance(ctx: StepContext, model: TrainedModel, sample: pd.DataFrame, types: tuple[str, ...],
                       inputs: dict[str, str]) -> dict[str, float] | None:
-    """The trainer's per-feature importances carried back to the request's input columns (sum 1), or None."""
+    """The trainer's per-feature importances carried back to the request's input columns (sum 1), or None.
+
+    ``sample``: 200 training rows of the inputs; ``types``: the training columns' types (they key a cache)."""
     from yarnit.training.importance import input_sources, to_inputs
 
     weights = model.training.get("feature_importance")
     if not weights:
         return None
     transform = ctx.config["transform"]
-    key = (transform, tuple(inputs), tuple(f"{c}:{t}" for c, t in kept.dtypes.astype(str).items()))
+    key = (transform, tuple(inputs), types)
     sources = _SOURCES.get(key)
     if sources is None:
-        sample = kept.sample(n=min(200, len(kept)), random_state=ctx.seed).assign(position=1)
+        sample = sample.assign(position=1)
         try:
             sources = input_sources(FRAME_TRANSFORMS[transform], sample, list(inputs), seed=ctx.seed)
         except (KeyError, ValueError, TypeError) as exc:  # a transform that needs more than the inputs: no weights

@@ -9,6 +9,8 @@ number becomes column ``f`` with its value; unseen text values are ignored.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,6 +21,8 @@ if TYPE_CHECKING:
     from sklearn.feature_extraction import DictVectorizer
 
 from yarnit.core.errors import InvalidInput
+
+from .chunks import FeatureChunks
 
 
 def _is_text(series: pd.Series) -> bool:
@@ -33,19 +37,68 @@ def text_codes(series: pd.Series) -> tuple[np.ndarray, list[str]]:
     return codes, [str(u) for u in uniques]
 
 
-def fit_vectorizer(frame: pd.DataFrame, *, min_count: int = 1) -> DictVectorizer:
-    """A fitted DictVectorizer whose vocabulary covers ``frame`` (text values seen ≥ ``min_count`` times)."""
-    if frame.empty:
+def _parts(frame: pd.DataFrame | FeatureChunks) -> FeatureChunks:
+    return frame if isinstance(frame, FeatureChunks) else FeatureChunks.of(frame)
+
+
+@dataclass
+class _Scan:
+    """What one pass over the chunks learns: each text column's values with their counts (overall and per
+    chunk) and each numeric column's non-zero entries per chunk."""
+
+    columns: list[str] = field(default_factory=list)
+    text: dict[str, dict[str, int]] = field(default_factory=dict)
+    chunk_text: list[dict[str, dict[str, int]]] = field(default_factory=list)
+    chunk_nonzero: list[dict[str, int]] = field(default_factory=list)
+    rows: int = 0
+
+    def add(self, frame: pd.DataFrame) -> None:
+        if not self.columns:
+            self.columns = [str(c) for c in frame.columns]
+        texts_here: dict[str, dict[str, int]] = {}
+        nonzero: dict[str, int] = {}
+        for column in frame.columns:
+            series = frame[column]
+            if _is_text(series):
+                codes, texts = text_codes(series)
+                counts = np.bincount(codes[codes >= 0], minlength=len(texts))
+                here = texts_here.setdefault(str(column), {})
+                total = self.text.setdefault(str(column), {})
+                for text, count in zip(texts, counts.tolist(), strict=True):
+                    here[text] = here.get(text, 0) + count
+                    total[text] = total.get(text, 0) + count
+            else:
+                nonzero[str(column)] = int(np.count_nonzero(series.to_numpy(dtype=float)))  # NaN counts, as in CSR
+        self.chunk_text.append(texts_here)
+        self.chunk_nonzero.append(nonzero)
+        self.rows += len(frame)
+
+    def nnz(self, vocabulary: dict[str, int]) -> int:
+        """Stored entries of the encoded matrix: known text values, and numbers that are not zero."""
+        total = 0
+        for texts, nonzero in zip(self.chunk_text, self.chunk_nonzero, strict=True):
+            total += sum(c for column, counts in texts.items() for t, c in counts.items()
+                         if f"{column}={t}" in vocabulary)
+            total += sum(c for column, c in nonzero.items() if column in vocabulary)
+        return total
+
+
+def _scan(frame: pd.DataFrame | FeatureChunks) -> _Scan:
+    scan = _Scan()
+    for chunk in _parts(frame):
+        scan.add(chunk)
+    return scan
+
+
+def _vectorizer(scan: _Scan, min_count: int) -> DictVectorizer:
+    if scan.rows == 0:
         raise InvalidInput("Cannot fit an encoder on an empty frame; the training set has no rows.")
     names: list[str] = []
-    for column in frame.columns:
-        series = frame[column]
-        if _is_text(series):
-            codes, texts = text_codes(series)
-            counts = np.bincount(codes[codes >= 0], minlength=len(texts))
-            names.extend(f"{column}={text}" for text, count in zip(texts, counts, strict=True) if count >= min_count)
+    for column in scan.columns:
+        if column in scan.text:
+            names.extend(f"{column}={text}" for text, count in scan.text[column].items() if count >= min_count)
         else:
-            names.append(str(column))
+            names.append(column)
     names.sort()
     from sklearn.feature_extraction import DictVectorizer  # imported here: the CLI starts faster without it
 
@@ -55,37 +108,87 @@ def fit_vectorizer(frame: pd.DataFrame, *, min_count: int = 1) -> DictVectorizer
     return vectorizer
 
 
-def encode_frame(vectorizer: DictVectorizer, frame: pd.DataFrame) -> sp.csr_matrix:
-    """Encode ``frame`` exactly as ``vectorizer.transform(frame.to_dict('records'))`` would.
+def fit_vectorizer(frame: pd.DataFrame | FeatureChunks, *, min_count: int = 1) -> DictVectorizer:
+    """A fitted DictVectorizer whose vocabulary covers ``frame`` (text values seen ≥ ``min_count`` times)."""
+    if isinstance(frame, pd.DataFrame) and frame.empty:
+        raise InvalidInput("Cannot fit an encoder on an empty frame; the training set has no rows.")
+    return _vectorizer(_scan(frame), min_count)
 
-    Every row has one slot per column (its one-hot index, or the numeric
-    column's index), so the CSR arrays are built directly with a fixed stride
-    instead of through a COO detour that would triple the memory.
-    """
+
+def fit_and_encode(frame: pd.DataFrame | FeatureChunks, *,
+                   min_count: int = 1) -> tuple[DictVectorizer, sp.csr_matrix, list[str]]:
+    """:func:`fit_vectorizer` and :func:`encode_frame` in two passes over the chunks (the second fills a
+    matrix allocated once at its final size); also the frame's column names."""
+    if isinstance(frame, pd.DataFrame) and frame.empty:
+        raise InvalidInput("Cannot fit an encoder on an empty frame; the training set has no rows.")
+    scan = _scan(frame)
+    vectorizer = _vectorizer(scan, min_count)
+    matrix = _encode(vectorizer, _parts(frame), rows=scan.rows, nnz=scan.nnz(vectorizer.vocabulary_))
+    return vectorizer, matrix, scan.columns
+
+
+def _slot(vocabulary: dict[str, int], column: Any, series: pd.Series) -> tuple[np.ndarray, np.ndarray | int,
+                                                                              np.ndarray | None]:
+    """(entry kept?, column index per row or one index, value per row or None for ones) of one frame column."""
+    if _is_text(series):
+        codes, texts = text_codes(series)
+        lookup = np.array([vocabulary.get(f"{column}={t}", -1) for t in texts] + [-1], dtype=np.int64)
+        mapped = lookup[codes]
+        return mapped >= 0, mapped, None  # an unseen value is no entry, as DictVectorizer ignores it
+    values = series.to_numpy(dtype=float)
+    return values != 0, vocabulary[str(column)], values
+
+
+def _encode(vectorizer: DictVectorizer, chunks: Iterable[pd.DataFrame], *, rows: int, nnz: int) -> sp.csr_matrix:
     vocabulary: dict[str, int] = vectorizer.vocabulary_
-    n = len(frame)
-    columns = [c for c in frame.columns if _is_text(frame[c]) or str(c) in vocabulary]
-    width = len(columns)
-    indices = np.zeros((n, width), dtype=np.int32)
-    data = np.zeros((n, width), dtype=np.float64)
-    for slot, column in enumerate(columns):
-        series = frame[column]
-        if _is_text(series):
-            codes, texts = text_codes(series)
-            lookup = np.array([vocabulary.get(f"{column}={t}", -1) for t in texts] + [-1], dtype=np.int64)
-            mapped = lookup[codes]
-            known = mapped >= 0
-            indices[:, slot] = np.where(known, mapped, 0)
-            data[:, slot] = known  # an unseen value is an explicit zero, as DictVectorizer ignores it
-        else:
-            indices[:, slot] = vocabulary[str(column)]
-            data[:, slot] = series.to_numpy(dtype=float)
+    index_type = np.int32 if max(nnz, len(vocabulary)) < np.iinfo(np.int32).max else np.int64
+    data = np.empty(nnz, dtype=np.float64)
+    indices = np.empty(nnz, dtype=index_type)
+    indptr = np.zeros(rows + 1, dtype=index_type)
+    row = entry = 0
+    for frame in chunks:
+        n = len(frame)
+        if row + n > rows:
+            raise InvalidInput(f"The feature chunks gave more than the {rows} rows counted before; they must be the "
+                               "same on every pass.")
+        columns = [c for c in frame.columns if _is_text(frame[c]) or str(c) in vocabulary]
+        per_row = np.zeros(n, dtype=np.int64)
+        for column in columns:
+            per_row += _slot(vocabulary, column, frame[column])[0]
+        ends = entry + np.cumsum(per_row)
+        if n and int(ends[-1]) > nnz:
+            raise InvalidInput("The feature chunks gave more entries than counted before; they must be the same on "
+                               "every pass.")
+        indptr[row + 1:row + n + 1] = ends
+        at = ends - per_row  # where each row's next entry goes; columns fill in frame order, as DictVectorizer's
+        del per_row, ends
+        for column in columns:
+            keep, index, values = _slot(vocabulary, column, frame[column])
+            where = at[keep]
+            indices[where] = index[keep] if isinstance(index, np.ndarray) else index
+            data[where] = 1.0 if values is None else values[keep]
+            at += keep
+        row += n
+        entry = int(indptr[row])
+    if row != rows or entry != nnz:
+        raise InvalidInput(f"The feature chunks gave {row} rows and {entry} entries, not the {rows} and {nnz} "
+                           "counted before; they must be the same on every pass.")
     # Column indices within a row are left unsorted: a valid CSR matrix for every
     # product scikit-learn computes, and sorting 6M rows would cost more than the fit.
-    matrix = sp.csr_matrix((data.ravel(), indices.ravel(), np.arange(0, n * width + 1, width, dtype=np.int64)),
-                           shape=(n, len(vocabulary)))
-    matrix.eliminate_zeros()
-    return matrix
+    return sp.csr_matrix((data, indices, indptr), shape=(rows, len(vocabulary)), copy=False)
+
+
+def encode_frame(vectorizer: DictVectorizer, frame: pd.DataFrame | FeatureChunks) -> sp.csr_matrix:
+    """Encode ``frame`` exactly as ``vectorizer.transform(frame.to_dict('records'))`` would.
+
+    Every row has one entry per column (its one-hot index, or the numeric
+    column's value) except unseen text values and zeros, which are not stored.
+    The entries are counted first, so the CSR arrays are allocated once at their
+    final size and filled column by column (no row × column scratch arrays).
+    """
+    parts = _parts(frame)
+    scan = _scan(parts)
+    return _encode(vectorizer, parts, rows=scan.rows, nnz=scan.nnz(vectorizer.vocabulary_))
 
 
 FRAME_CHECK_ROWS = 64
@@ -126,4 +229,4 @@ def score_frame(predictor: Any, frame: pd.DataFrame, *, tolerance: float = 1e-9)
     return out
 
 
-__all__ = ["encode_frame", "fit_vectorizer", "score_frame", "text_codes"]
+__all__ = ["encode_frame", "fit_and_encode", "fit_vectorizer", "score_frame", "text_codes"]

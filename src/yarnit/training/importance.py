@@ -75,11 +75,22 @@ def hist_gbm_gain(model: Any, names: Sequence[str], columns: Sequence[str]) -> d
     return normalized(by_frame_column(names, gains, columns))
 
 
+_BLOCK = 1 << 22  # matrix entries squared at a time by linear_weight
+
+
 def linear_weight(coef: np.ndarray, matrix: Any, names: Sequence[str], columns: Sequence[str]) -> dict[str, float] | None:
     """``|coef| · std`` of each encoded column (sparse or dense), summed per frame column."""
     x = matrix
-    mean = np.asarray(x.mean(axis=0)).ravel()
-    mean_sq = np.asarray(x.multiply(x).mean(axis=0)).ravel() if hasattr(x, "multiply") else (x * x).mean(axis=0)
+    if getattr(x, "format", "") == "csr":  # block by block: no copy of the matrix, squared or transposed
+        sums, squares = np.zeros(x.shape[1]), np.zeros(x.shape[1])
+        for start in range(0, x.nnz, _BLOCK):
+            values, where = x.data[start:start + _BLOCK], x.indices[start:start + _BLOCK]
+            sums += np.bincount(where, weights=values, minlength=x.shape[1])
+            squares += np.bincount(where, weights=values * values, minlength=x.shape[1])
+        mean, mean_sq = sums / max(x.shape[0], 1), squares / max(x.shape[0], 1)
+    else:
+        mean = np.asarray(x.mean(axis=0)).ravel()
+        mean_sq = np.asarray(x.multiply(x).mean(axis=0)).ravel() if hasattr(x, "multiply") else (x * x).mean(axis=0)
     std = np.sqrt(np.maximum(mean_sq - mean * mean, 0.0))
     return normalized(by_frame_column(names, np.abs(np.asarray(coef).ravel()) * std, columns))
 

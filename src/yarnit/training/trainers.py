@@ -33,7 +33,8 @@ from yarnit.registry import ArtifactFormat, dump_lightgbm, dump_sklearn, load_pr
 from yarnit.registry.lightgbm_format import lightgbm_safe, unused_features
 
 from . import importance as imp
-from .encoding import encode_frame, fit_vectorizer, text_codes  # sklearn itself is imported when training
+from .chunks import FeatureChunks, release_memory
+from .encoding import encode_frame, fit_and_encode, fit_vectorizer, text_codes  # sklearn: imported when training
 from .values import TrainedModel
 
 
@@ -45,7 +46,7 @@ class Trainer(Protocol):
             dask_client: Any = None) -> TrainedModel: ...
 
 
-def _check(features: pd.DataFrame, labels: np.ndarray) -> np.ndarray:
+def _check(features: pd.DataFrame | FeatureChunks, labels: np.ndarray) -> np.ndarray:
     y = np.asarray(labels).astype(int)
     if len(features) != len(y):
         raise InvalidInput(f"{len(features)} feature rows but {len(y)} labels; they must match.")
@@ -69,15 +70,15 @@ class LogisticTrainer:
     def __init__(self, *, c: float = 1.0, max_iter: int = 100, tol: float = 1e-4, min_count: int = 1) -> None:
         self.c, self.max_iter, self.tol, self.min_count = c, max_iter, tol, min_count
 
-    def fit(self, features: pd.DataFrame, labels: np.ndarray, *, seed: int, init: TrainedModel | None = None,
-            dask_client: Any = None) -> TrainedModel:
+    def fit(self, features: pd.DataFrame | FeatureChunks, labels: np.ndarray, *, seed: int,
+            init: TrainedModel | None = None, dask_client: Any = None) -> TrainedModel:
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import Pipeline as SkPipeline
 
         started = time.perf_counter()
         y = _check(features, labels)
-        vectorizer = fit_vectorizer(features, min_count=self.min_count)
-        x = encode_frame(vectorizer, features)
+        vectorizer, x, columns = fit_and_encode(features, min_count=self.min_count)
+        release_memory()  # the chunks' scratch memory goes back before the solver's vectors are allocated
         params = {"C": self.c, "max_iter": self.max_iter, "solver": "lbfgs", "random_state": seed, "tol": self.tol}
         model = LogisticRegression(**params)
         warm = False
@@ -97,7 +98,7 @@ class LogisticTrainer:
             params=params | {"min_count": self.min_count, "n_features": len(vectorizer.feature_names_)},
             training=_training_info(len(y), started, warm_start=warm, iterations=int(model.n_iter_[0]),
                                     feature_importance=imp.linear_weight(model.coef_[0], x, vectorizer.feature_names_,
-                                                                         list(features.columns))),
+                                                                         columns)),
         )
 
 
@@ -108,14 +109,16 @@ class HistGbmTrainer:
     def __init__(self, *, max_iter: int = 100, learning_rate: float = 0.1, max_leaf_nodes: int = 31) -> None:
         self.params = {"max_iter": max_iter, "learning_rate": learning_rate, "max_leaf_nodes": max_leaf_nodes}
 
-    def fit(self, features: pd.DataFrame, labels: np.ndarray, *, seed: int, init: TrainedModel | None = None,
-            dask_client: Any = None) -> TrainedModel:
+    def fit(self, features: pd.DataFrame | FeatureChunks, labels: np.ndarray, *, seed: int,
+            init: TrainedModel | None = None, dask_client: Any = None) -> TrainedModel:
         from sklearn.ensemble import HistGradientBoostingClassifier
         from sklearn.feature_extraction import DictVectorizer
         from sklearn.pipeline import Pipeline as SkPipeline
 
         started = time.perf_counter()
         y = _check(features, labels)
+        if isinstance(features, FeatureChunks):  # dense one-hot: this trainer needs the whole frame anyway
+            features = features.frame()
         vectorizer = fit_vectorizer(features)
         dense = DictVectorizer(sparse=False, sort=True)
         dense.feature_names_, dense.vocabulary_ = vectorizer.feature_names_, vectorizer.vocabulary_
@@ -142,30 +145,62 @@ class LightgbmTrainer:
                        "min_data_in_leaf": min_data_in_leaf, "verbose": -1, "deterministic": True,
                        "force_row_wise": True, "num_threads": 2}
 
-    def encode(self, features: pd.DataFrame,
-               categories: dict[str, list[str]] | None = None) -> tuple[np.ndarray, list[str], dict[str, list[str]]]:
-        """Numeric matrix with text columns as category codes (−1 → NaN for unseen values)."""
-        text_columns = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
+    def encode(self, features: pd.DataFrame | FeatureChunks, categories: dict[str, list[str]] | None = None
+               ) -> tuple[np.ndarray, list[str], dict[str, list[str]]]:
+        """Numeric matrix with text columns as category codes (−1 → NaN for unseen values).
+
+        Chunks are walked twice (categories, then values), into a matrix allocated once."""
+        matrix, names, categories, _columns = self._encode(features, categories)
+        return matrix, names, categories
+
+    def _encode(self, features: pd.DataFrame | FeatureChunks, categories: dict[str, list[str]] | None
+                ) -> tuple[np.ndarray, list[str], dict[str, list[str]], list[Any]]:
+        parts = _chunks(features)
+        columns, rows, categories = self._scan(parts, categories)
+        matrix = np.empty((rows, len(columns)), dtype=np.float64)
+        row = 0
+        for chunk in parts:
+            matrix[row:row + len(chunk)] = self._matrix(chunk, columns, categories)
+            row += len(chunk)
+        return matrix, [lightgbm_safe(str(c)) for c in columns], categories, columns
+
+    @staticmethod
+    def _scan(parts: FeatureChunks, categories: dict[str, list[str]] | None
+              ) -> tuple[list[Any], int, dict[str, list[str]]]:
+        """Columns, rows and (unless given) each text column's sorted categories, in one pass."""
+        columns: list[Any] = []
+        text_columns: list[Any] = []
+        rows = 0
+        present: dict[Any, set[str]] = {}
+        for chunk in parts:
+            if not columns:
+                columns = list(chunk.columns)
+                text_columns = [c for c in columns if not pd.api.types.is_numeric_dtype(chunk[c])]
+            rows += len(chunk)
+            if categories is None:
+                for c in text_columns:
+                    codes, texts = text_codes(chunk[c])
+                    present.setdefault(c, set()).update(texts[i] for i in np.unique(codes[codes >= 0]))
         if categories is None:
-            categories = {}
-            for c in text_columns:
-                codes, texts = text_codes(features[c])
-                present = np.unique(codes[codes >= 0])
-                categories[c] = sorted(texts[i] for i in present)
-        matrix = np.empty((len(features), len(features.columns)), dtype=np.float64)
-        for i, column in enumerate(features.columns):
+            categories = {c: sorted(present.get(c, set())) for c in text_columns}
+        return columns, rows, categories
+
+    @staticmethod
+    def _matrix(chunk: pd.DataFrame, columns: list[Any], categories: dict[str, list[str]]) -> np.ndarray:
+        matrix = np.empty((len(chunk), len(columns)), dtype=np.float64)
+        for i, column in enumerate(columns):
             if column in categories:
-                codes, texts = text_codes(features[column])
+                codes, texts = text_codes(chunk[column])
                 position = {t: k for k, t in enumerate(categories[column])}
                 lookup = np.array([position.get(t, -1) for t in texts] + [-1], dtype=np.float64)
                 mapped = lookup[codes]
                 matrix[:, i] = np.where(mapped < 0, np.nan, mapped)
             else:
-                matrix[:, i] = features[column].to_numpy(dtype=float)
-        return matrix, [lightgbm_safe(str(c)) for c in features.columns], categories
+                matrix[:, i] = chunk[column].to_numpy(dtype=float)
+        return matrix
 
-    def fit(self, features: pd.DataFrame, labels: np.ndarray, *, seed: int, init: TrainedModel | None = None,
-            dask_client: Any = None) -> TrainedModel:
+    def fit(self, features: pd.DataFrame | FeatureChunks, labels: np.ndarray, *, seed: int,
+            init: TrainedModel | None = None, dask_client: Any = None) -> TrainedModel:
         import lightgbm
 
         started = time.perf_counter()
@@ -174,20 +209,29 @@ class LightgbmTrainer:
         categories = None
         if init is not None and init.trainer == self.name:
             init_booster = lightgbm.Booster(model_str=init.artifact.decode())
-            previous = dict(zip(init.params.get("categorical_columns", []), init_booster.pandas_categorical or [],
-                                strict=False))
-            if list(init.params.get("columns", [])) == [str(c) for c in features.columns]:
-                categories = previous
-            else:
-                init_booster = None  # the feature set changed: a cold start is the only honest option
-        x, names, categories = self.encode(features, categories)
-        categorical = [c for c in features.columns if c in categories]
-        cat_index = [list(features.columns).index(c) for c in categorical]
+            categories = dict(zip(init.params.get("categorical_columns", []), init_booster.pandas_categorical or [],
+                                  strict=False))
         params = self.params | {"seed": seed}
-        if dask_client is not None:
-            booster = self._fit_dask(dask_client, x, y, names, cat_index, params)
+        if dask_client is not None:  # the client encodes one chunk at a time and hands it to the workers
+            columns, _rows, categories = self._scan(_chunks(features), categories)
+            if init_booster is not None and list(init.params.get("columns", [])) != [str(c) for c in columns]:
+                init_booster = None  # the feature set changed: a cold start is the only honest option
+                columns, _rows, categories = self._scan(_chunks(features), None)
+            names = [lightgbm_safe(str(c)) for c in columns]
+            categorical = [c for c in columns if c in categories]
+            cat_index = [columns.index(c) for c in categorical]
+            booster = self._fit_dask(dask_client, _chunks(features), columns, categories, y, names, cat_index,
+                                     params)
         else:
+            x, names, categories, columns = self._encode(features, categories)
+            if init_booster is not None and list(init.params.get("columns", [])) != [str(c) for c in columns]:
+                init_booster = None  # the feature set changed: a cold start is the only honest option
+                del x
+                x, names, categories, columns = self._encode(features, None)
+            categorical = [c for c in columns if c in categories]
+            cat_index = [columns.index(c) for c in categorical]
             dataset = lightgbm.Dataset(x, y, feature_name=names, categorical_feature=cat_index, free_raw_data=True)
+            del x  # the Dataset holds the only reference: LightGBM frees the matrix once it has binned it
             booster = lightgbm.train(params, dataset, num_boost_round=self.num_boost_round, init_model=init_booster,
                                      keep_training_booster=False)
         # Serving pairs the category lists with the features the model text marks categorical, in order; a
@@ -198,30 +242,60 @@ class LightgbmTrainer:
         return TrainedModel(
             artifact=dump_lightgbm(booster), artifact_format=ArtifactFormat.LIGHTGBM_TEXT, trainer=self.name,
             params=params | {"num_boost_round": self.num_boost_round, "categorical_columns": categorical,
-                             "columns": [str(c) for c in features.columns]},
+                             "columns": [str(c) for c in columns]},
             training=_training_info(len(y), started, warm_start=init_booster is not None,
                                     distributed=dask_client is not None,
-                                    feature_importance=imp.lightgbm_gain(booster, list(features.columns))),
+                                    feature_importance=imp.lightgbm_gain(booster, columns)),
         )
 
-    def _fit_dask(self, client: Any, x: np.ndarray, y: np.ndarray, names: list[str], cat_index: list[int],
-                  params: dict[str, Any]) -> Any:
+    def _fit_dask(self, client: Any, parts: FeatureChunks, columns: list[Any], categories: dict[str, list[str]],
+                  y: np.ndarray, names: list[str], cat_index: list[int], params: dict[str, Any]) -> Any:
+        """Train on the cluster's workers; the client holds one chunk's matrix at a time, never the whole.
+
+        Rows arrive ordered by day, and LightGBM on Dask builds each feature's bins from one worker's
+        partition: a partition holding a single day makes day_of_week constant there, LightGBM drops the
+        feature and the model cannot serve. So each chunk is shuffled (seeded) and cut into one piece per
+        worker: every worker's partition is a sample of every chunk. (With one chunk this is the shuffle of
+        all rows the trainer always did.)
+        """
         import dask.array as da
         import lightgbm
+        from dask import delayed
 
-        workers = max(1, len(client.scheduler_info()["workers"]))
-        chunk = max(1, -(-len(y) // workers))
-        # Rows arrive ordered by day, and LightGBM on Dask builds each feature's bins from one worker's
-        # partition: a partition holding a single day makes day_of_week constant there, LightGBM drops the
-        # feature and the model cannot serve. A seeded shuffle makes every partition a sample of all rows.
-        order = np.random.default_rng(int(params["seed"])).permutation(len(y))
-        dx = da.from_array(x[order], chunks=(chunk, x.shape[1]))
-        dy = da.from_array(y[order], chunks=chunk)
+        workers = sorted(client.scheduler_info()["workers"]) or [None]
+        rng = np.random.default_rng(int(params["seed"]))
+        pieces: list[list[tuple[Any, Any, int]]] = [[] for _ in workers]
+        row = 0
+        for chunk in parts:
+            n = len(chunk)
+            order = rng.permutation(n)
+            x = self._matrix(chunk, columns, categories)[order]
+            labels = y[row:row + n][order]
+            size = max(1, -(-n // len(workers)))
+            for w, worker in enumerate(workers):
+                lo, hi = min(w * size, n), min((w + 1) * size, n)
+                if hi > lo:
+                    where = None if worker is None else [worker]
+                    pieces[w].append((client.scatter(x[lo:hi], workers=where),
+                                      client.scatter(labels[lo:hi], workers=where), hi - lo))
+            row += n
+            del x, labels
+        if row != len(y):
+            raise InvalidInput(f"The feature chunks gave {row} rows for {len(y)} labels; they must match.")
+        blocks = [(sum(p[2] for p in held), [p[0] for p in held], [p[1] for p in held]) for held in pieces if held]
+        dx = da.concatenate([da.from_delayed(delayed(np.concatenate)(xs), shape=(rows, len(columns)),
+                                             dtype=np.float64) for rows, xs, _ys in blocks])
+        dy = da.concatenate([da.from_delayed(delayed(np.concatenate)(ys), shape=(rows,), dtype=y.dtype)
+                             for rows, _xs, ys in blocks])
         dask_params = {k: v for k, v in params.items() if k not in ("objective", "num_threads", "force_row_wise")}
         model = lightgbm.DaskLGBMClassifier(client=client, n_estimators=self.num_boost_round, num_threads=1,
                                             **dask_params)
         model.fit(dx, dy, feature_name=names, categorical_feature=cat_index)
         return model.booster_
+
+
+def _chunks(features: pd.DataFrame | FeatureChunks) -> FeatureChunks:
+    return features if isinstance(features, FeatureChunks) else FeatureChunks.of(features)
 
 
 TRAINERS: dict[str, type] = {"logistic": LogisticTrainer, "hist_gbm": HistGbmTrainer, "lightgbm": LightgbmTrainer}

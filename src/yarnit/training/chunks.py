@@ -1,0 +1,104 @@
+"""A training set's features as chunks (issue 20): built part by part, never whole in memory.
+
+A :class:`FeatureChunks` knows how many chunks there are and how to compute
+one (in the ctr pipeline: read a few days of the log and apply the feature
+transform). A trainer walks the chunks twice: once to learn the vocabulary
+(the text values and how many matrix entries each chunk gives), once to fill
+its matrix, which it allocates once at its final size. So the peak is the
+trainer's matrix plus one chunk, not the matrix plus the whole feature frame
+plus the raw log it came from.
+
+Each chunk is also narrowed (:func:`narrow`): a float column whose values are
+all exact in float32 (the 0/1 flags) is kept as float32, a category keeps its
+smallest integer codes. Narrowing never changes a value, so the matrix, and
+the model, are the same as from the whole frame.
+
+Example:
+    >>> import pandas as pd
+    >>> parts = [pd.DataFrame({"x": [1.0, 0.0]}), pd.DataFrame({"x": [0.5]})]
+    >>> chunks = FeatureChunks(lambda: parts, rows=3)
+    >>> [len(c) for c in chunks], chunks.frame()["x"].tolist()
+    ([2, 1], [1.0, 0.0, 0.5])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from pandas.api.types import union_categoricals
+
+
+def release_memory() -> None:
+    """Hand memory freed by Arrow's pool and by the C heap back to the system, so that the next, larger
+    allocation (a trainer's matrix) does not stack on top of pages that are free but still held."""
+    import ctypes
+    import ctypes.util
+    import gc
+
+    import pyarrow as pa
+
+    gc.collect()
+    pa.default_memory_pool().release_unused()
+    name = ctypes.util.find_library("c")
+    libc = ctypes.CDLL(name) if name else None
+    if libc is not None and hasattr(libc, "malloc_trim"):  # glibc only
+        libc.malloc_trim(0)
+
+
+def narrow(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with float64 columns that float32 holds exactly stored as float32 (no value changes)."""
+    out = {}
+    for column in frame.columns:
+        series = frame[column]
+        if series.dtype == np.float64:
+            values = series.to_numpy()
+            small = values.astype(np.float32)
+            if np.array_equal(small, values, equal_nan=True):
+                series = pd.Series(small, index=frame.index, name=column)
+        out[column] = series
+    return pd.DataFrame(out, index=frame.index)
+
+
+def concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Row-wise concatenation; categories are united (in order of first appearance), numbers keep the widest
+    type any part had, and the index runs 0..n-1."""
+    if len(frames) == 1:
+        return frames[0].reset_index(drop=True)
+    out: dict[str, object] = {}
+    for column in frames[0].columns:
+        parts = [f[column] for f in frames]
+        if all(isinstance(p.dtype, pd.CategoricalDtype) for p in parts):
+            out[column] = union_categoricals([p.array for p in parts])
+        else:
+            dtype = np.result_type(*[p.dtype for p in parts])
+            out[column] = np.concatenate([p.to_numpy(dtype=dtype) for p in parts])
+    return pd.DataFrame(out)
+
+
+@dataclass(frozen=True)
+class FeatureChunks:
+    """A feature frame in chunks: each call of ``chunks()`` computes them again, in training order."""
+
+    chunks: Callable[[], Iterable[pd.DataFrame]]
+    rows: int
+
+    def __iter__(self) -> Iterator[pd.DataFrame]:
+        yield from self.chunks()
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def frame(self) -> pd.DataFrame:
+        """Every chunk in one frame (for a trainer that needs it whole; this holds it all in memory)."""
+        return concat(list(self))
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> FeatureChunks:
+        """A whole frame as one chunk."""
+        return cls(lambda: [frame], rows=len(frame))
+
+
+__all__ = ["FeatureChunks", "concat", "narrow", "release_memory"]

@@ -1,0 +1,123 @@
+"""The click pipeline in bounded memory (issue 20): the streamed dataset, the chunked features and the matrices
+built from them are exactly what the whole-frame path gave; the frames the steps hand on are narrow."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from yarnit.data import Datasets
+from yarnit.features.request_time_frame import ctr_features_v1_frame
+from yarnit.recipes import ctr
+from yarnit.recipes.ctr import LABEL, RAW_INPUTS, ctr_pipeline
+from yarnit.storage import Workspace
+from yarnit.training import PipelineRunner, StepContext
+from yarnit.training.chunks import FeatureChunks, narrow
+from yarnit.training.encoding import encode_frame, fit_and_encode, fit_vectorizer
+from yarnit.training.trainers import make_trainer
+
+CONFIG = {"days": 4, "sessions_per_day": 300, "faults": ["upstream_change@2,change=rename,column=brand"]}
+BINARY = ("is_partner", "in_stock", "has_query", "query_match_fiber", "query_match_weight", "query_match_color",
+          "query_match_type")
+
+
+@pytest.fixture
+def selected(sqlite_ws: Workspace) -> tuple[StepContext, dict[str, Any], dict[str, Any]]:
+    """A small world through select and split, and a step context to call the train helpers with."""
+    result = PipelineRunner(sqlite_ws).run(ctr_pipeline().subset({"split"}), config=CONFIG)
+    config = ctr_pipeline().config | CONFIG
+    ctx = StepContext(sqlite_ws, result.id, "yarnit-ctr", "train", config, 0)
+    return ctx, result.value("select", "dataset"), result.value("split", "split")
+
+
+def test_the_streamed_dataset_is_byte_for_byte_the_concatenated_log(sqlite_ws: Workspace) -> None:
+    """select writes the world one day at a time; a column renamed part-way (an upstream change on day 2) still
+    gets one type and the order pandas gave the concatenated log, so the version's content is the same."""
+    from yarnit.world import World, WorldConfig, parse_fault
+
+    result = PipelineRunner(sqlite_ws).run(ctr_pipeline().subset({"select"}), config=CONFIG)
+    streamed = Datasets(sqlite_ws).get_by_id(result.value("select", "dataset")["id"])
+    assert streamed.schema["material"] == streamed.schema["brand"]
+    base = WorldConfig(seed=0, sessions_per_day=CONFIG["sessions_per_day"])
+    world = World(WorldConfig(seed=0, sessions_per_day=base.sessions_per_day,
+                              faults=tuple(parse_fault(f, start=base.start) for f in CONFIG["faults"])))
+    log = pd.concat([p.impressions for p in world.run(CONFIG["days"])], ignore_index=True)
+    assert log.columns[-1] == "material" and log["material"].isna().any()  # the renamed column appeared part-way
+    whole = Datasets(sqlite_ws).ingest_frame("whole-log", log, source="test", pii_columns=["user_id"],
+                                             subject="user_id")
+    assert streamed.row_count == len(log) == whole.row_count
+    assert streamed.content_sha256 == whole.content_sha256
+
+
+def test_chunked_features_equal_the_whole_frame_transform(selected: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx, dataset, split = selected
+    monkeypatch.setattr(ctr, "CHUNK_ROWS", 1000)  # several chunks, some across a day boundary
+    chunks, labels = ctr._train_features(ctx, dataset, split)
+    parts = list(chunks)
+    assert len(parts) > 3 and sum(len(p) for p in parts) == len(chunks) == len(labels)
+    cut = pd.Timestamp(split["holdout_from"]).date()
+    raw = ctr._read(ctx, dataset, [*RAW_INPUTS, "position", LABEL], filters=[("day", "<", cut)])
+    whole = ctr_features_v1_frame(raw)
+    glued = chunks.frame()
+    assert list(glued.columns) == list(whole.columns)
+    for column in whole.columns:
+        expected, got = whole[column], glued[column]
+        if isinstance(expected.dtype, pd.CategoricalDtype):
+            assert got.astype(object).tolist() == expected.astype(object).tolist(), column
+        else:
+            assert np.array_equal(got.to_numpy(dtype=np.float64), expected.to_numpy(), equal_nan=True), column
+    assert np.array_equal(labels, raw[LABEL].to_numpy())
+    # the matrices the trainers build from the chunks are the whole frame's, entry for entry
+    vectorizer = fit_vectorizer(whole)
+    fitted, matrix, columns = fit_and_encode(chunks)
+    assert fitted.feature_names_ == vectorizer.feature_names_ and columns == list(whole.columns)
+    reference = encode_frame(vectorizer, whole)
+    for name in ("data", "indices", "indptr"):
+        assert np.array_equal(getattr(matrix, name), getattr(reference, name)), name
+    lightgbm = make_trainer("lightgbm")
+    dense, names, categories = lightgbm.encode(chunks)
+    dense_whole, names_whole, categories_whole = lightgbm.encode(whole)
+    assert names == names_whole and categories == categories_whole
+    assert np.array_equal(dense, dense_whole, equal_nan=True)
+
+
+def test_the_chunks_the_train_step_hands_the_trainer_are_narrow(selected: Any) -> None:
+    ctx, dataset, split = selected
+    chunks, labels = ctr._train_features(ctx, dataset, split)
+    first = next(iter(chunks))
+    # features only: no raw column, no label, no identifier
+    assert list(first.columns) == list(ctr_features_v1_frame(pd.DataFrame({c: [] for c in RAW_INPUTS})).columns)
+    assert LABEL not in first.columns and "user_id" not in first.columns
+    for column in first.columns:
+        dtype = first[column].dtype
+        if column in BINARY:
+            assert dtype == np.float32, column  # 0/1 flags: float32 holds them exactly
+        elif isinstance(dtype, pd.CategoricalDtype):
+            assert first[column].cat.codes.dtype == np.int8, column  # a few dozen values each
+        else:
+            assert dtype == np.float64, column  # prices and sensitivities keep every digit
+    assert labels.dtype.itemsize <= 8 and len(labels) == len(chunks)
+
+
+def test_narrowing_never_changes_a_value() -> None:
+    frame = pd.DataFrame({"flag": [0.0, 1.0, 1.0], "price": [0.1, 2.5, 3.0], "n": [1, 2, 3],
+                          "text": pd.Categorical(["a", "b", "a"])})
+    out = narrow(frame)
+    assert out["flag"].dtype == np.float32 and out["price"].dtype == np.float64  # 0.1 is not exact in float32
+    assert out["n"].dtype == frame["n"].dtype and isinstance(out["text"].dtype, pd.CategoricalDtype)
+    assert out.astype({"flag": np.float64}).equals(frame)
+
+
+def test_a_logistic_model_from_chunks_is_the_one_from_the_whole_frame(selected: Any,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx, dataset, split = selected
+    monkeypatch.setattr(ctr, "CHUNK_ROWS", 1500)
+    chunks, labels = ctr._train_features(ctx, dataset, split)
+    whole = make_trainer("logistic").fit(chunks.frame(), labels, seed=0)
+    chunked = make_trainer("logistic").fit(chunks, labels, seed=0)
+    assert chunked.artifact == whole.artifact
+    assert chunked.training["feature_importance"] == pytest.approx(whole.training["feature_importance"], abs=1e-12)
+    assert FeatureChunks.of(chunks.frame()).rows == len(labels)
