@@ -352,6 +352,23 @@ def _model_page_readiness(d: dict[str, Any]) -> list[Row]:
                 num(ratio["page scoring inline (nothing kept)"], 2, "×"))]
 
 
+def _training_growth(d: dict[str, Any]) -> list[Row]:
+    limit = d.get("limit_mib", 2048)
+    rows = []
+    for run in d.get("growth") or []:
+        rows.append(Row(f"yarnit-ctr, {run['days']} days × {run['sessions_per_day']:,} sessions ({run['rows']:,} rows): "
+                        f"peak RSS (CPU {num(run['cpu_s'], 0, ' s')}, AUC {run['auc_holdout']:.4f})",
+                        num(run["peak_rss_mib"], 0, " MiB"), f"≤ {limit:,} MiB" if run["days"] == 30 else "—",
+                        "—", "—", judge(run["peak_rss_mib"], limit, at_most=True) if run["days"] == 30 else "reported"))
+    dask = d.get("dask") or {}
+    one, cluster = dask.get("one_machine"), dask.get("dask") or dask.get("cluster")
+    if isinstance(one, dict) and isinstance(cluster, dict):
+        rows.append(Row(f"LightGBM on a Dask LocalCluster vs one machine, {one['days']} days: holdout AUC",
+                        f"{cluster['auc_holdout']:.4f}", "same result", "one machine",
+                        f"Δ {abs(cluster['auc_holdout'] - one['auc_holdout']):.4f}"))
+    return rows
+
+
 def _binary_tensors(d: dict[str, Any]) -> list[Row]:
     return [Row(f"OIP v2, {d['rows']:,}-row batch: binary tensors vs JSON, round trip", num(d["binary_ms"], 2, " ms"),
                 "—", "the same batch as JSON (and tritonclient)", num(d["json_ms"] / d["binary_ms"], 2, "×"))]
@@ -428,6 +445,9 @@ BENCHMARKS: tuple[Entry, ...] = (
     Entry("bench_model_page_readiness.py", ("model_page_readiness.json",), "the model page without readiness",
           _model_page_readiness,
           note="needs a demo workspace: --home DIR/faulted/home of `yarnit demo --out DIR`"),
+    Entry("bench_training_growth.py", ("training_growth.json", "training_growth_30.json", "training_growth_dask.json"),
+          "the pipeline before issue 20 (training_growth_peer.json)", _training_growth, args=("--days", "7,30"),
+          note="90 days: `--days 7,30,90` (about 6 GiB, 15 min)"),
     Entry("bench_replica_throughput.py", ("replica_throughput.json",), "1 replica / 1 worker",
           _replica_throughput),
     Entry("bench_loadtest_agreement.py", ("loadtest_agreement.json",), "the serving benchmark's method",
