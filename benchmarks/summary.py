@@ -439,7 +439,7 @@ BENCHMARKS: tuple[Entry, ...] = (
     Entry("bench_replicas.py", ("replicas.json",), "the per-model alias re-read it replaces", _replicas),
     Entry("bench_binary_tensors.py", ("binary_tensors.json",), "the same batch as JSON tensors", _binary_tensors),
     Entry("bench_labels.py", ("labels.json",), "scikit-learn, statsmodels, krippendorff", _labels),
-    Entry("bench_dashboard.py", ("dashboard.json", "dashboard-quiet.json"),
+    Entry("bench_dashboard.py", ("dashboard.json", "dashboard-quiet.json", "dashboard-quiet-readiness.json"),
           "absolute target; serving without the dashboard", _dashboard),
     Entry("bench_backup.py", ("backup.json",), "pg_dump / pg_restore", _backup),
     Entry("bench_model_page_readiness.py", ("model_page_readiness.json",), "the model page without readiness",

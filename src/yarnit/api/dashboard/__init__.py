@@ -37,7 +37,13 @@ from .cache import PageCache
 from .errors import install_error_pages
 from .health_pages import FeaturePick, drift_page, slos_page
 from .models_pages import READINESS_SLOT, card_page, model_page, overview, rollout_page
-from .readiness_pages import ReadinessCache, readiness_overview, readiness_page, readiness_section
+from .readiness_pages import (
+    ReadinessCache,
+    readiness_overview,
+    readiness_page,
+    readiness_pending,
+    readiness_section,
+)
 from .records_pages import data_page, incident_page, incidents_page, run_page, runs_page
 
 router = APIRouter(tags=["dashboard"], include_in_schema=False)
@@ -53,7 +59,6 @@ def _html(request: Request, render: Callable[[], str]) -> HTMLResponse:
     cache = getattr(request.app.state, "dashboard_cache", None)
     if cache is None:
         cache = request.app.state.dashboard_cache = PageCache()
-        _readiness(request).warm(_ws(request))  # the first dashboard request: score the models meanwhile
     fresh = "cache-control" in request.headers
     return HTMLResponse(cache.page(str(request.url), render, fresh=fresh), headers=CACHE)
 
@@ -73,8 +78,11 @@ def _readiness(request: Request) -> ReadinessCache:
 def _model_page(request: Request, name: str, window: str, by: str | None) -> str:
     ws = _ws(request)
     html = model_page(ws, name, window, by)  # ModelNotFound first: a 404 before any scoring
-    result, age_s = _readiness(request).get(ws, name)
-    return html.replace(READINESS_SLOT, readiness_section(result, age_s=age_s))
+    # Never scored inline, never waited for: an assessment takes longer than the page's first-render budget
+    # (a warm-up thread scoring every model beside the first pages made them 2x slower: 796 ms cold).
+    kept = _readiness(request).peek(ws, name)
+    return html.replace(READINESS_SLOT, readiness_pending(name) if kept is None
+                        else readiness_section(kept[0], age_s=kept[1]))
 
 
 @router.get("/", response_class=HTMLResponse)

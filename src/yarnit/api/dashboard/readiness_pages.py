@@ -81,6 +81,15 @@ def readiness_page(ws: Workspace, name: str, ci: bool = False) -> str:
     return page(f"Readiness of {name}", "".join(body))
 
 
+def readiness_pending(name: str) -> str:
+    """The model page's part while its first assessment is being computed (in the background: scoring takes
+    longer than the page's whole first-render budget)."""
+    return (f'<h2 id="readiness">Readiness: ML Test Score</h2><p class="muted">Being scored from this workspace\'s '
+            f"own records; it shows here on the next view. "
+            f'{link(f"/ui/readiness/{name}", "The readiness page")} waits for it · '
+            f'{link(f"/api/readiness/{name}", "as JSON")}.</p>')
+
+
 def readiness_section(result: Assessment, *, age_s: float) -> str:
     """The model page's part: the final score, the four section scores, every missing point with the command
     that earns it, and (folded) all 28 tests with their evidence. ``age_s``: how old the assessment is."""
@@ -148,12 +157,12 @@ class ReadinessCache:
     """Each model's workspace assessment for the model page: stale-while-revalidate.
 
     Scoring reads every store (about 0.5 s on a ten-day demo workspace under load: too much for a page whose
-    first render must stay under 500 ms). The first view of a model computes it; later views get the kept
-    one at once, and when the records changed since (:func:`records_fingerprint`: a run, an alias move, an
-    attestation, a monitor pass) or it is older than ``ttl_s`` (real elapsed time), one background thread
-    rescores it while the old one is still shown, with its age: the view after a change shows the change.
-    :meth:`warm` scores every registered model in the background (the dashboard calls it on its first
-    request), so a model page opened after the overview usually finds its score kept.
+    first render must stay under 500 ms). The model page uses :meth:`peek`: its first view starts the scoring
+    in a background thread and says so; later views get the kept one at once, and when the records changed
+    since (:func:`records_fingerprint`: a run, an alias move, an attestation, a monitor pass) or it is older
+    than ``ttl_s`` (real elapsed time), one background thread rescores it while the old one is still shown,
+    with its age: the view after a change shows the change. :meth:`get` (the readiness pages) computes it
+    when nothing is kept, sharing a background scoring already under way.
     """
 
     def __init__(self, ttl_s: float = READINESS_TTL_S) -> None:
@@ -168,7 +177,7 @@ class ReadinessCache:
         with self._lock:
             kept = self._kept.get(model)
             pending = self._done.get(model) if kept is None and model in self._busy else None
-        if pending is not None and pending.wait(WAIT_S):  # the warm-up is scoring it now: share its result
+        if pending is not None and pending.wait(WAIT_S):  # a background scoring is at it: share its result
             with self._lock:
                 kept = self._kept.get(model)
         if kept is None:
@@ -178,13 +187,18 @@ class ReadinessCache:
             self._refresh(ws, model)
         return kept.result, age
 
-    def warm(self, ws: Workspace) -> None:
-        """Score every registered model in one background thread (errors are left for the page to show)."""
-        def run() -> None:
-            for entry in ModelRegistry(ws).list_models():
-                self._background(ws, entry["name"], only_if_missing=True)
-
-        threading.Thread(target=run, name="yarnit-readiness-warm", daemon=True).start()
+    def peek(self, ws: Workspace, model: str) -> tuple[Assessment, float] | None:
+        """The kept assessment of ``model`` and its age, never waiting: None while it is scored in the background
+        (started here if no one is at it). A page that must render within its budget shows what is kept."""
+        with self._lock:
+            kept = self._kept.get(model)
+        if kept is None:
+            self._refresh(ws, model)
+            return None
+        age = time.monotonic() - kept.at
+        if age > self.ttl_s or records_fingerprint(ws) != kept.records:
+            self._refresh(ws, model)
+        return kept.result, age
 
     def _compute(self, ws: Workspace, model: str) -> Assessment:
         records = records_fingerprint(ws)  # before scoring: a record made meanwhile triggers a rescore
@@ -214,5 +228,6 @@ class ReadinessCache:
             done.set()
 
 
-__all__ = ["READINESS_TTL_S", "ReadinessCache", "readiness_overview", "readiness_page", "readiness_section",
+__all__ = ["READINESS_TTL_S", "ReadinessCache", "readiness_overview", "readiness_page", "readiness_pending",
+           "readiness_section",
            "records_fingerprint"]
