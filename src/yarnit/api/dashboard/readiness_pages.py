@@ -182,10 +182,7 @@ class ReadinessCache:
                 kept = self._kept.get(model)
         if kept is None:
             return self._compute(ws, model), 0.0
-        age = time.monotonic() - kept.at
-        if age > self.ttl_s or records_fingerprint(ws) != kept.records:
-            self._refresh(ws, model)
-        return kept.result, age
+        return self._shown(ws, model, kept)
 
     def peek(self, ws: Workspace, model: str) -> tuple[Assessment, float] | None:
         """The kept assessment of ``model`` and its age, never waiting: None while it is scored in the background
@@ -195,6 +192,10 @@ class ReadinessCache:
         if kept is None:
             self._refresh(ws, model)
             return None
+        return self._shown(ws, model, kept)
+
+    def _shown(self, ws: Workspace, model: str, kept: _Kept) -> tuple[Assessment, float]:
+        """``kept`` with its age, rescored in the background when it is past ``ttl_s`` or the records changed."""
         age = time.monotonic() - kept.at
         if age > self.ttl_s or records_fingerprint(ws) != kept.records:
             self._refresh(ws, model)
