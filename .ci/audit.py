@@ -115,7 +115,7 @@ def look_up_skipped(report: dict, pins: dict[str, str], pypi: str = PYPI) -> dic
     skipped = [d for d in deps if "skip_reason" in d and d.get("version")]
     with ThreadPoolExecutor(8) as pool:
         found = list(pool.map(lambda d: _latest_release_vulns(d["name"], str(d["version"]), pypi), skipped))
-    for dep, (vulns, why) in zip(skipped, found):
+    for dep, (vulns, why) in zip(skipped, found, strict=True):
         if vulns is None:
             dep["skip_reason"] = f"{dep['skip_reason']}; {why}"
         else:

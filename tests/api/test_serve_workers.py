@@ -237,3 +237,70 @@ def test_a_crash_looping_worker_is_restarted_with_a_growing_back_off(tmp_path: P
         if sup.poll() is None:
             sup.kill()
             sup.wait()
+
+
+def _requests_by_worker(exposition: str) -> dict[str, float]:
+    """{worker slot: answered ctr requests} from one /metrics scrape (a valid exposition, or this raises)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    counts: dict[str, float] = {}
+    for family in text_string_to_metric_families(exposition):
+        if family.name == "yarnit_serving_requests":
+            for sample in family.samples:
+                if sample.name.endswith("_total") and sample.labels.get("model") == "ctr":
+                    slot = sample.labels.get("worker", "?")
+                    counts[slot] = counts.get(slot, 0.0) + sample.value
+    return counts
+
+
+def test_metrics_through_the_shared_port_count_every_workers_requests(tmp_path: Path) -> None:
+    """A scrape reaches one worker; it must still show the whole server's traffic, one series per worker."""
+    home = tmp_path / "home"
+    ws = open_workspace(Settings.for_home(home))
+    register_ctr(ws, 1)
+    ws.close()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "YARNIT_HOME": str(home)}
+    env.pop("YARNIT_DB_URL", None)
+    with open(tmp_path / "serve.log", "wb") as out:
+        sup = subprocess.Popen([sys.executable, "-m", "yarnit", "serve", "--port", str(port), "--workers", "2"],
+                               env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _wait(lambda: (tmp_path / "serve.log").read_text(errors="replace").count(" ready (pid ") >= 2
+              or sup.poll() is not None, "both workers ready")
+        assert sup.poll() is None, (tmp_path / "serve.log").read_text(errors="replace")
+        answered: Counter[str | None] = Counter()
+
+        def both_answered_twice() -> bool:
+            status, slot = _predict(url)
+            assert status == 200
+            answered[slot] += 1
+            return answered["1"] >= 2 and answered["2"] >= 2
+
+        _wait(both_answered_twice, f"two answers from each worker (seen {answered})")
+        scrapes: list[dict[str, float]] = []
+
+        def whole_server_counted() -> bool:
+            scrape = httpx.get(f"{url}/metrics", timeout=60, headers={"connection": "close"})
+            assert scrape.status_code == 200
+            text = scrape.text
+            assert text.count("# TYPE yarnit_serving_requests_total counter") == 1  # one family, not one per worker
+            scrapes.append(_requests_by_worker(text))
+            return scrapes[-1] == {"1": float(answered["1"]), "2": float(answered["2"])} \
+                and 'yarnit_serve_worker_up{worker="1"} 1.0' in text and 'yarnit_serve_worker_up{worker="2"} 1.0' in text
+
+        _wait(whole_server_counted, f"a scrape with both workers' counts {dict(answered)} (last: {scrapes[-1:]})", 120)
+        text = httpx.get(f"{url}/metrics", timeout=60, headers={"connection": "close"}).text
+        # the workspace's own gauges come once, not once per worker
+        assert sum(1 for line in text.splitlines() if line.startswith("yarnit_feature_freshness_up")) == 1
+        one = httpx.get(f"{url}/metrics?scope=worker", timeout=60, headers={"connection": "close"})
+        assert set(_requests_by_worker(one.text)) == {one.headers["x-yarnit-worker"]}  # one worker asked alone
+        sup.send_signal(signal.SIGTERM)
+        assert sup.wait(timeout=BOUND_S) == 0
+    finally:
+        if sup.poll() is None:
+            sup.kill()
+            sup.wait()
+        for pid in _children(sup.pid).values():
+            os.kill(pid, signal.SIGKILL)

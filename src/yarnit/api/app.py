@@ -45,6 +45,7 @@ from .auth import token_middleware
 from .errors import install_error_handlers
 from .limits import BodySizeLimit
 from .metrics import ApiMetrics
+from .worker_metrics import SCOPE_WORKER, WorkerPeers, worker_exposition
 
 log = logging.getLogger("yarnit.api")
 
@@ -74,7 +75,7 @@ def _export_feature_freshness(app: FastAPI, workspace: Workspace) -> None:
         return [v.view for v in FeatureRegistry(workspace).list()]
 
     online = open_online_store(workspace.settings.online_store_url)
-    app.state.metrics.registry.register(FreshnessCollector(views, online, workspace.clock))
+    app.state.metrics.shared.register(FreshnessCollector(views, online, workspace.clock))
 
 
 def create_app(workspace: Workspace, *, refresh_s: float = 0.25, serving: ServingOptions | None = None) -> FastAPI:
@@ -134,11 +135,18 @@ def create_app(workspace: Workspace, *, refresh_s: float = 0.25, serving: Servin
         return {"name": "yarnit", "version": yarnit.__version__, "extensions": ["binary_tensor_data"]}
 
     @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
         api_metrics: ApiMetrics = app.state.metrics
         api_metrics.flush()  # on the event loop, where the data plane counts: no race with its requests
-        # Collectors may read the database or Redis (feature freshness): off the loop, in a worker thread.
-        body = await run_in_threadpool(generate_latest, api_metrics.registry)
+        peers: WorkerPeers | None = getattr(app.state, "worker_peers", None)
+        if peers is None:  # one process: everything it counts, and the shared gauges
+            body = await run_in_threadpool(generate_latest, api_metrics.registry)
+        elif request.query_params.get("scope") == SCOPE_WORKER:  # another worker asks for this one's counts
+            return Response(worker_exposition(api_metrics.registry, peers.slot), media_type=CONTENT_TYPE_LATEST)
+        else:  # yarnit serve --workers: every worker's counts, labelled by slot (api/worker_metrics.py)
+            body = await peers.exposition(api_metrics.registry)
+        # Shared collectors may read the database or Redis (feature freshness): off the loop, in a worker thread.
+        body += await run_in_threadpool(generate_latest, api_metrics.shared)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(control.router)
@@ -159,7 +167,7 @@ def create_app(workspace: Workspace, *, refresh_s: float = 0.25, serving: Servin
     app.include_router(dashboard_ui.router)  # the pages: /, /ui/…
     _export_feature_freshness(app, workspace)
     # SLO gauges from the monitor's state file (yarnit monitor run): read, never computed, at scrape time.
-    app.state.metrics.registry.register(slos.SLOCollector(workspace.home, workspace.clock))
+    app.state.metrics.shared.register(slos.SLOCollector(workspace.home, workspace.clock))
     # Models read their declared online features (e.g. the ranker's shopper history) from the feature store.
     app.state.feature_store = FeatureStore(workspace)
     app.router.on_shutdown.append(app.state.feature_store.close)

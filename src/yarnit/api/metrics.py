@@ -10,7 +10,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 @dataclass
 class ApiMetrics:
+    """``registry``: what this process counts (requests, the data plane, loaded versions); ``shared``: what
+    any process of the workspace would read the same (SLO gauges, feature freshness). ``yarnit serve
+    --workers`` exports the first once per worker and the second once (api/worker_metrics.py)."""
+
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    shared: CollectorRegistry = field(default_factory=CollectorRegistry)
     #: run on the event loop before each scrape: request paths that count in plain numbers add them here
     before_scrape: list[Callable[[], None]] = field(default_factory=list)
 

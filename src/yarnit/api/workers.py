@@ -51,10 +51,12 @@ import ctypes
 import logging
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from types import FrameType
 
@@ -149,6 +151,8 @@ class Supervisor:
         self.signals = 0
         self.ever_ready = False
         self.restarts = 0
+        # each worker's private Unix socket, for the others' /metrics (api/worker_metrics.py); mode 0700
+        self.peers_dir = tempfile.mkdtemp(prefix="yarnit-workers-")
 
     # -- signals ----------------------------------------------------------------------
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
@@ -166,7 +170,8 @@ class Supervisor:
     def _spawn(self, slot: _Slot) -> None:
         read_fd, write_fd = os.pipe()
         argv = [self.python, "-m", "yarnit.api.workers", "--host", self.host, "--port", str(self.port),
-                "--ready-fd", str(write_fd), "--slot", str(slot.number), "--supervisor", str(os.getpid())]
+                "--ready-fd", str(write_fd), "--slot", str(slot.number), "--supervisor", str(os.getpid()),
+                "--peers-dir", self.peers_dir]
         try:
             slot.proc = subprocess.Popen(argv, env=self.env, pass_fds=(write_fd,), process_group=0)
         finally:
@@ -261,6 +266,7 @@ class Supervisor:
                 slot.proc.kill()
                 slot.proc.wait()
             self._close_pipe(slot)
+        shutil.rmtree(self.peers_dir, ignore_errors=True)
 
     def pids(self) -> list[int]:
         return [slot.proc.pid for slot in self.slots if slot.proc is not None and slot.proc.poll() is None]
@@ -293,6 +299,7 @@ def worker_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ready-fd", type=int, required=True, help="Pipe to write 'ready' on.")
     parser.add_argument("--slot", type=int, required=True)
     parser.add_argument("--supervisor", type=int, required=True)
+    parser.add_argument("--peers-dir", default=None, help="The supervisor's private directory of worker sockets.")
     args = parser.parse_args(argv)
     _die_with_parent(args.supervisor)
     logging.basicConfig(level=logging.INFO, format=f"worker {args.slot}: %(levelname)s %(name)s: %(message)s")
@@ -310,7 +317,16 @@ def worker_main(argv: list[str] | None = None) -> int:
         app = create_app(ws)
         for name, outcome in prepare_for_traffic(app).items():
             log.info("serving %s: %s", name, outcome)
-        sock = worker_listener(args.host, args.port)  # only now: the kernel sends it connections once it is ready
+        sockets = []
+        if args.peers_dir:  # the other workers read this one's counters here, for a whole-server /metrics
+            from pathlib import Path
+
+            from yarnit.api.worker_metrics import WorkerPeers, peer_listener
+
+            app.state.worker_peers = WorkerPeers(args.slot, Path(args.peers_dir))
+            sockets.append(peer_listener(args.peers_dir, args.slot))
+        # only now: the kernel sends it connections once it is ready
+        sockets.insert(0, worker_listener(args.host, args.port))
         server = uvicorn.Server(uvicorn.Config(
             asgi_entry(app), log_level="info", access_log=False, http=DataPlaneProtocol,
             headers=[(WORKER_HEADER, str(args.slot))]))
@@ -329,7 +345,7 @@ def worker_main(argv: list[str] | None = None) -> int:
             os.close(ready)
 
     server.startup = startup  # type: ignore[method-assign]
-    server.run(sockets=[sock])
+    server.run(sockets=sockets)
     return 0
 
 
