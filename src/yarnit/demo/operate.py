@@ -94,7 +94,7 @@ class OperateConfig:
     rollout: bool = True
     bootstrap_days: int = 3
     pipeline: dict[str, Any] = field(default_factory=lambda: {
-        "bootstrap_resamples": 50, "golden_rows": 500, "slices": ["device"], "fairness_groups": []})
+        "bootstrap_resamples": 50, "golden_rows": 500, "slices": ["device"], "fairness_groups": ["language"]})
 
     def __post_init__(self) -> None:
         if not 10 <= self.days <= 60:
