@@ -308,7 +308,12 @@ def tuned(rec: Records) -> Finding:
         note = f"{latest.ref}'s values are not the best of its run's own search" if report.get("points") else \
             f"its run searched nothing: {report.get('note')}"
     best = (report.get("best") or {}).get("trainer_params")
-    to_earn = _run_cmd(rec) + (f" --set 'trainer_params={json.dumps(best)}'" if best and not report.get("tuned") else "")
+    if best and not report.get("tuned"):
+        to_earn = f"{_run_cmd(rec)} --set 'trainer_params={json.dumps(best)}'"
+    elif not report.get("points") and isinstance(run.config.get("days"), int):  # too few training days
+        to_earn = f"{_run_cmd(rec)} --set days={run.config['days'] + 1}"
+    else:
+        to_earn = _run_cmd(rec)
     return missing(rec, "model.3", evidence, note, to_earn)
 
 
