@@ -402,6 +402,8 @@ def _revenue(truth: pd.DataFrame, catalog: pd.DataFrame) -> float:
     """True revenue of the day's purchases (list price less discount, one unit each), in USD: what shoppers
     bought, whether or not the logs kept it."""
     bought = truth.loc[truth["purchased"] == 1, ["product_id"]]
+    if bought.empty:  # mapping an empty string column gives an empty string column, whose sum is ''
+        return 0.0
     prices = catalog.drop_duplicates("product_id").set_index("product_id")
     net = prices["price_usd"] * (1.0 - prices["discount"].fillna(0.0))
     return float(bought["product_id"].map(net).fillna(0.0).sum())
