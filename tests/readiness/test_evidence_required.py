@@ -68,7 +68,8 @@ def test_a_model_trained_with_values_its_own_search_beat_earns_no_tuning_point(w
     assert tuned.level == NONE and tuned.evidence[0].kind == "step" and tuned.evidence[0].ref.endswith("/tune")
     assert tuned.evidence[0].detail.startswith("NOT tuned: logistic c in [0.01, 0.1, 1.0, 100.0]")
     assert tuned.to_earn == ("yarnit pipeline run yarnit-ctr --set 'trainer_params="
-                             f"{json.dumps(report['best']['trainer_params'])}'")
+                             f"{json.dumps(report['best']['trainer_params'])}'  (then, unless the run promotes it: "
+                             "yarnit rollout start ctr --version V)")
 
 
 def test_the_tuning_point_needs_the_versions_own_run_to_have_tuned_the_values_it_trained_with(

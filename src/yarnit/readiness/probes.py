@@ -309,7 +309,8 @@ def tuned(rec: Records) -> Finding:
             f"its run searched nothing: {report.get('note')}"
     best = (report.get("best") or {}).get("trainer_params")
     if best and not report.get("tuned"):
-        to_earn = f"{_run_cmd(rec)} --set 'trainer_params={json.dumps(best)}'"
+        to_earn = (f"{_run_cmd(rec)} --set 'trainer_params={json.dumps(best)}'  (then, unless the run promotes "
+                   f"it: yarnit rollout start {rec.model} --version V)")
     elif not report.get("points") and isinstance(run.config.get("days"), int):  # too few training days
         to_earn = f"{_run_cmd(rec)} --set days={run.config['days'] + 1}"
     else:
