@@ -42,9 +42,11 @@ def test_the_grid_search_picks_the_lowest_validation_loss_and_judges_the_configu
 
 def test_no_grid_or_too_little_data_is_never_called_tuned() -> None:
     x, y = _noisy(0, 50)
-    assert not grid_search("logistic", {}, {}, x, y, x, y, seed=0)["tuned"]
+    no_grid = grid_search("hist_gbm", {}, {}, x, y, x, y, seed=0)
+    assert not no_grid["tuned"] and no_grid["reason"] == "no_grid"
     none = grid_search("logistic", {}, {"c": [0.1]}, x, y, x.iloc[:0], y[:0], seed=0)
-    assert not none["tuned"] and none["points"] == [] and "too little data" in none["note"]
+    assert not none["tuned"] and none["points"] == [] and none["reason"] == "little_data"
+    assert "too little data" in none["note"]
     with pytest.raises(Exception, match="does not take"):
         grid_search("logistic", {}, {"depth": [1]}, x, y, x, y, seed=0)
 

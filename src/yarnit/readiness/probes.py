@@ -311,8 +311,11 @@ def tuned(rec: Records) -> Finding:
     if best and not report.get("tuned"):
         to_earn = (f"{_run_cmd(rec)} --set 'trainer_params={json.dumps(best)}'  (then, unless the run promotes "
                    f"it: yarnit rollout start {rec.model} --version V)")
-    elif not report.get("points") and isinstance(run.config.get("days"), int):  # too few training days
+    elif report.get("reason") == "few_days" and isinstance(run.config.get("days"), int):
         to_earn = f"{_run_cmd(rec)} --set days={run.config['days'] + 1}"
+    elif report.get("reason") == "no_grid":
+        to_earn = (f"{_run_cmd(rec)} --set 'tuning={{\"grids\": {{\"{report.get('trainer')}\": "
+                   "{\"PARAM\": [V1, V2]}}}'")
     else:
         to_earn = _run_cmd(rec)
     return missing(rec, "model.3", evidence, note, to_earn)

@@ -607,7 +607,7 @@ def tune(ctx: StepContext, dataset: dict[str, Any], split: dict[str, Any]) -> di
     held = int(tuning["validation_days"])
     if len(train_days) <= held:
         report = {"trainer": cfg["trainer"], "searched": list(grid), "points": [], "tuned": False,
-                  "note": f"{len(train_days)} training day(s): tuning needs more than validation_days={held}"}
+                  "reason": "few_days", "note": f"{len(train_days)} training day(s): tuning needs more than validation_days={held}"}
     else:
         cut, most = pd.Timestamp(train_days[-held]).date(), int(tuning["max_rows"])
         if cfg["transform"] in HISTORY_TRANSFORMS:  # the shopper history needs every day

@@ -75,10 +75,10 @@ def grid_search(trainer: str, trainer_params: Mapping[str, Any], grid: Mapping[s
     (configured minus best log loss), ``gap_se`` (its paired standard error) and ``tuned``.
     """
     if not grid:
-        return {"trainer": trainer, "searched": [], "points": [], "tuned": False,
+        return {"trainer": trainer, "searched": [], "points": [], "tuned": False, "reason": "no_grid",
                 "note": f"no tuning grid for trainer {trainer!r}"}
     if len(fit_y) == 0 or len(val_y) == 0 or len(np.unique(val_y)) < 2 or len(np.unique(fit_y)) < 2:
-        return {"trainer": trainer, "searched": list(grid), "points": [], "tuned": False,
+        return {"trainer": trainer, "searched": list(grid), "points": [], "tuned": False, "reason": "little_data",
                 "note": f"too little data to tune: {len(fit_y)} fit rows, {len(val_y)} validation rows (both "
                         "labels needed in each)"}
     configured = configured_values(trainer, trainer_params, list(grid))
