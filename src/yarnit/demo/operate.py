@@ -95,7 +95,7 @@ class OperateConfig:
     bootstrap_days: int = 3
     # c=0.1: the value the pipeline's own tune step finds best on this shop's days (the default 1.0 overfits a
     # small shop's few thousand rows a day); fairness by site language is measured on every candidate (about
-    # no CPU at 50 resamples: the evaluate step's CPU did not move, docs/design.md "tuning and fairness")
+    # no CPU at 50 resamples: the evaluate step's CPU did not move; docs/design.md, h34)
     pipeline: dict[str, Any] = field(default_factory=lambda: {
         "bootstrap_resamples": 50, "golden_rows": 500, "slices": ["device"], "fairness_groups": ["language"],
         "trainer_params": {"c": 0.1}})
