@@ -14,6 +14,7 @@ model): a ranker's features and its click model's development are that model's.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -282,9 +283,65 @@ def _offline_and_online(rec: Records) -> list[Evidence]:
 
 @probe("model.3")
 def tuned(rec: Records) -> Finding:
-    return _attested(rec, "model.3") or found(
-        "model.3", NONE, [], "yarnit has no hyperparameter search yet; record a manual study",
-        _attest_cmd(rec, "model.3"))
+    latest = rec.latest
+    got = _tuning_of(rec, latest) if latest is not None else None
+    if got is None:
+        tunes = bool(rec.runs_with_step("tune", ("succeeded", "cached", "failed")))
+        note = (f"the run that trained {latest.ref} has no tune step" if latest is not None and tunes else
+                f"{_pipeline(rec)} has no tune step; record a manual study")
+        return missing(rec, "model.3", [], note, _run_cmd(rec) if tunes else _attest_cmd(rec, "model.3"))
+    run, report = got
+    from yarnit.recipes.tuning import summary
+
+    evidence = [Evidence("step", f"{run.id}/tune", summary(report))]
+    configured = (report.get("configured") or {}).get("params") or {}
+    differs = {k: (v, latest.params.get(k)) for k, v in configured.items()
+               if k != "n_features" and latest.params.get(k) != v}
+    if report.get("tuned") and configured and not differs:
+        return found("model.3", AUTOMATED, evidence, f"each run searches {', '.join(report['searched'])} on a "
+                     f"validation day and {latest.ref} was trained with values its search found best or "
+                     "indistinguishable from the best")
+    if differs:
+        note = f"{latest.ref} was trained with other values than its run tuned: " + ", ".join(
+            f"{k} tuned {a!r}, trained {b!r}" for k, (a, b) in differs.items())
+    else:
+        note = f"{latest.ref}'s values are not the best of its run's own search" if report.get("points") else \
+            f"its run searched nothing: {report.get('note')}"
+    best = (report.get("best") or {}).get("trainer_params")
+    if best and not report.get("tuned"):
+        to_earn = (f"{_run_cmd(rec)} --set 'trainer_params={json.dumps(best)}'  (then, unless the run promotes "
+                   f"it: yarnit rollout start {rec.model} --version V)")
+    elif report.get("reason") == "few_days" and isinstance(run.config.get("days"), int):
+        to_earn = f"{_run_cmd(rec)} --set days={run.config['days'] + 1}"
+    elif report.get("reason") == "no_grid":
+        to_earn = (f"{_run_cmd(rec)} --set 'tuning={{\"grids\": {{\"{report.get('trainer')}\": "
+                   "{\"PARAM\": [V1, V2]}}}'")
+    else:
+        to_earn = _run_cmd(rec)
+    return missing(rec, "model.3", evidence, note, to_earn)
+
+
+def _tuning_of(rec: Records, version: Any) -> tuple[Any, dict[str, Any]] | None:
+    """The tune step's report of the run that trained ``version`` (None when that run did not tune)."""
+    from yarnit.core.errors import YarnitError
+    from yarnit.training.values import load_value
+
+    run = next((r for r in rec.runs if r.id == version.run_id), None)
+    if run is None and version.run_id:  # older than the newest runs read
+        from yarnit.training import RunStore
+
+        try:
+            run = RunStore(rec.ws).get(version.run_id)
+        except YarnitError:
+            return None
+    step = rec.step(run, "tune") if run is not None else None
+    if step is None or step.state not in ("succeeded", "cached") or not (step.outputs or {}).get("report"):
+        return None
+    try:
+        report = load_value(rec.ws.artifacts, step.outputs["report"])
+    except (YarnitError, OSError, ValueError):  # the report's artifact was collected: no evidence left
+        return None
+    return (run, report) if isinstance(report, dict) else None
 
 
 @probe("model.4")

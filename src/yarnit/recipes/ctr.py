@@ -1,6 +1,6 @@
 """The Yarn Product Click Prediction Model as a training pipeline (``yarnit pipeline run yarnit-ctr``).
 
-select → (reference) → validate → split → golden → train → (baseline) → evaluate → gate → register
+select → (reference) → validate → split → golden → tune → train → (baseline) → evaluate → gate → register
 
 * select: simulate the YarnIt world (or take a recorded dataset) and record
   the impression log as a dataset version. The ground-truth click
@@ -18,6 +18,9 @@ select → (reference) → validate → split → golden → train → (baseline
 * golden: the golden-data prober (:mod:`.golden_records`): six known records
   through this run's ingest, validation, split and features; each must come
   out exactly as computed by hand, or the run fails here, before training.
+* tune: fit the trainer on a small grid of its regularisation (:mod:`.tuning`) on the earlier training
+  days, score each on the last training day (never the holdout), and record whether the configured values
+  are the best or indistinguishable from it (ML Test Score model.3). It never changes what train fits.
 * train: compute ``ctr_features_v1`` on the training days with its vectorized
   twin and run the configured trainer (logistic, hist_gbm or lightgbm), warm
   started from production when asked. Features are recomputed from the
@@ -66,6 +69,7 @@ from yarnit.training.trainers import TRAINERS, check_dask_trainer, make_trainer
 from .affinity import HISTORY_TRANSFORMS, add_user_affinity
 from .common import HoldoutComparison, promote_and_report, registered_version
 from .impressions_schema import ValidationOverrides
+from .tuning import DEFAULT_GRIDS
 
 TRANSFORM = "ctr_features_v1"
 LABEL = "clicked"
@@ -93,6 +97,10 @@ DEFAULTS: dict[str, Any] = {
     "trainer": "logistic",
     "trainer_params": {},
     "warm_start": False,
+    # tune: a grid per trainer (trainer keyword -> values, the configured value added), the training days scored
+    # (the last of the training days; never the holdout) and the rows fitted at most (the newest)
+    "tuning": {"grids": DEFAULT_GRIDS, "validation_days": 1, "max_rows": 20_000,
+               "tolerance": 0.0005},
     "positive_rate_band": [0.005, 0.5],
     "removed": [],  # [time_column, start, end] windows left out of the data (remove_bad_data): less volume expected
     "validation": {},  # overrides of the curated schema's thresholds (see PARAMS)
@@ -151,6 +159,7 @@ PARAMS = (
     Param("trainer", str, "trainer", choices=tuple(TRAINERS)),
     Param("trainer_params", dict[str, Any], "keyword arguments of the trainer"),
     Param("warm_start", bool, "continue from production's model when the trainer matches"),
+    Param("tuning", dict[str, Any], "tune step: grids per trainer, validation_days, max_rows, tolerance (log loss)"),
     Param("positive_rate_band", Annotated[list[float], Field(min_length=2, max_length=2)],
           "[low, high] plausible click rate"),
     Param("removed", list[Annotated[list[str], Field(min_length=3, max_length=3)]],
@@ -583,6 +592,48 @@ def golden(ctx: StepContext, split: dict[str, Any]) -> dict[str, Any]:
             "yarnit/recipes/golden_records.py)."
         )
     return {"report": result.to_dict() | {"dataset": ref}}
+
+
+def tune(ctx: StepContext, dataset: dict[str, Any], split: dict[str, Any]) -> dict[str, Any]:
+    """Judge the configured trainer values against a grid (:mod:`.tuning`) on the last training day(s).
+
+    Fits on the newest ``max_rows`` rows of the earlier training days, scores the last ``validation_days``
+    training days; the holdout is never read. Records ``tune.tuned`` and ``tune.gap`` and logs the grid."""
+    from .tuning import grid_search, summary  # noqa: PLC0415 - with the step
+
+    cfg, tuning = ctx.config, DEFAULTS["tuning"] | ctx.config["tuning"]
+    grid = (tuning.get("grids") or {}).get(cfg["trainer"]) or {}
+    train_days = split["train_days"]
+    held = int(tuning["validation_days"])
+    if len(train_days) <= held:
+        report = {"trainer": cfg["trainer"], "searched": list(grid), "points": [], "tuned": False,
+                  "reason": "few_days", "note": f"{len(train_days)} training day(s): tuning needs more than validation_days={held}"}
+    else:
+        cut, most = pd.Timestamp(train_days[-held]).date(), int(tuning["max_rows"])
+        if cfg["transform"] in HISTORY_TRANSFORMS:  # the shopper history needs every day
+            features, kept = _features(ctx, dataset, split, "train", extra=("day",))
+        else:  # only the newest days that hold ``max_rows`` fit rows are read
+            holdout = pd.Timestamp(split["holdout_from"]).date()
+            per_day = _read(ctx, dataset, ["day"], filters=[("day", "<", cut)])["day"].value_counts().sort_index()
+            start = next((d for d, n in zip(per_day.index[::-1], per_day[::-1].cumsum(), strict=True) if n >= most),
+                         per_day.index[0] if len(per_day) else cut)
+            kept = _read(ctx, dataset, list(dict.fromkeys([*RAW_INPUTS, "position", LABEL, "day"])),
+                         filters=[("day", ">=", start), ("day", "<", holdout)])
+            features = FRAME_TRANSFORMS[cfg["transform"]](kept)
+        fit = (kept["day"] < cut).to_numpy()
+        rows, val = np.flatnonzero(fit)[-most:], np.flatnonzero(~fit)[-most:]
+        labels = kept[LABEL].to_numpy()
+        report = grid_search(cfg["trainer"], cfg["trainer_params"], grid, features.iloc[rows].reset_index(drop=True),
+                             labels[rows], features.iloc[val].reset_index(drop=True), labels[val], seed=ctx.seed,
+                             tolerance=float(tuning["tolerance"]))
+        report |= {"validation_days": [str(d) for d in train_days[-held:]]}
+        del features, kept
+        release_memory()
+    ctx.metric("tune.tuned", report["tuned"])
+    if report.get("points"):
+        ctx.metric("tune.gap", report["gap"])
+    ctx.log(summary(report))
+    return {"report": report}
 
 
 def _production(ctx: StepContext) -> Any:
@@ -1044,6 +1095,8 @@ def ctr_pipeline() -> Pipeline:
             Step("split", split, inputs={"dataset": "select.dataset"}, outputs={"split": ValueKind.REPORT}),
             Step("golden", golden, inputs={"split": "split.split"}, outputs={"report": ValueKind.REPORT},
                  cacheable=False),
+            Step("tune", tune, inputs={"dataset": "select.dataset", "split": "split.split"},
+                 outputs={"report": ValueKind.REPORT}),
             Step("train", train, inputs={"dataset": "select.dataset", "split": "split.split"},
                  outputs={"model": ValueKind.MODEL}, dask=_train_on_dask),
             Step("baseline", baseline, inputs={"model": "train.model"}, outputs={"production": ValueKind.REF},
