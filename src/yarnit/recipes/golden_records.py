@@ -342,17 +342,19 @@ def check_day(joined: pd.DataFrame, reasons: pd.Series, expected: Mapping[str, i
     duplicate copy quarantined (``reasons``: the quarantine's reason per row of ``joined``, ``""`` = kept)."""
     failures: list[GoldenFailure] = []
     correct = 0
-    kept = joined[(reasons == "").to_numpy()]
-    held = joined[(reasons != "").to_numpy()].assign(reason=reasons[reasons != ""].to_numpy())
+    # plain lists: a handful of rows, looked up once per record (pandas' per-lookup overhead was most of the
+    # prober's cost, and it runs in every day run of the loop)
+    ids = [str(i) for i in joined["impression_id"]]
+    values = list(joined[label])
+    why = [str(r) for r in reasons]
     for name, want in expected.items():
         wrong: list[GoldenFailure] = []
-        rows = kept[kept["impression_id"].astype(str) == name]
+        rows = [v for i, v, r in zip(ids, values, why, strict=True) if i == name and r == ""]
         if len(rows) != 1:
             wrong.append(GoldenFailure(name, "rows", 1, len(rows)))
-        elif int(rows[label].iloc[0]) != want:
-            wrong.append(GoldenFailure(name, label, want, _plain(rows[label].iloc[0])))
-        copies = held[held["impression_id"].astype(str) == name]
-        quarantined = sorted(copies["reason"].astype(str))
+        elif int(rows[0]) != want:
+            wrong.append(GoldenFailure(name, label, want, _plain(rows[0])))
+        quarantined = sorted(r for i, r in zip(ids, why, strict=True) if i == name and r != "")
         if quarantined != (["duplicate"] if name == golden_id(DUPLICATED) else []):
             wrong.append(GoldenFailure(name, "quarantine", ["duplicate"] if name == golden_id(DUPLICATED) else [],
                                        quarantined))
