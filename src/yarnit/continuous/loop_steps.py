@@ -297,6 +297,20 @@ def _lookback_days(cfg: dict[str, Any]) -> list[date]:
     return [day - timedelta(days=k) for k in range(int(cfg["lookback_days"]), 0, -1)]
 
 
+def day_checks(frame: pd.DataFrame, lookback: Lookback, day: date, cfg: dict[str, Any]) -> dict[str, Any]:
+    """:func:`.data_checks.run_checks` of ``frame`` against the ``lookback`` days, each day's profile kept per
+    process (a day is re-checked every tick while its labels are late; the days before it do not change)."""
+    if lookback.uniform:
+        columns, top_n = profile_args(cfg)
+        past = [p for _d, p in lookback.per_day(("profile", tuple(columns), top_n),
+                                                lambda part: profile(part, columns, top_n) if len(part) else None)
+                if p is not None]
+        return judge_day(frame, past, day, cfg)
+    whole = lookback.frame()  # days of different columns: profiled as parts of their concatenation, as before
+    history = {str(k): part for k, part in whole.groupby("day")} if not whole.empty else {}
+    return run_checks(frame, history, day, cfg)
+
+
 def checks(ctx: StepContext, clean: dict[str, Any]) -> dict[str, Any]:
     """The day's data checks (:mod:`.data_checks`) of its clean rows against the lookback days of the world."""
     cfg = ctx.config
@@ -305,17 +319,7 @@ def checks(ctx: StepContext, clean: dict[str, Any]) -> dict[str, Any]:
         return {"report": {"day": day.isoformat(), "skipped": "checks=false", "failed": [], "checks": {}}}
     datasets = Datasets(ctx.workspace)
     frame = datasets.read(datasets.get_by_id(clean["id"]))
-    lookback = Lookback(cfg["world"], _lookback_days(cfg))
-    if lookback.uniform:  # each day's profile is kept per process (a day is re-checked every tick its labels wait)
-        columns, top_n = profile_args(cfg)
-        past = [p for _d, p in lookback.per_day(("profile", tuple(columns), top_n),
-                                                lambda part: profile(part, columns, top_n) if len(part) else None)
-                if p is not None]
-        report = judge_day(frame, past, day, cfg)
-    else:
-        whole = lookback.frame()
-        history = {str(k): part for k, part in whole.groupby("day")} if not whole.empty else {}
-        report = run_checks(frame, history, day, cfg)
+    report = day_checks(frame, Lookback(cfg["world"], _lookback_days(cfg)), day, cfg)
     for result in report["checks"].values():
         ctx.log(f"check {result['check']}: {result['status']}: {result['why']}")
     ctx.metric("checks_failed", len(report["failed"]))
@@ -382,5 +386,5 @@ def window_pipeline() -> Pipeline:
         description="The loop's training window: clean daily versions → one dataset version")
 
 
-__all__ = ["DAY_DEFAULTS", "LOG_CLOSE_H", "closes_at", "day_pipeline", "label_join", "quarantine_reasons",
+__all__ = ["DAY_DEFAULTS", "LOG_CLOSE_H", "closes_at", "day_checks", "day_pipeline", "label_join", "quarantine_reasons",
            "window_pipeline", "world_days"]
