@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -85,3 +86,35 @@ def test_days_with_different_columns_are_judged_as_their_concatenation(world: Pa
     frame, history, split = _from_scratch(copy, day)
     assert day_checks(frame, kept, day, CFG) == run_checks(frame, split, day, CFG)
     assert quarantine_reasons(frame, kept, CFG).equals(quarantine_reasons(frame, history, CFG))
+
+
+def test_a_day_joined_again_with_the_same_clicks_reuses_its_versions_and_new_clicks_make_new_ones(
+        world: Path, tmp_path: Path) -> None:
+    from yarnit.continuous.loop_steps import day_pipeline
+    from yarnit.core.clock import SimulatedClock
+    from yarnit.core.settings import Settings
+    from yarnit.data import Datasets
+    from yarnit.storage import open_workspace
+    from yarnit.training import PipelineRunner
+
+    day = date(2026, 1, 9)  # the duplicate flood: a quarantine version too
+    ws = open_workspace(Settings.for_home(tmp_path / "home"), SimulatedClock(closes_at(day)))
+    runner = PipelineRunner(ws)
+
+    def join(as_of: Any) -> Any:
+        result = runner.run(day_pipeline(), config={"world": str(world), "day": day.isoformat(),
+                                                    "as_of": as_of.isoformat()})
+        return result.value("quarantine", "clean"), result.value("quarantine", "quarantine"), result
+
+    from yarnit.world.writer import read_table
+
+    evening = closes_at(day) - timedelta(hours=6, minutes=30)  # 23:30, after the golden records' clicks
+    arrivals = read_table(str(world), "labels", [day])["arrival_time"]
+    late = int(((arrivals > pd.Timestamp(evening)) & (arrivals <= pd.Timestamp(closes_at(day)))).sum())
+    early, _early_held, _ = join(evening)
+    first, first_held, _ = join(closes_at(day))
+    again, again_held, result = join(closes_at(day) + timedelta(hours=1))  # no click arrives after the close
+    assert late > 0 and early["id"] != first["id"] and early["rows"] == first["rows"]  # more clicks: a new version
+    assert again == first and again_held == first_held and first_held["rows"] == 300
+    assert any("not ingested again" in line for line in next(s for s in result.steps if s.step == "quarantine").logs)
+    assert len(Datasets(ws).list("yarnit-impressions-daily")) == 2

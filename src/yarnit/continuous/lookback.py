@@ -61,7 +61,7 @@ def _entry(world: str, table: str, day: date) -> dict[str, Any] | None:
         if entry is not None:
             _DAYS.move_to_end(key)
             return entry
-    entry = {"frame": read_table(world, table, [day])}
+    entry = {"frame": read_table(world, table, [day]), "key": key}
     with _LOCK:
         _DAYS[key] = entry
         while len(_DAYS) > MAX_DAYS:
@@ -81,6 +81,11 @@ class Lookback:
     def __init__(self, world: str, days: Sequence[date], table: str = "impressions") -> None:
         self.world, self.table = world, table
         self._entries = [(d, e) for d in sorted(days) if (e := _entry(world, table, d)) is not None]
+
+    @property
+    def keys(self) -> tuple[_Key, ...]:
+        """What identifies the days read: each partition file's (path, inode, size, mtime_ns)."""
+        return tuple(e["key"] for _d, e in self._entries)
 
     @property
     def empty(self) -> bool:
