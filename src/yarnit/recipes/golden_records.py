@@ -50,6 +50,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -316,10 +317,7 @@ def golden_day(day: date, as_of: datetime) -> tuple[pd.DataFrame, pd.DataFrame, 
     """The golden records as one day of the loop's input: impressions (``clicked`` unknown, 0), their labels
     (clicks 10 minutes after the impression, one click arriving an hour after ``as_of``, one purchase and no
     click), with golden-6 sent twice; and the ``clicked`` each must have after the label join."""
-    split = {"train_days": [day.isoformat()], "holdout_days": [day.isoformat()]}
-    impressions = golden_frame(split)
-    impressions = pd.concat([impressions, impressions[impressions["impression_id"] == golden_id(DUPLICATED)]],
-                            ignore_index=True).assign(clicked=0)
+    impressions = _golden_impressions(day).copy()
     labels, expected = [], {}
     for record in GOLDEN_RECORDS:
         name = golden_id(record["id"])
@@ -334,6 +332,16 @@ def golden_day(day: date, as_of: datetime) -> tuple[pd.DataFrame, pd.DataFrame, 
     frame = pd.DataFrame(labels)
     frame["arrival_time"] = pd.to_datetime(frame["arrival_time"], utc=True)
     return impressions, frame, expected
+
+
+@functools.lru_cache(maxsize=8)
+def _golden_impressions(day: date) -> pd.DataFrame:
+    """The golden records as ``day``'s impressions, golden-6 twice (the same for every join of the day: kept, as
+    the loop joins a day with late clicks again every tick; callers get a copy)."""
+    split = {"train_days": [day.isoformat()], "holdout_days": [day.isoformat()]}
+    impressions = golden_frame(split)
+    return pd.concat([impressions, impressions[impressions["impression_id"] == golden_id(DUPLICATED)]],
+                     ignore_index=True).assign(clicked=0)
 
 
 def check_day(joined: pd.DataFrame, reasons: pd.Series, expected: Mapping[str, int], *,
