@@ -106,6 +106,11 @@ def test_a_day_joined_again_with_the_same_clicks_reuses_its_versions_and_new_cli
                                                     "as_of": as_of.isoformat()})
         return result.value("quarantine", "clean"), result.value("quarantine", "quarantine"), result
 
+    def from_scratch_checks(clean: dict[str, Any]) -> dict[str, Any]:
+        _frame, _history, split = _from_scratch(world, day)
+        frame = Datasets(ws).read(Datasets(ws).get_by_id(clean["id"]))
+        return run_checks(frame, split, day, {**DAY_DEFAULTS, "world": str(world), "day": day.isoformat()})
+
     from yarnit.world.writer import read_table
 
     evening = closes_at(day) - timedelta(hours=6, minutes=30)  # 23:30, after the golden records' clicks
@@ -118,3 +123,4 @@ def test_a_day_joined_again_with_the_same_clicks_reuses_its_versions_and_new_cli
     assert again == first and again_held == first_held and first_held["rows"] == 300
     assert any("not ingested again" in line for line in next(s for s in result.steps if s.step == "quarantine").logs)
     assert len(Datasets(ws).list("yarnit-impressions-daily")) == 2
+    assert result.value("checks", "report") == from_scratch_checks(again)  # the kept report is the same

@@ -42,6 +42,7 @@ the ctr pipeline then trains on (``source=dataset``).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections import OrderedDict
@@ -372,6 +373,10 @@ def day_checks(frame: pd.DataFrame, lookback: Lookback, day: date, cfg: dict[str
     return run_checks(frame, history, day, cfg)
 
 
+#: (workspace, clean version, lookback files, rules) -> the day's checks report, in this process (see checks).
+_CHECKED: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
+
+
 def checks(ctx: StepContext, clean: dict[str, Any]) -> dict[str, Any]:
     """The day's data checks (:mod:`.data_checks`) of its clean rows against the lookback days of the world."""
     cfg = ctx.config
@@ -379,8 +384,22 @@ def checks(ctx: StepContext, clean: dict[str, Any]) -> dict[str, Any]:
     if not cfg.get("checks", True):
         return {"report": {"day": day.isoformat(), "skipped": "checks=false", "failed": [], "checks": {}}}
     datasets = Datasets(ctx.workspace)
-    frame = datasets.read(datasets.get_by_id(clean["id"]))
-    report = day_checks(frame, Lookback(cfg["world"], _lookback_days(cfg)), day, cfg)
+    version = datasets.get_by_id(clean["id"])
+    lookback = Lookback(cfg["world"], _lookback_days(cfg))
+    # the same clean version (a day joined again before a late click arrived) against the same lookback files and
+    # rules gives the same report: kept per process, as the quarantine keeps its versions
+    key = (ctx.workspace.settings.db_url, str(ctx.workspace.settings.home), version.id, lookback.keys,
+           json.dumps({k: v for k, v in cfg.items() if k not in ("as_of", "reference_rate")}, sort_keys=True,
+                      default=str))
+    report = _CHECKED.get(key) if version.active else None
+    if report is None:
+        report = day_checks(datasets.read(version), lookback, day, cfg)
+        _CHECKED[key] = report
+        while len(_CHECKED) > 256:
+            _CHECKED.popitem(last=False)
+    else:
+        _CHECKED.move_to_end(key)
+        report = copy.deepcopy(report)
     for result in report["checks"].values():
         ctx.log(f"check {result['check']}: {result['status']}: {result['why']}")
     ctx.metric("checks_failed", len(report["failed"]))
