@@ -234,10 +234,21 @@ def day_window(day: date) -> dict[str, str]:
 def run_checks(frame: pd.DataFrame, history: dict[str, pd.DataFrame], day: date,
                cfg: dict[str, Any]) -> dict[str, Any]:
     """Every check of one day's clean ``frame`` against the lookback days' frames (``history``, by day)."""
-    columns = list(cfg["slice_columns"])
-    top_n = int(cfg.get("popular_top_n", 20))
-    today = profile(frame, columns, top_n)
+    columns, top_n = profile_args(cfg)
     past = [profile(part, columns, top_n) for _, part in sorted(history.items()) if len(part)]
+    return judge_day(frame, past, day, cfg)
+
+
+def profile_args(cfg: dict[str, Any]) -> tuple[list[str], int]:
+    """The arguments of :func:`profile` the checks use: (slice columns, popular top n)."""
+    return list(cfg["slice_columns"]), int(cfg.get("popular_top_n", 20))
+
+
+def judge_day(frame: pd.DataFrame, past: list[dict[str, Any]], day: date, cfg: dict[str, Any]) -> dict[str, Any]:
+    """Every check of one day's clean ``frame`` against the :func:`profile` of each non-empty lookback day
+    (``past``, oldest first; the loop keeps them per process: :mod:`.lookback`)."""
+    columns, top_n = profile_args(cfg)
+    today = profile(frame, columns, top_n)
     if len(past) < int(cfg.get("min_lookback_days", 1)):
         past = []  # too short a lookback to know what is usual: no verdict
     results = [judge_slices(today, past, cfg), judge_oos(today["oos"], [p["oos"] for p in past
@@ -257,5 +268,5 @@ def run_checks(frame: pd.DataFrame, history: dict[str, pd.DataFrame], day: date,
             "checks": {r["check"]: r for r in results}}
 
 
-__all__ = ["CHECKS", "CHECK_DEFAULTS", "day_window", "judge_nulls", "judge_oos", "judge_popular_oos", "judge_slices",
-           "popular_oos", "profile", "run_checks"]
+__all__ = ["CHECKS", "CHECK_DEFAULTS", "day_window", "judge_day", "judge_nulls", "judge_oos", "judge_popular_oos",
+           "judge_slices", "popular_oos", "profile", "profile_args", "run_checks"]

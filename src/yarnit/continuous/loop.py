@@ -434,6 +434,9 @@ class ContinuousLoop:
                 self.put(state)
             self.progress(f"{day}: training of {self.config.model} is frozen ({frozen}); the day waits")
             return
+        from yarnit.evaluation.validity import start_validity_workers
+
+        start_validity_workers()  # the ctr run's validity check forks from it: started, it imports while we train
         window = self._window_of(day, available)
         if state.phase == "ready":
             state.phase = "window"

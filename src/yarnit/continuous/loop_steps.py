@@ -42,16 +42,22 @@ the ctr pipeline then trains on (``source=dataset``).
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import json
+from collections import OrderedDict
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 
 import pandas as pd
 
-from yarnit.core.errors import InvalidInput
+from yarnit.core.errors import InvalidInput, YarnitError
 from yarnit.data import Datasets
 from yarnit.training import Pipeline, Step, StepContext, ValueKind
 
-from .data_checks import CHECK_DEFAULTS, run_checks
+from .data_checks import CHECK_DEFAULTS, judge_day, profile, profile_args, run_checks
+from .lookback import Lookback
 
 LOG_CLOSE_H = 6.0  # the world closes a day's impression log at 06:00 the next day (world/scenarios.py)
 
@@ -90,16 +96,6 @@ def closes_at(day: date, log_close_h: float = LOG_CLOSE_H) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=timezone.utc) + timedelta(days=1, hours=log_close_h)
 
 
-def _read(world: str, table: str, days: list[date]) -> pd.DataFrame:
-    from yarnit.world.writer import read_table
-
-    present = set(world_days(world))
-    wanted = [d for d in days if d in present]
-    if not wanted:
-        return pd.DataFrame()
-    return read_table(world, table, wanted)
-
-
 def label_join(impressions: pd.DataFrame, labels: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
     """``clicked`` = a click label for the impression had arrived by ``as_of`` (late clicks are not there yet)."""
     if labels.empty:
@@ -109,8 +105,9 @@ def label_join(impressions: pd.DataFrame, labels: pd.DataFrame, as_of: datetime)
     return impressions.assign(clicked=joined.astype(impressions["clicked"].dtype))
 
 
-def quarantine_reasons(frame: pd.DataFrame, history: pd.DataFrame, cfg: dict[str, Any]) -> pd.Series:
-    """Why each row is quarantined (``""``: clean). ``history``: user_id, query, day of the lookback days."""
+def quarantine_reasons(frame: pd.DataFrame, history: pd.DataFrame | Lookback, cfg: dict[str, Any]) -> pd.Series:
+    """Why each row is quarantined (``""``: clean). ``history``: user_id, query, session_id, device, day of the
+    lookback days, as a frame or as a :class:`~.lookback.Lookback` (its per-day summaries are kept)."""
     reason = pd.Series("", index=frame.index, dtype=object)
     duplicate = frame["impression_id"].duplicated(keep="first").to_numpy()
     reason[duplicate] = "duplicate"
@@ -124,7 +121,55 @@ def quarantine_reasons(frame: pd.DataFrame, history: pd.DataFrame, cfg: dict[str
     return reason
 
 
-def _query_flood(frame: pd.DataFrame, history: pd.DataFrame, cfg: dict[str, Any]) -> pd.Series:
+HISTORY_COLUMNS = ["user_id", "query", "session_id", "device", "day"]
+
+
+def _searches(part: pd.DataFrame) -> pd.DataFrame:
+    return part[part["query"].notna() & (part["query"].astype(str) != "")]
+
+
+def _usual_sessions(history: pd.DataFrame) -> pd.Series:
+    """Each device's median number of search sessions a day over ``history``'s days."""
+    return (_searches(history).groupby(["day", "device"], observed=True)["session_id"].nunique()
+            .groupby(level="device", observed=True).median())
+
+
+def _lookback_history(history: pd.DataFrame | Lookback) -> tuple[pd.Series, Callable[[], set[Any]]] | None:
+    """(usual search sessions per device, the earlier (user, query) pairs, computed when asked), or None without
+    lookback rows. From a :class:`Lookback` of uniform days, both come from per-day summaries kept per process:
+    the same numbers as from the days' concatenation (the median over days of per-day counts)."""
+    if isinstance(history, Lookback):
+        if history.empty:
+            return None
+        if not history.uniform or not set(HISTORY_COLUMNS) <= set(history.frame_columns):
+            history = history.frame(HISTORY_COLUMNS)  # as before (a missing column fails the same way)
+        else:
+            def sessions(part: pd.DataFrame) -> pd.Series:
+                return _searches(part).groupby("device", observed=True)["session_id"].nunique()
+
+            per_day = [(d, c) for d, c in history.per_day("search_sessions", sessions) if len(c)]
+            if not per_day:
+                usual = pd.Series(dtype=float)
+            else:
+                counts = pd.concat([c for _d, c in per_day], keys=[d for d, _c in per_day], names=["day", "device"])
+                usual = counts.groupby(level="device", observed=True).median()
+            lookback = history
+
+            def earlier_from_days() -> set[Any]:
+                pairs: set[Any] = set()
+                for _d, day_pairs in lookback.per_day("user_queries", lambda part: set(
+                        zip(part["user_id"], part["query"], strict=True))):
+                    pairs |= day_pairs
+                return pairs
+
+            return usual, earlier_from_days
+    if history.empty:
+        return None
+    frame = history
+    return _usual_sessions(frame), lambda: set(zip(frame["user_id"], frame["query"], strict=True))
+
+
+def _query_flood(frame: pd.DataFrame, history: pd.DataFrame | Lookback, cfg: dict[str, Any]) -> pd.Series:
     """Rows of the click-less search sessions in excess of each device's usual volume, on a flooded device.
 
     A device is flooded when its search sessions exceed ``flood_factor`` times the median of the lookback days
@@ -134,24 +179,24 @@ def _query_flood(frame: pd.DataFrame, history: pd.DataFrame, cfg: dict[str, Any]
     about its usual click rate; with no lookback days there is no baseline, and nothing is called a flood.
     """
     none = pd.Series(False, index=frame.index)
-    if frame.empty or history.empty or "query" not in frame.columns:
+    if frame.empty or "query" not in frame.columns:
         return none
-
-    def searches(part: pd.DataFrame) -> pd.DataFrame:
-        return part[part["query"].notna() & (part["query"].astype(str) != "")]
-
-    usual = (searches(history).groupby(["day", "device"], observed=True)["session_id"].nunique()
-             .groupby(level="device", observed=True).median())
-    sessions = (searches(frame).groupby("session_id", observed=True)
+    lookback = _lookback_history(history)
+    if lookback is None:
+        return none
+    usual, earlier_pairs = lookback
+    sessions = (_searches(frame).groupby("session_id", observed=True)
                 .agg(device=("device", "first"), user_id=("user_id", "first"), query=("query", "first"),
                      clicks=("clicked", "sum")))
-    earlier = set(zip(history["user_id"], history["query"], strict=True))
+    earlier: set[Any] | None = None  # only a flooded device needs the shoppers' earlier queries
     flooded: list[Any] = []
     for device, group in sessions.groupby("device", observed=True):
         expected = float(usual.get(device, 0.0))
         excess = len(group) - round(expected)
         if len(group) <= float(cfg["flood_factor"]) * expected or excess < int(cfg["flood_min_sessions"]):
             continue
+        if earlier is None:
+            earlier = earlier_pairs()
         clickless = group[group["clicks"] == 0]
         fresh = [(u, q) not in earlier for u, q in zip(clickless["user_id"], clickless["query"], strict=True)]
         order = clickless.assign(
@@ -167,10 +212,11 @@ def collect(ctx: StepContext) -> dict[str, Any]:
     cfg = ctx.config
     day = date.fromisoformat(cfg["day"])
     as_of = datetime.fromisoformat(cfg["as_of"])
-    impressions = _read(cfg["world"], "impressions", [day])
+    # a closed day's log is read once per process (it is joined again every tick its labels are late)
+    impressions = Lookback(cfg["world"], [day]).frame()
     if impressions.empty:
         raise InvalidInput(f"The world {cfg['world']!r} has no impressions for {day}.")
-    joined = label_join(impressions, _read(cfg["world"], "labels", [day]), as_of)
+    joined = label_join(impressions, Lookback(cfg["world"], [day], table="labels").frame(), as_of)
     ctx.log(f"{day}: {len(joined)} impressions, {int(joined['clicked'].sum())} clicks arrived by {as_of.isoformat()}")
     ctx.count_rows(len(joined))
     return {"table": joined}
@@ -206,16 +252,66 @@ def golden(ctx: StepContext) -> dict[str, Any]:
     return {"report": result.to_dict()}
 
 
+#: (workspace, what determines a day's quarantine) -> the versions it gave, in this process (see _rejoined).
+_QUARANTINED: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
+
+
+def _rejoin_key(ctx: StepContext, table: pd.DataFrame, lookback: Lookback) -> tuple[Any, ...] | None:
+    """Everything the day's clean and quarantined rows depend on: the day's log file, the impressions and the
+    clicks joined to them (exactly: their bytes), the lookback files and the rules. None if the log is gone."""
+    cfg = ctx.config
+    day = Lookback(cfg["world"], [date.fromisoformat(cfg["day"])])
+    if not day.keys or "impression_id" not in table.columns or "clicked" not in table.columns:
+        return None
+    ids = hashlib.sha256("\x00".join(map(str, table["impression_id"])).encode("utf-8")).hexdigest()
+    clicked = hashlib.sha256(table["clicked"].to_numpy().tobytes()).hexdigest()
+    rules = json.dumps({k: v for k, v in cfg.items() if k not in ("as_of", "reference_rate")}, sort_keys=True,
+                       default=str)
+    return (ctx.workspace.settings.db_url, str(ctx.workspace.settings.home), day.keys, lookback.keys,
+            tuple(map(str, table.columns)), tuple(map(str, table.dtypes)), len(table), ids, clicked, rules)
+
+
+def _rejoined(datasets: Datasets, key: tuple[Any, ...] | None) -> dict[str, Any] | None:
+    """The versions an identical earlier join of this day gave, if they are still active.
+
+    A day whose clicks are late is joined again every tick; until a click arrives the clean rows are the same
+    bytes, and ingesting them returned the existing version after writing and profiling them again (50 of 63
+    day runs of a 10-day demo month). This returns that version without the work; a version since deleted or
+    quarantined is ingested again, as before."""
+    hit = _QUARANTINED.get(key) if key is not None else None
+    if hit is None:
+        return None
+    try:
+        versions = [datasets.get_by_id(hit["clean"])] + ([datasets.get_by_id(hit["held"])] if hit["held"] else [])
+    except YarnitError:
+        return None
+    if not all(v.active for v in versions):
+        return None
+    _QUARANTINED.move_to_end(key)
+    return hit | {"versions": versions}
+
+
 def quarantine(ctx: StepContext, table: pd.DataFrame) -> dict[str, Any]:
     cfg = ctx.config
     day = date.fromisoformat(cfg["day"])
-    lookback = [day - timedelta(days=k) for k in range(int(cfg["lookback_days"]), 0, -1)]
-    history = _read(cfg["world"], "impressions", lookback)
-    if not history.empty:
-        history = history[["user_id", "query", "session_id", "device", "day"]]
-    reasons = quarantine_reasons(table, history, cfg)
-    bad = reasons != ""
+    lookback = Lookback(cfg["world"], _lookback_days(cfg))
     datasets = Datasets(ctx.workspace)
+    key = _rejoin_key(ctx, table, lookback)
+    again = _rejoined(datasets, key)
+    if again is not None:
+        clean, *held_version = again["versions"]
+        counts, n_bad = again["counts"], again["bad"]
+        same: dict[str, Any] = {"id": None}
+        if held_version:
+            same = {"id": held_version[0].id, "ref": held_version[0].ref}
+            ctx.log(f"quarantined {n_bad} of {len(table)} rows: {counts} → {held_version[0].ref}")
+        ctx.log(f"the same rows as an earlier join of {day}: {clean.ref} (not ingested again)")
+        ctx.count_rows(len(table))
+        ctx.metric("quarantined", counts)
+        return {"clean": {"id": clean.id, "ref": clean.ref, "version": clean.version, "rows": len(table) - n_bad},
+                "quarantine": same | {"rows": n_bad, "reasons": counts}}
+    reasons = quarantine_reasons(table, lookback, cfg)
+    bad = reasons != ""
     source = f"world {cfg['world']} day {day} (label join as of {cfg['as_of']})"
     clean = datasets.ingest_frame(f"{cfg['dataset']}-daily", table[~bad].reset_index(drop=True), source=source,
                                   run_id=ctx.run_id, retention_class="events", pii_columns=["user_id"],
@@ -231,6 +327,10 @@ def quarantine(ctx: StepContext, table: pd.DataFrame) -> dict[str, Any]:
         ctx.log(f"quarantined {int(bad.sum())} of {len(table)} rows: {counts} → {version.ref}")
     ctx.count_rows(len(table))
     ctx.metric("quarantined", counts)
+    if key is not None:
+        _QUARANTINED[key] = {"clean": clean.id, "held": held["id"], "counts": counts, "bad": int(bad.sum())}
+        while len(_QUARANTINED) > 256:
+            _QUARANTINED.popitem(last=False)
     return {"clean": {"id": clean.id, "ref": clean.ref, "version": clean.version, "rows": int((~bad).sum())},
             "quarantine": held | {"rows": int(bad.sum()), "reasons": counts}}
 
@@ -254,6 +354,29 @@ def labels(ctx: StepContext, clean: dict[str, Any]) -> dict[str, Any]:
     return {"report": {"rate": rate, "needed": needed, "complete": complete, "rows": len(frame), "note": note}}
 
 
+def _lookback_days(cfg: dict[str, Any]) -> list[date]:
+    day = date.fromisoformat(cfg["day"])
+    return [day - timedelta(days=k) for k in range(int(cfg["lookback_days"]), 0, -1)]
+
+
+def day_checks(frame: pd.DataFrame, lookback: Lookback, day: date, cfg: dict[str, Any]) -> dict[str, Any]:
+    """:func:`.data_checks.run_checks` of ``frame`` against the ``lookback`` days, each day's profile kept per
+    process (a day is re-checked every tick while its labels are late; the days before it do not change)."""
+    if lookback.uniform:
+        columns, top_n = profile_args(cfg)
+        past = [p for _d, p in lookback.per_day(("profile", tuple(columns), top_n),
+                                                lambda part: profile(part, columns, top_n) if len(part) else None)
+                if p is not None]
+        return judge_day(frame, past, day, cfg)
+    whole = lookback.frame()  # days of different columns: profiled as parts of their concatenation, as before
+    history = {str(k): part for k, part in whole.groupby("day")} if not whole.empty else {}
+    return run_checks(frame, history, day, cfg)
+
+
+#: (workspace, clean version, lookback files, rules) -> the day's checks report, in this process (see checks).
+_CHECKED: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
+
+
 def checks(ctx: StepContext, clean: dict[str, Any]) -> dict[str, Any]:
     """The day's data checks (:mod:`.data_checks`) of its clean rows against the lookback days of the world."""
     cfg = ctx.config
@@ -261,11 +384,22 @@ def checks(ctx: StepContext, clean: dict[str, Any]) -> dict[str, Any]:
     if not cfg.get("checks", True):
         return {"report": {"day": day.isoformat(), "skipped": "checks=false", "failed": [], "checks": {}}}
     datasets = Datasets(ctx.workspace)
-    frame = datasets.read(datasets.get_by_id(clean["id"]))
-    lookback = [day - timedelta(days=k) for k in range(int(cfg["lookback_days"]), 0, -1)]
-    past = _read(cfg["world"], "impressions", lookback)
-    history = {str(k): part for k, part in past.groupby("day")} if not past.empty else {}
-    report = run_checks(frame, history, day, cfg)
+    version = datasets.get_by_id(clean["id"])
+    lookback = Lookback(cfg["world"], _lookback_days(cfg))
+    # the same clean version (a day joined again before a late click arrived) against the same lookback files and
+    # rules gives the same report: kept per process, as the quarantine keeps its versions
+    key = (ctx.workspace.settings.db_url, str(ctx.workspace.settings.home), version.id, lookback.keys,
+           json.dumps({k: v for k, v in cfg.items() if k not in ("as_of", "reference_rate")}, sort_keys=True,
+                      default=str))
+    report = _CHECKED.get(key) if version.active else None
+    if report is None:
+        report = day_checks(datasets.read(version), lookback, day, cfg)
+        _CHECKED[key] = report
+        while len(_CHECKED) > 256:
+            _CHECKED.popitem(last=False)
+    else:
+        _CHECKED.move_to_end(key)
+        report = copy.deepcopy(report)
     for result in report["checks"].values():
         ctx.log(f"check {result['check']}: {result['status']}: {result['why']}")
     ctx.metric("checks_failed", len(report["failed"]))
@@ -332,5 +466,5 @@ def window_pipeline() -> Pipeline:
         description="The loop's training window: clean daily versions → one dataset version")
 
 
-__all__ = ["DAY_DEFAULTS", "LOG_CLOSE_H", "closes_at", "day_pipeline", "label_join", "quarantine_reasons",
+__all__ = ["DAY_DEFAULTS", "LOG_CLOSE_H", "closes_at", "day_checks", "day_pipeline", "label_join", "quarantine_reasons",
            "window_pipeline", "world_days"]

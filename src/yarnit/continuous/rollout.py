@@ -69,6 +69,7 @@ import fcntl
 import json
 import math
 import re
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
@@ -291,8 +292,38 @@ _CHUNKS: dict[tuple[str, int], list[tuple[int, int, float]]] = {}
 _CHUNK_BYTES = 1 << 20
 
 
+#: What :func:`gather` reads of a record: the rest (features, request ids of candidates...) is not kept.
+_GATHERED = ("request_id", "time", "role", "model", "version", "status", "routed", "alias", "served_by",
+             "latency_ms", "predictions")
+#: (segment path, inode, start, end) -> the records of that complete chunk, as :func:`_slim` keeps them. A stage's
+#: window reaches back hours: without this every step parsed all of its chunks' JSON again (the most of a step).
+_PARSED: OrderedDict[tuple[str, int, int, int], list[dict[str, Any]]] = OrderedDict()
+_PARSED_CHUNKS = 128  # at most 128 MB of log, kept as a small fraction of that
+
+
+def _slim(record: dict[str, Any]) -> dict[str, Any]:
+    out = {k: record[k] for k in _GATHERED if k in record}
+    predictions = out.get("predictions")
+    if isinstance(predictions, list) and len(predictions) > 10:
+        out["predictions"] = predictions[:10]  # gather reads the first ten
+    return out
+
+
+def _chunk(path: Path, inode: int, begin: int, end: int) -> list[dict[str, Any]]:
+    key = (str(path), inode, begin, end)
+    kept = _PARSED.get(key)
+    if kept is None:
+        kept = _PARSED[key] = [_slim(r) for r in read_segment(path, begin, max_bytes=end - begin).records]
+        while len(_PARSED) > _PARSED_CHUNKS:
+            _PARSED.popitem(last=False)
+    else:
+        _PARSED.move_to_end(key)
+    return kept
+
+
 def _records_since(path: Path, start_s: float) -> list[dict[str, Any]]:
-    """The records of one segment, skipping whole chunks whose every record is older than ``start_s``."""
+    """The records of one segment (what :func:`gather` reads of them), skipping whole chunks whose every record is
+    older than ``start_s``."""
     stat = path.stat()
     key = (str(path), stat.st_ino)
     chunks = _CHUNKS.get(key)
@@ -301,18 +332,22 @@ def _records_since(path: Path, start_s: float) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for begin, end, latest in chunks:
         if latest >= start_s:
-            out.extend(read_segment(path, begin, max_bytes=end - begin).records)
+            out.extend(_chunk(path, stat.st_ino, begin, end))
     offset = chunks[-1][1] if chunks else 0
     while offset < stat.st_size:
         read = read_segment(path, offset, max_bytes=_CHUNK_BYTES)
         if read.end == offset:  # a line longer than a chunk, or a torn tail: read the rest at once, uncached
-            out.extend(read_segment(path, offset).records)
+            out.extend(_slim(r) for r in read_segment(path, offset).records)
             break
         times = [t for t in (record_time(r) for r in read.records) if t is not None]
         chunks.append((offset, read.end, max(times) if times else math.inf))
         if not times or max(times) >= start_s:
-            out.extend(read.records)
+            slim = [_slim(r) for r in read.records]
+            _PARSED[(str(path), stat.st_ino, offset, read.end)] = slim
+            out.extend(slim)
         offset = read.end
+    while len(_PARSED) > _PARSED_CHUNKS:
+        _PARSED.popitem(last=False)
     if len(_CHUNKS) > 4096:  # segments come and go; forget the oldest entries
         for stale in list(_CHUNKS)[:1024]:
             _CHUNKS.pop(stale, None)

@@ -242,6 +242,9 @@ class _Month:
         from yarnit.serving import ServingOptions
         from yarnit.world import World
 
+        from yarnit.evaluation.validity import start_validity_workers
+
+        start_validity_workers()  # its imports overlap the first training instead of delaying its validity check
         self._bootstrap()
         # a small shop's canary sees a few pages an hour: two stages, each held until it has 20 requests
         rollout = {"stages": [25, 50], "bake_s": 2 * 3600.0, "min_requests": 20, "min_samples": 20,

@@ -22,6 +22,8 @@ from typing import Any
 # Imported before the memory baseline so that the model's size is not mixed up with library code. skl2onnx
 # (only needed to compile tree ensembles) is left out: it is slow to import, and counting it for a tree
 # model errs on the safe side of the memory budget.
+#: yarnit's own modules a child uses, imported by the fork server too (they import no model and start no thread).
+RUNTIME = ("yarnit.core.clock", "yarnit.core.settings", "yarnit.registry", "yarnit.serving.runtime", "yarnit.storage")
 PRELOAD = {
     "skops": ("skops.io", "sklearn.pipeline", "sklearn.linear_model", "sklearn.feature_extraction",
               "onnxruntime", "onnx"),

@@ -242,12 +242,26 @@ def _worker_context() -> Any:
         import multiprocessing
 
         context = multiprocessing.get_context("forkserver")
-        modules = {"yarnit.evaluation._validity_worker"}
+        modules = {"yarnit.evaluation._validity_worker", *_validity_worker.RUNTIME}
         for names in _validity_worker.PRELOAD.values():
             modules.update(names)
-        context.set_forkserver_preload(sorted(modules))
+        # the freeze comes last: it collects the import garbage once, then freezes the imported heap
+        context.set_forkserver_preload([*sorted(modules), "yarnit.evaluation._validity_freeze"])
         _CONTEXT = context
     return _CONTEXT
+
+
+def start_validity_workers() -> None:
+    """Start the validity fork server now, without waiting for it.
+
+    It imports the serving runtime and the model libraries (seconds of CPU), which the first
+    :class:`ValidityProbe` would otherwise wait for; a long-running caller (the continuous loop, the demo)
+    starts it early so that the import overlaps other work. Idempotent; the server stays up for the process.
+    """
+    from multiprocessing import forkserver
+
+    _worker_context()
+    forkserver.ensure_running()
 
 
 def check_validity(ws: Workspace, candidate: Candidate, *, intended_sha256: str | None = None,
@@ -415,4 +429,4 @@ def check_version(ws: Workspace, version: ModelVersion, *, intended_sha256: str 
 
 
 __all__ = ["Candidate", "ValidityBudget", "ValidityCheck", "ValidityProbe", "ValidityReport", "check_validity",
-           "check_version", "golden_requests", "native_scores"]
+           "check_version", "golden_requests", "native_scores", "start_validity_workers"]

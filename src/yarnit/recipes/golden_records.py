@@ -50,6 +50,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -316,10 +317,7 @@ def golden_day(day: date, as_of: datetime) -> tuple[pd.DataFrame, pd.DataFrame, 
     """The golden records as one day of the loop's input: impressions (``clicked`` unknown, 0), their labels
     (clicks 10 minutes after the impression, one click arriving an hour after ``as_of``, one purchase and no
     click), with golden-6 sent twice; and the ``clicked`` each must have after the label join."""
-    split = {"train_days": [day.isoformat()], "holdout_days": [day.isoformat()]}
-    impressions = golden_frame(split)
-    impressions = pd.concat([impressions, impressions[impressions["impression_id"] == golden_id(DUPLICATED)]],
-                            ignore_index=True).assign(clicked=0)
+    impressions = _golden_impressions(day).copy()
     labels, expected = [], {}
     for record in GOLDEN_RECORDS:
         name = golden_id(record["id"])
@@ -336,23 +334,35 @@ def golden_day(day: date, as_of: datetime) -> tuple[pd.DataFrame, pd.DataFrame, 
     return impressions, frame, expected
 
 
+@functools.lru_cache(maxsize=8)
+def _golden_impressions(day: date) -> pd.DataFrame:
+    """The golden records as ``day``'s impressions, golden-6 twice (the same for every join of the day: kept, as
+    the loop joins a day with late clicks again every tick; callers get a copy)."""
+    split = {"train_days": [day.isoformat()], "holdout_days": [day.isoformat()]}
+    impressions = golden_frame(split)
+    return pd.concat([impressions, impressions[impressions["impression_id"] == golden_id(DUPLICATED)]],
+                     ignore_index=True).assign(clicked=0)
+
+
 def check_day(joined: pd.DataFrame, reasons: pd.Series, expected: Mapping[str, int], *,
               label: str = "clicked") -> GoldenCheck:
     """Each golden record kept exactly once with the ``clicked`` the label join must give, and only the
     duplicate copy quarantined (``reasons``: the quarantine's reason per row of ``joined``, ``""`` = kept)."""
     failures: list[GoldenFailure] = []
     correct = 0
-    kept = joined[(reasons == "").to_numpy()]
-    held = joined[(reasons != "").to_numpy()].assign(reason=reasons[reasons != ""].to_numpy())
+    # plain lists: a handful of rows, looked up once per record (pandas' per-lookup overhead was most of the
+    # prober's cost, and it runs in every day run of the loop)
+    ids = [str(i) for i in joined["impression_id"]]
+    values = list(joined[label])
+    why = [str(r) for r in reasons]
     for name, want in expected.items():
         wrong: list[GoldenFailure] = []
-        rows = kept[kept["impression_id"].astype(str) == name]
+        rows = [v for i, v, r in zip(ids, values, why, strict=True) if i == name and r == ""]
         if len(rows) != 1:
             wrong.append(GoldenFailure(name, "rows", 1, len(rows)))
-        elif int(rows[label].iloc[0]) != want:
-            wrong.append(GoldenFailure(name, label, want, _plain(rows[label].iloc[0])))
-        copies = held[held["impression_id"].astype(str) == name]
-        quarantined = sorted(copies["reason"].astype(str))
+        elif int(rows[0]) != want:
+            wrong.append(GoldenFailure(name, label, want, _plain(rows[0])))
+        quarantined = sorted(r for i, r in zip(ids, why, strict=True) if i == name and r != "")
         if quarantined != (["duplicate"] if name == golden_id(DUPLICATED) else []):
             wrong.append(GoldenFailure(name, "quarantine", ["duplicate"] if name == golden_id(DUPLICATED) else [],
                                        quarantined))

@@ -264,7 +264,6 @@ class PipelineRunner:
     def _steps(self, run: Run, pipeline: Pipeline, entries: dict[str, dict[str, Any]], seed: int, force: bool,
                metrics: dict[str, Any], progress: Progress | None) -> None:
         for step in pipeline.order():
-            self.runs.beat(run.id)
             previous = self.runs.step(run.id, step.name)
             if previous is not None and previous.state in ("succeeded", "cached") and previous.outputs \
                     and all(entry_available(self.ws.artifacts, e) for e in previous.outputs.values()):
@@ -321,19 +320,20 @@ class PipelineRunner:
                 raise
             wall = time.perf_counter() - wall0
             rows_per_s = ctx.rows / wall if ctx.rows and wall > 0 else None
-            self.runs.step_finished(
-                run.id, step.name, state="succeeded", outputs=outputs, logs=ctx.logs, wall_s=wall,
-                cpu_s=time.process_time() - cpu0, peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                rows=ctx.rows, rows_per_s=rows_per_s,
-            )
-            metrics.update(ctx.metrics)
-            if rows_per_s is not None:
-                metrics[f"{step.name}.rows_per_s"] = rows_per_s
-            if step.cacheable:
-                with self.ws.metadata.begin() as conn:
+            with self.ws.metadata.begin() as conn:  # the step's record and its cache entry: one transaction
+                self.runs.step_finished(
+                    run.id, step.name, state="succeeded", outputs=outputs, logs=ctx.logs, wall_s=wall,
+                    cpu_s=time.process_time() - cpu0,
+                    peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                    rows=ctx.rows, rows_per_s=rows_per_s, conn=conn,
+                )
+                if step.cacheable:
                     conn.execute(insert_ignore(conn, step_cache).values(
                         cache_key=key, pipeline=pipeline.name, step=step.name, outputs=outputs, run_id=run.id,
                         created_at=self.ws.clock.now()))
+            metrics.update(ctx.metrics)
+            if rows_per_s is not None:
+                metrics[f"{step.name}.rows_per_s"] = rows_per_s
             if progress:
                 progress(step.name, "done")
             return outputs

@@ -8,6 +8,7 @@ passed it reads as ``interrupted``, with the command that resumes it.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import os
 import platform
@@ -18,7 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy import Connection, and_, delete, insert, select, update
 
 from yarnit.core.errors import NotFound
 from yarnit.core.ids import check_name, new_id
@@ -95,15 +96,23 @@ def detect_code_version(path: Path | None = None) -> str | None:
     return f"{commit[:40]}{'+dirty' if dirty else ''}"[:64]
 
 
-def environment() -> dict[str, Any]:
-    """Python, platform and package versions of this process (recorded with every run)."""
-    packages = {}
+@functools.lru_cache(maxsize=1)
+def _installed() -> tuple[str, str, tuple[tuple[str, str | None], ...]]:
+    """Python, platform and package versions: fixed for a process, and slow to look up (each package's metadata
+    is searched for on ``sys.path``), so looked up once rather than for every run a long-running loop starts."""
+    packages = []
     for name in TRACKED_PACKAGES:
         try:
-            packages[name] = importlib.metadata.version(name)
+            packages.append((name, importlib.metadata.version(name)))
         except importlib.metadata.PackageNotFoundError:
-            packages[name] = None
-    return {"python": platform.python_version(), "platform": platform.platform(), "packages": packages,
+            packages.append((name, None))
+    return platform.python_version(), platform.platform(), tuple(packages)
+
+
+def environment() -> dict[str, Any]:
+    """Python, platform and package versions of this process (recorded with every run)."""
+    python, system, packages = _installed()
+    return {"python": python, "platform": system, "packages": dict(packages),
             "host": socket.gethostname(), "pid": os.getpid()}
 
 
@@ -193,18 +202,28 @@ class RunStore:
 
     def step_started(self, run_id: str, step: str, *, attempts: int, cache_key: str | None,
                      inputs: dict[str, Any]) -> None:
+        """Record a step as running; starting a step renews the run's lease too (one transaction, one sync)."""
+        now = self.ws.clock.now()
         with self.ws.metadata.begin() as conn:
             conn.execute(delete(run_steps).where(and_(run_steps.c.run_id == run_id, run_steps.c.step == step)))
             conn.execute(insert(run_steps).values(
                 run_id=run_id, step=step, state="running", attempts=attempts, cache_key=cache_key, inputs=inputs,
-                outputs=None, started_at=self.ws.clock.now(), ended_at=None, logs=[]))
+                outputs=None, started_at=now, ended_at=None, logs=[]))
+            conn.execute(update(runs).where(and_(runs.c.id == run_id, runs.c.state == "running"))
+                         .values(heartbeat_at=now))
 
     def step_finished(self, run_id: str, step: str, *, state: str, outputs: dict[str, Any] | None = None,
-                      error: str | None = None, logs: list[str] | None = None, **measures: Any) -> None:
-        with self.ws.metadata.begin() as conn:
-            conn.execute(update(run_steps).where(and_(run_steps.c.run_id == run_id, run_steps.c.step == step))
-                         .values(state=state, outputs=outputs, error=error, logs=(logs or [])[-200:],
-                                 ended_at=self.ws.clock.now(), **measures))
+                      error: str | None = None, logs: list[str] | None = None, conn: Connection | None = None,
+                      **measures: Any) -> None:
+        """Record how a step ended; in ``conn``'s transaction when given (the runner adds its cache entry)."""
+        if conn is None:
+            with self.ws.metadata.begin() as own:
+                self.step_finished(run_id, step, state=state, outputs=outputs, error=error, logs=logs, conn=own,
+                                   **measures)
+            return
+        conn.execute(update(run_steps).where(and_(run_steps.c.run_id == run_id, run_steps.c.step == step))
+                     .values(state=state, outputs=outputs, error=error, logs=(logs or [])[-200:],
+                             ended_at=self.ws.clock.now(), **measures))
 
 
 __all__ = ["DEFAULT_LEASE_S", "Run", "RunStore", "StepRecord", "detect_code_version", "environment"]
