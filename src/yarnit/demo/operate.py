@@ -287,12 +287,11 @@ class _Month:
             return
         stats = self.app.state.serving.stats
         expected = self.ranker.requests + self._settle_offset
-        deadline = time.monotonic() + SETTLE_S
-        while (done := stats.recorded) < expected:
-            if time.monotonic() >= deadline:  # a request the server never saw (the connection failed): go on
-                self._settle_offset += done - expected
-                return
-            time.sleep(0.0002)
+        if stats.recorded >= expected:
+            return
+        done = stats.wait_recorded(expected, SETTLE_S)
+        if done < expected:  # a request the server never saw (the connection failed): go on
+            self._settle_offset += done - expected
 
     def _advance_to(self, at: datetime) -> None:
         while self.next_hour <= at:
@@ -332,10 +331,11 @@ class _Month:
         due = self.pending_labels["arrival_time"] <= pd.Timestamp(now)
         if not due.any():
             return
-        path = self.home / "labels-due.parquet"
-        self.pending_labels[due].to_parquet(path)
-        quality.ingest_labels(self.ws, path)
-        path.unlink()
+        import pyarrow as pa
+
+        # the rows a label file of them would give (pyarrow's), without writing one and reading it back
+        rows = pa.Table.from_pandas(self.pending_labels[due], preserve_index=False).to_pylist()
+        quality.ingest_label_rows(self.ws, rows, name="labels-due")
         self.pending_labels = self.pending_labels[~due].reset_index(drop=True)
 
     # -- each day ------------------------------------------------------------------------------------------------------

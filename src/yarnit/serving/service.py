@@ -21,6 +21,7 @@ import itertools
 import logging
 import math
 import os
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,8 +145,25 @@ class ServingStats:
         self.instances: dict[tuple[str, str, str], int] = {}
         self.shadow: dict[tuple[str, str, str], int] = {}
         #: requests :meth:`InferenceService.record` has finished (counted, and their log record queued): a
-        #: client that moves a simulated clock between requests waits for it (``yarnit.demo.operate``)
+        #: client that moves a simulated clock between requests waits for it (:meth:`wait_recorded`)
         self.recorded = 0
+        self._recorded_changed = threading.Condition(threading.Lock())
+
+    def count_recorded(self) -> None:
+        """One more request finished: wake whoever waits in :meth:`wait_recorded`."""
+        with self._recorded_changed:
+            self.recorded += 1
+            self._recorded_changed.notify_all()
+
+    def wait_recorded(self, n: int, timeout_s: float) -> int:
+        """Block until ``recorded`` reaches ``n`` or ``timeout_s`` real seconds pass; return ``recorded``.
+
+        A condition, not a polling loop: the demo's shop waits for every page it was answered, and a sleep
+        loop there woke thousands of times a second, taking the GIL from the very server thread it waited for.
+        """
+        with self._recorded_changed:
+            self._recorded_changed.wait_for(lambda: self.recorded >= n, timeout=timeout_s)
+            return self.recorded
 
     @staticmethod
     def bump(table: dict[Any, int], key: Any, n: int = 1) -> None:
@@ -588,7 +606,7 @@ class InferenceService:
             self._record(request_id=request_id, protocol=protocol, model=model, status=status, latency_s=latency_s,
                          prediction=prediction, instances=instances, error=error, key=key, routed=routed)
         finally:
-            self.stats.recorded += 1  # last: the request's time and latency are taken, its record is queued
+            self.stats.count_recorded()  # last: the request's time and latency are taken, its record is queued
 
     def _record(self, *, request_id: str, protocol: str, model: str, status: int, latency_s: float,
                 prediction: Prediction | None, instances: list[dict[str, Any]] | None, error: str | None,
