@@ -331,11 +331,10 @@ class _Month:
         due = self.pending_labels["arrival_time"] <= pd.Timestamp(now)
         if not due.any():
             return
-        import pyarrow as pa
-
-        # the rows a label file of them would give (pyarrow's), without writing one and reading it back
-        rows = pa.Table.from_pandas(self.pending_labels[due], preserve_index=False).to_pylist()
-        quality.ingest_label_rows(self.ws, rows, name="labels-due")
+        path = self.home / "labels-due.parquet"
+        self.pending_labels[due].to_parquet(path)
+        quality.ingest_labels(self.ws, path)
+        path.unlink()
         self.pending_labels = self.pending_labels[~due].reset_index(drop=True)
 
     # -- each day ------------------------------------------------------------------------------------------------------

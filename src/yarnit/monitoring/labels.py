@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import math
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -153,20 +153,12 @@ def read_label_rows(path: str | Path) -> Iterator[Any]:
 def ingest_labels(workspace: Any, path: str | Path, *, clock: Clock | None = None,
                   config: QualityConfig | None = None) -> IngestReport:
     """Store the labels of ``path`` for the next :func:`update` to join (one transaction: all or nothing)."""
-    return ingest_label_rows(workspace, read_label_rows(path), name=Path(path).name, clock=clock, config=config)
-
-
-def ingest_label_rows(workspace: Any, rows: Iterable[Any], *, name: str, clock: Clock | None = None,
-                      config: QualityConfig | None = None) -> IngestReport:
-    """:func:`ingest_labels` for rows already in memory (dicts with a label file's columns), named ``name``
-    in the report: a process that has its labels as a table (the operate demo, every simulated hour) need
-    not write a file for them to be read back."""
     from .workspace import load_workspace_slos
 
     clock = clock or workspace.clock
     config = config or config_for(load_workspace_slos(workspace.home))
     now_s = clock.now().timestamp()
-    report = IngestReport(file=name)
+    report = IngestReport(file=Path(path).name)
     store = QualityStore(quality_db_path(workspace.home), durable=True)
     try:
         with store.transaction() as conn:
@@ -180,7 +172,7 @@ def ingest_label_rows(workspace: Any, rows: Iterable[Any], *, name: str, clock: 
                 report.duplicate += len(batch) - stored
                 batch.clear()
 
-            for row in rows:
+            for row in read_label_rows(path):
                 report.rows += 1
                 parsed = _label_row(row, now_s) if not isinstance(row, str) else row
                 if isinstance(parsed, str):
@@ -210,5 +202,4 @@ def ingest_label_rows(workspace: Any, rows: Iterable[Any], *, name: str, clock: 
     return report
 
 
-__all__ = ["LABEL_FORMATS", "NOT_SHOWN", "NOT_SHOWN_KIND", "IngestReport", "ingest_label_rows", "ingest_labels",
-           "read_label_rows"]
+__all__ = ["LABEL_FORMATS", "NOT_SHOWN", "NOT_SHOWN_KIND", "IngestReport", "ingest_labels", "read_label_rows"]

@@ -62,7 +62,7 @@ from yarnit.core.errors import ConfigError, InvalidInput, NotFound
 from yarnit.serving.predlog import read_segment, segment_paths, segment_stat
 
 from .counts import EventCounts
-from .labels import NOT_SHOWN, IngestReport, ingest_label_rows, ingest_labels, read_label_rows
+from .labels import NOT_SHOWN, IngestReport, ingest_labels, read_label_rows
 from .predlog_source import record_time
 from .quality_store import (
     _COUNTERS,
@@ -631,5 +631,5 @@ def report_json(report: Mapping[str, Any]) -> str:
 
 
 __all__ = ["DEFAULT_LABEL_DELAY_S", "QUALITY_SLIS", "SLICE_FIELDS", "IngestReport", "QualityConfig", "QualityJoin",
-           "QualitySource", "QualityStore", "config_for", "for_workspace", "ingest_label_rows", "ingest_labels",
-           "quality_db_path", "quality_events", "quality_report", "read_label_rows", "update"]
+           "QualitySource", "QualityStore", "config_for", "for_workspace", "ingest_labels", "quality_db_path",
+           "quality_events", "quality_report", "read_label_rows", "update"]
