@@ -34,7 +34,7 @@ from yarnit.core.errors import InvalidInput
 from yarnit.registry import ModelRegistry
 from yarnit.storage import Workspace
 
-from .admission import AdmissionController, AdmissionLimits
+from .admission import INLINE_BUDGET_MS, AdmissionController, AdmissionLimits
 from .cache import PredictionCache, instance_key
 from .errors import NoAnswer, VersionRejected
 from .inputs import InputGuard
@@ -65,6 +65,9 @@ class ServingOptions:
     max_in_flight: int = 4096  # admitted requests; more are shed with 503 (many clients are not overload)
     max_queue_delay_ms: float | None = 20.0  # shed when those waiting would hold a new request longer
     turn_budget_ms: float = 0.1  # HTTP fast lane: scoring per loop turn before the rest waits for the next
+    # a request expected to score within this (a compiled model's per-row cost timed at load) is scored on the
+    # event loop; a longer one goes to the scoring pool, so it cannot hold the other clients' answers
+    inline_budget_ms: float = INLINE_BUDGET_MS
     deadline_ms: float = 500.0  # per-request budget (a client may ask for less)
     retry_after_s: int = 1
     max_body_bytes: int = 16 << 20  # over it: 413
@@ -268,7 +271,7 @@ class InferenceService:
         self.admission = AdmissionController(clock, AdmissionLimits(
             max_in_flight=self.options.max_in_flight, max_queue_delay_ms=self.options.max_queue_delay_ms,
             deadline_s=self.options.deadline_ms / 1000.0,
-            retry_after_s=self.options.retry_after_s))
+            retry_after_s=self.options.retry_after_s, inline_budget_ms=self.options.inline_budget_ms))
         self.stats = ServingStats()
         self.inputs = InputGuard()
         self._chains: dict[str, tuple[ModelState, list[tuple[LoadedModel, str, str]],
