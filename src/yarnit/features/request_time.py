@@ -41,6 +41,8 @@ def query_tokens(query: Any) -> set[str]:
 
 def _text(value: Any) -> str:
     """A categorical value as text; missing (None or NaN) becomes ''."""
+    if type(value) is str:  # the usual case, first: this runs for every feature of every row served
+        return value
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     return str(value)
@@ -58,6 +60,9 @@ CTR_NUMERIC = ("discount", "user_price_sensitivity")
 
 def _number(value: Any) -> float | None:
     """A real number (Python or numpy, not bool) as float; None otherwise."""
+    kind = type(value)
+    if kind is float or kind is int:  # the usual cases without the ABC check below (bool is not int's type)
+        return float(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return None
     return float(value)
@@ -67,6 +72,8 @@ def _flag(value: Any, default: bool) -> float:
     """1.0/0.0 for a boolean-like value (bool, numpy bool, 0/1); ``default`` when missing or NaN."""
     if value is None:
         return float(default)
+    if value is True or value is False:
+        return float(value)
     if hasattr(value, "dtype") and value.dtype == bool:  # numpy bool scalar
         return float(bool(value))
     if isinstance(value, bool):

@@ -21,6 +21,7 @@ import itertools
 import logging
 import math
 import os
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,7 @@ from yarnit.core.errors import InvalidInput
 from yarnit.registry import ModelRegistry
 from yarnit.storage import Workspace
 
-from .admission import AdmissionController, AdmissionLimits
+from .admission import INLINE_BUDGET_MS, AdmissionController, AdmissionLimits
 from .cache import PredictionCache, instance_key
 from .errors import NoAnswer, VersionRejected
 from .inputs import InputGuard
@@ -64,6 +65,9 @@ class ServingOptions:
     max_in_flight: int = 4096  # admitted requests; more are shed with 503 (many clients are not overload)
     max_queue_delay_ms: float | None = 20.0  # shed when those waiting would hold a new request longer
     turn_budget_ms: float = 0.1  # HTTP fast lane: scoring per loop turn before the rest waits for the next
+    # a request expected to score within this (a compiled model's per-row cost timed at load) is scored on the
+    # event loop; a longer one goes to the scoring pool, so it cannot hold the other clients' answers
+    inline_budget_ms: float = INLINE_BUDGET_MS
     deadline_ms: float = 500.0  # per-request budget (a client may ask for less)
     retry_after_s: int = 1
     max_body_bytes: int = 16 << 20  # over it: 413
@@ -144,8 +148,25 @@ class ServingStats:
         self.instances: dict[tuple[str, str, str], int] = {}
         self.shadow: dict[tuple[str, str, str], int] = {}
         #: requests :meth:`InferenceService.record` has finished (counted, and their log record queued): a
-        #: client that moves a simulated clock between requests waits for it (``yarnit.demo.operate``)
+        #: client that moves a simulated clock between requests waits for it (:meth:`wait_recorded`)
         self.recorded = 0
+        self._recorded_changed = threading.Condition(threading.Lock())
+
+    def count_recorded(self) -> None:
+        """One more request finished: wake whoever waits in :meth:`wait_recorded`."""
+        with self._recorded_changed:
+            self.recorded += 1
+            self._recorded_changed.notify_all()
+
+    def wait_recorded(self, n: int, timeout_s: float) -> int:
+        """Block until ``recorded`` reaches ``n`` or ``timeout_s`` real seconds pass; return ``recorded``.
+
+        A condition, not a polling loop: the demo's shop waits for every page it was answered, and a sleep
+        loop there woke thousands of times a second, taking the GIL from the very server thread it waited for.
+        """
+        with self._recorded_changed:
+            self._recorded_changed.wait_for(lambda: self.recorded >= n, timeout=timeout_s)
+            return self.recorded
 
     @staticmethod
     def bump(table: dict[Any, int], key: Any, n: int = 1) -> None:
@@ -250,7 +271,7 @@ class InferenceService:
         self.admission = AdmissionController(clock, AdmissionLimits(
             max_in_flight=self.options.max_in_flight, max_queue_delay_ms=self.options.max_queue_delay_ms,
             deadline_s=self.options.deadline_ms / 1000.0,
-            retry_after_s=self.options.retry_after_s))
+            retry_after_s=self.options.retry_after_s, inline_budget_ms=self.options.inline_budget_ms))
         self.stats = ServingStats()
         self.inputs = InputGuard()
         self._chains: dict[str, tuple[ModelState, list[tuple[LoadedModel, str, str]],
@@ -588,7 +609,7 @@ class InferenceService:
             self._record(request_id=request_id, protocol=protocol, model=model, status=status, latency_s=latency_s,
                          prediction=prediction, instances=instances, error=error, key=key, routed=routed)
         finally:
-            self.stats.recorded += 1  # last: the request's time and latency are taken, its record is queued
+            self.stats.count_recorded()  # last: the request's time and latency are taken, its record is queued
 
     def _record(self, *, request_id: str, protocol: str, model: str, status: int, latency_s: float,
                 prediction: Prediction | None, instances: list[dict[str, Any]] | None, error: str | None,

@@ -47,6 +47,10 @@ def _json_ready(frame: pd.DataFrame) -> list[dict[str, Any]]:
     names, columns = list(frame.columns), []
     for name in names:
         series = frame[name]
+        text = _utc_text(series)
+        if text is not None:
+            columns.append(text)
+            continue
         if pd.api.types.is_datetime64_any_dtype(series) or series.dtype == object and len(series) and \
                 isinstance(series.iloc[0], dt.date | dt.datetime):
             series = series.astype(str)
@@ -58,6 +62,22 @@ def _json_ready(frame: pd.DataFrame) -> list[dict[str, Any]]:
                        if series.dtype == object else values)
     return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)] if names else \
         [{} for _ in range(len(frame))]
+
+
+def _utc_text(series: pd.Series) -> list[str] | None:
+    """pandas' ``astype(str)`` of a microsecond UTC time column, formatted by numpy; None when pandas must do it.
+
+    pandas formatted the world's ``event_time`` at about half of :func:`_json_ready`'s cost. Its text is
+    ``YYYY-MM-DD HH:MM:SS.ffffff+00:00`` when some value has a microsecond part that is not whole milliseconds
+    (it picks one precision for the column: none, ms or µs); only that case, without missing values, is
+    done here, the same text character for character.
+    """
+    if str(series.dtype) != "datetime64[us, UTC]" or not len(series):
+        return None
+    values = np.asarray(series.dt.tz_localize(None), dtype="datetime64[us]")
+    if np.isnat(values).any() or not (values.view(np.int64) % 1000).any():
+        return None
+    return [t.replace("T", " ", 1) + "+00:00" for t in np.datetime_as_string(values, unit="us").tolist()]
 
 
 @dataclass(frozen=True)
