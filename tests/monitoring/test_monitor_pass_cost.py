@@ -33,3 +33,16 @@ def test_alert_to_dict_is_a_deep_copy() -> None:
     out["evidence"]["nested"]["list"][1].append(4)
     assert alert.evidence["pairs"][0]["long"]["good"] == 1
     assert alert.evidence["nested"]["list"][1] == [2, 3]
+
+
+def test_unit_scores_agrees_with_the_plain_check() -> None:
+    from yarnit.monitoring.quality import _unit_scores
+
+    def plain(scores: list[object]) -> bool:
+        return all(type(s) in (float, int) and 0.0 <= s <= 1.0 for s in scores)  # type: ignore[operator]
+
+    cases: list[list[object]] = [[0.0, 1.0, 0.5], [0.2, float("nan")], [float("nan")], [1.0000001], [-0.0, 0.3],
+                                 [-1e-300], [0.1, float("inf")], [0, 1, 0.5], [True, 0.5], [0.5, "0.5"],
+                                 [0.5, None], [2], [10 ** 400], [0.25] * 300]
+    for scores in cases:
+        assert _unit_scores(scores) == plain(scores), scores
