@@ -43,13 +43,14 @@ into the monitor's loop.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -113,12 +114,31 @@ class Alert:
         return self.slo_id, self.alert
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """``dataclasses.asdict(self)`` (equal, and as deep a copy), without its per-leaf ``copy.deepcopy``:
+        the incident intake asks every alert for it every monitor pass, and the month's evidence grew with it."""
+        return {name: _copy_json(getattr(self, name)) for name in _ALERT_FIELDS}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Alert:
         # The ack fields came later: a store written before them reads as unacknowledged alerts.
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data or k not in ACK_FIELDS})
+
+
+_ALERT_FIELDS = tuple(Alert.__dataclass_fields__)
+_IMMUTABLE = (str, int, float, bool, type(None))
+
+
+def _copy_json(value: Any) -> Any:
+    """A deep copy of JSON-like data (dicts, lists, tuples of immutable leaves); other leaves are deep-copied."""
+    if isinstance(value, _IMMUTABLE):
+        return value
+    if type(value) is dict:
+        return {k: _copy_json(v) for k, v in value.items()}
+    if type(value) is list:
+        return [_copy_json(v) for v in value]
+    if type(value) is tuple:
+        return tuple(_copy_json(v) for v in value)
+    return copy.deepcopy(value)
 
 
 def evidence(status: SLOStatus) -> dict[str, Any]:

@@ -88,6 +88,18 @@ JOIN_PAGE = 50_000  # labels joined per page
 MAX_CACHED_SUMMARIES = 1000  # hourly summaries held in memory during a run (≈80 KB each) before writing back
 
 
+_STR_OR_NONE = frozenset((str, type(None)))
+
+
+def _unit_scores(scores: list[Any]) -> bool:
+    """``all(type(s) in (float, int) and 0.0 <= s <= 1.0 for s in scores)``, one numpy pass for plain floats
+    (a NaN fails both comparisons in either form)."""
+    if set(map(type, scores)) == {float}:
+        values = np.array(scores, dtype=np.float64)
+        return bool(((values >= 0.0) & (values <= 1.0)).all())
+    return all(type(s) in (float, int) and 0.0 <= s <= 1.0 for s in scores)
+
+
 # -- the incremental join ---------------------------------------------------------------------------------
 class QualityJoin:
     """One run of the join over a workspace's log and labels (see the module docstring)."""
@@ -155,8 +167,7 @@ class QualityJoin:
         scores = record.get("predictions")
         request_id, model = record.get("request_id"), record.get("model")
         if not isinstance(scores, list) or not scores or not isinstance(model, str) or not isinstance(
-                request_id, str) or not _REQUEST_ID.match(request_id) or not all(
-                type(s) in (float, int) and 0.0 <= s <= 1.0 for s in scores):
+                request_id, str) or not _REQUEST_ID.match(request_id) or not _unit_scores(scores):
             counters["unscored"] += 1  # a ranking model's slates, or no request id: nothing to join
             return
         at_s = record_time(record)
@@ -174,8 +185,12 @@ class QualityJoin:
         rows, slices_of = [], []
         for index, score in enumerate(scores):
             instance = instances[index] if instances else None
-            key = tuple(v if isinstance(v, (str, int)) else None for v in map(instance.get, fields)) \
-                if isinstance(instance, dict) else ()  # only plain values slice (and a key must be hashable)
+            if isinstance(instance, dict):
+                key = tuple(map(instance.get, fields))
+                if not _STR_OR_NONE.issuperset(map(type, key)):  # only plain values slice (a key must be hashable)
+                    key = tuple(v if isinstance(v, (str, int)) else None for v in key)
+            else:
+                key = ()
             found = encoded.get(key)
             if found is None:
                 slices = self._slices(model, dict(zip(fields, key, strict=False)), slice_values) if key else []
