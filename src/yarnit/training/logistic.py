@@ -96,7 +96,6 @@ def fit_and_code(frame: pd.DataFrame | FeatureChunks, *, min_count: int = 1) -> 
     vocabulary: dict[str, int] = vectorizer.vocabulary_
     n = len(vocabulary)
     index_type = np.int32 if n < np.iinfo(np.int32).max else np.int64
-    dtypes: dict[str, set[Any]] = {}
     text: dict[str, np.ndarray] = {c: np.empty(scan.rows, dtype=index_type) for c in scan.columns if c in scan.text}
     numeric: dict[str, np.ndarray] = {}
     row = 0
