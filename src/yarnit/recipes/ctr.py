@@ -432,6 +432,23 @@ def _day_tables(path: Any, days: list[Any]) -> Iterator[tuple[Any, pa.Table]]:
     if current is not None:
         yield current, pa.concat_tables(pending)
 
+#: The per-day profiles (in day order) of the logs this process validated last, keyed by (artifact path, slices).
+#: The path names the content (sha256), so an entry is the profile of those bytes. A daily loop's reference is the
+#: log the previous run validated: its days' profiles are taken from here instead of reading and profiling each
+#: day again (each ``profile`` opens a DuckDB connection: in the operate demo that made validate about 30% dearer
+#: than before issue 20). A few small objects per day.
+_DAY_PROFILES: dict[tuple[str, tuple[str, ...]], list[Any]] = {}
+_DAY_PROFILES_KEPT = 4
+
+
+def _remember_days(path: Any, slices: Any, daily: list[Any]) -> None:
+    key = (str(path), tuple(slices))
+    if key not in _DAY_PROFILES:
+        _DAY_PROFILES[key] = daily
+        while len(_DAY_PROFILES) > _DAY_PROFILES_KEPT:
+            _DAY_PROFILES.pop(next(iter(_DAY_PROFILES)))
+
+
 def validate(ctx: StepContext, dataset: dict[str, Any], previous: dict[str, Any] | None = None) -> dict[str, Any]:
     """Check each day of the log against the curated schema (types, ranges, domains, missing values) and
     against an average day of the previous training data (``previous``, from the reference step: volume,
@@ -460,12 +477,15 @@ def validate(ctx: StepContext, dataset: dict[str, Any], previous: dict[str, Any]
             return _by_day(whole, day_values) if whole is not None else _day_tables(path, day_values)
 
         daily = {str(day): profile(part, slices=schema.slices) for day, part in log_days()}
+        if None not in day_values:
+            _remember_days(path, schema.slices, list(daily.values()))
         if previous_id:
             reference_path = _path(ctx, previous)
             reference_days = _days_of(reference_path)
             if reference_days:
-                stats = merge_statistics(profile(part, slices=schema.slices)
-                                         for _day, part in _day_tables(reference_path, reference_days))
+                known = _DAY_PROFILES.get((str(reference_path), tuple(schema.slices)))
+                stats = merge_statistics(known if known is not None else (
+                    profile(part, slices=schema.slices) for _day, part in _day_tables(reference_path, reference_days)))
             else:
                 stats = profile(pq.read_table(reference_path), slices=schema.slices)
             average = _average_day(stats, max(1, len(reference_days)))
