@@ -150,3 +150,53 @@ def test_release_memory_collects_cycles_only_in_a_big_process(monkeypatch) -> No
         assert full == [1]
     finally:
         gc.callbacks.remove(seen)
+
+
+def test_a_small_log_is_read_once_for_training_and_gives_the_chunked_paths_model(
+        selected: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression (issue 18): the chunked train step read a daily run's small log once per signature column and
+    once per trainer pass (the operate demo's train steps cost 1.7x their CPU). A log of one chunk or less is
+    read and transformed once; the model and signature are the chunked path's."""
+    ctx, dataset, split = selected
+    paths: list[Any] = []
+    real_path = ctr._path
+    monkeypatch.setattr(ctr, "_path", lambda c, ref: paths.append(ref["id"]) or real_path(c, ref))
+    once = ctr.train(ctx, dataset, split)["model"]
+    assert len(paths) == 1  # one read of the log
+    monkeypatch.setattr(ctr, "CHUNK_ROWS", 1000)  # the chunked path, several chunks
+    chunked = ctr.train(ctx, dataset, split)["model"]
+    assert len(paths) > 3
+    assert once.artifact == chunked.artifact
+    assert once.signature == chunked.signature and once.params == chunked.params
+
+
+@pytest.mark.parametrize("previous", [False, True])
+def test_validate_cuts_a_small_log_in_memory_with_the_streamed_report(
+        sqlite_ws: Workspace, monkeypatch: pytest.MonkeyPatch, previous: bool) -> None:
+    """Regression (issue 18): validate streamed a daily run's small log day by day, reading it three times, and
+    profiled each day of the reference again. A log of at most WHOLE_LOG_ROWS rows is read once and cut in memory,
+    and a reference this process validated before takes its days' profiles from memory; the report is the one
+    the streamed, uncached path gives."""
+    config = CONFIG | {"faults": [*CONFIG["faults"], "biased_loss@1,country=DE,events=all"]}
+    result = PipelineRunner(sqlite_ws).run(ctr_pipeline().subset({"select"}), config=config)
+    ctx = StepContext(sqlite_ws, result.id, "yarnit-ctr", "validate", ctr_pipeline().config | config, 0)
+    dataset = result.value("select", "dataset")
+
+    def report() -> str:
+        try:
+            return repr(ctr.validate(ctx, dataset, dataset if previous else None))
+        except ctr.BlockingAnomalies as exc:
+            return str(exc)
+
+    monkeypatch.setattr(ctr, "_DAY_PROFILES", {})
+    reads: list[Any] = []
+    real = ctr.pq.read_table
+    monkeypatch.setattr(ctr.pq, "read_table", lambda *a, **k: reads.append(k.get("columns")) or real(*a, **k))
+    monkeypatch.setattr(ctr.pq.ParquetFile, "iter_batches", lambda *a, **k: pytest.fail("streamed a small log"))
+    small = report()
+    assert reads[0] is None and reads.count(None) == 1  # the log once; the reference's days from memory
+    monkeypatch.undo()
+    monkeypatch.setattr(ctr, "WHOLE_LOG_ROWS", 0)
+    monkeypatch.setattr(ctr, "_DAY_PROFILES", {})
+    monkeypatch.setattr(ctr, "_remember_days", lambda *_a: None)
+    assert "country" in small and report() == small

@@ -398,10 +398,26 @@ def _day_table(path: Any, day: Any) -> pa.Table:
     return pq.read_table(path, filters=[("day", "==", day)])
 
 
+#: A log of at most this many rows is read once and cut into days in memory by ``validate`` (a few tens of MB);
+#: a bigger one is streamed a day at a time (issue 20). The daily runs of the operate demo are a few thousand rows.
+WHOLE_LOG_ROWS = 1 << 18
+
+
+def _by_day(table: pa.Table, days: list[Any]) -> Iterator[tuple[Any, pa.Table]]:
+    """Each day of an in-memory table with its rows, in ``days`` order."""
+    values = table.column("day")
+    for day in days:
+        yield day, table.filter(pc.equal(values, pa.scalar(day, values.type)))
+
+
 def _day_tables(path: Any, days: list[Any]) -> Iterator[tuple[Any, pa.Table]]:
-    """Each day of a stored dataset with its rows, in ``days`` order. A log stored in day order (the world's) is
-    read once, batch by batch; any other is read with one filtered scan per day."""
+    """Each day of a stored dataset with its rows, in ``days`` order. A small log (:data:`WHOLE_LOG_ROWS`) is read
+    whole and cut in memory; a bigger one stored in day order (the world's) is read once, batch by batch; any
+    other is read with one filtered scan per day."""
     stored = pq.ParquetFile(path)
+    if stored.metadata.num_rows <= WHOLE_LOG_ROWS:
+        yield from _by_day(pq.read_table(path), days)
+        return
     column = pq.read_table(path, columns=["day"]).column("day")
     ordered = column.null_count == 0 and (len(column) < 2 or bool(pc.all(pc.greater_equal(
         column.slice(1), column.slice(0, len(column) - 1))).as_py()))
@@ -425,6 +441,23 @@ def _day_tables(path: Any, days: list[Any]) -> Iterator[tuple[Any, pa.Table]]:
     if current is not None:
         yield current, pa.concat_tables(pending)
 
+#: The per-day profiles (in day order) of the logs this process validated last, keyed by (artifact path, slices).
+#: The path names the content (sha256), so an entry is the profile of those bytes. A daily loop's reference is the
+#: log the previous run validated: its days' profiles are taken from here instead of reading and profiling each
+#: day again (each ``profile`` opens a DuckDB connection: in the operate demo that made validate about 30% dearer
+#: than before issue 20). A few small objects per day.
+_DAY_PROFILES: dict[tuple[str, tuple[str, ...]], list[Any]] = {}
+_DAY_PROFILES_KEPT = 4
+
+
+def _remember_days(path: Any, slices: Any, daily: list[Any]) -> None:
+    key = (str(path), tuple(slices))
+    if key not in _DAY_PROFILES:
+        _DAY_PROFILES[key] = daily
+        while len(_DAY_PROFILES) > _DAY_PROFILES_KEPT:
+            _DAY_PROFILES.pop(next(iter(_DAY_PROFILES)))
+
+
 def validate(ctx: StepContext, dataset: dict[str, Any], previous: dict[str, Any] | None = None) -> dict[str, Any]:
     """Check each day of the log against the curated schema (types, ranges, domains, missing values) and
     against an average day of the previous training data (``previous``, from the reference step: volume,
@@ -445,14 +478,23 @@ def validate(ctx: StepContext, dataset: dict[str, Any], previous: dict[str, Any]
     anomalies: list[dict[str, Any]] = []
     has_days = "day" in stored.schema_arrow.names and num_rows > 0
     if has_days:  # one day in memory at a time (issue 20): each day is read, profiled and checked alone
-        day_values = sorted(pc.unique(pq.read_table(path, columns=["day"]).column("day")).to_pylist())
-        daily = {str(day): profile(part, slices=schema.slices) for day, part in _day_tables(path, day_values)}
+        whole = pq.read_table(path) if num_rows <= WHOLE_LOG_ROWS else None  # a small log: read once, cut in memory
+        day_values = sorted(pc.unique((whole if whole is not None else pq.read_table(path, columns=["day"]))
+                                      .column("day")).to_pylist())
+
+        def log_days() -> Iterator[tuple[Any, pa.Table]]:
+            return _by_day(whole, day_values) if whole is not None else _day_tables(path, day_values)
+
+        daily = {str(day): profile(part, slices=schema.slices) for day, part in log_days()}
+        if None not in day_values:
+            _remember_days(path, schema.slices, list(daily.values()))
         if previous_id:
             reference_path = _path(ctx, previous)
             reference_days = _days_of(reference_path)
             if reference_days:
-                stats = merge_statistics(profile(part, slices=schema.slices)
-                                         for _day, part in _day_tables(reference_path, reference_days))
+                known = _DAY_PROFILES.get((str(reference_path), tuple(schema.slices)))
+                stats = merge_statistics(known if known is not None else (
+                    profile(part, slices=schema.slices) for _day, part in _day_tables(reference_path, reference_days)))
             else:
                 stats = profile(pq.read_table(reference_path), slices=schema.slices)
             average = _average_day(stats, max(1, len(reference_days)))
@@ -462,7 +504,7 @@ def validate(ctx: StepContext, dataset: dict[str, Any], previous: dict[str, Any]
             baseline = (f"the median day of {dataset.get('ref')} (no previous training data: volumes only, "
                         "distributions not compared)")
         low, high = ctx.config["positive_rate_band"]
-        for value, part in _day_tables(path, day_values):
+        for value, part in log_days():
             day = str(value)
             kept = _kept_share(day, ctx.config.get("removed") or [])
             report = check(part, schema, previous=_scaled_day(average, kept) if kept < 1.0 else average,
@@ -473,7 +515,8 @@ def validate(ctx: StepContext, dataset: dict[str, Any], previous: dict[str, Any]
                           if a.blocking or not (a.kind == "distribution_change" and a.column in DAILY_COLUMNS)]
             del part
         if LABEL in stored.schema_arrow.names:
-            labels = pq.read_table(path, columns=["day", LABEL]).to_pandas()
+            labels = (whole.select(["day", LABEL]) if whole is not None
+                      else pq.read_table(path, columns=["day", LABEL])).to_pandas()
             for day, rate in labels.groupby("day")[LABEL].mean().items():
                 if not low <= rate <= high:
                     anomalies.append({
@@ -646,6 +689,11 @@ def _production(ctx: StepContext) -> Any:
 CHUNK_ROWS = 1 << 17  # rows of the log read and turned into features at a time when training (issue 20)
 
 
+def _rows(ctx: StepContext, ref: dict[str, Any]) -> int:
+    """Rows of a dataset version (its recorded row count; the file is not read)."""
+    return int(Datasets(ctx.workspace).get_by_id(ref["id"]).row_count)
+
+
 def _batches(ctx: StepContext, ref: dict[str, Any], columns: list[str], *, before: Any,
              rows: int | None = None) -> Iterator[pd.DataFrame]:
     """``columns`` of the rows of a verified dataset version whose day is before ``before``, ``rows`` at a time,
@@ -724,7 +772,9 @@ def train(ctx: StepContext, dataset: dict[str, Any], split: dict[str, Any]) -> d
     inputs = RAW_INPUTS | V2_INPUTS if ctx.config["transform"] in HISTORY_TRANSFORMS else RAW_INPUTS
     extra = tuple(dict.fromkeys([*inputs, FALLBACK_SLICE]))
     features: pd.DataFrame | FeatureChunks
-    if ctx.config["transform"] in HISTORY_TRANSFORMS:  # the shopper history needs every day at once
+    if ctx.config["transform"] in HISTORY_TRANSFORMS or _rows(ctx, dataset) <= CHUNK_ROWS:
+        # the shopper history needs every day at once; a log of one chunk or less is read and transformed once
+        # (the chunked path below reads it once per trainer pass and once per signature column)
         features, kept = _features(ctx, dataset, split, "train", extra=extra)
         labels = kept[LABEL].to_numpy()
         policy, fallback, sample, types = _training_inputs(kept.__getitem__, inputs, ctx.seed)

@@ -50,6 +50,7 @@ class _Scan:
     text: dict[str, dict[str, int]] = field(default_factory=dict)
     chunk_text: list[dict[str, dict[str, int]]] = field(default_factory=list)
     chunk_nonzero: list[dict[str, int]] = field(default_factory=list)
+    numeric_dtypes: dict[str, set[Any]] = field(default_factory=dict)
     rows: int = 0
 
     def add(self, frame: pd.DataFrame) -> None:
@@ -69,6 +70,7 @@ class _Scan:
                     total[text] = total.get(text, 0) + count
             else:
                 nonzero[str(column)] = int(np.count_nonzero(series.to_numpy(dtype=float)))  # NaN counts, as in CSR
+                self.numeric_dtypes.setdefault(str(column), set()).add(series.dtype)
         self.chunk_text.append(texts_here)
         self.chunk_nonzero.append(nonzero)
         self.rows += len(frame)

@@ -81,7 +81,10 @@ _BLOCK = 1 << 22  # matrix entries squared at a time by linear_weight
 def linear_weight(coef: np.ndarray, matrix: Any, names: Sequence[str], columns: Sequence[str]) -> dict[str, float] | None:
     """``|coef| · std`` of each encoded column (sparse or dense), summed per frame column."""
     x = matrix
-    if getattr(x, "format", "") == "csr":  # block by block: no copy of the matrix, squared or transposed
+    if hasattr(x, "moments"):  # a CodedMatrix (training/logistic.py): per-feature sums without a one-hot copy
+        sums, squares = x.moments()
+        mean, mean_sq = sums / max(x.rows, 1), squares / max(x.rows, 1)
+    elif getattr(x, "format", "") == "csr":  # block by block: no copy of the matrix, squared or transposed
         sums, squares = np.zeros(x.shape[1]), np.zeros(x.shape[1])
         for start in range(0, x.nnz, _BLOCK):
             values, where = x.data[start:start + _BLOCK], x.indices[start:start + _BLOCK]

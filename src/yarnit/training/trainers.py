@@ -34,7 +34,8 @@ from yarnit.registry.lightgbm_format import lightgbm_safe, unused_features
 
 from . import importance as imp
 from .chunks import FeatureChunks, release_memory
-from .encoding import encode_frame, fit_and_encode, fit_vectorizer, text_codes  # sklearn: imported when training
+from .encoding import encode_frame, fit_vectorizer, text_codes  # sklearn: imported when training
+from .logistic import fit_and_code, fit_coded
 from .values import TrainedModel
 
 
@@ -77,26 +78,35 @@ class LogisticTrainer:
 
         started = time.perf_counter()
         y = _check(features, labels)
-        vectorizer, x, columns = fit_and_encode(features, min_count=self.min_count)
+        # category codes + numeric columns, not a CSR matrix (training/logistic.py): a third of the memory
+        vectorizer, x, columns = fit_and_code(features, min_count=self.min_count)
         release_memory()  # the chunks' scratch memory goes back before the solver's vectors are allocated
         params = {"C": self.c, "max_iter": self.max_iter, "solver": "lbfgs", "random_state": seed, "tol": self.tol}
         model = LogisticRegression(**params)
         warm = False
+        start = None
         if init is not None and init.trainer == self.name:
             previous = load_predictor(init.artifact, init.artifact_format).estimator  # type: ignore[attr-defined]
             old = dict(zip(previous.named_steps["vectorize"].feature_names_,
                            previous.named_steps["model"].coef_[0], strict=True))
+            start = np.array([*(old.get(n, 0.0) for n in vectorizer.feature_names_),
+                              float(previous.named_steps["model"].intercept_[0])])
             model.set_params(warm_start=True)
-            model.coef_ = np.array([[old.get(n, 0.0) for n in vectorizer.feature_names_]])
-            model.intercept_ = previous.named_steps["model"].intercept_.copy()
-            model.classes_ = np.array([0, 1])
             warm = True
-        model.fit(x, y)
+        classes = np.unique(y)  # the second is the positive class, as LogisticRegression takes it
+        coef, intercept, iterations = fit_coded(x, y == classes[1], c=self.c, max_iter=self.max_iter, tol=self.tol,
+                                                coef=start)
+        # the fitted attributes LogisticRegression.fit sets (binary, lbfgs), so the artifact is the same shape
+        model.n_features_in_ = x.n_features
+        model.classes_ = classes
+        model.n_iter_ = np.array([iterations], dtype=np.int32)
+        model.coef_ = coef.reshape(1, -1)
+        model.intercept_ = np.array([intercept])
         pipeline = SkPipeline([("vectorize", vectorizer), ("model", model)])
         return TrainedModel(
             artifact=dump_sklearn(pipeline), artifact_format=ArtifactFormat.SKOPS, trainer=self.name,
             params=params | {"min_count": self.min_count, "n_features": len(vectorizer.feature_names_)},
-            training=_training_info(len(y), started, warm_start=warm, iterations=int(model.n_iter_[0]),
+            training=_training_info(len(y), started, warm_start=warm, iterations=iterations,
                                     feature_importance=imp.linear_weight(model.coef_[0], x, vectorizer.feature_names_,
                                                                          columns)),
         )
