@@ -70,3 +70,23 @@ def test_the_tune_step_fits_earlier_training_days_and_scores_the_last_one_never_
     step = next(s for s in result.steps if s.step == "tune")
     assert step.logs[-1] == summary(report)
     assert result.run.metrics["tune.tuned"] is report["tuned"]
+
+
+def test_an_in_memory_fit_scores_exactly_as_the_artifact_fit_would_build() -> None:
+    """Tuning scores its grid points without saving and loading each model: that must change no score."""
+    import numpy as np
+    import pandas as pd
+
+    from yarnit.registry import load_predictor
+    from yarnit.training.trainers import make_trainer
+
+    rng = np.random.default_rng(3)
+    x = pd.DataFrame({"a": rng.choice(["u", "v", "w"], 3000), "b": rng.normal(size=3000)})
+    y = (rng.random(3000) < np.where(x["a"] == "u", 0.3, 0.1)).astype(int)
+    trainer = make_trainer("logistic", c=0.1)
+    model = trainer.fit(x, y, seed=0)
+    predictor, params = trainer.fit_in_memory(x, y, seed=0)
+    saved = load_predictor(model.artifact, model.artifact_format)
+    rows = x.to_dict(orient="records")
+    assert np.array_equal(np.asarray(predictor.predict_proba(rows)), np.asarray(saved.predict_proba(rows)))
+    assert params == model.params

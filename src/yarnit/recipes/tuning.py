@@ -85,10 +85,15 @@ def grid_search(trainer: str, trainer_params: Mapping[str, Any], grid: Mapping[s
     y = np.asarray(val_y, dtype=float)
     points, terms = [], []
     for values in _points(grid, configured):
-        model = make_trainer(trainer, **{**trainer_params, **values}).fit(fit_x, fit_y, seed=seed)
-        p = np.clip(np.asarray(_predict(model, val_x), dtype=float), EPS, 1 - EPS)
+        fitter = make_trainer(trainer, **{**trainer_params, **values})
+        if hasattr(fitter, "fit_in_memory"):  # the same model, without a save and an audited load per point
+            predictor, params = fitter.fit_in_memory(fit_x, fit_y, seed=seed)
+        else:
+            model = fitter.fit(fit_x, fit_y, seed=seed)
+            predictor, params = load_predictor(model.artifact, model.artifact_format), model.params
+        p = np.clip(np.asarray(_predict(predictor, val_x), dtype=float), EPS, 1 - EPS)
         terms.append(-(y * np.log(p) + (1 - y) * np.log(1 - p)))
-        points.append({"trainer_params": values, "params": {k: v for k, v in model.params.items()
+        points.append({"trainer_params": values, "params": {k: v for k, v in params.items()
                                                              if isinstance(v, int | float | str) and k != "random_state"},
                        "log_loss": log_loss(y, p), "auc": roc_auc(y, p)})
     best = min(range(len(points)), key=lambda i: (points[i]["log_loss"], i))
@@ -102,10 +107,10 @@ def grid_search(trainer: str, trainer_params: Mapping[str, Any], grid: Mapping[s
             "fit_rows": len(fit_y), "validation_rows": len(val_y)}
 
 
-def _predict(model: Any, features: pd.DataFrame) -> np.ndarray:
+def _predict(predictor: Any, features: pd.DataFrame) -> np.ndarray:
     from .ctr import _score  # the serving scorer evaluate uses (ctr imports this module inside its step)
 
-    return _score(load_predictor(model.artifact, model.artifact_format), features)
+    return _score(predictor, features)
 
 
 def summary(report: Mapping[str, Any]) -> str:

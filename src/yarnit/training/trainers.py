@@ -73,10 +73,26 @@ class LogisticTrainer:
 
     def fit(self, features: pd.DataFrame | FeatureChunks, labels: np.ndarray, *, seed: int,
             init: TrainedModel | None = None, dask_client: Any = None) -> TrainedModel:
+        started = time.perf_counter()
+        pipeline, params, training = self._fit(features, labels, seed=seed, init=init, importance=True)
+        return TrainedModel(artifact=dump_sklearn(pipeline), artifact_format=ArtifactFormat.SKOPS, trainer=self.name,
+                            params=params, training=_training_info(training.pop("rows"), started, **training))
+
+    def fit_in_memory(self, features: pd.DataFrame | FeatureChunks, labels: np.ndarray, *,
+                      seed: int) -> tuple[Any, dict[str, Any]]:
+        """(predictor, params) of the model ``fit`` would build, never serialised: what its artifact loads as
+        (the same estimator; skops round-trips its arrays exactly). For many throw-away fits (tuning's grid),
+        where the save and the audited load cost more than the fit."""
+        from yarnit.registry.formats import SklearnPredictor
+
+        pipeline, params, _ = self._fit(features, labels, seed=seed, init=None, importance=False)
+        return SklearnPredictor(pipeline), params
+
+    def _fit(self, features: pd.DataFrame | FeatureChunks, labels: np.ndarray, *, seed: int,
+             init: TrainedModel | None, importance: bool) -> tuple[Any, dict[str, Any], dict[str, Any]]:
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import Pipeline as SkPipeline
 
-        started = time.perf_counter()
         y = _check(features, labels)
         # category codes + numeric columns, not a CSR matrix (training/logistic.py): a third of the memory
         vectorizer, x, columns = fit_and_code(features, min_count=self.min_count)
@@ -103,13 +119,11 @@ class LogisticTrainer:
         model.coef_ = coef.reshape(1, -1)
         model.intercept_ = np.array([intercept])
         pipeline = SkPipeline([("vectorize", vectorizer), ("model", model)])
-        return TrainedModel(
-            artifact=dump_sklearn(pipeline), artifact_format=ArtifactFormat.SKOPS, trainer=self.name,
-            params=params | {"min_count": self.min_count, "n_features": len(vectorizer.feature_names_)},
-            training=_training_info(len(y), started, warm_start=warm, iterations=iterations,
-                                    feature_importance=imp.linear_weight(model.coef_[0], x, vectorizer.feature_names_,
-                                                                         columns)),
-        )
+        training: dict[str, Any] = {"rows": len(y), "warm_start": warm, "iterations": iterations}
+        if importance:
+            training["feature_importance"] = imp.linear_weight(model.coef_[0], x, vectorizer.feature_names_, columns)
+        return (pipeline, params | {"min_count": self.min_count, "n_features": len(vectorizer.feature_names_)},
+                training)
 
 
 class HistGbmTrainer:
