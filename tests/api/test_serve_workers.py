@@ -85,18 +85,33 @@ def _predict(url: str) -> tuple[int, str | None]:
     return response.status_code, response.headers.get("x-yarnit-worker")
 
 
-def test_two_workers_answer_survive_a_kill_and_stop_on_sigterm(tmp_path: Path) -> None:
+def _start_two_workers(tmp_path: Path) -> tuple[Path, str, subprocess.Popen[bytes]]:
+    """(workspace home, url, supervisor): ``yarnit serve --workers 2`` on a workspace with ctr v1 registered,
+    its output in tmp_path/serve.log."""
     home = tmp_path / "home"
     ws = open_workspace(Settings.for_home(home))
     register_ctr(ws, 1)
     ws.close()
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    out = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 - closed in finally
     env = {**os.environ, "YARNIT_HOME": str(home)}
     env.pop("YARNIT_DB_URL", None)
-    sup = subprocess.Popen([sys.executable, "-m", "yarnit", "serve", "--port", str(port), "--workers", "2"],
-                           env=env, stdout=out, stderr=subprocess.STDOUT)
+    with open(tmp_path / "serve.log", "wb") as out:  # the child keeps its own copy of the descriptor
+        sup = subprocess.Popen([sys.executable, "-m", "yarnit", "serve", "--port", str(port), "--workers", "2"],
+                               env=env, stdout=out, stderr=subprocess.STDOUT)
+    return home, f"http://127.0.0.1:{port}", sup
+
+
+def _kill_all(sup: subprocess.Popen[bytes]) -> None:
+    """Whatever a failed test left running: the supervisor, then its workers."""
+    if sup.poll() is None:
+        sup.kill()
+        sup.wait()
+    for pid in _children(sup.pid).values():
+        os.kill(pid, signal.SIGKILL)
+
+
+def test_two_workers_answer_survive_a_kill_and_stop_on_sigterm(tmp_path: Path) -> None:
+    home, url, sup = _start_two_workers(tmp_path)
     try:
         workers = _wait(lambda: len(_children(sup.pid)) == 2 and _children(sup.pid), "two worker processes")
         assert set(workers) == {1, 2}
@@ -153,12 +168,7 @@ def test_two_workers_answer_survive_a_kill_and_stop_on_sigterm(tmp_path: Path) -
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"{url}/v2/health/live", timeout=5)
     finally:
-        if sup.poll() is None:
-            sup.kill()
-            sup.wait()
-        for pid in _children(sup.pid).values():
-            os.kill(pid, signal.SIGKILL)
-        out.close()
+        _kill_all(sup)
 
     # each worker process wrote its own prediction-log segments (run ids differ), and no line is torn
     segments = segment_paths(prediction_log_dir(home))
@@ -255,17 +265,7 @@ def _requests_by_worker(exposition: str) -> dict[str, float]:
 
 def test_metrics_through_the_shared_port_count_every_workers_requests(tmp_path: Path) -> None:
     """A scrape reaches one worker; it must still show the whole server's traffic, one series per worker."""
-    home = tmp_path / "home"
-    ws = open_workspace(Settings.for_home(home))
-    register_ctr(ws, 1)
-    ws.close()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "YARNIT_HOME": str(home)}
-    env.pop("YARNIT_DB_URL", None)
-    with open(tmp_path / "serve.log", "wb") as out:
-        sup = subprocess.Popen([sys.executable, "-m", "yarnit", "serve", "--port", str(port), "--workers", "2"],
-                               env=env, stdout=out, stderr=subprocess.STDOUT)
+    _home, url, sup = _start_two_workers(tmp_path)
     try:
         _wait(lambda: (tmp_path / "serve.log").read_text(errors="replace").count(" ready (pid ") >= 2
               or sup.poll() is not None, "both workers ready")
@@ -299,8 +299,4 @@ def test_metrics_through_the_shared_port_count_every_workers_requests(tmp_path: 
         sup.send_signal(signal.SIGTERM)
         assert sup.wait(timeout=BOUND_S) == 0
     finally:
-        if sup.poll() is None:
-            sup.kill()
-            sup.wait()
-        for pid in _children(sup.pid).values():
-            os.kill(pid, signal.SIGKILL)
+        _kill_all(sup)
