@@ -32,6 +32,9 @@ chaos: $(STAMP)
 # Every benchmark with its peer (hours; BENCH="serving training" for a subset, BENCH_ARGS=--quick where
 # scripts take it), then docs/benchmarks.md's generated summary; bench-docs regenerates it alone, running nothing.
 bench: $(STAMP)
+	@command -v wrk >/dev/null 2>&1 || { echo "bench: installing wrk (Debian package) for the throughput and soak benchmarks"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } || \
+	  echo "bench: could not install wrk; bench_replica_throughput and bench_serving_soak will fail"
 	$(PY) benchmarks/run_all.py $(BENCH_ARGS) $(BENCH)
 
 bench-docs: $(STAMP)
