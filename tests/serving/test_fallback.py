@@ -185,9 +185,11 @@ def test_a_deadline_miss_over_http_is_a_503_with_retry_after(sqlite_ws: Workspac
     app.state.serving.runtime.wrap_predictor = stuck.wrap  # before the server loads and warms the model
     try:
         with BackgroundServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as http:
-            stuck.armed.set()  # from now on scoring blocks: this batch cannot be scored in time on any machine
-            response = http.post("/v1/models/flat:predict", json={"instances": ONE * 10_000},
-                                 headers={"x-yarnit-deadline-ms": "50"})
+            stuck.armed.set()  # from now on scoring blocks (30 s): this batch cannot be scored in time on any machine
+            # A deadline generous enough for reading and admitting the body on a loaded machine: a short one
+            # (50 ms) passed before admission there, and the answer was a shed ("Overloaded"), not a miss.
+            response = http.post("/v1/models/flat:predict", json={"instances": ONE * 100},
+                                 headers={"x-yarnit-deadline-ms": "5000"})
             stuck.release.set()
     finally:
         stuck.release.set()
