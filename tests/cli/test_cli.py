@@ -235,3 +235,12 @@ def test_history_does_not_turn_stored_markup_into_terminal_hyperlinks(ctr_home: 
     assert proc.returncode == 0, proc.stderr
     assert "\x1b[" in proc.stderr  # a colour terminal: rich does emit escapes of its own here
     assert "\x1b]8;" not in proc.stderr and "[link=https://evil.example]the runbook[/link]" in proc.stderr
+
+
+@pytest.mark.parametrize(("columns", "expected"), [(None, "160"), ("100", "100")])
+def test_human_output_into_a_pipe_or_a_log_is_not_squeezed_to_80_columns(columns: str | None, expected: str) -> None:
+    # `make demo > demo.log` printed the fault table one word a line: rich lays out for 80 columns off a terminal
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"} | ({"COLUMNS": columns} if columns else {})
+    done = subprocess.run([sys.executable, "-c", "from yarnit.cli.common import console; print(console.width)"],
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == expected

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ParamSpec, TypeVar
 
 import click
@@ -43,7 +44,19 @@ class SafeConsole(Console):
         return super().render_str(visible_controls(text), **kwargs)
 
 
-console = SafeConsole(stderr=True)
+def console_width(stream: Any, environ: Mapping[str, str] = os.environ) -> int | None:
+    """The width human output is laid out for: the terminal's (None: rich asks it), else ``COLUMNS``, else 160.
+
+    Rich lays out for 80 columns when the stream is not a terminal; ``make demo`` or a CI log then got the
+    demo's fault table squeezed to one word a line.
+    """
+    isatty = getattr(stream, "isatty", None)
+    if (callable(isatty) and isatty()) or environ.get("COLUMNS", "").strip().isdigit():
+        return None
+    return 160
+
+
+console = SafeConsole(stderr=True, width=console_width(sys.stderr))
 
 
 class _Options:
