@@ -3,6 +3,9 @@
 The request path only bumps plain dict counters (no locks, no label lookups);
 this collector turns them into metric families when ``/metrics`` is scraped.
 Register it on the app's registry: ``registry.register(ServingCollector(service))``.
+Series labelled by version are kept for the loaded versions, the versions that answered since the last
+scrape and the three newest; older ones are dropped (``ServingStats.prune_versions``), so a process that
+hot-swaps all year exports a bounded number of series.
 
 | metric | labels |
 |---|---|
@@ -52,6 +55,7 @@ class ServingCollector(Collector):
 
         service = self.service
         stats = service.stats
+        stats.prune_versions(self._loaded_versions())
         yield _counter("yarnit_serving_requests", "Data-plane requests by model, version, alias, answering "
                        "path and HTTP status code", ["model", "version", "alias", "served_by", "code"],
                        stats.requests)
@@ -124,6 +128,15 @@ class ServingCollector(Collector):
             depth = GaugeMetricFamily("yarnit_prediction_log_queue_depth", "Records waiting to be written")
             depth.add_metric([], s.queue_depth)
             yield depth
+
+    def _loaded_versions(self) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        for model, state in self.service.runtime.states().items():
+            for alias in (*SERVED_ALIASES, "previous"):
+                loaded = state.loaded(alias)
+                if loaded is not None:
+                    out.setdefault(model, set()).add(str(loaded.version.version))
+        return out
 
     def _models(self) -> Iterator[Metric]:
         service = self.service
