@@ -241,3 +241,18 @@ def test_a_full_disk_backs_off_reuses_its_segment_and_loses_nothing(tmp_path: Pa
         path.unlink()  # (reading /dev/full never ends)
     assert [r["request_id"] for r in scan_prediction_log(directory).records] == [f"r{i}" for i in range(6)]
     assert full[0].is_file() and not full[0].is_symlink()  # the same segment, rewritten once there was room
+
+
+def test_without_a_key_personal_fields_are_dropped_and_the_rest_keep_their_order() -> None:
+    """The keyless policy drops in one comprehension (issue 18, h38): the same dict, field order included, as
+    the field-by-field loop it replaced, for declared and extra personal fields."""
+    instance = {"session_id": "s1", "product_id": "p9", "user_id": "u7", "price_usd": 12.5, "name": None,
+                "country": "ES", "email": "a@b"}
+    policy = LogPolicy()
+    out = policy.apply(instance, ("country",))
+    assert list(out.items()) == [("product_id", "p9"), ("price_usd", 12.5)]
+    assert list(policy.apply(instance).items()) == [("product_id", "p9"), ("price_usd", 12.5), ("country", "ES")]
+    keyed = LogPolicy(hmac_key=b"k" * 32).apply(instance)
+    assert list(keyed) == list(instance) and keyed["user_id"].startswith("hmac-sha256:")
+    clean = {"product_id": "p9"}
+    assert policy.apply(clean) is clean  # nothing personal: not copied

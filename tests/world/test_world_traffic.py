@@ -64,3 +64,24 @@ def test_http_ranker_names_each_request_and_the_world_keys_labels_by_it(sqlite_w
     assert int(clicks["value"].sum()) == int(day.labels["kind"].eq("click").sum())
     assert list(labels.columns) == ["request_id", "index", "kind", "value", "event_time", "arrival_time"]
     assert "user_id" not in labels.columns and "impression_id" not in labels.columns
+
+
+def test_request_labels_times_are_microsecond_utc_and_an_empty_day_is_typed_as_before() -> None:
+    """The label times stay datetime arrays end to end (issue 18, h38: they went through object arrays of
+    Timestamps); the column types are the ones that path gave, seconds for an empty result included."""
+    import numpy as np
+    import pandas as pd
+
+    from yarnit.world import request_labels
+
+    day = next(iter(World(SMALL).run(1)))
+    impressions = day.impressions.assign(request_id=[f"r{i // 30}" for i in range(len(day.impressions))],
+                                         request_index=np.arange(len(day.impressions)) % 30)
+    unshown = pd.DataFrame({"request_id": pd.Series(["u1"], dtype=object), "request_index": np.array([4]),
+                            "day": pd.Series([day.day], dtype=object)})
+    labels = request_labels(impressions, day.labels, unshown=unshown)
+    assert [str(labels[c].dtype) for c in ("event_time", "arrival_time")] == ["datetime64[us, UTC]"] * 2
+    shown = labels[labels["kind"] == "shown"].iloc[0]
+    assert shown["arrival_time"] == pd.Timestamp(day.day, tz="UTC") + pd.Timedelta(hours=30)
+    empty = request_labels(impressions.iloc[:0], day.labels.iloc[:0])
+    assert empty.empty and [str(empty[c].dtype) for c in ("event_time", "arrival_time")] == ["datetime64[s, UTC]"] * 2

@@ -26,6 +26,7 @@ and over, and what it cost in clicks and revenue against the clean month.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import queue
@@ -255,9 +256,14 @@ class _Month:
         # generous deadlines: a page answered late by a busy laptop is not a fault the demo injected. The shop is
         # the server's only client, one page at a time: a page scored on the event loop holds up nobody, so the
         # inline budget is wide (the per-row cost timed at load varies with the host's load, and a page sent to
-        # the scoring pool costs two thread hand-overs more, for the same answer)
+        # the scoring pool costs two thread hand-overs more, for the same answer). No prediction cache: every row
+        # of a page carries its page's time, so no row is ever asked twice and a page only paid for 30 keys
         self.app = create_app(self.ws, refresh_s=3600.0,
-                              serving=ServingOptions(deadline_ms=10_000, inline_budget_ms=1_000.0))
+                              serving=ServingOptions(deadline_ms=10_000, inline_budget_ms=1_000.0, cache_entries=0))
+        # what the month set up so far (libraries, the first model, the app) lives as long as the month: out of the
+        # collector's full passes, as a server process does before it takes traffic (api.server.prepare_for_traffic)
+        gc.collect()
+        gc.freeze()
         with BackgroundServer(self.app) as server:
             self.server = server
             self.ranker = _ShopRanker(server.url, "ctr", chunk=self.world_config.n_candidates, id_prefix="shop",

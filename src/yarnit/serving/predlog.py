@@ -117,6 +117,8 @@ class LogPolicy:
         pii = self.pii_fields.union(extra_pii) if extra_pii else self.pii_fields
         if pii.isdisjoint(instance):
             return instance if type(instance) is dict else dict(instance)
+        if self.hmac_key is None:  # no key: personal fields are dropped (one comprehension, in the same order)
+            return {key: value for key, value in instance.items() if key not in pii}
         out: dict[str, Any] = {}
         for key, value in instance.items():
             if key in pii:

@@ -123,11 +123,15 @@ def serve_traffic(config: WorldConfig, days: int) -> Iterator[TrafficRequest]:
 
 
 class _KeepAlive:
-    """One keep-alive HTTP/1.1 connection to the data plane (``http.client``), for a ranker's page requests.
+    """One keep-alive HTTP/1.1 connection to the data plane, for a ranker's page requests.
 
     A simulated month sends one request per page shown; httpx's per-request cost was a tenth of the demo's
-    main thread. A connection the server closed while idle (its keep-alive timeout) is opened again and the
-    request sent once more: the server never read it. Any other transport error propagates.
+    main thread, and then ``http.client``'s (its header parsing goes through the email package: about a third
+    of the shop's CPU per page). Over plain http the request is written and the answer read on the socket
+    here (:class:`_PlainConnection`: a status line, headers, a body by ``Content-Length``, chunks, or up to
+    the close); https goes through ``http.client``. A connection the server closed while idle (its keep-alive
+    timeout) is opened again and the request sent once more: the server never read it. Any other transport
+    error propagates.
     """
 
     def __init__(self, base_url: str, timeout_s: float) -> None:
@@ -137,8 +141,11 @@ class _KeepAlive:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise InvalidInput(f"The data plane's URL must be http(s)://HOST[:PORT], got {base_url!r}.")
-        kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-        self._open = lambda: kind(parts.hostname, parts.port, timeout=timeout_s)
+        host, port = parts.hostname, parts.port
+        if parts.scheme == "https":
+            self._open: Callable[[], Any] = lambda: http.client.HTTPSConnection(host, port, timeout=timeout_s)
+        else:
+            self._open = lambda: _PlainConnection(host, port or 80, timeout_s)
         self._prefix = parts.path.rstrip("/")
         self._conn: Any = None
 
@@ -155,21 +162,127 @@ class _KeepAlive:
     def _exchange(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
         if self._conn is None:
             self._conn = self._open()
+        conn = self._conn
         try:
-            self._conn.request("POST", self._prefix + path, body=body, headers=headers)
-            response = self._conn.getresponse()
-            data = response.read()
+            if type(conn) is _PlainConnection:
+                status, data, will_close = conn.post(self._prefix + path, body, headers)
+            else:
+                conn.request("POST", self._prefix + path, body=body, headers=headers)
+                response = conn.getresponse()
+                status, data, will_close = response.status, response.read(), response.will_close
         except BaseException:
             self.close()
             raise
-        if response.will_close:
+        if will_close:
             self.close()
-        return response.status, data
+        return status, data
 
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+class _PlainConnection:
+    """HTTP/1.1 POSTs on one plain TCP connection: the request written in one call, the answer parsed by hand.
+
+    It reads what ``http.client`` reads (a body by ``Content-Length``, by chunks, or up to the close) and raises
+    what it raises for a connection the server closed before answering (``RemoteDisconnected``); the header
+    names it needs are matched case-insensitively and the rest are skipped, not parsed into a message.
+    """
+
+    def __init__(self, host: str, port: int, timeout_s: float) -> None:
+        import socket
+
+        self._sock = socket.create_connection((host, port), timeout_s)
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._host = (host if ":" not in host else f"[{host}]") + ("" if port == 80 else f":{port}")
+        self._buffer = b""
+
+    def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes, bool]:
+        """``(status, body, whether the server closes the connection)`` of one POST."""
+        head = [f"POST {path} HTTP/1.1\r\nHost: {self._host}\r\nAccept-Encoding: identity\r\n"
+                f"Content-Length: {len(body)}\r\n"]
+        head.extend(f"{name}: {value}\r\n" for name, value in headers.items())
+        head.append("\r\n")
+        self._sock.sendall("".join(head).encode("latin-1") + body)
+        status, version, fields = self._read_head()
+        while 100 <= status < 200:  # an informational answer (100 Continue...): the real one follows, as http.client
+            status, version, fields = self._read_head()
+        connection = fields.get(b"connection", b"").lower()
+        will_close = b"close" in connection or version == b"HTTP/1.0" and b"keep-alive" not in connection
+        if b"chunked" in fields.get(b"transfer-encoding", b"").lower():
+            return status, self._read_chunks(), will_close
+        length = fields.get(b"content-length")
+        if length is not None:
+            return status, self._read_exactly(int(length)), will_close
+        if status in (204, 304):
+            return status, b"", will_close
+        return status, self._read_to_close(), True
+
+    def _fill(self) -> bool:
+        data = self._sock.recv(65536)
+        if not data:
+            return False
+        self._buffer += data
+        return True
+
+    def _read_head(self) -> tuple[int, bytes, dict[bytes, bytes]]:
+        import http.client
+
+        while (end := self._buffer.find(b"\r\n\r\n")) < 0:
+            if not self._fill():
+                if not self._buffer:
+                    raise http.client.RemoteDisconnected("Remote end closed connection without response")
+                raise http.client.IncompleteRead(self._buffer)
+        lines = self._buffer[:end].split(b"\r\n")
+        self._buffer = self._buffer[end + 4:]
+        parts = lines[0].split(None, 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+            raise http.client.BadStatusLine(lines[0].decode("latin-1"))
+        fields: dict[bytes, bytes] = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            fields[name.strip().lower()] = value.strip()
+        return int(parts[1]), parts[0], fields
+
+    def _read_exactly(self, n: int) -> bytes:
+        import http.client
+
+        while len(self._buffer) < n:
+            if not self._fill():
+                raise http.client.IncompleteRead(self._buffer, n - len(self._buffer))
+        data, self._buffer = self._buffer[:n], self._buffer[n:]
+        return data
+
+    def _read_line(self) -> bytes:
+        import http.client
+
+        while (end := self._buffer.find(b"\r\n")) < 0:
+            if not self._fill():
+                raise http.client.IncompleteRead(self._buffer)
+        line, self._buffer = self._buffer[:end], self._buffer[end + 2:]
+        return line
+
+    def _read_chunks(self) -> bytes:
+        out = []
+        while True:
+            size = int(self._read_line().split(b";", 1)[0].strip(), 16)
+            if size == 0:
+                while self._read_line():  # trailers, up to the empty line
+                    pass
+                return b"".join(out)
+            out.append(self._read_exactly(size))
+            self._read_line()
+
+    def _read_to_close(self) -> bytes:
+        while self._fill():
+            pass
+        data, self._buffer = self._buffer, b""
+        return data
+
+    def close(self) -> None:
+        self._sock.close()
 
 
 class HttpRanker:
@@ -317,21 +430,23 @@ def request_labels(impressions: pd.DataFrame, labels: pd.DataFrame, *,
     negatives = pd.DataFrame({
         "request_id": unclicked["request_id"].to_numpy(), "index": unclicked["request_index"].to_numpy(),
         "kind": "click", "value": np.zeros(len(unclicked), dtype=np.int64),
-        "event_time": close.to_numpy(), "arrival_time": close.to_numpy()})
+        "event_time": close.array, "arrival_time": close.array})
     positives = pd.DataFrame({
         "request_id": positive["request_id"].to_numpy(), "index": positive["request_index"].to_numpy(),
         "kind": positive["kind"].astype(str).to_numpy(), "value": positive["value"].astype(np.int64).to_numpy(),
-        "event_time": pd.to_datetime(positive["event_time"], utc=True).to_numpy(),
-        "arrival_time": pd.to_datetime(positive["arrival_time"], utc=True).to_numpy()})
+        "event_time": pd.to_datetime(positive["event_time"], utc=True).array,
+        "arrival_time": pd.to_datetime(positive["arrival_time"], utc=True).array})
     parts = [positives, negatives]
     if unshown is not None and len(unshown):
         closed = pd.to_datetime(pd.Series(unshown["day"].astype(str).to_numpy()), utc=True) + dt.timedelta(days=1) \
             + LOG_CLOSE_AFTER_DAY
         parts.append(pd.DataFrame({
             "request_id": unshown["request_id"].to_numpy(), "index": unshown["request_index"].to_numpy(),
-            "kind": "shown", "value": np.zeros(len(unshown), dtype=np.int64), "event_time": closed.to_numpy(),
-            "arrival_time": closed.to_numpy()}))
+            "kind": "shown", "value": np.zeros(len(unshown), dtype=np.int64), "event_time": closed.array,
+            "arrival_time": closed.array}))
     out = pd.concat(parts, ignore_index=True)
+    if not len(out):  # typed as before, when the times went through object columns: empty ones parse to seconds
+        out = out.astype({"event_time": object, "arrival_time": object})
     out["event_time"] = pd.to_datetime(out["event_time"], utc=True)
     out["arrival_time"] = pd.to_datetime(out["arrival_time"], utc=True)
     out["index"] = out["index"].astype(np.int64)
