@@ -320,8 +320,13 @@ class PredictionLog:
             return self._flushed.wait_for(lambda: self.flushed_seq >= target or self._thread is None,
                                           timeout=timeout_s)
 
-    def close(self, timeout_s: float = 10.0) -> None:
-        """Write out everything queued, fsync, and stop the writer (idempotent)."""
+    def close(self, timeout_s: float = 60.0) -> None:
+        """Write out everything queued, fsync, and stop the writer (idempotent).
+
+        Waits up to ``timeout_s`` for the writer: a failing disk ends it sooner (after the longest back-off),
+        but a starved machine or a slow disk needs time, and 10 s returned before 5,000 queued records were
+        written on a loaded CI machine (the records were then missing from the log a reader scanned next).
+        """
         self._closing = True
         thread = self._thread
         if thread is not None:
