@@ -458,14 +458,32 @@ _PROFILES_BY_ROWS: dict[tuple[str, tuple[str, ...]], Any] = {}
 _PROFILES_BY_ROWS_KEPT = 64
 
 
-def _rows_sha256(table: pa.Table) -> str:
-    """sha256 of ``table`` written as an Arrow IPC stream: equal digests, equal schema and values."""
-    import hashlib
+class _Sha256Sink:
+    """A write-only file that keeps only the sha256 of what is written to it (no copy of the data is held)."""
 
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return hashlib.sha256(sink.getvalue()).hexdigest()
+    def __init__(self) -> None:
+        import hashlib
+
+        self.digest, self.closed = hashlib.sha256(), False
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _rows_sha256(table: pa.Table) -> str:
+    """sha256 of ``table`` written as an Arrow IPC stream (in batches of 64 Ki rows, hashed as they are written,
+    so a big day is not copied): equal digests, equal schema and values."""
+    sink = _Sha256Sink()
+    with pa.ipc.new_stream(pa.PythonFile(sink, mode="w"), table.schema) as writer:
+        writer.write_table(table, max_chunksize=1 << 16)
+    return sink.digest.hexdigest()
 
 
 def _day_profile(part: pa.Table, slices: Any) -> Any:
