@@ -189,6 +189,7 @@ def test_validate_cuts_a_small_log_in_memory_with_the_streamed_report(
             return str(exc)
 
     monkeypatch.setattr(ctr, "_DAY_PROFILES", {})
+    monkeypatch.setattr(ctr, "_PROFILES_BY_ROWS", {})
     reads: list[Any] = []
     real = ctr.pq.read_table
     monkeypatch.setattr(ctr.pq, "read_table", lambda *a, **k: reads.append(k.get("columns")) or real(*a, **k))
@@ -198,5 +199,34 @@ def test_validate_cuts_a_small_log_in_memory_with_the_streamed_report(
     monkeypatch.undo()
     monkeypatch.setattr(ctr, "WHOLE_LOG_ROWS", 0)
     monkeypatch.setattr(ctr, "_DAY_PROFILES", {})
+    monkeypatch.setattr(ctr, "_PROFILES_BY_ROWS", {})
     monkeypatch.setattr(ctr, "_remember_days", lambda *_a: None)
     assert "country" in small and report() == small
+
+
+def test_a_day_is_profiled_once_for_every_window_that_holds_the_same_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression (issue 18): validate profiled every day of each daily window, though consecutive windows hold the
+    same rows for all days but the newest. A day's profile is kept by its rows' content: the same rows (even cut
+    from another table) are not profiled again; a changed value, type or set of slices is, and gives what a
+    fresh ``profile`` gives."""
+    import pyarrow as pa
+
+    from yarnit.data import statistics
+
+    calls: list[int] = []
+    real = statistics.profile
+    monkeypatch.setattr(statistics, "profile", lambda table, **k: calls.append(table.num_rows) or real(table, **k))
+    monkeypatch.setattr(ctr, "_PROFILES_BY_ROWS", {})
+    rng = np.random.default_rng(0)
+    window = pa.table({"day": pa.array([1, 1, 1, 2, 2, 2]), "device": ["web", "app", "web", "app", "app", "web"],
+                       "price_usd": rng.random(6)})
+    day_one = window.slice(0, 3)
+    first = ctr._day_profile(day_one, ["device"])
+    again = ctr._day_profile(pa.concat_tables([window, window]).slice(0, 3), ["device"])  # same rows, other table
+    assert again is first and calls == [3]
+    changed = day_one.set_column(2, "price_usd", pa.array([0.5, 0.25, 0.125]))
+    retyped = day_one.set_column(0, "day", day_one.column("day").cast(pa.int32()))
+    for table, slices in ((changed, ["device"]), (retyped, ["device"]), (day_one, [])):
+        got = ctr._day_profile(table, slices)
+        assert got is not first and got == real(table, slices=slices)
+    assert len(calls) == 4

@@ -115,7 +115,10 @@ def _label_row(row: Any, now_s: float) -> tuple[str, int, str, int, float, float
 
 
 def read_label_rows(path: str | Path) -> Iterator[Any]:
-    """The rows of a label file (JSON Lines, CSV or Parquet), as dicts; a bad JSON line yields its error text."""
+    """The rows of a label file (JSON Lines, CSV or Parquet), as dicts; a bad JSON line yields its error text.
+
+    A Parquet timestamp column in UTC (or without a zone) comes as epoch seconds, the number :func:`_label_row`
+    makes of its datetime (:func:`_epoch_column`); other columns as ``to_pylist`` gives them."""
     p = Path(path)
     suffix = p.suffix.lower().lstrip(".")
     if suffix not in LABEL_FORMATS:
@@ -132,7 +135,7 @@ def read_label_rows(path: str | Path) -> Iterator[Any]:
         except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
             raise InvalidInput(f"{p.name!r} is not a readable Parquet file: {str(exc)[:200]}") from None
         for batch in reader.iter_batches(batch_size=10_000):
-            yield from batch.to_pylist()
+            yield from _batch_rows(batch)
     elif suffix == "csv":
         with open(p, encoding="utf-8", errors="replace", newline="") as stream:
             try:
@@ -148,6 +151,60 @@ def read_label_rows(path: str | Path) -> Iterator[Any]:
                     yield orjson.loads(line)
                 except orjson.JSONDecodeError:
                     yield "a line is not valid JSON"
+
+
+#: microseconds per unit of the timestamp columns :func:`_epoch_column` converts
+_US_PER_UNIT = {"s": 1_000_000, "ms": 1_000, "us": 1}
+_EXACT_US = 1 << 53  # a float64 holds every whole number of microseconds below this (1685 to 2255)
+
+
+def _epoch_column(column: Any) -> list[float | None] | None:
+    """A UTC (or zone-less) timestamp column as the epoch seconds :func:`_epoch_s` makes of each value, or None
+    when the column is anything else (its values then go through ``to_pylist`` and :func:`_epoch_s`).
+
+    ``to_pylist`` makes a Python datetime per value and ``_epoch_s`` its ``timestamp()``: more than half of an
+    hourly ingest. ``datetime.timestamp()`` is the whole microseconds since the epoch divided by 10**6 (CPython's
+    ``timedelta.total_seconds``: an integer true division, correctly rounded), and below 2**53 microseconds
+    numpy's float64 division of the same integer is the same correctly rounded number. Nanosecond columns are
+    taken only when every value is whole microseconds (a datetime has none finer).
+    """
+    import pyarrow as pa
+
+    kind = column.type
+    if not pa.types.is_timestamp(kind) or kind.tz not in (None, "UTC") or len(column) == 0:
+        return None
+    raw = column.cast(pa.int64()).fill_null(0).to_numpy()
+    if kind.unit == "ns":
+        if (raw % 1_000).any():
+            return None
+        micros = raw // 1_000
+    else:
+        factor = _US_PER_UNIT[kind.unit]
+        if (np.abs(raw) >= _EXACT_US // factor).any():
+            return None
+        micros = raw * factor
+    if (np.abs(micros) >= _EXACT_US).any():
+        return None
+    seconds: list[float | None] = (micros / 1e6).tolist()
+    if column.null_count:
+        for i in np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False)):
+            seconds[i] = None
+    return seconds
+
+
+def _batch_rows(batch: Any) -> Iterator[Any]:
+    """The rows of a Parquet record batch as dicts, as ``batch.to_pylist()`` gives them, except that a timestamp
+    column holds epoch seconds (:func:`_epoch_column`): :func:`_label_row` reads them as it reads the datetimes."""
+    names = batch.schema.names
+    if not names or len(set(names)) != len(names):
+        yield from batch.to_pylist()
+        return
+    columns = []
+    for column in batch.columns:
+        seconds = _epoch_column(column)
+        columns.append(seconds if seconds is not None else column.to_pylist())
+    for values in zip(*columns, strict=True):
+        yield dict(zip(names, values, strict=True))
 
 
 def ingest_labels(workspace: Any, path: str | Path, *, clock: Clock | None = None,

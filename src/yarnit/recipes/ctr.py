@@ -450,6 +450,56 @@ _DAY_PROFILES: dict[tuple[str, tuple[str, ...]], list[Any]] = {}
 _DAY_PROFILES_KEPT = 4
 
 
+#: Day profiles keyed by the day's rows themselves (sha256 of the day's table in Arrow IPC form, schema included)
+#: and the slices. Consecutive windows of a daily loop share all but their newest day, as equal rows (a day's rows
+#: come from its daily version), so each day is profiled once instead of once per window that holds it. Equal
+#: bytes are an equal table, and ``profile`` is a function of the table: a hit is the profile it would compute.
+_PROFILES_BY_ROWS: dict[tuple[str, tuple[str, ...]], Any] = {}
+_PROFILES_BY_ROWS_KEPT = 64
+
+
+class _Sha256Sink:
+    """A write-only file that keeps only the sha256 of what is written to it (no copy of the data is held)."""
+
+    def __init__(self) -> None:
+        import hashlib
+
+        self.digest, self.closed = hashlib.sha256(), False
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _rows_sha256(table: pa.Table) -> str:
+    """sha256 of ``table`` written as an Arrow IPC stream (in batches of 64 Ki rows, hashed as they are written,
+    so a big day is not copied): equal digests, equal schema and values."""
+    sink = _Sha256Sink()
+    with pa.ipc.new_stream(pa.PythonFile(sink, mode="w"), table.schema) as writer:
+        writer.write_table(table, max_chunksize=1 << 16)
+    return sink.digest.hexdigest()
+
+
+def _day_profile(part: pa.Table, slices: Any) -> Any:
+    """``profile(part, slices=slices)``, from :data:`_PROFILES_BY_ROWS` when these rows were profiled before."""
+    from yarnit.data.statistics import profile
+
+    key = (_rows_sha256(part), tuple(slices))
+    known = _PROFILES_BY_ROWS.pop(key, None)
+    if known is None:
+        known = profile(part, slices=slices)
+    _PROFILES_BY_ROWS[key] = known  # newest last: the oldest entry goes first
+    while len(_PROFILES_BY_ROWS) > _PROFILES_BY_ROWS_KEPT:
+        _PROFILES_BY_ROWS.pop(next(iter(_PROFILES_BY_ROWS)))
+    return known
+
+
 def _remember_days(path: Any, slices: Any, daily: list[Any]) -> None:
     key = (str(path), tuple(slices))
     if key not in _DAY_PROFILES:
@@ -485,7 +535,7 @@ def validate(ctx: StepContext, dataset: dict[str, Any], previous: dict[str, Any]
         def log_days() -> Iterator[tuple[Any, pa.Table]]:
             return _by_day(whole, day_values) if whole is not None else _day_tables(path, day_values)
 
-        daily = {str(day): profile(part, slices=schema.slices) for day, part in log_days()}
+        daily = {str(day): _day_profile(part, schema.slices) for day, part in log_days()}
         if None not in day_values:
             _remember_days(path, schema.slices, list(daily.values()))
         if previous_id:
@@ -494,7 +544,7 @@ def validate(ctx: StepContext, dataset: dict[str, Any], previous: dict[str, Any]
             if reference_days:
                 known = _DAY_PROFILES.get((str(reference_path), tuple(schema.slices)))
                 stats = merge_statistics(known if known is not None else (
-                    profile(part, slices=schema.slices) for _day, part in _day_tables(reference_path, reference_days)))
+                    _day_profile(part, schema.slices) for _day, part in _day_tables(reference_path, reference_days)))
             else:
                 stats = profile(pq.read_table(reference_path), slices=schema.slices)
             average = _average_day(stats, max(1, len(reference_days)))
@@ -889,9 +939,10 @@ def _expected_on_probe(predictor: Any, transform: str, probe: list[dict[str, Any
 
 
 def _golden(ctx: StepContext, dataset: dict[str, Any], cut: Any, columns: list[str], model: TrainedModel,
-            models: dict[str, Any], popular: Any) -> Any:
+            models: dict[str, Any], popular: Any, production_predictor: Any = None) -> Any:
     """The model's golden set (built once from a holdout sample, then fixed) with every subject's scores.
 
+    ``production_predictor``: production's model already loaded by the caller (else it is loaded here).
     Returns (distribution, labels, predictions, note), or a sentence saying why it was not evaluated.
     """
     from yarnit.evaluation import GoldenSets, golden_distribution
@@ -920,8 +971,8 @@ def _golden(ctx: StepContext, dataset: dict[str, Any], cut: Any, columns: list[s
                    "popularity": popular(frame["product_id"])}
     production = models.get("production")
     if production is not None and production.signature.get("transform") in FRAME_TRANSFORMS:
-        predictions["production"] = _score(ModelRegistry(ctx.workspace).load(production),
-                                           FRAME_TRANSFORMS[production.signature["transform"]](frame))
+        loaded = production_predictor if production_predictor is not None else ModelRegistry(ctx.workspace).load(production)
+        predictions["production"] = _score(loaded, FRAME_TRANSFORMS[production.signature["transform"]](frame))
     distribution = golden_distribution(golden.ref, rows=golden.rows, dataset_version_id=golden.dataset_id,
                                        note=golden.note)
     return distribution, frame[LABEL].to_numpy(), predictions, golden.note
@@ -992,12 +1043,14 @@ def evaluate(ctx: StepContext, model: TrainedModel, dataset: dict[str, Any], spl
     else:  # the version the baseline step resolved (and that keys this step's cache)
         production = registry.get(baseline["model"], baseline["version"]) if baseline.get("version") else None
     compared = None
+    production_predictor = None  # loaded (read, verified, audited) once: the golden set scores it too
     if production is not None:
         prod_transform = production.signature.get("transform")
         if prod_transform in FRAME_TRANSFORMS:
             prod_features = features if prod_transform == transform else \
                 _features(ctx, dataset, split, "holdout", (), transform=prod_transform)[0]
-            predictions["production"] = _score(registry.load(production), prod_features)
+            production_predictor = registry.load(production)
+            predictions["production"] = _score(production_predictor, prod_features)
             compared = {"alias": "production", "version": production.version, "id": production.id}
         else:
             notes.append(f"production {production.ref} uses transform {prod_transform!r}, which cannot be "
@@ -1036,7 +1089,7 @@ def evaluate(ctx: StepContext, model: TrainedModel, dataset: dict[str, Any], spl
                            dataset_version_ids=[dataset["id"]]),
                     y[mask], {k: v[mask] for k, v in main_subjects.items()})
     golden = _golden(ctx, dataset, cut, [*optional, *columns], model,
-                     {"candidate": predictor, "production": production}, popular)
+                     {"candidate": predictor, "production": production}, popular, production_predictor)
     if isinstance(golden, str):
         builder.note(golden)
     else:

@@ -10,12 +10,15 @@ silently misread.
 from __future__ import annotations
 
 import contextlib
+import json
+import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -76,6 +79,27 @@ def _dispose_in_forked_children(engine: Engine) -> None:
     os.register_at_fork(after_in_child=forget)
 
 
+def json_loads(text: str | bytes) -> Any:
+    """A JSON column's value: ``orjson.loads``, else ``json.loads`` (what SQLAlchemy uses by default).
+
+    Reading JSON columns was about 5 % of the continuous loop's CPU (a dataset version's ``statistics`` is tens of
+    KB, and ``Datasets.get_by_id`` decodes it on every call); orjson parses it in about half the time. For the
+    documents ``json.dumps`` writes both give the same values (floats correctly rounded, integers exact, the same
+    key order); what orjson refuses (``NaN``/``Infinity``, lone surrogates) goes to ``json.loads``, as before.
+    orjson reads an integer past 64 bits as a float, so a text with a run of 19 or more digits (such an integer,
+    or a long number inside a string; ``json.dumps`` writes floats with at most 17) is read by ``json.loads``.
+    """
+    if isinstance(text, str) and _LONG_DIGITS.search(text) is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
+
+
+_LONG_DIGITS = re.compile(r"[0-9]{19}")
+
+
 def create_metadata_engine(url: str) -> Engine:
     """An engine for ``url`` with yarnit's settings (WAL, foreign keys, busy timeout on SQLite)."""
     scheme = url.split(":", 1)[0]
@@ -87,11 +111,11 @@ def create_metadata_engine(url: str) -> Engine:
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         if path == ":memory:" or not path:
-            engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": 30})
+            engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": 30}, json_deserializer=json_loads)
         else:
             # Pooled: opening a SQLite connection (PRAGMAs) and closing the last one (a WAL checkpoint) cost more
             # than most transactions; a busy loop or monitor opens thousands. Threads share the pool.
-            engine = create_engine(url, pool_size=4, max_overflow=28, pool_timeout=60,
+            engine = create_engine(url, pool_size=4, max_overflow=28, pool_timeout=60, json_deserializer=json_loads,
                                    connect_args={"timeout": 30, "check_same_thread": False})
             _dispose_in_forked_children(engine)
         event.listen(engine, "connect", _sqlite_pragmas)

@@ -129,6 +129,26 @@ def fit_and_code(frame: pd.DataFrame | FeatureChunks, *, min_count: int = 1) -> 
     return vectorizer, matrix, scan.columns
 
 
+_THREADPOOLS: Any = None
+
+
+def _threadpools() -> Any:
+    """One ``ThreadpoolController`` per process, made after scipy's optimizer (and its BLAS) is imported.
+
+    ``threadpool_limits(...)`` builds a controller on every call by walking every shared library the process
+    has loaded: about 2 ms in a bare interpreter and tens of ms in a server with DuckDB, ONNX Runtime and
+    LightGBM loaded (the operate demo fits four models a day: tune's grid and train). The BLAS libraries the
+    solver calls (numpy's and scipy's OpenBLAS) are loaded by then, so the kept controller limits the same ones.
+    """
+    global _THREADPOOLS
+    if _THREADPOOLS is None:
+        from scipy import optimize  # noqa: F401 - loads scipy's BLAS before the libraries are listed
+        from threadpoolctl import ThreadpoolController
+
+        _THREADPOOLS = ThreadpoolController()
+    return _THREADPOOLS
+
+
 def fit_coded(x: CodedMatrix, y: np.ndarray, *, c: float = 1.0, max_iter: int = 100, tol: float = 1e-4,
               coef: np.ndarray | None = None) -> tuple[np.ndarray, float, int]:
     """(coefficients, intercept, iterations) of ``LogisticRegression(C=c, solver="lbfgs", max_iter, tol)`` fitted
@@ -136,7 +156,6 @@ def fit_coded(x: CodedMatrix, y: np.ndarray, *, c: float = 1.0, max_iter: int = 
     from scipy import optimize
     from sklearn._loss.loss import HalfBinomialLoss
     from sklearn.exceptions import ConvergenceWarning
-    from threadpoolctl import threadpool_limits
 
     n, k = x.rows, x.n_features
     target = np.asarray(y, dtype=np.float64)  # scikit-learn's y_bin: 1.0 for the positive class, else 0.0
@@ -159,7 +178,7 @@ def fit_coded(x: CodedMatrix, y: np.ndarray, *, c: float = 1.0, max_iter: int = 
     w0 = np.zeros(k + 1, dtype=np.float64) if coef is None else np.asarray(coef, dtype=np.float64).copy()
     # One BLAS thread: the vectors are memory-bound, and L-BFGS-B's small BLAS calls with OpenBLAS's threads
     # spinning cost 20x the CPU on a busy 2-core machine (a 20,000-row fit: 1.3 CPU-s, not 0.05).
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _threadpools().limit(limits=1, user_api="blas"):
         result = optimize.minimize(loss_gradient, w0, method="L-BFGS-B", jac=True,
                                    options={"maxiter": max_iter, "maxls": 50, "gtol": tol,
                                             "ftol": 64 * np.finfo(float).eps})

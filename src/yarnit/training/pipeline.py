@@ -61,13 +61,20 @@ class Step:
         """sha256 of the step's code: its function's source, ``version``, and every source file of the
         package it lives in and of yarnit (a change in a helper it calls, such as a feature transform,
         must invalidate the cache too)."""
-        try:
-            source = inspect.getsource(self.fn)
-        except (OSError, TypeError):
-            source = f"{self.fn.__module__}.{getattr(self.fn, '__qualname__', repr(self.fn))}"
-        packages = sorted({(getattr(self.fn, "__module__", None) or "").split(".")[0], "yarnit"} - {""})
-        fingerprints = "\n".join(package_fingerprint(p) for p in packages)
-        return hashlib.sha256(f"{source}\n{self.version}\n{fingerprints}".encode()).hexdigest()
+        return _code_version(self.fn, self.version)
+
+
+@functools.lru_cache(maxsize=256)
+def _code_version(fn: StepFn, version: str) -> str:
+    """:meth:`Step.code_version`, once per process and step function, as :func:`package_fingerprint` is (a loop
+    runs the same steps hundreds of times; ``inspect.getsource`` re-reads and re-tokenizes the file each call)."""
+    try:
+        source = inspect.getsource(fn)
+    except (OSError, TypeError):
+        source = f"{fn.__module__}.{getattr(fn, '__qualname__', repr(fn))}"
+    packages = sorted({(getattr(fn, "__module__", None) or "").split(".")[0], "yarnit"} - {""})
+    fingerprints = "\n".join(package_fingerprint(p) for p in packages)
+    return hashlib.sha256(f"{source}\n{version}\n{fingerprints}".encode()).hexdigest()
 
 
 @functools.lru_cache(maxsize=64)
