@@ -132,10 +132,15 @@ def _alert_dict(alert: Any) -> dict[str, Any]:
     return alert.to_dict() if hasattr(alert, "to_dict") else dict(alert)
 
 
-def _order(alert: Mapping[str, Any]) -> tuple[str, int, str]:
-    """Oldest first; of alerts fired together the page first (it names the incident)."""
+def _order(alert: Mapping[str, Any]) -> tuple[str, int, str, str, str, str]:
+    """Oldest first; of alerts fired together the page first (it names the incident), then by name and SLO.
+
+    The id comes last: its tail is random, and as the tie-break it made two runs of the same seed name an
+    incident after different alerts (two loop tickets fire in the same simulated millisecond).
+    """
     rank = {"page": 0, "ticket": 1, "no_data": 2}.get(str(alert.get("alert")), 3)
-    return alert["started_at"], rank, alert["id"]
+    return (alert["started_at"], rank, str(alert.get("alert_name") or ""), str(alert.get("slo_id") or ""),
+            str(alert.get("summary") or ""), alert["id"])
 
 
 def _severity(alert: Mapping[str, Any], config: IncidentConfig) -> str:
