@@ -184,7 +184,7 @@ def test_lightgbm_on_dask_builds_the_partitions_on_the_workers_and_matches_the_s
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=5000)  # 4 day-ordered
     parts = tuple(_ParquetPart(path, group) for group in range(4))
     chunks = FeatureChunks(_never, rows=len(frame), parts=parts)
-    trainer = make_trainer("lightgbm")
+    trainer = make_trainer("lightgbm", num_boost_round=30)  # fewer rounds: less fitting of the 20,000 rows' noise
     _ParquetPart.calls.clear()
     columns, rows, categories = dask_parts.scan(client, chunks, None, trainer._scan)
     assert rows == [5000] * 4 and categories["day_of_week"] == ["2", "3"]
@@ -201,9 +201,9 @@ def test_lightgbm_on_dask_builds_the_partitions_on_the_workers_and_matches_the_s
 
     distributed = trainer.fit(chunks, y, seed=0, dask_client=client)
     assert set(_ParquetPart.calls) == set(client.scheduler_info()["workers"])  # both workers read rows
-    local = make_trainer("lightgbm").fit(frame, y, seed=0)
+    local = make_trainer("lightgbm", num_boost_round=30).fit(frame, y, seed=0)
     assert unused_features(distributed.artifact.decode()) == set()  # day_of_week kept: partitions mix the days
     records = holdout.to_dict("records")
     auc = {name: roc_auc_score(y_holdout, load_predictor(m.artifact, m.artifact_format).predict_proba(records))
            for name, m in (("local", local), ("dask", distributed))}
-    assert abs(auc["dask"] - auc["local"]) <= 0.005, auc  # 20,000 rows: the tolerance of the tests above
+    assert abs(auc["dask"] - auc["local"]) <= 0.002, auc
