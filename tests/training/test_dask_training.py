@@ -145,3 +145,65 @@ def test_the_ctr_pipeline_on_dask_with_lightgbm_evaluates_like_the_single_machin
     assert on_dask.value("train", "model").training["distributed"] is True
     auc_local, auc_dask = (r.value("evaluate", "report")["auc"] for r in (local, on_dask))
     assert abs(auc_dask - auc_local) <= 0.005, (auc_local, auc_dask)
+
+
+class _ParquetPart:
+    """One row group of a Parquet file of ``day_ordered`` rows; records where it was called (issue 20)."""
+
+    calls: list[str] = []
+
+    def __init__(self, path: str, group: int) -> None:
+        self.path, self.group = path, group
+
+    def __call__(self) -> Iterator[pd.DataFrame]:
+        from distributed import get_worker
+
+        import pyarrow.parquet as pq
+
+        _ParquetPart.calls.append(get_worker().address)  # raises ValueError outside a worker: the client
+        yield pq.ParquetFile(self.path).read_row_group(self.group).to_pandas()
+
+
+def _never() -> Iterator[pd.DataFrame]:
+    raise AssertionError("the client read the training rows")
+
+
+def test_lightgbm_on_dask_builds_the_partitions_on_the_workers_and_matches_the_single_machine_auc(
+        client: Any, tmp_path: Path) -> None:
+    """Issue 20: with parts, the workers read, transform and encode the rows; the client never reads them
+    (its ``chunks()`` raises), every worker holds a shuffled piece of every part, and the model matches."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from yarnit.training import dask_parts
+    from yarnit.training.chunks import FeatureChunks
+
+    frame, y = day_ordered(20_000, seed=1)
+    holdout, y_holdout = day_ordered(4000, seed=11)
+    path = str(tmp_path / "rows.parquet")
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=5000)  # 4 day-ordered
+    parts = tuple(_ParquetPart(path, group) for group in range(4))
+    chunks = FeatureChunks(_never, rows=len(frame), parts=parts)
+    trainer = make_trainer("lightgbm", num_boost_round=30)  # fewer rounds: less fitting of the 20,000 rows' noise
+    _ParquetPart.calls.clear()
+    columns, rows, categories = dask_parts.scan(client, chunks, None, trainer._scan)
+    assert rows == [5000] * 4 and categories["day_of_week"] == ["2", "3"]
+    dx, dy = dask_parts.partitions(client, chunks, rows, columns, categories, y, 0, trainer._matrix)
+    deadline = time.monotonic() + 120  # the pieces are placed in the background: wait for them (a generous bound)
+    while True:
+        held = {worker: [k for k in keys if str(k).startswith("_take")] for worker, keys in client.has_what().items()}
+        if sum(len(keys) for keys in held.values()) == 16 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert sorted(len(keys) for keys in held.values()) == [8, 8]  # x and y of a piece of each part, per worker
+    assert dx.dtype == np.float32 and dx.shape == (20_000, len(columns)) and len(_ParquetPart.calls) == 8
+    del dx, dy
+
+    distributed = trainer.fit(chunks, y, seed=0, dask_client=client)
+    assert set(_ParquetPart.calls) == set(client.scheduler_info()["workers"])  # both workers read rows
+    local = make_trainer("lightgbm", num_boost_round=30).fit(frame, y, seed=0)
+    assert unused_features(distributed.artifact.decode()) == set()  # day_of_week kept: partitions mix the days
+    records = holdout.to_dict("records")
+    auc = {name: roc_auc_score(y_holdout, load_predictor(m.artifact, m.artifact_format).predict_proba(records))
+           for name, m in (("local", local), ("dask", distributed))}
+    assert abs(auc["dask"] - auc["local"]) <= 0.002, auc

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import numpy as np
@@ -748,6 +749,52 @@ def _batches(ctx: StepContext, ref: dict[str, Any], columns: list[str], *, befor
              rows: int | None = None) -> Iterator[pd.DataFrame]:
     """``columns`` of the rows of a verified dataset version whose day is before ``before``, ``rows`` at a time,
     in stored order; text columns come back dictionary-encoded, as :func:`_read` gives them."""
+    return _log_rows(ctx, ref, columns, before=before).batches(rows)
+
+
+@dataclass(frozen=True)
+class _LogRows:
+    """How to read ``columns`` of a dataset version's rows before a day. Picklable (a file, no workspace): a
+    Dask worker reads its own share of the training rows with it (issue 20)."""
+
+    path: str
+    columns: tuple[str, ...]
+    wanted: tuple[str, ...]  # stored columns to read, with day
+    text: tuple[str, ...]  # read dictionary-encoded
+    restrictions: dict[str, Any]
+    before: Any
+
+    def batches(self, rows: int | None = None, row_groups: list[int] | None = None) -> Iterator[pd.DataFrame]:
+        source = pq.ParquetFile(self.path, read_dictionary=list(self.text))
+        for batch in source.iter_batches(batch_size=rows or CHUNK_ROWS, columns=list(self.wanted),
+                                         row_groups=row_groups):
+            table = pa.Table.from_batches([batch])
+            day = table.schema.field("day").type
+            table = table.filter(pc.less(table.column("day"), pa.scalar(self.before, day)))
+            if not table.num_rows:
+                continue
+            if self.restrictions:
+                yield compliant_table(table, self.restrictions, requested=list(self.columns)).to_pandas()
+            else:
+                yield table.select(list(self.columns)).to_pandas()
+
+
+@dataclass(frozen=True)
+class _FeaturePart:
+    """The features of one row group of the training rows, computed where it is called (on Dask: a worker)."""
+
+    rows: _LogRows
+    row_group: int
+    transform: str
+
+    def __call__(self) -> Iterator[pd.DataFrame]:
+        transform = FRAME_TRANSFORMS[self.transform]
+        for frame in self.rows.batches(row_groups=[self.row_group]):
+            yield narrow(transform(frame))
+        release_memory()
+
+
+def _log_rows(ctx: StepContext, ref: dict[str, Any], columns: list[str], *, before: Any) -> _LogRows:
     path = _path(ctx, ref)
     restrictions = restrictions_of(ctx.workspace, Datasets(ctx.workspace).get_by_id(ref["id"]))
     schema = pq.read_schema(path)
@@ -762,36 +809,30 @@ def _batches(ctx: StepContext, ref: dict[str, Any], columns: list[str], *, befor
         wanted = list(dict.fromkeys([*columns, "day"]))
     text = [c for c in wanted if pa.types.is_string(schema.field(c).type) or pa.types.is_large_string(
         schema.field(c).type)]
-    source = pq.ParquetFile(path, read_dictionary=text)
-    for batch in source.iter_batches(batch_size=rows or CHUNK_ROWS, columns=wanted):
-        table = pa.Table.from_batches([batch])
-        table = table.filter(pc.less(table.column("day"), pa.scalar(before, table.schema.field("day").type)))
-        if not table.num_rows:
-            continue
-        if restrictions:
-            yield compliant_table(table, restrictions, requested=columns).to_pandas()
-        else:
-            yield table.select(columns).to_pandas()
+    return _LogRows(str(path), tuple(columns), tuple(wanted), tuple(text), dict(restrictions), before)
 
 
 def _train_features(ctx: StepContext, dataset: dict[str, Any], split_: dict[str, Any]) -> tuple[FeatureChunks,
                                                                                               np.ndarray]:
     """The training days' features as chunks (read and transformed again on each pass, never whole in memory)
-    and their labels."""
+    and their labels. The chunks' ``parts`` are the row groups of the dataset file, for Dask workers to read."""
     cut = pd.Timestamp(split_["holdout_from"]).date()
     columns = list(dict.fromkeys([*RAW_INPUTS, "position", LABEL]))
-    transform = FRAME_TRANSFORMS[ctx.config.get("transform", TRANSFORM)]
+    name = ctx.config.get("transform", TRANSFORM)
+    transform = FRAME_TRANSFORMS[name]
     labels = np.concatenate([frame[LABEL].to_numpy() for frame in _batches(ctx, dataset, [LABEL], before=cut)]
                             or [np.array([], dtype=np.int64)])
     if labels.dtype.kind in "iub" and len(labels) and labels.min() >= 0 and labels.max() <= 1:
         labels = labels.astype(np.int8)  # 0/1: a byte each
+    rows = _log_rows(ctx, dataset, columns, before=cut)
 
     def chunks() -> Iterator[pd.DataFrame]:
-        for frame in _batches(ctx, dataset, columns, before=cut):
+        for frame in rows.batches():
             yield narrow(transform(frame))
         release_memory()
 
-    return FeatureChunks(chunks, rows=len(labels)), labels
+    parts = tuple(_FeaturePart(rows, group, name) for group in range(pq.ParquetFile(rows.path).num_row_groups))
+    return FeatureChunks(chunks, rows=len(labels), parts=parts), labels
 
 
 def _training_inputs(column: Any, inputs: dict[str, str], seed: int
@@ -822,9 +863,11 @@ def train(ctx: StepContext, dataset: dict[str, Any], split: dict[str, Any]) -> d
     inputs = RAW_INPUTS | V2_INPUTS if ctx.config["transform"] in HISTORY_TRANSFORMS else RAW_INPUTS
     extra = tuple(dict.fromkeys([*inputs, FALLBACK_SLICE]))
     features: pd.DataFrame | FeatureChunks
-    if ctx.config["transform"] in HISTORY_TRANSFORMS or _rows(ctx, dataset) <= CHUNK_ROWS:
+    small = _rows(ctx, dataset) <= CHUNK_ROWS and ctx.dask_client is None
+    if ctx.config["transform"] in HISTORY_TRANSFORMS or small:
         # the shopper history needs every day at once; a log of one chunk or less is read and transformed once
-        # (the chunked path below reads it once per trainer pass and once per signature column)
+        # (the chunked path below reads it once per trainer pass and once per signature column); on Dask the
+        # workers read the log themselves, whatever its size
         features, kept = _features(ctx, dataset, split, "train", extra=extra)
         labels = kept[LABEL].to_numpy()
         policy, fallback, sample, types = _training_inputs(kept.__getitem__, inputs, ctx.seed)

@@ -100,10 +100,15 @@ def concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class FeatureChunks:
-    """A feature frame in chunks: each call of ``chunks()`` computes them again, in training order."""
+    """A feature frame in chunks: each call of ``chunks()`` computes them again, in training order.
+
+    ``parts`` (optional) are the same chunks as picklable callables, each computing those of a share of the
+    rows (the parts in order give the chunks in order): a Dask worker calls one where it runs, so the
+    client never reads the rows (:mod:`.dask_parts`)."""
 
     chunks: Callable[[], Iterable[pd.DataFrame]]
     rows: int
+    parts: tuple[Callable[[], Iterable[pd.DataFrame]], ...] = ()
 
     def __iter__(self) -> Iterator[pd.DataFrame]:
         yield from self.chunks()

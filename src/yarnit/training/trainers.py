@@ -32,6 +32,7 @@ from yarnit.core.errors import InvalidInput
 from yarnit.registry import ArtifactFormat, dump_lightgbm, dump_sklearn, load_predictor
 from yarnit.registry.lightgbm_format import lightgbm_safe, unused_features
 
+from . import dask_parts
 from . import importance as imp
 from .chunks import FeatureChunks, release_memory
 from .encoding import encode_frame, fit_vectorizer, text_codes  # sklearn: imported when training
@@ -236,16 +237,18 @@ class LightgbmTrainer:
             categories = dict(zip(init.params.get("categorical_columns", []), init_booster.pandas_categorical or [],
                                   strict=False))
         params = self.params | {"seed": seed}
-        if dask_client is not None:  # the client encodes one chunk at a time and hands it to the workers
-            columns, _rows, categories = self._scan(_chunks(features), categories)
+        if dask_client is not None:  # the workers build their own partitions (training/dask_parts.py)
+            parts = _chunks(features)
+            columns, rows, categories = dask_parts.scan(dask_client, parts, categories, self._scan)
             if init_booster is not None and list(init.params.get("columns", [])) != [str(c) for c in columns]:
                 init_booster = None  # the feature set changed: a cold start is the only honest option
-                columns, _rows, categories = self._scan(_chunks(features), None)
+                columns, rows, categories = dask_parts.scan(dask_client, parts, None, self._scan)
             names = [lightgbm_safe(str(c)) for c in columns]
             categorical = [c for c in columns if c in categories]
             cat_index = [columns.index(c) for c in categorical]
-            booster = self._fit_dask(dask_client, _chunks(features), columns, categories, y, names, cat_index,
-                                     params)
+            dx, dy = dask_parts.partitions(dask_client, parts, rows, columns, categories, y, int(params["seed"]),
+                                           self._matrix)
+            booster = self._fit_dask(dask_client, dx, dy, names, cat_index, params)
         else:
             x, names, categories, columns = self._encode(features, categories)
             if init_booster is not None and list(init.params.get("columns", [])) != [str(c) for c in columns]:
@@ -272,45 +275,11 @@ class LightgbmTrainer:
                                     feature_importance=imp.lightgbm_gain(booster, columns)),
         )
 
-    def _fit_dask(self, client: Any, parts: FeatureChunks, columns: list[Any], categories: dict[str, list[str]],
-                  y: np.ndarray, names: list[str], cat_index: list[int], params: dict[str, Any]) -> Any:
-        """Train on the cluster's workers; the client holds one chunk's matrix at a time, never the whole.
-
-        Rows arrive ordered by day, and LightGBM on Dask builds each feature's bins from one worker's
-        partition: a partition holding a single day makes day_of_week constant there, LightGBM drops the
-        feature and the model cannot serve. So each chunk is shuffled (seeded) and cut into one piece per
-        worker: every worker's partition is a sample of every chunk. (With one chunk this is the shuffle of
-        all rows the trainer always did.)
-        """
-        import dask.array as da
+    def _fit_dask(self, client: Any, dx: Any, dy: Any, names: list[str], cat_index: list[int],
+                  params: dict[str, Any]) -> Any:
+        """Train on the cluster's workers, each on the blocks it holds (:func:`dask_parts.partitions`)."""
         import lightgbm
-        from dask import delayed
 
-        workers = sorted(client.scheduler_info()["workers"]) or [None]
-        rng = np.random.default_rng(int(params["seed"]))
-        pieces: list[list[tuple[Any, Any, int]]] = [[] for _ in workers]
-        row = 0
-        for chunk in parts:
-            n = len(chunk)
-            order = rng.permutation(n)
-            x = self._matrix(chunk, columns, categories)[order]
-            labels = y[row:row + n][order]
-            size = max(1, -(-n // len(workers)))
-            for w, worker in enumerate(workers):
-                lo, hi = min(w * size, n), min((w + 1) * size, n)
-                if hi > lo:
-                    where = None if worker is None else [worker]
-                    pieces[w].append((client.scatter(x[lo:hi], workers=where),
-                                      client.scatter(labels[lo:hi], workers=where), hi - lo))
-            row += n
-            del x, labels
-        if row != len(y):
-            raise InvalidInput(f"The feature chunks gave {row} rows for {len(y)} labels; they must match.")
-        blocks = [(sum(p[2] for p in held), [p[0] for p in held], [p[1] for p in held]) for held in pieces if held]
-        dx = da.concatenate([da.from_delayed(delayed(np.concatenate)(xs), shape=(rows, len(columns)),
-                                             dtype=np.float64) for rows, xs, _ys in blocks])
-        dy = da.concatenate([da.from_delayed(delayed(np.concatenate)(ys), shape=(rows,), dtype=y.dtype)
-                             for rows, _xs, ys in blocks])
         dask_params = {k: v for k, v in params.items() if k not in ("objective", "num_threads", "force_row_wise")}
         model = lightgbm.DaskLGBMClassifier(client=client, n_estimators=self.num_boost_round, num_threads=1,
                                             **dask_params)
