@@ -101,6 +101,16 @@ class QualitySummary:
         """An independent summary with the same counts."""
         return QualitySummary(**{name: getattr(self, name).copy() for name in _ARRAYS})
 
+    def stored_copy(self) -> QualitySummary:
+        """An independent copy of what :meth:`to_json` keeps: the bins with predictions or labels, zero elsewhere
+        (equal to ``from_json(to_json())`` without the round trip)."""
+        out = self.copy()
+        unused = (self.n | self.pos | self.neg) == 0
+        if unused.any():
+            for name in _ARRAYS:
+                getattr(out, name)[unused] = 0
+        return out
+
     def merge(self, other: QualitySummary) -> QualitySummary:
         """Add ``other`` into this summary (in place) and return it."""
         for name in _ARRAYS:
