@@ -181,12 +181,14 @@ class QualityStore:
         saved = self.meta("counters") or {}
         return {name: int(saved.get(name, 0)) for name in _COUNTERS}
 
-    def summary(self, model: str, version: str, slice_: str, hour: int) -> QualitySummary:
+    def summary(self, model: str, version: str, slice_: str, hour: int, *, take: bool = False) -> QualitySummary:
         """The stored summary of one hour (a new object: the caller may add to it).
 
         The parse is kept per key with the text it came from (:data:`_KEPT_SUMMARIES`): the join reads the same
         hours back pass after pass, and a text equal to the kept one is the same summary. The text read from
         the file decides, so a summary another writer changed (retention, another process) is parsed afresh.
+        ``take`` hands the kept object itself over (it leaves the cache; the join puts it back with
+        :meth:`put_summary` ``keep=True``) instead of a copy.
         """
         row = self.conn.execute("SELECT data FROM summaries WHERE model = ? AND version = ? AND slice = ? AND "
                                 "hour = ?", (model, version, slice_, hour)).fetchone()
@@ -194,21 +196,26 @@ class QualityStore:
             return QualitySummary()
         text = row[0]
         slot = (str(self.path), model, version, slice_, hour)
-        kept = _KEPT_SUMMARIES.get(slot)
+        kept = _KEPT_SUMMARIES.pop(slot, None) if take else _KEPT_SUMMARIES.get(slot)
         if kept is not None and kept[0] == text:
-            return kept[1].copy()
+            return kept[1] if take else kept[1].copy()
         parsed = QualitySummary.from_json(_loads(text))
-        _keep_summary(slot, text, parsed.copy())
+        if not take:
+            _keep_summary(slot, text, parsed.copy())
         return parsed
 
-    def put_summary(self, model: str, version: str, slice_: str, hour: int, summary: QualitySummary) -> None:
-        stored = summary.to_json()
-        text = orjson.dumps(stored).decode()
+    def put_summary(self, model: str, version: str, slice_: str, hour: int, summary: QualitySummary, *,
+                    keep: bool = False) -> None:
+        """Store one hour's summary; ``keep`` hands ``summary`` over to the cache of parsed summaries (the
+        caller no longer uses it), as what parsing the stored text gives."""
+        text = orjson.dumps(summary.to_json()).decode()
         self.conn.execute("INSERT INTO summaries VALUES (?, ?, ?, ?, ?) ON CONFLICT(model, version, slice, hour) DO "
                           "UPDATE SET data = excluded.data", (model, version, slice_, hour, text))
-        # what parsing ``text`` gives, without the parse: the stored bins' values, zero elsewhere (a bin whose
-        # predictions were all taken back may keep a rounding residue of their sum, which the text leaves out)
-        _keep_summary((str(self.path), model, version, slice_, hour), text, summary.stored_copy())
+        if keep:
+            # what parsing ``text`` gives, without the parse: the stored bins' values, zero elsewhere (a bin whose
+            # predictions were all taken back may keep a rounding residue of their sum, which the text leaves out)
+            summary.drop_unstored()
+            _keep_summary((str(self.path), model, version, slice_, hour), text, summary)
 
     def merged(self, model: str, *, start_hour: int, end_hour: int, version: str | None = None,
                slice_: str | None = None, slice_field: str | None = None) -> dict[tuple[str, str], QualitySummary]:

@@ -101,15 +101,12 @@ class QualitySummary:
         """An independent summary with the same counts."""
         return QualitySummary(**{name: getattr(self, name).copy() for name in _ARRAYS})
 
-    def stored_copy(self) -> QualitySummary:
-        """An independent copy of what :meth:`to_json` keeps: the bins with predictions or labels, zero elsewhere
-        (equal to ``from_json(to_json())`` without the round trip)."""
-        out = self.copy()
+    def drop_unstored(self) -> None:
+        """Zero what :meth:`to_json` leaves out (bins without predictions or labels), in place: the summary is
+        then equal to ``from_json(to_json())`` without the round trip."""
         unused = (self.n | self.pos | self.neg) == 0
-        if unused.any():
-            for name in _ARRAYS:
-                getattr(out, name)[unused] = 0
-        return out
+        for name in _ARRAYS:
+            getattr(self, name)[unused] = 0
 
     def merge(self, other: QualitySummary) -> QualitySummary:
         """Add ``other`` into this summary (in place) and return it."""
