@@ -1200,5 +1200,5 @@ def drift_report(workspace: Any, model: str, **options: Any) -> dict[str, Any]:
 __all__ = ["BUCKET_S", "DEFAULT_SLICES", "RANK_ERROR", "TOP_K", "CategoricalSummary", "ColumnSummary",
            "NumericSummary", "TrafficSummary", "WindowSummary", "drift_report", "is_private_name", "iso_utc",
            "kll_rank_error", "models", "status", "summarize_segment", "traffic_dir", "update", "window_column",
-           "window_inputs",
+           "window_inputs", "window_prediction",
            "window_summary"]
