@@ -245,7 +245,7 @@ class QualityJoin:
         if summary is None:
             if len(self._summaries) >= MAX_CACHED_SUMMARIES:  # bounded memory: write back (same transaction)
                 self._flush_summaries()
-            summary = self._summaries[key] = self.store.summary(*key, take=True)  # ours until flushed
+            summary = self._summaries[key] = self.store.summary(*key)
         return summary
 
     # 2. labels
@@ -323,7 +323,7 @@ class QualityJoin:
 
     def _flush_summaries(self) -> None:
         for key, summary in self._summaries.items():
-            self.store.put_summary(*key, summary, keep=True)  # handed over: parsed again only if the text changes
+            self.store.put_summary(*key, summary)
         self._summaries.clear()
 
     def _flush(self) -> None:

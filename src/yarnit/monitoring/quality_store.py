@@ -181,41 +181,15 @@ class QualityStore:
         saved = self.meta("counters") or {}
         return {name: int(saved.get(name, 0)) for name in _COUNTERS}
 
-    def summary(self, model: str, version: str, slice_: str, hour: int, *, take: bool = False) -> QualitySummary:
-        """The stored summary of one hour (a new object: the caller may add to it).
-
-        The parse is kept per key with the text it came from (:data:`_KEPT_SUMMARIES`): the join reads the same
-        hours back pass after pass, and a text equal to the kept one is the same summary. The text read from
-        the file decides, so a summary another writer changed (retention, another process) is parsed afresh.
-        ``take`` hands the kept object itself over (it leaves the cache; the join puts it back with
-        :meth:`put_summary` ``keep=True``) instead of a copy.
-        """
+    def summary(self, model: str, version: str, slice_: str, hour: int) -> QualitySummary:
         row = self.conn.execute("SELECT data FROM summaries WHERE model = ? AND version = ? AND slice = ? AND "
                                 "hour = ?", (model, version, slice_, hour)).fetchone()
-        if row is None:
-            return QualitySummary()
-        text = row[0]
-        slot = (str(self.path), model, version, slice_, hour)
-        kept = _KEPT_SUMMARIES.pop(slot, None) if take else _KEPT_SUMMARIES.get(slot)
-        if kept is not None and kept[0] == text:
-            return kept[1] if take else kept[1].copy()
-        parsed = QualitySummary.from_json(_loads(text))
-        if not take:
-            _keep_summary(slot, text, parsed.copy())
-        return parsed
+        return QualitySummary() if row is None else QualitySummary.from_json(_loads(row[0]))
 
-    def put_summary(self, model: str, version: str, slice_: str, hour: int, summary: QualitySummary, *,
-                    keep: bool = False) -> None:
-        """Store one hour's summary; ``keep`` hands ``summary`` over to the cache of parsed summaries (the
-        caller no longer uses it), as what parsing the stored text gives."""
-        text = orjson.dumps(summary.to_json()).decode()
+    def put_summary(self, model: str, version: str, slice_: str, hour: int, summary: QualitySummary) -> None:
         self.conn.execute("INSERT INTO summaries VALUES (?, ?, ?, ?, ?) ON CONFLICT(model, version, slice, hour) DO "
-                          "UPDATE SET data = excluded.data", (model, version, slice_, hour, text))
-        if keep:
-            # what parsing ``text`` gives, without the parse: the stored bins' values, zero elsewhere (a bin whose
-            # predictions were all taken back may keep a rounding residue of their sum, which the text leaves out)
-            summary.drop_unstored()
-            _keep_summary((str(self.path), model, version, slice_, hour), text, summary)
+                          "UPDATE SET data = excluded.data",
+                          (model, version, slice_, hour, orjson.dumps(summary.to_json()).decode()))
 
     def merged(self, model: str, *, start_hour: int, end_hour: int, version: str | None = None,
                slice_: str | None = None, slice_field: str | None = None) -> dict[tuple[str, str], QualitySummary]:
@@ -326,19 +300,6 @@ def _parsed(data: str, *, shared: bool = False) -> QualitySummary:
             _PARSED.clear()
         _PARSED[data] = cached
     return cached if shared else cached.copy()
-
-
-#: (file, model, version, slice, hour) -> (stored text, its summary): the join's hours, read back every pass
-#: while their hour is open or its labels arrive. Valid only while the file holds the same text (checked).
-_KEPT_SUMMARIES: dict[tuple[str, str, str, str, int], tuple[str, QualitySummary]] = {}
-_KEPT_SUMMARIES_MAX = 2048  # a few days of hours, versions and slices (the join touches the last two days)
-
-
-def _keep_summary(slot: tuple[str, str, str, str, int], text: str, summary: QualitySummary) -> None:
-    _KEPT_SUMMARIES.pop(slot, None)  # re-inserted last: the oldest entry is the least recently used
-    if len(_KEPT_SUMMARIES) >= _KEPT_SUMMARIES_MAX:
-        del _KEPT_SUMMARIES[next(iter(_KEPT_SUMMARIES))]
-    _KEPT_SUMMARIES[slot] = (text, summary)
 
 
 _PARSED: dict[str, QualitySummary] = {}

@@ -101,13 +101,6 @@ class QualitySummary:
         """An independent summary with the same counts."""
         return QualitySummary(**{name: getattr(self, name).copy() for name in _ARRAYS})
 
-    def drop_unstored(self) -> None:
-        """Zero what :meth:`to_json` leaves out (bins without predictions or labels), in place: the summary is
-        then equal to ``from_json(to_json())`` without the round trip."""
-        unused = (self.n | self.pos | self.neg) == 0
-        for name in _ARRAYS:
-            getattr(self, name)[unused] = 0
-
     def merge(self, other: QualitySummary) -> QualitySummary:
         """Add ``other`` into this summary (in place) and return it."""
         for name in _ARRAYS:

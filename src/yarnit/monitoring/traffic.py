@@ -514,10 +514,8 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
 
 def _looks_hashed(values: Iterable[Any]) -> bool:
     """Values that are personal whatever the column's name: keyed hashes of ids, e-mail addresses."""
-    for v in values:  # a plain loop: ``any`` over a generator cost a frame resumption per value (issue 18)
-        if type(v) is str and (v.startswith(HASH_PREFIX) or ("@" in v and _EMAIL.match(v) is not None)):
-            return True
-    return False
+    return any(type(v) is str and (v.startswith(HASH_PREFIX) or ("@" in v and _EMAIL.match(v) is not None))
+               for v in values)
 
 
 @dataclass
@@ -651,10 +649,6 @@ def _gather(record: Mapping[str, Any], groups: dict[tuple[str, str, str, int], _
     keysets = group.inputs.get(int(at // 60))
     if keysets is None:
         keysets = group.inputs[int(at // 60)] = Counter()
-    first = instances[0] if instances else None
-    if type(first) is dict and all(type(row) is dict and row.keys() == first.keys() for row in instances):
-        _gather_columns(group, keysets, instances, first)
-        return
     for row in instances:
         if type(row) is not dict:
             continue
@@ -672,29 +666,6 @@ def _gather(record: Mapping[str, Any], groups: dict[tuple[str, str, str, int], _
                     columns[name] = [value]
         # the columns the row held a value in (the data plane drops nulls: an empty input is an absent column)
         keysets[tuple(k for k, v in row.items() if v is not None) if empty else tuple(row)] += 1
-
-
-def _gather_columns(group: _Group, keysets: Counter[tuple[str, ...]], rows: list[dict[str, Any]],
-                    first: dict[str, Any]) -> None:
-    """What the row-by-row loop of :func:`_gather` does, for rows that all hold the same names (the usual page):
-    one list per column instead of an append per value. Each column gets its values in row order, columns are
-    created in the first row's order, a name past ``MAX_FEATURES`` counts once per row, and the key sets are
-    counted row by row in order, all as the loop does (``test_gather_by_columns_matches_the_row_loop``)."""
-    n = len(rows)
-    group.logged_rows += n
-    columns = group.columns
-    for name in first:
-        values = [row[name] for row in rows]
-        column = columns.get(name)
-        if column is not None:
-            column.extend(values)
-        elif len(columns) >= MAX_FEATURES or type(name) is not str or len(name) > MAX_NAME:
-            group.overflow += n
-        else:
-            columns[name] = values
-    for row in rows:
-        # the columns the row held a value in (the data plane drops nulls: an empty input is an absent column)
-        keysets[tuple(k for k, v in row.items() if v is not None) if None in row.values() else tuple(row)] += 1
 
 
 def _count_inputs(group: _Group, at: float, instances: list[Any]) -> None:
