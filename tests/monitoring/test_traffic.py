@@ -422,3 +422,32 @@ def test_sketch_quantile_intervals_contain_the_exact_distances():
     plain = d.wasserstein_normed_from_quantiles(qa, qb, float(np.std(a)))  # the default: the exact-quantile case
     assert plain.lower >= w.lower and plain.upper <= w.upper and plain.value == w.value
     assert d.ks_from_quantiles(qa, qb).upper + 2 * traffic.RANK_ERROR == pytest.approx(k.upper) or k.upper == 1.0
+
+
+def test_the_prediction_column_merged_alone_is_the_window_summarys(sqlite_ws, home):
+    """The daily drift merges the serving version's predictions alone (issue 18, h36): the same summary as
+    ``window_summary(..., version=...)``. A KLL merge compacts at random (two merges of the same windows give
+    different sketches), so the sketch is compared through its quantiles, within the stated rank error."""
+    clock = SimulatedClock(START)
+    t = Traffic(home, clock)
+    for hour in range(5):
+        t.requests(120, version=1 + hour % 2, shift=0.3 * hour)
+        t.requests(10, status=503)
+        clock.advance(3600)
+        _update(sqlite_ws, clock)
+    end = START + timedelta(hours=5)
+    levels = [i / 20 for i in range(21)]
+    for version in ("1", "2", "9"):
+        whole = traffic.window_summary(sqlite_ws, "ctr", START, end, version=version).summary.prediction
+        alone = traffic.window_prediction(sqlite_ws, "ctr", START, end, version)
+        exact = {k: v for k, v in alone.to_dict().items() if k != "numeric"}
+        assert exact == {k: v for k, v in whole.to_dict().items() if k != "numeric"}
+        if whole.numeric.count:
+            moments = ("count", "total", "sumsq", "min", "max")
+            assert [getattr(alone.numeric, m) for m in moments] == [getattr(whole.numeric, m) for m in moments]
+            a, b = alone.numeric.sketch, whole.numeric.sketch
+            for level in levels[1:-1]:
+                assert abs(a.get_rank(b.get_quantile(level)) - level) <= 2 * traffic.kll_rank_error() + 1 / 360
+        else:
+            assert alone.numeric.count == 0
+    assert traffic.window_prediction(sqlite_ws, "ctr", START, end, "1").rows == 360

@@ -32,6 +32,7 @@ from .traffic import (
     iso_utc,
     status,
     window_column,
+    window_prediction,
     window_summary,
 )
 
@@ -288,9 +289,8 @@ def drift_report(workspace: Any, model: str, *, window: int | str = 86400, at: d
             columns.append(dr.column_drift_from_profiles(pair[0], pair[1], column=name, threshold=limit, alpha=a))
     dataset = dr.dataset_state(columns, drift_share=share, importance=importance)
     # predictions: same version on both sides (a new version's scores differ by design)
-    cur_pred = window_summary(workspace, model, start, end, version=serving).summary.prediction \
-        if serving is not None else ColumnSummary()
-    ref_pred = window_summary(workspace, model, previous[0], previous[1], version=serving).summary.prediction \
+    cur_pred = window_prediction(workspace, model, start, end, serving) if serving is not None else ColumnSummary()
+    ref_pred = window_prediction(workspace, model, previous[0], previous[1], serving) \
         if serving is not None else ColumnSummary()
     pair = _column_pair("prediction", ref_pred, cur_pred)
     prediction = _no_data("prediction", pair, limit, a) if isinstance(pair, str) else \

@@ -1067,13 +1067,8 @@ def window_column(workspace: Any, model: str, start: datetime | float, end: date
         private = False
         for window in sorted(int(w) for w in state.index.get(model, {}) if s <= int(w) < e):
             path = _window_file(base, model, window, state.index[model][str(window)])
-            raw = path.read_bytes()  # FileNotFoundError: a concurrent update replaced it (retried)
             try:
-                try:
-                    parts = orjson.loads(raw)["summaries"]  # several times json's speed on these files
-                except orjson.JSONDecodeError:
-                    parts = json.loads(raw)["summaries"]  # json wrote them: an Infinity (an overflowed sum) is legal
-                for v, r, summary in parts:
+                for v, r, summary in _window_parts(path):
                     if r == "primary":
                         versions[v] += int(summary["requests"])
                     private = private or column in summary.get("private_columns", ())
@@ -1085,6 +1080,37 @@ def window_column(workspace: Any, model: str, start: datetime | float, end: date
         return ({} if private else columns), dict(versions)
 
     return _with_state(workspace, read)
+
+
+def window_prediction(workspace: Any, model: str, start: datetime | float, end: datetime | float, version: str,
+                      *, role: str = "primary") -> ColumnSummary:
+    """``window_summary(..., version=version, role=role).summary.prediction`` without building and merging the
+    windows' other columns: the predictions are merged alone, in the same order, to the same summary (a
+    :class:`TrafficSummary` merges its prediction column apart from the rest). The daily drift asks for it twice."""
+    s, e = _span(start, end)
+
+    def read(base: Path, state: _State) -> ColumnSummary:
+        merged = ColumnSummary()
+        for window in sorted(int(w) for w in state.index.get(model, {}) if s <= int(w) < e):
+            path = _window_file(base, model, window, state.index[model][str(window)])
+            try:
+                for v, r, summary in _window_parts(path):
+                    if r == role and v == version:
+                        merged.merge(ColumnSummary.from_dict(summary["prediction"]))
+            except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
+                raise _damaged(path, exc) from None
+        return merged
+
+    return _with_state(workspace, read)
+
+
+def _window_parts(path: Path) -> list[Any]:
+    """The ``[version, role, summary dict]`` parts of a window file, parsed (not yet built into summaries)."""
+    raw = path.read_bytes()  # FileNotFoundError: a concurrent update replaced it (retried)
+    try:
+        return list(orjson.loads(raw)["summaries"])  # several times json's speed on these files
+    except orjson.JSONDecodeError:
+        return list(json.loads(raw)["summaries"])  # json wrote them: an Infinity (an overflowed sum) is legal
 
 
 def window_inputs(workspace: Any, model: str, start_s: float, end_s: float, *, role: str = "primary",
@@ -1145,5 +1171,5 @@ def drift_report(workspace: Any, model: str, **options: Any) -> dict[str, Any]:
 __all__ = ["BUCKET_S", "DEFAULT_SLICES", "RANK_ERROR", "TOP_K", "CategoricalSummary", "ColumnSummary",
            "NumericSummary", "TrafficSummary", "WindowSummary", "drift_report", "is_private_name", "iso_utc",
            "kll_rank_error", "models", "status", "summarize_segment", "traffic_dir", "update", "window_column",
-           "window_inputs",
+           "window_inputs", "window_prediction",
            "window_summary"]
