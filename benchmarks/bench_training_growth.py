@@ -3,7 +3,8 @@
 Each size runs the whole ``yarnit pipeline run yarnit-ctr`` (world simulation, dataset version, validation,
 features + training, evaluation, gate, registration) in a fresh workspace, in its own child process under
 ``/usr/bin/time -v``: wall time, CPU time (user + sys) and peak RSS of that process, plus the per-step times
-and the holdout AUC the run reports. The load average before and after each run is recorded next to it.
+and the holdout AUC the run reports (each step's wall and CPU seconds and peak RSS, as the run records them).
+The load average before and after each run is recorded next to it.
 
 ``--peer-rev REV`` also runs the pipeline of another commit (e.g. the one before issue 20) on the sizes in
 ``--peer-days``, interleaved with this tree's runs on the same sizes: the peak RSS and AUC of both, measured
@@ -67,7 +68,9 @@ def run_pipeline(home: Path, src: Path, days: int, sessions: int, *extra: str) -
 
     # with --dask, LightGBM's and the workers' own logs land on stdout before the JSON document
     result = json.loads(proc.stdout[proc.stdout.find("\n{") + 1:] if not proc.stdout.startswith("{") else proc.stdout)
-    steps = {s["step"]: {"wall_s": round(s.get("wall_s") or 0.0, 2), "rows": s.get("rows")} for s in result["steps"]}
+    steps = {s["step"]: {"wall_s": round(s.get("wall_s") or 0.0, 2), "cpu_s": round(s.get("cpu_s") or 0.0, 2),
+                         "peak_rss_mb": round(s.get("peak_rss_mb") or 0.0), "rows": s.get("rows")}
+             for s in result["steps"]}
     return {
         "days": days, "sessions_per_day": sessions, "rows": result["steps"][0].get("rows"),
         "wall_s": round(wall, 1), "cpu_s": round(field("User time (seconds)") + field("System time (seconds)"), 1),
