@@ -11,9 +11,9 @@
   the plan says so).
 * **Supply**, the requests per second one replica serves within its latency SLO. It is either a recorded
   figure (``--replica-rps``, from a load test or ``benchmarks/``), or a short measured run
-  (:func:`measure_replica_rps`): one real ``yarnit serve`` process on a loopback port, driven closed-loop by a
-  few client threads with the version's golden requests. That process logs to a scratch directory, so the
-  measurement never shows up as demand.
+  (:func:`measure_replica_rps`): a real ``yarnit serve`` (one process, or ``--workers N``) on a loopback port,
+  driven closed-loop by a few client threads with the version's golden requests. It logs to a scratch
+  directory (``yarnit serve --prediction-log``), so the measurement never shows up as demand.
 
 The plan (:func:`plan_capacity`), as the SRE book's capacity planning does it:
 
@@ -27,8 +27,10 @@ The plan (:func:`plan_capacity`), as the SRE book's capacity planning does it:
 The same arithmetic on the forecast mean gives the autoscaler's floor (also N+2), and the plan's
 replicas give its ceiling (``yarnit deploy k8s --min-replicas … --max-replicas …``).
 
-A replica's throughput is one serving process's (``--measure-s`` runs one process), so the replicas for the
-peak are also the worker processes one host needs: the plan prints ``yarnit serve --workers N`` with N =
+A replica's throughput is one serving process's (``--measure-s`` runs one process; with ``--workers N`` it runs
+``yarnit serve --workers N`` and takes the measured requests/s over N, so workers that share cores or the
+kernel's connection spreading show up in the figure), so the replicas for the peak are also the worker
+processes one host needs: the plan prints ``yarnit serve --workers N`` with N =
 replicas for the peak (at most 64). That line is for one host with at least N free cores; workers that share
 cores add less than one replica each (docs/benchmarks.md, replica throughput), and one host is one failure
 domain, so the N+2 spares still belong on other hosts.
