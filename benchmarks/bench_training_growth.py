@@ -3,7 +3,8 @@
 Each size runs the whole ``yarnit pipeline run yarnit-ctr`` (world simulation, dataset version, validation,
 features + training, evaluation, gate, registration) in a fresh workspace, in its own child process under
 ``/usr/bin/time -v``: wall time, CPU time (user + sys) and peak RSS of that process, plus the per-step times
-and the holdout AUC the run reports. The load average before and after each run is recorded next to it.
+and the holdout AUC the run reports (each step's wall and CPU seconds and peak RSS, as the run records them).
+The load average before and after each run is recorded next to it.
 
 ``--peer-rev REV`` also runs the pipeline of another commit (e.g. the one before issue 20) on the sizes in
 ``--peer-days``, interleaved with this tree's runs on the same sizes: the peak RSS and AUC of both, measured

@@ -14,6 +14,7 @@ Day three's peak hour also holds a `rejected` window record (10 shed requests: d
 from __future__ import annotations
 
 import json
+import math
 import zlib
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -108,6 +109,7 @@ def test_capacity_plans_the_forecast_peak_with_n_plus_2(home: Path) -> None:
 @pytest.mark.parametrize(("args", "message"), [
     (["ctr"], "exactly one of --replica-rps"),
     (["ctr", "--replica-rps", "1", "--measure-s", "1"], "exactly one of --replica-rps"),
+    (["ctr", "--replica-rps", "1", "--workers", "2"], "give --measure-s S with it"),
     (["ctr", "--replica-rps", "-1"], "exactly one of --replica-rps"),
     (["ctr", "--replica-rps", "1", "--headroom", "0.5"], "headroom factor must be a finite number >= 1"),
     (["ctr", "--replica-rps", "1", "--since", "yesterday"], "'yesterday' is not a date"),
@@ -119,8 +121,7 @@ def test_bad_input_gets_one_clear_error(home: Path, args: list[str], message: st
     assert "Traceback" not in result.output
 
 
-@pytest.mark.slow  # a real `yarnit serve` process starts (about 3 s of CPU; longer on a loaded machine)
-def test_a_measured_run_drives_a_real_server_and_logs_nothing_into_the_demand(home: Path) -> None:
+def _promote_a_ctr_model(home: Path) -> None:
     with open_workspace(Settings.for_home(home)) as ws:
         rows = [{"fiber": "merino", "price": 12.0}, {"fiber": "acrylic", "price": 3.0}] * 10
         model = Pipeline([("vec", DictVectorizer()), ("lr", LogisticRegression())]).fit(rows, [1, 0] * 10)
@@ -130,6 +131,11 @@ def test_a_measured_run_drives_a_real_server_and_logs_nothing_into_the_demand(ho
             "golden": [{"instance": {"fiber": "merino", "price": 12.0}}, {"instance": {"fiber": "acrylic",
                                                                                         "price": 3.0}}]})
         registry.promote("ctr", version.version)
+
+
+@pytest.mark.slow  # a real `yarnit serve` process starts (about 3 s of CPU; longer on a loaded machine)
+def test_a_measured_run_drives_a_real_server_and_logs_nothing_into_the_demand(home: Path) -> None:
+    _promote_a_ctr_model(home)
     before = sorted(p.name for p in (home / "prediction_log").iterdir())
     result = runner.invoke(app, ["capacity", "ctr", "--measure-s", "1", "--concurrency", "2", "--json"],
                            env={"YARNIT_HOME": str(home)})
@@ -140,3 +146,24 @@ def test_a_measured_run_drives_a_real_server_and_logs_nothing_into_the_demand(ho
     assert plan["replica_rps"] == measured["rps"] > 0 and plan["replica_rps_source"].startswith("measured: 1 s")
     assert plan["replicas"] == plan["replicas_for_peak"] + 2 >= 3
     assert sorted(p.name for p in (home / "prediction_log").iterdir()) == before  # its requests are not demand
+
+
+@pytest.mark.slow  # `yarnit serve --workers 2`: a supervisor and two worker processes start
+def test_a_measured_run_of_two_workers_plans_with_the_per_worker_figure(home: Path) -> None:
+    _promote_a_ctr_model(home)
+    before = sorted(p.name for p in (home / "prediction_log").iterdir())
+    result = runner.invoke(app, ["capacity", "ctr", "--measure-s", "1", "--concurrency", "4", "--workers", "2",
+                                 "--json"], env={"YARNIT_HOME": str(home)})
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    measured = plan["measurement"]
+    assert measured["workers"] == 2 and measured["ok"] > 0 and measured["statuses"].get("200") == measured["ok"]
+    # every answer came from one of the two workers (their x-yarnit-worker header), and is counted once
+    assert set(measured["ok_by_worker"]) <= {"1", "2"} and sum(measured["ok_by_worker"].values()) == measured["ok"]
+    assert measured["rps_per_worker"] == pytest.approx(measured["rps"] / 2)
+    assert plan["replica_rps"] == measured["rps_per_worker"]  # one replica is one process
+    assert "2 workers" in plan["replica_rps_source"]
+    peak = plan["forecast_peak_rps"] * plan["headroom"]
+    assert plan["replicas_for_peak"] == max(1, math.ceil(peak / measured["rps_per_worker"] - 1e-9))
+    assert sorted(p.name for p in (home / "prediction_log").iterdir()) == before  # its requests are not demand
+

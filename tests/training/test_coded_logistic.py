@@ -11,7 +11,7 @@ from yarnit.core import InvalidInput
 from yarnit.registry import load_predictor
 from yarnit.training.chunks import FeatureChunks, narrow
 from yarnit.training.encoding import encode_frame, fit_and_encode
-from yarnit.training.logistic import fit_and_code, fit_coded
+from yarnit.training.logistic import GROUP_CELLS, fit_and_code, fit_coded
 from yarnit.training.trainers import make_trainer
 
 
@@ -76,3 +76,40 @@ def test_coded_solver_rejects_missing_numbers_as_scikit_learn_does() -> None:
     frame.loc[3, "price"] = np.nan
     with pytest.raises(InvalidInput, match="'price' holds NaN"):
         make_trainer("logistic").fit(frame, y, seed=0)
+
+
+def test_few_valued_columns_share_code_arrays_and_many_valued_numbers_stay_dense() -> None:
+    frame, _y = clicks()
+    _vectorizer, coded, _ = fit_and_code(FeatureChunks.of(narrow(frame)))
+    grouped = [c.name for g in coded.groups for c in g.columns]
+    # the texts and the 0/1 flag are codes, packed into groups of at most GROUP_CELLS combinations
+    assert sorted(grouped) == ["fiber", "in_stock", "product", "query"]
+    assert [name for name, _i, _v in coded.numeric] == ["price"]  # ~20,000 distinct values: a dense column
+    assert all(int(np.prod(g.shape)) <= GROUP_CELLS and g.codes.dtype == np.uint16 for g in coded.groups)
+    assert len(coded.groups) == 1 and coded.nbytes == len(frame) * (2 + 8)
+
+
+def test_a_text_column_with_more_values_than_a_group_holds_gets_wide_codes() -> None:
+    rng = np.random.default_rng(4)
+    n = 70000  # every user once: more values than uint16 codes hold
+    frame = pd.DataFrame({"user": [f"u{i}" for i in rng.permutation(n)], "fiber": rng.choice(["a", "b"], n),
+                          "price": rng.integers(0, 5, n).astype(float)})
+    vectorizer, coded, _ = fit_and_code(frame)
+    (alone,) = [g for g in coded.groups if [c.name for c in g.columns] == ["user"]]
+    assert alone.codes.dtype == np.int32
+    x = encode_frame(vectorizer, frame)
+    w = rng.normal(size=coded.n_features)
+    np.testing.assert_allclose(coded.product(w, -0.25), x @ w - 0.25, rtol=1e-12, atol=1e-12)
+    g = rng.normal(size=n)
+    np.testing.assert_allclose(coded.transposed_product(g), x.T @ g, rtol=1e-10, atol=1e-9)
+    sums, squares = coded.moments()
+    np.testing.assert_allclose(sums, np.asarray(x.sum(axis=0)).ravel(), rtol=1e-12)
+    np.testing.assert_allclose(squares, np.asarray(x.multiply(x).sum(axis=0)).ravel(), rtol=1e-12)
+
+
+def test_a_number_that_changes_between_the_passes_is_refused() -> None:
+    frame, _y = clicks(n=300)
+    passes = iter([frame, frame.assign(in_stock=frame["in_stock"] * 2)])
+    chunks = FeatureChunks(lambda: [next(passes)], rows=len(frame))
+    with pytest.raises(InvalidInput, match="'in_stock' gave other values.*same on every pass"):
+        fit_and_code(chunks)

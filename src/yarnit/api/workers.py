@@ -140,8 +140,9 @@ class Supervisor:
 
     def __init__(self, host: str, port: int, workers: int, *, clock: Clock | None = None,
                  stop_timeout_s: float = 30.0, stable_s: float = 30.0, env: dict[str, str] | None = None,
-                 python: str = sys.executable) -> None:
+                 python: str = sys.executable, log_dir: str | None = None) -> None:
         self.host, self.port = host, port
+        self.log_dir = log_dir  # the workers' prediction log (None: the workspace's)
         self.slots = [_Slot(number=i + 1) for i in range(workers)]
         self.clock = clock or SystemClock()
         self.stop_timeout_s = stop_timeout_s
@@ -171,7 +172,7 @@ class Supervisor:
         read_fd, write_fd = os.pipe()
         argv = [self.python, "-m", "yarnit.api.workers", "--host", self.host, "--port", str(self.port),
                 "--ready-fd", str(write_fd), "--slot", str(slot.number), "--supervisor", str(os.getpid()),
-                "--peers-dir", self.peers_dir]
+                "--peers-dir", self.peers_dir, *(["--log-dir", self.log_dir] if self.log_dir else [])]
         try:
             slot.proc = subprocess.Popen(argv, env=self.env, pass_fds=(write_fd,), process_group=0)
         finally:
@@ -272,12 +273,13 @@ class Supervisor:
         return [slot.proc.pid for slot in self.slots if slot.proc is not None and slot.proc.poll() is None]
 
 
-def serve_workers(host: str, port: int, workers: int, *, stop_timeout_s: float = 30.0) -> int:
+def serve_workers(host: str, port: int, workers: int, *, stop_timeout_s: float = 30.0,
+                  log_dir: str | None = None) -> int:
     """``yarnit serve --workers N`` after the workspace is migrated: bind, supervise, return the exit status."""
     reservation = reserve_port(host, port)
     try:
         log.info("serving on http://%s:%d with %d worker processes", host, port, workers)
-        return Supervisor(host, port, workers, stop_timeout_s=stop_timeout_s).run()
+        return Supervisor(host, port, workers, stop_timeout_s=stop_timeout_s, log_dir=log_dir).run()
     finally:
         reservation.close()
 
@@ -300,10 +302,13 @@ def worker_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slot", type=int, required=True)
     parser.add_argument("--supervisor", type=int, required=True)
     parser.add_argument("--peers-dir", default=None, help="The supervisor's private directory of worker sockets.")
+    parser.add_argument("--log-dir", default=None, help="Prediction log directory (default: the workspace's).")
     args = parser.parse_args(argv)
     _die_with_parent(args.supervisor)
     logging.basicConfig(level=logging.INFO, format=f"worker {args.slot}: %(levelname)s %(name)s: %(message)s")
     try:
+        from pathlib import Path
+
         import uvicorn
 
         from yarnit.api import create_app
@@ -311,16 +316,15 @@ def worker_main(argv: list[str] | None = None) -> int:
         from yarnit.api.fastlane import DataPlaneProtocol
         from yarnit.api.server import prepare_for_traffic
         from yarnit.core import load_settings
+        from yarnit.serving import ServingOptions
         from yarnit.storage import open_workspace
 
         ws = open_workspace(load_settings(), migrate=False)  # the supervisor migrated before starting workers
-        app = create_app(ws)
+        app = create_app(ws, serving=ServingOptions(log_dir=Path(args.log_dir)) if args.log_dir else None)
         for name, outcome in prepare_for_traffic(app).items():
             log.info("serving %s: %s", name, outcome)
         sockets = []
         if args.peers_dir:  # the other workers read this one's counters here, for a whole-server /metrics
-            from pathlib import Path
-
             from yarnit.api.worker_metrics import WorkerPeers, peer_listener
 
             app.state.worker_peers = WorkerPeers(args.slot, Path(args.peers_dir))

@@ -117,12 +117,17 @@ def serve(host: str = typer.Option("127.0.0.1", help="Interface to bind."),
           port: int = typer.Option(8080, min=1, max=65535, help="TCP port."),
           workers: str = typer.Option("1", "--workers", help="Worker processes sharing the port (1..64, or "
                                       "'auto': one per CPU). Each opens the workspace and loads the models "
-                                      "itself; a supervisor restarts one that dies.")) -> None:
+                                      "itself; a supervisor restarts one that dies."),
+          prediction_log: Path | None = typer.Option(None, "--prediction-log", help="Directory of the prediction "
+                                                     "log (default: $YARNIT_HOME/prediction_log). yarnit capacity "
+                                                     "--measure-s points it at a scratch directory: its requests "
+                                                     "are not demand.")) -> None:
     """Serve the data plane, control plane, metrics and dashboard over HTTP."""
     from yarnit.api import create_app
     from yarnit.api.dataplane import asgi_entry
     from yarnit.api.server import prepare_for_traffic, serve_forever
     from yarnit.api.workers import parse_workers, serve_workers
+    from yarnit.serving import ServingOptions
 
     n_workers = parse_workers(workers)
     ws = workspace()  # opening it migrates the schema: once, before any worker starts
@@ -135,8 +140,9 @@ def serve(host: str = typer.Option("127.0.0.1", help="Interface to bind."),
 
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
         console.print(f"serving on http://{host}:{port} with {n_workers} worker processes")
-        raise typer.Exit(serve_workers(host, port, n_workers))
-    app_ = create_app(ws)
+        raise typer.Exit(serve_workers(host, port, n_workers,
+                                       log_dir=None if prediction_log is None else str(prediction_log)))
+    app_ = create_app(ws, serving=None if prediction_log is None else ServingOptions(log_dir=prediction_log))
     for name, outcome in prepare_for_traffic(app_).items():  # preload models, freeze start-up objects for the GC
         console.print(f"serving {name}: {outcome}")
     serve_forever(asgi_entry(app_), host, port)

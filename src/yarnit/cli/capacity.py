@@ -30,6 +30,8 @@ def capacity(model: str,
              measure_s: float = typer.Option(0.0, "--measure-s", help="Instead, measure it: run one yarnit serve "
                                              "process for this many seconds with the version's golden requests."),
              concurrency: int = typer.Option(4, "--concurrency", help="Clients of the measured run."),
+             workers: int = typer.Option(1, "--workers", help="Measure yarnit serve --workers N: the plan takes "
+                                         "the measured requests/s over N as one replica's (one process's)."),
              latency_slo_ms: float = typer.Option(0.0, "--latency-slo-ms", help="p99 the measured run must keep "
                                                   "(0: not checked)."),
              headroom: float = typer.Option(1.25, help="Capacity kept above the forecast peak (1.25: replicas run "
@@ -50,6 +52,9 @@ def capacity(model: str,
     if (replica_rps > 0) == (measure_s > 0):
         raise InvalidInput("Give the per-replica throughput as exactly one of --replica-rps R (a load test's figure) "
                            "or --measure-s S (measure one replica now).")
+    if workers != 1 and measure_s <= 0:
+        raise InvalidInput("--workers N says how many worker processes a measured run starts; give --measure-s S "
+                           "with it.")
     with workspace() as ws:
         profile = traffic_profile(prediction_log_dir(ws.home), model, since_s=_epoch(since, "--since"),
                                   until_s=_epoch(until, "--until"))
@@ -58,9 +63,11 @@ def capacity(model: str,
         if measure_s > 0:
             version = ModelRegistry(ws).resolve(model, "production")
             measurement = measure_replica_rps(ws.home, model, golden_requests(version.signature), seconds=measure_s,
-                                              concurrency=concurrency, latency_slo_ms=latency_slo_ms or None)
-            replica_rps = float(measurement["rps"])
-            source = f"measured: {measure_s:g} s, {concurrency} clients, {version.ref}"
+                                              concurrency=concurrency, latency_slo_ms=latency_slo_ms or None,
+                                              workers=workers)
+            replica_rps = float(measurement["rps_per_worker"])
+            source = f"measured: {measure_s:g} s, {concurrency} clients, {version.ref}" + (
+                f", {workers} workers: {measurement['rps']:.4g} req/s in all" if workers > 1 else "")
         plan = plan_capacity(profile, replica_rps=replica_rps, replica_rps_source=source, headroom=headroom,
                              redundancy=redundancy, horizon_days=horizon_days, spike=spike, measurement=measurement)
     data = plan.to_dict()

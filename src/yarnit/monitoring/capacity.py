@@ -11,9 +11,9 @@
   the plan says so).
 * **Supply**, the requests per second one replica serves within its latency SLO. It is either a recorded
   figure (``--replica-rps``, from a load test or ``benchmarks/``), or a short measured run
-  (:func:`measure_replica_rps`): one real ``yarnit serve`` process on a loopback port, driven closed-loop by a
-  few client threads with the version's golden requests. That process logs to a scratch directory, so the
-  measurement never shows up as demand.
+  (:func:`measure_replica_rps`): a real ``yarnit serve`` (one process, or ``--workers N``) on a loopback port,
+  driven closed-loop by a few client threads with the version's golden requests. It logs to a scratch
+  directory (``yarnit serve --prediction-log``), so the measurement never shows up as demand.
 
 The plan (:func:`plan_capacity`), as the SRE book's capacity planning does it:
 
@@ -27,8 +27,10 @@ The plan (:func:`plan_capacity`), as the SRE book's capacity planning does it:
 The same arithmetic on the forecast mean gives the autoscaler's floor (also N+2), and the plan's
 replicas give its ceiling (``yarnit deploy k8s --min-replicas … --max-replicas …``).
 
-A replica's throughput is one serving process's (``--measure-s`` runs one process), so the replicas for the
-peak are also the worker processes one host needs: the plan prints ``yarnit serve --workers N`` with N =
+A replica's throughput is one serving process's (``--measure-s`` runs one process; with ``--workers N`` it runs
+``yarnit serve --workers N`` and takes the measured requests/s over N, so workers that share cores or the
+kernel's connection spreading show up in the figure), so the replicas for the peak are also the worker
+processes one host needs: the plan prints ``yarnit serve --workers N`` with N =
 replicas for the peak (at most 64). That line is for one host with at least N free cores; workers that share
 cores add less than one replica each (docs/benchmarks.md, replica throughput), and one host is one failure
 domain, so the N+2 spares still belong on other hosts.
@@ -36,8 +38,10 @@ domain, so the N+2 spares still belong on other hosts.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -221,45 +225,34 @@ def plan_capacity(profile: TrafficProfile, *, replica_rps: float, replica_rps_so
 
 
 # --- a short measured run -------------------------------------------------------------------------------------
-# What `yarnit serve` runs, logging to a scratch directory (argv: port, log directory).
-_SERVER = """
-import sys
-from pathlib import Path
-from yarnit.api import create_app
-from yarnit.api.dataplane import asgi_entry
-from yarnit.api.server import prepare_for_traffic, serve_forever
-from yarnit.core import load_settings
-from yarnit.serving import ServingOptions
-from yarnit.storage import open_workspace
-app = create_app(open_workspace(load_settings()), serving=ServingOptions(log_dir=Path(sys.argv[2])))
-prepare_for_traffic(app)
-serve_forever(asgi_entry(app), "127.0.0.1", int(sys.argv[1]))
-"""
-
-
 def measure_replica_rps(home: str | Path, model: str, instances: Sequence[Mapping[str, Any]], *,
                         seconds: float = 5.0, concurrency: int = 4, latency_slo_ms: float | None = None,
-                        ready_timeout_s: float = 120.0) -> dict[str, Any]:
-    """Requests/s one ``yarnit serve`` process answers with 200, closed-loop, ``concurrency`` clients.
+                        workers: int = 1, ready_timeout_s: float = 120.0) -> dict[str, Any]:
+    """Requests/s ``yarnit serve --workers N`` answers with 200, closed-loop, ``concurrency`` clients; also
+    per worker (``rps_per_worker``: the whole server's figure over N, the per-process figure a plan needs).
 
     Single-instance OIP v2 requests cycle through ``instances``. With ``latency_slo_ms`` the figure is the
     throughput *at the SLO*: if the run's p99 exceeds it, the plan is told so rather than trusting the rps.
+    The server logs its predictions to a scratch directory (``--prediction-log``), not the workspace's.
     """
     import httpx
 
     from yarnit.api.server import free_port
+    from yarnit.api.workers import WORKER_HEADER  # which worker answered
 
     if not instances:
         raise InvalidInput(f"{model} has no golden requests to measure with; give --replica-rps from a load test.")
-    if not 0.5 <= seconds <= 600 or not 1 <= concurrency <= 64:
-        raise InvalidInput(f"A measured run needs 0.5..600 s and 1..64 clients; got {seconds} s, {concurrency}.")
+    if not 0.5 <= seconds <= 600 or not 1 <= concurrency <= 64 or not 1 <= workers <= MAX_SERVE_WORKERS:
+        raise InvalidInput(f"A measured run needs 0.5..600 s, 1..64 clients and 1..{MAX_SERVE_WORKERS} workers; "
+                           f"got {seconds} s, {concurrency} clients, {workers} workers.")
     port = free_port("127.0.0.1")
     env = {**os.environ, "YARNIT_HOME": str(home)}
     with tempfile.TemporaryDirectory(prefix="yarnit-capacity-") as scratch:
         log = Path(scratch) / "server.log"
         with open(log, "wb") as out:
-            proc = subprocess.Popen([sys.executable, "-c", _SERVER, str(port), str(Path(scratch) / "predlog")],
-                                    env=env, stdout=out, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen([sys.executable, "-m", "yarnit", "serve", "--port", str(port), "--workers",
+                                     str(workers), "--prediction-log", str(Path(scratch) / "predlog")],
+                                    env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             url = f"http://127.0.0.1:{port}"
             deadline = time.monotonic() + ready_timeout_s
@@ -279,16 +272,22 @@ def measure_replica_rps(home: str | Path, model: str, instances: Sequence[Mappin
                                   for k, v in instance.items()]} for instance in instances]
             latencies: list[float] = []
             statuses: Counter[int] = Counter()
+            by_worker: Counter[str] = Counter()
             lock = threading.Lock()
+            # the clients exist before the clock starts (building one took over a second on a loaded machine),
+            # and each sends at least one request
+            https = [httpx.Client(base_url=url, timeout=10) for _ in range(concurrency)]
             stop_at = time.monotonic() + seconds
 
             def client(offset: int) -> None:
-                with httpx.Client(base_url=url, timeout=10) as http:
+                with https[offset] as http:
                     i = offset
-                    while time.monotonic() < stop_at:
+                    while i == offset or time.monotonic() < stop_at:
                         started = time.perf_counter()
+                        worker = ""
                         try:
-                            status = http.post(f"/v2/models/{model}/infer", json=bodies[i % len(bodies)]).status_code
+                            answer = http.post(f"/v2/models/{model}/infer", json=bodies[i % len(bodies)])
+                            status, worker = answer.status_code, answer.headers.get(WORKER_HEADER, "")
                         except httpx.HTTPError:
                             status = 0
                         elapsed = (time.perf_counter() - started) * 1000.0
@@ -296,6 +295,7 @@ def measure_replica_rps(home: str | Path, model: str, instances: Sequence[Mappin
                             statuses[status] += 1
                             if status == 200:
                                 latencies.append(elapsed)
+                                by_worker[worker] += 1
                         i += 1
 
             threads = [threading.Thread(target=client, args=(k,)) for k in range(concurrency)]
@@ -306,23 +306,31 @@ def measure_replica_rps(home: str | Path, model: str, instances: Sequence[Mappin
                 t.join()
             took = time.monotonic() - begun
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            _stop(proc)
     ok = statuses.get(200, 0)
     if ok == 0:
         raise Unavailable(f"No request to {model} was answered 200 in the measured run (statuses "
                           f"{dict(statuses)}); is it served (yarnit models promote)?")
     latencies.sort()
     p99 = latencies[min(len(latencies) - 1, int(math.ceil(0.99 * len(latencies))) - 1)]
-    result = {"rps": ok / took, "seconds": took, "concurrency": concurrency, "requests": sum(statuses.values()),
-              "ok": ok, "statuses": {str(k): v for k, v in sorted(statuses.items())},
+    result = {"rps": ok / took, "rps_per_worker": ok / took / workers, "workers": workers, "seconds": took,
+              "concurrency": concurrency, "requests": sum(statuses.values()), "ok": ok,
+              "statuses": {str(k): v for k, v in sorted(statuses.items())},
+              "ok_by_worker": dict(sorted(by_worker.items())) if workers > 1 else None,
               "p50_ms": latencies[len(latencies) // 2], "p99_ms": p99, "latency_slo_ms": latency_slo_ms,
               "within_slo": None if latency_slo_ms is None else p99 <= latency_slo_ms}
     return result
+
+
+def _stop(proc: subprocess.Popen[bytes], timeout_s: float = 40.0) -> None:
+    """SIGTERM the server (a supervisor stops its workers within 30 s), then SIGKILL its whole session."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def _datatype(value: Any) -> str:
