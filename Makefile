@@ -31,6 +31,9 @@ chaos: $(STAMP)
 
 # Every benchmark with its peer (hours; BENCH="serving training" for a subset, BENCH_ARGS=--quick where
 # scripts take it), then docs/benchmarks.md's generated summary; bench-docs regenerates it alone, running nothing.
+# bench_replicas (and bench_backup's PostgreSQL half) need the servers: the local ones .ci/run uses, unless set
+bench: export YARNIT_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+bench: export YARNIT_TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 bench: $(STAMP)
 	@command -v wrk >/dev/null 2>&1 || { echo "bench: installing wrk (Debian package) for the throughput and soak benchmarks"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } || \

@@ -54,7 +54,8 @@ def main() -> None:
     haproxy = haproxy_binary()
     pg, redis = os.environ.get("YARNIT_TEST_POSTGRES_URL"), os.environ.get("YARNIT_TEST_REDIS_URL")
     if haproxy is None or not pg or not redis:
-        raise SystemExit("Needs haproxy, YARNIT_TEST_POSTGRES_URL and YARNIT_TEST_REDIS_URL.")
+        raise SystemExit("Needs haproxy on PATH (apt-get install haproxy) and YARNIT_TEST_POSTGRES_URL and "
+                         "YARNIT_TEST_REDIS_URL (make bench sets them to the local servers, as .ci/run does).")
     schemas = _pg_schema_url(pg)
     db_url = next(schemas)
     with tempfile.TemporaryDirectory() as tmp:
