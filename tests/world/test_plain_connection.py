@@ -117,3 +117,15 @@ def test_a_truncated_answer_raises_and_drops_the_connection(scripted) -> None:
     with pytest.raises(http.client.IncompleteRead):
         client.post_json("/p", 1, {})
     assert client._conn is None
+
+
+@pytest.mark.parametrize("framing", [b"Content-Length: -5\r\n\r\n", b"Content-Length: 5_0\r\n\r\n",
+                                     b"Transfer-Encoding: chunked\r\n\r\nzz\r\n"])
+def test_a_malformed_length_or_chunk_size_is_an_http_error_not_a_wrong_body(scripted, framing: bytes) -> None:
+    import http.client
+
+    server = scripted([[b"HTTP/1.1 200 OK\r\n" + framing, None]])
+    client = _KeepAlive(server.url, 5.0)
+    with pytest.raises(http.client.HTTPException, match="malformed"):
+        client.post_json("/p", 1, {})
+    assert client._conn is None

@@ -784,12 +784,12 @@ class _FeaturePart:
     """The features of one row group of the training rows, computed where it is called (on Dask: a worker)."""
 
     rows: _LogRows
-    row_group: int
+    row_group: int | None  # None: every row group, in order (all the training rows)
     transform: str
 
     def __call__(self) -> Iterator[pd.DataFrame]:
         transform = FRAME_TRANSFORMS[self.transform]
-        for frame in self.rows.batches(row_groups=[self.row_group]):
+        for frame in self.rows.batches(row_groups=None if self.row_group is None else [self.row_group]):
             yield narrow(transform(frame))
         release_memory()
 
@@ -819,20 +819,13 @@ def _train_features(ctx: StepContext, dataset: dict[str, Any], split_: dict[str,
     cut = pd.Timestamp(split_["holdout_from"]).date()
     columns = list(dict.fromkeys([*RAW_INPUTS, "position", LABEL]))
     name = ctx.config.get("transform", TRANSFORM)
-    transform = FRAME_TRANSFORMS[name]
     labels = np.concatenate([frame[LABEL].to_numpy() for frame in _batches(ctx, dataset, [LABEL], before=cut)]
                             or [np.array([], dtype=np.int64)])
     if labels.dtype.kind in "iub" and len(labels) and labels.min() >= 0 and labels.max() <= 1:
         labels = labels.astype(np.int8)  # 0/1: a byte each
     rows = _log_rows(ctx, dataset, columns, before=cut)
-
-    def chunks() -> Iterator[pd.DataFrame]:
-        for frame in rows.batches():
-            yield narrow(transform(frame))
-        release_memory()
-
     parts = tuple(_FeaturePart(rows, group, name) for group in range(pq.ParquetFile(rows.path).num_row_groups))
-    return FeatureChunks(chunks, rows=len(labels), parts=parts), labels
+    return FeatureChunks(_FeaturePart(rows, None, name), rows=len(labels), parts=parts), labels
 
 
 def _training_inputs(column: Any, inputs: dict[str, str], seed: int

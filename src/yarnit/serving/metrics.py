@@ -33,7 +33,7 @@ hot-swaps all year exports a bounded number of series.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -129,13 +129,18 @@ class ServingCollector(Collector):
             depth.add_metric([], s.queue_depth)
             yield depth
 
-    def _loaded_versions(self) -> dict[str, set[str]]:
-        out: dict[str, set[str]] = {}
+    def _loaded(self) -> Iterator[tuple[str, str, Any]]:
+        """(model, alias, loaded version) for every alias this process has a version loaded for."""
         for model, state in self.service.runtime.states().items():
             for alias in (*SERVED_ALIASES, "previous"):
                 loaded = state.loaded(alias)
                 if loaded is not None:
-                    out.setdefault(model, set()).add(str(loaded.version.version))
+                    yield model, alias, loaded
+
+    def _loaded_versions(self) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        for model, _alias, loaded in self._loaded():
+            out.setdefault(model, set()).add(str(loaded.version.version))
         return out
 
     def _models(self) -> Iterator[Metric]:
@@ -150,16 +155,12 @@ class ServingCollector(Collector):
                                  labels=["model", "alias", "version", "path"])
         breaker = GaugeMetricFamily("yarnit_serving_breaker_open", "1 while a version's circuit breaker is open",
                                     labels=["model", "alias", "version"])
-        for model, state in service.runtime.states().items():
-            for alias in (*SERVED_ALIASES, "previous"):
-                loaded = state.loaded(alias)
-                if loaded is None:
-                    continue
-                version = str(loaded.version.version)
-                age.add_metric([model, alias, version], (now - loaded.version.created_at).total_seconds())
-                version_gauge.add_metric([model, alias], loaded.version.version)
-                info.add_metric([model, alias, version, loaded.path], 1)
-                breaker.add_metric([model, alias, version], 1 if loaded.breaker.state == "open" else 0)
+        for model, alias, loaded in self._loaded():
+            version = str(loaded.version.version)
+            age.add_metric([model, alias, version], (now - loaded.version.created_at).total_seconds())
+            version_gauge.add_metric([model, alias], loaded.version.version)
+            info.add_metric([model, alias, version, loaded.path], 1)
+            breaker.add_metric([model, alias, version], 1 if loaded.breaker.state == "open" else 0)
         yield age
         yield version_gauge
         yield info

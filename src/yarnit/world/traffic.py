@@ -215,7 +215,7 @@ class _PlainConnection:
             return status, self._read_chunks(), will_close
         length = fields.get(b"content-length")
         if length is not None:
-            return status, self._read_exactly(int(length)), will_close
+            return status, self._read_exactly(_framing_number(length, 10, "Content-Length")), will_close
         if status in (204, 304):
             return status, b"", will_close
         return status, self._read_to_close(), True
@@ -267,7 +267,7 @@ class _PlainConnection:
     def _read_chunks(self) -> bytes:
         out = []
         while True:
-            size = int(self._read_line().split(b";", 1)[0].strip(), 16)
+            size = _framing_number(self._read_line().split(b";", 1)[0].strip(), 16, "chunk size")
             if size == 0:
                 while self._read_line():  # trailers, up to the empty line
                     pass
@@ -283,6 +283,17 @@ class _PlainConnection:
 
     def close(self) -> None:
         self._sock.close()
+
+
+def _framing_number(text: bytes, base: int, what: str) -> int:
+    """A Content-Length (base 10) or chunk size (base 16): digits only, else ``http.client.HTTPException``
+    (``int()`` took ``-5``, ``+5`` and ``5_0``, and a negative length read a wrong body)."""
+    import http.client
+
+    digits = b"0123456789abcdefABCDEF"[:10 if base == 10 else 22]
+    if not text or len(text) > 18 or text.strip(digits):
+        raise http.client.HTTPException(f"The server sent a malformed {what}: {text[:40]!r}.")
+    return int(text, base)
 
 
 class HttpRanker:
