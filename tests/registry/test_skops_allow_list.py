@@ -7,6 +7,7 @@ then yarnit must refuse it at register and at serve preload without the canary e
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import pickle
@@ -243,3 +244,22 @@ def test_a_ranker_bundle_whose_click_model_is_crafted_is_refused_and_never_runs(
     with pytest.raises(UnsafeArtifact, match="Refusing a skops artifact before loading it: node 'builtins.exec'"):
         load_predictor(bundle, ArtifactFormat.RANKER)
     assert not canary.exists()
+
+
+def test_a_remembered_audit_answers_as_the_audit_and_a_refused_archive_is_refused_every_time() -> None:
+    from yarnit.registry import formats
+
+    data = dump_sklearn(fitted())  # audited once when written: remembered by its sha256
+    assert hashlib.sha256(data).digest() in formats._AUDITED
+    first = audit_skops(data)
+    assert first == formats._audit_skops(data)
+    first.append("builtins.eval")  # the caller's list is its own: the next answer is unchanged
+    assert audit_skops(data) == formats._audit_skops(data)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("schema.json", json.dumps({"__loader__": "ObjectNode", "__module__": "os",
+                                                    "__class__": "system", "content": {}}))
+    for _ in range(2):
+        with pytest.raises(UnsafeArtifact, match="outside yarnit's list: os.system"):
+            audit_skops(out.getvalue())
+    assert hashlib.sha256(out.getvalue()).digest() not in formats._AUDITED

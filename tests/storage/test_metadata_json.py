@@ -65,3 +65,20 @@ def test_a_sqlite_engine_decodes_json_columns_with_it(tmp_path) -> None:
     assert all(_same(g, json.loads(json.dumps(d))) for g, d in zip(got, DOCUMENTS, strict=True))
     assert engine.dialect._json_deserializer is json_loads
     engine.dispose()
+
+
+@pytest.mark.parametrize("text", [
+    '{"n": -9223372036854775809}',  # 19 digits just past int64: json's int, not orjson's float
+    '{"n": 18446744073709551616}',  # 2**64 (20 digits)
+    '[123456789012345678, 1234567890123456789, "123456789012345678", "x1234567890123456789y"]',
+    '{"s": "\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669\u0660\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669"}',
+    '{"s": "12345678901234567\u00e9890123"}',  # a run broken by a non-ASCII character
+    r'{"s": "\ud800"}',  # an escaped lone surrogate
+])
+def test_digit_runs_at_the_orjson_boundary_read_as_json_loads_reads_them(text) -> None:
+    assert _same(json_loads(text), json.loads(text))
+
+
+def test_a_text_holding_a_lone_surrogate_reads_as_json_loads_reads_it() -> None:
+    text = '{"s": "\ud800"}'  # the character itself (not escaped): not encodable as UTF-8
+    assert json_loads(text) == json.loads(text)

@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -95,12 +96,19 @@ DAILY_COLUMNS = ("day", "event_time", "day_of_week")
 
 def impressions_schema(overrides: Mapping[str, Any] | None = None) -> DatasetSchema:
     """The curated impression schema, with a run's ``validation`` overrides applied."""
-    schema = DatasetSchema.from_yaml(IMPRESSIONS_SCHEMA, path="yarnit/recipes/impressions_schema.py")
+    schema = _curated()
     unknown = sorted(set(overrides or {}) - set(OVERRIDABLE))
     if unknown:
         raise InvalidInput(f"validation keys {unknown} are not known; known: {', '.join(OVERRIDABLE)}.")
     changes = {OVERRIDABLE[k]: tuple(v) if k == "slices" else v for k, v in (overrides or {}).items()}
-    return replace(schema, **changes)
+    return replace(schema, columns=dict(schema.columns), **changes)  # its own dict: a caller may change it
+
+
+@functools.lru_cache(maxsize=1)
+def _curated() -> DatasetSchema:
+    """The schema parsed from :data:`IMPRESSIONS_SCHEMA`, once per process: a fixed text gives a fixed schema
+    (parsing it took about 20 ms, and every ctr run's validate and golden steps asked for it)."""
+    return DatasetSchema.from_yaml(IMPRESSIONS_SCHEMA, path="yarnit/recipes/impressions_schema.py")
 
 
 __all__ = ["DAILY_COLUMNS", "IMPRESSIONS_SCHEMA", "OVERRIDABLE", "ValidationOverrides", "impressions_schema"]

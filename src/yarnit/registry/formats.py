@@ -21,9 +21,11 @@ Bytes that look like a pickle (also gzip- or zip-wrapped) are refused with
 from __future__ import annotations
 
 import gzip
+import hashlib
 import importlib
 import io
 import json
+import threading
 import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -200,6 +202,31 @@ def _npy_is_object(archive: zipfile.ZipFile, member: str) -> bool:
 
 
 def audit_skops(data: bytes) -> list[str]:
+    """:func:`_audit_skops`, remembered per process by the archive's sha256 (:data:`_AUDITED_KEPT` archives).
+
+    The audit is a function of the bytes alone (the trusted lists are constants), and one artifact is audited
+    many times: written (training), registered, checked servable, loaded by evaluate, by warm start and by
+    serving: 4-6 ms each, about 5 loads per daily version in the continuous loop. A refused archive is not
+    remembered: it is refused again, with the same error, on every call.
+    """
+    key = hashlib.sha256(data).digest()
+    with _AUDITED_LOCK:
+        known = _AUDITED.get(key)
+    if known is None:
+        known = tuple(_audit_skops(data))
+        with _AUDITED_LOCK:
+            _AUDITED[key] = known
+            while len(_AUDITED) > _AUDITED_KEPT:
+                _AUDITED.pop(next(iter(_AUDITED)))
+    return list(known)
+
+
+_AUDITED: dict[bytes, tuple[str, ...]] = {}
+_AUDITED_KEPT = 64
+_AUDITED_LOCK = threading.Lock()
+
+
+def _audit_skops(data: bytes) -> list[str]:
     """Check a skops archive against :data:`SKOPS_TRUSTED_TYPES` without loading it; the types to pass to skops.
 
     Reads ``schema.json`` and refuses the archive (:class:`~yarnit.core.UnsafeArtifact`) when a node names a

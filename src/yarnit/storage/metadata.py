@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -89,15 +88,24 @@ def json_loads(text: str | bytes) -> Any:
     orjson reads an integer past 64 bits as a float, so a text with a run of 19 or more digits (such an integer,
     or a long number inside a string; ``json.dumps`` writes floats with at most 17) is read by ``json.loads``.
     """
-    if isinstance(text, str) and _LONG_DIGITS.search(text) is None:
+    if isinstance(text, str):
         try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:
-            pass
+            data = text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: orjson refuses it too
+            return json.loads(text)
+        # the digit-run test by bytes: every ASCII digit to "0", everything else to " ", then a substring search
+        # (about a tenth of the CPU of searching the text with the regex [0-9]{19}, which tried each position of
+        # every number; the same answer: UTF-8 encodes a non-ASCII character in bytes above 0x7f)
+        if _LONG_RUN not in data.translate(_DIGITS_AS_ZERO):
+            try:
+                return orjson.loads(data)
+            except orjson.JSONDecodeError:
+                pass
     return json.loads(text)
 
 
-_LONG_DIGITS = re.compile(r"[0-9]{19}")
+_DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))
+_LONG_RUN = b"0" * 19
 
 
 def create_metadata_engine(url: str) -> Engine:
