@@ -62,3 +62,15 @@ def test_loop_config_refuses_a_window_it_cannot_train() -> None:
         LoopConfig(window_days=2, min_window_days=3)
     with pytest.raises(InvalidInput, match="max_attempts must be at least 1"):
         LoopConfig(max_attempts=0)
+
+
+@pytest.mark.parametrize("ids", [
+    pd.Series(["imp-1", None, "imp-3"], dtype="string[pyarrow]"),  # a day read back from Parquet
+    pd.Series(["imp-1", None, float("nan")], dtype=object),
+    pd.Series([3, 1, 2]),
+    pd.Series(["b", "a", "b"], dtype="category"),
+])
+def test_the_rejoin_keys_id_text_is_the_text_of_iterating_the_ids(ids: pd.Series) -> None:
+    from yarnit.continuous.loop_steps import _id_text
+
+    assert _id_text(ids) == "\x00".join(map(str, ids))
