@@ -49,8 +49,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import threading
 from collections import defaultdict
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -68,17 +66,16 @@ from .labels import NOT_SHOWN, IngestReport, ingest_labels, read_label_rows
 from .predlog_source import record_time
 from .quality_store import (
     _COUNTERS,
-    _REQUEST_ID,
-    _SLICE_VALUE,
     COMPLETENESS_CHANGES,
     COMPLETENESS_KEY,
+    _REQUEST_ID,
+    _SLICE_VALUE,
     DEFAULT_LABEL_DELAY_S,
     HOUR_S,
     QUALITY_SLIS,
     QUALITY_WINDOW_S,
     REFERENCE_S,
     SLICE_FIELDS,
-    SUMMARIES_TOKEN,
     QualityConfig,
     QualityStore,
     config_for,
@@ -89,10 +86,6 @@ from .slo import SLO, SLOFile
 
 JOIN_PAGE = 50_000  # labels joined per page
 MAX_CACHED_SUMMARIES = 1000  # hourly summaries held in memory during a run (≈80 KB each) before writing back
-#: Summaries a run wrote, kept for the next run in this process (the latest hours first; sparse, a few KB each).
-MAX_KEPT_SUMMARIES = 2048
-#: The counters that move whenever a join changes a summary (an older yarnit's join writes no token).
-_SUMMARY_COUNTERS = ("records", "labels_joined", "not_shown")
 
 
 _STR_OR_NONE = frozenset((str, type(None)))
@@ -114,26 +107,19 @@ class QualityJoin:
     def __init__(self, store: QualityStore, log_dir: Path, config: QualityConfig, clock: Clock) -> None:
         self.store, self.log_dir, self.config, self.clock = store, log_dir, config, clock
         self._summaries: dict[tuple[str, str, str, int], QualitySummary] = {}
-        # summaries equal to their stored text in this transaction (kept from the last run, or written back)
-        self._kept: dict[tuple[str, str, str, int], tuple[np.ndarray, ...]] = {}
         self._minutes: dict[tuple[str, int], list[float]] = defaultdict(lambda: [0, 0.0, 0])
 
     def run(self) -> dict[str, Any]:
         now_s = self.clock.now().timestamp()
-        identity = _file_identity(self.store.path)
         with self.store.transaction():
             counters = self.store.counters()
             before = dict(counters)
-            token = self.store.meta(SUMMARIES_TOKEN)
-            self._kept = _take_kept(identity, token, counters)
             read = self._read_log(counters)
             self._join(counters, now_s)
             self._flush()
             self._complete(counters, now_s)
             self._estimate(counters, now_s)
             self.store.set_meta("counters", counters)
-        # committed: what this run wrote is the stored state (a failed run kept nothing: its entry was taken)
-        _put_kept(identity, self.store.committed_token or token, counters, self._kept)
         pending = self.store.conn.execute("SELECT count(*) FROM predictions WHERE label_value IS NULL").fetchone()[0]
         waiting = self.store.conn.execute("SELECT count(*) FROM labels").fetchone()[0]
         return {"now": datetime.fromtimestamp(now_s, timezone.utc).isoformat(), **read,
@@ -259,9 +245,7 @@ class QualityJoin:
         if summary is None:
             if len(self._summaries) >= MAX_CACHED_SUMMARIES:  # bounded memory: write back (same transaction)
                 self._flush_summaries()
-            kept = self._kept.pop(key, None)
-            summary = self._summaries[key] = QualitySummary.from_sparse(kept) if kept is not None else \
-                self.store.summary(*key)
+            summary = self._summaries[key] = self.store.summary(*key)
         return summary
 
     # 2. labels
@@ -339,12 +323,8 @@ class QualityJoin:
 
     def _flush_summaries(self) -> None:
         for key, summary in self._summaries.items():
-            sparse = self._kept[key] = summary.to_sparse()  # what the stored text holds, as it parses back
-            self.store.put_summary(*key, sparse)
+            self.store.put_summary(*key, summary)
         self._summaries.clear()
-        if len(self._kept) > MAX_KEPT_SUMMARIES * 5 // 4:  # bounded memory: the latest hours stay
-            latest = sorted(self._kept, key=lambda k: k[3], reverse=True)[:MAX_KEPT_SUMMARIES]
-            self._kept = {k: self._kept[k] for k in latest}
 
     def _flush(self) -> None:
         self._flush_summaries()
@@ -402,53 +382,6 @@ class QualityJoin:
                          (realized["auc"], realized["accuracy"], realized["ctr"], realized["labelled"], model,
                           version, hour))
             counters["estimates_scored"] += 1
-
-
-# -- summaries kept parsed between runs ------------------------------------------------------------------
-# A run reads, changes and writes back the current hour's summaries of every slice (and the labelled hours'):
-# selecting a stored summary's row and parsing it was a fifth of the join's CPU, and the same rows come back
-# every hour. What a run wrote stays here, per store file, with the token it stored in the same transaction and
-# the counters it committed; the next run uses it only when the file still holds both (no other writer since:
-# another process's join and retention replace the token, an older yarnit's join moves the counters). A run
-# takes the entry when it starts and puts it back after its commit, so a failed run leaves nothing behind.
-_Kept = dict[tuple[str, str, str, int], tuple[np.ndarray, ...]]  # key -> QualitySummary.to_sparse()
-_KEPT_RUNS: dict[tuple[str, int, int], tuple[str, tuple[int, ...], _Kept]] = {}
-_KEPT_RUNS_LOCK = threading.Lock()
-
-
-def _file_identity(path: Path) -> tuple[str, int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return str(path), st.st_dev, st.st_ino
-
-
-def _take_kept(identity: tuple[str, int, int] | None, token: Any,
-               counters: Mapping[str, int]) -> _Kept:
-    with _KEPT_RUNS_LOCK:
-        entry = _KEPT_RUNS.pop(identity, None) if identity is not None else None
-    if entry is None or token is None or entry[0] != token or entry[1] != tuple(
-            counters[name] for name in _SUMMARY_COUNTERS):
-        return {}
-    return entry[2]
-
-
-def _put_kept(identity: tuple[str, int, int] | None, token: Any, counters: Mapping[str, int],
-              kept: _Kept) -> None:
-    if identity is None or token is None or not kept:
-        return
-    with _KEPT_RUNS_LOCK:
-        if len(_KEPT_RUNS) >= 16 and identity not in _KEPT_RUNS:  # many workspaces in one process (tests)
-            _KEPT_RUNS.pop(next(iter(_KEPT_RUNS)))
-        _KEPT_RUNS[identity] = (str(token), tuple(counters[name] for name in _SUMMARY_COUNTERS), kept)
-
-
-def _forget_kept_runs() -> None:
-    _KEPT_RUNS.clear()  # a forked child's file may be changed by the parent: it reads from the file
-
-
-os.register_at_fork(after_in_child=_forget_kept_runs)
 
 
 def update(workspace: Any, *, clock: Clock | None = None, config: QualityConfig | None = None) -> dict[str, Any]:

@@ -27,7 +27,7 @@ import orjson
 from yarnit.core.errors import ConfigError
 from yarnit.serving.predlog import DEFAULT_PII_FIELDS
 
-from .quality_summary import QualitySummary, sparse_json
+from .quality_summary import QualitySummary
 from .slo import SLOFile, parse_duration
 
 QUALITY_SLIS = frozenset({"prediction_quality", "label_completeness"})
@@ -43,9 +43,6 @@ SLICE_FIELDS = tuple(f for f in ("country", "language", "device", "currency", "p
 #: ``meta`` key of the completeness changes (:meth:`QualityStore.note_completeness`), and how many are kept.
 COMPLETENESS_KEY = "completeness_changes"
 COMPLETENESS_CHANGES = 256
-#: ``meta`` key of a token that changes with every write to the ``summaries`` table (:meth:`QualityStore.
-#: summaries_changed`): a reader that kept parsed summaries uses them only while the token it saw is there.
-SUMMARIES_TOKEN = "summaries_token"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _SLICE_VALUE = re.compile(r"^[A-Za-z0-9 _.:-]{1,32}$")
 
@@ -136,8 +133,6 @@ class QualityStore:
         # worst lose the last passes, which the next one redoes from the log checkpoint kept in the same file.
         # Ingested labels are not derived: ``durable`` (their ingest) syncs every commit.
         self.conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-        self._summaries_dirty = False
-        self.committed_token: str | None = None  # the summaries token the last transaction committed, if it wrote
         if _opened_before(self.path):
             return
         self.conn.executescript(_SCHEMA)
@@ -154,29 +149,12 @@ class QualityStore:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         self.conn.execute("BEGIN IMMEDIATE")
-        self._summaries_dirty, self.committed_token = False, None
         try:
             yield self.conn
-            token = self._new_summaries_token() if self._summaries_dirty else None
         except BaseException:
-            self._summaries_dirty = False
             self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
-        self.committed_token = token
-
-    def summaries_changed(self) -> None:
-        """Say that the ``summaries`` table changed: its token is replaced (at the commit, in a transaction)."""
-        if self.conn.in_transaction:
-            self._summaries_dirty = True
-        else:
-            self._new_summaries_token()
-
-    def _new_summaries_token(self) -> str:
-        self._summaries_dirty = False
-        token = secrets.token_hex(8)
-        self.set_meta(SUMMARIES_TOKEN, token)
-        return token
 
     def meta(self, key: str) -> Any:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -208,13 +186,10 @@ class QualityStore:
                                 "hour = ?", (model, version, slice_, hour)).fetchone()
         return QualitySummary() if row is None else QualitySummary.from_json(_loads(row[0]))
 
-    def put_summary(self, model: str, version: str, slice_: str, hour: int,
-                    summary: QualitySummary | tuple[Any, ...]) -> None:
-        """Store ``summary`` (or its :meth:`~.quality_summary.QualitySummary.to_sparse` arrays) for the hour."""
-        data = summary.to_json() if isinstance(summary, QualitySummary) else sparse_json(summary)
+    def put_summary(self, model: str, version: str, slice_: str, hour: int, summary: QualitySummary) -> None:
         self.conn.execute("INSERT INTO summaries VALUES (?, ?, ?, ?, ?) ON CONFLICT(model, version, slice, hour) DO "
-                          "UPDATE SET data = excluded.data", (model, version, slice_, hour, orjson.dumps(data).decode()))
-        self.summaries_changed()
+                          "UPDATE SET data = excluded.data",
+                          (model, version, slice_, hour, orjson.dumps(summary.to_json()).decode()))
 
     def merged(self, model: str, *, start_hour: int, end_hour: int, version: str | None = None,
                slice_: str | None = None, slice_field: str | None = None) -> dict[tuple[str, str], QualitySummary]:

@@ -109,22 +109,8 @@ class QualitySummary:
 
     # -- persistence: sparse, JSON-able ------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
-        return sparse_json(self.to_sparse())
-
-    def to_sparse(self) -> tuple[np.ndarray, ...]:
-        """(bins holding a prediction or a label, then each of n, p, pos, neg, lab_p at them): what the JSON form
-        keeps, as arrays (a tenth of the dense summary's memory); :meth:`from_sparse` reads it back."""
         used = np.flatnonzero(self.n | self.pos | self.neg)
-        return (used, *(getattr(self, name)[used] for name in _ARRAYS))
-
-    @classmethod
-    def from_sparse(cls, sparse: tuple[np.ndarray, ...]) -> QualitySummary:
-        """The summary of :meth:`to_sparse`'s arrays: equal to parsing its JSON form."""
-        out = cls()
-        used, *values = sparse
-        for name, v in zip(_ARRAYS, values, strict=True):
-            getattr(out, name)[used] = v
-        return out
+        return {"bins": used.tolist(), **{name: getattr(self, name)[used].tolist() for name in _ARRAYS}}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> QualitySummary:
@@ -212,12 +198,6 @@ class QualitySummary:
                 "calibrated_by": "scores" if calibration is None else "isotonic map from labelled history"}
 
 
-def sparse_json(sparse: tuple[np.ndarray, ...]) -> dict[str, Any]:
-    """The JSON form of :meth:`QualitySummary.to_sparse`'s arrays (what :meth:`QualitySummary.to_json` gives)."""
-    used, *values = sparse
-    return {"bins": used.tolist(), **{name: v.tolist() for name, v in zip(_ARRAYS, values, strict=True)}}
-
-
 def calibration_map(reference: QualitySummary, *, min_labelled: int = 1000) -> np.ndarray | None:
     """A probability per bin, fitted by isotonic regression on the labelled bins of ``reference``.
 
@@ -292,5 +272,4 @@ def _r(value: float, *, up: bool = False) -> float:
     return float(value)
 
 
-__all__ = ["N_BINS", "QualitySummary", "bin_of", "calibration_map", "hanley_mcneil", "isotonic_fit", "sparse_json",
-           "wilson"]
+__all__ = ["N_BINS", "QualitySummary", "bin_of", "calibration_map", "hanley_mcneil", "isotonic_fit", "wilson"]

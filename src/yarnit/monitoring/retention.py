@@ -90,8 +90,6 @@ def expire_quality(workspace: Any, older_than: datetime, *, dry_run: bool) -> li
                     out.append(f"quality {table}: {n} row(s) before {older_than.isoformat()}")
                     if not dry_run:
                         conn.execute(f"DELETE FROM {table} WHERE {where}", (bound,))  # noqa: S608
-                        if table == "summaries":  # readers that keep parsed summaries read them again
-                            store.summaries_changed()
                         if table == "completeness":
                             # readers that keep the counts recount them
                             store.note_completeness(None, 0)
