@@ -230,3 +230,12 @@ def test_a_measured_run_of_two_workers_plans_with_the_per_worker_figure(home: Pa
     assert "2 workers" in plan["replica_rps_source"]
     peak = plan["forecast_peak_rps"] * plan["headroom"]
     assert plan["replicas_for_peak"] == max(1, math.ceil(peak / measured["rps_per_worker"] - 1e-9))
+
+
+def test_a_measured_run_without_a_c_compiler_says_so_and_does_not_fall_back(home: Path, tmp_path: Path) -> None:
+    _promote_a_ctr_model(home)
+    (tmp_path / "no-compilers").mkdir()
+    result = runner.invoke(app, ["capacity", "ctr", "--measure-s", "2"],
+                           env={"YARNIT_HOME": str(home), "PATH": str(tmp_path / "no-compilers")})
+    assert result.exit_code != 0 and "no C compiler (cc, gcc, clang) is on PATH" in result.stderr, result.output
+    assert "Traceback" not in result.output and not (home / "loadtest" / "bin").exists()
