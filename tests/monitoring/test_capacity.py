@@ -13,6 +13,7 @@ Day three's peak hour also holds a `rejected` window record (10 shed requests: d
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import zlib
@@ -27,7 +28,14 @@ from typer.testing import CliRunner
 
 from yarnit.cli.app import app
 from yarnit.core import Settings
-from yarnit.monitoring.capacity import plan_capacity, traffic_profile
+from yarnit.monitoring.capacity import (
+    CapacityStep,
+    judge_step,
+    latency_objective,
+    plan_capacity,
+    search_capacity,
+    traffic_profile,
+)
 from yarnit.registry import ArtifactFormat, ModelRegistry, dump_sklearn
 from yarnit.storage import open_workspace
 
@@ -133,37 +141,101 @@ def _promote_a_ctr_model(home: Path) -> None:
         registry.promote("ctr", version.version)
 
 
+def _check_search(steps: list[dict], best: int | None) -> None:
+    """The ramp doubles until its first failure; each bisection lies strictly inside the bracket the steps
+    before it left (highest pass, lowest failure); the figure is the highest passing offered rate."""
+    rates = [s["offered_rps"] for s in steps]
+    ramp = [s for s in steps if s["phase"] == "ramp"]
+    assert steps[: len(ramp)] == ramp and all(b["offered_rps"] == 2 * a["offered_rps"] for a, b in itertools.pairwise(ramp))
+    assert all(s["passed"] for s in ramp[:-1])  # the ramp stops at its first failure
+    for k in range(len(ramp), len(steps)):
+        low = max((s["offered_rps"] for s in steps[:k] if s["passed"]), default=0.0)
+        high = min(s["offered_rps"] for s in steps[:k] if not s["passed"])
+        assert low < rates[k] < high and rates[k] == pytest.approx((low + high) / 2)
+    passing = [s["offered_rps"] for s in steps if s["passed"]]
+    assert (best is None) == (not passing)
+    if passing:
+        assert steps[best]["passed"] and rates[best] == max(passing)
+        assert all(not s["passed"] for s in steps if s["offered_rps"] > rates[best])  # monotone: nothing above passed
+
+
+def test_the_search_ramps_then_bisects_and_keeps_the_highest_passing_rate() -> None:
+    # a replica that meets its SLO up to 100 req/s: 10, 20, 40, 80 pass, 160 fails; then 120 ✗, 100 ✓, 110 ✗
+    def step(phase: str, rate: float) -> CapacityStep:
+        return judge_step(phase, rate, 1.0, [200] * 10, [5.0 if rate <= 100 else 500.0] * 10, latency_ms=50)
+
+    steps, best = search_capacity(step, time_left=lambda: True)
+    assert [s.offered_rps for s in steps] == [10, 20, 40, 80, 160, 120, 100, 110]
+    assert best == 6 and steps[best].offered_rps == 100
+    _check_search([s.to_dict() for s in steps], best)
+    # errors break the SLO too (one of 100 is 1 % > 0.1 %), and nothing passing gives no figure
+    failing = judge_step("ramp", 10, 1.0, [200] * 99 + [503], [1.0] * 100, latency_ms=50)
+    assert not failing.passed and failing.reason.startswith("error rate 1.00%")
+    steps, best = search_capacity(lambda phase, rate: judge_step(phase, rate, 1.0, [200] * 99 + [503], [1.0] * 100,
+                                                                 latency_ms=50), time_left=lambda: True)
+    assert best is None and [(s.phase, s.offered_rps) for s in steps] == [
+        ("ramp", 10), ("bisect", 5), ("bisect", 2.5), ("bisect", 1.25)]
+    # the budget is asked before every step
+    budget = iter([True, True, False])
+    steps, _ = search_capacity(step, time_left=lambda: next(budget))
+    assert len(steps) == 2
+
+
 @pytest.mark.slow  # a real `yarnit serve` process starts (about 3 s of CPU; longer on a loaded machine)
-def test_a_measured_run_drives_a_real_server_and_logs_nothing_into_the_demand(home: Path) -> None:
+def test_a_measured_run_finds_the_rate_at_the_slo_open_loop_and_logs_nothing_into_the_demand(home: Path) -> None:
     _promote_a_ctr_model(home)
     before = sorted(p.name for p in (home / "prediction_log").iterdir())
-    result = runner.invoke(app, ["capacity", "ctr", "--measure-s", "1", "--concurrency", "2", "--json"],
+    result = runner.invoke(app, ["capacity", "ctr", "--measure-s", "4", "--latency-ms", "1000", "--json"],
                            env={"YARNIT_HOME": str(home)})
     assert result.exit_code == 0, result.output
     plan = json.loads(result.stdout)
     measured = plan["measurement"]
-    assert measured["ok"] > 0 and measured["statuses"].get("200") == measured["ok"]
-    assert plan["replica_rps"] == measured["rps"] > 0 and plan["replica_rps_source"].startswith("measured: 1 s")
+    steps, best = measured["steps"], measured["best_step"]
+    assert steps and all(s["sent"] > 0 for s in steps)
+    _check_search(steps, best)
+    # the figure is the offered rate of a passing step, and that step says so
+    assert plan["replica_rps"] == measured["rps"] == steps[best]["offered_rps"] and steps[best]["passed"]
+    assert steps[best]["p99_ms"] <= 1000 and steps[best]["error_rate"] <= measured["max_error_rate"]
+    assert (measured["latency_objective_ms"], measured["latency_source"]) == (1000, "--latency-ms")
+    assert plan["replica_rps_source"].startswith("measured open-loop at the latency SLO (p99 <= 1000 ms")
     assert plan["replicas"] == plan["replicas_for_peak"] + 2 >= 3
     assert sorted(p.name for p in (home / "prediction_log").iterdir()) == before  # its requests are not demand
+
+
+def test_the_latency_objective_comes_from_the_slo_file_else_the_option(home: Path) -> None:
+    assert latency_objective(home, "ctr") == (100.0, "default (100 ms; no serving_latency SLO for ctr)")
+    assert latency_objective(home, "ctr", 250) == (250.0, "--latency-ms")
+    (home / "slos.yaml").write_text(
+        "service: yarnit-serving\nslos:\n"
+        "  - {name: ctr-latency, sli: serving_latency, model: ctr, objective: 99, window: 30d, params: {threshold_ms: 80}}\n"
+        "  - {name: any-latency, sli: serving_latency, objective: 99, window: 30d, params: {threshold_ms: 300}}\n"
+        "  - {name: ranker-latency, sli: serving_latency, model: yarnit-ranker, objective: 99, window: 30d, "
+        "params: {threshold_ms: 20}}\n")
+    assert latency_objective(home, "ctr") == (80.0, "SLO yarnit-serving-ctr-latency (threshold_ms)")
+    assert latency_objective(home, "other") == (300.0, "SLO yarnit-serving-any-latency (threshold_ms)")
+    assert latency_objective(home, "ctr", 250) == (250.0, "--latency-ms")
 
 
 @pytest.mark.slow  # `yarnit serve --workers 2`: a supervisor and two worker processes start
 def test_a_measured_run_of_two_workers_plans_with_the_per_worker_figure(home: Path) -> None:
     _promote_a_ctr_model(home)
-    before = sorted(p.name for p in (home / "prediction_log").iterdir())
-    result = runner.invoke(app, ["capacity", "ctr", "--measure-s", "1", "--concurrency", "4", "--workers", "2",
+    result = runner.invoke(app, ["capacity", "ctr", "--measure-s", "2", "--latency-ms", "1000", "--workers", "2",
                                  "--json"], env={"YARNIT_HOME": str(home)})
     assert result.exit_code == 0, result.output
     plan = json.loads(result.stdout)
     measured = plan["measurement"]
-    assert measured["workers"] == 2 and measured["ok"] > 0 and measured["statuses"].get("200") == measured["ok"]
-    # every answer came from one of the two workers (their x-yarnit-worker header), and is counted once
-    assert set(measured["ok_by_worker"]) <= {"1", "2"} and sum(measured["ok_by_worker"].values()) == measured["ok"]
+    assert measured["workers"] == 2 and measured["steps"][measured["best_step"]]["passed"]
     assert measured["rps_per_worker"] == pytest.approx(measured["rps"] / 2)
     assert plan["replica_rps"] == measured["rps_per_worker"]  # one replica is one process
     assert "2 workers" in plan["replica_rps_source"]
     peak = plan["forecast_peak_rps"] * plan["headroom"]
     assert plan["replicas_for_peak"] == max(1, math.ceil(peak / measured["rps_per_worker"] - 1e-9))
-    assert sorted(p.name for p in (home / "prediction_log").iterdir()) == before  # its requests are not demand
 
+
+def test_a_measured_run_without_a_c_compiler_says_so_and_does_not_fall_back(home: Path, tmp_path: Path) -> None:
+    _promote_a_ctr_model(home)
+    (tmp_path / "no-compilers").mkdir()
+    result = runner.invoke(app, ["capacity", "ctr", "--measure-s", "2"],
+                           env={"YARNIT_HOME": str(home), "PATH": str(tmp_path / "no-compilers")})
+    assert result.exit_code != 0 and "no C compiler (cc, gcc, clang) is on PATH" in result.stderr, result.output
+    assert "Traceback" not in result.output and not (home / "loadtest" / "bin").exists()

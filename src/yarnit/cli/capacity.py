@@ -27,13 +27,15 @@ def _epoch(text: str, what: str) -> float | None:
 def capacity(model: str,
              replica_rps: float = typer.Option(0.0, "--replica-rps", help="Requests/s one replica serves within "
                                                "its latency SLO (a load test's or benchmark's figure)."),
-             measure_s: float = typer.Option(0.0, "--measure-s", help="Instead, measure it: run one yarnit serve "
-                                             "process for this many seconds with the version's golden requests."),
-             concurrency: int = typer.Option(4, "--concurrency", help="Clients of the measured run."),
+             measure_s: float = typer.Option(0.0, "--measure-s", help="Instead, measure it: drive a real yarnit "
+                                             "serve open-loop (the C generator), ramping the rate until the latency "
+                                             "SLO breaks, for at most this many seconds (>= 1)."),
+             connections: int = typer.Option(32, "--connections", help="The generator's connections."),
              workers: int = typer.Option(1, "--workers", help="Measure yarnit serve --workers N: the plan takes "
                                          "the measured requests/s over N as one replica's (one process's)."),
-             latency_slo_ms: float = typer.Option(0.0, "--latency-slo-ms", help="p99 the measured run must keep "
-                                                  "(0: not checked)."),
+             latency_ms: float = typer.Option(0.0, "--latency-ms", help="p99 objective of the measured run (ms). "
+                                              "Unset: the tightest threshold_ms of a serving_latency SLO for the "
+                                              "model in the workspace's slos.yaml, else 100 ms."),
              headroom: float = typer.Option(1.25, help="Capacity kept above the forecast peak (1.25: replicas run "
                                             "at most 80 % of what they sustain)."),
              redundancy: int = typer.Option(2, help="Spare replicas beyond the peak's (2: N+2)."),
@@ -44,8 +46,11 @@ def capacity(model: str,
              until: str = typer.Option("", help="Only traffic before this time (ISO 8601)."),
              as_json: bool = JSON_OPTION) -> None:
     """Replicas MODEL needs for its forecast peak: N+2 redundancy and a headroom factor, with every input."""
+    import orjson
+
     from yarnit.evaluation.validity import golden_requests
-    from yarnit.monitoring.capacity import measure_replica_rps, plan_capacity, traffic_profile
+    from yarnit.loadtest.inputs import hard_inputs
+    from yarnit.monitoring.capacity import latency_objective, measure_replica_capacity, plan_capacity, traffic_profile
     from yarnit.monitoring.workspace import prediction_log_dir
     from yarnit.registry import ModelRegistry
 
@@ -62,12 +67,21 @@ def capacity(model: str,
         source = "--replica-rps"
         if measure_s > 0:
             version = ModelRegistry(ws).resolve(model, "production")
-            measurement = measure_replica_rps(ws.home, model, golden_requests(version.signature), seconds=measure_s,
-                                              concurrency=concurrency, latency_slo_ms=latency_slo_ms or None,
-                                              workers=workers)
+            objective, objective_source = latency_objective(ws.home, model, latency_ms or None)
+            # the version's golden requests, then the heaviest distinct ones production served (the log)
+            rows = [orjson.dumps(g, option=orjson.OPT_SORT_KEYS) for g in golden_requests(version.signature)]
+            rows += [r for r in hard_inputs(prediction_log_dir(ws.home), model, 200).rows if r not in rows]
+            measurement = measure_replica_capacity(ws.home, model, rows, seconds=measure_s, latency_ms=objective,
+                                                   latency_source=objective_source, workers=workers,
+                                                   connections=connections)
             replica_rps = float(measurement["rps_per_worker"])
-            source = f"measured: {measure_s:g} s, {concurrency} clients, {version.ref}" + (
-                f", {workers} workers: {measurement['rps']:.4g} req/s in all" if workers > 1 else "")
+            best = measurement["steps"][measurement["best_step"]]
+            source = (f"measured open-loop at the latency SLO (p99 <= {objective:g} ms, {objective_source}): "
+                      f"step {measurement['best_step'] + 1} of {len(measurement['steps'])} ({best['phase']}, "
+                      f"{best['offered_rps']:.4g} req/s offered), {version.ref}" +
+                      (f", {workers} workers: {measurement['rps']:.4g} req/s in all" if workers > 1 else "") +
+                      (", a lower bound: no step broke the SLO within --measure-s" if measurement["lower_bound"]
+                       else ""))
         plan = plan_capacity(profile, replica_rps=replica_rps, replica_rps_source=source, headroom=headroom,
                              redundancy=redundancy, horizon_days=horizon_days, spike=spike, measurement=measurement)
     data = plan.to_dict()
@@ -85,9 +99,11 @@ def capacity(model: str,
             ("headroom", f"×{plan.headroom:g}"),
         ]
         if measurement is not None:
-            rows.append(("measured latency", f"p50 {measurement['p50_ms']:.2f} ms, p99 {measurement['p99_ms']:.2f} ms"
-                         + ("" if measurement["within_slo"] is None else
-                            " (within SLO)" if measurement["within_slo"] else " (OVER the latency SLO)")))
+            best = measurement["steps"][measurement["best_step"]]
+            latency = (f"p50 {best['p50_ms']:.2f} ms, p99 {best['p99_ms']:.2f} ms at {best['offered_rps']:.4g} req/s "
+                       f"offered (objective p99 <= {measurement['latency_objective_ms']:g} ms: "
+                       f"{measurement['latency_source']})")
+            rows.append(("measured latency", latency))
         for name, value in rows:
             table.add_row(name, plain(value))
         console.print(table)
@@ -100,6 +116,18 @@ def capacity(model: str,
                       + (f", this host has {cpus}" if plan.serve_workers > cpus else "")
                       + (f"; the peak needs {plan.replicas_for_peak} processes: split them over hosts"
                          if plan.replicas_for_peak > plan.serve_workers else "") + ")")
+        if measurement is not None:
+            steps = Table("step", "phase", "offered req/s", "achieved req/s", "p50 ms", "p99 ms", "errors", "SLO",
+                          title=f"measured run: {measurement['step_s']:g} s steps, {measurement['workers']} "
+                                f"worker(s), {measurement['connections']} connections")
+            for k, step in enumerate(measurement["steps"]):
+                mark = "pass" if step["passed"] else "FAIL"
+                steps.add_row(str(k + 1), step["phase"], f"{step['offered_rps']:.4g}", f"{step['achieved_rps']:.4g}",
+                              "-" if step["p50_ms"] is None else f"{step['p50_ms']:.2f}",
+                              "-" if step["p99_ms"] is None else f"{step['p99_ms']:.2f}",
+                              f"{step['errors']}/{step['sent']}",
+                              mark + (" ← the figure" if k == measurement["best_step"] else ""))
+            console.print(steps)
         for note in t.notes:
             console.print(plain(f"note: {note}"))
 

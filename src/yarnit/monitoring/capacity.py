@@ -11,9 +11,36 @@
   the plan says so).
 * **Supply**, the requests per second one replica serves within its latency SLO. It is either a recorded
   figure (``--replica-rps``, from a load test or ``benchmarks/``), or a short measured run
-  (:func:`measure_replica_rps`): a real ``yarnit serve`` (one process, or ``--workers N``) on a loopback port,
-  driven closed-loop by a few client threads with the version's golden requests. It logs to a scratch
-  directory (``yarnit serve --prediction-log``), so the measurement never shows up as demand.
+  (:func:`measure_replica_capacity`, below). The plan's ``replica_rps_source`` names which, and for a
+  measured run the method, the latency objective and the step that set the figure.
+
+The measured run asks the question the plan needs: the highest *offered* rate at which a real ``yarnit serve``
+(one process, or ``--workers N``) on a loopback port keeps p99 ≤ the latency objective and at most 0.1 % of
+requests failed or shed (503/429 count as errors). It is driven **open-loop** by the project's C generator
+(:mod:`yarnit.loadtest.generator`): request i leaves at ``t0 + i / rate`` whatever the server does, and its latency
+runs from that scheduled time, so a slow server cannot slow the load down (a closed-loop client's throughput is
+what the client can drive, not a rate the server answers within its SLO, and a few Python client threads are
+themselves the bottleneck of a multi-worker server). The requests are the production version's golden requests,
+then the heaviest distinct instances the prediction log holds (:func:`yarnit.loadtest.inputs.hard_inputs`),
+round-robin as OIP v1 ``:predict`` bodies. The search (:func:`search_capacity`):
+
+* a ramp: 10 req/s, doubled after every passing step, until a step breaks the objective;
+* then up to 3 bisections of the bracket (highest passing rate, lowest failing one), stopping early once the
+  bracket is narrower than 5 % of the rate;
+* each step lasts ``--measure-s`` ÷ 12 seconds (0.5..5 s), and a step starts only while it still fits in
+  ``--measure-s`` (a failing step's generator may also wait up to 10 s for answers after its last send);
+* the figure is the highest passing offered rate. Every step (rate, achieved rate, p50/p99, errors, pass or
+  why not) is in the plan's ``measurement.steps``, and ``best_step`` says which one set it. When no step
+  broke the objective before the time ran out, the figure is marked a lower bound; when none passed, the run
+  fails with the steps it tried.
+
+The objective is ``--latency-ms`` when given; else the tightest ``threshold_ms`` among the workspace SLO file's
+``serving_latency`` SLOs that name the model or no model (:func:`latency_objective`); else 100 ms. The generator
+is compiled on first use; without a C compiler the run fails with its ``MissingDependency`` (install gcc), never
+falls back to another client. A step with fewer than 100 requests has the slowest one as its p99, so on a
+shared machine one stall can fail a low-rate step: the ramp then stops early and the figure is low, never high.
+The server logs to a scratch directory (``yarnit serve --prediction-log``), so the measurement never shows up
+as demand.
 
 The plan (:func:`plan_capacity`), as the SRE book's capacity planning does it:
 
@@ -28,7 +55,7 @@ The same arithmetic on the forecast mean gives the autoscaler's floor (also N+2)
 replicas give its ceiling (``yarnit deploy k8s --min-replicas … --max-replicas …``).
 
 A replica's throughput is one serving process's (``--measure-s`` runs one process; with ``--workers N`` it runs
-``yarnit serve --workers N`` and takes the measured requests/s over N, so workers that share cores or the
+``yarnit serve --workers N`` and takes the measured rate over N, so workers that share cores or the
 kernel's connection spreading show up in the figure), so the replicas for the peak are also the worker
 processes one host needs: the plan prints ``yarnit serve --workers N`` with N =
 replicas for the peak (at most 64). That line is for one host with at least N free cores; workers that share
@@ -45,10 +72,11 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -224,102 +252,204 @@ def plan_capacity(profile: TrafficProfile, *, replica_rps: float, replica_rps_so
                         measurement=dict(measurement) if measurement is not None else None)
 
 
-# --- a short measured run -------------------------------------------------------------------------------------
-def measure_replica_rps(home: str | Path, model: str, instances: Sequence[Mapping[str, Any]], *,
-                        seconds: float = 5.0, concurrency: int = 4, latency_slo_ms: float | None = None,
-                        workers: int = 1, ready_timeout_s: float = 120.0) -> dict[str, Any]:
-    """Requests/s ``yarnit serve --workers N`` answers with 200, closed-loop, ``concurrency`` clients; also
-    per worker (``rps_per_worker``: the whole server's figure over N, the per-process figure a plan needs).
+# --- a short measured run: the highest open-loop rate that meets the latency SLO ------------------------------
+DEFAULT_LATENCY_MS = 100.0  # p99 objective when the workspace's SLO file declares no serving_latency SLO
+MAX_ERROR_RATE = 0.001  # a step passes with at most this share of requests failed or shed
+START_RPS = 10.0  # the ramp's first offered rate
+MAX_RPS = 20_000.0  # the generator's bound (loadtest.run.MAX_RPS)
+BISECT_STEPS = 3  # after the ramp breaks the SLO, this many halvings of the bracket
+MIN_BRACKET = 0.05  # ... stopping early once the bracket is narrower than 5 % of its passing end
 
-    Single-instance OIP v2 requests cycle through ``instances``. With ``latency_slo_ms`` the figure is the
-    throughput *at the SLO*: if the run's p99 exceeds it, the plan is told so rather than trusting the rps.
-    The server logs its predictions to a scratch directory (``--prediction-log``), not the workspace's.
+
+@dataclass(frozen=True)
+class CapacityStep:
+    """One step of the search: ``offered_rps`` for ``seconds``, open-loop, and what the replica did."""
+
+    phase: str  # "ramp" or "bisect"
+    offered_rps: float
+    seconds: float
+    sent: int
+    ok: int
+    errors: int  # no answer or any status but 200 (shed 503s and 429s included)
+    achieved_rps: float  # 200s over the step's scheduled duration
+    p50_ms: float | None  # from the scheduled send time (no coordinated omission)
+    p99_ms: float | None
+    passed: bool
+    reason: str
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.sent if self.sent else 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"error_rate": self.error_rate}
+
+
+def judge_step(phase: str, offered_rps: float, seconds: float, statuses: Sequence[int],
+               latencies_ms: Sequence[float], *, latency_ms: float,
+               max_error_rate: float = MAX_ERROR_RATE) -> CapacityStep:
+    """A step's figures from its requests (status 0: no answer) and whether it met the SLO."""
+    from yarnit.loadtest.gate import percentile
+
+    ok_latencies = sorted(ms for status, ms in zip(statuses, latencies_ms, strict=True) if status == 200)
+    sent, ok = len(statuses), len(ok_latencies)
+    p50, p99 = percentile(ok_latencies, 0.5), percentile(ok_latencies, 0.99)
+    errors = sent - ok
+    error_rate = errors / sent if sent else 1.0
+    if not sent:
+        passed, reason = False, "no request was sent"
+    elif error_rate > max_error_rate:
+        passed, reason = False, f"error rate {error_rate:.2%} > {max_error_rate:.2%}"
+    elif p99 is None or p99 > latency_ms:
+        passed, reason = False, f"p99 {p99:.1f} ms > {latency_ms:g} ms"
+    else:
+        passed, reason = True, f"p99 {p99:.1f} ms <= {latency_ms:g} ms, error rate {error_rate:.2%}"
+    return CapacityStep(phase=phase, offered_rps=offered_rps, seconds=seconds, sent=sent, ok=ok, errors=errors,
+                        achieved_rps=ok / seconds if seconds > 0 else 0.0, p50_ms=p50, p99_ms=p99, passed=passed,
+                        reason=reason)
+
+
+def search_capacity(run_step: Callable[[str, float], CapacityStep], *, time_left: Callable[[], bool],
+                    start_rps: float = START_RPS, max_rps: float = MAX_RPS,
+                    bisect_steps: int = BISECT_STEPS) -> tuple[list[CapacityStep], int | None]:
+    """Every step run and the index of the one that sets the figure (the highest passing offered rate), or None.
+
+    The ramp doubles the rate from ``start_rps`` until a step breaks the SLO (or ``max_rps``, or time runs out);
+    then up to ``bisect_steps`` bisections of the bracket (highest pass, lowest failure), each step's rate the
+    bracket's middle. When even ``start_rps`` fails, the bracket is (0, ``start_rps``). ``time_left()`` is asked
+    before every step, so a run stops between steps once its budget is spent.
     """
-    import httpx
+    steps: list[CapacityStep] = []
+    rate = start_rps
+    while time_left():
+        steps.append(run_step("ramp", rate))
+        if not steps[-1].passed or rate * 2 > max_rps:
+            break
+        rate *= 2
+    passing = [s.offered_rps for s in steps if s.passed]
+    failing = [s.offered_rps for s in steps if not s.passed]
+    if failing:
+        low, high = max(passing, default=0.0), min(failing)
+        for _ in range(bisect_steps):
+            if high - low < MIN_BRACKET * max(low, high / 2) or not time_left():
+                break
+            middle = (low + high) / 2
+            steps.append(run_step("bisect", middle))
+            if steps[-1].passed:
+                low = middle
+            else:
+                high = middle
+    best = max((i for i, s in enumerate(steps) if s.passed), key=lambda i: steps[i].offered_rps, default=None)
+    return steps, best
 
-    from yarnit.api.server import free_port
-    from yarnit.api.workers import WORKER_HEADER  # which worker answered
 
-    if not instances:
+def latency_objective(home: str | Path, model: str, latency_ms: float | None = None) -> tuple[float, str]:
+    """The p99 a measured run must keep, and where it came from.
+
+    ``latency_ms`` when given (``--latency-ms``); else the tightest ``threshold_ms`` of the workspace SLO file's
+    ``serving_latency`` SLOs that name ``model`` or no model; else :data:`DEFAULT_LATENCY_MS`.
+    """
+    from .slo import load_slo_file
+    from .workspace import slo_path
+
+    if latency_ms is not None:
+        return _check_positive("--latency-ms", latency_ms), "--latency-ms"
+    path = slo_path(home)
+    if path.exists():
+        slos = [s for s in load_slo_file(path).slos if s.sli == "serving_latency" and s.model in (None, model)]
+        if slos:
+            slo = min(slos, key=lambda s: float(s.params["threshold_ms"]))
+            return float(slo.params["threshold_ms"]), f"SLO {slo.id} (threshold_ms)"
+    return DEFAULT_LATENCY_MS, f"default ({DEFAULT_LATENCY_MS:g} ms; no serving_latency SLO for {model})"
+
+
+def measure_replica_capacity(home: str | Path, model: str, rows: Sequence[bytes], *, seconds: float = 30.0,
+                             latency_ms: float = DEFAULT_LATENCY_MS, latency_source: str = "given",
+                             max_error_rate: float = MAX_ERROR_RATE, workers: int = 1, connections: int = 32,
+                             start_rps: float = START_RPS, ready_timeout_s: float = 120.0) -> dict[str, Any]:
+    """The highest offered rate (req/s) at which ``yarnit serve --workers N`` keeps p99 ≤ ``latency_ms`` and at
+    most ``max_error_rate`` of requests failed or shed, found open-loop with the C generator (module docstring).
+
+    ``rows`` are JSON instances (bytes), sent one per OIP v1 request round-robin. The server logs its
+    predictions to a scratch directory (``--prediction-log``), not the workspace's. ``rps_per_worker`` is the
+    figure over N, the per-process figure a plan needs.
+    """
+    from yarnit.loadtest import generator
+    from yarnit.loadtest.inputs import request_bodies
+
+    if not rows:
         raise InvalidInput(f"{model} has no golden requests to measure with; give --replica-rps from a load test.")
-    if not 0.5 <= seconds <= 600 or not 1 <= concurrency <= 64 or not 1 <= workers <= MAX_SERVE_WORKERS:
-        raise InvalidInput(f"A measured run needs 0.5..600 s, 1..64 clients and 1..{MAX_SERVE_WORKERS} workers; "
-                           f"got {seconds} s, {concurrency} clients, {workers} workers.")
+    if not 1 <= seconds <= 600 or not 1 <= workers <= MAX_SERVE_WORKERS or not 1 <= connections <= 1024:
+        raise InvalidInput(f"A measured run needs 1..600 s, 1..{MAX_SERVE_WORKERS} workers and 1..1024 connections; "
+                           f"got {seconds} s, {workers} workers, {connections} connections.")
+    binary = generator.build(Path(home) / "loadtest" / "bin")  # MissingDependency without a C compiler
+    step_s = min(5.0, max(0.5, seconds / 12))  # room for about 8 doublings (10 → 1280 req/s) and 3 bisections
+    with tempfile.TemporaryDirectory(prefix="yarnit-capacity-") as scratch, \
+            _serving(home, Path(scratch), workers, ready_timeout_s) as port:
+        bodies = Path(scratch) / "bodies.txt"
+        bodies.write_bytes(request_bodies(list(rows), len(rows)))
+        samples_file = Path(scratch) / "samples.txt"
+        warnings: list[str] = []
+
+        def run_step(phase: str, rate: float) -> CapacityStep:
+            duration = max(step_s, 2 / rate)  # at least two requests (the generator sends floor(rate × s))
+            report = generator.run(binary, host="127.0.0.1", port=port, path=f"/v1/models/{model}:predict",
+                                   rate=rate, duration_s=duration, bodies_file=bodies, connections=connections,
+                                   samples_file=samples_file)
+            warnings.extend(report.get("warnings", []))
+            samples = generator.read_samples(samples_file)
+            return judge_step(phase, rate, duration, [s.status for s in samples], [s.latency_ms for s in samples],
+                              latency_ms=latency_ms, max_error_rate=max_error_rate)
+
+        begun = time.monotonic()
+        steps, best = search_capacity(run_step, start_rps=start_rps,
+                                      time_left=lambda: time.monotonic() - begun + step_s <= seconds)
+        took = time.monotonic() - begun
+    if best is None:
+        tried = ", ".join(f"{s.offered_rps:.4g} req/s ({s.reason})" for s in steps) or "none (no time for a step)"
+        raise Unavailable(f"No offered rate met {model}'s latency objective (p99 <= {latency_ms:g} ms, errors <= "
+                          f"{max_error_rate:.2%}) in the measured run; tried {tried}. Raise --measure-s, check the "
+                          "server (yarnit models promote), or give --replica-rps from a load test.")
+    rps = steps[best].offered_rps
+    broke = any(not s.passed for s in steps)
+    return {"method": "open-loop ramp and bisection (C generator) at the latency SLO", "rps": rps,
+            "lower_bound": not broke,  # no step broke the SLO before the budget ran out: the replica may do more
+            "rps_per_worker": rps / workers, "workers": workers, "best_step": best, "steps": [s.to_dict() for s in steps],
+            "step_s": step_s, "seconds": took, "connections": connections, "latency_objective_ms": latency_ms,
+            "latency_source": latency_source, "max_error_rate": max_error_rate,
+            "p50_ms": steps[best].p50_ms, "p99_ms": steps[best].p99_ms, "warnings": warnings[:20]}
+
+
+@contextlib.contextmanager
+def _serving(home: str | Path, scratch: Path, workers: int, ready_timeout_s: float) -> Iterator[int]:
+    """A real ``yarnit serve --workers N`` on a free loopback port, logging to ``scratch``; yields the port."""
+    from yarnit.api.server import free_port
+
     port = free_port("127.0.0.1")
     env = {**os.environ, "YARNIT_HOME": str(home)}
-    with tempfile.TemporaryDirectory(prefix="yarnit-capacity-") as scratch:
-        log = Path(scratch) / "server.log"
-        with open(log, "wb") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "yarnit", "serve", "--port", str(port), "--workers",
-                                     str(workers), "--prediction-log", str(Path(scratch) / "predlog")],
-                                    env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + ready_timeout_s
-            while True:
-                if proc.poll() is not None:
-                    raise Unavailable(f"The measuring server exited ({proc.returncode}): "
-                                      f"{log.read_text(errors='replace')[-500:]}")
-                try:
-                    if httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200:
+    log = scratch / "server.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "yarnit", "serve", "--port", str(port), "--workers",
+                                 str(workers), "--prediction-log", str(scratch / "predlog")],
+                                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + ready_timeout_s
+        while True:
+            if proc.poll() is not None:
+                raise Unavailable(f"The measuring server exited ({proc.returncode}): "
+                                  f"{log.read_text(errors='replace')[-500:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=2) as answer:
+                    if answer.status == 200:
                         break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise Unavailable(f"The measuring server was not ready within {ready_timeout_s:g} s.")
-                time.sleep(0.1)
-            bodies = [{"inputs": [{"name": k, "shape": [1], "datatype": _datatype(v), "data": [v]}
-                                  for k, v in instance.items()]} for instance in instances]
-            latencies: list[float] = []
-            statuses: Counter[int] = Counter()
-            by_worker: Counter[str] = Counter()
-            lock = threading.Lock()
-            # the clients exist before the clock starts (building one took over a second on a loaded machine),
-            # and each sends at least one request
-            https = [httpx.Client(base_url=url, timeout=10) for _ in range(concurrency)]
-            stop_at = time.monotonic() + seconds
-
-            def client(offset: int) -> None:
-                with https[offset] as http:
-                    i = offset
-                    while i == offset or time.monotonic() < stop_at:
-                        started = time.perf_counter()
-                        worker = ""
-                        try:
-                            answer = http.post(f"/v2/models/{model}/infer", json=bodies[i % len(bodies)])
-                            status, worker = answer.status_code, answer.headers.get(WORKER_HEADER, "")
-                        except httpx.HTTPError:
-                            status = 0
-                        elapsed = (time.perf_counter() - started) * 1000.0
-                        with lock:
-                            statuses[status] += 1
-                            if status == 200:
-                                latencies.append(elapsed)
-                                by_worker[worker] += 1
-                        i += 1
-
-            threads = [threading.Thread(target=client, args=(k,)) for k in range(concurrency)]
-            begun = time.monotonic()
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            took = time.monotonic() - begun
-        finally:
-            _stop(proc)
-    ok = statuses.get(200, 0)
-    if ok == 0:
-        raise Unavailable(f"No request to {model} was answered 200 in the measured run (statuses "
-                          f"{dict(statuses)}); is it served (yarnit models promote)?")
-    latencies.sort()
-    p99 = latencies[min(len(latencies) - 1, int(math.ceil(0.99 * len(latencies))) - 1)]
-    result = {"rps": ok / took, "rps_per_worker": ok / took / workers, "workers": workers, "seconds": took,
-              "concurrency": concurrency, "requests": sum(statuses.values()), "ok": ok,
-              "statuses": {str(k): v for k, v in sorted(statuses.items())},
-              "ok_by_worker": dict(sorted(by_worker.items())) if workers > 1 else None,
-              "p50_ms": latencies[len(latencies) // 2], "p99_ms": p99, "latency_slo_ms": latency_slo_ms,
-              "within_slo": None if latency_slo_ms is None else p99 <= latency_slo_ms}
-    return result
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                raise Unavailable(f"The measuring server was not ready within {ready_timeout_s:g} s.")
+            time.sleep(0.1)
+        yield port
+    finally:
+        _stop(proc)
 
 
 def _stop(proc: subprocess.Popen[bytes], timeout_s: float = 40.0) -> None:
@@ -333,15 +463,5 @@ def _stop(proc: subprocess.Popen[bytes], timeout_s: float = 40.0) -> None:
         proc.wait()
 
 
-def _datatype(value: Any) -> str:
-    if isinstance(value, bool):
-        return "BOOL"
-    if isinstance(value, int):
-        return "INT64"
-    if isinstance(value, float):
-        return "FP64"
-    return "BYTES"
-
-
-__all__ = ["CapacityPlan", "TrafficProfile", "hourly_requests", "measure_replica_rps", "plan_capacity",
-           "traffic_profile"]
+__all__ = ["CapacityPlan", "CapacityStep", "TrafficProfile", "hourly_requests", "latency_objective",
+           "measure_replica_capacity", "plan_capacity", "search_capacity", "traffic_profile"]
