@@ -197,6 +197,8 @@ def test_a_measured_run_finds_the_rate_at_the_slo_open_loop_and_logs_nothing_int
     assert plan["replica_rps"] == measured["rps"] == steps[best]["offered_rps"] and steps[best]["passed"]
     assert steps[best]["p99_ms"] <= 1000 and steps[best]["error_rate"] <= measured["max_error_rate"]
     assert (measured["latency_objective_ms"], measured["latency_source"]) == (1000, "--latency-ms")
+    # scoring was measured, not the prediction cache: two golden rows sent hundreds of times hit it otherwise
+    assert measured["cache_hits"] == 0
     assert plan["replica_rps_source"].startswith("measured open-loop at the latency SLO (p99 <= 1000 ms")
     assert plan["replicas"] == plan["replicas_for_peak"] + 2 >= 3
     assert sorted(p.name for p in (home / "prediction_log").iterdir()) == before  # its requests are not demand
@@ -225,6 +227,7 @@ def test_a_measured_run_of_two_workers_plans_with_the_per_worker_figure(home: Pa
     plan = json.loads(result.stdout)
     measured = plan["measurement"]
     assert measured["workers"] == 2 and measured["steps"][measured["best_step"]]["passed"]
+    assert measured["cache_hits"] == 0  # every worker ran without the prediction cache
     assert measured["rps_per_worker"] == pytest.approx(measured["rps"] / 2)
     assert plan["replica_rps"] == measured["rps_per_worker"]  # one replica is one process
     assert "2 workers" in plan["replica_rps_source"]

@@ -57,7 +57,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import FrameType
 
 from yarnit.core import Clock, SystemClock
@@ -140,9 +140,10 @@ class Supervisor:
 
     def __init__(self, host: str, port: int, workers: int, *, clock: Clock | None = None,
                  stop_timeout_s: float = 30.0, stable_s: float = 30.0, env: dict[str, str] | None = None,
-                 python: str = sys.executable, log_dir: str | None = None) -> None:
+                 python: str = sys.executable, log_dir: str | None = None, cache_entries: int | None = None) -> None:
         self.host, self.port = host, port
         self.log_dir = log_dir  # the workers' prediction log (None: the workspace's)
+        self.cache_entries = cache_entries  # the workers' prediction cache (None: the serving default)
         self.slots = [_Slot(number=i + 1) for i in range(workers)]
         self.clock = clock or SystemClock()
         self.stop_timeout_s = stop_timeout_s
@@ -172,7 +173,8 @@ class Supervisor:
         read_fd, write_fd = os.pipe()
         argv = [self.python, "-m", "yarnit.api.workers", "--host", self.host, "--port", str(self.port),
                 "--ready-fd", str(write_fd), "--slot", str(slot.number), "--supervisor", str(os.getpid()),
-                "--peers-dir", self.peers_dir, *(["--log-dir", self.log_dir] if self.log_dir else [])]
+                "--peers-dir", self.peers_dir, *(["--log-dir", self.log_dir] if self.log_dir else []),
+                *(["--cache-entries", str(self.cache_entries)] if self.cache_entries is not None else [])]
         try:
             slot.proc = subprocess.Popen(argv, env=self.env, pass_fds=(write_fd,), process_group=0)
         finally:
@@ -274,12 +276,13 @@ class Supervisor:
 
 
 def serve_workers(host: str, port: int, workers: int, *, stop_timeout_s: float = 30.0,
-                  log_dir: str | None = None) -> int:
+                  log_dir: str | None = None, cache_entries: int | None = None) -> int:
     """``yarnit serve --workers N`` after the workspace is migrated: bind, supervise, return the exit status."""
     reservation = reserve_port(host, port)
     try:
         log.info("serving on http://%s:%d with %d worker processes", host, port, workers)
-        return Supervisor(host, port, workers, stop_timeout_s=stop_timeout_s, log_dir=log_dir).run()
+        return Supervisor(host, port, workers, stop_timeout_s=stop_timeout_s, log_dir=log_dir,
+                          cache_entries=cache_entries).run()
     finally:
         reservation.close()
 
@@ -303,6 +306,7 @@ def worker_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--supervisor", type=int, required=True)
     parser.add_argument("--peers-dir", default=None, help="The supervisor's private directory of worker sockets.")
     parser.add_argument("--log-dir", default=None, help="Prediction log directory (default: the workspace's).")
+    parser.add_argument("--cache-entries", type=int, default=None, help="Prediction cache rows (0: no cache).")
     args = parser.parse_args(argv)
     _die_with_parent(args.supervisor)
     logging.basicConfig(level=logging.INFO, format=f"worker {args.slot}: %(levelname)s %(name)s: %(message)s")
@@ -320,7 +324,10 @@ def worker_main(argv: list[str] | None = None) -> int:
         from yarnit.storage import open_workspace
 
         ws = open_workspace(load_settings(), migrate=False)  # the supervisor migrated before starting workers
-        app = create_app(ws, serving=ServingOptions(log_dir=Path(args.log_dir)) if args.log_dir else None)
+        options = ServingOptions(log_dir=Path(args.log_dir) if args.log_dir else None)
+        if args.cache_entries is not None:
+            options = replace(options, cache_entries=args.cache_entries)
+        app = create_app(ws, serving=options)
         for name, outcome in prepare_for_traffic(app).items():
             log.info("serving %s: %s", name, outcome)
         sockets = []

@@ -121,7 +121,11 @@ def serve(host: str = typer.Option("127.0.0.1", help="Interface to bind."),
           prediction_log: Path | None = typer.Option(None, "--prediction-log", help="Directory of the prediction "
                                                      "log (default: $YARNIT_HOME/prediction_log). yarnit capacity "
                                                      "--measure-s points it at a scratch directory: its requests "
-                                                     "are not demand.")) -> None:
+                                                     "are not demand."),
+          cache_entries: int = typer.Option(10_000, "--cache-entries", min=0, max=10_000_000,
+                                            help="Rows the prediction cache keeps per process (0: no cache). "
+                                            "yarnit capacity --measure-s sets 0: a capacity is what scoring "
+                                            "sustains, not what repeating one request costs.")) -> None:
     """Serve the data plane, control plane, metrics and dashboard over HTTP."""
     from yarnit.api import create_app
     from yarnit.api.dataplane import asgi_entry
@@ -140,9 +144,9 @@ def serve(host: str = typer.Option("127.0.0.1", help="Interface to bind."),
 
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
         console.print(f"serving on http://{host}:{port} with {n_workers} worker processes")
-        raise typer.Exit(serve_workers(host, port, n_workers,
+        raise typer.Exit(serve_workers(host, port, n_workers, cache_entries=cache_entries,
                                        log_dir=None if prediction_log is None else str(prediction_log)))
-    app_ = create_app(ws, serving=None if prediction_log is None else ServingOptions(log_dir=prediction_log))
+    app_ = create_app(ws, serving=ServingOptions(log_dir=prediction_log, cache_entries=cache_entries))
     for name, outcome in prepare_for_traffic(app_).items():  # preload models, freeze start-up objects for the GC
         console.print(f"serving {name}: {outcome}")
     serve_forever(asgi_entry(app_), host, port)

@@ -40,7 +40,8 @@ is compiled on first use; without a C compiler the run fails with its ``MissingD
 falls back to another client. A step with fewer than 100 requests has the slowest one as its p99, so on a
 shared machine one stall can fail a low-rate step: the ramp then stops early and the figure is low, never high.
 The server logs to a scratch directory (``yarnit serve --prediction-log``), so the measurement never shows up
-as demand.
+as demand, and runs with no prediction cache (``--cache-entries 0``): a handful of requests sent thousands of
+times would otherwise measure cache hits, not the scoring a replica has to sustain.
 
 The plan (:func:`plan_capacity`), as the SRE book's capacity planning does it:
 
@@ -83,7 +84,6 @@ from pathlib import Path
 from typing import Any
 
 from yarnit.core.errors import InvalidInput, NotFound, Unavailable
-
 from yarnit.serving.predlog import read_segment, segment_paths
 
 from .predlog_source import record_time
@@ -405,6 +405,7 @@ def measure_replica_capacity(home: str | Path, model: str, rows: Sequence[bytes]
         steps, best = search_capacity(run_step, start_rps=start_rps,
                                       time_left=lambda: time.monotonic() - begun + step_s <= seconds)
         took = time.monotonic() - begun
+        cache_hits = _cache_hits(port)
     if best is None:
         tried = ", ".join(f"{s.offered_rps:.4g} req/s ({s.reason})" for s in steps) or "none (no time for a step)"
         raise Unavailable(f"No offered rate met {model}'s latency objective (p99 <= {latency_ms:g} ms, errors <= "
@@ -416,7 +417,7 @@ def measure_replica_capacity(home: str | Path, model: str, rows: Sequence[bytes]
             "lower_bound": not broke,  # no step broke the SLO before the budget ran out: the replica may do more
             "rps_per_worker": rps / workers, "workers": workers, "best_step": best, "steps": [s.to_dict() for s in steps],
             "step_s": step_s, "seconds": took, "connections": connections, "latency_objective_ms": latency_ms,
-            "latency_source": latency_source, "max_error_rate": max_error_rate,
+            "latency_source": latency_source, "max_error_rate": max_error_rate, "cache_hits": cache_hits,
             "p50_ms": steps[best].p50_ms, "p99_ms": steps[best].p99_ms, "warnings": warnings[:20]}
 
 
@@ -430,7 +431,7 @@ def _serving(home: str | Path, scratch: Path, workers: int, ready_timeout_s: flo
     log = scratch / "server.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "yarnit", "serve", "--port", str(port), "--workers",
-                                 str(workers), "--prediction-log", str(scratch / "predlog")],
+                                 str(workers), "--prediction-log", str(scratch / "predlog"), "--cache-entries", "0"],
                                 env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + ready_timeout_s
@@ -450,6 +451,18 @@ def _serving(home: str | Path, scratch: Path, workers: int, ready_timeout_s: flo
         yield port
     finally:
         _stop(proc)
+
+
+def _cache_hits(port: int) -> int | None:
+    """Instances the measuring server answered from its prediction cache (its ``/metrics``, every worker's): 0
+    when the run measured scoring, as ``--cache-entries 0`` intends; None when the server did not say."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+            text = answer.read().decode("utf-8", errors="replace")
+    except (urllib.error.URLError, OSError):
+        return None
+    return int(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("yarnit_serving_cache_hits_total")))
 
 
 def _stop(proc: subprocess.Popen[bytes], timeout_s: float = 40.0) -> None:
