@@ -33,23 +33,53 @@ def selected(sqlite_ws: Workspace) -> tuple[StepContext, dict[str, Any], dict[st
     return ctx, result.value("select", "dataset"), result.value("split", "split")
 
 
-def test_the_streamed_dataset_is_byte_for_byte_the_concatenated_log(sqlite_ws: Workspace) -> None:
-    """select writes the world one day at a time; a column renamed part-way (an upstream change on day 2) still
-    gets one type and the order pandas gave the concatenated log, so the version's content is the same."""
+def _whole_log(ws: Workspace) -> Any:
+    """CONFIG's world log concatenated in memory and ingested at once (the old select)."""
     from yarnit.world import World, WorldConfig, parse_fault
 
-    result = PipelineRunner(sqlite_ws).run(ctr_pipeline().subset({"select"}), config=CONFIG)
-    streamed = Datasets(sqlite_ws).get_by_id(result.value("select", "dataset")["id"])
-    assert streamed.schema["material"] == streamed.schema["brand"]
     base = WorldConfig(seed=0, sessions_per_day=CONFIG["sessions_per_day"])
     world = World(WorldConfig(seed=0, sessions_per_day=base.sessions_per_day,
                               faults=tuple(parse_fault(f, start=base.start) for f in CONFIG["faults"])))
     log = pd.concat([p.impressions for p in world.run(CONFIG["days"])], ignore_index=True)
     assert log.columns[-1] == "material" and log["material"].isna().any()  # the renamed column appeared part-way
-    whole = Datasets(sqlite_ws).ingest_frame("whole-log", log, source="test", pii_columns=["user_id"],
-                                             subject="user_id")
-    assert streamed.row_count == len(log) == whole.row_count
+    whole = Datasets(ws).ingest_frame("whole-log", log, source="test", pii_columns=["user_id"], subject="user_id")
+    assert whole.row_count == len(log)
+    return whole
+
+
+def test_the_streamed_dataset_is_byte_for_byte_the_concatenated_log(sqlite_ws: Workspace) -> None:
+    """select writes the world one day at a time; a column renamed part-way (an upstream change on day 2) still
+    gets one type and the order pandas gave the concatenated log, so the version's content is the same."""
+    result = PipelineRunner(sqlite_ws).run(ctr_pipeline().subset({"select"}), config=CONFIG)
+    streamed = Datasets(sqlite_ws).get_by_id(result.value("select", "dataset")["id"])
+    assert streamed.schema["material"] == streamed.schema["brand"]
+    whole = _whole_log(sqlite_ws)
+    assert streamed.row_count == whole.row_count
     assert streamed.content_sha256 == whole.content_sha256
+
+
+def test_the_log_is_stored_in_row_groups_of_part_rows_that_are_the_dask_parts(
+        sqlite_ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 20: select stores the log in row groups of PART_ROWS (a Dask worker's part of the training rows),
+    all full but the last, with the rows and the statistics of one 1M-row group; train's parts are those row
+    groups, each at most PART_ROWS rows."""
+    import pyarrow.parquet as pq
+
+    one_group = PipelineRunner(sqlite_ws).run(ctr_pipeline().subset({"select"}), config=CONFIG)
+    default = Datasets(sqlite_ws).get_by_id(one_group.value("select", "dataset")["id"])
+    monkeypatch.setattr(ctr, "PART_ROWS", 1000)
+    result = PipelineRunner(sqlite_ws).run(ctr_pipeline().subset({"split"}), config=CONFIG, force=True)
+    dataset = result.value("select", "dataset")
+    streamed = Datasets(sqlite_ws).get_by_id(dataset["id"])
+    stored = pq.ParquetFile(sqlite_ws.artifacts.verify(streamed.artifact_sha256))
+    sizes = [stored.metadata.row_group(g).num_rows for g in range(stored.num_row_groups)]
+    assert len(sizes) == -(-streamed.row_count // 1000) > 5 and set(sizes[:-1]) == {1000}, sizes
+    assert stored.read().equals(pq.read_table(sqlite_ws.artifacts.verify(default.artifact_sha256)))
+    assert streamed.statistics == default.statistics  # still profiled a 1M-row chunk at a time
+    ctx = StepContext(sqlite_ws, result.id, "yarnit-ctr", "train", ctr_pipeline().config | CONFIG, 0)
+    chunks, labels = ctr._train_features(ctx, dataset, result.value("split", "split"))
+    rows = [sum(len(frame) for frame in part()) for part in chunks.parts]
+    assert len(rows) == len(sizes) and max(rows) <= 1000 and sum(rows) == len(labels) == len(chunks)
 
 
 def test_chunked_features_equal_the_whole_frame_transform(selected: Any, monkeypatch: pytest.MonkeyPatch) -> None:

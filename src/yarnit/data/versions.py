@@ -353,6 +353,7 @@ class Datasets:
         environment: str = "training",
         relation: str = "derived_from",
         chunk_rows: int = ROW_GROUP_ROWS,
+        row_group_rows: int | None = None,
         schema_id: str | None = None,
         privacy: dict[str, Any] | None = None,
         retain_from: datetime | None = None,
@@ -364,6 +365,9 @@ class Datasets:
         ``store_as_is`` names a Parquet file (the source of ``batches``) whose
         columns already have canonical types: it is stored byte for byte instead
         of being re-encoded, unless PII must be dropped or hashed.
+
+        ``chunk_rows`` rows are converted and profiled at a time; ``row_group_rows`` (default: ``chunk_rows``)
+        sets the stored row groups' size, so smaller row groups leave the statistics as they were.
 
         ``schema_id``, ``privacy`` and ``retain_from`` carry a rewritten version's
         manifest over from its original (``forget``): PII is already treated and
@@ -407,7 +411,8 @@ class Datasets:
         try:
             written = self._write_staging(batches, schema=schema, policy=policy, key=key, slices=slices,
                                           subject_column=subject_column, where=where, environment=environment,
-                                          chunk_rows=chunk_rows, write=store_as_is is None,
+                                          chunk_rows=chunk_rows, row_group_rows=row_group_rows,
+                                          write=store_as_is is None,
                                           suppressed=(hashes, encoding))
         except BaseException:
             if copier is not None and copy is not None:
@@ -469,8 +474,8 @@ class Datasets:
 
     def _write_staging(self, batches: Iterable[pa.RecordBatch | pa.Table], *, schema: DatasetSchema | None,
                        policy: dict[str, str], key: bytes | None, slices: Sequence[str], subject_column: str | None,
-                       where: str, environment: str, chunk_rows: int, write: bool = True,
-                       suppressed: tuple[pa.Array, str] | None = None) -> _Written:
+                       where: str, environment: str, chunk_rows: int, row_group_rows: int | None = None,
+                       write: bool = True, suppressed: tuple[pa.Array, str] | None = None) -> _Written:
         staging = self.ws.artifacts.root / "staging"
         make_dirs(staging)
         # The name carries our pid: LocalArtifactStore.recover() removes it if we are killed.
@@ -505,13 +510,18 @@ class Datasets:
                             raise IngestError(f"changes its columns or types part-way (rows after {rows}): "
                                               f"{exc}. Declare the types in a schema (--schema).",
                                               path=where) from None
-                    # Profile this chunk on the other core while this one encodes Parquet.
+                    # Profile this chunk on the other core while this one encodes Parquet. One profile at a time:
+                    # the previous chunk's finishes first, so at most two chunks are held, however slowly the
+                    # profiles go (issue 20).
+                    if profiles:
+                        profiles[-1].result()
                     profiles.append(pool.submit(profile, table, slices=slices, workers=1))
                     if subject_column is not None and subject_column in table.column_names:
                         subjects.append(pc.unique(table.column(subject_column)))
                     if writer is not None:
-                        writer.write_table(table, row_group_size=chunk_rows)
+                        writer.write_table(table, row_group_size=row_group_rows or chunk_rows)
                     rows += table.num_rows
+                    del chunk, table  # not held while the next chunk is gathered
                 if out_schema is None:
                     return _Written(path, 0, None, None, None, dropped)
                 if writer is not None:

@@ -128,14 +128,22 @@ def training_coverage(train: pd.DataFrame, evaluation: pd.DataFrame, columns: Se
             raise UnknownSliceColumn(column, [str(c) for c in evaluation.columns])
         if column not in train.columns:
             raise UnknownSliceColumn(column, [str(c) for c in train.columns])
-        ev = evaluation[column].astype(str).value_counts()
-        tr = train[column].astype(str).value_counts()
+        ev, tr = _text_counts(evaluation[column]), _text_counts(train[column])
         for value in sorted(set(ev.index) | set(tr.index)):
             e, t = int(ev.get(value, 0)), int(tr.get(value, 0))
             out.append({"distribution": distribution, "slice": f"{column}={value}", "eval_rows": e,
                         "eval_share": e / max(len(evaluation), 1), "train_rows": t,
                         "train_share": t / max(len(train), 1)})
     return out
+
+
+def _text_counts(column: pd.Series) -> pd.Series:
+    """``column.astype(str).value_counts()``, counted before the values become text: converting every row of
+    the training days to a string took 0.66 GB at 30 days (issue 20); converting the distinct values does not."""
+    counts = column.value_counts(dropna=False, sort=False)
+    counts = counts[counts > 0]  # a categorical's unused categories
+    counts.index = counts.index.astype(object).astype(str)
+    return counts.groupby(level=0, sort=False).sum()
 
 
 # --- evaluating a registered version (yarnit eval run) ------------------------------------------------

@@ -237,9 +237,12 @@ def select(ctx: StepContext) -> dict[str, Any]:
                 del table, partition
         unified = pa.unify_schemas(schemas, promote_options="permissive")
         days = sorted(staging.glob(f"{stem}-day-*.parquet"))
+        release_memory()  # what the simulation freed, before the ingest's chunks
+        # Row groups of PART_ROWS: a Dask worker reads one at a time when training (issue 20); the ingest still
+        # profiles 1M-row chunks, so the version's statistics are those of the 1M-row-group layout.
         version = datasets.ingest_batches(cfg["dataset"], (_conform(pq.read_table(d), unified) for d in days),
                                           source=source, where=source, run_id=ctx.run_id, retention_class="events",
-                                          pii_columns=["user_id"], subject="user_id")
+                                          pii_columns=["user_id"], subject="user_id", row_group_rows=PART_ROWS)
         truth = datasets.ingest_file(f"{cfg['dataset']}-truth", truth_path, fmt="parquet",
                                      source=f"ground truth of {version.ref} (scoring only)", parents=[version.id],
                                      run_id=ctx.run_id, retention_class="events", subject="user_id")
@@ -738,6 +741,7 @@ def _production(ctx: StepContext) -> Any:
 
 
 CHUNK_ROWS = 1 << 17  # rows of the log read and turned into features at a time when training (issue 20)
+PART_ROWS = 1 << 18  # rows of a stored row group of the world's log: a Dask training part (issue 20)
 
 
 def _rows(ctx: StepContext, ref: dict[str, Any]) -> int:
