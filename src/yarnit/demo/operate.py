@@ -105,8 +105,11 @@ class OperateConfig:
     rollout: bool = True
     bootstrap_days: int = 3
     # the share of the shop's pages ranked by yarnit-ranker (picked by a seeded hash of the page's session id;
-    # the rest are scored by the click model ctr); 0: the click model alone, no ranker trained
-    ranker_share: float = 0.2
+    # the rest are scored by the click model ctr); 0: the click model alone, no ranker trained. A tenth: every
+    # page the ranker takes is one the click model's canary analysis does not see, and at a fifth its stages
+    # waited hours longer for their samples (10 days, seed 0: 2 and 6 staged rollouts reached production without
+    # the ranker, 0 and 1 at a fifth, 2 and 5 at a tenth; docs/design.md, h41)
+    ranker_share: float = 0.1
     # c=0.1: the value the pipeline's own tune step finds best on this shop's days (the default 1.0 overfits a
     # small shop's few thousand rows a day); fairness by site language is measured on every candidate (about
     # no CPU at 50 resamples: the evaluate step's CPU did not move; docs/design.md, h34)
