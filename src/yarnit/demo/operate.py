@@ -3,7 +3,10 @@
 One *run* is a whole month of the shop on a fresh workspace:
 
 * the world's shoppers ask the real HTTP data plane (``POST
-  /v1/models/ctr:predict``, one request per page) to rank their candidates.
+  /v1/models/ctr:predict``, one request per page) to rank their candidates;
+  a seeded tenth of the pages go to ``POST /v1/models/yarnit-ranker:predict``
+  instead, the ranking bundle pinning the production click model, re-pinned
+  when ``ctr`` gets a new production version (:meth:`_Month._repin_ranker`).
   The server's clock is the world's :class:`~yarnit.core.clock.SimulatedClock`,
   moved to each page's time before its request, so the prediction log, the
   monitor, the loop and every audit record carry simulated time, and
