@@ -62,7 +62,12 @@ def _the_clean_month_pages_no_one_and_no_request_failed_because_of_a_rollout_or_
     assert not any(who.startswith("HTTP") for who in clean), clean  # the clean month: every page answered
     faulted = data["answered_by"]["faulted"]
     # the only refusals are the partner outage's own pages, before the fall-back switch answered them
-    assert {w for w in faulted if not w.startswith("ctr:v")} <= {"HTTP 422", "ctr:heuristic"}, faulted
+    assert {w for w in faulted if not w.startswith(("ctr:v", "yarnit-ranker:v"))} <= {
+        "HTTP 422", "ctr:heuristic", "HTTP 422 (yarnit-ranker)"}, faulted
+    # a share of the pages went to yarnit-ranker, in both months, answered by named versions
+    for run in ("faulted", "clean"):
+        ranker = data["ranker"][run]["pages"]["yarnit-ranker"]
+        assert sum(n for who, n in ranker.items() if who.startswith("yarnit-ranker:v")) > 0, data["ranker"]
     assert faulted.get("ctr:heuristic", 0) > 0  # the fall-back answered, named as the heuristic
     productions = {d["faulted"]["production"] for d in data["daily"]}
     assert len(productions) > 1, "daily retraining with staged rollouts promoted newer versions"

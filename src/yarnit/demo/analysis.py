@@ -165,6 +165,29 @@ def _answered(run: dict[str, Any]) -> dict[str, int]:
     return out
 
 
+def served_pages(answered: dict[str, int]) -> dict[str, dict[str, int]]:
+    """``answered_by`` totals grouped by the model a page was sent to: each model's pages by who answered them.
+
+    >>> served_pages({"ctr:v1": 8, "yarnit-ranker:v1": 2, "HTTP 503 (yarnit-ranker)": 1, "HTTP 422": 1})
+    {'ctr': {'ctr:v1': 8, 'HTTP 422': 1}, 'yarnit-ranker': {'yarnit-ranker:v1': 2, 'HTTP 503 (yarnit-ranker)': 1}}
+    """
+    out: dict[str, dict[str, int]] = {}
+    for who, n in answered.items():
+        model = "yarnit-ranker" if who.startswith("yarnit-ranker") or who.endswith("(yarnit-ranker)") else "ctr"
+        out.setdefault(model, {})[who] = out.get(model, {}).get(who, 0) + n
+    return dict(sorted(out.items()))
+
+
+def _ranker(run: dict[str, Any]) -> dict[str, Any]:
+    """The ranker's side of a month: pages per model and answerer, fallbacks and failures, re-pins and holds."""
+    pages = served_pages(_answered(run))
+    ranker = pages.get("yarnit-ranker", {})
+    total = sum(sum(v.values()) for v in pages.values())
+    not_model = {who: n for who, n in ranker.items() if "(" in who or who.startswith("HTTP") or "heuristic" in who}
+    return {"pages": pages, "share": round(sum(ranker.values()) / total, 4) if total else None,
+            "fallbacks": not_model, "repins": run.get("ranker_repins", [])}
+
+
 def _events(run: dict[str, Any], name: str) -> list[dict[str, Any]]:
     events = [{"at": f["start"], "run": name, "kind": "fault", "text": f"{f['spec']} injected (until {f['end']})"}
               for f in run["faults"]]
@@ -182,6 +205,10 @@ def _events(run: dict[str, Any], name: str) -> list[dict[str, Any]]:
             if d.get("action") not in ("hold",):
                 events.append({"at": d.get("at"), "run": name, "kind": "rollout",
                                "text": f"v{rollout.get('canary_version')}: {d.get('action')} {d.get('reason', '')}"[:300]})
+    for r in run.get("ranker_repins", []):
+        what = f"re-pinned to ctr:v{r['ctr']} as yarnit-ranker:v{r.get('new_ranker')}" if r["action"] == "re-pinned" \
+            else f"{r['action']} on ctr:v{r['pinned']} (ctr:v{r['ctr']}: {r.get('reason', '')})"
+        events.append({"at": r["at"], "run": name, "kind": "rollout", "text": f"yarnit-ranker v{r['ranker']} {what}"[:300]})
     return sorted((e for e in events if e["at"]), key=lambda e: e["at"])
 
 
@@ -191,7 +218,8 @@ def _daily(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
     for a in _alerts(run):
         day = a["started_at"][:10]
         (pages if a["alert"] == "page" else tickets)[day] = (pages if a["alert"] == "page" else tickets).get(day, 0) + 1
-    return {d["day"]: {**{k: d[k] for k in ("ctr", "revenue", "sessions", "requests", "answered_by", "production")},
+    keys = ("ctr", "revenue", "sessions", "requests", "answered_by", "production", "ranker_production")
+    return {d["day"]: {**{k: d.get(k) for k in keys},
                        "pages": pages.get(d["day"], 0), "tickets": tickets.get(d["day"], 0)} for d in run["daily"]}
 
 
@@ -230,6 +258,8 @@ def build_report(faulted: dict[str, Any], clean: dict[str, Any], config: Any, *,
         "daily": [{"day": day, "faulted": daily_f[day], "clean": daily_c.get(day, {})} for day in sorted(daily_f)],
         "events": _events(faulted, "faulted") + _events(clean, "clean"),
         "answered_by": {"faulted": _answered(faulted), "clean": _answered(clean)},
+        "ranker": {"share_configured": getattr(config, "ranker_share", 0.0), "faulted": _ranker(faulted),
+                   "clean": _ranker(clean)},
         "incidents": [{"id": i["id"], "title": i["title"], "severity": i["severity"], "opened_at": i["opened_at"],
                        "resolved_at": i.get("phases", {}).get("resolution"), "postmortem": i.get("postmortem")}
                       for i in faulted["incidents"]],
@@ -239,4 +269,4 @@ def build_report(faulted: dict[str, Any], clean: dict[str, Any], config: Any, *,
     }
 
 
-__all__ = ["DETECTORS", "build_report", "fault_rows"]
+__all__ = ["DETECTORS", "build_report", "fault_rows", "served_pages"]

@@ -3,7 +3,10 @@
 One *run* is a whole month of the shop on a fresh workspace:
 
 * the world's shoppers ask the real HTTP data plane (``POST
-  /v1/models/ctr:predict``, one request per page) to rank their candidates.
+  /v1/models/ctr:predict``, one request per page) to rank their candidates;
+  a seeded tenth of the pages go to ``POST /v1/models/yarnit-ranker:predict``
+  instead, the ranking bundle pinning the production click model, re-pinned
+  when ``ctr`` gets a new production version (:meth:`_Month._repin_ranker`).
   The server's clock is the world's :class:`~yarnit.core.clock.SimulatedClock`,
   moved to each page's time before its request, so the prediction log, the
   monitor, the loop and every audit record carry simulated time, and
@@ -39,6 +42,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pandas as pd
 import yaml
 
@@ -55,6 +59,15 @@ DEMO_FAULTS: tuple[tuple[str, str, str], ...] = (
     ("stockout@16+12:48,top_n=20", "data", "ch. 11 story 3: recommending what is out of stock"),
     ("click_log_outage@22+12", "labels", "ch. 15 case 5: clicks arrive two days late"),
 )
+#: The ranking service the shop also serves (a bundle pinning the production click model; ``recipes/ranker.py``).
+RANKER = "yarnit-ranker"
+#: How the bootstrap trains its recommenders and packages the first ranker: two days, the cheap recommenders
+#: (no matrix factorization), a one-day closed loop against popularity of a small world. The same ranker config
+#: packages every re-pin (:meth:`_Month._repin_ranker`).
+RANKER_RECS: dict[str, Any] = {"days": 2, "recommenders": ["popular", "content", "browsing", "cross_sell"],
+                               "golden_users": 4}
+RANKER_RECS_SESSIONS = 500
+RANKER_PIPELINE: dict[str, Any] = {"golden_users": 4, "loop_days": 1, "loop_sessions": 200}
 #: Real seconds the shop waits for the server to finish a request it was answered before moving the clock.
 SETTLE_S = 10.0
 #: Time to detect a fault of each class (RELIABILITY.md and the issue): hours.
@@ -94,6 +107,12 @@ class OperateConfig:
     faults: tuple[tuple[str, str, str], ...] = DEMO_FAULTS
     rollout: bool = True
     bootstrap_days: int = 3
+    # the share of the shop's pages ranked by yarnit-ranker (picked by a seeded hash of the page's session id;
+    # the rest are scored by the click model ctr); 0: the click model alone, no ranker trained. A tenth: every
+    # page the ranker takes is one the click model's canary analysis does not see, and at a fifth its stages
+    # waited hours longer for their samples (10 days, seed 0: 2 and 6 staged rollouts reached production without
+    # the ranker, 0 and 1 at a fifth, 2 and 5 at a tenth; docs/design.md, h41)
+    ranker_share: float = 0.1
     # c=0.1: the value the pipeline's own tune step finds best on this shop's days (the default 1.0 overfits a
     # small shop's few thousand rows a day); fairness by site language is measured on every candidate (about
     # no CPU at 50 resamples: the evaluate step's CPU did not move; docs/design.md, h34)
@@ -102,6 +121,9 @@ class OperateConfig:
         "trainer_params": {"c": 0.1}})
 
     def __post_init__(self) -> None:
+        if isinstance(self.ranker_share, bool) or not 0.0 <= float(self.ranker_share) <= 1.0:
+            raise InvalidInput(f"ranker_share is the share of pages yarnit-ranker ranks, in [0, 1]; got "
+                               f"{self.ranker_share!r}.")
         if not 10 <= self.days <= 60:
             raise InvalidInput(f"The operate demo simulates 10 to 60 days (a week of history before the first "
                                f"fault, and days for it to recover); got --days {self.days}.")
@@ -214,6 +236,8 @@ class _Month:
         self.timings: dict[str, float] = {}  # real seconds per part of the month (where a slow demo spends it)
         self._timings_before: dict[str, float] = {}
         self.world_faults = [f.to_dict(self.start) for f in faults]
+        self.repins: list[dict[str, Any]] = []  # the ranker's re-pins and holds (see _repin_ranker)
+        self.repins_seen: set[int] = set()
 
     # -- set-up --------------------------------------------------------------------------------------------------------
     def _bootstrap(self) -> None:
@@ -227,6 +251,8 @@ class _Month:
             ctr_pipeline(), config={"days": self.config.bootstrap_days, "world_seed": self.config.seed,
                                     "sessions_per_day": self.config.sessions_per_day, **self.config.pipeline},
             seed=self.config.seed, source="builtin:yarnit-ctr")
+        if self.config.ranker_share > 0:
+            self._bootstrap_ranker()
         (self.ws.home / "slos.yaml").write_text(yaml.safe_dump(DEMO_SLOS, sort_keys=False), encoding="utf-8")
         (self.world_dir / "impressions").mkdir(parents=True)  # a written world, with no day in it yet
         (self.world_dir / "faults.json").write_text(json.dumps(self.world_faults, indent=1), encoding="utf-8")
@@ -234,7 +260,72 @@ class _Month:
         (self.ws.home / "incidents.yaml").write_text(yaml.safe_dump(
             {"fault_files": [str(self.world_dir / "faults.json")]}), encoding="utf-8")
 
-    def run(self) -> None:
+    def _bootstrap_ranker(self) -> None:
+        """The first ``yarnit-ranker``: recommenders of the shop's own world, packaged with the first click model
+        (its pipeline promotes it when its checks pass), and its declared dependency on ``ctr``, so every new
+        click model is evaluated inside the ranker (``continuous/dependencies.py``) before the ranker is re-pinned."""
+        from yarnit.continuous.dependencies import ModelDependencies
+        from yarnit.recipes import ranker_pipeline, recs_pipeline
+        from yarnit.training import PipelineRunner
+
+        self.progress("training the recommenders and packaging the first ranker")
+        runner = PipelineRunner(self.ws)
+        # at least RANKER_RECS_SESSIONS a day: the recommenders' gate wants 20 shoppers seen on both sides of the
+        # holdout, which a smaller shop's two days do not have (the shop's pages bring their own candidates: the
+        # recommenders only generate candidates for pages that bring none, and the fallback's popular list)
+        sessions = max(self.config.sessions_per_day, RANKER_RECS_SESSIONS)
+        runner.run(recs_pipeline(), config={"world_seed": self.config.seed, "n_users": self.config.n_users,
+                                            "sessions_per_day": sessions, **RANKER_RECS},
+                   seed=self.config.seed, source="builtin:yarnit-recs")
+        runner.run(ranker_pipeline(), config={**RANKER_PIPELINE, "loop_seed": self.config.seed + 11},
+                   seed=self.config.seed, source="builtin:yarnit-ranker")
+        ModelDependencies(self.ws).declare(RANKER, "ctr", actor="demo", reason="the ranker packages the production "
+                                           "click model: each new one is evaluated inside it before it is re-pinned")
+
+    def _repin_ranker(self) -> None:
+        """When ``ctr`` has a production version the ranker does not pin yet, re-pin the ranker to it, or hold it.
+
+        The triple (that ctr version, the ranker's production version, the ctr run's holdout) is the dependency
+        evaluation the loop's tick syncs (read here, or evaluated now when the tick has not); a regressed or
+        unevaluable triple holds the ranker on the click model it pins, until the next production ctr. A passing
+        one runs the ``yarnit-ranker`` pipeline: it packages the production parts, checks and promotes them.
+        Only the production ctr counts here: a newer candidate still in its canary is not what the ranker would
+        package, so a regression of it must not hold the ranker (it holds the candidate's own rollout, if any).
+        """
+        from yarnit.continuous.dependencies import ModelDependencies
+        from yarnit.core.errors import YarnitError
+        from yarnit.recipes import ranker_pipeline
+        from yarnit.registry import ModelRegistry
+        from yarnit.training import PipelineRunner
+
+        registry = ModelRegistry(self.ws)
+        ctr = registry.resolve("ctr", "production")
+        ranker = registry.resolve(RANKER, "production")
+        pinned = int(ranker.signature["lineage"]["click_model"]["version"])
+        if ctr.version == pinned or ctr.version in self.repins_seen:
+            return
+        self.repins_seen.add(ctr.version)
+        at = self.clock.now().isoformat()
+        event: dict[str, Any] = {"at": at, "ctr": ctr.version, "ranker": ranker.version, "pinned": pinned}
+        deps = ModelDependencies(self.ws)
+        dependency = next(d for d in deps.of(RANKER) if d.upstream == "ctr")
+        try:
+            triple = deps.evaluate(dependency, ctr.version, ranker.version, trigger="alias:production")
+        except YarnitError as exc:
+            self.repins.append(event | {"action": "held", "reason": f"not evaluable: {exc}"[:300]})
+            return
+        event |= {"auc": triple.value, "baseline_auc": triple.baseline_value}
+        if triple.regressed:
+            self.repins.append(event | {"action": "held", "reason": "; ".join(triple.reasons)[:300]})
+            return
+        result = PipelineRunner(self.ws).run(ranker_pipeline(), config={**RANKER_PIPELINE,
+                                                                        "loop_seed": self.config.seed + 11},
+                                             seed=self.config.seed, source="builtin:yarnit-ranker")
+        out = result.value("register", "model_version")
+        self.repins.append(event | {"action": "re-pinned" if out.get("promoted") else "not promoted",
+                                    "new_ranker": out.get("version"), "reason": str(out.get("decision", ""))[:300]})
+
+    def run(self, days: int | None = None) -> None:
         from yarnit.api import create_app
         from yarnit.api.server import BackgroundServer
         from yarnit.continuous.loop import ContinuousLoop, LoopConfig
@@ -269,8 +360,9 @@ class _Month:
             self.ranker = _ShopRanker(server.url, "ctr", chunk=self.world_config.n_candidates, id_prefix="shop",
                                       before_request=self._before_request, on_error="popularity")
             self.ranker.clock = self.clock
+            self.ranker.route(self.config.ranker_share, self.config.seed, self.world_config.slate_size)
             try:
-                for partition in World(self.world_config, ranker=self.ranker).run(self.config.days):
+                for partition in World(self.world_config, ranker=self.ranker).run(days or self.config.days):
                     self._day_done(partition)
                 # a day and a half more: the last day's log closes, is checked and trained on
                 self._settle()
@@ -327,8 +419,11 @@ class _Month:
         log = self.app.state.serving.log
         if log is not None:  # what was served before the hour is on disk when the hour's monitor reads the log
             log.flush()  # (its writer drains every 50 ms of real time: a fast pass would race it)
-        for name, step in (("labels", lambda: self._ingest_labels(now)), ("loop", self.loop.tick),
-                           ("monitor", self.monitor.run_once)):
+        steps: list[tuple[str, Callable[[], Any]]] = [("labels", lambda: self._ingest_labels(now)),
+                                                      ("loop", self.loop.tick)]
+        if self.config.ranker_share > 0:
+            steps.append(("ranker", self._repin_ranker))
+        for name, step in (*steps, ("monitor", self.monitor.run_once)):
             began, cpu = time.monotonic(), time.process_time()
             try:
                 step()
@@ -370,6 +465,7 @@ class _Month:
             "revenue": _revenue(truth, partition.catalog), "sessions": int(truth["session_id"].nunique()),
             "requests": self.ranker.requests - sum(d["requests"] for d in self.daily),
             "answered_by": dict(self.ranker.answered_by), "production": self._production(),
+            "ranker_production": self._ranker_production() if self.config.ranker_share > 0 else None,
             "faults": [f.spec() for f in partition.faults]})
         self.ranker.answered_by = {}
         self.progress(f"{partition.day}: ctr {self.daily[-1]['ctr']:.4f}, production {self.daily[-1]['production']} "
@@ -380,6 +476,16 @@ class _Month:
 
         version = ModelRegistry(self.ws).aliases("ctr").get("production")
         return f"ctr:v{version}" if version else None
+
+    def _ranker_production(self) -> str | None:
+        """``yarnit-ranker:vN (ctr:vM)``: the ranker's production version and the click model it pins."""
+        from yarnit.registry import AliasNotFound, ModelNotFound, ModelRegistry
+
+        try:
+            version = ModelRegistry(self.ws).resolve(RANKER, "production")
+        except (AliasNotFound, ModelNotFound):
+            return None
+        return f"{version.ref} (ctr:v{version.signature['lineage']['click_model']['version']})"
 
     # -- what happened -----------------------------------------------------------------------------------------------
     def record(self, elapsed_s: float) -> dict[str, Any]:
@@ -395,14 +501,74 @@ class _Month:
         failures = [list(f) for f in getattr(self.ranker, "failures", [])]
         return {"faults": self.world_faults, "daily": self.daily, "failures": failures, "alerts": alerts, "incidents": incidents,
                 "rollouts": _rollouts(self.ws.home), "audit": _audit(self.ws), "loop": self.loop.status(),
+                "ranker_repins": self.repins,
                 "hook_errors": self.hook_errors, "timings": self.timings, "elapsed_s": elapsed_s, "start": self.start.isoformat(),
                 "end": self.clock.now().isoformat(), "home": str(self.ws.home)}
 
 
 class _ShopRanker(HttpRanker):
-    """The shop's ranker: also remembers when each failed request happened (a fault's own, or unexplained)."""
+    """The shop's side of the data plane: each page goes to the click model ``ctr`` or, for a fixed share of pages
+    (:meth:`route`), to the ranking service ``yarnit-ranker``, on the same keep-alive connection to one server.
+
+    A ranker page is one request ``{user_id, query, …, k, candidates}`` answered by a slate; the world orders the
+    page by it (the slate first, in its order; the other in-stock candidates after it, out-of-stock ones last). A
+    failed request of either model shows the page in popularity order (``on_error="popularity"``) and is counted
+    and remembered with its time (a fault's own, or unexplained). ``answered_by`` names who answered each page:
+    ``ctr:v3``, ``yarnit-ranker:v2``, ``… (fallback)``, ``HTTP 503`` or ``HTTP 503 (yarnit-ranker)``. A ranker
+    page's impressions carry the ranker's version and no request id: its log record is one slate, not one
+    prediction per candidate, so no click label is keyed to it.
+    """
 
     clock: Any = None
+
+    def route(self, share: float, seed: int, slate_size: int) -> None:
+        """Send ``share`` of the pages to ``yarnit-ranker``: those whose seeded hash of the session id falls below it
+        (the same pages in the faulted and the clean month, whatever the models answer)."""
+        self.share, self.seed, self.slate_size = float(share), int(seed), int(slate_size)
+        self.ranker_url = f"/v1/models/{RANKER}:predict"
+        self.ranker_sessions: dict[str, str] = {}  # session id → the version that ranked its page, this day
+
+    def _to_ranker(self, session_id: str) -> bool:
+        import zlib
+
+        share = getattr(self, "share", 0.0)
+        return share > 0 and zlib.crc32(f"{self.seed}/{session_id}".encode()) < share * 2 ** 32
+
+    def _answer(self, request_id: str, chunk: list[dict[str, Any]], rows: pd.DataFrame) -> tuple[list[float], bool]:
+        session = str(chunk[0].get("session_id", ""))
+        if not self._to_ranker(session):
+            return super()._answer(request_id, chunk, rows)
+        from yarnit.world.traffic import SLATE_PRODUCT_FIELDS, SLATE_REQUEST_FIELDS
+
+        first = chunk[0]
+        page = {**{f: first[f] for f in SLATE_REQUEST_FIELDS if f in first}, "k": self.slate_size,
+                "candidates": [{f: row[f] for f in SLATE_PRODUCT_FIELDS if f in row} for row in chunk]}
+        status, answer = self.client.post_json(self.ranker_url, {"instances": [page]}, {"x-request-id": request_id})
+        if status != 200:
+            self._count(f"HTTP {status} ({RANKER})")
+            return rows["product_clicks_7d"].astype(float).tolist(), False
+        body = orjson.loads(answer)
+        version = int(body["model_version"])
+        who = f"{RANKER}:v{version}" if version else f"{RANKER}:heuristic"
+        served_by = str(body.get("served_by", "model"))
+        self._count(who if version == 0 or served_by == "model" else f"{who} ({served_by})")
+        self.ranker_sessions[session] = who
+        items = body["predictions"][0]["items"]
+        place = {str(row["product_id"]): j for j, row in enumerate(chunk)}
+        scores = [0.0 if row.get("in_stock", True) is not False else -1.0 for row in chunk]
+        for rank, item in enumerate(items):  # a fallback's popular items may not all be candidates of this page
+            if (j := place.get(str(item))) is not None:
+                scores[j] = 2.0 + len(items) - rank
+        return scores, False
+
+    def annotate_impressions(self, impressions: pd.DataFrame) -> pd.DataFrame:
+        out = super().annotate_impressions(impressions)
+        ranked = getattr(self, "ranker_sessions", None)
+        if ranked:  # the day's impressions carry ctr's version; a ranker page carries the ranker's
+            version = out["session_id"].astype(str).map(ranked)
+            out["model_version"] = version.where(version.notna(), out["model_version"]).astype(str)
+            self.ranker_sessions = {}
+        return out
 
     def _count(self, who: str) -> None:
         super()._count(who)

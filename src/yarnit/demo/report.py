@@ -297,6 +297,24 @@ def _answered_totals(report: dict[str, Any]) -> str:
     return _table("Requests answered over the whole run", ["answered by", "faulted run", "clean run"], rows)
 
 
+def _ranker(report: dict[str, Any]) -> str:
+    """Pages by the model they were sent to and who answered them, and the ranker's re-pins, both runs."""
+    ranker = report.get("ranker") if isinstance(report.get("ranker"), dict) else {}
+    rows, repins = [], []
+    for run in ("faulted", "clean"):
+        side = ranker.get(run) if isinstance(ranker.get(run), dict) else {}
+        pages = side.get("pages") if isinstance(side.get("pages"), dict) else {}
+        for model, answered in pages.items():
+            answered = answered if isinstance(answered, dict) else {}
+            for who in sorted(answered, key=_answerer_order):
+                rows.append([f"{run} run", str(model), str(who), f"{_num(answered.get(who)) or 0:,.0f}"])
+        repins += [[f"{run} run", fmt_time(r.get("at")), f"ctr:v{r.get('ctr')}", str(r.get("action")),
+                    str(r.get("new_ranker") or DASH), str(r.get("reason") or "")] for r in _list(side, "repins")]
+    return (_table("Pages by model and by who answered them", ["run", "sent to", "answered by", "pages"], rows)
+            + _table("yarnit-ranker re-pins to a new production click model",
+                     ["run", "at (UTC)", "click model", "action", "new ranker version", "why"], repins))
+
+
 def _events(report: dict[str, Any]) -> str:
     events = [e for e in _list(report, "events") if e.get("run") == "faulted" and e.get("kind") in TIMELINE_KINDS]
     events.sort(key=lambda e: (parse_time(e.get("at")) or datetime.max.replace(tzinfo=UTC)))
@@ -365,7 +383,7 @@ def render_html(report: dict[str, Any]) -> str:
             f'<section aria-labelledby="h-targets"><h2 id="h-targets">Targets</h2>{_targets(report)}</section>'
             f'<section aria-labelledby="h-faults"><h2 id="h-faults">Faults</h2>{faults}</section>'
             f'<section aria-labelledby="h-charts"><h2 id="h-charts">Charts</h2><div class="charts">{figures}</div>'
-            f"{_answered_totals(report)}</section>"
+            f"{_answered_totals(report)}{_ranker(report)}</section>"
             f'<section aria-labelledby="h-events"><h2 id="h-events">Timeline</h2>{_events(report)}</section>'
             f'<section aria-labelledby="h-incidents"><h2 id="h-incidents">Incidents and postmortems</h2>'
             f"{_incidents(report)}</section></main></body></html>\n")

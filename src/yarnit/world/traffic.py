@@ -350,36 +350,40 @@ class HttpRanker:
                 self.before_request(chunk)  # e.g. a demo moving its simulated clock to the page's time
             self.requests += 1
             request_id = f"{self.id_prefix}-{self.requests:08d}"
-            status, answer = self.client.post_json(self.url, {"instances": chunk}, {"x-request-id": request_id})
-            if status != 200:
-                self._count(f"HTTP {status}")
-                if self.on_error == "raise":
-                    raise Unavailable(f"The data plane answered {status} at {self.url}: "
-                                      f"{answer[:200].decode('utf-8', 'replace')}")
-                # the shop shows this page in popularity order; the failure is counted, never hidden
-                scores.extend(frame["product_clicks_7d"].iloc[start:start + len(chunk)].astype(float).tolist())
-                request_ids[start:start + len(chunk)] = request_id
-                request_index[start:start + len(chunk)] = np.arange(len(chunk))
-                continue
-            body = orjson.loads(answer)
-            version = int(body["model_version"])
-            self.served_versions.add(version)
-            # the impressions of this batch are logged with the version that scored them (0: the heuristic)
-            self.model_version = f"{self.model}:v{version}" if version else f"{self.model}:heuristic"
-            served_by = str(body.get("served_by", "model"))
-            self._count(self.model_version if version == 0 or served_by == "model"
-                        else f"{self.model_version} ({served_by})")
-            scores.extend(body["predictions"])
-            request_ids[start:start + len(chunk)] = request_id
+            answered, labelled = self._answer(request_id, chunk, frame.iloc[start:start + len(chunk)])
+            scores.extend(answered)
+            request_ids[start:start + len(chunk)] = request_id if labelled else None
             request_index[start:start + len(chunk)] = np.arange(len(chunk))
         if len(scores) != len(instances):
             raise InvalidInput(f"The data plane returned {len(scores)} scores for {len(instances)} candidates.")
         if "session_id" in frame.columns and "product_id" in frame.columns:
+            keep = request_ids != None  # elementwise: rows another model answered get no label
             self._scored.append(pd.DataFrame({
-                "session_id": frame["session_id"].astype(str).to_numpy(),
-                "product_id": frame["product_id"].astype(str).to_numpy(),
-                "request_id": request_ids, "request_index": request_index}))
+                "session_id": frame["session_id"].astype(str).to_numpy()[keep],
+                "product_id": frame["product_id"].astype(str).to_numpy()[keep],
+                "request_id": request_ids[keep], "request_index": request_index[keep]}))
         return np.asarray(scores)
+
+    def _answer(self, request_id: str, chunk: list[dict[str, Any]], rows: pd.DataFrame) -> tuple[list[float], bool]:
+        """One request's scores, and whether its rows get labels keyed by ``request_id`` (a subclass may send a
+        page elsewhere, e.g. to a ranking model, whose log record is not one prediction per candidate)."""
+        status, answer = self.client.post_json(self.url, {"instances": chunk}, {"x-request-id": request_id})
+        if status != 200:
+            self._count(f"HTTP {status}")
+            if self.on_error == "raise":
+                raise Unavailable(f"The data plane answered {status} at {self.url}: "
+                                  f"{answer[:200].decode('utf-8', 'replace')}")
+            # the shop shows this page in popularity order; the failure is counted, never hidden
+            return rows["product_clicks_7d"].astype(float).tolist(), True
+        body = orjson.loads(answer)
+        version = int(body["model_version"])
+        self.served_versions.add(version)
+        # the impressions of this batch are logged with the version that scored them (0: the heuristic)
+        self.model_version = f"{self.model}:v{version}" if version else f"{self.model}:heuristic"
+        served_by = str(body.get("served_by", "model"))
+        self._count(self.model_version if version == 0 or served_by == "model"
+                    else f"{self.model_version} ({served_by})")
+        return body["predictions"], True
 
     def _count(self, who: str) -> None:
         self.answered_by[who] = self.answered_by.get(who, 0) + 1
