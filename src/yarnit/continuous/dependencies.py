@@ -127,6 +127,11 @@ class ModelDependencies:
     def __init__(self, ws: Any) -> None:
         self.ws = ws
         self.registry = ModelRegistry(ws)
+        # while one sync runs: evaluation frames by (dataset version id, holdout start) and scores by (bundle
+        # sha256, dataset version id, holdout start). The same bytes on the same rows score the same, so a
+        # hit changes no figure; it is dropped when the sync ends (a new sync reads what is there then).
+        self._frames: dict[tuple[str, str | None], Any] | None = None
+        self._scores: dict[tuple[str, str, str | None], np.ndarray] | None = None
 
     # -- declarations ---------------------------------------------------------------------------------
     def declare(self, consumer: str, upstream: str, *, actor: str, alias: str = "production",
@@ -247,29 +252,33 @@ class ModelDependencies:
         artifacts = self.ws.artifacts
         composite = cls.with_upstream(artifacts.get_bytes(consumer.artifact_sha256), upstream,
                                       artifacts.get_bytes(upstream.artifact_sha256))
-        candidate = cls.from_bytes(composite)
+        composite_sha = sha256_bytes(composite)
         try:
             baseline_version: ModelVersion | None = self.registry.resolve(consumer.model_name, "production")
         except AliasNotFound:
             baseline_version = None
-        baseline = None if baseline_version is None else \
-            cls.from_bytes(artifacts.get_bytes(baseline_version.artifact_sha256))
 
         available = [*dataset.schema, *compliant_outputs(restrictions_of(self.ws, dataset))]
         if LABEL not in available:
             raise InvalidInput(f"{dataset.ref} has no label column {LABEL!r} to evaluate {consumer.ref} with; "
                                f"declare a dataset of logged impressions (--dataset NAME[:vN]).")
-        frame = read_evaluation_frame(self.ws, dataset, available,
-                                      purpose=f"dependency evaluation of {consumer.ref} with {upstream.ref}")
         since = holdout_start(self.ws, upstream.run_id) if not dependency.dataset else None
-        if since and "day" in frame.columns:
-            frame = frame[pd.to_datetime(frame["day"].astype(str)).dt.date >= pd.Timestamp(since).date()]
-            frame = frame.reset_index(drop=True)
+        frame_key = (dataset.id, None if since is None else str(since))
+        frame = None if self._frames is None else self._frames.get(frame_key)
+        if frame is None:
+            frame = read_evaluation_frame(self.ws, dataset, available,
+                                          purpose=f"dependency evaluation of {consumer.ref} with {upstream.ref}")
+            if since and "day" in frame.columns:
+                frame = frame[pd.to_datetime(frame["day"].astype(str)).dt.date >= pd.Timestamp(since).date()]
+                frame = frame.reset_index(drop=True)
+            if len(frame) > MAX_ROWS:
+                frame = frame.sample(n=MAX_ROWS, random_state=0).reset_index(drop=True)
+            if self._frames is not None:
+                self._frames[frame_key] = frame
+        frame = frame.copy()  # the report builder gets rows of its own
         if frame.empty:
             raise InvalidInput(f"{dataset.ref} has no rows to evaluate {consumer.ref} on"
                                + (f" from the holdout day {since}" if since else "") + ".")
-        if len(frame) > MAX_ROWS:
-            frame = frame.sample(n=MAX_ROWS, random_state=0).reset_index(drop=True)
         if since and "day" in frame.columns:
             days = sorted(frame["day"].astype(str).unique())
             distribution = time_ordered_holdout(days[0], days[-1], rows=len(frame), dataset_version_ids=[dataset.id])
@@ -277,14 +286,19 @@ class ModelDependencies:
             distribution = Distribution("dataset", "iid", f"all rows of {dataset.ref} ({len(frame)} rows)",
                                         len(frame), (dataset.id,))
         y = pd.to_numeric(frame[LABEL], errors="coerce").to_numpy()
-        scores = {"candidate": candidate.score_frame(frame)}
+        # scores by bundle bytes: a composite byte-identical to production (its consumer version already pins
+        # this upstream version) is loaded and scored once, and its two score columns are the same array
+        scored: dict[str, np.ndarray] = {}
+        scores = {"candidate": self._score(cls, composite_sha, lambda: composite, frame, frame_key, scored)}
         compared = None
-        if baseline is not None and baseline_version is not None:
-            scores["production"] = baseline.score_frame(frame)
+        if baseline_version is not None:
+            scores["production"] = self._score(cls, baseline_version.artifact_sha256,
+                                               lambda: artifacts.get_bytes(baseline_version.artifact_sha256),
+                                               frame, frame_key, scored)
             compared = {"alias": "production", "version": baseline_version.version, "id": baseline_version.id}
         builder = ReportBuilder(
             consumer.model_name,
-            {"artifact_sha256": sha256_bytes(composite), "version": consumer.version, "version_id": consumer.id,
+            {"artifact_sha256": composite_sha, "version": consumer.version, "version_id": consumer.id,
              "format": consumer.artifact_format.value,
              "upstream": {"name": upstream.model_name, "version": upstream.version,
                           "sha256": upstream.artifact_sha256}},
@@ -322,17 +336,71 @@ class ModelDependencies:
             return again
         return TripleEvaluation(**row)
 
+    def _score(self, cls: Any, sha256: str, data: Any, frame: pd.DataFrame, frame_key: tuple[str, str | None],
+               scored: dict[str, np.ndarray]) -> np.ndarray:
+        """``frame`` scored by the bundle ``sha256`` (``data()`` its bytes), loaded and scored once per evaluation,
+        and once per sync for the same rows (``frame_key``)."""
+        key = (sha256, *frame_key)
+        found = scored.get(sha256)
+        if found is None and self._scores is not None:
+            found = self._scores.get(key)
+        if found is None:
+            found = np.asarray(cls.from_bytes(data()).score_frame(frame))
+            found.setflags(write=False)  # shared between score columns and evaluations
+            if self._scores is not None:
+                self._scores[key] = found
+        scored[sha256] = found
+        return found
+
     # -- the trigger ------------------------------------------------------------------------------------
     def _upstream_versions(self, dependency: Dependency) -> dict[int, str]:
         """Upstream versions that matter now, each with why: behind the alias, and the newest registered."""
-        out: dict[int, str] = {}
-        versions = self.registry.versions(dependency.upstream)
-        if versions:
-            out[versions[-1].version] = "registered"
+        return {number: why for number, (why, _version) in self._wanted(dependency).items()}
+
+    def _wanted(self, dependency: Dependency) -> dict[int, tuple[str, ModelVersion]]:
+        out: dict[int, tuple[str, ModelVersion]] = {}
+        newest = self.registry.newest(dependency.upstream)
+        if newest is not None:
+            out[newest.version] = ("registered", newest)
         try:
-            out[self.registry.resolve(dependency.upstream, dependency.alias).version] = f"alias:{dependency.alias}"
+            behind = self.registry.resolve(dependency.upstream, dependency.alias)
         except AliasNotFound:
             pass
+        else:
+            out[behind.version] = (f"alias:{dependency.alias}", behind)
+        return out
+
+    def _rows(self, dependency: Dependency, wanted: dict[int, tuple[str, ModelVersion]],
+              consumers: list[int]) -> dict[tuple[int, int], TripleEvaluation]:
+        """The recorded rows of the triples a sync wants, by (upstream version, consumer version): one query.
+
+        A row counts only on the dataset version :meth:`evaluate` would use (the declared one, else the upstream
+        version's first), so what it returns for that triple is this row. Anything else goes to evaluate."""
+        if not wanted or not consumers:
+            return {}
+        declared = None
+        if dependency.dataset:
+            from yarnit.data import Datasets
+
+            try:
+                declared = Datasets(self.ws).resolve(dependency.dataset).id
+            except (InvalidInput, NotFound):
+                return {}  # evaluate says why
+        query = select(dependency_evaluations).where(and_(
+            dependency_evaluations.c.consumer == dependency.consumer,
+            dependency_evaluations.c.upstream == dependency.upstream,
+            dependency_evaluations.c.upstream_version.in_(sorted(wanted)),
+            dependency_evaluations.c.consumer_version.in_(consumers)))
+        with self.ws.metadata.begin() as conn:
+            rows = conn.execute(query.order_by(dependency_evaluations.c.created_at.desc(),
+                                               dependency_evaluations.c.id.desc())).mappings().all()
+        out: dict[tuple[int, int], TripleEvaluation] = {}
+        for r in rows:
+            upstream = wanted[r["upstream_version"]][1]
+            dataset = declared or (upstream.dataset_version_ids[0] if upstream.dataset_version_ids else None)
+            if r["dataset_version_id"] == dataset:
+                out.setdefault((r["upstream_version"], r["consumer_version"]),
+                               TripleEvaluation(**(dict(r) | {"reasons": list(r["reasons"] or [])})))
         return out
 
     def _consumer_versions(self, consumer: str) -> list[int]:
@@ -348,15 +416,31 @@ class ModelDependencies:
         else:
             deps = self.all()
         outcomes: list[dict[str, Any]] = []
+        outer = self._frames is not None
+        if not outer:
+            self._frames, self._scores = {}, {}
+        try:
+            self._sync(deps, outcomes)
+        finally:
+            if not outer:
+                self._frames = self._scores = None
+        return outcomes
+
+    def _sync(self, deps: list[Dependency], outcomes: list[dict[str, Any]]) -> None:
         for dependency in deps:
             try:
-                wanted = self._upstream_versions(dependency)
+                wanted = self._wanted(dependency)
                 consumers = self._consumer_versions(dependency.consumer)
             except ModelNotFound as exc:
                 outcomes.append({"consumer": dependency.consumer, "upstream": dependency.upstream, "error": str(exc)})
                 continue
-            for upstream_version, why in sorted(wanted.items()):
+            recorded = self._rows(dependency, wanted, consumers)  # a tick with nothing new reads only these
+            for upstream_version, (why, _version) in sorted(wanted.items()):
                 for consumer_version in consumers:
+                    known = recorded.get((upstream_version, consumer_version))
+                    if known is not None:
+                        outcomes.append(known.to_dict())
+                        continue
                     try:
                         found = self.evaluate(dependency, upstream_version, consumer_version, trigger=why)
                     except (InvalidInput, NotFound, Conflict) as exc:
@@ -365,7 +449,6 @@ class ModelDependencies:
                                          "error": str(exc)})
                         continue
                     outcomes.append(found.to_dict())
-        return outcomes
 
     def hold_reason(self, consumer: str, version: int) -> str | None:
         """Why a rollout of ``consumer`` v``version`` must hold, or None: a regressed (or unevaluable) triple."""

@@ -291,6 +291,21 @@ class ModelRegistry:
             raise ModelNotFound(model_name)
         return [_to_version(r) for r in rows]
 
+    def newest(self, model_name: str) -> ModelVersion | None:
+        """The newest registered version (``versions(...)[-1]`` without reading the others), or None."""
+        with self.ws.metadata.begin() as conn:
+            row = conn.execute(
+                select(model_versions)
+                .where(model_versions.c.model_name == model_name)
+                .order_by(model_versions.c.version.desc())
+                .limit(1)
+            ).mappings().first()
+        if row is None:
+            if not self.exists(model_name):
+                raise ModelNotFound(model_name)
+            return None
+        return _to_version(row)
+
     def list_models(self) -> list[dict[str, Any]]:
         with self.ws.metadata.begin() as conn:
             rows = conn.execute(
