@@ -246,18 +246,34 @@ def test_serving_by_name_answers_slates_with_the_version(ws: Workspace, server: 
     assert plain.status_code == 200 and len(set(plain.json()["predictions"])) == 1
 
 
+def test_the_served_ranker_scores_a_page_with_its_click_model_compiled_and_ranks_as_the_bundle_does(
+        server: tuple[BackgroundServer, Any], ranker: RankingModel) -> None:
+    running, app = server
+    page = _pages(ranker, 1, seed=6)[0]
+    assert httpx.post(f"{running.url}/v1/models/{RANKER}:predict", timeout=30,
+                      json={"instances": [page]}).status_code == 200  # loaded
+    loaded = app.state.runtime.current(RANKER)
+    assert loaded.predictor.fast_click is not None and ranker.fast_click is None
+    assert loaded.compile.reason == "ranking models are not compiled; click model: linear-onnx"
+    assert loaded.compile.compiled is None  # the bundle is never scored inline by a compiled row cost
+    for page in _pages(ranker, 20, seed=7):
+        served, native = loaded.predictor.rank([page], explore=False)[0], ranker.rank([page], explore=False)[0]
+        assert served["items"] == native["items"]
+        assert np.allclose(served["scores"], native["scores"], rtol=0, atol=1e-6)
+
+
 def test_when_the_click_model_part_fails_popular_items_answer(ws: Workspace, server: tuple[BackgroundServer, Any],
                                                                 ranker: RankingModel) -> None:
     running, app = server
     model = app.state.runtime.current(RANKER).predictor
-    click = model.click
-    model.click = _BrokenClickModel()
+    click, fast = model.click, model.fast_click
+    model.click = model.fast_click = _BrokenClickModel()  # the part and its compiled twin
     try:
         page = _pages(ranker, 1, seed=4)[0]
         body = httpx.post(f"{running.url}/v1/models/{RANKER}:predict", timeout=30,
                           json={"instances": [page, {"k": 5}]}).json()
     finally:
-        model.click = click
+        model.click, model.fast_click = click, fast
     assert (body["served_by"], body["model_version"], body["reason"]) == ("fallback", 0, "error")
     popular = ModelRegistry(ws).resolve(RANKER, "production").signature["fallback"]["popular"]
     rank = {item: i for i, item in enumerate(popular)}

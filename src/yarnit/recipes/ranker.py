@@ -117,6 +117,9 @@ class RankingModel:
         # shopper_history view's online row (declared in the signature), never from the bundle
         self.needs_history = manifest["click_model"].get("transform") in HISTORY_TRANSFORMS
         self._transform = get_transform(manifest["click_model"]["transform"])
+        # a compiled twin of the click model's predictor, for a page's few rows (serving sets it: see
+        # serving.runtime, _load_ranking); None: the native predictor scores every row
+        self.fast_click: Any = None
         self._rng = np.random.default_rng(seed)
         self._lock = threading.Lock()
 
@@ -255,6 +258,17 @@ class RankingModel:
             rows.append({**base, **live, "product_id": product})
         return rows
 
+    def click_probe_rows(self, limit: int = 64) -> list[dict[str, Any]]:
+        """Click-model feature rows of this bundle's own catalog under its request defaults, as ``rank`` scores
+        them: the probes a compiled twin of the click model must agree on (serving.compiled)."""
+        request = self._request({})
+        history = ShopperHistory.of({}) if self.needs_history else None
+        rows = []
+        for product in self.catalog_records[:limit]:
+            row = {**product, **request, **(history.columns(product) if history is not None else {})}
+            rows.append(self._transform({**row, "position": 1}))
+        return rows
+
     def rank(self, instances: Sequence[Mapping[str, Any]], *, explore: bool = True) -> list[dict[str, Any]]:
         """One slate per instance: ``{"items", "scores", "propensities", "explored", "eligible"}``."""
         plans = []
@@ -298,7 +312,8 @@ class RankingModel:
         transform = self._transform
         if len(rows) < _FRAME_ROWS:
             features = [transform({**row, "position": 1}) for row in rows]
-            return np.asarray(self.click.predictor.predict_proba(features), dtype=float)
+            predictor = self.fast_click or self.click.predictor
+            return np.asarray(predictor.predict_proba(features), dtype=float)
         return np.asarray(self.click.score_frame(pd.DataFrame.from_records(rows)), dtype=float)
 
     def _slate(self, ids: np.ndarray, scores: np.ndarray, attribute: np.ndarray, k: int,
