@@ -617,13 +617,13 @@ class ModelRuntime:
         return loaded
 
     def _compile_ranker_click(self, version: ModelVersion, native: Any) -> CompileResult:
-        """A ranking bundle's click model, compiled for the data plane's page-sized calls (a page's 30 rows
-        through the native scikit-learn pipeline cost about 10 ms, most of a ranker request) when it compiles
-        and agrees with the native one on the bundle's own catalog; the bundle scores natively otherwise."""
+        """A ranking bundle's click model, compiled for the data plane's page-sized calls when it compiles and
+        agrees with the native one on the bundle's own catalog (a 30-candidate page of the demo's ranker: 1.10 ms
+        CPU natively, 0.58 ms compiled); the bundle scores natively otherwise."""
         click = getattr(getattr(native, "click", None), "predictor", None)
         probes = getattr(native, "click_probe_rows", None)
         if not self.compile or click is None or not callable(probes) or not hasattr(native, "fast_click"):
-            return CompileResult(None, "native", "ranking models are not compiled")
+            return CompileResult(None, "native", "compilation disabled or no click model in the bundle")
         try:
             result = compile_predictor(click, probes())
         except Exception as exc:  # a converter gap must never stop a model from serving
