@@ -157,3 +157,45 @@ def test_a_registered_version_is_checked_against_its_native_scores(ws: Workspace
     assert report.passed and report.candidate["version"] == 1
     assert _checks(report)["serving_matches_training"] is True  # compiled (ONNX) path == native model
     assert sha256_bytes(ws.artifacts.get_bytes(version.artifact_sha256)) == report.checks[0].value
+
+
+_CLI_LIKE_MAIN = '''
+import json
+import sys
+
+import yarnit.cli.app  # noqa: F401 - what the `yarnit` console script (the __main__ of `yarnit demo`) imports
+
+if __name__ == "__main__":
+    from yarnit.core import Settings
+    from yarnit.evaluation import Candidate, ValidityBudget, ValidityProbe
+    from yarnit.storage import open_workspace
+
+    args = json.loads(sys.argv[1])
+    ws = open_workspace(Settings.for_home(args["home"]))
+    probe = ValidityProbe(ws, Candidate(**args["candidate"]), args["rows"], ValidityBudget(latency_calls=5))
+    print(json.dumps(probe.result(), default=str))
+    ws.close()
+'''
+
+
+def test_a_check_child_does_not_import_the_callers_main_again(ws: Workspace, candidates: dict[str, Candidate],
+                                                              probe_rows: list[dict[str, Any]],
+                                                              tmp_path: Path) -> None:
+    """A fork server's child re-runs its parent's ``__main__`` (the whole CLI for ``yarnit demo``); the fork server
+    holds the parent's yarnit modules, so that re-run imports nothing and no check pays for it again."""
+    import json
+    import subprocess
+    import sys
+
+    script = tmp_path / "cli_like_main.py"
+    script.write_text(_CLI_LIKE_MAIN, encoding="utf-8")
+    good = candidates["good"]
+    args = {"home": str(ws.settings.home), "rows": probe_rows[:4],
+            "candidate": {"model_name": good.model_name, "artifact_sha256": good.artifact_sha256,
+                          "artifact_format": good.artifact_format, "signature": dict(good.signature)}}
+    done = subprocess.run([sys.executable, str(script), json.dumps(args)], capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["loaded"] is True and result["n_scores"] == 4, result
+    assert result["prepare_imports"] == [], result["prepare_imports"]

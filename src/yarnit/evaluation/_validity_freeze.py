@@ -11,6 +11,11 @@ touching (and copying) the parent's pages to update collector bookkeeping.
 from __future__ import annotations
 
 import gc
+import sys
+
+#: The modules the fork server holds: a child that finds more when its request arrives imported them while it
+#: prepared (multiprocessing re-runs the parent's ``__main__`` in it), and says which (``prepare_imports``).
+PRELOADED = frozenset(sys.modules)
 
 gc.collect()
 gc.freeze()

@@ -124,12 +124,24 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _prepare_imports() -> list[str]:
+    """yarnit's modules this child imported before its request (re-running the parent's ``__main__``), which the
+    fork server did not hold: each is CPU every check pays (``validity._main_imports`` keeps this empty)."""
+    frozen = sys.modules.get("yarnit.evaluation._validity_freeze")
+    preloaded = getattr(frozen, "PRELOADED", None)
+    if preloaded is None:  # not a fork server's child
+        return []
+    return sorted(name for name in sys.modules if name.startswith("yarnit") and name not in preloaded)[:50]
+
+
 def child_main(payload: str, conn: Any) -> None:
     """The fork server's child: one JSON request in, one JSON answer on ``conn`` (never a pickle)."""
+    prepared = _prepare_imports()
     try:
         out = run(json.loads(payload))
     except Exception as exc:  # noqa: BLE001 - whatever went wrong is the answer
         out = {"stage": "request", "loaded": False, "error": _error(exc)}
+    out["prepare_imports"] = prepared
     try:
         conn.send_bytes(json.dumps(out, default=str).encode("utf-8"))
     finally:
