@@ -83,3 +83,53 @@ def test_temp_files_of_a_killed_writer_are_removed_but_live_ones_kept(tmp_path: 
     proc.wait()
     removed = remove_temp_files(tmp_path)
     assert len(removed) == 1 and not removed[0].exists()
+
+
+def test_a_scratch_process_writes_atomically_without_fsync_and_durability_is_the_default(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``set_durable(False)`` (the operate demo's scratch months) skips every fsync of an atomic write and makes
+    SQLite commit without syncing; the write is still a rename of a complete temp file. The default syncs."""
+    from yarnit.core.atomic import is_durable, set_durable, sync_fd
+
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    assert is_durable()
+    atomic_write_bytes(tmp_path / "a", b"one")
+    assert len(synced) == 2  # the file, then its directory
+    with sqlite3_synchronous(tmp_path / "durable.db") as level:
+        assert level == 2  # FULL
+
+    previous = set_durable(False)
+    try:
+        assert previous is True and not is_durable()
+        synced.clear()
+        atomic_write_bytes(tmp_path / "a", b"two")
+        fd = os.open(tmp_path / "a", os.O_RDONLY)
+        sync_fd(fd)
+        os.close(fd)
+        assert synced == [] and (tmp_path / "a").read_bytes() == b"two"
+        assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp-")] == []
+        with sqlite3_synchronous(tmp_path / "scratch.db") as level:
+            assert level == 0  # OFF: a killed process still rolls back through the WAL
+    finally:
+        set_durable(previous)
+    assert is_durable()
+
+
+class sqlite3_synchronous:
+    """The ``PRAGMA synchronous`` of a metadata-store connection made now (0 OFF, 2 FULL)."""
+
+    def __init__(self, path: Path) -> None:
+        from yarnit.storage.metadata import MetadataStore
+
+        self.store = MetadataStore(f"sqlite:///{path}")
+
+    def __enter__(self) -> int:
+        from sqlalchemy import text
+
+        with self.store.engine.connect() as conn:
+            return int(conn.execute(text("PRAGMA synchronous")).scalar_one())
+
+    def __exit__(self, *exc: object) -> None:
+        self.store.close()

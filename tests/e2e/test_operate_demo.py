@@ -10,6 +10,7 @@ a rollback or a fallback. Both months run side by side in two processes, as ``ya
 from __future__ import annotations
 
 import json
+import sqlite3
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -81,6 +82,14 @@ def _the_report_is_one_self_contained_page_and_json(report) -> None:
     assert "partner_lookup" in page and "biased_loss" in page and "<svg" in page
     assert "http://" not in page and "https://" not in page and "<script src" not in page
     assert json.loads((out / "report.json").read_text())["faults"] == data["faults"]
+    # the months ran on scratch workspaces (atomic writes, no fsync), and the report says so beside its wall time
+    wall = next(t for t in data["targets"] if t["name"].startswith("wall time"))
+    assert data["durable"] is False and "no fsync" in wall["value"]
+    db = sqlite3.connect(out / "faulted" / "home" / "yarnit.db")  # unsynced, and still consistent
+    try:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    finally:
+        db.close()
 
 
 def test_the_output_directory_is_replaced_only_when_it_holds_a_previous_demo(tmp_path) -> None:

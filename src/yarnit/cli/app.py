@@ -162,6 +162,9 @@ def demo(days: int | None = typer.Option(None, min=2, max=60, help="Simulated da
                                          "(default: $YARNIT_HOME/demo; a previous demo's output there is replaced)."),
          serial: bool = typer.Option(False, "--serial", help="Run the faulted and the clean month one after the "
                                      "other (default: side by side, one process each)."),
+         durable: bool = typer.Option(False, "--durable", help="fsync every write of the two months' scratch "
+                                      "workspaces, as a production workspace does (default: atomic writes without "
+                                      "fsync; the next demo replaces them anyway)."),
          quick: bool = typer.Option(False, "--quick", help="Only the build-and-serve path: world → dataset → model → "
                                     "registry → one HTTP prediction, in this workspace."),
          as_json: bool = JSON_OPTION) -> None:
@@ -177,7 +180,7 @@ def demo(days: int | None = typer.Option(None, min=2, max=60, help="Simulated da
     from yarnit.demo.operate import OperateConfig, run_operate
     from yarnit.demo.report import render_table
 
-    config = OperateConfig(days=days or 30, seed=seed, sessions_per_day=sessions_per_day or 500)
+    config = OperateConfig(days=days or 30, seed=seed, sessions_per_day=sessions_per_day or 500, durable=durable)
     target = out if out is not None else load_settings().home / "demo"
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
                   disable=as_json, transient=False) as progress:

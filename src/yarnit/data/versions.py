@@ -48,7 +48,7 @@ import pyarrow.parquet as pq
 from sqlalchemy import Connection, and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 
-from yarnit.core.atomic import make_dirs
+from yarnit.core.atomic import make_dirs, sync_fd
 from yarnit.core.errors import Conflict, InvalidInput
 from yarnit.core.ids import check_name, check_version, new_id, parse_versioned_ref
 from yarnit.storage import ArtifactWriteFailed, LocalArtifactStore, Workspace, touch_existing
@@ -202,7 +202,7 @@ def _copy_hashing(source: Path, target: Path) -> str:
             digest.update(chunk)
             dst.write(chunk)
         dst.flush()
-        os.fsync(dst.fileno())
+        sync_fd(dst.fileno())
     return digest.hexdigest()
 
 
@@ -219,7 +219,7 @@ def _publish(store: LocalArtifactStore, staged: Path, sha: str | None = None) ->
         if sha is None:
             digest = hashlib.sha256()
             with open(staged, "rb") as stream:
-                os.fsync(stream.fileno())
+                sync_fd(stream.fileno())
                 while chunk := stream.read(1 << 22):
                     digest.update(chunk)
             sha = digest.hexdigest()

@@ -113,6 +113,12 @@ class OperateConfig:
     # waited hours longer for their samples (10 days, seed 0: 2 and 6 staged rollouts reached production without
     # the ranker, 0 and 1 at a fifth, 2 and 5 at a tenth; docs/design.md, h41)
     ranker_share: float = 0.1
+    # the two months' workspaces are scratch (the next demo replaces them): their writes stay atomic against a
+    # killed process but are not fsynced (core.atomic.set_durable), as a throwaway database runs with fsync off.
+    # 720 simulated hours write hourly state (loop, lease, monitor windows, SLO history, SQLite commits, the
+    # prediction log): some 17,000 fsyncs a month, each a few ms of waiting in minutes of real time. True (the CLI's
+    # --durable) syncs every write as a production workspace does, and measures that.
+    durable: bool = False
     # c=0.1: the value the pipeline's own tune step finds best on this shop's days (the default 1.0 overfits a
     # small shop's few thousand rows a day); fairness by site language is measured on every candidate (about
     # no CPU at 50 resamples: the evaluate step's CPU did not move; docs/design.md, h34)
@@ -195,15 +201,21 @@ def simulate(home: str, config: OperateConfig, with_faults: bool, progress: Prog
 
     Progress goes to ``progress``, or as ``"<label>: <message>"`` to the queue ``messages`` (another process).
     """
+    from yarnit.core.atomic import set_durable
+
     logging.getLogger("yarnit").setLevel(logging.WARNING)
     if progress is None:
         progress = (lambda m: messages.put(f"{label}: {m}")) if messages is not None else (lambda _m: None)
     started, cpu = time.monotonic(), time.process_time()
-    month = _Month(Path(home), config, with_faults, progress)
+    was_durable = set_durable(config.durable)  # before the workspace opens: its SQLite connections read it
     try:
-        month.run()
+        month = _Month(Path(home), config, with_faults, progress)
+        try:
+            month.run()
+        finally:
+            month.close()
     finally:
-        month.close()
+        set_durable(was_durable)
     month.timings["total_cpu"] = time.process_time() - cpu  # this process (the validity children are apart)
     return month.record(time.monotonic() - started)
 

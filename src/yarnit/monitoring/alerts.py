@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from yarnit.core.atomic import atomic_write_text
+from yarnit.core.atomic import atomic_write_text, sync_fd
 from yarnit.core.clock import Clock
 from yarnit.core.errors import YarnitError
 from yarnit.core.ids import new_id
@@ -332,7 +332,7 @@ class FileSink:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
                 os.write(fd, line)  # one write of one line: readers never see half of it unless the disk fills
-                os.fsync(fd)
+                sync_fd(fd)
             finally:
                 os.close(fd)
         except OSError as exc:

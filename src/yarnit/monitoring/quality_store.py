@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from yarnit.core.atomic import is_durable
 from yarnit.core.errors import ConfigError
 from yarnit.serving.predlog import DEFAULT_PII_FIELDS
 
@@ -132,7 +133,7 @@ class QualityStore:
         # The join's writes are derived data: WAL's NORMAL level survives a killed process, and a power cut can at
         # worst lose the last passes, which the next one redoes from the log checkpoint kept in the same file.
         # Ingested labels are not derived: ``durable`` (their ingest) syncs every commit.
-        self.conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+        self.conn.execute(f"PRAGMA synchronous={('FULL' if durable else 'NORMAL') if is_durable() else 'OFF'}")
         if _opened_before(self.path):
             return
         self.conn.executescript(_SCHEMA)

@@ -80,7 +80,7 @@ from typing import Any
 
 import orjson
 
-from yarnit.core.atomic import atomic_write_bytes
+from yarnit.core.atomic import atomic_write_bytes, is_durable
 from yarnit.core.clock import Clock
 from yarnit.core.ids import new_id
 
@@ -192,7 +192,7 @@ class PredictionLog:
         self.max_queue = max_queue
         self.flush_interval_s = flush_interval_s
         self.max_segment_bytes = max_segment_bytes
-        self.fsync = fsync
+        self.fsync = fsync and is_durable()  # a scratch workspace's process writes without fsync (core.atomic)
         self.aggregate_window_s = aggregate_window_s
         self.exemplars = exemplars  # per key and window
         self.max_exemplars = max_exemplars  # per window, all keys together

@@ -26,6 +26,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
 from alembic import command
+from yarnit.core.atomic import is_durable
 from yarnit.core.errors import ConfigError, InvalidInput, MissingDependency, Unavailable, WorkspaceTooNew
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -59,7 +60,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA synchronous=FULL")
+    # FULL: a commit is on disk when it returns; OFF only in a process that writes without durability (a scratch
+    # workspace, core.atomic.set_durable): still atomic against a killed process, not against a power cut
+    cursor.execute(f"PRAGMA synchronous={'FULL' if is_durable() else 'OFF'}")
     cursor.close()
 
 
