@@ -243,3 +243,23 @@ def test_a_pipeline_does_not_promote_into_a_spent_budget_and_says_why(tmp_path: 
         assert report["decision"].startswith("not promoted: releases of ctr are halted (the error budget of SLO "
                                              "shop-ctr-availability is spent")
         assert ModelRegistry(ws).aliases("ctr") == {}
+
+
+def test_the_monitor_and_the_release_gate_of_one_process_count_with_one_source(spent: Workspace,
+                                                                               clock: SimulatedClock) -> None:
+    """A monitor on the workspace's clock counts through the release gate's source: after its pass, the gate's
+    refusal reads no byte of the log again (it read the whole log once, in the monitor's pass)."""
+    from yarnit.monitoring.policy import workspace_policy
+    from yarnit.monitoring.runner import Monitor
+    from yarnit.monitoring.workspace import load_workspace_slos
+
+    monitor = Monitor(spent, load_workspace_slos(spent.home))
+    state = monitor.run_once()
+    assert state["sources"]["predlog_source"]["records"] == 60  # 30 minutes, two requests a minute
+    policy = workspace_policy(spent)
+    assert policy is not None and policy.source is monitor.source
+    assert "the error budget of SLO shop-ctr-availability is spent" in (policy.refusal("ctr", "production") or "")
+    assert monitor.source.reports()["predlog_source"]["bytes_read"] == 0  # the gate found nothing new to read
+    # a monitor on a clock of its own (a replay) keeps a source of its own
+    assert Monitor(spent, load_workspace_slos(spent.home), clock=SimulatedClock(clock.now())).source \
+        is not monitor.source

@@ -58,6 +58,7 @@ from yarnit.core.errors import YarnitError
 from . import slo_history
 from .alerts import AlertStore, Notification, Sink, alerts_path, build_sinks, deliver
 from .burn import BurnRateMonitor, SLOStatus
+from .policy import shared_source
 from .slo import SinkSpec, SLOFile, format_duration
 from .workspace import WorkspaceSLISource, monitoring_dir
 
@@ -119,7 +120,10 @@ class Monitor:
         self.deadline_s = deadline_s
         # Kept between runs: the prediction-log source then holds its counts in memory and reads only new
         # segments instead of reloading its checkpoint each run (a new Monitor, as after a restart, reloads it).
-        self.source = WorkspaceSLISource(workspace, spec, clock=self.clock)
+        # On the workspace's own clock it is the one the release gate of this process counts with
+        # (policy.shared_source): one pass brings both up to date.
+        self.source: Any = (shared_source(workspace, spec) if self.clock is workspace.clock
+                            else WorkspaceSLISource(workspace, spec, clock=self.clock))
         self._retained: tuple[int, Any] | None = None  # (policy days, cutoff) of this monitor's last retention run
 
     @property
