@@ -420,7 +420,7 @@ def main() -> None:
     parser.add_argument("--flat-mib-per-hour", type=float, default=6.0)
     parser.add_argument("--connections", type=int, default=16, help="the soak's connections")
     parser.add_argument("--quick", action="store_true", help="a short run of the whole path (minutes)")
-    parser.add_argument("--out", default="serving_soak.json", help="results file under benchmarks/results/")
+    parser.add_argument("--out", default="serving_soak.json", help="results file: a name under benchmarks/results/, or an absolute path")
     args = parser.parse_args()
     if args.quick:
         args.soak_minutes, args.phase_s, args.swap_every_s, args.window_s, args.warmup_s = 1.0, 5.0, 15.0, 30.0, 5.0
@@ -540,10 +540,11 @@ def main() -> None:
         "load_average": {"before": list(load_before), "at_end": list(os.getloadavg())},
     }
     report["targets"] = targets_of(report)
-    (HERE / "results").mkdir(exist_ok=True)
-    tmp = HERE / "results" / f".{args.out}.tmp"
+    out = HERE / "results" / args.out  # a relative name goes under benchmarks/results/, an absolute path as it is
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(json.dumps(report, indent=2))
-    os.replace(tmp, HERE / "results" / args.out)
+    os.replace(tmp, out)
     print(json.dumps({"sustainable_rps": sustainable,
                       "phases": [{k: p[k] for k in ("multiple", "error_rate", "shed_rate", "goodput_of_sustainable",
                                                     "p50_ms", "p99_ms", "rss_slope_mib_per_hour")} for p in phases],
