@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import json
 import os
 import platform
@@ -177,7 +178,7 @@ def rss_median_slope_mib_per_hour(samples: list[dict[str, Any]]) -> float | None
 
 def rss_steps(samples: list[dict[str, Any]], min_mib: float = 1.0) -> list[dict[str, float]]:
     """The rises of at least ``min_mib`` from one sample to the next: when, and by how much."""
-    return [{"t_s": b["t_s"], "mib": round(b["rss_mib"] - a["rss_mib"], 2)} for a, b in zip(samples, samples[1:])
+    return [{"t_s": b["t_s"], "mib": round(b["rss_mib"] - a["rss_mib"], 2)} for a, b in itertools.pairwise(samples)
             if b["rss_mib"] - a["rss_mib"] >= min_mib]
 
 
