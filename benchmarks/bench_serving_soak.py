@@ -127,6 +127,17 @@ def rss_mib(pid: int) -> float:
     return total / (1 << 20)
 
 
+def anon_mib(pid: int) -> float | None:
+    """The server process's anonymous RSS (malloc'd memory) in MiB; the rest of its RSS is file pages (code,
+    libraries, mapped files), so a step in one and not the other says which kind of memory grew."""
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return None
+    m = re.search(r"^Anonymous:\s+(\d+) kB$", text, re.M)
+    return round(int(m.group(1)) / 1024, 2) if m else None
+
+
 def scrape(port: int) -> dict[str, float | None]:
     """A few gauges from /metrics: prediction-log queue and drops, in-flight requests, the number of series."""
     try:
@@ -254,7 +265,8 @@ class Sampler:
     def _run(self) -> None:
         while True:
             self.samples.append({"t_s": round(time.monotonic() - self.started, 1),
-                                 "rss_mib": round(rss_mib(self.pid), 2), **scrape(self.port)})
+                                 "rss_mib": round(rss_mib(self.pid), 2), "anon_mib": anon_mib(self.pid),
+                                 **scrape(self.port)})
             if self._stop.wait(self.every_s):
                 return
 
