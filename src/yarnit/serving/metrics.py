@@ -41,6 +41,7 @@ from prometheus_client.registry import Collector
 from .runtime import SERVED_ALIASES
 
 if TYPE_CHECKING:
+    from .runtime import ModelRuntime
     from .service import InferenceService
 
 
@@ -55,7 +56,7 @@ class ServingCollector(Collector):
 
         service = self.service
         stats = service.stats
-        stats.prune_versions(self._loaded_versions())
+        stats.prune_versions(loaded_versions(service.runtime))
         yield _counter("yarnit_serving_requests", "Data-plane requests by model, version, alias, answering "
                        "path and HTTP status code", ["model", "version", "alias", "served_by", "code"],
                        stats.requests)
@@ -130,18 +131,7 @@ class ServingCollector(Collector):
             yield depth
 
     def _loaded(self) -> Iterator[tuple[str, str, Any]]:
-        """(model, alias, loaded version) for every alias this process has a version loaded for."""
-        for model, state in self.service.runtime.states().items():
-            for alias in (*SERVED_ALIASES, "previous"):
-                loaded = state.loaded(alias)
-                if loaded is not None:
-                    yield model, alias, loaded
-
-    def _loaded_versions(self) -> dict[str, set[str]]:
-        out: dict[str, set[str]] = {}
-        for model, _alias, loaded in self._loaded():
-            out.setdefault(model, set()).add(str(loaded.version.version))
-        return out
+        return _loaded_models(self.service.runtime)
 
     def _models(self) -> Iterator[Metric]:
         service = self.service
@@ -180,6 +170,23 @@ class ServingCollector(Collector):
                        ["model", "alias", "outcome"], swaps)
 
 
+def _loaded_models(runtime: ModelRuntime) -> Iterator[tuple[str, str, Any]]:
+    """(model, alias, loaded version) for every alias this process has a version loaded for."""
+    for model, state in runtime.states().items():
+        for alias in (*SERVED_ALIASES, "previous"):
+            loaded = state.loaded(alias)
+            if loaded is not None:
+                yield model, alias, loaded
+
+
+def loaded_versions(runtime: ModelRuntime) -> dict[str, set[str]]:
+    """model → the versions (as label strings) an alias or the previous production version has loaded."""
+    out: dict[str, set[str]] = {}
+    for model, _alias, loaded in _loaded_models(runtime):
+        out.setdefault(model, set()).add(str(loaded.version.version))
+    return out
+
+
 def _counter(name: str, documentation: str, labels: list[str], table: dict[tuple[str, ...], int]) -> Metric:
     family = CounterMetricFamily(name, documentation, labels=labels)
     for key, value in list(table.items()):
@@ -187,4 +194,4 @@ def _counter(name: str, documentation: str, labels: list[str], table: dict[tuple
     return family
 
 
-__all__ = ["ServingCollector"]
+__all__ = ["ServingCollector", "loaded_versions"]

@@ -137,6 +137,24 @@ class _Histogram:
         self.count += 1
 
 
+def retired_versions(seen: Mapping[str, set[str]], loaded: Mapping[str, set[str]], answered: set[tuple[str, str]],
+                     keep_newest: int = RETIRED_VERSIONS_KEPT) -> set[tuple[str, str]]:
+    """The (model, version) pairs of ``seen`` (model → versions with counters) whose counters can be forgotten.
+
+    Kept: the versions ``loaded`` (model → versions an alias names), those that ``answered`` since the last
+    prune (a traffic policy may route to a version no alias names) and each model's ``keep_newest`` newest
+    (by number). Every series labelled by version goes by this rule, so a process that hot-swaps all year
+    exports a bounded number of them (:meth:`ServingStats.prune_versions`, the data plane's
+    ``yarnit_predictions_total``).
+    """
+    forget: set[tuple[str, str]] = set()
+    for model, versions in seen.items():
+        newest = sorted(versions, key=lambda v: (len(v), v))[-keep_newest:] if keep_newest > 0 else []
+        keep = set(newest) | loaded.get(model, set()) | {v for v in versions if (model, v) in answered}
+        forget |= {(model, v) for v in versions - keep}
+    return forget
+
+
 class ServingStats:
     """Plain counters updated on the request path; exported at scrape time by ServingCollector."""
 
@@ -200,12 +218,8 @@ class ServingStats:
             for key in list(table):
                 if key[1]:
                     seen.setdefault(key[0], set()).add(key[1])
-        forget: set[tuple[str, str]] = set()
-        for model, versions in seen.items():
-            newest = sorted(versions, key=lambda v: (len(v), v))[-keep_newest:] if keep_newest > 0 else []
-            keep = set(newest) | loaded.get(model, set())
-            keep |= {v for v in versions if totals.get((model, v), 0) != self._pruned_totals.get((model, v), 0)}
-            forget |= {(model, v) for v in versions - keep}
+        answered = {k for k, v in totals.items() if v != self._pruned_totals.get(k, 0)}
+        forget = retired_versions(seen, loaded, answered, keep_newest)
         if forget:
             for table in tables:
                 for key in [k for k in list(table) if (k[0], k[1]) in forget]:
