@@ -41,6 +41,15 @@ def test_pages_go_to_ctr_and_the_ranker_by_share_and_the_ranker_follows_a_new_pr
         share = answered[f"{RANKER}:v1"] / sum(answered.values())
         assert 0.15 < share < 0.35, answered  # a quarter of the pages, by the hash
 
+        # the month's CPU outside its hourly steps, by part: the ranker's bootstrap, the serving refresh, the world
+        # and the shop, the HTTP server's thread, the scoring pool (the ranker's pages are offloaded to it) and the
+        # log writer; each thread's own clock, so none of them is a step's share counted twice
+        timings = record["timings"]
+        parts = ("bootstrap_cpu", "serving_refresh_cpu", "world_shop_cpu", "server_thread_cpu", "scoring_pool_cpu",
+                 "log_writer_cpu")
+        assert all(timings.get(k, 0.0) > 0 for k in parts), {k: timings.get(k) for k in parts}
+        assert timings["bootstrap"] > 0 and timings["serving_refresh"] > 0
+
         # the server's log: who answered each page, by name and version; the ranker's pages are the hashed ones
         primary = [r for r in read_prediction_log(month.ws.home / "prediction_log") if r.get("role") == "primary"]
         by_model = Counter((r["model"], r["version"], r["served_by"]) for r in primary)
@@ -109,3 +118,39 @@ def test_a_failed_ranker_request_falls_back_to_popularity_and_is_counted(sqlite_
         shop.requests > 0
     assert len(shop.failures) == shop.requests
     assert day.impressions["request_id"].isna().all() and shop.unshown.empty
+
+
+def test_the_serving_threads_cpu_is_read_from_each_threads_own_clock() -> None:
+    """A month reports its serving threads' CPU by kind (server, scoring pool, log writer), summed over a kind's
+    threads; a thread of another name is not counted."""
+    import threading
+    import time
+
+    from yarnit.demo.operate import _serving_threads_cpu
+
+    stop = threading.Event()
+
+    def burn(seconds: float) -> None:
+        until = time.thread_time() + seconds
+        while time.thread_time() < until:
+            pass
+        stop.wait(30)
+
+    names = ["yarnit-score-90", "yarnit-score-91", "yarnit-predlog", "someone-else"]
+    threads = [threading.Thread(target=burn, args=(0.02,), name=n, daemon=True) for n in names]
+    for thread in threads:
+        thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # each thread has spent its CPU once its own clock says so (no wall time assumed)
+            cpu = _serving_threads_cpu()
+            if cpu.get("scoring_pool_cpu", 0.0) >= 0.04 and cpu.get("log_writer_cpu", 0.0) >= 0.02:
+                break
+            assert time.monotonic() < deadline, cpu
+            time.sleep(0.01)
+        assert set(cpu) <= {"scoring_pool_cpu", "log_writer_cpu", "server_thread_cpu"}
+        assert "server_thread_cpu" not in cpu or cpu["server_thread_cpu"] >= 0
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(5)

@@ -115,6 +115,38 @@ def test_crash_between_window_files_and_checkpoint_counts_nothing_twice(sqlite_w
     assert len(files) == 1  # superseded epochs removed
 
 
+def test_an_update_lists_the_window_files_once_and_deletes_the_files_its_commit_superseded(sqlite_ws, home,
+                                                                                           monkeypatch):
+    """The listing of every kept window grew with the month and ran twice a pass (h49): after the commit, only the
+    files it superseded are deleted, by name. What is left on disk is the same: the files the index names."""
+    clock = SimulatedClock(START)
+    t = Traffic(home, clock)
+    t.requests(40)
+    clock.advance(3600)
+    t.requests(40)  # a second hour: two kept windows
+    _update(sqlite_ws, clock)
+    windows = traffic.traffic_dir(home) / "windows"
+    stray = next(windows.iterdir()) / f"{int(START.timestamp())}-e99.json"  # a crashed writer's, named by no index
+    stray.write_text("{}")
+    t.requests(10)  # the second hour again: its window is rewritten under a new epoch
+    listed: list[str] = []
+    entries = traffic._entries
+
+    def counting(directory):
+        listed.append(str(directory))
+        return entries(directory)
+
+    monkeypatch.setattr(traffic, "_entries", counting)
+    report = _update(sqlite_ws, clock)
+    model_dirs = [d for d in listed if Path(d).parent == windows]
+    assert len(model_dirs) == 1, listed  # base: once before the read, once more after the commit
+    assert report["garbage_files"] == 1 and not stray.exists()
+    state = json.loads((traffic.traffic_dir(home) / "state.json").read_text())
+    named = {f"{w}-e{e}.json" for w, e in state["index"]["ctr"].items()}
+    assert {p.name for p in windows.glob("*/*.json")} == named and len(named) == 2
+    assert traffic.window_summary(sqlite_ws, "ctr", START, START + timedelta(hours=2)).summary.requests == 90
+
+
 def test_torn_tail_waits_until_whole_and_out_of_order_or_untimed_records_are_counted(sqlite_ws, home):
     clock = SimulatedClock(START)
     t = Traffic(home, clock)

@@ -247,6 +247,7 @@ class _Month:
         self._settle_offset = 0  # requests the shop sent that the server never finished (see _settle)
         self.timings: dict[str, float] = {}  # real seconds per part of the month (where a slow demo spends it)
         self._timings_before: dict[str, float] = {}
+        self._hourly_thread_cpu = 0.0  # this thread's CPU-s in the hourly steps (apart from the world's)
         self.world_faults = [f.to_dict(self.start) for f in faults]
         self.repins: list[dict[str, Any]] = []  # the ranker's re-pins and holds (see _repin_ranker)
         self.repins_seen: set[int] = set()
@@ -349,7 +350,7 @@ class _Month:
         from yarnit.evaluation.validity import start_validity_workers
 
         start_validity_workers()  # its imports overlap the first training instead of delaying its validity check
-        self._bootstrap()
+        self._timed("bootstrap", self._bootstrap)
         # a small shop's canary sees a few pages an hour: two stages, each held until it has 20 requests
         rollout = {"stages": [25, 50], "bake_s": 2 * 3600.0, "min_requests": 20, "min_samples": 20,
                    "deadline_s": 24 * 3600.0} if self.config.rollout else None
@@ -374,11 +375,15 @@ class _Month:
             self.ranker.clock = self.clock
             self.ranker.route(self.config.ranker_share, self.config.seed, self.world_config.slate_size)
             try:
+                began = time.thread_time()
                 for partition in World(self.world_config, ranker=self.ranker).run(days or self.config.days):
                     self._day_done(partition)
+                # the world and the shop's side of each page, on this thread (its hourly steps are counted apart)
+                self.timings["world_shop_cpu"] = time.thread_time() - began - self._hourly_thread_cpu
                 # a day and a half more: the last day's log closes, is checked and trained on
                 self._settle()
                 self._advance_to(self.clock.now() + timedelta(hours=36))
+                self.timings.update(_serving_threads_cpu())
             finally:
                 self.ranker.close()
 
@@ -435,17 +440,28 @@ class _Month:
                                                       ("loop", self.loop.tick)]
         if self.config.ranker_share > 0:
             steps.append(("ranker", self._repin_ranker))
+        began = time.thread_time()
         for name, step in (*steps, ("monitor", self.monitor.run_once)):
-            began, cpu = time.monotonic(), time.process_time()
             try:
-                step()
+                self._timed(name, step)
             except Exception as exc:  # noqa: BLE001 - recorded and reported; a month goes on, as production does
                 self.hook_errors.append(f"{now.isoformat()} {name}: {type(exc).__name__}: {exc}"[:500])
-            self.timings[name] = self.timings.get(name, 0.0) + time.monotonic() - began
-            self.timings[f"{name}_cpu"] = self.timings.get(f"{name}_cpu", 0.0) + time.process_time() - cpu
+        self._timed("serving_refresh", self._refresh_serving)
+        self._hourly_thread_cpu += time.thread_time() - began
+
+    def _refresh_serving(self) -> None:
         serving = self.app.state.serving
         serving.runtime.refresh()  # what the server's watcher does every refresh_s, at a deterministic point
         serving.router.refresh()
+
+    def _timed(self, name: str, step: Callable[[], Any]) -> None:
+        """Run ``step``, adding its real seconds to ``timings[name]`` and the process's CPU-s to ``name_cpu``."""
+        began, cpu = time.monotonic(), time.process_time()
+        try:
+            step()
+        finally:
+            self.timings[name] = self.timings.get(name, 0.0) + time.monotonic() - began
+            self.timings[f"{name}_cpu"] = self.timings.get(f"{name}_cpu", 0.0) + time.process_time() - cpu
 
     def _ingest_labels(self, now: datetime) -> None:
         from yarnit.monitoring import quality
@@ -586,6 +602,36 @@ class _ShopRanker(HttpRanker):
         super()._count(who)
         if who.startswith("HTTP") and self.clock is not None:
             self.__dict__.setdefault("failures", []).append((self.clock.now().isoformat(), who))
+
+
+#: The server's threads whose CPU a month reports (``timings``), by thread name prefix: the HTTP server (its event
+#: loop: parsing, the fast lane, pages scored inline), the scoring pool (pages offloaded, such as the ranker's) and
+#: the prediction log's writer.
+SERVING_THREADS = {"yarnit-server": "server_thread_cpu", "yarnit-score-": "scoring_pool_cpu",
+                   "yarnit-predlog": "log_writer_cpu"}
+
+
+def _serving_threads_cpu() -> dict[str, float]:
+    """CPU-s so far of the serving threads still running in this process, by :data:`SERVING_THREADS` key.
+
+    Read from each thread's own CPU clock (POSIX), so the HTTP server's share of a month, which no step's timer
+    sees, is reported apart from the world and the shop's. Empty where thread clocks are not available.
+    """
+    import threading
+
+    out: dict[str, float] = {}
+    if not hasattr(time, "pthread_getcpuclockid"):
+        return out
+    for thread in threading.enumerate():
+        key = next((k for p, k in SERVING_THREADS.items() if thread.name.startswith(p)), None)
+        if key is None or thread.ident is None:
+            continue
+        try:
+            seconds = time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+        except OSError:  # the thread ended meanwhile
+            continue
+        out[key] = out.get(key, 0.0) + seconds
+    return out
 
 
 def _revenue(truth: pd.DataFrame, catalog: pd.DataFrame) -> float:

@@ -884,8 +884,12 @@ def update(workspace: Any, *, clock: Clock | None = None, log_dir: str | Path | 
                 _write_window(base, model, window, epoch, summaries)
             if fault == "after_windows":
                 raise RuntimeError("fault injected after the window files, before the checkpoint")
+            superseded = []
             for model, window in pending:
-                state.index.setdefault(model, {})[str(window)] = epoch
+                windows = state.index.setdefault(model, {})
+                if (old := windows.get(str(window))) is not None:
+                    superseded.append(_window_file(base, model, window, old))
+                windows[str(window)] = epoch
             state.epoch = epoch
             for reason, n in round_skipped.items():
                 state.skipped[reason] = state.skipped.get(reason, 0) + n
@@ -893,7 +897,11 @@ def update(workspace: Any, *, clock: Clock | None = None, log_dir: str | Path | 
             state.bytes += round_bytes
             state.updated_at = clock.now().isoformat()
             atomic_write_text(base / "state.json", json.dumps(state.to_dict(), separators=(",", ":")), mode=0o600)
-            _collect_garbage(base, state)
+            # The files this commit superseded, by name: under the lock, after the listing at the start of the
+            # update removed anything else no index names, they are all the garbage a commit leaves. Listing every
+            # kept hour of every model again cost O(hours × models) a pass, which grew with the month (h49).
+            for path in superseded:
+                path.unlink(missing_ok=True)
             touched.update(pending)
             pending.clear()
             round_skipped.clear()
