@@ -27,7 +27,8 @@ pytestmark = pytest.mark.timeout(600)
 PIPELINE = {"bootstrap_resamples": 10, "golden_rows": 200, "slices": ["device"], "fairness_groups": []}
 
 
-def test_pages_go_to_ctr_and_the_ranker_by_share_and_the_ranker_follows_a_new_production_ctr(tmp_path) -> None:
+def test_pages_go_to_ctr_and_the_ranker_by_share_and_the_ranker_follows_a_new_production_ctr(
+        tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = OperateConfig(days=10, sessions_per_day=150, faults=(), pipeline=PIPELINE, ranker_share=0.25)
     month = _Month(tmp_path / "month", config, False, lambda _m: None)
     try:
@@ -95,6 +96,16 @@ def test_pages_go_to_ctr_and_the_ranker_by_share_and_the_ranker_follows_a_new_pr
         assert {(t.upstream_version, t.consumer_version, t.regressed) for t in triples} >= {(2, 1, True),
                                                                                             (again.version, 1, False)}
         assert month._ranker_production() == f"{RANKER}:v2 (ctr:v{again.version})"
+
+        # the hours after it, with nothing new to decide, read two alias rows, not the versions behind them (h47)
+        month._repin_ranker()  # the first hour learns what v2 pins
+        resolved: list[tuple[str, str]] = []
+        resolve = ModelRegistry.resolve
+        monkeypatch.setattr(ModelRegistry, "resolve", lambda self, name, alias: resolved.append((name, alias))
+                            or resolve(self, name, alias))
+        for _hour in range(3):
+            month._repin_ranker()
+        assert resolved == [] and len(month.repins) == 2, resolved
     finally:
         month.close()
 

@@ -334,3 +334,81 @@ def test_the_bundle_manifest_is_plain_json_and_holds_no_pickles(ws: Workspace) -
         manifest = json.loads(archive.read("manifest.json"))
     assert names == ["click_model.bin", "manifest.json", "recs.bin"]
     assert manifest["rules"]["drop_out_of_stock"] is True and manifest["click_model"]["name"] == "ctr"
+
+
+# -- what loading and checking a ranker costs (issue 18, h47) ---------------------------------------------------------
+def test_bundles_of_the_same_bytes_share_their_parsed_parts_and_other_bytes_parse_anew(ws: Workspace) -> None:
+    from yarnit.recipes.ranker import _PARTS
+
+    registry = ModelRegistry(ws)
+    data = ws.artifacts.get_bytes(registry.resolve(RANKER, "production").artifact_sha256)
+    _PARTS.clear()
+    loads = _PARTS.loads
+    first, second = RankingModel.from_bytes(data), RankingModel.from_bytes(data)
+    assert _PARTS.loads - loads == 2  # one click model and one recommender set, parsed once for both bundles
+    assert first is not second and first._rng is not second._rng  # each load keeps its own exploration and state
+    assert first.click is second.click and first.recs is second.recs
+
+    # another click model in the same bundle: its recommenders are shared, its click model is parsed anew
+    day = next(iter(World(WorldConfig(seed=5, sessions_per_day=200, n_users=600)).run(1)))
+    fitted = make_trainer("logistic").fit(FRAME_TRANSFORMS["ctr_features_v1"](day.impressions),
+                                          day.impressions["clicked"].to_numpy(), seed=0)
+    other = registry.register("ctr", fitted.artifact, fitted.artifact_format, signature={
+        "inputs": RAW_INPUTS, "output": "click probability", "transform": "ctr_features_v1"})
+    repinned = RankingModel.from_bytes(RankingModel.with_upstream(data, other, fitted.artifact))
+    assert _PARTS.loads - loads == 3 and repinned.recs is first.recs and repinned.click is not first.click
+    assert repinned.upstream["version"] == other.version and first.upstream["version"] != other.version
+
+    # what a hit returns ranks as a fresh parse of the same bytes does
+    _PARTS.clear()
+    fresh = RankingModel.from_bytes(data)
+    assert fresh.click is not first.click and fresh.recs is not first.recs
+    pages = _pages(fresh, 5, seed=3)
+    assert first.rank(pages, explore=False) == fresh.rank(pages, explore=False)
+
+
+def test_the_parts_memo_is_bounded_and_keeps_the_most_recently_used() -> None:
+    from yarnit.recipes.ranker import PartsCache
+
+    memo = PartsCache(2)
+    made: list[str] = []
+
+    def load(name: str) -> Any:
+        return lambda: made.append(name) or {"part": name}
+
+    one = memo.get(("a",), load("a"))
+    assert memo.get(("a",), load("a again")) is one and made == ["a"]
+    memo.get(("b",), load("b"))
+    memo.get(("a",), load("a again"))  # a used last: b is the one to go
+    memo.get(("c",), load("c"))
+    assert made == ["a", "b", "c"]
+    assert memo.get(("a",), load("a again")) is one
+    memo.get(("b",), load("b again"))
+    assert made == ["a", "b", "c", "b again"]
+    memo.get(("d", None), load("unpinned"))  # no sha256 to key it by: loaded every time, never kept
+    memo.get(("d", None), load("unpinned"))
+    assert made[-2:] == ["unpinned", "unpinned"] and memo.loads == 6
+
+
+def test_the_checks_popularity_loop_is_simulated_once_for_the_same_world(ws: Workspace,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two checks of the ranker on the same loop world: the ranker's own loop runs each time, popularity's once
+    (a fixed rule on a seeded world), and both verdicts carry the same closed-loop figures."""
+    from yarnit.recipes import ranker as ranker_module
+    from yarnit.world.rankers import PopularityRanker
+
+    ranked: list[int] = []
+    real = PopularityRanker.rank_batch
+    monkeypatch.setattr(PopularityRanker, "rank_batch", lambda self, batch: ranked.append(1) or real(self, batch))
+    monkeypatch.setattr(ranker_module, "_POPULARITY_CTR", {}, raising=False)  # a memo of an earlier test: gone
+    runner = PipelineRunner(ws)
+    config = {"loop_sessions": 150, "loop_seed": 7, "promote": False}
+    verdicts = []
+    for _ in range(2):
+        result = runner.run(builtin_pipeline(RANKER), config=config, force=True)
+        verdicts.append(result.value("check", "verdict"))
+        if len(verdicts) == 1:
+            once = len(ranked)
+    assert once > 0 and len(ranked) == once, "popularity's loop world was simulated again"
+    assert verdicts[0]["closed_loop_ctr"] == verdicts[1]["closed_loop_ctr"]
+    assert verdicts[0]["ctr_ratio_vs_popularity"] == verdicts[1]["ctr_ratio_vs_popularity"]

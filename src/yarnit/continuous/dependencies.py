@@ -47,7 +47,7 @@ from yarnit.core.hashing import sha256_bytes
 from yarnit.core.ids import new_id
 from yarnit.registry import AliasNotFound, ArtifactFormat, ModelNotFound, ModelRegistry, ModelVersion
 from yarnit.registry.service import check_alias
-from yarnit.storage.schema import dependency_evaluations, model_dependencies
+from yarnit.storage.schema import aliases, dependency_evaluations, model_dependencies, model_versions
 
 DEFAULT_MAX_REGRESSION = 0.01  # the standard gates' auc_vs_production margin (evaluation.standard_gates)
 GATE_METRIC = "auc"
@@ -357,20 +357,28 @@ class ModelDependencies:
         """Upstream versions that matter now, each with why: behind the alias, and the newest registered."""
         return {number: why for number, (why, _version) in self._wanted(dependency).items()}
 
-    def _wanted(self, dependency: Dependency) -> dict[int, tuple[str, ModelVersion]]:
-        out: dict[int, tuple[str, ModelVersion]] = {}
-        newest = self.registry.newest(dependency.upstream)
+    def _wanted(self, dependency: Dependency) -> dict[int, tuple[str, tuple[str, ...]]]:
+        """Each upstream version that matters, with why and its dataset version ids: two narrow reads (a tick runs
+        this every hour; the versions' signatures, with their golden rows, are not needed to know which)."""
+        mv = model_versions
+        columns = (mv.c.version, mv.c.dataset_version_ids)
+        behind_alias = aliases.join(mv, and_(mv.c.model_name == aliases.c.model_name,
+                                             mv.c.version == aliases.c.version))
+        with self.ws.metadata.begin() as conn:
+            newest = conn.execute(select(*columns).where(mv.c.model_name == dependency.upstream)
+                                  .order_by(mv.c.version.desc()).limit(1)).first()
+            behind = conn.execute(select(*columns).select_from(behind_alias).where(and_(
+                aliases.c.model_name == dependency.upstream, aliases.c.alias == dependency.alias))).first()
+        if newest is None and not self.registry.exists(dependency.upstream):
+            raise ModelNotFound(dependency.upstream)
+        out: dict[int, tuple[str, tuple[str, ...]]] = {}
         if newest is not None:
-            out[newest.version] = ("registered", newest)
-        try:
-            behind = self.registry.resolve(dependency.upstream, dependency.alias)
-        except AliasNotFound:
-            pass
-        else:
-            out[behind.version] = (f"alias:{dependency.alias}", behind)
+            out[int(newest.version)] = ("registered", tuple(newest.dataset_version_ids or ()))
+        if behind is not None:
+            out[int(behind.version)] = (f"alias:{dependency.alias}", tuple(behind.dataset_version_ids or ()))
         return out
 
-    def _rows(self, dependency: Dependency, wanted: dict[int, tuple[str, ModelVersion]],
+    def _rows(self, dependency: Dependency, wanted: dict[int, tuple[str, tuple[str, ...]]],
               consumers: list[int]) -> dict[tuple[int, int], TripleEvaluation]:
         """The recorded rows of the triples a sync wants, by (upstream version, consumer version): one query.
 
@@ -396,8 +404,8 @@ class ModelDependencies:
                                                dependency_evaluations.c.id.desc())).mappings().all()
         out: dict[tuple[int, int], TripleEvaluation] = {}
         for r in rows:
-            upstream = wanted[r["upstream_version"]][1]
-            dataset = declared or (upstream.dataset_version_ids[0] if upstream.dataset_version_ids else None)
+            datasets = wanted[r["upstream_version"]][1]
+            dataset = declared or (datasets[0] if datasets else None)
             if r["dataset_version_id"] == dataset:
                 out.setdefault((r["upstream_version"], r["consumer_version"]),
                                TripleEvaluation(**(dict(r) | {"reasons": list(r["reasons"] or [])})))

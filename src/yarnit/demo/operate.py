@@ -251,6 +251,7 @@ class _Month:
         self.world_faults = [f.to_dict(self.start) for f in faults]
         self.repins: list[dict[str, Any]] = []  # the ranker's re-pins and holds (see _repin_ranker)
         self.repins_seen: set[int] = set()
+        self.pins: dict[int, int] = {}  # ranker version → the ctr version it pins (see _repin_ranker)
 
     # -- set-up --------------------------------------------------------------------------------------------------------
     def _bootstrap(self) -> None:
@@ -312,9 +313,16 @@ class _Month:
         from yarnit.training import PipelineRunner
 
         registry = ModelRegistry(self.ws)
-        ctr = registry.resolve("ctr", "production")
+        # every hour, two alias rows; the versions behind them are read only when there is something to decide (a
+        # version's pin never changes: it is remembered per ranker version, not decoded from its signature hourly)
+        ctr_now = registry.aliases("ctr").get("production")
+        ranker_now = registry.aliases(RANKER).get("production")
+        if ctr_now is not None and ranker_now is not None and (ctr_now == self.pins.get(ranker_now)
+                                                               or ctr_now in self.repins_seen):
+            return
+        ctr = registry.resolve("ctr", "production")  # an alias missing: its error, as every hour before
         ranker = registry.resolve(RANKER, "production")
-        pinned = int(ranker.signature["lineage"]["click_model"]["version"])
+        pinned = self.pins.setdefault(ranker.version, int(ranker.signature["lineage"]["click_model"]["version"]))
         if ctr.version == pinned or ctr.version in self.repins_seen:
             return
         self.repins_seen.add(ctr.version)

@@ -85,6 +85,48 @@ REQUEST_DEFAULTS: dict[str, Any] = {"query": "", "country": "US", "device": "des
                                     "user_price_sensitivity": 1.0}
 
 
+class PartsCache:
+    """A bounded, thread-safe, process-local memo of a bundle's loaded parts (least recently used out first).
+
+    Keys name content-addressed bytes (a member's sha256, checked against the manifest before any lookup), so a hit
+    is the part those bytes load to. A key holding None (a member the manifest does not pin) is never kept. Parsing
+    happens outside the lock: two threads may both load a new part, and the first one kept wins.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = int(size)
+        self._parts: dict[tuple[Any, ...], Any] = {}
+        self._lock = threading.Lock()
+        self.loads = 0  # parts actually parsed (a measure of the memo, for tests and profiling)
+
+    def get(self, key: tuple[Any, ...], load: Any) -> Any:
+        if None in key:
+            self.loads += 1
+            return load()
+        with self._lock:
+            found = self._parts.pop(key, None)
+            if found is not None:
+                self._parts[key] = found  # the most recently used is last
+                return found
+        part = load()
+        with self._lock:
+            self.loads += 1
+            part = self._parts.setdefault(key, part)
+            while len(self._parts) > self.size:
+                self._parts.pop(next(iter(self._parts)))
+        return part
+
+    def clear(self) -> None:
+        with self._lock:
+            self._parts.clear()
+
+
+#: Loaded click models and recommender sets of ranker bundles: a month of the operate demo loads about 50
+#: bundles (dependency evaluations, the pipeline's package and check, serving) that share one recommender set and
+#: a few click models. Eight parts: the production and canary bundles' and the evaluations' at hand.
+_PARTS = PartsCache(8)
+
+
 def _pinned_click_model(version: ModelVersion) -> dict[str, Any]:
     """How a bundle's manifest pins its click model: name, version, sha256, and what scoring needs."""
     signature = version.signature
@@ -173,13 +215,21 @@ class RankingModel:
             raise InvalidInput(f"Not a {SCHEMA} bundle (schema {manifest.get('schema')!r}); build it with "
                                "RankingModel.build.")
         pinned = manifest["click_model"]
-        version = ModelVersion(id=pinned["id"], model_name=pinned["name"], version=int(pinned["version"]),
-                               artifact_sha256=pinned["sha256"], artifact_format=ArtifactFormat(pinned["format"]),
-                               created_at=datetime.fromisoformat(pinned["created_at"]),
-                               signature={"transform": pinned["transform"], "inputs": pinned["inputs"]})
-        click = ClickModelRanker(version, members[CLICK_MEMBER], exploration_rate=0.0)
-        click.history = None  # the history comes with each request (ShopperHistory), not from an in-memory log
-        recs = RecommenderSet.from_bytes(members[RECS_MEMBER])
+
+        def click_model() -> ClickModelRanker:
+            version = ModelVersion(id=pinned["id"], model_name=pinned["name"], version=int(pinned["version"]),
+                                   artifact_sha256=pinned["sha256"], artifact_format=ArtifactFormat(pinned["format"]),
+                                   created_at=datetime.fromisoformat(pinned["created_at"]),
+                                   signature={"transform": pinned["transform"], "inputs": pinned["inputs"]})
+            click = ClickModelRanker(version, members[CLICK_MEMBER], exploration_rate=0.0)
+            click.history = None  # the history comes with each request (ShopperHistory), not from an in-memory log
+            return click
+
+        # the parts are read-only once loaded and keyed by what their bytes are (the manifest's sha256, checked
+        # above) and, for the click model, how the manifest pins it: equal keys, equal parts
+        sha = manifest.get("members") or {}
+        click = _PARTS.get(("click", sha.get(CLICK_MEMBER), json.dumps(pinned, sort_keys=True)), click_model)
+        recs = _PARTS.get(("recs", sha.get(RECS_MEMBER)), lambda: RecommenderSet.from_bytes(members[RECS_MEMBER]))
         return cls(manifest, click, recs, seed=seed)
 
     # -- as a consumer of the click model (continuous.dependencies) ----------------------------------
@@ -489,6 +539,39 @@ def diversity_holds(candidates: Sequence[Mapping[str, Any]], items: Sequence[str
     return not over or not others
 
 
+#: The closed-loop CTR of popularity, by (world config, days): the same seeded world ranked by a fixed rule, so the
+#: same number every time; the check's yardstick is simulated once per process, not once per ranker it checks.
+_POPULARITY_CTR: dict[tuple[Any, int], float] = {}
+_POPULARITY_CTR_MAX = 16
+
+
+def _loop_ctr(config: Any, ranker: Any, days: int, observe: Any = None) -> float:
+    """Clicks per impression of ``days`` of the world ``config`` ranked by ``ranker`` (``observe``: each day's log)."""
+    from yarnit.world import World
+
+    impressions = clicks = 0
+    for day in World(config, ranker=ranker).run(days):
+        if observe is not None:
+            observe(day.impressions)
+        impressions += len(day.impressions)
+        clicks += int(day.impressions["clicked"].sum())
+    return clicks / max(1, impressions)
+
+
+def popularity_loop_ctr(config: Any, days: int) -> float:
+    """:func:`_loop_ctr` of popularity, remembered per process (bounded) by (world config, days)."""
+    from yarnit.world import popularity_ranker
+
+    key = (config, int(days))
+    found = _POPULARITY_CTR.get(key)
+    if found is None:
+        found = _loop_ctr(config, popularity_ranker, int(days))
+        if len(_POPULARITY_CTR) >= _POPULARITY_CTR_MAX:
+            _POPULARITY_CTR.pop(next(iter(_POPULARITY_CTR)))
+        _POPULARITY_CTR[key] = found
+    return found
+
+
 def check(ctx: StepContext, model: TrainedModel) -> dict[str, Any]:
     """Golden slates, the rules, latency and a short closed loop against popularity; the verdict names every miss."""
     cfg = ctx.config
@@ -525,7 +608,7 @@ def check(ctx: StepContext, model: TrainedModel) -> dict[str, Any]:
     report: dict[str, Any] = {"pages": len(pages), "latency_p95_ms": p95,
                               "explored_share": float(np.mean([s["explored"] for s in slates]))}
     if int(cfg["loop_days"]) > 0:
-        from yarnit.world import World, WorldConfig, popularity_ranker
+        from yarnit.world import WorldConfig
         from yarnit.world.traffic import SlateRanker
 
         config = WorldConfig(seed=int(cfg["loop_seed"]), sessions_per_day=int(cfg["loop_sessions"]))
@@ -535,16 +618,10 @@ def check(ctx: StepContext, model: TrainedModel) -> dict[str, Any]:
             rows = history.enrich(instances) if history is not None else instances
             return ranker.rank(rows), f"{cfg['model']}:candidate"
 
-        served = SlateRanker(slates)
-        loop = {}
-        for name, world_ranker in (("ranker", served), ("popularity", popularity_ranker)):
-            impressions = clicks = 0
-            for day in World(config, ranker=world_ranker).run(int(cfg["loop_days"])):
-                if history is not None and world_ranker is served:
-                    history.observe(day.impressions)  # what the nightly materialization would serve next
-                impressions += len(day.impressions)
-                clicks += int(day.impressions["clicked"].sum())
-            loop[name] = clicks / max(1, impressions)
+        # the ranker's history is what the nightly materialization would serve next
+        loop = {"ranker": _loop_ctr(config, SlateRanker(slates), int(cfg["loop_days"]),
+                                    history.observe if history is not None else None),
+                "popularity": popularity_loop_ctr(config, int(cfg["loop_days"]))}
         report["closed_loop_ctr"] = loop
         ratio = loop["ranker"] / max(loop["popularity"], 1e-9)
         report["ctr_ratio_vs_popularity"] = ratio
