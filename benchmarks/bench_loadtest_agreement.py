@@ -5,7 +5,8 @@ Same run, same server, same rate, same inputs, two ways of measuring production'
 * **load test** (``yarnit loadtest``'s machinery, :func:`yarnit.loadtest.run.run_loadtest`): production
   (``ctr`` v1) load-tested against itself, so both sides are production; the figure is the production
   side's p99 as the gate computes it (merged per-request samples of ABBA slices of ~2 s, after a warm-up,
-  the generator unpinned with its default 1 ms busy-poll window, 64 connections).
+  64 connections; since the seventh session the load test isolates by default: its generator on the last
+  CPU, the staging servers on the others, ``yarnit.loadtest.placement``; before, nothing was pinned).
 * **serving benchmark** (``benchmarks/bench_serving.py``'s open-loop method): the same staging server
   (``python -m yarnit.api.staging``: production's options, cache off, the version pinned) pinned to core 0
   with ``taskset`` as the serving benchmark pins its servers, driven by ``benchmarks/loadgen`` (the same C

@@ -8,7 +8,11 @@ every candidate scoring call, some forty times production's median on this machi
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
+
+import pytest
 
 from sqlalchemy import select
 from testsupport.loadtest import LOGGED, cli
@@ -37,6 +41,9 @@ def test_a_real_run_gives_a_verdict_and_stores_it(loadtest_home: Path) -> None:
     assert result["inputs"] == {"requests_per_version": 100, "distinct_rows": 100, "distinct_seen": LOGGED,
                                 "log_records_read": LOGGED, "repeats": 0, "prediction_cache": "off"}
     assert [c["name"] for c in result["checks"]] == ["p95", "p99", "error_rate"]
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) >= 2 and shutil.which("taskset"):  # isolated by default: the generator apart from the servers
+        assert result["cpus"] == {"generator": str(cpus[-1]), "servers": ",".join(map(str, cpus[:-1]))}
     with open_workspace(Settings.for_home(loadtest_home)) as ws:
         assert LoadTestStore(ws).latest("ctr", 2) == result
         with ws.metadata.begin() as conn:
@@ -82,3 +89,35 @@ def test_a_staging_app_serves_exactly_its_pinned_version_and_nothing_else(loadte
     assert len(list(read_prediction_log(prediction_log_dir(loadtest_ws.home)))) == logged_before == LOGGED
     staged = list(read_prediction_log(tmp_path / "staging-log"))  # its traffic went to the scratch log
     assert [(r["model"], r["version"], r["status"]) for r in staged if r.get("status") == 200] == [("ctr", 2, 200)]
+
+
+def test_placement_keeps_the_generator_off_the_staging_servers_cpus() -> None:
+    from yarnit.loadtest import placement
+
+    plan = LoadTestPlan(rps=10, duration_s=1)
+    if shutil.which("taskset"):
+        assert placement(plan, {0, 1}) == {"generator": "1", "servers": "0"}
+        assert placement(plan, {0, 2, 3, 5}) == {"generator": "5", "servers": "0,2,3"}
+        # an explicit generator CPU: the servers get the rest
+        assert placement(LoadTestPlan(rps=10, duration_s=1, cpu="0-1"), {0, 1, 2, 3}) == \
+            {"generator": "0-1", "servers": "2,3"}
+    assert placement(plan, {3}) == {"generator": None, "servers": None}  # one CPU: nothing to keep apart
+    assert placement(LoadTestPlan(rps=10, duration_s=1, isolate=False), {0, 1}) == \
+        {"generator": None, "servers": None}
+
+
+@pytest.mark.skipif(not shutil.which("taskset") or len(os.sched_getaffinity(0)) < 2, reason="needs taskset, 2 CPUs")
+def test_a_staging_server_given_cpus_runs_only_on_them(loadtest_ws: Workspace, tmp_path: Path) -> None:
+    import time
+
+    from yarnit.loadtest import StagingServer
+
+    cpu = sorted(os.sched_getaffinity(0))[0]
+    with StagingServer(loadtest_ws, "ctr", 1, tmp_path, role="pinned", cpus=str(cpu)) as server:
+        server.start()
+        server.wait_ready(time.monotonic() + 300)
+        assert server.proc is not None
+        threads = list((Path("/proc") / str(server.proc.pid) / "task").iterdir())
+        assert len(threads) > 1  # the server's own threads, started after exec, all inherit the CPU
+        assert {cpu} == set(os.sched_getaffinity(server.proc.pid))
+        assert all(set(os.sched_getaffinity(int(t.name))) == {cpu} for t in threads)

@@ -40,6 +40,9 @@ def _show(result: dict[str, Any]) -> None:
     inputs = result["inputs"]
     console.print(f"inputs: {inputs['distinct_rows']} distinct logged instances for {inputs['requests_per_version']} "
                   f"requests per version (prediction cache off); injected delay {result['injected_delay_ms']:g} ms")
+    cpus = result.get("cpus") or {}
+    console.print(f"CPUs: generator {cpus.get('generator') or 'not pinned'}, staging servers "
+                  f"{cpus.get('servers') or 'not pinned'}")
     for warning in result.get("warnings", [])[:5]:
         console.print(f"[yellow]generator:[/] {warning}")
 
@@ -62,7 +65,11 @@ def loadtest(
     inject_delay_ms: float = typer.Option(0.0, "--inject-candidate-delay-ms", help="Drill: add this delay to every "
                                           "candidate scoring call, to see the gate fail (recorded; such a result "
                                           "never clears a rollout)."),
-    cpu: str = typer.Option(None, "--cpu", help="Pin the generator to these CPUs (taskset -c)."),
+    cpu: str = typer.Option(None, "--cpu", help="Pin the generator to these CPUs (taskset -c); the staging servers "
+                            "get the others."),
+    isolate: bool = typer.Option(True, "--isolate/--no-isolate", help="Keep the generator on a CPU of its own and "
+                                 "the staging servers on the others (default, with 2+ CPUs and taskset), as the "
+                                 "serving benchmark does; --no-isolate lets the scheduler place them."),
     history: bool = typer.Option(False, "--history", help="List recorded results of MODEL (--version: of one)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -73,7 +80,7 @@ def loadtest(
     """
     try:
         result = _run(model, version, rps, duration, p95_tolerance, p99_tolerance, slack_ms, max_error_rate_increase,
-                      max_p95_ms, max_p99_ms, connections, inject_delay_ms, cpu, history)
+                      max_p95_ms, max_p99_ms, connections, inject_delay_ms, cpu, history, isolate)
     except (InvalidInput, NotFound) as exc:
         fail(str(exc))
         raise typer.Exit(2) from None
@@ -100,7 +107,7 @@ def _show_history(rows: list[dict[str, Any]]) -> None:
 
 def _run(model: str, version: int | None, rps: float, duration: str, p95_tolerance: float, p99_tolerance: float,
          slack_ms: float, max_error_rate_increase: float, max_p95_ms: float | None, max_p99_ms: float | None,
-         connections: int, inject_delay_ms: float, cpu: str | None, history: bool) -> Any:
+         connections: int, inject_delay_ms: float, cpu: str | None, history: bool, isolate: bool = True) -> Any:
     from yarnit.access import cli_actor
     from yarnit.continuous.rollout import parse_duration
     from yarnit.loadtest import LoadTestPlan, LoadTestStore, Tolerances, run_loadtest
@@ -119,7 +126,7 @@ def _run(model: str, version: int | None, rps: float, duration: str, p95_toleran
                                 max_error_rate_increase=max_error_rate_increase, max_p95_ms=max_p95_ms,
                                 max_p99_ms=max_p99_ms)
         plan = LoadTestPlan(rps=rps, duration_s=parse_duration(duration), tolerances=tolerances,
-                            connections=connections, inject_delay_ms=inject_delay_ms, cpu=cpu)
+                            connections=connections, inject_delay_ms=inject_delay_ms, cpu=cpu, isolate=isolate)
         return run_loadtest(ws, model, version, plan, actor=cli_actor(),
                             progress=lambda message: console.print(f"  {message}"))
 

@@ -8,7 +8,7 @@ where the staged rollout's load-test stage reads it.
 
 from .gate import Check, SideFigures, Tolerances, Verdict, figures, judge, percentile
 from .inputs import HardInputs, hard_inputs, request_bodies
-from .run import MAX_DURATION_S, MAX_REQUESTS, MAX_RPS, LoadTestPlan, StagingServer, run_loadtest
+from .run import MAX_DURATION_S, MAX_REQUESTS, MAX_RPS, LoadTestPlan, StagingServer, placement, run_loadtest
 from .store import LoadTestStore
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "hard_inputs",
     "judge",
     "percentile",
+    "placement",
     "request_bodies",
     "run_loadtest",
 ]

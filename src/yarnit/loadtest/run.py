@@ -72,6 +72,9 @@ class LoadTestPlan:
     inject_delay_ms: float = 0.0  # drill: added to every candidate scoring (never to production's)
     spin_us: float | None = None  # generator busy-poll window (None: its default, 1 ms; 0: sleep, less precise)
     cpu: str | None = None  # pin the generator with taskset (keep it off the servers' cores)
+    # the generator on a CPU of its own and the staging servers on the others (see ``placement``); False: the
+    # scheduler places all three, and the generator's busy-poll then shares a core with the server it measures
+    isolate: bool = True
     startup_timeout_s: float = 120.0
 
     def __post_init__(self) -> None:
@@ -116,14 +119,49 @@ def staging_env(ws: Workspace) -> dict[str, str]:
     return env
 
 
+def placement(plan: LoadTestPlan, available: set[int] | None = None) -> dict[str, str | None]:
+    """Which CPUs the generator and the staging servers run on (``taskset -c`` lists; None: not pinned).
+
+    Isolated (the default) the generator gets the last CPU this process may use and the servers the others, the
+    way the serving benchmark pins its server and its generator: the generator busy-polls to send on time, and
+    on a CPU it shares with the server it measures it adds its own time slices to the server's tail (on a
+    quiet 2-core machine: production's p99 4.0-4.3 ms unpinned against 0.6-1.6 ms pinned, the same server and
+    inputs, ``benchmarks/bench_loadtest_agreement.py``). An explicit ``plan.cpu`` pins the generator there and
+    the servers on the remaining CPUs. One CPU, no ``taskset``, or ``isolate=False``: nothing is pinned.
+    """
+    cpus = sorted(available if available is not None else os.sched_getaffinity(0))
+    if plan.cpu is not None:
+        taken = _cpu_list(plan.cpu)
+        rest = [c for c in cpus if c not in taken]
+        servers = ",".join(map(str, rest)) if plan.isolate and rest and shutil.which("taskset") else None
+        return {"generator": plan.cpu, "servers": servers}
+    if not plan.isolate or len(cpus) < 2 or shutil.which("taskset") is None:
+        return {"generator": None, "servers": None}
+    return {"generator": str(cpus[-1]), "servers": ",".join(map(str, cpus[:-1]))}
+
+
+def _cpu_list(text: str) -> set[int]:
+    """The CPUs of a ``taskset -c`` list ("1", "0,2", "0-3"); an unreadable list takes none."""
+    out: set[int] = set()
+    for part in str(text).split(","):
+        low, _, high = part.strip().partition("-")
+        try:
+            out.update(range(int(low), int(high or low) + 1))
+        except ValueError:
+            continue
+    return out
+
+
 class StagingServer:
-    """One ``python -m yarnit.api.staging`` process serving ``model`` v``version`` on a loopback port."""
+    """One ``python -m yarnit.api.staging`` process serving ``model`` v``version`` on a loopback port
+    (pinned to ``cpus`` with ``taskset -c`` when given)."""
 
     def __init__(self, ws: Workspace, model: str, version: int, scratch: Path, *, role: str,
-                 inject_delay_ms: float = 0.0) -> None:
+                 inject_delay_ms: float = 0.0, cpus: str | None = None) -> None:
         self.ws, self.model, self.version, self.role = ws, model, version, role
         self.dir = scratch / role
         self.inject_delay_ms = inject_delay_ms
+        self.cpus = cpus
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
 
@@ -138,6 +176,9 @@ class StagingServer:
                "--parent-pid", str(os.getpid())]  # it stops itself if this process dies without stopping it
         if self.inject_delay_ms:
             cmd += ["--inject-delay-ms", repr(float(self.inject_delay_ms))]
+        taskset = shutil.which("taskset") if self.cpus else None
+        if taskset is not None:  # from exec on: every thread the server starts inherits it
+            cmd = [taskset, "-c", str(self.cpus), *cmd]
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          env=staging_env(self.ws), start_new_session=True)
@@ -291,9 +332,10 @@ def _measure(ws: Workspace, model: str, version: int, baseline_version: int, pla
         bodies[k].write_bytes(request_bodies(rows, max(count, 1), start=sum(counts[:k])))
     warm_s = min(1.0, plan.duration_s / 4)
     warnings: list[str] = []
-    with StagingServer(ws, model, baseline_version, scratch, role="production") as prod, \
-            StagingServer(ws, model, version, scratch, role="candidate",
-                          inject_delay_ms=plan.inject_delay_ms) as cand:
+    cpus = placement(plan)
+    with StagingServer(ws, model, baseline_version, scratch, role="production", cpus=cpus["servers"]) as prod, \
+            StagingServer(ws, model, version, scratch, role="candidate", inject_delay_ms=plan.inject_delay_ms,
+                          cpus=cpus["servers"]) as cand:
         say(f"starting staging servers: {model} v{version} (candidate) and v{baseline_version} (production)")
         prod.start()
         cand.start()
@@ -305,7 +347,7 @@ def _measure(ws: Workspace, model: str, version: int, baseline_version: int, pla
             samples_file = scratch / f"samples-{server.role}-{k}.txt"
             out = generator.run(binary, host="127.0.0.1", port=server.port, path=path, rate=plan.rps,
                                 duration_s=seconds, bodies_file=bodies[k or 0], connections=plan.connections,
-                                samples_file=samples_file, spin_us=plan.spin_us, cpu=plan.cpu)
+                                samples_file=samples_file, spin_us=plan.spin_us, cpu=cpus["generator"])
             warnings.extend(f"{server.role}: {w}" for w in out.get("warnings", []))
             return generator.read_samples(samples_file)
 
@@ -325,8 +367,8 @@ def _measure(ws: Workspace, model: str, version: int, baseline_version: int, pla
                      "candidate": cand.fallbacks() - before["candidate"]}
     return {"candidate_figures": figures(version, samples["candidate"], fallbacks["candidate"]),
             "baseline_figures": figures(baseline_version, samples["production"], fallbacks["production"]),
-            "warnings": warnings[:20]}
+            "warnings": warnings[:20], "cpus": cpus}
 
 
-__all__ = ["MAX_DURATION_S", "MAX_REQUESTS", "MAX_RPS", "LoadTestPlan", "StagingServer", "run_loadtest",
-           "staging_env"]
+__all__ = ["MAX_DURATION_S", "MAX_REQUESTS", "MAX_RPS", "LoadTestPlan", "StagingServer", "placement",
+           "run_loadtest", "staging_env"]
