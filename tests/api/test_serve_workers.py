@@ -68,14 +68,24 @@ def _children(ppid: int) -> dict[int, int]:
 
 
 def _exited(pid: int) -> bool:
-    """True once ``pid`` has closed its files: a zombie or reaped. (Not "absent from _children": a dying
-    process's cmdline reads empty once its memory is freed, which the kernel does before it closes its
-    descriptors, and a connection queued to its listening socket in that window is reset.)"""
+    """True once every thread of ``pid`` has exited, so its files are closed: gone, or only a zombie left.
+
+    Not "absent from _children": a dying process's cmdline reads empty once its memory is freed, before its
+    descriptors close. Not "the process is a zombie" either: a worker has threads, and under SIGKILL its main
+    thread can turn zombie while another thread still holds the descriptor table (and the listening socket);
+    a connection queued to that socket in that window is reset when the last thread closes it."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
     except OSError:
         return True
-    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    for task in tasks:
+        try:
+            state = (task / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue  # that thread is gone
+        if state not in ("Z", "X"):
+            return False
+    return True
 
 
 def _wait(condition, what: str, bound_s: float = BOUND_S):  # type: ignore[no-untyped-def]
@@ -147,7 +157,7 @@ def test_two_workers_answer_survive_a_kill_and_stop_on_sigterm(tmp_path: Path) -
         os.kill(workers[1], signal.SIGKILL)
         # (a connection the kernel queued for worker 1 while it was dying is reset with its socket: that is
         # the SO_REUSEPORT trade-off in api/workers.py; once it is gone, no connection goes its way)
-        _wait(lambda: _exited(workers[1]), "the killed worker gone")
+        _wait(lambda: _exited(workers[1]), "the killed worker's every thread gone")
         statuses: Counter[int] = Counter()
 
         def replaced() -> bool:
@@ -191,6 +201,38 @@ def test_two_workers_answer_survive_a_kill_and_stop_on_sigterm(tmp_path: Path) -
     answered = sum(seen.values()) + sum(statuses.values()) + sum(after.values())
     assert sum(1 for r in scan.records if r.get("role") == "primary" and r.get("status") == 200) >= \
         answered - seen["1"]  # the killed worker's unflushed records may be lost (kill -9)
+
+
+_MAIN_THREAD_EXITS_FIRST = """
+import ctypes, socket, sys, threading
+server = socket.create_server(("127.0.0.1", 0))
+print(server.getsockname()[1], flush=True)
+threading.Thread(target=sys.stdin.read).start()  # holds the process (and the socket) until stdin closes
+ctypes.CDLL(None).pthread_exit(None)  # the main thread exits first: it turns zombie, the process lives on
+"""
+
+
+def test_a_process_whose_main_thread_died_first_is_not_gone_while_another_thread_holds_its_socket() -> None:
+    """The CI flake of 2026-12-08: the kill test took the killed worker's zombie main thread for "gone",
+    asked for a prediction while another thread still held the listening socket, and was reset."""
+    child = subprocess.Popen([sys.executable, "-c", _MAIN_THREAD_EXITS_FIRST], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE)
+    try:
+        assert child.stdout is not None and child.stdin is not None
+        port = int(child.stdout.readline())
+        _wait(lambda: Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z",
+              "the main thread a zombie")
+        # the socket still listens: the kernel completes a connection to it
+        with socket.create_connection(("127.0.0.1", port), timeout=30):
+            pass
+        assert not _exited(child.pid)
+        child.stdin.close()  # the last thread ends
+        _wait(lambda: _exited(child.pid), "every thread gone")
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=30)
+    finally:
+        child.kill()
+        child.wait()
 
 
 def test_the_port_is_checked_and_held_for_the_workers() -> None:
