@@ -9,6 +9,7 @@ import time
 from dataclasses import replace
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from yarnit.api import create_app
@@ -267,6 +268,17 @@ def test_a_slow_body_is_answered_408_and_its_connection_closed(impatient: Backgr
     with _connect(impatient) as sock:  # the server is fine
         sock.sendall(_request("/v1/models/ctr:predict"))
         assert _read_answer(sock, bytearray())[0] == 200
+
+
+def test_the_openapi_document_lists_the_408_the_read_timeout_answers(impatient: BackgroundServer) -> None:
+    """A client generated from the OpenAPI document must know the 408 (and the 413 and 503) the prediction
+    routes answer; the 408 is JSON on the lane and plain text when the headers never arrived whole."""
+    paths = httpx.get(f"{impatient.url}/openapi.json", timeout=30).json()["paths"]
+    for route in ("/v1/models/{name}:predict", "/v2/models/{name}/infer"):
+        responses = paths[route]["post"]["responses"]
+        assert {"408", "413", "503"} <= set(responses), (route, sorted(responses))
+        assert set(responses["408"]["content"]) == {"application/json", "text/plain"}
+        assert "read timeout" in responses["408"]["description"]
 
 
 def test_trickled_headers_are_cut_off_too(impatient: BackgroundServer) -> None:

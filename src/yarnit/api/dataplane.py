@@ -128,6 +128,9 @@ def _responses(ok_schema: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
         200: {"description": "Scores, with the model, version and path that answered", "headers": _ANSWER_HEADERS,
               "content": {"application/json": {"schema": ok_schema}}},
         404: _error_response("No such model, or it has no production version"),
+        408: {"description": "The request did not arrive whole within the server's read timeout (a slow or "
+                             "stalled client); the connection is closed. Send the whole request at once, or retry.",
+              "content": {"application/json": {"schema": ERROR_SCHEMA}, "text/plain": {"schema": {"type": "string"}}}},
         413: _error_response("The body is over the size limit"),
         422: _error_response("Malformed JSON, wrong shape or type, NaN/inf, unknown field"),
         503: _error_response("Shed by admission control (queue full or deadline passed in the queue)",
