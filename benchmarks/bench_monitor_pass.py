@@ -30,7 +30,6 @@ from yarnit.monitoring.runner import Monitor, read_state
 from yarnit.monitoring.slo import load_slo_file
 from yarnit.storage import open_workspace
 
-
 HERE = Path(__file__).resolve().parent
 
 
