@@ -9,7 +9,10 @@ the peer: absolute milliseconds move with the machine's load, the ratios less so
 
 Usage::
 
-    python benchmarks/bench_model_page_readiness.py --home HOME [--model ctr] [--reps 9]
+    python benchmarks/bench_model_page_readiness.py [--home HOME] [--model ctr] [--reps 9] [--build-days 10]
+
+Without ``--home``: the last ``yarnit demo``'s faulted month, or, when there is none (a fresh clone's
+``make bench``), a 10-day faulted month this run simulates first (``bench_monitor_pass.build_month``).
 
 Writes ``benchmarks/results/model_page_readiness.json`` and prints the summary.
 """
@@ -20,6 +23,7 @@ import argparse
 import json
 import os
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -43,12 +47,22 @@ def main() -> None:
                         help="an operate demo's workspace (default: the last `yarnit demo`'s faulted month)")
     parser.add_argument("--model", default="ctr")
     parser.add_argument("--reps", type=int, default=9)
+    parser.add_argument("--build-days", type=int, default=10,
+                        help="days of the month simulated when there is no demo workspace")
     args = parser.parse_args()
-    if args.home is None:  # `make bench` runs every script: without a demo there is nothing to measure
-        args.home = load_settings().home / "demo" / "faulted" / "home"
-        if not args.home.is_dir():
-            print(f"skipped: no operate demo at {args.home}; run `yarnit demo` first, or pass --home")
-            return
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.home is None:
+            args.home = load_settings().home / "demo" / "faulted" / "home"
+            if not args.home.is_dir():  # a fresh clone's `make bench`: simulate a month (bench_monitor_pass)
+                from bench_monitor_pass import build_month
+
+                print(f"no operate demo at {args.home}: simulating a {args.build_days}-day faulted month first",
+                      flush=True)
+                args.home = build_month(Path(tmp) / "month", args.build_days)
+        measure(args)
+
+
+def measure(args: argparse.Namespace) -> None:
     ws = open_workspace(Settings.for_home(args.home))
     model = args.model
     model_page(ws, model)  # imports and first connections are not what is compared
@@ -64,6 +78,7 @@ def main() -> None:
             ReadinessCache().get(ws, model)[0], age_s=0.0)))
         arms["records fingerprint"].append(_ms(lambda: records_fingerprint(ws)))
     peer = statistics.median(arms["page without readiness"])
+    ws.close()
     result = {"home": str(args.home), "model": model, "reps": args.reps, "load_average": os.getloadavg(),
               "median_ms": {k: round(statistics.median(v), 1) for k, v in arms.items()},
               "ratio_to_page_without_readiness": {k: round(statistics.median(v) / peer, 2) for k, v in arms.items()}}
