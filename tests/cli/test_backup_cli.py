@@ -8,6 +8,7 @@ from pathlib import Path
 from testsupport import register_ctr
 from typer.testing import CliRunner
 
+from yarnit.access import cli_actor
 from yarnit.cli.app import app
 from yarnit.core import Settings
 from yarnit.registry import ModelRegistry
@@ -49,6 +50,9 @@ def test_backup_verify_restore_and_gc_from_the_command_line(tmp_path: Path) -> N
     assert json.loads(lkg.stdout) | {"backup_id": "", "artifact_sha256": ""} == {
         "backup_id": "", "model": "ctr", "version": 1, "alias": "production", "artifact_sha256": "",
         "artifact": "present", "version_row": "present", "evaluations_added": 0, "feature_views": [], "notes": []}
+    with open_workspace(Settings.for_home(target)) as ws:  # the alias move names who ran it, like every CLI move
+        assert [(e.action, e.actor) for e in ModelRegistry(ws).history("ctr", "production")][-1] == \
+            ("restore", cli_actor())
 
     gc = runner.invoke(app, ["artifacts", "gc", "--json"], env={"YARNIT_HOME": str(source)})
     assert gc.exit_code == 0 and json.loads(gc.stdout)["newly_marked"] == [orphan]

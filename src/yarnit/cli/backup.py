@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from yarnit.access import cli_actor
 from yarnit.registry import restore_last_known_good
 from yarnit.storage import (
     ArtifactGC,
@@ -136,7 +137,8 @@ def restore(repo: Path | None = REPO_OPTION,
     repository = _repo(repo)
     with workspace() as ws:
         if model is not None:
-            report = restore_last_known_good(ws, repository, model, backup_id=backup_id, version=version, alias=alias)
+            report = restore_last_known_good(ws, repository, model, backup_id=backup_id, version=version, alias=alias,
+                                             actor=cli_actor())
             emit(report.to_dict(), as_json, lambda: console.print(
                 f"restored {report.model} v{report.version} from {report.backup_id} (artifact {report.artifact}, "
                 f"row {report.version_row}); {report.alias} -> v{report.version}"
