@@ -89,6 +89,18 @@ def test_cli_backfills_materializes_lists_shows_and_reads(home: Path) -> None:
     assert json.loads(out)["rows"] == 0  # nothing was served through a logging reader yet
 
 
+def test_definitions_the_cli_records_are_audited_as_the_os_user(home: Path) -> None:
+    """Like every other CLI write (alias moves, forget, retention), not as the literal 'cli'."""
+    from yarnit.access import cli_actor
+    from yarnit.storage.schema import audit_log
+
+    assert _run(home, "backfill", "--definitions", str(home.parent / "defs.py"))[0] == 0
+    with open_workspace(Settings.for_home(home)) as ws, ws.metadata.begin() as conn:
+        rows = conn.execute(audit_log.select().where(audit_log.c.action == "feature_view.register")).mappings().all()
+    assert sorted((r["subject"], r["actor"]) for r in rows) == [
+        ("country_views:v1", cli_actor()), ("user_clicks:v1", cli_actor())]
+
+
 def test_cli_errors_are_one_line_with_the_valid_choices(home: Path) -> None:
     defs = str(home.parent / "defs.py")
     code, _, err = _run(home, "show", "nope")

@@ -11,6 +11,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from yarnit.access import cli_actor
 from yarnit.core.errors import InvalidInput
 from yarnit.features import FeatureStore, FeatureView, load_definitions, parse_key
 from yarnit.features.errors import NaiveTimestamp, UnknownFeature
@@ -140,7 +141,7 @@ def backfill(
             raise UnknownFeature(n, by_name, kind="feature view", where=definitions)
     first, last = _when(start, "--start"), _when(end, "--end")
     results = []
-    with workspace() as ws, FeatureStore(ws) as store:
+    with workspace() as ws, FeatureStore(ws, actor=cli_actor()) as store:
         for n in chosen:
             with _progress(not as_json, f"backfilling {n}") as update:
                 result = store.backfill(by_name[n], start=first, end=last, progress=update)

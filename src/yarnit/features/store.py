@@ -64,11 +64,14 @@ class FeatureStore:
         online_url: the online store (default: the workspace's ``online_store_url``).
         online: an already open online store (overrides ``online_url``).
         offline_root: where offline Parquet lives (default: ``$YARNIT_HOME/features/offline``).
+        actor: who the audit log names for definitions this store records, its own ``apply`` and the implicit
+            one of ``backfill`` (the CLI passes ``user:<os user>``; default ``cli``).
     """
 
     def __init__(self, workspace: Workspace, *, online_url: str | None = None, online: OnlineStore | None = None,
-                 offline_root: str | Path | None = None) -> None:
+                 offline_root: str | Path | None = None, actor: str = "cli") -> None:
         self.ws = workspace
+        self.actor = actor
         self.clock = workspace.clock
         self.registry = FeatureRegistry(workspace)
         self.offline = OfflineStore(Path(offline_root) if offline_root else workspace.home / "features" / "offline")
@@ -94,9 +97,10 @@ class FeatureStore:
         self.close()
 
     # --- definitions ---------------------------------------------------------------------------
-    def apply(self, views: Iterable[FeatureView], *, actor: str = "cli") -> list[ViewVersion]:
-        """Record definitions in the registry (a changed definition becomes a new version)."""
-        return self.registry.apply(views, actor=actor)
+    def apply(self, views: Iterable[FeatureView], *, actor: str | None = None) -> list[ViewVersion]:
+        """Record definitions in the registry (a changed definition becomes a new version), audited as
+        ``actor`` (default: the store's)."""
+        return self.registry.apply(views, actor=actor or self.actor)
 
     def view(self, name: str, number: int | None = None) -> FeatureView:
         """The registered view ``name`` (newest version unless ``number``)."""
