@@ -178,6 +178,7 @@ def test_lightgbm_on_dask_builds_the_partitions_on_the_workers_and_matches_the_s
     (its ``chunks()`` raises), every worker holds a shuffled piece of every part, and the model matches."""
     import pyarrow as pa
     import pyarrow.parquet as pq
+    from distributed import wait
 
     from yarnit.training import dask_parts
     from yarnit.training.chunks import FeatureChunks
@@ -192,16 +193,17 @@ def test_lightgbm_on_dask_builds_the_partitions_on_the_workers_and_matches_the_s
     _ParquetPart.calls.clear()
     columns, rows, categories = dask_parts.scan(client, chunks, None, trainer._scan)
     assert rows == [5000] * 4 and categories["day_of_week"] == ["2", "3"]
-    dx, dy = dask_parts.partitions(client, chunks, rows, columns, categories, y, 0, trainer._matrix)
-    deadline = time.monotonic() + 120  # the pieces are placed in the background: wait for them (a generous bound)
-    while True:
-        held = {worker: [k for k in keys if str(k).startswith("_take")] for worker, keys in client.has_what().items()}
-        if sum(len(keys) for keys in held.values()) == 16 or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    assert sorted(len(keys) for keys in held.values()) == [8, 8]  # x and y of a piece of each part, per worker
-    assert dx.dtype == np.float32 and dx.shape == (20_000, len(columns)) and len(_ParquetPart.calls) == 8
-    del dx, dy
+    blocks = dask_parts.partitions(client, chunks, rows, columns, categories, y, 0, trainer._matrix)
+    assert sorted(blocks) == sorted(client.scheduler_info()["workers"])
+    for worker, (xs, ys) in blocks.items():  # x and y of a piece of each part, on that worker
+        assert len(xs) == len(ys) == 4
+        wait(xs + ys, timeout=120)  # placed in the background (a generous bound)
+        assert all(list(client.who_has(xs + ys)[f.key]) == [worker] for f in xs + ys)
+    shapes = [x.shape for xs, _ in blocks.values() for x in client.gather(xs)]
+    dtypes = {x.dtype for xs, ys in blocks.values() for x in client.gather(xs + ys)}
+    assert dtypes == {np.dtype(np.float32)} and sum(r for r, _ in shapes) == 20_000
+    assert {width for _, width in shapes} == {len(columns)} and len(_ParquetPart.calls) == 8
+    del blocks
 
     distributed = trainer.fit(chunks, y, seed=0, dask_client=client)
     assert set(_ParquetPart.calls) == set(client.scheduler_info()["workers"])  # both workers read rows
