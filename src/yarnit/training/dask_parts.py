@@ -44,8 +44,10 @@ Scanner = Callable[[FeatureChunks, "dict[str, list[str]] | None"], tuple[list[An
 #: worker address -> (its feature blocks, its label blocks): futures of arrays held by that worker
 Blocks = dict[str, tuple[list[Any], list[Any]]]
 
-#: LightGBM's socket time-out (minutes) for the workers' network: how long a worker waits for the others
-NETWORK_TIME_OUT_MINUTES = 120
+#: LightGBM's socket time-out (minutes) for the workers' network: how long a worker waits for another (to
+#: connect, or for a round's histograms). lightgbm.dask uses 120; a worker whose peer failed to bind its port
+#: waits this long before the retry can run on it (one thread a worker), so it is kept short.
+NETWORK_TIME_OUT_MINUTES = 10
 
 
 def scan(client: Any, chunks: FeatureChunks, categories: dict[str, list[str]] | None, scanner: Scanner
@@ -154,7 +156,12 @@ def train(client: Any, blocks: Blocks, params: dict[str, Any], rounds: int, name
     socket network (data-parallel trees). Each worker's task is pinned to it and builds its ``Dataset`` from
     its list of blocks, never one concatenated array. If the network cannot be set up (a port taken between
     finding it free and LightGBM binding it), the training is tried once more on fresh ports."""
+    from distributed import wait
+
     workers = sorted(blocks)
+    # every block in place first, so that the workers start training together: LightGBM gives up connecting to
+    # a peer after about two minutes, and a worker still encoding would start its training task later
+    wait([f for xs, ys in blocks.values() for f in xs + ys])
     try:
         return _train_once(client, blocks, workers, params, rounds, names, cat_index)
     except Exception as first:  # noqa: BLE001 - the task's own error, re-raised below if the retry fails too
