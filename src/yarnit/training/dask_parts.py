@@ -164,7 +164,7 @@ def train(client: Any, blocks: Blocks, params: dict[str, Any], rounds: int, name
     wait([f for xs, ys in blocks.values() for f in xs + ys])
     try:
         return _train_once(client, blocks, workers, params, rounds, names, cat_index)
-    except Exception as first:  # noqa: BLE001 - the task's own error, re-raised below if the retry fails too
+    except Exception as first:  # the task's own error, re-raised unless it is a network failure
         if not _network_failure(first):
             raise
         try:
@@ -235,4 +235,4 @@ def _train_worker(xs: list[np.ndarray], ys: list[np.ndarray], *, params: dict[st
             booster.free_network()
 
 
-__all__ = ["Blocks", "NETWORK_TIME_OUT_MINUTES", "partitions", "scan", "train"]
+__all__ = ["NETWORK_TIME_OUT_MINUTES", "Blocks", "partitions", "scan", "train"]
