@@ -942,8 +942,13 @@ def training_base_rates(labels: pd.Series, slices: pd.Series) -> dict[str, Any]:
         >>> spec["table"], spec["default"]
         ({'kit': 0.0, 'yarn': 0.5}, 0.25)
     """
-    rates = labels.astype(float).groupby(slices.astype(str)).agg(["mean", "size"])
-    table = {str(k): float(row["mean"]) for k, row in rates.iterrows() if row["size"] >= MIN_SLICE_ROWS}
+    # grouped by the values, then by their text (as grouping by ``slices.astype(str)`` did: missing values are
+    # left out, values with the same text are one slice), never turning every row into text: that took 65 bytes
+    # a row, 1.1 GB of the client's train step at 90 days on Dask (issue 20)
+    per = labels.astype(float).groupby(slices, observed=True, sort=False).agg(["sum", "size"])
+    per.index = per.index.astype(object).astype(str)
+    rates = per.groupby(level=0).sum()
+    table = {str(k): float(row["sum"] / row["size"]) for k, row in rates.iterrows() if row["size"] >= MIN_SLICE_ROWS}
     return {"key": str(slices.name), "table": dict(sorted(table.items())), "default": float(labels.mean()),
             "source": "training base rate", "rows": len(labels)}
 
