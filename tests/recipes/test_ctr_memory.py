@@ -298,3 +298,26 @@ def test_training_base_rates_group_by_the_values_text_without_turning_every_row_
     finally:
         tracemalloc.stop()
     assert peak / rows < 45, peak / rows  # measured 28 bytes a row (the float labels, the group codes); text: 72
+
+
+def test_evaluate_sums_the_training_days_a_batch_at_a_time_to_what_the_whole_frame_gave(selected: Any) -> None:
+    """Issue 20: evaluate read every training row's product, label and slice columns as one frame (0.4 GB of
+    the client at 30 days). It now sums batches: the products' click rates, the overall rate, the products
+    seen and the slices' coverage are what the whole frame gave."""
+    from yarnit.evaluation import training_coverage
+
+    ctx, dataset, split = selected
+    cut = pd.Timestamp(split["holdout_from"]).date()
+    columns = ctr._slice_columns(ctx.config)
+    coverage = [c.partition("=")[0] for c in ctx.config["slices"]]
+    whole = ctr._read(ctx, dataset, ["product_id", LABEL, *columns], filters=[("day", "<", cut)])
+    summed = ctr._history(ctr._batches(ctx, dataset, ["product_id", LABEL, *columns], before=cut, rows=700),
+                          coverage)
+    expected = whole.groupby("product_id", observed=True)[LABEL].mean()
+    assert len(whole) > 2000 and summed.counts.rows == len(whole)
+    assert summed.popularity.sort_index().equals(expected.set_axis(expected.index.astype(object)).sort_index())
+    assert summed.overall_rate == float(whole[LABEL].mean())
+    assert summed.products == set(whole["product_id"].astype(object))
+    evaluation = whole.tail(500)
+    assert training_coverage(summed.counts, evaluation, coverage, distribution="d") == \
+        training_coverage(whole, evaluation, coverage, distribution="d")

@@ -58,6 +58,7 @@ from .report import EvaluationReport, MetricValue
 from .service import (
     EvaluationRequest,
     ReportBuilder,
+    TrainingCounts,
     card_for,
     evaluate_version,
     holdout_start,
@@ -145,4 +146,5 @@ __all__ = [
     "stress",
     "time_ordered_holdout",
     "training_coverage",
+    "TrainingCounts",
 ]
