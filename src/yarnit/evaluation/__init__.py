@@ -106,6 +106,7 @@ __all__ = [
     "Slice",
     "Slices",
     "StoredEvaluation",
+    "TrainingCounts",
     "UndefinedMetric",
     "UnknownMetric",
     "UnknownSliceColumn",
@@ -146,5 +147,4 @@ __all__ = [
     "stress",
     "time_ordered_holdout",
     "training_coverage",
-    "TrainingCounts",
 ]
