@@ -282,8 +282,10 @@ def _profile_back(path: Path, pieces: list[int], per_chunk: int, slices: Sequenc
             chosen.append(group)
             held += parquet.metadata.row_group(group).num_rows
         def column(name: str, chosen: list[int] = chosen) -> DatasetStatistics:
-            return profile(parquet.read_row_groups(chosen, columns=[name]), slices=[s for s in slices if s == name],
-                           workers=1)
+            # a reader of its own: one ParquetFile read from two threads fails at random ("ReadRangeCache did
+            # not find matching cache entry", a 90-day select)
+            table = pq.ParquetFile(path).read_row_groups(chosen, columns=[name])
+            return profile(table, slices=[s for s in slices if s == name], workers=1)
 
         columns: dict[str, Any] = {}
         counts: dict[str, dict[str, int]] = {}
