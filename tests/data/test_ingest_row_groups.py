@@ -103,3 +103,23 @@ def test_the_ingest_of_small_row_groups_never_holds_a_whole_chunk(tmp_path: Path
                              text=True, check=True, env=os.environ | {"PYTHONPATH": str(src)}, timeout=600)
         peaks[mode] = json.loads(out.stdout.strip().splitlines()[-1])["peak"]
     assert peaks["parts"] < 0.6 * peaks["whole"], peaks
+
+
+def test_reading_a_chunk_back_in_two_threads_never_fails(tmp_path: Path) -> None:
+    """Two columns are read back at a time. When both threads shared one ``ParquetFile``, a 90-day select
+    failed with "ReadRangeCache did not find matching cache entry" (4 of 40 reads of a 50,000-row-group file).
+    Each read has its own reader now. A race: this test failed in one of two runs on the shared reader."""
+    from yarnit.data.versions import _parquet_writer, _profile_back
+
+    path = tmp_path / "log.parquet"
+    rng = np.random.default_rng(0)
+    writer = None
+    for _ in range(16):
+        table = pa.table({f"c{k}": pa.array(rng.normal(size=20_000)) for k in range(8)}
+                         | {"s": pa.array(np.char.add("x", rng.integers(0, 10**6, 20_000).astype(str)))})
+        writer = writer or _parquet_writer(path, table.schema)
+        writer.write_table(table, row_group_size=20_000)
+    assert writer is not None
+    writer.close()
+    for _ in range(40):
+        assert len(_profile_back(path, [20_000] * 16, 4, [])) == 4
