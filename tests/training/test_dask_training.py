@@ -178,6 +178,7 @@ def test_lightgbm_on_dask_builds_the_partitions_on_the_workers_and_matches_the_s
     (its ``chunks()`` raises), every worker holds a shuffled piece of every part, and the model matches."""
     import pyarrow as pa
     import pyarrow.parquet as pq
+    from distributed import wait
 
     from yarnit.training import dask_parts
     from yarnit.training.chunks import FeatureChunks
@@ -192,16 +193,17 @@ def test_lightgbm_on_dask_builds_the_partitions_on_the_workers_and_matches_the_s
     _ParquetPart.calls.clear()
     columns, rows, categories = dask_parts.scan(client, chunks, None, trainer._scan)
     assert rows == [5000] * 4 and categories["day_of_week"] == ["2", "3"]
-    dx, dy = dask_parts.partitions(client, chunks, rows, columns, categories, y, 0, trainer._matrix)
-    deadline = time.monotonic() + 120  # the pieces are placed in the background: wait for them (a generous bound)
-    while True:
-        held = {worker: [k for k in keys if str(k).startswith("_take")] for worker, keys in client.has_what().items()}
-        if sum(len(keys) for keys in held.values()) == 16 or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    assert sorted(len(keys) for keys in held.values()) == [8, 8]  # x and y of a piece of each part, per worker
-    assert dx.dtype == np.float32 and dx.shape == (20_000, len(columns)) and len(_ParquetPart.calls) == 8
-    del dx, dy
+    blocks = dask_parts.partitions(client, chunks, rows, columns, categories, y, 0, trainer._matrix)
+    assert sorted(blocks) == sorted(client.scheduler_info()["workers"])
+    for worker, (xs, ys) in blocks.items():  # x and y of a piece of each part, on that worker
+        assert len(xs) == len(ys) == 4
+        wait(xs + ys, timeout=120)  # placed in the background (a generous bound)
+        assert all(list(client.who_has(xs + ys)[f.key]) == [worker] for f in xs + ys)
+    shapes = [x.shape for xs, _ in blocks.values() for x in client.gather(xs)]
+    dtypes = {x.dtype for xs, ys in blocks.values() for x in client.gather(xs + ys)}
+    assert dtypes == {np.dtype(np.float32)} and sum(r for r, _ in shapes) == 20_000
+    assert {width for _, width in shapes} == {len(columns)} and len(_ParquetPart.calls) == 8
+    del blocks
 
     distributed = trainer.fit(chunks, y, seed=0, dask_client=client)
     assert set(_ParquetPart.calls) == set(client.scheduler_info()["workers"])  # both workers read rows
@@ -211,3 +213,59 @@ def test_lightgbm_on_dask_builds_the_partitions_on_the_workers_and_matches_the_s
     auc = {name: roc_auc_score(y_holdout, load_predictor(m.artifact, m.artifact_format).predict_proba(records))
            for name, m in (("local", local), ("dask", distributed))}
     assert abs(auc["dask"] - auc["local"]) <= 0.002, auc
+
+
+def test_a_worker_trains_on_its_blocks_without_copying_them_into_one_array(client: Any) -> None:
+    """Issue 20: each worker builds LightGBM's Dataset from its list of float32 blocks. lightgbm.dask's
+    ``_train_part`` concatenated them first (a copy of the worker's whole share, even of one block): with
+    that path the traced memory rose by at least one share during training; now it rises by the labels only.
+    (The workers are threads of this process here, so tracemalloc sees their numpy arrays.)"""
+    import tracemalloc
+
+    from yarnit.training import dask_parts
+    from yarnit.training.chunks import FeatureChunks
+
+    rng = np.random.default_rng(3)
+    rows, width = 100_000, 80  # wide, so that a share (16 MB) dwarfs what LightGBM keeps per row (labels, scores)
+    frame = pd.DataFrame(rng.normal(size=(rows, width)), columns=[f"x{i}" for i in range(width)])
+    y = (frame["x0"] + rng.normal(size=rows) > 0).astype(int).to_numpy()
+    pieces = [frame.iloc[i:i + 10_000] for i in range(0, rows, 10_000)]
+    chunks = FeatureChunks(lambda: pieces, rows=rows)
+    trainer = make_trainer("lightgbm", num_boost_round=5)
+    columns, counts, categories = dask_parts.scan(client, chunks, None, trainer._scan)
+    blocks = dask_parts.partitions(client, chunks, counts, columns, categories, y, 0, trainer._matrix)
+    assert len(blocks) == 2 and all(len(xs) == 10 for xs, _ in blocks.values())
+    share = rows // 2 * width * 4  # one worker's float32 features
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        booster = trainer._fit_dask(client, blocks, list(columns), [], trainer.params | {"seed": 0})
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert booster.num_trees() == 5
+    # now 0.15 of a share (LightGBM's labels and scores); lightgbm.dask's path measured 2.3 to 2.45 shares
+    assert peak - before < share / 2, (peak - before, share)
+
+
+def test_a_worker_whose_port_is_taken_fails_with_a_network_error_that_training_retries() -> None:
+    """A port found free can be taken before LightGBM binds it: the worker fails at once with LightGBM's own
+    error, which :func:`dask_parts.train` recognises as a network failure (retried once on fresh ports, then an
+    Unavailable error naming the workers)."""
+    import socket
+
+    from yarnit.training import dask_parts
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        x = np.random.default_rng(0).normal(size=(1000, 3)).astype(np.float32)
+        params = {"objective": "binary", "verbose": -1, "num_threads": 1, "tree_learner": "data", "num_machines": 2,
+                  "time_out": 1, "local_listen_port": port,
+                  "machines": f"127.0.0.1:{port},127.0.0.1:{dask_parts._free_port()}"}
+        with pytest.raises(Exception, match=f"Binding port {port} failed") as failed:
+            dask_parts._train_worker([x], [(x[:, 0] > 0).astype(np.float32)], params=params, rounds=2,
+                                     names=["a", "b", "c"], cat_index=[], rank=0)
+    assert dask_parts._network_failure(failed.value)
+    assert not dask_parts._network_failure(ValueError("Binding port 1 failed"))  # only LightGBM's own errors

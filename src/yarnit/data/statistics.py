@@ -163,8 +163,8 @@ def _is_text(t: pa.DataType) -> bool:
 def _numeric_summary(table: pa.Table, names: Sequence[str]) -> dict[str, tuple[Any, ...]]:
     """count, min, max, mean, var_pop, approx distinct of each numeric or temporal column.
 
-    Moments come from Arrow's SIMD kernels; distinct counts from DuckDB's
-    HyperLogLog, all columns in one scan.
+    Moments come from Arrow's SIMD kernels (over one array, so they do not depend on the chunking);
+    distinct counts from DuckDB's HyperLogLog, all columns in one scan.
     """
     if not names:
         return {}
@@ -183,7 +183,10 @@ def _numeric_summary(table: pa.Table, names: Sequence[str]) -> dict[str, tuple[A
         mm = pc.min_max(col)
         lo, hi = mm["min"].as_py(), mm["max"].as_py()
         if _is_numeric(col.type) and present:
-            mean, var = pc.mean(col).as_py(), pc.variance(col, ddof=0).as_py()
+            # one array: Arrow sums a column chunk by chunk, so the last bit of a mean would depend on how the rows
+            # arrived (a file's row groups or an ingest's batches); one array makes it the rows' alone
+            whole = col.combine_chunks() if col.num_chunks > 1 else col
+            mean, var = pc.mean(whole).as_py(), pc.variance(whole, ddof=0).as_py()
         else:
             mean = var = None
         out[n] = (present, lo, hi, mean, var, row[i])

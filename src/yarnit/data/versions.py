@@ -261,6 +261,43 @@ def _rechunk(batches: Iterable[pa.RecordBatch | pa.Table], rows: int) -> Iterato
         yield empty
 
 
+def _profile_back(path: Path, pieces: list[int], per_chunk: int, slices: Sequence[str]) -> list[DatasetStatistics]:
+    """The profiles of a written file's chunks: each chunk is ``per_chunk`` consecutive pieces (a row group
+    each, of ``pieces[i]`` rows), read back a column at a time, so a chunk's table is never whole in memory.
+
+    :func:`profile` computes each column on its own, so a column's profile is the one the whole chunk's table
+    gives (sums in Arrow may differ in the last bit); the slices' counts are the slice columns' value counts."""
+    parquet = pq.ParquetFile(path)
+    groups = iter(range(parquet.metadata.num_row_groups))
+    out: list[DatasetStatistics] = []
+    for start in range(0, len(pieces), per_chunk):
+        rows = sum(pieces[start:start + per_chunk])
+        if not rows:  # every row of the chunk suppressed: the empty table's profile, as before
+            out.append(profile(parquet.schema_arrow.empty_table(), slices=slices, workers=1))
+            continue
+        chosen: list[int] = []
+        held = 0
+        while held < rows:  # a piece is one row group; a piece with no rows left wrote none
+            group = next(groups)
+            chosen.append(group)
+            held += parquet.metadata.row_group(group).num_rows
+        def column(name: str, chosen: list[int] = chosen) -> DatasetStatistics:
+            # a reader of its own: one ParquetFile read from two threads fails at random ("ReadRangeCache did
+            # not find matching cache entry", a 90-day select)
+            table = pq.ParquetFile(path).read_row_groups(chosen, columns=[name])
+            return profile(table, slices=[s for s in slices if s == name], workers=1)
+
+        columns: dict[str, Any] = {}
+        counts: dict[str, dict[str, int]] = {}
+        with ThreadPoolExecutor(2) as pool:  # two columns at a time, one a core
+            for part in pool.map(column, parquet.schema_arrow.names):
+                columns |= part.columns
+                counts |= part.slices
+        out.append(DatasetStatistics(row_count=rows, columns=columns,
+                                     slices={s: counts[s] for s in slices if s in counts}))
+    return out
+
+
 @dataclass
 class _Written:
     path: Path
@@ -487,9 +524,16 @@ class Datasets:
         subjects: list[pa.Array] = []
         dropped = 0
         hashes, encoding = suppressed if suppressed is not None else (pa.array([], pa.string()), "raw")
+        # Smaller row groups than profiled chunks (the ctr log's Dask parts): convert and write a row group at a
+        # time, and profile each chunk's rows afterwards, read back from the file a column at a time. The
+        # chunks profiled are the same rows as before, so the statistics are too, and the ingest never holds a
+        # whole chunk (issue 20).
+        per_chunk = chunk_rows // row_group_rows if write and row_group_rows and row_group_rows < chunk_rows \
+            and chunk_rows % row_group_rows == 0 else 0
+        written_rows: list[int] = []  # rows written of each piece converted (a row group each), when per_chunk
         try:
             with ThreadPoolExecutor(1) as pool:
-                for chunk in _rechunk(batches, chunk_rows):
+                for chunk in _rechunk(batches, row_group_rows if per_chunk else chunk_rows):
                     table = conform_table(chunk, schema, environment=environment, where=where, row_offset=rows)
                     table = apply_pii_policy(table, policy, key=key).replace_schema_metadata(None)
                     if len(hashes) and subject_column in table.column_names:
@@ -513,9 +557,12 @@ class Datasets:
                     # Profile this chunk on the other core while this one encodes Parquet. One profile at a time:
                     # the previous chunk's finishes first, so at most two chunks are held, however slowly the
                     # profiles go (issue 20).
-                    if profiles:
-                        profiles[-1].result()
-                    profiles.append(pool.submit(profile, table, slices=slices, workers=1))
+                    if per_chunk:
+                        written_rows.append(table.num_rows)
+                    else:
+                        if profiles:
+                            profiles[-1].result()
+                        profiles.append(pool.submit(profile, table, slices=slices, workers=1))
                     if subject_column is not None and subject_column in table.column_names:
                         subjects.append(pc.unique(table.column(subject_column)))
                     if writer is not None:
@@ -527,7 +574,10 @@ class Datasets:
                 if writer is not None:
                     writer.close()
                     writer = None
-                stats = merge_statistics([f.result() for f in profiles]) if profiles else None
+                if per_chunk:
+                    stats = merge_statistics(_profile_back(path, written_rows, per_chunk, slices))
+                else:
+                    stats = merge_statistics([f.result() for f in profiles]) if profiles else None
         except BaseException:
             if writer is not None:
                 writer.close()

@@ -58,6 +58,7 @@ from .report import EvaluationReport, MetricValue
 from .service import (
     EvaluationRequest,
     ReportBuilder,
+    TrainingCounts,
     card_for,
     evaluate_version,
     holdout_start,
@@ -105,6 +106,7 @@ __all__ = [
     "Slice",
     "Slices",
     "StoredEvaluation",
+    "TrainingCounts",
     "UndefinedMetric",
     "UnknownMetric",
     "UnknownSliceColumn",

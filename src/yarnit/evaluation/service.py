@@ -9,7 +9,7 @@ ranking sections. Recipes use it for their pipeline's evaluate step;
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,22 +119,50 @@ class ReportBuilder:
                                 notes=tuple(self.notes))
 
 
-def training_coverage(train: pd.DataFrame, evaluation: pd.DataFrame, columns: Sequence[str], *,
+def training_coverage(train: pd.DataFrame | TrainingCounts, evaluation: pd.DataFrame, columns: Sequence[str], *,
                       distribution: str) -> list[dict[str, Any]]:
-    """Share of each slice value in the training data vs the evaluation data (biased-data-loss check)."""
+    """Share of each slice value in the training data vs the evaluation data (biased-data-loss check).
+
+    ``train`` is the training rows, or their :class:`TrainingCounts` (counted a batch at a time)."""
+    counts = train if isinstance(train, TrainingCounts) else TrainingCounts(len(train), {
+        c: _text_counts(train[c]) for c in columns if c in train.columns}, [str(c) for c in train.columns])
     out = []
     for column in columns:
         if column not in evaluation.columns:
             raise UnknownSliceColumn(column, [str(c) for c in evaluation.columns])
-        if column not in train.columns:
-            raise UnknownSliceColumn(column, [str(c) for c in train.columns])
-        ev, tr = _text_counts(evaluation[column]), _text_counts(train[column])
+        if column not in counts.values:
+            raise UnknownSliceColumn(column, counts.columns)
+        ev, tr = _text_counts(evaluation[column]), counts.values[column]
         for value in sorted(set(ev.index) | set(tr.index)):
             e, t = int(ev.get(value, 0)), int(tr.get(value, 0))
             out.append({"distribution": distribution, "slice": f"{column}={value}", "eval_rows": e,
                         "eval_share": e / max(len(evaluation), 1), "train_rows": t,
-                        "train_share": t / max(len(train), 1)})
+                        "train_share": t / max(counts.rows, 1)})
     return out
+
+
+@dataclass(frozen=True)
+class TrainingCounts:
+    """The training rows as :func:`training_coverage` needs them: how many, and each slice column's rows per
+    value (as text). :meth:`of` counts batches, so the rows are never whole in memory (issue 20)."""
+
+    rows: int
+    values: dict[str, pd.Series]
+    columns: list[str]
+
+    @classmethod
+    def of(cls, batches: Iterable[pd.DataFrame], columns: Sequence[str]) -> TrainingCounts:
+        rows = 0
+        seen: list[str] = []
+        parts: dict[str, list[pd.Series]] = {}
+        for batch in batches:
+            rows += len(batch)
+            seen = seen or [str(c) for c in batch.columns]
+            for c in columns:
+                if c in batch.columns:
+                    parts.setdefault(c, []).append(_text_counts(batch[c]))
+        values = {c: pd.concat(found).groupby(level=0, sort=False).sum() for c, found in parts.items()}
+        return cls(rows, values, seen)
 
 
 def _text_counts(column: pd.Series) -> pd.Series:

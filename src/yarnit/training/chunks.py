@@ -23,13 +23,14 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from pandas.api.types import union_categoricals
-
 
 #: Below this resident size a full garbage collection is not worth its cost: it walks every object the process
 #: holds (in the operate demo, a server's and a monitor's too: 0.2 s a call, 5x the small pipeline's training
@@ -52,8 +53,6 @@ def release_memory() -> None:
     """Hand memory freed by Arrow's pool and by the C heap back to the system, so that the next, larger
     allocation (a trainer's matrix) does not stack on top of pages that are free but still held. Reference
     cycles are collected first only in a big process (:data:`GC_ABOVE_RSS_BYTES`)."""
-    import ctypes
-    import ctypes.util
     import gc
 
     import pyarrow as pa
@@ -62,10 +61,20 @@ def release_memory() -> None:
     if rss is None or rss >= GC_ABOVE_RSS_BYTES:
         gc.collect()
     pa.default_memory_pool().release_unused()
-    name = ctypes.util.find_library("c")
-    libc = ctypes.CDLL(name) if name else None
+    libc = _libc()
     if libc is not None and hasattr(libc, "malloc_trim"):  # glibc only
         libc.malloc_trim(0)
+
+
+@functools.cache
+def _libc() -> Any:
+    """The C library, looked up once a process: ``find_library`` runs ``ldconfig -p`` in a forked child each
+    time, and a process sampler saw each fork of a 1.2 GB Dask worker as another 1.2 GB process (issue 20)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    return ctypes.CDLL(name) if name else None
 
 
 def narrow(frame: pd.DataFrame) -> pd.DataFrame:

@@ -14,7 +14,8 @@ request-time transform), labels and a seed, and returns a
 * ``lightgbm``: text columns become category codes and the artifact is
   LightGBM's text model, which carries its category lists. Warm start
   continues boosting from the previous booster. With a Dask client, training
-  runs distributed (``DaskLGBMClassifier``).
+  runs distributed: LightGBM's data-parallel trees, one task a worker
+  (:func:`.dask_parts.train`).
 
 Every trainer records ``training["feature_importance"]``: one weight per
 column of the frame it was given, summing to 1 (:mod:`.importance`).
@@ -246,9 +247,10 @@ class LightgbmTrainer:
             names = [lightgbm_safe(str(c)) for c in columns]
             categorical = [c for c in columns if c in categories]
             cat_index = [columns.index(c) for c in categorical]
-            dx, dy = dask_parts.partitions(dask_client, parts, rows, columns, categories, y, int(params["seed"]),
+            blocks = dask_parts.partitions(dask_client, parts, rows, columns, categories, y, int(params["seed"]),
                                            self._matrix)
-            booster = self._fit_dask(dask_client, dx, dy, names, cat_index, params)
+            booster = self._fit_dask(dask_client, blocks, names, cat_index, params)
+            del blocks  # the workers drop their blocks
         else:
             x, names, categories, columns = self._encode(features, categories)
             if init_booster is not None and list(init.params.get("columns", [])) != [str(c) for c in columns]:
@@ -275,16 +277,18 @@ class LightgbmTrainer:
                                     feature_importance=imp.lightgbm_gain(booster, columns)),
         )
 
-    def _fit_dask(self, client: Any, dx: Any, dy: Any, names: list[str], cat_index: list[int],
+    def _fit_dask(self, client: Any, blocks: dask_parts.Blocks, names: list[str], cat_index: list[int],
                   params: dict[str, Any]) -> Any:
-        """Train on the cluster's workers, each on the blocks it holds (:func:`dask_parts.partitions`)."""
+        """Train on the cluster's workers, each on the blocks it holds (:func:`dask_parts.train`).
+
+        The parameters are those ``DaskLGBMClassifier`` used before (h39-h44): one thread a worker, LightGBM
+        choosing row- or column-wise histograms itself; the sklearn defaults it added are LightGBM's own."""
         import lightgbm
 
-        dask_params = {k: v for k, v in params.items() if k not in ("objective", "num_threads", "force_row_wise")}
-        model = lightgbm.DaskLGBMClassifier(client=client, n_estimators=self.num_boost_round, num_threads=1,
-                                            **dask_params)
-        model.fit(dx, dy, feature_name=names, categorical_feature=cat_index)
-        return model.booster_
+        dask_params = {k: v for k, v in params.items() if k not in ("num_threads", "force_row_wise")}
+        text = dask_parts.train(client, blocks, dask_params | {"num_threads": 1}, self.num_boost_round, names,
+                                cat_index)
+        return lightgbm.Booster(model_str=text)
 
 
 def _chunks(features: pd.DataFrame | FeatureChunks) -> FeatureChunks:
