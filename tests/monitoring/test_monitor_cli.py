@@ -122,3 +122,42 @@ def test_monitor_run_follow_stops_cleanly_on_sigterm(tmp_path):
     assert proc.returncode == 0, err.decode()
     runs = [json.loads(line) for line in out.decode().splitlines()]
     assert len(runs) == 1 and runs[0]["slos"][0]["state"] == "no_data"
+
+
+def test_a_run_still_going_after_the_stop_timeout_is_abandoned_and_the_next_start_is_clean(tmp_path):
+    """SIGTERM used to wait for the current run however long it took: the 30-minute soak's monitor, starved at
+    nice 10 beside a busy server, needed minutes a run and was killed 180 s after its SIGTERM. Here a run is
+    stuck delivering an alert to a webhook that never answers (60 s an attempt, 10 retries): with
+    --stop-timeout 1s the process ends long before the sink would let it go, and the workspace opens cleanly."""
+    import socket
+
+    home = tmp_path / "home"
+    home.mkdir()
+    silent = socket.create_server(("127.0.0.1", 0), backlog=16)  # accepts connections, never answers
+    silent.settimeout(120)
+    url = f"http://127.0.0.1:{silent.getsockname()[1]}/hook"
+    write_slos(home, sinks=[{"type": "webhook", "url": url, "timeout_s": 60, "retries": 10}])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("YARNIT_")} | {"YARNIT_HOME": str(home)}
+    proc = subprocess.Popen([sys.executable, "-m", "yarnit", "monitor", "run", "--follow", "--interval", "1h",
+                             "--stop-timeout", "1s", "--json"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    held = []
+    try:
+        held.append(silent.accept()[0])  # the run is delivering its first alert, and will wait for an answer
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=90)  # the sink alone would hold it for 10+ minutes
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for conn in held:
+            conn.close()
+        silent.close()
+    assert proc.returncode == 0, err.decode()
+    assert "was abandoned" in err.decode() and "the next start redoes it" in err.decode()
+    assert out.decode().strip() == ""  # no run finished
+    write_slos(home, sinks=[{"type": "log"}])
+    result = subprocess.run([sys.executable, "-m", "yarnit", "monitor", "run", "--json"], env=env,
+                            capture_output=True, timeout=300)
+    assert result.returncode == 0, result.stderr.decode()
+    assert [s["slo"] for s in json.loads(result.stdout)["slos"]] == ["ctr-availability"]

@@ -1,7 +1,13 @@
 """``yarnit monitor run [--follow]``: evaluate the workspace's SLOs, open and resolve alerts, send them.
 
 Once by default; with ``--follow`` every ``--interval`` until SIGTERM or
-SIGINT (Ctrl-C), which end it cleanly after the current run. It lowers its
+SIGINT (Ctrl-C), which end it cleanly after the current run. A run still going
+``--stop-timeout`` after the signal (30 s by default: an orchestrator's grace
+period; a starved run can take minutes, an alert sink up to retries × timeout)
+is abandoned, and a second signal abandons it at once. That is safe because a
+run writes nothing half-way (atomic files, transactions), the same property
+that lets ``kill -9`` stop it: the state stays the previous run's and the next
+start redoes the abandoned one. It lowers its
 own CPU priority (``--nice 10`` by default): a server beside it on the same
 cores is scheduled first (see docs/benchmarks.md for what that buys). The SLO file is
 the workspace's (``$YARNIT_HOME/slos.yaml``, written by ``yarnit slo apply``);
@@ -11,6 +17,7 @@ alert sinks come from its ``alerts.sinks`` plus ``--webhook`` and
 
 from __future__ import annotations
 
+import _thread
 import json
 import signal
 import sys
@@ -24,8 +31,8 @@ from .common import JSON_OPTION, cli_errors, console, emit, plain, workspace
 from .monitor import app
 
 
-def parse_interval(text: str) -> float:
-    """Seconds in ``30s``, ``1m``, ``5m``, ``1h`` (at least 1 s, at most a day)."""
+def parse_interval(text: str, option: str = "--interval", least_s: float = 1.0) -> float:
+    """Seconds in ``30s``, ``1m``, ``5m``, ``1h`` (at least ``least_s``, at most a day)."""
     from yarnit.core.errors import InvalidInput
 
     units = {"s": 1, "m": 60, "h": 3600}
@@ -35,9 +42,14 @@ def parse_interval(text: str) -> float:
         seconds = float(number) * units[unit]
     except ValueError:
         seconds = -1.0
-    if not 1 <= seconds <= 86400:
-        raise InvalidInput(f"--interval must be a duration from 1s to 24h such as 30s, 1m or 5m, got {text!r}.")
+    if not least_s <= seconds <= 86400:
+        raise InvalidInput(f"{option} must be a duration from {least_s:g}s to 24h such as 30s, 1m or 5m, "
+                           f"got {text!r}.")
     return seconds
+
+
+class _Abandon(BaseException):
+    """Raised in the main thread to abandon a run (a BaseException, so no ``except Exception`` keeps it)."""
 
 
 def load_spec(home: Any) -> Any:
@@ -61,6 +73,9 @@ def run(follow: bool = typer.Option(False, "--follow", help="Keep running every 
         nice: int = typer.Option(10, "--nice", min=0, max=19,
                                  help="Lower this process's CPU priority by this much (0: unchanged), so that a "
                                       "server on the same cores keeps its latency."),
+        stop_timeout: str = typer.Option("30s", "--stop-timeout",
+                                         help="With --follow: how long a run may go on after SIGTERM/Ctrl-C "
+                                              "before it is abandoned (0s: at once; a second signal too)."),
         as_json: bool = JSON_OPTION) -> None:
     """Evaluate every SLO of the workspace, open/resolve alerts and send them to the sinks."""
     from yarnit.monitoring.alerts import build_sinks
@@ -69,6 +84,7 @@ def run(follow: bool = typer.Option(False, "--follow", help="Keep running every 
     from yarnit.monitoring.workspace import monitoring_dir
 
     seconds = parse_interval(interval)
+    grace_s = parse_interval(stop_timeout, "--stop-timeout", 0.0)
     if nice:
         import os
 
@@ -88,10 +104,21 @@ def run(follow: bool = typer.Option(False, "--follow", help="Keep running every 
             report = monitor.run_once()
             emit(report, as_json, lambda: _human(report))
             return
-        stop = threading.Event()
+        stop, done = threading.Event(), threading.Event()
+        timers: list[threading.Timer] = []
 
         def _stop(signum: int, _frame: Any) -> None:
+            if done.is_set():  # follow() has returned: nothing left to abandon
+                return
+            if stop.is_set():  # the second signal, or the grace period's end: abandon the run now
+                raise _Abandon
             stop.set()
+            # a run in progress gets grace_s to finish; then the main thread gets this signal again, and this
+            # handler abandons the run (interrupt_main does nothing once the default handler is back)
+            timer = threading.Timer(grace_s, _thread.interrupt_main, (signum,))
+            timer.daemon = True
+            timers.append(timer)
+            timer.start()
 
         previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
 
@@ -102,12 +129,21 @@ def run(follow: bool = typer.Option(False, "--follow", help="Keep running every 
             else:
                 _human(report)
 
+        runs, abandoned = 0, False
         try:
             runs = monitor.follow(seconds, stop=stop, on_run=on_run)
+        except _Abandon:
+            abandoned = True
         finally:
+            done.set()
+            for timer in timers:
+                timer.cancel()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-        if not as_json:
+        if abandoned:
+            print(f"monitor: a run still going {grace_s:g} s after the stop signal was abandoned; it wrote nothing "
+                  "half-way, and the next start redoes it", file=sys.stderr, flush=True)
+        elif not as_json:
             console.print(f"monitor stopped after {runs} run(s)")
     finally:
         ws.close()
