@@ -141,8 +141,9 @@ def run(follow: bool = typer.Option(False, "--follow", help="Keep running every 
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         if abandoned:
-            print(f"monitor: a run still going {grace_s:g} s after the stop signal was abandoned; it wrote nothing "
-                  "half-way, and the next start redoes it", file=sys.stderr, flush=True)
+            print(f"monitor: the run in progress was abandoned (a second stop signal, or still going {grace_s:g} s "
+                  "after the first); it wrote nothing half-way, and the next start redoes it", file=sys.stderr,
+                  flush=True)
         elif not as_json:
             console.print(f"monitor stopped after {runs} run(s)")
     finally:
