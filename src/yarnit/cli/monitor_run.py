@@ -17,7 +17,6 @@ alert sinks come from its ``alerts.sinks`` plus ``--webhook`` and
 
 from __future__ import annotations
 
-import _thread
 import json
 import signal
 import sys
@@ -107,15 +106,19 @@ def run(follow: bool = typer.Option(False, "--follow", help="Keep running every 
         stop, done = threading.Event(), threading.Event()
         timers: list[threading.Timer] = []
 
+        def _signal_main(signum: int) -> None:
+            if not done.is_set():
+                signal.pthread_kill(threading.main_thread().ident or 0, signum)
+
         def _stop(signum: int, _frame: Any) -> None:
             if done.is_set():  # follow() has returned: nothing left to abandon
                 return
             if stop.is_set():  # the second signal, or the grace period's end: abandon the run now
                 raise _Abandon
             stop.set()
-            # a run in progress gets grace_s to finish; then the main thread gets this signal again, and this
-            # handler abandons the run (interrupt_main does nothing once the default handler is back)
-            timer = threading.Timer(grace_s, _thread.interrupt_main, (signum,))
+            # a run in progress gets grace_s to finish; then the main thread gets this signal again (a real one,
+            # so that a blocking read, an alert sink's, returns EINTR at once) and this handler abandons the run
+            timer = threading.Timer(grace_s, _signal_main, (signum,))
             timer.daemon = True
             timers.append(timer)
             timer.start()
@@ -136,8 +139,9 @@ def run(follow: bool = typer.Option(False, "--follow", help="Keep running every 
             abandoned = True
         finally:
             done.set()
-            for timer in timers:
+            for timer in timers:  # joined: a signal a timer sent reaches this handler, never the restored default
                 timer.cancel()
+                timer.join()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         if abandoned:
